@@ -1,0 +1,320 @@
+/**
+ * Zod schemas for the Mesos v1 JSON messages corral accepts from outside
+ * (frameworks, operators, agents). Unknown fields of calls are dropped; task
+ * definitions keep them so agents see what the framework sent.
+ */
+import { z } from 'zod';
+
+// uint64/int64 may arrive as JSON numbers or as strings (protobuf JSON mapping).
+const int64 = z.union([z.number().int(), z.string().regex(/^-?\d+$/, 'expected an integer').transform(Number)]);
+const uint = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/, 'expected a non-negative integer').transform(Number)]);
+
+export const ROLE_PATTERN = /^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$/;
+
+/** Why a role name is invalid, or undefined when it is fine. */
+export function validateRoleName(role: string): string | undefined {
+  if (!ROLE_PATTERN.test(role)) return `role "${role.slice(0, 80)}" must be "*" or 1-64 characters of letters, digits, "_", "." and "-", not starting with "." or "-"`;
+  if (role === '.' || role === '..') return `role "${role}" is reserved`;
+  return undefined;
+}
+
+export const roleSchema = z.string().superRefine((r, ctx) => {
+  const why = validateRoleName(r);
+  if (why) ctx.addIssue({ code: 'custom', message: why });
+});
+
+export const idSchema = z.object({ value: z.string().min(1, 'id must not be empty').max(255, 'id is too long') });
+export type V1Id = z.infer<typeof idSchema>;
+
+export const labelsSchema = z.object({ labels: z.array(z.object({ key: z.string().max(1024), value: z.string().max(65536).optional() })).max(256).optional() });
+
+const reservationSchema = z.object({
+  type: z.enum(['STATIC', 'DYNAMIC']).optional(),
+  role: roleSchema.optional(),
+  principal: z.string().max(1024).optional(),
+  labels: labelsSchema.optional(),
+});
+export type V1Reservation = z.infer<typeof reservationSchema>;
+
+const diskSchema = z.looseObject({
+  persistence: z.object({ id: z.string().min(1).max(255), principal: z.string().max(1024).optional() }).optional(),
+  volume: z.looseObject({ container_path: z.string().min(1).max(4096), mode: z.enum(['RW', 'RO']).optional() }).optional(),
+  source: z.looseObject({ type: z.string() }).optional(),
+});
+export type V1DiskInfo = z.infer<typeof diskSchema>;
+
+const rangeSchema = z.object({ begin: uint, end: uint }).refine((r) => r.end >= r.begin, 'range end must not be below its begin');
+
+export const v1ResourceSchema = z
+  .object({
+    name: z.string().min(1).max(128).regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'resource name must be letters, digits, "_", "." or "-"'),
+    type: z.enum(['SCALAR', 'RANGES', 'SET']),
+    scalar: z.object({ value: z.number().finite().nonnegative().max(1e15) }).optional(),
+    ranges: z.object({ range: z.array(rangeSchema).max(10000) }).optional(),
+    set: z.object({ item: z.array(z.string().max(1024)).max(10000) }).optional(),
+    role: roleSchema.optional(),
+    reservation: z.object({ principal: z.string().max(1024).optional(), labels: labelsSchema.optional() }).optional(),
+    reservations: z.array(reservationSchema).max(1, 'corral roles are flat: at most one reservation per resource').optional(),
+    disk: diskSchema.optional(),
+    revocable: z.object({}).optional(),
+    allocation_info: z.object({ role: roleSchema.optional() }).optional(),
+    shared: z.object({}).optional(),
+  })
+  .superRefine((r, ctx) => {
+    const want = r.type === 'SCALAR' ? 'scalar' : r.type === 'RANGES' ? 'ranges' : 'set';
+    if (r[want] === undefined) ctx.addIssue({ code: 'custom', message: `resource "${r.name}" of type ${r.type} needs a "${want}" value` });
+    if (r.shared !== undefined) ctx.addIssue({ code: 'custom', message: 'shared resources are not supported' });
+  });
+export type V1Resource = z.infer<typeof v1ResourceSchema>;
+export const v1ResourceListSchema = z.array(v1ResourceSchema).max(1000);
+
+export const attributeSchema = z.object({
+  name: z.string().min(1).max(128),
+  type: z.enum(['SCALAR', 'RANGES', 'SET', 'TEXT']),
+  scalar: z.object({ value: z.number().finite() }).optional(),
+  ranges: z.object({ range: z.array(rangeSchema) }).optional(),
+  set: z.object({ item: z.array(z.string()) }).optional(),
+  text: z.object({ value: z.string().max(4096) }).optional(),
+});
+export type V1Attribute = z.infer<typeof attributeSchema>;
+
+export const durationSchema = z.object({ nanoseconds: int64 });
+
+export const frameworkCapabilitySchema = z.object({
+  type: z.enum([
+    'UNKNOWN', 'REVOCABLE_RESOURCES', 'TASK_KILLING_STATE', 'GPU_RESOURCES', 'SHARED_RESOURCES', 'PARTITION_AWARE',
+    'MULTI_ROLE', 'RESERVATION_REFINEMENT', 'REGION_AWARE',
+  ]),
+});
+
+export const frameworkInfoSchema = z.object({
+  user: z.string().max(256).default(''),
+  name: z.string().min(1, 'framework name must not be empty').max(256),
+  id: idSchema.optional(),
+  failover_timeout: z.number().finite().nonnegative().max(365 * 24 * 3600).optional(),
+  checkpoint: z.boolean().optional(),
+  role: roleSchema.optional(),
+  roles: z.array(roleSchema).max(100).optional(),
+  hostname: z.string().max(256).optional(),
+  principal: z.string().max(256).optional(),
+  webui_url: z.string().max(4096).optional(),
+  capabilities: z.array(frameworkCapabilitySchema).max(32).optional(),
+  labels: labelsSchema.optional(),
+});
+export type V1FrameworkInfo = z.infer<typeof frameworkInfoSchema>;
+
+const environmentSchema = z.looseObject({
+  variables: z.array(z.looseObject({ name: z.string().min(1).max(1024), value: z.string().max(65536).optional(), type: z.string().optional() })).max(1000).optional(),
+});
+
+export const commandInfoSchema = z.looseObject({
+  shell: z.boolean().optional(),
+  value: z.string().max(65536).optional(),
+  arguments: z.array(z.string().max(65536)).max(10000).optional(),
+  user: z.string().max(256).optional(),
+  environment: environmentSchema.optional(),
+  uris: z.array(z.looseObject({ value: z.string() })).optional(),
+});
+
+export const volumeSchema = z.looseObject({
+  container_path: z.string().min(1).max(4096),
+  host_path: z.string().max(4096).optional(),
+  mode: z.enum(['RW', 'RO']).optional(),
+  source: z
+    .looseObject({
+      type: z.enum(['DOCKER_VOLUME', 'SANDBOX_PATH', 'HOST_PATH', 'SECRET', 'CSI_VOLUME', 'UNKNOWN']).optional(),
+      docker_volume: z.looseObject({ driver: z.string().max(256).optional(), name: z.string().min(1).max(256), driver_options: z.looseObject({}).optional() }).optional(),
+      sandbox_path: z.looseObject({ type: z.string().optional(), path: z.string().max(4096) }).optional(),
+    })
+    .optional(),
+});
+
+export const networkInfoSchema = z.looseObject({
+  name: z.string().max(256).optional(),
+  ip_addresses: z.array(z.looseObject({ protocol: z.enum(['IPv4', 'IPv6']).optional(), ip_address: z.string().max(64).optional() })).optional(),
+  labels: labelsSchema.optional(),
+  port_mappings: z.array(z.looseObject({ host_port: uint, container_port: uint, protocol: z.string().optional() })).optional(),
+});
+
+export const containerInfoSchema = z.looseObject({
+  type: z.enum(['DOCKER', 'MESOS']),
+  volumes: z.array(volumeSchema).max(100).optional(),
+  hostname: z.string().max(255).optional(),
+  docker: z.looseObject({ image: z.string().min(1).max(1024) }).optional(),
+  mesos: z.looseObject({ image: z.looseObject({}).optional() }).optional(),
+  network_infos: z.array(networkInfoSchema).max(16).optional(),
+});
+
+export const healthCheckSchema = z.looseObject({
+  type: z.enum(['COMMAND', 'HTTP', 'TCP']).optional(),
+  delay_seconds: z.number().finite().nonnegative().optional(),
+  interval_seconds: z.number().finite().positive().optional(),
+  timeout_seconds: z.number().finite().positive().optional(),
+  consecutive_failures: z.number().int().nonnegative().optional(),
+  grace_period_seconds: z.number().finite().nonnegative().optional(),
+  command: commandInfoSchema.optional(),
+  http: z.looseObject({ port: uint, path: z.string().max(4096).optional(), scheme: z.string().optional() }).optional(),
+  tcp: z.looseObject({ port: uint }).optional(),
+});
+
+export const discoverySchema = z.looseObject({
+  visibility: z.enum(['FRAMEWORK', 'CLUSTER', 'EXTERNAL']).optional(),
+  name: z.string().max(253).optional(),
+  ports: z.object({ ports: z.array(z.looseObject({ number: uint, name: z.string().max(63).optional(), protocol: z.string().max(8).optional() })).max(100) }).optional(),
+  labels: labelsSchema.optional(),
+});
+
+export const taskInfoSchema = z
+  .looseObject({
+    name: z.string().min(1, 'task name must not be empty').max(1024),
+    task_id: idSchema,
+    agent_id: idSchema,
+    resources: v1ResourceListSchema,
+    command: commandInfoSchema.optional(),
+    container: containerInfoSchema.optional(),
+    executor: z.looseObject({}).optional(),
+    health_check: healthCheckSchema.optional(),
+    kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional(),
+    data: z.string().max(1024 * 1024).optional(),
+    labels: labelsSchema.optional(),
+    discovery: discoverySchema.optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (!t.command && !t.executor && !t.container?.docker) ctx.addIssue({ code: 'custom', message: `task "${t.task_id.value}" needs a command, an executor or a docker image` });
+  });
+export type V1TaskInfo = z.infer<typeof taskInfoSchema>;
+
+export const filtersSchema = z.object({ refuse_seconds: z.number().finite().nonnegative().max(365 * 24 * 3600).optional() });
+
+export const operationSchema = z
+  .object({
+    type: z.enum(['LAUNCH', 'LAUNCH_GROUP', 'RESERVE', 'UNRESERVE', 'CREATE', 'DESTROY']),
+    id: idSchema.optional(),
+    launch: z.object({ task_infos: z.array(taskInfoSchema).max(10000) }).optional(),
+    launch_group: z.object({ executor: z.looseObject({}), task_group: z.object({ tasks: z.array(taskInfoSchema) }) }).optional(),
+    reserve: z.object({ resources: v1ResourceListSchema, source: v1ResourceListSchema.optional() }).optional(),
+    unreserve: z.object({ resources: v1ResourceListSchema }).optional(),
+    create: z.object({ volumes: v1ResourceListSchema }).optional(),
+    destroy: z.object({ volumes: v1ResourceListSchema }).optional(),
+  })
+  .superRefine((op, ctx) => {
+    const field = op.type.toLowerCase() as 'launch' | 'launch_group' | 'reserve' | 'unreserve' | 'create' | 'destroy';
+    if (op[field] === undefined) ctx.addIssue({ code: 'custom', message: `operation ${op.type} needs a "${field}" field` });
+  });
+export type V1Operation = z.infer<typeof operationSchema>;
+
+const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').max(10000);
+
+export const schedulerCallSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
+  z.object({ type: z.literal('TEARDOWN'), framework_id: idSchema }),
+  z.object({ type: z.literal('ACCEPT'), framework_id: idSchema, accept: z.object({ offer_ids: offerIds, operations: z.array(operationSchema).max(10000).default([]), filters: filtersSchema.optional() }) }),
+  z.object({ type: z.literal('DECLINE'), framework_id: idSchema, decline: z.object({ offer_ids: offerIds, filters: filtersSchema.optional() }) }),
+  z.object({ type: z.literal('REVIVE'), framework_id: idSchema, revive: z.object({ role: roleSchema.optional(), roles: z.array(roleSchema).optional() }).optional() }),
+  z.object({ type: z.literal('SUPPRESS'), framework_id: idSchema, suppress: z.object({ roles: z.array(roleSchema).optional() }).optional() }),
+  z.object({ type: z.literal('KILL'), framework_id: idSchema, kill: z.object({ task_id: idSchema, agent_id: idSchema.optional(), kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional() }) }),
+  z.object({ type: z.literal('SHUTDOWN'), framework_id: idSchema, shutdown: z.object({ executor_id: idSchema, agent_id: idSchema }) }),
+  z.object({ type: z.literal('ACKNOWLEDGE'), framework_id: idSchema, acknowledge: z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) }) }),
+  z.object({ type: z.literal('RECONCILE'), framework_id: idSchema, reconcile: z.object({ tasks: z.array(z.object({ task_id: idSchema, agent_id: idSchema.optional() })).max(100000).default([]) }).optional() }),
+  z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
+  z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),
+]);
+export type V1SchedulerCall = z.infer<typeof schedulerCallSchema>;
+export const SCHEDULER_CALL_TYPES = schedulerCallSchema.options.map((o) => o.shape.type.value);
+
+export const taskStateSchema = z.enum([
+  'TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED',
+  'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_UNREACHABLE', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN',
+]);
+export type V1TaskState = z.infer<typeof taskStateSchema>;
+
+export const taskStatusSchema = z.looseObject({
+  task_id: idSchema,
+  state: taskStateSchema,
+  message: z.string().max(65536).optional(),
+  source: z.enum(['SOURCE_MASTER', 'SOURCE_AGENT', 'SOURCE_EXECUTOR']).optional(),
+  reason: z.string().max(128).optional(),
+  data: z.string().max(1024 * 1024).optional(),
+  agent_id: idSchema.optional(),
+  executor_id: idSchema.optional(),
+  timestamp: z.number().finite().optional(),
+  uuid: z.string().max(256).optional(),
+  healthy: z.boolean().optional(),
+  labels: labelsSchema.optional(),
+  container_status: z.looseObject({ network_infos: z.array(networkInfoSchema).optional() }).optional(),
+});
+export type V1TaskStatus = z.infer<typeof taskStatusSchema>;
+
+export const quotaConfigSchema = z.object({
+  role: roleSchema.refine((r) => r !== '*', 'quota cannot be set on the "*" role'),
+  guarantees: z.record(z.string().min(1).max(128), z.object({ value: z.number().finite().nonnegative() })).optional(),
+  limits: z.record(z.string().min(1).max(128), z.object({ value: z.number().finite().nonnegative() })).optional(),
+});
+export type V1QuotaConfig = z.infer<typeof quotaConfigSchema>;
+
+export const operatorCallSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('GET_HEALTH') }),
+  z.object({ type: z.literal('GET_VERSION') }),
+  z.object({ type: z.literal('GET_STATE') }),
+  z.object({ type: z.literal('GET_AGENTS') }),
+  z.object({ type: z.literal('GET_FRAMEWORKS') }),
+  z.object({ type: z.literal('GET_TASKS') }),
+  z.object({ type: z.literal('GET_ROLES') }),
+  z.object({ type: z.literal('GET_WEIGHTS') }),
+  z.object({ type: z.literal('GET_QUOTA') }),
+  z.object({ type: z.literal('GET_MASTER') }),
+  z.object({ type: z.literal('SUBSCRIBE') }),
+  z.object({ type: z.literal('RESERVE_RESOURCES'), reserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1), source: v1ResourceListSchema.optional() }) }),
+  z.object({ type: z.literal('UNRESERVE_RESOURCES'), unreserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1) }) }),
+  z.object({ type: z.literal('CREATE_VOLUMES'), create_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
+  z.object({ type: z.literal('DESTROY_VOLUMES'), destroy_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
+  z.object({ type: z.literal('UPDATE_WEIGHTS'), update_weights: z.object({ weight_infos: z.array(z.object({ role: roleSchema, weight: z.number().finite().positive().max(1e6) })).min(1).max(1000) }) }),
+  z.object({ type: z.literal('UPDATE_QUOTA'), update_quota: z.object({ force: z.boolean().optional(), quota_configs: z.array(quotaConfigSchema).min(1).max(1000) }) }),
+  z.object({ type: z.literal('MARK_AGENT_GONE'), mark_agent_gone: z.object({ agent_id: idSchema }) }),
+  z.object({ type: z.literal('TEARDOWN'), teardown: z.object({ framework_id: idSchema }) }),
+]);
+export type V1OperatorCall = z.infer<typeof operatorCallSchema>;
+export const OPERATOR_CALL_TYPES = operatorCallSchema.options.map((o) => o.shape.type.value);
+
+// ---- agent protocol (corral's own, shaped like the v1 APIs) ---------------
+
+export const agentInfoSchema = z.object({
+  hostname: z.string().min(1).max(255),
+  port: z.number().int().min(0).max(65535).optional(),
+  /** Where the agent's own API listens, for logs and `corral logs`. */
+  url: z.string().max(1024).optional(),
+  resources: v1ResourceListSchema,
+  attributes: z.array(attributeSchema).max(256).default([]),
+  id: idSchema.optional(),
+});
+export type V1AgentInfo = z.infer<typeof agentInfoSchema>;
+
+export const agentTaskSchema = z.looseObject({
+  framework_id: idSchema,
+  task: taskInfoSchema,
+  /** Latest status the agent knows for the task. */
+  status: taskStatusSchema,
+  /** Updates not yet acknowledged by the framework, oldest first. */
+  pending_updates: z.array(taskStatusSchema).max(1000).optional(),
+});
+
+export const agentCallSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('REGISTER'),
+    register: z.object({
+      agent_info: agentInfoSchema,
+      version: z.string().max(64).optional(),
+      tasks: z.array(agentTaskSchema).max(100000).default([]),
+      frameworks: z.array(frameworkInfoSchema).max(10000).default([]),
+      /** Revocable (oversubscribed) resources the agent estimates it can lend. */
+      oversubscribed: v1ResourceListSchema.optional(),
+    }),
+  }),
+  z.object({ type: z.literal('UPDATE'), agent_id: idSchema, update: z.object({ updates: z.array(z.object({ framework_id: idSchema, status: taskStatusSchema })).min(1).max(100000) }) }),
+  z.object({ type: z.literal('HEARTBEAT'), agent_id: idSchema }),
+  z.object({ type: z.literal('UPDATE_OVERSUBSCRIBED'), agent_id: idSchema, update_oversubscribed: z.object({ resources: v1ResourceListSchema }) }),
+  z.object({ type: z.literal('UNREGISTER'), agent_id: idSchema }),
+  z.object({ type: z.literal('MESSAGE'), agent_id: idSchema, message: z.object({ framework_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
+]);
+export type V1AgentCall = z.infer<typeof agentCallSchema>;
+export const AGENT_CALL_TYPES = agentCallSchema.options.map((o) => o.shape.type.value);

@@ -1,0 +1,104 @@
+/**
+ * Mesos v1 JSON shapes as corral emits them. Inputs are defined (and
+ * validated) in v1-schema.ts; this file adds what only flows outward.
+ */
+export type {
+  V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus,
+  V1TaskState, V1Operation, V1SchedulerCall, V1OperatorCall, V1AgentCall, V1AgentInfo, V1QuotaConfig,
+} from './v1-schema.js';
+import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1AgentInfo } from './v1-schema.js';
+
+export interface V1Offer {
+  id: V1Id;
+  framework_id: V1Id;
+  agent_id: V1Id;
+  hostname: string;
+  resources: V1Resource[];
+  attributes: V1Attribute[];
+  executor_ids: V1Id[];
+  allocation_info: { role: string };
+  url?: { scheme: string; address: { hostname: string; port: number }; path: string };
+}
+
+export interface V1MasterInfo {
+  id: string;
+  ip: number;
+  port: number;
+  hostname: string;
+  version: string;
+  address: { hostname: string; ip: string; port: number };
+}
+
+export type SchedulerEvent =
+  | { type: 'SUBSCRIBED'; subscribed: { framework_id: V1Id; heartbeat_interval_seconds: number; master_info: V1MasterInfo } }
+  | { type: 'OFFERS'; offers: { offers: V1Offer[] } }
+  | { type: 'RESCIND'; rescind: { offer_id: V1Id } }
+  | { type: 'UPDATE'; update: { status: V1TaskStatus } }
+  | { type: 'MESSAGE'; message: { agent_id: V1Id; executor_id: V1Id; data: string } }
+  | { type: 'FAILURE'; failure: { agent_id?: V1Id; executor_id?: V1Id; status?: number } }
+  | { type: 'ERROR'; error: { message: string } }
+  | { type: 'HEARTBEAT' };
+
+/** A task as the operator API reports it. */
+export interface V1Task {
+  name: string;
+  task_id: V1Id;
+  framework_id: V1Id;
+  agent_id: V1Id;
+  state: V1TaskState;
+  resources: V1Resource[];
+  statuses: V1TaskStatus[];
+  status_update_state?: V1TaskState;
+  status_update_uuid?: string;
+  labels?: V1TaskInfo['labels'];
+  discovery?: V1TaskInfo['discovery'];
+  container?: V1TaskInfo['container'];
+  health_check?: V1TaskInfo['health_check'];
+  kill_policy?: V1TaskInfo['kill_policy'];
+  role?: string;
+}
+
+export interface V1AgentSummary {
+  agent_info: V1AgentInfo & { id: V1Id };
+  active: boolean;
+  deactivated: boolean;
+  version: string;
+  registered_time?: { nanoseconds: number };
+  reregistered_time?: { nanoseconds: number };
+  total_resources: V1Resource[];
+  allocated_resources: V1Resource[];
+  offered_resources: V1Resource[];
+}
+
+export interface V1FrameworkSummary {
+  framework_info: V1FrameworkInfo & { id: V1Id };
+  active: boolean;
+  connected: boolean;
+  recovered: boolean;
+  registered_time?: { nanoseconds: number };
+  reregistered_time?: { nanoseconds: number };
+  unregistered_time?: { nanoseconds: number };
+  offers: V1Offer[];
+  allocated_resources: V1Resource[];
+  offered_resources: V1Resource[];
+}
+
+export type AgentEvent =
+  | { type: 'REGISTERED'; registered: { agent_id: V1Id; heartbeat_interval_seconds: number; master_info: V1MasterInfo; checkpointed_resources: V1Resource[] } }
+  | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[] } }
+  | { type: 'KILL'; kill: { framework_id: V1Id; task_id: V1Id; kill_policy?: V1TaskInfo['kill_policy'] } }
+  | { type: 'ACKNOWLEDGE'; acknowledge: { framework_id: V1Id; task_id: V1Id; uuid: string } }
+  | { type: 'APPLY_OPERATIONS'; apply_operations: { checkpointed_resources: V1Resource[] } }
+  | { type: 'SHUTDOWN_FRAMEWORK'; shutdown_framework: { framework_id: V1Id } }
+  | { type: 'MESSAGE'; message: { framework_id: V1Id; executor_id: V1Id; data: string } }
+  | { type: 'RECONCILE_TASKS'; reconcile_tasks: { tasks: { framework_id: V1Id; task_id: V1Id }[] } }
+  | { type: 'SHUTDOWN'; shutdown: { message: string } }
+  | { type: 'HEARTBEAT' };
+
+export const TERMINAL_STATES: ReadonlySet<V1TaskState> = new Set<V1TaskState>([
+  'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR',
+]);
+
+export const isTerminal = (s: V1TaskState): boolean => TERMINAL_STATES.has(s);
+
+export const nanos = (ms: number): { nanoseconds: number } => ({ nanoseconds: Math.round(ms * 1e6) });
