@@ -9,5 +9,6 @@ export default defineConfig({
     fileParallelism: false,
     pool: 'forks',
     reporters: ['default'],
+    env: { CORRAL_LOG_LEVEL: process.env.CORRAL_LOG_LEVEL ?? 'warn' },
   },
 });

@@ -1,0 +1,50 @@
+/**
+ * corral master — run the master daemon.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../../common/config.js';
+import { configureLogging } from '../../common/log.js';
+import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
+import { startMaster } from '../../core-scheduler/src/master/daemon.js';
+import { intOption } from '../parse.js';
+
+export function registerMaster(program: Command): void {
+  program
+    .command('master')
+    .description('run the master: allocator, scheduler/operator/agent APIs, registry')
+    .option('--config <file>', 'YAML/JSON config file')
+    .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
+    .option('--port <n>', 'port to listen on (default 5050)', intOption('--port', 0, 65535))
+    .option('--advertise-host <name>', 'host name agents and frameworks see')
+    .option('--work-dir <dir>', 'state directory (default /var/lib/corral/master)')
+    .option('--credentials <file>', 'security file: credentials and ACLs')
+    .option('--no-auth', 'turn authentication off (local use only)')
+    .option('--store-backend <name>', 'embedded or etcd')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
+    .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .action(async (o: Record<string, unknown>) => {
+      const flags: Record<string, unknown> = {
+        host: o.host,
+        port: o.port,
+        advertiseHost: o.advertiseHost,
+        workDir: o.workDir,
+        credentials: o.credentials,
+        noAuth: o.auth === false ? true : undefined,
+        log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
+        agents: o.agentUnreachableTimeout !== undefined ? { unreachableTimeoutMs: o.agentUnreachableTimeout } : undefined,
+      };
+      if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
+      const config = loadConfig(masterConfigSchema, { file: o.config as string | undefined, flags });
+      configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
+      const running = await startMaster(config);
+      process.stdout.write(`corral master listening on ${running.url}\n`);
+      const stop = async (): Promise<void> => {
+        await running.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+}

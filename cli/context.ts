@@ -1,0 +1,45 @@
+/**
+ * What every client subcommand needs: where the master is, who we are,
+ * and whether to print JSON. Flags beat environment beat the security file.
+ */
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadSecurity } from '../core-scheduler/src/master/auth.js';
+import { OperatorClient } from '../core-scheduler/src/client/operator-client.js';
+
+export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
+
+export interface GlobalOptions {
+  master: string;
+  json: boolean;
+  principal?: string;
+  secret?: string;
+  credentials?: string;
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
+  return {
+    master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
+    json: o.json ?? false,
+    ...(o.principal ?? process.env.CORRAL_PRINCIPAL ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
+    ...(o.secret ?? process.env.CORRAL_SECRET ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),
+    ...(o.credentials ?? process.env.CORRAL_CREDENTIALS ? { credentials: o.credentials ?? process.env.CORRAL_CREDENTIALS } : {}),
+  };
+}
+
+/** Principal and secret: explicit ones, else the first operator of the security file (if there is one). */
+export function identity(g: GlobalOptions): { principal?: string; secret?: string } {
+  if (g.principal && g.secret) return { principal: g.principal, secret: g.secret };
+  const file = g.credentials ?? (existsSync(DEFAULT_SECURITY_FILE) ? DEFAULT_SECURITY_FILE : undefined);
+  if (!file) return {};
+  const sec = loadSecurity(file);
+  const ops = sec.acls.operators;
+  const cred = sec.credentials.find((c) => (ops === 'ANY' ? true : ops.includes(c.principal)) && (!g.principal || c.principal === g.principal));
+  return cred ? { principal: cred.principal, secret: cred.secret } : {};
+}
+
+export function operatorClient(cmd: Command): OperatorClient {
+  const g = globals(cmd);
+  return new OperatorClient({ master: g.master, ...identity(g) });
+}

@@ -1,0 +1,44 @@
+/**
+ * corral — the command line. Daemons (master, later agent and plugins) and
+ * client commands live here as subcommands; each group registers itself.
+ */
+import { Command, CommanderError } from 'commander';
+import { isCorralError, errorMessage } from '../common/errors.js';
+import { VERSION } from '../core-scheduler/src/master/master.js';
+import { registerMaster } from './commands/master.js';
+import { registerCluster } from './commands/cluster.js';
+import { registerUp } from './commands/up.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('corral')
+    .description('corral: a set of Linux machines as one datacenter computer')
+    .version(VERSION)
+    .option('--master <url>', 'master URL (env CORRAL_MASTER)', undefined)
+    .option('--principal <name>', 'principal to authenticate as (env CORRAL_PRINCIPAL)')
+    .option('--secret <secret>', 'secret of the principal (env CORRAL_SECRET)')
+    .option('--credentials <file>', 'security file to take an operator credential from (env CORRAL_CREDENTIALS)')
+    .option('--json', 'print JSON instead of tables')
+    .showHelpAfterError()
+    .exitOverride();
+  registerMaster(program);
+  registerCluster(program);
+  registerUp(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.stderr.write(`error: ${isCorralError(err) ? err.message : errorMessage(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+

@@ -1,0 +1,35 @@
+/**
+ * Flag parsers that reject bad values with a clear message at the boundary.
+ */
+import { InvalidArgumentError } from 'commander';
+
+export function intOption(name: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    const n = Number(v);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+export function numberOption(name: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+/** "cpus=4,mem=1024" → { cpus: { value: 4 }, mem: { value: 1024 } } */
+export function scalarMap(name: string): (v: string) => Record<string, { value: number }> {
+  return (v) => {
+    const out: Record<string, { value: number }> = {};
+    for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const m = /^([A-Za-z_][A-Za-z0-9_.-]*)=(\d+(\.\d+)?)$/.exec(part);
+      if (!m) throw new InvalidArgumentError(`${name}: expected name=number[,name=number…], got "${part}"`);
+      out[m[1]!] = { value: Number(m[2]) };
+    }
+    return out;
+  };
+}

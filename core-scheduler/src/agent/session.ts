@@ -1,0 +1,139 @@
+/**
+ * An agent's session with the master: REGISTER (re-register with its id and
+ * tasks after any break), the event stream, heartbeats, reconnect with backoff.
+ */
+import { logger, type Logger } from '../../../common/log.js';
+import { errorMessage } from '../../../common/errors.js';
+import { V1Connection } from '../client/connection.js';
+import type { AgentEvent, V1AgentInfo, V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskStatus } from '../protocol/v1.js';
+
+export interface AgentTaskReport {
+  framework_id: { value: string };
+  task: V1TaskInfo;
+  status: V1TaskStatus;
+}
+
+export interface AgentSessionOptions {
+  master: string;
+  principal?: string | undefined;
+  secret?: string | undefined;
+  info: Omit<V1AgentInfo, 'id'>;
+  version?: string;
+  /** Known id (from the agent's checkpoint) to re-register with. */
+  agentId?: string | undefined;
+  onEvent(event: AgentEvent): void;
+  /** What the agent runs right now, sent with every (re-)registration. */
+  snapshot(): { tasks: AgentTaskReport[]; frameworks: V1FrameworkInfo[] };
+  onRegistered?(agentId: string, checkpointed: V1Resource[]): void;
+  log?: Logger;
+  /** Reconnect after the stream breaks (default true). */
+  reconnect?: boolean;
+  maxBackoffMs?: number;
+}
+
+export class AgentSession {
+  private conn: V1Connection;
+  agentId: string | undefined;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private running = false;
+  private readonly log: Logger;
+  connected = false;
+
+  constructor(private readonly opts: AgentSessionOptions) {
+    this.agentId = opts.agentId;
+    this.log = opts.log ?? logger('agent-session');
+    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4 });
+  }
+
+  /** Register and keep the session up; resolves after the first successful registration. */
+  start(): Promise<string> {
+    this.running = true;
+    return new Promise((resolve, reject) => {
+      this.firstRegistration = resolve;
+      const loop = async (): Promise<void> => {
+        let backoff = 100;
+        while (this.running) {
+          try {
+            const { done } = await this.register();
+            backoff = 100;
+            await done;
+          } catch (err) {
+            if (this.firstRegistration && this.opts.reconnect === false) {
+              reject(err);
+              return;
+            }
+            this.log.warn({ err: errorMessage(err), backoffMs: backoff }, 'cannot reach the master; retrying');
+          }
+          this.connected = false;
+          this.stopHeartbeat();
+          if (!this.running || this.opts.reconnect === false) break;
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, this.opts.maxBackoffMs ?? 5000);
+        }
+        if (this.firstRegistration) reject(new Error('agent session stopped before registering'));
+      };
+      void loop();
+    });
+  }
+
+  private firstRegistration: ((id: string) => void) | undefined;
+
+  private async register(): Promise<{ done: Promise<void> }> {
+    const snap = this.opts.snapshot();
+    const call = {
+      type: 'REGISTER',
+      register: {
+        agent_info: { ...this.opts.info, ...(this.agentId ? { id: { value: this.agentId } } : {}) },
+        version: this.opts.version ?? 'corral',
+        tasks: snap.tasks,
+        frameworks: snap.frameworks,
+      },
+    };
+    return this.conn.subscribe(call, (raw) => {
+      const e = raw as unknown as AgentEvent;
+      if (e.type === 'REGISTERED') {
+        this.agentId = e.registered.agent_id.value;
+        this.connected = true;
+        this.startHeartbeat(e.registered.heartbeat_interval_seconds * 1000);
+        this.opts.onRegistered?.(this.agentId, e.registered.checkpointed_resources);
+        this.firstRegistration?.(this.agentId);
+        this.firstRegistration = undefined;
+      }
+      if (e.type === 'SHUTDOWN') {
+        this.log.warn({ message: e.shutdown.message }, 'master asked this agent to shut down');
+      }
+      this.opts.onEvent(e);
+    });
+  }
+
+  private startHeartbeat(ms: number): void {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      this.call({ type: 'HEARTBEAT' }).catch((err) => this.log.debug({ err: errorMessage(err) }, 'heartbeat failed'));
+    }, ms);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  call(body: Record<string, unknown>): Promise<unknown> {
+    return this.conn.call({ ...body, agent_id: { value: this.agentId } });
+  }
+
+  /** Leave without telling the master (as a crash would). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopHeartbeat();
+    this.connected = false;
+    await this.conn.close();
+  }
+
+  /** Leave for good: the master forgets this agent. */
+  async unregister(): Promise<void> {
+    if (this.connected) await this.call({ type: 'UNREGISTER' }).catch(() => undefined);
+    await this.stop();
+  }
+}

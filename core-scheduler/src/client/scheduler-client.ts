@@ -1,0 +1,116 @@
+/**
+ * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
+ * Framework authors (and corral's own service framework) build on it.
+ */
+import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../protocol/v1.js';
+import { V1Connection, type ConnectionOptions } from './connection.js';
+
+export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
+  framework: V1FrameworkInfo;
+  onEvent?: (event: SchedulerEvent, client: SchedulerClient) => void;
+}
+
+export class SchedulerClient {
+  readonly conn: V1Connection;
+  frameworkId: string | undefined;
+  private listeners = new Set<(e: SchedulerEvent) => void>();
+  done: Promise<void> | undefined;
+
+  constructor(private readonly opts: SchedulerClientOptions) {
+    this.conn = new V1Connection({ ...opts, path: '/api/v1/scheduler' });
+    this.frameworkId = opts.framework.id?.value;
+  }
+
+  /** Subscribe (or re-subscribe with the known framework id, i.e. fail over). */
+  async subscribe(extra: { suppressedRoles?: string[] } = {}): Promise<string> {
+    let resolveSubscribed!: (id: string) => void;
+    let rejectSubscribed!: (e: unknown) => void;
+    const subscribed = new Promise<string>((res, rej) => ((resolveSubscribed = res), (rejectSubscribed = rej)));
+    const info = { ...this.opts.framework, ...(this.frameworkId ? { id: { value: this.frameworkId } } : {}) };
+    const call = { type: 'SUBSCRIBE', ...(this.frameworkId ? { framework_id: { value: this.frameworkId } } : {}), subscribe: { framework_info: info, ...(extra.suppressedRoles ? { suppressed_roles: extra.suppressedRoles } : {}) } };
+    const { done } = await this.conn.subscribe(call, (raw) => {
+      const e = raw as unknown as SchedulerEvent;
+      if (e.type === 'SUBSCRIBED') {
+        this.frameworkId = e.subscribed.framework_id.value;
+        resolveSubscribed(this.frameworkId);
+      }
+      this.opts.onEvent?.(e, this);
+      for (const l of this.listeners) l(e);
+    });
+    this.done = done;
+    done.catch(rejectSubscribed);
+    return subscribed;
+  }
+
+  on(listener: (e: SchedulerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolve with the first event matching `pred` (tests and simple frameworks). */
+  next<T extends SchedulerEvent>(pred: (e: SchedulerEvent) => e is T, timeoutMs?: number): Promise<T>;
+  next(pred: (e: SchedulerEvent) => boolean, timeoutMs?: number): Promise<SchedulerEvent>;
+  next(pred: (e: SchedulerEvent) => boolean, timeoutMs = 10_000): Promise<SchedulerEvent> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`no matching scheduler event within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on((e) => {
+        if (pred(e)) {
+          clearTimeout(timer);
+          off();
+          resolve(e);
+        }
+      });
+    });
+  }
+
+  private call(type: string, field: string | undefined, body: unknown): Promise<unknown> {
+    return this.conn.call({ type, framework_id: { value: this.frameworkId }, ...(field ? { [field]: body } : {}) });
+  }
+
+  accept(offerIds: string[], operations: V1Operation[], refuseSeconds?: number): Promise<unknown> {
+    return this.call('ACCEPT', 'accept', { offer_ids: offerIds.map((value) => ({ value })), operations, ...(refuseSeconds !== undefined ? { filters: { refuse_seconds: refuseSeconds } } : {}) });
+  }
+
+  decline(offerIds: string[], refuseSeconds?: number): Promise<unknown> {
+    return this.call('DECLINE', 'decline', { offer_ids: offerIds.map((value) => ({ value })), ...(refuseSeconds !== undefined ? { filters: { refuse_seconds: refuseSeconds } } : {}) });
+  }
+
+  acknowledge(status: V1TaskStatus): Promise<unknown> {
+    return this.call('ACKNOWLEDGE', 'acknowledge', { agent_id: status.agent_id, task_id: status.task_id, uuid: status.uuid });
+  }
+
+  reconcile(tasks: Array<{ task_id: { value: string }; agent_id?: { value: string } }> = []): Promise<unknown> {
+    return this.call('RECONCILE', 'reconcile', { tasks });
+  }
+
+  kill(taskId: string, agentId?: string): Promise<unknown> {
+    return this.call('KILL', 'kill', { task_id: { value: taskId }, ...(agentId ? { agent_id: { value: agentId } } : {}) });
+  }
+
+  revive(roles?: string[]): Promise<unknown> {
+    return this.call('REVIVE', 'revive', roles ? { roles } : {});
+  }
+
+  suppress(roles?: string[]): Promise<unknown> {
+    return this.call('SUPPRESS', 'suppress', roles ? { roles } : {});
+  }
+
+  teardown(): Promise<unknown> {
+    return this.call('TEARDOWN', undefined, undefined);
+  }
+
+  disconnect(): void {
+    this.conn.disconnect();
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+}
+
+export const isOffers = (e: SchedulerEvent): e is Extract<SchedulerEvent, { type: 'OFFERS' }> => e.type === 'OFFERS';
+export const isUpdate = (e: SchedulerEvent): e is Extract<SchedulerEvent, { type: 'UPDATE' }> => e.type === 'UPDATE';
+export type { V1Offer };

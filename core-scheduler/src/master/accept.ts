@@ -1,0 +1,90 @@
+/**
+ * Validation of an ACCEPT call: offers, then each operation in order against
+ * what is still unused. Produces a plan; nothing is changed here, so an
+ * invalid call leaves the offers outstanding.
+ */
+import { CorralError } from '../../../common/errors.js';
+import { Resources } from '../resources/resources.js';
+import { conversionFor, volumeIdsOf } from './conversions.js';
+import type { Master } from './master.js';
+import type { AgentRecord, FrameworkRecord, OfferRecord } from './records.js';
+import type { V1Operation, V1Resource, V1TaskInfo } from '../protocol/v1.js';
+
+export type PlanStep =
+  | { kind: 'launch'; tasks: Array<{ info: V1TaskInfo; resources: Resources }> }
+  | { kind: 'convert'; op: string; consumed: Resources; converted: Resources };
+
+export interface AcceptPlan {
+  agent: AgentRecord;
+  role: string;
+  steps: PlanStep[];
+  /** Offered but not used by any operation: goes back to the allocator. */
+  remaining: Resources;
+}
+
+const bad = (msg: string): CorralError => new CorralError('INVALID_ARGUMENT', msg);
+
+/** Operation resources must carry the offer's allocation role, if any. */
+function resourcesOf(list: V1Resource[], role: string, what: string): Resources {
+  for (const r of list) {
+    const ar = r.allocation_info?.role;
+    if (ar !== undefined && ar !== role) throw bad(`${what}: resource ${r.name} is allocated to role "${ar}" but the offers are for role "${role}"`);
+  }
+  return Resources.fromV1(list);
+}
+
+export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[], operations: V1Operation[]): AcceptPlan {
+  const agentId = offers[0]!.agentId;
+  const role = offers[0]!.role;
+  for (const o of offers) {
+    if (o.agentId !== agentId) throw bad(`offers ${offers[0]!.id} and ${o.id} are for different agents; one ACCEPT may only combine offers of one agent`);
+    if (o.role !== role) throw bad(`offers ${offers[0]!.id} and ${o.id} are for different roles`);
+  }
+  const agent = m.agents.get(agentId);
+  if (!agent || agent.status !== 'connected') throw bad(`agent ${agentId} of the offers is no longer connected`);
+  const remaining = new Resources();
+  for (const o of offers) remaining.add(o.resources);
+  // Persistence ids already on the agent (for uniqueness per role), updated as CREATEs are planned.
+  const volumeIds = volumeIdsOf(agent.total);
+  const launching = new Set<string>();
+  const steps: PlanStep[] = [];
+
+  operations.forEach((op, n) => {
+    const where = `operation ${n} (${op.type})`;
+    switch (op.type) {
+      case 'LAUNCH': {
+        const tasks = op.launch!.task_infos.map((t) => {
+          const id = t.task_id.value;
+          const w = `${where}: task ${id}`;
+          if (launching.has(id)) throw bad(`${w}: task id is used twice in this call`);
+          if (f.tasks.has(id)) throw bad(`${w}: the framework already has a task with this id`);
+          if (t.agent_id.value !== agentId) throw bad(`${w}: agent_id ${t.agent_id.value} is not the offers' agent ${agentId}`);
+          if (t.resources.length === 0) throw bad(`${w}: a task must use some resources`);
+          const res = resourcesOf(t.resources, role, w);
+          if (!remaining.contains(res)) throw bad(`${w}: needs ${res} but the offers only have ${remaining} left`);
+          remaining.subtract(res);
+          launching.add(id);
+          return { info: t, resources: res };
+        });
+        steps.push({ kind: 'launch', tasks });
+        break;
+      }
+      case 'LAUNCH_GROUP':
+        throw bad(`${where}: task groups (LAUNCH_GROUP) are not supported; use LAUNCH`);
+      case 'RESERVE':
+      case 'UNRESERVE':
+      case 'CREATE':
+      case 'DESTROY': {
+        const list = op.type === 'RESERVE' ? op.reserve!.resources : op.type === 'UNRESERVE' ? op.unreserve!.resources : op.type === 'CREATE' ? op.create!.volumes : op.destroy!.volumes;
+        const { consumed, converted } = conversionFor(op.type, resourcesOf(list, role, where), { role, principal: f.principal, volumeIds, where });
+        if (!remaining.contains(consumed)) {
+          throw bad(`${where}: ${consumed} is not in the offers (left: ${remaining})${op.type === 'DESTROY' ? '; a volume in use by a task is not offered' : ''}`);
+        }
+        remaining.subtract(consumed).add(converted);
+        steps.push({ kind: 'convert', op: op.type, consumed, converted });
+        break;
+      }
+    }
+  });
+  return { agent, role, steps, remaining };
+}

@@ -1,0 +1,253 @@
+/**
+ * Agent lifecycle over the agent protocol: registration and re-registration
+ * (with the tasks the agent runs), heartbeats, disconnection, unreachability,
+ * removal, and the dynamic reservations/volumes checkpointed per agent.
+ */
+import { CorralError } from '../../../common/errors.js';
+import { Resources } from '../resources/resources.js';
+import type { Master } from './master.js';
+import { taskKey, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
+import type { PersistedAgent } from './registry.js';
+import { isTerminal, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
+import type { V1AgentCall } from '../protocol/v1-schema.js';
+
+type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];
+
+/** What the master itself added to an agent: dynamic reservations and persistent volumes. */
+export function checkpointedPart(total: Resources): Resources {
+  return total.filter((e) => e.reservations.some((r) => r.type === 'DYNAMIC') || e.disk?.persistence !== undefined);
+}
+
+/** The agent's own resources with the master's checkpointed operations re-applied; what does not fit is dropped. */
+function applyCheckpointed(staticResources: Resources, checkpointed: Resources): { total: Resources; dropped: Resources } {
+  const total = staticResources.clone();
+  const dropped = new Resources();
+  for (const e of checkpointed) {
+    const one = new Resources([e]);
+    const source = one.map((x) => ({ reservations: x.reservations.filter((r) => r.type !== 'DYNAMIC'), disk: x.disk?.source ? { source: x.disk.source } : undefined }));
+    if (total.contains(source)) total.subtract(source).add(one);
+    else dropped.add(one);
+  }
+  return { total, dropped };
+}
+
+export class AgentManager {
+  /** Agents an operator marked gone: they may never come back under the same id. */
+  private readonly goneIds = new Set<string>();
+
+  constructor(private readonly m: Master) {}
+
+  async register(reg: RegisterCall, principal: string | undefined): Promise<AgentRecord> {
+    this.m.auth.authorizeAgent(principal);
+    const staticResources = Resources.fromV1(reg.agent_info.resources);
+    for (const e of staticResources) {
+      if (e.reservations.some((r) => r.type === 'DYNAMIC')) throw new CorralError('INVALID_ARGUMENT', `agent resource ${e.name} has a dynamic reservation; agents may only declare static ones`);
+      if (e.disk?.persistence) throw new CorralError('INVALID_ARGUMENT', 'agents cannot declare persistent volumes; create them through the master');
+      if (e.revocable) throw new CorralError('INVALID_ARGUMENT', 'revocable resources are announced with UPDATE_OVERSUBSCRIBED, not at registration');
+    }
+    const now = this.m.clock.now();
+    const wantId = reg.agent_info.id?.value;
+    if (wantId && this.goneIds.has(wantId)) throw new CorralError('FORBIDDEN', `agent ${wantId} was marked gone; start it with a fresh work directory to register anew`);
+    let a = wantId ? this.m.agents.get(wantId) : undefined;
+    if (a?.status === 'connected' && a.outbox?.isOpen) a.outbox.close({ type: 'SHUTDOWN', shutdown: { message: 'replaced by a newer connection of the same agent' } } satisfies AgentEvent);
+    const id = a?.id ?? wantId ?? this.m.registry.nextAgentId();
+    const checkpointed = a?.checkpointed ?? new Resources();
+    const { total, dropped } = applyCheckpointed(staticResources, checkpointed);
+    if (!dropped.isEmpty()) this.m.log.warn({ agent: id, dropped: dropped.toString() }, 'checkpointed reservations no longer fit the agent\'s resources');
+    const info = { ...reg.agent_info, id: { value: id } };
+    const persisted: PersistedAgent = { id, info, checkpointed: checkpointedPart(total).toV1(), status: 'admitted' };
+    await this.m.registry.putAgent(persisted);
+
+    const wasUnreachable = a?.status === 'unreachable';
+    if (a) {
+      this.m.offerManager.rescindAgentOffers(id);
+      if (this.m.allocator.hasAgent(id)) this.m.allocator.removeAgent(id);
+      for (const t of a.tasks.values()) t.holdsResources = false;
+      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, reregisteredAt: now, version: reg.version ?? a.version });
+    } else {
+      a = {
+        id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, status: 'disconnected', outbox: undefined,
+        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Map(), version: reg.version ?? 'unknown',
+      };
+      this.m.agents.set(id, a);
+    }
+    this.m.allocator.addAgent(id, total, { active: false, ...(reg.oversubscribed ? { revocable: Resources.fromV1(reg.oversubscribed) } : {}) });
+    await this.adoptTasks(a, reg, wasUnreachable);
+    this.m.log.info({ agent: id, hostname: info.hostname, resources: total.toString(), tasks: a.tasks.size, reregistered: wantId !== undefined }, 'agent registered');
+    return a;
+  }
+
+  /** Reconcile the tasks an agent reports with what the master knows about it. */
+  private async adoptTasks(a: AgentRecord, reg: RegisterCall, wasUnreachable: boolean): Promise<void> {
+    const reported = new Set<string>();
+    const infos = new Map(reg.frameworks.filter((f) => f.id).map((f) => [f.id!.value, f]));
+    for (const rt of reg.tasks) {
+      const fwId = rt.framework_id.value;
+      let f = this.m.frameworks.get(fwId);
+      if (!f) {
+        const info: V1FrameworkInfo & { id: { value: string } } = { ...(infos.get(fwId) ?? { user: '', name: `unknown-${fwId}` }), id: { value: fwId } };
+        f = await this.m.frameworkManager.adopt(info);
+      }
+      const key = taskKey(fwId, rt.task.task_id.value);
+      reported.add(key);
+      if (wasUnreachable && !f.partitionAware) {
+        // Already reported LOST to a framework that cannot handle tasks coming back: kill it.
+        this.m.deliver(a.outbox, { type: 'KILL', kill: { framework_id: rt.framework_id, task_id: rt.task.task_id } } satisfies AgentEvent);
+        continue;
+      }
+      const resources = Resources.fromV1(rt.task.resources);
+      const role = rt.task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? f.roles[0]!;
+      let t = f.tasks.get(rt.task.task_id.value);
+      if (!t) {
+        t = { key, id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: rt.task, resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
+        f.tasks.set(t.id, t);
+        this.m.events.taskAdded(t);
+      } else {
+        t.state = rt.status.state;
+        t.statuses = [...t.statuses.slice(-2), rt.status];
+      }
+      a.tasks.set(key, t);
+      if (!isTerminal(t.state)) this.holdTaskResources(t);
+    }
+    for (const t of [...a.tasks.values()]) {
+      if (reported.has(t.key) || isTerminal(t.state)) continue;
+      a.tasks.delete(t.key);
+      this.m.taskManager.masterUpdate(t, t.state === 'TASK_STAGING' ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_RECONCILIATION', 'task was not found on its agent when the agent re-registered');
+    }
+  }
+
+  private holdTaskResources(t: TaskRecord): void {
+    const f = this.m.frameworks.get(t.frameworkId)!;
+    try {
+      if (!f.roles.includes(t.role)) {
+        // The framework left the task's role: keep counting the task there, offer nothing new in it.
+        this.m.allocator.updateFramework(f.id, { roles: [...f.roles, t.role], suppressedRoles: [t.role] });
+      }
+      this.m.allocator.allocateExisting(t.frameworkId, t.agentId, t.role, t.resources);
+      t.holdsResources = true;
+    } catch (err) {
+      this.m.log.error({ err, task: t.id, agent: t.agentId }, 'task resources do not fit the agent; not counted');
+    }
+  }
+
+  /** The agent's stream is open: confirm and start offering its resources. */
+  attach(a: AgentRecord, outbox: Outbox<AgentEvent>): void {
+    a.outbox = outbox as Outbox<unknown>;
+    a.status = 'connected';
+    a.lastSeen = this.m.clock.now();
+    a.disconnectedAt = undefined;
+    outbox.send({
+      type: 'REGISTERED',
+      registered: { agent_id: { value: a.id }, heartbeat_interval_seconds: this.m.config.agents.heartbeatIntervalMs / 1000, master_info: this.m.info, checkpointed_resources: a.checkpointed.toV1() },
+    });
+    this.m.allocator.setAgentActive(a.id, true);
+    this.m.events.agentAdded(a);
+    this.m.offerManager.requestAllocation([a.id]);
+  }
+
+  disconnected(a: AgentRecord, outbox: Outbox<unknown>, why: string): void {
+    if (a.outbox !== outbox || a.status !== 'connected') return;
+    a.outbox = undefined;
+    a.status = 'disconnected';
+    a.disconnectedAt = this.m.clock.now();
+    if (this.m.isStopped) return;
+    this.m.log.warn({ agent: a.id, why }, 'agent disconnected');
+    this.m.allocator.setAgentActive(a.id, false);
+    this.m.offerManager.rescindAgentOffers(a.id);
+  }
+
+  seen(a: AgentRecord): void {
+    a.lastSeen = this.m.clock.now();
+  }
+
+  heartbeat(): void {
+    for (const a of this.m.agents.values()) if (a.status === 'connected') this.m.deliver(a.outbox, { type: 'HEARTBEAT' } satisfies AgentEvent);
+  }
+
+  checkLiveness(): void {
+    const now = this.m.clock.now();
+    const { heartbeatIntervalMs, maxMissedHeartbeats, unreachableTimeoutMs, reregisterTimeoutMs } = this.m.config.agents;
+    for (const a of this.m.agents.values()) {
+      if (a.status === 'connected' && now - a.lastSeen > heartbeatIntervalMs * maxMissedHeartbeats) {
+        const outbox = a.outbox;
+        outbox?.close();
+        if (outbox) this.disconnected(a, outbox, `no heartbeat for ${now - a.lastSeen} ms`);
+      } else if (a.status === 'disconnected' && now - (a.disconnectedAt ?? now) >= unreachableTimeoutMs) {
+        void this.markUnreachable(a, 'agent did not come back after disconnecting');
+      } else if (a.status === 'recovering' && now - this.m.startedAt >= reregisterTimeoutMs) {
+        void this.markUnreachable(a, 'agent did not re-register after the master restarted');
+      }
+    }
+  }
+
+  /** The agent is gone for now: its tasks are UNREACHABLE (or LOST) and its resources leave the cluster. */
+  async markUnreachable(a: AgentRecord, why: string): Promise<void> {
+    if (a.status === 'unreachable') return;
+    a.status = 'unreachable';
+    this.m.log.warn({ agent: a.id, why }, 'agent unreachable');
+    this.m.offerManager.rescindAgentOffers(a.id);
+    this.failTasks(a, (partitionAware) => (partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST'), `agent ${a.id} is unreachable: ${why}`);
+    if (this.m.allocator.hasAgent(a.id)) this.m.allocator.removeAgent(a.id);
+    this.m.events.agentRemoved(a);
+    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: this.m.clock.now() });
+  }
+
+  /** UNREGISTER from a shutting-down agent, or MARK_AGENT_GONE by an operator. */
+  async remove(a: AgentRecord, byOperator: boolean): Promise<void> {
+    this.m.offerManager.rescindAgentOffers(a.id);
+    this.failTasks(a, (partitionAware) => (byOperator ? 'TASK_GONE_BY_OPERATOR' : partitionAware ? 'TASK_GONE' : 'TASK_LOST'), byOperator ? 'agent marked gone by an operator' : 'agent shut down');
+    if (this.m.allocator.hasAgent(a.id)) this.m.allocator.removeAgent(a.id);
+    a.outbox?.close({ type: 'SHUTDOWN', shutdown: { message: byOperator ? 'marked gone by an operator' : 'unregistered' } } satisfies AgentEvent);
+    a.outbox = undefined;
+    this.m.agents.delete(a.id);
+    if (byOperator) this.goneIds.add(a.id);
+    this.m.events.agentRemoved(a);
+    if (byOperator) await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: [], status: 'gone' });
+    else await this.m.registry.removeAgent(a.id);
+  }
+
+  private failTasks(a: AgentRecord, state: (partitionAware: boolean) => 'TASK_UNREACHABLE' | 'TASK_LOST' | 'TASK_GONE' | 'TASK_GONE_BY_OPERATOR', message: string): void {
+    for (const t of [...a.tasks.values()]) {
+      if (isTerminal(t.state)) continue;
+      const f = this.m.frameworks.get(t.frameworkId);
+      const s = state(f?.partitionAware ?? false);
+      if (s === 'TASK_UNREACHABLE') {
+        // The task may come back with its agent; the allocator stops counting it with the agent.
+        this.m.allocator.recover(t.frameworkId, t.agentId, t.role, t.resources);
+        t.holdsResources = false;
+      }
+      this.m.taskManager.masterUpdate(t, s, 'REASON_AGENT_REMOVED', message);
+      if (s !== 'TASK_UNREACHABLE') a.tasks.delete(t.key);
+    }
+  }
+
+  /** After a master restart: known, waiting to re-register (tasks come back with it). */
+  recoverFromRegistry(p: PersistedAgent): void {
+    if (p.status === 'gone') {
+      this.goneIds.add(p.id);
+      return;
+    }
+    const staticResources = Resources.fromV1(p.info.resources);
+    const checkpointed = Resources.fromV1(p.checkpointed);
+    const now = this.m.clock.now();
+    this.m.agents.set(p.id, {
+      id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
+      attributes: p.info.attributes ?? [], status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
+      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Map(), version: 'unknown',
+    });
+  }
+
+  /** RESERVE/UNRESERVE/CREATE/DESTROY changed the agent's total: persist, then tell the agent. */
+  async applyConversion(a: AgentRecord, consumed: Resources, converted: Resources): Promise<void> {
+    a.total.subtract(consumed).add(converted);
+    a.checkpointed = checkpointedPart(a.total);
+    this.m.deliver(a.outbox, { type: 'APPLY_OPERATIONS', apply_operations: { checkpointed_resources: a.checkpointed.toV1() } } satisfies AgentEvent);
+    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'admitted' });
+  }
+
+  updateOversubscribed(a: AgentRecord, resources: Resources): void {
+    if (!this.m.allocator.hasAgent(a.id)) return;
+    this.m.allocator.setRevocable(a.id, resources);
+    this.m.offerManager.requestAllocation([a.id]);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Framework lifecycle: SUBSCRIBE (new and failover), disconnection with
+ * `failover_timeout`, TEARDOWN, and recovery of frameworks after a master restart.
+ */
+import { CorralError } from '../../../common/errors.js';
+import type { Master } from './master.js';
+import type { FrameworkRecord, Outbox } from './records.js';
+import type { PersistedFramework } from './registry.js';
+import type { SchedulerEvent, V1FrameworkInfo } from '../protocol/v1.js';
+import { nanos } from '../protocol/v1.js';
+
+/** Recovered frameworks get at least this long to re-subscribe after a master restart. */
+const RECOVERY_GRACE_MS = 60_000;
+
+const hasCapability = (info: V1FrameworkInfo, type: string): boolean => (info.capabilities ?? []).some((c) => c.type === type);
+
+export function frameworkRoles(info: V1FrameworkInfo): string[] {
+  if (info.roles && info.role) throw new CorralError('INVALID_ARGUMENT', 'set either framework_info.roles or the deprecated framework_info.role, not both');
+  const roles = info.roles ?? [info.role ?? '*'];
+  if (roles.length === 0) throw new CorralError('INVALID_ARGUMENT', 'framework_info.roles must not be empty');
+  if (new Set(roles).size !== roles.length) throw new CorralError('INVALID_ARGUMENT', 'framework_info.roles has duplicates');
+  return roles;
+}
+
+export class FrameworkManager {
+  /** Ids torn down in this master's lifetime: re-subscribing with one is refused, not treated as unknown. */
+  private readonly removed = new Set<string>();
+
+  constructor(private readonly m: Master) {}
+
+  /**
+   * Validate and record a subscription; the caller then opens the stream and
+   * calls `attach`. Re-subscribing with a known id is a failover: tasks stay.
+   */
+  async subscribe(info: V1FrameworkInfo, callFrameworkId: string | undefined, suppressedRoles: string[] | undefined, principal: string | undefined): Promise<FrameworkRecord> {
+    const roles = frameworkRoles(info);
+    if (info.principal !== undefined && principal !== undefined && info.principal !== principal) {
+      throw new CorralError('FORBIDDEN', `framework principal "${info.principal}" does not match the authenticated principal "${principal}"`);
+    }
+    if (this.m.auth.enabled && principal === undefined) throw new CorralError('UNAUTHENTICATED', 'authentication required');
+    this.m.auth.authorizeRoles(principal ?? info.principal, roles);
+    for (const r of suppressedRoles ?? []) if (!roles.includes(r)) throw new CorralError('INVALID_ARGUMENT', `suppressed role "${r}" is not one of the framework's roles`);
+    const id = info.id?.value;
+    if (callFrameworkId !== undefined && id !== undefined && callFrameworkId !== id) {
+      throw new CorralError('INVALID_ARGUMENT', `framework_id "${callFrameworkId}" does not match framework_info.id "${id}"`);
+    }
+    const wantId = id ?? callFrameworkId;
+    const now = this.m.clock.now();
+    const normalized: V1FrameworkInfo = { ...info, principal: info.principal ?? principal, ...(info.roles ? { roles } : { role: roles[0] }) };
+
+    if (wantId === undefined) {
+      const fwId = this.m.registry.nextFrameworkId();
+      const full = { ...normalized, id: { value: fwId } };
+      await this.m.registry.putFramework({ id: fwId, info: full, registeredAt: now });
+      const f = this.newRecord(full, roles, now, false);
+      this.m.frameworks.set(fwId, f);
+      this.m.allocator.addFramework(fwId, { roles, active: false, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
+      this.m.events.frameworkAdded(f);
+      this.m.log.info({ framework: fwId, name: info.name, roles }, 'framework registered');
+      return f;
+    }
+
+    if (this.removed.has(wantId)) throw new CorralError('FORBIDDEN', `framework ${wantId} has been removed; subscribe without an id to register anew`);
+    const f = this.m.frameworks.get(wantId);
+    if (!f) throw new CorralError('NOT_FOUND', `unknown framework ${wantId}; subscribe without an id to register anew`);
+    if (f.principal !== undefined && principal !== undefined && f.principal !== principal) {
+      throw new CorralError('FORBIDDEN', `framework ${wantId} belongs to principal "${f.principal}"`);
+    }
+    const full = { ...normalized, id: { value: wantId } };
+    await this.m.registry.putFramework({ id: wantId, info: full, registeredAt: f.registeredAt });
+    // The previous scheduler instance, if still connected, learns it was replaced.
+    if (f.outbox?.isOpen) f.outbox.close({ type: 'ERROR', error: { message: 'Framework failed over' } } satisfies SchedulerEvent);
+    f.outbox = undefined;
+    this.m.offerManager.rescindFrameworkOffers(f.id);
+    f.info = full;
+    f.roles = roles;
+    f.principal = full.principal;
+    f.partitionAware = hasCapability(full, 'PARTITION_AWARE');
+    f.revocable = hasCapability(full, 'REVOCABLE_RESOURCES');
+    f.recovered = false;
+    f.reregisteredAt = now;
+    this.m.clock.clearTimeout(f.failoverTimer);
+    f.failoverTimer = undefined;
+    this.m.allocator.updateFramework(f.id, { roles, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
+    this.m.events.frameworkUpdated(f);
+    this.m.log.info({ framework: f.id, name: info.name }, 'framework re-subscribed (failover)');
+    return f;
+  }
+
+  /** The stream is open: greet the scheduler, resend unacknowledged updates, offer resources. */
+  attach(f: FrameworkRecord, outbox: Outbox<SchedulerEvent>, streamId: string): void {
+    f.outbox = outbox as Outbox<unknown>;
+    f.streamId = streamId;
+    f.connected = true;
+    f.disconnectedAt = undefined;
+    outbox.send({
+      type: 'SUBSCRIBED',
+      subscribed: { framework_id: { value: f.id }, heartbeat_interval_seconds: this.m.config.frameworks.heartbeatIntervalSeconds, master_info: this.m.info },
+    });
+    const pending: SchedulerEvent[] = [];
+    for (const t of f.tasks.values()) if (t.pending) pending.push({ type: 'UPDATE', update: { status: t.pending } });
+    if (pending.length) (outbox.sendAll ? outbox.sendAll(pending) : pending.forEach((e) => outbox.send(e)));
+    this.m.allocator.setFrameworkActive(f.id, true);
+    this.m.offerManager.requestAllocation();
+  }
+
+  /** The scheduler's stream closed: stop offering, and remove it if it does not come back in time. */
+  disconnected(f: FrameworkRecord, outbox: Outbox<unknown>): void {
+    if (f.outbox !== outbox) return; // already replaced by a newer subscription
+    f.outbox = undefined;
+    f.connected = false;
+    f.streamId = undefined;
+    f.disconnectedAt = this.m.clock.now();
+    if (this.m.isStopped) return;
+    this.m.allocator.setFrameworkActive(f.id, false);
+    this.m.offerManager.rescindFrameworkOffers(f.id);
+    const timeoutMs = (f.info.failover_timeout ?? 0) * 1000;
+    this.m.log.info({ framework: f.id, failoverTimeoutMs: timeoutMs }, 'framework disconnected');
+    this.m.events.frameworkUpdated(f);
+    this.scheduleRemoval(f, timeoutMs, 'failover timeout expired');
+  }
+
+  private scheduleRemoval(f: FrameworkRecord, ms: number, why: string): void {
+    this.m.clock.clearTimeout(f.failoverTimer);
+    f.failoverTimer = this.m.clock.setTimeout(() => {
+      f.failoverTimer = undefined;
+      if (!f.connected && this.m.frameworks.has(f.id)) void this.remove(f, why);
+    }, ms);
+  }
+
+  /** TEARDOWN, failover timeout or operator: kill its tasks, free its resources, forget it. */
+  async remove(f: FrameworkRecord, why: string): Promise<void> {
+    if (!this.m.frameworks.has(f.id)) return;
+    this.m.log.info({ framework: f.id, why }, 'removing framework');
+    this.m.clock.clearTimeout(f.failoverTimer);
+    this.m.offerManager.rescindFrameworkOffers(f.id);
+    this.m.taskManager.removeFrameworkTasks(f, why);
+    this.m.allocator.removeFramework(f.id);
+    this.m.frameworks.delete(f.id);
+    this.removed.add(f.id);
+    f.outbox?.close();
+    f.outbox = undefined;
+    f.connected = false;
+    this.m.events.frameworkRemoved(f);
+    await this.m.registry.removeFramework(f.id);
+  }
+
+  heartbeat(): void {
+    for (const f of this.m.frameworks.values()) if (f.connected) this.m.deliver(f.outbox, { type: 'HEARTBEAT' });
+  }
+
+  /** After a master restart: known, inactive, waiting to re-subscribe. */
+  recoverFromRegistry(p: PersistedFramework): void {
+    const info = { ...p.info, id: { value: p.id } };
+    const roles = frameworkRoles(info);
+    const f = this.newRecord(info, roles, p.registeredAt, true);
+    this.m.frameworks.set(p.id, f);
+    this.m.allocator.addFramework(p.id, { roles, active: false, revocable: f.revocable });
+    this.scheduleRemoval(f, Math.max((info.failover_timeout ?? 0) * 1000, RECOVERY_GRACE_MS), 'did not re-subscribe after master recovery');
+  }
+
+  /** An agent reports tasks of a framework the master does not know (registry lost): adopt it. */
+  async adopt(info: V1FrameworkInfo & { id: { value: string } }): Promise<FrameworkRecord> {
+    const existing = this.m.frameworks.get(info.id.value);
+    if (existing) return existing;
+    const roles = frameworkRoles(info);
+    const now = this.m.clock.now();
+    const f = this.newRecord(info, roles, now, true);
+    this.m.frameworks.set(f.id, f);
+    this.m.allocator.addFramework(f.id, { roles, active: false, revocable: f.revocable });
+    this.scheduleRemoval(f, Math.max((info.failover_timeout ?? 0) * 1000, RECOVERY_GRACE_MS), 'did not re-subscribe after being reported by an agent');
+    await this.m.registry.putFramework({ id: f.id, info, registeredAt: now });
+    return f;
+  }
+
+  private newRecord(info: V1FrameworkInfo & { id: { value: string } }, roles: string[], registeredAt: number, recovered: boolean): FrameworkRecord {
+    return {
+      id: info.id.value,
+      info,
+      roles,
+      principal: info.principal,
+      partitionAware: hasCapability(info, 'PARTITION_AWARE'),
+      revocable: hasCapability(info, 'REVOCABLE_RESOURCES'),
+      connected: false,
+      recovered,
+      outbox: undefined,
+      streamId: undefined,
+      registeredAt,
+      reregisteredAt: undefined,
+      disconnectedAt: recovered ? this.m.clock.now() : undefined,
+      failoverTimer: undefined,
+      tasks: new Map(),
+      completed: [],
+      offers: new Set(),
+    };
+  }
+
+  registeredTime(f: FrameworkRecord): { nanoseconds: number } {
+    return nanos(f.registeredAt);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * POST /api/v1/agent — corral's agent protocol, shaped like the v1 APIs:
+ * REGISTER answers with a RecordIO stream of master→agent events (LAUNCH,
+ * KILL, ACKNOWLEDGE, …); UPDATE, HEARTBEAT and the rest answer 202.
+ */
+import { CorralError } from '../../../../common/errors.js';
+import type { HttpServer } from '../../../../common/http/server.js';
+import { Resources } from '../../resources/resources.js';
+import type { Master } from '../master.js';
+import { agentCallSchema, AGENT_CALL_TYPES } from '../../protocol/v1-schema.js';
+import type { AgentEvent, SchedulerEvent } from '../../protocol/v1.js';
+import { readCall, openStream, streamIdOf, accepted } from './calls.js';
+
+export function mountAgentApi(server: HttpServer, m: Master): void {
+  const streamIds = new Map<string, string>();
+  server.route('POST', '/api/v1/agent', async (ctx) => {
+    const principal = m.auth.authenticate(ctx.req);
+    const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API');
+    if (call.type === 'REGISTER') {
+      const a = await m.agentManager.register(call.register, principal);
+      const streamId = m.newStreamId();
+      streamIds.set(a.id, streamId);
+      const outbox = openStream<AgentEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => m.agentManager.disconnected(a, o as never, 'stream closed'));
+      m.agentManager.attach(a, outbox);
+      return;
+    }
+    m.auth.authorizeAgent(principal);
+    const a = m.agents.get(call.agent_id.value);
+    if (!a || a.status !== 'connected') throw new CorralError('FORBIDDEN', `agent ${call.agent_id.value} is not registered; REGISTER first`);
+    if (streamIdOf(ctx) !== streamIds.get(a.id)) throw new CorralError('INVALID_ARGUMENT', "the 'Mesos-Stream-Id' header does not match the agent's current stream");
+    m.agentManager.seen(a);
+    switch (call.type) {
+      case 'UPDATE':
+        m.taskManager.fromAgent(a, call.update.updates);
+        break;
+      case 'HEARTBEAT':
+        break;
+      case 'UPDATE_OVERSUBSCRIBED':
+      {
+        const rev = Resources.fromV1(call.update_oversubscribed.resources);
+        for (const e of rev) if (!e.revocable) throw new CorralError('INVALID_ARGUMENT', `oversubscribed resource ${e.name} must be marked revocable`);
+        m.agentManager.updateOversubscribed(a, rev);
+      }
+        break;
+      case 'UNREGISTER':
+        await m.agentManager.remove(a, false);
+        streamIds.delete(a.id);
+        break;
+      case 'MESSAGE': {
+        const f = m.frameworks.get(call.message.framework_id.value);
+        m.deliver(f?.outbox, { type: 'MESSAGE', message: { agent_id: { value: a.id }, executor_id: call.message.executor_id, data: call.message.data } } satisfies SchedulerEvent);
+        break;
+      }
+    }
+    accepted(ctx);
+  });
+}

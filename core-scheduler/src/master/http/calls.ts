@@ -1,0 +1,55 @@
+/**
+ * Shared pieces of the master's HTTP APIs: parsing a JSON call with a clear
+ * error for unknown types, content negotiation, and stream outboxes.
+ */
+import type { z } from 'zod';
+import { CorralError } from '../../../../common/errors.js';
+import { parseInput } from '../../../../common/validate.js';
+import type { RequestContext } from '../../../../common/http/server.js';
+import { EventStream } from '../../../../common/http/stream.js';
+import type { Outbox } from '../records.js';
+
+export async function readCall<S extends z.ZodType>(ctx: RequestContext, schema: S, types: readonly string[], api: string): Promise<z.output<S>> {
+  const contentType = ctx.req.headers['content-type'] ?? '';
+  if (contentType.includes('protobuf')) throw new CorralError('UNSUPPORTED_MEDIA_TYPE', `${api}: only JSON (application/json) is supported`);
+  const accept = ctx.req.headers.accept ?? '';
+  if (accept.includes('protobuf') && !accept.includes('json') && !accept.includes('*/*')) {
+    throw new CorralError('NOT_ACCEPTABLE', `${api}: responses are JSON; send Accept: application/json`);
+  }
+  const body = await ctx.json();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CorralError('INVALID_ARGUMENT', `${api}: the call must be a JSON object`);
+  const type = (body as { type?: unknown }).type;
+  if (typeof type !== 'string') throw new CorralError('INVALID_ARGUMENT', `${api}: the call needs a "type" field`);
+  if (!types.includes(type)) throw new CorralError('INVALID_ARGUMENT', `${api}: unknown call type "${type.slice(0, 64)}"; expected one of ${types.join(', ')}`);
+  return parseInput(schema, body, `${type} call`);
+}
+
+let streams = 0;
+
+/** Open a RecordIO response stream and wrap it as an outbox. */
+export function openStream<E>(ctx: RequestContext, headers: Record<string, string>, onClose: (outbox: Outbox<E>) => void): Outbox<E> {
+  let outbox: Outbox<E> | undefined;
+  const stream = new EventStream(ctx.res, { headers, onClose: () => outbox && onClose(outbox) });
+  outbox = {
+    id: `stream-${++streams}`,
+    send: (e) => stream.send(e),
+    sendAll: (es) => stream.sendAll(es),
+    close: (last) => stream.end(last),
+    get isOpen() {
+      return stream.isOpen;
+    },
+  };
+  return outbox;
+}
+
+export function streamIdOf(ctx: RequestContext): string | undefined {
+  const h = ctx.req.headers['mesos-stream-id'];
+  return Array.isArray(h) ? h[0] : h;
+}
+
+/** 202 Accepted with no body, as the v1 APIs answer non-streaming calls. */
+export function accepted(ctx: RequestContext): void {
+  ctx.res.statusCode = 202;
+  ctx.res.setHeader('Content-Length', 0);
+  ctx.res.end();
+}

@@ -1,0 +1,89 @@
+/**
+ * POST /api/v1/scheduler — the Mesos v1 scheduler HTTP API (JSON).
+ * SUBSCRIBE answers 200 with a RecordIO event stream and a Mesos-Stream-Id
+ * header; every other call must echo that header and is answered 202.
+ */
+import { CorralError } from '../../../../common/errors.js';
+import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
+import type { Master } from '../master.js';
+import type { FrameworkRecord } from '../records.js';
+import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1SchedulerCall } from '../../protocol/v1-schema.js';
+import type { SchedulerEvent } from '../../protocol/v1.js';
+import { readCall, openStream, streamIdOf, accepted } from './calls.js';
+
+export function mountSchedulerApi(server: HttpServer, m: Master): void {
+  const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);
+  server.route('POST', '/api/v1/scheduler', async (ctx) => {
+    const principal = m.auth.authenticate(ctx.req);
+    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API');
+    calls.inc({ type: call.type });
+    if (call.type === 'SUBSCRIBE') return subscribe(ctx, m, call, principal);
+    const f = framework(ctx, m, call.framework_id.value, principal);
+    await handle(ctx, m, f, call);
+  });
+}
+
+async function subscribe(ctx: RequestContext, m: Master, call: Extract<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
+  const f = await m.frameworkManager.subscribe(call.subscribe.framework_info, call.framework_id?.value, call.subscribe.suppressed_roles, principal);
+  const streamId = m.newStreamId();
+  const outbox = openStream<SchedulerEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => m.frameworkManager.disconnected(f, o as never));
+  m.frameworkManager.attach(f, outbox, streamId);
+}
+
+function framework(ctx: RequestContext, m: Master, id: string, principal: string | undefined): FrameworkRecord {
+  const f = m.frameworks.get(id);
+  if (!f || !f.connected) throw new CorralError('FORBIDDEN', `framework ${id} is not subscribed`);
+  if (m.auth.enabled && f.principal !== undefined && principal !== f.principal) throw new CorralError('FORBIDDEN', `framework ${id} belongs to another principal`);
+  const streamId = streamIdOf(ctx);
+  if (!streamId) throw new CorralError('INVALID_ARGUMENT', "all calls but SUBSCRIBE must carry the 'Mesos-Stream-Id' header from the SUBSCRIBE response");
+  if (streamId !== f.streamId) throw new CorralError('INVALID_ARGUMENT', `Mesos-Stream-Id ${streamId.slice(0, 64)} does not match the framework's current stream`);
+  return f;
+}
+
+function rolesOf(f: FrameworkRecord, roles: string[] | undefined): string[] | undefined {
+  for (const r of roles ?? []) if (!f.roles.includes(r)) throw new CorralError('INVALID_ARGUMENT', `role "${r}" is not one of the framework's roles (${f.roles.join(', ')})`);
+  return roles && roles.length ? roles : undefined;
+}
+
+async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: Exclude<V1SchedulerCall, { type: 'SUBSCRIBE' }>): Promise<void> {
+  switch (call.type) {
+    case 'TEARDOWN':
+      await m.frameworkManager.remove(f, 'framework asked for TEARDOWN');
+      break;
+    case 'ACCEPT':
+      await m.offerManager.accept(f, call.accept);
+      break;
+    case 'DECLINE':
+      m.offerManager.decline(f, call.decline.offer_ids, call.decline.filters?.refuse_seconds);
+      break;
+    case 'REVIVE': {
+      const roles = rolesOf(f, call.revive?.roles ?? (call.revive?.role ? [call.revive.role] : undefined));
+      m.allocator.revive(f.id, roles);
+      m.offerManager.requestAllocation();
+      break;
+    }
+    case 'SUPPRESS':
+      m.allocator.suppress(f.id, rolesOf(f, call.suppress?.roles));
+      break;
+    case 'KILL':
+      m.taskManager.kill(f, call.kill.task_id.value, call.kill.kill_policy);
+      break;
+    case 'ACKNOWLEDGE':
+      m.taskManager.acknowledge(f, call.acknowledge);
+      break;
+    case 'RECONCILE':
+      m.taskManager.reconcile(f, call.reconcile?.tasks ?? []);
+      break;
+    case 'MESSAGE': {
+      const a = m.agents.get(call.message.agent_id.value);
+      if (!a || a.status !== 'connected') throw new CorralError('INVALID_ARGUMENT', `agent ${call.message.agent_id.value} is not connected`);
+      m.deliver(a.outbox, { type: 'MESSAGE', message: { framework_id: { value: f.id }, executor_id: call.message.executor_id, data: call.message.data } });
+      break;
+    }
+    case 'SHUTDOWN':
+      throw new CorralError('INVALID_ARGUMENT', 'SHUTDOWN of custom executors is not supported: corral runs tasks with its own executor; use KILL');
+    case 'REQUEST':
+      break; // Mesos ignores resource requests too.
+  }
+  accepted(ctx);
+}

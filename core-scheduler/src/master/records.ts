@@ -1,0 +1,90 @@
+/**
+ * What the master keeps in memory about agents, frameworks, tasks and offers.
+ * The registry (registry.ts) persists the part that must survive a master
+ * restart; tasks are not persisted — agents report them when they re-register,
+ * as in Mesos.
+ */
+import type { Resources } from '../resources/resources.js';
+import type { V1AgentInfo, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Attribute } from '../protocol/v1.js';
+
+/** A live connection the master can push events to. */
+export interface Outbox<E> {
+  readonly id: string;
+  send(event: E): boolean;
+  sendAll?(events: E[]): boolean;
+  close(last?: E): void;
+  readonly isOpen: boolean;
+}
+
+export type AgentStatus = 'connected' | 'disconnected' | 'recovering' | 'unreachable';
+
+export interface AgentRecord {
+  id: string;
+  info: V1AgentInfo & { id: { value: string } };
+  /** Resources the agent announced itself (its flags), static reservations included. */
+  staticResources: Resources;
+  /** Dynamic reservations and persistent volumes made through the master, persisted in the registry. */
+  checkpointed: Resources;
+  /** staticResources with `checkpointed` applied: what the allocator knows as the agent's total. */
+  total: Resources;
+  attributes: V1Attribute[];
+  status: AgentStatus;
+  outbox: Outbox<unknown> | undefined;
+  registeredAt: number;
+  reregisteredAt: number | undefined;
+  lastSeen: number;
+  disconnectedAt: number | undefined;
+  tasks: Map<string, TaskRecord>;
+  version: string;
+}
+
+export interface FrameworkRecord {
+  id: string;
+  info: V1FrameworkInfo & { id: { value: string } };
+  roles: string[];
+  principal: string | undefined;
+  partitionAware: boolean;
+  revocable: boolean;
+  /** Connected with a live stream. */
+  connected: boolean;
+  /** Known from the registry or an agent but not (yet) re-subscribed since a master restart. */
+  recovered: boolean;
+  outbox: Outbox<unknown> | undefined;
+  streamId: string | undefined;
+  registeredAt: number;
+  reregisteredAt: number | undefined;
+  disconnectedAt: number | undefined;
+  failoverTimer: ReturnType<typeof setTimeout> | undefined;
+  tasks: Map<string, TaskRecord>;
+  /** Terminal tasks kept for the operator API (bounded). */
+  completed: TaskRecord[];
+  offers: Set<string>;
+}
+
+export interface TaskRecord {
+  key: string;
+  id: string;
+  frameworkId: string;
+  agentId: string;
+  role: string;
+  info: V1TaskInfo;
+  resources: Resources;
+  state: V1TaskState;
+  statuses: V1TaskStatus[];
+  /** Latest update that carries a uuid and has not been acknowledged yet. */
+  pending: V1TaskStatus | undefined;
+  /** Whether the allocator still counts the task's resources. */
+  holdsResources: boolean;
+  launchedAt: number;
+}
+
+export interface OfferRecord {
+  id: string;
+  frameworkId: string;
+  agentId: string;
+  role: string;
+  resources: Resources;
+  createdAt: number;
+}
+
+export const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;

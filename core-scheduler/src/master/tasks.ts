@@ -1,0 +1,205 @@
+/**
+ * Tasks: launching onto agents, status updates (relayed to the framework at
+ * least once until acknowledged), acknowledgements, reconciliation and kill.
+ */
+import { randomBytes } from 'node:crypto';
+import { CorralError } from '../../../common/errors.js';
+import type { Resources } from '../resources/resources.js';
+import type { Master } from './master.js';
+import { taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
+import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+
+/** Statuses kept per task for the operator API; the latest matters, a few explain it. */
+const KEEP_STATUSES = 3;
+
+export class TaskManager {
+  private readonly updatesTotal;
+
+  constructor(private readonly m: Master) {
+    this.updatesTotal = m.metrics.counter('status_updates_total', 'Task status updates received from agents', ['state']);
+  }
+
+  launch(f: FrameworkRecord, agent: AgentRecord, role: string, tasks: Array<{ info: V1TaskInfo; resources: Resources }>): void {
+    const now = this.m.clock.now();
+    const infos: V1TaskInfo[] = [];
+    for (const { info, resources } of tasks) {
+      const t: TaskRecord = {
+        key: taskKey(f.id, info.task_id.value),
+        id: info.task_id.value,
+        frameworkId: f.id,
+        agentId: agent.id,
+        role,
+        // Agents and the operator API see which role the resources were allocated to.
+        info: { ...info, resources: resources.toV1(role) },
+        resources,
+        state: 'TASK_STAGING',
+        statuses: [],
+        pending: undefined,
+        holdsResources: true,
+        launchedAt: now,
+      };
+      f.tasks.set(t.id, t);
+      agent.tasks.set(t.key, t);
+      infos.push(t.info);
+      this.m.events.taskAdded(t);
+    }
+    const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch: { framework_info: f.info, tasks: infos } } satisfies AgentEvent);
+    if (!sent) {
+      for (const info of infos) this.masterUpdate(f.tasks.get(info.task_id.value)!, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_AGENT_DISCONNECTED', 'agent disconnected before the launch reached it');
+    }
+  }
+
+  /** A framework sent an invalid ACCEPT: tell event-driven schedulers too, as Mesos does with TASK_ERROR. */
+  reportInvalidLaunch(f: FrameworkRecord, operations: V1Operation[], message: string): void {
+    const events: SchedulerEvent[] = [];
+    for (const op of operations) {
+      for (const t of op.launch?.task_infos ?? []) {
+        if (f.tasks.has(t.task_id.value)) continue;
+        events.push({ type: 'UPDATE', update: { status: { task_id: t.task_id, state: 'TASK_ERROR', source: 'SOURCE_MASTER', reason: 'REASON_TASK_INVALID', message, agent_id: t.agent_id, timestamp: this.m.clock.now() / 1000 } } });
+      }
+    }
+    for (const e of events) this.m.deliver(f.outbox, e);
+  }
+
+  /** Status updates from an agent, in order. */
+  fromAgent(agent: AgentRecord, updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }>): void {
+    const byFramework = new Map<FrameworkRecord, SchedulerEvent[]>();
+    for (const { framework_id, status } of updates) {
+      this.updatesTotal.inc({ state: status.state });
+      const f = this.m.frameworks.get(framework_id.value);
+      const full: V1TaskStatus = { ...status, agent_id: { value: agent.id }, source: status.source ?? 'SOURCE_AGENT', timestamp: status.timestamp ?? this.m.clock.now() / 1000 };
+      const t = f?.tasks.get(status.task_id.value);
+      if (!f || !t) {
+        // Unknown to the master (e.g. the framework was removed): acknowledge on its behalf so the agent stops retrying.
+        if (status.uuid) this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id, task_id: status.task_id, uuid: status.uuid } } satisfies AgentEvent);
+        continue;
+      }
+      if (t.agentId !== agent.id) continue; // stale update from an agent the task no longer lives on
+      this.record(t, full);
+      let list = byFramework.get(f);
+      if (!list) byFramework.set(f, (list = []));
+      list.push({ type: 'UPDATE', update: { status: full } });
+    }
+    for (const [f, events] of byFramework) {
+      if (!f.outbox?.isOpen) continue;
+      if (f.outbox.sendAll) f.outbox.sendAll(events);
+      else for (const e of events) f.outbox.send(e);
+    }
+  }
+
+  /** Apply a status to the task's record: state, resources, pending acknowledgement. */
+  private record(t: TaskRecord, status: V1TaskStatus): void {
+    t.state = status.state;
+    t.statuses.push(status);
+    if (t.statuses.length > KEEP_STATUSES) t.statuses.shift();
+    if (status.uuid) t.pending = status;
+    if (isTerminal(status.state) && t.holdsResources) {
+      t.holdsResources = false;
+      this.m.allocator.recover(t.frameworkId, t.agentId, t.role, t.resources);
+      this.m.offerManager.requestAllocation([t.agentId]);
+    }
+    this.m.events.taskUpdated(t, status);
+    if (isTerminal(status.state) && !status.uuid) this.complete(t);
+  }
+
+  /** A status the master itself decides (agent lost, launch dropped): no acknowledgement needed. */
+  masterUpdate(t: TaskRecord, state: V1TaskState, reason: string, message: string): void {
+    const status: V1TaskStatus = { task_id: { value: t.id }, state, source: 'SOURCE_MASTER', reason, message, agent_id: { value: t.agentId }, timestamp: this.m.clock.now() / 1000 };
+    const f = this.m.frameworks.get(t.frameworkId);
+    t.pending = undefined;
+    this.record(t, status);
+    this.m.deliver(f?.outbox, { type: 'UPDATE', update: { status } } satisfies SchedulerEvent);
+  }
+
+  acknowledge(f: FrameworkRecord, ack: { agent_id: { value: string }; task_id: { value: string }; uuid: string }): void {
+    const raw = Buffer.from(ack.uuid, 'base64');
+    if (raw.length !== 16 || raw.toString('base64') !== ack.uuid) throw new CorralError('INVALID_ARGUMENT', `uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+    const agent = this.m.agents.get(ack.agent_id.value);
+    if (!agent) throw new CorralError('INVALID_ARGUMENT', `unknown agent ${ack.agent_id.value}`);
+    const t = f.tasks.get(ack.task_id.value);
+    if (t && t.pending?.uuid === ack.uuid) {
+      t.pending = undefined;
+      if (isTerminal(t.state)) this.complete(t);
+    }
+    // The agent owns retries: tell it even if the master no longer tracks the task.
+    this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } } satisfies AgentEvent);
+  }
+
+  /** The task is over and acknowledged: keep it only in the bounded completed list. */
+  private complete(t: TaskRecord): void {
+    const f = this.m.frameworks.get(t.frameworkId);
+    this.m.agents.get(t.agentId)?.tasks.delete(t.key);
+    if (!f) return;
+    if (f.tasks.get(t.id) === t) f.tasks.delete(t.id);
+    const max = this.m.config.frameworks.maxCompletedTasks;
+    if (max > 0) {
+      f.completed.push(t);
+      if (f.completed.length > max) f.completed.shift();
+    }
+  }
+
+  reconcile(f: FrameworkRecord, tasks: Array<{ task_id: { value: string }; agent_id?: { value: string } | undefined }>): void {
+    const now = this.m.clock.now() / 1000;
+    const events: SchedulerEvent[] = [];
+    // Reconciliation answers carry no uuid: nothing to acknowledge.
+    const report = ({ uuid: _uuid, ...status }: V1TaskStatus): void => {
+      events.push({ type: 'UPDATE', update: { status: { ...status, reason: 'REASON_RECONCILIATION', timestamp: now } } });
+    };
+    const known = (t: TaskRecord): void => {
+      const latest = t.statuses.at(-1);
+      report(latest ?? { task_id: { value: t.id }, state: t.state, agent_id: { value: t.agentId }, source: 'SOURCE_MASTER' });
+    };
+    if (tasks.length === 0) {
+      // Implicit reconciliation: every task the master knows for the framework.
+      for (const t of f.tasks.values()) known(t);
+    } else {
+      for (const { task_id, agent_id } of tasks) {
+        const t = f.tasks.get(task_id.value);
+        if (t) {
+          known(t);
+          continue;
+        }
+        const agent = agent_id ? this.m.agents.get(agent_id.value) : undefined;
+        // An agent that has not re-registered since a master restart may still report it: say nothing yet.
+        if (agent?.status === 'recovering') continue;
+        const state: V1TaskState = agent?.status === 'unreachable' ? 'TASK_UNREACHABLE' : f.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
+        report({ task_id, state, source: 'SOURCE_MASTER', ...(agent_id ? { agent_id } : {}), message: 'task is unknown to the master' });
+      }
+    }
+    for (const e of events) this.m.deliver(f.outbox, e);
+  }
+
+  kill(f: FrameworkRecord, taskId: string, killPolicy: V1TaskInfo['kill_policy'] | undefined): void {
+    const t = f.tasks.get(taskId);
+    if (!t) {
+      this.reconcile(f, [{ task_id: { value: taskId } }]);
+      return;
+    }
+    const agent = this.m.agents.get(t.agentId);
+    if (!agent || agent.status !== 'connected') {
+      // Mesos keeps the kill pending until the agent comes back; here the agent resends state on re-registration.
+      this.m.log.info({ task: taskId, agent: t.agentId }, 'kill requested for a task on a disconnected agent');
+      return;
+    }
+    this.m.deliver(agent.outbox, { type: 'KILL', kill: { framework_id: { value: f.id }, task_id: { value: taskId }, ...(killPolicy ? { kill_policy: killPolicy } : {}) } } satisfies AgentEvent);
+  }
+
+  /** The framework is going away: its tasks are killed on their agents and forgotten here. */
+  removeFrameworkTasks(f: FrameworkRecord, why: string): void {
+    const agentIds = new Set<string>();
+    for (const t of [...f.tasks.values()]) {
+      agentIds.add(t.agentId);
+      if (!isTerminal(t.state)) {
+        t.state = 'TASK_KILLED';
+        this.m.events.taskUpdated(t, { task_id: { value: t.id }, state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED', message: why });
+      }
+      this.m.agents.get(t.agentId)?.tasks.delete(t.key);
+    }
+    f.tasks.clear();
+    for (const id of agentIds) this.m.deliver(this.m.agents.get(id)?.outbox, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);
+  }
+
+  static newUuid(): string {
+    return randomBytes(16).toString('base64');
+  }
+}
