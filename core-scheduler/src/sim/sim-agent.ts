@@ -22,6 +22,8 @@ export interface SimAgentOptions {
   reportStarting?: boolean;
   reconnect?: boolean;
   agentId?: string;
+  /** Extra fields for a task's status updates, e.g. container_status with the task's IP. */
+  statusExtras?: (task: V1TaskInfo, state: V1TaskState) => Partial<V1TaskStatus>;
 }
 
 interface SimTask {
@@ -126,10 +128,22 @@ export class SimAgent {
     for (const l of this.listeners) l(e);
   }
 
-  private report(t: SimTask, state: V1TaskState, message?: string): void {
+  private report(t: SimTask, state: V1TaskState, message?: string, extra: Partial<V1TaskStatus> = {}): void {
     t.state = state;
-    const status: V1TaskStatus = { task_id: t.info.task_id, state, source: 'SOURCE_EXECUTOR', ...(message ? { message } : {}) };
+    const status: V1TaskStatus = { task_id: t.info.task_id, state, source: 'SOURCE_EXECUTOR', ...(message ? { message } : {}), ...this.opts.statusExtras?.(t.info, state), ...extra };
     this.updates.add(t.frameworkId, status);
+  }
+
+  /** A health check result changed: report it in a TASK_RUNNING update with `healthy` set. */
+  setHealth(frameworkId: string, taskId: string, healthy: boolean): void {
+    const t = this.tasks.get(StatusUpdateManager.key(frameworkId, taskId));
+    if (!t || t.state !== 'TASK_RUNNING') throw new Error(`task ${taskId} is not running here`);
+    this.report(t, 'TASK_RUNNING', healthy ? 'health check passed' : 'health check failed', { healthy, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' });
+  }
+
+  /** End a running task with the given state (e.g. TASK_FAILED), as if it exited. */
+  end(frameworkId: string, taskId: string, state: V1TaskState = 'TASK_FINISHED', message = 'exited'): void {
+    this.finish(frameworkId, taskId, state, message);
   }
 
   private launch(frameworkId: string, info: V1TaskInfo): void {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Shared setup for ./corral and ./test.sh: Node check, Debian packages,
+# npm dependencies and the TypeScript build. Safe to run again: it only does
+# what is missing. Source it, then call the functions.
+set -euo pipefail
+
+CORRAL_ROOT="${CORRAL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+ensure_node() {
+  if ! command -v node >/dev/null 2>&1; then
+    say "installing Node.js from Debian"
+    apt_install nodejs npm
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "corral needs Node.js 20 or newer (found $(node --version)); install a newer Node.js and retry" >&2
+    exit 1
+  fi
+}
+
+# apt_install PKG... — installs the packages not yet installed (root only).
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  # Packages must not start system services of their own (etcd, docker, ceph…): corral starts its own.
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created" = 1 ] && rm -f "$policy"
+  return 0
+}
+
+ensure_npm_deps() {
+  local stamp="$CORRAL_ROOT/node_modules/.corral-lock-hash" want
+  want=$(sha256sum "$CORRAL_ROOT/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    say "installing npm dependencies"
+    (cd "$CORRAL_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$stamp"
+  fi
+}
+
+build() {
+  (cd "$CORRAL_ROOT" && npx --no-install tsc -p tsconfig.build.json)
+}
