@@ -3,8 +3,9 @@
  * the environment (CORRAL_*), and command-line flags. One zod schema per daemon
  * describes the result; everything is validated once, at start-up.
  *
- * Environment names are the key path in SCREAMING_SNAKE_CASE with `__` between
- * nesting levels: `store.etcdEndpoints` is CORRAL_STORE__ETCD_ENDPOINTS.
+ * Environment names are the daemon's prefix plus the key path in
+ * SCREAMING_SNAKE_CASE with `__` between nesting levels: for the master
+ * (prefix CORRAL_MASTER_), `store.etcdEndpoints` is CORRAL_MASTER_STORE__ETCD_ENDPOINTS.
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -15,6 +16,8 @@ import { formatIssues } from './validate.js';
 export interface ConfigSources {
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
+  /** Prefix of this daemon's environment variables, e.g. "CORRAL_MASTER_" (default "CORRAL_"). */
+  envPrefix?: string;
   /** Already nested like the schema; undefined values are ignored. */
   flags?: Record<string, unknown>;
 }
@@ -56,8 +59,8 @@ export function leafPaths(schema: z.ZodType, prefix: string[] = []): string[][] 
 
 const snake = (s: string): string => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
-export function envName(path: string[]): string {
-  return 'CORRAL_' + path.map(snake).join('__');
+export function envName(path: string[], prefix = 'CORRAL_'): string {
+  return prefix + path.map(snake).join('__');
 }
 
 function envValue(raw: string): unknown {
@@ -105,7 +108,7 @@ export function loadConfig<S extends z.ZodType>(schema: S, sources: ConfigSource
   const env = sources.env ?? process.env;
   const fromEnv: Plain = {};
   for (const path of leafPaths(schema)) {
-    const raw = env[envName(path)];
+    const raw = env[envName(path, sources.envPrefix)];
     if (raw !== undefined && raw !== '') setPath(fromEnv, path, envValue(raw));
   }
   merged = merge(merged, fromEnv);

@@ -12,7 +12,7 @@ export function registerMaster(program: Command): void {
   program
     .command('master')
     .description('run the master: allocator, scheduler/operator/agent APIs, registry')
-    .option('--config <file>', 'YAML/JSON config file')
+    .option('--config <file>', 'YAML/JSON config file (env: CORRAL_MASTER_<KEY>, e.g. CORRAL_MASTER_ALLOCATION__INTERVAL_MS)')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
     .option('--port <n>', 'port to listen on (default 5050)', intOption('--port', 0, 65535))
     .option('--advertise-host <name>', 'host name agents and frameworks see')
@@ -36,7 +36,7 @@ export function registerMaster(program: Command): void {
         agents: o.agentUnreachableTimeout !== undefined ? { unreachableTimeoutMs: o.agentUnreachableTimeout } : undefined,
       };
       if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
-      const config = loadConfig(masterConfigSchema, { file: o.config as string | undefined, flags });
+      const config = loadConfig(masterConfigSchema, { file: o.config as string | undefined, flags, envPrefix: 'CORRAL_MASTER_' });
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
       const running = await startMaster(config);
       process.stdout.write(`corral master listening on ${running.url}\n`);

@@ -34,6 +34,8 @@ function applyCheckpointed(staticResources: Resources, checkpointed: Resources):
 export class AgentManager {
   /** Agents an operator marked gone: they may never come back under the same id. */
   private readonly goneIds = new Set<string>();
+  /** Events decided while an agent re-registers, sent once its stream is open. */
+  private readonly afterAttach = new Map<string, AgentEvent[]>();
 
   constructor(private readonly m: Master) {}
 
@@ -92,7 +94,7 @@ export class AgentManager {
       reported.add(key);
       if (wasUnreachable && !f.partitionAware) {
         // Already reported LOST to a framework that cannot handle tasks coming back: kill it.
-        this.m.deliver(a.outbox, { type: 'KILL', kill: { framework_id: rt.framework_id, task_id: rt.task.task_id } } satisfies AgentEvent);
+        this.later(a.id, { type: 'KILL', kill: { framework_id: rt.framework_id, task_id: rt.task.task_id } });
         continue;
       }
       const resources = Resources.fromV1(rt.task.resources);
@@ -103,8 +105,13 @@ export class AgentManager {
         f.tasks.set(t.id, t);
         this.m.events.taskAdded(t);
       } else {
+        const wasUnreachableTask = t.state === 'TASK_UNREACHABLE';
         t.state = rt.status.state;
         t.statuses = [...t.statuses.slice(-2), rt.status];
+        if (wasUnreachableTask && !isTerminal(t.state)) {
+          // Tell the partition-aware framework its task is back (it may have acknowledged the agent's last update long ago).
+          this.m.deliver(f.outbox, { type: 'UPDATE', update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } } });
+        }
       }
       a.tasks.set(key, t);
       if (!isTerminal(t.state)) this.holdTaskResources(t);
@@ -114,6 +121,12 @@ export class AgentManager {
       a.tasks.delete(t.key);
       this.m.taskManager.masterUpdate(t, t.state === 'TASK_STAGING' ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_RECONCILIATION', 'task was not found on its agent when the agent re-registered');
     }
+  }
+
+  private later(agentId: string, e: AgentEvent): void {
+    const list = this.afterAttach.get(agentId) ?? [];
+    list.push(e);
+    this.afterAttach.set(agentId, list);
   }
 
   private holdTaskResources(t: TaskRecord): void {
@@ -140,6 +153,8 @@ export class AgentManager {
       type: 'REGISTERED',
       registered: { agent_id: { value: a.id }, heartbeat_interval_seconds: this.m.config.agents.heartbeatIntervalMs / 1000, master_info: this.m.info, checkpointed_resources: a.checkpointed.toV1() },
     });
+    for (const e of this.afterAttach.get(a.id) ?? []) outbox.send(e);
+    this.afterAttach.delete(a.id);
     this.m.allocator.setAgentActive(a.id, true);
     this.m.events.agentAdded(a);
     this.m.offerManager.requestAllocation([a.id]);

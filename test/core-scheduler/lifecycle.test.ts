@@ -1,0 +1,184 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { startTestMaster, type TestMaster } from '../harness/master.js';
+import { TestFramework } from '../harness/framework.js';
+import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
+import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
+import type { V1Task } from '../../core-scheduler/src/protocol/v1.js';
+
+let master: TestMaster | undefined;
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+  await master?.dispose();
+  master = undefined;
+});
+
+async function agent(url: string, opts: Partial<ConstructorParameters<typeof SimAgent>[0]> = {}): Promise<SimAgent> {
+  const a = new SimAgent({ master: url, hostname: 'h', resources: 'cpus:4;mem:4096;ports:[31000-31100]', ...opts });
+  cleanup.push(() => a.stop());
+  await a.start();
+  return a;
+}
+
+function framework(url: string, info: ConstructorParameters<typeof TestFramework>[1] = {}): TestFramework {
+  const f = new TestFramework(url, info);
+  cleanup.push(() => f.client.close());
+  return f;
+}
+
+async function tasks(url: string): Promise<{ tasks: V1Task[]; unreachable_tasks: V1Task[]; completed_tasks: V1Task[] }> {
+  const ops = new OperatorClient({ master: url });
+  try {
+    return (await ops.call<{ get_tasks: { tasks: V1Task[]; unreachable_tasks: V1Task[]; completed_tasks: V1Task[] } }>('GET_TASKS')).get_tasks;
+  } finally {
+    await ops.close();
+  }
+}
+
+const until = async (pred: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('framework lifecycle over the v1 scheduler API', () => {
+  it('subscribes, launches, acknowledges, reconciles and kills', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const f = framework(master.url);
+    await f.subscribe();
+    const subscribed = f.events[0]!;
+    expect(subscribed.type).toBe('SUBSCRIBED');
+    expect(f.client.conn.streamId).toMatch(/^[0-9a-f-]{36}$/);
+    const [offer] = await f.offers();
+    expect(offer!.agent_id.value).toBe(a.id);
+    expect(offer!.resources.find((r) => r.name === 'cpus')?.scalar?.value).toBe(4);
+    expect(offer!.allocation_info.role).toBe('*');
+    await f.launch(offer!, [{ id: 't1', resources: 'cpus:1;mem:128;ports:[31000-31000]' }]);
+    const running = await f.update('t1', 'TASK_RUNNING');
+    expect(running.uuid).toBeTruthy();
+    expect(running.agent_id?.value).toBe(a.id);
+    // Acknowledged: the agent stops retrying and the master clears the pending uuid.
+    await until(async () => (await tasks(master!.url)).tasks.find((t) => t.task_id.value === 't1')?.status_update_uuid === undefined);
+    await until(() => a.updates.pending().length === 0);
+
+    await f.client.reconcile([{ task_id: { value: 't1' } }, { task_id: { value: 'ghost' } }]);
+    const ghost = await f.update('ghost', 'TASK_LOST');
+    expect(ghost.reason).toBe('REASON_RECONCILIATION');
+    expect(ghost.uuid).toBeUndefined();
+    const explicit = f.updates('t1').filter((s) => s.reason === 'REASON_RECONCILIATION');
+    expect(explicit.at(-1)?.state).toBe('TASK_RUNNING');
+
+    const before = f.updates('t1').length;
+    await f.client.reconcile();
+    await until(() => f.updates('t1').length > before);
+    expect(f.updates('t1').at(-1)!.state).toBe('TASK_RUNNING');
+
+    await f.client.kill('t1');
+    await f.update('t1', 'TASK_KILLED');
+    await until(async () => (await tasks(master!.url)).completed_tasks.some((t) => t.task_id.value === 't1'));
+  });
+
+  it('delivers status updates at least once until acknowledged', async () => {
+    master = await startTestMaster();
+    await agent(master.url);
+    const f = framework(master.url);
+    f.autoAck = false;
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await f.launch(offer!, [{ id: 'retry', resources: 'cpus:1;mem:64' }]);
+    const first = await f.update('retry', 'TASK_RUNNING');
+    // The agent resends the unacknowledged update (same uuid) after its retry interval.
+    await until(() => f.updates('retry').filter((s) => s.uuid === first.uuid).length >= 2, 5000);
+    await f.client.acknowledge(first);
+    const count = f.updates('retry').length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(f.updates('retry').length).toBe(count);
+  });
+
+  it('keeps tasks across framework failover within failover_timeout, and tells the old instance', async () => {
+    master = await startTestMaster();
+    await agent(master.url);
+    const f1 = framework(master.url, { failover_timeout: 60 });
+    await f1.subscribe();
+    const [offer] = await f1.offers();
+    await f1.launch(offer!, [{ id: 'keep', resources: 'cpus:1;mem:64' }]);
+    await f1.update('keep', 'TASK_RUNNING');
+    // A second scheduler instance takes over with the same id while the first is still connected.
+    const f2 = framework(master.url, { failover_timeout: 60, id: { value: f1.id } });
+    await f2.subscribe();
+    expect(f2.id).toBe(f1.id);
+    await until(() => f1.events.some((e) => e.type === 'ERROR' && e.error.message.includes('failed over')));
+    await f2.client.reconcile();
+    await f2.update('keep', 'TASK_RUNNING');
+    // Disconnect entirely, come back within the timeout: tasks are still there.
+    f2.client.disconnect();
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await tasks(master.url)).tasks.map((t) => t.task_id.value)).toContain('keep');
+    const f3 = framework(master.url, { failover_timeout: 60, id: { value: f1.id } });
+    await f3.subscribe();
+    expect(f3.id).toBe(f1.id);
+  });
+
+  it('removes a framework whose failover_timeout expires, killing its tasks', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const f = framework(master.url, { failover_timeout: 0.3 });
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await f.launch(offer!, [{ id: 'doomed', resources: 'cpus:1;mem:64' }]);
+    await f.update('doomed', 'TASK_RUNNING');
+    f.client.disconnect();
+    await until(() => a.received.some((e) => e.type === 'SHUTDOWN_FRAMEWORK'), 5000);
+    expect((await tasks(master.url)).tasks).toHaveLength(0);
+    // A removed framework cannot come back under its old id.
+    const again = framework(master.url, { id: { value: f.id } });
+    await expect(again.subscribe()).rejects.toThrow(/removed/);
+  });
+
+  it('rescinds offers of a lost agent and reports its tasks LOST, or UNREACHABLE to partition-aware frameworks', async () => {
+    master = await startTestMaster({ agents: { heartbeatIntervalMs: 100, maxMissedHeartbeats: 3, unreachableTimeoutMs: 500, reregisterTimeoutMs: 5000 } });
+    const a1 = await agent(master.url, { hostname: 'a1', resources: 'cpus:2;mem:1024' });
+    const plain = framework(master.url, { name: 'plain' });
+    const aware = framework(master.url, { name: 'aware', capabilities: [{ type: 'PARTITION_AWARE' }] });
+    await plain.subscribe();
+    const [o1] = await plain.offers();
+    // The unused rest is refused for a while, so it goes to the other framework.
+    await plain.launch(o1!, [{ id: 'p1', resources: 'cpus:1;mem:64' }], 60);
+    await plain.update('p1', 'TASK_RUNNING');
+    await aware.subscribe();
+    const [o2] = await aware.offers();
+    await aware.launch(o2!, [{ id: 'w1', resources: 'cpus:1;mem:64' }], 60);
+    await aware.update('w1', 'TASK_RUNNING');
+    await a1.crash();
+    await plain.update('p1', 'TASK_LOST', 5000);
+    const unreachable = await aware.update('w1', 'TASK_UNREACHABLE', 5000);
+    expect(unreachable.reason).toBe('REASON_AGENT_REMOVED');
+    const state = await tasks(master.url);
+    expect(state.unreachable_tasks.map((t) => t.task_id.value)).toEqual(['w1']);
+    // The agent comes back with its task: the partition-aware task is running again.
+    const back = new SimAgent({ master: master.url, hostname: 'a1', resources: 'cpus:2;mem:1024', agentId: a1.id! });
+    cleanup.push(() => back.stop());
+    // Carry the running tasks over, as a recovering agent does from its checkpoint.
+    for (const [k, t] of a1.tasks) back.tasks.set(k, t);
+    await back.start();
+    await until(async () => (await tasks(master!.url)).tasks.some((t) => t.task_id.value === 'w1' && t.state === 'TASK_RUNNING'));
+    await until(() => aware.updates('w1').some((u) => u.state === 'TASK_RUNNING' && u.reason === 'REASON_AGENT_REREGISTERED'));
+    // The non-partition-aware task was already reported LOST: the agent is told to kill it.
+    await until(() => back.received.some((e) => e.type === 'KILL' && e.kill.task_id.value === 'p1'));
+  });
+
+  it('rescinds outstanding offers when an agent disconnects', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const f = framework(master.url);
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await a.crash();
+    const e = await f.client.next((x) => x.type === 'RESCIND');
+    expect(e.type === 'RESCIND' && e.rescind.offer_id.value).toBe(offer!.id.value);
+    await expect(f.launch(offer!, [{ id: 'late', resources: 'cpus:1;mem:64' }])).rejects.toThrow(/not outstanding/);
+  });
+});
