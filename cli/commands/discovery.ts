@@ -1,0 +1,115 @@
+/**
+ * corral discovery — run the discovery daemon (DNS + Consul-compatible API);
+ * corral dns records|status — what a running daemon serves and how fresh it is.
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { loadConfig } from '../../common/config.js';
+import { configureLogging } from '../../common/log.js';
+import { CorralError } from '../../common/errors.js';
+import { discoveryConfigSchema } from '../../discovery/src/config.js';
+import { startDiscovery } from '../../discovery/src/daemon.js';
+import type { ServedRecord } from '../../discovery/src/status.js';
+import { globals, identity } from '../context.js';
+import { output } from '../output.js';
+import { intOption } from '../parse.js';
+
+const DEFAULT_DISCOVERY = 'http://127.0.0.1:8500';
+
+function discoveryUrl(cmd: Command): string {
+  const o = cmd.optsWithGlobals() as { discovery?: string };
+  return o.discovery ?? process.env.CORRAL_DISCOVERY ?? DEFAULT_DISCOVERY;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new CorralError('UNAVAILABLE', `cannot reach the discovery daemon at ${new URL(url).origin}: ${(err as Error).message}`);
+  }
+  if (!res.ok) throw new CorralError('UNAVAILABLE', `discovery daemon answered ${res.status} for ${new URL(url).pathname}`);
+  return (await res.json()) as T;
+}
+
+export function registerDiscovery(program: Command): void {
+  program
+    .command('discovery')
+    .description('run the discovery daemon: DNS for tasks and services, Consul-compatible KV/catalog/health API')
+    .option('--config <file>', 'YAML/JSON config file')
+    .option('--domain <name>', 'DNS zone served (default corral)')
+    .option('--dns-host <addr>', 'DNS listen address (default 127.0.0.1)')
+    .option('--dns-port <n>', 'DNS port, UDP and TCP (default 8600; 53 for the standard port)', intOption('--dns-port', 0, 65535))
+    .addOption(new Option('--dns-workers <n|auto>', 'extra processes answering UDP (default auto: one per extra core)'))
+    .option('--upstream <addr...>', 'forward names outside the zone to these resolvers (ip or ip:port)')
+    .option('--http-host <addr>', 'HTTP API listen address (default 127.0.0.1)')
+    .option('--http-port <n>', 'HTTP API port (default 8500)', intOption('--http-port', 0, 65535))
+    .option('--work-dir <dir>', 'state directory (default /var/lib/corral/discovery)')
+    .option('--node-name <name>', 'this node in the catalog (default the host name)')
+    .option('--store-backend <name>', 'embedded or etcd')
+    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      const g = globals(cmd);
+      const cred = identity(g);
+      const workers = o.dnsWorkers === undefined ? undefined : o.dnsWorkers === 'auto' ? 'auto' : intOption('--dns-workers', 0, 64)(String(o.dnsWorkers));
+      const flags: Record<string, unknown> = {
+        domain: o.domain,
+        workDir: o.workDir,
+        nodeName: o.nodeName,
+        master: { url: g.master, principal: cred.principal, secret: cred.secret },
+        dns: { host: o.dnsHost, port: o.dnsPort, workers, upstreams: o.upstream },
+        http: { host: o.httpHost, port: o.httpPort },
+        log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
+      };
+      if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
+      const config = loadConfig(discoveryConfigSchema, { file: o.config as string | undefined, flags });
+      configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
+      const running = await startDiscovery(config);
+      process.stdout.write(`corral discovery: DNS on ${config.dns.host}:${running.dnsPort} (zone ${config.domain}), API on ${running.httpUrl}\n`);
+      const stop = async (): Promise<void> => {
+        await running.close();
+        process.exit(0);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+    });
+
+  const dns = program.command('dns').description('names served by the discovery daemon').option('--discovery <url>', `discovery API URL (env CORRAL_DISCOVERY, default ${DEFAULT_DISCOVERY})`);
+  dns
+    .command('records')
+    .description('list every record the daemon serves')
+    .option('--name <suffix>', 'only names ending with this')
+    .action(async (o: { name?: string }, cmd: Command) => {
+      const all = await getJson<ServedRecord[]>(`${discoveryUrl(cmd)}/v1/corral/dns/records`);
+      const rows = o.name ? all.filter((r) => r.name === o.name || r.name.endsWith(`.${o.name}`) || r.name.endsWith(o.name!)) : all;
+      output(globals(cmd), rows, [
+        { header: 'NAME', value: (r) => r.name },
+        { header: 'TYPE', value: (r) => r.type },
+        { header: 'DATA', value: (r) => r.data },
+      ]);
+    });
+  dns
+    .command('status')
+    .description('feed freshness and DNS counters')
+    .action(async (_o, cmd: Command) => {
+      const s = await getJson<{ domain: string; master: { url: string; connected: boolean; staleSeconds: number; reconnects: number } | null; dns: { port: number; names: number; workers: number; stats: Record<string, number> }; catalogIndex: number }>(
+        `${discoveryUrl(cmd)}/v1/corral/status`,
+      );
+      const rows = [
+        { key: 'zone', value: s.domain },
+        { key: 'master', value: s.master ? `${s.master.url} (${s.master.connected ? 'following' : `unreachable, state ${s.master.staleSeconds.toFixed(1)} s old`})` : 'none configured' },
+        { key: 'dns port', value: String(s.dns.port) },
+        { key: 'names', value: String(s.dns.names) },
+        { key: 'dns workers', value: String(s.dns.workers) },
+        { key: 'queries', value: String(s.dns.stats.queries ?? 0) },
+        { key: 'nxdomain', value: String(s.dns.stats.nxdomain ?? 0) },
+        { key: 'catalog index', value: String(s.catalogIndex) },
+      ];
+      output(globals(cmd), rows, [
+        { header: 'KEY', value: (r) => r.key },
+        { header: 'VALUE', value: (r) => r.value },
+      ], s);
+    });
+}

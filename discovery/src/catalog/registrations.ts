@@ -1,0 +1,192 @@
+/**
+ * Registrations made through the HTTP API, kept in the Store so they survive
+ * a restart: services (with the checks this daemon runs) registered on the
+ * agent API, and external nodes/services/checks registered on the catalog
+ * API. Each write goes to the Store first, then into the in-memory catalog.
+ */
+import { CorralError } from '../../../common/errors.js';
+import { getJson, putJson, rangeJson } from '../../../common/store/json.js';
+import type { Store } from '../../../common/store/types.js';
+import { z } from '../../../common/validate.js';
+import { parseDuration } from '../consul/http-util.js';
+import type { Catalog, CheckInput, ServiceInput } from './catalog.js';
+import type { CheckDef, CheckRunner } from './checks.js';
+
+const PREFIX = 'corral/discovery/';
+
+const name = z.string().min(1).max(256);
+const meta = z.record(z.string().max(128), z.string().max(512)).optional();
+const tags = z.array(z.string().max(256)).max(64).optional();
+const status = z.enum(['passing', 'warning', 'critical']);
+const duration = z.string().max(32).refine((s) => parseDuration(s) !== undefined, 'must be a duration like "10s"');
+
+export const checkBodySchema = z.looseObject({
+  ID: z.string().max(256).optional(),
+  CheckID: z.string().max(256).optional(),
+  Name: z.string().max(256).optional(),
+  ServiceID: z.string().max(256).optional(),
+  Notes: z.string().max(4096).optional(),
+  HTTP: z.url().max(4096).optional(),
+  Method: z.enum(['GET', 'HEAD', 'POST', 'PUT']).optional(),
+  TCP: z.string().max(300).optional(),
+  TTL: duration.optional(),
+  Interval: duration.optional(),
+  Timeout: duration.optional(),
+  Status: status.optional(),
+});
+export type CheckBody = z.output<typeof checkBodySchema>;
+
+export const agentServiceSchema = z.looseObject({
+  ID: z.string().max(256).optional(),
+  Name: name,
+  Tags: tags,
+  Address: z.string().max(256).optional(),
+  Port: z.number().int().min(0).max(65535).optional(),
+  Meta: meta,
+  Check: checkBodySchema.optional(),
+  Checks: z.array(checkBodySchema).max(32).optional(),
+});
+
+export const catalogRegisterSchema = z.looseObject({
+  Node: name,
+  Address: z.string().min(1).max(256),
+  NodeMeta: meta,
+  Service: z.looseObject({ ID: z.string().max(256).optional(), Service: name, Tags: tags, Address: z.string().max(256).optional(), Port: z.number().int().min(0).max(65535).optional(), Meta: meta }).optional(),
+  Check: z.looseObject({ CheckID: z.string().max(256).optional(), Name: z.string().max(256).optional(), Status: status.optional(), Notes: z.string().max(4096).optional(), Output: z.string().max(65536).optional(), ServiceID: z.string().max(256).optional() }).optional(),
+  Checks: z.array(z.looseObject({ CheckID: z.string().max(256).optional(), Name: z.string().max(256).optional(), Status: status.optional(), Notes: z.string().max(4096).optional(), Output: z.string().max(65536).optional(), ServiceID: z.string().max(256).optional() })).max(32).optional(),
+});
+
+export const catalogDeregisterSchema = z.looseObject({ Node: name, ServiceID: z.string().max(256).optional(), CheckID: z.string().max(256).optional() });
+
+interface AgentServiceDoc {
+  service: ServiceInput;
+  checks: CheckDef[];
+}
+
+interface CatalogNodeDoc {
+  Node: string;
+  Address: string;
+  Meta: Record<string, string>;
+  services: Record<string, ServiceInput>;
+  checks: Record<string, CheckInput>;
+}
+
+/** A Consul check definition to what the runner needs; INVALID_ARGUMENT when it is not one we can run. */
+export function checkDef(b: CheckBody, fallbackId: string, serviceId: string | undefined): CheckDef {
+  const id = b.CheckID ?? b.ID ?? fallbackId;
+  const common = { CheckID: id, Name: b.Name ?? (serviceId ? `Service '${serviceId}' check` : id), ServiceID: b.ServiceID ?? serviceId, Notes: b.Notes, initial: b.Status ?? ('critical' as const) };
+  const interval = b.Interval ? parseDuration(b.Interval)! : undefined;
+  const timeoutMs = b.Timeout ? parseDuration(b.Timeout)! : 10_000;
+  if (b.TTL) return { ...common, kind: 'ttl', ttlMs: Math.max(1, parseDuration(b.TTL)!), intervalMs: 0, timeoutMs };
+  if ((b.HTTP || b.TCP) && (!interval || interval < 100)) throw new CorralError('INVALID_ARGUMENT', `check "${id}": HTTP and TCP checks need an Interval of at least 100ms`);
+  if (b.HTTP) return { ...common, kind: 'http', target: b.HTTP, method: b.Method, intervalMs: interval!, timeoutMs };
+  if (b.TCP) {
+    if (!/^\[?[^\]\s]+\]?:\d{1,5}$/.test(b.TCP)) throw new CorralError('INVALID_ARGUMENT', `check "${id}": TCP must be host:port`);
+    return { ...common, kind: 'tcp', target: b.TCP, intervalMs: interval!, timeoutMs };
+  }
+  throw new CorralError('INVALID_ARGUMENT', `check "${id}" needs HTTP, TCP or TTL (script checks are not run)`);
+}
+
+export class Registrations {
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: Catalog,
+    private readonly checks: CheckRunner,
+    private readonly nodeName: string,
+  ) {}
+
+  private agentKey(kind: 'services' | 'checks', id: string): string {
+    return `${PREFIX}agent/${this.nodeName}/${kind}/${id}`;
+  }
+
+  /** Bring back everything registered before a restart. */
+  async load(): Promise<void> {
+    for (const e of (await rangeJson<AgentServiceDoc>(this.store, `${PREFIX}agent/${this.nodeName}/services/`)).entries) this.applyAgentService(e.value);
+    for (const e of (await rangeJson<CheckDef>(this.store, `${PREFIX}agent/${this.nodeName}/checks/`)).entries) this.checks.add(e.value);
+    for (const e of (await rangeJson<CatalogNodeDoc>(this.store, `${PREFIX}catalog/`)).entries) this.applyCatalogNode(e.value);
+  }
+
+  private applyAgentService(doc: AgentServiceDoc): void {
+    this.catalog.upsertService(this.nodeName, doc.service, 'agent');
+    for (const c of doc.checks) this.checks.add(c);
+  }
+
+  async registerAgentService(body: z.output<typeof agentServiceSchema>): Promise<void> {
+    const id = body.ID || body.Name;
+    const bodies = [...(body.Check ? [body.Check] : []), ...(body.Checks ?? [])];
+    const defs = bodies.map((c, i) => checkDef(c, bodies.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`, id));
+    const doc: AgentServiceDoc = { service: { ID: id, Service: body.Name, Tags: body.Tags ?? [], Address: body.Address ?? '', Port: body.Port ?? 0, Meta: body.Meta ?? {} }, checks: defs };
+    const prev = await getJson<AgentServiceDoc>(this.store, this.agentKey('services', id));
+    await putJson(this.store, this.agentKey('services', id), doc);
+    // Checks the new definition dropped must stop.
+    for (const c of prev?.value.checks ?? []) if (!defs.some((d) => d.CheckID === c.CheckID)) this.checks.remove(c.CheckID);
+    this.applyAgentService(doc);
+  }
+
+  async deregisterAgentService(id: string): Promise<void> {
+    const prev = await getJson<AgentServiceDoc>(this.store, this.agentKey('services', id));
+    if (!prev && this.catalog.serviceSource(this.nodeName, id) !== 'agent') throw new CorralError('NOT_FOUND', `unknown service ID "${id}"`);
+    await this.store.delete(this.agentKey('services', id));
+    for (const c of prev?.value.checks ?? []) this.checks.remove(c.CheckID);
+    this.catalog.removeService(this.nodeName, id);
+  }
+
+  async registerAgentCheck(body: CheckBody): Promise<void> {
+    if (!body.Name) throw new CorralError('INVALID_ARGUMENT', 'check Name is required');
+    if (body.ServiceID && !this.catalog.nodeServices(this.nodeName).some((s) => s.ID === body.ServiceID)) throw new CorralError('INVALID_ARGUMENT', `unknown ServiceID "${body.ServiceID}"`);
+    const def = checkDef(body, body.Name, body.ServiceID);
+    await putJson(this.store, this.agentKey('checks', def.CheckID), def);
+    this.checks.add(def);
+  }
+
+  async deregisterAgentCheck(id: string): Promise<void> {
+    if (!this.checks.has(id)) throw new CorralError('NOT_FOUND', `unknown check "${id}"`);
+    await this.store.delete(this.agentKey('checks', id));
+    this.checks.remove(id);
+  }
+
+  private applyCatalogNode(doc: CatalogNodeDoc): void {
+    this.catalog.upsertNode(doc.Node, doc.Address, 'catalog', doc.Meta);
+    for (const s of Object.values(doc.services)) this.catalog.upsertService(doc.Node, s, 'catalog');
+    for (const c of Object.values(doc.checks)) this.catalog.upsertCheck(doc.Node, c, 'catalog');
+  }
+
+  private catalogKey(node: string): string {
+    return `${PREFIX}catalog/${node}`;
+  }
+
+  async catalogRegister(b: z.output<typeof catalogRegisterSchema>): Promise<void> {
+    if (this.catalog.serviceSource(b.Node, b.Service?.ID ?? b.Service?.Service ?? '') === 'cluster') throw new CorralError('CONFLICT', 'that service belongs to a running task; the cluster manages it');
+    const prev = (await getJson<CatalogNodeDoc>(this.store, this.catalogKey(b.Node)))?.value;
+    const doc: CatalogNodeDoc = { Node: b.Node, Address: b.Address, Meta: b.NodeMeta ?? prev?.Meta ?? {}, services: prev?.services ?? {}, checks: prev?.checks ?? {} };
+    if (b.Service) {
+      const id = b.Service.ID || b.Service.Service;
+      doc.services[id] = { ID: id, Service: b.Service.Service, Tags: b.Service.Tags ?? [], Address: b.Service.Address ?? '', Port: b.Service.Port ?? 0, Meta: b.Service.Meta ?? {} };
+    }
+    for (const c of [...(b.Check ? [b.Check] : []), ...(b.Checks ?? [])]) {
+      const id = c.CheckID ?? c.Name;
+      if (!id) throw new CorralError('INVALID_ARGUMENT', 'a catalog check needs a CheckID or a Name');
+      doc.checks[id] = { CheckID: id, Name: c.Name ?? id, Status: c.Status ?? 'critical', Notes: c.Notes ?? '', Output: c.Output ?? '', ServiceID: c.ServiceID ?? '' };
+    }
+    await putJson(this.store, this.catalogKey(b.Node), doc);
+    this.applyCatalogNode(doc);
+  }
+
+  async catalogDeregister(b: z.output<typeof catalogDeregisterSchema>): Promise<void> {
+    const prev = (await getJson<CatalogNodeDoc>(this.store, this.catalogKey(b.Node)))?.value;
+    if (!prev) return;
+    if (b.ServiceID) {
+      delete prev.services[b.ServiceID];
+      for (const [id, c] of Object.entries(prev.checks)) if (c.ServiceID === b.ServiceID) delete prev.checks[id];
+      await putJson(this.store, this.catalogKey(b.Node), prev);
+      this.catalog.removeService(b.Node, b.ServiceID);
+    } else if (b.CheckID) {
+      delete prev.checks[b.CheckID];
+      await putJson(this.store, this.catalogKey(b.Node), prev);
+      this.catalog.removeCheck(b.Node, b.CheckID);
+    } else {
+      await this.store.delete(this.catalogKey(b.Node));
+      this.catalog.removeSource(b.Node, 'catalog');
+    }
+  }
+}

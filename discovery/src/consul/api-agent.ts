@@ -1,0 +1,68 @@
+/**
+ * /v1/agent/* (services and checks on this daemon's node, whose checks it
+ * runs) and /v1/status/* (the address of the leading server).
+ */
+import type { HttpServer, RequestContext } from '../../../common/http/server.js';
+import { z } from '../../../common/validate.js';
+import type { Catalog, CheckStatus } from '../catalog/catalog.js';
+import type { CheckRunner } from '../catalog/checks.js';
+import { agentServiceSchema, checkBodySchema, type Registrations } from '../catalog/registrations.js';
+import { jsonBody, requiredPathParam } from './http-util.js';
+
+const updateSchema = z.looseObject({ Status: z.enum(['passing', 'warning', 'critical']), Output: z.string().max(65536).optional() });
+
+export interface AgentIdentity {
+  nodeName: string;
+  datacenter: string;
+  /** host:port of this server, reported as the Raft leader. */
+  serverAddress: string;
+}
+
+export function mountAgent(server: HttpServer, catalog: Catalog, registrations: Registrations, checks: CheckRunner, id: AgentIdentity): void {
+  const node = id.nodeName;
+
+  server.route('GET', '/v1/agent/self', () => ({
+    Config: { Datacenter: id.datacenter, NodeName: node, Server: true, Version: 'corral' },
+    Member: { Name: node, Addr: catalog.node(node)?.Address ?? '', Status: 1 },
+  }));
+
+  server.route('GET', '/v1/agent/services', () => Object.fromEntries(catalog.nodeServices(node).filter((s) => catalog.serviceSource(node, s.ID) === 'agent').map((s) => [s.ID, s])));
+
+  server.route('GET', '/v1/agent/checks', () => Object.fromEntries(catalog.nodeChecks(node).filter((c) => catalog.checkSource(node, c.CheckID) === 'agent').map((c) => [c.CheckID, c])));
+
+  server.route('PUT', '/v1/agent/service/register', async (ctx) => {
+    await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'));
+    return undefined;
+  });
+
+  server.route('PUT', '/v1/agent/service/deregister/*', async (ctx) => {
+    await registrations.deregisterAgentService(requiredPathParam(ctx, 'service ID'));
+    return undefined;
+  });
+
+  server.route('PUT', '/v1/agent/check/register', async (ctx) => {
+    await registrations.registerAgentCheck(await jsonBody(ctx, checkBodySchema, 'check registration'));
+    return undefined;
+  });
+
+  server.route('PUT', '/v1/agent/check/deregister/*', async (ctx) => {
+    await registrations.deregisterAgentCheck(requiredPathParam(ctx, 'check ID'));
+    return undefined;
+  });
+
+  const report = (status: CheckStatus) => (ctx: RequestContext) => {
+    checks.report(requiredPathParam(ctx, 'check ID'), status, ctx.query.get('note') ?? '');
+    return undefined;
+  };
+  server.route('PUT', '/v1/agent/check/pass/*', report('passing'));
+  server.route('PUT', '/v1/agent/check/warn/*', report('warning'));
+  server.route('PUT', '/v1/agent/check/fail/*', report('critical'));
+  server.route('PUT', '/v1/agent/check/update/*', async (ctx) => {
+    const b = await jsonBody(ctx, updateSchema, 'check update');
+    checks.report(requiredPathParam(ctx, 'check ID'), b.Status, b.Output ?? '');
+    return undefined;
+  });
+
+  server.route('GET', '/v1/status/leader', () => id.serverAddress);
+  server.route('GET', '/v1/status/peers', () => [id.serverAddress]);
+}

@@ -1,0 +1,100 @@
+/**
+ * /v1/catalog/* and /v1/health/*: what runs where and whether it is healthy,
+ * in Consul's JSON shapes. Reads can block on the catalog index.
+ */
+import type { HttpServer, RequestContext } from '../../../common/http/server.js';
+import { CorralError } from '../../../common/errors.js';
+import { aggregateStatus, type Catalog, type CatalogCheck, type Instance } from '../catalog/catalog.js';
+import { catalogDeregisterSchema, catalogRegisterSchema, type Registrations } from '../catalog/registrations.js';
+import { blockingParams, flag, jsonBody, requiredPathParam, setIndex } from './http-util.js';
+
+/** Answer a read after an optional blocking wait on the catalog index. */
+async function blockingRead<T>(ctx: RequestContext, catalog: Catalog, read: () => T): Promise<T> {
+  const b = blockingParams(ctx);
+  if (b.index !== undefined) await catalog.waitForChange(b.index, b.waitMs);
+  setIndex(ctx, catalog.index);
+  return read();
+}
+
+function catalogServiceEntry(i: Instance): Record<string, unknown> {
+  return {
+    ID: i.node.ID,
+    Node: i.node.Node,
+    Address: i.node.Address,
+    Datacenter: i.node.Datacenter,
+    TaggedAddresses: i.node.TaggedAddresses,
+    NodeMeta: i.node.Meta,
+    ServiceID: i.service.ID,
+    ServiceName: i.service.Service,
+    ServiceTags: i.service.Tags,
+    ServiceAddress: i.service.Address,
+    ServicePort: i.service.Port,
+    ServiceMeta: i.service.Meta,
+    ServiceEnableTagOverride: false,
+    CreateIndex: i.service.CreateIndex,
+    ModifyIndex: i.service.ModifyIndex,
+  };
+}
+
+const STATES = new Set(['any', 'passing', 'warning', 'critical']);
+
+export function mountCatalog(server: HttpServer, catalog: Catalog, registrations: Registrations): void {
+  server.route('GET', '/v1/catalog/datacenters', () => [catalog.datacenter]);
+
+  server.route('GET', '/v1/catalog/services', (ctx) => blockingRead(ctx, catalog, () => catalog.services()));
+
+  server.route('GET', '/v1/catalog/service/*', async (ctx) => {
+    const name = requiredPathParam(ctx, 'service name');
+    const tag = ctx.query.get('tag') ?? undefined;
+    return blockingRead(ctx, catalog, () => catalog.instances(name, tag).map(catalogServiceEntry));
+  });
+
+  server.route('GET', '/v1/catalog/nodes', (ctx) => blockingRead(ctx, catalog, () => catalog.nodeList()));
+
+  server.route('GET', '/v1/catalog/node/*', async (ctx) => {
+    const name = requiredPathParam(ctx, 'node name');
+    return blockingRead(ctx, catalog, () => {
+      const node = catalog.node(name);
+      if (!node) return null;
+      return { Node: node, Services: Object.fromEntries(catalog.nodeServices(name).map((s) => [s.ID, s])) };
+    });
+  });
+
+  server.route('PUT', '/v1/catalog/register', async (ctx) => {
+    await registrations.catalogRegister(await jsonBody(ctx, catalogRegisterSchema, 'catalog registration'));
+    return true;
+  });
+
+  server.route('PUT', '/v1/catalog/deregister', async (ctx) => {
+    await registrations.catalogDeregister(await jsonBody(ctx, catalogDeregisterSchema, 'catalog deregistration'));
+    return true;
+  });
+
+  server.route('GET', '/v1/health/service/*', async (ctx) => {
+    const name = requiredPathParam(ctx, 'service name');
+    const tag = ctx.query.get('tag') ?? undefined;
+    const passing = flag(ctx, 'passing');
+    return blockingRead(ctx, catalog, () =>
+      catalog
+        .instances(name, tag)
+        .filter((i) => !passing || aggregateStatus(i.checks) === 'passing')
+        .map((i) => ({ Node: i.node, Service: i.service, Checks: i.checks })),
+    );
+  });
+
+  server.route('GET', '/v1/health/checks/*', async (ctx) => {
+    const name = requiredPathParam(ctx, 'service name');
+    return blockingRead(ctx, catalog, () => catalog.checks((c) => c.ServiceName === name));
+  });
+
+  server.route('GET', '/v1/health/node/*', async (ctx) => {
+    const name = requiredPathParam(ctx, 'node name');
+    return blockingRead(ctx, catalog, () => catalog.nodeChecks(name));
+  });
+
+  server.route('GET', '/v1/health/state/*', async (ctx) => {
+    const state = requiredPathParam(ctx, 'state');
+    if (!STATES.has(state)) throw new CorralError('INVALID_ARGUMENT', `state must be any, passing, warning or critical, got "${state.slice(0, 40)}"`);
+    return blockingRead(ctx, catalog, () => catalog.checks((c: CatalogCheck) => state === 'any' || c.Status === state));
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * /v1/kv/<key> and /v1/txn. Blocking reads wait on a Store watch of the key
+ * (or prefix) from the client's index, so they wake on the first relevant
+ * write and never on unrelated ones; a read that times out with nothing new
+ * reports the client's own index back, so a watcher sees no false change.
+ */
+import { CorralError } from '../../../common/errors.js';
+import type { HttpServer, RequestContext } from '../../../common/http/server.js';
+import type { Store } from '../../../common/store/types.js';
+import { Kv, KV_PREFIX, checkValue, toConsul } from './kv.js';
+import { runTxn, txnSchema } from './txn.js';
+import { blockingParams, flag, jsonBody, pathParam, setIndex, uintParam, type Blocking } from './http-util.js';
+
+export interface KvMetrics {
+  blockingWaiting: { inc(): void; dec(): void };
+  writes: { inc(labels: { op: string }): void };
+}
+
+/**
+ * Wait until something under `prefix` (exactly `prefix` when `exact`) changes
+ * after revision `b.index`, or the wait runs out. True when woken by a change.
+ */
+export function waitForKv(store: Store, prefix: string, exact: boolean, b: Blocking, metrics?: KvMetrics): Promise<boolean> {
+  if (b.index === undefined) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    metrics?.blockingWaiting.inc();
+    let finished = false;
+    const finish = (changed: boolean): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      watch.cancel();
+      metrics?.blockingWaiting.dec();
+      resolve(changed);
+    };
+    const timer = setTimeout(() => finish(false), b.waitMs);
+    const watch = store.watch({
+      prefix,
+      fromRevision: b.index! + 1,
+      onEvents: (events) => {
+        if (!exact || events.some((e) => e.kv.key === prefix)) finish(true);
+      },
+      // History compacted past the client's index: answer now, it re-reads anyway.
+      onError: () => finish(true),
+    });
+  });
+}
+
+export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): void {
+  const kv = new Kv(store);
+
+  server.route('GET', '/v1/kv/*', async (ctx) => {
+    const key = pathParam(ctx, 'key');
+    const recurse = flag(ctx, 'recurse');
+    const keysOnly = ctx.query.has('keys');
+    const b = blockingParams(ctx);
+    const changed = await waitForKv(store, KV_PREFIX + key, !recurse && !keysOnly, b, metrics);
+    const reportIndex = (index: number): void => setIndex(ctx, changed ? index : Math.min(index, b.index ?? index));
+    if (keysOnly) {
+      const sep = ctx.query.get('separator') ?? undefined;
+      const r = await kv.keys(key, sep || undefined);
+      reportIndex(r.revision);
+      if (r.keys.length === 0) return notFound(ctx);
+      return r.keys;
+    }
+    if (recurse) {
+      const r = await kv.list(key);
+      reportIndex(r.revision);
+      if (r.entries.length === 0) return notFound(ctx);
+      return r.entries.map(toConsul);
+    }
+    const r = await kv.get(key);
+    reportIndex(r.revision);
+    if (!r.entry) return notFound(ctx);
+    if (flag(ctx, 'raw')) {
+      ctx.res.setHeader('Content-Type', 'application/octet-stream');
+      ctx.res.setHeader('Content-Length', r.entry.value.length);
+      ctx.res.end(r.entry.value);
+      return undefined;
+    }
+    return [toConsul(r.entry)];
+  });
+
+  server.route('PUT', '/v1/kv/*', async (ctx) => {
+    const key = pathParam(ctx, 'key');
+    const value = await ctx.body();
+    checkValue(value);
+    const acquire = ctx.query.get('acquire') ?? undefined;
+    const release = ctx.query.get('release') ?? undefined;
+    if (acquire !== undefined && release !== undefined) throw new CorralError('INVALID_ARGUMENT', 'acquire and release cannot be combined');
+    if (acquire === '' || release === '') throw new CorralError('INVALID_ARGUMENT', 'acquire/release need a session ID');
+    const ok = await kv.put(key, value, { flags: uintParam(ctx, 'flags'), cas: uintParam(ctx, 'cas'), acquire, release });
+    metrics?.writes.inc({ op: acquire ? 'acquire' : release ? 'release' : 'put' });
+    return ok;
+  });
+
+  server.route('DELETE', '/v1/kv/*', async (ctx) => {
+    const key = pathParam(ctx, 'key');
+    const ok = await kv.delete(key, { recurse: flag(ctx, 'recurse'), cas: uintParam(ctx, 'cas') });
+    metrics?.writes.inc({ op: 'delete' });
+    return ok;
+  });
+
+  server.route('PUT', '/v1/txn', async (ctx) => {
+    const ops = await jsonBody(ctx, txnSchema, 'transaction');
+    const r = await runTxn(store, ops);
+    metrics?.writes.inc({ op: 'txn' });
+    ctx.res.statusCode = r.status;
+    if (r.status === 200) setIndex(ctx, await store.currentRevision());
+    return r.body;
+  });
+}
+
+function notFound(ctx: RequestContext): undefined {
+  ctx.res.statusCode = 404;
+  ctx.res.end();
+  return undefined;
+}

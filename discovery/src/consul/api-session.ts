@@ -1,0 +1,79 @@
+/**
+ * /v1/session/*: create, destroy, renew, info, list, node.
+ */
+import { CorralError } from '../../../common/errors.js';
+import type { HttpServer } from '../../../common/http/server.js';
+import type { Store } from '../../../common/store/types.js';
+import { z } from '../../../common/validate.js';
+import type { Sessions } from './sessions.js';
+import { jsonBody, parseDuration, requiredPathParam, setIndex } from './http-util.js';
+
+const durationOrNanos = z.union([z.string().max(32), z.number().nonnegative().max(Number.MAX_SAFE_INTEGER)]);
+
+const createSchema = z.looseObject({
+  Name: z.string().max(256).optional(),
+  Node: z.string().max(256).optional(),
+  LockDelay: durationOrNanos.optional(),
+  Behavior: z.enum(['release', 'delete']).optional(),
+  TTL: z.string().max(32).optional(),
+  Checks: z.array(z.string().max(256)).max(32).optional(),
+  NodeChecks: z.array(z.string().max(256)).max(32).optional(),
+});
+
+export interface SessionLimits {
+  /** Shortest TTL accepted (Consul: 10 s). */
+  ttlMinMs: number;
+  ttlMaxMs: number;
+}
+
+function durationMs(v: string | number | undefined, what: string, fallback: number): number {
+  if (v === undefined || v === '') return fallback;
+  // Numbers are nanoseconds (Go's time.Duration); strings are Go duration syntax.
+  const ms = typeof v === 'number' ? v / 1e6 : parseDuration(v);
+  if (ms === undefined) throw new CorralError('INVALID_ARGUMENT', `${what} must be a duration like "15s"`);
+  return ms;
+}
+
+export function mountSessions(server: HttpServer, store: Store, sessions: Sessions, nodeName: string, limits: SessionLimits): void {
+  server.route('PUT', '/v1/session/create', async (ctx) => {
+    const b = await jsonBody(ctx, createSchema, 'session', true);
+    const ttlMs = b.TTL ? durationMs(b.TTL, 'TTL', 0) : undefined;
+    if (ttlMs !== undefined && (ttlMs < limits.ttlMinMs || ttlMs > limits.ttlMaxMs)) {
+      throw new CorralError('INVALID_ARGUMENT', `TTL must be between ${limits.ttlMinMs / 1000}s and ${limits.ttlMaxMs / 1000}s`);
+    }
+    const lockDelayMs = durationMs(b.LockDelay, 'LockDelay', 15_000);
+    if (lockDelayMs > 60_000) throw new CorralError('INVALID_ARGUMENT', 'LockDelay may be at most 60s');
+    const id = await sessions.create({ name: b.Name ?? '', node: b.Node ?? nodeName, lockDelayMs, behavior: b.Behavior ?? 'release', ttlMs, checks: b.Checks ?? b.NodeChecks ?? [] });
+    return { ID: id };
+  });
+
+  server.route('PUT', '/v1/session/destroy/*', async (ctx) => {
+    await sessions.destroy(requiredPathParam(ctx, 'session ID'));
+    return true;
+  });
+
+  server.route('PUT', '/v1/session/renew/*', async (ctx) => {
+    const s = await sessions.renew(requiredPathParam(ctx, 'session ID'));
+    if (!s) throw new CorralError('NOT_FOUND', 'session not found');
+    return [s];
+  });
+
+  server.route('GET', '/v1/session/info/*', async (ctx) => {
+    const s = await sessions.info(requiredPathParam(ctx, 'session ID'));
+    setIndex(ctx, s?.ModifyIndex ?? (await store.currentRevision()));
+    return s ? [s] : [];
+  });
+
+  server.route('GET', '/v1/session/list', async (ctx) => {
+    const r = await sessions.list();
+    setIndex(ctx, r.revision);
+    return r.sessions;
+  });
+
+  server.route('GET', '/v1/session/node/*', async (ctx) => {
+    const node = requiredPathParam(ctx, 'node');
+    const r = await sessions.list();
+    setIndex(ctx, r.revision);
+    return r.sessions.filter((s) => s.Node === node);
+  });
+}

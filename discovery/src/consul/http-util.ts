@@ -1,0 +1,95 @@
+/**
+ * Pieces every Consul-compatible endpoint shares: Go-style durations,
+ * blocking-query parameters (`index`, `wait`), the X-Consul-Index header,
+ * path parameters and JSON bodies validated at the edge.
+ */
+import { CorralError } from '../../../common/errors.js';
+import type { RequestContext } from '../../../common/http/server.js';
+import { parseInput, type z } from '../../../common/validate.js';
+
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "10s", "1m30s", "250ms", "1.5h" → milliseconds; undefined for anything else. */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (t === '0') return 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(t); m; m = re.exec(t)) {
+    total += Number(m[1]) * UNIT_MS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  return matched === t.length && matched > 0 ? total : undefined;
+}
+
+/** Consul prints durations as Go does for whole seconds: "15s". */
+export const formatSeconds = (ms: number): string => `${Math.round(ms / 1000)}s`;
+
+export interface Blocking {
+  /** Wait for changes after this index; undefined means answer at once. */
+  index: number | undefined;
+  waitMs: number;
+}
+
+const DEFAULT_WAIT_MS = 5 * 60_000;
+const MAX_WAIT_MS = 10 * 60_000;
+
+export function blockingParams(ctx: RequestContext): Blocking {
+  const rawIndex = ctx.query.get('index');
+  const rawWait = ctx.query.get('wait');
+  let index: number | undefined;
+  if (rawIndex !== null && rawIndex !== '') {
+    if (!/^\d{1,15}$/.test(rawIndex)) throw new CorralError('INVALID_ARGUMENT', `index must be a non-negative integer, got "${rawIndex.slice(0, 40)}"`);
+    index = Number(rawIndex);
+  }
+  let waitMs = DEFAULT_WAIT_MS;
+  if (rawWait !== null && rawWait !== '') {
+    const ms = parseDuration(rawWait);
+    if (ms === undefined) throw new CorralError('INVALID_ARGUMENT', `wait must be a duration like "10s" or "5m", got "${rawWait.slice(0, 40)}"`);
+    waitMs = Math.min(ms, MAX_WAIT_MS);
+  }
+  // Index 0 means "no index yet": Consul answers at once.
+  return { index: index === 0 ? undefined : index, waitMs: waitMs + Math.random() * (waitMs / 16) };
+}
+
+export function setIndex(ctx: RequestContext, index: number): void {
+  ctx.res.setHeader('X-Consul-Index', String(Math.max(1, index)));
+  ctx.res.setHeader('X-Consul-KnownLeader', 'true');
+  ctx.res.setHeader('X-Consul-LastContact', '0');
+}
+
+/** The decoded rest of the path after a route prefix ("" when absent). */
+export function pathParam(ctx: RequestContext, what: string): string {
+  try {
+    return decodeURIComponent(ctx.rest);
+  } catch {
+    throw new CorralError('INVALID_ARGUMENT', `${what} in the path is not valid percent-encoding`);
+  }
+}
+
+export function requiredPathParam(ctx: RequestContext, what: string): string {
+  const v = pathParam(ctx, what);
+  if (!v) throw new CorralError('INVALID_ARGUMENT', `missing ${what} in the path`);
+  return v;
+}
+
+/** A JSON body checked against a schema; an empty body counts as `{}` where that is allowed. */
+export async function jsonBody<S extends z.ZodType>(ctx: RequestContext, schema: S, what: string, emptyAllowed = false): Promise<z.output<S>> {
+  const buf = await ctx.body();
+  if (buf.length === 0 && emptyAllowed) return parseInput(schema, {}, what);
+  return parseInput(schema, await ctx.json(), what);
+}
+
+/** `?flag`, `?flag=` or `?flag=true` all switch a Consul boolean parameter on. */
+export function flag(ctx: RequestContext, name: string): boolean {
+  const v = ctx.query.get(name);
+  return v !== null && v !== 'false' && v !== '0';
+}
+
+export function uintParam(ctx: RequestContext, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = ctx.query.get(name);
+  if (v === null) return undefined;
+  if (!/^\d{1,16}$/.test(v) || Number(v) > max) throw new CorralError('INVALID_ARGUMENT', `${name} must be a non-negative integer up to ${max}, got "${v.slice(0, 40)}"`);
+  return Number(v);
+}

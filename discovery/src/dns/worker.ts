@@ -1,0 +1,49 @@
+/**
+ * A DNS worker process: shares the primary's UDP socket (the kernel hands
+ * each datagram to one reader) and answers from its own copy of the names,
+ * kept current by the deltas the primary sends. It exits when the primary
+ * goes away, so a killed daemon never leaves workers behind.
+ */
+import type dgram from 'node:dgram';
+import { Responder, type ResponderOptions } from './responder.js';
+import { Forwarder, type Upstream } from './forwarder.js';
+import { serveUdp } from './transport.js';
+import type { NameDelta } from './zone.js';
+
+export type ToWorker =
+  | { type: 'init'; domain: string; datacenter: string; options: ResponderOptions; upstreams: Upstream[]; forwardTimeoutMs: number; names: NameDelta[] }
+  | { type: 'delta'; deltas: NameDelta[]; seq: number }
+  | { type: 'socket' }
+  | { type: 'stats' };
+
+export type FromWorker = { type: 'ready' } | { type: 'applied'; seq: number } | { type: 'stats'; stats: Responder['stats'] };
+
+let responder: Responder | undefined;
+let forwarder: Forwarder | undefined;
+const send = (m: FromWorker): void => {
+  process.send?.(m);
+};
+
+process.on('message', (m: ToWorker, handle?: dgram.Socket) => {
+  switch (m.type) {
+    case 'init':
+      responder = new Responder(m.domain, m.datacenter, m.options);
+      forwarder = m.upstreams.length ? new Forwarder(m.upstreams, m.forwardTimeoutMs) : undefined;
+      responder.apply(m.names);
+      break;
+    case 'socket':
+      if (handle && responder) {
+        serveUdp(handle, responder, forwarder);
+        send({ type: 'ready' });
+      }
+      break;
+    case 'delta':
+      responder?.apply(m.deltas);
+      send({ type: 'applied', seq: m.seq });
+      break;
+    case 'stats':
+      if (responder) send({ type: 'stats', stats: responder.stats });
+      break;
+  }
+});
+process.on('disconnect', () => process.exit(0));
