@@ -1,0 +1,40 @@
+/**
+ * Shared bits of the volume benchmarks: statistics, a figure table, and the
+ * start/stop of the real peers (a private dockerd, a one-node Ceph cluster,
+ * volume-driver processes) through the test harnesses.
+ */
+export interface Figure {
+  what: string;
+  corral: string;
+  peer: string;
+  goal: string;
+  verdict: string;
+}
+
+export const median = (xs: number[]): number => pct(xs, 50);
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+export const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+export const fmt = (v: number, digits = 1): string => v.toFixed(digits);
+
+export function printFigures(title: string, figures: Figure[], json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ title, figures }, null, 2) + '\n');
+    return;
+  }
+  const cols: (keyof Figure)[] = ['what', 'corral', 'peer', 'goal', 'verdict'];
+  const widths = cols.map((c) => Math.max(c.length, ...figures.map((f) => f[c].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  process.stdout.write(`\n${title}\n${line(cols.map((c) => c.toUpperCase()))}\n`);
+  for (const f of figures) process.stdout.write(line(cols.map((c) => f[c])) + '\n');
+}
+
+export function flag(name: string, dflt: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+export const jsonOutput = (): boolean => process.argv.includes('--json');

@@ -1,0 +1,59 @@
+/**
+ * Configuration of the volume-driver daemon (`corral volume-driver`):
+ * defaults < YAML/JSON file < CORRAL_* environment < flags (common/config.ts).
+ */
+import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from '../../../common/validate.js';
+import { RBD_FEATURE_NAMES } from './options.js';
+
+export const DEFAULT_SOCKET = '/run/docker/plugins/corral.sock';
+
+const HOST_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+export const volumeDriverConfigSchema = z.object({
+  /** This host's identity in the cluster (attachment locks name it). */
+  hostId: z.string().regex(HOST_ID_RE, 'letters, digits, _ . - (max 63), starting with a letter or digit').default(hostname().split('.')[0] || 'localhost'),
+  /** Docker discovers the plugin by this socket's name: /run/docker/plugins/<driver>.sock. */
+  socket: z.string().min(1).default(DEFAULT_SOCKET),
+  /** Local volumes, mountpoints and the state database. */
+  dataDir: z.string().min(1).default('/var/lib/corral/volumes'),
+  defaultBackend: z.enum(['local', 'rbd']).default('local'),
+  rbd: z
+    .object({
+      /** Unset: rbd is enabled when confFile exists. */
+      enabled: z.boolean().optional(),
+      confFile: z.string().min(1).default('/etc/ceph/ceph.conf'),
+      keyring: z.string().min(1).optional(),
+      clientName: z.string().regex(/^client\.[a-zA-Z0-9_.-]+$/).default('client.admin'),
+      /** Pool of the registry, locks and beacons, and the default pool of images. */
+      pool: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/).default('corral'),
+      // No exclusive-lock by default: corral's own attach lock already guarantees one writer, and librbd's
+      // lock hand-over made a fenced host's I/O hang instead of failing.
+      features: z.array(z.enum(RBD_FEATURE_NAMES)).default(['layering']),
+      defaultSizeBytes: z.number().int().min(16 * 1024 * 1024).default(1024 ** 3),
+      attach: z.enum(['auto', 'krbd', 'rbd-fuse']).default('auto'),
+      timeoutSeconds: z.number().int().min(1).max(300).default(10),
+      dataPathTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+      livenessTimeoutMs: z.number().int().min(1000).max(60_000).default(1000),
+      livenessGraceMs: z.number().int().min(0).max(120_000).default(3000),
+      // Long, so a cluster outage does not make every live host look dead; a dead host's watch still
+      // answers "silent" (fence at once) until it lapses.
+      watchTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
+      blocklistExpireSeconds: z.number().int().min(60).default(3600),
+    })
+    .prefault({}),
+  log: z
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      file: z.string().optional(),
+    })
+    .prefault({}),
+});
+
+export type VolumeDriverConfig = z.output<typeof volumeDriverConfigSchema>;
+
+export const statePath = (c: VolumeDriverConfig): string => join(c.dataDir, 'state.db');
+
+export const rbdEnabled = (c: VolumeDriverConfig): boolean => c.rbd.enabled ?? existsSync(c.rbd.confFile);

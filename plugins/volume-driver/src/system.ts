@@ -1,0 +1,213 @@
+/**
+ * The host operations volumes need — loop devices, mkfs, mount, freeze,
+ * online grow — each an execFile with an argument array and a timeout, so a
+ * wedged device surfaces as an error instead of a hung request.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { CorralError } from '../../../common/errors.js';
+import type { FsType } from './types.js';
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Run a program; rejects with a CorralError carrying its stderr. */
+export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      cmd,
+      args,
+      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', maxBuffer: 8 * 1024 * 1024, ...(opts.env ? { env: opts.env } : {}) },
+      (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const timedOut = (err as { killed?: boolean }).killed === true;
+        const detail = String(stderr || err.message).trim().split('\n').slice(-3).join('; ');
+        reject(
+          new CorralError(timedOut ? 'TIMEOUT' : 'INTERNAL', timedOut ? `${cmd} ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30_000} ms` : `${cmd} ${args.join(' ')} failed: ${detail}`, {
+            cmd,
+          }),
+        );
+      },
+    );
+  });
+}
+
+/** Mount table entries (unescaped). */
+export function mounts(): { source: string; target: string; fstype: string }[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [source = '', target = '', fstype = ''] = line.split(' ');
+      const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+      return { source: unescape(source), target: unescape(target), fstype };
+    });
+}
+
+export const isMountpoint = (path: string): boolean => mounts().some((m) => m.target === path);
+
+export async function loopAttach(file: string): Promise<string> {
+  const out = await exec('losetup', ['--find', '--show', file], { timeoutMs: 15_000 });
+  const dev = out.trim();
+  if (!/^\/dev\/loop\d+$/.test(dev)) throw new CorralError('INTERNAL', `losetup returned an unexpected device "${dev}"`);
+  return dev;
+}
+
+/** Detach a loop device; gone already is fine. */
+export async function loopDetach(dev: string, backingFile?: string): Promise<void> {
+  if (backingFile && loopBackingFile(dev) !== backingFile) return;
+  await exec('losetup', ['-d', dev], { timeoutMs: 15_000 }).catch((err: Error) => {
+    if (!/No such device|No such device or address|not found/i.test(err.message)) throw err;
+  });
+}
+
+/** The file behind a loop device, or undefined when it is not set up. */
+export function loopBackingFile(dev: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${dev.replace('/dev/', '')}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Make the kernel see a grown backing file. */
+export const loopRefreshCapacity = (dev: string) => exec('losetup', ['-c', dev], { timeoutMs: 15_000 });
+
+export async function mkfs(target: string, fsType: FsType): Promise<void> {
+  if (fsType === 'xfs') {
+    await exec('mkfs.xfs', ['-q', '-f', target], { timeoutMs: 120_000 });
+    return;
+  }
+  // -m 0: the whole size is the user's (no root reserve); lazy init keeps first attach fast.
+  await exec('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', target], { timeoutMs: 120_000 });
+}
+
+export async function mount(dev: string, target: string, fsType: FsType): Promise<void> {
+  await exec('mount', ['-t', fsType, dev, target], { timeoutMs: 60_000 });
+}
+
+/** Unmount; a target that is not mounted is fine. */
+export async function umount(target: string): Promise<void> {
+  if (!isMountpoint(target)) return;
+  await exec('umount', [target], { timeoutMs: 60_000 });
+}
+
+/** Grow a mounted filesystem to its device. */
+export async function growFs(dev: string, mountpoint: string, fsType: FsType): Promise<void> {
+  if (fsType === 'xfs') await exec('xfs_growfs', [mountpoint], { timeoutMs: 120_000 });
+  else await exec('resize2fs', [dev], { timeoutMs: 120_000 });
+}
+
+/**
+ * Try to grow a mounted filesystem; false when the kernel refuses (online
+ * ext4 resize needs CAP_SYS_RESOURCE, which sandboxed hosts lack): the caller
+ * then grows it offline at the next attach.
+ */
+export async function tryGrowOnline(dev: string, mountpoint: string, fsType: FsType): Promise<boolean> {
+  try {
+    await growFs(dev, mountpoint, fsType);
+    return true;
+  } catch (err) {
+    if (/Permission denied|Operation not permitted/i.test((err as Error).message)) return false;
+    throw err;
+  }
+}
+
+/** Grow a filesystem before mounting it (ext4 offline; xfs can only grow mounted). */
+export async function growBeforeMount(dev: string, fsType: FsType): Promise<boolean> {
+  if (fsType !== 'ext4') return false;
+  await growOfflineExt4(dev);
+  return true;
+}
+
+/** Grow an unmounted ext4 image file (e2fsck first, as resize2fs demands). */
+export async function growOfflineExt4(file: string): Promise<void> {
+  await exec('e2fsck', ['-f', '-p', file], { timeoutMs: 120_000 }).catch((err: Error) => {
+    // Exit code 1 means "errors corrected"; anything the message calls fatal is not.
+    if (/exit code (4|8|16|32)/.test(err.message) || /e2fsck:.*(cannot|Bad magic)/i.test(err.message)) throw err;
+  });
+  await exec('resize2fs', [file], { timeoutMs: 120_000 });
+}
+
+export const freeze = (mountpoint: string) => exec('fsfreeze', ['-f', mountpoint], { timeoutMs: 30_000 });
+export const thaw = (mountpoint: string) => exec('fsfreeze', ['-u', mountpoint], { timeoutMs: 30_000 });
+
+/** Run `fn` with the filesystem frozen (consistent snapshot); always thaws. */
+export async function withFrozen<T>(mountpoint: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!mountpoint || !isMountpoint(mountpoint)) return fn();
+  await freeze(mountpoint);
+  try {
+    return await fn();
+  } finally {
+    await thaw(mountpoint);
+  }
+}
+
+/** Alive = exists and is not a zombie (killed processes are reaped late here, and kill -0 sees zombies). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+export function processCmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait for a process to end; TERM then KILL it if it outlives `graceMs`. */
+export async function waitGone(pid: number, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid) && Date.now() < deadline) await sleep(10);
+  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+    if (!processAlive(pid)) return;
+    try {
+      process.kill(pid, sig);
+    } catch {
+      return;
+    }
+    const until = Date.now() + 3000;
+    while (processAlive(pid) && Date.now() < until) await sleep(10);
+  }
+}
+
+/** Poll `check` every 10 ms until true; false after `timeoutMs`. */
+export async function pollUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await sleep(10);
+  }
+  return check();
+}
+
+/**
+ * Unmount a FUSE filesystem whose daemon may be wedged (a fenced rbd-fuse
+ * never answers the unmount): wait up to `deadlineMs`, then run `onStuck`
+ * (which kills the daemon; that aborts the connection and frees the umount).
+ */
+export async function umountFuse(target: string, deadlineMs: number, onStuck: () => Promise<void>): Promise<void> {
+  if (!isMountpoint(target)) return;
+  const child = spawn('umount', [target], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', () => resolve(-1));
+    child.on('exit', (code) => resolve(code));
+  });
+  const first = await Promise.race([exited, sleep(deadlineMs).then(() => 'stuck' as const)]);
+  if (first === 'stuck') await onStuck();
+  const code = first === 'stuck' ? await exited : first;
+  if (code !== 0 && isMountpoint(target)) throw new CorralError('INTERNAL', `umount ${target} failed: ${stderr.trim()}`);
+}

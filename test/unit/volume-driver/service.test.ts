@@ -1,0 +1,173 @@
+/**
+ * VolumeService bookkeeping with a fake backend (the storage boundary) and the
+ * real embedded Store: reference counting by id, crash recovery of half-done
+ * attaches and detaches, stale records after a reboot or a takeover, and the
+ * refusal to guess when the rbd backend cannot be asked.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore, type Store } from '../../../common/store/index.js';
+import type { Attachment, Backend, VolumeRecord } from '../../../plugins/volume-driver/src/backend.js';
+import { VolumeService } from '../../../plugins/volume-driver/src/service.js';
+import { currentBootId, MountState, type MountRecord } from '../../../plugins/volume-driver/src/state.js';
+import type { VolumeSpec } from '../../../plugins/volume-driver/src/types.js';
+
+class FakeBackend implements Backend {
+  readonly name = 'local' as const;
+  readonly scope = 'local' as const;
+  readonly vols = new Map<string, VolumeRecord>();
+  attaches = 0;
+  detaches: Attachment[] = [];
+  failDetach = 0;
+  holds = true;
+
+  async create(spec: VolumeSpec): Promise<VolumeRecord> {
+    // A size makes recovery treat the volume as needing a kernel mount; the fake has none, so keep it a directory.
+    const rec: VolumeRecord = { name: spec.name, backend: 'local', fsType: spec.fsType, createdAt: new Date(0).toISOString() };
+    this.vols.set(spec.name, rec);
+    return rec;
+  }
+  async lookup(name: string) {
+    return this.vols.get(name);
+  }
+  async list() {
+    return [...this.vols.values()];
+  }
+  async remove(rec: VolumeRecord) {
+    this.vols.delete(rec.name);
+  }
+  mountpoint(rec: VolumeRecord) {
+    return `/fake/${rec.name}`;
+  }
+  async attach(_rec: VolumeRecord, save: (a: Attachment) => Promise<void>) {
+    this.attaches++;
+    await save({ step: 1 });
+    return { device: `/dev/fake${this.attaches}` };
+  }
+  async detach(_rec: VolumeRecord, att: Attachment) {
+    if (this.failDetach > 0) {
+      this.failDetach--;
+      throw new Error('device busy');
+    }
+    this.detaches.push(att);
+  }
+  async stillHolds() {
+    return this.holds;
+  }
+  async snapshot() {
+    return { name: 's' };
+  }
+  async listSnapshots() {
+    return [];
+  }
+  async rollback() {}
+  async removeSnapshot() {}
+  async resize(rec: VolumeRecord) {
+    return rec;
+  }
+  async close() {}
+}
+
+let dir: string;
+let store: Store;
+let backend: FakeBackend;
+const service = (opts: Partial<ConstructorParameters<typeof VolumeService>[0]> = {}) =>
+  new VolumeService({ hostId: 'h', store, backends: { local: backend }, rbdConfigured: false, defaultBackend: 'local', ...opts });
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'corral-vol-unit-'));
+  store = await openStore({ backend: 'embedded', path: join(dir, 'state.db'), sync: 'normal' });
+  backend = new FakeBackend();
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const record = (over: Partial<MountRecord>): MountRecord => ({
+  name: 'v1',
+  backend: 'local',
+  phase: 'mounted',
+  refs: ['c1'],
+  mountpoint: '/fake/v1',
+  attachment: { device: '/dev/old' },
+  volume: { name: 'v1', backend: 'local', fsType: 'ext4', createdAt: 'x' },
+  since: 'x',
+  bootId: currentBootId(),
+  ...over,
+});
+
+describe('VolumeService', () => {
+  it('attaches on the first reference and detaches after the last, counting ids once', async () => {
+    const s = service();
+    await s.create('v1', null);
+    expect(await s.mount('v1', 'a')).toBe('/fake/v1');
+    await s.mount('v1', 'b');
+    await s.mount('v1', 'a');
+    expect(backend.attaches).toBe(1);
+    expect((await s.get('v1')).refs).toBe(2);
+    await s.unmount('v1', 'a');
+    await s.unmount('v1', 'a');
+    expect(backend.detaches).toHaveLength(0);
+    await s.unmount('v1', 'b');
+    expect(backend.detaches).toEqual([{ device: '/dev/fake1' }]);
+    await expect(s.mount('v1', 'x'.repeat(300))).rejects.toThrow(/at most 256/);
+  });
+
+  it('serialises concurrent mounts of one volume into one attach', async () => {
+    const s = service();
+    await s.create('v1', null);
+    await Promise.all(['a', 'b', 'c', 'd'].map((id) => s.mount('v1', id)));
+    expect(backend.attaches).toBe(1);
+    expect((await s.get('v1')).refs).toBe(4);
+  });
+
+  it('rolls back an attach a crash interrupted, using the progress it saved', async () => {
+    await new MountState(store).put(record({ phase: 'attaching', attachment: { step: 1 } }));
+    const s = service();
+    await s.start(60_000);
+    expect(backend.detaches).toEqual([{ step: 1 }]);
+    expect(await new MountState(store).get('v1')).toBeUndefined();
+    await s.close();
+  });
+
+  it('keeps a failed detach and finishes it on a later pass; mounting meanwhile says so', async () => {
+    const s = service();
+    await s.create('v1', null);
+    await s.mount('v1', 'a');
+    backend.failDetach = 1;
+    await expect(s.unmount('v1', 'a')).rejects.toThrow(/device busy/);
+    expect((await new MountState(store).get('v1'))?.phase).toBe('detaching');
+    await expect(s.mount('v1', 'b')).rejects.toThrow(/still being detached/);
+    await s.start(60_000);
+    expect(await new MountState(store).get('v1')).toBeUndefined();
+    expect(await s.mount('v1', 'b')).toBe('/fake/v1');
+    await s.close();
+  });
+
+  it('drops mount records of an earlier boot and of volumes another host took over', async () => {
+    const state = new MountState(store);
+    await state.put(record({ name: 'old-boot', bootId: 'another-boot' }));
+    await state.put(record({ name: 'kept' }));
+    backend.holds = true;
+    const s = service();
+    await s.start(60_000);
+    expect((await state.all()).map((m) => m.name)).toEqual(['kept']);
+    backend.holds = false;
+    await s.start(60_000);
+    expect(await state.all()).toEqual([]);
+    await s.close();
+  });
+
+  it('refuses to create or find volumes when the configured rbd backend cannot be asked', async () => {
+    const s = service({ rbdConfigured: true, rbdUnavailable: 'the addon is not built' });
+    await expect(s.create('v2', { backend: 'local' })).rejects.toThrow(/cannot tell whether rbd volume v2 exists: the addon is not built/);
+    await expect(s.create('v3', { backend: 'rbd' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const plain = service();
+    await expect(plain.create('v4', { backend: 'rbd' })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    await expect(plain.get('nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});

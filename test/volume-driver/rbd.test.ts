@@ -1,0 +1,226 @@
+/**
+ * The rbd backend against a real single-node Ceph cluster, with several
+ * "hosts" — each a volume-driver process with its own host identity and data
+ * dir — plus a private dockerd on host A and the in-process library the
+ * isolator uses (host "iso"). What must hold:
+ *  - one registry: every host sees every volume (scope global);
+ *  - one writer: a live holder keeps its volume; a dead one is fenced
+ *    (blocklisted) before its lock is broken, and its data is all there;
+ *  - a host whose plugin died but whose data path lives cannot write after
+ *    another host took over;
+ *  - two hosts racing for one volume: exactly one wins;
+ *  - Ceph down: clear errors, no fallback, nothing lost.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { startCeph, type CephCluster } from '../harness/ceph.js';
+import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
+import { run, testDir } from '../harness/resources.js';
+import { loadConfig } from '../../common/config.js';
+import { openVolumeService, type OpenedVolumeService } from '../../plugins/volume-driver/src/daemon.js';
+import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
+import { driverConfig, helperPids, isMounted, startDriver, teardownHost, type DriverProcess } from './helpers.js';
+
+let ceph: CephCluster;
+let dockerd: Dockerd;
+let root: string;
+const hosts: Record<string, DriverProcess> = {};
+let iso: OpenedVolumeService | undefined;
+const DRIVER = uniqueName('corral');
+const socketA = `/run/docker/plugins/${DRIVER}.sock`;
+
+const dirOf = (h: string) => join(root, h);
+
+beforeAll(async () => {
+  root = testDir('vol-rbd');
+  ceph = await startCeph({ pools: ['corral'] });
+  for (const h of ['a', 'b', 'c']) {
+    hosts[h] = await startDriver({ hostId: `host-${h}`, dir: dirOf(h), ceph, defaultBackend: 'rbd', ...(h === 'a' ? { socket: socketA } : {}) });
+  }
+  dockerd = await startDockerd();
+}, 180_000);
+
+afterAll(async () => {
+  await dockerd?.stop();
+  for (const name of (await iso?.service.list().catch(() => [])) ?? []) {
+    if (name.refs > 0) await iso!.service.unmount(name.name, 'task-1').catch(() => undefined);
+  }
+  await iso?.close();
+  for (const h of Object.values(hosts)) await h.kill();
+  // Data paths before the cluster: a mount or loop device left on a dead Ceph hangs.
+  for (const h of ['a', 'b', 'c', 'iso']) await teardownHost(dirOf(h));
+  await ceph?.stop();
+  rmSync(socketA, { force: true });
+  rmSync(root, { recursive: true, force: true });
+}, 180_000);
+
+const failure = (p: Promise<unknown>) => p.then(() => 'succeeded', (e: Error) => e.message);
+
+function writeAndFsync(path: string, data: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Addresses of the clients that have an image open, as Ceph lists them. */
+async function imageWatchers(image: string): Promise<string[]> {
+  const status = JSON.parse(await ceph.rbd(['status', `corral/${image}`, '--format', 'json'])) as { watchers: { address: string }[] };
+  return status.watchers.map((w) => w.address);
+}
+
+async function blocklist(): Promise<string> {
+  return ceph.ceph(['osd', 'blocklist', 'ls']);
+}
+
+/** A host dies hard: its plugin and every helper (rbd-fuse) get SIGKILL. */
+async function killHost(h: string): Promise<void> {
+  await hosts[h]!.kill('SIGKILL');
+  for (const pid of helperPids(dirOf(h))) process.kill(pid, 'SIGKILL');
+}
+
+describe('rbd volumes across hosts', () => {
+  it('keeps one registry every host sees, with scope global, and validates rbd options', async () => {
+    const v = await hosts.a!.client.create('shared', { size: '64M' });
+    expect(v).toMatchObject({ name: 'shared', backend: 'rbd', scope: 'global', sizeBytes: 64 * 1024 * 1024, pool: 'corral', refs: 0 });
+    expect((await hosts.b!.client.list()).map((x) => x.name)).toContain('shared');
+    expect((await hosts.c!.client.get('shared')).attachedTo).toBeUndefined();
+    expect((await hosts.b!.docker('Capabilities', {})).body).toEqual({ Capabilities: { Scope: 'global' } });
+    expect(await failure(hosts.b!.client.create('shared', { size: '128M' }))).toMatch(/already exists \(backend rbd\) with different options/);
+    expect(await failure(hosts.b!.client.create('bad1', { pool: 'no/slash' }))).toMatch(/not a valid pool name/);
+    expect(await failure(hosts.b!.client.create('bad2', { features: 'journaling' }))).toMatch(/unknown rbd feature "journaling"/);
+    expect(await failure(hosts.b!.client.create('bad3', { size: '3E' }))).toMatch(/larger than the maximum of 64T/);
+    expect((await hosts.a!.client.list()).map((x) => x.name)).toEqual(['shared']);
+  });
+
+  it('serves Docker containers on host A, and the isolator path on another host mounts the same volume', async () => {
+    const image = await dockerd.importBusybox();
+    await dockerd.docker(['run', '--rm', '--network', 'none', '--volume-driver', DRIVER, '-v', 'shared:/data', image, 'sh', '-c', 'echo written-by-docker > /data/note && sync']);
+    expect((await hosts.a!.client.get('shared')).attachedTo).toBeUndefined();
+    const config = loadConfig(volumeDriverConfigSchema, { flags: { ...driverConfig({ hostId: 'host-iso', dir: dirOf('iso'), ceph, defaultBackend: 'rbd' }), log: { level: 'warn' } } });
+    iso = await openVolumeService(config);
+    const mp = await iso.service.mount('shared', 'task-1');
+    expect(readFileSync(join(mp, 'note'), 'utf8')).toBe('written-by-docker\n');
+    expect((await hosts.b!.client.get('shared')).attachedTo).toBe('host-iso');
+    expect(await failure(hosts.a!.client.mount('shared', 'ctr-x'))).toMatch(/attached on host host-iso, which is alive/);
+    await iso.service.unmount('shared', 'task-1');
+    expect(isMounted(mp)).toBe(false);
+  });
+
+  it('refuses a live holder, fences a dead one and takes over with every fsynced byte', async () => {
+    const a = hosts.a!;
+    const b = hosts.b!;
+    await a.client.create('db', { size: '64M' });
+    const mp = await a.client.mount('db', 'pg-1');
+    writeAndFsync(join(mp, 'table'), 'row-1\nrow-2\n');
+    expect(await failure(b.client.mount('db', 'pg-2'))).toMatch(/volume db is attached on host host-a, which is alive; unmount it there first/);
+    const dataPath = await imageWatchers('db');
+    expect(dataPath.length).toBeGreaterThan(0);
+    await killHost('a');
+    const t0 = Date.now();
+    const mpB = await b.client.mount('db', 'pg-2');
+    const takeoverMs = Date.now() - t0;
+    expect(readFileSync(join(mpB, 'table'), 'utf8')).toBe('row-1\nrow-2\n');
+    expect(takeoverMs).toBeLessThan(5000);
+    const fenced = await blocklist();
+    for (const addr of dataPath) expect(fenced).toContain(addr.replace(/^v\d:/, ''));
+    expect((await b.client.get('db')).attachedTo).toBe('host-b');
+    // Host A comes back: its leftovers go, its stale record is dropped, B keeps the volume.
+    await teardownHost(dirOf('a'));
+    await a.restart();
+    const seenByA = await a.client.get('db');
+    expect(seenByA.refs).toBe(0);
+    expect(seenByA.attachedTo).toBe('host-b');
+  });
+
+  it('fences a host whose plugin died while its data path lives: its writes never reach Ceph, and it cleans up when it returns', async () => {
+    const b = hosts.b!;
+    const c = hosts.c!;
+    const mpB = (await b.client.get('db')).mountpoint!;
+    await b.kill('SIGKILL');
+    expect(helperPids(dirOf('b')).length).toBeGreaterThan(0);
+    try {
+      const mpC = await c.client.mount('db', 'pg-3');
+      expect(readFileSync(join(mpC, 'table'), 'utf8')).toBe('row-1\nrow-2\n');
+      writeAndFsync(join(mpC, 'owner'), 'host-c');
+      // The fenced data path fails (EIO) or blocks; either way the write must not land. A child process
+      // with a hard timeout keeps a blocked write from wedging the test runner.
+      const stale = await failure(run('timeout', ['-s', 'KILL', '5', 'dd', 'if=/dev/zero', `of=${join(mpB, 'split-brain')}`, 'bs=4k', 'count=4', 'conv=fsync'], { timeoutMs: 30_000 }));
+      expect(stale).not.toBe('succeeded');
+      // Host B's plugin comes back: it sees the volume is another host's now and tears its stale mount down.
+      await b.restart();
+      for (let i = 0; i < 300 && isMounted(mpB); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(isMounted(mpB)).toBe(false);
+      expect(helperPids(dirOf('b'))).toEqual([]);
+      expect((await b.client.get('db')).refs).toBe(0);
+    } finally {
+      // Whatever is left (if the assertions above failed): a fenced rbd-fuse keeps retrying against the cluster.
+      await teardownHost(dirOf('b'));
+    }
+    await c.client.unmount('db', 'pg-3');
+    const again = await c.client.mount('db', 'pg-4');
+    expect(readFileSync(join(again, 'owner'), 'utf8')).toBe('host-c');
+    expect(() => readFileSync(join(again, 'split-brain'))).toThrow(/ENOENT/);
+    await c.client.unmount('db', 'pg-4');
+  });
+
+  it('lets exactly one of two racing hosts mount a volume', async () => {
+    await hosts.c!.client.create('race', { size: '32M' });
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled([hosts.a!.client.mount('race', `a-${round}`), hosts.c!.client.mount('race', `c-${round}`)]);
+      const winners = results.filter((r) => r.status === 'fulfilled');
+      expect(winners).toHaveLength(1);
+      const loser = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+      expect(String(loser.reason.message)).toMatch(/attached on host host-[ac], which is alive|could not be locked/);
+      const winner = results[0]!.status === 'fulfilled' ? ['a', `a-${round}`] : ['c', `c-${round}`];
+      await hosts[winner[0]!]!.client.unmount('race', winner[1]!);
+    }
+  });
+
+  it('snapshots, rolls back and grows an rbd volume', async () => {
+    const c = hosts.c!.client;
+    await c.create('snaps', { size: '32M' });
+    const mp = await c.mount('snaps', 't');
+    writeAndFsync(join(mp, 'f'), 'v1');
+    await c.snapshot('snaps', 'before-upgrade');
+    writeAndFsync(join(mp, 'f'), 'v2');
+    expect((await c.listSnapshots('snaps')).map((s) => s.name)).toEqual(['before-upgrade']);
+    const grown = await c.resize('snaps', '64M');
+    expect(grown.sizeBytes).toBe(64 * 1024 * 1024);
+    await c.unmount('snaps', 't');
+    await c.rollback('snaps', 'before-upgrade');
+    const mp2 = await c.mount('snaps', 't2');
+    expect(readFileSync(join(mp2, 'f'), 'utf8')).toBe('v1');
+    await c.unmount('snaps', 't2');
+    await c.removeSnapshot('snaps', 'before-upgrade');
+    await c.resize('snaps', '96M');
+    const mp3 = await c.mount('snaps', 't3');
+    expect(statfsSync(mp3).blocks * statfsSync(mp3).bsize).toBeGreaterThan(64 * 1024 * 1024);
+    await c.unmount('snaps', 't3');
+    await c.remove('snaps');
+    expect(await failure(c.get('snaps'))).toMatch(/volume snaps not found/);
+  });
+
+  it('answers clearly while Ceph is down, never falls back to local, and loses nothing', async () => {
+    const a = hosts.a!;
+    await ceph.pause();
+    try {
+      expect(await failure(a.client.create('later', { size: '32M' }))).toMatch(/Ceph did not answer within 3 s/);
+      expect(await failure(a.client.create('later-local', { backend: 'local' }))).toMatch(/Ceph did not answer/);
+      expect(await failure(a.client.list())).toMatch(/Ceph did not answer/);
+      expect((await a.docker('Get', { Name: 'db' })).body.Err).toMatch(/Ceph did not answer/);
+    } finally {
+      await ceph.resume();
+    }
+    const names = (await a.client.list()).map((v) => v.name);
+    expect(names).toEqual(['db', 'race', 'shared']);
+    const mp = await a.client.mount('db', 'after-outage');
+    expect(readFileSync(join(mp, 'owner'), 'utf8')).toBe('host-c');
+    writeFileSync(join(mp, 'after'), 'ok');
+    await a.client.unmount('db', 'after-outage');
+  });
+});
