@@ -8,6 +8,10 @@ import { VERSION } from '../core-scheduler/src/master/master.js';
 import { registerMaster } from './commands/master.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerUp } from './commands/up.js';
+import { registerDiscovery } from './commands/discovery.js';
+import { registerCni } from './commands/cni.js';
+import { registerLab } from './commands/lab.js';
+import { registerVolume } from './commands/volume.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -25,6 +29,10 @@ export function buildProgram(): Command {
   registerMaster(program);
   registerCluster(program);
   registerUp(program);
+  registerDiscovery(program);
+  registerCni(program);
+  registerLab(program);
+  registerVolume(program);
   return program;
 }
 
