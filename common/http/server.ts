@@ -15,6 +15,7 @@ import { CorralError, isCorralError, errorMessage } from '../errors.js';
 import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { corkForThisTurn } from './cork.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -110,6 +111,7 @@ export class HttpServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    corkForThisTurn(req.socket);
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
@@ -154,6 +156,7 @@ export class HttpServer {
     } catch (err) {
       const cerr = isCorralError(err) ? err : new CorralError('INTERNAL', 'internal error', undefined, { cause: err });
       if (cerr.code === 'INTERNAL') this.log.error({ err, path, method }, 'request failed: %s', errorMessage(err));
+      else this.log.debug({ path, method, code: cerr.code }, 'request rejected: %s', cerr.message);
       if (!res.headersSent) {
         const { status, body, contentType } = formatError(cerr, ctx);
         res.statusCode = status;

@@ -6,6 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { encodeRecord } from './recordio.js';
+import { corkForThisTurn } from './cork.js';
 
 export interface EventStreamOptions {
   headers?: Record<string, string>;
@@ -48,6 +49,7 @@ export class EventStream {
       this.res.destroy(new Error('event stream reader is too slow'));
       return false;
     }
+    corkForThisTurn(this.res.socket);
     this.res.write(encodeRecord(event));
     return true;
   }
@@ -59,6 +61,7 @@ export class EventStream {
       this.res.destroy(new Error('event stream reader is too slow'));
       return false;
     }
+    corkForThisTurn(this.res.socket);
     this.res.write(events.map(encodeRecord).join(''));
     return true;
   }

@@ -14,7 +14,8 @@ afterEach(async () => {
 });
 
 async function agent(url: string, opts: Partial<ConstructorParameters<typeof SimAgent>[0]> = {}): Promise<SimAgent> {
-  const a = new SimAgent({ master: url, hostname: 'h', resources: 'cpus:4;mem:4096;ports:[31000-31100]', ...opts });
+  // Resend unacknowledged updates after 300 ms (10 s by default) so retries show within a test.
+  const a = new SimAgent({ master: url, hostname: 'h', resources: 'cpus:4;mem:4096;ports:[31000-31100]', updateRetryMs: 300, ...opts });
   cleanup.push(() => a.stop());
   await a.start();
   return a;

@@ -26,6 +26,8 @@ export interface AgentSessionOptions {
   snapshot(): { tasks: AgentTaskReport[]; frameworks: V1FrameworkInfo[] };
   onRegistered?(agentId: string, checkpointed: V1Resource[]): void;
   log?: Logger;
+  /** Shared HTTP dispatcher (many agents in one process). */
+  dispatcher?: import('undici').Dispatcher;
   /** Reconnect after the stream breaks (default true). */
   reconnect?: boolean;
   maxBackoffMs?: number;
@@ -42,7 +44,7 @@ export class AgentSession {
   constructor(private readonly opts: AgentSessionOptions) {
     this.agentId = opts.agentId;
     this.log = opts.log ?? logger('agent-session');
-    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4 });
+    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
   }
 
   /** Register and keep the session up; resolves after the first successful registration. */

@@ -1,8 +1,9 @@
 /**
  * Reliable status updates, agent side: updates of one task go out in order,
- * the next only after the previous is acknowledged; unacknowledged heads are
- * resent with exponential backoff; updates produced in the same turn travel
- * in one UPDATE call.
+ * the next only after the previous is acknowledged; an unacknowledged head is
+ * resent when its own backoff expires (10 s, doubling, as Mesos does), so a
+ * slow framework is not flooded with copies; updates produced in the same
+ * turn travel in one UPDATE call.
  */
 import { randomBytes } from 'node:crypto';
 import type { V1TaskStatus } from '../protocol/v1.js';
@@ -10,6 +11,9 @@ import type { V1TaskStatus } from '../protocol/v1.js';
 export interface PendingUpdate {
   frameworkId: string;
   status: V1TaskStatus;
+  /** When it was last sent and how long to wait before sending it again (not checkpointed). */
+  sentAt?: number;
+  backoffMs?: number;
 }
 
 export interface StatusUpdateOptions {
@@ -27,10 +31,12 @@ export class StatusUpdateManager {
   private readonly outgoing: PendingUpdate[] = [];
   private flushScheduled = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryMs: number;
+  private readonly initialRetryMs: number;
+  private readonly maxRetryMs: number;
 
   constructor(private readonly opts: StatusUpdateOptions) {
-    this.retryMs = opts.initialRetryMs ?? 1000;
+    this.initialRetryMs = opts.initialRetryMs ?? 10_000;
+    this.maxRetryMs = opts.maxRetryMs ?? 600_000;
   }
 
   static key(frameworkId: string, taskId: string): string {
@@ -75,17 +81,20 @@ export class StatusUpdateManager {
   }
 
   pending(): PendingUpdate[] {
-    return [...this.queues.values()].flat();
+    return [...this.queues.values()].flat().map(({ frameworkId, status }) => ({ frameworkId, status }));
   }
 
   latestPending(frameworkId: string, taskId: string): V1TaskStatus | undefined {
     return this.queues.get(StatusUpdateManager.key(frameworkId, taskId))?.at(-1)?.status;
   }
 
-  /** Resend every task's oldest unacknowledged update now (after re-registering). */
+  /** Resend every task's oldest unacknowledged update now (after re-registering), restarting backoff. */
   resendAll(): void {
-    this.retryMs = this.opts.initialRetryMs ?? 1000;
-    for (const q of this.queues.values()) if (q[0]) this.enqueue(q[0]);
+    for (const q of this.queues.values()) {
+      if (!q[0]) continue;
+      q[0].backoffMs = undefined;
+      this.enqueue(q[0]);
+    }
   }
 
   private enqueue(u: PendingUpdate): void {
@@ -94,31 +103,44 @@ export class StatusUpdateManager {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-    this.armRetry();
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    if (!this.opts.canSend() || this.outgoing.length === 0) return;
+    if (this.outgoing.length === 0) return;
+    const now = Date.now();
     const batch = this.outgoing.splice(0);
+    for (const u of batch) {
+      u.sentAt = now;
+      u.backoffMs = u.backoffMs === undefined ? this.initialRetryMs : Math.min(u.backoffMs * 2, this.maxRetryMs);
+    }
+    this.armRetry();
+    if (!this.opts.canSend()) return; // the retry timer (or resendAll on re-registration) sends them
     this.opts.send(batch.map((u) => ({ framework_id: { value: u.frameworkId }, status: u.status }))).catch(() => {
       // The retry timer resends whatever is still unacknowledged.
     });
   }
 
+  /** One timer for the earliest due resend. */
   private armRetry(): void {
-    if (this.retryTimer) return;
+    let due = Infinity;
+    for (const q of this.queues.values()) {
+      const head = q[0];
+      if (head?.sentAt !== undefined) due = Math.min(due, head.sentAt + head.backoffMs!);
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (due === Infinity) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      if (this.queues.size === 0) {
-        this.retryMs = this.opts.initialRetryMs ?? 1000;
-        return;
+      const now = Date.now();
+      for (const q of this.queues.values()) {
+        const head = q[0];
+        if (head && (head.sentAt === undefined || head.sentAt + head.backoffMs! <= now)) this.outgoing.push(head);
       }
-      for (const q of this.queues.values()) if (q[0]) this.outgoing.push(q[0]);
-      this.flush();
-      this.retryMs = Math.min(this.retryMs * 2, this.opts.maxRetryMs ?? 30_000);
-      this.armRetry();
-    }, this.retryMs);
+      if (this.outgoing.length) this.flush();
+      else this.armRetry();
+    }, Math.max(1, due - Date.now()));
     this.retryTimer.unref();
   }
 

@@ -3,7 +3,7 @@
  * RecordIO event stream, and short calls that echo its Mesos-Stream-Id.
  * Used by framework schedulers, simulated agents and the corral agent.
  */
-import { Pool, request } from 'undici';
+import { Pool, request, type Dispatcher } from 'undici';
 import { CorralError, type ErrorCode } from '../../../common/errors.js';
 import { RecordIODecoder } from '../../../common/http/recordio.js';
 import { basicAuthHeader } from '../master/auth.js';
@@ -17,6 +17,8 @@ export interface ConnectionOptions {
   /** Calls in flight per connection (HTTP pipelining) and connections for calls. */
   pipelining?: number;
   connections?: number;
+  /** Share one HTTP dispatcher among many connections (thousands of simulated agents in one process). */
+  dispatcher?: Dispatcher;
 }
 
 export class CallError extends CorralError {
@@ -46,13 +48,15 @@ function errorText(body: string): string {
 }
 
 export class V1Connection {
-  private readonly pool: Pool;
+  private readonly pool: Dispatcher;
+  private readonly ownsPool: boolean;
   private readonly headers: Record<string, string>;
   streamId: string | undefined;
   private abort: AbortController | undefined;
 
   constructor(private readonly opts: ConnectionOptions) {
-    this.pool = new Pool(opts.master, { connections: opts.connections ?? 2, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
+    this.ownsPool = opts.dispatcher === undefined;
+    this.pool = opts.dispatcher ?? new Pool(opts.master, { connections: opts.connections ?? 2, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (opts.principal !== undefined && opts.secret !== undefined) this.headers.authorization = basicAuthHeader(opts.principal, opts.secret);
   }
@@ -65,6 +69,7 @@ export class V1Connection {
       headers: this.headers,
       body: JSON.stringify(call),
       signal: this.abort.signal,
+      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}),
       bodyTimeout: 0,
       headersTimeout: 30_000,
     });
@@ -90,7 +95,7 @@ export class V1Connection {
   /** A non-streaming call; resolves on 2xx, throws CallError with the server's message otherwise. */
   async call(body: unknown): Promise<unknown> {
     const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
-    const res = await this.pool.request({ path: this.opts.path, method: 'POST', headers, body: JSON.stringify(body) });
+    const res = await this.pool.request({ origin: this.opts.master, path: this.opts.path, method: 'POST', headers, body: JSON.stringify(body) });
     const text = await res.body.text();
     if (res.statusCode >= 300) throw new CallError(res.statusCode, errorText(text));
     return text ? (JSON.parse(text) as unknown) : undefined;
@@ -105,6 +110,6 @@ export class V1Connection {
 
   async close(): Promise<void> {
     this.disconnect();
-    await this.pool.close();
+    if (this.ownsPool) await this.pool.close();
   }
 }

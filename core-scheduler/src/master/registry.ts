@@ -13,6 +13,7 @@ import { logger } from '../../../common/log.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../protocol/v1.js';
 
 const PREFIX = 'corral/registry/';
+const MAX_TXN_OPS = 128;
 const K = {
   cluster: `${PREFIX}cluster`,
   agent: (id: string) => `${PREFIX}agents/${id}`,
@@ -152,8 +153,10 @@ export class Registry {
     // A key written twice in one batch keeps its last value.
     const last = new Map<string, Op>();
     for (const op of batch.ops) if (op.type === 'put' || op.type === 'delete') last.set(op.key, op);
+    const ops = [...last.values()];
     try {
-      await this.store.txn({ compare: [], success: [...last.values()] });
+      // Stores cap a transaction (etcd: 128 ops); the records are independent, so chunks are fine.
+      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.store.txn({ compare: [], success: ops.slice(i, i + MAX_TXN_OPS) });
       for (const w of batch.waiters) w.resolve();
     } catch (err) {
       this.log.error({ err }, 'registry write failed');

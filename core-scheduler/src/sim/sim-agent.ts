@@ -22,6 +22,10 @@ export interface SimAgentOptions {
   reportStarting?: boolean;
   reconnect?: boolean;
   agentId?: string;
+  /** First resend of an unacknowledged status update (default 10 s, as Mesos). */
+  updateRetryMs?: number;
+  /** Shared HTTP dispatcher (thousands of simulated agents in one process). */
+  dispatcher?: import('undici').Dispatcher;
   /** Extra fields for a task's status updates, e.g. container_status with the task's IP. */
   statusExtras?: (task: V1TaskInfo, state: V1TaskState) => Partial<V1TaskStatus>;
 }
@@ -46,8 +50,7 @@ export class SimAgent {
     this.updates = new StatusUpdateManager({
       send: (updates) => this.session.call({ type: 'UPDATE', update: { updates } }),
       canSend: () => this.session.connected,
-      initialRetryMs: 500,
-      maxRetryMs: 5000,
+      ...(opts.updateRetryMs !== undefined ? { initialRetryMs: opts.updateRetryMs, maxRetryMs: opts.updateRetryMs * 8 } : {}),
       onAcknowledged: (fw, status) => {
         const key = StatusUpdateManager.key(fw, status.task_id.value);
         const t = this.tasks.get(key);
@@ -62,6 +65,7 @@ export class SimAgent {
       info: { hostname: opts.hostname, resources: parseResources(opts.resources).toV1(), attributes: opts.attributes ?? [] },
       version: 'corral-sim',
       reconnect: opts.reconnect ?? true,
+      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       onEvent: (e) => this.onEvent(e),
       snapshot: () => this.snapshot(),
     });

@@ -1,0 +1,34 @@
+/**
+ * A fleet of simulated agents in one process (sharing one HTTP dispatcher),
+ * for the placement benchmark. Prints "ready N" once all have registered.
+ * Usage: placement-fleet <master-url> <count> <resources>
+ */
+import { Agent } from 'undici';
+import { SimAgent } from '../core-scheduler/src/sim/sim-agent.js';
+
+const [master, countText, resources] = process.argv.slice(2);
+const count = Number(countText);
+const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 600_000 });
+const agents: SimAgent[] = [];
+
+async function main(): Promise<void> {
+  const batch = 250;
+  for (let i = 0; i < count; i += batch) {
+    const group: Promise<string>[] = [];
+    for (let j = i; j < Math.min(count, i + batch); j++) {
+      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher });
+      agents.push(a);
+      group.push(a.start());
+    }
+    await Promise.all(group);
+  }
+  process.stdout.write(`ready ${agents.length}\n`);
+}
+
+process.on('SIGTERM', () => process.exit(0));
+// The agents' sockets and timers do not hold the process open; this does, until SIGTERM.
+setInterval(() => undefined, 1 << 30);
+main().catch((err) => {
+  process.stderr.write(`fleet failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

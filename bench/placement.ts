@@ -1,0 +1,173 @@
+/**
+ * Placement throughput end to end through the master's HTTP API, and master
+ * memory at scale. A master process, a fleet process of simulated agents
+ * (real agent protocol over HTTP), and a Mesos v1 framework (this process)
+ * that launches 1-CPU tasks until the cluster is full and acknowledges every
+ * TASK_RUNNING. Peers' published figures are printed alongside (they cannot
+ * run here): Nomad C1M ~3,750 containers/s, kube-scheduler ~100–300 pods/s.
+ *
+ * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { SchedulerClient } from '../core-scheduler/src/client/scheduler-client.js';
+import { Resources } from '../core-scheduler/src/resources/resources.js';
+import { parseResources } from '../core-scheduler/src/resources/parse.js';
+import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const AGENTS = arg('agents', 10_000);
+const CPUS = arg('cpus', 10);
+const TASKS = AGENTS * CPUS;
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const compiled = import.meta.url.endsWith('.js');
+const root = join(here, '..', compiled ? '..' : '');
+const script = (rel: string): string[] => (compiled ? [join(root, 'dist', rel + '.js')] : ['--import', 'tsx', join(root, rel + '.ts')]);
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+/** CPU seconds (user+system) a process has used so far. */
+const cpuSeconds = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
+
+const rssMiB = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+};
+
+function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${out.slice(-2000)}`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = pattern.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out.slice(-2000)}`)));
+  });
+}
+
+async function main(): Promise<void> {
+  const workDir = mkdtempSync(join(tmpdir(), 'corral-bench-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = { ...process.env, CORRAL_MASTER_AGENTS__HEARTBEAT_INTERVAL_MS: '60000', CORRAL_MASTER_AGENTS__UNREACHABLE_TIMEOUT_MS: '600000' };
+  const logAt = process.argv.indexOf('--master-log');
+  const masterLog = logAt > 0 ? ['--log-level', 'debug', '--log-file', process.argv[logAt + 1]!] : ['--log-level', 'warn'];
+  const profile = process.argv.includes('--profile-master') ? ['--cpu-prof', '--cpu-prof-dir=/tmp/corral-master-prof'] : [];
+  const master = spawn(process.execPath, [...profile, ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const children: ChildProcess[] = [master];
+  const stop = (): void => {
+    // SIGTERM lets the master write its CPU profile when one was asked for.
+    for (const c of children) if (c.exitCode === null) c.kill(profile.length && c === master ? 'SIGTERM' : 'SIGKILL');
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  process.on('exit', stop);
+  try {
+    await waitFor(master, /listening/, 30_000);
+    const tReg = performance.now();
+    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(fleet);
+    await waitFor(fleet, /ready \d+/, 600_000);
+    const registerSeconds = (performance.now() - tReg) / 1000;
+    const rssAgents = rssMiB(master.pid!);
+
+    const task = parseResources('cpus:1;mem:256');
+    let launched = 0;
+    let acked = 0;
+    let accepted = 0;
+    let runningSeen = 0;
+    const phase: Record<string, number> = {};
+    let firstOffer = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const errors: string[] = [];
+    const client = new SchedulerClient({
+      master: url,
+      connections: 4,
+      pipelining: 32,
+      framework: { user: 'bench', name: 'placement', failover_timeout: 3600 },
+      onEvent: (e, c) => {
+        if (e.type === 'OFFERS') {
+          firstOffer ||= performance.now();
+          for (const offer of e.offers.offers) {
+            const n = Math.floor(Resources.fromV1(offer.resources).scalar('cpus'));
+            const infos: V1TaskInfo[] = [];
+            for (let i = 0; i < n && launched < TASKS; i++, launched++) {
+              infos.push({ name: `t${launched}`, task_id: { value: `t${launched}` }, agent_id: offer.agent_id, resources: task.toV1(), command: { value: 'sleep 3600' } });
+            }
+            c.accept([offer.id.value], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 3600).then(
+              () => {
+                if (++accepted === e.offers.offers.length) phase.accepted = performance.now();
+              },
+              (err: Error) => errors.push(err.message),
+            );
+          }
+        } else if (e.type === 'UPDATE' && e.update.status.state === 'TASK_RUNNING' && e.update.status.uuid) {
+          if (++runningSeen === TASKS) phase.running = performance.now();
+          c.acknowledge(e.update.status).then(
+            () => {
+              if (++acked === TASKS) done();
+            },
+            (err: Error) => errors.push(err.message),
+          );
+        }
+      },
+    });
+    const cpu0 = { master: cpuSeconds(master.pid!), fleet: cpuSeconds(fleet.pid!), self: process.cpuUsage() };
+    await client.subscribe();
+    await Promise.race([finished, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
+    const seconds = (performance.now() - firstOffer) / 1000;
+    if (process.argv.includes('--verbose')) console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
+    const rssTasks = rssMiB(master.pid!);
+    const selfCpu = process.cpuUsage(cpu0.self);
+    const cpu = { master: cpuSeconds(master.pid!) - cpu0.master, fleet: cpuSeconds(fleet.pid!) - cpu0.fleet, framework: (selfCpu.user + selfCpu.system) / 1e6 };
+    const figures = [
+      { metric: `placement: ${TASKS} tasks on ${AGENTS} agents, offer→all RUNNING acknowledged`, value: TASKS / seconds, unit: 'tasks/s', goal: '≥ 20,000 tasks/s', peer: 'Nomad C1M ~3,750/s; kube-scheduler ~100–300/s' },
+      { metric: 'placement wall time', value: seconds, unit: 's' },
+      { metric: 'CPU during placement: master', value: cpu.master, unit: 's' },
+      { metric: 'CPU during placement: simulated agents', value: cpu.fleet, unit: 's' },
+      { metric: 'CPU during placement: framework', value: cpu.framework, unit: 's' },
+      { metric: `agent registration (${AGENTS} agents)`, value: registerSeconds, unit: 's' },
+      { metric: `master RSS with ${AGENTS} agents`, value: rssAgents, unit: 'MiB' },
+      { metric: `master RSS with ${AGENTS} agents and ${TASKS} tasks`, value: rssTasks, unit: 'MiB', goal: '≤ 1024 MiB' },
+    ];
+    if (process.argv.includes('--json')) console.log(JSON.stringify(figures, null, 2));
+    else for (const f of figures) console.log(`${f.metric.padEnd(72)} ${f.value.toFixed(1).padStart(10)} ${f.unit.padEnd(8)} ${f.goal ?? ''}  ${f.peer ?? ''}`);
+    if (errors.length) console.log(`errors during the run: ${errors.length} (first: ${errors[0]})`);
+    if (process.argv.includes('--verbose')) {
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      console.log(metrics.split('\n').filter((l) => l.startsWith('corral_master_http_requests_total') || l.startsWith('corral_master_scheduler_calls_total') || l.startsWith('corral_master_status_updates')).join('\n'));
+    }
+    await client.close();
+  } finally {
+    stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
