@@ -12,6 +12,7 @@ import { registerDiscovery } from './commands/discovery.js';
 import { registerCni } from './commands/cni.js';
 import { registerLab } from './commands/lab.js';
 import { registerVolume } from './commands/volume.js';
+import { registerLogs } from './commands/logs.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerCni(program);
   registerLab(program);
   registerVolume(program);
+  registerLogs(program);
   return program;
 }
 

@@ -23,6 +23,8 @@ export interface StatusUpdateOptions {
   initialRetryMs?: number;
   maxRetryMs?: number;
   onAcknowledged?(frameworkId: string, status: V1TaskStatus): void;
+  /** A task's queue changed (checkpoint it). */
+  onQueueChanged?(frameworkId: string, taskId: string, queue: PendingUpdate[]): void;
 }
 
 export class StatusUpdateManager {
@@ -50,6 +52,7 @@ export class StatusUpdateManager {
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = []));
     q.push({ frameworkId, status: full });
+    this.opts.onQueueChanged?.(frameworkId, status.task_id.value, q);
     if (q.length === 1) this.enqueue(q[0]!);
     return full;
   }
@@ -69,15 +72,25 @@ export class StatusUpdateManager {
     const q = this.queues.get(key);
     if (!q?.length || q[0]!.status.uuid !== uuid) return false; // duplicate or stale ack
     const done = q.shift()!;
-    this.opts.onAcknowledged?.(frameworkId, done.status);
     if (q.length === 0) this.queues.delete(key);
-    else this.enqueue(q[0]!);
+    this.opts.onQueueChanged?.(frameworkId, taskId, q);
+    this.opts.onAcknowledged?.(frameworkId, done.status);
+    if (q.length) this.enqueue(q[0]!);
     return true;
   }
 
   /** Forget a framework's updates (it was removed). */
   dropFramework(frameworkId: string): void {
-    for (const [key, q] of this.queues) if (q[0]?.frameworkId === frameworkId) this.queues.delete(key);
+    for (const [key, q] of this.queues) {
+      if (q[0]?.frameworkId !== frameworkId) continue;
+      this.queues.delete(key);
+      this.opts.onQueueChanged?.(frameworkId, q[0].status.task_id.value, []);
+    }
+  }
+
+  /** Whether a task still has updates waiting for acknowledgement. */
+  hasPending(frameworkId: string, taskId: string): boolean {
+    return (this.queues.get(StatusUpdateManager.key(frameworkId, taskId))?.length ?? 0) > 0;
   }
 
   pending(): PendingUpdate[] {

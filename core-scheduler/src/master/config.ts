@@ -36,8 +36,10 @@ export const masterConfigSchema = z.object({
       unreachableTimeoutMs: z.number().int().min(0).max(3_600_000).default(10_000),
       /** After a master restart, agents not back within this long are marked unreachable. */
       reregisterTimeoutMs: z.number().int().min(0).max(24 * 3_600_000).default(600_000),
+      /** Acknowledgements are forwarded to an agent in batches gathered over this long (one write instead of many). */
+      ackBatchMs: z.number().int().min(0).max(1000).default(10),
     })
-    .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000 }),
+    .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000, ackBatchMs: 10 }),
   frameworks: z
     .object({
       heartbeatIntervalSeconds: z.number().min(0.05).max(3600).default(15),

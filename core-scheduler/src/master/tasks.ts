@@ -122,7 +122,31 @@ export class TaskManager {
       if (isTerminal(t.state)) this.complete(t);
     }
     // The agent owns retries: tell it even if the master no longer tracks the task.
-    this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } } satisfies AgentEvent);
+    this.forwardAck(agent, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } });
+  }
+
+  private readonly acks = new Map<AgentRecord, AgentEvent[]>();
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * Acknowledgements only stop an agent's retries (its first one comes after
+   * seconds), so they travel in per-agent batches: one write per agent per
+   * window instead of one per task.
+   */
+  private forwardAck(agent: AgentRecord, e: AgentEvent): void {
+    const batchMs = this.m.config.agents.ackBatchMs;
+    if (batchMs === 0) {
+      this.m.deliver(agent.outbox, e);
+      return;
+    }
+    const list = this.acks.get(agent);
+    if (list) list.push(e);
+    else this.acks.set(agent, [e]);
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined;
+      for (const [a, events] of this.acks) if (a.outbox?.isOpen) (a.outbox.sendAll ? a.outbox.sendAll(events) : events.forEach((x) => a.outbox!.send(x)));
+      this.acks.clear();
+    }, batchMs);
   }
 
   /** The task is over and acknowledged: keep it only in the bounded completed list. */

@@ -1,0 +1,54 @@
+/**
+ * Agent configuration: defaults < --config file < CORRAL_AGENT_* env < flags.
+ */
+import { z } from '../../../common/validate.js';
+
+export const agentConfigSchema = z.object({
+  /** Master URL. */
+  master: z.string().url().default('http://127.0.0.1:5050'),
+  /** Security file to take this agent's credential from (a principal in acls.agents); or principal+secret. */
+  credentials: z.string().optional(),
+  principal: z.string().optional(),
+  secret: z.string().optional(),
+  /** Where the agent's own API listens (logs, live containers, health, metrics). */
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(5051),
+  /** Name/address other hosts and clients reach this agent by (its underlay IP in a lab). */
+  advertiseHost: z.string().optional(),
+  workDir: z.string().default('/var/lib/corral/agent'),
+  /** Override detected resources, Mesos text form; `cpus(role):2` makes a static reservation. */
+  resources: z.string().optional(),
+  /** Attributes, e.g. "rack:r1;zone:a". */
+  attributes: z.string().default(''),
+  containerizers: z.array(z.enum(['MESOS', 'DOCKER'])).default(['MESOS']),
+  docker: z.object({ socket: z.string().default('/var/run/docker.sock') }).default({ socket: '/var/run/docker.sock' }),
+  /** CNI node daemon socket; tasks asking for a named network are wired through it. */
+  cniSocket: z.string().optional(),
+  /** Volume plugin daemon socket; external volumes of native tasks are attached through it. */
+  volumeSocket: z.string().optional(),
+  tasks: z
+    .object({
+      /** SIGTERM→SIGKILL grace when neither the task nor the kill says. */
+      defaultGracePeriodMs: z.number().int().min(0).max(3_600_000).default(3000),
+      pidsLimit: z.number().int().min(1).max(1_000_000).default(4096),
+    })
+    .default({ defaultGracePeriodMs: 3000, pidsLimit: 4096 }),
+  logs: z
+    .object({ maxBytes: z.number().int().min(1024).default(10 * 1024 * 1024), maxFiles: z.number().int().min(1).max(100).default(5) })
+    .default({ maxBytes: 10 * 1024 * 1024, maxFiles: 5 }),
+  gc: z
+    .object({
+      /** Sandboxes of ended tasks are removed after this long… */
+      maxAgeMs: z.number().int().min(0).default(24 * 3_600_000),
+      /** …or sooner, oldest first, while the work dir's disk is fuller than this fraction. */
+      diskHighWatermark: z.number().min(0).max(1).default(0.9),
+      intervalMs: z.number().int().min(100).default(60_000),
+    })
+    .default({ maxAgeMs: 24 * 3_600_000, diskHighWatermark: 0.9, intervalMs: 60_000 }),
+  /** Agent API without authentication (local use only). */
+  noAuth: z.boolean().default(false),
+  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;

@@ -1,0 +1,154 @@
+/**
+ * From a v1 TaskInfo to the ContainerConfig a containerizer runs: which
+ * containerizer, the command and environment, image, resources and limits,
+ * volumes (host, sandbox, external by driver, persistent volumes from the
+ * task's reserved disk), network and logs. A definition that cannot run
+ * throws INVALID_ARGUMENT, which the agent reports as TASK_ERROR.
+ */
+import { join, isAbsolute, normalize } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CorralError } from '../../../common/errors.js';
+import { Resources } from '../resources/resources.js';
+import type { V1TaskInfo } from '../protocol/v1.js';
+import type { ContainerConfig, ContainerizerType, NetworkSpec, VolumeMount } from './containerizer.js';
+
+export interface SpecContext {
+  workDir: string;
+  frameworkId: string;
+  role: string;
+  hostname: string;
+  pidsLimit: number;
+  logs: { maxBytes: number; maxFiles: number };
+}
+
+const bad = (taskId: string, why: string): CorralError => new CorralError('INVALID_ARGUMENT', `task ${taskId}: ${why}`);
+
+/** Names safe for directories, cgroups and CNI container ids. */
+export const safeName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
+
+export function newContainerId(taskId: string): string {
+  return `${safeName(taskId)}.${randomBytes(4).toString('hex')}`;
+}
+
+export function sandboxDir(workDir: string, frameworkId: string, containerId: string): string {
+  return join(workDir, 'sandboxes', safeName(frameworkId), containerId);
+}
+
+/** Where a role's persistent volume lives on this host. */
+export function persistentVolumeDir(workDir: string, role: string, id: string): string {
+  return join(workDir, 'volumes', 'roles', safeName(role), safeName(id));
+}
+
+type Param = { key: string; value: string };
+
+function driverOptions(raw: unknown): Record<string, string> {
+  // Mesos shape: { parameter: [{ key, value }] }; plain objects are accepted too.
+  if (!raw || typeof raw !== 'object') return {};
+  const list = (raw as { parameter?: Param[] }).parameter;
+  if (Array.isArray(list)) return Object.fromEntries(list.filter((p) => typeof p?.key === 'string').map((p) => [p.key, String(p.value ?? '')]));
+  return Object.fromEntries(Object.entries(raw as Record<string, unknown>).filter(([, v]) => typeof v === 'string') as Array<[string, string]>);
+}
+
+function checkContainerPath(taskId: string, path: string): string {
+  const n = normalize(path);
+  if (!isAbsolute(n) && (n === '..' || n.startsWith('../'))) throw bad(taskId, `volume path "${path}" leaves the sandbox`);
+  return n;
+}
+
+export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: SpecContext): { type: ContainerizerType; config: ContainerConfig } {
+  const taskId = task.task_id.value;
+  const c = task.container;
+  const type: ContainerizerType = c?.type === 'DOCKER' ? 'DOCKER' : 'MESOS';
+  if (task.executor) throw bad(taskId, 'custom executors are not supported; give a command or a docker image');
+  if (type === 'DOCKER' && !c?.docker?.image) throw bad(taskId, 'a DOCKER container needs docker.image');
+  if (type === 'MESOS' && !task.command?.value && !task.command?.arguments?.length) throw bad(taskId, 'needs command.value (or arguments)');
+
+  const res = Resources.fromV1(task.resources);
+  const sandbox = sandboxDir(ctx.workDir, ctx.frameworkId, containerId);
+  const ports = res.ranges('ports');
+  const portList = ports.flatMap(([b, e]) => Array.from({ length: Math.min(e - b + 1, 100) }, (_, i) => b + i));
+
+  const environment: Record<string, string> = {
+    CORRAL_SANDBOX: sandbox,
+    CORRAL_TASK_ID: taskId,
+    CORRAL_FRAMEWORK_ID: ctx.frameworkId,
+    HOST: ctx.hostname,
+    ...Object.fromEntries(portList.map((p, i) => [`PORT${i}`, String(p)])),
+    ...(portList.length ? { PORT: String(portList[0]), PORTS: portList.join(',') } : {}),
+  };
+  for (const v of task.command?.environment?.variables ?? []) environment[v.name] = v.value ?? '';
+
+  const volumes: VolumeMount[] = [];
+  for (const v of c?.volumes ?? []) {
+    const mode = v.mode ?? 'RW';
+    const containerPath = checkContainerPath(taskId, v.container_path);
+    const src = v.source;
+    if (src?.type === 'DOCKER_VOLUME' || src?.docker_volume) {
+      const dv = src.docker_volume;
+      if (!dv?.name) throw bad(taskId, `volume at ${v.container_path} needs docker_volume.name`);
+      volumes.push({ containerPath, mode, source: { type: 'external', driver: dv.driver ?? 'corral', name: dv.name, options: driverOptions(dv.driver_options) } });
+    } else if (src?.type === 'SANDBOX_PATH' || src?.sandbox_path) {
+      const p = checkContainerPath(taskId, src.sandbox_path?.path ?? '');
+      volumes.push({ containerPath, mode, source: { type: 'sandbox', path: p } });
+    } else if (v.host_path) {
+      if (!isAbsolute(v.host_path)) throw bad(taskId, `host_path "${v.host_path}" must be absolute`);
+      volumes.push({ containerPath, mode, source: { type: 'host', path: v.host_path } });
+    } else {
+      throw bad(taskId, `volume at ${v.container_path} has no source (host_path, sandbox_path or docker_volume)`);
+    }
+  }
+  // Persistent volumes come with the task's resources; their data stays on the host after the task.
+  for (const e of res.persistentVolumes()) {
+    const id = e.disk!.persistence!.id;
+    const path = e.disk!.volume?.container_path ?? id;
+    volumes.push({ containerPath: checkContainerPath(taskId, path), mode: e.disk!.volume?.mode ?? 'RW', source: { type: 'host', path: persistentVolumeDir(ctx.workDir, Resources.reservationRole(e) ?? ctx.role, id) } });
+  }
+
+  const net = c?.network_infos?.[0];
+  let network: NetworkSpec = { mode: 'host' };
+  if (net?.name) {
+    network = { mode: 'cni', network: net.name, portMappings: (net.port_mappings ?? []).map((m) => ({ hostPort: m.host_port, containerPort: m.container_port, protocol: m.protocol === 'udp' ? 'udp' : 'tcp' })) };
+  } else if (net || (c?.docker as { network?: string } | undefined)?.network === 'NONE') {
+    network = { mode: 'isolated' };
+  }
+
+  const mesosImage = (c?.mesos as { image?: { type?: string; tarball?: { path?: string } } } | undefined)?.image;
+  let image: ContainerConfig['image'];
+  if (type === 'DOCKER') image = { kind: 'docker', name: c!.docker!.image, forcePull: Boolean((c!.docker as { force_pull_image?: boolean }).force_pull_image) };
+  else if (mesosImage) {
+    // corral extension: a root filesystem tarball already on the host.
+    if (mesosImage.type !== 'TARBALL' || !mesosImage.tarball?.path || !isAbsolute(mesosImage.tarball.path)) throw bad(taskId, 'a MESOS image must be { type: "TARBALL", tarball: { path: "/abs/rootfs.tar" } }');
+    image = { kind: 'tarball', path: mesosImage.tarball.path };
+  }
+
+  const labels: Record<string, string> = { 'corral.framework-id': ctx.frameworkId, 'corral.task-id': taskId };
+  for (const l of task.labels?.labels ?? []) labels[l.key] = l.value ?? '';
+
+  const command = task.command?.value || task.command?.arguments?.length
+    ? {
+        shell: task.command.shell ?? true,
+        ...(task.command.value !== undefined ? { value: task.command.value } : {}),
+        ...(task.command.arguments ? { arguments: task.command.arguments } : {}),
+        environment,
+        ...(task.command.user ? { user: task.command.user } : {}),
+      }
+    : { shell: false, environment };
+
+  const config: ContainerConfig = {
+    containerId,
+    frameworkId: ctx.frameworkId,
+    taskId,
+    sandbox,
+    command,
+    ...(image ? { image } : {}),
+    resources: { cpus: res.scalar('cpus'), memMb: res.scalar('mem'), diskMb: res.scalar('disk'), gpus: res.scalar('gpus'), ports },
+    limits: { pids: ctx.pidsLimit },
+    volumes,
+    network,
+    ...(c?.hostname ? { hostname: c.hostname } : {}),
+    logs: { stdout: join(sandbox, 'stdout'), stderr: join(sandbox, 'stderr'), ...ctx.logs },
+    labels,
+  };
+  if (config.resources.memMb <= 0) throw bad(taskId, 'needs some memory (mem) so it can be limited');
+  return { type, config };
+}

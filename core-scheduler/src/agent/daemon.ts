@@ -1,0 +1,83 @@
+/**
+ * Starting an agent process: configuration, host resources, credentials, the
+ * containerizers, the agent API and sandbox GC.
+ */
+import { mkdirSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { CorralError } from '../../../common/errors.js';
+import { HttpServer } from '../../../common/http/server.js';
+import { Metrics } from '../../../common/metrics.js';
+import { Authority, loadSecurity } from '../master/auth.js';
+import { Agent } from './agent.js';
+import { mountAgentApi } from './api.js';
+import { collectSandboxes } from './gc.js';
+import { hostResources, parseAttributes } from './host-resources.js';
+import type { AgentConfig } from './config.js';
+import type { Containerizer } from './containerizer.js';
+
+export interface RunningAgent {
+  agent: Agent;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Everything the agent needs from the host's security file, if one is given. */
+function security(config: AgentConfig): { credential?: { principal: string; secret: string }; api: Authority | undefined } {
+  const sec = config.credentials ? loadSecurity(config.credentials) : undefined;
+  let credential = config.principal && config.secret ? { principal: config.principal, secret: config.secret } : undefined;
+  if (!credential && sec) {
+    const agents = sec.acls.agents;
+    const c = sec.credentials.find((x) => agents === 'ANY' || agents.includes(x.principal));
+    if (c) credential = { principal: c.principal, secret: c.secret };
+  }
+  if (config.noAuth) return { ...(credential ? { credential } : {}), api: undefined };
+  if (!sec) throw new CorralError('INVALID_ARGUMENT', 'the agent API needs a security file (--credentials FILE) to check operators, or --no-auth for local use');
+  return { ...(credential ? { credential } : {}), api: new Authority(sec) };
+}
+
+export async function startAgent(config: AgentConfig, containerizers: Containerizer[]): Promise<RunningAgent> {
+  mkdirSync(config.workDir, { recursive: true });
+  const { credential, api } = security(config);
+  const resources = hostResources(config.workDir, config.resources);
+  const attributes = parseAttributes(config.attributes);
+  const metrics = new Metrics('corral_agent');
+  const server = new HttpServer({ name: 'agent', metrics });
+  const listening = await server.listen({ host: config.host, port: config.port });
+  const hostname = config.advertiseHost ?? (config.host === '0.0.0.0' ? osHostname() : config.host);
+  const url = `http://${hostname}:${server.port}`;
+  let agent: Agent;
+  try {
+    agent = await Agent.start({ config, resources, attributes, url, hostname, ...(credential ? { credential } : {}), containerizers, metrics });
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  mountAgentApi(server, agent, api);
+  metrics.serve(server);
+  const gc = setInterval(() => {
+    try {
+      collectSandboxes({
+        workDir: config.workDir,
+        maxAgeMs: config.gc.maxAgeMs,
+        diskHighWatermark: config.gc.diskHighWatermark,
+        inUse: () => new Set(agent.tasks.all().map((t) => t.container.sandbox)),
+        onRemoved: (sandbox) => {
+          for (const [k, t] of agent.tasks.completed) if (t.container.sandbox === sandbox) agent.tasks.completed.delete(k);
+        },
+      });
+    } catch (err) {
+      agent.log.warn({ err: (err as Error).message }, 'sandbox GC failed');
+    }
+  }, config.gc.intervalMs);
+  gc.unref();
+  agent.log.info({ url: listening, resources: resources.toString() }, 'agent API listening');
+  return {
+    agent,
+    url,
+    async close() {
+      clearInterval(gc);
+      await agent.stop();
+      await server.close();
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * Health checks of a running task: COMMAND, HTTP and TCP, with Mesos's
+ * semantics — a first delay, an interval and a timeout; failures during the
+ * grace period are ignored until the first success; the result travels in a
+ * status update whenever it changes; after `consecutive_failures` failures in
+ * a row (0 = never) the task is killed.
+ *
+ * A task with its own namespaces is probed from inside them (nsenter), so a
+ * task in a private network namespace is checked on its own loopback.
+ */
+import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
+import { request } from 'node:http';
+import type { V1TaskInfo } from '../protocol/v1.js';
+
+type HealthCheck = NonNullable<V1TaskInfo['health_check']>;
+
+export interface HealthTarget {
+  /** Task's main process (for nsenter). */
+  pid?: number;
+  /** Set when the task has its own network namespace. */
+  netns?: string;
+  /** Its own IP (CNI), else checks go to 127.0.0.1 in its network namespace. */
+  ip?: string;
+  /** Own mount/pid/uts/ipc namespaces: run COMMAND checks inside them. */
+  isolated: boolean;
+}
+
+export interface HealthEvents {
+  /** Health changed (first result, or flipped). */
+  onChange(healthy: boolean, message: string): void;
+  /** Too many failures in a row: the task should be killed. */
+  onUnhealthy(message: string): void;
+}
+
+const PROBE = `const [kind, host, port, path, ms] = process.argv.slice(1);
+const done = (ok) => process.exit(ok ? 0 : 1);
+setTimeout(() => done(false), Number(ms)).unref();
+if (kind === 'TCP') { const s = require('net').connect(Number(port), host, () => { s.end(); done(true); }); s.on('error', () => done(false)); }
+else { const r = require('http').get({ host, port: Number(port), path, timeout: Number(ms) }, (res) => { res.resume(); done(res.statusCode >= 200 && res.statusCode < 400); }); r.on('error', () => done(false)); }`;
+
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ ok: boolean; output: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 }, (err, stdout, stderr) => {
+      resolve({ ok: !err, output: (stderr || stdout || (err?.message ?? '')).toString().trim().slice(0, 500) });
+    });
+  });
+}
+
+function probeDirect(kind: 'HTTP' | 'TCP', host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      resolve(ok);
+    };
+    if (kind === 'TCP') {
+      const s = connect(port, host, () => {
+        s.end();
+        finish(true);
+      });
+      s.on('error', () => finish(false));
+    } else {
+      const r = request({ host, port, path, timeout: timeoutMs }, (res) => {
+        res.resume();
+        finish((res.statusCode ?? 500) >= 200 && (res.statusCode ?? 500) < 400);
+      });
+      r.on('error', () => finish(false));
+      r.end();
+    }
+  });
+}
+
+export class HealthChecker {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+  private healthy: boolean | undefined;
+  private failures = 0;
+  private everHealthy = false;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly check: HealthCheck,
+    private readonly target: HealthTarget,
+    private readonly events: HealthEvents,
+  ) {}
+
+  start(): void {
+    this.schedule((this.check.delay_seconds ?? 15) * 1000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    const { ok, message } = await this.once();
+    if (this.stopped) return;
+    const inGrace = !this.everHealthy && Date.now() - this.startedAt < (this.check.grace_period_seconds ?? 10) * 1000;
+    if (ok) {
+      this.everHealthy = true;
+      this.failures = 0;
+    } else if (!inGrace) {
+      this.failures++;
+    }
+    if (ok || !inGrace) {
+      if (this.healthy !== ok) {
+        this.healthy = ok;
+        this.events.onChange(ok, message);
+      }
+      const limit = this.check.consecutive_failures ?? 3;
+      if (!ok && limit > 0 && this.failures >= limit) {
+        this.events.onUnhealthy(`health check failed ${this.failures} times in a row: ${message}`);
+        this.stop();
+        return;
+      }
+    }
+    this.schedule((this.check.interval_seconds ?? 10) * 1000);
+  }
+
+  /** One probe. */
+  async once(): Promise<{ ok: boolean; message: string }> {
+    const timeoutMs = (this.check.timeout_seconds ?? 20) * 1000;
+    const type = this.check.type ?? (this.check.http ? 'HTTP' : this.check.tcp ? 'TCP' : 'COMMAND');
+    const { pid, netns, ip, isolated } = this.target;
+    if (type === 'COMMAND') {
+      const cmd = this.check.command;
+      const argv = cmd?.shell === false && cmd.value ? [cmd.value, ...(cmd.arguments ?? [])] : ['/bin/sh', '-c', cmd?.value ?? 'false'];
+      const r = isolated && pid ? await run('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], timeoutMs) : await run(argv[0]!, argv.slice(1), timeoutMs);
+      return { ok: r.ok, message: r.ok ? 'command succeeded' : `command failed: ${r.output}` };
+    }
+    const port = type === 'HTTP' ? this.check.http?.port : this.check.tcp?.port;
+    if (!port) return { ok: false, message: `${type} check without a port` };
+    const path = this.check.http?.path ?? '/';
+    const host = ip ?? '127.0.0.1';
+    let ok: boolean;
+    if (netns && !ip) {
+      // Only reachable from inside its own namespace: probe from there.
+      ok = (await run('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', PROBE, type, host, String(port), path, String(timeoutMs)], timeoutMs + 1000)).ok;
+    } else {
+      ok = await probeDirect(type, host, port, path, timeoutMs);
+    }
+    return { ok, message: ok ? `${type} ${host}:${port} healthy` : `${type} ${host}:${port}${type === 'HTTP' ? path : ''} not healthy` };
+  }
+}
