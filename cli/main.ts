@@ -13,6 +13,9 @@ import { registerCni } from './commands/cni.js';
 import { registerLab } from './commands/lab.js';
 import { registerVolume } from './commands/volume.js';
 import { registerLogs } from './commands/logs.js';
+import { registerServices } from './commands/services.js';
+import { registerApp } from './commands/app.js';
+import { registerAgent } from './commands/agent.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -35,6 +38,9 @@ export function buildProgram(): Command {
   registerLab(program);
   registerVolume(program);
   registerLogs(program);
+  registerAgent(program);
+  registerServices(program);
+  registerApp(program);
   return program;
 }
 

@@ -33,6 +33,15 @@ losetup -a 2>/dev/null | grep -F "$ROOT" | cut -d: -f1 | while read -r dev; do
   losetup -d "$dev" 2>/dev/null
 done
 
+# Cgroups of the isolator tests (corral-test-…): kill their members, then remove them (leaves first).
+for root in /sys/fs/cgroup/*/corral-test-* /sys/fs/cgroup/corral-test-*; do
+  [ -d "$root" ] || continue
+  for cg in "$root"/*/; do [ -f "$cg/cgroup.procs" ] && xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null; done
+  sleep 0.2
+  for cg in "$root"/*/; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
+  rmdir "$root" 2>/dev/null
+done
+
 # Network namespaces tests created (prefix "ct-").
 ip netns list 2>/dev/null | awk '{print $1}' | grep '^ct-' | while read -r ns; do
   ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null

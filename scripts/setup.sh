@@ -58,6 +58,8 @@ build() {
   (cd "$CORRAL_ROOT" && npx --no-install tsc -p tsconfig.build.json)
   # The CNI plugin binary and its setns addon (C, no dependencies).
   if command -v cc >/dev/null 2>&1; then make -s -C "$CORRAL_ROOT/native/cni-shim"; fi
+  # The native containerizer's task launcher and per-task supervisor (C, libc only).
+  if command -v cc >/dev/null 2>&1; then make -s -C "$CORRAL_ROOT/native/task-shim"; fi
   # The Ceph binding (corral_rados.node) when librados/librbd headers are installed; without it corral runs and reports rbd unavailable.
   if [ -f /usr/include/rados/librados.h ] && [ -f /usr/include/rbd/librbd.h ]; then
     local gyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native" --nodedir="$(node -p "require('path').resolve(process.execPath, '../..')")" --loglevel=error)

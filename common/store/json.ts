@@ -7,16 +7,22 @@ import { CorralError, errorMessage } from '../errors.js';
 import { parseInput, z } from '../validate.js';
 import { EmbeddedStore } from './embedded.js';
 import { EtcdStore } from './etcd.js';
+import { masterUrlSchema, RemoteStore } from './remote.js';
 import type { KeyValue, PutOptions, Store } from './types.js';
 
 export const storeConfigSchema = z
   .object({
-    backend: z.enum(['embedded', 'etcd']).default('embedded'),
+    backend: z.enum(['embedded', 'etcd', 'remote']).default('embedded'),
     /** SQLite file of the embedded backend. */
     path: z.string().min(1).optional(),
     sync: z.enum(['full', 'normal']).default('full'),
     historyRevisions: z.number().int().min(0).optional(),
     etcdEndpoints: z.array(z.string().min(1)).optional(),
+    /** Remote backend: the master's base URL (its store API), and the credentials to use there. */
+    url: masterUrlSchema.optional(),
+    principal: z.string().min(1).optional(),
+    secret: z.string().min(1).optional(),
+    /** etcd and remote: prefix prepended to every key. */
     namespace: z.string().optional(),
     dialTimeoutMs: z.number().int().positive().optional(),
   })
@@ -27,6 +33,12 @@ export const storeConfigSchema = z
     if (c.backend === 'etcd' && !c.etcdEndpoints?.length) {
       ctx.addIssue({ code: 'custom', path: ['etcdEndpoints'], message: 'required for the etcd backend' });
     }
+    if (c.backend === 'remote' && !c.url) {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: "required for the remote backend (the master's URL, e.g. http://master:5050)" });
+    }
+    if ((c.principal === undefined) !== (c.secret === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'principal and secret go together' });
+    }
   });
 
 export type StoreConfig = z.output<typeof storeConfigSchema>;
@@ -35,6 +47,15 @@ export type StoreConfigInput = z.input<typeof storeConfigSchema>;
 /** Opens the configured backend; INVALID_ARGUMENT for a bad config, UNAVAILABLE if it cannot be reached or locked. */
 export async function openStore(config: StoreConfigInput): Promise<Store> {
   const c = parseInput(storeConfigSchema, config, 'store config');
+  if (c.backend === 'remote') {
+    return RemoteStore.open({
+      url: c.url!,
+      ...(c.principal !== undefined && { principal: c.principal }),
+      ...(c.secret !== undefined && { secret: c.secret }),
+      ...(c.namespace !== undefined && { namespace: c.namespace }),
+      ...(c.dialTimeoutMs !== undefined && { timeoutMs: c.dialTimeoutMs }),
+    });
+  }
   if (c.backend === 'etcd') {
     return EtcdStore.open({
       endpoints: c.etcdEndpoints!,

@@ -7,7 +7,8 @@
  * Errors are CorralErrors with codes STORE_CONFLICT (a CAS precondition
  * failed), STORE_COMPACTED (a watch asked for history that is gone),
  * LEASE_NOT_FOUND, STORE_CLOSED, UNAVAILABLE (backend unreachable),
- * INVALID_ARGUMENT (bad key, value or option).
+ * INVALID_ARGUMENT (bad key, value or option); the remote backend adds
+ * FORBIDDEN (the master refuses the principal or the key) and UNAUTHENTICATED.
  */
 
 export interface KeyValue {
@@ -100,7 +101,7 @@ export interface PutOptions {
 }
 
 export interface Store {
-  /** Backend name: "embedded" or "etcd". */
+  /** Backend name: "embedded", "etcd" or "remote". */
   readonly backend: string;
 
   get(key: string): Promise<KeyValue | undefined>;

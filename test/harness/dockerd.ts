@@ -179,7 +179,8 @@ function runDocker(env: Record<string, string>, args: string[], opts: { timeoutM
   });
 }
 
-async function buildBusyboxImage(dir: string, docker: Dockerd['docker'], tag: string, dirs: string[]): Promise<string> {
+/** A busybox-static root filesystem tree under `dir` (applets as symlinks, root in /etc/passwd); `dirs` are created empty. */
+export async function buildBusyboxRootfs(dir: string, dirs: string[] = []): Promise<string> {
   const rootfs = join(dir, `rootfs-${randomBytes(3).toString('hex')}`);
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   const busybox = existsSync('/usr/bin/busybox') ? '/usr/bin/busybox' : '/bin/busybox';
@@ -190,6 +191,11 @@ async function buildBusyboxImage(dir: string, docker: Dockerd['docker'], tag: st
   for (const d of ['tmp', 'proc', 'sys', 'dev', 'etc', 'root', ...dirs]) mkdirSync(join(rootfs, d), { recursive: true });
   writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\n');
+  return rootfs;
+}
+
+async function buildBusyboxImage(dir: string, docker: Dockerd['docker'], tag: string, dirs: string[]): Promise<string> {
+  const rootfs = await buildBusyboxRootfs(dir, dirs);
   const tar = join(dir, `${randomBytes(3).toString('hex')}.tar`);
   await run('tar', ['-C', rootfs, '-cf', tar, '.']);
   await docker(['import', '--change', 'CMD ["sh"]', '--change', 'ENV PATH=/bin', tar, tag], { timeoutMs: 60_000 });

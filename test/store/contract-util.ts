@@ -9,6 +9,8 @@ export interface StoreHandle {
   reopen?: () => Promise<Store>;
   /** Close whatever is open and delete the data. */
   cleanup: () => Promise<void>;
+  /** Longest key the store accepts when not MAX_KEY_BYTES (a remote store's namespace takes its share). */
+  maxKeyBytes?: number;
 }
 
 export interface ContractContext {

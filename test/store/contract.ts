@@ -123,8 +123,9 @@ function registerKvTests(ctx: ContractContext): void {
 
     it('accepts a key and a value of the maximum size', async () => {
       const s = ctx.store;
-      const key = 'max/' + 'k'.repeat(MAX_KEY_BYTES - 4);
+      const key = 'max/' + 'k'.repeat((ctx.handle.maxKeyBytes ?? MAX_KEY_BYTES) - 4);
       const value = Buffer.alloc(MAX_VALUE_BYTES, 7);
+      await expectCode(s.put(key + 'k', 'x'), 'INVALID_ARGUMENT');
       await s.put(key, value);
       const kv = await s.get(key);
       expect(kv?.key).toBe(key);

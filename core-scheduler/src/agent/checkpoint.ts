@@ -35,6 +35,8 @@ export interface TaskCheckpoint {
   status: V1TaskStatus;
   /** We asked for it to be killed (so its end is TASK_KILLED, not FAILED). */
   killRequested: boolean;
+  /** Killed because its health checks kept failing. */
+  killedUnhealthy?: boolean;
   launchedAt: number;
   endedAt?: number;
 }

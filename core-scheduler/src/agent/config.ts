@@ -20,12 +20,17 @@ export const agentConfigSchema = z.object({
   resources: z.string().optional(),
   /** Attributes, e.g. "rack:r1;zone:a". */
   attributes: z.string().default(''),
-  containerizers: z.array(z.enum(['MESOS', 'DOCKER'])).default(['MESOS']),
+  containerizers: z.array(z.enum(['MESOS', 'DOCKER'])).min(1).default(['MESOS']),
   docker: z.object({ socket: z.string().default('/var/run/docker.sock') }).default({ socket: '/var/run/docker.sock' }),
-  /** CNI node daemon socket; tasks asking for a named network are wired through it. */
-  cniSocket: z.string().optional(),
+  /**
+   * Native containerizer settings (plugins/isolator mesosContainerizerConfigSchema): runDir,
+   * cgroupRoot, netnsPrefix… — give several agents on one host distinct values.
+   */
+  mesos: z.record(z.string(), z.unknown()).default({}),
+  /** CNI network configurations (conflists) a task's network name refers to. */
+  cniConfDir: z.string().default('/etc/cni/net.d'),
   /** Volume plugin daemon socket; external volumes of native tasks are attached through it. */
-  volumeSocket: z.string().optional(),
+  volumeSocket: z.string().default('/run/docker/plugins/corral.sock'),
   tasks: z
     .object({
       /** SIGTERM→SIGKILL grace when neither the task nor the kill says. */

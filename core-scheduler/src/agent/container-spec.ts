@@ -26,8 +26,10 @@ const bad = (taskId: string, why: string): CorralError => new CorralError('INVAL
 /** Names safe for directories, cgroups and CNI container ids. */
 export const safeName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
 
+/** Unique per launch; starts with a letter or digit (cgroup and CNI container id rules). */
 export function newContainerId(taskId: string): string {
-  return `${safeName(taskId)}.${randomBytes(4).toString('hex')}`;
+  const name = safeName(taskId);
+  return `${/^[A-Za-z0-9]/.test(name) ? '' : 't'}${name}.${randomBytes(4).toString('hex')}`;
 }
 
 export function sandboxDir(workDir: string, frameworkId: string, containerId: string): string {

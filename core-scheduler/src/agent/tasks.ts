@@ -163,7 +163,7 @@ export class AgentTasks {
         },
         onUnhealthy: (message) => {
           this.log.warn({ task: t.cp.task.task_id.value, message }, 'killing an unhealthy task');
-          t.cp.status = { ...t.cp.status, healthy: false };
+          t.cp.killedUnhealthy = true;
           void this.kill(t.cp.frameworkId, t.cp.task.task_id.value, undefined, message);
         },
       },
@@ -174,7 +174,7 @@ export class AgentTasks {
   /** What the end of a container means for its task. */
   private terminalState(t: LiveTask, term: Termination): { state: V1TaskState; reason?: string } {
     if (t.cp.killRequested) {
-      if (t.cp.status.healthy === false) return { state: 'TASK_KILLED', reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' };
+      if (t.cp.killedUnhealthy) return { state: 'TASK_KILLED', reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED' };
       return t.killedWhileLaunching ? { state: 'TASK_KILLED', reason: 'REASON_TASK_KILLED_DURING_LAUNCH' } : { state: 'TASK_KILLED' };
     }
     if (term.oomKilled) return { state: 'TASK_FAILED', reason: 'REASON_CONTAINER_LIMITATION_MEMORY' };
@@ -189,7 +189,7 @@ export class AgentTasks {
     t.health?.stop();
     const { state, reason } = forced ? { state: forced, reason: term.reason } : this.terminalState(t, term);
     t.cp.endedAt = Date.now();
-    this.status(t, state, { message: term.message, ...(reason ? { reason } : {}), ...(t.cp.status.healthy === false ? { healthy: false } : {}) });
+    this.status(t, state, { message: term.message, ...(reason ? { reason } : {}), ...(t.cp.killedUnhealthy ? { healthy: false } : {}) });
     const containerizer = this.ctx.containerizers.get(t.cp.containerizer);
     if (containerizer && t.cp.container.containerId) {
       containerizer.destroy(t.cp.container.containerId).catch((err) => this.log.error({ err: errorMessage(err), container: t.cp.container.containerId }, 'container cleanup failed'));
@@ -212,7 +212,7 @@ export class AgentTasks {
       t.killedWhileLaunching = true;
       return; // killed as soon as the launch completes
     }
-    if (first && hasCapability(this.ctx.frameworkInfo(frameworkId), 'TASK_KILLING_STATE')) this.status(t, 'TASK_KILLING', { message: why });
+    if (first && hasCapability(this.ctx.frameworkInfo(frameworkId), 'TASK_KILLING_STATE')) this.status(t, 'TASK_KILLING', { message: why, ...(t.cp.killedUnhealthy ? { healthy: false } : {}) });
     const grace = gracePeriodMs ?? nanosToMs(t.cp.task.kill_policy?.grace_period?.nanoseconds) ?? this.ctx.defaultGracePeriodMs;
     const containerizer = this.ctx.containerizers.get(t.cp.containerizer);
     await containerizer?.kill(t.cp.container.containerId, grace).catch((err) => this.log.error({ err: errorMessage(err) }, 'kill failed'));

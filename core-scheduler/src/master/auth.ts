@@ -10,6 +10,7 @@
  *       - { principals: [marathon], roles: ["*", web] }
  *     operators: [admin]
  *     agents: [agent]
+ *     store: [ipam, discovery]   # store API users; default: operators and agents
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -26,6 +27,8 @@ export const securitySchema = z.object({
       register_frameworks: z.array(z.object({ principals, roles: z.union([z.literal('ANY'), z.array(z.string().min(1))]) })).default([]),
       operators: principals.default([]),
       agents: principals.default([]),
+      /** Who may use the store API (POST /api/v1/store); unset = operators and agents. */
+      store: principals.optional(),
     })
     .default({ register_frameworks: [], operators: [], agents: [] }),
 });
@@ -80,6 +83,14 @@ export class Authority {
   authorizeOperator(principal: string | undefined): void {
     if (!this.config) return;
     if (!allows(this.config.acls.operators, principal ?? '')) throw new CorralError('FORBIDDEN', `principal "${principal}" is not an operator`);
+  }
+
+  authorizeStore(principal: string | undefined): void {
+    if (!this.config) return;
+    const { store, operators, agents } = this.config.acls;
+    const who = principal ?? '';
+    const allowed = store ? allows(store, who) : allows(operators, who) || allows(agents, who);
+    if (!allowed) throw new CorralError('FORBIDDEN', `principal "${principal}" may not use the store API (acls.store${store ? '' : ', by default operators and agents'})`);
   }
 
   authorizeAgent(principal: string | undefined): void {

@@ -15,6 +15,7 @@ import type { MasterConfig } from './config.js';
 import { mountSchedulerApi } from './http/scheduler-api.js';
 import { mountAgentApi } from './http/agent-api.js';
 import { mountOperatorApi } from './http/operator-api.js';
+import { mountStoreApi } from './http/store-api.js';
 
 export interface RunningMaster {
   master: Master;
@@ -42,6 +43,7 @@ export async function startMaster(config: MasterConfig, opts: { clock?: Clock } 
     mountSchedulerApi(server, master);
     mountAgentApi(server, master);
     mountOperatorApi(server, master);
+    mountStoreApi(server, master, store);
     metrics.serve(server);
     const url = await server.listen({ host: config.host, port: config.port });
     (master.info as { port: number }).port = server.port;

@@ -1,0 +1,37 @@
+/**
+ * Building the agent's containerizers from its configuration: the native
+ * MESOS one and/or DOCKER, sharing the volume hook (the volume plugin
+ * daemon) and the network hook (CNI networks from the conf dir).
+ */
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createMesosContainerizer, DockerContainerizer, VolumeLibraryHook, CniNetworkHook } from '../../../plugins/isolator/src/index.js';
+import { VolumeClient } from '../../../plugins/volume-driver/src/index.js';
+import type { Logger } from '../../../common/log.js';
+import type { Containerizer } from './containerizer.js';
+import type { AgentConfig } from './config.js';
+
+export interface BuiltContainerizers {
+  containerizers: Containerizer[];
+  close(): Promise<void>;
+}
+
+export async function createContainerizers(config: AgentConfig, log: Logger): Promise<BuiltContainerizers> {
+  const volumeHook = new VolumeLibraryHook({ drivers: { corral: new VolumeClient(config.volumeSocket) } });
+  const networkHook = new CniNetworkHook({ confDir: config.cniConfDir, cacheDir: join(config.workDir, 'cni-results') });
+  const built: Array<Containerizer & { close?: () => Promise<void> | void }> = [];
+  if (config.containerizers.includes('MESOS')) {
+    built.push(await createMesosContainerizer({ workDir: join(config.workDir, 'containerizer'), ...config.mesos }, { volumeHook, networkHook, log }));
+  }
+  if (config.containerizers.includes('DOCKER')) {
+    // The label that marks this agent's containers: stable across restarts, distinct per agent work dir.
+    const instance = `corral-${createHash('sha1').update(config.workDir).digest('hex').slice(0, 8)}`;
+    built.push(new DockerContainerizer({ socketPath: config.docker.socket, instance, runDir: join(config.workDir, 'docker-run'), networkHook, log }));
+  }
+  return {
+    containerizers: built,
+    async close() {
+      for (const c of built) await c.close?.();
+    },
+  };
+}

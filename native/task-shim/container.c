@@ -1,0 +1,281 @@
+/*
+ * The container side of a launch, run in the child the supervisor forks:
+ * join the cgroups (before anything else, so every later step is accounted),
+ * join the network namespace, unshare mount/uts/ipc, set up the filesystem
+ * (volume binds, /proc for the new pid namespace, masking host mounts the
+ * task must not pin, or an overlay root filesystem with pivot_root), then
+ * exec the task. With a pid namespace this process is the namespace's init:
+ * it forks the task, forwards signals to it (a task's SIGTERM handler works
+ * as it would outside a container), reaps orphans, hands the task's exact
+ * wait status to the supervisor and exits, which ends the whole namespace.
+ *
+ * Any failure before exec is written to the error pipe (CLOEXEC, so a
+ * successful exec closes it and the supervisor sees EOF = running).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <sched.h>
+
+#include "shim.h"
+
+extern char **environ;
+
+static const struct child_pipes *pipes;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  char msg[MSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  (void)write_all(pipes->err_w, msg, strlen(msg));
+  _exit(127);
+}
+
+/* snprintf into a path buffer; a path that does not fit is an error, never a truncated path. */
+static void pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *out, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(out, n, fmt, ap);
+  va_end(ap);
+  if (len < 0 || (size_t)len >= n) die("path too long: %.200s…", out);
+}
+
+static void join_cgroups(const struct launch_spec *s) {
+  char path[4200];
+  for (int i = 0; i < s->ncgroups; i++) {
+    pathf(path, sizeof path, "%s/cgroup.procs", s->cgroups[i]);
+    if (write_file(path, "0")) die("join cgroup %s: %s", s->cgroups[i], strerror(errno));
+  }
+}
+
+static void join_netns(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open network namespace %s: %s", path, strerror(errno));
+  if (setns(fd, CLONE_NEWNET)) die("join network namespace %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+  if (mount(src, dst, type, flags, data)) die("mount %s on %s: %s", src ? src : type ? type : "(remount)", dst, strerror(errno));
+}
+
+/* A bind target must exist and be of the source's kind (directory or file). */
+static void ensure_target(const char *source, const char *target) {
+  struct stat src, dst;
+  if (stat(target, &dst) == 0) return;
+  if (stat(source, &src)) die("volume source %s: %s", source, strerror(errno));
+  if (S_ISDIR(src.st_mode)) {
+    if (mkdir_p(target, 0755)) die("create mount point %s: %s", target, strerror(errno));
+    return;
+  }
+  char parent[4200];
+  pathf(parent, sizeof parent, "%s", target);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = 0;
+    if (mkdir_p(parent, 0755)) die("create %s: %s", parent, strerror(errno));
+  }
+  int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) die("create mount point %s: %s", target, strerror(errno));
+  close(fd);
+}
+
+static void bind(const char *source, const char *target, int readonly) {
+  ensure_target(source, target);
+  do_mount(source, target, NULL, MS_BIND | MS_REC, NULL);
+  if (readonly) do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
+}
+
+/* Mount points from /proc/self/mountinfo that sit under `prefix` (octal escapes decoded). */
+static void detach_under(const char *prefix) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) die("read mountinfo: %s", strerror(errno));
+  size_t plen = strlen(prefix);
+  char line[8192];
+  char *found[4096];
+  int n = 0;
+  while (fgets(line, sizeof line, f) && n < 4096) {
+    char *p = line;
+    for (int i = 0; i < 4 && p; i++) p = strchr(p + 1, ' ');
+    if (!p) continue;
+    char *mp = p + 1, *end = strchr(mp, ' ');
+    if (!end) continue;
+    *end = 0;
+    char decoded[4096];
+    size_t o = 0;
+    for (char *c = mp; *c && o + 1 < sizeof decoded; c++) {
+      if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] && c[3]) {
+        decoded[o++] = (char)(((c[1] - '0') << 6) | ((c[2] - '0') << 3) | (c[3] - '0'));
+        c += 3;
+      } else decoded[o++] = *c;
+    }
+    decoded[o] = 0;
+    if (strncmp(decoded, prefix, plen) == 0 && (decoded[plen] == 0 || decoded[plen] == '/' || prefix[plen - 1] == '/'))
+      found[n++] = strdup(decoded);
+  }
+  fclose(f);
+  /* Deepest first: a detached parent would take its children along anyway, but a child listed later must not fail. */
+  for (int i = n - 1; i >= 0; i--) {
+    if (umount2(found[i], MNT_DETACH) && errno != EINVAL && errno != ENOENT)
+      die("mask %s: %s", found[i], strerror(errno));
+    free(found[i]);
+  }
+}
+
+static void make_dev(const char *root) {
+  static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  char path[4200], src[64];
+  pathf(path, sizeof path, "%s/dev", root);
+  if (mkdir_p(path, 0755)) die("create %s: %s", path, strerror(errno));
+  do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+  for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+    pathf(src, sizeof src, "/dev/%s", nodes[i]);
+    pathf(path, sizeof path, "%s/dev/%s", root, nodes[i]);
+    if (access(src, F_OK)) continue;
+    bind(src, path, 0);
+  }
+  static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+  for (size_t i = 0; i < sizeof links / sizeof *links; i++) {
+    pathf(path, sizeof path, "%s/dev/%s", root, links[i][1]);
+    if (symlink(links[i][0], path) && errno != EEXIST) die("symlink %s: %s", path, strerror(errno));
+  }
+  pathf(path, sizeof path, "%s/dev/pts", root);
+  if (mkdir_p(path, 0755)) die("create %s: %s", path, strerror(errno));
+  do_mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
+  pathf(path, sizeof path, "%s/dev/shm", root);
+  if (mkdir_p(path, 0755)) die("create %s: %s", path, strerror(errno));
+  do_mount("shm", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+}
+
+static void setup_rootfs(const struct launch_spec *s) {
+  char root[4200], upper[4200], work[4200], opts[13000], path[4200];
+  pathf(root, sizeof root, "%s/merged", s->rootfs_state);
+  pathf(upper, sizeof upper, "%s/upper", s->rootfs_state);
+  pathf(work, sizeof work, "%s/work", s->rootfs_state);
+  if (mkdir_p(root, 0755) || mkdir_p(upper, 0755) || mkdir_p(work, 0700)) die("create %s: %s", s->rootfs_state, strerror(errno));
+  pathf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->rootfs, upper, work);
+  do_mount("overlay", root, "overlay", 0, opts);
+  pathf(path, sizeof path, "%s/proc", root);
+  if (mkdir_p(path, 0555)) die("create %s: %s", path, strerror(errno));
+  do_mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  pathf(path, sizeof path, "%s/sys", root);
+  if (mkdir_p(path, 0555)) die("create %s: %s", path, strerror(errno));
+  do_mount("sysfs", path, "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL);
+  make_dev(root);
+  const char *sandbox_in = s->sandbox_target ? s->sandbox_target : "/mnt/sandbox";
+  pathf(path, sizeof path, "%s%s", root, sandbox_in);
+  bind(s->sandbox, path, 0);
+  for (int i = 0; i < s->nbinds; i++) {
+    pathf(path, sizeof path, "%s%s", root, s->binds[i].target);
+    bind(s->binds[i].source, path, s->binds[i].readonly);
+  }
+  /* pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops every host mount. */
+  if (chdir(root)) die("chdir %s: %s", root, strerror(errno));
+  if (syscall(SYS_pivot_root, ".", ".")) die("pivot_root %s: %s", root, strerror(errno));
+  if (umount2(".", MNT_DETACH)) die("detach the host root: %s", strerror(errno));
+  if (chdir("/")) die("chdir /: %s", strerror(errno));
+}
+
+static void setup_host_view(const struct launch_spec *s) {
+  for (int i = 0; i < s->nbinds; i++) bind(s->binds[i].source, s->binds[i].target, s->binds[i].readonly);
+  if (s->ns_ipc) do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  if (s->ns_pid) do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /* After the binds, whose sources may live under a masked path (volume mount points). */
+  for (int i = 0; i < s->nmasks; i++) detach_under(s->masks[i]);
+}
+
+static void exec_task(const struct launch_spec *s) __attribute__((noreturn));
+static void exec_task(const struct launch_spec *s) {
+  sigset_t none;
+  sigemptyset(&none);
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  setsid();
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pipes->out_w, 1) < 0 || dup2(pipes->errlog_w, 2) < 0) die("stdio: %s", strerror(errno));
+  if (s->ns_pid) (void)write_file("/proc/self/oom_score_adj", "0");
+  if (chdir(s->cwd)) die("working directory %s: %s", s->cwd, strerror(errno));
+  if (s->has_user) {
+    if (setgroups((size_t)s->ngroups, s->groups)) die("setgroups: %s", strerror(errno));
+    if (setgid(s->gid)) die("setgid %d: %s", (int)s->gid, strerror(errno));
+    if (setuid(s->uid)) die("setuid %d: %s", (int)s->uid, strerror(errno));
+  }
+  /* execvp searches the PATH of `environ`: make it the task's. */
+  environ = (char **)s->envp;
+  execvp(s->exec_file, (char *const *)s->argv);
+  die("exec %s: %s", s->exec_file, strerror(errno));
+}
+
+static void noop_handler(int sig) { (void)sig; }
+
+/* pid 1 of the task's namespace: forward signals, reap, report the task's status. */
+static void run_init(pid_t task, int relay_w) __attribute__((noreturn));
+static void run_init(pid_t task, int relay_w) {
+  sigset_t all;
+  sigfillset(&all);
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&all, &si);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      int status;
+      pid_t pid;
+      while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == task) {
+          (void)write_all(relay_w, &status, sizeof status);
+          _exit(0);
+        }
+      }
+    } else if (sig != SIGKILL && sig != SIGSTOP) {
+      kill(task, sig);
+    }
+  }
+}
+
+void run_container(const struct launch_spec *s, const struct child_pipes *p) {
+  pipes = p;
+  join_cgroups(s);
+  if (s->netns) join_netns(s->netns);
+  int flags = (s->ns_mnt ? CLONE_NEWNS : 0) | (s->ns_uts ? CLONE_NEWUTS : 0) | (s->ns_ipc ? CLONE_NEWIPC : 0);
+  if (flags && unshare(flags)) die("unshare namespaces: %s", strerror(errno));
+  if (s->ns_mnt) {
+    /* Nothing mounted here may propagate back to the host. */
+    do_mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
+    if (s->rootfs) setup_rootfs(s);
+    else setup_host_view(s);
+  }
+  if (s->hostname && s->ns_uts && sethostname(s->hostname, strlen(s->hostname))) die("sethostname: %s", strerror(errno));
+  if (!s->ns_pid) exec_task(s);
+
+  /* Namespace init: the OOM killer must pick the task, never its init. */
+  (void)write_file("/proc/self/oom_score_adj", "-1000");
+  prctl(PR_SET_NAME, "corral-init");
+  sigset_t all;
+  sigfillset(&all);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP && sig != SIGCHLD) signal(sig, noop_handler);
+  sigprocmask(SIG_BLOCK, &all, NULL);
+  pid_t task = fork();
+  if (task < 0) die("fork the task: %s", strerror(errno));
+  if (task == 0) exec_task(s);
+  close(p->out_w);
+  close(p->errlog_w);
+  close(p->err_w);
+  run_init(task, p->relay_w);
+}

@@ -1,0 +1,71 @@
+/**
+ * A ContainerConfig as Docker's create options (pure): resources through the
+ * same mapping as the native cgroups (cpu shares, CFS quota, memory without
+ * swap, pids), the sandbox bound at the sandbox mount point as the working
+ * directory, volumes as Docker mounts — external ones by driver name
+ * (VolumeOptions.DriverConfig, so dockerd asks that volume plugin) — and
+ * labels by which a restarted agent finds its containers.
+ */
+import { isAbsolute, join } from 'node:path';
+import type Dockerode from 'dockerode';
+import type { ContainerConfig } from '../../../../core-scheduler/src/agent/containerizer.js';
+import { cgroupLimits } from '../cgroups/limits.js';
+import { commandArgv } from '../task-config.js';
+
+export const LABEL_INSTANCE = 'corral.containerizer';
+export const LABEL_CONTAINER = 'corral.container-id';
+export const LABEL_FRAMEWORK = 'corral.framework-id';
+export const LABEL_TASK = 'corral.task-id';
+
+export interface DockerSpecOptions {
+  /** Value of the corral.containerizer label: scopes recovery to this agent's containers. */
+  instance: string;
+  sandboxMountPoint: string;
+  cfsQuota: boolean;
+  cgroupParent?: string | undefined;
+}
+
+export const dockerName = (containerId: string): string => `corral-${containerId}`;
+
+export function containerTarget(containerPath: string, sandboxMountPoint: string): string {
+  return isAbsolute(containerPath) ? containerPath : join(sandboxMountPoint, containerPath);
+}
+
+export function createOptions(c: ContainerConfig, o: DockerSpecOptions): Dockerode.ContainerCreateOptions {
+  const limits = cgroupLimits({ cpus: c.resources.cpus, memMb: c.resources.memMb, pids: c.limits.pids, cfsQuota: o.cfsQuota });
+  const mounts: Dockerode.MountSettings[] = [{ Type: 'bind', Source: c.sandbox, Target: o.sandboxMountPoint, ReadOnly: false }];
+  for (const v of c.volumes) {
+    const Target = containerTarget(v.containerPath, o.sandboxMountPoint);
+    const ReadOnly = v.mode === 'RO';
+    const s = v.source;
+    if (s.type === 'host') mounts.push({ Type: 'bind', Source: s.path, Target, ReadOnly });
+    else if (s.type === 'sandbox') mounts.push({ Type: 'bind', Source: join(c.sandbox, s.path), Target, ReadOnly });
+    else mounts.push({ Type: 'volume', Source: s.name, Target, ReadOnly, VolumeOptions: { NoCopy: false, Labels: {}, DriverConfig: { Name: s.driver, Options: s.options } } });
+  }
+  const host: Dockerode.HostConfig = {
+    Mounts: mounts,
+    NetworkMode: c.network.mode === 'host' ? 'host' : 'none',
+    CpuShares: limits.cpuShares,
+    ...(limits.cpuQuota ? { CpuPeriod: limits.cpuQuota.periodUs, CpuQuota: limits.cpuQuota.quotaUs } : {}),
+    ...(limits.memoryBytes !== undefined ? { Memory: limits.memoryBytes, MemorySwap: limits.memoryBytes } : {}),
+    ...(limits.pids !== undefined ? { PidsLimit: limits.pids } : {}),
+    ...(o.cgroupParent ? { CgroupParent: o.cgroupParent } : {}),
+  };
+  const env = { ...(c.command?.environment ?? {}), MESOS_SANDBOX: o.sandboxMountPoint, CORRAL_SANDBOX: o.sandboxMountPoint };
+  const opts: Dockerode.ContainerCreateOptions = {
+    name: dockerName(c.containerId),
+    Image: c.image?.kind === 'docker' ? c.image.name : '',
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: o.sandboxMountPoint,
+    Labels: { ...c.labels, [LABEL_INSTANCE]: o.instance, [LABEL_CONTAINER]: c.containerId, [LABEL_FRAMEWORK]: c.frameworkId, [LABEL_TASK]: c.taskId },
+    HostConfig: host,
+    ...(c.hostname && c.network.mode !== 'host' ? { Hostname: c.hostname } : {}),
+  };
+  if (c.command) {
+    const { file, argv } = commandArgv(c.command);
+    opts.Entrypoint = [file];
+    opts.Cmd = argv.slice(1);
+    if (c.command.user) opts.User = c.command.user;
+  }
+  return opts;
+}

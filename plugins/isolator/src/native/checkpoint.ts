@@ -1,0 +1,108 @@
+/**
+ * What the native containerizer keeps on the host for each container, so a
+ * new agent process can find, wait for and clean up containers it did not
+ * start: `<runDir>/containers/<id>/container.json` (written before any
+ * resource is taken, naming every resource the container may hold), the
+ * `supervisor` file next to it (the supervisor's and task's identity, written
+ * by the supervisor once the task runs) and `<runDir>/exits/<id>`, where the
+ * supervisor drops the termination. The run directory lives as long as the
+ * processes it describes (tmpfs, /run).
+ */
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NetworkSpec, VolumeSource } from '../../../../core-scheduler/src/agent/containerizer.js';
+
+export interface ProcessIdentity {
+  pid: number;
+  /** Field 22 of /proc/PID/stat: tells this process from a later one with the same pid. */
+  startTime: string;
+}
+
+export interface ContainerRecord {
+  containerId: string;
+  sandbox: string;
+  createdAt: string;
+  /** Memory limit, for the OOM message. */
+  memMb: number;
+  /** The termination file the supervisor writes (in the sandbox). */
+  terminationFile: string;
+  /** The container has cgroups named after it under the containerizer's root. */
+  cgroups: boolean;
+  /** Network namespace file (isolated and CNI networking). */
+  netns?: string;
+  cni?: Extract<NetworkSpec, { mode: 'cni' }>;
+  ipAddresses: string[];
+  /** External volumes with the reference each mount holds. */
+  volumes: Array<{ source: Extract<VolumeSource, { type: 'external' }>; referenceId: string; mountpoint?: string }>;
+  /** Overlay upper/work directories of a root filesystem. */
+  rootfsState?: string;
+  supervisor?: ProcessIdentity;
+  task?: ProcessIdentity;
+}
+
+/** The four words of a supervisor's identity line (or launch reply). */
+export function identities(words: string[]): Pick<ContainerRecord, 'supervisor' | 'task'> {
+  const [spid, sstart, tpid, tstart] = words;
+  return { supervisor: { pid: Number(spid), startTime: sstart! }, task: { pid: Number(tpid), startTime: tstart! } };
+}
+
+export class Checkpoints {
+  readonly containersDir: string;
+  readonly exitsDir: string;
+
+  constructor(readonly runDir: string) {
+    this.containersDir = join(runDir, 'containers');
+    this.exitsDir = join(runDir, 'exits');
+    for (const d of [this.containersDir, this.exitsDir]) mkdirSync(d, { recursive: true });
+  }
+
+  dir(id: string): string {
+    return join(this.containersDir, id);
+  }
+
+  exitFile(id: string): string {
+    return join(this.exitsDir, id);
+  }
+
+  write(record: ContainerRecord): void {
+    const dir = this.dir(record.containerId);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'container.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(record));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  /** Written by the supervisor once the task runs: "SUPERVISOR_PID SUPERVISOR_START TASK_PID TASK_START". */
+  supervisorFile(id: string): string {
+    return join(this.dir(id), 'supervisor');
+  }
+
+  read(id: string): ContainerRecord | undefined {
+    let record: ContainerRecord;
+    try {
+      record = JSON.parse(readFileSync(join(this.dir(id), 'container.json'), 'utf8')) as ContainerRecord;
+    } catch {
+      return undefined;
+    }
+    try {
+      const [spid, sstart, tpid, tstart] = readFileSync(this.supervisorFile(id), 'utf8').trim().split(' ');
+      if (spid && sstart && tpid && tstart) Object.assign(record, identities([spid, sstart, tpid, tstart]));
+    } catch {
+      // no supervisor yet (the agent stopped mid-launch)
+    }
+    return record;
+  }
+
+  list(): string[] {
+    try {
+      return readdirSync(this.containersDir);
+    } catch {
+      return [];
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.exitFile(id), { force: true });
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Settings of the native (MESOS) containerizer, as a zod schema the agent
+ * embeds in its own configuration. Hooks and the logger are passed as
+ * dependencies, not configuration.
+ */
+import { join } from 'node:path';
+import { z } from '../../../../common/validate.js';
+import { repoRoot } from '../../../cni-calico-like/src/netkit/netns.js';
+
+const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\t\n]/.test(p) && p !== '/', 'must be a path other than "/" without NUL, tab or newline');
+
+export const mesosContainerizerConfigSchema = z.object({
+  /** Checkpoints and exit notices; must outlive the agent process, not the boot (tmpfs is right). */
+  runDir: absPath.default('/run/corral/containerizer'),
+  /**
+   * Network namespace files: `<netnsDir>/<netnsPrefix><containerId>`. /run/netns is a shared mount
+   * (iproute2's convention), so the files are visible in every mount namespace — a CNI daemon
+   * started with `ip netns exec` included — and `ip netns exec` works on them.
+   */
+  netnsDir: absPath.default('/run/netns'),
+  netnsPrefix: z.string().regex(/^[A-Za-z0-9_.-]*$/).max(40).default('corral-'),
+  /** Extracted images and overlay upper directories (disk). */
+  workDir: absPath.default('/var/lib/corral/containerizer'),
+  /** Parent of every container cgroup, in each hierarchy. */
+  cgroupRoot: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('corral'),
+  cgroupVersion: z.enum(['auto', 'v1', 'v2']).default('auto'),
+  /** Hard-cap CPU with a CFS quota of `cpus` (besides the relative shares). */
+  cfsQuota: z.boolean().default(true),
+  namespaces: z.array(z.enum(['mnt', 'pid', 'uts', 'ipc'])).default(['mnt', 'pid', 'uts', 'ipc']),
+  /** Host paths whose mounts tasks must not pin (plus the run dir and every external volume in use). */
+  maskedPaths: z.array(absPath).default(['/run/netns', '/var/lib/corral/volumes']),
+  /** Where the sandbox appears inside a root filesystem image. */
+  sandboxMountPoint: absPath.default('/mnt/mesos/sandbox'),
+  /** The corral-task-shim binary (default: native/task-shim/build/corral-task-shim, or $CORRAL_TASK_SHIM). */
+  shimPath: absPath.optional(),
+  /** How long destroy/kill wait for a SIGKILLed container to be reported gone. */
+  killTimeoutMs: z.number().int().positive().default(10_000),
+});
+
+export type MesosContainerizerConfig = z.output<typeof mesosContainerizerConfigSchema>;
+export type MesosContainerizerConfigInput = z.input<typeof mesosContainerizerConfigSchema>;
+
+export function defaultShimPath(): string {
+  return process.env.CORRAL_TASK_SHIM ?? join(repoRoot(), 'native', 'task-shim', 'build', 'corral-task-shim');
+}

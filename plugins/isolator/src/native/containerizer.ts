@@ -1,0 +1,315 @@
+/**
+ * The MESOS (native) containerizer. A launch runs the isolators' `record`
+ * (checkpoint every resource about to be taken), `prepare` (cgroups, netns +
+ * CNI, volumes, image), then asks the resident task launcher for a
+ * supervisor, which puts the task into its cgroups and namespaces and execs
+ * it; the launch resolves once exec succeeded. The supervisor survives the
+ * agent: a new containerizer's `recover()` reattaches from the checkpoints
+ * and termination files, and destroys what the agent no longer knows.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CorralError, conflict, errorMessage, notFound } from '../../../../common/errors.js';
+import { logger, type Logger } from '../../../../common/log.js';
+import { parseInput } from '../../../../common/validate.js';
+import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../core-scheduler/src/agent/containerizer.js';
+import { KeyedMutex } from '../../../cni-calico-like/src/util/mutex.js';
+import { openCgroups } from '../cgroups/detect.js';
+import type { CgroupDriver } from '../cgroups/types.js';
+import { isRunning, signalIfRunning } from '../common/proc.js';
+import { checkTask, commandArgv, hostCapacity, logPath, type HostCapacity } from '../task-config.js';
+import { Checkpoints, identities, type ContainerRecord } from './checkpoint.js';
+import { defaultShimPath, mesosContainerizerConfigSchema, type MesosContainerizerConfig, type MesosContainerizerConfigInput } from './config.js';
+import { ExitWatcher } from './exits.js';
+import { ImageCache } from './images.js';
+import { CgroupsIsolator } from './isolators/cgroups.js';
+import { FilesystemIsolator } from './isolators/filesystem.js';
+import { NamespacesIsolator } from './isolators/namespaces.js';
+import { NetworkIsolator } from './isolators/network.js';
+import type { Isolator, IsolatorContext, LaunchPlan } from './isolators/types.js';
+import { VolumesIsolator } from './isolators/volumes.js';
+import { launchFields } from './launch-request.js';
+import { TaskLauncher } from './launcher.js';
+import { lostTermination, readStatus, toTermination } from './termination.js';
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface MesosContainerizerDeps {
+  volumeHook?: VolumeHook;
+  networkHook?: NetworkHook;
+  log?: Logger;
+  /** Capacity tasks are checked against (default: this host's CPUs and memory, no GPUs). */
+  host?: HostCapacity;
+}
+
+interface Entry {
+  record: ContainerRecord;
+  termination?: Termination;
+  waiters: Array<(t: Termination) => void>;
+}
+
+export async function createMesosContainerizer(config: MesosContainerizerConfigInput = {}, deps: MesosContainerizerDeps = {}): Promise<MesosContainerizer> {
+  const c = parseInput(mesosContainerizerConfigSchema, config, 'MESOS containerizer configuration');
+  const z = new MesosContainerizer(c, deps, openCgroups(c.cgroupRoot, c.cgroupVersion));
+  z.start();
+  return z;
+}
+
+export class MesosContainerizer implements Containerizer {
+  readonly type = 'MESOS' as const;
+  private readonly log: Logger;
+  private readonly checkpoints: Checkpoints;
+  private readonly launcher: TaskLauncher;
+  private readonly isolators: Isolator[];
+  private readonly containers = new Map<string, Entry>();
+  private readonly mutex = new KeyedMutex();
+  private readonly exits: ExitWatcher;
+  private readonly host: HostCapacity;
+
+  constructor(
+    private readonly config: MesosContainerizerConfig,
+    deps: MesosContainerizerDeps,
+    readonly cgroups: CgroupDriver,
+  ) {
+    this.log = deps.log ?? logger('isolator');
+    this.host = deps.host ?? hostCapacity();
+    this.checkpoints = new Checkpoints(config.runDir);
+    mkdirSync(config.netnsDir, { recursive: true });
+    this.launcher = new TaskLauncher(config.shimPath ?? defaultShimPath(), this.log);
+    const hasMnt = config.namespaces.includes('mnt');
+    this.isolators = [
+      new FilesystemIsolator(new ImageCache(join(config.workDir, 'images')), join(config.workDir, 'rootfs'), hasMnt),
+      new CgroupsIsolator(cgroups, config.cfsQuota),
+      new NamespacesIsolator(config.namespaces, [config.runDir, config.netnsDir, ...config.maskedPaths], () => this.volumeMountpoints()),
+      new VolumesIsolator(deps.volumeHook),
+      new NetworkIsolator(this.launcher, (id) => join(config.netnsDir, config.netnsPrefix + id), deps.networkHook),
+    ];
+    this.exits = new ExitWatcher(this.checkpoints.exitsDir, (id) => this.checkExit(id), () => this.sweep());
+  }
+
+  start(): void {
+    this.exits.start();
+  }
+
+  /** Stops watching and closes the launcher; running tasks are left alone (a later recover() finds them). */
+  async close(): Promise<void> {
+    this.exits.close();
+    await this.launcher.close();
+  }
+
+  private volumeMountpoints(): string[] {
+    const out: string[] = [];
+    for (const e of this.containers.values()) for (const v of e.record.volumes) if (v.mountpoint) out.push(v.mountpoint);
+    return out;
+  }
+
+  async launch(input: ContainerConfig): Promise<Launched> {
+    const config = checkTask(input, 'MESOS', this.host);
+    const id = config.containerId;
+    if (this.containers.has(id) || existsSync(this.checkpoints.dir(id))) throw conflict(`container ${id} already exists on this host`);
+    const command = commandArgv(config.command!);
+    const record: ContainerRecord = {
+      containerId: id,
+      sandbox: config.sandbox,
+      createdAt: new Date().toISOString(),
+      memMb: config.resources.memMb,
+      terminationFile: join(config.sandbox, '.corral', 'termination.json'),
+      cgroups: false,
+      ipAddresses: [],
+      volumes: [],
+    };
+    const entry: Entry = { record, waiters: [] };
+    this.containers.set(id, entry);
+    return this.mutex.run(id, async () => {
+      const plan: LaunchPlan = {
+        cgroupMkdirs: [], cgroupWrites: [], cgroupDirs: [], namespaces: [], binds: [], masks: [], ipAddresses: [],
+        sandboxTarget: this.config.sandboxMountPoint,
+        cwd: config.sandbox,
+        env: { PATH: DEFAULT_PATH, ...config.command!.environment },
+      };
+      const ctx: IsolatorContext = { config, record, plan };
+      try {
+        for (const iso of this.isolators) iso.record(ctx);
+        this.checkpoints.write(record);
+        for (const iso of this.isolators) await iso.prepare(ctx);
+        const files = {
+          sandbox: config.sandbox,
+          stdout: logPath(config.sandbox, config.logs.stdout),
+          stderr: logPath(config.sandbox, config.logs.stderr),
+          maxBytes: config.logs.maxBytes,
+          maxFiles: config.logs.maxFiles,
+          terminationFile: record.terminationFile,
+          exitLink: this.checkpoints.exitFile(id),
+          supervisorFile: this.checkpoints.supervisorFile(id),
+        };
+        Object.assign(record, identities(await this.launcher.request('launch', launchFields(id, command, plan, files))));
+      } catch (err) {
+        this.containers.delete(id);
+        await this.release(record).catch((e: unknown) => this.log.error({ err: e, containerId: id }, 'cleanup after a failed launch failed'));
+        const code = err instanceof CorralError ? err.code : 'INTERNAL';
+        throw new CorralError(code, `cannot launch container ${id}: ${errorMessage(err)}`, undefined, { cause: err });
+      }
+      this.checkExit(id); // a task as quick as `true` may be gone already
+      return this.launched(record);
+    });
+  }
+
+  private launched(record: ContainerRecord): Launched {
+    return { ...(record.task ? { pid: record.task.pid } : {}), ipAddresses: record.ipAddresses, ...(record.netns ? { netns: record.netns } : {}) };
+  }
+
+  private entry(id: string): Entry {
+    const e = this.containers.get(id);
+    if (!e) throw notFound(`no container ${id} on this host`);
+    return e;
+  }
+
+  async wait(containerId: string): Promise<Termination> {
+    const e = this.entry(containerId);
+    if (e.termination) return e.termination;
+    return new Promise((resolve) => {
+      e.waiters.push(resolve);
+      this.checkExit(containerId);
+    });
+  }
+
+  /** Settles the container's termination if its supervisor has reported or is gone. */
+  private checkExit(id: string): void {
+    const e = this.containers.get(id);
+    if (!e || e.termination || !e.record.supervisor) return;
+    const exitFile = this.checkpoints.exitFile(id);
+    let status = readStatus(exitFile);
+    if (!status) {
+      if (isRunning(e.record.supervisor.pid, e.record.supervisor.startTime)) return;
+      // It may have written just before exiting; the sandbox copy is there even if the exits one is not.
+      status = readStatus(exitFile) ?? readStatus(e.record.terminationFile);
+    }
+    this.settle(e, status ? toTermination(status, e.record.memMb) : lostTermination('the container supervisor ended without reporting a termination'));
+  }
+
+  private settle(e: Entry, t: Termination): void {
+    if (e.termination) return;
+    e.termination = t;
+    for (const w of e.waiters.splice(0)) w(t);
+  }
+
+  private sweep(): void {
+    for (const [id, e] of this.containers) if (!e.termination) this.checkExit(id);
+  }
+
+  /** Resolves with the termination once it is known, or undefined after `ms`. */
+  private ended(id: string, ms: number): Promise<Termination | undefined> {
+    const e = this.containers.get(id);
+    if (!e) return Promise.resolve(undefined);
+    this.checkExit(id);
+    if (e.termination) return Promise.resolve(e.termination);
+    return new Promise((resolve) => {
+      // The exits watch usually answers first; the poll covers a supervisor that died without a word.
+      const poll = setInterval(() => this.checkExit(id), 100);
+      const timer = setTimeout(() => {
+        clearInterval(poll);
+        resolve(e.termination);
+      }, ms);
+      e.waiters.push((t) => {
+        clearInterval(poll);
+        clearTimeout(timer);
+        resolve(t);
+      });
+    });
+  }
+
+  async kill(containerId: string, gracePeriodMs: number): Promise<void> {
+    const e = this.entry(containerId);
+    await this.mutex.run(containerId, async () => {
+      const task = e.record.task;
+      if (e.termination || !task) return;
+      if (gracePeriodMs > 0 && signalIfRunning(task.pid, task.startTime, 'SIGTERM')) {
+        if (await this.ended(containerId, gracePeriodMs)) return;
+      }
+      await this.killNow(e);
+    });
+  }
+
+  /** SIGKILL: the namespace init (which takes its pid namespace along), then whatever is left in the cgroup. */
+  private async killNow(e: Entry): Promise<void> {
+    const { record } = e;
+    if (record.task) signalIfRunning(record.task.pid, record.task.startTime, 'SIGKILL');
+    if (record.cgroups) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs);
+    if (record.supervisor && !(await this.ended(record.containerId, this.config.killTimeoutMs))) {
+      signalIfRunning(record.supervisor.pid, record.supervisor.startTime, 'SIGKILL');
+      this.settle(e, lostTermination(`the container did not report its end within ${this.config.killTimeoutMs} ms of SIGKILL`));
+    }
+  }
+
+  async destroy(containerId: string): Promise<void> {
+    const record = this.containers.get(containerId)?.record ?? this.checkpoints.read(containerId);
+    if (!record) return;
+    await this.mutex.run(containerId, async () => {
+      const e = this.containers.get(containerId) ?? { record, waiters: [] };
+      this.containers.set(containerId, e);
+      if (!e.termination) await this.killNow(e);
+      await this.release(record);
+      this.settle(e, lostTermination('the container was destroyed'));
+      this.containers.delete(containerId);
+    });
+  }
+
+  /** Every isolator's cleanup, in reverse order; all run even if one fails; the record stays until all succeed. */
+  private async release(record: ContainerRecord): Promise<void> {
+    let first: unknown;
+    if (record.cgroups) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs).catch((err: unknown) => (first ??= err));
+    for (const iso of [...this.isolators].reverse()) {
+      await iso.cleanup(record).catch((err: unknown) => {
+        this.log.warn({ err, containerId: record.containerId, isolator: iso.name }, 'cleanup step failed');
+        first ??= err;
+      });
+    }
+    if (first) throw first;
+    this.checkpoints.remove(record.containerId);
+  }
+
+  async recover(known: ContainerConfig[]): Promise<RecoveredContainer[]> {
+    const knownIds = new Set(known.map((k) => k.containerId));
+    const out: RecoveredContainer[] = [];
+    for (const k of known) {
+      const record = this.checkpoints.read(k.containerId);
+      if (!record) {
+        out.push({ containerId: k.containerId, running: false, termination: lostTermination('no trace of the container on this host (destroyed, or the host rebooted)') });
+        continue;
+      }
+      const e: Entry = this.containers.get(k.containerId) ?? { record, waiters: [] };
+      this.containers.set(k.containerId, e);
+      if (!record.supervisor) this.settle(e, lostTermination('the agent stopped while the container was being launched'));
+      else this.checkExit(k.containerId);
+      out.push({ containerId: k.containerId, running: !e.termination, launched: this.launched(record), ...(e.termination ? { termination: e.termination } : {}) });
+    }
+    await this.destroyOrphans(knownIds);
+    return out;
+  }
+
+  /** Containers, cgroups and namespace files of this containerizer that the agent does not know. */
+  private async destroyOrphans(knownIds: Set<string>): Promise<void> {
+    for (const id of this.checkpoints.list()) {
+      // Containers this process launched itself are known to the agent too.
+      if (knownIds.has(id) || this.containers.has(id)) continue;
+      this.log.info({ containerId: id }, 'destroying an orphan container');
+      await this.destroy(id).catch((err: unknown) => this.log.error({ err, containerId: id }, 'cannot destroy an orphan container'));
+    }
+    for (const name of this.cgroups.list()) {
+      if (knownIds.has(name) || this.containers.has(name)) continue;
+      await this.cgroups.remove(name).catch((err: unknown) => this.log.error({ err, cgroup: name }, 'cannot remove an orphan cgroup'));
+    }
+    const { netnsDir, netnsPrefix } = this.config;
+    for (const file of readdirSync(netnsDir).filter((f) => netnsPrefix && f.startsWith(netnsPrefix))) {
+      const id = file.slice(netnsPrefix.length);
+      if (knownIds.has(id) || this.containers.has(id)) continue;
+      await this.launcher.request('netns-delete', [['path', join(netnsDir, file)]]).catch((err: unknown) => this.log.error({ err, netns: file }, 'cannot remove an orphan network namespace'));
+    }
+  }
+
+  async usage(containerId: string): Promise<ResourceUsage | undefined> {
+    const e = this.containers.get(containerId);
+    if (!e?.record.cgroups) return undefined;
+    return this.cgroups.usage(containerId);
+  }
+}

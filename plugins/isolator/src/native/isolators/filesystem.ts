@@ -1,0 +1,54 @@
+/**
+ * Filesystem isolator: the sandbox (working directory, log files, the
+ * termination file under `.corral/`), the task's user, and an optional root
+ * filesystem from an image tarball — an overlay of the shared extracted
+ * image under a per-container upper directory, mounted and pivoted into by
+ * the shim inside the task's mount namespace (so no host mount exists to
+ * leak). The sandbox appears inside the image at `sandboxTarget`.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { invalid } from '../../../../../common/errors.js';
+import { logPath } from '../../task-config.js';
+import { resolveUser } from '../../common/user.js';
+import type { ContainerRecord } from '../checkpoint.js';
+import type { ImageCache } from '../images.js';
+import type { Isolator, IsolatorContext } from './types.js';
+
+export class FilesystemIsolator implements Isolator {
+  readonly name = 'filesystem';
+
+  constructor(
+    private readonly images: ImageCache,
+    private readonly rootfsDir: string,
+    private readonly hasMountNamespace: boolean,
+  ) {}
+
+  record(ctx: IsolatorContext): void {
+    if (ctx.config.image?.kind === 'tarball') ctx.record.rootfsState = join(this.rootfsDir, ctx.config.containerId);
+  }
+
+  async prepare(ctx: IsolatorContext): Promise<void> {
+    const { config, plan, record } = ctx;
+    rmSync(record.terminationFile, { force: true }); // the supervisor makes its directory
+    for (const f of [config.logs.stdout, config.logs.stderr]) {
+      const dir = dirname(logPath(config.sandbox, f));
+      if (dir !== config.sandbox) mkdirSync(dir, { recursive: true });
+    }
+    let userRoot = '/';
+    if (config.image?.kind === 'tarball') {
+      if (!this.hasMountNamespace) throw invalid('a root filesystem image needs the mount namespace, which this agent does not use');
+      plan.rootfs = await this.images.rootfs(config.image.path);
+      plan.rootfsState = record.rootfsState!;
+      plan.cwd = plan.sandboxTarget;
+      userRoot = plan.rootfs;
+    }
+    plan.env.MESOS_SANDBOX = plan.cwd;
+    plan.env.CORRAL_SANDBOX = plan.cwd;
+    if (config.command?.user) plan.user = resolveUser(config.command.user, userRoot);
+  }
+
+  async cleanup(record: ContainerRecord): Promise<void> {
+    if (record.rootfsState) rmSync(record.rootfsState, { recursive: true, force: true });
+  }
+}
