@@ -91,6 +91,11 @@ describe('agent: native tasks', () => {
     await launch({ id: 'escape', command: { value: 'true' }, container: { type: 'MESOS', volumes: [{ container_path: '../../etc', mode: 'RW', host_path: '/tmp' }] } as V1TaskInfo['container'] });
     const e3 = await fw.update('escape', 'TASK_ERROR', 15_000);
     expect(e3.message).toMatch(/leaves the sandbox/);
+    // More than the agent has: refused before it reaches the agent.
+    const o = await offer('cpus:0.1;mem:32');
+    await fw.client.accept([o.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'toobig', task_id: { value: 'toobig' }, agent_id: o.agent_id, resources: resourcesJson('cpus:64;mem:32'), command: { value: 'true' } } as V1TaskInfo] } }], 0).catch(() => undefined);
+    const e4 = await fw.update('toobig', 'TASK_ERROR', 15_000);
+    expect(e4.message).toMatch(/cpus|resources|offer/);
     expect((await fetch(`${agent.url}/health`)).status).toBe(200);
   });
 

@@ -20,6 +20,8 @@ export interface AgentProcessOptions {
   containerizers?: Array<'MESOS' | 'DOCKER'>;
   dockerSocket?: string;
   extra?: Record<string, unknown>;
+  /** Extra node flags for the agent process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export class AgentProcess {
@@ -57,7 +59,7 @@ export class AgentProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/corral.ts'), 'agent', '--config', this.configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'cli/corral.ts'), 'agent', '--config', this.configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     recordPid('agent', child.pid!);
     this.output = '';

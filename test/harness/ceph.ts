@@ -1,6 +1,6 @@
 /**
  * A real single-node Ceph cluster for integration tests: one mon and one
- * memstore OSD on 127.0.0.1, cephx on, every file (keys, run dir, logs, admin
+ * memstore OSD on 127.0.0.1 (or `address`), cephx on, every file (keys, run dir, logs, admin
  * sockets) under one test dir, free ports so clusters of concurrent runs never
  * meet. Starts in ~1–2 s with no systemd and no mgr (rados and rbd need none).
  *
@@ -10,15 +10,18 @@
  * waiting on /proc state (killed daemons linger as zombies here), and removes
  * the dir. `pause()`/`resume()` (SIGSTOP/SIGCONT) make the cluster unreachable
  * without losing memstore data, for "Ceph is down" tests.
+ *
+ * The cluster itself (configuration, keys, start order, readiness) comes from
+ * provision/src/ceph.ts, which node provisioning uses for a lab's control node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
+import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
 
-export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];
+export { CEPH_PACKAGES };
 
 export interface CephOptions {
   /** Pools to create (application rbd). */
@@ -27,6 +30,8 @@ export interface CephOptions {
   memstoreBytes?: number;
   /** Extra [global] settings. */
   extraConfig?: Record<string, string>;
+  /** Address the mon and the OSD bind (default 127.0.0.1); clients reach the mon there. */
+  address?: string;
 }
 
 export interface CephCluster {
@@ -35,7 +40,7 @@ export interface CephCluster {
   /** client.admin's keyring. */
   readonly keyring: string;
   readonly clientName: string;
-  /** "127.0.0.1:PORT" of the mon. */
+  /** "ADDRESS:PORT" of the mon. */
   readonly monAddr: string;
   /** Arguments every ceph CLI call needs: -c, --keyring, --connect-timeout. */
   readonly cliArgs: string[];
@@ -99,68 +104,24 @@ export async function stopPid(pid: number, graceMs = 5000): Promise<void> {
   }
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
     s.unref();
     s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    s.listen(port, address, () => s.close(() => resolve(true)));
   });
 }
 
 /** A run of `count` consecutive free ports (the mon takes the first, the OSD binds in the rest). */
-async function freePortRange(count: number): Promise<number> {
+async function freePortRange(address: string, count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
     let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
+    for (let p = base; p < base + count && ok; p++) ok = await portFree(address, p);
     if (ok) return base;
   }
   throw new Error('no free port range for the Ceph cluster');
-}
-
-function confText(dir: string, fsid: string, basePort: number, portCount: number, opts: CephOptions): string {
-  const extra = Object.entries(opts.extraConfig ?? {}).map(([k, v]) => `${k} = ${v}`);
-  return [
-    '[global]',
-    `fsid = ${fsid}`,
-    `mon host = v2:127.0.0.1:${basePort}`,
-    'public addr = 127.0.0.1',
-    'cluster addr = 127.0.0.1',
-    'ms bind msgr1 = false',
-    `ms bind port min = ${basePort + 1}`,
-    `ms bind port max = ${basePort + portCount - 1}`,
-    'auth cluster required = cephx',
-    'auth service required = cephx',
-    'auth client required = cephx',
-    `keyring = ${dir}/keyring`,
-    `run dir = ${dir}/run`,
-    `log file = ${dir}/log/$name.log`,
-    `mon cluster log file = ${dir}/log/cluster.log`,
-    'osd pool default size = 1',
-    'osd pool default min size = 1',
-    'osd pool default pg num = 8',
-    'osd pool default pgp num = 8',
-    'mon allow pool size one = true',
-    'mon allow pool delete = true',
-    'mon warn on pool no redundancy = false',
-    'osd crush chooseleaf type = 0',
-    'mon data avail warn = 2',
-    'mon data avail crit = 1',
-    'paxos propose interval = 0.05',
-    ...extra,
-    '[mon]',
-    `mon data = ${dir}/mon`,
-    'mon initial members = a',
-    `admin socket = ${dir}/run/$name.asok`,
-    '[osd]',
-    `osd data = ${dir}/osd`,
-    'osd objectstore = memstore',
-    `memstore device bytes = ${opts.memstoreBytes ?? 1024 * 1024 * 1024}`,
-    `keyring = ${dir}/osd/keyring`,
-    `admin socket = ${dir}/run/$name.asok`,
-    '',
-  ].join('\n');
 }
 
 interface Daemon {
@@ -169,8 +130,9 @@ interface Daemon {
   stderr: () => string;
 }
 
-function spawnDaemon(name: string, args: string[], logDir: string): Daemon {
-  const child = spawn(`/usr/bin/ceph-${name.split('.')[0]}`, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Our children, stderr kept for error messages, PIDs recorded for the cleanup script. */
+function spawnDaemon(name: string, program: string, args: string[], runDir: string): Daemon {
+  const child = spawn(program, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => {
@@ -180,7 +142,7 @@ function spawnDaemon(name: string, args: string[], logDir: string): Daemon {
     err += `\nspawn failed: ${e.message}`;
   });
   if (child.pid) recordPid(`ceph-${name}`, child.pid);
-  writeFileSync(join(logDir, `${name}.pid`), String(child.pid ?? ''));
+  writeFileSync(join(runDir, `${name}.pid`), String(child.pid ?? ''));
   return { name, child, stderr: () => err };
 }
 
@@ -208,40 +170,25 @@ export async function startCeph(opts: CephOptions = {}): Promise<CephCluster> {
 }
 
 async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<void>, opts: CephOptions): Promise<CephCluster> {
-  for (const sub of ['run', 'log', 'mon', 'osd']) mkdirSync(join(dir, sub), { recursive: true });
-  const fsid = randomUUID();
+  const address = opts.address ?? '127.0.0.1';
   const portCount = 12;
-  const basePort = await freePortRange(portCount);
-  const confFile = join(dir, 'ceph.conf');
-  const keyring = join(dir, 'keyring');
-  writeFileSync(confFile, confText(dir, fsid, basePort, portCount, opts));
-  const cliArgs = ['-c', confFile, '--keyring', keyring, '--connect-timeout', '10'];
+  const basePort = await freePortRange(address, portCount);
+  mkdirSync(join(dir, 'run'), { recursive: true });
+  const cluster = await bootstrapCeph(
+    { dir, address, basePort, portCount, pools: opts.pools ?? [], ...(opts.memstoreBytes ? { memstoreBytes: opts.memstoreBytes } : {}), ...(opts.extraConfig ? { extraConfig: opts.extraConfig } : {}) },
+    (name, program, args) => {
+      const d = spawnDaemon(name, program, args, join(dir, 'run'));
+      daemons.push(d);
+      return {
+        pid: d.child.pid,
+        exited: () => (d.child.exitCode !== null || d.child.signalCode !== null ? `exit ${d.child.exitCode ?? d.child.signalCode}: ${d.stderr().slice(-1500)}` : undefined),
+      };
+    },
+  );
+  const { confFile, keyring, cliArgs } = cluster;
   const ceph = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'ceph', ...cliArgs, ...args], { timeoutMs: timeoutMs + 2000 });
   const rbd = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rbd', '-c', confFile, '--keyring', keyring, ...args], { timeoutMs: timeoutMs + 2000 });
-
-  const osdKeyring = join(dir, 'osd', 'keyring');
-  await run('ceph-authtool', ['--create-keyring', keyring, '--gen-key', '-n', 'mon.', '--cap', 'mon', 'allow *']);
-  await run('ceph-authtool', [keyring, '--gen-key', '-n', 'client.admin', '--cap', 'mon', 'allow *', '--cap', 'osd', 'allow *', '--cap', 'mgr', 'allow *']);
-  await run('ceph-authtool', ['--create-keyring', osdKeyring, '--gen-key', '-n', 'osd.0', '--cap', 'mon', 'allow profile osd', '--cap', 'osd', 'allow *']);
-  await run('ceph-authtool', [keyring, '--import-keyring', osdKeyring]);
-  await run('monmaptool', ['--create', '--addv', 'a', `[v2:127.0.0.1:${basePort}]`, '--fsid', fsid, join(dir, 'monmap')]);
-  await run('ceph-mon', ['-c', confFile, '--mkfs', '-i', 'a', '--monmap', join(dir, 'monmap'), '--keyring', keyring]);
-  daemons.push(spawnDaemon('mon.a', ['-c', confFile, '-i', 'a', '-f'], join(dir, 'run')));
-
-  const osdUuid = randomUUID();
-  await ceph(['osd', 'new', osdUuid, '0']);
-  await run('/usr/bin/timeout', ['20', 'ceph-osd', '-c', confFile, '-i', '0', '--mkfs', '--osd-uuid', osdUuid], { timeoutMs: 22_000 });
-  daemons.push(spawnDaemon('osd.0', ['-c', confFile, '-i', '0', '-f'], join(dir, 'run')));
-
-  const pools = opts.pools ?? [];
-  const createPool = async (name: string) => {
-    await ceph(['osd', 'pool', 'create', name, '8']);
-    await ceph(['osd', 'pool', 'application', 'enable', name, 'rbd']);
-  };
-  await ceph(['osd', 'pool', 'create', 'corral-probe', '8']);
-  await waitReady(ceph, confFile, keyring, daemons);
-  await ceph(['osd', 'pool', 'rm', 'corral-probe', 'corral-probe', '--yes-i-really-really-mean-it']);
-  for (const p of pools) await createPool(p);
+  const createPool = (name: string) => createRbdPool(ceph, name);
 
   let stopped: Promise<void> | undefined;
   const signalAll = (sig: NodeJS.Signals) => {
@@ -254,7 +201,7 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
     confFile,
     keyring,
     clientName: 'client.admin',
-    monAddr: `127.0.0.1:${basePort}`,
+    monAddr: cluster.monAddr,
     cliArgs,
     env: { CEPH_ARGS: `--keyring ${keyring}` },
     ceph,
@@ -268,26 +215,4 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
         rmSync(dir, { recursive: true, force: true });
       })()),
   };
-}
-
-/** Ready when a rados put/get round trip works (the OSD is up and its PGs active). */
-async function waitReady(ceph: (a: string[], t?: number) => Promise<string>, confFile: string, keyring: string, daemons: Daemon[]): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  const rados = ['-c', confFile, '--keyring', keyring, '-p', 'corral-probe'];
-  let last = '';
-  while (Date.now() < deadline) {
-    for (const d of daemons) {
-      if (d.child.exitCode !== null || d.child.signalCode !== null) throw new Error(`${d.name} exited: ${d.stderr().slice(-1500)}`);
-    }
-    try {
-      await run('/usr/bin/timeout', ['3', 'rados', ...rados, 'put', 'probe', confFile], { timeoutMs: 5000 });
-      await run('/usr/bin/timeout', ['3', 'rados', ...rados, 'stat', 'probe'], { timeoutMs: 5000 });
-      return;
-    } catch (err) {
-      last = (err as Error).message;
-      await sleep(100);
-    }
-  }
-  const status = await ceph(['-s'], 5000).catch((e: Error) => e.message);
-  throw new Error(`cluster not ready after 30 s: ${last}\n${status}`);
 }

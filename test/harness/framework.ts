@@ -8,6 +8,8 @@ export class TestFramework {
   readonly client: SchedulerClient;
   readonly events: SchedulerEvent[] = [];
   autoAck = true;
+  /** Updates to leave unacknowledged even with autoAck. */
+  holdAck: (status: V1TaskStatus) => boolean = () => false;
 
   constructor(master: string, info: Partial<V1FrameworkInfo> = {}, auth: { principal?: string; secret?: string } = {}) {
     this.client = new SchedulerClient({
@@ -16,7 +18,7 @@ export class TestFramework {
       framework: { user: 'test', name: 'test-framework', ...info },
       onEvent: (e, c) => {
         this.events.push(e);
-        if (this.autoAck && e.type === 'UPDATE' && e.update.status.uuid) void c.acknowledge(e.update.status).catch(() => undefined);
+        if (this.autoAck && e.type === 'UPDATE' && e.update.status.uuid && !this.holdAck(e.update.status)) void c.acknowledge(e.update.status).catch(() => undefined);
       },
     });
   }

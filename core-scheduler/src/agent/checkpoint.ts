@@ -58,7 +58,8 @@ export class Checkpoint {
 
   static async open(path: string): Promise<Checkpoint> {
     // 'normal' sync: WAL survives the agent being killed; the checkpoint exists for process crashes.
-    return new Checkpoint(await openStore({ backend: 'embedded', path, sync: 'normal', historyRevisions: 0 }));
+    // Nobody watches the checkpoint: keep little history, so it is compacted as it goes and stays small.
+    return new Checkpoint(await openStore({ backend: 'embedded', path, sync: 'normal', historyRevisions: 100 }));
   }
 
   async load(): Promise<CheckpointState> {
