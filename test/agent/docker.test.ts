@@ -7,7 +7,6 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { AgentProcess } from '../harness/agent-process.js';
