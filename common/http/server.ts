@@ -70,18 +70,24 @@ export class HttpServer {
   private readonly maxBody: number;
   private readonly defaultFormatError: ErrorFormatter;
   private readonly requestCounter;
-  private socketPath: string | undefined;
+  private readonly extraServers: http.Server[] = [];
+  private readonly socketPaths: string[] = [];
 
   constructor(opts: HttpServerOptions) {
     this.log = opts.log ?? logger(opts.name);
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     this.defaultFormatError = opts.formatError ?? jsonErrorFormatter;
     this.requestCounter = opts.metrics?.counter('http_requests_total', 'HTTP requests served', ['route', 'code']);
-    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    this.server = this.createNodeServer();
+  }
+
+  private createNodeServer(): http.Server {
+    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
       void this.dispatch(req, res);
     });
     // Streams (RecordIO) can stay open for hours; idle keep-alive sockets are bounded above.
-    this.server.headersTimeout = 30_000;
+    server.headersTimeout = 30_000;
+    return server;
   }
 
   /** Register an exact-path route (`path`) or a prefix route (`path` ending in `*`). */
@@ -173,23 +179,33 @@ export class HttpServer {
     }
   }
 
+  /**
+   * Serve on `target`. Called again, it serves the same routes on one more
+   * address (e.g. TCP for the cluster and a unix socket for node-local peers
+   * in other network namespaces).
+   */
   async listen(target: ListenTarget): Promise<string> {
+    let server = this.server;
+    if (server.listening) {
+      server = this.createNodeServer();
+      this.extraServers.push(server);
+    }
     if ('socketPath' in target) {
       mkdirSync(dirname(target.socketPath), { recursive: true });
       rmSync(target.socketPath, { force: true });
       await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(target.socketPath, () => resolve());
+        server.once('error', reject);
+        server.listen(target.socketPath, () => resolve());
       });
       chmodSync(target.socketPath, target.mode ?? 0o600);
-      this.socketPath = target.socketPath;
+      this.socketPaths.push(target.socketPath);
       return `unix://${target.socketPath}`;
     }
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(target.port, target.host, () => resolve());
+      server.once('error', reject);
+      server.listen(target.port, target.host, () => resolve());
     });
-    const addr = this.server.address() as AddressInfo;
+    const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     return `http://${host}:${addr.port}`;
   }
@@ -199,11 +215,16 @@ export class HttpServer {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-    if (this.socketPath) rmSync(this.socketPath, { force: true });
+    await Promise.all(
+      [this.server, ...this.extraServers].map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    for (const path of this.socketPaths) rmSync(path, { force: true });
   }
 }
 

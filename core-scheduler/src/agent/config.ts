@@ -29,6 +29,11 @@ export const agentConfigSchema = z.object({
   mesos: z.record(z.string(), z.unknown()).default({}),
   /** CNI network configurations (conflists) a task's network name refers to. */
   cniConfDir: z.string().default('/etc/cni/net.d'),
+  /**
+   * Also serve the agent API on this unix socket (mode 0600): node-local peers in
+   * other network namespaces, e.g. the CNI daemon's leak reconciler, reach it there.
+   */
+  apiSocket: z.string().optional(),
   /** Volume plugin daemon socket; external volumes of native tasks are attached through it. */
   volumeSocket: z.string().default('/run/docker/plugins/corral.sock'),
   tasks: z

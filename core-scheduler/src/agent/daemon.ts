@@ -43,6 +43,7 @@ export async function startAgent(config: AgentConfig, containerizers: Containeri
   const metrics = new Metrics('corral_agent');
   const server = new HttpServer({ name: 'agent', metrics });
   const listening = await server.listen({ host: config.host, port: config.port });
+  if (config.apiSocket) await server.listen({ socketPath: config.apiSocket });
   const hostname = config.advertiseHost ?? (config.host === '0.0.0.0' ? osHostname() : config.host);
   const url = `http://${hostname}:${server.port}`;
   let agent: Agent;

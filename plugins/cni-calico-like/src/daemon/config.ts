@@ -12,7 +12,15 @@ const ip = z.string().refine(isIp, 'an IPv4 address');
 
 const liveSourceSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('netns') }).strict(),
-  z.object({ type: z.literal('http'), url: z.string().url(), timeoutMs: z.number().int().min(100).max(60_000).default(5000) }).strict(),
+  z
+    .object({
+      type: z.literal('http'),
+      url: z.string().url(),
+      /** Reach the URL's path over this unix socket (e.g. the agent's apiSocket, across network namespaces). */
+      socketPath: z.string().min(1).optional(),
+      timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    })
+    .strict(),
 ]);
 
 export const bgpSchema = z

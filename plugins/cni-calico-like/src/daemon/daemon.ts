@@ -104,7 +104,7 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     metrics.gauge('bgp_routes', 'routes learned over BGP and installed', [], (g) => g.set(speaker?.rib.routes().size ?? 0));
 
     const sources: LiveContainers[] = config.reconcile.sources.map((s) =>
-      s.type === 'netns' ? new NetnsLiveContainers(() => ipam.allocations()) : new HttpLiveContainers(s.url, s.timeoutMs),
+      s.type === 'netns' ? new NetnsLiveContainers(() => ipam.allocations()) : new HttpLiveContainers(s.url, s.timeoutMs, s.socketPath),
     );
     const reconciler = new LeakReconciler({
       ipam, service, sources, log,

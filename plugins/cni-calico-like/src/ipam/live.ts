@@ -8,6 +8,7 @@
  *  - HttpLiveContainers: the node agent's list of the containers it runs,
  *    as JSON (`["id", …]` or `{"containers": ["id", …]}`).
  */
+import { Agent as UndiciAgent, request } from 'undici';
 import { z } from '../../../../common/validate.js';
 import { CorralError, errorMessage } from '../../../../common/errors.js';
 import { netnsAlive } from '../netkit/netns.js';
@@ -38,21 +39,32 @@ const liveReply = z.union([z.array(CONTAINER_ID), z.object({ containers: z.array
 
 export class HttpLiveContainers implements LiveContainers {
   readonly name: string;
+  private readonly dispatcher: UndiciAgent | undefined;
 
-  constructor(private readonly url: string, private readonly timeoutMs = 5_000) {
-    this.name = `http ${url}`;
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs = 5_000,
+    socketPath?: string,
+  ) {
+    this.name = socketPath ? `http ${url} via ${socketPath}` : `http ${url}`;
+    this.dispatcher = socketPath ? new UndiciAgent({ connect: { socketPath } }) : undefined;
   }
 
   async list(): Promise<Set<string>> {
-    let res: Response;
+    let body: unknown;
     try {
-      res = await fetch(this.url, { signal: AbortSignal.timeout(this.timeoutMs), headers: { accept: 'application/json' } });
+      const res = await request(this.url, { headers: { accept: 'application/json' }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}) });
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        throw new CorralError('UNAVAILABLE', `live containers from ${this.name}: HTTP ${res.statusCode}`);
+      }
+      body = await res.body.json().catch(() => undefined);
     } catch (err) {
-      throw new CorralError('UNAVAILABLE', `live containers from ${this.url}: ${errorMessage(err)}`);
+      if (err instanceof CorralError) throw err;
+      throw new CorralError('UNAVAILABLE', `live containers from ${this.name}: ${errorMessage(err)}`);
     }
-    if (!res.ok) throw new CorralError('UNAVAILABLE', `live containers from ${this.url}: HTTP ${res.status}`);
-    const parsed = liveReply.safeParse(await res.json().catch(() => undefined));
-    if (!parsed.success) throw new CorralError('UNAVAILABLE', `live containers from ${this.url}: unexpected reply`);
+    const parsed = liveReply.safeParse(body);
+    if (!parsed.success) throw new CorralError('UNAVAILABLE', `live containers from ${this.name}: unexpected reply`);
     return new Set(Array.isArray(parsed.data) ? parsed.data : parsed.data.containers);
   }
 }
