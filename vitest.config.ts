@@ -9,6 +9,7 @@ export default defineConfig({
     fileParallelism: false,
     pool: 'forks',
     reporters: ['default'],
+    globalSetup: ['test/global-setup.ts'],
     env: { CORRAL_LOG_LEVEL: process.env.CORRAL_LOG_LEVEL ?? 'warn' },
   },
 });

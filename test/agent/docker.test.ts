@@ -68,7 +68,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fw?.client.close().catch(() => undefined);
-  await agent?.stop('SIGTERM');
+  await agent?.cleanup();
   await master?.dispose();
   await dockerd?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -83,8 +83,11 @@ describe('agent: Docker tasks', () => {
   });
 
   it('kill honours the container\'s SIGTERM handler within the grace period', async () => {
-    await launch('d-trap', "trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done", { kill_policy: { grace_period: { nanoseconds: 10e9 } } });
+    await launch('d-trap', "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done", { kill_policy: { grace_period: { nanoseconds: 10e9 } } });
     await fw.update('d-trap', 'TASK_RUNNING', 30_000);
+    // The container's sh is its pid 1: a SIGTERM before the trap is set would be ignored.
+    const logs = async (): Promise<string> => (await fetch(`${agent.url}/api/v1/logs?task_id=d-trap`)).text();
+    for (let i = 0; i < 100 && !(await logs()).includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
     await fw.client.kill('d-trap');
     const killed = await fw.update('d-trap', 'TASK_KILLED', 20_000);
     expect(killed.state).toBe('TASK_KILLED');

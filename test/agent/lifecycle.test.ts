@@ -47,7 +47,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fw?.client.close();
-  await agent?.stop('SIGTERM');
+  await agent?.cleanup();
   await master?.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -101,8 +101,11 @@ describe('agent: native tasks', () => {
 
   it('kills with a grace period that honours the task\'s SIGTERM handler', async () => {
     const marker = join(dir, 'got-term');
-    await launch({ id: 'graceful', command: { value: `trap 'echo bye > ${marker}; exit 0' TERM; while :; do sleep 0.1; done` }, kill_policy: { grace_period: { nanoseconds: 5e9 } } });
+    await launch({ id: 'graceful', command: { value: `trap 'echo bye > ${marker}; exit 0' TERM; echo ready; while :; do sleep 0.1; done` }, kill_policy: { grace_period: { nanoseconds: 5e9 } } });
     await fw.update('graceful', 'TASK_RUNNING', 15_000);
+    // Kill only once the trap is set.
+    const logs = async (): Promise<string> => (await fetch(`${agent.url}/api/v1/logs?task_id=graceful`)).text();
+    for (let i = 0; i < 100 && !(await logs()).includes('ready'); i++) await new Promise((r) => setTimeout(r, 100));
     await fw.client.kill('graceful');
     await fw.update('graceful', 'TASK_KILLING', 5000);
     const killed = await fw.update('graceful', 'TASK_KILLED', 15_000);

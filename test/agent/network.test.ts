@@ -42,7 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fw?.client.close().catch(() => undefined);
-  await agent?.stop('SIGTERM');
+  await agent?.cleanup();
   await master?.dispose();
   await cni?.dispose();
   if (dir) rmSync(dir, { recursive: true, force: true });

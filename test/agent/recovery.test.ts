@@ -86,7 +86,7 @@ afterAll(async () => {
   delete process.env.CORRAL_MASTER_AGENTS__UNREACHABLE_TIMEOUT_MS;
   await fw?.client.close().catch(() => undefined);
   await ops?.close().catch(() => undefined);
-  await agent?.stop('SIGTERM');
+  await agent?.cleanup();
   await master?.kill();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -3,8 +3,9 @@
  * test run (cgroup root, run dir, netns prefix), so a test can SIGKILL it and
  * start it again on the same work directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, writeFileSync, existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,15 @@ import { stringify } from 'yaml';
 import { recordPid, forgetPid } from './resources.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const execFileP = promisify(execFile);
+
+function rmdirQuiet(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // busy or gone: the suite's cleanup script tries again
+  }
+}
 
 export interface AgentProcessOptions {
   master: string;
@@ -105,6 +115,33 @@ export class AgentProcess {
       if (existsSync(procs)) pids.push(...readFileSync(procs, 'utf8').split('\n').filter(Boolean).map(Number));
     }
     return pids;
+  }
+
+  /**
+   * After the tests (also failed ones): end the tasks this agent left running,
+   * by the pids in its cgroups, then remove its cgroups and task namespaces.
+   */
+  async cleanup(): Promise<void> {
+    await this.stop('SIGTERM');
+    for (let i = 0; i < 3 && this.taskPids().length; i++) {
+      for (const pid of this.taskPids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const h of readdirSync('/sys/fs/cgroup')) {
+      const root = join('/sys/fs/cgroup', h, this.cgroupRoot);
+      if (!existsSync(root)) continue;
+      for (const c of readdirSync(root, { withFileTypes: true })) if (c.isDirectory()) rmdirQuiet(join(root, c.name));
+    }
+    const netnsDir = '/run/netns';
+    if (existsSync(netnsDir)) {
+      for (const ns of readdirSync(netnsDir)) if (ns.startsWith(`ct-ag${this.tag}-`)) await execFileP('ip', ['netns', 'delete', ns]).catch(() => undefined);
+    }
   }
 
   /** Cgroup directories of this run left in any hierarchy (should be none after cleanup). */
