@@ -7,6 +7,7 @@
  * neither lose nor repeat a revision). Only when etcd stays unreachable past
  * the retry budget does it end with UNAVAILABLE.
  */
+import { reportWatchError } from './watch-hub.js';
 import { CorralError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
@@ -48,17 +49,7 @@ export class EtcdWatch implements Watch {
   fail(err: Error): void {
     if (this.done) return;
     this.finish();
-    setImmediate(() => {
-      if (!this.opts.onError) {
-        this.deps.log.warn({ err: errorMessage(err) }, 'watch ended with an error and has no onError handler');
-        return;
-      }
-      try {
-        this.opts.onError(err);
-      } catch (cbErr) {
-        this.deps.log.error({ err: errorMessage(cbErr) }, 'watch onError handler threw');
-      }
-    });
+    reportWatchError(this.opts, this.deps.log, err);
   }
 
   private finish(): void {

@@ -10,6 +10,7 @@
  * with STORE_COMPACTED when its resume point has been compacted away, and
  * with the master's answer when that is final (FORBIDDEN, UNAUTHENTICATED, …).
  */
+import { reportWatchError } from './watch-hub.js';
 import { CorralError, errorMessage, isCorralError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { formatIssues } from '../validate.js';
@@ -62,17 +63,7 @@ export class RemoteWatch implements Watch {
   fail(err: Error): void {
     if (this.done) return;
     this.finish();
-    setImmediate(() => {
-      if (!this.opts.onError) {
-        this.deps.log.warn({ err: errorMessage(err) }, 'watch ended with an error and has no onError handler');
-        return;
-      }
-      try {
-        this.opts.onError(err);
-      } catch (cbErr) {
-        this.deps.log.error({ err: errorMessage(cbErr) }, 'watch onError handler threw');
-      }
-    });
+    reportWatchError(this.opts, this.deps.log, err);
   }
 
   private finish(): void {

@@ -211,3 +211,18 @@ export class WatchHub {
     }
   }
 }
+
+/** Reports a watch's end to its onError handler, asynchronously, never letting the handler throw into the store. */
+export function reportWatchError(opts: WatchOptions, log: Logger, err: Error): void {
+  setImmediate(() => {
+    if (!opts.onError) {
+      log.warn({ err: errorMessage(err) }, 'watch ended with an error and has no onError handler');
+      return;
+    }
+    try {
+      opts.onError(err);
+    } catch (cbErr) {
+      log.error({ err: errorMessage(cbErr) }, 'watch onError handler threw');
+    }
+  });
+}

@@ -16,6 +16,7 @@ import { OperatorClient } from '../../core-scheduler/src/client/operator-client.
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import type { V1Offer, V1Task, V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import { until } from '../harness/wait.js';
 
 let master: MasterProcess;
 let agent: AgentProcess;
@@ -26,18 +27,6 @@ let offers: V1Offer[] = [];
 
 const FRAMEWORK = { name: 'recovery-test', failover_timeout: 3600, capabilities: [{ type: 'TASK_KILLING_STATE' as const }, { type: 'PARTITION_AWARE' as const }] };
 
-async function until(pred: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await pred()) return;
-    } catch {
-      // a daemon restarting: try again
-    }
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Launch on an offer that holds the task; offers rescinded meanwhile (agent restarts) are dropped and another is taken. */
 async function launch(id: string, cmd: string): Promise<void> {

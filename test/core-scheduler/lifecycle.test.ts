@@ -4,6 +4,7 @@ import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
 import type { V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import { until } from '../harness/wait.js';
 
 let master: TestMaster | undefined;
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -36,13 +37,6 @@ async function tasks(url: string): Promise<{ tasks: V1Task[]; unreachable_tasks:
   }
 }
 
-const until = async (pred: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe('framework lifecycle over the v1 scheduler API', () => {
   it('subscribes, launches, acknowledges, reconciles and kills', async () => {

@@ -8,24 +8,13 @@ import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import type { V1AgentSummary, V1Task, V1Resource } from '../../core-scheduler/src/protocol/v1.js';
+import { until } from '../harness/wait.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-const until = async (pred: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> => {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await pred()) return;
-    } catch {
-      // master not answering yet
-    }
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('master SIGKILL and restart', () => {
   it('keeps agents, frameworks, reservations, volumes, weights and quota; agents re-register and no task is lost', async () => {

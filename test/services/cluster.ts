@@ -15,6 +15,9 @@ import { startServices, type RunningServices } from '../../core-scheduler/src/se
 import type { ServicesConfigInput } from '../../core-scheduler/src/services/config.js';
 import { ServicesClient } from '../../core-scheduler/src/services/client.js';
 import type { AppView } from '../../core-scheduler/src/services/views.js';
+import { until } from '../harness/wait.js';
+
+export { until };
 
 export interface ServicesCluster {
   dir: string;
@@ -35,13 +38,6 @@ export interface ServicesCluster {
   dispose(): Promise<void>;
 }
 
-export const until = async (pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
 
 let ipCounter = 0;
 
