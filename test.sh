@@ -32,6 +32,8 @@ PACKAGES=(
   librbd-dev             # volumes: headers and -lrbd for native/
   rbd-fuse               # volumes: rbd attach on kernels without the rbd module
   e2fsprogs              # volumes: mkfs.ext4, e2fsck, resize2fs
+  ruby                   # vagrant: `ruby -c` checks the Vagrantfile (VMs cannot run here)
+  shellcheck             # vagrant: lints provision.sh
 )
 
 ensure_node

@@ -16,6 +16,7 @@ import { registerLogs } from './commands/logs.js';
 import { registerServices } from './commands/services.js';
 import { registerApp } from './commands/app.js';
 import { registerAgent } from './commands/agent.js';
+import { registerNode } from './commands/node.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerServices(program);
   registerApp(program);
+  registerNode(program);
   return program;
 }
 

@@ -2,6 +2,7 @@
  * Flag parsers that reject bad values with a clear message at the boundary.
  */
 import { InvalidArgumentError } from 'commander';
+import { CorralError } from '../common/errors.js';
 
 export function intOption(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -32,4 +33,18 @@ export function scalarMap(name: string): (v: string) => Record<string, { value: 
     }
     return out;
   };
+}
+
+/**
+ * Runs a flag parser on a value inside an action (e.g. a positional argument).
+ * Commander prints the InvalidArgumentErrors it raises while parsing, but not
+ * those thrown from actions: this makes them ordinary errors that are printed.
+ */
+export function parseArgument<T>(parse: (v: string) => T, v: string): T {
+  try {
+    return parse(v);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new CorralError('INVALID_ARGUMENT', err.message);
+    throw err;
+  }
 }

@@ -23,6 +23,13 @@ for f in "$ROOT"/pids/*.pid; do
   rm -f "$f"
 done
 
+# Processes inside test namespaces (a lab host's daemons, rbd-fuse helpers, exabgp) go before any
+# unmount: an ext4 over rbd-fuse cannot be unmounted while rbd-fuse lives but Ceph is gone.
+ip netns list 2>/dev/null | awk '{print $1}' | grep '^ct-' | while read -r ns; do
+  ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+done
+sleep 0.2
+
 # Mounts under the test root, deepest first.
 grep -F " $ROOT" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do
   umount -l "$m" 2>/dev/null
@@ -33,8 +40,9 @@ losetup -a 2>/dev/null | grep -F "$ROOT" | cut -d: -f1 | while read -r dev; do
   losetup -d "$dev" 2>/dev/null
 done
 
-# Cgroups of the isolator tests (corral-test-…): kill their members, then remove them (leaves first).
-for root in /sys/fs/cgroup/*/corral-test-* /sys/fs/cgroup/corral-test-*; do
+# Cgroups of the isolator tests (corral-test-…) and of lab hosts in tests (ct-…): kill their members,
+# then remove them (leaves first).
+for root in /sys/fs/cgroup/*/corral-test-* /sys/fs/cgroup/corral-test-* /sys/fs/cgroup/*/ct-* /sys/fs/cgroup/ct-*; do
   [ -d "$root" ] || continue
   for cg in "$root"/*/; do [ -f "$cg/cgroup.procs" ] && xargs -r kill -KILL <"$cg/cgroup.procs" 2>/dev/null; done
   sleep 0.2

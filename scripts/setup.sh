@@ -44,6 +44,18 @@ apt_install() {
   return 0
 }
 
+# Debian packages the real single-node stack of `corral up` runs (each one's use: cli/up/preflight.ts).
+UP_PACKAGES=(
+  iproute2        # ip: the node network namespace
+  util-linux      # nsenter: the CNI daemon inside the node namespace
+  mount           # losetup, umount: sized local volumes and their teardown
+  e2fsprogs       # mkfs.ext4: sized local volumes
+  busybox-static  # the demo app's web server (busybox httpd)
+  dnsutils        # dig: the tour's DNS check
+  curl            # the tour's HTTP check
+  build-essential # cc and make: the task launcher and the CNI plugin (native/)
+)
+
 ensure_npm_deps() {
   local stamp="$CORRAL_ROOT/node_modules/.corral-lock-hash" want
   want=$(sha256sum "$CORRAL_ROOT/package-lock.json" | cut -d' ' -f1)

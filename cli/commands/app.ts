@@ -10,7 +10,7 @@ import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/s
 import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';
 import { globals, identity } from '../context.js';
 import { output, progress, renderTable } from '../output.js';
-import { intOption } from '../parse.js';
+import { intOption, parseArgument } from '../parse.js';
 
 function client(cmd: Command): ServicesClient {
   const o = cmd.optsWithGlobals() as { services?: string };
@@ -90,7 +90,7 @@ export function registerApp(program: Command): void {
       let v = await c.deploy({ ...raw, id: spec.id });
       if (o.wait) {
         progress(`waiting for ${spec.instances} instance(s) of ${spec.id}…`);
-        v = await waitRunning(c, spec.id, o.wait === true ? 60 : intOption('--wait', 1, 86_400)(o.wait));
+        v = await waitRunning(c, spec.id, o.wait === true ? 60 : parseArgument(intOption('--wait', 1, 86_400), o.wait));
       }
       if (globals(cmd).json) printView(true, v);
       else process.stdout.write(`app ${v.id} deployed (version ${v.version}): ${v.status}: ${v.message}\n`);
@@ -121,7 +121,7 @@ export function registerApp(program: Command): void {
     .command('scale <app> <instances>')
     .description('set the number of instances (extra ones are killed, the others untouched)')
     .action(async (id: string, n: string, _o, cmd: Command) => {
-      const v = await client(cmd).scale(id, intOption('instances', 0, 10_000)(n));
+      const v = await client(cmd).scale(id, parseArgument(intOption('instances', 0, 10_000), n));
       if (globals(cmd).json) printView(true, v);
       else process.stdout.write(`app ${id} scaled to ${v.instances}: ${v.message}\n`);
     });

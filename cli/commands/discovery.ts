@@ -12,7 +12,7 @@ import { startDiscovery } from '../../discovery/src/daemon.js';
 import type { ServedRecord } from '../../discovery/src/status.js';
 import { globals, identity } from '../context.js';
 import { output } from '../output.js';
-import { intOption } from '../parse.js';
+import { intOption, parseArgument } from '../parse.js';
 
 const DEFAULT_DISCOVERY = 'http://127.0.0.1:8500';
 
@@ -53,18 +53,20 @@ export function registerDiscovery(program: Command): void {
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = globals(cmd);
       const cred = identity(g);
-      const workers = o.dnsWorkers === undefined ? undefined : o.dnsWorkers === 'auto' ? 'auto' : intOption('--dns-workers', 0, 64)(String(o.dnsWorkers));
+      const workers = o.dnsWorkers === undefined ? undefined : o.dnsWorkers === 'auto' ? 'auto' : parseArgument(intOption('--dns-workers', 0, 64), String(o.dnsWorkers));
       const flags: Record<string, unknown> = {
         domain: o.domain,
         workDir: o.workDir,
         nodeName: o.nodeName,
-        master: { url: g.master, principal: cred.principal, secret: cred.secret },
+        // The global default master URL must not override a --config file's master.url: only an explicit one does.
+        master: { url: (cmd.optsWithGlobals() as { master?: string }).master ?? process.env.CORRAL_MASTER, principal: cred.principal, secret: cred.secret },
         dns: { host: o.dnsHost, port: o.dnsPort, workers, upstreams: o.upstream },
         http: { host: o.httpHost, port: o.httpPort },
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
       };
       if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
       const config = loadConfig(discoveryConfigSchema, { file: o.config as string | undefined, flags });
+      config.master.url ??= g.master;
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
       const running = await startDiscovery(config);
       process.stdout.write(`corral discovery: DNS on ${config.dns.host}:${running.dnsPort} (zone ${config.domain}), API on ${running.httpUrl}\n`);

@@ -1,13 +1,17 @@
 /**
- * corral lab — a multi-host routed-network lab on this machine: hosts as
- * network namespaces on an underlay bridge, each with the CNI node daemon and
- * exabgp, etcd and a master in a services namespace, optionally a bird2
- * route reflector, and test containers wired through the real plugin.
+ * corral lab — a multi-host lab on this machine: hosts as network namespaces
+ * on an underlay bridge, each provisioned by `corral node up` inside its
+ * namespace. Default: the CNI node daemon and exabgp per host, etcd and a
+ * master with simulated agents in a services namespace. `--full`: the whole
+ * stack (agent, rbd volume driver, CNI per host; master, services,
+ * discovery and Ceph on the control node). Optionally a bird2 route
+ * reflector, and test containers wired through the real plugin.
  */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { configureLogging } from '../../common/log.js';
-import { labDown, labNetns, labStatus, labUp, loadLab, addContainer } from '../../plugins/cni-calico-like/src/lab/lab.js';
+import { labDown, labNetns, labStatus, labUp, loadLab, addContainer, killHost } from '../../plugins/cni-calico-like/src/lab/lab.js';
+import { inNamespace } from '../../plugins/cni-calico-like/src/lab/processes.js';
 import { runLabServices } from '../../plugins/cni-calico-like/src/lab/services.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
@@ -26,9 +30,23 @@ export function registerLab(program: Command): void {
     .option('--dir <dir>', 'lab directory', DEFAULT_DIR)
     .option('--prefix <name>', 'namespace name prefix', 'corral-lab')
     .option('--route-reflector', 'peer through a bird2 route reflector instead of a full mesh')
-    .action(async (o: { hosts: number; containers: number; dir: string; prefix: string; routeReflector?: boolean }, cmd: Command) => {
-      progress(`building a ${o.hosts}-host lab in ${o.dir}`);
-      const state = await labUp({ prefix: o.prefix, hosts: o.hosts, dir: o.dir, containers: o.containers, routeReflector: !!o.routeReflector });
+    .option('--full', 'the whole stack: a control node (master, services, discovery, Ceph) and per host an agent, the rbd volume driver and CNI')
+    .option('--hold-time <s>', 'BGP hold time (default 9; 3 with --full)', intOption('--hold-time', 3, 65535))
+    .option('--agent-timeout <ms>', 'with --full: how long a silent agent stays "disconnected" before its tasks are unreachable (default 1000)', intOption('--agent-timeout', 0, 3_600_000))
+    .option('--heartbeat <ms>', 'with --full: agent heartbeat period; 2 missed = disconnected (default 500)', intOption('--heartbeat', 50, 600_000))
+    .action(async (o: { hosts: number; containers: number; dir: string; prefix: string; routeReflector?: boolean; full?: boolean; holdTime?: number; agentTimeout?: number; heartbeat?: number }, cmd: Command) => {
+      progress(`building a ${o.hosts}-host ${o.full ? 'full ' : ''}lab in ${o.dir}`);
+      const holdTime = o.holdTime ?? (o.full ? 3 : undefined);
+      const state = await labUp({
+        prefix: o.prefix, hosts: o.hosts, dir: o.dir, containers: o.containers, routeReflector: !!o.routeReflector, full: !!o.full,
+        ...(holdTime !== undefined ? { holdTime } : {}),
+        ...(o.agentTimeout !== undefined ? { unreachableMs: o.agentTimeout } : {}),
+        ...(o.heartbeat !== undefined ? { heartbeatMs: o.heartbeat } : {}),
+      });
+      if (o.full) {
+        progress(`master ${state.plan.masterUrl}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
+        progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrl} agents ls`);
+      }
       output(globals(cmd), state.containers, [
         { header: 'CONTAINER', value: (c) => c.id },
         { header: 'HOST', value: (c) => c.host },
@@ -77,12 +95,22 @@ export function registerLab(program: Command): void {
     });
 
   lab
+    .command('kill-host <host>')
+    .description('kill a host as a power cut would: SIGKILL its daemons, helpers and tasks, and delete its underlay link')
+    .option('--dir <dir>', 'lab directory', DEFAULT_DIR)
+    .action(async (host: string, o: { dir: string }) => {
+      await killHost(loadLab(o.dir), host);
+      progress(`${host} killed`);
+    });
+
+  lab
     .command('exec <name> <command...>')
     .description('run a command inside a lab host or container namespace (e.g. corral lab exec h1c1 -- ping -c1 100.96.0.1)')
     .option('--dir <dir>', 'lab directory', DEFAULT_DIR)
     .action((name: string, command: string[], o: { dir: string }) => {
       const netns = labNetns(loadLab(o.dir), name);
-      const r = spawnSync('ip', ['netns', 'exec', netns, ...command], { stdio: 'inherit' });
+      const argv = inNamespace(netns, command);
+      const r = spawnSync(argv[0]!, argv.slice(1), { stdio: 'inherit' });
       process.exitCode = r.status ?? 1;
     });
 

@@ -6,7 +6,8 @@
  * a row (0 = never) the task is killed.
  *
  * A task with its own namespaces is probed from inside them (nsenter), so a
- * task in a private network namespace is checked on its own loopback.
+ * task in a private network namespace is checked there: on its own IP when it
+ * has one (CNI), else on its loopback.
  */
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
@@ -141,8 +142,9 @@ export class HealthChecker {
     const path = this.check.http?.path ?? '/';
     const host = ip ?? '127.0.0.1';
     let ok: boolean;
-    if (netns && !ip) {
-      // Only reachable from inside its own namespace: probe from there.
+    if (netns) {
+      // Probe from inside the task's own network namespace (as Mesos does): its IP may be routed only on
+      // the node's side of the CNI network (corral up keeps it in a node namespace), never in the agent's.
       ok = (await run('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', PROBE, type, host, String(port), path, String(timeoutMs)], timeoutMs + 1000)).ok;
     } else {
       ok = await probeDirect(type, host, port, path, timeoutMs);

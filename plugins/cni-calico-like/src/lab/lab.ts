@@ -1,25 +1,37 @@
 /**
  * A multi-host lab on one machine: every host a network namespace cabled to
- * an underlay bridge, each running the real node daemon + exabgp; etcd and a
- * master (with one simulated agent per host) in a services namespace; an
- * optional bird2 route reflector; test containers as namespaces wired by a
- * real CNI ADD through the installed shim. The steps are the provisioning a
- * Vagrant lab runs on real VMs: plan, cable, start services, per host
- * (install CNI, write config, start daemon), then containers.
+ * an underlay bridge; a services namespace; an optional bird2 route
+ * reflector; test containers as namespaces wired by a real CNI ADD through
+ * the installed shim.
  *
- * Long-running processes are detached and recorded in DIR/lab.json, so
- * `corral lab down` (or a test's cleanup) stops exactly what was started.
+ * Every machine of the lab is provisioned by the per-machine step
+ * (provision/, `corral node up --config NODE_FILE`), run inside its
+ * namespace with `nsenter --net` (not `ip netns exec`, which remounts /sys
+ * and hides the cgroup tree the agent needs), exactly as vagrant/ runs it on
+ * each VM:
+ *  - CNI-only lab (default): hosts run the node daemon + exabgp; the
+ *    services namespace holds etcd and a master with simulated agents.
+ *  - Full lab (`full`): the services namespace is a control node (master,
+ *    services daemon, discovery, a memstore Ceph bound to its underlay
+ *    address); each host runs the node daemon, the rbd volume driver and a
+ *    real agent with the native containerizer, its own cgroup root, run dir,
+ *    work dir and sockets.
+ *
+ * Long-running processes are detached. The lab's own are recorded in
+ * DIR/lab.json, each node's in its DIR/…/node-state.json, so `corral lab
+ * down` (or a test's cleanup) stops exactly what was started.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorralError } from '../../../../common/errors.js';
 import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '../netkit/netns.js';
-import { installCni } from '../install.js';
 import { daemonRequest } from '../daemon/client.js';
 import { corralCommand, execPlugin, inNamespace, tail } from './processes.js';
-import { planLab, hostDaemonConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
-import { cable, createUnderlay } from './underlay.js';
+import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
+import { cable, createUnderlay, ip } from './underlay.js';
+import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../../../../provision/src/run.js';
+import { signal, waitDead } from '../../../../provision/src/teardown.js';
 
 export interface LabProcess {
   name: string;
@@ -39,6 +51,8 @@ export interface LabState {
   plan: LabPlan;
   processes: LabProcess[];
   containers: LabContainer[];
+  /** Hosts killed with `killHost` (their namespaces stay, cut off, until `down`). */
+  killed?: string[];
 }
 
 const stateFile = (dir: string): string => join(dir, 'lab.json');
@@ -92,12 +106,37 @@ export interface LabUpOptions extends Partial<Omit<LabOptions, 'prefix' | 'hosts
   onPid?(name: string, pid: number): void;
 }
 
+/**
+ * The per-machine step, inside the machine's namespace: `corral node up
+ * --config FILE` with the namespace entered by nsenter, so every daemon it
+ * starts lives there. Resolves once the node reports every daemon ready.
+ */
+export async function provisionNode(netns: string, nodeFile: string, logFile: string, onPid?: (name: string, pid: number) => void, timeoutMs = 180_000): Promise<NodeState> {
+  const argv = inNamespace(netns, [...corralCommand(), 'node', 'up', '--config', nodeFile]);
+  const out = openSync(logFile, 'a');
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', out, out] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+    child.on('error', () => resolve(-1));
+  });
+  closeSync(out);
+  const state = loadNodeState(join(JSON.parse(readFileSync(nodeFile, 'utf8')).dir as string, 'node-state.json'));
+  for (const p of state?.processes ?? []) onPid?.(`${p.name}`, p.pid);
+  if (code !== 0) throw new CorralError('UNAVAILABLE', `corral node up (${nodeFile}) in ${netns} failed (exit ${code}):\n${tail(logFile, 30)}`);
+  return state!;
+}
+
 export async function labUp(o: LabUpOptions): Promise<LabState> {
   const plan = planLab({ ...LAB_DEFAULTS, routeReflector: false, ...o });
   mkdirSync(o.dir, { recursive: true, mode: 0o700 });
   const state: LabState = { plan, processes: [], containers: [] };
   saveLab(state);
   const { prefixLen } = plan;
+  const full = plan.options.full;
   // 1. Underlay and cables.
   await createUnderlay(plan.underlayNetns);
   await cable({ underlay: plan.underlayNetns, node: plan.services.netns, port: 'psvc', address: plan.services.ip, prefixLen });
@@ -105,24 +144,30 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     await cable({ underlay: plan.underlayNetns, node: h.netns, port: `p${h.name}`, address: h.ip, prefixLen, gateway: plan.services.ip });
   }
   if (plan.reflector) await cable({ underlay: plan.underlayNetns, node: plan.reflector.netns, port: 'prr', address: plan.reflector.ip, prefixLen });
-  // 2. Services: etcd and the master with one agent per host.
   const svc = plan.services;
   mkdirSync(svc.dir, { recursive: true });
-  const etcdUrl = plan.etcdUrl;
-  const peerUrl = `http://${svc.ip}:${plan.options.etcdPort + 1}`;
-  const etcdData = join(svc.dir, 'etcd');
-  state.processes.push(launch('etcd', svc.netns, [
-    process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd', '--name', 'lab', '--data-dir', etcdData,
-    '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-    '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `lab=${peerUrl}`,
-    '--log-level', 'warn',
-  ], join(svc.dir, 'etcd.log'), etcdData, o.onPid));
-  const servicesDir = join(svc.dir, 'cluster');
-  state.processes.push(launch('master', svc.netns, [
-    ...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(','),
-  ], join(svc.dir, 'services.log'), servicesDir, o.onPid));
-  saveLab(state);
-  await waitFor('etcd', () => inNetnsFetch(svc.netns, `${etcdUrl}/health`), 20_000, join(svc.dir, 'etcd.log'));
+  if (full) {
+    // 2. The control node: Ceph, master, services, discovery.
+    writeFileSync(svc.nodeFile, JSON.stringify(controlNodeConfig(plan), null, 2));
+    await provisionNode(svc.netns, svc.nodeFile, join(svc.dir, 'node-up.log'), o.onPid);
+  } else {
+    // 2. Services: etcd and the master with one simulated agent per host.
+    const etcdUrl = plan.etcdUrl;
+    const peerUrl = `http://${svc.ip}:${plan.options.etcdPort + 1}`;
+    const etcdData = join(svc.dir, 'etcd');
+    state.processes.push(launch('etcd', svc.netns, [
+      process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd', '--name', 'lab', '--data-dir', etcdData,
+      '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `lab=${peerUrl}`,
+      '--log-level', 'warn',
+    ], join(svc.dir, 'etcd.log'), etcdData, o.onPid));
+    const servicesDir = join(svc.dir, 'cluster');
+    state.processes.push(launch('master', svc.netns, [
+      ...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(','),
+    ], join(svc.dir, 'services.log'), servicesDir, o.onPid));
+    saveLab(state);
+    await waitFor('etcd', () => inNetnsFetch(svc.netns, `${etcdUrl}/health`), 20_000, join(svc.dir, 'etcd.log'));
+  }
   // 3. Optional route reflector.
   if (plan.reflector) {
     const rr = plan.reflector;
@@ -132,17 +177,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     state.processes.push(launch('bird', rr.netns, ['bird', '-f', '-c', conf, '-s', join(rr.dir, 'bird.ctl'), '-P', join(rr.dir, 'bird.pid')], join(rr.dir, 'bird.log'), conf, o.onPid));
     saveLab(state);
   }
-  // 4. Hosts: install the plugin, write the daemon config, start the daemon.
-  for (const h of plan.hosts) {
-    mkdirSync(h.dir, { recursive: true });
-    installCni({ binDir: h.binDir, confDir: h.confDir, network: 'lab', socket: h.socket, chain: [] });
-    writeFileSync(h.configFile, JSON.stringify(hostDaemonConfig(plan, h), null, 2));
-    state.processes.push(launch(`daemon-${h.name}`, h.netns, [...corralCommand(), 'cni', 'daemon', '--config', h.configFile], join(h.dir, 'daemon.out'), h.configFile, o.onPid));
-    saveLab(state);
-  }
-  for (const h of plan.hosts) {
-    await waitFor(`node daemon on ${h.name}`, async () => existsSync(h.socket) && !!(await daemonRequest(h.socket, 'GET', '/v1/status', undefined, 2000)), 60_000, join(h.dir, 'daemon.out'));
-  }
+  // 4. Hosts: each provisioned by the per-machine step in its namespace, all at once.
+  await Promise.all(
+    plan.hosts.map(async (h) => {
+      mkdirSync(h.dir, { recursive: true });
+      writeFileSync(h.configFile, JSON.stringify(hostNodeConfig(plan, h), null, 2));
+      await provisionNode(h.netns, h.configFile, join(h.dir, 'node-up.log'), o.onPid);
+    }),
+  );
   // 5. Test containers.
   for (let j = 1; j <= (o.containers ?? 0); j++) {
     for (const h of plan.hosts) await addContainer(state, h.name, `${h.name}c${j}`);
@@ -159,7 +201,7 @@ async function inNetnsFetch(netns: string, url: string): Promise<boolean> {
   });
 }
 
-function hostOf(state: LabState, host: string): HostPlan {
+export function hostOf(state: LabState, host: string): HostPlan {
   const h = state.plan.hosts.find((x) => x.name === host);
   if (!h) throw new CorralError('NOT_FOUND', `no host ${host} in the lab (hosts: ${state.plan.hosts.map((x) => x.name).join(', ')})`);
   return h;
@@ -191,17 +233,53 @@ export async function removeContainer(state: LabState, id: string): Promise<void
   saveLab(state);
 }
 
+async function killNetnsMembers(netns: string): Promise<number[]> {
+  const pids = await netnsPids(netns).catch(() => [] as number[]);
+  for (const pid of pids) signal(pid, 'SIGKILL');
+  await waitDead(pids, 5000);
+  return pids;
+}
+
+/**
+ * A host dies, as a power cut would take it: SIGKILL every process of the
+ * host (its daemons, exabgp, rbd-fuse, the task launcher and supervisors:
+ * everything in its namespace; its tasks: everything in its agent's cgroup
+ * root), then its underlay link is deleted, so peers see silence, not a
+ * goodbye. Its mounts stay, as on a dead machine, until `labDown`.
+ * Resolves with the time the host was dead (after the link went).
+ */
+export async function killHost(state: LabState, host: string): Promise<number> {
+  const h = hostOf(state, host);
+  // Cut the cable first: nothing the dying processes send (FIN, BGP notification) may reach a peer.
+  await ip(['-n', state.plan.underlayNetns, 'link', 'del', `p${h.name}`]).catch(() => undefined);
+  const killedAt = Date.now();
+  await killNode(h.dir);
+  await killNetnsMembers(h.netns);
+  state.killed = [...(state.killed ?? []), host];
+  saveLab(state);
+  return killedAt;
+}
+
 /** Stops everything the lab started and removes its namespaces and files. Safe to call twice. */
 export async function labDown(dir: string): Promise<void> {
   if (!existsSync(stateFile(dir))) return;
   const state = loadLab(dir);
+  const { plan } = state;
+  // Hosts first, all at once: their tasks and data paths must be gone before Ceph or the Store.
+  for (const h of plan.hosts) {
+    await killNode(h.dir);
+    await killNetnsMembers(h.netns);
+  }
+  for (const h of plan.hosts) await wipeNode(h.dir);
+  // Then the control node (newest first: discovery, services, master, the OSD, the mon).
+  const control = loadNodeState(join(plan.services.nodeDir, 'node-state.json'));
+  if (control) await stopProcesses(control.processes);
   for (const p of [...state.processes].reverse()) {
     if (ownedPid(p)) process.kill(p.pid, 'SIGTERM');
   }
   const deadline = Date.now() + 10_000;
   while (state.processes.some(ownedPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   for (const p of state.processes) if (ownedPid(p)) process.kill(p.pid, 'SIGKILL');
-  const { plan } = state;
   const names = [
     ...state.containers.map((c) => c.netns),
     ...plan.hosts.map((h) => h.netns),
@@ -211,13 +289,7 @@ export async function labDown(dir: string): Promise<void> {
   ];
   for (const n of names) {
     // Anything still inside (a helper a test started) is ours: the namespace is the lab's.
-    for (const pid of await netnsPids(n)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
+    await killNetnsMembers(n);
     await deleteNamedNetns(n);
   }
   rmSync(dir, { recursive: true, force: true });
@@ -237,7 +309,7 @@ export async function labStatus(dir: string): Promise<HostStatus[]> {
   const state = loadLab(dir);
   const out: HostStatus[] = [];
   for (const h of state.plan.hosts) {
-    const proc = state.processes.find((p) => p.name === `daemon-${h.name}`);
+    const proc = loadNodeState(join(h.dir, 'node-state.json'))?.processes.find((p) => p.name === 'cni');
     let sessionsUp = 0;
     let peers = 0;
     let routes = 0;
@@ -250,7 +322,7 @@ export async function labStatus(dir: string): Promise<HostStatus[]> {
     } catch {
       // daemon down: zeros
     }
-    out.push({ host: h.name, ip: h.ip, daemon: !!proc && ownedPid(proc), sessionsUp, peers, routes, containers: state.containers.filter((c) => c.host === h.name).length });
+    out.push({ host: h.name, ip: h.ip, daemon: !!proc && ours(proc), sessionsUp, peers, routes, containers: state.containers.filter((c) => c.host === h.name).length });
   }
   return out;
 }
@@ -267,4 +339,3 @@ export function labNetns(state: LabState, name: string): string {
   if (c) return c.netns;
   throw new CorralError('NOT_FOUND', `nothing named ${name} in the lab`);
 }
-

@@ -24,9 +24,14 @@ export function corralCommand(): string[] {
   return fromSource ? [process.execPath, '--import', 'tsx', join(root, 'cli', 'corral.ts')] : [process.execPath, join(root, 'dist', 'cli', 'corral.js')];
 }
 
-/** Prefixes a command with `ip netns exec NAME` when a namespace is given. */
+/**
+ * Prefixes a command with `nsenter --net=/run/netns/NAME --` when a namespace
+ * is given: only the network namespace changes (nsenter execs the command, so
+ * the pid is the command's). Not `ip netns exec`, which also remounts /sys in
+ * a new mount namespace and so hides /sys/fs/cgroup from an agent.
+ */
 export function inNamespace(netns: string | undefined, argv: string[]): string[] {
-  return netns ? ['ip', 'netns', 'exec', netns, ...argv] : argv;
+  return netns ? ['nsenter', `--net=/run/netns/${netns}`, '--', ...argv] : argv;
 }
 
 export interface DaemonProcess {

@@ -1,16 +1,21 @@
 /**
  * The lab's plan, computed before anything is created: names, addresses and
- * every generated configuration. Pure, so the same plan drives the
- * namespace lab here and (with other runners) a Vagrant lab of real VMs.
+ * the node file of every machine. Pure. Each machine is then provisioned by
+ * `corral node up --config <its node file>` (provision/), run inside its
+ * namespace: the same step vagrant/ runs on each VM.
  *
  *   underlay 198.18.0.0/24 (a bridge in its own namespace)
- *     .1    services: etcd (IPAM store) and the master with one agent per host
- *     .10+  hosts: node daemon + exabgp each, containers behind them
+ *     .1    services. CNI-only lab: etcd (IPAM store) and a master with one
+ *           simulated agent per host. Full lab (`full`): the control node
+ *           (master, services, discovery, a memstore Ceph).
+ *     .10+  hosts. CNI-only: node daemon + exabgp. Full: also the volume
+ *           driver (rbd) and a real agent (native containerizer).
  *     .250  optional bird2 route reflector
  */
 import { join } from 'node:path';
 import { formatIp, parseCidr } from '../netkit/ipv4.js';
-import type { DaemonConfigInput } from '../daemon/config.js';
+import type { NodeConfigInput } from '../../../../provision/src/config.js';
+import { cephClientFiles } from '../../../../provision/src/plan.js';
 
 export interface LabOptions {
   /** Namespace name prefix ("ct-…" in tests). */
@@ -27,9 +32,20 @@ export interface LabOptions {
   holdTime: number;
   masterPort: number;
   etcdPort: number;
+  /** The whole stack per host (agent, volume driver, CNI) and a control node with Ceph, instead of CNI only. */
+  full: boolean;
+  /** Full lab: agent-loss detection at the master (heartbeat period, missed heartbeats, then unreachable after). */
+  heartbeatMs: number;
+  missedHeartbeats: number;
+  unreachableMs: number;
+  /** Full lab: resources each agent offers (Mesos text form). */
+  agentResources: string;
 }
 
-export const LAB_DEFAULTS = { pool: '100.96.0.0/16', pool2: '100.97.0.0/16', blockSize: 26, underlay: '198.18.0.0/24', asn: 64512, holdTime: 9, masterPort: 5050, etcdPort: 2379 };
+export const LAB_DEFAULTS = {
+  pool: '100.96.0.0/16', pool2: '100.97.0.0/16', blockSize: 26, underlay: '198.18.0.0/24', asn: 64512, holdTime: 9, masterPort: 5050, etcdPort: 2379,
+  full: false, heartbeatMs: 500, missedHeartbeats: 2, unreachableMs: 1000, agentResources: 'cpus:2;mem:1024;disk:2048;ports:[31000-31999]',
+};
 
 export interface HostPlan {
   index: number;
@@ -38,20 +54,28 @@ export interface HostPlan {
   ip: string;
   dir: string;
   socket: string;
+  /** Its node file (provision/). */
   configFile: string;
   binDir: string;
   confDir: string;
+  /** Full lab: the agent's cgroup root and API. */
+  cgroupRoot: string;
+  agentUrl: string;
 }
 
 export interface LabPlan {
   options: LabOptions;
   underlayNetns: string;
-  services: { netns: string; ip: string; dir: string };
+  services: { netns: string; ip: string; dir: string; nodeDir: string; nodeFile: string };
   reflector: { netns: string; ip: string; dir: string } | undefined;
   hosts: HostPlan[];
   prefixLen: number;
   etcdUrl: string;
   masterUrl: string;
+  servicesUrl: string;
+  /** Discovery: DNS server (address, port) and HTTP API. */
+  dns: { address: string; port: number };
+  discoveryUrl: string;
 }
 
 export function planLab(o: LabOptions): LabPlan {
@@ -65,41 +89,79 @@ export function planLab(o: LabOptions): LabPlan {
     const dir = join(o.dir, `h${i + 1}`);
     return {
       index: i + 1, name: `h${i + 1}`, netns: `${o.prefix}-h${i + 1}`, ip: at(10 + i), dir,
-      socket: join(dir, 'cni.sock'), configFile: join(dir, 'daemon.json'), binDir: join(dir, 'cni', 'bin'), confDir: join(dir, 'cni', 'net.d'),
+      socket: join(dir, 'run', 'cni.sock'), configFile: join(dir, 'node.json'), binDir: join(dir, 'cni', 'bin'), confDir: join(dir, 'cni', 'net.d'),
+      cgroupRoot: `${o.prefix}-h${i + 1}`, agentUrl: `http://${at(10 + i)}:5051`,
     };
   });
+  const servicesDir = join(o.dir, 'services');
   return {
     options: o,
     underlayNetns: `${o.prefix}-ul`,
-    services: { netns: `${o.prefix}-svc`, ip: servicesIp, dir: join(o.dir, 'services') },
+    services: { netns: `${o.prefix}-svc`, ip: servicesIp, dir: servicesDir, nodeDir: join(servicesDir, 'control'), nodeFile: join(servicesDir, 'node.json') },
     reflector: o.routeReflector ? { netns: `${o.prefix}-rr`, ip: at(250), dir: join(o.dir, 'rr') } : undefined,
     hosts,
     prefixLen: ul.prefix,
     etcdUrl: `http://${servicesIp}:${o.etcdPort}`,
     masterUrl: `http://${servicesIp}:${o.masterPort}`,
+    servicesUrl: `http://${servicesIp}:5052`,
+    dns: { address: servicesIp, port: 8600 },
+    discoveryUrl: `http://${servicesIp}:8500`,
   };
 }
 
-/** The node daemon's configuration for one lab host. */
-export function hostDaemonConfig(plan: LabPlan, h: HostPlan): DaemonConfigInput {
+/** The node file of the full lab's control node (services namespace): master, services, discovery and Ceph, with short failure timers. */
+export function controlNodeConfig(plan: LabPlan): NodeConfigInput {
   const o = plan.options;
   return {
-    node: h.name,
-    socket: h.socket,
-    stateDir: join(h.dir, 'state'),
-    store: { backend: 'etcd', etcdEndpoints: [plan.etcdUrl], namespace: `${o.prefix}/` },
-    // A second pool lets a benchmark make every host claim a fresh block on demand.
-    pools: [{ name: 'lab', cidr: o.pool, blockSize: o.blockSize }, { name: 'lab2', cidr: o.pool2, blockSize: o.blockSize }],
-    reconcile: { intervalMs: 10_000, graceMs: 5_000, releaseEmptyBlocksAfterMs: 60_000, keepEmptyBlocks: 1, sources: [{ type: 'netns' }] },
-    bgp: {
-      enabled: true,
+    role: 'control',
+    name: 'control',
+    address: plan.services.ip,
+    dir: plan.services.nodeDir,
+    components: ['ceph', 'master', 'services', 'discovery'],
+    control: { masterPort: o.masterPort },
+    master: { heartbeatIntervalMs: o.heartbeatMs, maxMissedHeartbeats: o.missedHeartbeats, unreachableTimeoutMs: o.unreachableMs, allocationIntervalMs: 500 },
+    // Replace an instance as soon as its agent is unreachable; offers come back quickly in a lab.
+    services: { replaceAfterSeconds: 0, refuseSeconds: 0.5, idleRefuseSeconds: 2, reconcileSeconds: 10 },
+    ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'] } },
+  };
+}
+
+/** The node file of one lab host: CNI only, or (full lab) the whole agent stack. */
+export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
+  const o = plan.options;
+  return {
+    role: 'agent',
+    name: h.name,
+    address: h.ip,
+    dir: h.dir,
+    components: o.full ? ['cni', 'volumes', 'agent'] : ['cni'],
+    control: { address: plan.services.ip, masterPort: o.masterPort },
+    cni: {
+      network: 'lab',
+      // A second pool lets a benchmark make every host claim a fresh block on demand.
+      pools: [{ name: 'lab', cidr: o.pool, blockSize: o.blockSize }, { name: 'lab2', cidr: o.pool2, blockSize: o.blockSize }],
+      store: o.full ? 'master' : { etcdEndpoints: [plan.etcdUrl], namespace: `${o.prefix}/` },
       asn: o.asn,
-      localAddress: h.ip,
       holdTime: o.holdTime,
-      restart: { initialMs: 100, maxMs: 5000 },
-      ...(plan.reflector ? { routeReflectors: [plan.reflector.ip] } : { master: { url: plan.masterUrl, pollMs: 1000 } }),
+      routeReflectors: plan.reflector ? [plan.reflector.ip] : [],
+      meshMaster: plan.masterUrl,
+      meshPollMs: o.full ? 500 : 1000,
+      stateDir: join(h.dir, 'state'),
     },
-    log: { level: 'info', file: join(h.dir, 'daemon.log') },
+    ...(o.full
+      ? {
+          ceph: cephClientFiles(plan.services.nodeDir),
+          volumes: { attach: 'rbd-fuse' as const, timeoutSeconds: 5 },
+          agent: {
+            resources: o.agentResources,
+            cgroupRoot: h.cgroupRoot,
+            netnsPrefix: `${h.netns}-`,
+            // Every host shares this kernel: no task may pin another host's volume mounts. (Not the whole lab
+            // dir: a task's own sandbox, and the volume bound into it, live under it.)
+            maskedPaths: plan.hosts.filter((x) => x !== h).map((x) => join(x.dir, 'volumes')),
+          },
+        }
+      : {}),
   };
 }
 

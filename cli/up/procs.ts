@@ -1,0 +1,129 @@
+/**
+ * The processes of one `corral up` instance. Every process the supervisor
+ * starts carries `CORRAL_UP_INSTANCE=<work dir>` in its environment, and so
+ * do their children (DNS workers, task supervisors, tasks). Only processes
+ * whose /proc entry shows that marker are ever signalled, each by its PID:
+ * never a stranger that reused a recorded PID, never anything by name.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MARKER_ENV } from './plan.js';
+
+/** Alive and not a zombie (killed daemons are reaped late; `kill -0` sees zombies as alive). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X' && state !== '';
+  } catch {
+    return false;
+  }
+}
+
+export function hasMarker(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${MARKER_ENV}=${marker}`);
+  } catch {
+    return false;
+  }
+}
+
+export const ours = (pid: number, marker: string): boolean => pid > 1 && pid !== process.pid && alive(pid) && hasMarker(pid, marker);
+
+/** Every live process of the instance (descendants included), found by the marker. */
+export function markedProcesses(marker: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    if (ours(pid, marker)) out.push(pid);
+  }
+  return out;
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once gone. Only signals the PID while it is still ours. */
+export async function stopProcess(pid: number, marker: string, graceMs = 10_000): Promise<boolean> {
+  if (!ours(pid, marker)) return false;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return false;
+  }
+  const end = Date.now() + graceMs;
+  while (Date.now() < end) {
+    if (!alive(pid)) return true;
+    await sleep(50);
+  }
+  if (ours(pid, marker)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const hard = Date.now() + 5000;
+  while (alive(pid) && Date.now() < hard) await sleep(50);
+  return true;
+}
+
+/** SIGKILL every marked process, by PID, until none is left (or the time is up). */
+export async function killMarked(marker: string, timeoutMs = 10_000): Promise<number[]> {
+  const killed = new Set<number>();
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const left = markedProcesses(marker);
+    if (left.length === 0 || Date.now() > end) return [...killed];
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.add(pid);
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(100);
+  }
+}
+
+export function writePid(dir: string, name: string, pid: number): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.pid`), `${pid}\n`);
+}
+
+export function forgetPid(dir: string, name: string): void {
+  rmSync(join(dir, `${name}.pid`), { force: true });
+}
+
+export function readPids(dir: string): Array<{ name: string; pid: number }> {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.pid'));
+  } catch {
+    return [];
+  }
+  const out: Array<{ name: string; pid: number }> = [];
+  for (const f of files) {
+    const pid = Number(readFileSync(join(dir, f), 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 1) out.push({ name: f.slice(0, -4), pid });
+  }
+  return out;
+}
+
+export function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

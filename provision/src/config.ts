@@ -1,0 +1,138 @@
+/**
+ * The node file: what one machine of a corral cluster runs and how it finds
+ * the others. One file per machine, written by whoever provisions it (the
+ * namespace lab per host namespace, vagrant/provision.sh per VM, an operator
+ * by hand), then `corral node up --config FILE` starts its daemons.
+ *
+ *   role: control   master (+ its Store), services daemon, discovery; optionally a lab Ceph
+ *   role: agent     CNI node daemon (+ exabgp), volume driver (rbd), agent (native containerizer)
+ *
+ * Every path a daemon writes (work dirs, sockets, cgroup root, netns names)
+ * derives from `dir`, `name` and `agent.*`, so several nodes can share one
+ * kernel (the namespace lab) without meeting.
+ */
+import { z } from '../../common/validate.js';
+import { isIp } from '../../plugins/cni-calico-like/src/netkit/ipv4.js';
+
+const ip = z.string().refine(isIp, 'an IPv4 address');
+const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\n]/.test(p), 'no NUL or newline');
+const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR');
+const port = z.number().int().min(1).max(65535);
+
+export const COMPONENTS = ['ceph', 'master', 'services', 'discovery', 'cni', 'volumes', 'agent'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+export const ROLE_COMPONENTS: Record<'control' | 'agent', Component[]> = {
+  control: ['master', 'services', 'discovery'],
+  agent: ['cni', 'volumes', 'agent'],
+};
+
+export const nodeConfigSchema = z.strictObject({
+  role: z.enum(['control', 'agent']),
+  /** This machine's name: agent attribute `host`, volume host id, CNI node name. */
+  name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'a lower-case DNS label of at most 32 characters'),
+  /** This machine's address on the cluster network: daemons listen and advertise here. */
+  address: ip,
+  /** State root: every daemon's directory, config and log lives under it. */
+  dir: absPath,
+  /** Sockets and run-time state (default DIR/run). */
+  runDir: absPath.optional(),
+  /** Which daemons to run; default by role (a lab's CNI-only hosts run just `cni`). `ceph` is only for control nodes of labs. */
+  components: z.array(z.enum(COMPONENTS)).min(1).optional(),
+  /** Where the control node's services are (agents use it; a control node defaults it to its own address). */
+  control: z
+    .strictObject({
+      address: ip.optional(),
+      masterPort: port.default(5050),
+      servicesPort: port.default(5052),
+      dnsPort: port.default(8600),
+      discoveryHttpPort: port.default(8500),
+    })
+    .prefault({}),
+  master: z
+    .strictObject({
+      /** Agent-loss detection: heartbeats, missed heartbeats before "disconnected", then the unreachable timeout. */
+      heartbeatIntervalMs: z.number().int().min(50).default(5000),
+      maxMissedHeartbeats: z.number().int().min(1).default(3),
+      unreachableTimeoutMs: z.number().int().min(0).default(10_000),
+      allocationIntervalMs: z.number().int().min(10).default(1000),
+    })
+    .prefault({}),
+  services: z
+    .strictObject({
+      /** A TASK_UNREACHABLE instance is relaunched elsewhere after this long. */
+      replaceAfterSeconds: z.number().min(0).default(60),
+      refuseSeconds: z.number().min(0).default(5),
+      idleRefuseSeconds: z.number().min(0).default(120),
+      reconcileSeconds: z.number().min(1).default(60),
+    })
+    .prefault({}),
+  discovery: z.strictObject({ domain: z.string().default('corral') }).prefault({}),
+  /** Ceph for rbd volumes: a control node of a lab may bootstrap one; agents point at its client files. */
+  ceph: z
+    .strictObject({
+      /** Control, component `ceph`: start a one-mon one-OSD memstore cluster bound to `address`. */
+      bootstrap: z
+        .strictObject({
+          monPort: port.default(3300),
+          memstoreMiB: z.number().int().min(64).max(65536).default(1024),
+          pools: z.array(z.string()).default(['corral']),
+          /** Also copy the client conf and keyring here (e.g. /vagrant/.corral for the other VMs). */
+          publishDir: absPath.optional(),
+        })
+        .optional(),
+      confFile: absPath.optional(),
+      keyring: absPath.optional(),
+      clientName: z.string().default('client.admin'),
+      pool: z.string().default('corral'),
+    })
+    .prefault({}),
+  cni: z
+    .strictObject({
+      /** The CNI network name apps join (`network:` in an app). */
+      network: z.string().default('corral'),
+      pools: z.array(z.strictObject({ name: z.string(), cidr, blockSize: z.number().int().min(20).max(32).default(26) })).min(1).default([{ name: 'default', cidr: '100.96.0.0/16', blockSize: 26 }]),
+      /** IPAM store: the master's Store (`master`), or etcd. */
+      store: z.union([z.literal('master'), z.strictObject({ etcdEndpoints: z.array(z.string().url()).min(1), namespace: z.string().default('') })]).default('master'),
+      asn: z.number().int().min(1).default(64512),
+      holdTime: z.number().int().min(3).default(9),
+      /** Peers: the master's agent list (full mesh, the default) or these route reflectors. */
+      routeReflectors: z.array(ip).default([]),
+      /** The master URL the mesh is read from when it is not this cluster's control node (a CNI-only lab). */
+      meshMaster: z.string().url().optional(),
+      meshPollMs: z.number().int().min(100).default(1000),
+      reconcileIntervalMs: z.number().int().min(0).default(10_000),
+      /** The daemon's state dir (default DIR/cni/state). */
+      stateDir: absPath.optional(),
+    })
+    .prefault({}),
+  volumes: z
+    .strictObject({
+      attach: z.enum(['auto', 'krbd', 'rbd-fuse']).default('auto'),
+      timeoutSeconds: z.number().int().min(1).default(10),
+    })
+    .prefault({}),
+  agent: z
+    .strictObject({
+      port: port.default(5051),
+      /** Mesos text form; default: detected. */
+      resources: z.string().optional(),
+      /** Extra attributes; `host:<name>` is always added. */
+      attributes: z.string().default(''),
+      /** Parent of this agent's container cgroups (default corral-<name>). */
+      cgroupRoot: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+      /** Container netns file names (default corral-<name>-). */
+      netnsPrefix: z.string().regex(/^[A-Za-z0-9_.-]*$/).max(40).optional(),
+      /** More paths whose mounts tasks must not pin (a lab masks its whole directory: every host's volumes). */
+      maskedPaths: z.array(absPath).default([]),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
+});
+
+export type NodeConfig = z.output<typeof nodeConfigSchema>;
+export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
+
+export function componentsOf(c: NodeConfig): Component[] {
+  return c.components ?? ROLE_COMPONENTS[c.role];
+}

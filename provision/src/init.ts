@@ -1,0 +1,65 @@
+/**
+ * A node file from a few facts about a machine (`corral node init`): its
+ * role, name and address, and where the control node is. vagrant/provision.sh
+ * writes each VM's /etc/corral/node.json with it; the namespace lab builds
+ * its node files from its own plan (plugins/cni-calico-like/src/lab/topology.ts).
+ * Either way `corral node up` is what runs them.
+ */
+import { parseInput } from '../../common/validate.js';
+import { nodeConfigSchema, type NodeConfig, type NodeConfigInput } from './config.js';
+
+export interface NodeInitOptions {
+  role: 'control' | 'agent';
+  name: string;
+  address: string;
+  /** The control node's address (required for an agent). */
+  control?: string;
+  /** Default /var/lib/corral/node. */
+  dir?: string;
+  /** Default /run/corral/node. */
+  runDir?: string;
+  /** Control: bootstrap the lab Ceph (one mon, one memstore OSD) on this node. */
+  ceph?: boolean;
+  /** Agent: the cluster's Ceph client files (rbd volumes); without them volumes are local. */
+  cephConf?: string;
+  cephKeyring?: string;
+  /** Container address pool (default 100.96.0.0/16, /26 blocks). */
+  pool?: string;
+  /** Agent-loss detection: a silent agent's tasks are unreachable after heartbeat × 3 + this (default 5000 ms). */
+  agentTimeoutMs?: number;
+  heartbeatMs?: number;
+  /** BGP hold time in seconds (default 9). */
+  holdTime?: number;
+  /** Agent resources (default: detected). */
+  resources?: string;
+  attributes?: string;
+}
+
+export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
+  const dir = o.dir ?? '/var/lib/corral/node';
+  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node' };
+  if (o.role === 'control') {
+    return {
+      role: 'control',
+      ...common,
+      components: [...(o.ceph ? (['ceph'] as const) : []), 'master', 'services', 'discovery'],
+      master: { heartbeatIntervalMs: o.heartbeatMs ?? 1000, maxMissedHeartbeats: 3, unreachableTimeoutMs: o.agentTimeoutMs ?? 5000 },
+      services: { replaceAfterSeconds: 0, refuseSeconds: 1, idleRefuseSeconds: 5, reconcileSeconds: 30 },
+      ...(o.ceph ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 1024, pools: ['corral'] } } } : {}),
+    };
+  }
+  if (!o.control) throw new Error('an agent node needs the control node\'s address (--control)');
+  return {
+    role: 'agent',
+    ...common,
+    control: { address: o.control },
+    cni: { network: 'corral', pools: [{ name: 'default', cidr: o.pool ?? '100.96.0.0/16', blockSize: 26 }], holdTime: o.holdTime ?? 9 },
+    ...(o.cephConf ? { ceph: { confFile: o.cephConf, ...(o.cephKeyring ? { keyring: o.cephKeyring } : {}) } } : {}),
+    agent: { ...(o.resources ? { resources: o.resources } : {}), attributes: o.attributes ?? '' },
+  };
+}
+
+/** The node file, validated: what `corral node up` will accept. */
+export function initNode(o: NodeInitOptions): NodeConfig {
+  return parseInput(nodeConfigSchema, nodeFileFor(o), 'node file');
+}
