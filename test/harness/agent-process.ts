@@ -137,6 +137,7 @@ export class AgentProcess {
       const root = join('/sys/fs/cgroup', h, this.cgroupRoot);
       if (!existsSync(root)) continue;
       for (const c of readdirSync(root, { withFileTypes: true })) if (c.isDirectory()) rmdirQuiet(join(root, c.name));
+      rmdirQuiet(root);
     }
     const netnsDir = '/run/netns';
     if (existsSync(netnsDir)) {
