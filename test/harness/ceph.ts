@@ -15,11 +15,14 @@
  * provision/src/ceph.ts, which node provisioning uses for a lab's control node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
 import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
+import { procState, isAlive } from '../../provision/src/teardown.js';
+
+export { procState, isAlive };
 
 export { CEPH_PACKAGES };
 
@@ -67,21 +70,6 @@ export function requireCephBinaries(): void {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Process state letter from /proc (Z = zombie, gone for our purposes), undefined when reaped. */
-export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
-}
-
-export const isAlive = (pid: number): boolean => {
-  const s = procState(pid);
-  return s !== undefined && s !== 'Z' && s !== 'X';
-};
 
 /** SIGTERM, wait, SIGKILL: by PID only, judging death by /proc state. */
 export async function stopPid(pid: number, graceMs = 5000): Promise<void> {

@@ -86,8 +86,7 @@ export function registerLifecycleTests(ctx: ContractContext): void {
   });
 
   describe('durability', () => {
-    it('data, metadata, leases and the revision survive a reopen', async (t) => {
-      if (!ctx.handle.reopen) t.skip();
+    it('data, metadata, leases and the revision survive a reopen', async () => {
       let s = ctx.store;
       const a1 = await s.put('dur/a', 'a1');
       const a2 = await s.put('dur/a', Buffer.from([0, 1, 2]));

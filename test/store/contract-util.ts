@@ -6,7 +6,7 @@ import type { KeyValue, Store, Watch, WatchEvent, WatchOptions } from '../../com
 export interface StoreHandle {
   store: Store;
   /** Close the current store and open the same data again (the new store becomes `store` for cleanup). */
-  reopen?: () => Promise<Store>;
+  reopen: () => Promise<Store>;
   /** Close whatever is open and delete the data. */
   cleanup: () => Promise<void>;
   /** Longest key the store accepts when not MAX_KEY_BYTES (a remote store's namespace takes its share). */

@@ -24,7 +24,7 @@ export function storeContract(name: string, makeStore: () => Promise<StoreHandle
         return handle!;
       },
       reopen: async () => {
-        handle!.store = await handle!.reopen!();
+        handle!.store = await handle!.reopen();
         return handle!.store;
       },
     };

@@ -11,7 +11,7 @@
  */
 import type { Logger } from '../../../common/log.js';
 import type { Backend } from './backend.js';
-import type { KeyedMutex } from './mutex.js';
+import type { KeyedMutex } from '../../../common/mutex.js';
 import { currentBootId, type MountRecord, type MountState } from './state.js';
 import { isMountpoint } from './system.js';
 import type { BackendName } from './types.js';

@@ -15,7 +15,7 @@ import { logger, type Logger } from '../../../common/log.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { Store } from '../../../common/store/index.js';
 import type { Backend, VolumeRecord } from './backend.js';
-import { KeyedMutex } from './mutex.js';
+import { KeyedMutex } from '../../../common/mutex.js';
 import { checkName, parseOptions, parseResize } from './options.js';
 import { currentBootId, MountState, type MountRecord } from './state.js';
 import type { BackendName, SnapshotInfo, VolumeInfo, VolumeSpec, Volumes } from './types.js';

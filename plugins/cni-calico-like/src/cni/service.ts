@@ -15,7 +15,7 @@ import type { Ipam } from '../ipam/allocator.js';
 import { handleOf } from '../ipam/types.js';
 import { hostIfnameFor } from '../netkit/veth.js';
 import { netnsInode } from '../netkit/netns.js';
-import { KeyedMutex } from '../util/mutex.js';
+import { KeyedMutex } from '../../../../common/mutex.js';
 import type { CniEnv, NetConf } from './request.js';
 import { buildResult, prevResultIps, type CniResult } from './result.js';
 import { CniCode, CniError } from './spec.js';

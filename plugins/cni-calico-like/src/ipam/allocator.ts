@@ -13,7 +13,7 @@ import { CorralError } from '../../../../common/errors.js';
 import { rangeJson, type Store } from '../../../../common/store/index.js';
 import type { Logger } from '../../../../common/log.js';
 import { formatCidr, parseIp } from '../netkit/ipv4.js';
-import { KeyedMutex } from '../util/mutex.js';
+import { KeyedMutex } from '../../../../common/mutex.js';
 import { BlockMap } from './block.js';
 import { BlockClaims, type ClaimedBlock } from './claims.js';
 import { Loans } from './loans.js';

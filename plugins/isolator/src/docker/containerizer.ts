@@ -15,7 +15,7 @@ import Dockerode from 'dockerode';
 import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../../common/errors.js';
 import { logger, type Logger } from '../../../../common/log.js';
 import type { ContainerConfig, Containerizer, Launched, NetworkHook, NetworkSpec, RecoveredContainer, ResourceUsage, Termination } from '../../../../core-scheduler/src/agent/containerizer.js';
-import { KeyedMutex } from '../../../cni-calico-like/src/util/mutex.js';
+import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';
 import { REASON_MEMORY, lostTermination } from '../native/termination.js';

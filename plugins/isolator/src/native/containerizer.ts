@@ -13,7 +13,7 @@ import { CorralError, conflict, errorMessage, notFound } from '../../../../commo
 import { logger, type Logger } from '../../../../common/log.js';
 import { parseInput } from '../../../../common/validate.js';
 import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../core-scheduler/src/agent/containerizer.js';
-import { KeyedMutex } from '../../../cni-calico-like/src/util/mutex.js';
+import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';
 import { isRunning, signalIfRunning } from '../common/proc.js';

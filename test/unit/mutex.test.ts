@@ -3,7 +3,7 @@
  * volumes' operations do not wait for them.
  */
 import { describe, expect, it } from 'vitest';
-import { KeyedMutex } from '../../../plugins/volume-driver/src/mutex.js';
+import { KeyedMutex } from '../../common/mutex.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
