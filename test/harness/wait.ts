@@ -1,18 +1,26 @@
 /**
- * Polling until a condition holds. A predicate that throws counts as "not
- * yet" (a daemon restarting answers with errors for a while); the last error
- * is in the timeout's message.
+ * Polling until a condition holds. A probe that throws counts as "not yet"
+ * (a daemon restarting answers with errors for a while); the last error is
+ * in the timeout's message.
  */
-export async function until(pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition', everyMs = 25): Promise<void> {
-  const end = Date.now() + ms;
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it yields a value (anything but undefined or false) and returns it. */
+export async function untilValue<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
-      if (await pred()) return;
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms${last ? ` (last error: ${(last as Error).message ?? String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message ?? String(last)})` : ''}`);
+    await sleep(everyMs);
   }
+}
+
+export async function until(pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition', everyMs = 25): Promise<void> {
+  await untilValue(what, async () => (await pred()) || undefined, ms, everyMs);
 }

@@ -71,8 +71,9 @@ describe('4-host lab with a master and a real Ceph', () => {
       expect(vol).toMatchObject({ backend: 'rbd', attachedTo: host, refs: 1 });
       // Every other host reaches the instance over plain routing (BGP-learned block, no overlay).
       const other = lab.state.plan.hosts.find((h) => h.name !== host)!;
-      const answer = JSON.parse((await lab.get(other.netns, instanceUrl(t.ips[0]!)))!) as { index: number };
-      expect(answer.index).toBe(t.index);
+      // RUNNING says the process started, not that it listens yet or that the block's route reached every peer: retry briefly.
+      const body = await until(`${other.name} reaches kv-${t.index}`, () => lab.get(other.netns, instanceUrl(t.ips[0]!)), 15_000, 100);
+      expect((JSON.parse(body) as { index: number }).index).toBe(t.index);
     }
     expect(await lab.dig(lab.netnsOf(observer), appName('kv'))).toEqual(deployed.tasks.map((t) => t.ips[0]).sort());
     // The catalog entry (Consul API) lists the same addresses.

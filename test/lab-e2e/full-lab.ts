@@ -15,22 +15,8 @@ import { join } from 'node:path';
 import { labStatus, labUp, type LabState, type LabUpOptions } from '../../plugins/cni-calico-like/src/lab/lab.js';
 import { run } from '../harness/resources.js';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
-  }
-}
+export { sleep, untilValue as until } from '../harness/wait.js';
+import { sleep, untilValue as until } from '../harness/wait.js';
 
 /** A program run inside a lab namespace (argument arrays only). */
 export const nsRun = (netns: string, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> =>

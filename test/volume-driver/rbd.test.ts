@@ -14,9 +14,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, fsyncSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { startCeph, type CephCluster } from '../harness/ceph.js';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
-import { run, testDir } from '../harness/resources.js';
+import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
 import { loadConfig } from '../../common/config.js';
 import { openVolumeService, type OpenedVolumeService } from '../../plugins/volume-driver/src/daemon.js';
 import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
@@ -137,11 +138,7 @@ describe('rbd volumes across hosts', () => {
     expect(seenByA.attachedTo).toBe('host-b');
   });
 
-  // Skipped: on this machine the killed `dd` stays in uninterruptible sleep on the fenced rbd-fuse
-  // data path, so host B's restarted plugin cannot unmount the stale ext4 ("target is busy") and
-  // retries forever. Fencing itself holds (covered above and in the lab failover test); the stale
-  // mount's teardown is the open part of the volumes issue.
-  it.skip('fences a host whose plugin died while its data path lives: its writes never reach Ceph, and it cleans up when it returns', async () => {
+  it('fences a host whose plugin died while its data path lives: its writes never reach Ceph, and it cleans up when it returns', async () => {
     const b = hosts.b!;
     const c = hosts.c!;
     const mpB = (await b.client.get('db')).mountpoint!;
@@ -151,13 +148,21 @@ describe('rbd volumes across hosts', () => {
       const mpC = await c.client.mount('db', 'pg-3');
       expect(readFileSync(join(mpC, 'table'), 'utf8')).toBe('row-1\nrow-2\n');
       writeAndFsync(join(mpC, 'owner'), 'host-c');
-      // The fenced data path fails (EIO) or blocks; either way the write must not land. A child process
-      // with a hard timeout keeps a blocked write from wedging the test runner.
-      const stale = await failure(run('timeout', ['-s', 'KILL', '5', 'dd', 'if=/dev/zero', `of=${join(mpB, 'split-brain')}`, 'bs=4k', 'count=4', 'conv=fsync'], { timeoutMs: 30_000 }));
-      expect(stale).not.toBe('succeeded');
-      // Host B's plugin comes back: it sees the volume is another host's now and tears its stale mount down.
+      // A writer still on host B: the fenced data path fails its write or blocks it (in uninterruptible
+      // sleep, where even SIGKILL cannot reach it). Either way the write must not land.
+      const writer = spawn('dd', ['if=/dev/zero', `of=${join(mpB, 'split-brain')}`, 'bs=4k', 'count=4', 'conv=fsync'], { stdio: 'ignore' });
+      recordPid('rbd-stale-writer', writer.pid!);
+      const writerExit = new Promise<number | null>((resolve) => writer.on('exit', (code) => resolve(code)));
+      await Promise.race([writerExit, new Promise((r) => setTimeout(r, 2000))]);
+      writer.kill('SIGKILL');
+      // Host B's plugin comes back: it sees the volume is another host's now, cuts the dead data path
+      // (the blocked writer fails and leaves) and tears its stale mount down.
+      const t0 = Date.now();
       await b.restart();
       for (let i = 0; i < 300 && isMounted(mpB); i++) await new Promise((r) => setTimeout(r, 100));
+      process.stdout.write(`fenced host cleaned up ${Date.now() - t0} ms after its plugin restarted\n`);
+      expect(await writerExit).not.toBe(0);
+      forgetPid('rbd-stale-writer', writer.pid!);
       expect(isMounted(mpB)).toBe(false);
       expect(helperPids(dirOf('b'))).toEqual([]);
       expect((await b.client.get('db')).refs).toBe(0);

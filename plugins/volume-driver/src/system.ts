@@ -94,6 +94,27 @@ export async function umount(target: string): Promise<void> {
   await exec('umount', [target], { timeoutMs: 60_000 });
 }
 
+/**
+ * Unmount a filesystem nothing can be saved from any more (its data path was
+ * fenced and cut): processes killed while writing to it need a moment to
+ * leave; whatever still holds it after `graceMs` (a container still running
+ * on a fenced host) keeps a dead filesystem, and the mount leaves the tree
+ * lazily so the host is clean.
+ */
+export async function umountDead(target: string, graceMs = 5000): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while (isMountpoint(target)) {
+    try {
+      await exec('umount', [target], { timeoutMs: 10_000 });
+      return;
+    } catch (err) {
+      if (!/busy/i.test((err as Error).message) || Date.now() > deadline) break;
+      await sleep(100);
+    }
+  }
+  if (isMountpoint(target)) await exec('umount', ['--lazy', target], { timeoutMs: 10_000 });
+}
+
 /** Grow a mounted filesystem to its device. */
 export async function growFs(dev: string, mountpoint: string, fsType: FsType): Promise<void> {
   if (fsType === 'xfs') await exec('xfs_growfs', [mountpoint], { timeoutMs: 120_000 });

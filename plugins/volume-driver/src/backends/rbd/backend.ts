@@ -15,7 +15,7 @@ import type { Metrics } from '../../../../../common/metrics.js';
 import { isRadosError, RBD_FEATURES, type Image, type RbdFeature } from '../../../../../native/lib/rados.js';
 import type { Attachment, Backend, SaveProgress, VolumeRecord } from '../../backend.js';
 import { formatSize } from '../../options.js';
-import { growBeforeMount, growFs, loopRefreshCapacity, mkfs, mount, tryGrowOnline, umount, withFrozen } from '../../system.js';
+import { growBeforeMount, growFs, loopRefreshCapacity, mkfs, mount, tryGrowOnline, umount, umountDead, withFrozen } from '../../system.js';
 import type { SnapshotInfo, VolumeSpec } from '../../types.js';
 import { applyRoot } from '../local.js';
 import { chooseAttachMethod, methodFor, type AttachMethod, type AttachPreference, type CephClientSettings } from './attach.js';
@@ -192,9 +192,24 @@ export class RbdBackend implements Backend {
 
   async detach(vol: VolumeRecord, att: Attachment): Promise<void> {
     const rec = this.asRbd(vol);
-    await umount(this.mountpoint(rec));
-    await methodFor(att, this.client, this.method).detach(att);
+    const method = methodFor(att, this.client, this.method);
+    if (await this.fenced(rec, att)) {
+      // Another host owns the image: nothing here can be flushed to it any more. Cut the data path
+      // first so that writers blocked on it fail and leave, instead of pinning the mount forever.
+      this.log.warn({ volume: rec.name }, 'tearing down an attachment another host took over: pending writes on this host fail');
+      await method.cut(att);
+      await umountDead(this.mountpoint(rec));
+    } else {
+      await umount(this.mountpoint(rec));
+    }
+    await method.detach(att);
     if (typeof att.cookie === 'string') await this.exclusive.release(rec.name, att.cookie);
+  }
+
+  /** Positively taken over by another host; an unreachable cluster means "don't know" (the normal path then reports it). */
+  private async fenced(rec: RbdRecord, att: Attachment): Promise<boolean> {
+    if (typeof att.cookie !== 'string' || att.cut === true) return att.cut === true;
+    return !(await this.stillHolds(rec, att).catch(() => true));
   }
 
   private async withImage<T>(rec: RbdRecord, what: string, fn: (img: Image) => Promise<T>): Promise<T> {

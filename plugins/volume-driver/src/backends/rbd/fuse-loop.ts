@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import { CorralError } from '../../../../../common/errors.js';
 import type { Attachment } from '../../backend.js';
-import { isMountpoint, loopAttach, loopDetach, pollUntil, processAlive, processCmdline, umountFuse, waitGone } from '../../system.js';
+import { isMountpoint, loopAttach, loopDetach, pollUntil, processAlive, processCmdline, umountDead, umountFuse, waitGone } from '../../system.js';
 import { cephArgs, type AttachedDevice, type AttachMethod, type CephClientSettings } from './method.js';
 
 const RBD_FUSE = process.env.CORRAL_RBD_FUSE_BIN ?? 'rbd-fuse';
@@ -61,17 +61,37 @@ export class FuseLoopAttach implements AttachMethod {
     const fuseDir = typeof state.fuseDir === 'string' ? state.fuseDir : undefined;
     const file = typeof state.file === 'string' ? state.file : undefined;
     if (typeof state.loop === 'string') await loopDetach(state.loop, file);
-    const pid = typeof state.fusePid === 'number' ? state.fusePid : undefined;
-    // Only our rbd-fuse: after a reboot the pid may belong to someone else.
-    const ours = pid !== undefined && fuseDir !== undefined && processCmdline(pid).includes(fuseDir);
+    const pid = ourFusePid(state);
     const kill = async () => {
-      if (ours) process.kill(pid, 'SIGKILL');
+      if (pid !== undefined) process.kill(pid, 'SIGKILL');
     };
-    // The loop device flushed everything on detach; an rbd-fuse that cannot finish the unmount
-    // (fenced, or Ceph gone) has nothing left to lose and is killed so the unmount completes.
-    if (fuseDir) await umountFuse(fuseDir, 5000, kill);
-    if (ours) await waitGone(pid, 10_000);
+    if (fuseDir && state.cut === true) {
+      // The connection is aborted; a lazily unmounted filesystem may still hold the loop file open.
+      await umountDead(fuseDir, 1000);
+    } else if (fuseDir) {
+      // The loop device flushed everything on detach; an rbd-fuse that cannot finish the unmount
+      // (fenced, or Ceph gone) has nothing left to lose and is killed so the unmount completes.
+      await umountFuse(fuseDir, 5000, kill);
+    }
+    if (pid !== undefined) await waitGone(pid, 10_000);
   }
+
+  /** Killing rbd-fuse aborts its FUSE connection: every pending request (and the loop I/O above it) fails at once. */
+  async cut(state: Attachment): Promise<void> {
+    const pid = ourFusePid(state);
+    if (pid !== undefined) {
+      process.kill(pid, 'SIGKILL');
+      await waitGone(pid, 10_000);
+    }
+    state.cut = true;
+  }
+}
+
+/** Our rbd-fuse, if it still runs: after a reboot the recorded pid may belong to someone else. */
+function ourFusePid(state: Attachment): number | undefined {
+  const pid = typeof state.fusePid === 'number' ? state.fusePid : undefined;
+  const fuseDir = typeof state.fuseDir === 'string' ? state.fuseDir : undefined;
+  return pid !== undefined && fuseDir !== undefined && processAlive(pid) && processCmdline(pid).includes(fuseDir) ? pid : undefined;
 }
 
 function tail(file: string): string {

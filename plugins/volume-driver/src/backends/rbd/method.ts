@@ -23,6 +23,13 @@ export interface AttachMethod {
   attach(pool: string, image: string, workDir: string, save: (state: Attachment) => Promise<void>): Promise<AttachedDevice>;
   /** Idempotent; works from whatever part of the state was saved. */
   detach(state: Attachment): Promise<void>;
+  /**
+   * The attachment was fenced (another host owns the image): make every I/O
+   * still pending on it fail now instead of waiting on a cluster that will
+   * never answer, so the processes blocked on it can exit and it can be
+   * unmounted. Then `detach` finishes the job.
+   */
+  cut(state: Attachment): Promise<void>;
 }
 
 /** CEPH_ARGS for Ceph tools that take no flags for these (rbd-fuse). */
