@@ -1,14 +1,16 @@
 /**
- * A fleet of simulated agents in one process (sharing one HTTP dispatcher),
+ * A fleet of simulated agents in one process (sharing HTTP dispatchers),
  * for the placement benchmark. Prints "ready N" once all have registered.
  * Usage: placement-fleet <master-url> <count> <resources>
  */
-import { Agent } from 'undici';
+import { Agent, Pool } from 'undici';
 import { SimAgent } from '../core-scheduler/src/sim/sim-agent.js';
 
 const [master, countText, resources] = process.argv.slice(2);
 const count = Number(countText);
-const dispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 600_000 });
+// Each agent's event stream holds a connection of its own; the calls (status updates) share a few.
+const streamDispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 600_000 });
+const dispatcher = new Pool(master!, { connections: 32, pipelining: 8, keepAliveTimeout: 600_000 });
 const agents: SimAgent[] = [];
 
 async function main(): Promise<void> {
@@ -16,7 +18,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     const group: Promise<string>[] = [];
     for (let j = i; j < Math.min(count, i + batch); j++) {
-      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher });
+      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher, streamDispatcher });
       agents.push(a);
       group.push(a.start());
     }

@@ -76,19 +76,22 @@ async function main(): Promise<void> {
   const env = { ...process.env, CORRAL_MASTER_AGENTS__HEARTBEAT_INTERVAL_MS: '60000', CORRAL_MASTER_AGENTS__UNREACHABLE_TIMEOUT_MS: '600000' };
   const logAt = process.argv.indexOf('--master-log');
   const masterLog = logAt > 0 ? ['--log-level', 'debug', '--log-file', process.argv[logAt + 1]!] : ['--log-level', 'warn'];
-  const profile = process.argv.includes('--profile-master') ? ['--cpu-prof', '--cpu-prof-dir=/tmp/corral-master-prof'] : [];
-  const master = spawn(process.execPath, [...profile, ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // --profile DIR: CPU profiles of the master (DIR/master) and the fleet (DIR/fleet).
+  const profAt = process.argv.indexOf('--profile');
+  const profileDir = profAt > 0 ? process.argv[profAt + 1]! : undefined;
+  const profile = (who: string): string[] => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, who)}`] : []);
+  const master = spawn(process.execPath, [...profile('master'), ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const children: ChildProcess[] = [master];
   const stop = (): void => {
-    // SIGTERM lets the master write its CPU profile when one was asked for.
-    for (const c of children) if (c.exitCode === null) c.kill(profile.length && c === master ? 'SIGTERM' : 'SIGKILL');
+    // SIGTERM lets the master and the fleet write their CPU profiles when asked for.
+    for (const c of children) if (c.exitCode === null) c.kill(profileDir ? 'SIGTERM' : 'SIGKILL');
     rmSync(workDir, { recursive: true, force: true });
   };
   process.on('exit', stop);
   try {
     await waitFor(master, /listening/, 30_000);
     const tReg = performance.now();
-    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', ...profile('fleet'), ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;
@@ -137,8 +140,16 @@ async function main(): Promise<void> {
       },
     });
     const cpu0 = { master: cpuSeconds(master.pid!), fleet: cpuSeconds(fleet.pid!), self: process.cpuUsage() };
+    // A master or fleet that dies mid-run ends the run at once, with its last words.
+    const died = new Promise<never>((_, reject) => {
+      for (const [name, child] of [['master', master], ['fleet', fleet]] as const) {
+        let tail = '';
+        child.stderr!.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-3000)));
+        child.once('exit', (code, signal) => reject(new Error(`the ${name} exited (${signal ?? code}) during the run: ${tail}`)));
+      }
+    });
     await client.subscribe();
-    await Promise.race([finished, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
+    await Promise.race([finished, died, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
     const seconds = (performance.now() - firstOffer) / 1000;
     if (process.argv.includes('--verbose')) console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
     const rssTasks = rssMiB(master.pid!);
@@ -167,7 +178,11 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  // Keep-alive sockets and the fleet's pipes would hold the process open.
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

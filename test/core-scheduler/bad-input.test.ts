@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
+import { until } from '../harness/wait.js';
 import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
 
 interface Reply { status: number; text: string; headers: Headers }
@@ -91,6 +92,7 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
     r = await accept([offer!.id.value], [task('dup', 'cpus:0.5'), task('dup', 'cpus:0.5')]);
     expect(message(r)).toMatch(/used twice/);
     // The offer survived all of that and is still good.
+    fw.holdAck = (status) => status.task_id.value === 'ok';
     r = await accept([offer!.id.value], [task('ok', 'cpus:1;mem:64')]);
     expect(r.status).toBe(202);
     r = await accept([offer!.id.value], [task('again', 'cpus:1;mem:64')]);
@@ -101,6 +103,19 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
     r = await post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE', framework_id: { value: fw.id }, acknowledge: { agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: 'not-a-uuid' } }, stream());
     expect(r.status).toBe(400);
     expect(message(r)).toMatch(/16-byte UUID/);
+    // A batch is all or nothing: the bad entry is named and the good one is not applied.
+    const ok = await fw.update('ok', 'TASK_RUNNING');
+    const batch = (acks: unknown[]): Promise<Reply> => post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { acknowledgements: acks } }, stream());
+    r = await batch([{ agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: ok.uuid }, { agent_id: { value: 'ghost' }, task_id: { value: 'ok' }, uuid: ok.uuid }]);
+    expect(r.status).toBe(400);
+    expect(message(r)).toMatch(/acknowledgement 1: unknown agent ghost/);
+    expect(agent.updates.pending().map((u) => u.status.uuid)).toContain(ok.uuid);
+    r = await batch([]);
+    expect(r.status).toBe(400);
+    expect(message(r)).toMatch(/at least one acknowledgement/);
+    r = await batch([{ agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: ok.uuid }]);
+    expect(r.status).toBe(202);
+    await until(() => !agent.updates.pending().some((u) => u.status.uuid === ok.uuid));
     r = await post(master.url, '/api/v1/scheduler', { type: 'REVIVE', framework_id: { value: fw.id }, revive: { roles: ['not-mine'] } }, stream());
     expect(r.status).toBe(400);
     expect(message(r)).toMatch(/not one of the framework's roles/);

@@ -93,6 +93,24 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(f.updates('retry').length).toBe(count);
   });
 
+  it('sends the acknowledgements of one burst of updates in one ACKNOWLEDGE_BATCH call', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const f = framework(master.url);
+    await f.subscribe();
+    const [offer] = await f.offers();
+    const ids = ['b1', 'b2', 'b3', 'b4'];
+    await f.launch(offer!, ids.map((id) => ({ id, resources: 'cpus:0.5;mem:64' })));
+    for (const id of ids) await f.update(id, 'TASK_RUNNING');
+    await until(() => a.updates.pending().length === 0);
+    const metrics = await (await fetch(`${master.url}/metrics`)).text();
+    const calls = (type: string) => Number(new RegExp(`scheduler_calls_total\\{type="${type}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+    // The agent reports the four launches in one update call, so the framework acknowledges them in one batch.
+    expect(calls('ACKNOWLEDGE_BATCH')).toBe(1);
+    expect(calls('ACKNOWLEDGE')).toBe(0);
+    expect((await tasks(master.url)).tasks.filter((t) => ids.includes(t.task_id.value) && t.status_update_uuid === undefined)).toHaveLength(4);
+  });
+
   it('keeps tasks across framework failover within failover_timeout, and tells the old instance', async () => {
     master = await startTestMaster();
     await agent(master.url);

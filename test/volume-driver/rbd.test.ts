@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { startCeph, type CephCluster } from '../harness/ceph.js';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
-import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
+import { forgetPid, recordPid, testDir } from '../harness/resources.js';
 import { loadConfig } from '../../common/config.js';
 import { openVolumeService, type OpenedVolumeService } from '../../plugins/volume-driver/src/daemon.js';
 import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';

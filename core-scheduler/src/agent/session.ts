@@ -28,6 +28,8 @@ export interface AgentSessionOptions {
   log?: Logger;
   /** Shared HTTP dispatcher (many agents in one process). */
   dispatcher?: import('undici').Dispatcher;
+  /** Shared dispatcher for the event streams, apart from the calls' (see ConnectionOptions). */
+  streamDispatcher?: import('undici').Dispatcher;
   /** Reconnect after the stream breaks (default true). */
   reconnect?: boolean;
   maxBackoffMs?: number;
@@ -44,7 +46,7 @@ export class AgentSession {
   constructor(private readonly opts: AgentSessionOptions) {
     this.agentId = opts.agentId;
     this.log = opts.log ?? logger('agent-session');
-    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
+    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}), ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}) });
   }
 
   /** Register and keep the session up; resolves after the first successful registration. */

@@ -5,7 +5,7 @@
  * slow framework is not flooded with copies; updates produced in the same
  * turn travel in one UPDATE call.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUuidBase64 } from '../../../common/uuid.js';
 import type { V1TaskStatus } from '../protocol/v1.js';
 
 export interface PendingUpdate {
@@ -47,7 +47,7 @@ export class StatusUpdateManager {
 
   /** Queue a new status (a uuid is added); it is sent now if nothing of its task is waiting. */
   add(frameworkId: string, status: V1TaskStatus): V1TaskStatus {
-    const full: V1TaskStatus = { ...status, uuid: randomBytes(16).toString('base64'), timestamp: status.timestamp ?? Date.now() / 1000 };
+    const full: V1TaskStatus = { ...status, uuid: randomUuidBase64(), timestamp: status.timestamp ?? Date.now() / 1000 };
     const key = StatusUpdateManager.key(frameworkId, status.task_id.value);
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = []));

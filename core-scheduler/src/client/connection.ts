@@ -19,6 +19,12 @@ export interface ConnectionOptions {
   connections?: number;
   /** Share one HTTP dispatcher among many connections (thousands of simulated agents in one process). */
   dispatcher?: Dispatcher;
+  /**
+   * Dispatcher for the long-lived event stream, when it should not be the
+   * calls' one: thousands of open streams in a pool make every call scan them
+   * for a free connection.
+   */
+  streamDispatcher?: Dispatcher;
 }
 
 export class CallError extends CorralError {
@@ -69,7 +75,7 @@ export class V1Connection {
       headers: this.headers,
       body: JSON.stringify(call),
       signal: this.abort.signal,
-      ...(this.opts.dispatcher ? { dispatcher: this.opts.dispatcher } : {}),
+      ...((this.opts.streamDispatcher ?? this.opts.dispatcher) ? { dispatcher: this.opts.streamDispatcher ?? this.opts.dispatcher } : {}),
       bodyTimeout: 0,
       headersTimeout: 30_000,
     });

@@ -6,7 +6,7 @@
  * (operator API state). The HTTP edges (scheduler-api.ts, agent-api.ts,
  * operator-api.ts) only validate, authenticate and call in here.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Allocator } from '../allocator/allocator.js';
 import { Resources } from '../resources/resources.js';
@@ -152,7 +152,7 @@ export class Master {
   }
 
   newStreamId(): string {
-    return randomBytes(16).toString('hex').replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5');
+    return randomUUID();
   }
 
   /** Send to an outbox if it is open; false when nobody is listening. */

@@ -2,7 +2,6 @@
  * Tasks: launching onto agents, status updates (relayed to the framework at
  * least once until acknowledged), acknowledgements, reconciliation and kill.
  */
-import { randomBytes } from 'node:crypto';
 import { CorralError } from '../../../common/errors.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
@@ -111,18 +110,26 @@ export class TaskManager {
     this.m.deliver(f?.outbox, { type: 'UPDATE', update: { status } } satisfies SchedulerEvent);
   }
 
-  acknowledge(f: FrameworkRecord, ack: { agent_id: { value: string }; task_id: { value: string }; uuid: string }): void {
-    const raw = Buffer.from(ack.uuid, 'base64');
-    if (raw.length !== 16 || raw.toString('base64') !== ack.uuid) throw new CorralError('INVALID_ARGUMENT', `uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
-    const agent = this.m.agents.get(ack.agent_id.value);
-    if (!agent) throw new CorralError('INVALID_ARGUMENT', `unknown agent ${ack.agent_id.value}`);
-    const t = f.tasks.get(ack.task_id.value);
-    if (t && t.pending?.uuid === ack.uuid) {
-      t.pending = undefined;
-      if (isTerminal(t.state)) this.complete(t);
+  /** Acknowledgements of one call: all are checked before any is applied, so a bad one changes nothing. */
+  acknowledge(f: FrameworkRecord, acks: Array<{ agent_id: { value: string }; task_id: { value: string }; uuid: string }>): void {
+    const agents: AgentRecord[] = [];
+    for (const [i, ack] of acks.entries()) {
+      const where = acks.length > 1 ? `acknowledgement ${i}: ` : '';
+      const raw = Buffer.from(ack.uuid, 'base64');
+      if (raw.length !== 16 || raw.toString('base64') !== ack.uuid) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+      const agent = this.m.agents.get(ack.agent_id.value);
+      if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where}unknown agent ${ack.agent_id.value}`);
+      agents.push(agent);
     }
-    // The agent owns retries: tell it even if the master no longer tracks the task.
-    this.forwardAck(agent, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } });
+    for (const [i, ack] of acks.entries()) {
+      const t = f.tasks.get(ack.task_id.value);
+      if (t && t.pending?.uuid === ack.uuid) {
+        t.pending = undefined;
+        if (isTerminal(t.state)) this.complete(t);
+      }
+      // The agent owns retries: tell it even if the master no longer tracks the task.
+      this.forwardAck(agents[i]!, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } });
+    }
   }
 
   private readonly acks = new Map<AgentRecord, AgentEvent[]>();
@@ -221,9 +228,5 @@ export class TaskManager {
     }
     f.tasks.clear();
     for (const id of agentIds) this.m.deliver(this.m.agents.get(id)?.outbox, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);
-  }
-
-  static newUuid(): string {
-    return randomBytes(16).toString('base64');
   }
 }

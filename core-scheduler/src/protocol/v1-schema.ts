@@ -205,6 +205,8 @@ export type V1Operation = z.infer<typeof operationSchema>;
 
 const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').max(10000);
 
+const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) });
+
 export const schedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
   z.object({ type: z.literal('TEARDOWN'), framework_id: idSchema }),
@@ -214,7 +216,9 @@ export const schedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUPPRESS'), framework_id: idSchema, suppress: z.object({ roles: z.array(roleSchema).optional() }).optional() }),
   z.object({ type: z.literal('KILL'), framework_id: idSchema, kill: z.object({ task_id: idSchema, agent_id: idSchema.optional(), kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional() }) }),
   z.object({ type: z.literal('SHUTDOWN'), framework_id: idSchema, shutdown: z.object({ executor_id: idSchema, agent_id: idSchema }) }),
-  z.object({ type: z.literal('ACKNOWLEDGE'), framework_id: idSchema, acknowledge: z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) }) }),
+  z.object({ type: z.literal('ACKNOWLEDGE'), framework_id: idSchema, acknowledge: acknowledgementSchema }),
+  // corral extension: many acknowledgements in one call (all valid, or none applied).
+  z.object({ type: z.literal('ACKNOWLEDGE_BATCH'), framework_id: idSchema, acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(10000) }) }),
   z.object({ type: z.literal('RECONCILE'), framework_id: idSchema, reconcile: z.object({ tasks: z.array(z.object({ task_id: idSchema, agent_id: idSchema.optional() })).max(100000).default([]) }).optional() }),
   z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
   z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),

@@ -26,6 +26,7 @@ export interface SimAgentOptions {
   updateRetryMs?: number;
   /** Shared HTTP dispatcher (thousands of simulated agents in one process). */
   dispatcher?: import('undici').Dispatcher;
+  streamDispatcher?: import('undici').Dispatcher;
   /** Extra fields for a task's status updates, e.g. container_status with the task's IP. */
   statusExtras?: (task: V1TaskInfo, state: V1TaskState) => Partial<V1TaskStatus>;
 }
@@ -66,6 +67,7 @@ export class SimAgent {
       version: 'corral-sim',
       reconnect: opts.reconnect ?? true,
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+      ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}),
       onEvent: (e) => this.onEvent(e),
       snapshot: () => this.snapshot(),
     });

@@ -69,7 +69,10 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
       m.taskManager.kill(f, call.kill.task_id.value, call.kill.kill_policy);
       break;
     case 'ACKNOWLEDGE':
-      m.taskManager.acknowledge(f, call.acknowledge);
+      m.taskManager.acknowledge(f, [call.acknowledge]);
+      break;
+    case 'ACKNOWLEDGE_BATCH':
+      m.taskManager.acknowledge(f, call.acknowledge_batch.acknowledgements);
       break;
     case 'RECONCILE':
       m.taskManager.reconcile(f, call.reconcile?.tasks ?? []);
