@@ -454,8 +454,12 @@ export class Allocator {
 
   private offerable(res: Resources): boolean {
     if (res.isEmpty()) return false;
-    const q = scalarQuantities(res, { includeRevocable: true });
-    for (const min of this.minAllocatable) if (min.every(([id, v]) => (q[id] ?? 0) >= v)) return true;
+    // Runs once per agent and role in every round: no allocation here.
+    for (const min of this.minAllocatable) {
+      let enough = true;
+      for (let i = 0; i < min.length && enough; i++) enough = res.scalarById(min[i]![0]) >= min[i]![1];
+      if (enough) return true;
+    }
     return false;
   }
 

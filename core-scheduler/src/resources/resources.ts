@@ -95,12 +95,26 @@ function makeEntry(
   return new Entry(identityKey(name, reservations, disk, revocable), name, kind, reservations, disk, revocable, value.scalar ?? 0, value.ranges ?? [], value.set ?? []);
 }
 
+/** Every empty Resources starts out sharing this map (it is never written: writers copy first). */
+const NO_ENTRIES: Map<string, Entry> = new Map();
+
 export class Resources implements Iterable<Entry> {
-  private readonly entries: Map<string, Entry>;
+  /**
+   * Copy on write: a clone shares its source's map until either side
+   * changes. A round hands out tens of thousands of offers that are only
+   * read, and copying each map made the round mostly garbage collection.
+   */
+  private entries: Map<string, Entry> = NO_ENTRIES;
+  private shared = true;
 
   constructor(entries?: Iterable<Entry>) {
-    this.entries = new Map();
     if (entries) for (const e of entries) this.addEntry(e);
+  }
+
+  private own(): void {
+    if (!this.shared) return;
+    this.entries = new Map(this.entries);
+    this.shared = false;
   }
 
   static empty(): Resources {
@@ -121,13 +135,15 @@ export class Resources implements Iterable<Entry> {
 
   clone(): Resources {
     const r = new Resources();
-    for (const [k, e] of this.entries) r.entries.set(k, e);
+    r.entries = this.entries;
+    r.shared = this.shared = true;
     return r;
   }
 
   /** Mutating add of one entry. */
   addEntry(e: Entry): this {
     if (e.isEmpty()) return this;
+    this.own();
     const have = this.entries.get(e.key);
     this.entries.set(e.key, have ? have.plus(e) : e);
     return this;
@@ -141,6 +157,7 @@ export class Resources implements Iterable<Entry> {
 
   /** Mutating subtract; the caller guarantees containment (checked by `contains`). */
   subtract(other: Resources): this {
+    this.own();
     for (const e of other.entries.values()) {
       const have = this.entries.get(e.key);
       if (!have) continue;
@@ -174,8 +191,15 @@ export class Resources implements Iterable<Entry> {
 
   filter(pred: (e: Entry) => boolean): Resources {
     const r = new Resources();
-    for (const e of this.entries.values()) if (pred(e)) r.entries.set(e.key, e);
+    for (const e of this.entries.values()) if (pred(e)) r.addEntry(e);
     return r;
+  }
+
+  /** Sum of the scalar entries with name id `nid` (reserved and revocable included), in thousandths. */
+  scalarById(nid: number): number {
+    let sum = 0;
+    for (const e of this.entries.values()) if (e.nid === nid && e.kind === 'SCALAR') sum += e.scalar;
+    return sum;
   }
 
   /** Role that owns a reserved entry, or undefined when unreserved. */
