@@ -175,6 +175,8 @@ async function main(): Promise<void> {
     await client.close();
   } finally {
     stop();
+    // Profiles are written as the processes exit.
+    if (profileDir) await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
   }
 }
 
