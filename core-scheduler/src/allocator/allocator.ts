@@ -18,71 +18,11 @@
  */
 import { Resources } from '../resources/resources.js';
 import { nameId } from '../resources/values.js';
-import { DrfSorter, toRecord, type Quantities, type SortedClient } from './sorter.js';
+import { DrfSorter, toRecord, type Quantities } from './sorter.js';
 import { AgentEntry, addQuantities, chopUnreserved, scalarQuantities, isFiltered, type Filter } from './agent-entry.js';
+import { headroomNeeded, isOfferable, remainingGuarantee, toMilliQuantities, type AllocatorOptions, type Client, type FrameworkEntry, type FrameworkOptions, type OfferDecision, type QuotaSpec, type RoleEntry } from './types.js';
 
-export interface AllocatorOptions {
-  /** An offer must contain at least one of these (natural units). Mesos default: cpus 0.01 or mem 32. */
-  minAllocatable?: Array<Record<string, number>>;
-  /** Resource names ignored when computing dominant shares (e.g. gpus). */
-  fairnessExcludedResourceNames?: string[];
-}
-
-export interface OfferDecision {
-  frameworkId: string;
-  agentId: string;
-  role: string;
-  resources: Resources;
-}
-
-export interface FrameworkOptions {
-  roles: string[];
-  active?: boolean;
-  /** REVOCABLE_RESOURCES capability: may be offered oversubscribed resources. */
-  revocable?: boolean;
-  suppressedRoles?: string[];
-}
-
-export interface QuotaSpec {
-  guarantee?: Record<string, number>;
-  limit?: Record<string, number>;
-}
-
-interface FrameworkEntry {
-  id: string;
-  active: boolean;
-  revocable: boolean;
-  clients: Map<string, Client>;
-}
-
-/** A framework within one of its roles: the unit that receives offers. */
-export interface Client {
-  framework: FrameworkEntry;
-  role: RoleEntry;
-  sorted: SortedClient<Client>;
-  suppressed: boolean;
-  /** Agents holding a filter of this client, so REVIVE can clear them. */
-  filteredAgents: Set<AgentEntry>;
-}
-
-interface RoleEntry {
-  name: string;
-  weight: number;
-  guarantee: Quantities | undefined;
-  limit: Quantities | undefined;
-  /** Frameworks of this role in DRF order. */
-  frameworks: DrfSorter<Client>;
-  /** Position among roles; `allocated` = reservations to the role + its unreserved allocations. */
-  sorted: SortedClient<RoleEntry>;
-  activeClients: number;
-}
-
-const toMilliQuantities = (rec: Record<string, number> | undefined): Quantities | undefined => {
-  if (!rec) return undefined;
-  const q: Quantities = [];
-  for (const [k, v] of Object.entries(rec)) q[nameId(k)] = Math.round(v * 1000);
-  return q;
-};
+export type { AllocatorOptions, Client, FrameworkOptions, OfferDecision, QuotaSpec } from './types.js';
 
 export class Allocator {
   private readonly agents = new Map<string, AgentEntry>();
@@ -312,7 +252,7 @@ export class Allocator {
     if (agents.length === 0 || this.frameworks.size === 0) return out;
     const quotaRoles = [...this.roles.values()].filter((r) => r.guarantee && r.activeClients > 0);
     if (quotaRoles.length) this.quotaStage(now, agents, quotaRoles, out);
-    this.fairStage(now, agents, this.headroomNeeded(), out);
+    this.fairStage(now, agents, headroomNeeded(this.roles.values()), out);
     return out;
   }
 
@@ -341,12 +281,12 @@ export class Allocator {
       if (a.available.isEmpty()) continue;
       quotaRoles.sort((x, y) => x.sorted.share - y.sorted.share);
       for (const r of quotaRoles) {
-        const remaining = this.remainingGuarantee(r);
+        const remaining = remainingGuarantee(r);
         if (!remaining) continue;
         const base = a.available.allocatableTo(r.name).nonRevocable();
         if (base.isEmpty()) continue;
         const candidate = chopUnreserved(base, remaining);
-        if (!this.offerable(candidate)) continue;
+        if (!isOfferable(this.minAllocatable, candidate)) continue;
         const c = this.pick(a, r, candidate, candidate, true, true, false, now);
         if (c) out.push({ frameworkId: c.framework.id, agentId: a.id, role: r.name, resources: this.give(a, c, candidate) });
       }
@@ -375,7 +315,7 @@ export class Allocator {
         let capped = false;
         if (spare) {
           const allowance = spare.slice();
-          const own = this.remainingGuarantee(r);
+          const own = remainingGuarantee(r);
           if (own) addQuantities(allowance, own);
           const next = chopUnreserved(candidate, allowance);
           if (!next.equals(candidate)) capped = globallyBlocked = true;
@@ -389,8 +329,8 @@ export class Allocator {
           candidate = next;
         }
         const withoutRevocable = a.revocableTotal.isEmpty() ? candidate : candidate.nonRevocable();
-        const okAll = this.offerable(candidate);
-        const okNonRevocable = withoutRevocable === candidate ? okAll : this.offerable(withoutRevocable);
+        const okAll = isOfferable(this.minAllocatable, candidate);
+        const okNonRevocable = withoutRevocable === candidate ? okAll : isOfferable(this.minAllocatable, withoutRevocable);
         if (!okAll && !okNonRevocable) continue;
         const c = this.pick(a, r, candidate, withoutRevocable, okAll, okNonRevocable, !capped, now);
         if (!c) continue;
@@ -428,39 +368,6 @@ export class Allocator {
       return c;
     }
     return undefined;
-  }
-
-  /** Per guaranteed name, what the role still lacks (0 when met); undefined when all are met. */
-  private remainingGuarantee(r: RoleEntry): Quantities | undefined {
-    if (!r.guarantee) return undefined;
-    const out: Quantities = [];
-    let unmet = false;
-    r.guarantee.forEach((g, i) => {
-      const left = Math.max(0, g - (r.sorted.allocated[i] ?? 0));
-      out[i] = left;
-      if (left > 0) unmet = true;
-    });
-    return unmet ? out : undefined;
-  }
-
-  private headroomNeeded(): Quantities | undefined {
-    let need: Quantities | undefined;
-    for (const r of this.roles.values()) {
-      const rem = this.remainingGuarantee(r);
-      if (rem) addQuantities((need ??= []), rem);
-    }
-    return need;
-  }
-
-  private offerable(res: Resources): boolean {
-    if (res.isEmpty()) return false;
-    // Runs once per agent and role in every round: no allocation here.
-    for (const min of this.minAllocatable) {
-      let enough = true;
-      for (let i = 0; i < min.length && enough; i++) enough = res.scalarById(min[i]![0]) >= min[i]![1];
-      if (enough) return true;
-    }
-    return false;
   }
 
   /** Move `res` from the agent's free pool to the client; returns a copy for the offer. */
