@@ -63,8 +63,11 @@ export class TaskManager {
   /** Status updates from an agent, in order. */
   fromAgent(agent: AgentRecord, updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }>): void {
     const byFramework = new Map<FrameworkRecord, SchedulerEvent[]>();
+    // One metric increment per state and call, not per update (labelled increments hash their labels).
+    const perState = new Map<string, number>();
+    for (const { status } of updates) perState.set(status.state, (perState.get(status.state) ?? 0) + 1);
+    for (const [state, n] of perState) this.updatesTotal.inc({ state }, n);
     for (const { framework_id, status } of updates) {
-      this.updatesTotal.inc({ state: status.state });
       const f = this.m.frameworks.get(framework_id.value);
       const full: V1TaskStatus = { ...status, agent_id: { value: agent.id }, source: status.source ?? 'SOURCE_AGENT', timestamp: status.timestamp ?? this.m.clock.now() / 1000 };
       const t = f?.tasks.get(status.task_id.value);
