@@ -102,7 +102,8 @@ export async function takeTour(plan: UpPlan, admin: Credential): Promise<Tour> {
   if (!task?.ips[0]) throw new CorralError('FAILED_PRECONDITION', `app ${DEMO_APP_ID} has no running instance with an address (corral app show ${DEMO_APP_ID})`);
   const ip = task.ips[0];
   const framework = (await client.info()).framework.name;
-  const names = [`${DEMO_APP_ID}.${framework}.corral`, `${DEMO_APP_ID}.service.corral`];
+  // The app's name (every instance), this instance's own stable name, and the Consul-style one.
+  const names = [`${DEMO_APP_ID}.${framework}.corral`, `${DEMO_APP_ID}-${task.index}.${DEMO_APP_ID}.${framework}.corral`, `${DEMO_APP_ID}.service.corral`];
   const volumeName = task.volumes[0] ?? `${DEMO_APP_ID}-${task.index}`;
   const vol = await new VolumeClient(plan.paths.volumeSocket).get(volumeName).catch(() => undefined);
   const digArgs = ['@127.0.0.1', '-p', String(plan.ports.dns), '+short', names[0]!];

@@ -56,6 +56,23 @@ describe('task lifecycle', () => {
     expect(await waitForAnswer(port, 'cache.marathon.corral', (ips) => ips.length === 1 && ips[0] === c!.ipOf('cache-b'), 1000)).toEqual([c.ipOf('cache-b')]);
   });
 
+  it('gives each instance of an app a stable name of its own, which follows it to its replacement', async () => {
+    c = await startCluster({ agents: 2 });
+    const port = c.discovery.dnsPort;
+    const instance = (i: number) => ({ labels: { labels: [{ key: 'corral.instance', value: String(i) }] } });
+    await c.launch({ id: 'kv.0.a', name: 'kv', ...instance(0) });
+    await c.launch({ id: 'kv.1.a', name: 'kv', ...instance(1) });
+    expect(await waitForAnswer(port, 'kv-0.kv.marathon.corral', (ips) => ips.length === 1, 1000)).toEqual([c.ipOf('kv.0.a')]);
+    expect(await waitForAnswer(port, 'kv-1.kv.marathon.corral', (ips) => ips.length === 1, 1000)).toEqual([c.ipOf('kv.1.a')]);
+    expect(await waitForAnswer(port, 'kv.marathon.corral', (ips) => ips.length === 2, 1000)).toEqual([c.ipOf('kv.0.a'), c.ipOf('kv.1.a')].sort());
+    // Instance 1 is lost and replaced: its name answers the replacement only; instance 0's name is untouched.
+    c.agentOf('kv.1.a').end(c.frameworkId, 'kv.1.a', 'TASK_LOST');
+    await waitForAnswer(port, 'kv-1.kv.marathon.corral', (ips) => ips.length === 0, 1000);
+    await c.launch({ id: 'kv.1.b', name: 'kv', ...instance(1) });
+    expect(await waitForAnswer(port, 'kv-1.kv.marathon.corral', (ips) => ips.length === 1, 1000)).toEqual([c.ipOf('kv.1.b')]);
+    expect(await addresses(port, 'kv-0.kv.marathon.corral')).toEqual([c.ipOf('kv.0.a')]);
+  });
+
   it('keeps serving the last known state while the master is down, says so in metrics, and resyncs', async () => {
     c = await startCluster({ discovery: { master: { initialBackoffMs: 50, maxBackoffMs: 200 } } });
     const port = c.discovery.dnsPort;

@@ -18,7 +18,7 @@ import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.j
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { loadNodeState } from '../../provision/src/run.js';
 import { cgroupPids } from '../../provision/src/teardown.js';
-import { appName, cephClientArgs, deployAndWait, failover, instanceUrl, learnedRoutes, nsRun, runningWithIp, startFullLab, storeApp, until, type FailoverResult, type FullLab } from './full-lab.js';
+import { appName, instanceName, cephClientArgs, deployAndWait, failover, instanceUrl, learnedRoutes, nsRun, runningWithIp, startFullLab, storeApp, until, type FailoverResult, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -76,6 +76,8 @@ describe('4-host lab with a master and a real Ceph', () => {
       expect((JSON.parse(body) as { index: number }).index).toBe(t.index);
     }
     expect(await lab.dig(lab.netnsOf(observer), appName('kv'))).toEqual(deployed.tasks.map((t) => t.ips[0]).sort());
+    // Each instance also has a name of its own.
+    for (const t of deployed.tasks) expect(await lab.dig(lab.netnsOf(observer), instanceName('kv', t.index))).toEqual([t.ips[0]]);
     // The catalog entry (Consul API) lists the same addresses.
     const catalog = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`])) as Array<{ ServiceAddress: string }>;
     expect(catalog.map((c) => c.ServiceAddress).sort()).toEqual(deployed.tasks.map((t) => t.ips[0]).sort());
@@ -100,8 +102,9 @@ describe('4-host lab with a master and a real Ceph', () => {
     const victim = lab.state.plan.hosts.find((h) => h.name === result.victim)!;
     expect(cgroupPids(victim.cgroupRoot)).toEqual([]);
     expect((await run('ip', ['netns', 'pids', victim.netns])).trim()).toBe('');
-    // DNS: exactly the three live instances.
+    // DNS: exactly the three live instances; instance 1's own name answers its new address only.
     expect(await lab.dig(lab.netnsOf(result.observer), appName('kv'))).toEqual(runningWithIp(v.tasks).map((t) => t.ips[0]).sort());
+    expect(await lab.dig(lab.netnsOf(result.observer), instanceName('kv', 1))).toEqual([result.newIp]);
     // Routes: nothing via the dead host anywhere.
     for (const h of lab.state.plan.hosts.filter((x) => x.name !== result.victim)) {
       expect((await learnedRoutes(h.netns)).filter((r) => r.gateway === victimIp)).toEqual([]);
@@ -126,6 +129,7 @@ describe('4-host lab with a master and a real Ceph', () => {
       expect(ipam.allocations.map((a) => a.ip)).not.toContain(t.ips[0]);
     }
     await until('DNS name removed', async () => (await lab.dig(lab.netnsOf(result.observer), appName('kv'))).length === 0, 10_000);
+    expect(await lab.dig(lab.netnsOf(result.observer), instanceName('kv', 1))).toEqual([]);
     const catalog = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`])) as unknown[];
     expect(catalog).toEqual([]);
   }, 120_000);

@@ -123,6 +123,9 @@ export const instanceUrl = (ip: string): string => `http://${ip}:8080/`;
 /** The app's DNS name (Mesos-DNS style: app.framework.domain). */
 export const appName = (app: string): string => `${app}.corral-services.corral`;
 
+/** One instance's own name (stable across re-placements). */
+export const instanceName = (app: string, index: number): string => `${app}-${index}.${appName(app)}`;
+
 /** Kernel routes of a host namespace learned over BGP (proto 77), as "dst via gw". */
 export async function learnedRoutes(netns: string): Promise<Array<{ dst: string; gateway?: string }>> {
   return JSON.parse(await run('ip', ['-n', netns, '-j', 'route', 'show', 'proto', '77'])) as Array<{ dst: string; gateway?: string }>;

@@ -154,6 +154,7 @@ describe('corral up: the real single-node stack', () => {
     // The name: real dig against discovery, Mesos-DNS and Consul style.
     expect(await dig('web.corral-services.corral')).toEqual([ip]);
     expect(await dig('web.service.corral')).toEqual([ip]);
+    expect(await dig('web-0.web.corral-services.corral')).toEqual([ip]);
     expect((await dig('_web._tcp.corral-services.corral', 'SRV'))[0]).toMatch(/ 8080 /);
     // …and its catalog entry (Consul API).
     expect(await catalogAddresses('web')).toEqual([ip]);
@@ -184,6 +185,7 @@ describe('corral up: the real single-node stack', () => {
     expect(running(three).map((t) => t.volumes[0]).sort()).toEqual(['web-0', 'web-1', 'web-2']);
     expect(running(three).find((t) => t.index === 0)!.taskId).toBe(before.taskId); // untouched
     expect((await dig('web.corral-services.corral')).sort()).toEqual([...ips].sort());
+    for (const t of running(three)) expect(await dig(`web-${t.index}.web.corral-services.corral`)).toEqual(t.ips);
     expect(await catalogAddresses('web')).toEqual([...ips].sort());
     for (const i of [1, 2]) expect(mounted().some((l) => l.includes(`/volumes/local/web-${i}/_data `))).toBe(true);
 
@@ -195,6 +197,7 @@ describe('corral up: the real single-node stack', () => {
     const end = Date.now() + 15_000;
     while ((await dig('web.corral-services.corral')).length !== 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
     expect(await dig('web.corral-services.corral')).toEqual(before.ips);
+    expect(await dig('web-2.web.corral-services.corral')).toEqual([]);
     expect(await catalogAddresses('web')).toEqual(before.ips);
     const ipam = JSON.parse(await ok(['--json', 'cni', 'ipam'])) as { allocations: Array<{ ip: string }> };
     const waitFreed = Date.now() + 15_000;
@@ -313,5 +316,5 @@ describe('corral up: the real single-node stack', () => {
     expect(d.code, d.stderr).toBe(0);
     expect(existsSync(simWork)).toBe(false);
     expect(supervisor && existsSync(`/proc/${supervisor}`) && !readFileSync(`/proc/${supervisor}/stat`, 'utf8').includes(') Z ')).toBe(false);
-  });
+  }, 150_000);
 });

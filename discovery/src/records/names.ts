@@ -17,6 +17,16 @@ export function sanitizeLabel(raw: string, rule: LabelRule = 'rfc1123'): string 
   return s.slice(0, MAX_LABEL[rule]).replace(/-+$/, '');
 }
 
+/**
+ * The stable label of instance `index` of a task label (`web`, 1 → `web-1`):
+ * the task part is shortened, never the index, so two instances never share
+ * a label.
+ */
+export function instanceLabel(task: string, index: string, rule: LabelRule = 'rfc1123'): string {
+  const head = task.slice(0, MAX_LABEL[rule] - index.length - 1).replace(/-+$/, '');
+  return head ? `${head}-${index}` : '';
+}
+
 /** Service names in SRV owner names keep a leading underscore label: `_web._tcp`. */
 export function srvLabel(label: string): string {
   return `_${label}`;

@@ -5,6 +5,9 @@
  *
  * Names (domain `corral`):
  *  Mesos-DNS   task.framework.corral A, task-<hash>.framework.corral A (unique),
+ *              task-<i>.task.framework.corral A (instance i of a task labelled
+ *              corral.instance=i, as the services framework does: stable
+ *              across re-placements, like a StatefulSet's pod names),
  *              _task._tcp|_udp.framework.corral SRV, leader|master.corral A,
  *              _leader._tcp.corral SRV, agent|slave.corral A
  *  Consul      name.service.corral A/SRV, tag.name.service.corral A,
@@ -15,7 +18,7 @@
 import { isIP, isIPv6 } from 'node:net';
 import type { RR } from '../dns/wire.js';
 import { RecordTable, type OwnedRecord } from './table.js';
-import { addrLabel, sanitizeLabel, shortHash, srvLabel, type LabelRule } from './names.js';
+import { addrLabel, instanceLabel, sanitizeLabel, shortHash, srvLabel, type LabelRule } from './names.js';
 import type { AgentView, ClusterView, TaskView } from '../cluster/view.js';
 import type { AddressBook } from '../cluster/addresses.js';
 import { Catalog, type Instance } from '../catalog/catalog.js';
@@ -30,6 +33,8 @@ export interface ProjectorOptions {
 }
 
 const TASK_CHECK_PREFIX = 'corral-task-health:';
+/** Task label carrying an instance's index (set by the services framework). */
+const INSTANCE_LABEL = 'corral.instance';
 
 const addrRR = (ip: string): RR => (isIPv6(ip) ? { type: 'AAAA', ip } : { type: 'A', ip });
 
@@ -116,6 +121,9 @@ export class Projector {
       { name: `${task}.${base}`, rr: addrRR(ip) },
       { name: unique, rr: addrRR(ip) },
     ];
+    const index = t.labels.find((l) => l.key === INSTANCE_LABEL)?.value;
+    const instance = index !== undefined && /^\d{1,9}$/.test(index) ? instanceLabel(task, String(Number(index)), this.opts.labelRule) : '';
+    if (instance) recs.push({ name: `${instance}.${task}.${base}`, rr: addrRR(ip) });
     for (const p of t.ports) recs.push({ name: `${srvLabel(task)}._${p.protocol}.${base}`, rr: { type: 'SRV', priority: 0, weight: 1, port: p.number, target: unique } });
     this.table.set(`task:${key}`, recs);
   }

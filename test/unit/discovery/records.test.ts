@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { RecordTable } from '../../../discovery/src/records/table.js';
-import { sanitizeLabel, addrLabel } from '../../../discovery/src/records/names.js';
+import { sanitizeLabel, addrLabel, instanceLabel } from '../../../discovery/src/records/names.js';
 import { ClusterView } from '../../../discovery/src/cluster/view.js';
 import { Catalog } from '../../../discovery/src/catalog/catalog.js';
 import { parseDuration } from '../../../discovery/src/consul/http-util.js';
@@ -55,6 +55,10 @@ describe('labels', () => {
     expect(sanitizeLabel('ÄÖ')).toBe('');
     expect(addrLabel('10.0.0.1')).toBe('0a000001');
     expect(addrLabel('fd00::1')).toBe('fd000000000000000000000000000001');
+    expect(instanceLabel('kv', '1')).toBe('kv-1');
+    // The index always survives shortening: instances 1 and 12 of a long name stay apart.
+    expect(instanceLabel('abcdefghijklmnopqrstuvw', '12', 'rfc952')).toBe('abcdefghijklmnopqrstu-12');
+    expect(instanceLabel('abcdefghijklmnopqrstuvw', '1', 'rfc952')).toBe('abcdefghijklmnopqrstuv-1');
   });
 
   it('parses Go durations', () => {
