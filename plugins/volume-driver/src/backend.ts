@@ -36,6 +36,8 @@ export interface Backend {
   readonly name: BackendName;
   readonly scope: 'local' | 'global';
   create(spec: VolumeSpec): Promise<VolumeRecord>;
+  /** Finish a creation that was cut short (its record exists but the volume is not ready); a ready volume is returned as it is. */
+  finishCreate?(rec: VolumeRecord): Promise<VolumeRecord>;
   lookup(name: string): Promise<VolumeRecord | undefined>;
   list(): Promise<VolumeRecord[]>;
   /** Remove a volume nobody on this host has mounted. */

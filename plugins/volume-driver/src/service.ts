@@ -143,7 +143,11 @@ export class VolumeService implements Volumes {
       return this.mutex.run(name, async () => {
         const existing = await this.lookup(name);
         if (existing) {
-          if (sameSpec(existing.rec, spec, opts)) return this.info(existing.rec, existing.backend, await this.mounts.get(name));
+          if (sameSpec(existing.rec, spec, opts)) {
+            // A creation cut short (Ceph went away mid-way, or a timed-out request landed late): creating it again finishes it.
+            const rec = existing.backend.finishCreate ? await existing.backend.finishCreate(existing.rec) : existing.rec;
+            return this.info(rec, existing.backend, await this.mounts.get(name));
+          }
           throw conflict(`volume ${name} already exists (backend ${existing.rec.backend}) with different options`);
         }
         const backend = this.backend(spec.backend);

@@ -125,10 +125,8 @@ export class RbdBackend implements Backend {
       ...(spec.mode !== undefined ? { mode: spec.mode } : {}),
     };
     await this.registry.create(rec);
-    const io = await this.conn.io(pool);
-    const mask = features.reduce((m, f) => m | (RBD_FEATURES[f as RbdFeature] ?? 0), 0);
     try {
-      await this.conn.call(`creating image ${pool}/${spec.name}`, () => io.rbdCreate(spec.name, sizeBytes, { features: mask }));
+      await this.createImage(rec);
     } catch (err) {
       if (!isRadosError(err, 'EEXIST')) {
         await this.registry.remove(spec.name).catch(() => undefined);
@@ -137,6 +135,26 @@ export class RbdBackend implements Backend {
       throw conflict(`an rbd image ${pool}/${spec.name} already exists outside corral's registry; remove it or pick another name`);
     }
     return this.registry.update(spec.name, (r) => ({ ...r, state: 'ready' }));
+  }
+
+  async finishCreate(vol: VolumeRecord): Promise<VolumeRecord> {
+    const rec = this.asRbd(vol);
+    if (rec.state !== 'creating') return rec;
+    try {
+      await this.createImage(rec);
+    } catch (err) {
+      // The registry says corral is making this image: an image already there is the earlier attempt's.
+      if (!isRadosError(err, 'EEXIST')) throw err;
+    }
+    this.log.info({ volume: rec.name }, 'finished a creation that had been cut short');
+    return this.registry.update(rec.name, (r) => ({ ...r, state: 'ready' }));
+  }
+
+  private async createImage(rec: RbdRecord): Promise<void> {
+    const io = await this.conn.io(rec.pool);
+    const mask = (rec.features ?? this.s.features).reduce((m, f) => m | (RBD_FEATURES[f as RbdFeature] ?? 0), 0);
+    const size = rec.sizeBytes ?? this.s.defaultSizeBytes;
+    await this.conn.call(`creating image ${rec.pool}/${rec.image}`, () => io.rbdCreate(rec.image, size, { features: mask }));
   }
 
   async remove(vol: VolumeRecord): Promise<void> {
