@@ -15,10 +15,11 @@
  * provision/src/ceph.ts, which node provisioning uses for a lab's control node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
+import { until } from './wait.js';
 import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
 import { procState, isAlive } from '../../provision/src/teardown.js';
 
@@ -179,6 +180,13 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
   const createPool = (name: string) => createRbdPool(ceph, name);
 
   let stopped: Promise<void> | undefined;
+  const allThreadsStopped = (pid: number): boolean => {
+    try {
+      return readdirSync(`/proc/${pid}/task`).every((tid) => 'tT'.includes(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(')').pop()!.trim()[0] ?? ''));
+    } catch {
+      return true; // gone
+    }
+  };
   const signalAll = (sig: NodeJS.Signals) => {
     for (const d of daemons) {
       if (d.child.pid && isAlive(d.child.pid)) process.kill(d.child.pid, sig);
@@ -195,7 +203,12 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
     ceph,
     rbd,
     createPool,
-    pause: async () => signalAll('SIGSTOP'),
+    pause: async () => {
+      signalAll('SIGSTOP');
+      // SIGSTOP lands asynchronously: a busy daemon thread may still answer one more request. Paused means every thread stopped.
+      const pids = daemons.map((d) => d.child.pid).filter((p): p is number => p !== undefined && isAlive(p));
+      await until(() => pids.every(allThreadsStopped), 5000, 'Ceph daemons stopped', 5);
+    },
     resume: async () => signalAll('SIGCONT'),
     stop: () =>
       (stopped ??= (async () => {
