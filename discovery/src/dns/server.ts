@@ -75,7 +75,24 @@ export class DnsServer {
     return s;
   }
 
+  /**
+   * UDP and TCP on one port. With port 0 the kernel picks a UDP port whose
+   * number may already be taken for TCP: then both are tried again on a
+   * new port.
+   */
   private async listen(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.listenOnce();
+        return;
+      } catch (err) {
+        const inUse = (err as CorralError).details?.errno === 'EADDRINUSE';
+        if (this.opts.port !== 0 || !inUse || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  private async listenOnce(): Promise<void> {
     const type = net.isIPv6(this.opts.host) ? 'udp6' : 'udp4';
     this.udp = dgram.createSocket({ type, recvBufferSize: SOCKET_BUFFER_BYTES, sendBufferSize: SOCKET_BUFFER_BYTES });
     await new Promise<void>((resolve, reject) => {
@@ -97,8 +114,9 @@ export class DnsServer {
         resolve();
       });
     }).catch((err: unknown) => {
+      const port = this.port;
       this.udp.close();
-      throw new CorralError('UNAVAILABLE', `cannot listen for DNS on TCP ${this.opts.host}:${this.port}: ${errorMessage(err)}`);
+      throw new CorralError('UNAVAILABLE', `cannot listen for DNS on TCP ${this.opts.host}:${port}: ${errorMessage(err)}`, { errno: (err as NodeJS.ErrnoException).code });
     });
   }
 
