@@ -248,8 +248,9 @@ describe('rbd volumes across hosts', () => {
     // already queued there); then "later" is listed as a volume still being created.
     expect(names.filter((n) => n !== 'later')).toEqual(['db', 'race', 'shared']);
     // Once Ceph answers again, everything works: creating "later" (again) makes it or finishes it,
-    // and it is written, read back and removed.
-    await a.client.create('later', { size: '32M' });
+    // and it is written, read back and removed. Right after the pause a busy cluster may still time out
+    // an image creation; the user's retry then goes through.
+    await untilValue('creating "later" after the outage', () => a.client.create('later', { size: '32M' }), 30_000, 500);
     const mp = await a.client.mount('later', 'after-outage');
     writeFileSync(join(mp, 'after'), 'ok');
     expect(readFileSync(join(mp, 'after'), 'utf8')).toBe('ok');

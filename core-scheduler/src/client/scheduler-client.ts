@@ -4,6 +4,7 @@
  */
 import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../protocol/v1.js';
 import { V1Connection, type ConnectionOptions } from './connection.js';
+import { MAX_ACKNOWLEDGEMENTS } from '../protocol/v1-schema.js';
 
 export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
@@ -22,8 +23,6 @@ interface PendingAck {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
-
-const MAX_BATCH = 10_000;
 
 export class SchedulerClient {
   readonly conn: V1Connection;
@@ -107,8 +106,8 @@ export class SchedulerClient {
   private flushAcks(): void {
     const all = this.acks;
     this.acks = [];
-    for (let i = 0; i < all.length; i += MAX_BATCH) {
-      const batch = all.slice(i, i + MAX_BATCH);
+    for (let i = 0; i < all.length; i += MAX_ACKNOWLEDGEMENTS) {
+      const batch = all.slice(i, i + MAX_ACKNOWLEDGEMENTS);
       if (batch.length === 1) {
         const [one] = batch;
         this.call('ACKNOWLEDGE', 'acknowledge', one!.ack).then(one!.resolve, one!.reject);

@@ -205,6 +205,8 @@ export type V1Operation = z.infer<typeof operationSchema>;
 
 const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').max(10000);
 
+/** Most acknowledgements one ACKNOWLEDGE_BATCH call may carry. */
+export const MAX_ACKNOWLEDGEMENTS = 10_000;
 const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) });
 
 export const schedulerCallSchema = z.discriminatedUnion('type', [
@@ -218,7 +220,7 @@ export const schedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SHUTDOWN'), framework_id: idSchema, shutdown: z.object({ executor_id: idSchema, agent_id: idSchema }) }),
   z.object({ type: z.literal('ACKNOWLEDGE'), framework_id: idSchema, acknowledge: acknowledgementSchema }),
   // corral extension: many acknowledgements in one call (all valid, or none applied).
-  z.object({ type: z.literal('ACKNOWLEDGE_BATCH'), framework_id: idSchema, acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(10000) }) }),
+  z.object({ type: z.literal('ACKNOWLEDGE_BATCH'), framework_id: idSchema, acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(MAX_ACKNOWLEDGEMENTS) }) }),
   z.object({ type: z.literal('RECONCILE'), framework_id: idSchema, reconcile: z.object({ tasks: z.array(z.object({ task_id: idSchema, agent_id: idSchema.optional() })).max(100000).default([]) }).optional() }),
   z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
   z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),

@@ -216,6 +216,7 @@ export class RbdBackend implements Backend {
       // first so that writers blocked on it fail and leave, instead of pinning the mount forever.
       this.log.warn({ volume: rec.name }, 'tearing down an attachment another host took over: pending writes on this host fail');
       await method.cut(att);
+      att.cut = true;
       await umountDead(this.mountpoint(rec));
     } else {
       await umount(this.mountpoint(rec));
@@ -226,7 +227,7 @@ export class RbdBackend implements Backend {
 
   /** Positively taken over by another host; an unreachable cluster means "don't know" (the normal path then reports it). */
   private async fenced(rec: RbdRecord, att: Attachment): Promise<boolean> {
-    if (typeof att.cookie !== 'string' || att.cut === true) return att.cut === true;
+    if (typeof att.cookie !== 'string') return false;
     return !(await this.stillHolds(rec, att).catch(() => true));
   }
 

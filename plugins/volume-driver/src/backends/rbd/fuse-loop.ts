@@ -83,7 +83,6 @@ export class FuseLoopAttach implements AttachMethod {
       process.kill(pid, 'SIGKILL');
       await waitGone(pid, 10_000);
     }
-    state.cut = true;
   }
 }
 

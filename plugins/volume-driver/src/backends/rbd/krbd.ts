@@ -28,14 +28,12 @@ export class KernelRbdAttach implements AttachMethod {
     return { device, state };
   }
 
-  /** A blocklisted kernel client already fails its I/O (osd_request_timeout bounds the rest); unmap is forced in detach. */
-  async cut(state: Attachment): Promise<void> {
-    state.forceUnmap = true;
-  }
+  /** A blocklisted kernel client already fails its I/O (osd_request_timeout bounds the rest); detach then forces the unmap. */
+  async cut(_state: Attachment): Promise<void> {}
 
   async detach(state: Attachment): Promise<void> {
     if (typeof state.device !== 'string') return;
-    const force = state.forceUnmap === true ? ['-o', 'force'] : [];
+    const force = state.cut === true ? ['-o', 'force'] : [];
     await exec('rbd', ['unmap', ...force, state.device, ...this.args()], { timeoutMs: this.ceph.dataPathTimeoutSeconds * 1000 }).catch((err: Error) => {
       if (!/not mapped|No such file|does not exist/i.test(err.message)) throw err;
     });

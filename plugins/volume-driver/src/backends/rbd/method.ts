@@ -27,7 +27,8 @@ export interface AttachMethod {
    * The attachment was fenced (another host owns the image): make every I/O
    * still pending on it fail now instead of waiting on a cluster that will
    * never answer, so the processes blocked on it can exit and it can be
-   * unmounted. Then `detach` finishes the job.
+   * unmounted. The caller then marks the state `cut: true` and calls
+   * `detach`, which finishes the job without waiting on the dead path.
    */
   cut(state: Attachment): Promise<void>;
 }
