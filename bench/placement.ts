@@ -41,9 +41,10 @@ const freePort = (): Promise<number> =>
   });
 
 /** CPU seconds (user+system) a process has used so far. */
-const cpuSeconds = (pid: number): number => {
+/** User and kernel CPU seconds a process has used so far. */
+const cpuTimes = (pid: number): { user: number; system: number } => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
 };
 
 const rssMiB = (pid: number): number => {
@@ -80,7 +81,7 @@ async function main(): Promise<void> {
   const profAt = process.argv.indexOf('--profile');
   const profileDir = profAt > 0 ? process.argv[profAt + 1]! : undefined;
   const profile = (who: string): string[] => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, who)}`] : []);
-  const master = spawn(process.execPath, [...profile('master'), ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const master = spawn(process.execPath, [...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...profile('master'), ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const children: ChildProcess[] = [master];
   const stop = (): void => {
     // SIGTERM lets the master and the fleet write their CPU profiles when asked for.
@@ -139,7 +140,7 @@ async function main(): Promise<void> {
         }
       },
     });
-    const cpu0 = { master: cpuSeconds(master.pid!), fleet: cpuSeconds(fleet.pid!), self: process.cpuUsage() };
+    const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage() };
     // A master or fleet that dies mid-run ends the run at once, with its last words.
     const died = new Promise<never>((_, reject) => {
       for (const [name, child] of [['master', master], ['fleet', fleet]] as const) {
@@ -154,7 +155,13 @@ async function main(): Promise<void> {
     if (process.argv.includes('--verbose')) console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
     const rssTasks = rssMiB(master.pid!);
     const selfCpu = process.cpuUsage(cpu0.self);
-    const cpu = { master: cpuSeconds(master.pid!) - cpu0.master, fleet: cpuSeconds(fleet.pid!) - cpu0.fleet, framework: (selfCpu.user + selfCpu.system) / 1e6 };
+    const since = (pid: number, t0: { user: number; system: number }): { user: number; system: number } => {
+      const t = cpuTimes(pid);
+      return { user: t.user - t0.user, system: t.system - t0.system };
+    };
+    const split = { master: since(master.pid!, cpu0.master), fleet: since(fleet.pid!, cpu0.fleet), framework: { user: selfCpu.user / 1e6, system: selfCpu.system / 1e6 } };
+    const cpu = { master: split.master.user + split.master.system, fleet: split.fleet.user + split.fleet.system, framework: split.framework.user + split.framework.system };
+    if (process.argv.includes('--verbose')) console.log('CPU seconds (user / kernel):', Object.fromEntries(Object.entries(split).map(([k, v]) => [k, `${v.user.toFixed(1)} / ${v.system.toFixed(1)}`])));
     const figures = [
       { metric: `placement: ${TASKS} tasks on ${AGENTS} agents, offer→all RUNNING acknowledged`, value: TASKS / seconds, unit: 'tasks/s', goal: '≥ 20,000 tasks/s', peer: 'Nomad C1M ~3,750/s; kube-scheduler ~100–300/s' },
       { metric: 'placement wall time', value: seconds, unit: 's' },

@@ -8,6 +8,12 @@ import type { Master } from './master.js';
 import { taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
 import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 
+/**
+ * The canonical base64 form of 16 bytes: 21 full characters, one that carries
+ * the last 2 bits (its low 4 bits zero), and "==". Checked without decoding.
+ */
+const UUID_BASE64 = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
 /** Statuses kept per task for the operator API; the latest matters, a few explain it. */
 const KEEP_STATUSES = 3;
 
@@ -28,8 +34,7 @@ export class TaskManager {
         frameworkId: f.id,
         agentId: agent.id,
         role,
-        // Agents and the operator API see which role the resources were allocated to.
-        info: { ...info, resources: resources.toV1(role) },
+        info,
         resources,
         state: 'TASK_STAGING',
         statuses: [],
@@ -39,7 +44,9 @@ export class TaskManager {
       };
       f.tasks.set(t.id, t);
       agent.tasks.set(t.key, t);
-      infos.push(t.info);
+      // The agent sees which role the resources were allocated to. This copy lives only until
+      // the message is encoded; the record keeps the framework's info and `resources`.
+      infos.push({ ...info, resources: resources.toV1(role) });
       this.m.events.taskAdded(t);
     }
     const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch: { framework_info: f.info, tasks: infos } } satisfies AgentEvent);
@@ -67,9 +74,14 @@ export class TaskManager {
     const perState = new Map<string, number>();
     for (const { status } of updates) perState.set(status.state, (perState.get(status.state) ?? 0) + 1);
     for (const [state, n] of perState) this.updatesTotal.inc({ state }, n);
+    // The call's validated statuses are fresh objects owned by the master: completed in place, not copied.
+    const agentId = { value: agent.id };
+    const now = this.m.clock.now() / 1000;
     for (const { framework_id, status } of updates) {
       const f = this.m.frameworks.get(framework_id.value);
-      const full: V1TaskStatus = { ...status, agent_id: { value: agent.id }, source: status.source ?? 'SOURCE_AGENT', timestamp: status.timestamp ?? this.m.clock.now() / 1000 };
+      status.agent_id = agentId;
+      status.source ??= 'SOURCE_AGENT';
+      status.timestamp ??= now;
       const t = f?.tasks.get(status.task_id.value);
       if (!f || !t) {
         // Unknown to the master (e.g. the framework was removed): acknowledge on its behalf so the agent stops retrying.
@@ -77,10 +89,10 @@ export class TaskManager {
         continue;
       }
       if (t.agentId !== agent.id) continue; // stale update from an agent the task no longer lives on
-      this.record(t, full);
+      this.record(t, status);
       let list = byFramework.get(f);
       if (!list) byFramework.set(f, (list = []));
-      list.push({ type: 'UPDATE', update: { status: full } });
+      list.push({ type: 'UPDATE', update: { status } });
     }
     for (const [f, events] of byFramework) {
       if (!f.outbox?.isOpen) continue;
@@ -118,8 +130,7 @@ export class TaskManager {
     const agents: AgentRecord[] = [];
     for (const [i, ack] of acks.entries()) {
       const where = acks.length > 1 ? `acknowledgement ${i}: ` : '';
-      const raw = Buffer.from(ack.uuid, 'base64');
-      if (raw.length !== 16 || raw.toString('base64') !== ack.uuid) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+      if (!UUID_BASE64.test(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
       const agent = this.m.agents.get(ack.agent_id.value);
       if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where}unknown agent ${ack.agent_id.value}`);
       agents.push(agent);

@@ -88,11 +88,14 @@ function identityKey(name: string, reservations: readonly Reservation[], disk: V
   return k;
 }
 
+/** Entries are immutable, so the common empty lists are one shared frozen array, not three per entry. */
+const NONE: readonly never[] = Object.freeze([]);
+
 function makeEntry(
   name: string, kind: Kind, reservations: readonly Reservation[], disk: V1DiskInfo | undefined, revocable: boolean,
   value: { scalar?: number; ranges?: readonly (readonly [number, number])[]; set?: readonly string[] } = {},
 ): Entry {
-  return new Entry(identityKey(name, reservations, disk, revocable), name, kind, reservations, disk, revocable, value.scalar ?? 0, value.ranges ?? [], value.set ?? []);
+  return new Entry(identityKey(name, reservations, disk, revocable), name, kind, reservations.length ? reservations : NONE, disk, revocable, value.scalar ?? 0, value.ranges ?? NONE, value.set ?? NONE);
 }
 
 /** Every empty Resources starts out sharing this map (it is never written: writers copy first). */
