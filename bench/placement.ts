@@ -7,6 +7,8 @@
  * run here): Nomad C1M ~3,750 containers/s, kube-scheduler ~100–300 pods/s.
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
+ *        [--verbose] [--profile DIR] [--master-log FILE]
+ * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
