@@ -4,7 +4,7 @@
  * with a grace period, and nothing left behind.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { rmSync, existsSync, readFileSync } from 'node:fs';
+import { rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
@@ -115,9 +115,11 @@ describe('agent: native tasks', () => {
 
   it('runs health checks: results travel in updates, and the task is killed after repeated failures', async () => {
     const flag = join(dir, 'healthy');
+    // The flag exists before the task starts: the first check (at once, no grace period) must pass.
+    writeFileSync(flag, '');
     await launch({
       id: 'checked',
-      command: { value: `touch ${flag}; sleep 600` },
+      command: { value: 'sleep 600' },
       health_check: { type: 'COMMAND', command: { value: `test -f ${flag}` }, delay_seconds: 0, interval_seconds: 0.3, timeout_seconds: 2, grace_period_seconds: 0, consecutive_failures: 2 },
     });
     const healthy = await new Promise<boolean>((resolve) => {
