@@ -100,9 +100,12 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
     expect(message(r)).toMatch(/not outstanding/);
     r = await post(master.url, '/api/v1/scheduler', { type: 'DECLINE', framework_id: { value: fw.id }, decline: { offer_ids: [{ value: offer!.id.value }] } }, stream());
     expect(r.status).toBe(400);
-    r = await post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE', framework_id: { value: fw.id }, acknowledge: { agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: 'not-a-uuid' } }, stream());
-    expect(r.status).toBe(400);
-    expect(message(r)).toMatch(/16-byte UUID/);
+    // Not base64, too short, too long, and 16 bytes written in a non-canonical form (stray low bits before "==").
+    for (const uuid of ['not-a-uuid', 'AAAAAAAAAAAAAAAAAAAAAA=', 'AAAAAAAAAAAAAAAAAAAAAAA=', 'AAAAAAAAAAAAAAAAAAAAAB==']) {
+      r = await post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE', framework_id: { value: fw.id }, acknowledge: { agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid } }, stream());
+      expect(r.status, uuid).toBe(400);
+      expect(message(r)).toMatch(/16-byte UUID/);
+    }
     // A batch is all or nothing: the bad entry is named and the good one is not applied.
     const ok = await fw.update('ok', 'TASK_RUNNING');
     const batch = (acks: unknown[]): Promise<Reply> => post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { acknowledgements: acks } }, stream());
