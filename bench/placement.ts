@@ -42,7 +42,6 @@ const freePort = (): Promise<number> =>
     });
   });
 
-/** CPU seconds (user+system) a process has used so far. */
 /** User and kernel CPU seconds a process has used so far. */
 const cpuTimes = (pid: number): { user: number; system: number } => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
