@@ -18,3 +18,14 @@ export function randomUuidBase64(): string {
   offset += 16;
   return uuid;
 }
+
+/**
+ * Whether `s` is a uuid in that form: the canonical base64 of 16 bytes is 21
+ * full characters, one that carries the last 2 bits (its low 4 bits zero),
+ * and "==". Checked without decoding, as it is once per acknowledgement.
+ */
+export function isUuidBase64(s: string): boolean {
+  return UUID_BASE64.test(s);
+}
+
+const UUID_BASE64 = /^[A-Za-z0-9+/]{21}[AQgw]==$/;

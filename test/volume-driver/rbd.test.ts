@@ -231,6 +231,7 @@ describe('rbd volumes across hosts', () => {
     await c.remove('half');
   });
 
+  // Its own waits (the pause, four 3 s timeouts, two 30 s retries) exceed the default budget on a loaded machine.
   it('answers clearly while Ceph is down, never falls back to local, and loses nothing', async () => {
     const a = hosts.a!;
     await ceph.pause();
@@ -256,6 +257,5 @@ describe('rbd volumes across hosts', () => {
     expect(readFileSync(join(mp, 'after'), 'utf8')).toBe('ok');
     await a.client.unmount('later', 'after-outage');
     await a.client.remove('later');
-    // Its own waits (the pause, four 3 s timeouts, two 30 s retries) exceed the default budget on a loaded machine.
   }, 150_000);
 });

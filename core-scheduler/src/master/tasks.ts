@@ -3,16 +3,11 @@
  * least once until acknowledged), acknowledgements, reconciliation and kill.
  */
 import { CorralError } from '../../../common/errors.js';
+import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
 import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
-
-/**
- * The canonical base64 form of 16 bytes: 21 full characters, one that carries
- * the last 2 bits (its low 4 bits zero), and "==". Checked without decoding.
- */
-const UUID_BASE64 = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 
 /** Statuses kept per task for the operator API; the latest matters, a few explain it. */
 const KEEP_STATUSES = 3;
@@ -130,7 +125,7 @@ export class TaskManager {
     const agents: AgentRecord[] = [];
     for (const [i, ack] of acks.entries()) {
       const where = acks.length > 1 ? `acknowledgement ${i}: ` : '';
-      if (!UUID_BASE64.test(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+      if (!isUuidBase64(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
       const agent = this.m.agents.get(ack.agent_id.value);
       if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where}unknown agent ${ack.agent_id.value}`);
       agents.push(agent);
