@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     const group: Promise<string>[] = [];
     for (let j = i; j < Math.min(count, i + batch); j++) {
-      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher, streamDispatcher });
+      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher, streamDispatcher, keepEvents: false });
       agents.push(a);
       group.push(a.start());
     }

@@ -97,9 +97,12 @@ async function main(): Promise<void> {
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;
+    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing`);
     const rssAgents = rssMiB(master.pid!);
 
-    const task = parseResources('cpus:1;mem:256');
+    const taskResources = parseResources('cpus:1;mem:256').toV1();
+    const OFFER_SLICE = 250;
+    let offersPending = 0;
     let launched = 0;
     let acked = 0;
     let accepted = 0;
@@ -117,19 +120,29 @@ async function main(): Promise<void> {
       onEvent: (e, c) => {
         if (e.type === 'OFFERS') {
           firstOffer ||= performance.now();
-          for (const offer of e.offers.offers) {
-            const n = Math.floor(Resources.fromV1(offer.resources).scalar('cpus'));
-            const infos: V1TaskInfo[] = [];
-            for (let i = 0; i < n && launched < TASKS; i++, launched++) {
-              infos.push({ name: `t${launched}`, task_id: { value: `t${launched}` }, agent_id: offer.agent_id, resources: task.toV1(), command: { value: 'sleep 3600' } });
+          offersPending += e.offers.offers.length;
+          // Answer a large OFFERS event a slice at a time, so the first ACCEPTs
+          // are on the wire while the rest are still being planned.
+          const offers = e.offers.offers;
+          const answer = (from: number): void => {
+            const to = Math.min(offers.length, from + OFFER_SLICE);
+            for (let k = from; k < to; k++) {
+              const offer = offers[k]!;
+              const n = Math.floor(Resources.fromV1(offer.resources).scalar('cpus'));
+              const infos: V1TaskInfo[] = [];
+              for (let i = 0; i < n && launched < TASKS; i++, launched++) {
+                infos.push({ name: `t${launched}`, task_id: { value: `t${launched}` }, agent_id: offer.agent_id, resources: taskResources, command: { value: 'sleep 3600' } });
+              }
+              c.accept([offer.id.value], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 3600).then(
+                () => {
+                  if (++accepted === offersPending) phase.accepted = performance.now();
+                },
+                (err: Error) => errors.push(err.message),
+              );
             }
-            c.accept([offer.id.value], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 3600).then(
-              () => {
-                if (++accepted === e.offers.offers.length) phase.accepted = performance.now();
-              },
-              (err: Error) => errors.push(err.message),
-            );
-          }
+            if (to < offers.length) setImmediate(answer, to);
+          };
+          answer(0);
         } else if (e.type === 'UPDATE' && e.update.status.state === 'TASK_RUNNING' && e.update.status.uuid) {
           if (++runningSeen === TASKS) phase.running = performance.now();
           c.acknowledge(e.update.status).then(

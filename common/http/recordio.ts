@@ -9,31 +9,48 @@ export function encodeRecord(value: unknown): string {
   return `${Buffer.byteLength(json)}\n${json}`;
 }
 
-/** Incremental decoder: feed chunks, get complete records back. */
+/**
+ * Incremental decoder: feed chunks, get complete records back. A large record
+ * (an OFFERS event for 10,000 agents is megabytes) arrives in many chunks;
+ * they are held as a list and joined once the record is complete, not
+ * re-copied on every chunk.
+ */
 export class RecordIODecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes that must be buffered before the next record can be complete. */
+  private needed = 0;
 
   constructor(private readonly maxRecordBytes = 64 * 1024 * 1024) {}
 
   push(chunk: Buffer): string[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered < this.needed) return [];
+    const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
     const out: string[] = [];
     let pos = 0;
+    this.needed = 0;
     for (;;) {
-      const nl = this.buf.indexOf(10, pos);
+      const nl = buf.indexOf(10, pos);
       if (nl === -1) {
-        if (this.buf.length - pos > 20) throw new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long');
+        if (buf.length - pos > 20) throw new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long');
         break;
       }
-      const lenText = this.buf.toString('latin1', pos, nl);
+      const lenText = buf.toString('latin1', pos, nl);
       if (!/^\d+$/.test(lenText)) throw new CorralError('MALFORMED_REQUEST', `bad RecordIO length prefix ${JSON.stringify(lenText.slice(0, 20))}`);
       const len = Number(lenText);
       if (len > this.maxRecordBytes) throw new CorralError('PAYLOAD_TOO_LARGE', `RecordIO record of ${len} bytes is too large`);
-      if (this.buf.length < nl + 1 + len) break;
-      out.push(this.buf.toString('utf8', nl + 1, nl + 1 + len));
+      if (buf.length < nl + 1 + len) {
+        this.needed = nl + 1 + len - pos;
+        break;
+      }
+      out.push(buf.toString('utf8', nl + 1, nl + 1 + len));
       pos = nl + 1 + len;
     }
-    this.buf = pos === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
+    const rest = pos === buf.length ? undefined : buf.subarray(pos);
+    this.chunks = rest ? [rest] : [];
+    this.buffered = rest ? rest.length : 0;
     return out;
   }
 }

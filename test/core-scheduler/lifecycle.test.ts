@@ -111,6 +111,25 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect((await tasks(master.url)).tasks.filter((t) => ids.includes(t.task_id.value) && t.status_update_uuid === undefined)).toHaveLength(4);
   });
 
+  it('sends acknowledgements on their own connection, ahead of a backlog of other calls', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const f = framework(master.url);
+    f.autoAck = false;
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await f.launch(offer!, [{ id: 'lane', resources: 'cpus:1;mem:64' }]);
+    const running = await f.update('lane', 'TASK_RUNNING');
+    // A framework answering a flood of offers queues many calls at once (here 400 REVIVEs on two connections, one at a time each).
+    let revivesDone = 0;
+    const revives = Array.from({ length: 400 }, () => f.client.revive().then(() => revivesDone++));
+    await f.client.acknowledge(running);
+    const revivesBeforeAck = revivesDone;
+    await Promise.all(revives);
+    expect(revivesBeforeAck).toBeLessThan(200);
+    await until(() => a.updates.pending().length === 0);
+  });
+
   it('keeps tasks across framework failover within failover_timeout, and tells the old instance', async () => {
     master = await startTestMaster();
     await agent(master.url);

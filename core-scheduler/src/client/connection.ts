@@ -56,6 +56,13 @@ function errorText(body: string): string {
 export class V1Connection {
   private readonly pool: Dispatcher;
   private readonly ownsPool: boolean;
+  /**
+   * A connection of its own for acknowledgements, so they never wait behind
+   * a burst of other calls: a framework that answers 10,000 offers at once
+   * would otherwise hold every acknowledgement until the last ACCEPT is sent,
+   * and the agents would resend their updates.
+   */
+  private readonly ackPool: Dispatcher | undefined;
   private readonly headers: Record<string, string>;
   streamId: string | undefined;
   private abort: AbortController | undefined;
@@ -63,6 +70,7 @@ export class V1Connection {
   constructor(private readonly opts: ConnectionOptions) {
     this.ownsPool = opts.dispatcher === undefined;
     this.pool = opts.dispatcher ?? new Pool(opts.master, { connections: opts.connections ?? 2, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
+    this.ackPool = opts.dispatcher ? undefined : new Pool(opts.master, { connections: 1, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (opts.principal !== undefined && opts.secret !== undefined) this.headers.authorization = basicAuthHeader(opts.principal, opts.secret);
   }
@@ -99,9 +107,10 @@ export class V1Connection {
   }
 
   /** A non-streaming call; resolves on 2xx, throws CallError with the server's message otherwise. */
-  async call(body: unknown): Promise<unknown> {
+  async call(body: unknown, lane: 'calls' | 'acknowledgements' = 'calls'): Promise<unknown> {
     const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
-    const res = await this.pool.request({ origin: this.opts.master, path: this.opts.path, method: 'POST', headers, body: JSON.stringify(body) });
+    const pool = lane === 'acknowledgements' ? (this.ackPool ?? this.pool) : this.pool;
+    const res = await pool.request({ origin: this.opts.master, path: this.opts.path, method: 'POST', headers, body: JSON.stringify(body) });
     const text = await res.body.text();
     if (res.statusCode >= 300) throw new CallError(res.statusCode, errorText(text));
     return text ? (JSON.parse(text) as unknown) : undefined;
@@ -116,6 +125,6 @@ export class V1Connection {
 
   async close(): Promise<void> {
     this.disconnect();
-    if (this.ownsPool) await this.pool.close();
+    if (this.ownsPool) await Promise.all([this.pool.close(), this.ackPool?.close()]);
   }
 }

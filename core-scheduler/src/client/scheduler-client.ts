@@ -81,7 +81,8 @@ export class SchedulerClient {
   }
 
   private call(type: string, field: string | undefined, body: unknown): Promise<unknown> {
-    return this.conn.call({ type, framework_id: { value: this.frameworkId }, ...(field ? { [field]: body } : {}) });
+    const lane = type === 'ACKNOWLEDGE' || type === 'ACKNOWLEDGE_BATCH' ? 'acknowledgements' : 'calls';
+    return this.conn.call({ type, framework_id: { value: this.frameworkId }, ...(field ? { [field]: body } : {}) }, lane);
   }
 
   accept(offerIds: string[], operations: V1Operation[], refuseSeconds?: number): Promise<unknown> {

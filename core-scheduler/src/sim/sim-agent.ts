@@ -27,6 +27,8 @@ export interface SimAgentOptions {
   /** Shared HTTP dispatcher (thousands of simulated agents in one process). */
   dispatcher?: import('undici').Dispatcher;
   streamDispatcher?: import('undici').Dispatcher;
+  /** Keep every event in `received` (default true, for tests; a large fleet turns it off to save memory). */
+  keepEvents?: boolean;
   /** Extra fields for a task's status updates, e.g. container_status with the task's IP. */
   statusExtras?: (task: V1TaskInfo, state: V1TaskState) => Partial<V1TaskStatus>;
 }
@@ -43,7 +45,7 @@ export class SimAgent {
   readonly updates: StatusUpdateManager;
   readonly tasks = new Map<string, SimTask>();
   private readonly frameworks = new Map<string, V1FrameworkInfo>();
-  /** Every event received, for tests. */
+  /** Every event received, for tests (empty with keepEvents: false). */
   readonly received: AgentEvent[] = [];
   private readonly listeners = new Set<(e: AgentEvent) => void>();
 
@@ -107,7 +109,7 @@ export class SimAgent {
   }
 
   private onEvent(e: AgentEvent): void {
-    this.received.push(e);
+    if (this.opts.keepEvents !== false) this.received.push(e);
     switch (e.type) {
       case 'REGISTERED':
         this.updates.resendAll();
