@@ -10,12 +10,13 @@ import type { Master } from '../master.js';
 import { agentCallSchema, AGENT_CALL_TYPES } from '../../protocol/v1-schema.js';
 import type { AgentEvent, SchedulerEvent } from '../../protocol/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
+import { isQuickAgentCall } from '../../protocol/v1-fast.js';
 
 export function mountAgentApi(server: HttpServer, m: Master): void {
   const streamIds = new Map<string, string>();
   server.route('POST', '/api/v1/agent', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API');
+    const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', isQuickAgentCall);
     if (call.type === 'REGISTER') {
       const a = await m.agentManager.register(call.register, principal);
       const streamId = m.newStreamId();

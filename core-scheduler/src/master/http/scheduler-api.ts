@@ -10,12 +10,13 @@ import type { FrameworkRecord } from '../records.js';
 import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1SchedulerCall } from '../../protocol/v1-schema.js';
 import type { SchedulerEvent } from '../../protocol/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
+import { isQuickSchedulerCall } from '../../protocol/v1-fast.js';
 
 export function mountSchedulerApi(server: HttpServer, m: Master): void {
   const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);
   server.route('POST', '/api/v1/scheduler', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API');
+    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', isQuickSchedulerCall);
     calls.inc({ type: call.type });
     if (call.type === 'SUBSCRIBE') return subscribe(ctx, m, call, principal);
     const f = framework(ctx, m, call.framework_id.value, principal);
