@@ -8,7 +8,7 @@
  * then decides and words the error. test/unit/v1-fast.test.ts holds them to
  * zod's verdict on valid bodies and on thousands of mutated ones.
  */
-import { MAX_ACKNOWLEDGEMENTS, validateRoleName } from './v1-schema.js';
+import { MAX_ACKNOWLEDGEMENTS, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -25,7 +25,6 @@ function keysWithin(o: Obj, allowed: ReadonlySet<string>): boolean {
 const ID_KEYS = new Set(['value']);
 const isId = (v: unknown): boolean => isObj(v) && keysWithin(v, ID_KEYS) && isStr(v.value, 1, 255);
 
-const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 const RESOURCE_KEYS = new Set(['name', 'type', 'scalar', 'ranges', 'role', 'allocation_info']);
 const SCALAR_KEYS = new Set(['value']);
 const RANGES_KEYS = new Set(['range']);
@@ -41,7 +40,7 @@ function isRange(v: unknown): boolean {
 
 function isResource(r: unknown): boolean {
   if (!isObj(r) || !keysWithin(r, RESOURCE_KEYS)) return false;
-  if (!isStr(r.name, 1, 128) || !RESOURCE_NAME.test(r.name as string)) return false;
+  if (!isStr(r.name, 1, 128) || !RESOURCE_NAME_PATTERN.test(r.name as string)) return false;
   if (r.role !== undefined && !isRole(r.role)) return false;
   if (r.allocation_info !== undefined) {
     const a = r.allocation_info;
@@ -125,11 +124,8 @@ function isAckBatch(c: Obj): boolean {
   return isObj(b) && keysWithin(b, ACK_BATCH_KEYS) && isArr(b.acknowledgements, 1, MAX_ACKNOWLEDGEMENTS) && b.acknowledgements.every(isAck);
 }
 
-const STATES = new Set([
-  'TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED',
-  'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_UNREACHABLE', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN',
-]);
-const SOURCES = new Set(['SOURCE_MASTER', 'SOURCE_AGENT', 'SOURCE_EXECUTOR']);
+const STATES = new Set<string>(taskStateSchema.options);
+const SOURCES = new Set<string>(taskSourceSchema.options);
 const STATUS_SLOW_KEYS = new Set(['labels', 'container_status']);
 
 function isStatus(s: unknown): boolean {

@@ -45,9 +45,11 @@ export type V1DiskInfo = z.infer<typeof diskSchema>;
 
 const rangeSchema = z.object({ begin: uint, end: uint }).refine((r) => r.end >= r.begin, 'range end must not be below its begin');
 
+export const RESOURCE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
 export const v1ResourceSchema = z
   .object({
-    name: z.string().min(1).max(128).regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'resource name must be letters, digits, "_", "." or "-"'),
+    name: z.string().min(1).max(128).regex(RESOURCE_NAME_PATTERN, 'resource name must be letters, digits, "_", "." or "-"'),
     type: z.enum(['SCALAR', 'RANGES', 'SET']),
     scalar: z.object({ value: z.number().finite().nonnegative().max(1e15) }).optional(),
     ranges: z.object({ range: z.array(rangeSchema).max(10000) }).optional(),
@@ -234,11 +236,13 @@ export const taskStateSchema = z.enum([
 ]);
 export type V1TaskState = z.infer<typeof taskStateSchema>;
 
+export const taskSourceSchema = z.enum(['SOURCE_MASTER', 'SOURCE_AGENT', 'SOURCE_EXECUTOR']);
+
 export const taskStatusSchema = z.looseObject({
   task_id: idSchema,
   state: taskStateSchema,
   message: z.string().max(65536).optional(),
-  source: z.enum(['SOURCE_MASTER', 'SOURCE_AGENT', 'SOURCE_EXECUTOR']).optional(),
+  source: taskSourceSchema.optional(),
   reason: z.string().max(128).optional(),
   data: z.string().max(1024 * 1024).optional(),
   agent_id: idSchema.optional(),
