@@ -13,7 +13,8 @@ export function encodeRecord(value: unknown): string {
  * Incremental decoder: feed chunks, get complete records back. A large record
  * (an OFFERS event for 10,000 agents is megabytes) arrives in many chunks;
  * they are held as a list and joined once the record is complete, not
- * re-copied on every chunk.
+ * re-copied on every chunk. Records reach `onRecord` as they are found, so
+ * the good records before a corrupt one are delivered before push() throws.
  */
 export class RecordIODecoder {
   private chunks: Buffer[] = [];
@@ -23,34 +24,47 @@ export class RecordIODecoder {
 
   constructor(private readonly maxRecordBytes = 64 * 1024 * 1024) {}
 
-  push(chunk: Buffer): string[] {
+  push(chunk: Buffer, onRecord: (record: string) => void): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    if (this.buffered < this.needed) return [];
+    if (this.buffered < this.needed) return;
     const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    const out: string[] = [];
     let pos = 0;
     this.needed = 0;
+    // Whatever is thrown, the records already handed on are not handed on again.
+    const fail = (err: Error): never => {
+      this.keep(buf, pos);
+      throw err;
+    };
     for (;;) {
       const nl = buf.indexOf(10, pos);
       if (nl === -1) {
-        if (buf.length - pos > 20) throw new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long');
+        if (buf.length - pos > 20) fail(new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long'));
         break;
       }
       const lenText = buf.toString('latin1', pos, nl);
-      if (!/^\d+$/.test(lenText)) throw new CorralError('MALFORMED_REQUEST', `bad RecordIO length prefix ${JSON.stringify(lenText.slice(0, 20))}`);
+      if (!/^\d+$/.test(lenText)) fail(new CorralError('MALFORMED_REQUEST', `bad RecordIO length prefix ${JSON.stringify(lenText.slice(0, 20))}`));
       const len = Number(lenText);
-      if (len > this.maxRecordBytes) throw new CorralError('PAYLOAD_TOO_LARGE', `RecordIO record of ${len} bytes is too large`);
+      if (len > this.maxRecordBytes) fail(new CorralError('PAYLOAD_TOO_LARGE', `RecordIO record of ${len} bytes is too large`));
       if (buf.length < nl + 1 + len) {
         this.needed = nl + 1 + len - pos;
         break;
       }
-      out.push(buf.toString('utf8', nl + 1, nl + 1 + len));
+      const record = buf.toString('utf8', nl + 1, nl + 1 + len);
       pos = nl + 1 + len;
+      try {
+        onRecord(record);
+      } catch (err) {
+        fail(err as Error);
+      }
     }
+    this.keep(buf, pos);
+  }
+
+  /** Hold only the bytes of `buf` from `pos` on. */
+  private keep(buf: Buffer, pos: number): void {
     const rest = pos === buf.length ? undefined : buf.subarray(pos);
     this.chunks = rest ? [rest] : [];
     this.buffered = rest ? rest.length : 0;
-    return out;
   }
 }

@@ -143,7 +143,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
       return;
     }
     try {
-      for (const record of this.decoder.push(chunk)) this.onEvent(JSON.parse(record) as Record<string, unknown>);
+      this.decoder.push(chunk, (record) => this.onEvent(JSON.parse(record) as Record<string, unknown>));
     } catch (err) {
       c.abort(err as Error);
     }
