@@ -81,6 +81,19 @@ describe('V1Connection', () => {
     await expect(done).resolves.toBeUndefined();
   });
 
+  it('a disconnect before the stream is open still closes it', async () => {
+    let opened = 0;
+    const conn = await connect((_req, res) => {
+      opened++;
+      res.writeHead(200, { 'mesos-stream-id': 's' });
+      res.write(encodeRecord({ type: 'SUBSCRIBED' }));
+    });
+    const subscribing = conn.subscribe({ type: 'SUBSCRIBE' }, () => undefined);
+    conn.disconnect();
+    await expect(subscribing).rejects.toThrow(/closed by the client/);
+    expect(opened).toBe(0);
+  });
+
   it('refuses a stream the server answers with an error, and fails the stream on a malformed record', async () => {
     let status = 403;
     const conn = await connect((_req, res) => {

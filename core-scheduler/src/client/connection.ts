@@ -124,12 +124,17 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     this.done.catch(() => undefined);
   }
 
+  private aborted = false;
+
   abort(): void {
+    this.aborted = true;
     this.controller?.abort(new StreamAborted('event stream closed by the client'));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // disconnect() while the request was still queued for a connection.
+    if (this.aborted) controller.abort(new StreamAborted('event stream closed by the client'));
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
