@@ -81,6 +81,28 @@ describe('V1Connection', () => {
     await expect(done).resolves.toBeUndefined();
   });
 
+  it('an event that arrives with the headers can already make calls with the stream id', async () => {
+    const streamIds: unknown[] = [];
+    const conn = await connect((req, res, body) => {
+      if ((JSON.parse(body) as { type: string }).type !== 'SUBSCRIBE') {
+        streamIds.push(req.headers['mesos-stream-id']);
+        return res.writeHead(202).end();
+      }
+      // Headers and the first events leave in one write, as from a master that already has offers.
+      res.socket!.cork();
+      res.writeHead(200, { 'mesos-stream-id': 'sid-9' });
+      res.write(encodeRecord({ type: 'SUBSCRIBED' }) + encodeRecord({ type: 'OFFERS' }));
+      process.nextTick(() => res.socket!.uncork());
+    });
+    const calls: Array<Promise<unknown>> = [];
+    await conn.subscribe({ type: 'SUBSCRIBE' }, (e) => {
+      if (e.type === 'OFFERS') calls.push(conn.call({ type: 'DECLINE' }));
+    });
+    await expect.poll(() => calls.length).toBe(1);
+    await Promise.all(calls);
+    expect(streamIds).toEqual(['sid-9']);
+  });
+
   it('a disconnect before the stream is open still closes it', async () => {
     let opened = 0;
     const conn = await connect((_req, res) => {
