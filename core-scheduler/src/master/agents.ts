@@ -6,7 +6,7 @@
 import { CorralError } from '../../../common/errors.js';
 import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { taskKey, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
+import { keptTaskInfo, taskKey, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
 import { isTerminal, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
 import type { V1AgentCall } from '../protocol/v1-schema.js';
@@ -101,7 +101,7 @@ export class AgentManager {
       const role = rt.task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? f.roles[0]!;
       let t = f.tasks.get(rt.task.task_id.value);
       if (!t) {
-        t = { key, id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: rt.task, resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
+        t = { key, id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: keptTaskInfo(rt.task), resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
         f.tasks.set(t.id, t);
         this.m.events.taskAdded(t);
       } else {

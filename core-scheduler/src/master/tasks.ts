@@ -6,7 +6,7 @@ import { CorralError } from '../../../common/errors.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
+import { keptTaskInfo, taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
 import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 
 /** Statuses kept per task for the operator API; the latest matters, a few explain it. */
@@ -29,7 +29,7 @@ export class TaskManager {
         frameworkId: f.id,
         agentId: agent.id,
         role,
-        info,
+        info: keptTaskInfo(info),
         resources,
         state: 'TASK_STAGING',
         statuses: [],
@@ -40,7 +40,7 @@ export class TaskManager {
       f.tasks.set(t.id, t);
       agent.tasks.set(t.key, t);
       // The agent sees which role the resources were allocated to. This copy lives only until
-      // the message is encoded; the record keeps the framework's info and `resources`.
+      // the message is encoded; the record keeps `resources` and what its views show of the info.
       infos.push({ ...info, resources: resources.toV1(role) });
       this.m.events.taskAdded(t);
     }
