@@ -10,11 +10,11 @@ export function encodeRecord(value: unknown): string {
 }
 
 /**
- * Incremental decoder: feed chunks, get complete records back. A large record
- * (an OFFERS event for 10,000 agents is megabytes) arrives in many chunks;
- * they are held as a list and joined once the record is complete, not
- * re-copied on every chunk. Records reach `onRecord` as they are found, so
- * the good records before a corrupt one are delivered before push() throws.
+ * Incremental decoder: feed chunks; each complete record goes to `onRecord`
+ * as soon as it is found, so the good records before a corrupt one are
+ * delivered before push() throws. A large record (an OFFERS event for 10,000
+ * agents is megabytes) arrives in many chunks; they are held as a list and
+ * joined once the record is complete, not re-copied on every chunk.
  */
 export class RecordIODecoder {
   private chunks: Buffer[] = [];
