@@ -7,7 +7,8 @@
  * run here): Nomad C1M ~3,750 containers/s, kube-scheduler ~100–300 pods/s.
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
- *        [--verbose] [--profile DIR] [--master-log FILE]
+ *        [--connections 4] [--pipelining 32] [--verbose] [--profile DIR]
+ *        [--master-log FILE]
  * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,10 +24,19 @@ import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+  if (i < 0) return dflt;
+  const value = Number(process.argv[i + 1]);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} needs a positive whole number, not ${JSON.stringify(process.argv[i + 1] ?? '')}`);
+    process.exit(2);
+  }
+  return value;
 };
 const AGENTS = arg('agents', 10_000);
 const CPUS = arg('cpus', 10);
+// The framework's calls: connections to the master, and calls in flight on each (HTTP pipelining).
+const CONNECTIONS = arg('connections', 4);
+const PIPELINING = arg('pipelining', 32);
 const TASKS = AGENTS * CPUS;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -97,7 +107,7 @@ async function main(): Promise<void> {
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;
-    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing`);
+    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing with ${CONNECTIONS} connections × ${PIPELINING} calls in flight`);
     const rssAgents = rssMiB(master.pid!);
 
     const taskResources = parseResources('cpus:1;mem:256').toV1();
@@ -114,8 +124,8 @@ async function main(): Promise<void> {
     const errors: string[] = [];
     const client = new SchedulerClient({
       master: url,
-      connections: 4,
-      pipelining: 32,
+      connections: CONNECTIONS,
+      pipelining: PIPELINING,
       framework: { user: 'bench', name: 'placement', failover_timeout: 3600 },
       onEvent: (e, c) => {
         if (e.type === 'OFFERS') {
