@@ -15,13 +15,10 @@ import { testDir } from '../test/harness/resources.js';
 import { servedRecords } from '../discovery/src/status.js';
 import { startDiscovery } from '../discovery/src/daemon.js';
 import { configureLogging } from '../common/log.js';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const TASKS = arg('tasks', 200);
-const SECONDS = arg('seconds', 10);
+const TASKS = flag('--tasks', 200);
+const SECONDS = flag('--seconds', 10);
 const JSON_OUT = process.argv.includes('--json');
 
 interface Run {

@@ -12,13 +12,10 @@ import { startCluster } from '../test/discovery/cluster.js';
 import { addresses } from '../test/discovery/dns-client.js';
 import { V1Connection } from '../core-scheduler/src/client/connection.js';
 import { configureLogging } from '../common/log.js';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const TASKS = arg('tasks', 200);
-const PARALLEL = arg('parallel', 4);
+const TASKS = flag('--tasks', 200);
+const PARALLEL = flag('--parallel', 4);
 const JSON_OUT = process.argv.includes('--json');
 
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;

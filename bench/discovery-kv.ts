@@ -16,14 +16,11 @@ import type { StoreConfigInput } from '../common/store/index.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { testDir } from '../test/harness/resources.js';
 import { configureLogging } from '../common/log.js';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const ROUNDS = arg('rounds', 200);
-const SECONDS = arg('seconds', 5);
-const CONCURRENCY = arg('concurrency', 32);
+const ROUNDS = flag('--rounds', 200);
+const SECONDS = flag('--seconds', 5);
+const CONCURRENCY = flag('--concurrency', 32);
 const JSON_OUT = process.argv.includes('--json');
 
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;

@@ -9,17 +9,14 @@
 import { fork } from 'node:child_process';
 import { connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
 
 if (process.argv[2] === 'reader') {
   const server = createServer((s) => s.on('data', () => undefined)).listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
 } else {
-  const WRITES = arg('writes', 50_000);
-  const message = 'x'.repeat(arg('bytes', 300));
+  const WRITES = flag('--writes', 50_000);
+  const message = 'x'.repeat(flag('--bytes', 300));
   const reader = fork(fileURLToPath(import.meta.url), ['reader']);
   const port = await new Promise<number>((resolve) => reader.once('message', (p) => resolve(p as number)));
   for (const sockets of [1000, 4]) {

@@ -21,22 +21,13 @@ import { SchedulerClient } from '../core-scheduler/src/client/scheduler-client.j
 import { Resources } from '../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const value = Number(process.argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} needs a positive whole number, not ${JSON.stringify(process.argv[i + 1] ?? '')}`);
-    process.exit(2);
-  }
-  return value;
-};
-const AGENTS = arg('agents', 10_000);
-const CPUS = arg('cpus', 10);
+const AGENTS = flag('--agents', 10_000);
+const CPUS = flag('--cpus', 10);
 // The framework's calls: connections to the master, and calls in flight on each (HTTP pipelining).
-const CONNECTIONS = arg('connections', 4);
-const PIPELINING = arg('pipelining', 32);
+const CONNECTIONS = flag('--connections', 4);
+const PIPELINING = flag('--pipelining', 32);
 const TASKS = AGENTS * CPUS;
 
 const here = fileURLToPath(new URL('.', import.meta.url));

@@ -23,14 +23,11 @@ import { startEtcd } from '../test/harness/etcd.js';
 import { MasterProcess } from '../test/harness/master-process.js';
 import { freePort } from '../test/harness/ports.js';
 import { testDir } from '../test/harness/resources.js';
+import { flag } from './volume-common.js';
 
-const arg = (name: string, def: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const SECONDS = arg('seconds', 5);
-const CONCURRENCY = arg('concurrency', 16);
-const ROUNDS = arg('rounds', 2000);
+const SECONDS = flag('--seconds', 5);
+const CONCURRENCY = flag('--concurrency', 16);
+const ROUNDS = flag('--rounds', 2000);
 const JSON_OUT = process.argv.includes('--json');
 const KEYS = 1000;
 const VALUE = 'x'.repeat(100);

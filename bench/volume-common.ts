@@ -1,7 +1,6 @@
 /**
- * Shared bits of the volume benchmarks: statistics, a figure table, and the
- * start/stop of the real peers (a private dockerd, a one-node Ceph cluster,
- * volume-driver processes) through the test harnesses.
+ * Shared bits of the benchmarks: numeric flags, statistics and a figure
+ * table (the volume benchmarks were the first to need them).
  */
 export interface Figure {
   what: string;
@@ -32,9 +31,16 @@ export function printFigures(title: string, figures: Figure[], json: boolean): v
   for (const f of figures) process.stdout.write(line(cols.map((c) => f[c])) + '\n');
 }
 
+/** A numeric flag (`--name N`), or `dflt` when absent; anything but a number ≥ 0 ends the run with a clear message. */
 export function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+  if (i < 0) return dflt;
+  const value = Number(process.argv[i + 1]);
+  if (process.argv[i + 1] === undefined || !Number.isFinite(value) || value < 0) {
+    process.stderr.write(`${name} needs a number ≥ 0, not ${JSON.stringify(process.argv[i + 1] ?? '')}\n`);
+    process.exit(2);
+  }
+  return value;
 }
 
 export const jsonOutput = (): boolean => process.argv.includes('--json');

@@ -31,21 +31,16 @@ export class RecordIODecoder {
     const buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
     let pos = 0;
     this.needed = 0;
-    // Whatever is thrown, the records already handed on are not handed on again.
-    const fail = (err: Error): never => {
-      this.keep(buf, pos);
-      throw err;
-    };
     for (;;) {
       const nl = buf.indexOf(10, pos);
       if (nl === -1) {
-        if (buf.length - pos > 20) fail(new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long'));
+        if (buf.length - pos > 20) this.fail(buf, pos, new CorralError('MALFORMED_REQUEST', 'RecordIO length prefix is too long'));
         break;
       }
       const lenText = buf.toString('latin1', pos, nl);
-      if (!/^\d+$/.test(lenText)) fail(new CorralError('MALFORMED_REQUEST', `bad RecordIO length prefix ${JSON.stringify(lenText.slice(0, 20))}`));
+      if (!/^\d+$/.test(lenText)) this.fail(buf, pos, new CorralError('MALFORMED_REQUEST', `bad RecordIO length prefix ${JSON.stringify(lenText.slice(0, 20))}`));
       const len = Number(lenText);
-      if (len > this.maxRecordBytes) fail(new CorralError('PAYLOAD_TOO_LARGE', `RecordIO record of ${len} bytes is too large`));
+      if (len > this.maxRecordBytes) this.fail(buf, pos, new CorralError('PAYLOAD_TOO_LARGE', `RecordIO record of ${len} bytes is too large`));
       if (buf.length < nl + 1 + len) {
         this.needed = nl + 1 + len - pos;
         break;
@@ -55,10 +50,16 @@ export class RecordIODecoder {
       try {
         onRecord(record);
       } catch (err) {
-        fail(err as Error);
+        this.fail(buf, pos, err as Error);
       }
     }
     this.keep(buf, pos);
+  }
+
+  /** Throw `err`, keeping only what follows `pos`: the records already handed on are not handed on again. */
+  private fail(buf: Buffer, pos: number, err: Error): never {
+    this.keep(buf, pos);
+    throw err;
   }
 
   /** Hold only the bytes of `buf` from `pos` on. */

@@ -60,12 +60,33 @@ function errorText(body: string): string {
 
 /** Largest answer to a non-streaming call that is read (the APIs answer these with no body or a small one). */
 const MAX_CALL_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** Enough of a refused stream's answer for its error message. */
+const MAX_STREAM_ERROR_BYTES = 64 * 1024;
+
+/** A response body gathered up to a limit. */
+class BodyText {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly limit: number) {}
+
+  /** Keep `chunk`; false (and not kept) once the body is over the limit. */
+  add(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > this.limit) return false;
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  text(): string {
+    return this.chunks.length === 1 ? this.chunks[0]!.toString('utf8') : Buffer.concat(this.chunks).toString('utf8');
+  }
+}
 
 /** Collects a call's answer: resolves with its JSON on 2xx, rejects with CallError otherwise. */
 class CallHandler implements Dispatcher.DispatchHandler {
   private status = 0;
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
+  private readonly body = new BodyText(MAX_CALL_RESPONSE_BYTES);
 
   constructor(
     private readonly resolve: (value: unknown) => void,
@@ -80,13 +101,11 @@ class CallHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.size += chunk.length;
-    if (this.size > MAX_CALL_RESPONSE_BYTES) c.abort(new CorralError('PAYLOAD_TOO_LARGE', `the master's answer exceeds ${MAX_CALL_RESPONSE_BYTES} bytes`));
-    else this.chunks.push(chunk);
+    if (!this.body.add(chunk)) c.abort(new CorralError('PAYLOAD_TOO_LARGE', `the master's answer exceeds ${MAX_CALL_RESPONSE_BYTES} bytes`));
   }
 
   onResponseEnd(): void {
-    const text = this.chunks.length === 0 ? '' : this.chunks.length === 1 ? this.chunks[0]!.toString('utf8') : Buffer.concat(this.chunks).toString('utf8');
+    const text = this.body.text();
     if (this.status >= 300) return this.reject(new CallError(this.status, errorText(text)));
     try {
       this.resolve(text ? (JSON.parse(text) as unknown) : undefined);
@@ -115,7 +134,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   private aborted = false;
   private status = 0;
   private readonly decoder = new RecordIODecoder();
-  private readonly errorChunks: Buffer[] = [];
+  private readonly errorBody = new BodyText(MAX_STREAM_ERROR_BYTES);
   private settleOpen!: { resolve: (streamId: string) => void; reject: (err: Error) => void };
   private settleDone!: { resolve: () => void; reject: (err: Error) => void };
   readonly opened = new Promise<string>((resolve, reject) => (this.settleOpen = { resolve, reject }));
@@ -132,13 +151,17 @@ class StreamHandler implements Dispatcher.DispatchHandler {
 
   abort(): void {
     this.aborted = true;
-    this.controller?.abort(new StreamAborted('event stream closed by the client'));
+    if (this.controller) StreamHandler.close(this.controller);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     // disconnect() while the request was still queued for a connection.
-    if (this.aborted) controller.abort(new StreamAborted('event stream closed by the client'));
+    if (this.aborted) StreamHandler.close(controller);
+  }
+
+  private static close(controller: Dispatcher.DispatchController): void {
+    controller.abort(new StreamAborted('event stream closed by the client'));
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -151,7 +174,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.status !== 200) {
-      if (this.errorChunks.length < 64) this.errorChunks.push(chunk);
+      this.errorBody.add(chunk);
       return;
     }
     try {
@@ -162,7 +185,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.status !== 200) this.settleOpen.reject(new CallError(this.status, errorText(Buffer.concat(this.errorChunks).toString('utf8'))));
+    if (this.status !== 200) this.settleOpen.reject(new CallError(this.status, errorText(this.errorBody.text())));
     this.settleDone.resolve();
   }
 
