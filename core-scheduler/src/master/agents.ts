@@ -6,7 +6,7 @@
 import { CorralError } from '../../../common/errors.js';
 import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { keptTaskInfo, taskKey, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
+import { keptTaskInfo, withLatestStatus, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
 import { isTerminal, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
 import type { V1AgentCall } from '../protocol/v1-schema.js';
@@ -69,7 +69,7 @@ export class AgentManager {
     } else {
       a = {
         id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, status: 'disconnected', outbox: undefined,
-        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Map(), version: reg.version ?? 'unknown',
+        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: reg.version ?? 'unknown',
       };
       this.m.agents.set(id, a);
     }
@@ -81,7 +81,7 @@ export class AgentManager {
 
   /** Reconcile the tasks an agent reports with what the master knows about it. */
   private async adoptTasks(a: AgentRecord, reg: RegisterCall, wasUnreachable: boolean): Promise<void> {
-    const reported = new Set<string>();
+    const reported = new Set<TaskRecord>();
     const infos = new Map(reg.frameworks.filter((f) => f.id).map((f) => [f.id!.value, f]));
     for (const rt of reg.tasks) {
       const fwId = rt.framework_id.value;
@@ -90,8 +90,8 @@ export class AgentManager {
         const info: V1FrameworkInfo & { id: { value: string } } = { ...(infos.get(fwId) ?? { user: '', name: `unknown-${fwId}` }), id: { value: fwId } };
         f = await this.m.frameworkManager.adopt(info);
       }
-      const key = taskKey(fwId, rt.task.task_id.value);
-      reported.add(key);
+      let t = f.tasks.get(rt.task.task_id.value);
+      if (t) reported.add(t);
       if (wasUnreachable && !f.partitionAware) {
         // Already reported LOST to a framework that cannot handle tasks coming back: kill it.
         this.later(a.id, { type: 'KILL', kill: { framework_id: rt.framework_id, task_id: rt.task.task_id } });
@@ -99,26 +99,26 @@ export class AgentManager {
       }
       const resources = Resources.fromV1(rt.task.resources);
       const role = rt.task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? f.roles[0]!;
-      let t = f.tasks.get(rt.task.task_id.value);
       if (!t) {
-        t = { key, id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: keptTaskInfo(rt.task), resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
+        t = { id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: keptTaskInfo(rt.task), resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
         f.tasks.set(t.id, t);
         this.m.events.taskAdded(t);
       } else {
         const wasUnreachableTask = t.state === 'TASK_UNREACHABLE';
         t.state = rt.status.state;
-        t.statuses = [...t.statuses.slice(-2), rt.status];
+        t.statuses = withLatestStatus(t.statuses, rt.status);
         if (wasUnreachableTask && !isTerminal(t.state)) {
           // Tell the partition-aware framework its task is back (it may have acknowledged the agent's last update long ago).
           this.m.deliver(f.outbox, { type: 'UPDATE', update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } } });
         }
       }
-      a.tasks.set(key, t);
+      reported.add(t);
+      a.tasks.add(t);
       if (!isTerminal(t.state)) this.holdTaskResources(t);
     }
-    for (const t of [...a.tasks.values()]) {
-      if (reported.has(t.key) || isTerminal(t.state)) continue;
-      a.tasks.delete(t.key);
+    for (const t of [...a.tasks]) {
+      if (reported.has(t) || isTerminal(t.state)) continue;
+      a.tasks.delete(t);
       this.m.taskManager.masterUpdate(t, t.state === 'TASK_STAGING' ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_RECONCILIATION', 'task was not found on its agent when the agent re-registered');
     }
   }
@@ -232,7 +232,7 @@ export class AgentManager {
         t.holdsResources = false;
       }
       this.m.taskManager.masterUpdate(t, s, 'REASON_AGENT_REMOVED', message);
-      if (s !== 'TASK_UNREACHABLE') a.tasks.delete(t.key);
+      if (s !== 'TASK_UNREACHABLE') a.tasks.delete(t);
     }
   }
 
@@ -248,7 +248,7 @@ export class AgentManager {
     this.m.agents.set(p.id, {
       id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
       attributes: p.info.attributes ?? [], status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
-      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Map(), version: 'unknown',
+      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: 'unknown',
     });
   }
 

@@ -34,7 +34,8 @@ export interface AgentRecord {
   reregisteredAt: number | undefined;
   lastSeen: number;
   disconnectedAt: number | undefined;
-  tasks: Map<string, TaskRecord>;
+  /** The records themselves: a task is one object wherever it is listed, so no composite key is built per task. */
+  tasks: Set<TaskRecord>;
   version: string;
 }
 
@@ -62,7 +63,6 @@ export interface FrameworkRecord {
 }
 
 export interface TaskRecord {
-  key: string;
   id: string;
   frameworkId: string;
   agentId: string;
@@ -70,6 +70,7 @@ export interface TaskRecord {
   info: KeptTaskInfo;
   resources: Resources;
   state: V1TaskState;
+  /** The latest few statuses, oldest first; replaced, not grown, so each list is exactly its length. */
   statuses: V1TaskStatus[];
   /** Latest update that carries a uuid and has not been acknowledged yet. */
   pending: V1TaskStatus | undefined;
@@ -105,4 +106,17 @@ export function keptTaskInfo(info: V1TaskInfo): KeptTaskInfo {
   return kept;
 }
 
-export const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
+/** Statuses kept per task for the operator API; the latest matters, a few explain it. */
+const KEEP_STATUSES = 3;
+
+/**
+ * The kept statuses with `status` appended, as a new list of exactly that
+ * length: a pushed-to array reserves room for 17 elements, and with 100,000
+ * tasks those unused slots are megabytes every collection copies.
+ */
+export function withLatestStatus(statuses: V1TaskStatus[], status: V1TaskStatus): V1TaskStatus[] {
+  if (statuses.length === 0) return [status];
+  if (statuses.length === 1) return [statuses[0]!, status];
+  if (statuses.length === 2) return [statuses[0]!, statuses[1]!, status];
+  return [...statuses.slice(1 - KEEP_STATUSES), status];
+}

@@ -6,11 +6,8 @@ import { CorralError } from '../../../common/errors.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { keptTaskInfo, taskKey, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
-import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
-
-/** Statuses kept per task for the operator API; the latest matters, a few explain it. */
-const KEEP_STATUSES = 3;
+import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
+import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 
 export class TaskManager {
   private readonly updatesTotal;
@@ -22,9 +19,10 @@ export class TaskManager {
   launch(f: FrameworkRecord, agent: AgentRecord, role: string, tasks: Array<{ info: V1TaskInfo; resources: Resources }>): void {
     const now = this.m.clock.now();
     const infos: V1TaskInfo[] = [];
+    let lastResources: Resources | undefined;
+    let lastV1: V1Resource[] = [];
     for (const { info, resources } of tasks) {
       const t: TaskRecord = {
-        key: taskKey(f.id, info.task_id.value),
         id: info.task_id.value,
         frameworkId: f.id,
         agentId: agent.id,
@@ -38,10 +36,13 @@ export class TaskManager {
         launchedAt: now,
       };
       f.tasks.set(t.id, t);
-      agent.tasks.set(t.key, t);
+      agent.tasks.add(t);
       // The agent sees which role the resources were allocated to. This copy lives only until
       // the message is encoded; the record keeps `resources` and what its views show of the info.
-      infos.push({ ...info, resources: resources.toV1(role) });
+      // Tasks sharing one parsed resource list (see planAccept) share its v1 form too.
+      if (!lastResources?.sharesEntriesWith(resources)) lastV1 = resources.toV1(role);
+      lastResources = resources;
+      infos.push({ ...info, resources: lastV1 });
       this.m.events.taskAdded(t);
     }
     const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch: { framework_info: f.info, tasks: infos } } satisfies AgentEvent);
@@ -99,8 +100,7 @@ export class TaskManager {
   /** Apply a status to the task's record: state, resources, pending acknowledgement. */
   private record(t: TaskRecord, status: V1TaskStatus): void {
     t.state = status.state;
-    t.statuses.push(status);
-    if (t.statuses.length > KEEP_STATUSES) t.statuses.shift();
+    t.statuses = withLatestStatus(t.statuses, status);
     if (status.uuid) t.pending = status;
     if (isTerminal(status.state) && t.holdsResources) {
       t.holdsResources = false;
@@ -168,7 +168,7 @@ export class TaskManager {
   /** The task is over and acknowledged: keep it only in the bounded completed list. */
   private complete(t: TaskRecord): void {
     const f = this.m.frameworks.get(t.frameworkId);
-    this.m.agents.get(t.agentId)?.tasks.delete(t.key);
+    this.m.agents.get(t.agentId)?.tasks.delete(t);
     if (!f) return;
     if (f.tasks.get(t.id) === t) f.tasks.delete(t.id);
     const max = this.m.config.frameworks.maxCompletedTasks;
@@ -233,7 +233,7 @@ export class TaskManager {
         t.state = 'TASK_KILLED';
         this.m.events.taskUpdated(t, { task_id: { value: t.id }, state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED', message: why });
       }
-      this.m.agents.get(t.agentId)?.tasks.delete(t.key);
+      this.m.agents.get(t.agentId)?.tasks.delete(t);
     }
     f.tasks.clear();
     for (const id of agentIds) this.m.deliver(this.m.agents.get(id)?.outbox, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);

@@ -136,6 +136,11 @@ export class Resources implements Iterable<Entry> {
     return this.entries.size === 0;
   }
 
+  /** Whether both hold one and the same entries (one is an unchanged clone of the other): then they are equal. */
+  sharesEntriesWith(o: Resources): boolean {
+    return this.entries === o.entries;
+  }
+
   clone(): Resources {
     const r = new Resources();
     r.entries = this.entries;
@@ -323,6 +328,25 @@ export class Resources implements Iterable<Entry> {
   toString(): string {
     return formatResources(this);
   }
+}
+
+/**
+ * Whether two v1 lists certainly parse to the same Resources: only plain
+ * scalars are compared (name, value, legacy role, allocation role); anything
+ * else counts as different, which only costs a parse.
+ */
+export function sameV1Scalars(a: readonly V1Resource[], b: readonly V1Resource[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.type !== 'SCALAR' || y.type !== 'SCALAR' || x.name !== y.name || x.scalar?.value !== y.scalar?.value || x.role !== y.role) return false;
+    if (x.allocation_info?.role !== y.allocation_info?.role) return false;
+    if (x.reservations !== undefined || y.reservations !== undefined || x.reservation !== undefined || y.reservation !== undefined) return false;
+    if (x.disk !== undefined || y.disk !== undefined || x.revocable !== undefined || y.revocable !== undefined) return false;
+  }
+  return true;
 }
 
 function v1Reservations(v: V1Resource): Reservation[] {
