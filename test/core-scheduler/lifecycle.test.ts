@@ -111,6 +111,29 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect((await tasks(master.url)).tasks.filter((t) => ids.includes(t.task_id.value) && t.status_update_uuid === undefined)).toHaveLength(4);
   });
 
+  it('forwards acknowledgements to an agent in one ACKNOWLEDGE_BATCH record, or one by one to an agent that did not announce it', async () => {
+    master = await startTestMaster();
+    const current = await agent(master.url, { hostname: 'current' });
+    const older = await agent(master.url, { hostname: 'older', capabilities: [] });
+    const f = framework(master.url);
+    await f.subscribe();
+    const offers = await f.offers();
+    expect(offers).toHaveLength(2);
+    for (const offer of offers) {
+      const host = offer.agent_id.value === current.id ? 'c' : 'o';
+      await f.launch(offer, [1, 2, 3].map((n) => ({ id: `${host}${n}`, resources: 'cpus:1;mem:64' })));
+    }
+    for (const id of ['c1', 'c2', 'c3', 'o1', 'o2', 'o3']) await f.update(id, 'TASK_RUNNING');
+    await until(() => current.updates.pending().length === 0 && older.updates.pending().length === 0);
+    const batches = current.received.filter((e) => e.type === 'ACKNOWLEDGE_BATCH');
+    expect(current.received.filter((e) => e.type === 'ACKNOWLEDGE')).toHaveLength(0);
+    const batched = batches.flatMap((e) => (e.type === 'ACKNOWLEDGE_BATCH' ? e.acknowledge_batch.acknowledgements.map((a) => a.task_id.value) : []));
+    expect(batched.sort()).toEqual(['c1', 'c2', 'c3']);
+    expect(batches.every((e) => e.type === 'ACKNOWLEDGE_BATCH' && e.acknowledge_batch.framework_id.value === f.client.frameworkId)).toBe(true);
+    expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE_BATCH')).toHaveLength(0);
+    expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE').map((e) => (e.type === 'ACKNOWLEDGE' ? e.acknowledge.task_id.value : '')).sort()).toEqual(['o1', 'o2', 'o3']);
+  });
+
   it('sends acknowledgements on their own connection, ahead of a backlog of other calls', async () => {
     master = await startTestMaster();
     const a = await agent(master.url);

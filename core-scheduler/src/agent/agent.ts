@@ -140,6 +140,11 @@ export class Agent {
         case 'ACKNOWLEDGE':
           this.updates.acknowledge(e.acknowledge.framework_id.value, e.acknowledge.task_id.value, e.acknowledge.uuid);
           break;
+        case 'ACKNOWLEDGE_BATCH': {
+          const fw = e.acknowledge_batch.framework_id.value;
+          for (const ack of e.acknowledge_batch.acknowledgements) this.updates.acknowledge(fw, ack.task_id.value, ack.uuid);
+          break;
+        }
         case 'SHUTDOWN_FRAMEWORK':
           void this.tasks.shutdownFramework(e.shutdown_framework.framework_id.value).then(() => {
             this.frameworks.delete(e.shutdown_framework.framework_id.value);

@@ -5,7 +5,7 @@
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../common/errors.js';
 import { V1Connection } from '../client/connection.js';
-import type { AgentEvent, V1AgentInfo, V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskStatus } from '../protocol/v1.js';
+import { AGENT_CAPABILITIES, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };
@@ -19,6 +19,8 @@ export interface AgentSessionOptions {
   secret?: string | undefined;
   info: Omit<V1AgentInfo, 'id'>;
   version?: string;
+  /** Agent protocol features to announce (default: all this release has, AGENT_CAPABILITIES). */
+  capabilities?: readonly AgentCapability[];
   /** Known id (from the agent's checkpoint) to re-register with. */
   agentId?: string | undefined;
   onEvent(event: AgentEvent): void;
@@ -89,6 +91,7 @@ export class AgentSession {
       register: {
         agent_info: { ...this.opts.info, ...(this.agentId ? { id: { value: this.agentId } } : {}) },
         version: this.opts.version ?? 'corral',
+        capabilities: this.opts.capabilities ?? AGENT_CAPABILITIES,
         tasks: snap.tasks,
         frameworks: snap.frameworks,
       },

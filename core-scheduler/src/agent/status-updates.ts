@@ -49,9 +49,11 @@ export class StatusUpdateManager {
   add(frameworkId: string, status: V1TaskStatus): V1TaskStatus {
     const full: V1TaskStatus = { ...status, uuid: randomUuidBase64(), timestamp: status.timestamp ?? Date.now() / 1000 };
     const key = StatusUpdateManager.key(frameworkId, status.task_id.value);
+    // Every field from the start (one object shape), and a new queue of exactly one: most tasks never have two.
+    const pending: PendingUpdate = { frameworkId, status: full, sentAt: undefined, backoffMs: undefined };
     let q = this.queues.get(key);
-    if (!q) this.queues.set(key, (q = []));
-    q.push({ frameworkId, status: full });
+    if (q) q.push(pending);
+    else this.queues.set(key, (q = [pending]));
     this.opts.onQueueChanged?.(frameworkId, status.task_id.value, q);
     if (q.length === 1) this.enqueue(q[0]!);
     return full;

@@ -23,6 +23,8 @@ export interface AcceptPlan {
 }
 
 const bad = (msg: string): CorralError => new CorralError('INVALID_ARGUMENT', msg);
+/** Where a task is in the call, for error messages: built only when one is needed. */
+const taskAt = (where: string, id: string): string => `${where}: task ${id}`;
 
 /** Operation resources must carry the offer's allocation role, if any. */
 function resourcesOf(list: V1Resource[], role: string, what: string): Resources {
@@ -59,14 +61,13 @@ export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[],
         let lastParsed: Resources | undefined;
         const tasks = op.launch!.task_infos.map((t) => {
           const id = t.task_id.value;
-          const w = `${where}: task ${id}`;
-          if (launching.has(id)) throw bad(`${w}: task id is used twice in this call`);
-          if (f.tasks.has(id)) throw bad(`${w}: the framework already has a task with this id`);
-          if (t.agent_id.value !== agentId) throw bad(`${w}: agent_id ${t.agent_id.value} is not the offers' agent ${agentId}`);
-          if (t.resources.length === 0) throw bad(`${w}: a task must use some resources`);
-          const res = lastList && sameV1Scalars(t.resources, lastList) ? lastParsed!.clone() : (lastParsed = resourcesOf(t.resources, role, w)).clone();
+          if (launching.has(id)) throw bad(`${taskAt(where, id)}: task id is used twice in this call`);
+          if (f.tasks.has(id)) throw bad(`${taskAt(where, id)}: the framework already has a task with this id`);
+          if (t.agent_id.value !== agentId) throw bad(`${taskAt(where, id)}: agent_id ${t.agent_id.value} is not the offers' agent ${agentId}`);
+          if (t.resources.length === 0) throw bad(`${taskAt(where, id)}: a task must use some resources`);
+          const res = lastList && sameV1Scalars(t.resources, lastList) ? lastParsed!.clone() : (lastParsed = resourcesOf(t.resources, role, taskAt(where, id))).clone();
           lastList = t.resources;
-          if (!remaining.contains(res)) throw bad(`${w}: needs ${res} but the offers only have ${remaining} left`);
+          if (!remaining.contains(res)) throw bad(`${taskAt(where, id)}: needs ${res} but the offers only have ${remaining} left`);
           remaining.subtract(res);
           launching.add(id);
           return { info: t, resources: res };

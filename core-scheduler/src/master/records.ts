@@ -37,6 +37,8 @@ export interface AgentRecord {
   /** The records themselves: a task is one object wherever it is listed, so no composite key is built per task. */
   tasks: Set<TaskRecord>;
   version: string;
+  /** The agent takes many acknowledgements in one ACKNOWLEDGE_BATCH event (it said so when it registered). */
+  acknowledgeBatch: boolean;
 }
 
 export interface FrameworkRecord {

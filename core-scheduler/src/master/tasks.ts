@@ -6,8 +6,33 @@ import { CorralError } from '../../../common/errors.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
+import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
 import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+
+/** An acknowledgement on its way to the agent. */
+interface Ack {
+  frameworkId: { value: string };
+  taskId: { value: string };
+  uuid: string;
+}
+
+function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): void {
+  const events: AgentEvent[] = [];
+  if (agent.acknowledgeBatch) {
+    // One record per framework; the acknowledgements of one call share one framework id object.
+    const byFramework = new Map<string, Extract<AgentEvent, { type: 'ACKNOWLEDGE_BATCH' }>>();
+    for (const ack of acks) {
+      let e = byFramework.get(ack.frameworkId.value);
+      if (!e) byFramework.set(ack.frameworkId.value, (e = { type: 'ACKNOWLEDGE_BATCH', acknowledge_batch: { framework_id: ack.frameworkId, acknowledgements: [] } }));
+      e.acknowledge_batch.acknowledgements.push({ task_id: ack.taskId, uuid: ack.uuid });
+    }
+    events.push(...byFramework.values());
+  } else {
+    for (const ack of acks) events.push({ type: 'ACKNOWLEDGE', acknowledge: { framework_id: ack.frameworkId, task_id: ack.taskId, uuid: ack.uuid } });
+  }
+  if (outbox.sendAll) outbox.sendAll(events);
+  else for (const e of events) outbox.send(e);
+}
 
 export class TaskManager {
   private readonly updatesTotal;
@@ -123,44 +148,49 @@ export class TaskManager {
   /** Acknowledgements of one call: all are checked before any is applied, so a bad one changes nothing. */
   acknowledge(f: FrameworkRecord, acks: Array<{ agent_id: { value: string }; task_id: { value: string }; uuid: string }>): void {
     const agents: AgentRecord[] = [];
-    for (const [i, ack] of acks.entries()) {
-      const where = acks.length > 1 ? `acknowledgement ${i}: ` : '';
-      if (!isUuidBase64(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+    // Error texts are built only for the acknowledgement that fails: a batch holds thousands.
+    const where = (i: number): string => (acks.length > 1 ? `acknowledgement ${i}: ` : '');
+    for (let i = 0; i < acks.length; i++) {
+      const ack = acks[i]!;
+      if (!isUuidBase64(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where(i)}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
       const agent = this.m.agents.get(ack.agent_id.value);
-      if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where}unknown agent ${ack.agent_id.value}`);
+      if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where(i)}unknown agent ${ack.agent_id.value}`);
       agents.push(agent);
     }
-    for (const [i, ack] of acks.entries()) {
+    const frameworkId = { value: f.id };
+    for (let i = 0; i < acks.length; i++) {
+      const ack = acks[i]!;
       const t = f.tasks.get(ack.task_id.value);
       if (t && t.pending?.uuid === ack.uuid) {
         t.pending = undefined;
         if (isTerminal(t.state)) this.complete(t);
       }
       // The agent owns retries: tell it even if the master no longer tracks the task.
-      this.forwardAck(agents[i]!, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: { value: f.id }, task_id: ack.task_id, uuid: ack.uuid } });
+      this.forwardAck(agents[i]!, { frameworkId, taskId: ack.task_id, uuid: ack.uuid });
     }
   }
 
-  private readonly acks = new Map<AgentRecord, AgentEvent[]>();
+  private readonly acks = new Map<AgentRecord, Ack[]>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Acknowledgements only stop an agent's retries (its first one comes after
    * seconds), so they travel in per-agent batches: one write per agent per
-   * window instead of one per task.
+   * window instead of one per task, and to agents that take it, one
+   * ACKNOWLEDGE_BATCH record per framework instead of one record per task.
    */
-  private forwardAck(agent: AgentRecord, e: AgentEvent): void {
+  private forwardAck(agent: AgentRecord, ack: Ack): void {
     const batchMs = this.m.config.agents.ackBatchMs;
     if (batchMs === 0) {
-      this.m.deliver(agent.outbox, e);
+      this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: ack.frameworkId, task_id: ack.taskId, uuid: ack.uuid } } satisfies AgentEvent);
       return;
     }
     const list = this.acks.get(agent);
-    if (list) list.push(e);
-    else this.acks.set(agent, [e]);
+    if (list) list.push(ack);
+    else this.acks.set(agent, [ack]);
     this.ackTimer ??= setTimeout(() => {
       this.ackTimer = undefined;
-      for (const [a, events] of this.acks) if (a.outbox?.isOpen) (a.outbox.sendAll ? a.outbox.sendAll(events) : events.forEach((x) => a.outbox!.send(x)));
+      for (const [a, acks] of this.acks) if (a.outbox?.isOpen) sendAcks(a, a.outbox, acks);
       this.acks.clear();
     }, batchMs);
   }

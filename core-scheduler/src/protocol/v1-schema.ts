@@ -314,6 +314,8 @@ export const agentCallSchema = z.discriminatedUnion('type', [
     register: z.object({
       agent_info: agentInfoSchema,
       version: z.string().max(64).optional(),
+      /** Agent protocol features the agent understands (see AGENT_CAPABILITIES); names it does not know are ignored. */
+      capabilities: z.array(z.string().max(64)).max(32).optional(),
       tasks: z.array(agentTaskSchema).max(100000).default([]),
       frameworks: z.array(frameworkInfoSchema).max(10000).default([]),
       /** Revocable (oversubscribed) resources the agent estimates it can lend. */

@@ -88,12 +88,22 @@ export type AgentEvent =
   | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[] } }
   | { type: 'KILL'; kill: { framework_id: V1Id; task_id: V1Id; kill_policy?: V1TaskInfo['kill_policy'] } }
   | { type: 'ACKNOWLEDGE'; acknowledge: { framework_id: V1Id; task_id: V1Id; uuid: string } }
+  /** Many acknowledgements of one framework in one record: sent only to agents that announce ACKNOWLEDGE_BATCH. */
+  | { type: 'ACKNOWLEDGE_BATCH'; acknowledge_batch: { framework_id: V1Id; acknowledgements: { task_id: V1Id; uuid: string }[] } }
   | { type: 'APPLY_OPERATIONS'; apply_operations: { checkpointed_resources: V1Resource[] } }
   | { type: 'SHUTDOWN_FRAMEWORK'; shutdown_framework: { framework_id: V1Id } }
   | { type: 'MESSAGE'; message: { framework_id: V1Id; executor_id: V1Id; data: string } }
   | { type: 'RECONCILE_TASKS'; reconcile_tasks: { tasks: { framework_id: V1Id; task_id: V1Id }[] } }
   | { type: 'SHUTDOWN'; shutdown: { message: string } }
   | { type: 'HEARTBEAT' };
+
+/**
+ * Agent protocol features an agent announces when it registers; the master
+ * uses a feature only with agents that announced it, so agents of an older
+ * release keep working during an upgrade.
+ */
+export const AGENT_CAPABILITIES = ['ACKNOWLEDGE_BATCH'] as const;
+export type AgentCapability = (typeof AGENT_CAPABILITIES)[number];
 
 export const TERMINAL_STATES: ReadonlySet<V1TaskState> = new Set<V1TaskState>([
   'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR',
