@@ -1,0 +1,183 @@
+/**
+ * The master's own cost per task, without HTTP or sockets: a master in this
+ * process is driven through the placement benchmark's calls — 10,000 agents
+ * register, a framework ACCEPTs one offer per agent with 10 LAUNCHes, every
+ * agent reports TASK_RUNNING in one UPDATE, the framework acknowledges in
+ * ACKNOWLEDGE_BATCH calls — with each call's body parsed from JSON and each
+ * event the master sends encoded as RecordIO, as over the wire. It prints
+ * CPU per task for each step and the heap the master keeps per task, the
+ * figure that decides how much every young-generation collection copies.
+ * Compare the CPU with the master's share in `placement.js` to see what
+ * node:http and the sockets add.
+ *
+ * Usage: node dist/bench/master-per-task.js [--agents 10000] [--cpus 10] [--json]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { configureLogging } from '../common/log.js';
+import { openStore } from '../common/store/json.js';
+import { encodeRecord } from '../common/http/recordio.js';
+import { randomUuidBase64 } from '../common/uuid.js';
+import { Registry } from '../core-scheduler/src/master/registry.js';
+import { Authority } from '../core-scheduler/src/master/auth.js';
+import { Master } from '../core-scheduler/src/master/master.js';
+import { masterConfigSchema } from '../core-scheduler/src/master/config.js';
+import type { Outbox } from '../core-scheduler/src/master/records.js';
+import { isQuickAgentCall, isQuickSchedulerCall } from '../core-scheduler/src/protocol/v1-fast.js';
+import { parseResources } from '../core-scheduler/src/resources/parse.js';
+import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type V1Offer, type V1TaskStatus } from '../core-scheduler/src/protocol/v1.js';
+import { flag, jsonOutput, printFigures, type Figure } from './volume-common.js';
+
+const AGENTS = flag('--agents', 10_000);
+const CPUS = flag('--cpus', 10);
+const TASKS = AGENTS * CPUS;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** An outbox that encodes what it is given, as a stream would, and hands the events on. */
+function encodingOutbox<E>(sink: (e: E) => void): Outbox<E> {
+  return {
+    id: 'bench',
+    isOpen: true,
+    send(e) {
+      encodeRecord(e);
+      sink(e);
+      return true;
+    },
+    sendAll(es) {
+      es.map(encodeRecord).join('');
+      for (const e of es) sink(e);
+      return true;
+    },
+    close() {},
+  };
+}
+
+const cpuMicros = (): number => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
+
+async function main(): Promise<void> {
+  configureLogging({ level: 'error' });
+  const workDir = mkdtempSync(join(tmpdir(), 'corral-bench-master-'));
+  const store = await openStore({ backend: 'embedded', path: join(workDir, 'registry.db') });
+  try {
+    const registry = new Registry(store);
+    const config = masterConfigSchema.parse({ noAuth: true, workDir, log: { level: 'warn' }, agents: { heartbeatIntervalMs: 600_000, unreachableTimeoutMs: 600_000 } });
+    const m = new Master(config, registry, new Authority(undefined));
+    m.recover(await registry.load());
+
+    const launches = new Map<string, Extract<AgentEvent, { type: 'LAUNCH' }>>();
+    const agentIds: string[] = [];
+    const agentResources = parseResources(`cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`).toV1();
+    for (let i = 0; i < AGENTS; i++) {
+      const a = await m.agentManager.register({ agent_info: { hostname: `agent-${i}`, resources: agentResources, attributes: [] }, version: 'bench', capabilities: [...AGENT_CAPABILITIES], tasks: [], frameworks: [] }, undefined);
+      m.agentManager.attach(a, encodingOutbox<AgentEvent>((e) => e.type === 'LAUNCH' && launches.set(a.id, e)));
+      agentIds.push(a.id);
+    }
+    let events: SchedulerEvent[] = [];
+    const f = await m.frameworkManager.subscribe({ user: 'bench', name: 'master-per-task', failover_timeout: 3600 }, undefined, undefined, undefined);
+    m.frameworkManager.attach(f, encodingOutbox<SchedulerEvent>((e) => events.push(e)), 'bench-stream');
+    m.offerManager.allocate();
+    const offers: V1Offer[] = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
+    if (offers.length !== AGENTS) throw new Error(`expected ${AGENTS} offers, got ${offers.length}`);
+
+    // The call bodies, as the framework and the agents would send them (built before the clock starts).
+    const taskResources = parseResources('cpus:1;mem:256').toV1();
+    let n = 0;
+    const acceptBodies = offers.map((o) => {
+      const task_infos = Array.from({ length: CPUS }, () => {
+        const id = `t${n++}`;
+        return { name: id, task_id: { value: id }, agent_id: o.agent_id, resources: taskResources, command: { value: 'sleep 3600' } };
+      });
+      return JSON.stringify({ type: 'ACCEPT', framework_id: { value: f.id }, accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos } }], filters: { refuse_seconds: 3600 } } });
+    });
+
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const steps: Array<{ step: string; micros: number }> = [];
+    const step = async (name: string, bodies: string[], run: (call: Record<string, unknown>) => Promise<void> | void): Promise<void> => {
+      gc();
+      const c0 = cpuMicros();
+      for (const body of bodies) await run(JSON.parse(body) as Record<string, unknown>);
+      steps.push({ step: name, micros: cpuMicros() - c0 });
+    };
+
+    events = [];
+    await step('ACCEPT with LAUNCH → task records, LAUNCH events', acceptBodies, async (call) => {
+      if (!isQuickSchedulerCall('ACCEPT', call)) throw new Error('ACCEPT body not in its plain shape');
+      await m.offerManager.accept(f, (call as { accept: Parameters<Master['offerManager']['accept']>[1] }).accept);
+    });
+    if (launches.size !== AGENTS) throw new Error(`expected ${AGENTS} launches, got ${launches.size}`);
+
+    const updateBodies = agentIds.map((id) =>
+      JSON.stringify({
+        type: 'UPDATE',
+        agent_id: { value: id },
+        update: { updates: launches.get(id)!.launch.tasks.map((t) => ({ framework_id: { value: f.id }, status: { task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 } })) },
+      }),
+    );
+    launches.clear();
+    events = [];
+    await step('agent UPDATE → UPDATE events to the framework', updateBodies, (call) => {
+      if (!isQuickAgentCall('UPDATE', call)) throw new Error('UPDATE body not in its plain shape');
+      const { agent_id, update } = call as { agent_id: { value: string }; update: { updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }> } };
+      const a = m.agents.get(agent_id.value)!;
+      m.agentManager.seen(a);
+      m.taskManager.fromAgent(a, update.updates);
+    });
+    const updates = events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
+    if (updates.length !== TASKS) throw new Error(`expected ${TASKS} updates, got ${updates.length}`);
+
+    // The scheduler client sends the acknowledgements of one event-loop turn together; ~60 per call in the placement run.
+    const ackBodies: string[] = [];
+    for (let i = 0; i < updates.length; i += 60) {
+      const acknowledgements = updates.slice(i, i + 60).map((s) => ({ agent_id: s.agent_id, task_id: s.task_id, uuid: s.uuid }));
+      ackBodies.push(JSON.stringify({ type: 'ACKNOWLEDGE_BATCH', framework_id: { value: f.id }, acknowledge_batch: { acknowledgements } }));
+    }
+    updates.length = 0;
+    events = [];
+    await step('ACKNOWLEDGE_BATCH → acknowledgements to the agents', ackBodies, async (call) => {
+      if (!isQuickSchedulerCall('ACKNOWLEDGE_BATCH', call)) throw new Error('ACKNOWLEDGE_BATCH body not in its plain shape');
+      m.taskManager.acknowledge(f, (call as { acknowledge_batch: { acknowledgements: Parameters<Master['taskManager']['acknowledge']>[1] } }).acknowledge_batch.acknowledgements);
+    });
+    // Forwarded acknowledgements leave in batches after agents.ackBatchMs.
+    const c0 = cpuMicros();
+    await new Promise((r) => setTimeout(r, config.agents.ackBatchMs + 20));
+    steps[steps.length - 1]!.micros += cpuMicros() - c0;
+
+    acceptBodies.length = 0;
+    updateBodies.length = 0;
+    ackBodies.length = 0;
+    events = [];
+    gc();
+    const keptPerTask = (process.memoryUsage().heapUsed - heapBefore) / TASKS;
+    const running = [...m.frameworks.get(f.id)!.tasks.values()].filter((t) => t.state === 'TASK_RUNNING' && !t.pending).length;
+    if (running !== TASKS) throw new Error(`expected ${TASKS} acknowledged RUNNING tasks, got ${running}`);
+    m.stop();
+
+    const total = steps.reduce((s, x) => s + x.micros, 0);
+    const figures: Figure[] = [
+      ...steps.map((s) => ({ what: `CPU per task: ${s.step}`, corral: `${(s.micros / TASKS).toFixed(1)} µs`, peer: '—', goal: '—', verdict: '—' })),
+      { what: 'CPU per task, all three steps (no HTTP)', corral: `${(total / TASKS).toFixed(1)} µs`, peer: '—', goal: '≤ 50 µs for 20,000 tasks/s on one core, HTTP included', verdict: total / TASKS <= 50 ? 'within' : 'over' },
+      { what: 'heap the master keeps per RUNNING task', corral: `${keptPerTask.toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' },
+    ];
+    printFigures(`master cost per task without HTTP: ${AGENTS} agents × ${CPUS} tasks`, figures, jsonOutput());
+  } finally {
+    await store.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
