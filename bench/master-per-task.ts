@@ -164,7 +164,8 @@ async function main(): Promise<void> {
     const total = steps.reduce((s, x) => s + x.micros, 0);
     const figures: Figure[] = [
       ...steps.map((s) => ({ what: `CPU per task: ${s.step}`, corral: `${(s.micros / TASKS).toFixed(1)} µs`, peer: '—', goal: '—', verdict: '—' })),
-      { what: 'CPU per task, all three steps (no HTTP)', corral: `${(total / TASKS).toFixed(1)} µs`, peer: '—', goal: '≤ 50 µs for 20,000 tasks/s on one core, HTTP included', verdict: total / TASKS <= 50 ? 'within' : 'over' },
+      // 20,000 tasks/s on one core leaves 50 µs per task for everything, node:http and the sockets included.
+      { what: 'CPU per task, all three steps (no HTTP)', corral: `${(total / TASKS).toFixed(1)} µs`, peer: '—', goal: '— (50 µs per task is 20,000/s on one core, HTTP included)', verdict: '—' },
       { what: 'heap the master keeps per RUNNING task', corral: `${keptPerTask.toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' },
     ];
     printFigures(`master cost per task without HTTP: ${AGENTS} agents × ${CPUS} tasks`, figures, jsonOutput());
