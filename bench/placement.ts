@@ -7,7 +7,7 @@
  * run here): Nomad C1M ~3,750 containers/s, kube-scheduler ~100–300 pods/s.
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
- *        [--connections 4] [--pipelining 32] [--verbose] [--profile DIR]
+ *        [--connections 4] [--pipelining 32] [--accept-batch 64] [--verbose] [--profile DIR]
  *        [--master-log FILE]
  * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
@@ -28,6 +28,8 @@ const CPUS = flag('--cpus', 10);
 // The framework's calls: connections to the master, and calls in flight on each (HTTP pipelining).
 const CONNECTIONS = flag('--connections', 4);
 const PIPELINING = flag('--pipelining', 32);
+// ACCEPTs per ACCEPT_BATCH call (the scheduler client's default, 64); 0 sends one plain ACCEPT per offer, as a Mesos framework does.
+const ACCEPT_BATCH = flag('--accept-batch', 64);
 const TASKS = AGENTS * CPUS;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;
-    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing with ${CONNECTIONS} connections × ${PIPELINING} calls in flight`);
+    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing with ${CONNECTIONS} connections × ${PIPELINING} calls in flight, ${ACCEPT_BATCH ? `ACCEPT_BATCH of up to ${ACCEPT_BATCH}` : 'one ACCEPT per offer'}`);
     const rssAgents = rssMiB(master.pid!);
 
     const taskResources = parseResources('cpus:1;mem:256').toV1();
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
       master: url,
       connections: CONNECTIONS,
       pipelining: PIPELINING,
+      ...(ACCEPT_BATCH === 0 ? { batchAccepts: false } : { acceptBatchSize: ACCEPT_BATCH }),
       framework: { user: 'bench', name: 'placement', failover_timeout: 3600 },
       onEvent: (e, c) => {
         if (e.type === 'OFFERS') {

@@ -11,6 +11,7 @@ function seeds(fwId: string, agentId: string): Array<{ path: string; body: Recor
   return [
     { path: '/api/v1/scheduler', body: { type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'fuzz', roles: ['*'] } } } },
     { path: '/api/v1/scheduler', body: { type: 'ACCEPT', framework_id: { value: fwId }, accept: { offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }, { type: 'RESERVE', reserve: { resources: res } }] } } },
+    { path: '/api/v1/scheduler', body: { type: 'ACCEPT_BATCH', framework_id: { value: fwId }, accept_batch: { accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }, { offer_ids: [{ value: 'p' }] }] } } },
     { path: '/api/v1/scheduler', body: { type: 'DECLINE', framework_id: { value: fwId }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: 1 } } } },
     { path: '/api/v1/scheduler', body: { type: 'ACKNOWLEDGE', framework_id: { value: fwId }, acknowledge: { agent_id: { value: agentId }, task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' } } },
     { path: '/api/v1/scheduler', body: { type: 'RECONCILE', framework_id: { value: fwId }, reconcile: { tasks: [{ task_id: { value: 't' } }] } } },

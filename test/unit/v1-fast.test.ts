@@ -38,6 +38,19 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
       },
     },
   },
+  {
+    api: 'scheduler',
+    body: {
+      type: 'ACCEPT_BATCH',
+      framework_id: { value: 'fw-1' },
+      accept_batch: {
+        accepts: [
+          { offer_ids: [{ value: 'o-1' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(1), task(2)] } }], filters: { refuse_seconds: 3600 } },
+          { offer_ids: [{ value: 'o-2' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(3)] } }] },
+        ],
+      },
+    },
+  },
   { api: 'scheduler', body: { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: 'fw-1' }, acknowledge_batch: { acknowledgements: [1, 2, 3].map((i) => ({ agent_id: { value: 'agent-1' }, task_id: { value: `t${i}` }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' })) } } },
   { api: 'agent', body: { type: 'UPDATE', agent_id: { value: 'agent-1' }, update: { updates: [1, 2].map((i) => ({ framework_id: { value: 'fw-1' }, status: { task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25, agent_id: { value: 'agent-1' } } })) } } },
   {

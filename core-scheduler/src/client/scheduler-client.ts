@@ -3,8 +3,9 @@
  * Framework authors (and corral's own service framework) build on it.
  */
 import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../protocol/v1.js';
-import { V1Connection, type ConnectionOptions } from './connection.js';
-import { MAX_ACKNOWLEDGEMENTS } from '../protocol/v1-schema.js';
+import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
+import { ErrorCodes, type ErrorCode } from '../../../common/errors.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS } from '../protocol/v1-schema.js';
 
 export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
@@ -15,9 +16,24 @@ export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> 
    * ACKNOWLEDGE per update, as against a Mesos master.
    */
   batchAcknowledgements?: boolean;
+  /**
+   * ACCEPTs made in the same event-loop turn travel in ACCEPT_BATCH calls of
+   * up to `acceptBatchSize` (a corral extension; default on, 64). Each still
+   * resolves or fails on its own. Off, or against a master that does not
+   * know the call: one ACCEPT each.
+   */
+  batchAccepts?: boolean;
+  acceptBatchSize?: number;
 }
 
 type Ack = { agent_id: V1TaskStatus['agent_id']; task_id: V1TaskStatus['task_id']; uuid: V1TaskStatus['uuid'] };
+interface PendingAccept {
+  accept: { offer_ids: Array<{ value: string }>; operations: V1Operation[]; filters?: { refuse_seconds: number } };
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+type AcceptResult = { accepted: true } | { error: { code: string; message: string } };
+
 interface PendingAck {
   ack: Ack;
   resolve: (v: unknown) => void;
@@ -86,7 +102,49 @@ export class SchedulerClient {
   }
 
   accept(offerIds: string[], operations: V1Operation[], refuseSeconds?: number): Promise<unknown> {
-    return this.call('ACCEPT', 'accept', { offer_ids: offerIds.map((value) => ({ value })), operations, ...(refuseSeconds !== undefined ? { filters: { refuse_seconds: refuseSeconds } } : {}) });
+    const accept = { offer_ids: offerIds.map((value) => ({ value })), operations, ...(refuseSeconds !== undefined ? { filters: { refuse_seconds: refuseSeconds } } : {}) };
+    if (this.opts.batchAccepts === false || this.acceptBatchUnknown) return this.call('ACCEPT', 'accept', accept);
+    return new Promise((resolve, reject) => {
+      if (this.accepts.length === 0) setImmediate(() => this.flushAccepts());
+      this.accepts.push({ accept, resolve, reject });
+    });
+  }
+
+  private accepts: PendingAccept[] = [];
+  /** The master answered ACCEPT_BATCH with "unknown call type": it is not a corral master. */
+  private acceptBatchUnknown = false;
+
+  private flushAccepts(): void {
+    const all = this.accepts;
+    this.accepts = [];
+    const size = Math.max(1, Math.min(this.opts.acceptBatchSize ?? 64, MAX_ACCEPTS));
+    for (let i = 0; i < all.length; i += size) {
+      const batch = all.slice(i, i + size);
+      if (batch.length === 1 || this.acceptBatchUnknown) {
+        for (const p of batch) this.call('ACCEPT', 'accept', p.accept).then(p.resolve, p.reject);
+        continue;
+      }
+      this.call('ACCEPT_BATCH', 'accept_batch', { accepts: batch.map((p) => p.accept) }).then(
+        (answer) => {
+          const results = (answer as { accept_batch?: { results?: AcceptResult[] } } | undefined)?.accept_batch?.results ?? [];
+          batch.forEach((p, k) => {
+            const r = results[k];
+            if (r && 'accepted' in r) p.resolve(undefined);
+            else if (r && 'error' in r) p.reject(new CallError(ErrorCodes[r.error.code as ErrorCode] ?? 400, r.error.message));
+            else p.reject(new CallError(502, `ACCEPT_BATCH answer has no result for entry ${k}`));
+          });
+        },
+        (err: unknown) => {
+          if (err instanceof CallError && err.status === 400 && /unknown call type "ACCEPT_BATCH"/.test(err.message)) {
+            // A plain Mesos master: send these, and every later ACCEPT, one by one.
+            this.acceptBatchUnknown = true;
+            for (const p of batch) this.call('ACCEPT', 'accept', p.accept).then(p.resolve, p.reject);
+            return;
+          }
+          for (const p of batch) p.reject(err);
+        },
+      );
+    }
   }
 
   decline(offerIds: string[], refuseSeconds?: number): Promise<unknown> {

@@ -8,7 +8,7 @@
  * then decides and words the error. test/unit/v1-fast.test.ts holds them to
  * zod's verdict on valid bodies and on thousands of mutated ones.
  */
-import { MAX_ACKNOWLEDGEMENTS, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -96,9 +96,7 @@ function isLaunch(op: unknown): boolean {
   return isObj(l) && keysWithin(l, LAUNCH_KEYS) && isArr(l.task_infos, 0, 10000) && l.task_infos.every(isTaskInfo);
 }
 
-function isAccept(c: Obj): boolean {
-  if (!keysWithin(c, ACCEPT_CALL_KEYS) || !isId(c.framework_id)) return false;
-  const a = c.accept;
+function isAcceptBody(a: unknown): boolean {
   if (!isObj(a) || !keysWithin(a, ACCEPT_KEYS)) return false;
   if (!isArr(a.offer_ids, 1, 10000) || !a.offer_ids.every(isId)) return false;
   // A missing operations list gets zod's default ([]), so it is not "output equals input".
@@ -110,6 +108,17 @@ function isAccept(c: Obj): boolean {
     if (s !== undefined && !(typeof s === 'number' && Number.isFinite(s) && s >= 0 && s <= 365 * 24 * 3600)) return false;
   }
   return true;
+}
+
+const isAccept = (c: Obj): boolean => keysWithin(c, ACCEPT_CALL_KEYS) && isId(c.framework_id) && isAcceptBody(c.accept);
+
+const ACCEPT_BATCH_CALL_KEYS = new Set(['type', 'framework_id', 'accept_batch']);
+const ACCEPT_BATCH_KEYS = new Set(['accepts']);
+
+function isAcceptBatch(c: Obj): boolean {
+  if (!keysWithin(c, ACCEPT_BATCH_CALL_KEYS) || !isId(c.framework_id)) return false;
+  const b = c.accept_batch;
+  return isObj(b) && keysWithin(b, ACCEPT_BATCH_KEYS) && isArr(b.accepts, 1, MAX_ACCEPTS) && b.accepts.every(isAcceptBody);
 }
 
 const ACK_BATCH_CALL_KEYS = new Set(['type', 'framework_id', 'acknowledge_batch']);
@@ -162,6 +171,7 @@ function isAgentUpdate(c: Obj): boolean {
  */
 export function isQuickSchedulerCall(type: string, body: Obj): boolean {
   if (type === 'ACCEPT') return isAccept(body);
+  if (type === 'ACCEPT_BATCH') return isAcceptBatch(body);
   if (type === 'ACKNOWLEDGE_BATCH') return isAckBatch(body);
   return false;
 }

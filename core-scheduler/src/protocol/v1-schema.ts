@@ -207,6 +207,11 @@ export type V1Operation = z.infer<typeof operationSchema>;
 
 const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').max(10000);
 
+/** Most ACCEPTs one ACCEPT_BATCH call may carry. */
+export const MAX_ACCEPTS = 1000;
+const acceptSchema = z.object({ offer_ids: offerIds, operations: z.array(operationSchema).max(10000).default([]), filters: filtersSchema.optional() });
+export type V1Accept = z.infer<typeof acceptSchema>;
+
 /** Most acknowledgements one ACKNOWLEDGE_BATCH call may carry. */
 export const MAX_ACKNOWLEDGEMENTS = 10_000;
 const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) });
@@ -214,7 +219,9 @@ const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, 
 export const schedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
   z.object({ type: z.literal('TEARDOWN'), framework_id: idSchema }),
-  z.object({ type: z.literal('ACCEPT'), framework_id: idSchema, accept: z.object({ offer_ids: offerIds, operations: z.array(operationSchema).max(10000).default([]), filters: filtersSchema.optional() }) }),
+  z.object({ type: z.literal('ACCEPT'), framework_id: idSchema, accept: acceptSchema }),
+  // corral extension: many ACCEPTs in one call, each applied (or refused) on its own, in order.
+  z.object({ type: z.literal('ACCEPT_BATCH'), framework_id: idSchema, accept_batch: z.object({ accepts: z.array(acceptSchema).min(1, 'at least one ACCEPT is required').max(MAX_ACCEPTS) }) }),
   z.object({ type: z.literal('DECLINE'), framework_id: idSchema, decline: z.object({ offer_ids: offerIds, filters: filtersSchema.optional() }) }),
   z.object({ type: z.literal('REVIVE'), framework_id: idSchema, revive: z.object({ role: roleSchema.optional(), roles: z.array(roleSchema).optional() }).optional() }),
   z.object({ type: z.literal('SUPPRESS'), framework_id: idSchema, suppress: z.object({ roles: z.array(roleSchema).optional() }).optional() }),

@@ -3,8 +3,8 @@
  * SUBSCRIBE answers 200 with a RecordIO event stream and a Mesos-Stream-Id
  * header; every other call must echo that header and is answered 202.
  */
-import { CorralError } from '../../../../common/errors.js';
-import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
+import { CorralError, isCorralError } from '../../../../common/errors.js';
+import { sendJson, type HttpServer, type RequestContext } from '../../../../common/http/server.js';
 import type { Master } from '../master.js';
 import type { FrameworkRecord } from '../records.js';
 import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1SchedulerCall } from '../../protocol/v1-schema.js';
@@ -54,6 +54,22 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
     case 'ACCEPT':
       await m.offerManager.accept(f, call.accept);
       break;
+    case 'ACCEPT_BATCH': {
+      // Each ACCEPT stands alone, as if sent in its own call: one that is refused changes nothing and
+      // the others still apply. The answer says, in order, which were refused and why.
+      const results: Array<{ accepted: true } | { error: { code: string; message: string } }> = [];
+      for (const accept of call.accept_batch.accepts) {
+        try {
+          await m.offerManager.accept(f, accept);
+          results.push({ accepted: true });
+        } catch (err) {
+          if (!isCorralError(err) || err.httpStatus >= 500) throw err;
+          results.push({ error: { code: err.code, message: err.message } });
+        }
+      }
+      sendJson(ctx.res, 200, { accept_batch: { results } });
+      return;
+    }
     case 'DECLINE':
       m.offerManager.decline(f, call.decline.offer_ids, call.decline.filters?.refuse_seconds);
       break;
