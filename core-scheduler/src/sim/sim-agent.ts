@@ -57,9 +57,9 @@ export class SimAgent {
       canSend: () => this.session.connected,
       ...(opts.updateRetryMs !== undefined ? { initialRetryMs: opts.updateRetryMs, maxRetryMs: opts.updateRetryMs * 8 } : {}),
       onAcknowledged: (fw, status) => {
-        const key = StatusUpdateManager.key(fw, status.task_id.value);
-        const t = this.tasks.get(key);
-        if (t && isTerminal(status.state) && !this.updates.latestPending(fw, status.task_id.value)) this.tasks.delete(key);
+        // Only a terminal status ends a task here; most acknowledgements are of TASK_RUNNING.
+        if (!isTerminal(status.state) || this.updates.latestPending(fw, status.task_id.value)) return;
+        this.tasks.delete(StatusUpdateManager.key(fw, status.task_id.value));
       },
     });
     this.session = new AgentSession({
