@@ -28,8 +28,12 @@ export interface StatusUpdateOptions {
 }
 
 export class StatusUpdateManager {
-  /** Per task key: unacknowledged updates, oldest first. */
-  private readonly queues = new Map<string, PendingUpdate[]>();
+  /**
+   * Unacknowledged updates, oldest first, per framework and task. Two levels
+   * instead of one "framework/task" key: no key string is built and hashed
+   * for every update and acknowledgement.
+   */
+  private readonly queues = new Map<string, Map<string, PendingUpdate[]>>();
   private readonly outgoing: PendingUpdate[] = [];
   private flushScheduled = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -45,15 +49,34 @@ export class StatusUpdateManager {
     return `${frameworkId}/${taskId}`;
   }
 
+  private queue(frameworkId: string, taskId: string): PendingUpdate[] | undefined {
+    return this.queues.get(frameworkId)?.get(taskId);
+  }
+
+  /** Append to a task's queue (a new one holds exactly its first update: most tasks never have two). */
+  private append(p: PendingUpdate): PendingUpdate[] {
+    let tasks = this.queues.get(p.frameworkId);
+    if (!tasks) this.queues.set(p.frameworkId, (tasks = new Map()));
+    const taskId = p.status.task_id.value;
+    const q = tasks.get(taskId);
+    if (q) {
+      q.push(p);
+      return q;
+    }
+    const fresh = [p];
+    tasks.set(taskId, fresh);
+    return fresh;
+  }
+
+  private *allQueues(): Generator<PendingUpdate[]> {
+    for (const tasks of this.queues.values()) yield* tasks.values();
+  }
+
   /** Queue a new status (a uuid is added); it is sent now if nothing of its task is waiting. */
   add(frameworkId: string, status: V1TaskStatus): V1TaskStatus {
     const full: V1TaskStatus = { ...status, uuid: randomUuidBase64(), timestamp: status.timestamp ?? Date.now() / 1000 };
-    const key = StatusUpdateManager.key(frameworkId, status.task_id.value);
-    // Every field from the start (one object shape), and a new queue of exactly one: most tasks never have two.
-    const pending: PendingUpdate = { frameworkId, status: full, sentAt: undefined, backoffMs: undefined };
-    let q = this.queues.get(key);
-    if (q) q.push(pending);
-    else this.queues.set(key, (q = [pending]));
+    // Every field from the start: one object shape.
+    const q = this.append({ frameworkId, status: full, sentAt: undefined, backoffMs: undefined });
     this.opts.onQueueChanged?.(frameworkId, status.task_id.value, q);
     if (q.length === 1) this.enqueue(q[0]!);
     return full;
@@ -61,20 +84,18 @@ export class StatusUpdateManager {
 
   /** Restore unacknowledged updates from a checkpoint (agent recovery). */
   restore(pending: PendingUpdate[]): void {
-    for (const p of pending) {
-      const key = StatusUpdateManager.key(p.frameworkId, p.status.task_id.value);
-      let q = this.queues.get(key);
-      if (!q) this.queues.set(key, (q = []));
-      q.push(p);
-    }
+    for (const p of pending) this.append(p);
   }
 
   acknowledge(frameworkId: string, taskId: string, uuid: string): boolean {
-    const key = StatusUpdateManager.key(frameworkId, taskId);
-    const q = this.queues.get(key);
+    const tasks = this.queues.get(frameworkId);
+    const q = tasks?.get(taskId);
     if (!q?.length || q[0]!.status.uuid !== uuid) return false; // duplicate or stale ack
     const done = q.shift()!;
-    if (q.length === 0) this.queues.delete(key);
+    if (q.length === 0) {
+      tasks!.delete(taskId);
+      if (tasks!.size === 0) this.queues.delete(frameworkId);
+    }
     this.opts.onQueueChanged?.(frameworkId, taskId, q);
     this.opts.onAcknowledged?.(frameworkId, done.status);
     if (q.length) this.enqueue(q[0]!);
@@ -83,29 +104,28 @@ export class StatusUpdateManager {
 
   /** Forget a framework's updates (it was removed). */
   dropFramework(frameworkId: string): void {
-    for (const [key, q] of this.queues) {
-      if (q[0]?.frameworkId !== frameworkId) continue;
-      this.queues.delete(key);
-      this.opts.onQueueChanged?.(frameworkId, q[0].status.task_id.value, []);
-    }
+    const tasks = this.queues.get(frameworkId);
+    if (!tasks) return;
+    this.queues.delete(frameworkId);
+    for (const taskId of tasks.keys()) this.opts.onQueueChanged?.(frameworkId, taskId, []);
   }
 
   /** Whether a task still has updates waiting for acknowledgement. */
   hasPending(frameworkId: string, taskId: string): boolean {
-    return (this.queues.get(StatusUpdateManager.key(frameworkId, taskId))?.length ?? 0) > 0;
+    return (this.queue(frameworkId, taskId)?.length ?? 0) > 0;
   }
 
   pending(): PendingUpdate[] {
-    return [...this.queues.values()].flat().map(({ frameworkId, status }) => ({ frameworkId, status }));
+    return [...this.allQueues()].flat().map(({ frameworkId, status }) => ({ frameworkId, status }));
   }
 
   latestPending(frameworkId: string, taskId: string): V1TaskStatus | undefined {
-    return this.queues.get(StatusUpdateManager.key(frameworkId, taskId))?.at(-1)?.status;
+    return this.queue(frameworkId, taskId)?.at(-1)?.status;
   }
 
   /** Resend every task's oldest unacknowledged update now (after re-registering), restarting backoff. */
   resendAll(): void {
-    for (const q of this.queues.values()) {
+    for (const q of this.allQueues()) {
       if (!q[0]) continue;
       q[0].backoffMs = undefined;
       this.enqueue(q[0]);
@@ -139,7 +159,7 @@ export class StatusUpdateManager {
   /** One timer for the earliest due resend. */
   private armRetry(): void {
     let due = Infinity;
-    for (const q of this.queues.values()) {
+    for (const q of this.allQueues()) {
       const head = q[0];
       if (head?.sentAt !== undefined) due = Math.min(due, head.sentAt + head.backoffMs!);
     }
@@ -149,7 +169,7 @@ export class StatusUpdateManager {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       const now = Date.now();
-      for (const q of this.queues.values()) {
+      for (const q of this.allQueues()) {
         const head = q[0];
         if (head && (head.sentAt === undefined || head.sentAt + head.backoffMs! <= now)) this.outgoing.push(head);
       }
