@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { SchedulerClient } from '../core-scheduler/src/client/scheduler-client.js';
-import { Resources } from '../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
 import { flag } from './volume-common.js';
@@ -132,7 +131,10 @@ async function main(): Promise<void> {
             const to = Math.min(offers.length, from + OFFER_SLICE);
             for (let k = from; k < to; k++) {
               const offer = offers[k]!;
-              const n = Math.floor(Resources.fromV1(offer.resources).scalar('cpus'));
+              // The offer's CPUs, read straight from its v1 resources (a framework need not parse them into Resources).
+              let cpus = 0;
+              for (const r of offer.resources) if (r.name === 'cpus' && r.type === 'SCALAR') cpus += r.scalar?.value ?? 0;
+              const n = Math.floor(cpus);
               const infos: V1TaskInfo[] = [];
               for (let i = 0; i < n && launched < TASKS; i++, launched++) {
                 infos.push({ name: `t${launched}`, task_id: { value: `t${launched}` }, agent_id: offer.agent_id, resources: taskResources, command: { value: 'sleep 3600' } });
