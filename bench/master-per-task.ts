@@ -31,8 +31,8 @@ import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type V1Offer, type V1TaskStatus } from '../core-scheduler/src/protocol/v1.js';
 import { flag, jsonOutput, printFigures, type Figure } from './volume-common.js';
 
-const AGENTS = flag('--agents', 10_000);
-const CPUS = flag('--cpus', 10);
+const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
+const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
 const TASKS = AGENTS * CPUS;
 
 setFlagsFromString('--expose-gc');

@@ -22,13 +22,13 @@ import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
 import { flag } from './volume-common.js';
 
-const AGENTS = flag('--agents', 10_000);
-const CPUS = flag('--cpus', 10);
+const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
+const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
 // The framework's calls: connections to the master, and calls in flight on each (HTTP pipelining).
-const CONNECTIONS = flag('--connections', 4);
-const PIPELINING = flag('--pipelining', 32);
+const CONNECTIONS = flag('--connections', 4, { whole: true, min: 1 });
+const PIPELINING = flag('--pipelining', 32, { whole: true, min: 1 });
 // ACCEPTs per ACCEPT_BATCH call (the scheduler client's default, 64); 0 sends one plain ACCEPT per offer, as a Mesos framework does.
-const ACCEPT_BATCH = flag('--accept-batch', 64);
+const ACCEPT_BATCH = flag('--accept-batch', 64, { whole: true });
 const TASKS = AGENTS * CPUS;
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -95,7 +95,10 @@ async function main(): Promise<void> {
   try {
     await waitFor(master, /listening/, 30_000);
     const tReg = performance.now();
-    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', ...profile('fleet'), ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The fleet holds 10,000 agents' sessions; with young-generation semispaces of 32 MB instead of
+    // V8's default, more of its per-message garbage dies before a scavenge copies it (measured: its
+    // CPU 2.1–2.6 s against 2.9–3.1 s, 3 alternating runs; 64 MB was no better than the default).
+    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', '--max-semi-space-size=32', ...profile('fleet'), ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;

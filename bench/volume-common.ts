@@ -31,13 +31,18 @@ export function printFigures(title: string, figures: Figure[], json: boolean): v
   for (const f of figures) process.stdout.write(line(cols.map((c) => f[c])) + '\n');
 }
 
-/** A numeric flag (`--name N`), or `dflt` when absent; anything but a number ≥ 0 ends the run with a clear message. */
-export function flag(name: string, dflt: number): number {
+/**
+ * A numeric flag (`--name N`), or `dflt` when absent; anything but a number
+ * ≥ `min` (default 0), or a fraction where a whole number is asked for, ends
+ * the run with a clear message.
+ */
+export function flag(name: string, dflt: number, opts: { whole?: boolean; min?: number } = {}): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return dflt;
   const value = Number(process.argv[i + 1]);
-  if (process.argv[i + 1] === undefined || !Number.isFinite(value) || value < 0) {
-    process.stderr.write(`${name} needs a number ≥ 0, not ${JSON.stringify(process.argv[i + 1] ?? '')}\n`);
+  const min = opts.min ?? 0;
+  if (process.argv[i + 1] === undefined || !Number.isFinite(value) || value < min || (opts.whole && !Number.isInteger(value))) {
+    process.stderr.write(`${name} needs a ${opts.whole ? 'whole number' : 'number'} ≥ ${min}, not ${JSON.stringify(process.argv[i + 1] ?? '')}\n`);
     process.exit(2);
   }
   return value;

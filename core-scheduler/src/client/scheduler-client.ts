@@ -117,7 +117,8 @@ export class SchedulerClient {
   private flushAccepts(): void {
     const all = this.accepts;
     this.accepts = [];
-    const size = Math.max(1, Math.min(this.opts.acceptBatchSize ?? 64, MAX_ACCEPTS));
+    const wanted = this.opts.acceptBatchSize ?? 64;
+    const size = Number.isInteger(wanted) && wanted >= 1 ? Math.min(wanted, MAX_ACCEPTS) : 64;
     for (let i = 0; i < all.length; i += size) {
       const batch = all.slice(i, i + size);
       if (batch.length === 1 || this.acceptBatchUnknown) {
