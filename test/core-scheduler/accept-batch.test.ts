@@ -1,6 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { SchedulerClient } from '../../core-scheduler/src/client/scheduler-client.js';
@@ -9,9 +10,7 @@ import { MAX_ACCEPTS } from '../../core-scheduler/src/protocol/v1-schema.js';
 import type { V1Offer, V1Operation } from '../../core-scheduler/src/protocol/v1.js';
 
 let master: TestMaster | undefined;
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+const cleanup = stopsAfterEach(async () => {
   await master?.dispose();
   master = undefined;
 });

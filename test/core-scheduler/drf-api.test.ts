@@ -1,5 +1,6 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { SchedulerClient, isUpdate } from '../../core-scheduler/src/client/scheduler-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
@@ -7,9 +8,7 @@ import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import type { SchedulerEvent } from '../../core-scheduler/src/protocol/v1.js';
 
 let master: TestMaster | undefined;
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+const cleanup = stopsAfterEach(async () => {
   await master?.dispose();
   master = undefined;
 });

@@ -1,5 +1,6 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
@@ -7,9 +8,7 @@ import type { V1Task } from '../../core-scheduler/src/protocol/v1.js';
 import { until } from '../harness/wait.js';
 
 let master: TestMaster | undefined;
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+const cleanup = stopsAfterEach(async () => {
   await master?.dispose();
   master = undefined;
 });

@@ -1,5 +1,6 @@
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
@@ -8,9 +9,7 @@ import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import type { V1Offer, V1Resource } from '../../core-scheduler/src/protocol/v1.js';
 
 let master: TestMaster | undefined;
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
+const cleanup = stopsAfterEach(async () => {
   await master?.dispose();
   master = undefined;
 });

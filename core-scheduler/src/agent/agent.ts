@@ -140,11 +140,9 @@ export class Agent {
         case 'ACKNOWLEDGE':
           this.updates.acknowledge(e.acknowledge.framework_id.value, e.acknowledge.task_id.value, e.acknowledge.uuid);
           break;
-        case 'ACKNOWLEDGE_BATCH': {
-          const fw = e.acknowledge_batch.framework_id.value;
-          for (const ack of e.acknowledge_batch.acknowledgements) this.updates.acknowledge(fw, ack.task_id.value, ack.uuid);
+        case 'ACKNOWLEDGE_BATCH':
+          this.updates.acknowledgeAll(e.acknowledge_batch.framework_id.value, e.acknowledge_batch.acknowledgements);
           break;
-        }
         case 'SHUTDOWN_FRAMEWORK':
           void this.tasks.shutdownFramework(e.shutdown_framework.framework_id.value).then(() => {
             this.frameworks.delete(e.shutdown_framework.framework_id.value);

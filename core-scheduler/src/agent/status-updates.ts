@@ -102,6 +102,11 @@ export class StatusUpdateManager {
     return true;
   }
 
+  /** The acknowledgements of one ACKNOWLEDGE_BATCH event (all of one framework). */
+  acknowledgeAll(frameworkId: string, acks: ReadonlyArray<{ task_id: { value: string }; uuid: string }>): void {
+    for (const ack of acks) this.acknowledge(frameworkId, ack.task_id.value, ack.uuid);
+  }
+
   /** Forget a framework's updates (it was removed). */
   dropFramework(frameworkId: string): void {
     const tasks = this.queues.get(frameworkId);

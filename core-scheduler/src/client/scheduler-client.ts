@@ -5,7 +5,7 @@
 import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../protocol/v1.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../../../common/errors.js';
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS } from '../protocol/v1-schema.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../protocol/v1-schema.js';
 
 export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
@@ -28,11 +28,10 @@ export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> 
 
 type Ack = { agent_id: V1TaskStatus['agent_id']; task_id: V1TaskStatus['task_id']; uuid: V1TaskStatus['uuid'] };
 interface PendingAccept {
-  accept: { offer_ids: Array<{ value: string }>; operations: V1Operation[]; filters?: { refuse_seconds: number } };
+  accept: V1Accept;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
-type AcceptResult = { accepted: true } | { error: { code: string; message: string } };
 
 interface PendingAck {
   ack: Ack;
@@ -127,7 +126,7 @@ export class SchedulerClient {
       }
       this.call('ACCEPT_BATCH', 'accept_batch', { accepts: batch.map((p) => p.accept) }).then(
         (answer) => {
-          const results = (answer as { accept_batch?: { results?: AcceptResult[] } } | undefined)?.accept_batch?.results ?? [];
+          const results = (answer as { accept_batch?: { results?: V1AcceptResult[] } } | undefined)?.accept_batch?.results ?? [];
           batch.forEach((p, k) => {
             const r = results[k];
             if (r && 'accepted' in r) p.resolve(undefined);

@@ -7,10 +7,9 @@ import { CorralError } from '../../../common/errors.js';
 import type { Master } from './master.js';
 import type { FrameworkRecord, OfferRecord } from './records.js';
 import type { SchedulerEvent, V1Offer } from '../protocol/v1.js';
-import type { V1SchedulerCall } from '../protocol/v1-schema.js';
+import type { V1Accept } from '../protocol/v1-schema.js';
 import { planAccept, type AcceptPlan } from './accept.js';
 
-type AcceptCall = Extract<V1SchedulerCall, { type: 'ACCEPT' }>['accept'];
 
 export class OfferManager {
   private seq = 0;
@@ -145,7 +144,7 @@ export class OfferManager {
    * ACCEPT: everything is validated first; an invalid call changes nothing (the
    * offers stay outstanding) and is answered with a 400 naming the problem.
    */
-  async accept(f: FrameworkRecord, call: AcceptCall): Promise<void> {
+  async accept(f: FrameworkRecord, call: V1Accept): Promise<void> {
     const offers = this.ownOffers(f, call.offer_ids);
     let plan: AcceptPlan;
     try {

@@ -211,6 +211,8 @@ const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').m
 export const MAX_ACCEPTS = 1000;
 const acceptSchema = z.object({ offer_ids: offerIds, operations: z.array(operationSchema).max(10000).default([]), filters: filtersSchema.optional() });
 export type V1Accept = z.infer<typeof acceptSchema>;
+/** One entry of an ACCEPT_BATCH answer, in the order of the call's entries. */
+export type V1AcceptResult = { accepted: true } | { error: { code: string; message: string } };
 
 /** Most acknowledgements one ACKNOWLEDGE_BATCH call may carry. */
 export const MAX_ACKNOWLEDGEMENTS = 10_000;

@@ -127,11 +127,9 @@ export class SimAgent {
       case 'ACKNOWLEDGE':
         this.updates.acknowledge(e.acknowledge.framework_id.value, e.acknowledge.task_id.value, e.acknowledge.uuid);
         break;
-      case 'ACKNOWLEDGE_BATCH': {
-        const fw = e.acknowledge_batch.framework_id.value;
-        for (const ack of e.acknowledge_batch.acknowledgements) this.updates.acknowledge(fw, ack.task_id.value, ack.uuid);
+      case 'ACKNOWLEDGE_BATCH':
+        this.updates.acknowledgeAll(e.acknowledge_batch.framework_id.value, e.acknowledge_batch.acknowledgements);
         break;
-      }
       case 'SHUTDOWN_FRAMEWORK': {
         const fw = e.shutdown_framework.framework_id.value;
         for (const [key, t] of this.tasks) if (t.frameworkId === fw) (clearTimeout(t.timer), this.tasks.delete(key));

@@ -7,7 +7,7 @@ import { CorralError, isCorralError } from '../../../../common/errors.js';
 import { sendJson, type HttpServer, type RequestContext } from '../../../../common/http/server.js';
 import type { Master } from '../master.js';
 import type { FrameworkRecord } from '../records.js';
-import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1SchedulerCall } from '../../protocol/v1-schema.js';
+import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1AcceptResult, type V1SchedulerCall } from '../../protocol/v1-schema.js';
 import type { SchedulerEvent } from '../../protocol/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { isQuickSchedulerCall } from '../../protocol/v1-fast.js';
@@ -57,7 +57,7 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
     case 'ACCEPT_BATCH': {
       // Each ACCEPT stands alone, as if sent in its own call: one that is refused changes nothing and
       // the others still apply. The answer says, in order, which were refused and why.
-      const results: Array<{ accepted: true } | { error: { code: string; message: string } }> = [];
+      const results: V1AcceptResult[] = [];
       for (const accept of call.accept_batch.accepts) {
         try {
           await m.offerManager.accept(f, accept);
