@@ -54,6 +54,8 @@ export interface CephCluster {
   ceph(args: string[], timeoutMs?: number): Promise<string>;
   /** Run `rbd …` with a timeout. */
   rbd(args: string[], timeoutMs?: number): Promise<string>;
+  /** Run `rados …` as a new client whose Ceph round trips time out after 3 s (a paused cluster fails it, not hangs it). */
+  rados(args: string[], timeoutMs?: number): Promise<string>;
   createPool(name: string): Promise<void>;
   /** Stop answering (SIGSTOP both daemons); data stays. */
   pause(): Promise<void>;
@@ -177,6 +179,9 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
   const { confFile, keyring, cliArgs } = cluster;
   const ceph = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'ceph', ...cliArgs, ...args], { timeoutMs: timeoutMs + 2000 });
   const rbd = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rbd', '-c', confFile, '--keyring', keyring, ...args], { timeoutMs: timeoutMs + 2000 });
+  // Each Ceph round trip gives up after 3 s, as the volume driver's do; the whole command (start-up included) after timeoutMs.
+  const rados = (args: string[], timeoutMs = 20_000) =>
+    run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rados', '-c', confFile, '--keyring', keyring, '--client-mount-timeout', '3', '--rados-osd-op-timeout', '3', ...args], { timeoutMs: timeoutMs + 2000 });
   const createPool = (name: string) => createRbdPool(ceph, name);
 
   let stopped: Promise<void> | undefined;
@@ -202,6 +207,7 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
     env: { CEPH_ARGS: `--keyring ${keyring}` },
     ceph,
     rbd,
+    rados,
     createPool,
     pause: async () => {
       signalAll('SIGSTOP');

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { startCeph, type CephCluster } from '../harness/ceph.js';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
-import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
+import { forgetPid, recordPid, testDir } from '../harness/resources.js';
 import { untilValue } from '../harness/wait.js';
 import { isCorralError } from '../../common/errors.js';
 import { loadConfig } from '../../common/config.js';
@@ -222,7 +222,7 @@ describe('rbd volumes across hosts', () => {
     const c = hosts.c!.client;
     // What a plugin killed between the registry entry and the image leaves (or a timed-out request landing late).
     const halfMade = { name: 'half', backend: 'rbd', pool: 'corral', image: 'half', sizeBytes: 32 * 1024 * 1024, fsType: 'ext4', features: ['layering'], createdAt: new Date().toISOString(), createdBy: 'host-gone', initialized: false, state: 'creating' };
-    await run('rados', ['-c', ceph.confFile, '--keyring', ceph.keyring, '-p', 'corral', 'setomapval', 'corral_volumes', 'half', JSON.stringify(halfMade)]);
+    await ceph.rados(['-p', 'corral', 'setomapval', 'corral_volumes', 'half', JSON.stringify(halfMade)]);
     expect(await failure(c.mount('half', 'early'))).toMatch(/still being created/);
     await c.create('half', { size: '32M' });
     const mp = await c.mount('half', 'now');
@@ -246,8 +246,7 @@ describe('rbd volumes across hosts', () => {
     }
     // Resumed daemons take a moment to serve again, longer on a busy machine: that is Ceph's own recovery,
     // judged by a client of its own (the rados CLI, connecting afresh).
-    const radosArgs = ['-c', ceph.confFile, '--keyring', ceph.keyring, '--rados-osd-op-timeout', '3', '--client-mount-timeout', '3', '-p', 'corral'];
-    await untilValue('Ceph serving a new client again', () => run('rados', [...radosArgs, 'listomapkeys', 'corral_volumes'], { timeoutMs: 10_000 }).then(() => true), 90_000, 500);
+    await untilValue('Ceph serving a new client again', () => ceph.rados(['-p', 'corral', 'listomapkeys', 'corral_volumes'], 10_000).then(() => true), 90_000, 500);
     // Then the plugin, on the connection it kept through the outage, answers again promptly.
     const names = await untilValue('the plugin answering again once Ceph does', async () => (await a.client.list()).map((v) => v.name), 30_000, 250).catch(async (err: Error) => {
       const status = await ceph.ceph(['status']).catch((e: Error) => e.message);
