@@ -50,6 +50,15 @@ const cpuTimes = (pid: number): { user: number; system: number } => {
   return { user: Number(f[11]) / 100, system: Number(f[12]) / 100 };
 };
 
+/**
+ * CPU seconds the hypervisor gave to other guests (steal) so far, all cores: on a
+ * shared VM this varies from run to run and explains most of the spread in tasks/s.
+ */
+const stolenSeconds = (): number => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  return Number(f[8] ?? 0) / 100;
+};
+
 const rssMiB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -163,7 +172,7 @@ async function main(): Promise<void> {
         }
       },
     });
-    const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage() };
+    const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage(), stolen: stolenSeconds() };
     // A master or fleet that dies mid-run ends the run at once, with its last words.
     const died = new Promise<never>((_, reject) => {
       for (const [name, child] of [['master', master], ['fleet', fleet]] as const) {
@@ -176,6 +185,7 @@ async function main(): Promise<void> {
     await Promise.race([finished, died, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
     const seconds = (performance.now() - firstOffer) / 1000;
     if (process.argv.includes('--verbose')) console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
+    const stolen = stolenSeconds() - cpu0.stolen;
     const rssTasks = rssMiB(master.pid!);
     const selfCpu = process.cpuUsage(cpu0.self);
     const since = (pid: number, t0: { user: number; system: number }): { user: number; system: number } => {
@@ -191,6 +201,7 @@ async function main(): Promise<void> {
       { metric: 'CPU during placement: master', value: cpu.master, unit: 's' },
       { metric: 'CPU during placement: simulated agents', value: cpu.fleet, unit: 's' },
       { metric: 'CPU during placement: framework', value: cpu.framework, unit: 's' },
+      { metric: 'CPU stolen by the hypervisor during placement (both cores)', value: stolen, unit: 's' },
       { metric: `agent registration (${AGENTS} agents)`, value: registerSeconds, unit: 's' },
       { metric: `master RSS with ${AGENTS} agents`, value: rssAgents, unit: 'MiB' },
       { metric: `master RSS with ${AGENTS} agents and ${TASKS} tasks`, value: rssTasks, unit: 'MiB', goal: '≤ 1024 MiB' },

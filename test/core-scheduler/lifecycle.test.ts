@@ -4,7 +4,9 @@ import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import type { V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import type { AgentEvent, V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import { V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import { until } from '../harness/wait.js';
 
 let master: TestMaster | undefined;
@@ -131,6 +133,62 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(batches.every((e) => e.type === 'ACKNOWLEDGE_BATCH' && e.acknowledge_batch.framework_id.value === f.client.frameworkId)).toBe(true);
     expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE_BATCH')).toHaveLength(0);
     expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE').map((e) => (e.type === 'ACKNOWLEDGE' ? e.acknowledge.task_id.value : '')).sort()).toEqual(['o1', 'o2', 'o3']);
+  });
+
+  it('sends a compact LAUNCH to an agent that announces COMPACT_LAUNCH, which its session expands to the TaskInfos an older agent gets', async () => {
+    master = await startTestMaster();
+    const resources = 'cpus(dev):2;cpus:2;mem:4096';
+    const current = await agent(master.url, { hostname: 'current', resources });
+    const older = await agent(master.url, { hostname: 'older', resources, capabilities: ['ACKNOWLEDGE_BATCH'] });
+    // An agent that keeps the records as they came over the wire.
+    const wire: AgentEvent[] = [];
+    const raw = new V1Connection({ master: master.url, path: '/api/v1/agent' });
+    cleanup.push(() => raw.close());
+    await raw.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'wire', resources: parseResources(resources).toV1() }, capabilities: ['COMPACT_LAUNCH'] } }, (e) => wire.push(e as unknown as AgentEvent));
+    await until(() => wire.some((e) => e.type === 'REGISTERED'));
+    const rawId = (wire.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>).registered.agent_id.value;
+
+    const f = framework(master.url, { roles: ['dev'], capabilities: [{ type: 'MULTI_ROLE' }] });
+    await f.subscribe();
+    const offers = await f.offers();
+    expect(offers).toHaveLength(3);
+    const hosts = new Map([[current.id, 'c'], [older.id, 'o'], [rawId, 'w']]);
+    for (const offer of offers) await f.launch(offer, [{ id: `${hosts.get(offer.agent_id.value)}1`, resources: 'cpus(dev):1;cpus:1;mem:64' }]);
+
+    const launchOf = (events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] => {
+      const e = events.find((x) => x.type === 'LAUNCH');
+      if (e?.type !== 'LAUNCH') throw new Error('no LAUNCH yet');
+      return e.launch;
+    };
+    await until(() => [current.received, older.received, wire].every((events) => events.some((e) => e.type === 'LAUNCH')));
+
+    // On the wire: the shared allocation role once, no agent_id, no role on the unreserved resources.
+    const compact = launchOf(wire);
+    expect(compact.allocation_role).toBe('dev');
+    const [wireTask] = compact.tasks;
+    expect(wireTask!.agent_id).toBeUndefined();
+    expect(wireTask!.resources.every((r) => r.allocation_info === undefined)).toBe(true);
+    expect(wireTask!.resources.filter((r) => r.role === undefined).map((r) => r.name).sort()).toEqual(['cpus', 'mem']);
+    expect(wireTask!.resources.find((r) => r.role === 'dev')?.reservations?.[0]).toMatchObject({ role: 'dev' });
+
+    // An older agent gets full TaskInfos; the current agent's session restores exactly those.
+    const full = launchOf(older.received).tasks[0]!;
+    expect(full.agent_id).toEqual({ value: older.id });
+    expect(full.resources.every((r) => r.allocation_info?.role === 'dev' && r.role !== undefined)).toBe(true);
+    expect(launchOf(older.received).allocation_role).toBeUndefined();
+    const expanded = launchOf(current.received).tasks[0]!;
+    expect(JSON.parse(JSON.stringify(expanded))).toEqual({ ...JSON.parse(JSON.stringify(full)), name: 'c1', task_id: { value: 'c1' }, agent_id: { value: current.id } });
+
+    // The agent reports the expanded task when it re-registers: the master still counts it against role dev.
+    await f.update('c1', 'TASK_RUNNING');
+    await current.crash();
+    const again = new SimAgent({ master: master.url, hostname: 'current', resources, agentId: current.id!, updateRetryMs: 300 });
+    cleanup.push(() => again.stop());
+    for (const [k, t] of current.tasks) again.tasks.set(k, t);
+    await again.start();
+    const task = (await tasks(master.url)).tasks.find((t) => t.task_id.value === 'c1');
+    expect(task?.state).toBe('TASK_RUNNING');
+    expect(task?.resources.every((r) => r.allocation_info?.role === 'dev')).toBe(true);
   });
 
   it('sends acknowledgements on their own connection, ahead of a backlog of other calls', async () => {

@@ -5,7 +5,7 @@
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../common/errors.js';
 import { V1Connection } from '../client/connection.js';
-import { AGENT_CAPABILITIES, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
+import { AGENT_CAPABILITIES, expandCompactLaunch, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };
@@ -106,6 +106,7 @@ export class AgentSession {
         this.firstRegistration?.(this.agentId);
         this.firstRegistration = undefined;
       }
+      if (e.type === 'LAUNCH' && this.agentId) expandCompactLaunch(e.launch, { value: this.agentId });
       if (e.type === 'SHUTDOWN') {
         this.log.warn({ message: e.shutdown.message }, 'master asked this agent to shut down');
       }

@@ -61,16 +61,16 @@ export class AgentManager {
     await this.m.registry.putAgent(persisted);
 
     const wasUnreachable = a?.status === 'unreachable';
-    const acknowledgeBatch = reg.capabilities?.includes('ACKNOWLEDGE_BATCH') ?? false;
+    const capabilities: ReadonlySet<string> = new Set(reg.capabilities ?? []);
     if (a) {
       this.m.offerManager.rescindAgentOffers(id);
       if (this.m.allocator.hasAgent(id)) this.m.allocator.removeAgent(id);
       for (const t of a.tasks.values()) t.holdsResources = false;
-      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, reregisteredAt: now, version: reg.version ?? a.version, acknowledgeBatch });
+      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, reregisteredAt: now, version: reg.version ?? a.version, capabilities });
     } else {
       a = {
         id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, status: 'disconnected', outbox: undefined,
-        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: reg.version ?? 'unknown', acknowledgeBatch,
+        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: reg.version ?? 'unknown', capabilities,
       };
       this.m.agents.set(id, a);
     }
@@ -249,7 +249,7 @@ export class AgentManager {
     this.m.agents.set(p.id, {
       id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
       attributes: p.info.attributes ?? [], status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
-      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: 'unknown', acknowledgeBatch: false,
+      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: 'unknown', capabilities: new Set(),
     });
   }
 

@@ -37,8 +37,8 @@ export interface AgentRecord {
   /** The records themselves: a task is one object wherever it is listed, so no composite key is built per task. */
   tasks: Set<TaskRecord>;
   version: string;
-  /** The agent takes many acknowledgements in one ACKNOWLEDGE_BATCH event (it said so when it registered). */
-  acknowledgeBatch: boolean;
+  /** Agent protocol features it announced when it registered (e.g. ACKNOWLEDGE_BATCH, COMPACT_LAUNCH). */
+  capabilities: ReadonlySet<string>;
 }
 
 export interface FrameworkRecord {

@@ -18,7 +18,7 @@ interface Ack {
 
 function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): void {
   const events: AgentEvent[] = [];
-  if (agent.acknowledgeBatch) {
+  if (agent.capabilities.has('ACKNOWLEDGE_BATCH')) {
     // One record per framework; the acknowledgements of one call share one framework id object.
     const byFramework = new Map<string, Extract<AgentEvent, { type: 'ACKNOWLEDGE_BATCH' }>>();
     for (const ack of acks) {
@@ -34,6 +34,15 @@ function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): voi
   else for (const e of events) outbox.send(e);
 }
 
+/** A task's resources in a compact LAUNCH: no allocation_info, no role on unreserved resources. */
+function compactV1(resources: Resources): V1Resource[] {
+  return resources.toV1().map((r) => {
+    if (r.role !== '*' || r.reservations) return r;
+    const { role: _unreserved, ...rest } = r;
+    return rest;
+  });
+}
+
 export class TaskManager {
   private readonly updatesTotal;
 
@@ -44,6 +53,8 @@ export class TaskManager {
   launch(f: FrameworkRecord, agent: AgentRecord, role: string, tasks: Array<{ info: V1TaskInfo; resources: Resources }>): void {
     const now = this.m.clock.now();
     const infos: V1TaskInfo[] = [];
+    // A compact LAUNCH leaves out what all its tasks share (see AgentEvent LAUNCH): ~40% fewer bytes to encode and parse.
+    const compact = agent.capabilities.has('COMPACT_LAUNCH');
     let lastResources: Resources | undefined;
     let lastV1: V1Resource[] = [];
     for (const { info, resources } of tasks) {
@@ -65,12 +76,14 @@ export class TaskManager {
       // The agent sees which role the resources were allocated to. This copy lives only until
       // the message is encoded; the record keeps `resources` and what its views show of the info.
       // Tasks sharing one parsed resource list (see planAccept) share its v1 form too.
-      if (!lastResources?.sharesEntriesWith(resources)) lastV1 = resources.toV1(role);
+      if (!lastResources?.sharesEntriesWith(resources)) lastV1 = compact ? compactV1(resources) : resources.toV1(role);
       lastResources = resources;
-      infos.push({ ...info, resources: lastV1 });
+      // An undefined agent_id is left out of the JSON.
+      infos.push(compact ? { ...info, agent_id: undefined as never, resources: lastV1 } : { ...info, resources: lastV1 });
       this.m.events.taskAdded(t);
     }
-    const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch: { framework_info: f.info, tasks: infos } } satisfies AgentEvent);
+    const launch = compact ? { framework_info: f.info, tasks: infos, allocation_role: role } : { framework_info: f.info, tasks: infos };
+    const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch } satisfies AgentEvent);
     if (!sent) {
       for (const info of infos) this.masterUpdate(f.tasks.get(info.task_id.value)!, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_AGENT_DISCONNECTED', 'agent disconnected before the launch reached it');
     }

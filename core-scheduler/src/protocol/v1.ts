@@ -85,7 +85,14 @@ export interface V1FrameworkSummary {
 
 export type AgentEvent =
   | { type: 'REGISTERED'; registered: { agent_id: V1Id; heartbeat_interval_seconds: number; master_info: V1MasterInfo; checkpointed_resources: V1Resource[] } }
-  | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[] } }
+  /**
+   * Tasks to run. To an agent that announced COMPACT_LAUNCH the tasks come
+   * without what every task of the event shares: `allocation_role` stands for
+   * each resource's allocation_info, an unreserved resource has no role ("*"),
+   * and a task has no agent_id (the agent's own). expandCompactLaunch() gives
+   * back the full TaskInfos.
+   */
+  | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[]; allocation_role?: string } }
   | { type: 'KILL'; kill: { framework_id: V1Id; task_id: V1Id; kill_policy?: V1TaskInfo['kill_policy'] } }
   | { type: 'ACKNOWLEDGE'; acknowledge: { framework_id: V1Id; task_id: V1Id; uuid: string } }
   /** Many acknowledgements of one framework in one record: sent only to agents that announce ACKNOWLEDGE_BATCH. */
@@ -102,8 +109,27 @@ export type AgentEvent =
  * uses a feature only with agents that announced it, so agents of an older
  * release keep working during an upgrade.
  */
-export const AGENT_CAPABILITIES = ['ACKNOWLEDGE_BATCH'] as const;
+export const AGENT_CAPABILITIES = ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH'] as const;
 export type AgentCapability = (typeof AGENT_CAPABILITIES)[number];
+
+/**
+ * The agent's side of COMPACT_LAUNCH: complete the tasks of a LAUNCH event in
+ * place (the parsed event is the agent's own), so everything downstream sees
+ * full TaskInfos. A LAUNCH without allocation_role is already full.
+ */
+export function expandCompactLaunch(launch: Extract<AgentEvent, { type: 'LAUNCH' }>['launch'], agentId: V1Id): void {
+  const role = launch.allocation_role;
+  if (role === undefined) return;
+  // One shared allocation_info: the tasks only read it.
+  const allocation = { role };
+  for (const task of launch.tasks) {
+    task.agent_id ??= agentId;
+    for (const r of task.resources) {
+      if (r.role === undefined && r.reservations === undefined) r.role = '*';
+      r.allocation_info ??= allocation;
+    }
+  }
+}
 
 export const TERMINAL_STATES: ReadonlySet<V1TaskState> = new Set<V1TaskState>([
   'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR',
