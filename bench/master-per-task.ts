@@ -28,7 +28,7 @@ import { masterConfigSchema } from '../core-scheduler/src/master/config.js';
 import type { Outbox } from '../core-scheduler/src/master/records.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../core-scheduler/src/protocol/v1-fast.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
-import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type V1Offer, type V1TaskStatus } from '../core-scheduler/src/protocol/v1.js';
+import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type StatusUpdateGroup, type V1Offer } from '../core-scheduler/src/protocol/v1.js';
 import { flag, jsonOutput, printFigures, type Figure } from './volume-common.js';
 
 const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
@@ -119,17 +119,17 @@ async function main(): Promise<void> {
       JSON.stringify({
         type: 'UPDATE',
         agent_id: { value: id },
-        update: { updates: launches.get(id)!.launch.tasks.map((t) => ({ framework_id: { value: f.id }, status: { task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 } })) },
+        update: { frameworks: [{ framework_id: { value: f.id }, statuses: launches.get(id)!.launch.tasks.map((t) => ({ task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 })) }] },
       }),
     );
     launches.clear();
     events = [];
     await step('agent UPDATE → UPDATE events to the framework', updateBodies, (call) => {
       if (!isQuickAgentCall('UPDATE', call)) throw new Error('UPDATE body not in its plain shape');
-      const { agent_id, update } = call as { agent_id: { value: string }; update: { updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }> } };
+      const { agent_id, update } = call as { agent_id: { value: string }; update: { frameworks: StatusUpdateGroup[] } };
       const a = m.agents.get(agent_id.value)!;
       m.agentManager.seen(a);
-      m.taskManager.fromAgent(a, update.updates);
+      m.taskManager.fromAgent(a, update.frameworks);
     });
     const updates = events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
     if (updates.length !== TASKS) throw new Error(`expected ${TASKS} updates, got ${updates.length}`);

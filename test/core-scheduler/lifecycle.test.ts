@@ -4,7 +4,7 @@ import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import type { AgentEvent, V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import { agentUpdateCall, type AgentEvent, type V1Task } from '../../core-scheduler/src/protocol/v1.js';
 import { V1Connection } from '../../core-scheduler/src/client/connection.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import { until } from '../harness/wait.js';
@@ -189,6 +189,34 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     const task = (await tasks(master.url)).tasks.find((t) => t.task_id.value === 'c1');
     expect(task?.state).toBe('TASK_RUNNING');
     expect(task?.resources.every((r) => r.allocation_info?.role === 'dev')).toBe(true);
+  });
+
+  it('takes an agent\'s status updates one entry per status or grouped by framework, the form it announces in master_info', async () => {
+    master = await startTestMaster();
+    const events: AgentEvent[] = [];
+    const raw = new V1Connection({ master: master.url, path: '/api/v1/agent' });
+    cleanup.push(() => raw.close());
+    await raw.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'raw', resources: parseResources('cpus:4;mem:1024').toV1() } } }, (e) => events.push(e as unknown as AgentEvent));
+    await until(() => events.some((e) => e.type === 'REGISTERED'));
+    const registered = (events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>).registered;
+    expect(registered.master_info.capabilities).toContainEqual({ type: 'GROUPED_STATUS_UPDATES' });
+
+    const f = framework(master.url);
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await f.launch(offer!, ['flat', 'g1', 'g2'].map((id) => ({ id, resources: 'cpus:1;mem:64' })));
+    await until(() => events.some((e) => e.type === 'LAUNCH'));
+    const agentId = { value: registered.agent_id.value };
+    const framework_id = { value: f.id };
+    const running = (id: string, uuid: string) => ({ task_id: { value: id }, state: 'TASK_RUNNING', uuid });
+    await raw.call({ ...agentUpdateCall([{ framework_id, statuses: [running('flat', 'AAAAAAAAAAAAAAAAAAAAAA==') as never] }], false), agent_id: agentId });
+    await raw.call({ ...agentUpdateCall([{ framework_id, statuses: [running('g1', 'BAAAAAAAAAAAAAAAAAAAAA==') as never, running('g2', 'CAAAAAAAAAAAAAAAAAAAAA==') as never] }], true), agent_id: agentId });
+    for (const id of ['flat', 'g1', 'g2']) expect((await f.update(id, 'TASK_RUNNING')).agent_id).toEqual(agentId);
+
+    // Both forms at once, or neither, is refused with a reason.
+    const both = raw.call({ type: 'UPDATE', agent_id: agentId, update: { updates: [{ framework_id, status: running('g1', 'DAAAAAAAAAAAAAAAAAAAAA==') }], frameworks: [{ framework_id, statuses: [running('g2', 'EAAAAAAAAAAAAAAAAAAAAA==')] }] } });
+    await expect(both).rejects.toThrow(/either "updates" or "frameworks"/);
+    await expect(raw.call({ type: 'UPDATE', agent_id: agentId, update: {} })).rejects.toThrow(/either "updates" or "frameworks"/);
   });
 
   it('sends acknowledgements on their own connection, ahead of a backlog of other calls', async () => {

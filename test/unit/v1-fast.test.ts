@@ -55,6 +55,19 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
   { api: 'agent', body: { type: 'UPDATE', agent_id: { value: 'agent-1' }, update: { updates: [1, 2].map((i) => ({ framework_id: { value: 'fw-1' }, status: { task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25, agent_id: { value: 'agent-1' } } })) } } },
   {
     api: 'agent',
+    body: {
+      type: 'UPDATE',
+      agent_id: { value: 'agent-1' },
+      update: {
+        frameworks: [
+          { framework_id: { value: 'fw-1' }, statuses: [1, 2].map((i) => ({ task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25 })) },
+          { framework_id: { value: 'fw-2' }, statuses: [{ task_id: { value: 't3' }, state: 'TASK_FINISHED', message: 'done' }] },
+        ],
+      },
+    },
+  },
+  {
+    api: 'agent',
     body: { type: 'UPDATE', agent_id: { value: 'agent-1' }, update: { updates: [{ framework_id: { value: 'fw-1' }, status: { task_id: { value: 't9' }, state: 'TASK_FAILED', message: 'exited 1', reason: 'REASON_COMMAND_EXECUTOR_FAILED', healthy: false, executor_id: { value: 'e' }, data: '', x_extra: 1 } }] } },
   },
 ];
@@ -72,7 +85,7 @@ function seeded(seed: number): () => number {
 const VALUES: Json[] = [null, true, -1, 0, 1.5, 2 ** 53, 1e16, 1e15, '', 'x', 'x'.repeat(300), '42', '-7', [], {}, { value: 'v' }, { value: '' }, 'TASK_RUNNING', 'TASK_BOGUS', 'SCALAR', 'RANGES', 'SET', 'LAUNCH', 'RESERVE', '.', '-bad', 'web', 'cpus', { begin: 5, end: 4 }, { role: 'r' }, { value: 1 }];
 const SPECIAL_STRINGS: Json[] = ['*', '..', 'a b', 'TASK_STAGING', 'SOURCE_MASTER', 'SOURCE_BOGUS', 'é'];
 const LENGTHS = [0, 1, 63, 64, 65, 128, 129, 255, 256, 257, 1024, 1025, 4097, 65536, 65537];
-const KEYS = ['zzz', 'shared', 'labels', 'container', 'environment', 'uris', 'set', 'reservations', 'reservation', 'disk', 'revocable', 'id', 'executor', 'container_status', 'filters', 'operations', 'role', 'scalar', 'ranges', 'value'];
+const KEYS = ['zzz', 'shared', 'labels', 'container', 'environment', 'uris', 'set', 'reservations', 'reservation', 'disk', 'revocable', 'id', 'executor', 'container_status', 'filters', 'operations', 'role', 'scalar', 'ranges', 'value', 'updates', 'frameworks', 'statuses', 'status'];
 
 /** Every object and array inside `v`, with `v` itself. */
 function nodes(v: Json, out: Array<Json[] | Record<string, Json>> = []): Array<Json[] | Record<string, Json>> {

@@ -50,9 +50,9 @@ export class Agent {
     opts.metrics.gauge('master_connected', 'Whether the agent is registered with the master', [], (g) => g.set(this.session?.connected ? 1 : 0));
     this.updates = new StatusUpdateManager({
       // Checkpoint first, then send: a crash in between resends it, never loses it.
-      send: async (updates) => {
+      send: async (groups) => {
         await this.checkpoint.flushed();
-        return this.session.call({ type: 'UPDATE', update: { updates } });
+        return this.session.sendUpdates(groups);
       },
       canSend: () => this.session?.connected ?? false,
       onQueueChanged: (fw, task, queue) => this.checkpoint.setUpdates(fw, task, queue),

@@ -5,7 +5,7 @@
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../common/errors.js';
 import { V1Connection } from '../client/connection.js';
-import { AGENT_CAPABILITIES, expandCompactLaunch, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
+import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };
@@ -44,6 +44,8 @@ export class AgentSession {
   private running = false;
   private readonly log: Logger;
   connected = false;
+  /** The master takes UPDATE calls grouped by framework (it said so in REGISTERED). */
+  private groupedUpdates = false;
 
   constructor(private readonly opts: AgentSessionOptions) {
     this.agentId = opts.agentId;
@@ -100,6 +102,7 @@ export class AgentSession {
       const e = raw as unknown as AgentEvent;
       if (e.type === 'REGISTERED') {
         this.agentId = e.registered.agent_id.value;
+        this.groupedUpdates = (e.registered.master_info.capabilities ?? []).some((c) => c.type === 'GROUPED_STATUS_UPDATES');
         this.connected = true;
         this.startHeartbeat(e.registered.heartbeat_interval_seconds * 1000);
         this.opts.onRegistered?.(this.agentId, e.registered.checkpointed_resources);
@@ -125,6 +128,11 @@ export class AgentSession {
   private stopHeartbeat(): void {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+  }
+
+  /** Status updates, in the form the master announced it takes. */
+  sendUpdates(groups: StatusUpdateGroup[]): Promise<unknown> {
+    return this.call(agentUpdateCall(groups, this.groupedUpdates));
   }
 
   call(body: Record<string, unknown>): Promise<unknown> {

@@ -6,7 +6,7 @@
  * turn travel in one UPDATE call.
  */
 import { randomUuidBase64 } from '../../../common/uuid.js';
-import type { V1TaskStatus } from '../protocol/v1.js';
+import type { StatusUpdateGroup, V1TaskStatus } from '../protocol/v1.js';
 
 export interface PendingUpdate {
   frameworkId: string;
@@ -17,7 +17,8 @@ export interface PendingUpdate {
 }
 
 export interface StatusUpdateOptions {
-  send(updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }>): Promise<unknown>;
+  /** Send statuses to the master, grouped by framework (AgentSession.sendUpdates). */
+  send(groups: StatusUpdateGroup[]): Promise<unknown>;
   /** Whether the session can send right now. */
   canSend(): boolean;
   initialRetryMs?: number;
@@ -156,7 +157,13 @@ export class StatusUpdateManager {
     }
     this.armRetry();
     if (!this.opts.canSend()) return; // the retry timer (or resendAll on re-registration) sends them
-    this.opts.send(batch.map((u) => ({ framework_id: { value: u.frameworkId }, status: u.status }))).catch(() => {
+    const groups = new Map<string, StatusUpdateGroup>();
+    for (const u of batch) {
+      let g = groups.get(u.frameworkId);
+      if (!g) groups.set(u.frameworkId, (g = { framework_id: { value: u.frameworkId }, statuses: [] }));
+      g.statuses.push(u.status);
+    }
+    this.opts.send([...groups.values()]).catch(() => {
       // The retry timer resends whatever is still unacknowledged.
     });
   }

@@ -16,7 +16,7 @@ import type { Registry, RegistrySnapshot } from './registry.js';
 import type { Authority } from './auth.js';
 import type { MasterConfig } from './config.js';
 import type { AgentRecord, FrameworkRecord, OfferRecord, Outbox } from './records.js';
-import type { V1MasterInfo } from '../protocol/v1.js';
+import { MASTER_CAPABILITIES, type V1MasterInfo } from '../protocol/v1.js';
 import { AgentManager } from './agents.js';
 import { FrameworkManager } from './frameworks.js';
 import { OfferManager } from './offers.js';
@@ -79,6 +79,7 @@ export class Master {
       hostname: host,
       version: VERSION,
       address: { hostname: host, ip: host, port: config.port },
+      capabilities: MASTER_CAPABILITIES.map((type) => ({ type })),
     };
     this.startedAt = this.clock.now();
     this.events = new OperatorEvents(this);

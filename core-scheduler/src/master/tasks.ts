@@ -7,7 +7,7 @@ import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
-import { isTerminal, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+import { isTerminal, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 
 /** An acknowledgement on its way to the agent. */
 interface Ack {
@@ -101,32 +101,34 @@ export class TaskManager {
     for (const e of events) this.m.deliver(f.outbox, e);
   }
 
-  /** Status updates from an agent, in order. */
-  fromAgent(agent: AgentRecord, updates: Array<{ framework_id: { value: string }; status: V1TaskStatus }>): void {
+  /** Status updates from an agent, in order within each framework. */
+  fromAgent(agent: AgentRecord, groups: StatusUpdateGroup[]): void {
     const byFramework = new Map<FrameworkRecord, SchedulerEvent[]>();
     // One metric increment per state and call, not per update (labelled increments hash their labels).
     const perState = new Map<string, number>();
-    for (const { status } of updates) perState.set(status.state, (perState.get(status.state) ?? 0) + 1);
+    for (const { statuses } of groups) for (const status of statuses) perState.set(status.state, (perState.get(status.state) ?? 0) + 1);
     for (const [state, n] of perState) this.updatesTotal.inc({ state }, n);
     // The call's validated statuses are fresh objects owned by the master: completed in place, not copied.
     const agentId = { value: agent.id };
     const now = this.m.clock.now() / 1000;
-    for (const { framework_id, status } of updates) {
+    for (const { framework_id, statuses } of groups) {
       const f = this.m.frameworks.get(framework_id.value);
-      status.agent_id = agentId;
-      status.source ??= 'SOURCE_AGENT';
-      status.timestamp ??= now;
-      const t = f?.tasks.get(status.task_id.value);
-      if (!f || !t) {
-        // Unknown to the master (e.g. the framework was removed): acknowledge on its behalf so the agent stops retrying.
-        if (status.uuid) this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id, task_id: status.task_id, uuid: status.uuid } } satisfies AgentEvent);
-        continue;
+      let events = f && byFramework.get(f);
+      for (const status of statuses) {
+        status.agent_id = agentId;
+        status.source ??= 'SOURCE_AGENT';
+        status.timestamp ??= now;
+        const t = f?.tasks.get(status.task_id.value);
+        if (!f || !t) {
+          // Unknown to the master (e.g. the framework was removed): acknowledge on its behalf so the agent stops retrying.
+          if (status.uuid) this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id, task_id: status.task_id, uuid: status.uuid } } satisfies AgentEvent);
+          continue;
+        }
+        if (t.agentId !== agent.id) continue; // stale update from an agent the task no longer lives on
+        this.record(t, status);
+        if (!events) byFramework.set(f, (events = []));
+        events.push({ type: 'UPDATE', update: { status } });
       }
-      if (t.agentId !== agent.id) continue; // stale update from an agent the task no longer lives on
-      this.record(t, status);
-      let list = byFramework.get(f);
-      if (!list) byFramework.set(f, (list = []));
-      list.push({ type: 'UPDATE', update: { status } });
     }
     for (const [f, events] of byFramework) {
       if (!f.outbox?.isOpen) continue;

@@ -8,7 +8,7 @@
  * then decides and words the error. test/unit/v1-fast.test.ts holds them to
  * zod's verdict on valid bodies and on thousands of mutated ones.
  */
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, MAX_STATUS_UPDATES, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -155,14 +155,28 @@ function isStatus(s: unknown): boolean {
 
 const UPDATE_CALL_KEYS = new Set(['type', 'agent_id', 'update']);
 const UPDATE_KEYS = new Set(['updates']);
+const GROUPED_UPDATE_KEYS = new Set(['frameworks']);
 const UPDATE_ENTRY_KEYS = new Set(['framework_id', 'status']);
+const UPDATE_GROUP_KEYS = new Set(['framework_id', 'statuses']);
 
 const isUpdateEntry = (u: unknown): boolean => isObj(u) && keysWithin(u, UPDATE_ENTRY_KEYS) && isId(u.framework_id) && isStatus(u.status);
+
+function isUpdateGroups(groups: unknown): boolean {
+  if (!isArr(groups, 1, MAX_STATUS_UPDATES)) return false;
+  let total = 0;
+  for (const g of groups) {
+    if (!isObj(g) || !keysWithin(g, UPDATE_GROUP_KEYS) || !isId(g.framework_id) || !isArr(g.statuses, 1, MAX_STATUS_UPDATES) || !g.statuses.every(isStatus)) return false;
+    total += g.statuses.length;
+  }
+  return total <= MAX_STATUS_UPDATES;
+}
 
 function isAgentUpdate(c: Obj): boolean {
   if (!keysWithin(c, UPDATE_CALL_KEYS) || !isId(c.agent_id)) return false;
   const u = c.update;
-  return isObj(u) && keysWithin(u, UPDATE_KEYS) && isArr(u.updates, 1, 100000) && u.updates.every(isUpdateEntry);
+  if (!isObj(u)) return false;
+  if (keysWithin(u, GROUPED_UPDATE_KEYS)) return isUpdateGroups(u.frameworks);
+  return keysWithin(u, UPDATE_KEYS) && isArr(u.updates, 1, MAX_STATUS_UPDATES) && u.updates.every(isUpdateEntry);
 }
 
 /**

@@ -317,6 +317,9 @@ export const agentTaskSchema = z.looseObject({
   pending_updates: z.array(taskStatusSchema).max(1000).optional(),
 });
 
+/** Statuses in one agent UPDATE call. */
+export const MAX_STATUS_UPDATES = 100000;
+
 export const agentCallSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('REGISTER'),
@@ -331,7 +334,21 @@ export const agentCallSchema = z.discriminatedUnion('type', [
       oversubscribed: v1ResourceListSchema.optional(),
     }),
   }),
-  z.object({ type: z.literal('UPDATE'), agent_id: idSchema, update: z.object({ updates: z.array(z.object({ framework_id: idSchema, status: taskStatusSchema })).min(1).max(100000) }) }),
+  z.object({
+    type: z.literal('UPDATE'),
+    agent_id: idSchema,
+    /**
+     * Either form, not both: `updates` one entry per status; `frameworks` the statuses
+     * grouped by framework, which an agent sends to a master that announces GROUPED_STATUS_UPDATES.
+     */
+    update: z
+      .object({
+        updates: z.array(z.object({ framework_id: idSchema, status: taskStatusSchema })).min(1).max(MAX_STATUS_UPDATES).optional(),
+        frameworks: z.array(z.object({ framework_id: idSchema, statuses: z.array(taskStatusSchema).min(1).max(MAX_STATUS_UPDATES) })).min(1).max(MAX_STATUS_UPDATES).optional(),
+      })
+      .refine((u) => (u.updates === undefined) !== (u.frameworks === undefined), 'give either "updates" or "frameworks", not both')
+      .refine((u) => (u.frameworks ?? []).reduce((n, g) => n + g.statuses.length, 0) <= MAX_STATUS_UPDATES, `at most ${MAX_STATUS_UPDATES} statuses in one call`),
+  }),
   z.object({ type: z.literal('HEARTBEAT'), agent_id: idSchema }),
   z.object({ type: z.literal('UPDATE_OVERSUBSCRIBED'), agent_id: idSchema, update_oversubscribed: z.object({ resources: v1ResourceListSchema }) }),
   z.object({ type: z.literal('UNREGISTER'), agent_id: idSchema }),

@@ -27,6 +27,27 @@ export interface V1MasterInfo {
   hostname: string;
   version: string;
   address: { hostname: string; ip: string; port: number };
+  /** What this master understands beyond the base protocol (MASTER_CAPABILITIES), as Mesos's MasterInfo.capabilities. */
+  capabilities?: Array<{ type: string }>;
+}
+
+/**
+ * Features of this master's agent protocol, announced in master_info: an agent
+ * uses one only with a master that announced it, so agents can be upgraded
+ * before or after their master.
+ */
+export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES'] as const;
+
+/** An agent's statuses of one framework, as an UPDATE call's `frameworks` form carries them. */
+export interface StatusUpdateGroup {
+  framework_id: V1Id;
+  statuses: V1TaskStatus[];
+}
+
+/** The body of an agent's UPDATE call: grouped by framework to a master that takes it, else one entry per status. */
+export function agentUpdateCall(groups: StatusUpdateGroup[], grouped: boolean): Record<string, unknown> {
+  if (grouped) return { type: 'UPDATE', update: { frameworks: groups } };
+  return { type: 'UPDATE', update: { updates: groups.flatMap((g) => g.statuses.map((status) => ({ framework_id: g.framework_id, status }))) } };
 }
 
 export type SchedulerEvent =

@@ -53,7 +53,7 @@ export class SimAgent {
 
   constructor(private readonly opts: SimAgentOptions) {
     this.updates = new StatusUpdateManager({
-      send: (updates) => this.session.call({ type: 'UPDATE', update: { updates } }),
+      send: (groups) => this.session.sendUpdates(groups),
       canSend: () => this.session.connected,
       ...(opts.updateRetryMs !== undefined ? { initialRetryMs: opts.updateRetryMs, maxRetryMs: opts.updateRetryMs * 8 } : {}),
       onAcknowledged: (fw, status) => {

@@ -9,7 +9,8 @@ function manager(opts: { retryMs?: number } = {}) {
   const changes: Array<[string, string, number]> = [];
   const acked: string[] = [];
   const m = new StatusUpdateManager({
-    send: async (updates) => void sent.push(updates),
+    // Flattened back to one entry per status: the tests read the order of the statuses.
+    send: async (groups) => void sent.push(groups.flatMap((g) => g.statuses.map((s) => ({ framework_id: g.framework_id, status: s })))),
     canSend: () => true,
     initialRetryMs: opts.retryMs ?? 60_000,
     onQueueChanged: (fw, task, q) => changes.push([fw, task, q.length]),

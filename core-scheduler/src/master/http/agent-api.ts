@@ -32,7 +32,8 @@ export function mountAgentApi(server: HttpServer, m: Master): void {
     m.agentManager.seen(a);
     switch (call.type) {
       case 'UPDATE':
-        m.taskManager.fromAgent(a, call.update.updates);
+        // The per-status form becomes groups of one: the master handles one shape.
+        m.taskManager.fromAgent(a, call.update.frameworks ?? call.update.updates!.map((u) => ({ framework_id: u.framework_id, statuses: [u.status] })));
         break;
       case 'HEARTBEAT':
         break;
