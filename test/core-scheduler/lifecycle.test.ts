@@ -23,6 +23,17 @@ async function agent(url: string, opts: Partial<ConstructorParameters<typeof Sim
   return a;
 }
 
+/** An agent speaking the protocol directly, keeping every record as it came over the wire. */
+async function rawAgent(url: string, resources: string, capabilities?: string[]): Promise<{ conn: V1Connection; events: AgentEvent[]; id: string }> {
+  const events: AgentEvent[] = [];
+  const conn = new V1Connection({ master: url, path: '/api/v1/agent' });
+  cleanup.push(() => conn.close());
+  await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'raw', resources: parseResources(resources).toV1() }, ...(capabilities ? { capabilities } : {}) } }, (e) => events.push(e as unknown as AgentEvent));
+  await until(() => events.some((e) => e.type === 'REGISTERED'));
+  const registered = events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>;
+  return { conn, events, id: registered.registered.agent_id.value };
+}
+
 function framework(url: string, info: ConstructorParameters<typeof TestFramework>[1] = {}): TestFramework {
   const f = new TestFramework(url, info);
   cleanup.push(() => f.client.close());
@@ -140,13 +151,7 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     const resources = 'cpus(dev):2;cpus:2;mem:4096';
     const current = await agent(master.url, { hostname: 'current', resources });
     const older = await agent(master.url, { hostname: 'older', resources, capabilities: ['ACKNOWLEDGE_BATCH'] });
-    // An agent that keeps the records as they came over the wire.
-    const wire: AgentEvent[] = [];
-    const raw = new V1Connection({ master: master.url, path: '/api/v1/agent' });
-    cleanup.push(() => raw.close());
-    await raw.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'wire', resources: parseResources(resources).toV1() }, capabilities: ['COMPACT_LAUNCH'] } }, (e) => wire.push(e as unknown as AgentEvent));
-    await until(() => wire.some((e) => e.type === 'REGISTERED'));
-    const rawId = (wire.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>).registered.agent_id.value;
+    const { events: wire, id: rawId } = await rawAgent(master.url, resources, ['COMPACT_LAUNCH']);
 
     const f = framework(master.url, { roles: ['dev'], capabilities: [{ type: 'MULTI_ROLE' }] });
     await f.subscribe();
@@ -193,11 +198,7 @@ describe('framework lifecycle over the v1 scheduler API', () => {
 
   it('takes an agent\'s status updates one entry per status or grouped by framework, the form it announces in master_info', async () => {
     master = await startTestMaster();
-    const events: AgentEvent[] = [];
-    const raw = new V1Connection({ master: master.url, path: '/api/v1/agent' });
-    cleanup.push(() => raw.close());
-    await raw.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'raw', resources: parseResources('cpus:4;mem:1024').toV1() } } }, (e) => events.push(e as unknown as AgentEvent));
-    await until(() => events.some((e) => e.type === 'REGISTERED'));
+    const { conn: raw, events, id } = await rawAgent(master.url, 'cpus:4;mem:1024');
     const registered = (events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>).registered;
     expect(registered.master_info.capabilities).toContainEqual({ type: 'GROUPED_STATUS_UPDATES' });
 
@@ -206,7 +207,7 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     const [offer] = await f.offers();
     await f.launch(offer!, ['flat', 'g1', 'g2'].map((id) => ({ id, resources: 'cpus:1;mem:64' })));
     await until(() => events.some((e) => e.type === 'LAUNCH'));
-    const agentId = { value: registered.agent_id.value };
+    const agentId = { value: id };
     const framework_id = { value: f.id };
     const running = (id: string, uuid: string) => ({ task_id: { value: id }, state: 'TASK_RUNNING', uuid });
     await raw.call({ ...agentUpdateCall([{ framework_id, statuses: [running('flat', 'AAAAAAAAAAAAAAAAAAAAAA==') as never] }], false), agent_id: agentId });

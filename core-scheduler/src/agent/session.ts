@@ -5,7 +5,7 @@
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../common/errors.js';
 import { V1Connection } from '../client/connection.js';
-import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
+import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, hasCapability, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };
@@ -102,7 +102,7 @@ export class AgentSession {
       const e = raw as unknown as AgentEvent;
       if (e.type === 'REGISTERED') {
         this.agentId = e.registered.agent_id.value;
-        this.groupedUpdates = (e.registered.master_info.capabilities ?? []).some((c) => c.type === 'GROUPED_STATUS_UPDATES');
+        this.groupedUpdates = hasCapability(e.registered.master_info, 'GROUPED_STATUS_UPDATES');
         this.connected = true;
         this.startHeartbeat(e.registered.heartbeat_interval_seconds * 1000);
         this.opts.onRegistered?.(this.agentId, e.registered.checkpointed_resources);

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { logger } from '../../../common/log.js';
 import { errorMessage, isCorralError } from '../../../common/errors.js';
-import { isTerminal, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+import { hasCapability, isTerminal, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 import type { Containerizer, ContainerizerType, Launched, Termination } from './containerizer.js';
 import type { Checkpoint, TaskCheckpoint } from './checkpoint.js';
 import type { StatusUpdateManager } from './status-updates.js';
@@ -39,7 +39,6 @@ export interface TaskContext {
 }
 
 const key = (fw: string, task: string): string => `${fw}/${task}`;
-const hasCapability = (info: V1FrameworkInfo | undefined, type: string): boolean => (info?.capabilities ?? []).some((c) => c.type === type);
 
 export class AgentTasks {
   readonly live = new Map<string, LiveTask>();

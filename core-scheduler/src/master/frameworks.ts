@@ -7,12 +7,11 @@ import type { Master } from './master.js';
 import type { FrameworkRecord, Outbox } from './records.js';
 import type { PersistedFramework } from './registry.js';
 import type { SchedulerEvent, V1FrameworkInfo } from '../protocol/v1.js';
-import { nanos } from '../protocol/v1.js';
+import { hasCapability, nanos } from '../protocol/v1.js';
 
 /** Recovered frameworks get at least this long to re-subscribe after a master restart. */
 const RECOVERY_GRACE_MS = 60_000;
 
-const hasCapability = (info: V1FrameworkInfo, type: string): boolean => (info.capabilities ?? []).some((c) => c.type === type);
 
 export function frameworkRoles(info: V1FrameworkInfo): string[] {
   if (info.roles && info.role) throw new CorralError('INVALID_ARGUMENT', 'set either framework_info.roles or the deprecated framework_info.role, not both');

@@ -31,6 +31,9 @@ export interface V1MasterInfo {
   capabilities?: Array<{ type: string }>;
 }
 
+/** Whether a v1 capability list (FrameworkInfo's, MasterInfo's) names `type`. */
+export const hasCapability = (info: { capabilities?: ReadonlyArray<{ type?: string }> | undefined } | undefined, type: string): boolean => (info?.capabilities ?? []).some((c) => c.type === type);
+
 /**
  * Features of this master's agent protocol, announced in master_info: an agent
  * uses one only with a master that announced it, so agents can be upgraded
