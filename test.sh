@@ -34,6 +34,8 @@ PACKAGES=(
   e2fsprogs              # volumes: mkfs.ext4, e2fsck, resize2fs
   ruby                   # vagrant: `ruby -c` checks the Vagrantfile (VMs cannot run here)
   shellcheck             # vagrant: lints provision.sh
+  podman                 # interop: a third-party container runtime on corral's CNI network (libcni)
+  runc                   # bench: the peer runtime the containerizer benchmarks run side by side
 )
 
 ensure_node
