@@ -8,15 +8,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostname } from 'node:os';
+import { availableParallelism, cpus, hostname, totalmem } from 'node:os';
 import { isCorralError } from '../../common/errors.js';
 import { NONE, eventually, forceCleanup, leftovers, nativeEnv, removeCgroupRoot, shell, sleep, task, type NativeEnv } from './helpers.js';
 
 let env: NativeEnv;
 const launched: string[] = [];
+/** The containerizer runs as an agent advertising more than this host has (an operator's overcommit). */
+const CORES = Math.max(cpus().length, availableParallelism());
+const ADVERTISED = { cpus: CORES + 2, memMb: 2 * Math.floor(totalmem() / (1024 * 1024)), gpus: 0 };
 
 beforeAll(async () => {
-  env = await nativeEnv('native');
+  env = await nativeEnv('native', {}, { host: ADVERTISED });
 });
 
 afterAll(async () => {
@@ -122,6 +125,21 @@ describe('namespaces', () => {
   });
 });
 
+/** The CPU controls the kernel holds for a container: v1 shares and CFS quota/period, or v2 cpu.max. */
+function cpuControl(id: string): { shares?: number; quota: string; period: string } {
+  for (const d of env.z.cgroups.placement(id).dirs) {
+    if (existsSync(join(d, 'cpu.cfs_quota_us'))) {
+      const read = (f: string) => readFileSync(join(d, f), 'utf8').trim();
+      return { shares: Number(read('cpu.shares')), quota: read('cpu.cfs_quota_us'), period: read('cpu.cfs_period_us') };
+    }
+    if (existsSync(join(d, 'cpu.max'))) {
+      const [quota, period] = readFileSync(join(d, 'cpu.max'), 'utf8').trim().split(' ');
+      return { quota: quota!, period: period! };
+    }
+  }
+  throw new Error(`no cpu cgroup for ${id}`);
+}
+
 describe('cgroup limits', () => {
   it('holds a CPU-bound task to its quota', async () => {
     await start('cpu', { resources: { cpus: 0.25, memMb: 64, diskMb: 0, gpus: 0, ports: [] }, command: shell('while :; do :; done') });
@@ -148,6 +166,16 @@ describe('cgroup limits', () => {
     await start('hog-child', { resources: { cpus: 0.5, memMb: 32, diskMb: 0, gpus: 0, ports: [] }, command: shell('dd if=/dev/zero of=/dev/null bs=128M count=1; exit $?') });
     expect(await env.z.wait('hog-child')).toMatchObject({ oomKilled: true, exitCode: 137, signal: null, reason: 'REASON_CONTAINER_LIMITATION_MEMORY' });
     await env.z.destroy('hog-child');
+  });
+
+  it('a task asking for more CPUs than the host has, within what the agent advertises, runs with limits sized from its request', async () => {
+    const want = CORES + 1;
+    const { sandbox } = await start('overcommit', { resources: { cpus: want, memMb: 64, diskMb: 0, gpus: 0, ports: [] }, command: shell('echo running; sleep 30') });
+    await eventually(() => expect(readFileSync(join(sandbox, 'stdout'), 'utf8')).toBe('running\n'));
+    const cg = cpuControl('overcommit');
+    expect(cg).toEqual(env.z.cgroups.version === 1 ? { shares: want * 1024, quota: `${want * 100_000}`, period: '100000' } : { quota: `${want * 100_000}`, period: '100000' });
+    expect(env.z.cgroups.usage('overcommit')!.memLimitBytes).toBe(64 * 1024 * 1024);
+    await env.z.destroy('overcommit');
   });
 
   it('the pids limit holds', async () => {
@@ -189,8 +217,13 @@ describe('bad task definitions are refused with a clear message', () => {
   };
 
   it('a command that does not exist', () => refused('badcmd', { command: { shell: false, value: 'no-such-program', environment: {} } }, /exec no-such-program: No such file or directory/));
-  it('more CPUs than the host has', () => refused('bigcpu', { resources: { cpus: 512, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /asks for 512 CPUs; this host has \d+/));
-  it('more memory than the host has', () => refused('bigmem', { resources: { cpus: 1, memMb: 10_000_000, diskMb: 0, gpus: 0, ports: [] } }, /asks for 10000000 MB of memory/));
+  // Beyond what the agent advertises (the host's own count no longer matters: see 'cgroup limits').
+  it('more CPUs than the agent advertises', () => refused('bigcpu', { resources: { cpus: ADVERTISED.cpus + 1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, new RegExp(`asks for ${ADVERTISED.cpus + 1} CPUs; this agent advertises ${ADVERTISED.cpus}$`)));
+  it('more memory than the agent advertises', () => refused('bigmem', { resources: { cpus: 1, memMb: 10_000_000, diskMb: 0, gpus: 0, ports: [] } }, new RegExp(`asks for 10000000 MB of memory; this agent advertises ${ADVERTISED.memMb} MB`)));
+  it('a negative or NaN CPU count', async () => {
+    await refused('negcpu', { resources: { cpus: -1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /invalid task definition: resources.cpus/);
+    await refused('nancpu', { resources: { cpus: Number.NaN, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /invalid task definition: resources.cpus/);
+  });
   it('GPUs', () => refused('gpu', { resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 1, ports: [] } }, /GPU/));
   it('a missing host volume', () => refused('novol', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: '/no/such/dir' } }] }, /volume host path \/no\/such\/dir does not exist/));
   it('a missing image tarball', () => refused('noimg', { image: { kind: 'tarball', path: '/no/such/image.tar' } }, /image tarball \/no\/such\/image.tar does not exist/));

@@ -1,8 +1,9 @@
 /**
  * The agent's own HTTP API: health and metrics, the live containers (the CNI
- * daemon reconciles its IPs against them), the tasks here, and task logs
- * (tail and follow) for `corral logs`. Everything but health, metrics and the
- * container list needs an operator credential unless authentication is off.
+ * daemon reconciles its IPs against them), the tasks here, the resources it
+ * advertises beside the hardware's, and task logs (tail and follow) for
+ * `corral logs`. Everything but health, metrics and the container list needs
+ * an operator credential unless authentication is off.
  */
 import { openSync, readSync, closeSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,11 +12,12 @@ import type { HttpServer, RequestContext } from '../../../common/http/server.js'
 import type { Authority } from '../master/auth.js';
 import type { Agent } from './agent.js';
 import type { TaskCheckpoint } from './checkpoint.js';
+import type { AgentResources } from './host-resources.js';
 import { isTerminal } from '../protocol/v1.js';
 
 const MAX_CHUNK = 1024 * 1024;
 
-export function mountAgentApi(server: HttpServer, agent: Agent, auth: Authority | undefined): void {
+export function mountAgentApi(server: HttpServer, agent: Agent, auth: Authority | undefined, resources: AgentResources): void {
   const guard = (ctx: RequestContext): void => {
     if (!auth) return;
     auth.authorizeOperator(auth.authenticate(ctx.req));
@@ -34,6 +36,17 @@ export function mountAgentApi(server: HttpServer, agent: Agent, auth: Authority 
       sandbox: t.container.sandbox,
     });
     return { tasks: agent.tasks.all().map(view), completed_tasks: [...agent.tasks.completed.values()].map(view) };
+  });
+  // What the agent advertises (tasks are checked against it) and where that exceeds the host: overcommit stays visible.
+  server.route('GET', '/api/v1/resources', (ctx) => {
+    guard(ctx);
+    return {
+      advertised: resources.advertised.toString(),
+      advertised_resources: resources.advertised.toV1(),
+      physical: { cpus: resources.physical.cpus, mem: resources.physical.memMb, disk: resources.physical.diskMb },
+      overcommitted: resources.overcommitted,
+      warnings: resources.overcommitted.map((o) => `advertises ${o.advertised} ${o.resource}; this host has ${o.physical}`),
+    };
   });
   server.route('GET', '/api/v1/logs', (ctx) => logs(ctx, agent, guard));
 }

@@ -1,7 +1,8 @@
 /**
  * Building the agent's containerizers from its configuration: the native
  * MESOS one and/or DOCKER, sharing the volume hook (the volume plugin
- * daemon) and the network hook (CNI networks from the conf dir).
+ * daemon) and the network hook (CNI networks from the conf dir). Both check
+ * each task against what the agent advertises, not the host's core count.
  */
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -10,23 +11,25 @@ import { VolumeClient } from '../../../plugins/volume-driver/src/index.js';
 import type { Logger } from '../../../common/log.js';
 import type { Containerizer } from './containerizer.js';
 import type { AgentConfig } from './config.js';
+import { agentResources, taskCapacity, type AgentResources } from './host-resources.js';
 
 export interface BuiltContainerizers {
   containerizers: Containerizer[];
   close(): Promise<void>;
 }
 
-export async function createContainerizers(config: AgentConfig, log: Logger): Promise<BuiltContainerizers> {
+export async function createContainerizers(config: AgentConfig, log: Logger, resources: AgentResources = agentResources(config.workDir, config.resources)): Promise<BuiltContainerizers> {
+  const host = taskCapacity(resources.advertised);
   const volumeHook = new VolumeLibraryHook({ drivers: { corral: new VolumeClient(config.volumeSocket) } });
   const networkHook = new CniNetworkHook({ confDir: config.cniConfDir, cacheDir: join(config.workDir, 'cni-results') });
   const built: Array<Containerizer & { close?: () => Promise<void> | void }> = [];
   if (config.containerizers.includes('MESOS')) {
-    built.push(await createMesosContainerizer({ workDir: join(config.workDir, 'containerizer'), ...config.mesos }, { volumeHook, networkHook, log }));
+    built.push(await createMesosContainerizer({ workDir: join(config.workDir, 'containerizer'), ...config.mesos }, { volumeHook, networkHook, log, host }));
   }
   if (config.containerizers.includes('DOCKER')) {
     // The label that marks this agent's containers: stable across restarts, distinct per agent work dir.
     const instance = `corral-${createHash('sha1').update(config.workDir).digest('hex').slice(0, 8)}`;
-    built.push(new DockerContainerizer({ socketPath: config.docker.socket, instance, runDir: join(config.workDir, 'docker-run'), networkHook, log }));
+    built.push(new DockerContainerizer({ socketPath: config.docker.socket, instance, runDir: join(config.workDir, 'docker-run'), networkHook, log, host }));
   }
   return {
     containerizers: built,

@@ -5,13 +5,14 @@
 import { mkdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { CorralError } from '../../../common/errors.js';
+import { logger } from '../../../common/log.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { Metrics } from '../../../common/metrics.js';
 import { Authority, loadSecurity } from '../master/auth.js';
 import { Agent } from './agent.js';
 import { mountAgentApi } from './api.js';
 import { collectSandboxes } from './gc.js';
-import { hostResources, parseAttributes } from './host-resources.js';
+import { agentResources, parseAttributes, type AgentResources } from './host-resources.js';
 import type { AgentConfig } from './config.js';
 import type { Containerizer } from './containerizer.js';
 
@@ -35,10 +36,12 @@ function security(config: AgentConfig): { credential?: { principal: string; secr
   return { ...(credential ? { credential } : {}), api: new Authority(sec) };
 }
 
-export async function startAgent(config: AgentConfig, containerizers: Containerizer[]): Promise<RunningAgent> {
+export async function startAgent(config: AgentConfig, containerizers: Containerizer[], own: AgentResources = agentResources(config.workDir, config.resources)): Promise<RunningAgent> {
   mkdirSync(config.workDir, { recursive: true });
   const { credential, api } = security(config);
-  const resources = hostResources(config.workDir, config.resources);
+  const resources = own.advertised;
+  // Trusted, as Mesos trusts --resources, but said at start so the hardware's limits stay visible.
+  for (const o of own.overcommitted) logger('agent').warn(o, `the agent advertises more ${o.resource} than this host has (${o.advertised} advertised, ${o.physical} physical); tasks are checked against the advertised figure`);
   const attributes = parseAttributes(config.attributes);
   const metrics = new Metrics('corral_agent');
   const server = new HttpServer({ name: 'agent', metrics });
@@ -53,7 +56,7 @@ export async function startAgent(config: AgentConfig, containerizers: Containeri
     await server.close();
     throw err;
   }
-  mountAgentApi(server, agent, api);
+  mountAgentApi(server, agent, api, own);
   metrics.serve(server);
   const gc = setInterval(() => {
     try {

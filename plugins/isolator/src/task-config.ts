@@ -1,10 +1,16 @@
 /**
  * Checking a ContainerConfig before anything is created on the host, shared
- * by both containerizers. A bad task — a malformed field, resources this
- * host does not have, no command to run, a volume path that escapes its
- * sandbox — is refused here with an INVALID_ARGUMENT whose message says what
- * is wrong; the agent turns it into TASK_ERROR/FAILED and the host is left
- * untouched.
+ * by both containerizers. A bad task — a malformed field, more resources
+ * than this agent advertises, no command to run, a volume path that escapes
+ * its sandbox — is refused here with an INVALID_ARGUMENT whose message says
+ * what is wrong; the agent turns it into TASK_ERROR/FAILED and the host is
+ * left untouched.
+ *
+ * Resources are checked against what the agent advertises (its `--resources`
+ * or the detected figures), not against the hardware: as in Mesos, an
+ * operator's override is trusted (overcommit, headroom, tests), and a task
+ * that fits an offer must run. The agent warns at start when it advertises
+ * more than the host has.
  */
 import { cpus as hostCpus, totalmem } from 'node:os';
 import { isAbsolute, join, normalize, relative } from 'node:path';
@@ -13,12 +19,14 @@ import { invalid } from '../../../common/errors.js';
 import { parseInput, z } from '../../../common/validate.js';
 import type { CommandSpec, ContainerConfig, ContainerizerType } from '../../../core-scheduler/src/agent/containerizer.js';
 
+/** What tasks on this agent may ask for in all: the agent's advertised resources. */
 export interface HostCapacity {
   cpus: number;
   memMb: number;
   gpus: number;
 }
 
+/** A containerizer used without an agent: the host's own CPUs and memory, no GPUs. */
 export function hostCapacity(): HostCapacity {
   return { cpus: hostCpus().length, memMb: Math.floor(totalmem() / (1024 * 1024)), gpus: 0 };
 }
@@ -88,13 +96,14 @@ function escapes(path: string): boolean {
   return n === '..' || n.startsWith('../') || n.includes('/../') || n.endsWith('/..');
 }
 
-/** Validates `config` for `type` on a host with `host` capacity; returns it (typed) or throws INVALID_ARGUMENT. */
-export function checkTask(config: ContainerConfig, type: ContainerizerType, host: HostCapacity): ContainerConfig {
+/** Validates `config` for `type` on an agent advertising `capacity`; returns it (typed) or throws INVALID_ARGUMENT. */
+export function checkTask(config: ContainerConfig, type: ContainerizerType, capacity: HostCapacity): ContainerConfig {
   const c = parseInput(configSchema, config, 'task definition') as ContainerConfig;
   const r = c.resources;
-  if (r.cpus > host.cpus) throw invalid(`the task asks for ${r.cpus} CPUs; this host has ${host.cpus}`);
-  if (r.memMb > host.memMb) throw invalid(`the task asks for ${r.memMb} MB of memory; this host has ${host.memMb} MB`);
-  if (r.gpus > host.gpus) throw invalid(`the task asks for ${r.gpus} GPU(s); this host has ${host.gpus}`);
+  // No single task can use more than the whole agent; within that, fitting the free share is the master's business (offers).
+  if (r.cpus > capacity.cpus) throw invalid(`the task asks for ${r.cpus} CPUs; this agent advertises ${capacity.cpus}`);
+  if (r.memMb > capacity.memMb) throw invalid(`the task asks for ${r.memMb} MB of memory; this agent advertises ${capacity.memMb} MB`);
+  if (r.gpus > capacity.gpus) throw invalid(`the task asks for ${r.gpus} GPU(s); this agent advertises ${capacity.gpus}`);
   if (r.memMb > 0 && r.memMb < 4) throw invalid(`a memory limit of ${r.memMb} MB is too small to start a process (minimum 4 MB)`);
   if (type === 'MESOS' && c.image?.kind === 'docker') throw invalid(`the MESOS containerizer runs root filesystem tarballs; use the DOCKER containerizer for the Docker image ${c.image.name}`);
   if (type === 'DOCKER' && c.image?.kind !== 'docker') throw invalid('the DOCKER containerizer needs a Docker image (image.kind "docker")');

@@ -6,10 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseVersion, parseCgroupMounts } from '../../../plugins/isolator/src/cgroups/detect.js';
-import { cgroupLimits, sharesToWeight } from '../../../plugins/isolator/src/cgroups/limits.js';
+import { MAX_CFS_QUOTA_US, MAX_MEMORY_BYTES, MAX_SHARES, MIB, cgroupLimits, sharesToWeight } from '../../../plugins/isolator/src/cgroups/limits.js';
 import { CgroupV1Driver } from '../../../plugins/isolator/src/cgroups/v1.js';
 import { CgroupV2Driver } from '../../../plugins/isolator/src/cgroups/v2.js';
 
@@ -60,6 +60,20 @@ describe('limits', () => {
     expect(cgroupLimits({ cpus: 0, memMb: 0, cfsQuota: true })).toEqual({ cpuShares: 2 });
     expect(cgroupLimits({ cpus: 0.001, memMb: 0, cfsQuota: true }).cpuQuota).toEqual({ quotaUs: 1000, periodUs: 100_000 });
     expect(cgroupLimits({ cpus: 2, memMb: 0, cfsQuota: false }).cpuQuota).toBeUndefined();
+  });
+
+  it('sizes limits from the request, not the host: more CPUs than this host has is still a valid quota', () => {
+    const beyond = cpus().length + 1;
+    expect(cgroupLimits({ cpus: beyond, memMb: 48 * 1024, cfsQuota: true })).toEqual({ cpuShares: beyond * 1024, cpuQuota: { quotaUs: beyond * 100_000, periodUs: 100_000 }, memoryBytes: 48 * 1024 * MIB });
+  });
+
+  it('applies only the kernel\'s own bounds, writing integers it accepts', () => {
+    const huge = cgroupLimits({ cpus: 1e12, memMb: 1e15, cfsQuota: true });
+    expect(huge.cpuShares).toBe(MAX_SHARES); // v1 would clamp silently; v2 weight tops out at the same point
+    expect(huge.cpuQuota!.quotaUs).toBe(MAX_CFS_QUOTA_US);
+    expect(huge.memoryBytes).toBe(MAX_MEMORY_BYTES);
+    for (const v of [huge.cpuShares, huge.cpuQuota!.quotaUs, huge.memoryBytes!]) expect(String(v)).toMatch(/^\d+$/);
+    expect(sharesToWeight(huge.cpuShares)).toBe(10_000);
   });
 
   it('converts shares to v2 weights like runc', () => {

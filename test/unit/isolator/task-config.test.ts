@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../../core-scheduler/src/agent/containerizer.js';
 import { checkTask, commandArgv, logPath } from '../../../plugins/isolator/src/task-config.js';
@@ -16,6 +16,7 @@ import { launchFields } from '../../../plugins/isolator/src/native/launch-reques
 import type { LaunchPlan } from '../../../plugins/isolator/src/native/isolators/types.js';
 
 const sandbox = mkdtempSync(join(tmpdir(), 'corral-task-'));
+/** What the agent advertises: tasks are checked against this, whatever the hardware has. */
 const host = { cpus: 2, memMb: 4096, gpus: 0 };
 const base = (o: Partial<ContainerConfig> = {}): ContainerConfig => ({
   containerId: 'c1', frameworkId: 'f', taskId: 't', sandbox,
@@ -33,8 +34,15 @@ describe('checkTask', () => {
 
   it.each([
     ['a bad container id', { containerId: '../x' }, /containerId/],
-    ['more CPUs than the host', { resources: { cpus: 3, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /asks for 3 CPUs; this host has 2/],
-    ['more memory than the host', { resources: { cpus: 1, memMb: 8192, diskMb: 0, gpus: 0, ports: [] } }, /8192 MB of memory; this host has 4096 MB/],
+    ['more CPUs than the agent advertises', { resources: { cpus: 3, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /asks for 3 CPUs; this agent advertises 2/],
+    ['more memory than the agent advertises', { resources: { cpus: 1, memMb: 8192, diskMb: 0, gpus: 0, ports: [] } }, /8192 MB of memory; this agent advertises 4096 MB/],
+    ['GPUs the agent does not advertise', { resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 1, ports: [] } }, /1 GPU\(s\); this agent advertises 0/],
+    ['negative CPUs', { resources: { cpus: -1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /resources.cpus/],
+    ['NaN CPUs', { resources: { cpus: Number.NaN, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /resources.cpus/],
+    ['infinite CPUs', { resources: { cpus: Number.POSITIVE_INFINITY, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /resources.cpus/],
+    ['non-numeric CPUs', { resources: { cpus: '3', memMb: 64, diskMb: 0, gpus: 0, ports: [] } }, /resources.cpus/],
+    ['negative memory', { resources: { cpus: 1, memMb: -64, diskMb: 0, gpus: 0, ports: [] } }, /resources.memMb/],
+    ['NaN memory', { resources: { cpus: 1, memMb: Number.NaN, diskMb: 0, gpus: 0, ports: [] } }, /resources.memMb/],
     ['a memory limit too small to run', { resources: { cpus: 1, memMb: 1, diskMb: 0, gpus: 0, ports: [] } }, /too small/],
     ['no command', { command: undefined }, /no command to run/],
     ['a shell command without value', { command: { shell: true, environment: {} } }, /needs a value/],
@@ -45,6 +53,20 @@ describe('checkTask', () => {
     ['an environment name with "="', { command: { shell: true, value: 'x', environment: { 'A=B': '1' } } }, /command.environment/],
   ])('refuses %s', (_what, o, pattern) => {
     expect(() => checkTask(base(o as Partial<ContainerConfig>), 'MESOS', host)).toThrow(pattern);
+  });
+
+  it('accepts what the agent advertises even beyond the hardware (an operator\'s override is trusted)', () => {
+    const cores = Math.max(cpus().length, availableParallelism());
+    const overcommitted = { cpus: cores + 7, memMb: 4 * 1024 * 1024, gpus: 0 };
+    const big = { cpus: cores + 1, memMb: 2 * 1024 * 1024, diskMb: 0, gpus: 0, ports: [] as Array<[number, number]> };
+    expect(checkTask(base({ resources: big }), 'MESOS', overcommitted).resources).toEqual(big);
+    // Exactly all of it is fine; a thousandth more is not.
+    expect(checkTask(base({ resources: { ...big, cpus: cores + 7, memMb: 4 * 1024 * 1024 } }), 'MESOS', overcommitted).resources.cpus).toBe(cores + 7);
+    expect(() => checkTask(base({ resources: { ...big, cpus: cores + 7.001 } }), 'MESOS', overcommitted)).toThrow(new RegExp(`asks for ${cores + 7.001} CPUs; this agent advertises ${cores + 7}$`));
+  });
+
+  it('an agent advertising less than the hardware (headroom) refuses what exceeds its figure', () => {
+    expect(() => checkTask(base({ resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }), 'MESOS', { cpus: 0.5, memMb: 4096, gpus: 0 })).toThrow(/asks for 1 CPUs; this agent advertises 0.5/);
   });
 
   it('knows which image kind goes with which containerizer', () => {
