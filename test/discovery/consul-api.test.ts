@@ -187,6 +187,80 @@ describe('KV', () => {
   });
 });
 
+describe("Consul's defaults, through the consul client", () => {
+  it('a PUT without flags sets them to 0; an unchanged PUT keeps the ModifyIndex', async () => {
+    expect(await consul.kv.set({ key: 'defaults/flags', value: 'v', flags: 42 })).toBe(true);
+    expect(await consul.kv.set('defaults/flags', 'v')).toBe(true);
+    const e = (await consul.kv.get('defaults/flags')) as { Flags: number; ModifyIndex: number };
+    expect(e.Flags).toBe(0);
+    expect(await consul.kv.set('defaults/flags', 'v')).toBe(true);
+    expect(((await consul.kv.get('defaults/flags')) as { ModifyIndex: number }).ModifyIndex).toBe(e.ModifyIndex);
+    // A lock acquired without flags also writes flags 0.
+    const s = ((await consul.session.create({ lockdelay: '0s' })) as { ID: string }).ID;
+    await consul.kv.set({ key: 'defaults/lock', value: 'v', flags: 5 });
+    expect(await consul.kv.set({ key: 'defaults/lock', value: 'v', acquire: s })).toBe(true);
+    expect(((await consul.kv.get('defaults/lock')) as { Flags: number }).Flags).toBe(0);
+    await consul.session.destroy(s);
+  });
+
+  it('conflicting flags are a 400; a cas delete of a missing key succeeds', async () => {
+    await expect(consul.kv.set({ key: 'defaults/x', value: 'v', cas: 0, acquire: 'some-session' })).rejects.toMatchObject({ statusCode: 400 });
+    await expect(consul.kv.del({ key: 'defaults/', recurse: true, cas: 3 })).rejects.toMatchObject({ statusCode: 400 });
+    const conflict = await fetch(`${base}/v1/kv/defaults/x?cas=0&release=s`, { method: 'PUT', body: 'v' });
+    expect(conflict.status).toBe(400);
+    expect(((await conflict.json()) as { message: string }).message).toContain('Conflicting flags');
+    expect(await consul.kv.del({ key: 'defaults/never-written', cas: 17 })).toBe(true);
+    const missing = await fetch(`${base}/v1/kv/`);
+    expect(missing.status).toBe(400);
+    expect((await fetch(`${base}/v1/kv/defaults/none/?keys`)).status).toBe(404);
+  });
+
+  it('?raw answers text/plain with nosniff and a sandbox policy; stale with consistent is a 400', async () => {
+    await consul.kv.set('defaults/raw', '<script>alert(1)</script>');
+    const raw = await fetch(`${base}/v1/kv/defaults/raw?raw`);
+    expect(raw.headers.get('content-type')).toBe('text/plain');
+    expect(raw.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(raw.headers.get('content-security-policy')).toBe('sandbox');
+    expect(await raw.text()).toBe('<script>alert(1)</script>');
+    const stale = await fetch(`${base}/v1/kv/defaults/raw?stale`);
+    expect(stale.headers.get('x-consul-effective-consistency')).toBe('stale');
+    expect(stale.headers.get('x-consul-knownleader')).toBe('true');
+    expect((await fetch(`${base}/v1/kv/defaults/raw?stale&consistent`)).status).toBe(400);
+    expect(await consul.kv.get({ key: 'defaults/raw', consistent: true })).toMatchObject({ Key: 'defaults/raw' });
+  });
+
+  it('sessions: serfHealth unless checks are given, LockDelay 5 means 5 s, TTL kept as written, TTL 0 means none', async () => {
+    const plain = ((await consul.session.create({})) as { ID: string }).ID;
+    expect(await consul.session.info(plain)).toMatchObject({ Behavior: 'release', LockDelay: 15e9, TTL: '', NodeChecks: ['serfHealth'] });
+    const custom = ((await consul.session.create({ checks: [], lockdelay: 5 as never, ttl: '1m' })) as { ID: string }).ID;
+    expect(await consul.session.info(custom)).toMatchObject({ LockDelay: 5e9, TTL: '1m', NodeChecks: [] });
+    const untimed = await fetch(`${base}/v1/session/create`, { method: 'PUT', body: JSON.stringify({ TTL: '0s', Behavior: '', Checks: null, Name: null }) });
+    expect(untimed.status).toBe(200);
+    const id = ((await untimed.json()) as { ID: string }).ID;
+    expect(await consul.session.info(id)).toMatchObject({ TTL: '', Behavior: 'release', NodeChecks: [], Name: '' });
+    for (const x of [plain, custom, id]) await consul.session.destroy(x);
+  });
+
+  it('re-registering a service keeps its other checks unless replace-existing-checks; JSON nulls read as absent', async () => {
+    await consul.agent.service.register(<never>{ name: 'keeper', id: 'keeper-1', port: 1, checks: [{ checkid: 'keeper-a', ttl: '30s' }, { checkid: 'keeper-b', ttl: '30s' }] });
+    await consul.agent.check.pass('keeper-b');
+    await consul.agent.service.register(<never>{ name: 'keeper', id: 'keeper-1', port: 2, check: { checkid: 'keeper-a', ttl: '30s' } });
+    const kept = (await consul.agent.check.list()) as Record<string, { Status: string }>;
+    expect(Object.keys(kept).filter((k) => k.startsWith('keeper-')).sort()).toEqual(['keeper-a', 'keeper-b']);
+    expect(kept['keeper-b']!.Status).toBe('passing');
+    const replaced = await fetch(`${base}/v1/agent/service/register?replace-existing-checks`, {
+      method: 'PUT',
+      body: JSON.stringify({ Name: 'keeper', ID: 'keeper-1', Port: 3, Tags: null, Meta: null, Check: { CheckID: 'keeper-a', TTL: '30s', Notes: null }, Checks: null }),
+    });
+    expect(replaced.status).toBe(200);
+    const after = (await consul.agent.check.list()) as Record<string, unknown>;
+    expect(Object.keys(after).filter((k) => k.startsWith('keeper-'))).toEqual(['keeper-a']);
+    expect(((await consul.agent.service.list()) as Record<string, { Port: number; Tags: string[] }>)['keeper-1']).toMatchObject({ Port: 3, Tags: [] });
+    await consul.agent.service.deregister('keeper-1');
+    expect(Object.keys((await consul.agent.check.list()) as object).filter((k) => k.startsWith('keeper-'))).toEqual([]);
+  });
+});
+
 describe('catalog and health', () => {
   it('tasks placed by the scheduler appear in the catalog and health API by themselves', async () => {
     await c.launch({ id: 'api-1', name: 'api', discovery: { name: 'api', ports: { ports: [{ number: 9000, name: 'grpc' }] } } });

@@ -111,16 +111,24 @@ export class Registrations {
     for (const c of doc.checks) this.checks.add(c);
   }
 
-  async registerAgentService(body: z.output<typeof agentServiceSchema>): Promise<void> {
+  /**
+   * Register (or re-register) a service on this node. As in Consul, checks
+   * of an earlier registration that the new one does not name keep running,
+   * unless `replaceExistingChecks` (`?replace-existing-checks`) is asked for.
+   */
+  async registerAgentService(body: z.output<typeof agentServiceSchema>, replaceExistingChecks = false): Promise<void> {
     const id = body.ID || body.Name;
     const bodies = [...(body.Check ? [body.Check] : []), ...(body.Checks ?? [])];
     const defs = bodies.map((c, i) => checkDef(c, bodies.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`, id));
-    const doc: AgentServiceDoc = { service: { ID: id, Service: body.Name, Tags: body.Tags ?? [], Address: body.Address ?? '', Port: body.Port ?? 0, Meta: body.Meta ?? {} }, checks: defs };
     const prev = await getJson<AgentServiceDoc>(this.store, this.agentKey('services', id));
+    const dropped = (prev?.value.checks ?? []).filter((c) => !defs.some((d) => d.CheckID === c.CheckID));
+    const checks = replaceExistingChecks ? defs : [...defs, ...dropped];
+    const doc: AgentServiceDoc = { service: { ID: id, Service: body.Name, Tags: body.Tags ?? [], Address: body.Address ?? '', Port: body.Port ?? 0, Meta: body.Meta ?? {} }, checks };
     await putJson(this.store, this.agentKey('services', id), doc);
-    // Checks the new definition dropped must stop.
-    for (const c of prev?.value.checks ?? []) if (!defs.some((d) => d.CheckID === c.CheckID)) this.checks.remove(c.CheckID);
-    this.applyAgentService(doc);
+    if (replaceExistingChecks) for (const c of dropped) this.checks.remove(c.CheckID);
+    // Kept checks run on untouched, with the status they have.
+    this.catalog.upsertService(this.nodeName, doc.service, 'agent');
+    for (const c of defs) this.checks.add(c);
   }
 
   async deregisterAgentService(id: string): Promise<void> {

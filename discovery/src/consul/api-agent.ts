@@ -11,6 +11,13 @@ import { jsonBody, requiredPathParam } from './http-util.js';
 
 const updateSchema = z.looseObject({ Status: z.enum(['passing', 'warning', 'critical']), Output: z.string().max(65536).optional() });
 
+/** Consul answers agent writes with 200 and an empty body (not 204). */
+function emptyOk(ctx: RequestContext): undefined {
+  ctx.res.statusCode = 200;
+  ctx.res.end();
+  return undefined;
+}
+
 export interface AgentIdentity {
   nodeName: string;
   datacenter: string;
@@ -31,28 +38,28 @@ export function mountAgent(server: HttpServer, catalog: Catalog, registrations: 
   server.route('GET', '/v1/agent/checks', () => Object.fromEntries(catalog.nodeChecks(node).filter((c) => catalog.checkSource(node, c.CheckID) === 'agent').map((c) => [c.CheckID, c])));
 
   server.route('PUT', '/v1/agent/service/register', async (ctx) => {
-    await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'));
-    return undefined;
+    await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'), ctx.query.has('replace-existing-checks'));
+    return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/service/deregister/*', async (ctx) => {
     await registrations.deregisterAgentService(requiredPathParam(ctx, 'service ID'));
-    return undefined;
+    return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/check/register', async (ctx) => {
     await registrations.registerAgentCheck(await jsonBody(ctx, checkBodySchema, 'check registration'));
-    return undefined;
+    return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/check/deregister/*', async (ctx) => {
     await registrations.deregisterAgentCheck(requiredPathParam(ctx, 'check ID'));
-    return undefined;
+    return emptyOk(ctx);
   });
 
   const report = (status: CheckStatus) => (ctx: RequestContext) => {
     checks.report(requiredPathParam(ctx, 'check ID'), status, ctx.query.get('note') ?? '');
-    return undefined;
+    return emptyOk(ctx);
   };
   server.route('PUT', '/v1/agent/check/pass/*', report('passing'));
   server.route('PUT', '/v1/agent/check/warn/*', report('warning'));
@@ -60,7 +67,7 @@ export function mountAgent(server: HttpServer, catalog: Catalog, registrations: 
   server.route('PUT', '/v1/agent/check/update/*', async (ctx) => {
     const b = await jsonBody(ctx, updateSchema, 'check update');
     checks.report(requiredPathParam(ctx, 'check ID'), b.Status, b.Output ?? '');
-    return undefined;
+    return emptyOk(ctx);
   });
 
   server.route('GET', '/v1/status/leader', () => id.serverAddress);

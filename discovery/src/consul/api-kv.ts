@@ -53,14 +53,17 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
     const key = pathParam(ctx, 'key');
     const recurse = flag(ctx, 'recurse');
     const keysOnly = ctx.query.has('keys');
+    if (!key && !recurse && !keysOnly) throw new CorralError('INVALID_ARGUMENT', 'Missing key name');
     const b = blockingParams(ctx);
     const changed = await waitForKv(store, KV_PREFIX + key, !recurse && !keysOnly, b, metrics);
     const reportIndex = (index: number): void => setIndex(ctx, changed ? index : Math.min(index, b.index ?? index));
     if (keysOnly) {
-      const sep = ctx.query.get('separator') ?? undefined;
+      // Consul still reads its historic misspelling; the right one wins when both are given.
+      const sep = ctx.query.get('separator') ?? ctx.query.get('seperator') ?? undefined;
       const r = await kv.keys(key, sep || undefined);
       reportIndex(r.revision);
-      if (r.keys.length === 0) return notFound(ctx);
+      // No keys under the root is an empty list, not a 404 (agent/kvs_endpoint.go).
+      if (r.keys.length === 0 && key !== '') return notFound(ctx);
       return r.keys;
     }
     if (recurse) {
@@ -73,7 +76,10 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
     reportIndex(r.revision);
     if (!r.entry) return notFound(ctx);
     if (flag(ctx, 'raw')) {
-      ctx.res.setHeader('Content-Type', 'application/octet-stream');
+      // Consul's headers for raw values: a stored value must never run as a page in a browser.
+      ctx.res.setHeader('Content-Type', 'text/plain');
+      ctx.res.setHeader('X-Content-Type-Options', 'nosniff');
+      ctx.res.setHeader('Content-Security-Policy', 'sandbox');
       ctx.res.setHeader('Content-Length', r.entry.value.length);
       ctx.res.end(r.entry.value);
       return undefined;
@@ -85,9 +91,9 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
     const key = pathParam(ctx, 'key');
     const value = await ctx.body();
     checkValue(value);
+    conflictingFlags(ctx, ['cas', 'acquire', 'release']);
     const acquire = ctx.query.get('acquire') ?? undefined;
     const release = ctx.query.get('release') ?? undefined;
-    if (acquire !== undefined && release !== undefined) throw new CorralError('INVALID_ARGUMENT', 'acquire and release cannot be combined');
     if (acquire === '' || release === '') throw new CorralError('INVALID_ARGUMENT', 'acquire/release need a session ID');
     const ok = await kv.put(key, value, { flags: uintParam(ctx, 'flags'), cas: uintParam(ctx, 'cas'), acquire, release });
     metrics?.writes.inc({ op: acquire ? 'acquire' : release ? 'release' : 'put' });
@@ -96,6 +102,7 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
 
   server.route('DELETE', '/v1/kv/*', async (ctx) => {
     const key = pathParam(ctx, 'key');
+    conflictingFlags(ctx, ['recurse', 'cas']);
     const ok = await kv.delete(key, { recurse: flag(ctx, 'recurse'), cas: uintParam(ctx, 'cas') });
     metrics?.writes.inc({ op: 'delete' });
     return ok;
@@ -109,6 +116,12 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
     if (r.status === 200) setIndex(ctx, await store.currentRevision());
     return r.body;
   });
+}
+
+/** Consul refuses parameters that do not compose (cas with acquire, recurse with cas…) with a 400. */
+function conflictingFlags(ctx: RequestContext, names: string[]): void {
+  const given = names.filter((n) => ctx.query.has(n));
+  if (given.length > 1) throw new CorralError('INVALID_ARGUMENT', `Conflicting flags: ${given.join(', ')}`);
 }
 
 function notFound(ctx: RequestContext): undefined {

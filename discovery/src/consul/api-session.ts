@@ -6,7 +6,7 @@ import type { HttpServer } from '../../../common/http/server.js';
 import type { Store } from '../../../common/store/types.js';
 import { z } from '../../../common/validate.js';
 import type { Sessions } from './sessions.js';
-import { jsonBody, parseDuration, requiredPathParam, setIndex } from './http-util.js';
+import { jsonBody, parseDuration, rawJsonBody, requiredPathParam, setIndex } from './http-util.js';
 
 const durationOrNanos = z.union([z.string().max(32), z.number().nonnegative().max(Number.MAX_SAFE_INTEGER)]);
 
@@ -14,7 +14,7 @@ const createSchema = z.looseObject({
   Name: z.string().max(256).optional(),
   Node: z.string().max(256).optional(),
   LockDelay: durationOrNanos.optional(),
-  Behavior: z.enum(['release', 'delete']).optional(),
+  Behavior: z.enum(['release', 'delete', '']).optional(),
   TTL: z.string().max(32).optional(),
   Checks: z.array(z.string().max(256)).max(32).optional(),
   NodeChecks: z.array(z.string().max(256)).max(32).optional(),
@@ -34,16 +34,40 @@ function durationMs(v: string | number | undefined, what: string, fallback: numb
   return ms;
 }
 
+/**
+ * Consul's FixupLockDelay: a lock delay under 1000 ns is taken as seconds,
+ * because users write `"LockDelay": 5` meaning 5 s (agent/session_endpoint.go).
+ */
+export function lockDelayMs(v: string | number | undefined): number {
+  const ms = durationMs(v, 'LockDelay', 15_000);
+  const ns = Math.round(ms * 1e6);
+  return ns < 1000 ? ns * 1000 : ms;
+}
+
+/** True when the body names the member (Go matches JSON names without regard to case), even as null. */
+function hasMember(raw: unknown, name: string): boolean {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return false;
+  const lower = name.toLowerCase();
+  return Object.keys(raw).some((k) => k.toLowerCase() === lower);
+}
+
+/** Consul guards a session with the node's serfHealth check unless the body lists checks itself (an empty list removes it). */
+export const DEFAULT_SESSION_CHECKS = ['serfHealth'];
+
 export function mountSessions(server: HttpServer, store: Store, sessions: Sessions, nodeName: string, limits: SessionLimits): void {
   server.route('PUT', '/v1/session/create', async (ctx) => {
+    const raw = await rawJsonBody(ctx);
     const b = await jsonBody(ctx, createSchema, 'session', true);
-    const ttlMs = b.TTL ? durationMs(b.TTL, 'TTL', 0) : undefined;
+    // A TTL of zero is no TTL, as in Consul.
+    const ttlMs = b.TTL ? durationMs(b.TTL, 'TTL', 0) || undefined : undefined;
     if (ttlMs !== undefined && (ttlMs < limits.ttlMinMs || ttlMs > limits.ttlMaxMs)) {
       throw new CorralError('INVALID_ARGUMENT', `TTL must be between ${limits.ttlMinMs / 1000}s and ${limits.ttlMaxMs / 1000}s`);
     }
-    const lockDelayMs = durationMs(b.LockDelay, 'LockDelay', 15_000);
-    if (lockDelayMs > 60_000) throw new CorralError('INVALID_ARGUMENT', 'LockDelay may be at most 60s');
-    const id = await sessions.create({ name: b.Name ?? '', node: b.Node ?? nodeName, lockDelayMs, behavior: b.Behavior ?? 'release', ttlMs, checks: b.Checks ?? b.NodeChecks ?? [] });
+    const delayMs = lockDelayMs(b.LockDelay);
+    if (delayMs > 60_000) throw new CorralError('INVALID_ARGUMENT', 'LockDelay may be at most 60s');
+    const listed = hasMember(raw, 'Checks') || hasMember(raw, 'NodeChecks');
+    const checks = listed ? (b.Checks ?? b.NodeChecks ?? []) : DEFAULT_SESSION_CHECKS;
+    const id = await sessions.create({ name: b.Name ?? '', node: b.Node ?? nodeName, lockDelayMs: delayMs, behavior: b.Behavior || 'release', ttlMs, ttlText: ttlMs ? b.TTL : undefined, checks });
     return { ID: id };
   });
 

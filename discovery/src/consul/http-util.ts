@@ -1,7 +1,7 @@
 /**
  * Pieces every Consul-compatible endpoint shares: Go-style durations,
- * blocking-query parameters (`index`, `wait`), the X-Consul-Index header,
- * path parameters and JSON bodies validated at the edge.
+ * blocking-query parameters (`index`, `wait`), consistency modes, the
+ * X-Consul-* headers, path parameters and JSON bodies validated at the edge.
  */
 import { CorralError } from '../../../common/errors.js';
 import type { RequestContext } from '../../../common/http/server.js';
@@ -35,7 +35,19 @@ export interface Blocking {
 const DEFAULT_WAIT_MS = 5 * 60_000;
 const MAX_WAIT_MS = 10 * 60_000;
 
+/**
+ * Consul's read modes: `stale` and `consistent` contradict each other (400);
+ * corral has one copy of its state, so both read what the default reads.
+ */
+export function consistencyMode(ctx: RequestContext): 'leader' | 'stale' | 'consistent' {
+  const stale = ctx.query.has('stale');
+  const consistent = ctx.query.has('consistent');
+  if (stale && consistent) throw new CorralError('INVALID_ARGUMENT', 'Cannot specify ?stale with ?consistent, conflicting semantics.');
+  return stale ? 'stale' : consistent ? 'consistent' : 'leader';
+}
+
 export function blockingParams(ctx: RequestContext): Blocking {
+  consistencyMode(ctx);
   const rawIndex = ctx.query.get('index');
   const rawWait = ctx.query.get('wait');
   let index: number | undefined;
@@ -47,7 +59,8 @@ export function blockingParams(ctx: RequestContext): Blocking {
   if (rawWait !== null && rawWait !== '') {
     const ms = parseDuration(rawWait);
     if (ms === undefined) throw new CorralError('INVALID_ARGUMENT', `wait must be a duration like "10s" or "5m", got "${rawWait.slice(0, 40)}"`);
-    waitMs = Math.min(ms, MAX_WAIT_MS);
+    // As in Consul, a wait of zero is no wait given: the default applies.
+    waitMs = ms <= 0 ? DEFAULT_WAIT_MS : Math.min(ms, MAX_WAIT_MS);
   }
   // Index 0 means "no index yet": Consul answers at once.
   return { index: index === 0 ? undefined : index, waitMs: waitMs + Math.random() * (waitMs / 16) };
@@ -57,6 +70,7 @@ export function setIndex(ctx: RequestContext, index: number): void {
   ctx.res.setHeader('X-Consul-Index', String(Math.max(1, index)));
   ctx.res.setHeader('X-Consul-KnownLeader', 'true');
   ctx.res.setHeader('X-Consul-LastContact', '0');
+  ctx.res.setHeader('X-Consul-Effective-Consistency', consistencyMode(ctx));
 }
 
 /** The decoded rest of the path after a route prefix ("" when absent). */
@@ -74,11 +88,32 @@ export function requiredPathParam(ctx: RequestContext, what: string): string {
   return v;
 }
 
-/** A JSON body checked against a schema; an empty body counts as `{}` where that is allowed. */
+/**
+ * Go's JSON decoder leaves a field at its zero value when the body says
+ * `null`, so Consul clients send `"Tags": null` and the like freely: object
+ * members that are null are dropped (recursively) before validation.
+ */
+export function dropNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropNulls);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = dropNulls(x);
+  return out;
+}
+
+/** A JSON body checked against a schema; an empty body (or `null`) counts as `{}` where that is allowed. */
 export async function jsonBody<S extends z.ZodType>(ctx: RequestContext, schema: S, what: string, emptyAllowed = false): Promise<z.output<S>> {
+  const raw = await rawJsonBody(ctx);
+  if (raw === undefined && emptyAllowed) return parseInput(schema, {}, what);
+  return parseInput(schema, dropNulls(raw ?? null), what);
+}
+
+/** The parsed body as sent (undefined when the body is empty or `null`). */
+export async function rawJsonBody(ctx: RequestContext): Promise<unknown> {
   const buf = await ctx.body();
-  if (buf.length === 0 && emptyAllowed) return parseInput(schema, {}, what);
-  return parseInput(schema, await ctx.json(), what);
+  if (buf.length === 0) return undefined;
+  const v = await ctx.json();
+  return v === null ? undefined : v;
 }
 
 /** `?flag`, `?flag=` or `?flag=true` all switch a Consul boolean parameter on. */

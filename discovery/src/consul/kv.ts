@@ -96,6 +96,8 @@ export interface PutOptions {
 /** What a write wants to do to one key, decided from what is there now. */
 export interface Plan {
   ok: boolean;
+  /** The write would leave the entry as it is: nothing to run. */
+  unchanged?: boolean;
   compares: Compare[];
   ops: Op[];
 }
@@ -112,7 +114,8 @@ export function planPut(key: string, current: Entry | undefined, currentRev: num
   const guard: Compare = { key: storeKey, target: 'modRevision', op: '=', value: currentRev };
   const fail: Plan = { ok: false, compares: [], ops: [] };
   if (opts.cas !== undefined && opts.cas !== (current?.modifyIndex ?? 0)) return fail;
-  const header: Header = { f: opts.flags ?? current?.header.f ?? 0, l: current?.header.l ?? 0 };
+  // Every Consul PUT writes the whole entry: without ?flags the flags become 0 (agent/kvs_endpoint.go).
+  const header: Header = { f: opts.flags ?? 0, l: current?.header.l ?? 0 };
   if (current?.header.s) header.s = current.header.s;
   if (current?.header.d && current.header.d > now) header.d = current.header.d;
   const ops: Op[] = [];
@@ -131,8 +134,15 @@ export function planPut(key: string, current: Entry | undefined, currentRev: num
     delete header.s;
     ops.push({ type: 'delete', key: lockKey(opts.release, key) });
   }
+  // Consul skips a write that changes nothing: the ModifyIndex stays and blocking readers sleep on.
+  if (current && sameEntry(current, header, value)) return { ok: true, unchanged: true, compares, ops: [] };
   ops.unshift({ type: 'put', key: storeKey, value: encodeEnvelope(header, value) });
   return { ok: true, compares, ops };
+}
+
+function sameEntry(current: Entry, header: Header, value: Buffer): boolean {
+  const h = current.header;
+  return h.f === header.f && h.l === header.l && (h.s ?? '') === (header.s ?? '') && (h.d ?? 0) === (header.d ?? 0) && current.value.equals(value);
 }
 
 export class Kv {
@@ -169,6 +179,10 @@ export class Kv {
       const current = kv ? decodeEntry(kv) : undefined;
       const plan = planPut(key, current, kv?.modRevision ?? 0, value, opts, Date.now());
       if (!plan.ok) return false;
+      if (plan.unchanged) {
+        if (opts.acquire !== undefined && !(await this.store.get(sessionKey(opts.acquire)))) throw new CorralError('INVALID_ARGUMENT', `invalid session "${opts.acquire}"`);
+        return true;
+      }
       const r = await this.store.txn({ compare: plan.compares, success: plan.ops });
       if (r.succeeded) return true;
       // A vanished session is a definite no; a changed key is worth another look.
@@ -177,7 +191,11 @@ export class Kv {
     throw new CorralError('CONFLICT', `key "${key}" kept changing; try again`);
   }
 
-  /** Consul DELETE: with cas, only if the key's ModifyIndex matches. */
+  /**
+   * Consul DELETE: with cas, only if the key's ModifyIndex matches. As in
+   * Consul's state store, a cas delete of a key that is already gone is a
+   * success whatever the index; cas=0 never deletes a key that exists.
+   */
   async delete(key: string, opts: { recurse?: boolean; cas?: number | undefined }): Promise<boolean> {
     if (opts.recurse) {
       await this.store.deletePrefix(KV_PREFIX + key);
@@ -188,13 +206,12 @@ export class Kv {
       await this.store.delete(KV_PREFIX + key);
       return true;
     }
-    // As in Consul, cas=0 never deletes.
-    if (opts.cas === 0) return false;
+    if (opts.cas === 0) return !(await this.store.get(KV_PREFIX + key));
     try {
       const r = await this.store.delete(KV_PREFIX + key, { ifModRevision: opts.cas });
-      return r.deleted > 0;
+      return r.deleted > 0 || !(await this.store.get(KV_PREFIX + key));
     } catch (err) {
-      if (isCorralError(err, 'STORE_CONFLICT')) return false;
+      if (isCorralError(err, 'STORE_CONFLICT')) return !(await this.store.get(KV_PREFIX + key));
       throw err;
     }
   }

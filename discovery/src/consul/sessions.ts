@@ -37,6 +37,8 @@ export interface CreateSession {
   lockDelayMs: number;
   behavior: 'release' | 'delete';
   ttlMs: number | undefined;
+  /** The TTL as the client wrote it ("30s", "1m"), reported back as given, like Consul does. */
+  ttlText?: string | undefined;
   checks: string[];
 }
 
@@ -83,7 +85,7 @@ export class Sessions {
       Node: c.node,
       LockDelay: Math.round(c.lockDelayMs * 1e6),
       Behavior: c.behavior,
-      TTL: c.ttlMs ? formatSeconds(c.ttlMs) : '',
+      TTL: c.ttlMs ? (c.ttlText ?? formatSeconds(c.ttlMs)) : '',
       Checks: c.checks,
       NodeChecks: c.checks,
       ServiceChecks: null,
