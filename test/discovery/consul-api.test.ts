@@ -226,7 +226,7 @@ describe("Consul's defaults, through the consul client", () => {
     expect(stale.headers.get('x-consul-effective-consistency')).toBe('stale');
     expect(stale.headers.get('x-consul-knownleader')).toBe('true');
     expect((await fetch(`${base}/v1/kv/defaults/raw?stale&consistent`)).status).toBe(400);
-    expect(await consul.kv.get({ key: 'defaults/raw', consistent: true })).toMatchObject({ Key: 'defaults/raw' });
+    expect(await consul.kv.get(<never>{ key: 'defaults/raw', consistent: true })).toMatchObject({ Key: 'defaults/raw' });
   });
 
   it('sessions: serfHealth unless checks are given, LockDelay 5 means 5 s, TTL kept as written, TTL 0 means none', async () => {
