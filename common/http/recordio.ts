@@ -10,6 +10,22 @@ export function encodeRecord(value: unknown): string {
 }
 
 /**
+ * One record as one HTTP/1.1 chunk (`<hex size>\r\n<record>\r\n`). Mesos
+ * writes each event in a chunk of its own, and clients written against it
+ * (the mesos-framework npm package, for one) read one record per chunk and
+ * drop the rest of a chunk that holds several. Framed here rather than by
+ * node's res.write() so a burst of records still costs one write call (see
+ * EventStream); the JSON's length is measured once for both prefixes.
+ */
+export function encodeChunkedRecord(value: unknown): string {
+  const json = JSON.stringify(value);
+  const length = Buffer.byteLength(json);
+  const prefix = `${length}\n`;
+  const size = prefix.length + length;
+  return `${size.toString(16)}\r\n${prefix}${json}\r\n`;
+}
+
+/**
  * Incremental decoder: feed chunks; each complete record goes to `onRecord`
  * as soon as it is found, so the good records before a corrupt one are
  * delivered before push() throws. A large record (an OFFERS event for 10,000

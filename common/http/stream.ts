@@ -3,9 +3,16 @@
  * 200 with chunked records, closed when either side ends it. A reader that
  * stops reading is cut off once too much is buffered, so one stuck client
  * cannot grow the daemon's memory without bound.
+ *
+ * Every record is an HTTP chunk of its own, as Mesos sends them: clients
+ * written against Mesos may read one record per chunk (see
+ * encodeChunkedRecord). The stream frames the chunks itself — node frames
+ * each res.write() as one chunk, and a write per record cost ~2 µs a record
+ * more than one write per burst — so a burst of records is still one write,
+ * and with the socket corked for the turn, one syscall.
  */
 import type { ServerResponse } from 'node:http';
-import { encodeRecord } from './recordio.js';
+import { encodeChunkedRecord, encodeRecord } from './recordio.js';
 import { corkForThisTurn } from './cork.js';
 
 export interface EventStreamOptions {
@@ -14,9 +21,14 @@ export interface EventStreamOptions {
   onClose?: () => void;
 }
 
+/** The chunk that ends a chunked body (no trailers). */
+const LAST_CHUNK = '0\r\n\r\n';
+
 export class EventStream {
   private closed = false;
   private readonly maxBuffered: number;
+  /** The body is chunked and this stream writes the chunk framing (node's is turned off after the headers). */
+  private readonly framing: boolean;
 
   constructor(
     private readonly res: ServerResponse,
@@ -29,6 +41,10 @@ export class EventStream {
     res.setHeader('Connection', 'keep-alive');
     for (const [k, v] of Object.entries(opts.headers ?? {})) res.setHeader(k, v);
     res.flushHeaders();
+    // The headers say "Transfer-Encoding: chunked" (an HTTP/1.0 client gets a plain body that ends
+    // with the connection). From here node writes the body as given; the chunks are framed below.
+    this.framing = res.chunkedEncoding;
+    res.chunkedEncoding = false;
     res.socket?.setNoDelay(true);
     const done = (): void => {
       if (this.closed) return;
@@ -43,32 +59,40 @@ export class EventStream {
     return !this.closed;
   }
 
-  send(event: unknown): boolean {
+  private encode(event: unknown): string {
+    return this.framing ? encodeChunkedRecord(event) : encodeRecord(event);
+  }
+
+  /** Whether the reader keeps up; one that does not is cut off. */
+  private writable(): boolean {
     if (this.closed) return false;
     if (this.res.writableLength > this.maxBuffered) {
       this.res.destroy(new Error('event stream reader is too slow'));
       return false;
     }
     corkForThisTurn(this.res.socket);
-    this.res.write(encodeRecord(event));
     return true;
   }
 
-  /** Send several records in one write (one syscall for a burst of updates). */
+  send(event: unknown): boolean {
+    if (!this.writable()) return false;
+    this.res.write(this.encode(event));
+    return true;
+  }
+
+  /** Send several records, each its own chunk, in one write (one syscall for a burst of updates). */
   sendAll(events: unknown[]): boolean {
-    if (this.closed || events.length === 0) return !this.closed;
-    if (this.res.writableLength > this.maxBuffered) {
-      this.res.destroy(new Error('event stream reader is too slow'));
-      return false;
-    }
-    corkForThisTurn(this.res.socket);
-    this.res.write(events.map(encodeRecord).join(''));
+    if (events.length === 0) return !this.closed;
+    if (!this.writable()) return false;
+    let out = '';
+    for (const e of events) out += this.encode(e);
+    this.res.write(out);
     return true;
   }
 
   end(last?: unknown): void {
     if (this.closed) return;
-    if (last !== undefined) this.res.write(encodeRecord(last));
-    this.res.end();
+    const tail = last !== undefined ? this.encode(last) : '';
+    this.res.end(this.framing ? tail + LAST_CHUNK : tail);
   }
 }

@@ -10,6 +10,7 @@ import { keptTaskInfo, withLatestStatus, type AgentRecord, type Outbox, type Tas
 import type { PersistedAgent } from './registry.js';
 import { isTerminal, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
 import type { V1AgentCall } from '../protocol/v1-schema.js';
+import { agentUrl } from './addresses.js';
 
 type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];
 
@@ -39,7 +40,8 @@ export class AgentManager {
 
   constructor(private readonly m: Master) {}
 
-  async register(reg: RegisterCall, principal: string | undefined): Promise<AgentRecord> {
+  /** `peerIp`: where the registration came from, the agent's IP unless its own URL names one. */
+  async register(reg: RegisterCall, principal: string | undefined, peerIp?: string): Promise<AgentRecord> {
     this.m.auth.authorizeAgent(principal);
     const staticResources = Resources.fromV1(reg.agent_info.resources);
     for (const e of staticResources) {
@@ -62,14 +64,15 @@ export class AgentManager {
 
     const wasUnreachable = a?.status === 'unreachable';
     const capabilities: ReadonlySet<string> = new Set(reg.capabilities ?? []);
+    const url = agentUrl(info, peerIp);
     if (a) {
       this.m.offerManager.rescindAgentOffers(id);
       if (this.m.allocator.hasAgent(id)) this.m.allocator.removeAgent(id);
       for (const t of a.tasks.values()) t.holdsResources = false;
-      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, reregisteredAt: now, version: reg.version ?? a.version, capabilities });
+      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, reregisteredAt: now, version: reg.version ?? a.version, capabilities });
     } else {
       a = {
-        id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, status: 'disconnected', outbox: undefined,
+        id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, status: 'disconnected', outbox: undefined,
         registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: reg.version ?? 'unknown', capabilities,
       };
       this.m.agents.set(id, a);
@@ -248,7 +251,7 @@ export class AgentManager {
     const now = this.m.clock.now();
     this.m.agents.set(p.id, {
       id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
-      attributes: p.info.attributes ?? [], status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
+      attributes: p.info.attributes ?? [], url: agentUrl(p.info, undefined), status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
       registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: 'unknown', capabilities: new Set(),
     });
   }

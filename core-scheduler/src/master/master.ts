@@ -22,6 +22,7 @@ import { FrameworkManager } from './frameworks.js';
 import { OfferManager } from './offers.js';
 import { TaskManager } from './tasks.js';
 import { OperatorEvents } from './operator-events.js';
+import { packedIpv4 } from './addresses.js';
 
 export const VERSION = '0.1.0';
 
@@ -74,7 +75,7 @@ export class Master {
     const host = config.advertiseHost ?? (config.host === '0.0.0.0' ? hostname() : config.host);
     this.info = {
       id: `${randomBytes(8).toString('hex')}`,
-      ip: 0,
+      ip: packedIpv4(host),
       port: config.port,
       hostname: host,
       version: VERSION,

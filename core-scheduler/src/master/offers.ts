@@ -82,6 +82,8 @@ export class OfferManager {
       framework_id: { value: o.frameworkId },
       agent_id: { value: o.agentId },
       hostname: a.info.hostname,
+      // Mesos sets it on every offer; some frameworks read the agent's IP from it.
+      url: a.url,
       resources: o.resources.toV1(o.role),
       attributes: a.attributes,
       executor_ids: [],

@@ -6,6 +6,7 @@
  */
 import type { Resources } from '../resources/resources.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Attribute } from '../protocol/v1.js';
+import type { V1Url } from './addresses.js';
 
 /** A live connection the master can push events to. */
 export interface Outbox<E> {
@@ -28,6 +29,8 @@ export interface AgentRecord {
   /** staticResources with `checkpointed` applied: what the allocator knows as the agent's total. */
   total: Resources;
   attributes: V1Attribute[];
+  /** The agent's endpoint as offers carry it (Offer.url), one object shared by all its offers. */
+  url: V1Url;
   status: AgentStatus;
   outbox: Outbox<unknown> | undefined;
   registeredAt: number;

@@ -7,6 +7,9 @@
  * anything else (an unusual field, a string-encoded number, any doubt): zod
  * then decides and words the error. test/unit/v1-fast.test.ts holds them to
  * zod's verdict on valid bodies and on thousands of mutated ones.
+ *
+ * Bodies come here without nulls (the master strips them first, see
+ * v1-json.ts, as zod's call schemas do): a null is an unset field to both.
  */
 import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, MAX_STATUS_UPDATES, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
 

@@ -4,6 +4,7 @@
  * definitions keep them so agents see what the framework sent.
  */
 import { z } from 'zod';
+import { stripNulls } from './v1-json.js';
 
 // uint64/int64 may arrive as JSON numbers or as strings (protobuf JSON mapping).
 const int64 = z.union([z.number().int(), z.string().regex(/^-?\d+$/, 'expected an integer').transform(Number)]);
@@ -218,7 +219,7 @@ export type V1AcceptResult = { accepted: true } | { error: { code: string; messa
 export const MAX_ACKNOWLEDGEMENTS = 10_000;
 const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) });
 
-export const schedulerCallSchema = z.discriminatedUnion('type', [
+const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
   z.object({ type: z.literal('TEARDOWN'), framework_id: idSchema }),
   z.object({ type: z.literal('ACCEPT'), framework_id: idSchema, accept: acceptSchema }),
@@ -236,8 +237,10 @@ export const schedulerCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
   z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),
 ]);
+/** A scheduler call; JSON nulls are unset fields (see v1-json.ts), here as at every v1 input. */
+export const schedulerCallSchema = z.preprocess(stripNulls, schedulerCalls);
 export type V1SchedulerCall = z.infer<typeof schedulerCallSchema>;
-export const SCHEDULER_CALL_TYPES = schedulerCallSchema.options.map((o) => o.shape.type.value);
+export const SCHEDULER_CALL_TYPES = schedulerCalls.options.map((o) => o.shape.type.value);
 
 export const taskStateSchema = z.enum([
   'TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED',
@@ -271,7 +274,7 @@ export const quotaConfigSchema = z.object({
 });
 export type V1QuotaConfig = z.infer<typeof quotaConfigSchema>;
 
-export const operatorCallSchema = z.discriminatedUnion('type', [
+const operatorCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('GET_HEALTH') }),
   z.object({ type: z.literal('GET_VERSION') }),
   z.object({ type: z.literal('GET_STATE') }),
@@ -292,8 +295,9 @@ export const operatorCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('MARK_AGENT_GONE'), mark_agent_gone: z.object({ agent_id: idSchema }) }),
   z.object({ type: z.literal('TEARDOWN'), teardown: z.object({ framework_id: idSchema }) }),
 ]);
+export const operatorCallSchema = z.preprocess(stripNulls, operatorCalls);
 export type V1OperatorCall = z.infer<typeof operatorCallSchema>;
-export const OPERATOR_CALL_TYPES = operatorCallSchema.options.map((o) => o.shape.type.value);
+export const OPERATOR_CALL_TYPES = operatorCalls.options.map((o) => o.shape.type.value);
 
 // ---- agent protocol (corral's own, shaped like the v1 APIs) ---------------
 
@@ -320,7 +324,7 @@ export const agentTaskSchema = z.looseObject({
 /** Statuses in one agent UPDATE call. */
 export const MAX_STATUS_UPDATES = 100000;
 
-export const agentCallSchema = z.discriminatedUnion('type', [
+const agentCalls = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('REGISTER'),
     register: z.object({
@@ -354,5 +358,6 @@ export const agentCallSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('UNREGISTER'), agent_id: idSchema }),
   z.object({ type: z.literal('MESSAGE'), agent_id: idSchema, message: z.object({ framework_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
 ]);
+export const agentCallSchema = z.preprocess(stripNulls, agentCalls);
 export type V1AgentCall = z.infer<typeof agentCallSchema>;
-export const AGENT_CALL_TYPES = agentCallSchema.options.map((o) => o.shape.type.value);
+export const AGENT_CALL_TYPES = agentCalls.options.map((o) => o.shape.type.value);

@@ -17,7 +17,8 @@ export interface V1Offer {
   attributes: V1Attribute[];
   executor_ids: V1Id[];
   allocation_info: { role: string };
-  url?: { scheme: string; address: { hostname: string; port: number }; path: string };
+  /** The agent's endpoint, as Mesos's master sets on every offer (see master/addresses.ts). */
+  url: { scheme: string; address: { hostname: string; ip: string; port: number }; path: string };
 }
 
 export interface V1MasterInfo {

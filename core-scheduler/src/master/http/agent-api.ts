@@ -16,9 +16,9 @@ export function mountAgentApi(server: HttpServer, m: Master): void {
   const streamIds = new Map<string, string>();
   server.route('POST', '/api/v1/agent', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', isQuickAgentCall);
+    const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
     if (call.type === 'REGISTER') {
-      const a = await m.agentManager.register(call.register, principal);
+      const a = await m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress);
       const streamId = m.newStreamId();
       streamIds.set(a.id, streamId);
       const outbox = openStream<AgentEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => m.agentManager.disconnected(a, o as never, 'stream closed'));

@@ -17,7 +17,7 @@ export function mountOperatorApi(server: HttpServer, m: Master): void {
   server.route('GET', '/health', () => ({ healthy: true, master: m.info.id, uptime_seconds: Math.round((m.clock.now() - m.startedAt) / 1000) }));
   server.route('POST', '/api/v1', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, operatorCallSchema, OPERATOR_CALL_TYPES, 'operator API');
+    const call = await readCall(ctx, operatorCallSchema, OPERATOR_CALL_TYPES, 'operator API', { nullIsUnset: true });
     // Health and version are harmless; everything else needs an operator.
     if (call.type !== 'GET_HEALTH' && call.type !== 'GET_VERSION') m.auth.authorizeOperator(principal);
     return handle(ctx, m, call, principal);

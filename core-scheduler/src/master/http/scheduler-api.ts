@@ -16,7 +16,7 @@ export function mountSchedulerApi(server: HttpServer, m: Master): void {
   const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);
   server.route('POST', '/api/v1/scheduler', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', isQuickSchedulerCall);
+    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { quick: isQuickSchedulerCall, nullIsUnset: true });
     calls.inc({ type: call.type });
     if (call.type === 'SUBSCRIBE') return subscribe(ctx, m, call, principal);
     const f = framework(ctx, m, call.framework_id.value, principal);
