@@ -9,7 +9,7 @@ import { parseAppSpec, readAppText, MAX_APP_FILE_BYTES } from '../../core-schedu
 import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/services/client.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';
 import { globals, identity } from '../context.js';
-import { output, progress, renderTable } from '../output.js';
+import { output, progress, renderKeyValue } from '../output.js';
 import { intOption, parseArgument } from '../parse.js';
 
 function client(cmd: Command): ServicesClient {
@@ -40,7 +40,7 @@ function printView(json: boolean, v: AppView): void {
     process.stdout.write(JSON.stringify(v, null, 2) + '\n');
     return;
   }
-  const head = [
+  const head: Array<[string, string]> = [
     ['app', v.id],
     ['status', `${v.status}: ${v.message}`],
     ['instances', `${v.running} running of ${v.instances}${v.app.healthCheck ? `, ${v.healthy} healthy` : ''}`],
@@ -48,7 +48,8 @@ function printView(json: boolean, v: AppView): void {
     ['resources', `cpus ${v.app.cpus}, mem ${v.app.mem} MB, disk ${v.app.disk} MB, role ${v.role}`],
     ['version', `${v.version} (${v.strategy} restarts; updated ${v.updatedAt})`],
   ];
-  process.stdout.write(renderTable(head, [{ header: 'KEY', value: (r) => r[0] }, { header: 'VALUE', value: (r) => r[1] }]) + '\n\n');
+  // Long values (a command line, a message) wrap to the terminal's width; --json has them whole.
+  process.stdout.write(renderKeyValue(head) + '\n\n');
   output({}, v.tasks, [
     { header: 'INDEX', value: (t) => t.index },
     { header: 'PHASE', value: (t) => t.phase },
