@@ -25,6 +25,8 @@ export interface DriverOptions {
   ceph?: CephCluster;
   defaultBackend?: 'local' | 'rbd';
   rbd?: Record<string, unknown>;
+  /** The driver's `reconcile` settings (detach retries, the agent's live containers). */
+  reconcile?: Record<string, unknown>;
 }
 
 export interface DriverProcess {
@@ -49,6 +51,7 @@ export function driverConfig(o: DriverOptions): Record<string, unknown> {
     dataDir: join(o.dir, 'data'),
     defaultBackend: o.defaultBackend ?? 'local',
     log: { level: 'info', file: join(o.dir, 'driver.log') },
+    ...(o.reconcile ? { reconcile: o.reconcile } : {}),
     rbd: o.ceph
       ? { enabled: true, confFile: o.ceph.confFile, keyring: o.ceph.keyring, clientName: o.ceph.clientName, pool: 'corral', timeoutSeconds: 3, dataPathTimeoutSeconds: 10, ...o.rbd }
       : { enabled: false },

@@ -44,6 +44,30 @@ export const volumeDriverConfigSchema = z.object({
       blocklistExpireSeconds: z.number().int().min(60).default(3600),
     })
     .prefault({}),
+  /** Detach convergence (reconcile.ts). */
+  reconcile: z
+    .object({
+      /** A pass at least this often; failed detaches are retried sooner, with backoff. */
+      intervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
+      /** First retry of a failed detach, doubled per failure up to maxBackoffMs. */
+      backoffMs: z.number().int().min(10).max(60_000).default(500),
+      maxBackoffMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      /** A task's container must stay absent from the agent's list this long before its reference is released. */
+      graceMs: z.number().int().min(0).max(3_600_000).default(15_000),
+      /**
+       * The agent's live containers (its GET /api/v1/containers), to release the references of tasks whose
+       * unmount was lost. Only for a driver serving one agent: another agent's tasks would look gone.
+       */
+      liveContainers: z
+        .object({
+          url: z.string().url(),
+          /** Reach the agent over this unix socket instead of TCP. */
+          socketPath: z.string().min(1).optional(),
+          timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        })
+        .optional(),
+    })
+    .prefault({}),
   log: z
     .object({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

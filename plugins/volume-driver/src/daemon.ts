@@ -21,6 +21,7 @@ import { rbdEnabled, statePath, type VolumeDriverConfig } from './config.js';
 import { registerAdminRoutes, type DriverStatus } from './plugin/admin.js';
 import { registerDockerRoutes } from './plugin/docker.js';
 import { VolumeService } from './service.js';
+import { HttpLiveContainers } from '../../cni-calico-like/src/ipam/live.js';
 
 export interface OpenedVolumeService {
   service: VolumeService;
@@ -65,7 +66,10 @@ export async function openVolumeService(config: VolumeDriverConfig, opts: { log?
       rbd.start();
     }
   }
+  const { liveContainers: live, ...reconcile } = config.reconcile;
   const service = new VolumeService({
+    reconcile,
+    ...(live ? { liveContainers: new HttpLiveContainers(live.url, live.timeoutMs, live.socketPath) } : {}),
     hostId: config.hostId,
     store,
     backends: { local, ...(rbd ? { rbd } : {}) },
@@ -90,6 +94,7 @@ export async function openVolumeService(config: VolumeDriverConfig, opts: { log?
       scope: service.scope,
       backends: { local: 'ok', rbd: rbd ? 'ok' : `unavailable: ${rbdUnavailable}` },
       ...(rbd ? { attachMethod: rbd.attachMethod } : {}),
+      pendingDetaches: service.reconciler.pending(),
     }),
     close: async () => {
       await service.close();

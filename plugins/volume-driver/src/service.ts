@@ -3,14 +3,16 @@
  * the admin API (`corral volume …`) and the isolator all call it. It validates
  * names and options, serialises operations per volume, counts mount
  * references by id, persists them (so a restart forgets nothing) and
- * delegates storage to the backends (local, rbd).
+ * delegates storage to the backends (local, rbd). Detaching converges: a
+ * detach that fails, or an attachment nothing holds any more, is retried by
+ * the reconciler (reconcile.ts) until it is gone.
  *
  * Volume names are cluster-wide: a name is looked up in every configured
  * backend, and when the rbd backend is configured but unreachable the
  * service refuses rather than guess (it never creates a local volume that
  * shadows an rbd volume it could not see).
  */
-import { CorralError, conflict, invalid, notFound } from '../../../common/errors.js';
+import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../common/errors.js';
 import { logger, type Logger } from '../../../common/log.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { Store } from '../../../common/store/index.js';
@@ -19,7 +21,8 @@ import { KeyedMutex } from '../../../common/mutex.js';
 import { checkName, parseOptions, parseResize } from './options.js';
 import { currentBootId, MountState, type MountRecord } from './state.js';
 import type { BackendName, SnapshotInfo, VolumeInfo, VolumeSpec, Volumes } from './types.js';
-import { recoverMounts } from './recovery.js';
+import { DetachReconciler, type LiveContainers, type ReconcileSettings } from './reconcile.js';
+import { namespaceHolders } from './holders.js';
 
 export interface VolumeServiceOptions {
   hostId: string;
@@ -32,6 +35,10 @@ export interface VolumeServiceOptions {
   defaultBackend: BackendName;
   log?: Logger;
   metrics?: Metrics;
+  /** How often and how patiently detaches are retried and orphaned references released. */
+  reconcile?: Partial<ReconcileSettings>;
+  /** The agent's live containers: task references whose container it no longer runs are released. Unset: never on the agent's word. */
+  liveContainers?: LiveContainers;
 }
 
 const ID_MAX = 256;
@@ -43,7 +50,7 @@ export class VolumeService implements Volumes {
   private readonly log: Logger;
   private readonly opCounter;
   private readonly opSeconds;
-  private retryTimer: NodeJS.Timeout | undefined;
+  readonly reconciler: DetachReconciler;
 
   constructor(private readonly opts: VolumeServiceOptions) {
     this.hostId = opts.hostId;
@@ -51,6 +58,16 @@ export class VolumeService implements Volumes {
     this.log = opts.log ?? logger('volume-driver');
     this.opCounter = opts.metrics?.counter('volume_operations_total', 'Volume operations by result', ['op', 'result']);
     this.opSeconds = opts.metrics?.histogram('volume_operation_seconds', 'Volume operation latency', [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15], ['op']);
+    this.reconciler = new DetachReconciler({
+      mounts: this.mounts,
+      backend: (n) => this.backend(n),
+      mutex: this.mutex,
+      log: this.log,
+      ...(opts.reconcile ? { settings: opts.reconcile } : {}),
+      ...(opts.liveContainers ? { live: opts.liveContainers } : {}),
+      holders: (m) => namespaceHolders(m.mountpoint).map((h) => `pid ${h.pid} at ${h.target}`),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    });
     opts.metrics?.gauge('volumes_mounted', 'Volumes mounted on this host', [], (g) => void this.mounts.all().then((all) => g.set(all.length), () => undefined));
   }
 
@@ -63,20 +80,14 @@ export class VolumeService implements Volumes {
     return this.opts.defaultBackend === 'rbd' ? 'global' : 'local';
   }
 
-  /** Recover from a crash or reboot (roll back half attaches, drop mounts a reboot ended), then retry pending detaches periodically. */
-  async start(retryEveryMs = 30_000): Promise<void> {
-    await this.recover();
-    this.retryTimer = setInterval(() => void this.recover().catch((err) => this.log.warn({ err }, 'volume recovery pass failed')), retryEveryMs);
-    this.retryTimer.unref();
-  }
-
-  private recover(): Promise<void> {
-    return recoverMounts({ mounts: this.mounts, backend: (n) => this.backend(n), mutex: this.mutex, log: this.log });
+  /** Recover from a crash or reboot (roll back half attaches, drop mounts a reboot ended), then keep detaches converging. */
+  async start(): Promise<void> {
+    await this.reconciler.start();
   }
 
   /** Stops background work and backends; mounts stay (containers keep running). */
   async close(): Promise<void> {
-    if (this.retryTimer) clearInterval(this.retryTimer);
+    this.reconciler.stop();
     await Promise.all(Object.values(this.opts.backends).map((b) => b?.close()));
   }
 
@@ -163,7 +174,12 @@ export class VolumeService implements Volumes {
       this.mutex.run(name, async () => {
         const { rec, backend } = await this.find(name);
         const m = await this.mounts.get(name);
-        if (m) throw conflict(`volume ${name} is in use on this host (${m.refs.length} mount reference(s))`);
+        if (m && m.refs.length > 0) throw conflict(`volume ${name} is in use on this host (${m.refs.length} mount reference(s))`);
+        if (m) {
+          await this.reconciler.release(m).catch((err: unknown) => {
+            throw new CorralError('UNAVAILABLE', `volume ${name} is still being detached from this host (${errorMessage(err)}); retrying in the background, try again shortly`);
+          });
+        }
         await backend.remove(rec);
         this.log.info({ volume: name }, 'volume removed');
       }),
@@ -180,7 +196,12 @@ export class VolumeService implements Volumes {
           if (!m.refs.includes(id)) await this.mounts.put({ ...m, refs: [...m.refs, id] });
           return m.mountpoint;
         }
-        if (m) throw new CorralError('UNAVAILABLE', `volume ${name} is still being ${m.phase === 'attaching' ? 'attached' : 'detached'} after an earlier failure; retry shortly`);
+        if (m) {
+          // Left half-done by an earlier failure (the reconciler retries it): finish it now rather than make the caller wait.
+          await this.reconciler.release(m).catch((err: unknown) => {
+            throw new CorralError('UNAVAILABLE', `volume ${name} is still being ${m.phase === 'attaching' ? 'attached' : 'detached'} after an earlier failure (${errorMessage(err)}); retrying in the background, try again shortly`);
+          });
+        }
         const { rec, backend } = await this.find(name);
         const record: MountRecord = {
           name,
@@ -221,10 +242,10 @@ export class VolumeService implements Volumes {
           await this.mounts.put({ ...m, refs });
           return;
         }
-        await this.mounts.put({ ...m, refs, phase: 'detaching' });
-        const backend = this.backend(m.backend);
-        await backend.detach(m.volume, m.attachment);
-        await this.mounts.delete(name);
+        // The reference is gone for good; should the detach fail, the reconciler retries it until it goes through.
+        const detaching: MountRecord = { ...m, refs, phase: 'detaching' };
+        await this.mounts.put(detaching);
+        await this.reconciler.release(detaching);
         this.log.info({ volume: name }, 'volume unmounted and detached');
       }),
     );

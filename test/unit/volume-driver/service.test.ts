@@ -128,24 +128,41 @@ describe('VolumeService', () => {
   it('rolls back an attach a crash interrupted, using the progress it saved', async () => {
     await new MountState(store).put(record({ phase: 'attaching', attachment: { step: 1 } }));
     const s = service();
-    await s.start(60_000);
+    await s.start();
     expect(backend.detaches).toEqual([{ step: 1 }]);
     expect(await new MountState(store).get('v1')).toBeUndefined();
     await s.close();
   });
 
-  it('keeps a failed detach and finishes it on a later pass; mounting meanwhile says so', async () => {
+  it('keeps a failed detach; a mount meanwhile finishes it first, or says why it cannot', async () => {
+    const s = service();
+    await s.create('v1', null);
+    await s.mount('v1', 'a');
+    backend.failDetach = 2;
+    await expect(s.unmount('v1', 'a')).rejects.toThrow(/device busy/);
+    expect((await new MountState(store).get('v1'))?.phase).toBe('detaching');
+    expect((await s.get('v1')).refs).toBe(0);
+    // Still busy: the mount says so (and the reconciler keeps retrying).
+    await expect(s.mount('v1', 'b')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/still being detached .*device busy/) });
+    // No longer busy: the mount finishes the detach, then attaches afresh.
+    expect(await s.mount('v1', 'b')).toBe('/fake/v1');
+    expect(backend.detaches).toEqual([{ device: '/dev/fake1' }]);
+    expect(backend.attaches).toBe(2);
+    expect((await s.get('v1')).refs).toBe(1);
+    s.reconciler.stop();
+  });
+
+  it('removing a volume whose detach failed finishes the detach first', async () => {
     const s = service();
     await s.create('v1', null);
     await s.mount('v1', 'a');
     backend.failDetach = 1;
     await expect(s.unmount('v1', 'a')).rejects.toThrow(/device busy/);
-    expect((await new MountState(store).get('v1'))?.phase).toBe('detaching');
-    await expect(s.mount('v1', 'b')).rejects.toThrow(/still being detached/);
-    await s.start(60_000);
+    await s.remove('v1');
+    expect(backend.detaches).toHaveLength(1);
+    expect(backend.vols.has('v1')).toBe(false);
     expect(await new MountState(store).get('v1')).toBeUndefined();
-    expect(await s.mount('v1', 'b')).toBe('/fake/v1');
-    await s.close();
+    s.reconciler.stop();
   });
 
   it('drops mount records of an earlier boot and of volumes another host took over', async () => {
@@ -154,10 +171,10 @@ describe('VolumeService', () => {
     await state.put(record({ name: 'kept' }));
     backend.holds = true;
     const s = service();
-    await s.start(60_000);
+    await s.start();
     expect((await state.all()).map((m) => m.name)).toEqual(['kept']);
     backend.holds = false;
-    await s.start(60_000);
+    await s.start();
     expect(await state.all()).toEqual([]);
     await s.close();
   });

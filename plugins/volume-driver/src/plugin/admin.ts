@@ -24,6 +24,8 @@ export interface DriverStatus {
   scope: string;
   backends: Record<string, string>;
   attachMethod?: string;
+  /** Detaches that failed and are being retried. */
+  pendingDetaches?: Array<{ volume: string; failures: number; retryInMs: number; lastError: string }>;
 }
 
 const createBody = z.object({ name: z.string(), options: z.record(z.string(), z.string()).nullish() });
