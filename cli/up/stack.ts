@@ -64,7 +64,15 @@ export function buildStack(plan: UpPlan, cred: StackCredentials): Component[] {
   writeFileSync(join(p.cniConfDir, `10-${NETWORK}.conflist`), JSON.stringify(conflist({ network: NETWORK, socket: p.cniSocket }), null, 2) + '\n');
 
   const master = writeConfig(plan, 'master', { host: '127.0.0.1', port: plan.ports.master, workDir: p.master, credentials: p.security, log });
-  const volumes = writeConfig(plan, 'volume-driver', { socket: p.volumeSocket, dataDir: p.volumes, defaultBackend: 'local', rbd: { enabled: false }, log });
+  const volumes = writeConfig(plan, 'volume-driver', {
+    socket: p.volumeSocket,
+    dataDir: p.volumes,
+    defaultBackend: 'local',
+    rbd: { enabled: false },
+    // A task's volume reference whose unmount was lost is released once the agent no longer runs the task.
+    reconcile: { liveContainers: { url: 'http://agent/api/v1/containers', socketPath: p.agentSocket } },
+    log,
+  });
   const cni = writeConfig(plan, 'cni', {
     node: hostname(),
     socket: p.cniSocket,

@@ -170,6 +170,8 @@ export function planNode(n: NodeConfig): NodePlan {
       rbd: cephClient
         ? { enabled: true, confFile: cephClient.confFile, keyring: cephClient.keyring, clientName: n.ceph.clientName, pool: n.ceph.pool, attach: n.volumes.attach, timeoutSeconds: n.volumes.timeoutSeconds }
         : { enabled: false },
+      // Detaches converge: a task's reference whose unmount was lost is released once this node's agent no longer runs it.
+      ...(has('agent') ? { reconcile: { liveContainers: { url: `http://${n.address}:${n.agent.port}/api/v1/containers` } } } : {}),
       log: logFile(dir, 'driver'),
     };
     add('volumes', dir, ['volume-driver'], config, { kind: 'unix', socket: config.socket, path: '/v1/status' });

@@ -141,6 +141,35 @@ describe('volume hook', () => {
     expect((err as Error).message).toMatch(/attached on host h2, which is alive/);
   });
 
+  it('an unmount the driver did not answer is asked again; a refusal is not', async () => {
+    const lib = fakeVolumes(['pg']);
+    const hook = new VolumeLibraryHook({ drivers: { corral: lib }, unmountRetryMs: [1, 1] });
+    await hook.mount(src('pg'), 'r1');
+    const real = lib.unmount.bind(lib);
+    let calls = 0;
+    lib.unmount = async (name: string, id: string) => {
+      if (++calls === 1) throw new CorralError('UNAVAILABLE', 'cannot reach the volume driver: connect ECONNREFUSED');
+      return real(name, id);
+    };
+    await hook.unmount(src('pg'), 'r1');
+    expect(calls).toBe(2);
+    expect(lib.refs.get('pg')).toEqual([]);
+    calls = 0;
+    lib.unmount = async () => {
+      calls++;
+      throw new CorralError('INTERNAL', 'umount: target is busy');
+    };
+    await expect(hook.unmount(src('pg'), 'r1')).rejects.toThrow('volume pg (driver corral): unmount failed: umount: target is busy');
+    expect(calls).toBe(1);
+    lib.unmount = async () => {
+      calls++;
+      throw new CorralError('TIMEOUT', 'volume driver did not answer');
+    };
+    calls = 0;
+    await expect(hook.unmount(src('pg'), 'r1')).rejects.toMatchObject({ code: 'TIMEOUT' });
+    expect(calls).toBe(3);
+  });
+
   it('an unknown driver names the known ones', async () => {
     const hook = new VolumeLibraryHook({ drivers: { corral: fakeVolumes() } });
     await expect(hook.mount({ ...src('x'), driver: 'rexray' }, 'r')).rejects.toThrow('unknown volume driver "rexray" for volume x (this agent knows: corral)');

@@ -6,7 +6,10 @@
  * the task by the containerizer. Like Docker with a volume driver, a volume
  * that does not exist yet is created with the task's options first. A
  * CONFLICT (the volume is attached on another live host) fails the launch
- * with the driver's own message.
+ * with the driver's own message. An unmount the driver could not be reached
+ * for (restarting, overloaded) is retried a few times: dropping a reference
+ * is idempotent, and one that never arrives leaves the volume attached
+ * until the driver's reconciler finds the container gone.
  */
 import { CorralError, errorMessage, isCorralError } from '../../../../common/errors.js';
 import type { VolumeHook, VolumeSource } from '../../../../core-scheduler/src/agent/containerizer.js';
@@ -19,15 +22,22 @@ export interface VolumeHookOptions {
   drivers?: Record<string, Volumes>;
   /** Create a missing volume with the task's options before mounting (default true, as Docker does). */
   createMissing?: boolean;
+  /** Waits between attempts of an unmount the driver did not answer (default 250 ms, then 1 s). */
+  unmountRetryMs?: number[];
 }
+
+/** The driver did not get or did not answer the call: asking again is safe for an unmount. */
+const unanswered = (err: unknown): boolean => isCorralError(err, 'UNAVAILABLE') || isCorralError(err, 'TIMEOUT');
 
 export class VolumeLibraryHook implements VolumeHook {
   private readonly drivers: Record<string, Volumes>;
   private readonly createMissing: boolean;
+  private readonly unmountRetryMs: number[];
 
   constructor(opts: VolumeHookOptions = {}) {
     this.drivers = opts.drivers ?? { corral: new VolumeClient(process.env.CORRAL_VOLUME_SOCKET ?? DEFAULT_SOCKET) };
     this.createMissing = opts.createMissing ?? true;
+    this.unmountRetryMs = opts.unmountRetryMs ?? [250, 1000];
   }
 
   private driver(source: External): Volumes {
@@ -53,10 +63,15 @@ export class VolumeLibraryHook implements VolumeHook {
 
   async unmount(source: External, referenceId: string): Promise<void> {
     const volumes = this.driver(source);
-    try {
-      await volumes.unmount(source.name, referenceId);
-    } catch (err) {
-      throw wrap(source, 'unmount', err);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await volumes.unmount(source.name, referenceId);
+        return;
+      } catch (err) {
+        const wait = this.unmountRetryMs[attempt];
+        if (wait === undefined || !unanswered(err)) throw wrap(source, 'unmount', err);
+        await new Promise((r) => setTimeout(r, wait));
+      }
     }
   }
 }
