@@ -40,6 +40,11 @@ export class AgentManager {
 
   constructor(private readonly m: Master) {}
 
+  /** Whether an operator marked the agent gone (it may never come back). */
+  isGone(agentId: string): boolean {
+    return this.goneIds.has(agentId);
+  }
+
   /** `peerIp`: where the registration came from, the agent's IP unless its own URL names one. */
   async register(reg: RegisterCall, principal: string | undefined, peerIp?: string): Promise<AgentRecord> {
     this.m.auth.authorizeAgent(principal);

@@ -43,10 +43,12 @@ export const masterConfigSchema = z.object({
   frameworks: z
     .object({
       heartbeatIntervalSeconds: z.number().min(0.05).max(3600).default(15),
-      /** Terminal tasks kept per framework for the operator API. */
+      /** Terminal tasks kept per framework for the operator API (Mesos's --max_completed_tasks_per_framework, 1000). */
       maxCompletedTasks: z.number().int().min(0).max(100_000).default(1000),
+      /** Torn-down and removed frameworks kept for the operator API's completed_frameworks (Mesos's --max_completed_frameworks, 50). */
+      maxCompletedFrameworks: z.number().int().min(0).max(100_000).default(50),
     })
-    .default({ heartbeatIntervalSeconds: 15, maxCompletedTasks: 1000 }),
+    .default({ heartbeatIntervalSeconds: 15, maxCompletedTasks: 1000, maxCompletedFrameworks: 50 }),
 });
 
 export type MasterConfig = z.output<typeof masterConfigSchema>;

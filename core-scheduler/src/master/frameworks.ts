@@ -11,6 +11,8 @@ import { hasCapability, nanos } from '../protocol/v1.js';
 
 /** Recovered frameworks get at least this long to re-subscribe after a master restart. */
 const RECOVERY_GRACE_MS = 60_000;
+/** The longest delay a timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 
 export function frameworkRoles(info: V1FrameworkInfo): string[] {
@@ -119,12 +121,26 @@ export class FrameworkManager {
     this.scheduleRemoval(f, timeoutMs, 'failover timeout expired');
   }
 
+  /**
+   * Remove the framework after `ms` unless it comes back. A timer fires at
+   * once when asked for more than ~24.8 days (2^31 - 1 ms), and Mesos's docs
+   * recommend weeks of failover_timeout: a long wait is taken in steps.
+   */
   private scheduleRemoval(f: FrameworkRecord, ms: number, why: string): void {
     this.m.clock.clearTimeout(f.failoverTimer);
-    f.failoverTimer = this.m.clock.setTimeout(() => {
-      f.failoverTimer = undefined;
-      if (!f.connected && this.m.frameworks.has(f.id)) void this.remove(f, why);
-    }, ms);
+    const deadline = this.m.clock.now() + ms;
+    const arm = (): void => {
+      const left = deadline - this.m.clock.now();
+      if (left > MAX_TIMER_MS) {
+        f.failoverTimer = this.m.clock.setTimeout(arm, MAX_TIMER_MS);
+        return;
+      }
+      f.failoverTimer = this.m.clock.setTimeout(() => {
+        f.failoverTimer = undefined;
+        if (!f.connected && this.m.frameworks.has(f.id)) void this.remove(f, why);
+      }, Math.max(0, left));
+    };
+    arm();
   }
 
   /** TEARDOWN, failover timeout or operator: kill its tasks, free its resources, forget it. */
@@ -140,8 +156,20 @@ export class FrameworkManager {
     f.outbox?.close();
     f.outbox = undefined;
     f.connected = false;
+    f.streamId = undefined;
+    f.disconnectedAt = this.m.clock.now();
+    this.keepCompleted(f);
     this.m.events.frameworkRemoved(f);
     await this.m.registry.removeFramework(f.id);
+  }
+
+  /** The operator API lists removed frameworks (completed_frameworks), the oldest dropped past the bound, as Mesos does. */
+  private keepCompleted(f: FrameworkRecord): void {
+    const max = this.m.config.frameworks.maxCompletedFrameworks;
+    if (max === 0) return;
+    const list = this.m.completedFrameworks;
+    list.push(f);
+    if (list.length > max) list.splice(0, list.length - max);
   }
 
   heartbeat(): void {

@@ -49,6 +49,8 @@ export class Master {
   readonly allocator: Allocator;
   readonly agents = new Map<string, AgentRecord>();
   readonly frameworks = new Map<string, FrameworkRecord>();
+  /** Frameworks removed (torn down, failed over for good), newest last, at most frameworks.maxCompletedFrameworks. */
+  readonly completedFrameworks: FrameworkRecord[] = [];
   readonly offers = new Map<string, OfferRecord>();
   readonly info: V1MasterInfo;
   readonly events: OperatorEvents;

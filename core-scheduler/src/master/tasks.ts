@@ -216,48 +216,87 @@ export class TaskManager {
     this.m.agents.get(t.agentId)?.tasks.delete(t);
     if (!f) return;
     if (f.tasks.get(t.id) === t) f.tasks.delete(t.id);
-    const max = this.m.config.frameworks.maxCompletedTasks;
-    if (max > 0) {
-      f.completed.push(t);
-      if (f.completed.length > max) f.completed.shift();
-    }
+    this.keepCompleted(f, t);
   }
 
+  /** Terminal tasks stay listed for the operator API, the oldest dropped past the bound. */
+  private keepCompleted(f: FrameworkRecord, t: TaskRecord): void {
+    const max = this.m.config.frameworks.maxCompletedTasks;
+    if (max === 0) return;
+    f.completed.push(t);
+    if (f.completed.length > max) f.completed.shift();
+  }
+
+  /**
+   * RECONCILE as Mesos's master answers it (master.cpp, Master::reconcile):
+   * every answer comes from the master (SOURCE_MASTER, REASON_RECONCILIATION)
+   * and carries no uuid, so there is nothing to acknowledge. A known task gets
+   * its latest state; an unknown one a state that says what the master knows
+   * of its agent — TASK_LOST for frameworks that are not PARTITION_AWARE.
+   * Implicit reconciliation (no tasks) answers for every task the master knows.
+   */
   reconcile(f: FrameworkRecord, tasks: Array<{ task_id: { value: string }; agent_id?: { value: string } | undefined }>): void {
-    const now = this.m.clock.now() / 1000;
+    const timestamp = this.m.clock.now() / 1000;
     const events: SchedulerEvent[] = [];
-    // Reconciliation answers carry no uuid: nothing to acknowledge.
-    const report = ({ uuid: _uuid, ...status }: V1TaskStatus): void => {
-      events.push({ type: 'UPDATE', update: { status: { ...status, reason: 'REASON_RECONCILIATION', timestamp: now } } });
+    const answer = (status: V1TaskStatus): void => {
+      events.push({ type: 'UPDATE', update: { status } });
     };
     const known = (t: TaskRecord): void => {
       const latest = t.statuses.at(-1);
-      report(latest ?? { task_id: { value: t.id }, state: t.state, agent_id: { value: t.agentId }, source: 'SOURCE_MASTER' });
+      const status: V1TaskStatus = { task_id: { value: t.id }, state: t.state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: 'Reconciliation: Latest task state', agent_id: { value: t.agentId }, timestamp };
+      // What Mesos copies from the task's latest status: its executor, health and container status.
+      if (latest?.executor_id) status.executor_id = latest.executor_id;
+      if (latest?.healthy !== undefined) status.healthy = latest.healthy;
+      if (latest?.container_status) status.container_status = latest.container_status;
+      answer(status);
     };
     if (tasks.length === 0) {
-      // Implicit reconciliation: every task the master knows for the framework.
       for (const t of f.tasks.values()) known(t);
     } else {
+      // Without an agent id, a task may be on any agent that has not re-registered since a master restart.
+      let anyRecovering: boolean | undefined;
+      const recovering = (): boolean => (anyRecovering ??= [...this.m.agents.values()].some((a) => a.status === 'recovering'));
       for (const { task_id, agent_id } of tasks) {
         const t = f.tasks.get(task_id.value);
         if (t) {
           known(t);
           continue;
         }
-        const agent = agent_id ? this.m.agents.get(agent_id.value) : undefined;
-        // An agent that has not re-registered since a master restart may still report it: say nothing yet.
-        if (agent?.status === 'recovering') continue;
-        const state: V1TaskState = agent?.status === 'unreachable' ? 'TASK_UNREACHABLE' : f.partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST';
-        report({ task_id, state, source: 'SOURCE_MASTER', ...(agent_id ? { agent_id } : {}), message: 'task is unknown to the master' });
+        const unknown = this.unknownTaskState(f, agent_id?.value, recovering);
+        if (!unknown) continue; // its agent may still report it: say nothing yet, the framework asks again
+        answer({ task_id, state: unknown.state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: unknown.message, ...(agent_id ? { agent_id } : {}), timestamp });
       }
     }
-    for (const e of events) this.m.deliver(f.outbox, e);
+    this.sendEvents(f, events);
   }
 
-  kill(f: FrameworkRecord, taskId: string, killPolicy: V1TaskInfo['kill_policy'] | undefined): void {
+  /** What explicit reconciliation says of a task the master does not know, by what it knows of the agent; undefined for "not yet". */
+  private unknownTaskState(f: FrameworkRecord, agentId: string | undefined, anyRecovering: () => boolean): { state: V1TaskState; message: string } | undefined {
+    const lost = (state: V1TaskState, message: string): { state: V1TaskState; message: string } => ({ state: f.partitionAware ? state : 'TASK_LOST', message });
+    const agent = agentId === undefined ? undefined : this.m.agents.get(agentId);
+    if (agent ? agent.status === 'recovering' : agentId === undefined && anyRecovering()) return undefined;
+    if (agent?.status === 'unreachable') return lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable');
+    if (agent) return lost('TASK_GONE', 'Reconciliation: Task is unknown to the agent');
+    if (agentId !== undefined && this.m.agentManager.isGone(agentId)) return lost('TASK_GONE_BY_OPERATOR', 'Reconciliation: Task is gone');
+    return lost('TASK_UNKNOWN', 'Reconciliation: Task is unknown');
+  }
+
+  /** Events for one framework, in order, in one write when the stream can take several. */
+  private sendEvents(f: FrameworkRecord, events: SchedulerEvent[]): void {
+    if (events.length === 0 || !f.outbox?.isOpen) return;
+    if (f.outbox.sendAll) f.outbox.sendAll(events);
+    else for (const e of events) f.outbox.send(e);
+  }
+
+  /** KILL: Mesos's rules — an unknown task is reconciled, a kill naming another agent than the task's is ignored. */
+  kill(f: FrameworkRecord, taskId: string, agentId: string | undefined, killPolicy: V1TaskInfo['kill_policy'] | undefined): void {
     const t = f.tasks.get(taskId);
     if (!t) {
-      this.reconcile(f, [{ task_id: { value: taskId } }]);
+      this.reconcile(f, [{ task_id: { value: taskId }, ...(agentId !== undefined ? { agent_id: { value: agentId } } : {}) }]);
+      return;
+    }
+    if (agentId !== undefined && agentId !== t.agentId) {
+      this.m.log.warn({ task: taskId, agent: agentId, taskAgent: t.agentId }, 'kill names another agent than the task\'s; ignored');
       return;
     }
     const agent = this.m.agents.get(t.agentId);
@@ -269,16 +308,25 @@ export class TaskManager {
     this.m.deliver(agent.outbox, { type: 'KILL', kill: { framework_id: { value: f.id }, task_id: { value: taskId }, ...(killPolicy ? { kill_policy: killPolicy } : {}) } } satisfies AgentEvent);
   }
 
-  /** The framework is going away: its tasks are killed on their agents and forgotten here. */
+  /**
+   * The framework is going away: its tasks are killed on their agents, and
+   * here they end as completed tasks of the completed framework (TASK_KILLED,
+   * REASON_FRAMEWORK_REMOVED, as Mesos records them).
+   */
   removeFrameworkTasks(f: FrameworkRecord, why: string): void {
     const agentIds = new Set<string>();
+    const timestamp = this.m.clock.now() / 1000;
     for (const t of [...f.tasks.values()]) {
       agentIds.add(t.agentId);
       if (!isTerminal(t.state)) {
+        const status: V1TaskStatus = { task_id: { value: t.id }, state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED', message: why, agent_id: { value: t.agentId }, timestamp };
         t.state = 'TASK_KILLED';
-        this.m.events.taskUpdated(t, { task_id: { value: t.id }, state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED', message: why });
+        t.statuses = withLatestStatus(t.statuses, status);
+        this.m.events.taskUpdated(t, status);
       }
+      t.pending = undefined;
       this.m.agents.get(t.agentId)?.tasks.delete(t);
+      this.keepCompleted(f, t);
     }
     f.tasks.clear();
     for (const id of agentIds) this.m.deliver(this.m.agents.get(id)?.outbox, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);

@@ -73,6 +73,8 @@ export function getTasks(m: Master): { pending_tasks: []; tasks: V1Task[]; unrea
     for (const t of f.tasks.values()) (t.state === 'TASK_UNREACHABLE' ? unreachable : tasks).push(taskView(t));
     for (const t of f.completed) completed.push(taskView(t));
   }
+  // As Mesos, the completed tasks of completed frameworks too.
+  for (const f of m.completedFrameworks) for (const t of f.completed) completed.push(taskView(t));
   return { pending_tasks: [], tasks, unreachable_tasks: unreachable, completed_tasks: completed, orphan_tasks: [] };
 }
 
@@ -86,11 +88,13 @@ export function getAgents(m: Master): { agents: V1AgentSummary[]; recovered_agen
   return { agents, recovered_agents: recovered };
 }
 
-export function getFrameworks(m: Master): { frameworks: V1FrameworkSummary[]; completed_frameworks: []; recovered_frameworks: Array<V1FrameworkSummary['framework_info']> } {
+export function getFrameworks(m: Master): { frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[]; recovered_frameworks: Array<V1FrameworkSummary['framework_info']> } {
   const frameworks: V1FrameworkSummary[] = [];
   const recovered: Array<V1FrameworkSummary['framework_info']> = [];
   for (const f of m.frameworks.values()) (f.recovered ? recovered.push(f.info) : frameworks.push(frameworkView(m, f)));
-  return { frameworks, completed_frameworks: [], recovered_frameworks: recovered };
+  // Removed frameworks, oldest first (bounded by frameworks.maxCompletedFrameworks): inactive, no offers, nothing allocated.
+  const completed = m.completedFrameworks.map((f) => frameworkView(m, f));
+  return { frameworks, completed_frameworks: completed, recovered_frameworks: recovered };
 }
 
 export function getState(m: Master): Record<string, unknown> {

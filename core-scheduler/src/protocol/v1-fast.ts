@@ -11,7 +11,7 @@
  * Bodies come here without nulls (the master strips them first, see
  * v1-json.ts, as zod's call schemas do): a null is an unset field to both.
  */
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, MAX_STATUS_UPDATES, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
+import { MAX_ACCEPTS, MAX_REFUSE_SECONDS, MAX_ACKNOWLEDGEMENTS, MAX_STATUS_UPDATES, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
 
 type Obj = Record<string, unknown>;
 
@@ -108,7 +108,8 @@ function isAcceptBody(a: unknown): boolean {
     const f = a.filters;
     if (!isObj(f) || !keysWithin(f, FILTERS_KEYS)) return false;
     const s = f.refuse_seconds;
-    if (s !== undefined && !(typeof s === 'number' && Number.isFinite(s) && s >= 0 && s <= 365 * 24 * 3600)) return false;
+    // Out of range is not an error (zod caps it), but no longer "output equals input".
+    if (s !== undefined && !(typeof s === 'number' && Number.isFinite(s) && s >= 0 && s <= MAX_REFUSE_SECONDS)) return false;
   }
   return true;
 }

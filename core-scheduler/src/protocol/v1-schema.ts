@@ -82,19 +82,35 @@ export const attributeSchema = z.object({
 export type V1Attribute = z.infer<typeof attributeSchema>;
 
 export const durationSchema = z.object({ nanoseconds: int64 });
+/** The longest Duration Mesos can hold, in seconds (int64 nanoseconds). */
+export const MAX_DURATION_SECONDS = 9_223_372_036;
 
+const FRAMEWORK_CAPABILITIES = [
+  'UNKNOWN', 'REVOCABLE_RESOURCES', 'TASK_KILLING_STATE', 'GPU_RESOURCES', 'SHARED_RESOURCES', 'PARTITION_AWARE',
+  'MULTI_ROLE', 'RESERVATION_REFINEMENT', 'REGION_AWARE',
+] as const;
+type FrameworkCapability = (typeof FRAMEWORK_CAPABILITIES)[number];
+const knownCapability = new Set<string>(FRAMEWORK_CAPABILITIES);
+
+/**
+ * A capability this master does not know (a newer Mesos's) is UNKNOWN, not an
+ * error: Mesos's parser turns an unrecognised value of an optional enum field
+ * into an unset one, and the framework still subscribes.
+ */
 export const frameworkCapabilitySchema = z.object({
-  type: z.enum([
-    'UNKNOWN', 'REVOCABLE_RESOURCES', 'TASK_KILLING_STATE', 'GPU_RESOURCES', 'SHARED_RESOURCES', 'PARTITION_AWARE',
-    'MULTI_ROLE', 'RESERVATION_REFINEMENT', 'REGION_AWARE',
-  ]),
+  type: z
+    .string()
+    .max(128)
+    .transform((t): FrameworkCapability => (knownCapability.has(t) ? (t as FrameworkCapability) : 'UNKNOWN'))
+    .optional(),
 });
 
 export const frameworkInfoSchema = z.object({
   user: z.string().max(256).default(''),
   name: z.string().min(1, 'framework name must not be empty').max(256),
   id: idSchema.optional(),
-  failover_timeout: z.number().finite().nonnegative().max(365 * 24 * 3600).optional(),
+  // Any duration Mesos can hold (int64 nanoseconds, ~292 years); long ones are timed in steps (frameworks.ts).
+  failover_timeout: z.number().finite().nonnegative().max(MAX_DURATION_SECONDS).optional(),
   checkpoint: z.boolean().optional(),
   role: roleSchema.optional(),
   roles: z.array(roleSchema).max(100).optional(),
@@ -187,7 +203,19 @@ export const taskInfoSchema = z
   });
 export type V1TaskInfo = z.infer<typeof taskInfoSchema>;
 
-export const filtersSchema = z.object({ refuse_seconds: z.number().finite().nonnegative().max(365 * 24 * 3600).optional() });
+/** Mesos caps a filter at 365 days. */
+export const MAX_REFUSE_SECONDS = 365 * 24 * 3600;
+/**
+ * As Mesos's allocator reads Filters.refuse_seconds: above 365 days it is 365
+ * days, and a negative one is unset (the default, 5 s); neither is an error.
+ */
+export const filtersSchema = z.object({
+  refuse_seconds: z
+    .number()
+    .finite()
+    .transform((s) => (s < 0 ? undefined : Math.min(s, MAX_REFUSE_SECONDS)))
+    .optional(),
+});
 
 export const operationSchema = z
   .object({

@@ -83,7 +83,7 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
       m.allocator.suppress(f.id, rolesOf(f, call.suppress?.roles));
       break;
     case 'KILL':
-      m.taskManager.kill(f, call.kill.task_id.value, call.kill.kill_policy);
+      m.taskManager.kill(f, call.kill.task_id.value, call.kill.agent_id?.value, call.kill.kill_policy);
       break;
     case 'ACKNOWLEDGE':
       m.taskManager.acknowledge(f, [call.acknowledge]);

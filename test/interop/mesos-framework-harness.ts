@@ -1,0 +1,102 @@
+/**
+ * The `mesos-framework` npm package (a third-party Mesos v1 HTTP scheduler
+ * library, CommonJS) driven unmodified against a corral master: it is
+ * loaded with createRequire, told the master's address, and watched through
+ * the events it emits. Nothing of it is patched; what it sends and how it
+ * reads the event stream is exactly what it does against Mesos.
+ */
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EventEmitter } from 'node:events';
+import { untilValue } from '../harness/wait.js';
+
+const require = createRequire(import.meta.url);
+
+/** The parts of the package's API the tests use. */
+export interface MesosFrameworkScheduler extends EventEmitter {
+  frameworkId: string | null;
+  mesosStreamId: string | null;
+  launchedTasks: Array<{ taskId: string; name: string; runtimeInfo?: { agentId?: string; state?: string } }>;
+  pendingTasks: unknown[];
+  subscribe(): void;
+  reconcile(taskId?: string, agentId?: string): void;
+  kill(taskId: string, agentId: string): void;
+  teardown(): void;
+}
+
+interface MesosFrameworkModule {
+  Scheduler: new (options: Record<string, unknown>) => MesosFrameworkScheduler;
+  Mesos: { getMesos(): MesosProto };
+}
+
+/** The package's protobuf.js builder for the Mesos messages (as its own examples build tasks). */
+export interface MesosProto {
+  CommandInfo: new (uris: unknown, environment: unknown, shell: boolean, value: string) => unknown;
+}
+
+export const mesosFramework = require('mesos-framework') as MesosFrameworkModule;
+
+export interface SchedulerStatus {
+  task_id: { value: string };
+  state: string;
+  source?: string;
+  reason?: string;
+  message?: string;
+  uuid?: string;
+  agent_id?: { value: string };
+}
+
+export interface SchedulerOffer {
+  id: { value: string };
+  agent_id: { value: string };
+  hostname: string;
+  url?: { scheme: string; address: { hostname: string; ip: string; port: number }; path: string };
+}
+
+/** A mesos-framework Scheduler and everything it reported, in order. */
+export interface WatchedScheduler {
+  scheduler: MesosFrameworkScheduler;
+  updates: SchedulerStatus[];
+  offers: SchedulerOffer[];
+  errors: string[];
+  /** Names of the library's own events ("sent_accept", "sent_acknowledge", …) in order. */
+  sent: string[];
+  /** Waits for a status update matching `pred` (one seen already counts). */
+  update(pred: (s: SchedulerStatus) => boolean, what: string, timeoutMs?: number): Promise<SchedulerStatus>;
+}
+
+const SENT = ['sent_subscribe', 'sent_accept', 'sent_decline', 'sent_acknowledge', 'sent_reconcile', 'sent_kill', 'sent_teardown'];
+
+/**
+ * A Scheduler for the master at `host:port`, logging under `logDir` (the
+ * package otherwise writes to ./logs). Subscribes once the package says it
+ * is ready.
+ */
+export function startScheduler(opts: { host: string; port: number; logDir: string; tasks: Record<string, unknown>; frameworkName: string }): WatchedScheduler {
+  mkdirSync(opts.logDir, { recursive: true });
+  const scheduler = new mesosFramework.Scheduler({
+    masterUrl: opts.host,
+    port: opts.port,
+    frameworkName: opts.frameworkName,
+    tasks: opts.tasks,
+    logging: { path: opts.logDir, fileName: 'mesos-framework.log', level: 'warn' },
+  });
+  const watched: WatchedScheduler = {
+    scheduler,
+    updates: [],
+    offers: [],
+    errors: [],
+    sent: [],
+    update: (pred, what, timeoutMs = 20_000) => untilValue(what, async () => watched.updates.find(pred), timeoutMs, 25),
+  };
+  scheduler.on('update', (u: { status: SchedulerStatus }) => watched.updates.push(u.status));
+  scheduler.on('offers', (o: { offers: SchedulerOffer[] }) => watched.offers.push(...o.offers));
+  // An EventEmitter without an 'error' listener throws; the test asserts on what was reported.
+  scheduler.on('error', (e: unknown) => watched.errors.push(e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e)));
+  for (const name of SENT) scheduler.on(name, () => watched.sent.push(name));
+  scheduler.once('ready', () => scheduler.subscribe());
+  return watched;
+}
+
+export const logDirUnder = (dir: string): string => join(dir, 'mesos-framework-logs');
