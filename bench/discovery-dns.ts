@@ -1,25 +1,39 @@
 /**
  * DNS throughput and latency: corral discovery vs knot serving the same
- * records, measured side by side with dnsperf (UDP, mixed A/SRV names of
- * running tasks, 10 s each). Goal: ≥ 0.5× knot (≥ 100k qps on 2 cores).
+ * records, measured side by side with dnsperf. Two workloads:
+ *
+ * - small: UDP, mixed A/SRV names of running tasks (1–10 records each).
+ * - large: names whose A RRset has 60 records (≈1 KB) mixed 1:1 with small
+ *   names. Over UDP (no EDNS, 512-byte limit) the large answers come back
+ *   truncated (TC=1); a client then asks again over TCP and gets the whole
+ *   RRset. dnsperf has no retry mode, so the pattern runs as two dnsperf
+ *   processes at once against the same server: one over UDP on the mixed
+ *   names (the truncated answers and the small ones), one over TCP
+ *   (`-m tcp`, queries pipelined on each connection) on the large names.
+ *
+ * Goal: ≥ 0.5× knot on both workloads (≥ 100k qps on 2 cores for small).
  * Peers quoted: Mesos-DNS ~8.5k qps per core, CoreDNS ~17k per core.
  *
- * Usage: npx tsx bench/discovery-dns.ts [--tasks 200] [--seconds 10] [--json]
+ * Usage: npx tsx bench/discovery-dns.ts [--tasks 200] [--large 60] [--seconds 10] [--only small|large] [--json]
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '../test/discovery/cluster.js';
 import { startKnot, zoneFile } from '../test/discovery/knot.js';
-import { testDir } from '../test/harness/resources.js';
+import { forgetPid, recordPid, run, testDir } from '../test/harness/resources.js';
 import { servedRecords } from '../discovery/src/status.js';
-import { startDiscovery } from '../discovery/src/daemon.js';
 import { configureLogging } from '../common/log.js';
 import { flag } from './volume-common.js';
 
 const TASKS = flag('--tasks', 200);
+/** Records in each large RRset (three such names). */
+const LARGE = flag('--large', 60);
+const LARGE_NAMES = 3;
 const SECONDS = flag('--seconds', 10);
 const JSON_OUT = process.argv.includes('--json');
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 
 interface Run {
   server: string;
@@ -38,12 +52,15 @@ function dnsperf(args: string[]): Promise<string> {
 
 const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 
+const parseQps = (out: string): number => Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1]);
+const parseLost = (out: string): number => Number(/Queries lost:\s+(\d+)/.exec(out)?.[1]);
+
 async function measure(server: string, port: number, queries: string): Promise<Run> {
   const load = ['-s', '127.0.0.1', '-p', String(port), '-d', queries, '-c', '8', '-T', '2', '-q', '200', '-Q', '1000000'];
   const out = await dnsperf([...load, '-l', String(SECONDS)]);
-  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(out)?.[1]);
+  const qps = parseQps(out);
   const avgMs = Number(/Average Latency \(s\):\s+([\d.]+)/.exec(out)?.[1]) * 1000;
-  const lost = Number(/Queries lost:\s+(\d+)/.exec(out)?.[1]);
+  const lost = parseLost(out);
   // Latency percentiles from a shorter verbose run at the same load.
   const verbose = await dnsperf([...load, '-l', '3', '-v']);
   const lat = verbose
@@ -54,50 +71,152 @@ async function measure(server: string, port: number, queries: string): Promise<R
   return { server, qps, avgMs, p50Ms: pct(lat, 50), p99Ms: pct(lat, 99), lost };
 }
 
+interface Daemon {
+  dnsPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * `corral discovery` in its own process, as it runs in production (not in
+ * this process, which also runs the master and the simulated agents).
+ * Ready when it answers every large name in full over TCP.
+ */
+async function startDaemon(masterUrl: string, workDir: string, workers: string, probe: { names: string[]; records: number }): Promise<Daemon> {
+  const args = ['--import', 'tsx', 'cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error'];
+  const child = spawn(process.execPath, args, { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  recordPid('discovery-bench', child.pid!);
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    forgetPid('discovery-bench', child.pid!);
+  };
+  try {
+    const dnsPort = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`corral discovery did not start within 60 s: ${out}`)), 60_000);
+      child.once('exit', (code) => reject(new Error(`corral discovery exited (${code}): ${out}`)));
+      child.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /DNS on [^\s]+:(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const counts = await Promise.all(probe.names.map((n) => run('dig', ['+tcp', '+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', String(dnsPort), n, 'A']).then((o) => o.trim().split('\n').filter(Boolean).length, () => 0)));
+      if (counts.every((c) => c === probe.records)) break;
+      if (Date.now() > deadline) throw new Error(`corral discovery did not serve the large names within 30 s (${counts.join(', ')})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { dnsPort, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+interface LargeRun {
+  server: string;
+  udpQps: number;
+  tcpQps: number;
+  lost: number;
+}
+
+/** The truncate-then-TCP pattern: UDP on the mixed names and TCP on the large ones, at the same time. */
+async function measureLarge(server: string, port: number, mixed: string, large: string): Promise<LargeRun> {
+  const common = ['-s', '127.0.0.1', '-p', String(port), '-T', '1', '-Q', '1000000', '-l', String(SECONDS)];
+  const [udp, tcp] = await Promise.all([dnsperf([...common, '-d', mixed, '-c', '8', '-q', '200']), dnsperf([...common, '-m', 'tcp', '-d', large, '-c', '8', '-q', '200'])]);
+  return { server, udpQps: parseQps(udp), tcpQps: parseQps(tcp), lost: parseLost(udp) + parseLost(tcp) };
+}
+
 async function main(): Promise<void> {
   configureLogging({ level: 'error' });
   const cluster = await startCluster({ agents: 2 });
   const dir = testDir('bench-dns');
   const runs: Run[] = [];
+  const largeRuns: LargeRun[] = [];
   try {
     // Tasks of 20 services: names with 1..n answers, A and SRV.
     const launches = [];
     for (let i = 0; i < TASKS; i++) launches.push(cluster.launch({ id: `t-${i}`, name: `svc${i % 20}`, discovery: { name: `svc${i % 20}`, ports: { ports: [{ number: 8000 + (i % 20), name: 'http' }] } } }));
+    // Three services of LARGE instances each: A RRsets of LARGE records.
+    for (let b = 0; b < LARGE_NAMES; b++) for (let i = 0; i < LARGE; i++) launches.push(cluster.launch({ id: `big${b}-${i}`, name: `big${b}` }));
     await Promise.all(launches);
     await new Promise((r) => setTimeout(r, 500));
     const records = servedRecords(cluster.discovery.projector);
-    const names = [...new Set(records.filter((r) => r.type === 'A' || r.type === 'SRV').map((r) => `${r.name} ${r.type}`))];
+    const isBig = (name: string): boolean => /^(_?)big\d/.test(name);
+    const names = [...new Set(records.filter((r) => (r.type === 'A' || r.type === 'SRV') && !isBig(r.name)).map((r) => `${r.name} ${r.type}`))];
     const queries = join(dir, 'queries.txt');
     writeFileSync(queries, names.join('\n') + '\n');
+    // Large names (the task-name A records with LARGE addresses), and a 1:1 mix with small A names.
+    const bigNames = [...new Set(records.filter((r) => r.type === 'A' && /^big\d\.[^.]+\.corral$/.test(r.name) && !r.name.includes('.service.')).map((r) => r.name))];
+    const counts = new Map<string, number>();
+    for (const r of records) if (r.type === 'A' && bigNames.includes(r.name)) counts.set(r.name, (counts.get(r.name) ?? 0) + 1);
+    if (bigNames.length !== LARGE_NAMES || [...counts.values()].some((n) => n !== LARGE)) throw new Error(`expected ${LARGE_NAMES} names of ${LARGE} A records, got ${JSON.stringify([...counts])}`);
+    const smallA = names.filter((n) => n.endsWith(' A'));
+    const mixed = join(dir, 'mixed.txt');
+    const large = join(dir, 'large.txt');
+    const mixLines: string[] = [];
+    for (let i = 0; i < smallA.length; i++) mixLines.push(`${bigNames[i % bigNames.length]} A`, smallA[i]!);
+    writeFileSync(mixed, mixLines.join('\n') + '\n');
+    writeFileSync(large, bigNames.map((n) => `${n} A`).join('\n') + '\n');
     // The same records as a knot zone.
     const zone = zoneFile('corral', records.map((r) => ({ name: r.name, type: r.type, data: r.data })));
     const knot = await startKnot(dir, 'corral', zone, { workers: 2 });
-    // discovery as `corral discovery` runs it: workers auto (one per extra core), following the same master.
-    const tuned = await startDiscovery({
-      workDir: join(dir, 'disc'),
-      store: { backend: 'embedded', path: join(dir, 'disc', 'kv.db'), sync: 'normal' },
-      master: { url: cluster.master.url },
-      dns: { port: 0, workers: 'auto' },
-      http: { port: 0 },
+    // discovery as `corral discovery` runs it, following the same master: workers auto (one per extra core), and one process alone.
+    const probe = { names: bigNames, records: LARGE };
+    const tuned = await startDaemon(cluster.master.url, join(dir, 'disc-auto'), 'auto', probe).catch(async (err: unknown) => {
+      await knot.stop();
+      throw err;
     });
+    const single = await startDaemon(cluster.master.url, join(dir, 'disc-one'), '0', probe).catch(async (err: unknown) => {
+      await tuned.stop();
+      await knot.stop();
+      throw err;
+    });
+    const tunedName = `corral discovery (${availableParallelism()} processes)`;
+    const singleName = 'corral discovery (1 process)';
     try {
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && servedRecords(tuned.projector).length < records.length) await new Promise((r) => setTimeout(r, 50));
-      runs.push(await measure('knot 3.2 (2 UDP workers)', knot.port, queries));
-      runs.push(await measure(`corral discovery (${1 + tuned.dnsWorkerPids.length} processes)`, tuned.dnsPort, queries));
-      runs.push(await measure('corral discovery (1 process)', cluster.discovery.dnsPort, queries));
+      if (ONLY !== 'large') {
+        runs.push(await measure('knot 3.2 (2 UDP workers)', knot.port, queries));
+        runs.push(await measure(tunedName, tuned.dnsPort, queries));
+        runs.push(await measure(singleName, single.dnsPort, queries));
+      }
+      if (ONLY !== 'small') {
+        largeRuns.push(await measureLarge('knot 3.2 (2 UDP, 1 TCP workers)', knot.port, mixed, large));
+        largeRuns.push(await measureLarge(tunedName, tuned.dnsPort, mixed, large));
+        largeRuns.push(await measureLarge(singleName, single.dnsPort, mixed, large));
+      }
     } finally {
-      await tuned.close();
+      await single.stop();
+      await tuned.stop();
       await knot.stop();
     }
-    const knotQps = runs[0]!.qps;
     if (JSON_OUT) {
-      process.stdout.write(JSON.stringify({ tasks: TASKS, names: names.length, runs }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ tasks: TASKS, names: names.length, large: LARGE, runs, largeRuns }, null, 2) + '\n');
     } else {
-      process.stdout.write(`dnsperf, UDP, ${SECONDS} s, ${names.length} names (A/SRV) of ${TASKS} tasks, 8 clients × 2 threads\n`);
-      process.stdout.write('server                                   qps   vs knot  avg ms  p50 ms  p99 ms  lost\n');
-      for (const r of runs) process.stdout.write(`${r.server.padEnd(38)} ${r.qps.toFixed(0).padStart(7)}  ${(r.qps / knotQps).toFixed(2).padStart(6)}×  ${r.avgMs.toFixed(3).padStart(6)}  ${r.p50Ms.toFixed(3).padStart(6)}  ${r.p99Ms.toFixed(3).padStart(6)}  ${r.lost}\n`);
-      process.stdout.write('published: Mesos-DNS ~8.5k qps per core, CoreDNS ~17k qps per core; goal ≥ 0.5× knot (≥ 100k qps)\n');
+      if (runs.length) {
+        const knotQps = runs[0]!.qps;
+        process.stdout.write(`small answers — dnsperf, UDP, ${SECONDS} s, ${names.length} names (A/SRV) of ${TASKS} tasks, 8 clients × 2 threads\n`);
+        process.stdout.write('server                                   qps   vs knot  avg ms  p50 ms  p99 ms  lost\n');
+        for (const r of runs) process.stdout.write(`${r.server.padEnd(38)} ${r.qps.toFixed(0).padStart(7)}  ${(r.qps / knotQps).toFixed(2).padStart(6)}×  ${r.avgMs.toFixed(3).padStart(6)}  ${r.p50Ms.toFixed(3).padStart(6)}  ${r.p99Ms.toFixed(3).padStart(6)}  ${r.lost}\n`);
+      }
+      if (largeRuns.length) {
+        const k = largeRuns[0]!;
+        const total = (r: LargeRun): number => r.udpQps + r.tcpQps;
+        process.stdout.write(`large answers — ${LARGE_NAMES} names of ${LARGE} A records, ${SECONDS} s, at once: UDP on large+small names 1:1 (large ones truncated) and TCP on the large names, 8 clients × 1 thread each\n`);
+        process.stdout.write('server                                 UDP qps  TCP qps  total qps  vs knot (UDP / TCP / total)  lost\n');
+        for (const r of largeRuns) {
+          const vs = `${(r.udpQps / k.udpQps).toFixed(2)}× / ${(r.tcpQps / k.tcpQps).toFixed(2)}× / ${(total(r) / total(k)).toFixed(2)}×`;
+          process.stdout.write(`${r.server.padEnd(38)} ${r.udpQps.toFixed(0).padStart(7)}  ${r.tcpQps.toFixed(0).padStart(7)}  ${total(r).toFixed(0).padStart(9)}  ${vs.padStart(27)}  ${r.lost}\n`);
+        }
+      }
+      process.stdout.write('published: Mesos-DNS ~8.5k qps per core, CoreDNS ~17k qps per core; goal ≥ 0.5× knot on both workloads\n');
     }
   } finally {
     await cluster.dispose();

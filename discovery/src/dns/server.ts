@@ -1,7 +1,7 @@
 /**
  * The DNS server of a discovery daemon: one UDP socket and one TCP listener
- * in this process, plus optional worker processes that read the same UDP
- * socket so queries use every core. Names change here first, then in every
+ * in this process, plus optional worker processes that serve the same UDP
+ * socket and TCP listener so queries use every core. Names change here first, then in every
  * worker (one IPC message per batch of changes).
  */
 import dgram from 'node:dgram';
@@ -159,6 +159,7 @@ export class DnsServer {
     };
     child.send(init);
     child.send({ type: 'socket' } satisfies ToWorker, this.udp);
+    child.send({ type: 'tcp', options: { idleMs: this.opts.tcpIdleMs, maxConnections: this.opts.tcpMaxConnections } } satisfies ToWorker, this.tcp);
     child.once('exit', (code, signal) => {
       const i = this.workers.indexOf(handle);
       if (i >= 0) this.workers.splice(i, 1);

@@ -33,44 +33,76 @@ export function serveUdp(socket: dgram.Socket, responder: Responder, forwarder: 
 export interface TcpOptions {
   /** Close a connection idle for this long (RFC 7766 suggests seconds, not minutes). */
   idleMs: number;
-  /** Connections served at once; more are refused so a flood cannot exhaust descriptors. */
+  /** Connections served at once by this process; more are refused so a flood cannot exhaust descriptors. */
   maxConnections: number;
 }
 
 /** A TCP DNS server: length-prefixed messages, several per connection, answered in order. */
 export function createTcpServer(responder: Responder, forwarder: Forwarder | undefined, opts: TcpOptions): net.Server {
+  return serveTcp(net.createServer(), responder, forwarder, opts);
+}
+
+/**
+ * Serve DNS over TCP on a server (a fresh one, or the primary's listening
+ * socket handed to a worker: the kernel gives each connection to one
+ * process). Every query that a read brought in is answered, and all those
+ * answers leave in one write: a client pipelining queries (RFC 7766 §6.2.1)
+ * costs one syscall per read, not one per answer.
+ */
+export function serveTcp(server: net.Server, responder: Responder, forwarder: Forwarder | undefined, opts: TcpOptions): net.Server {
   const open = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
+  server.on('connection', (sock: net.Socket) => {
     open.add(sock);
     sock.on('close', () => open.delete(sock));
     sock.setNoDelay(true);
     sock.setTimeout(opts.idleMs, () => sock.destroy());
     sock.on('error', () => undefined);
-    let buf: Buffer = Buffer.alloc(0);
-    // Answers leave in query order even when a forwarded one takes longer.
-    let chain: Promise<void> = Promise.resolve();
-    const send = (reply: Buffer): void => {
-      if (sock.destroyed) return;
-      const len = Buffer.allocUnsafe(2);
-      len.writeUInt16BE(reply.length);
-      sock.write(Buffer.concat([len, reply]));
+    let buf: Buffer = EMPTY;
+    // Set while a forwarded answer is outstanding: later answers wait behind it, so order holds.
+    let chain: Promise<void> | undefined;
+    const after = (step: () => void | Promise<void>): void => {
+      const mine: Promise<void> = (chain ?? Promise.resolve()).then(step);
+      chain = mine;
+      void mine.then(() => {
+        if (chain === mine) chain = undefined;
+      });
     };
     sock.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 2) {
-        const len = buf.readUInt16BE(0);
-        if (buf.length < 2 + len) break;
-        const msg = Buffer.from(buf.subarray(2, 2 + len));
-        buf = buf.subarray(2 + len);
+      const ready: Buffer[] = [];
+      let bytes = 0;
+      let off = 0;
+      while (buf.length - off >= 2) {
+        const len = buf.readUInt16BE(off);
+        if (buf.length - off < 2 + len) break;
+        const msg = buf.subarray(off + 2, off + 2 + len);
+        off += 2 + len;
         const out = responder.answer(msg, 'tcp');
         if (out === undefined) {
           // Not a query we answer (too short, or a response): a TCP peer sending that is broken.
           sock.destroy();
           return;
         }
-        if (Buffer.isBuffer(out)) chain = chain.then(() => send(out));
-        else if (forwarder) chain = chain.then(() => forwarder.forward(msg, out.forward, 'tcp').then(send));
+        if (Buffer.isBuffer(out)) {
+          if (chain) after(() => write(sock, [out], out.length));
+          else {
+            ready.push(out);
+            bytes += out.length;
+          }
+          continue;
+        }
+        if (!forwarder) continue;
+        // Answers already made go out first, then this one when the upstream replies.
+        if (ready.length) {
+          write(sock, ready.splice(0), bytes);
+          bytes = 0;
+        }
+        const copy = Buffer.from(msg);
+        after(() => forwarder.forward(copy, out.forward, 'tcp').then((reply) => write(sock, [reply], reply.length)));
       }
+      // Keep only the unread tail (copied, so the chunk it came in can be freed).
+      buf = off === buf.length ? EMPTY : off === 0 ? buf : Buffer.from(buf.subarray(off));
+      if (ready.length) write(sock, ready, bytes);
     });
   });
   server.maxConnections = opts.maxConnections;
@@ -79,4 +111,19 @@ export function createTcpServer(responder: Responder, forwarder: Forwarder | und
     for (const s of open) s.destroy();
   });
   return server;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** One write of several answers, each behind its two-byte length (RFC 1035 §4.2.2). */
+function write(sock: net.Socket, answers: Buffer[], bytes: number): void {
+  if (sock.destroyed) return;
+  const out = Buffer.allocUnsafe(bytes + 2 * answers.length);
+  let at = 0;
+  for (const a of answers) {
+    out.writeUInt16BE(a.length, at);
+    a.copy(out, at + 2);
+    at += 2 + a.length;
+  }
+  sock.write(out);
 }

@@ -1,19 +1,22 @@
 /**
  * A DNS worker process: shares the primary's UDP socket (the kernel hands
- * each datagram to one reader) and answers from its own copy of the names,
+ * each datagram to one reader) and its TCP listener (each connection goes to
+ * one process), and answers from its own copy of the names,
  * kept current by the deltas the primary sends. It exits when the primary
  * goes away, so a killed daemon never leaves workers behind.
  */
 import type dgram from 'node:dgram';
+import type net from 'node:net';
 import { Responder, type ResponderOptions } from './responder.js';
 import { Forwarder, type Upstream } from './forwarder.js';
-import { serveUdp } from './transport.js';
+import { serveTcp, serveUdp, type TcpOptions } from './transport.js';
 import type { NameDelta } from './zone.js';
 
 export type ToWorker =
   | { type: 'init'; domain: string; datacenter: string; options: ResponderOptions; upstreams: Upstream[]; forwardTimeoutMs: number; names: NameDelta[] }
   | { type: 'delta'; deltas: NameDelta[]; seq: number }
   | { type: 'socket' }
+  | { type: 'tcp'; options: TcpOptions }
   | { type: 'stats' };
 
 export type FromWorker = { type: 'ready' } | { type: 'applied'; seq: number } | { type: 'stats'; stats: Responder['stats'] };
@@ -24,7 +27,7 @@ const send = (m: FromWorker): void => {
   process.send?.(m);
 };
 
-process.on('message', (m: ToWorker, handle?: dgram.Socket) => {
+process.on('message', (m: ToWorker, handle?: dgram.Socket | net.Server) => {
   switch (m.type) {
     case 'init':
       responder = new Responder(m.domain, m.datacenter, m.options);
@@ -32,8 +35,14 @@ process.on('message', (m: ToWorker, handle?: dgram.Socket) => {
       responder.apply(m.names);
       break;
     case 'socket':
+      if (handle && responder) serveUdp(handle as dgram.Socket, responder, forwarder);
+      break;
+    case 'tcp':
+      // The listener comes after the UDP socket: with both served, the worker is ready.
       if (handle && responder) {
-        serveUdp(handle, responder, forwarder);
+        const server = handle as net.Server;
+        server.on('error', () => undefined);
+        serveTcp(server, responder, forwarder, m.options);
         send({ type: 'ready' });
       }
       break;
