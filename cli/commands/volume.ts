@@ -106,7 +106,7 @@ export function registerVolume(program: Command): void {
 
   vol
     .command('status')
-    .description('the driver: host id, backends, attach method')
+    .description('the driver: host id, backends, attach method, detaches being retried')
     .action(async (_o: unknown, cmd: Command) => {
       const s = await client(cmd).status();
       const rows = [
@@ -115,6 +115,7 @@ export function registerVolume(program: Command): void {
         { k: 'scope', v: s.scope },
         ...Object.entries(s.backends).map(([k, v]) => ({ k: `backend ${k}`, v })),
         ...(s.attachMethod ? [{ k: 'rbd attach method', v: s.attachMethod }] : []),
+        ...(s.pendingDetaches ?? []).map((p) => ({ k: `detach pending ${p.volume}`, v: `${p.failures} failed, next try in ${Math.ceil(p.retryInMs / 1000)} s: ${p.lastError}` })),
       ];
       output({ json: json(cmd) }, rows, [{ header: 'FIELD', value: (r) => r.k }, { header: 'VALUE', value: (r) => r.v }], s);
     });

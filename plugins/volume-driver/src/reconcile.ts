@@ -80,6 +80,7 @@ export class DetachReconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<PassReport> | undefined;
   private stopped = true;
+  private liveFailing = false;
   private readonly now: () => number;
   private readonly attempts;
   private readonly orphans;
@@ -167,8 +168,13 @@ export class DetachReconciler {
     if (this.deps.live) {
       try {
         live = await this.deps.live.list();
+        if (this.liveFailing) this.deps.log.info({ source: this.deps.live.name }, 'the agent answers again: task references are checked against its containers');
+        this.liveFailing = false;
       } catch (err) {
         report.liveError = errorMessage(err);
+        // Once per outage, not every pass (the agent starts after the driver, and restarts).
+        if (!this.liveFailing) this.deps.log.warn({ source: this.deps.live.name, err: report.liveError }, 'cannot ask the agent which containers run: no task reference is released on its word meanwhile');
+        this.liveFailing = true;
       }
     }
     const bootId = currentBootId();
