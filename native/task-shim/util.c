@@ -46,6 +46,9 @@ int write_file(const char *path, const char *text) {
 }
 
 int mkdir_p(const char *path, mode_t mode) {
+  /* Usually only the last component is missing: one mkdir instead of one per component. */
+  if (mkdir(path, mode) == 0 || errno == EEXIST) return 0;
+  if (errno != ENOENT) return -1;
   char buf[4096];
   size_t len = strlen(path);
   if (len == 0 || len >= sizeof buf) return errno = ENAMETOOLONG, -1;

@@ -28,6 +28,11 @@ export interface ContainerRecord {
   terminationFile: string;
   /** The container has cgroups named after it under the containerizer's root. */
   cgroups: boolean;
+  /**
+   * The task has its own pid namespace: SIGKILL to its init ends every process of the task, and the
+   * supervisor reports once they are all gone (absent in records of older builds: treated as no).
+   */
+  pidNamespace?: boolean;
   /** Network namespace file (isolated and CNI networking). */
   netns?: string;
   cni?: Extract<NetworkSpec, { mode: 'cni' }>;

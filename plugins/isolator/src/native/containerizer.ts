@@ -115,6 +115,7 @@ export class MesosContainerizer implements Containerizer {
       memMb: config.resources.memMb,
       terminationFile: join(config.sandbox, '.corral', 'termination.json'),
       cgroups: false,
+      pidNamespace: this.config.namespaces.includes('pid'),
       ipAddresses: [],
       volumes: [],
     };
@@ -230,11 +231,17 @@ export class MesosContainerizer implements Containerizer {
     });
   }
 
-  /** SIGKILL: the namespace init (which takes its pid namespace along), then whatever is left in the cgroup. */
+  /**
+   * SIGKILL: the namespace init (which takes its pid namespace along), then whatever is left in the
+   * cgroup. With a pid namespace nothing can be left once the supervisor has reported (it reaps the
+   * init, whose exit waits for the whole namespace, and removes the cgroups itself), so the cgroup
+   * is not polled here, on the agent's thread, for every container; release() still sweeps it.
+   */
   private async killNow(e: Entry): Promise<void> {
     const { record } = e;
     if (record.task) signalIfRunning(record.task.pid, record.task.startTime, 'SIGKILL');
-    if (record.cgroups) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs);
+    const wholeNamespace = record.pidNamespace === true && record.task !== undefined && record.supervisor !== undefined;
+    if (record.cgroups && !wholeNamespace) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs);
     if (record.supervisor && !(await this.ended(record.containerId, this.config.killTimeoutMs))) {
       signalIfRunning(record.supervisor.pid, record.supervisor.startTime, 'SIGKILL');
       this.settle(e, lostTermination(`the container did not report its end within ${this.config.killTimeoutMs} ms of SIGKILL`));
