@@ -130,6 +130,23 @@ describe('CNI operations', () => {
     expect(after).toHaveLength(before.length - 1);
   });
 
+  it('GC exactly as libcni sends it: both attachment keys, the other CNI_* variables set but empty', async () => {
+    const keep = await host.container('lck');
+    const drop = await host.container('lcd');
+    await host.cni({ command: 'ADD', containerId: 'lib-keep', netns: keep, ifname: 'eth0' });
+    await host.cni({ command: 'ADD', containerId: 'lib-drop', netns: drop, ifname: 'eth0' });
+    const valid = (await host.allocations()).filter((a) => a.containerId !== 'lib-drop').map((a) => ({ containerID: a.containerId, ifname: a.ifname }));
+    // libcni/api.go GCNetworkList: InjectConf(plugin, {name, cniVersion, cni.dev/valid-attachments, cni.dev/attachments}); args("GC", &RuntimeConf{}).
+    const gc = await host.cni(
+      { command: 'GC', containerId: '', netns: '', ifname: '', args: '' },
+      host.conf({ 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid }),
+    );
+    expect(gc.code, gc.stdout).toBe(0);
+    const after = (await host.allocations()).map((a) => a.containerId);
+    expect(after).toContain('lib-keep');
+    expect(after).not.toContain('lib-drop');
+  });
+
   it('VERSION and STATUS', async () => {
     const v = await host.cni({ command: 'VERSION' }, '{}');
     expect(v.json).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { parseEnv, parseNetConf, requireVersionFor, validIfname } from '../../../plugins/cni-calico-like/src/cni/request.js';
+import { parseEnv, parseNetConf, requireVersionFor, validAttachments, validIfname } from '../../../plugins/cni-calico-like/src/cni/request.js';
 import { CniError, toCniError } from '../../../plugins/cni-calico-like/src/cni/spec.js';
 import { buildResult } from '../../../plugins/cni-calico-like/src/cni/result.js';
 import { percentDecode, envFromHeaders } from '../../../plugins/cni-calico-like/src/daemon/api.js';
@@ -69,6 +69,63 @@ describe('CNI network configuration', () => {
     expect(codeOf(() => parseNetConf(conf({ mtu: 50 })))).toBe(7);
     expect(codeOf(() => parseNetConf(conf({ pool: ['typo'] })))).toBe(7);
     expect(codeOf(() => parseNetConf(conf({ name: 'has space' })))).toBe(7);
+  });
+
+  it('accepts a GC config exactly as libcni builds it: both attachment keys', () => {
+    // libcni/api.go GCNetworkList injects name, cniVersion and the valid list under both keys.
+    const list = [{ containerID: 'c1', ifname: 'eth0' }, { containerID: 'c2', ifname: 'net1' }];
+    const c = parseNetConf(conf({ 'cni.dev/valid-attachments': list, 'cni.dev/attachments': list }));
+    expect(validAttachments(c)).toEqual([...list, ...list]);
+  });
+
+  it('takes the valid attachments from either key alone, and from both when they differ', () => {
+    expect(validAttachments(parseNetConf(conf({ 'cni.dev/attachments': [{ containerID: 'old', ifname: 'eth0' }] })))).toEqual([{ containerID: 'old', ifname: 'eth0' }]);
+    const both = parseNetConf(conf({ 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }], 'cni.dev/attachments': [{ containerID: 'b', ifname: 'eth0' }] }));
+    expect(validAttachments(both).map((a) => a.containerID).sort()).toEqual(['a', 'b']);
+    expect(validAttachments(parseNetConf(conf()))).toEqual([]);
+  });
+
+  it('reads a Go nil list (null) as no valid attachment', () => {
+    const c = parseNetConf(conf({ 'cni.dev/valid-attachments': null, 'cni.dev/attachments': null }));
+    expect(validAttachments(c)).toEqual([]);
+  });
+
+  it('still checks the attachment entries it uses', () => {
+    expect(codeOf(() => parseNetConf(conf({ 'cni.dev/attachments': [{ containerID: 'a' }] })))).toBe(7);
+    expect(codeOf(() => parseNetConf(conf({ 'cni.dev/valid-attachments': 'c1/eth0' })))).toBe(7);
+  });
+
+  it('accepts every key a runtime injects or copies into a plugin config', () => {
+    const c = parseNetConf(conf({
+      args: { cni: { ips: ['100.96.0.9'] } },
+      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
+      capabilities: { portMappings: true },
+      prevResult: { cniVersion: '1.1.0', interfaces: [] },
+      dns: { nameservers: ['100.96.0.1'] },
+      cniVersions: ['1.0.0', '1.1.0'],
+      disableCheck: false,
+      disableGC: false,
+      loadOnlyInlinedPlugins: false,
+      'cni.dev/some-future-key': { any: ['thing'] },
+      'cni.dev/': 1,
+    }));
+    expect(c.runtimeConfig).toHaveProperty('portMappings');
+    expect(c).not.toHaveProperty(['cni.dev/some-future-key']);
+  });
+
+  it('keeps refusing typos in corral\'s own keys and keys outside the runtime namespace', () => {
+    for (const typo of [{ pool: ['a'] }, { mtus: 1400 }, { daemonsocket: '/run/x.sock' }, { 'cni.dev': 1 }, { 'cni.devx/valid-attachments': [] }, { runtimeconfig: {} }]) {
+      const e = (() => {
+        try {
+          parseNetConf(conf(typo));
+        } catch (err) {
+          return err as CniError;
+        }
+        throw new Error(`${JSON.stringify(typo)} was accepted`);
+      })();
+      expect(e.code).toBe(7);
+      expect(e.message).toContain(Object.keys(typo)[0]);
+    }
   });
 
   it('needs 1.1.0 for GC and STATUS', () => {

@@ -63,6 +63,18 @@ export function parseEnv(raw: Record<string, string | undefined>): CniEnv {
 }
 
 const attachment = z.object({ containerID: z.string().min(1), ifname: z.string().min(1) }).passthrough();
+/** A Go runtime marshals an empty attachment list as `null`; it means "none are valid". */
+const attachmentList = z.array(attachment).nullable().optional();
+
+/**
+ * Keys a runtime writes into the config at execution time (SPEC.md §1
+ * "reserved keys" and §3): `cni.dev/*` is the runtime's namespace. Of those,
+ * only the attachment lists mean something to corral; libcni sends the list
+ * of still-valid attachments under both names on GC (the older name came
+ * from a spec typo, containernetworking/cni#1101).
+ */
+const RUNTIME_PREFIX = 'cni.dev/';
+export const ATTACHMENT_KEYS = ['cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
 
 const netConfSchema = z
   .object({
@@ -75,19 +87,35 @@ const netConfSchema = z
     mtu: z.number().int().min(576).max(65535).optional(),
     /** Read by the shim only: the node daemon's socket. */
     daemonSocket: z.string().startsWith('/').max(107).optional(),
-    // Standard keys a runtime may add.
+    // Keys the runtime injects into every plugin's config (libcni buildOneConfig / injectRuntimeConfig).
     args: z.record(z.string(), z.unknown()).optional(),
     runtimeConfig: z.record(z.string(), z.unknown()).optional(),
     capabilities: z.record(z.string(), z.boolean()).optional(),
     prevResult: z.record(z.string(), z.unknown()).optional(),
+    // Well-known and list-level keys some runtimes copy into a plugin's config.
     dns: z.record(z.string(), z.unknown()).optional(),
+    cniVersions: z.array(z.string()).optional(),
     disableCheck: z.boolean().optional(),
     disableGC: z.boolean().optional(),
-    'cni.dev/valid-attachments': z.array(attachment).optional(),
+    loadOnlyInlinedPlugins: z.boolean().optional(),
+    'cni.dev/valid-attachments': attachmentList,
+    'cni.dev/attachments': attachmentList,
   })
+  // Everything else is refused: a typo in corral's own keys (`pool`) must not pass silently.
   .strict();
 
 export type NetConf = z.output<typeof netConfSchema>;
+export type Attachment = z.output<typeof attachment>;
+
+/** The config without the runtime's `cni.dev/*` keys that corral has no use for. */
+function withoutForeignRuntimeKeys(raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith(RUNTIME_PREFIX) && !(ATTACHMENT_KEYS as readonly string[]).includes(k)) continue;
+    out[k] = v;
+  }
+  return out;
+}
 
 /** Parses the network configuration bytes (stdin of the plugin). */
 export function parseNetConf(body: Buffer): NetConf {
@@ -105,9 +133,19 @@ export function parseNetConf(body: Buffer): NetConf {
   if (!isSupportedVersion(version)) {
     throw new CniError(CniCode.INCOMPATIBLE_VERSION, 'incompatible CNI version', `config version ${version}; corral supports 0.4.0, 1.0.0 and 1.1.0`);
   }
-  const parsed = netConfSchema.safeParse(raw);
+  const parsed = netConfSchema.safeParse(withoutForeignRuntimeKeys(raw as Record<string, unknown>));
   if (!parsed.success) throw new CniError(CniCode.INVALID_CONFIG, 'invalid network configuration', formatIssues(parsed.error, 4));
   return parsed.data;
+}
+
+/**
+ * The attachments a GC call lists as still valid: the union of both keys (a
+ * runtime sends the same list under each; should they ever differ, keeping
+ * more is the safe side). Neither key means none is valid, as in libcni,
+ * which then also DELs every cached attachment of the network.
+ */
+export function validAttachments(conf: NetConf): Attachment[] {
+  return ATTACHMENT_KEYS.flatMap((k) => conf[k] ?? []);
 }
 
 export function requireVersionFor(command: CniCommand, conf: NetConf): void {

@@ -16,7 +16,7 @@ import { handleOf } from '../ipam/types.js';
 import { hostIfnameFor } from '../netkit/veth.js';
 import { netnsInode } from '../netkit/netns.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
-import type { CniEnv, NetConf } from './request.js';
+import { validAttachments, type CniEnv, type NetConf } from './request.js';
 import { buildResult, prevResultIps, type CniResult } from './result.js';
 import { CniCode, CniError } from './spec.js';
 
@@ -102,7 +102,7 @@ export class CniService {
 
   /** Frees every attachment of this network that the runtime does not list as valid. */
   async gc(conf: NetConf): Promise<{ freed: string[] }> {
-    const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((v) => handleOf(v.containerID, v.ifname)));
+    const valid = new Set(validAttachments(conf).map((v) => handleOf(v.containerID, v.ifname)));
     const freed: string[] = [];
     for (const a of this.o.ipam.allocations()) {
       if (a.network !== conf.name || valid.has(a.handle)) continue;
