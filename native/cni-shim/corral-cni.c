@@ -6,8 +6,13 @@
  * configuration (stdin) to the daemon's root-only unix socket as one HTTP/1.1
  * request, and prints the daemon's reply. Starting Node per call costs ~50 ms
  * here; this costs ~1 ms. VERSION is answered locally so it works without the
- * daemon. Transport failures become spec error JSON (code 11 "try again later"
- * when the daemon is down, 5 for I/O trouble) so runtimes retry sensibly.
+ * daemon. What can be judged without the daemon is judged here, before any
+ * connection: the environment (code 4), whether the config is JSON at all
+ * (6), its cniVersion (7 when missing, 1 when not one we speak) and
+ * daemonSocket (7). So code 11 "try again later" means exactly that the
+ * daemon could not be reached for a request that may well succeed later; a
+ * runtime retries 11, and must not retry a config that can never work.
+ * Other transport failures are 5 (I/O).
  *
  * Everything is bounded: the config (1 MiB), each env value (8 KiB), the reply
  * (4 MiB) and the time spent waiting (CORRAL_CNI_TIMEOUT seconds, default 60).
@@ -60,64 +65,213 @@ static void fail(int code, const char *msg, const char *fmt, ...) {
   exit(1);
 }
 
-/* ---- a minimal, bounded scan for one top-level string field of a JSON object ---- */
+/* ---- the network configuration: a complete JSON check, then its top-level members ---- */
+
+/*
+ * The shim decides what it can without the daemon, so that only a genuinely
+ * unreachable daemon yields code 11 (a runtime retries 11; a config that can
+ * never work must not look transient). It therefore checks the whole JSON
+ * syntax (RFC 8259, as JSON.parse does on the daemon side: no nesting limit,
+ * the parser is iterative) and reads the few top-level members it needs.
+ */
 
 static size_t skip_ws(const char *b, size_t n, size_t i) {
   while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r')) i++;
   return i;
 }
 
-/* i points at '"'; returns the index after the closing quote, or n when unterminated. */
-static size_t skip_string(const char *b, size_t n, size_t i) {
+static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* i points at '"'; returns the index after the closing quote, or 0 when the string is malformed. */
+static size_t scan_string(const char *b, size_t n, size_t i) {
   for (i++; i < n; i++) {
-    if (b[i] == '\\') i++;
-    else if (b[i] == '"') return i + 1;
-  }
-  return n;
-}
-
-/* Skips one JSON value of any kind (strings honoured inside nesting). */
-static size_t skip_value(const char *b, size_t n, size_t i) {
-  int depth = 0;
-  while (i < n) {
-    char c = b[i];
-    if (c == '"') { i = skip_string(b, n, i); if (depth == 0) return i; continue; }
-    if (c == '{' || c == '[') depth++;
-    else if (c == '}' || c == ']') { if (depth == 0) return i; depth--; if (depth == 0) return i + 1; }
-    else if (c == ',' && depth == 0) return i;
-    i++;
-  }
-  return n;
-}
-
-/* Copies the value of top-level key `key` into out if it is a plain string (no escapes) shorter than outlen. */
-static int top_level_string(const char *b, size_t n, const char *key, char *out, size_t outlen) {
-  size_t klen = strlen(key), i = skip_ws(b, n, 0);
-  if (i >= n || b[i] != '{') return 0;
-  i++;
-  while (i < n) {
-    i = skip_ws(b, n, i);
-    if (i >= n || b[i] != '"') return 0;
-    size_t kstart = i + 1, kend = skip_string(b, n, i);
-    if (kend >= n) return 0;
-    int match = (kend - 1 - kstart == klen) && memcmp(b + kstart, key, klen) == 0;
-    i = skip_ws(b, n, kend);
-    if (i >= n || b[i] != ':') return 0;
-    i = skip_ws(b, n, i + 1);
-    if (match && i < n && b[i] == '"') {
-      size_t vstart = i + 1, vend = skip_string(b, n, i);
-      if (vend > n || vend == n) return 0;
-      size_t vlen = vend - 1 - vstart;
-      if (vlen == 0 || vlen >= outlen || memchr(b + vstart, '\\', vlen)) return 0;
-      memcpy(out, b + vstart, vlen);
-      out[vlen] = 0;
-      return 1;
+    unsigned char c = (unsigned char)b[i];
+    if (c == '"') return i + 1;
+    if (c < 0x20) return 0;
+    if (c != '\\') continue;
+    if (++i >= n) return 0;
+    switch (b[i]) {
+      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': break;
+      case 'u':
+        if (i + 4 >= n || !is_hex(b[i + 1]) || !is_hex(b[i + 2]) || !is_hex(b[i + 3]) || !is_hex(b[i + 4])) return 0;
+        i += 4;
+        break;
+      default: return 0;
     }
-    i = skip_ws(b, n, skip_value(b, n, i));
-    if (i < n && b[i] == ',') { i++; continue; }
-    return 0;
   }
   return 0;
+}
+
+/* A number at i: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? ; returns the index after it, or 0. */
+static size_t scan_number(const char *b, size_t n, size_t i) {
+  if (i < n && b[i] == '-') i++;
+  if (i >= n || !is_digit(b[i])) return 0;
+  if (b[i] == '0') i++;
+  else while (i < n && is_digit(b[i])) i++;
+  if (i < n && b[i] == '.') {
+    if (++i >= n || !is_digit(b[i])) return 0;
+    while (i < n && is_digit(b[i])) i++;
+  }
+  if (i < n && (b[i] == 'e' || b[i] == 'E')) {
+    if (++i < n && (b[i] == '+' || b[i] == '-')) i++;
+    if (i >= n || !is_digit(b[i])) return 0;
+    while (i < n && is_digit(b[i])) i++;
+  }
+  return i;
+}
+
+static size_t scan_literal(const char *b, size_t n, size_t i, const char *lit) {
+  size_t l = strlen(lit);
+  return (n - i >= l && memcmp(b + i, lit, l) == 0) ? i + l : 0;
+}
+
+/*
+ * Whether b[0..n) is one JSON value and nothing else. `why` gets a short
+ * reason on failure. The open containers are kept in `stack` (one byte each,
+ * at most n of them), so nesting depth costs heap, not C stack.
+ */
+static int json_valid(const char *b, size_t n, char *why, size_t whylen) {
+  char *stack = malloc(n + 1);
+  size_t sp = 0, i = skip_ws(b, n, 0);
+  int ok = 0;
+  if (!stack) { snprintf(why, whylen, "out of memory"); return 0; }
+  enum { VALUE, KEY, AFTER } state = VALUE;
+  for (;;) {
+    if (state == VALUE) {
+      i = skip_ws(b, n, i);
+      if (i >= n) { snprintf(why, whylen, "unexpected end of input"); break; }
+      char c = b[i];
+      size_t next = 0;
+      if (c == '{' || c == '[') {
+        stack[sp++] = c;
+        i = skip_ws(b, n, i + 1);
+        if (i < n && b[i] == (c == '{' ? '}' : ']')) { sp--; i++; state = AFTER; }
+        else state = c == '{' ? KEY : VALUE;
+        continue;
+      }
+      if (c == '"') next = scan_string(b, n, i);
+      else if (c == '-' || is_digit(c)) next = scan_number(b, n, i);
+      else if (c == 't') next = scan_literal(b, n, i, "true");
+      else if (c == 'f') next = scan_literal(b, n, i, "false");
+      else if (c == 'n') next = scan_literal(b, n, i, "null");
+      if (!next) { snprintf(why, whylen, "unexpected %s at offset %zu", c == '"' ? "string" : "token", i); break; }
+      i = next;
+      state = AFTER;
+    } else if (state == KEY) {
+      i = skip_ws(b, n, i);
+      size_t next = (i < n && b[i] == '"') ? scan_string(b, n, i) : 0;
+      if (!next) { snprintf(why, whylen, "expected a member name at offset %zu", i); break; }
+      i = skip_ws(b, n, next);
+      if (i >= n || b[i] != ':') { snprintf(why, whylen, "expected ':' at offset %zu", i); break; }
+      i++;
+      state = VALUE;
+    } else {
+      i = skip_ws(b, n, i);
+      if (sp == 0) {
+        if (i == n) ok = 1;
+        else snprintf(why, whylen, "unexpected data after the value at offset %zu", i);
+        break;
+      }
+      char top = stack[sp - 1];
+      if (i < n && b[i] == ',') { i++; state = top == '{' ? KEY : VALUE; continue; }
+      if (i < n && b[i] == (top == '{' ? '}' : ']')) { sp--; i++; continue; }
+      snprintf(why, whylen, "expected ',' or '%c' at offset %zu", top == '{' ? '}' : ']', i);
+      break;
+    }
+  }
+  free(stack);
+  return ok;
+}
+
+/* Skips one value of a document already known to be valid JSON. */
+static size_t skip_value(const char *b, size_t n, size_t i) {
+  size_t depth = 0;
+  do {
+    char c = b[i];
+    if (c == '"') { i = scan_string(b, n, i); continue; }
+    if (c == '{' || c == '[') depth++;
+    else if (c == '}' || c == ']') depth--;
+    else if (depth == 0) { /* a scalar at top level: up to the next delimiter */
+      while (i < n && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r') i++;
+      return i;
+    }
+    i++;
+  } while (depth > 0 && i < n);
+  return i;
+}
+
+static void put_utf8(char *out, size_t *len, unsigned cp) {
+  if (cp < 0x80) out[(*len)++] = (char)cp;
+  else if (cp < 0x800) { out[(*len)++] = (char)(0xC0 | (cp >> 6)); out[(*len)++] = (char)(0x80 | (cp & 0x3F)); }
+  else if (cp < 0x10000) {
+    out[(*len)++] = (char)(0xE0 | (cp >> 12)); out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[(*len)++] = (char)(0x80 | (cp & 0x3F));
+  } else {
+    out[(*len)++] = (char)(0xF0 | (cp >> 18)); out[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3F)); out[(*len)++] = (char)(0x80 | (cp & 0x3F));
+  }
+}
+
+static unsigned hex4(const char *p) {
+  unsigned v = 0;
+  for (int k = 0; k < 4; k++) v = v * 16 + (unsigned)(is_digit(p[k]) ? p[k] - '0' : (p[k] | 0x20) - 'a' + 10);
+  return v;
+}
+
+/*
+ * Decodes the (valid) JSON string at i into out (NUL-terminated, escapes
+ * resolved, UTF-8). Returns 1, or 0 when it does not fit in outlen or holds a
+ * NUL character (neither can be a path or a version).
+ */
+static int decode_string(const char *b, size_t n, size_t i, char *out, size_t outlen) {
+  size_t len = 0;
+  for (i++; i < n && b[i] != '"'; i++) {
+    if (len + 5 > outlen) return 0;
+    if (b[i] != '\\') { out[len++] = b[i]; continue; }
+    char e = b[++i];
+    if (e == 'u') {
+      unsigned cp = hex4(b + i + 1);
+      i += 4;
+      if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < n && b[i + 1] == '\\' && b[i + 2] == 'u') {
+        unsigned lo = hex4(b + i + 3);
+        if (lo >= 0xDC00 && lo < 0xE000) { cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00); i += 6; }
+      }
+      if (cp == 0) return 0;
+      if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; /* a lone surrogate, as UTF-8 output makes of it */
+      put_utf8(out, &len, cp);
+    } else {
+      out[len++] = e == 'b' ? '\b' : e == 'f' ? '\f' : e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+    }
+  }
+  out[len] = 0;
+  return memchr(out, 0, len) == NULL;
+}
+
+/* What the shim needs from the config's top-level object; the last of duplicate keys wins, as with JSON.parse. */
+struct conf_fields {
+  int version_kind, socket_kind; /* 0 absent, 1 a usable string, 2 not a string, 3 a string too long or holding NUL */
+  char version[32];
+  char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static void read_fields(const char *b, size_t n, struct conf_fields *f) {
+  char key[64];
+  size_t i = skip_ws(b, n, 0) + 1;
+  memset(f, 0, sizeof *f);
+  for (;;) {
+    i = skip_ws(b, n, i);
+    if (i >= n || b[i] != '"') return; /* '}' of an empty object */
+    int known = decode_string(b, n, i, key, sizeof key);
+    i = skip_ws(b, n, scan_string(b, n, i));
+    i = skip_ws(b, n, i + 1); /* ':' */
+    if (known && strcmp(key, "cniVersion") == 0)
+      f->version_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->version, sizeof f->version) ? 1 : 3;
+    else if (known && strcmp(key, "daemonSocket") == 0)
+      f->socket_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->socket, sizeof f->socket) ? 1 : 3;
+    i = skip_ws(b, n, skip_value(b, n, i));
+    if (i >= n || b[i] != ',') return;
+    i++;
+  }
 }
 
 /* ---- request building ---- */
@@ -138,7 +292,7 @@ static void add_env_header(struct buf *b, const char *header, const char *env) {
   static const char hex[] = "0123456789ABCDEF";
   if (!v) return;
   size_t len = strlen(v);
-  if (len > MAX_ENV_VALUE) fail(4, "invalid environment", "%s is longer than %d bytes", env, MAX_ENV_VALUE);
+  if (len > MAX_ENV_VALUE) fail(4, "invalid environment variables", "%s is longer than %d bytes", env, MAX_ENV_VALUE);
   buf_str(b, header);
   buf_str(b, ": ");
   for (size_t i = 0; i < len; i++) {
@@ -183,6 +337,56 @@ static void wait_fd(int fd, short events, long long deadline, const char *sock) 
   }
 }
 
+/* ---- the environment, checked as the daemon checks it ---- */
+
+static const char *const COMMANDS[] = {"ADD", "DEL", "CHECK", "GC", "STATUS"};
+
+static void bad_env(const char *fmt, const char *a) { fail(4, "invalid environment variables", fmt, a); }
+
+static const char *required(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v) bad_env("%s is not set", name);
+  return v;
+}
+
+/* CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS and CNI_ARGS for commands that name a container (plugins/…/cni/request.ts). */
+static void check_env(const char *cmd) {
+  int known = 0;
+  for (size_t k = 0; k < sizeof COMMANDS / sizeof *COMMANDS; k++) known |= strcmp(cmd, COMMANDS[k]) == 0;
+  if (!known) bad_env("CNI_COMMAND \"%s\" is not one of ADD, DEL, CHECK, VERSION, GC, STATUS", cmd);
+  if (strcmp(cmd, "GC") == 0 || strcmp(cmd, "STATUS") == 0) return;
+  const char *id = required("CNI_CONTAINERID");
+  int id_ok = strlen(id) <= 1024 && ((id[0] >= 'a' && id[0] <= 'z') || (id[0] >= 'A' && id[0] <= 'Z') || is_digit(id[0]));
+  for (const char *p = id; id_ok && *p; p++) id_ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || is_digit(*p) || *p == '_' || *p == '.' || *p == '-';
+  if (!id_ok) bad_env("CNI_CONTAINERID \"%s\" may hold only letters, digits, \"_\", \".\" and \"-\" and must start with a letter or digit", id);
+  const char *ifname = required("CNI_IFNAME");
+  if (strlen(ifname) > 15 || strcmp(ifname, ".") == 0 || strcmp(ifname, "..") == 0 || strpbrk(ifname, "/: \t\n\v\f\r"))
+    bad_env("CNI_IFNAME \"%s\" is not a valid interface name", ifname);
+  const char *netns = getenv("CNI_NETNS");
+  if (strcmp(cmd, "DEL") != 0) netns = required("CNI_NETNS");
+  if (netns && *netns && (netns[0] != '/' || strlen(netns) > 4096)) bad_env("CNI_NETNS \"%s\" is not an absolute path", netns);
+  const char *args = getenv("CNI_ARGS");
+  for (const char *p = args; p && *p;) {
+    const char *end = strchr(p, ';');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    if (len > 0 && (!eq || eq == p)) {
+      char entry[128];
+      snprintf(entry, sizeof entry, "%.*s", (int)(len < sizeof entry ? len : sizeof entry - 1), p);
+      bad_env("CNI_ARGS entry \"%s\" is not KEY=VALUE", entry);
+    }
+    p += len + (end ? 1 : 0);
+  }
+}
+
+static const char *const VERSIONS[] = {"0.4.0", "1.0.0", "1.1.0"};
+
+static int supported_version(const char *v) {
+  for (size_t k = 0; k < sizeof VERSIONS / sizeof *VERSIONS; k++)
+    if (strcmp(v, VERSIONS[k]) == 0) return 1;
+  return 0;
+}
+
 int main(void) {
   const char *cmd = getenv("CNI_COMMAND");
   if (cmd && strcmp(cmd, "VERSION") == 0) {
@@ -192,15 +396,36 @@ int main(void) {
 
   size_t config_len = 0;
   char *config = read_stdin(&config_len);
-  char version[32];
-  if (top_level_string(config, config_len, "cniVersion", version, sizeof version)) memcpy(cni_version, version, sizeof version);
-  if (!cmd || !*cmd) fail(4, "invalid environment", "CNI_COMMAND is not set");
+  char why[160];
+  int valid = json_valid(config, config_len, why, sizeof why);
+  int object = valid && config[skip_ws(config, config_len, 0)] == '{';
+  struct conf_fields f;
+  memset(&f, 0, sizeof f);
+  if (object) read_fields(config, config_len, &f);
+  /* Errors answer in the config's version when it is one we speak, as the daemon does. */
+  if (f.version_kind == 1 && supported_version(f.version)) snprintf(cni_version, sizeof cni_version, "%s", f.version);
 
-  char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  if (!top_level_string(config, config_len, "daemonSocket", sock, sizeof sock)) {
+  if (!cmd || !*cmd) fail(4, "invalid environment variables", "CNI_COMMAND is not set");
+  check_env(cmd);
+
+  if (!valid) fail(6, "failed to decode the network configuration", "%s", why);
+  if (!object) fail(6, "failed to decode the network configuration", "expected a JSON object");
+  if (f.version_kind == 0 || f.version_kind == 2) fail(7, "invalid network configuration", "cniVersion is missing");
+  if (f.version_kind == 3 || !supported_version(f.version))
+    fail(1, "incompatible CNI version", "config version %s; corral supports 0.4.0, 1.0.0 and 1.1.0", f.version_kind == 3 ? "(unreadable)" : f.version);
+  if ((strcmp(cmd, "GC") == 0 || strcmp(cmd, "STATUS") == 0) && strcmp(f.version, "1.1.0") != 0)
+    fail(1, "incompatible CNI version", "%s needs cniVersion 1.1.0, the config says %s", cmd, f.version);
+
+  char sock[sizeof f.socket];
+  if (f.socket_kind == 2) fail(7, "invalid network configuration", "daemonSocket must be a string");
+  if (f.socket_kind == 3) fail(7, "invalid network configuration", "daemonSocket is longer than %zu bytes", sizeof sock - 1);
+  if (f.socket_kind == 1) {
+    if (f.socket[0] != '/') fail(7, "invalid network configuration", "daemonSocket \"%s\" is not an absolute path", f.socket);
+    strcpy(sock, f.socket);
+  } else {
     const char *env = getenv("CORRAL_CNI_SOCKET");
     const char *path = env && *env ? env : DEFAULT_SOCKET;
-    if (strlen(path) >= sizeof sock) fail(7, "invalid network configuration", "daemon socket path is too long");
+    if (path[0] != '/' || strlen(path) >= sizeof sock) fail(4, "invalid environment variables", "CORRAL_CNI_SOCKET must be an absolute path shorter than %zu bytes", sizeof sock);
     strcpy(sock, path);
   }
   long timeout_s = 60;
@@ -208,7 +433,7 @@ int main(void) {
   if (t && *t) {
     char *end;
     timeout_s = strtol(t, &end, 10);
-    if (*end || timeout_s < 1 || timeout_s > 3600) fail(4, "invalid environment", "CORRAL_CNI_TIMEOUT must be 1..3600 seconds");
+    if (*end || timeout_s < 1 || timeout_s > 3600) fail(4, "invalid environment variables", "CORRAL_CNI_TIMEOUT must be 1..3600 seconds");
   }
   long long deadline = now_ms() + timeout_s * 1000;
 
