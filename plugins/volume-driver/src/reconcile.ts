@@ -43,6 +43,9 @@ export interface ReconcileSettings {
   graceMs: number;
 }
 
+/** How often a mounted volume is checked for a takeover by another host (fenced here): the old recovery pass's pace. */
+const TAKEOVER_CHECK_MS = 30_000;
+
 export const DEFAULT_RECONCILE: ReconcileSettings = { intervalMs: 10_000, backoffMs: 500, maxBackoffMs: 30_000, graceMs: 15_000 };
 
 export interface ReconcilerDeps {
@@ -81,6 +84,7 @@ export class DetachReconciler {
   private running: Promise<PassReport> | undefined;
   private stopped = true;
   private liveFailing = false;
+  private readonly lastTakeoverCheck = new Map<string, number>();
   private readonly now: () => number;
   private readonly attempts;
   private readonly orphans;
@@ -181,6 +185,7 @@ export class DetachReconciler {
     const records = await this.deps.mounts.all();
     const known = new Set(records.map((r) => r.name));
     for (const name of this.retries.keys()) if (!known.has(name)) this.retries.delete(name);
+    for (const name of this.lastTakeoverCheck.keys()) if (!known.has(name)) this.lastTakeoverCheck.delete(name);
     for (const first of records) {
       await this.deps.mutex.run(first.name, () => this.reconcileOne(first.name, live, bootId, report)).catch((err: unknown) => {
         report.failed.push(first.name);
@@ -198,7 +203,7 @@ export class DetachReconciler {
     if (!m) return;
     if (m.phase === 'mounted' && !isStale(m, bootId)) {
       if (live) m = await this.dropOrphans(m, live, report);
-      if (m.phase === 'mounted' && !(await lostToAnotherHost(this.deps.log, this.deps.backend(m.backend), m))) return;
+      if (m.phase === 'mounted' && !(await this.takenOver(m))) return;
     }
     if (!this.due(m.name, this.now())) return;
     const retried = this.retries.has(m.name);
@@ -212,6 +217,14 @@ export class DetachReconciler {
     report.released.push(m.name);
     if (retried) this.attempts?.inc({ result: 'ok' });
     this.deps.log.info({ volume: m.name, phase: m.phase }, 'released an attachment nothing holds');
+  }
+
+  /** Asks the backend (a Ceph round trip, under the volume's lock) at most every TAKEOVER_CHECK_MS per volume. */
+  private async takenOver(m: MountRecord): Promise<boolean> {
+    const now = this.now();
+    if ((this.lastTakeoverCheck.get(m.name) ?? -Infinity) + TAKEOVER_CHECK_MS > now) return false;
+    this.lastTakeoverCheck.set(m.name, now);
+    return lostToAnotherHost(this.deps.log, this.deps.backend(m.backend), m);
   }
 
   /** Drop the references of containers the agent has not run for a grace period; the record as it is now. */
