@@ -197,9 +197,9 @@ export class AgentManager {
         outbox?.close();
         if (outbox) this.disconnected(a, outbox, `no heartbeat for ${now - a.lastSeen} ms`);
       } else if (a.status === 'disconnected' && now - (a.disconnectedAt ?? now) >= unreachableTimeoutMs) {
-        void this.markUnreachable(a, 'agent did not come back after disconnecting');
+        this.markUnreachable(a, 'agent did not come back after disconnecting').catch((err: unknown) => this.m.log.error({ err, agent: a.id }, 'marking the agent unreachable failed'));
       } else if (a.status === 'recovering' && now - this.m.startedAt >= reregisterTimeoutMs) {
-        void this.markUnreachable(a, 'agent did not re-register after the master restarted');
+        this.markUnreachable(a, 'agent did not re-register after the master restarted').catch((err: unknown) => this.m.log.error({ err, agent: a.id }, 'marking the agent unreachable failed'));
       }
     }
   }

@@ -137,7 +137,8 @@ export class FrameworkManager {
       }
       f.failoverTimer = this.m.clock.setTimeout(() => {
         f.failoverTimer = undefined;
-        if (!f.connected && this.m.frameworks.has(f.id)) void this.remove(f, why);
+        // A registry write that fails is logged; left unhandled it would end the master.
+        if (!f.connected && this.m.frameworks.has(f.id)) this.remove(f, why).catch((err: unknown) => this.m.log.error({ err, framework: f.id }, 'removing the framework failed'));
       }, Math.max(0, left));
     };
     arm();
