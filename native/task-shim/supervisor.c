@@ -4,10 +4,11 @@
  * the container child, and answers the launch request on the launcher's
  * stdout once the task has exec'd (or with the reason it could not). Then it
  * copies the task's stdout/stderr into size-rotated files, waits for the task,
- * removes its cgroups and writes its termination as JSON: written to a temporary name and
- * renamed, then hard-linked into the containerizer's exits directory, whose
- * single watch tells the agent at once. It outlives the agent; the status
- * file is how a restarted agent learns what happened while it was away.
+ * writes its termination as JSON and removes its cgroups. The JSON is written
+ * to a temporary name and renamed, then hard-linked into the containerizer's
+ * exits directory, whose single watch tells the agent at once. It outlives
+ * the agent; the status file is how a restarted agent learns what happened
+ * while it was away.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -75,6 +76,8 @@ static int write_atomic(const char *path, const char *text, size_t len) {
  * namespace init has been reaped (its exit waits for every process of the
  * namespace). A cgroup still busy — a process left behind by a task without
  * a pid namespace — stays for the agent's destroy, which kills and removes.
+ * The agent's destroy may also get there first (it learns of the end from
+ * the status written just before): then one of the two finds it gone.
  */
 static void remove_cgroups(const struct launch_spec *s) {
   for (int i = s->ncgroups - 1; i >= 0; i--) {
@@ -258,9 +261,8 @@ void run_supervisor(struct launch_spec *s, int reply_fd) {
     }
   }
   if (!child_done) waitpid(child, &child_status, 0);
-  /* The OOM count first: it lives in the memory cgroup about to go. */
-  long long oom_kills = read_oom_kills(s->oom_file);
+  /* The termination first (the agent is waiting for it), then the cgroups; the OOM count is read before they go. */
+  write_status(s, 1, have_relay ? task_status : child_status, NULL, child, read_oom_kills(s->oom_file));
   remove_cgroups(s);
-  write_status(s, 1, have_relay ? task_status : child_status, NULL, child, oom_kills);
   _exit(0);
 }

@@ -88,6 +88,14 @@ describe('lifecycle', () => {
     await env.z.destroy('sleeper');
   });
 
+  it('a task that ended has its cgroups removed by its supervisor, before any destroy', async () => {
+    await start('ended', { command: shell('exit 0') });
+    expect(await env.z.wait('ended')).toMatchObject({ exitCode: 0 });
+    await eventually(() => expect(env.z.cgroups.exists('ended')).toBe(false));
+    await env.z.destroy('ended');
+    expect(env.z.cgroups.exists('ended')).toBe(false);
+  });
+
   it('destroy of a running task kills it and frees its cgroups', async () => {
     await start('busy', { command: shell('sleep 60') });
     expect(env.z.cgroups.exists('busy')).toBe(true);
