@@ -123,7 +123,13 @@ describe('4-host lab with a master and a real Ceph', () => {
       await until(`kv-${t.index} detached on ${host}`, async () => {
         const vol = await volumeClient(host).get(`kv-${t.index}`);
         return vol.refs === 0 && vol.attachedTo === undefined;
-      }, 30_000, 200);
+      }, 30_000, 200).catch(async (err: Error) => {
+        // What the driver is still retrying, and why its last attempt failed.
+        const status = await volumeClient(host).status().catch((e: Error) => e.message);
+        throw new Error(`${err.message}\n${host} volume driver: ${JSON.stringify(status)}`);
+      });
+      // Converged: nothing left for the driver to retry.
+      expect((await volumeClient(host).status()).pendingDetaches).toEqual([]);
       expect(cgroupPids(h.cgroupRoot)).toEqual([]);
       const ipam = await daemonRequest<{ allocations: Array<{ ip: string }> }>(h.socket, 'GET', '/v1/ipam');
       expect(ipam.allocations.map((a) => a.ip)).not.toContain(t.ips[0]);

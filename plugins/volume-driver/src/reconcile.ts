@@ -101,13 +101,9 @@ export class DetachReconciler {
   }
 
   /** First pass now (start-up recovery), then keep converging in the background. */
-  async start(): Promise<PassReport> {
+  start(): Promise<PassReport> {
     this.stopped = false;
-    try {
-      return await this.runOnce();
-    } finally {
-      this.schedule();
-    }
+    return this.runOnce(); // schedules the next pass when it ends
   }
 
   stop(): void {
