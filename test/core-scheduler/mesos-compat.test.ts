@@ -172,6 +172,44 @@ describe('Mesos v1 compatibility of the master', () => {
     expect(completed[0]!.statuses.at(-1)).toMatchObject({ state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED' });
   });
 
+  it('answers an ACCEPT of an offer no longer outstanding with TASK_LOST (REASON_INVALID_OFFERS), TASK_DROPPED if partition-aware', async () => {
+    master = await startTestMaster();
+    await agent(master.url);
+    for (const [capabilities, state] of [[[], 'TASK_LOST'], [[{ type: 'PARTITION_AWARE' as const }], 'TASK_DROPPED']] as const) {
+      const f = framework(master.url, { name: state, capabilities: [...capabilities] });
+      await f.subscribe();
+      const [offer] = await f.offers();
+      await f.client.decline([offer!.id.value], 0);
+      const id = `late-${state}`;
+      await expect(f.launch(offer!, [{ id, resources: 'cpus:1;mem:64' }])).rejects.toThrow(/not outstanding/);
+      expect(await f.update(id, state)).toMatchObject({ source: 'SOURCE_MASTER', reason: 'REASON_INVALID_OFFERS', message: expect.stringMatching(/^Task launched with invalid offers: /) });
+      await f.client.teardown();
+    }
+  });
+
+  it('UPDATE_FRAMEWORK changes roles and capabilities of a subscribed framework; principal, user and checkpoint stay', async () => {
+    master = await startTestMaster();
+    await agent(master.url);
+    const f = framework(master.url, { name: 'before', roles: ['a'], capabilities: [{ type: 'MULTI_ROLE' }] });
+    await f.subscribe();
+    const info = { user: 'test', name: 'after', id: { value: f.id }, roles: ['a', 'b'], capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }, { type: 'SOME_FUTURE_CAPABILITY' }] };
+    expect(await f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: info, suppressed_roles: ['b'] } })).toBeUndefined();
+    const listed = (await frameworks(master.url)).frameworks.find((x) => x.framework_info.id.value === f.id)!;
+    expect(listed.framework_info).toMatchObject({ name: 'after', roles: ['a', 'b'] });
+    expect(listed.framework_info.capabilities?.map((c) => c.type)).toEqual(['MULTI_ROLE', 'PARTITION_AWARE', 'UNKNOWN']);
+    // Partition-aware now: an unknown task on a known agent is TASK_GONE, no longer TASK_LOST.
+    const from = f.events.length;
+    await f.client.reconcile([{ task_id: { value: 'x' }, agent_id: { value: (await f.offers())[0]!.agent_id.value } }]);
+    expect(await answer(f, 'x', from)).toMatchObject({ state: 'TASK_GONE' });
+    await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, user: 'someone-else' } } })).rejects.toThrow(/user/);
+    await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, checkpoint: true } } })).rejects.toThrow(/checkpoint/);
+    await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, id: { value: 'other' } } } })).rejects.toThrow(/differs/);
+    // Inverse offers: none are made, and answering unknown ones is accepted and ignored, as Mesos does.
+    expect(await f.client.conn.call({ type: 'DECLINE_INVERSE_OFFERS', framework_id: { value: f.id }, decline_inverse_offers: { inverse_offer_ids: [{ value: 'none' }] } })).toBeUndefined();
+    expect(await f.client.conn.call({ type: 'ACCEPT_INVERSE_OFFERS', framework_id: { value: f.id }, accept_inverse_offers: { inverse_offer_ids: [{ value: 'none' }], filters: null } })).toBeUndefined();
+    expect(await operator(master.url, 'GET_EXECUTORS')).toEqual({ type: 'GET_EXECUTORS', get_executors: { executors: [], orphan_executors: [] } });
+  });
+
   it('caps refuse_seconds at 365 days and takes a negative one as unset, as Mesos does', async () => {
     master = await startTestMaster();
     await agent(master.url);

@@ -88,6 +88,32 @@ export class FrameworkManager {
     return f;
   }
 
+  /**
+   * UPDATE_FRAMEWORK: a subscribed framework changes its FrameworkInfo (roles,
+   * capabilities, failover_timeout, name, labels…) and suppressed roles
+   * without re-subscribing. As in Mesos, the principal, user and checkpoint
+   * cannot change.
+   */
+  async update(f: FrameworkRecord, info: V1FrameworkInfo, suppressedRoles: string[] | undefined, principal: string | undefined): Promise<void> {
+    const roles = frameworkRoles(info);
+    const newPrincipal = info.principal ?? principal;
+    if (newPrincipal !== f.principal) throw new CorralError('INVALID_ARGUMENT', "FrameworkInfo update is not valid: changing framework's principal is not allowed");
+    if ((info.user ?? '') !== (f.info.user ?? '')) throw new CorralError('INVALID_ARGUMENT', `FrameworkInfo update is not valid: updating 'FrameworkInfo.user' is unsupported; attempted to update from '${f.info.user}' to '${info.user}'`);
+    if ((info.checkpoint ?? false) !== (f.info.checkpoint ?? false)) throw new CorralError('INVALID_ARGUMENT', "FrameworkInfo update is not valid: updating 'FrameworkInfo.checkpoint' is unsupported");
+    this.m.auth.authorizeRoles(newPrincipal, roles);
+    for (const r of suppressedRoles ?? []) if (!roles.includes(r)) throw new CorralError('INVALID_ARGUMENT', `suppressed role "${r}" is not one of the framework's roles`);
+    const full = { ...info, principal: newPrincipal, ...(info.roles ? { roles } : { role: roles[0] }), id: { value: f.id } };
+    await this.m.registry.putFramework({ id: f.id, info: full, registeredAt: f.registeredAt });
+    f.info = full;
+    f.roles = roles;
+    f.partitionAware = hasCapability(full, 'PARTITION_AWARE');
+    f.revocable = hasCapability(full, 'REVOCABLE_RESOURCES');
+    this.m.allocator.updateFramework(f.id, { roles, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
+    this.m.events.frameworkUpdated(f);
+    this.m.offerManager.requestAllocation();
+    this.m.log.info({ framework: f.id, roles }, 'framework updated');
+  }
+
   /** The stream is open: greet the scheduler, resend unacknowledged updates, offer resources. */
   attach(f: FrameworkRecord, outbox: Outbox<SchedulerEvent>, streamId: string): void {
     f.outbox = outbox as Outbox<unknown>;

@@ -147,7 +147,13 @@ export class OfferManager {
    * offers stay outstanding) and is answered with a 400 naming the problem.
    */
   async accept(f: FrameworkRecord, call: V1Accept): Promise<void> {
-    const offers = this.ownOffers(f, call.offer_ids);
+    let offers: OfferRecord[];
+    try {
+      offers = this.ownOffers(f, call.offer_ids);
+    } catch (err) {
+      if (err instanceof CorralError) this.m.taskManager.reportInvalidOffers(f, call.operations, err.message);
+      throw err;
+    }
     let plan: AcceptPlan;
     try {
       plan = planAccept(this.m, f, offers, call.operations);

@@ -91,14 +91,30 @@ export class TaskManager {
 
   /** A framework sent an invalid ACCEPT: tell event-driven schedulers too, as Mesos does with TASK_ERROR. */
   reportInvalidLaunch(f: FrameworkRecord, operations: V1Operation[], message: string): void {
+    this.reportLaunchFailure(f, operations, 'TASK_ERROR', 'REASON_TASK_INVALID', message);
+  }
+
+  /**
+   * An ACCEPT named offers that are not (or no longer) the framework's: Mesos
+   * answers each task it would have launched with TASK_DROPPED, or TASK_LOST
+   * to a framework that is not partition-aware (REASON_INVALID_OFFERS). A
+   * rescinded offer racing an ACCEPT is common; without an update an
+   * event-driven scheduler would wait on the task for ever.
+   */
+  reportInvalidOffers(f: FrameworkRecord, operations: V1Operation[], message: string): void {
+    this.reportLaunchFailure(f, operations, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_INVALID_OFFERS', `Task launched with invalid offers: ${message}`);
+  }
+
+  private reportLaunchFailure(f: FrameworkRecord, operations: V1Operation[], state: V1TaskState, reason: string, message: string): void {
     const events: SchedulerEvent[] = [];
+    const timestamp = this.m.clock.now() / 1000;
     for (const op of operations) {
-      for (const t of op.launch?.task_infos ?? []) {
+      for (const t of [...(op.launch?.task_infos ?? []), ...(op.launch_group?.task_group.tasks ?? [])]) {
         if (f.tasks.has(t.task_id.value)) continue;
-        events.push({ type: 'UPDATE', update: { status: { task_id: t.task_id, state: 'TASK_ERROR', source: 'SOURCE_MASTER', reason: 'REASON_TASK_INVALID', message, agent_id: t.agent_id, timestamp: this.m.clock.now() / 1000 } } });
+        events.push({ type: 'UPDATE', update: { status: { task_id: t.task_id, state, source: 'SOURCE_MASTER', reason, message, agent_id: t.agent_id, timestamp } } });
       }
     }
-    for (const e of events) this.m.deliver(f.outbox, e);
+    this.sendEvents(f, events);
   }
 
   /** Status updates from an agent, in order within each framework. */

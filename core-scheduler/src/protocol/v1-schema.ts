@@ -264,6 +264,10 @@ const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('RECONCILE'), framework_id: idSchema, reconcile: z.object({ tasks: z.array(z.object({ task_id: idSchema, agent_id: idSchema.optional() })).max(100000).default([]) }).optional() }),
   z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
   z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),
+  // corral makes no inverse offers, so every id is unknown: Mesos answers 202 and ignores those too.
+  z.object({ type: z.literal('ACCEPT_INVERSE_OFFERS'), framework_id: idSchema, accept_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }) }),
+  z.object({ type: z.literal('DECLINE_INVERSE_OFFERS'), framework_id: idSchema, decline_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }) }),
+  z.object({ type: z.literal('UPDATE_FRAMEWORK'), framework_id: idSchema, update_framework: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
 ]);
 /** A scheduler call; JSON nulls are unset fields (see v1-json.ts), here as at every v1 input. */
 export const schedulerCallSchema = z.preprocess(stripNulls, schedulerCalls);
@@ -313,6 +317,8 @@ const operatorCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('GET_WEIGHTS') }),
   z.object({ type: z.literal('GET_QUOTA') }),
   z.object({ type: z.literal('GET_MASTER') }),
+  z.object({ type: z.literal('GET_EXECUTORS') }),
+  z.object({ type: z.literal('GET_OPERATIONS') }),
   z.object({ type: z.literal('SUBSCRIBE') }),
   z.object({ type: z.literal('RESERVE_RESOURCES'), reserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1), source: v1ResourceListSchema.optional() }) }),
   z.object({ type: z.literal('UNRESERVE_RESOURCES'), unreserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1) }) }),

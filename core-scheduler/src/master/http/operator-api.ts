@@ -33,7 +33,14 @@ async function handle(ctx: RequestContext, m: Master, call: V1OperatorCall, prin
     case 'GET_VERSION':
       return reply(call.type, 'get_version', { version_info: { version: VERSION } });
     case 'GET_MASTER':
-      return reply(call.type, 'get_master', { master_info: m.info, start_time: m.startedAt / 1000 });
+      // One master, elected when it started.
+      return reply(call.type, 'get_master', { master_info: m.info, start_time: m.startedAt / 1000, elected_time: m.startedAt / 1000 });
+    case 'GET_EXECUTORS':
+      // Tasks run under the agents' own executor, which Mesos does not list either (command executors).
+      return reply(call.type, 'get_executors', { executors: [], orphan_executors: [] });
+    case 'GET_OPERATIONS':
+      // No operation is tracked by id (offer operations apply at once, without feedback).
+      return reply(call.type, 'get_operations', { operations: [] });
     case 'GET_STATE':
       return reply(call.type, 'get_state', getState(m));
     case 'GET_AGENTS':

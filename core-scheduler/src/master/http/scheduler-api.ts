@@ -20,7 +20,7 @@ export function mountSchedulerApi(server: HttpServer, m: Master): void {
     calls.inc({ type: call.type });
     if (call.type === 'SUBSCRIBE') return subscribe(ctx, m, call, principal);
     const f = framework(ctx, m, call.framework_id.value, principal);
-    await handle(ctx, m, f, call);
+    await handle(ctx, m, f, call, principal);
   });
 }
 
@@ -46,7 +46,7 @@ function rolesOf(f: FrameworkRecord, roles: string[] | undefined): string[] | un
   return roles && roles.length ? roles : undefined;
 }
 
-async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: Exclude<V1SchedulerCall, { type: 'SUBSCRIBE' }>): Promise<void> {
+async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: Exclude<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
   switch (call.type) {
     case 'TEARDOWN':
       await m.frameworkManager.remove(f, 'framework asked for TEARDOWN');
@@ -104,6 +104,19 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
       throw new CorralError('INVALID_ARGUMENT', 'SHUTDOWN of custom executors is not supported: corral runs tasks with its own executor; use KILL');
     case 'REQUEST':
       break; // Mesos ignores resource requests too.
+    case 'ACCEPT_INVERSE_OFFERS':
+    case 'DECLINE_INVERSE_OFFERS':
+      break; // no inverse offers are made here, so none is outstanding; Mesos ignores unknown ids too
+    case 'UPDATE_FRAMEWORK': {
+      const u = call.update_framework;
+      if (u.framework_info.id?.value !== f.id) throw new CorralError('INVALID_ARGUMENT', "'framework_id' differs from 'update_framework.framework_info.id'");
+      await m.frameworkManager.update(f, u.framework_info, u.suppressed_roles, principal);
+      // Mesos answers 200 once the update is applied.
+      ctx.res.statusCode = 200;
+      ctx.res.setHeader('Content-Length', 0);
+      ctx.res.end();
+      return;
+    }
   }
   accepted(ctx);
 }
