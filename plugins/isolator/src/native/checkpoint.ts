@@ -8,7 +8,7 @@
  * supervisor drops the termination. The run directory lives as long as the
  * processes it describes (tmpfs, /run).
  */
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NetworkSpec, VolumeSource } from '../../../../core-scheduler/src/agent/containerizer.js';
 
@@ -106,8 +106,22 @@ export class Checkpoints {
     }
   }
 
+  /** The files are known, so they are unlinked by name (a recursive rm lists and stats first); anything else falls back to it. */
   remove(id: string): void {
-    rmSync(this.exitFile(id), { force: true });
-    rmSync(this.dir(id), { recursive: true, force: true });
+    const dir = this.dir(id);
+    for (const file of [this.exitFile(id), join(dir, 'container.json'), this.supervisorFile(id)]) unlinkQuiet(file);
+    try {
+      rmdirSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+function unlinkQuiet(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // not there: nothing to remove
   }
 }

@@ -150,7 +150,9 @@ export class MesosContainerizer implements Containerizer {
         const code = err instanceof CorralError ? err.code : 'INTERNAL';
         throw new CorralError(code, `cannot launch container ${id}: ${errorMessage(err)}`, undefined, { cause: err });
       }
-      this.checkExit(id); // a task as quick as `true` may be gone already
+      // A task as quick as `true` may be gone already (its exit notice came before the supervisor was recorded).
+      // Only the notice is looked for: a supervisor that died without one is the sweep's business.
+      this.checkExit(id, false);
       return this.launched(record);
     });
   }
@@ -174,13 +176,14 @@ export class MesosContainerizer implements Containerizer {
     });
   }
 
-  /** Settles the container's termination if its supervisor has reported or is gone. */
-  private checkExit(id: string): void {
+  /** Settles the container's termination if its supervisor has reported or (with `orGone`) is gone. */
+  private checkExit(id: string, orGone = true): void {
     const e = this.containers.get(id);
     if (!e || e.termination || !e.record.supervisor) return;
     const exitFile = this.checkpoints.exitFile(id);
     let status = readStatus(exitFile);
     if (!status) {
+      if (!orGone) return;
       if (isRunning(e.record.supervisor.pid, e.record.supervisor.startTime)) return;
       // It may have written just before exiting; the sandbox copy is there even if the exits one is not.
       status = readStatus(exitFile) ?? readStatus(e.record.terminationFile);
@@ -264,7 +267,7 @@ export class MesosContainerizer implements Containerizer {
   /** Every isolator's cleanup, in reverse order; all run even if one fails; the record stays until all succeed. */
   private async release(record: ContainerRecord): Promise<void> {
     let first: unknown;
-    if (record.cgroups) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs).catch((err: unknown) => (first ??= err));
+    if (record.cgroups && this.cgroups.exists(record.containerId)) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs).catch((err: unknown) => (first ??= err));
     for (const iso of [...this.isolators].reverse()) {
       await iso.cleanup(record).catch((err: unknown) => {
         this.log.warn({ err, containerId: record.containerId, isolator: iso.name }, 'cleanup step failed');

@@ -3,7 +3,7 @@
  * kill in the container's memory cgroup makes it a memory limitation
  * (REASON_CONTAINER_LIMITATION_MEMORY), whatever signal the task died of.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { z } from '../../../../common/validate.js';
 import type { Termination } from '../../../../core-scheduler/src/agent/containerizer.js';
 
@@ -22,6 +22,8 @@ export const REASON_MEMORY = 'REASON_CONTAINER_LIMITATION_MEMORY';
 export const REASON_EXECUTOR_TERMINATED = 'REASON_EXECUTOR_TERMINATED';
 
 export function readStatus(file: string): SupervisorStatus | undefined {
+  // Mostly asked while the task still runs: a missing file is answered without an exception.
+  if (!existsSync(file)) return undefined;
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -34,6 +34,7 @@ export class CgroupsIsolator implements Isolator {
   }
 
   async cleanup(record: ContainerRecord): Promise<void> {
-    if (record.cgroups) await this.driver.remove(record.containerId);
+    // Usually gone already: the supervisor removes them once the task is over (native/task-shim/supervisor.c).
+    if (record.cgroups && this.driver.exists(record.containerId)) await this.driver.remove(record.containerId);
   }
 }
