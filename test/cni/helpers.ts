@@ -24,7 +24,8 @@ export interface TestHost {
   conf(o?: Record<string, unknown>): Record<string, unknown>;
   cni(call: CniCall, conf?: unknown): Promise<PluginRun>;
   allocations(): Promise<Allocation[]>;
-  restart(): Promise<void>;
+  /** Stops the daemon and starts it again; `whileDown` runs in between (calls that find no daemon). */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   kill(): Promise<void>;
   container(tag: string): Promise<string>;
   dispose(): Promise<void>;
@@ -58,10 +59,14 @@ export async function startTestHost(tag: string, overrides: Partial<DaemonConfig
     conf: (o = {}) => ({ cniVersion: '1.1.0', name: 'testnet', type: 'corral', daemonSocket: socket, ...o }),
     cni: (call, conf) => execPlugin(SHIM, call, conf ?? host.conf()),
     allocations: async () => (await daemonRequest<{ allocations: Allocation[] }>(socket, 'GET', '/v1/ipam')).allocations,
-    async restart() {
+    async restart(whileDown) {
       await host.daemon.stop();
       forgetPid('cni-daemon', host.daemon.pid);
-      host.daemon = await start();
+      try {
+        await whileDown?.();
+      } finally {
+        host.daemon = await start();
+      }
     },
     async kill() {
       await host.daemon.stop('SIGKILL');
