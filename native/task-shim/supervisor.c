@@ -4,7 +4,7 @@
  * the container child, and answers the launch request on the launcher's
  * stdout once the task has exec'd (or with the reason it could not). Then it
  * copies the task's stdout/stderr into size-rotated files, waits for the task,
- * writes its termination as JSON and removes its cgroups. The JSON is written
+ * removes its cgroups and writes its termination as JSON. The JSON is written
  * to a temporary name and renamed, then hard-linked into the containerizer's
  * exits directory, whose single watch tells the agent at once. It outlives
  * the agent; the status file is how a restarted agent learns what happened
@@ -72,20 +72,25 @@ static int write_atomic(const char *path, const char *text, size_t len) {
 /*
  * The container's cgroups, once its task is over: removed here, by each
  * supervisor in parallel, rather than one after the other on the agent's
- * thread at destroy. With a pid namespace nothing is left in them once the
- * namespace init has been reaped (its exit waits for every process of the
- * namespace). A cgroup still busy — a process left behind by a task without
- * a pid namespace — stays for the agent's destroy, which kills and removes.
- * The agent's destroy may also get there first (it learns of the end from
- * the status written just before): then one of the two finds it gone.
+ * thread at destroy (where every cgroupfs lookup also waits behind the other
+ * supervisors' cgroup work). With a pid namespace nothing is left in them
+ * once the namespace init has been reaped (its exit waits for every process
+ * of the namespace). A cgroup still busy — a process left behind by a task
+ * without a pid namespace — stays for the agent's destroy, which kills and
+ * removes. Returns whether all are gone; the termination says so, so the
+ * agent does not look at them again.
  */
-static void remove_cgroups(const struct launch_spec *s) {
+static int remove_cgroups(const struct launch_spec *s) {
+  int all = 1;
   for (int i = s->ncgroups - 1; i >= 0; i--) {
-    for (int tries = 0; rmdir(s->cgroups[i]) && errno == EBUSY && tries < 3; tries++) usleep(1000);
+    int rc;
+    for (int tries = 0; (rc = rmdir(s->cgroups[i])) && errno == EBUSY && tries < 3; tries++) usleep(1000);
+    if (rc && errno != ENOENT) all = 0;
   }
+  return all;
 }
 
-static void write_status(const struct launch_spec *s, int have_status, int status, const char *error, pid_t task, long long oom_kills) {
+static void write_status(const struct launch_spec *s, int have_status, int status, const char *error, pid_t task, long long oom_kills, int cgroups_removed) {
   char json[MSG_MAX * 2 + 512], err_json[MSG_MAX * 2 + 8], sig_json[64] = "null", code_json[32] = "null";
   if (have_status && WIFEXITED(status)) snprintf(code_json, sizeof code_json, "%d", WEXITSTATUS(status));
   if (have_status && WIFSIGNALED(status)) {
@@ -98,8 +103,8 @@ static void write_status(const struct launch_spec *s, int have_status, int statu
   if (error) json_string(err_json, sizeof err_json, error);
   else strcpy(err_json, "null");
   int n = snprintf(json, sizeof json,
-                   "{\"exitCode\":%s,\"signal\":%s,\"oomKills\":%lld,\"finishedAt\":%lld,\"pid\":%d,\"error\":%s}\n",
-                   code_json, sig_json, oom_kills, now_ms(), (int)task, err_json);
+                   "{\"exitCode\":%s,\"signal\":%s,\"oomKills\":%lld,\"finishedAt\":%lld,\"pid\":%d,\"error\":%s,\"cgroupsRemoved\":%s}\n",
+                   code_json, sig_json, oom_kills, now_ms(), (int)task, err_json, cgroups_removed ? "true" : "false");
   if (write_atomic(s->status_path, json, (size_t)n)) return;
   /* The exits directory may be on another filesystem than the sandbox: then it gets a copy. */
   if (s->exit_link && link(s->status_path, s->exit_link) && errno != EEXIST) (void)write_atomic(s->exit_link, json, (size_t)n);
@@ -208,7 +213,7 @@ void run_supervisor(struct launch_spec *s, int reply_fd) {
     int st;
     while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
     }
-    write_status(s, 0, 0, msg, child, read_oom_kills(s->oom_file));
+    write_status(s, 0, 0, msg, child, read_oom_kills(s->oom_file), 0);
     reply_line(reply_fd, s->req, "err %s", msg);
     _exit(1);
   }
@@ -261,8 +266,9 @@ void run_supervisor(struct launch_spec *s, int reply_fd) {
     }
   }
   if (!child_done) waitpid(child, &child_status, 0);
-  /* The termination first (the agent is waiting for it), then the cgroups; the OOM count is read before they go. */
-  write_status(s, 1, have_relay ? task_status : child_status, NULL, child, read_oom_kills(s->oom_file));
-  remove_cgroups(s);
+  /* The OOM count first: it lives in the memory cgroup about to go. */
+  long long oom_kills = read_oom_kills(s->oom_file);
+  int removed = remove_cgroups(s);
+  write_status(s, 1, have_relay ? task_status : child_status, NULL, child, oom_kills, removed);
   _exit(0);
 }

@@ -188,6 +188,8 @@ export class MesosContainerizer implements Containerizer {
       // It may have written just before exiting; the sandbox copy is there even if the exits one is not.
       status = readStatus(exitFile) ?? readStatus(e.record.terminationFile);
     }
+    // Then nothing is left to kill or remove there: release() does not touch cgroupfs for this container.
+    if (status?.cgroupsRemoved) e.record.cgroups = false;
     this.settle(e, status ? toTermination(status, e.record.memMb) : lostTermination('the container supervisor ended without reporting a termination'));
   }
 
@@ -208,8 +210,9 @@ export class MesosContainerizer implements Containerizer {
     this.checkExit(id);
     if (e.termination) return Promise.resolve(e.termination);
     return new Promise((resolve) => {
-      // The exits watch usually answers first; the poll covers a supervisor that died without a word.
-      const poll = setInterval(() => this.checkExit(id), 100);
+      // The exits watch usually answers first; the poll covers a supervisor that died without a word
+      // (slow on purpose: with a thousand containers being killed, a fast one would be a thousand /proc reads a tick).
+      const poll = setInterval(() => this.checkExit(id), 1000);
       const timer = setTimeout(() => {
         clearInterval(poll);
         resolve(e.termination);
@@ -267,7 +270,7 @@ export class MesosContainerizer implements Containerizer {
   /** Every isolator's cleanup, in reverse order; all run even if one fails; the record stays until all succeed. */
   private async release(record: ContainerRecord): Promise<void> {
     let first: unknown;
-    if (record.cgroups && this.cgroups.exists(record.containerId)) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs).catch((err: unknown) => (first ??= err));
+    if (record.cgroups) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs).catch((err: unknown) => (first ??= err));
     for (const iso of [...this.isolators].reverse()) {
       await iso.cleanup(record).catch((err: unknown) => {
         this.log.warn({ err, containerId: record.containerId, isolator: iso.name }, 'cleanup step failed');

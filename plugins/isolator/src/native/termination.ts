@@ -14,6 +14,8 @@ const statusSchema = z.object({
   finishedAt: z.number(),
   pid: z.number().int(),
   error: z.string().nullable(),
+  /** The supervisor removed the container's cgroups (absent from supervisors of older builds). */
+  cgroupsRemoved: z.boolean().optional(),
 });
 
 export type SupervisorStatus = z.output<typeof statusSchema>;

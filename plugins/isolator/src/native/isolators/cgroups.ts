@@ -34,7 +34,7 @@ export class CgroupsIsolator implements Isolator {
   }
 
   async cleanup(record: ContainerRecord): Promise<void> {
-    // Usually gone already: the supervisor removes them once the task is over (native/task-shim/supervisor.c).
-    if (record.cgroups && this.driver.exists(record.containerId)) await this.driver.remove(record.containerId);
+    // record.cgroups is cleared when the supervisor reported them removed (native/task-shim/supervisor.c).
+    if (record.cgroups) await this.driver.remove(record.containerId);
   }
 }
