@@ -336,6 +336,22 @@ describe('catalog and health', () => {
     expect(await consul.agent.check.list()).toEqual({});
   });
 
+  it('?tag repeats (every tag must match, in any case); ?passing takes Go booleans, anything else is a 400', async () => {
+    await consul.catalog.register({ node: 'tag-host', address: '198.18.5.6', service: { id: 'tagged-1', service: 'tagged', tags: ['Primary', 'v2'], port: 1 }, check: { checkid: 'tagged-ok', name: 'ok', status: 'passing', serviceid: 'tagged-1' } } as never);
+    await consul.catalog.register({ node: 'tag-host', address: '198.18.5.6', service: { id: 'tagged-2', service: 'tagged', tags: ['primary'], port: 2 } } as never);
+    const ids = async (path: string): Promise<string[]> => ((await (await fetch(`${base}${path}`)).json()) as Array<{ ServiceID?: string; Service?: { ID: string } }>).map((e) => e.ServiceID ?? e.Service!.ID).sort();
+    expect(await ids('/v1/catalog/service/tagged?tag=primary')).toEqual(['tagged-1', 'tagged-2']);
+    expect(await ids('/v1/catalog/service/tagged?tag=primary&tag=V2')).toEqual(['tagged-1']);
+    expect(await ids('/v1/health/service/tagged?tag=PRIMARY&tag=v2')).toEqual(['tagged-1']);
+    expect(await ids('/v1/catalog/service/tagged?tag=primary&tag=v3')).toEqual([]);
+    expect(((await consul.catalog.service.nodes({ service: 'tagged', tag: 'PRIMARY' })) as Array<{ ServiceID: string }>).map((x) => x.ServiceID).sort()).toEqual(['tagged-1', 'tagged-2']);
+    // tagged-2's node has no check of its own here; tagged-1 has a passing one: both pass.
+    expect(await ids('/v1/health/service/tagged?passing=1')).toEqual(['tagged-1', 'tagged-2']);
+    expect(await ids('/v1/health/service/tagged?passing=false')).toEqual(['tagged-1', 'tagged-2']);
+    expect((await fetch(`${base}/v1/health/service/tagged?passing=maybe`)).status).toBe(400);
+    await consul.catalog.deregister({ node: 'tag-host' } as never);
+  });
+
   it('status/leader answers with this server', async () => {
     expect(await consul.status.leader()).toBe(`127.0.0.1:${c.discovery.httpPort}`);
   });

@@ -6,7 +6,7 @@ import type { HttpServer, RequestContext } from '../../../common/http/server.js'
 import { CorralError } from '../../../common/errors.js';
 import { aggregateStatus, type Catalog, type CatalogCheck, type Instance } from '../catalog/catalog.js';
 import { catalogDeregisterSchema, catalogRegisterSchema, type Registrations } from '../catalog/registrations.js';
-import { blockingParams, flag, jsonBody, requiredPathParam, setIndex } from './http-util.js';
+import { blockingParams, boolParam, jsonBody, requiredPathParam, setIndex } from './http-util.js';
 
 /** Answer a read after an optional blocking wait on the catalog index. */
 async function blockingRead<T>(ctx: RequestContext, catalog: Catalog, read: () => T): Promise<T> {
@@ -38,6 +38,20 @@ function catalogServiceEntry(i: Instance): Record<string, unknown> {
 
 const STATES = new Set(['any', 'passing', 'warning', 'critical']);
 
+/**
+ * Instances of a service carrying every `?tag` given (the parameter may
+ * repeat), compared without regard to case, as Consul's serviceTagsFilter does.
+ */
+function taggedInstances(catalog: Catalog, name: string, tags: string[]): Instance[] {
+  const want = tags.map((t) => t.toLowerCase());
+  const all = catalog.instances(name);
+  if (want.length === 0) return all;
+  return all.filter((i) => {
+    const have = new Set(i.service.Tags.map((t) => t.toLowerCase()));
+    return want.every((t) => have.has(t));
+  });
+}
+
 export function mountCatalog(server: HttpServer, catalog: Catalog, registrations: Registrations): void {
   server.route('GET', '/v1/catalog/datacenters', () => [catalog.datacenter]);
 
@@ -45,8 +59,8 @@ export function mountCatalog(server: HttpServer, catalog: Catalog, registrations
 
   server.route('GET', '/v1/catalog/service/*', async (ctx) => {
     const name = requiredPathParam(ctx, 'service name');
-    const tag = ctx.query.get('tag') ?? undefined;
-    return blockingRead(ctx, catalog, () => catalog.instances(name, tag).map(catalogServiceEntry));
+    const tags = ctx.query.getAll('tag');
+    return blockingRead(ctx, catalog, () => taggedInstances(catalog, name, tags).map(catalogServiceEntry));
   });
 
   server.route('GET', '/v1/catalog/nodes', (ctx) => blockingRead(ctx, catalog, () => catalog.nodeList()));
@@ -72,11 +86,10 @@ export function mountCatalog(server: HttpServer, catalog: Catalog, registrations
 
   server.route('GET', '/v1/health/service/*', async (ctx) => {
     const name = requiredPathParam(ctx, 'service name');
-    const tag = ctx.query.get('tag') ?? undefined;
-    const passing = flag(ctx, 'passing');
+    const tags = ctx.query.getAll('tag');
+    const passing = boolParam(ctx, 'passing');
     return blockingRead(ctx, catalog, () =>
-      catalog
-        .instances(name, tag)
+      taggedInstances(catalog, name, tags)
         .filter((i) => !passing || aggregateStatus(i.checks) === 'passing')
         .map((i) => ({ Node: i.node, Service: i.service, Checks: i.checks })),
     );

@@ -122,6 +122,19 @@ export function flag(ctx: RequestContext, name: string): boolean {
   return v !== null && v !== 'false' && v !== '0';
 }
 
+/**
+ * A boolean parameter read as Consul's getBoolQueryParam reads `?passing`:
+ * present without a value is true, otherwise Go's strconv.ParseBool, and
+ * anything else is a 400.
+ */
+export function boolParam(ctx: RequestContext, name: string): boolean {
+  const v = ctx.query.get(name);
+  if (v === null) return false;
+  if (v === '' || ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  throw new CorralError('INVALID_ARGUMENT', `Invalid value for ?${name}`);
+}
+
 export function uintParam(ctx: RequestContext, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = ctx.query.get(name);
   if (v === null) return undefined;

@@ -11,7 +11,7 @@ import { openStore } from '../../../common/store/index.js';
 import type { RequestContext } from '../../../common/http/server.js';
 import { isCorralError } from '../../../common/errors.js';
 import { Kv, planPut, decodeEntry, KV_PREFIX, type Entry, type Header } from '../../../discovery/src/consul/kv.js';
-import { blockingParams, consistencyMode, dropNulls } from '../../../discovery/src/consul/http-util.js';
+import { blockingParams, boolParam, consistencyMode, dropNulls } from '../../../discovery/src/consul/http-util.js';
 import { lockDelayMs } from '../../../discovery/src/consul/api-session.js';
 import { testDir } from '../../harness/resources.js';
 
@@ -97,6 +97,14 @@ describe('query parameters and bodies', () => {
       err = e;
     }
     expect(isCorralError(err, 'INVALID_ARGUMENT')).toBe(true);
+  });
+
+  it('?passing reads like Go: present alone is true, ParseBool spellings, anything else refused', () => {
+    expect(boolParam(ctxOf('passing'), 'passing')).toBe(true);
+    expect(boolParam(ctxOf('passing=T'), 'passing')).toBe(true);
+    expect(boolParam(ctxOf('passing=False'), 'passing')).toBe(false);
+    expect(boolParam(ctxOf(''), 'passing')).toBe(false);
+    expect(() => boolParam(ctxOf('passing=yes'), 'passing')).toThrow(/Invalid value/);
   });
 
   it('JSON nulls in objects read as absent, as Go decodes them', () => {
