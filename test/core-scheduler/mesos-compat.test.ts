@@ -95,6 +95,7 @@ describe('Mesos v1 compatibility of the master', () => {
     // MasterInfo.ip packed as Mesos packs it (127.0.0.1 → 16777343).
     const subscribed = f.events.find((e) => e.type === 'SUBSCRIBED');
     expect(subscribed?.type === 'SUBSCRIBED' && subscribed.subscribed.master_info.ip).toBe(16777343);
+    expect(subscribed?.type === 'SUBSCRIBED' && subscribed.subscribed.master_info.pid).toBe(`master@127.0.0.1:${master.port}`);
   });
 
   it('answers reconciliation from the master: SOURCE_MASTER, REASON_RECONCILIATION, and a state for unknown tasks by what it knows of the agent', async () => {

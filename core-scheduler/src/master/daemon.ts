@@ -48,6 +48,7 @@ export async function startMaster(config: MasterConfig, opts: { clock?: Clock } 
     const url = await server.listen({ host: config.host, port: config.port });
     (master.info as { port: number }).port = server.port;
     master.info.address.port = server.port;
+    master.info.pid = `master@${master.info.address.ip}:${server.port}`;
     master.start();
     master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'master listening');
     return {

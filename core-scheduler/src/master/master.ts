@@ -81,6 +81,7 @@ export class Master {
       port: config.port,
       hostname: host,
       version: VERSION,
+      pid: `master@${host}:${config.port}`,
       address: { hostname: host, ip: host, port: config.port },
       capabilities: MASTER_CAPABILITIES.map((type) => ({ type })),
     };

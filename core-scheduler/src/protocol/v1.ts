@@ -27,6 +27,8 @@ export interface V1MasterInfo {
   port: number;
   hostname: string;
   version: string;
+  /** As Mesos names its master process: "master@<ip>:<port>". */
+  pid: string;
   address: { hostname: string; ip: string; port: number };
   /** What this master understands beyond the base protocol (MASTER_CAPABILITIES), as Mesos's MasterInfo.capabilities. */
   capabilities?: Array<{ type: string }>;
