@@ -207,18 +207,14 @@ export class MesosContainerizer implements Containerizer {
   private ended(id: string, ms: number): Promise<Termination | undefined> {
     const e = this.containers.get(id);
     if (!e) return Promise.resolve(undefined);
-    this.checkExit(id);
+    // The exit notice only: the exits watch answers when it comes, and the sweep (every 2 s, all
+    // containers) covers a supervisor that died without a word — no per-container poll, which with a
+    // thousand containers being killed would be a thousand /proc reads a tick.
+    this.checkExit(id, false);
     if (e.termination) return Promise.resolve(e.termination);
     return new Promise((resolve) => {
-      // The exits watch usually answers first; the poll covers a supervisor that died without a word
-      // (slow on purpose: with a thousand containers being killed, a fast one would be a thousand /proc reads a tick).
-      const poll = setInterval(() => this.checkExit(id), 1000);
-      const timer = setTimeout(() => {
-        clearInterval(poll);
-        resolve(e.termination);
-      }, ms);
+      const timer = setTimeout(() => resolve(e.termination), ms);
       e.waiters.push((t) => {
-        clearInterval(poll);
         clearTimeout(timer);
         resolve(t);
       });
