@@ -183,7 +183,8 @@ async function main(): Promise<void> {
     writeFileSync(large, bigNames.map((n) => `${n} A`).join('\n') + '\n');
     // The same records as a knot zone.
     const zone = zoneFile('corral', records.map((r) => ({ name: r.name, type: r.type, data: r.data })));
-    const knot = await startKnot(dir, 'corral', zone, { workers: 2 });
+    // As many knot threads per transport as corral has processes (2 here): UDP and TCP alike.
+    const knot = await startKnot(dir, 'corral', zone, { workers: 2, tcpWorkers: 2 });
     // discovery as `corral discovery` runs it, following the same master: workers auto (one per extra core), and one process alone.
     const probe = { names: bigNames, records: LARGE };
     const tuned = await startDaemon(cluster.master.url, join(dir, 'disc-auto'), 'auto', probe).catch(async (err: unknown) => {
@@ -204,7 +205,7 @@ async function main(): Promise<void> {
         runs.push(await measure(singleName, single.dnsPort, queries));
       }
       if (ONLY !== 'small') {
-        largeRuns.push(await measureLarge('knot 3.2 (2 UDP, 1 TCP workers)', knot.port, mixed, large));
+        largeRuns.push(await measureLarge('knot 3.2 (2 UDP, 2 TCP workers)', knot.port, mixed, large));
         largeRuns.push(await measureLarge(tunedName, tuned.dnsPort, mixed, large));
         largeRuns.push(await measureLarge(singleName, single.dnsPort, mixed, large));
       }

@@ -23,7 +23,7 @@ export function zoneFile(origin: string, records: Array<{ name: string; type: st
   return lines.join('\n') + '\n';
 }
 
-export async function startKnot(dir: string, origin: string, zone: string, opts: { workers?: number } = {}): Promise<KnotHandle> {
+export async function startKnot(dir: string, origin: string, zone: string, opts: { workers?: number; tcpWorkers?: number } = {}): Promise<KnotHandle> {
   const port = await freePort();
   writeFileSync(join(dir, 'zone'), zone);
   writeFileSync(
@@ -33,7 +33,7 @@ export async function startKnot(dir: string, origin: string, zone: string, opts:
       `    listen: 127.0.0.1@${port}`,
       `    rundir: ${dir}`,
       `    pidfile: ${join(dir, 'knot.pid')}`,
-      ...(opts.workers ? [`    udp-workers: ${opts.workers}`, `    tcp-workers: 1`, '    background-workers: 1'] : []),
+      ...(opts.workers ? [`    udp-workers: ${opts.workers}`, `    tcp-workers: ${opts.tcpWorkers ?? 1}`, '    background-workers: 1'] : []),
       'database:',
       `    storage: ${dir}`,
       'log:',
