@@ -113,6 +113,8 @@ describe('a detach that fails once', () => {
     const status = await a.client.status();
     expect(status.pendingDetaches).toEqual([expect.objectContaining({ volume: 'conv-rbd', lastError: expect.stringMatching(/target is busy/) })]);
     await expect(b.client.mount('conv-rbd', 'elsewhere')).rejects.toMatchObject({ code: 'CONFLICT' });
+    // The log names who keeps the filesystem alive.
+    expect(a.logs()).toContain(`sleep (pid ${pin.pid}) at ${mountpoint}`);
 
     // The pin ends (the `ip` call returns): nobody calls the driver again, yet the detach goes through.
     stopPin(pin);

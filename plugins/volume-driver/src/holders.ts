@@ -76,3 +76,31 @@ export function namespaceHolders(mountpoint: string): NamespaceHolder[] {
   }
   return out;
 }
+
+/**
+ * Processes (one per mount namespace, with its command name) that have
+ * `device` mounted somewhere — who keeps a filesystem alive after the host
+ * unmounted it, for the log of a detach that found it busy.
+ */
+export function namespacesMounting(device: string): Array<{ pid: number; comm: string; target: string }> {
+  const out: Array<{ pid: number; comm: string; target: string }> = [];
+  const seen = new Set<string>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ns = readlinkSync(`/proc/${entry}/ns/mnt`);
+      if (seen.has(ns)) continue;
+      seen.add(ns);
+      for (const line of readFileSync(`/proc/${entry}/mountinfo`, 'utf8').split('\n')) {
+        const f = line.split(' ');
+        const dash = f.indexOf('-');
+        if (dash < 0 || unescapeField(f[dash + 2] ?? '') !== device) continue;
+        out.push({ pid: Number(entry), comm: readFileSync(`/proc/${entry}/comm`, 'utf8').trim(), target: unescapeField(f[4] ?? '') });
+        break;
+      }
+    } catch {
+      // gone meanwhile, or a kernel thread
+    }
+  }
+  return out;
+}

@@ -57,6 +57,8 @@ export interface ReconcilerDeps {
   live?: LiveContainers;
   /** Other mount namespaces still holding a record's filesystem (descriptions); a volume is not released on the agent's word while any does. */
   holders?(m: MountRecord): string[];
+  /** Processes (one per mount namespace) that have `device` mounted, for the log of a detach found busy. */
+  mountedBy?(device: string): string[];
   metrics?: Metrics;
   now?(): number;
 }
@@ -140,19 +142,23 @@ export class DetachReconciler {
       await backend.detach(m.volume, m.attachment);
       await this.deps.mounts.delete(m.name);
     } catch (err) {
-      this.failed(m.name, err);
+      this.failed(m.name, err, m);
       throw err;
     }
     if (this.retries.delete(m.name)) this.deps.log.info({ volume: m.name }, 'a detach that had failed went through');
     for (const k of this.absentSince.keys()) if (k.startsWith(`${m.name}\0`)) this.absentSince.delete(k);
   }
 
-  private failed(name: string, err: unknown): void {
+  private failed(name: string, err: unknown, m: MountRecord): void {
     const prev = this.retries.get(name);
     const failures = (prev?.failures ?? 0) + 1;
     const delay = Math.min(this.settings.maxBackoffMs, this.settings.backoffMs * 2 ** Math.min(failures - 1, 20));
-    this.retries.set(name, { failures, nextAt: this.now() + delay, lastError: errorMessage(err) });
-    this.deps.log.warn({ volume: name, failures, retryInMs: delay, err: errorMessage(err) }, 'detach failed; retrying');
+    const why = errorMessage(err);
+    this.retries.set(name, { failures, nextAt: this.now() + delay, lastError: why });
+    // "Busy": say who still has the filesystem mounted (the first time), so a pinning process can be found.
+    const device = typeof m.attachment.device === 'string' ? m.attachment.device : undefined;
+    const pinnedBy = failures === 1 && device && /busy/i.test(why) ? this.deps.mountedBy?.(device) : undefined;
+    this.deps.log.warn({ volume: name, failures, retryInMs: delay, err: why, ...(pinnedBy?.length ? { pinnedBy } : {}) }, 'detach failed; retrying');
     this.schedule();
   }
 

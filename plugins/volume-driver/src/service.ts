@@ -22,7 +22,7 @@ import { checkName, parseOptions, parseResize } from './options.js';
 import { currentBootId, MountState, type MountRecord } from './state.js';
 import type { BackendName, SnapshotInfo, VolumeInfo, VolumeSpec, Volumes } from './types.js';
 import { DetachReconciler, type LiveContainers, type ReconcileSettings } from './reconcile.js';
-import { namespaceHolders } from './holders.js';
+import { namespaceHolders, namespacesMounting } from './holders.js';
 
 export interface VolumeServiceOptions {
   hostId: string;
@@ -66,6 +66,7 @@ export class VolumeService implements Volumes {
       ...(opts.reconcile ? { settings: opts.reconcile } : {}),
       ...(opts.liveContainers ? { live: opts.liveContainers } : {}),
       holders: (m) => namespaceHolders(m.mountpoint).map((h) => `pid ${h.pid} at ${h.target}`),
+      mountedBy: (device) => namespacesMounting(device).map((h) => `${h.comm} (pid ${h.pid}) at ${h.target}`),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     });
     opts.metrics?.gauge('volumes_mounted', 'Volumes mounted on this host', [], (g) => void this.mounts.all().then((all) => g.set(all.length), () => undefined));
