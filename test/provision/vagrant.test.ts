@@ -64,6 +64,8 @@ describe('node files for the Vagrant lab (corral node init)', () => {
       socket: '/run/corral/node/volumes.sock',
       defaultBackend: 'rbd',
       rbd: { enabled: true, confFile: '/etc/corral/ceph/ceph.client.conf', keyring: '/etc/corral/ceph/keyring', pool: 'corral' },
+      // Task references whose unmount was lost are released against this node's agent.
+      reconcile: { liveContainers: { url: 'http://192.168.56.11:5051/api/v1/containers' } },
     });
     expect(cfg(agent, 'agent')).toMatchObject({
       master: 'http://192.168.56.10:5050',
