@@ -31,7 +31,7 @@ import { TestFramework, resourcesJson } from '../test/harness/framework.js';
 import { AgentProcess } from '../test/harness/agent-process.js';
 import { run, testDir } from '../test/harness/resources.js';
 import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
-import { disposePeer, peerOptionsFromFlags, peerRound, preparePeer, sideBySideFigures, underLoad, type SideBySideRun } from './peer-runc.js';
+import { disposePeer, peerOptionsFromFlags, peerRound, preparePeer, loadText, sideBySideFigures, underLoad, type RoundLoad, type SideBySideRun } from './peer-runc.js';
 import { flag, fmt, jsonOutput, ms, printFigures, type Figure } from './volume-common.js';
 
 const tasks = flag('--tasks', 1000, { whole: true, min: 1 });
@@ -59,7 +59,7 @@ interface CorralRound {
 }
 
 /** One round on a fresh master, agent and work directory; only ACCEPT → RUNNING and KILL → KILLED are timed. */
-async function corralRound(load: <T>(fn: () => Promise<T>) => Promise<T & { load1: number; stealS: number }>): Promise<CorralRound & { load1: number; stealS: number }> {
+async function corralRound(load: <T extends object>(fn: () => Promise<T>) => Promise<T & RoundLoad>): Promise<CorralRound & RoundLoad> {
   const dir = testDir('bench-agent');
   const workDir = join(dir, 'agent');
   const runDir = join(dir, 'run');
@@ -125,7 +125,7 @@ try {
     preparePeer(peer);
     await peerRound({ ...peer, tasks: 1 }); // warm-up: the runtime binary, not counted
   }
-  const rounds: Array<CorralRound & { load1: number; stealS: number }> = [];
+  const rounds: Array<CorralRound & RoundLoad> = [];
   const sideBySide: SideBySideRun[] = [];
   for (let r = 1; r <= runs; r++) {
     const corral = await corralRound(underLoad);
@@ -136,7 +136,7 @@ try {
   const figures: Figure[] = [];
   rounds.forEach((c, i) => {
     figures.push(
-      { what: `run ${i + 1}: ACCEPT → all RUNNING (wall; load ${fmt(c.load1, 2)}, steal ${fmt(c.stealS, 2)} s)`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.alive} task processes alive)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 ? 'met' : 'missed' },
+      { what: `run ${i + 1}: ACCEPT → all RUNNING (wall; ${loadText(c)})`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.alive} task processes alive)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 ? 'met' : 'missed' },
       { what: `run ${i + 1}: KILL → all KILLED (wall)`, corral: `${fmt(c.destroyMs / 1000, 2)} s`, peer: 'Mesos 1.7: ~20 s', goal: '≤ 2 s', verdict: c.destroyMs <= 2000 ? 'met' : 'missed' },
       { what: `run ${i + 1}: left behind`, corral: `${c.left.processes} processes, ${c.left.cgroups} cgroups`, peer: '-', goal: 'none', verdict: c.left.processes + c.left.cgroups === 0 ? 'met' : 'missed' },
     );

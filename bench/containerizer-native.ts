@@ -31,7 +31,7 @@ import type { ContainerConfig } from '../core-scheduler/src/agent/containerizer.
 import { createMesosContainerizer } from '../plugins/isolator/src/native/containerizer.js';
 import { run, testDir } from '../test/harness/resources.js';
 import { buildShim, cgroupsUnder, removeCgroupRoot, shimProcessesFor, SHIM } from '../test/isolator/helpers.js';
-import { disposePeer, peerOptionsFromFlags, peerRound, preparePeer, sideBySideFigures, underLoad, type SideBySideRun } from './peer-runc.js';
+import { disposePeer, peerOptionsFromFlags, peerRound, preparePeer, loadText, sideBySideFigures, underLoad, type RoundLoad, type SideBySideRun } from './peer-runc.js';
 import { flag, fmt, jsonOutput, median, ms, pct, printFigures, type Figure } from './volume-common.js';
 
 const tasks = flag('--tasks', 1000, { whole: true, min: 1 });
@@ -126,7 +126,7 @@ try {
     await peerRound({ ...peer, tasks: 1 });
   }
 
-  const rounds: Array<CorralRound & { load1: number; stealS: number }> = [];
+  const rounds: Array<CorralRound & RoundLoad> = [];
   const sideBySide: SideBySideRun[] = [];
   for (let r = 1; r <= runs; r++) {
     const configs = configsFor(`r${r}`);
@@ -141,7 +141,7 @@ try {
   const figures: Figure[] = [];
   rounds.forEach((c, i) => {
     figures.push(
-      { what: `run ${i + 1}: launch all (wall; load ${fmt(c.load1, 2)}, steal ${fmt(c.stealS, 2)} s)`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.running} running; per task median ${fmt(median(c.latencies))} ms, p99 ${fmt(pct(c.latencies, 99))} ms; Node CPU ${fmt(c.nodeCpuS.launch, 2)} s)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 && c.running === tasks ? 'met' : 'missed' },
+      { what: `run ${i + 1}: launch all (wall; ${loadText(c)})`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.running} running; per task median ${fmt(median(c.latencies))} ms, p99 ${fmt(pct(c.latencies, 99))} ms; Node CPU ${fmt(c.nodeCpuS.launch, 2)} s)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 && c.running === tasks ? 'met' : 'missed' },
       { what: `run ${i + 1}: destroy all (wall)`, corral: `${fmt(c.destroyMs / 1000, 2)} s (Node CPU ${fmt(c.nodeCpuS.destroy, 2)} s)`, peer: 'Mesos 1.7: ~20 s', goal: '≤ 2 s', verdict: c.destroyMs <= 2000 ? 'met' : 'missed' },
       { what: `run ${i + 1}: left behind`, corral: `${c.left.cgroups} cgroups, ${c.left.processes} processes, ${c.left.checkpoints} checkpoints`, peer: '-', goal: 'none', verdict: c.left.cgroups + c.left.processes + c.left.checkpoints === 0 ? 'met' : 'missed' },
     );

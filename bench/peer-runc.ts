@@ -218,29 +218,40 @@ export async function disposePeer(o: PeerOptions): Promise<void> {
   }
 }
 
-/** Load on the shared machine around one round: the 1-minute load average at its start and CPU stolen by the hypervisor during it. */
+/**
+ * Load on the shared machine around one round: the 1-minute load average at its start, the mean
+ * number of runnable tasks (procs_running, sampled every 100 ms: the round's own processes count
+ * too) and the CPU the hypervisor stole during it.
+ */
 export interface RoundLoad {
   load1: number;
+  runnable: number;
   stealS: number;
 }
 
 const stealSeconds = (): number => Number(readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/)[8] ?? 0) / 100;
+const procsRunning = (): number => Number(/^procs_running (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? 0);
 
 /** Runs `fn` and reports the load it ran under. */
-export async function underLoad<T>(fn: () => Promise<T>): Promise<T & RoundLoad> {
+export async function underLoad<T extends object>(fn: () => Promise<T>): Promise<T & RoundLoad> {
   const load1 = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
   const steal0 = stealSeconds();
-  const result = await fn();
-  return { ...result, load1, stealS: stealSeconds() - steal0 };
+  const samples: number[] = [procsRunning()];
+  const timer = setInterval(() => samples.push(procsRunning()), 100);
+  try {
+    const result = await fn();
+    return { ...result, load1, runnable: samples.reduce((a, b) => a + b, 0) / samples.length, stealS: stealSeconds() - steal0 };
+  } finally {
+    clearInterval(timer);
+  }
 }
-
 export interface SideBySideRun {
   corral: { launchMs: number; destroyMs: number } & RoundLoad;
   peer: PeerRound & RoundLoad;
 }
 
 const s2 = (msValue: number): string => `${(msValue / 1000).toFixed(2)} s`;
-const loadText = (l: RoundLoad): string => `load ${l.load1.toFixed(2)}, steal ${l.stealS.toFixed(2)} s`;
+export const loadText = (l: RoundLoad): string => `load ${l.load1.toFixed(1)}, runnable ${l.runnable.toFixed(1)}, steal ${l.stealS.toFixed(2)} s`;
 
 /** Per-run rows (corral, peer, ratio) and the every-run verdict against a ratio goal, for printFigures. */
 export function sideBySideFigures(runs: SideBySideRun[], runtime: PeerRuntime, goalRatio: number): Figure[] {
