@@ -8,8 +8,8 @@
  * here; this costs ~1 ms. VERSION is answered locally so it works without the
  * daemon. What can be judged without the daemon is judged here, before any
  * connection: the environment (code 4), whether the config is JSON at all
- * (6), its cniVersion (7 when missing, 1 when not one we speak) and
- * daemonSocket (7). So code 11 "try again later" means exactly that the
+ * (6), its cniVersion (7 when missing, 1 when not one we speak), name, type
+ * and daemonSocket (7); the daemon judges the rest of the config. So code 11 "try again later" means exactly that the
  * daemon could not be reached for a request that may well succeed later; a
  * runtime retries 11, and must not retry a config that can never work.
  * Other transport failures are 5 (I/O).
@@ -249,8 +249,10 @@ static int decode_string(const char *b, size_t n, size_t i, char *out, size_t ou
 
 /* What the shim needs from the config's top-level object; the last of duplicate keys wins, as with JSON.parse. */
 struct conf_fields {
-  int version_kind, socket_kind; /* 0 absent, 1 a usable string, 2 not a string, 3 a string too long or holding NUL */
+  int version_kind, socket_kind, name_kind, type_kind; /* 0 absent, 1 a usable string, 2 not a string, 3 a string too long or holding NUL */
   char version[32];
+  char name[256];
+  char type[16];
   char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -268,6 +270,10 @@ static void read_fields(const char *b, size_t n, struct conf_fields *f) {
       f->version_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->version, sizeof f->version) ? 1 : 3;
     else if (known && strcmp(key, "daemonSocket") == 0)
       f->socket_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->socket, sizeof f->socket) ? 1 : 3;
+    else if (known && strcmp(key, "name") == 0)
+      f->name_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->name, sizeof f->name) ? 1 : 3;
+    else if (known && strcmp(key, "type") == 0)
+      f->type_kind = b[i] != '"' ? 2 : decode_string(b, n, i, f->type, sizeof f->type) ? 1 : 3;
     i = skip_ws(b, n, skip_value(b, n, i));
     if (i >= n || b[i] != ',') return;
     i++;
@@ -416,9 +422,15 @@ int main(void) {
   if ((strcmp(cmd, "GC") == 0 || strcmp(cmd, "STATUS") == 0) && strcmp(f.version, "1.1.0") != 0)
     fail(1, "incompatible CNI version", "%s needs cniVersion 1.1.0, the config says %s", cmd, f.version);
 
+  /* name and type as the daemon requires them (request.ts); a runtime always sets both. */
+  int name_ok = f.name_kind == 1 && (is_digit(f.name[0]) || ((f.name[0] | 0x20) >= 'a' && (f.name[0] | 0x20) <= 'z'));
+  for (const char *p = f.name; name_ok && *p; p++) name_ok = is_digit(*p) || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || *p == '_' || *p == '.' || *p == '-';
+  if (!name_ok && f.name_kind != 3) fail(7, "invalid network configuration", "name must be letters, digits, \"_\", \".\" and \"-\", starting with a letter or digit");
+  if (f.type_kind != 1 || strcmp(f.type, "corral") != 0) fail(7, "invalid network configuration", "type must be \"corral\"");
+
   char sock[sizeof f.socket];
   if (f.socket_kind == 2) fail(7, "invalid network configuration", "daemonSocket must be a string");
-  if (f.socket_kind == 3) fail(7, "invalid network configuration", "daemonSocket is longer than %zu bytes", sizeof sock - 1);
+  if (f.socket_kind == 3) fail(7, "invalid network configuration", "daemonSocket is longer than %zu bytes or holds a NUL", sizeof sock - 1);
   if (f.socket_kind == 1) {
     if (f.socket[0] != '/') fail(7, "invalid network configuration", "daemonSocket \"%s\" is not an absolute path", f.socket);
     strcpy(sock, f.socket);

@@ -1,9 +1,10 @@
 /**
  * The built CNI shim (native/cni-shim, `make -C native/cni-shim`) on its own:
- * which error code a runtime sees for which fault. Whatever the shim can judge
- * itself (the environment, JSON syntax, cniVersion, daemonSocket) it answers
- * before connecting anywhere; code 11 ("try again later", which runtimes
- * retry) is kept for a well-formed call whose daemon cannot be reached.
+ * which error code a runtime sees for which fault. Whatever the shim can
+ * judge itself (the environment, JSON syntax, cniVersion, name, type,
+ * daemonSocket) it answers before connecting anywhere; code 11 ("try again
+ * later", which runtimes retry) is kept for a well-formed call whose daemon
+ * cannot be reached.
  * A stand-in daemon socket counts connections to prove "before connecting".
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,10 @@ describe('the shim answers what it can judge itself, before any connection', () 
     ['a cniVersion corral does not speak', del, conf({ cniVersion: '0.3.1' }), 1],
     ['a prefix of a version', del, conf({ cniVersion: '1.0' }), 1],
     ['GC under a 1.0.0 config', gc, conf({ cniVersion: '1.0.0' }), 1],
+    ['no name', del, { cniVersion: '1.1.0', type: 'corral', daemonSocket: '/x.sock' }, 7],
+    ['a name with a space', del, conf({ name: 'my net' }), 7],
+    ['no type', del, { cniVersion: '1.1.0', name: 'n', daemonSocket: '/x.sock' }, 7],
+    ['another plugin\'s type', del, conf({ type: 'bridge' }), 7],
     ['daemonSocket not a string', del, conf({ daemonSocket: 5 }), 7],
     ['daemonSocket relative', del, conf({ daemonSocket: 'cni.sock' }), 7],
     ['daemonSocket too long for a unix socket', del, conf({ daemonSocket: `/${'s'.repeat(120)}` }), 7],
@@ -125,7 +130,7 @@ describe('what reaches the daemon', () => {
 
   it('the last of duplicate keys wins, as with JSON.parse on the daemon side', async () => {
     const before = connections;
-    const r = await execPlugin(SHIM, del, `{"cniVersion":"1.1.0","daemonSocket":"/nowhere.sock","daemonSocket":"${socket}"}`);
+    const r = await execPlugin(SHIM, del, `{"cniVersion":"1.1.0","name":"n","type":"corral","daemonSocket":"/nowhere.sock","daemonSocket":"${socket}"}`);
     expect(r.code, r.stdout).toBe(0);
     expect(connections).toBe(before + 1);
   });
