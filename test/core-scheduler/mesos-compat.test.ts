@@ -200,8 +200,14 @@ describe('Mesos v1 compatibility of the master', () => {
     expect(listed.framework_info.capabilities?.map((c) => c.type)).toEqual(['MULTI_ROLE', 'PARTITION_AWARE', 'UNKNOWN']);
     // Partition-aware now: an unknown task on a known agent is TASK_GONE, no longer TASK_LOST.
     const from = f.events.length;
-    await f.client.reconcile([{ task_id: { value: 'x' }, agent_id: { value: (await f.offers())[0]!.agent_id.value } }]);
+    const [offer] = await f.offers();
+    expect(offer!.allocation_info.role).toBe('a'); // b is suppressed
+    await f.client.reconcile([{ task_id: { value: 'x' }, agent_id: { value: offer!.agent_id.value } }]);
     expect(await answer(f, 'x', from)).toMatchObject({ state: 'TASK_GONE' });
+    // Leaving role a rescinds the offer made in it.
+    const rescinded = f.client.next((e) => e.type === 'RESCIND' && e.rescind.offer_id.value === offer!.id.value);
+    await f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, roles: ['b'] } } });
+    await rescinded;
     await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, user: 'someone-else' } } })).rejects.toThrow(/user/);
     await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, checkpoint: true } } })).rejects.toThrow(/checkpoint/);
     await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, id: { value: 'other' } } } })).rejects.toThrow(/differs/);

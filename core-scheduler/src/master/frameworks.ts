@@ -109,6 +109,11 @@ export class FrameworkManager {
     f.partitionAware = hasCapability(full, 'PARTITION_AWARE');
     f.revocable = hasCapability(full, 'REVOCABLE_RESOURCES');
     this.m.allocator.updateFramework(f.id, { roles, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
+    // Offers made to a role the framework left go back, as Mesos rescinds them.
+    for (const id of [...f.offers]) {
+      const o = this.m.offers.get(id);
+      if (o && !roles.includes(o.role)) this.m.offerManager.rescind(o);
+    }
     this.m.events.frameworkUpdated(f);
     this.m.offerManager.requestAllocation();
     this.m.log.info({ framework: f.id, roles }, 'framework updated');
