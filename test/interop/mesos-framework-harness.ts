@@ -23,6 +23,8 @@ export interface MesosFrameworkScheduler extends EventEmitter {
   reconcile(taskId?: string, agentId?: string): void;
   kill(taskId: string, agentId: string): void;
   teardown(): void;
+  /** The SUBSCRIBE request whose response is the event stream. */
+  httpRequest?: { destroy(): void };
 }
 
 interface MesosFrameworkModule {
@@ -64,6 +66,15 @@ export interface WatchedScheduler {
   sent: string[];
   /** Waits for a status update matching `pred` (one seen already counts). */
   update(pred: (s: SchedulerStatus) => boolean, what: string, timeoutMs?: number): Promise<SchedulerStatus>;
+  /**
+   * Keep the package from subscribing again. It re-subscribes whenever its
+   * stream ends, even after its own TEARDOWN, and a socket of a refused
+   * SUBSCRIBE that idles past its masterConnectionTimeout makes it call
+   * process.exit: a test that is done must not leave it trying.
+   */
+  stopResubscribing(): void;
+  /** stopResubscribing(), and close its event stream if still open. */
+  stop(): void;
 }
 
 const SENT = ['sent_subscribe', 'sent_accept', 'sent_decline', 'sent_acknowledge', 'sent_reconcile', 'sent_kill', 'sent_teardown'];
@@ -89,6 +100,13 @@ export function startScheduler(opts: { host: string; port: number; logDir: strin
     errors: [],
     sent: [],
     update: (pred, what, timeoutMs = 20_000) => untilValue(what, async () => watched.updates.find(pred), timeoutMs, 25),
+    stopResubscribing: () => {
+      scheduler.subscribe = () => undefined;
+    },
+    stop: () => {
+      watched.stopResubscribing();
+      scheduler.httpRequest?.destroy();
+    },
   };
   scheduler.on('update', (u: { status: SchedulerStatus }) => watched.updates.push(u.status));
   scheduler.on('offers', (o: { offers: SchedulerOffer[] }) => watched.offers.push(...o.offers));

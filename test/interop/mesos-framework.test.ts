@@ -62,6 +62,7 @@ describe('the mesos-framework npm package against a corral master', () => {
       frameworkName: 'interop',
       tasks: { sleeper: { instances: 2, commandInfo: new mesos.CommandInfo(null, null, true, 'sleep 3600'), resources: { cpus: 0.5, mem: 64, disk: 0, ports: 1 } } },
     });
+    cleanup.push(async () => w.stop());
 
     // SUBSCRIBE (sent with "framework_id": null, "checkpoint": null, "role": null, …).
     const frameworkId = await untilValue('SUBSCRIBED', async () => w.scheduler.frameworkId ?? undefined, 20_000);
@@ -118,6 +119,8 @@ describe('the mesos-framework npm package against a corral master', () => {
     expect(protocolErrors(w)).toEqual([]);
 
     // TEARDOWN: the framework is gone, listed as completed, its last task killed on the agent.
+    // The package re-subscribes whenever its stream ends, TEARDOWN's end too; the test is done with it then.
+    w.stopResubscribing();
     w.scheduler.teardown();
     await until(() => w.sent.includes('sent_teardown'), 20_000, 'TEARDOWN answered 202');
     const frameworks = await frameworksOf(master.url);
