@@ -142,6 +142,29 @@ describe('Mesos v1 compatibility of the master', () => {
     expect(a.received.some((e) => e.type === 'KILL')).toBe(false);
   });
 
+  it('says since when an agent is unreachable: unreachable_time on its tasks and in reconciliation', async () => {
+    master = await startTestMaster();
+    const a = await agent(master.url);
+    const aware = framework(master.url, { name: 'aware', capabilities: [{ type: 'PARTITION_AWARE' }] });
+    const plain = framework(master.url, { name: 'plain' });
+    await aware.subscribe();
+    const [offer] = await aware.offers();
+    await aware.launch(offer!, [{ id: 'u1', resources: 'cpus:1;mem:64' }]);
+    await aware.update('u1', 'TASK_RUNNING');
+    await plain.subscribe();
+    const agentId = a.id!;
+    await a.crash();
+    const unreachable = await aware.update('u1', 'TASK_UNREACHABLE', 15_000);
+    const since = (unreachable as { unreachable_time?: { nanoseconds: number } }).unreachable_time?.nanoseconds;
+    expect(since).toBeGreaterThan(0);
+    for (const [f, state] of [[aware, 'TASK_UNREACHABLE'], [plain, 'TASK_LOST']] as const) {
+      const from = f.events.length;
+      await f.client.reconcile([{ task_id: { value: 'elsewhere' }, agent_id: { value: agentId } }]);
+      const got = await answer(f, 'elsewhere', from);
+      expect(got).toMatchObject({ state, source: 'SOURCE_MASTER', message: 'Reconciliation: Task is unreachable', unreachable_time: { nanoseconds: since } });
+    }
+  });
+
   it('lists removed frameworks in completed_frameworks with their tasks, bounded as configured', async () => {
     master = await startTestMaster({ frameworks: { heartbeatIntervalSeconds: 1, maxCompletedFrameworks: 2, maxCompletedTasks: 1 } });
     await agent(master.url);

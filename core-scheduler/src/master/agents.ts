@@ -8,7 +8,7 @@ import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
-import { isTerminal, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
+import { isTerminal, nanos, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
 import type { V1AgentCall } from '../protocol/v1-schema.js';
 import { agentUrl } from './addresses.js';
 
@@ -74,11 +74,11 @@ export class AgentManager {
       this.m.offerManager.rescindAgentOffers(id);
       if (this.m.allocator.hasAgent(id)) this.m.allocator.removeAgent(id);
       for (const t of a.tasks.values()) t.holdsResources = false;
-      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, reregisteredAt: now, version: reg.version ?? a.version, capabilities });
+      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, reregisteredAt: now, unreachableAt: undefined, version: reg.version ?? a.version, capabilities });
     } else {
       a = {
         id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, status: 'disconnected', outbox: undefined,
-        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: reg.version ?? 'unknown', capabilities,
+        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, unreachableAt: undefined, tasks: new Set(), version: reg.version ?? 'unknown', capabilities,
       };
       this.m.agents.set(id, a);
     }
@@ -208,12 +208,13 @@ export class AgentManager {
   async markUnreachable(a: AgentRecord, why: string): Promise<void> {
     if (a.status === 'unreachable') return;
     a.status = 'unreachable';
+    a.unreachableAt = this.m.clock.now();
     this.m.log.warn({ agent: a.id, why }, 'agent unreachable');
     this.m.offerManager.rescindAgentOffers(a.id);
     this.failTasks(a, (partitionAware) => (partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST'), `agent ${a.id} is unreachable: ${why}`);
     if (this.m.allocator.hasAgent(a.id)) this.m.allocator.removeAgent(a.id);
     this.m.events.agentRemoved(a);
-    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: this.m.clock.now() });
+    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt });
   }
 
   /** UNREGISTER from a shutting-down agent, or MARK_AGENT_GONE by an operator. */
@@ -240,7 +241,8 @@ export class AgentManager {
         this.m.allocator.recover(t.frameworkId, t.agentId, t.role, t.resources);
         t.holdsResources = false;
       }
-      this.m.taskManager.masterUpdate(t, s, 'REASON_AGENT_REMOVED', message);
+      // As Mesos, an UNREACHABLE task says since when (partition-aware frameworks time their replacements by it).
+      this.m.taskManager.masterUpdate(t, s, 'REASON_AGENT_REMOVED', message, s === 'TASK_UNREACHABLE' && a.unreachableAt !== undefined ? { unreachable_time: nanos(a.unreachableAt) } : undefined);
       if (s !== 'TASK_UNREACHABLE') a.tasks.delete(t);
     }
   }
@@ -257,7 +259,7 @@ export class AgentManager {
     this.m.agents.set(p.id, {
       id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
       attributes: p.info.attributes ?? [], url: agentUrl(p.info, undefined), status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
-      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, tasks: new Set(), version: 'unknown', capabilities: new Set(),
+      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, unreachableAt: p.status === 'unreachable' ? (p.unreachableAt ?? now) : undefined, tasks: new Set(), version: 'unknown', capabilities: new Set(),
     });
   }
 

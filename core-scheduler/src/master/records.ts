@@ -37,6 +37,8 @@ export interface AgentRecord {
   reregisteredAt: number | undefined;
   lastSeen: number;
   disconnectedAt: number | undefined;
+  /** When the agent was marked unreachable (TaskStatus.unreachable_time), while it is. */
+  unreachableAt: number | undefined;
   /** The records themselves: a task is one object wherever it is listed, so no composite key is built per task. */
   tasks: Set<TaskRecord>;
   version: string;

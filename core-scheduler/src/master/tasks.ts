@@ -7,7 +7,7 @@ import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
-import { isTerminal, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+import { isTerminal, nanos, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
 
 /** An acknowledgement on its way to the agent. */
 interface Ack {
@@ -168,8 +168,8 @@ export class TaskManager {
   }
 
   /** A status the master itself decides (agent lost, launch dropped): no acknowledgement needed. */
-  masterUpdate(t: TaskRecord, state: V1TaskState, reason: string, message: string): void {
-    const status: V1TaskStatus = { task_id: { value: t.id }, state, source: 'SOURCE_MASTER', reason, message, agent_id: { value: t.agentId }, timestamp: this.m.clock.now() / 1000 };
+  masterUpdate(t: TaskRecord, state: V1TaskState, reason: string, message: string, extra?: Partial<V1TaskStatus>): void {
+    const status: V1TaskStatus = { task_id: { value: t.id }, state, source: 'SOURCE_MASTER', reason, message, agent_id: { value: t.agentId }, timestamp: this.m.clock.now() / 1000, ...extra };
     const f = this.m.frameworks.get(t.frameworkId);
     t.pending = undefined;
     this.record(t, status);
@@ -280,18 +280,19 @@ export class TaskManager {
         }
         const unknown = this.unknownTaskState(f, agent_id?.value, recovering);
         if (!unknown) continue; // its agent may still report it: say nothing yet, the framework asks again
-        answer({ task_id, state: unknown.state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: unknown.message, ...(agent_id ? { agent_id } : {}), timestamp });
+        answer({ task_id, state: unknown.state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: unknown.message, ...(agent_id ? { agent_id } : {}), timestamp, ...unknown.extra });
       }
     }
     this.sendEvents(f, events);
   }
 
   /** What explicit reconciliation says of a task the master does not know, by what it knows of the agent; undefined for "not yet". */
-  private unknownTaskState(f: FrameworkRecord, agentId: string | undefined, anyRecovering: () => boolean): { state: V1TaskState; message: string } | undefined {
+  private unknownTaskState(f: FrameworkRecord, agentId: string | undefined, anyRecovering: () => boolean): { state: V1TaskState; message: string; extra?: Partial<V1TaskStatus> } | undefined {
     const lost = (state: V1TaskState, message: string): { state: V1TaskState; message: string } => ({ state: f.partitionAware ? state : 'TASK_LOST', message });
     const agent = agentId === undefined ? undefined : this.m.agents.get(agentId);
     if (agent ? agent.status === 'recovering' : agentId === undefined && anyRecovering()) return undefined;
-    if (agent?.status === 'unreachable') return lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable');
+    // With the time the agent was marked unreachable, whatever the state says.
+    if (agent?.status === 'unreachable') return { ...lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable'), ...(agent.unreachableAt !== undefined ? { extra: { unreachable_time: nanos(agent.unreachableAt) } } : {}) };
     if (agent) return lost('TASK_GONE', 'Reconciliation: Task is unknown to the agent');
     if (agentId !== undefined && this.m.agentManager.isGone(agentId)) return lost('TASK_GONE_BY_OPERATOR', 'Reconciliation: Task is gone');
     return lost('TASK_UNKNOWN', 'Reconciliation: Task is unknown');
