@@ -156,6 +156,9 @@ describe('KV', () => {
     expect(res.status).toBe(409);
     expect(((await res.json()) as { Errors: Array<{ OpIndex: number }> }).Errors[0]!.OpIndex).toBe(1);
     expect(await consul.kv.get('txn/c')).toBeUndefined();
+    // More than 64 operations: 413, as Consul answers.
+    const tooMany = Array.from({ length: 65 }, (_, i) => ({ KV: { Verb: 'get', Key: `txn/${i}` } }));
+    expect((await fetch(`${base}/v1/txn`, { method: 'PUT', body: JSON.stringify(tooMany) })).status).toBe(413);
   });
 
   it('a watch sees changes through blocking queries, and a blocked read wakes on the write', async () => {

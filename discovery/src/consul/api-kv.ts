@@ -8,8 +8,8 @@ import { CorralError } from '../../../common/errors.js';
 import type { HttpServer, RequestContext } from '../../../common/http/server.js';
 import type { Store } from '../../../common/store/types.js';
 import { Kv, KV_PREFIX, checkValue, toConsul } from './kv.js';
-import { runTxn, txnSchema } from './txn.js';
-import { blockingParams, flag, jsonBody, pathParam, setIndex, uintParam, type Blocking } from './http-util.js';
+import { MAX_TXN_OPS, runTxn, txnSchema } from './txn.js';
+import { blockingParams, flag, jsonBody, pathParam, rawJsonBody, setIndex, uintParam, type Blocking } from './http-util.js';
 
 export interface KvMetrics {
   blockingWaiting: { inc(): void; dec(): void };
@@ -109,6 +109,9 @@ export function mountKv(server: HttpServer, store: Store, metrics?: KvMetrics): 
   });
 
   server.route('PUT', '/v1/txn', async (ctx) => {
+    // Too many operations is a 413 in Consul (txn_endpoint.go), not a malformed body.
+    const raw = await rawJsonBody(ctx);
+    if (Array.isArray(raw) && raw.length > MAX_TXN_OPS) throw new CorralError('PAYLOAD_TOO_LARGE', `Transaction contains too many operations (${raw.length} > ${MAX_TXN_OPS})`);
     const ops = await jsonBody(ctx, txnSchema, 'transaction');
     const r = await runTxn(store, ops);
     metrics?.writes.inc({ op: 'txn' });

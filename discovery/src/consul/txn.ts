@@ -11,6 +11,9 @@ import { KV_PREFIX, checkKey, checkValue, decodeEntry, planPut, toConsul, type C
 
 const VERBS = ['set', 'cas', 'lock', 'unlock', 'get', 'get-tree', 'check-index', 'check-session', 'check-not-exists', 'delete', 'delete-tree', 'delete-cas'] as const;
 
+/** Consul's limit on the operations of one transaction. */
+export const MAX_TXN_OPS = 64;
+
 export const txnSchema = z
   .array(
     z.object({
@@ -25,7 +28,7 @@ export const txnSchema = z
     }),
   )
   .min(1)
-  .max(64, 'a transaction holds at most 64 operations');
+  .max(MAX_TXN_OPS, 'a transaction holds at most 64 operations');
 
 export type TxnOps = z.output<typeof txnSchema>;
 
