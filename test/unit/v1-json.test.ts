@@ -79,6 +79,18 @@ describe('JSON null is an unset field in v1 input', () => {
     expect(register).toMatchObject({ type: 'REGISTER', register: { agent_info: { hostname: 'h', resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 1 } }], attributes: [] } } });
   });
 
+  it('reads doubles and booleans sent as strings, as Mesos does', () => {
+    const decline = schedulerCallSchema.parse({ type: 'DECLINE', framework_id: { value: 'f' }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: '2.5' } } });
+    expect(decline).toMatchObject({ decline: { filters: { refuse_seconds: 2.5 } } });
+    const subscribe = schedulerCallSchema.parse({ type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'n', failover_timeout: '3600', checkpoint: 'true' } } });
+    expect(subscribe).toMatchObject({ subscribe: { framework_info: { failover_timeout: 3600, checkpoint: true } } });
+    const weights = operatorCallSchema.parse({ type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'r', weight: '2' }] } });
+    expect(weights).toMatchObject({ update_weights: { weight_infos: [{ weight: 2 }] } });
+    // What the string holds is checked as the value would be.
+    expect(schedulerCallSchema.safeParse({ type: 'DECLINE', framework_id: { value: 'f' }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: 'soon' } } }).success).toBe(false);
+    expect(operatorCallSchema.safeParse({ type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'r', weight: '-2' }] } }).success).toBe(false);
+  });
+
   it('a required field sent as null is missing, not an error of type', () => {
     const r = schedulerCallSchema.safeParse({ type: 'KILL', framework_id: { value: 'f' }, kill: { task_id: null } });
     expect(r.success).toBe(false);

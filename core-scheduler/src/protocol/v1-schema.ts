@@ -10,6 +10,15 @@ import { stripNulls } from './v1-json.js';
 const int64 = z.union([z.number().int(), z.string().regex(/^-?\d+$/, 'expected an integer').transform(Number)]);
 const uint = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/, 'expected a non-negative integer').transform(Number)]);
 
+/**
+ * Doubles and booleans as Mesos's JSON parser reads them: a JSON number or
+ * boolean, or a string holding one ("0.5", "true"). Clients that quote every
+ * value work; what the string holds is checked like a plain value.
+ */
+const NUMBER_TEXT = /^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const double = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && NUMBER_TEXT.test(v) ? Number(v) : v), schema);
+const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
+
 export const ROLE_PATTERN = /^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$/;
 
 /** Why a role name is invalid, or undefined when it is fine. */
@@ -52,7 +61,7 @@ export const v1ResourceSchema = z
   .object({
     name: z.string().min(1).max(128).regex(RESOURCE_NAME_PATTERN, 'resource name must be letters, digits, "_", "." or "-"'),
     type: z.enum(['SCALAR', 'RANGES', 'SET']),
-    scalar: z.object({ value: z.number().finite().nonnegative().max(1e15) }).optional(),
+    scalar: z.object({ value: double(z.number().finite().nonnegative().max(1e15)) }).optional(),
     ranges: z.object({ range: z.array(rangeSchema).max(10000) }).optional(),
     set: z.object({ item: z.array(z.string().max(1024)).max(10000) }).optional(),
     role: roleSchema.optional(),
@@ -74,7 +83,7 @@ export const v1ResourceListSchema = z.array(v1ResourceSchema).max(1000);
 export const attributeSchema = z.object({
   name: z.string().min(1).max(128),
   type: z.enum(['SCALAR', 'RANGES', 'SET', 'TEXT']),
-  scalar: z.object({ value: z.number().finite() }).optional(),
+  scalar: z.object({ value: double(z.number().finite()) }).optional(),
   ranges: z.object({ range: z.array(rangeSchema) }).optional(),
   set: z.object({ item: z.array(z.string()) }).optional(),
   text: z.object({ value: z.string().max(4096) }).optional(),
@@ -110,8 +119,8 @@ export const frameworkInfoSchema = z.object({
   name: z.string().min(1, 'framework name must not be empty').max(256),
   id: idSchema.optional(),
   // Any duration Mesos can hold (int64 nanoseconds, ~292 years); long ones are timed in steps (frameworks.ts).
-  failover_timeout: z.number().finite().nonnegative().max(MAX_DURATION_SECONDS).optional(),
-  checkpoint: z.boolean().optional(),
+  failover_timeout: double(z.number().finite().nonnegative().max(MAX_DURATION_SECONDS)).optional(),
+  checkpoint: bool.optional(),
   role: roleSchema.optional(),
   roles: z.array(roleSchema).max(100).optional(),
   hostname: z.string().max(256).optional(),
@@ -127,7 +136,7 @@ const environmentSchema = z.looseObject({
 });
 
 export const commandInfoSchema = z.looseObject({
-  shell: z.boolean().optional(),
+  shell: bool.optional(),
   value: z.string().max(65536).optional(),
   arguments: z.array(z.string().max(65536)).max(10000).optional(),
   user: z.string().max(256).optional(),
@@ -166,11 +175,11 @@ export const containerInfoSchema = z.looseObject({
 
 export const healthCheckSchema = z.looseObject({
   type: z.enum(['COMMAND', 'HTTP', 'TCP']).optional(),
-  delay_seconds: z.number().finite().nonnegative().optional(),
-  interval_seconds: z.number().finite().positive().optional(),
-  timeout_seconds: z.number().finite().positive().optional(),
+  delay_seconds: double(z.number().finite().nonnegative()).optional(),
+  interval_seconds: double(z.number().finite().positive()).optional(),
+  timeout_seconds: double(z.number().finite().positive()).optional(),
   consecutive_failures: z.number().int().nonnegative().optional(),
-  grace_period_seconds: z.number().finite().nonnegative().optional(),
+  grace_period_seconds: double(z.number().finite().nonnegative()).optional(),
   command: commandInfoSchema.optional(),
   http: z.looseObject({ port: uint, path: z.string().max(4096).optional(), scheme: z.string().optional() }).optional(),
   tcp: z.looseObject({ port: uint }).optional(),
@@ -210,11 +219,12 @@ export const MAX_REFUSE_SECONDS = 365 * 24 * 3600;
  * days, and a negative one is unset (the default, 5 s); neither is an error.
  */
 export const filtersSchema = z.object({
-  refuse_seconds: z
-    .number()
-    .finite()
-    .transform((s) => (s < 0 ? undefined : Math.min(s, MAX_REFUSE_SECONDS)))
-    .optional(),
+  refuse_seconds: double(
+    z
+      .number()
+      .finite()
+      .transform((s) => (s < 0 ? undefined : Math.min(s, MAX_REFUSE_SECONDS))),
+  ).optional(),
 });
 
 export const operationSchema = z
@@ -291,9 +301,9 @@ export const taskStatusSchema = z.looseObject({
   data: z.string().max(1024 * 1024).optional(),
   agent_id: idSchema.optional(),
   executor_id: idSchema.optional(),
-  timestamp: z.number().finite().optional(),
+  timestamp: double(z.number().finite()).optional(),
   uuid: z.string().max(256).optional(),
-  healthy: z.boolean().optional(),
+  healthy: bool.optional(),
   labels: labelsSchema.optional(),
   container_status: z.looseObject({ network_infos: z.array(networkInfoSchema).optional() }).optional(),
 });
@@ -301,8 +311,8 @@ export type V1TaskStatus = z.infer<typeof taskStatusSchema>;
 
 export const quotaConfigSchema = z.object({
   role: roleSchema.refine((r) => r !== '*', 'quota cannot be set on the "*" role'),
-  guarantees: z.record(z.string().min(1).max(128), z.object({ value: z.number().finite().nonnegative() })).optional(),
-  limits: z.record(z.string().min(1).max(128), z.object({ value: z.number().finite().nonnegative() })).optional(),
+  guarantees: z.record(z.string().min(1).max(128), z.object({ value: double(z.number().finite().nonnegative()) })).optional(),
+  limits: z.record(z.string().min(1).max(128), z.object({ value: double(z.number().finite().nonnegative()) })).optional(),
 });
 export type V1QuotaConfig = z.infer<typeof quotaConfigSchema>;
 
@@ -324,8 +334,8 @@ const operatorCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('UNRESERVE_RESOURCES'), unreserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1) }) }),
   z.object({ type: z.literal('CREATE_VOLUMES'), create_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
   z.object({ type: z.literal('DESTROY_VOLUMES'), destroy_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
-  z.object({ type: z.literal('UPDATE_WEIGHTS'), update_weights: z.object({ weight_infos: z.array(z.object({ role: roleSchema, weight: z.number().finite().positive().max(1e6) })).min(1).max(1000) }) }),
-  z.object({ type: z.literal('UPDATE_QUOTA'), update_quota: z.object({ force: z.boolean().optional(), quota_configs: z.array(quotaConfigSchema).min(1).max(1000) }) }),
+  z.object({ type: z.literal('UPDATE_WEIGHTS'), update_weights: z.object({ weight_infos: z.array(z.object({ role: roleSchema, weight: double(z.number().finite().positive().max(1e6)) })).min(1).max(1000) }) }),
+  z.object({ type: z.literal('UPDATE_QUOTA'), update_quota: z.object({ force: bool.optional(), quota_configs: z.array(quotaConfigSchema).min(1).max(1000) }) }),
   z.object({ type: z.literal('MARK_AGENT_GONE'), mark_agent_gone: z.object({ agent_id: idSchema }) }),
   z.object({ type: z.literal('TEARDOWN'), teardown: z.object({ framework_id: idSchema }) }),
 ]);
