@@ -279,7 +279,11 @@ const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('DECLINE_INVERSE_OFFERS'), framework_id: idSchema, decline_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }) }),
   z.object({ type: z.literal('UPDATE_FRAMEWORK'), framework_id: idSchema, update_framework: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
 ]);
-/** A scheduler call; JSON nulls are unset fields (see v1-json.ts), here as at every v1 input. */
+/**
+ * A scheduler call. JSON nulls are unset fields (see v1-json.ts), here as at
+ * every v1 input: the call schemas remove them from the parsed body, in place
+ * (the body is the caller's own parse), before checking it.
+ */
 export const schedulerCallSchema = z.preprocess(stripNulls, schedulerCalls);
 export type V1SchedulerCall = z.infer<typeof schedulerCallSchema>;
 export const SCHEDULER_CALL_TYPES = schedulerCalls.options.map((o) => o.shape.type.value);
