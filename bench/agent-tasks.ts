@@ -113,7 +113,7 @@ async function corralRound(load: <T extends object>(fn: () => Promise<T>) => Pro
     });
   } finally {
     await fw.client.close().catch(() => undefined);
-    await agent.stop('SIGTERM');
+    await agent.cleanup(); // stops it, and removes its cgroup root too
     await master.dispose();
     for (const m of [workDir, runDir]) await run('umount', [m]).catch(() => run('umount', ['-l', m]));
     rmSync(dir, { recursive: true, force: true });
