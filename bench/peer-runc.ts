@@ -1,6 +1,7 @@
 /**
  * The peer the native-containerizer benchmarks run side by side with: an OCI
- * runtime (runc 1.1, or crun) starting the same `sleep` tasks with the same
+ * runtime (runc 1.1, or crun where it runs: crun 1.8 refuses a hybrid v1 + v2
+ * cgroup layout like this VM's) starting the same `sleep` tasks with the same
  * isolation corral's native containerizer gives a task, then destroying them.
  *
  * What each runc container gets, to match a corral task:
