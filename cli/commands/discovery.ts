@@ -40,7 +40,7 @@ export function registerDiscovery(program: Command): void {
     .option('--domain <name>', 'DNS zone served (default corral)')
     .option('--dns-host <addr>', 'DNS listen address (default 127.0.0.1)')
     .option('--dns-port <n>', 'DNS port, UDP and TCP (default 8600; 53 for the standard port)', intOption('--dns-port', 0, 65535))
-    .addOption(new Option('--dns-workers <n|auto>', 'extra processes answering UDP (default auto: one per extra core)'))
+    .addOption(new Option('--dns-workers <n|auto>', 'extra processes answering DNS over UDP and TCP (default auto: one per extra core)'))
     .option('--upstream <addr...>', 'forward names outside the zone to these resolvers (ip or ip:port)')
     .option('--http-host <addr>', 'HTTP API listen address (default 127.0.0.1)')
     .option('--http-port <n>', 'HTTP API port (default 8500)', intOption('--http-port', 0, 65535))

@@ -1,9 +1,9 @@
 /**
  * The HTTP edge shared by every corral daemon: a small router on node:http.
  *
- * Why not express for everything: on this 2-core machine express 5 served
- * ~7.1k pipelined JSON POSTs/s where plain node:http served ~32.9k (see
- * docs/benchmarks.md); the master's scheduler API must absorb >20k
+ * Why not express for everything: on this 2-core machine this router serves
+ * 2.6–4.9× the pipelined JSON POSTs/s of express 5 (`npx tsx
+ * bench/http-servers.ts`, docs/benchmarks.md); the master's scheduler API must absorb >20k
  * acknowledgements per second. This module keeps what the daemons need from a
  * framework — routing, bounded body reading, JSON errors, metrics — and nothing else.
  */
