@@ -17,57 +17,13 @@ import { logger } from '../../../common/log.js';
 
 const log = logger('volume-reconcile-test');
 import { Metrics } from '../../../common/metrics.js';
-import type { Attachment, Backend, VolumeRecord } from '../../../plugins/volume-driver/src/backend.js';
+import { FakeBackend } from './fake-backend.js';
 import { DetachReconciler, type LiveContainers } from '../../../plugins/volume-driver/src/reconcile.js';
 import { containerOfReference, taskReference } from '../../../plugins/volume-driver/src/references.js';
 import { currentBootId, MountState, type MountRecord } from '../../../plugins/volume-driver/src/state.js';
 import { VolumeService } from '../../../plugins/volume-driver/src/service.js';
 import { volumeReference } from '../../../plugins/isolator/src/native/isolators/volumes.js';
 
-class FakeBackend implements Backend {
-  readonly name = 'local' as const;
-  readonly scope = 'local' as const;
-  readonly vols = new Map<string, VolumeRecord>();
-  detaches: string[] = [];
-  failDetach = 0;
-  async create(spec: { name: string; fsType: 'ext4' | 'xfs' }) {
-    const rec: VolumeRecord = { name: spec.name, backend: 'local', fsType: spec.fsType, createdAt: 'x' };
-    this.vols.set(spec.name, rec);
-    return rec;
-  }
-  async lookup(name: string) {
-    return this.vols.get(name);
-  }
-  async list() {
-    return [...this.vols.values()];
-  }
-  async remove() {}
-  mountpoint(rec: VolumeRecord) {
-    return `/fake/${rec.name}`;
-  }
-  async attach() {
-    return {};
-  }
-  async detach(rec: VolumeRecord, _att: Attachment) {
-    if (this.failDetach > 0) {
-      this.failDetach--;
-      throw new Error('umount: target is busy');
-    }
-    this.detaches.push(rec.name);
-  }
-  async snapshot() {
-    return { name: 's' };
-  }
-  async listSnapshots() {
-    return [];
-  }
-  async rollback() {}
-  async removeSnapshot() {}
-  async resize(rec: VolumeRecord) {
-    return rec;
-  }
-  async close() {}
-}
 
 class FakeAgent implements LiveContainers {
   readonly name = 'fake agent';
@@ -155,7 +111,7 @@ describe('DetachReconciler', () => {
     const r = reconciler();
     await mounts.put(record('v1', { phase: 'detaching', refs: [] }));
     backend.failDetach = 5;
-    const attempt = async () => (await r.runOnce()).failed.length + backend.detaches.length;
+    const attempt = async () => (await r.runOnce()).failed.length + backend.detachedNames.length;
 
     expect(await attempt()).toBe(1); // fails: next try in 500 ms
     expect(r.pending()).toMatchObject([{ volume: 'v1', failures: 1, retryInMs: 500, lastError: 'umount: target is busy' }]);
@@ -172,7 +128,7 @@ describe('DetachReconciler', () => {
     expect(backend.failDetach).toBe(0);
     clock += 4000;
     expect((await r.runOnce()).released).toEqual(['v1']);
-    expect(backend.detaches).toEqual(['v1']);
+    expect(backend.detachedNames).toEqual(['v1']);
     expect(await mounts.get('v1')).toBeUndefined();
     expect(r.pending()).toEqual([]);
     expect(await counter('volume_detach_retries_total', { result: 'failed' })).toBe(4);
@@ -202,7 +158,7 @@ describe('DetachReconciler', () => {
     clock += 15_000;
     await r.runOnce();
     expect(await mounts.get('v1')).toMatchObject({ phase: 'mounted', refs: ['docker-mount-id'] });
-    expect(backend.detaches).toEqual([]);
+    expect(backend.detachedNames).toEqual([]);
   });
 
   it('detaches when the last reference was an orphan, unless another mount namespace still holds the filesystem', async () => {
@@ -214,11 +170,11 @@ describe('DetachReconciler', () => {
     holders = ['pid 4242 at /var/lib/corral/sandboxes/x/data'];
     await r.runOnce();
     expect(await mounts.get('v1')).toMatchObject({ phase: 'mounted', refs: [taskReference('gone', 0)] });
-    expect(backend.detaches).toEqual([]);
+    expect(backend.detachedNames).toEqual([]);
     holders = [];
     clock += 500;
     expect((await r.runOnce()).released).toEqual(['v1']);
-    expect(backend.detaches).toEqual(['v1']);
+    expect(backend.detachedNames).toEqual(['v1']);
     expect(await mounts.get('v1')).toBeUndefined();
   });
 
@@ -252,7 +208,7 @@ describe('DetachReconciler', () => {
     clock += 60_000;
     await r.runOnce();
     expect((await mounts.get('v1'))?.refs).toEqual([taskReference('c1', 0)]);
-    expect(backend.detaches).toEqual(['v2']);
+    expect(backend.detachedNames).toEqual(['v2']);
   });
 
   it('without an agent to ask, task references stay until their own unmount', async () => {
@@ -274,7 +230,7 @@ describe('DetachReconciler', () => {
     const deadline = Date.now() + 10_000;
     while ((await mounts.get('v1')) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
     expect(await mounts.get('v1')).toBeUndefined();
-    expect(backend.detaches).toEqual(['v1']);
+    expect(backend.detachedNames).toEqual(['v1']);
     await s.close();
   });
 });

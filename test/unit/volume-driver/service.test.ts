@@ -9,66 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore, type Store } from '../../../common/store/index.js';
-import type { Attachment, Backend, VolumeRecord } from '../../../plugins/volume-driver/src/backend.js';
 import { VolumeService } from '../../../plugins/volume-driver/src/service.js';
 import { currentBootId, MountState, type MountRecord } from '../../../plugins/volume-driver/src/state.js';
-import type { VolumeSpec } from '../../../plugins/volume-driver/src/types.js';
+import { FakeBackend } from './fake-backend.js';
 
-class FakeBackend implements Backend {
-  readonly name = 'local' as const;
-  readonly scope = 'local' as const;
-  readonly vols = new Map<string, VolumeRecord>();
-  attaches = 0;
-  detaches: Attachment[] = [];
-  failDetach = 0;
-  holds = true;
-
-  async create(spec: VolumeSpec): Promise<VolumeRecord> {
-    // A size makes recovery treat the volume as needing a kernel mount; the fake has none, so keep it a directory.
-    const rec: VolumeRecord = { name: spec.name, backend: 'local', fsType: spec.fsType, createdAt: new Date(0).toISOString() };
-    this.vols.set(spec.name, rec);
-    return rec;
-  }
-  async lookup(name: string) {
-    return this.vols.get(name);
-  }
-  async list() {
-    return [...this.vols.values()];
-  }
-  async remove(rec: VolumeRecord) {
-    this.vols.delete(rec.name);
-  }
-  mountpoint(rec: VolumeRecord) {
-    return `/fake/${rec.name}`;
-  }
-  async attach(_rec: VolumeRecord, save: (a: Attachment) => Promise<void>) {
-    this.attaches++;
-    await save({ step: 1 });
-    return { device: `/dev/fake${this.attaches}` };
-  }
-  async detach(_rec: VolumeRecord, att: Attachment) {
-    if (this.failDetach > 0) {
-      this.failDetach--;
-      throw new Error('device busy');
-    }
-    this.detaches.push(att);
-  }
-  async stillHolds() {
-    return this.holds;
-  }
-  async snapshot() {
-    return { name: 's' };
-  }
-  async listSnapshots() {
-    return [];
-  }
-  async rollback() {}
-  async removeSnapshot() {}
-  async resize(rec: VolumeRecord) {
-    return rec;
-  }
-  async close() {}
-}
 
 let dir: string;
 let store: Store;
@@ -139,11 +83,11 @@ describe('VolumeService', () => {
     await s.create('v1', null);
     await s.mount('v1', 'a');
     backend.failDetach = 2;
-    await expect(s.unmount('v1', 'a')).rejects.toThrow(/device busy/);
+    await expect(s.unmount('v1', 'a')).rejects.toThrow(/target is busy/);
     expect((await new MountState(store).get('v1'))?.phase).toBe('detaching');
     expect((await s.get('v1')).refs).toBe(0);
     // Still busy: the mount says so (and the reconciler keeps retrying).
-    await expect(s.mount('v1', 'b')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/still being detached .*device busy/) });
+    await expect(s.mount('v1', 'b')).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/still being detached .*target is busy/) });
     // No longer busy: the mount finishes the detach, then attaches afresh.
     expect(await s.mount('v1', 'b')).toBe('/fake/v1');
     expect(backend.detaches).toEqual([{ device: '/dev/fake1' }]);
@@ -157,7 +101,7 @@ describe('VolumeService', () => {
     await s.create('v1', null);
     await s.mount('v1', 'a');
     backend.failDetach = 1;
-    await expect(s.unmount('v1', 'a')).rejects.toThrow(/device busy/);
+    await expect(s.unmount('v1', 'a')).rejects.toThrow(/target is busy/);
     await s.remove('v1');
     expect(backend.detaches).toHaveLength(1);
     expect(backend.vols.has('v1')).toBe(false);
