@@ -1,13 +1,27 @@
 /**
  * The agent's checkpoint on local disk: its id, the frameworks and tasks it
  * runs (with each container's config), unacknowledged status updates, and the
- * resources the master checkpointed on it. Kept in the embedded Store (SQLite,
- * crash-safe); writes made in one event-loop turn commit together, and
- * `flushed()` lets a caller wait until its write is on disk — a status update
- * is checkpointed before it is sent, so a crash can neither lose nor invent one.
+ * resources the master checkpointed on it.
+ *
+ * One SQLite table of key → JSON, in WAL mode with synchronous=NORMAL: a
+ * commit survives the agent being killed (the checkpoint exists for process
+ * crashes, as Mesos's agent checkpoint does). Nobody watches it, so it keeps
+ * no history or revisions. Writes made in one event-loop turn commit in one
+ * transaction (group commit), and `flushed()` commits at once and tells
+ * whether it worked — a status update is checkpointed before it is sent, so a
+ * crash can neither lose nor invent one.
+ *
+ * Per-task cost: a task's record is split into what never changes after launch
+ * (TaskInfo, container config; written once) and its state (state, latest
+ * status, kill flags; rewritten on each change), and values are serialised
+ * only at commit, so a record changed several times in one turn is serialised
+ * once.
  */
-import type { Store, Op } from '../../../common/store/types.js';
-import { openStore } from '../../../common/store/json.js';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { CorralError, errorMessage } from '../../../common/errors.js';
+import { logger } from '../../../common/log.js';
 import type { ContainerConfig, ContainerizerType } from './containerizer.js';
 import type { PendingUpdate } from './status-updates.js';
 import type { V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskState, V1TaskStatus } from '../protocol/v1.js';
@@ -19,11 +33,11 @@ const K = {
   frameworks: 'agent/frameworks/',
   task: (fw: string, task: string) => `agent/tasks/${fw}/${task}`,
   tasks: 'agent/tasks/',
+  taskState: (fw: string, task: string) => `agent/task-states/${fw}/${task}`,
+  taskStates: 'agent/task-states/',
   updates: (fw: string, task: string) => `agent/updates/${fw}/${task}`,
   allUpdates: 'agent/updates/',
 };
-
-const MAX_TXN_OPS = 128;
 
 export interface TaskCheckpoint {
   frameworkId: string;
@@ -41,6 +55,9 @@ export interface TaskCheckpoint {
   endedAt?: number;
 }
 
+/** The part of a task's record that changes after launch. */
+type TaskState = Pick<TaskCheckpoint, 'state' | 'status' | 'killRequested' | 'killedUnhealthy' | 'endedAt'>;
+
 export interface CheckpointState {
   agentId?: string;
   checkpointedResources: V1Resource[];
@@ -49,104 +66,194 @@ export interface CheckpointState {
   updates: PendingUpdate[];
 }
 
-export class Checkpoint {
-  private pending = new Map<string, Op>();
-  private scheduled = false;
-  private chain: Promise<void> = Promise.resolve();
+/** A pending write: the value's JSON made at commit time, or null to delete the key. */
+type PendingOp = () => string | null;
+const DELETE: PendingOp = () => null;
 
-  private constructor(private readonly store: Store) {}
+export class Checkpoint {
+  private pending = new Map<string, PendingOp>();
+  private scheduled = false;
+  /** Tasks whose unchanging part is on disk (or in `pending`). */
+  private readonly staticWritten = new Set<string>();
+  private readonly upsert: Database.Statement<[string, string]>;
+  private readonly remove: Database.Statement<[string]>;
+  private readonly commitOps: (ops: Array<[string, PendingOp]>) => void;
+  private readonly log = logger('agent-checkpoint');
+  private lastError: unknown;
+  private closed = false;
+
+  private constructor(private readonly db: Database.Database) {
+    this.upsert = db.prepare(`INSERT INTO checkpoint (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+    this.remove = db.prepare(`DELETE FROM checkpoint WHERE key = ?`);
+    this.commitOps = db.transaction((ops: Array<[string, PendingOp]>) => {
+      for (const [key, op] of ops) {
+        const value = op();
+        if (value === null) this.remove.run(key);
+        else this.upsert.run(key, value);
+      }
+    });
+  }
 
   static async open(path: string): Promise<Checkpoint> {
-    // 'normal' sync: WAL survives the agent being killed; the checkpoint exists for process crashes.
-    // Nobody watches the checkpoint: keep little history, so it is compacted as it goes and stays small.
-    return new Checkpoint(await openStore({ backend: 'embedded', path, sync: 'normal', historyRevisions: 100 }));
+    return new Checkpoint(openDatabase(path));
   }
 
   async load(): Promise<CheckpointState> {
-    const json = <T>(b: Buffer): T => JSON.parse(b.toString('utf8')) as T;
-    const [id, res, fws, tasks, updates] = await Promise.all([
-      this.store.get(K.agentId),
-      this.store.get(K.resources),
-      this.store.range(K.frameworks),
-      this.store.range(K.tasks),
-      this.store.range(K.allUpdates),
-    ]);
-    return {
-      ...(id ? { agentId: id.value.toString('utf8') } : {}),
-      checkpointedResources: res ? json<V1Resource[]>(res.value) : [],
-      frameworks: fws.kvs.map((kv) => json<V1FrameworkInfo>(kv.value)),
-      tasks: tasks.kvs.map((kv) => json<TaskCheckpoint>(kv.value)),
-      updates: updates.kvs.flatMap((kv) => json<PendingUpdate[]>(kv.value)),
-    };
+    const rows = this.db.prepare(`SELECT key, value FROM checkpoint WHERE key >= 'agent/' AND key < 'agent0' ORDER BY key`).all() as Array<{ key: string; value: string }>;
+    const json = <T>(v: string): T => JSON.parse(v) as T;
+    const state: CheckpointState = { checkpointedResources: [], frameworks: [], tasks: [], updates: [] };
+    const taskStates = new Map<string, TaskState>();
+    const tasks: Array<[string, TaskCheckpoint]> = [];
+    for (const { key, value } of rows) {
+      if (key === K.agentId) state.agentId = value;
+      else if (key === K.resources) state.checkpointedResources = json<V1Resource[]>(value);
+      else if (key.startsWith(K.frameworks)) state.frameworks.push(json<V1FrameworkInfo>(value));
+      else if (key.startsWith(K.tasks)) tasks.push([key.slice(K.tasks.length), json<TaskCheckpoint>(value)]);
+      else if (key.startsWith(K.taskStates)) taskStates.set(key.slice(K.taskStates.length), json<TaskState>(value));
+      else if (key.startsWith(K.allUpdates)) state.updates.push(...json<PendingUpdate[]>(value));
+    }
+    for (const [id, t] of tasks) {
+      // A record written whole (before records were split) has its state inside; a state record is newer.
+      const s = taskStates.get(id);
+      state.tasks.push(s ? { ...t, ...s } : t);
+      this.staticWritten.add(id);
+    }
+    return state;
   }
 
-  private put(key: string, value: unknown): void {
-    this.pending.set(key, { type: 'put', key, value: typeof value === 'string' ? value : JSON.stringify(value) });
+  private put(key: string, value: PendingOp): void {
+    this.pending.set(key, value);
     this.schedule();
   }
 
   private del(key: string): void {
-    this.pending.set(key, { type: 'delete', key });
+    this.pending.set(key, DELETE);
     this.schedule();
   }
 
   setAgentId(id: string): void {
-    this.put(K.agentId, id);
+    this.put(K.agentId, () => id);
   }
 
   setCheckpointedResources(resources: V1Resource[]): void {
-    this.put(K.resources, resources);
+    this.put(K.resources, () => JSON.stringify(resources));
   }
 
   putFramework(info: V1FrameworkInfo & { id: { value: string } }): void {
-    this.put(K.framework(info.id.value), info);
+    this.put(K.framework(info.id.value), () => JSON.stringify(info));
   }
 
   removeFramework(id: string): void {
     this.del(K.framework(id));
   }
 
+  /**
+   * The task's record as it is at commit time (the object is read then, so
+   * later changes in the same turn are included). The unchanging part is
+   * written only the first time.
+   */
   putTask(t: TaskCheckpoint): void {
-    this.put(K.task(t.frameworkId, t.task.task_id.value), t);
+    const id = `${t.frameworkId}/${t.task.task_id.value}`;
+    if (!this.staticWritten.has(id)) {
+      this.staticWritten.add(id);
+      this.put(K.tasks + id, () => JSON.stringify({ frameworkId: t.frameworkId, task: t.task, containerizer: t.containerizer, container: t.container, launchedAt: t.launchedAt }));
+    }
+    this.put(K.taskStates + id, () => {
+      const s: TaskState = { state: t.state, status: t.status, killRequested: t.killRequested };
+      if (t.killedUnhealthy !== undefined) s.killedUnhealthy = t.killedUnhealthy;
+      if (t.endedAt !== undefined) s.endedAt = t.endedAt;
+      return JSON.stringify(s);
+    });
   }
 
   removeTask(frameworkId: string, taskId: string): void {
+    this.staticWritten.delete(`${frameworkId}/${taskId}`);
     this.del(K.task(frameworkId, taskId));
+    this.del(K.taskState(frameworkId, taskId));
     this.del(K.updates(frameworkId, taskId));
   }
 
-  /** The whole unacknowledged queue of one task (small: usually one update). */
+  /**
+   * The whole unacknowledged queue of one task (small: usually one update).
+   * The queue is read at commit time, so a queue that changes several times in
+   * one turn (added, then acknowledged) is written once, as it ends up.
+   */
   setUpdates(frameworkId: string, taskId: string, updates: PendingUpdate[]): void {
-    if (updates.length === 0) this.del(K.updates(frameworkId, taskId));
-    else this.put(K.updates(frameworkId, taskId), updates.map(({ frameworkId: f, status }) => ({ frameworkId: f, status })));
+    this.put(K.updates(frameworkId, taskId), () => (updates.length === 0 ? null : JSON.stringify(updates.map(({ frameworkId: f, status }) => ({ frameworkId: f, status })))));
   }
 
-  /** Resolves when everything written so far is committed. */
+  /** Commits everything written so far; resolves once it is on disk, rejects if it could not be. */
   flushed(): Promise<void> {
-    if (this.pending.size) this.scheduleNow();
-    return this.chain;
+    this.commit();
+    return this.lastError === undefined ? Promise.resolve() : Promise.reject(this.lastError);
   }
 
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(() => this.scheduleNow());
+    setImmediate(() => {
+      this.scheduled = false;
+      this.commit();
+    });
   }
 
-  private scheduleNow(): void {
-    this.scheduled = false;
-    if (this.pending.size === 0) return;
-    const ops = [...this.pending.values()];
+  /** One transaction for all pending writes. On failure they stay pending (newer writes of a key win) and are retried by the next commit. */
+  private commit(): void {
+    if (this.pending.size === 0 || this.closed) return;
+    const ops = [...this.pending];
     this.pending = new Map();
-    this.chain = this.chain
-      .catch(() => undefined) // a failed batch was reported to its waiters; later batches still run
-      .then(async () => {
-        for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.store.txn({ compare: [], success: ops.slice(i, i + MAX_TXN_OPS) });
-      });
+    try {
+      this.commitOps(ops);
+      this.lastError = undefined;
+    } catch (err) {
+      this.lastError = new CorralError('UNAVAILABLE', `cannot write the agent checkpoint: ${errorMessage(err)}`, undefined, { cause: err });
+      this.log.error({ err: errorMessage(err), writes: ops.length }, 'checkpoint commit failed; will retry with the next write');
+      for (const [key, op] of ops) if (!this.pending.has(key)) this.pending.set(key, op);
+    }
   }
 
   async close(): Promise<void> {
-    await this.flushed();
-    await this.store.close();
+    if (this.closed) return;
+    try {
+      await this.flushed();
+    } finally {
+      this.closed = true;
+      this.db.close();
+    }
+  }
+}
+
+/**
+ * Opens (creating) the checkpoint database, held exclusively by this agent.
+ * A checkpoint written by an earlier release in the general store's layout
+ * (tables kv, history, meta, leases) is carried over once, in one transaction.
+ */
+function openDatabase(path: string): Database.Database {
+  mkdirSync(dirname(path), { recursive: true });
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { timeout: 250 });
+    // Before WAL: the WAL index then lives in heap memory, and a second agent on the same work dir is refused.
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`could not enable WAL (journal_mode is ${String(mode)})`);
+    db.pragma('synchronous = NORMAL');
+    const d = db;
+    d.transaction(() => {
+      d.exec(`CREATE TABLE IF NOT EXISTS checkpoint (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      const legacy = d.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'`).get();
+      if (legacy) {
+        d.exec(`INSERT OR REPLACE INTO checkpoint (key, value) SELECT key, CAST(value AS TEXT) FROM kv WHERE key >= 'agent/' AND key < 'agent0'`);
+        d.exec(`DROP TABLE IF EXISTS history; DROP TABLE IF EXISTS kv; DROP TABLE IF EXISTS leases; DROP TABLE IF EXISTS meta`);
+      }
+    }).immediate();
+    return db;
+  } catch (err) {
+    db?.close();
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+      throw new CorralError('UNAVAILABLE', `the agent checkpoint ${path} is in use by another agent`, { path }, { cause: err });
+    }
+    throw new CorralError('UNAVAILABLE', `cannot open the agent checkpoint ${path}: ${errorMessage(err)}`, { path }, { cause: err });
   }
 }
