@@ -162,6 +162,14 @@ describe('cgroup v1 file logic', () => {
     expect(d.usage('c1')).toMatchObject({ cpuSeconds: 1.5, memBytes: 4096, memLimitBytes: 32 * 1024 * 1024, cpuThrottledSeconds: 0.3 });
   });
 
+  it('leaves cpu.cfs_period_us at the kernel default unless another period is asked for', () => {
+    const d = new CgroupV1Driver(new Map([['cpu', '/cg/cpu'], ['memory', '/cg/memory']]), 'corral');
+    const files = (periodUs: number): string[] => d.setup('c1', { cpuShares: 512, cpuQuota: { quotaUs: 50_000, periodUs } }).writes.map(([f, v]) => `${f.split('/').at(-1)}=${v}`);
+    expect(files(100_000)).toEqual(['cpu.shares=512', 'cpu.cfs_quota_us=50000']);
+    // Period before quota: the kernel checks the quota against the period in place.
+    expect(files(250_000)).toEqual(['cpu.shares=512', 'cpu.cfs_period_us=250000', 'cpu.cfs_quota_us=50000']);
+  });
+
   it('refuses a pids limit without a pids hierarchy', () => {
     const base = tmp();
     const d = new CgroupV1Driver(new Map([['cpu', join(base, 'cpu')], ['memory', join(base, 'memory')]]), 'corral');

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { CorralError } from '../../../../common/errors.js';
 import type { CgroupDriver, CgroupLimits, CgroupPlacement, CgroupSetup, CgroupUsage } from './types.js';
 import { applySetup, childDirs, killMembers, readKeyed, readNumber, readProcs, removeDir } from './fs.js';
+import { CFS_PERIOD_US } from './limits.js';
 
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids'] as const;
 type Controller = (typeof V1_CONTROLLERS)[number];
@@ -47,7 +48,12 @@ export class CgroupV1Driver implements CgroupDriver {
     const writes: CgroupSetup['writes'] = [];
     const cpu = this.dir('cpu', name)!;
     writes.push([join(cpu, 'cpu.shares'), String(limits.cpuShares)]);
-    if (limits.cpuQuota) writes.push([join(cpu, 'cpu.cfs_period_us'), String(limits.cpuQuota.periodUs)], [join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota.quotaUs)]);
+    if (limits.cpuQuota) {
+      // A new cgroup starts at the kernel's default period (100 ms): write it only when it differs,
+      // since every cgroupfs write takes the kernel's global cgroup lock.
+      if (limits.cpuQuota.periodUs !== CFS_PERIOD_US) writes.push([join(cpu, 'cpu.cfs_period_us'), String(limits.cpuQuota.periodUs)]);
+      writes.push([join(cpu, 'cpu.cfs_quota_us'), String(limits.cpuQuota.quotaUs)]);
+    }
     const mem = this.dir('memory', name)!;
     if (limits.memoryBytes !== undefined) {
       writes.push([join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes)]);
