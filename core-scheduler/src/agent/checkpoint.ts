@@ -15,7 +15,9 @@
  * (TaskInfo, container config; written once) and its state (state, latest
  * status, kill flags; rewritten on each change), and values are serialised
  * only at commit, so a record changed several times in one turn is serialised
- * once.
+ * once. Copying the WAL back into the database (the step that syncs to disk)
+ * waits for a quiet second instead of landing in the middle of a burst of
+ * launches; a WAL past WAL_AUTOCHECKPOINT_PAGES is copied back regardless.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -70,6 +72,11 @@ export interface CheckpointState {
 type PendingOp = () => string | null;
 const DELETE: PendingOp = () => null;
 
+/** Pages (4 KiB) the WAL may grow to before SQLite copies it back on its own (16 MiB; SQLite's default is 1000). */
+const WAL_AUTOCHECKPOINT_PAGES = 4096;
+/** How long the checkpoint must have been idle before the WAL is copied back and truncated. */
+const IDLE_CHECKPOINT_MS = 1000;
+
 export class Checkpoint {
   private pending = new Map<string, PendingOp>();
   private scheduled = false;
@@ -81,6 +88,8 @@ export class Checkpoint {
   private readonly log = logger('agent-checkpoint');
   private lastError: unknown;
   private closed = false;
+  private lastCommitAt = 0;
+  private walTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(private readonly db: Database.Database) {
     this.upsert = db.prepare(`INSERT INTO checkpoint (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
@@ -205,6 +214,8 @@ export class Checkpoint {
     try {
       this.commitOps(ops);
       this.lastError = undefined;
+      this.lastCommitAt = performance.now();
+      this.walTimer ??= setTimeout(() => this.idleWalCheckpoint(), IDLE_CHECKPOINT_MS).unref();
     } catch (err) {
       this.lastError = new CorralError('UNAVAILABLE', `cannot write the agent checkpoint: ${errorMessage(err)}`, undefined, { cause: err });
       this.log.error({ err: errorMessage(err), writes: ops.length }, 'checkpoint commit failed; will retry with the next write');
@@ -212,8 +223,27 @@ export class Checkpoint {
     }
   }
 
+  /** Copies the WAL back into the database once no commit has come for IDLE_CHECKPOINT_MS. */
+  private idleWalCheckpoint(): void {
+    this.walTimer = undefined;
+    if (this.closed) return;
+    const quiet = performance.now() - this.lastCommitAt;
+    if (quiet < IDLE_CHECKPOINT_MS) {
+      this.walTimer = setTimeout(() => this.idleWalCheckpoint(), IDLE_CHECKPOINT_MS - quiet).unref();
+      return;
+    }
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (err) {
+      // Harmless: the WAL holds the commits, and SQLite copies it back by itself at WAL_AUTOCHECKPOINT_PAGES.
+      this.log.warn({ err: errorMessage(err) }, 'checkpoint WAL copy-back failed');
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.walTimer) clearTimeout(this.walTimer);
+    this.walTimer = undefined;
     try {
       await this.flushed();
     } finally {
@@ -238,6 +268,7 @@ function openDatabase(path: string): Database.Database {
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new Error(`could not enable WAL (journal_mode is ${String(mode)})`);
     db.pragma('synchronous = NORMAL');
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     const d = db;
     d.transaction(() => {
       d.exec(`CREATE TABLE IF NOT EXISTS checkpoint (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);

@@ -3,10 +3,11 @@
  * after a reopen (as after an agent restart), a task's state changes are
  * applied over its launch record, values are taken at commit time, removed
  * tasks leave nothing, a checkpoint in the earlier store layout is carried
- * over, and a second agent cannot open the same file.
+ * over, the WAL is copied back when writes go quiet, and a second agent
+ * cannot open the same file.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -131,6 +132,21 @@ describe('agent checkpoint', () => {
     await cp.close();
     const again = await Checkpoint.open(path);
     expect((await again.load()).tasks).toEqual([t]);
+    await again.close();
+  });
+
+  it('copies the WAL back into the database once writes have gone quiet', async () => {
+    const path = dbPath();
+    const cp = await Checkpoint.open(path);
+    for (let i = 0; i < 50; i++) cp.putTask(task(`t${i}`));
+    await cp.flushed();
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
+    const deadline = Date.now() + 20_000;
+    while (statSync(`${path}-wal`).size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(statSync(`${path}-wal`).size).toBe(0);
+    await cp.close();
+    const again = await Checkpoint.open(path);
+    expect((await again.load()).tasks).toHaveLength(50);
     await again.close();
   });
 
