@@ -89,17 +89,32 @@ export function wrapSqlite(err: unknown, what: string): Error {
   });
 }
 
+/**
+ * Opens a SQLite file for this process alone, in WAL mode. The exclusive
+ * locking mode must precede the switch to WAL: the WAL index then lives in
+ * heap memory and the file lock is never released, so a second opener fails
+ * with SQLITE_BUSY at its first write instead of sharing the file.
+ */
+export function openExclusiveWal(path: string, sync: 'full' | 'normal'): Database.Database {
+  const db = new Database(path, { timeout: 250 });
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new Error(`could not enable WAL (journal_mode is ${String(mode)})`);
+    db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
 /** Opens the file exclusively in WAL mode and creates the schema; a second opener gets UNAVAILABLE, not a shared file. */
 export function openSchema(path: string, sync: 'full' | 'normal'): Database.Database {
   if (sync !== 'full' && sync !== 'normal') throw new CorralError('INVALID_ARGUMENT', `sync must be 'full' or 'normal', got ${String(sync)}`);
   let db: Database.Database | undefined;
   try {
-    db = new Database(path, { timeout: 250 });
-    // Must precede the switch to WAL: the WAL index then lives in heap memory and the file lock is never released.
-    db.pragma('locking_mode = EXCLUSIVE');
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (mode !== 'wal') throw new Error(`could not enable WAL (journal_mode is ${String(mode)})`);
-    db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    db = openExclusiveWal(path, sync);
     const init = db.transaction(() => {
       db!.exec(SCHEMA);
       const version = db!.prepare(`SELECT value FROM meta WHERE name = 'schema'`).pluck().get() as number | undefined;

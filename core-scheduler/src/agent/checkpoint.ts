@@ -21,9 +21,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { CorralError, errorMessage } from '../../../common/errors.js';
 import { logger } from '../../../common/log.js';
+import { openExclusiveWal } from '../../../common/store/embedded-sql.js';
 import type { ContainerConfig, ContainerizerType } from './containerizer.js';
 import type { PendingUpdate } from './status-updates.js';
 import type { V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskState, V1TaskStatus } from '../protocol/v1.js';
@@ -262,12 +263,8 @@ function openDatabase(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true });
   let db: Database.Database | undefined;
   try {
-    db = new Database(path, { timeout: 250 });
-    // Before WAL: the WAL index then lives in heap memory, and a second agent on the same work dir is refused.
-    db.pragma('locking_mode = EXCLUSIVE');
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (mode !== 'wal') throw new Error(`could not enable WAL (journal_mode is ${String(mode)})`);
-    db.pragma('synchronous = NORMAL');
+    // A second agent on the same work dir is refused at the first write below.
+    db = openExclusiveWal(path, 'normal');
     db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     const d = db;
     d.transaction(() => {
