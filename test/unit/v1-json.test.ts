@@ -3,6 +3,10 @@ import { createRequire } from 'node:module';
 import { mayHoldNull, stripNulls } from '../../core-scheduler/src/protocol/v1-json.js';
 import { agentCallSchema, operatorCallSchema, schedulerCallSchema } from '../../core-scheduler/src/protocol/v1-schema.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../../core-scheduler/src/protocol/v1-fast.js';
+import { readCall } from '../../core-scheduler/src/master/http/calls.js';
+import { SCHEDULER_CALL_TYPES } from '../../core-scheduler/src/protocol/v1-schema.js';
+import { isCorralError } from '../../common/errors.js';
+import type { RequestContext } from '../../common/http/server.js';
 
 const require = createRequire(import.meta.url);
 /** The calls of the mesos-framework npm package, built by its own protobuf.js code as it builds them. */
@@ -106,4 +110,26 @@ describe('JSON null is an unset field in v1 input', () => {
       expect(schema.parse(JSON.parse(JSON.stringify(body)))).toEqual(stripped);
     }
   });
+
+  it('a deeply nested body holding a null reaches validation: the walk does not run out of stack', async () => {
+    const depth = 20_000;
+    const raw = Buffer.from(`{"type":"DECLINE","framework_id":{"value":"f"},"decline":{"offer_ids":[{"value":"o"}]},"x":${'['.repeat(depth)}null${']'.repeat(depth)}}`);
+    // The request boundary faked: headers and the body readCall reads.
+    const ctx = { req: { headers: { 'content-type': 'application/json' } }, body: async () => raw, json: async () => JSON.parse(raw.toString('utf8')) as unknown } as unknown as RequestContext;
+    const call = (await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { nullIsUnset: true }).catch((err: unknown) => err)) as Record<string, unknown>;
+    expect(call instanceof RangeError).toBe(false);
+    // An unknown member is dropped by validation; the call itself is whole.
+    expect(isCorralError(call)).toBe(false);
+    expect(call.type).toBe('DECLINE');
+    // The walk itself reaches the bottom: the null inside is gone.
+    let node: unknown = stripNulls(JSON.parse(`[${'['.repeat(depth)}null${']'.repeat(depth)}]`));
+    let levels = 0;
+    while (Array.isArray(node) && node.length === 1) {
+      node = node[0];
+      levels++;
+    }
+    expect(levels).toBe(depth);
+    expect(node).toEqual([]);
+  });
 });
+

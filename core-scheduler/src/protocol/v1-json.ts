@@ -16,26 +16,33 @@ export function stripNulls<T>(value: T): T {
   return value;
 }
 
-function strip(node: object): void {
-  if (Array.isArray(node)) {
-    let nulls = 0;
-    for (const x of node) {
-      if (x === null) nulls++;
-      else if (typeof x === 'object') strip(x as object);
-    }
-    // Compacted only when needed: most arrays hold no null.
-    if (nulls > 0) {
+/**
+ * A walk with a stack of its own rather than recursion: JSON.parse takes any
+ * depth, and a few thousand nested arrays in a small body would otherwise end
+ * the walk with a RangeError (a 500) instead of reaching validation.
+ */
+function strip(root: object): void {
+  const todo: object[] = [root];
+  for (let node = todo.pop(); node !== undefined; node = todo.pop()) {
+    if (Array.isArray(node)) {
+      // Compacted in the same pass: most arrays hold no null, and then nothing moves.
       let w = 0;
-      for (let r = 0; r < node.length; r++) if (node[r] !== null) node[w++] = node[r];
-      node.length = w;
+      for (let r = 0; r < node.length; r++) {
+        const x: unknown = node[r];
+        if (x === null) continue;
+        if (typeof x === 'object') todo.push(x as object);
+        if (w !== r) node[w] = x;
+        w++;
+      }
+      if (w !== node.length) node.length = w;
+      continue;
     }
-    return;
-  }
-  const o = node as Record<string, unknown>;
-  for (const k in o) {
-    const v = o[k];
-    if (v === null) delete o[k];
-    else if (typeof v === 'object') strip(v as object);
+    const o = node as Record<string, unknown>;
+    for (const k in o) {
+      const v = o[k];
+      if (v === null) delete o[k];
+      else if (typeof v === 'object') todo.push(v as object);
+    }
   }
 }
 
