@@ -72,9 +72,17 @@ build() {
   if command -v cc >/dev/null 2>&1; then make -s -C "$CORRAL_ROOT/native/cni-shim"; fi
   # The native containerizer's task launcher and per-task supervisor (C, libc only).
   if command -v cc >/dev/null 2>&1; then make -s -C "$CORRAL_ROOT/native/task-shim"; fi
+  local nodedir
+  nodedir="$(node -p "require('path').resolve(process.execPath, '../..')")"
+  # The DNS server's UDP fast path (corral_dns.node, libc only); without it DNS is served by node:dgram.
+  if command -v c++ >/dev/null 2>&1; then
+    local dnsgyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native/dns" --nodedir="$nodedir" --loglevel=error)
+    (cd "$CORRAL_ROOT" && { [ -f native/dns/build/Makefile ] || "${dnsgyp[@]}" configure; } && "${dnsgyp[@]}" build -j 2 >/dev/null) ||
+      say "the DNS fast path (native/dns) did not build; DNS is served by node:dgram"
+  fi
   # The Ceph binding (corral_rados.node) when librados/librbd headers are installed; without it corral runs and reports rbd unavailable.
   if [ -f /usr/include/rados/librados.h ] && [ -f /usr/include/rbd/librbd.h ]; then
-    local gyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native" --nodedir="$(node -p "require('path').resolve(process.execPath, '../..')")" --loglevel=error)
+    local gyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native" --nodedir="$nodedir" --loglevel=error)
     (cd "$CORRAL_ROOT" && { [ -f native/build/Makefile ] || "${gyp[@]}" configure; } && "${gyp[@]}" build -j 2 >/dev/null)
   fi
 }

@@ -49,9 +49,17 @@ export interface ResponderOptions extends AnswerOptions {
   forwarding: boolean;
 }
 
+/** Told of each template the cache gains and of each time the cache is dropped, so a UDP fast path can mirror it. */
+export interface TemplateListener {
+  /** `t.rot` is already advanced past the answer just made from it. */
+  built(nameKey: string, slot: number, t: Template): void;
+  reset(): void;
+}
+
 export class Responder {
   readonly zone: ZoneData;
   readonly stats: DnsStats = emptyStats();
+  listener: TemplateListener | undefined;
   private cache = new Map<string, Map<number, CacheEntry>>();
   private readonly zoneKeySuffix: string;
 
@@ -68,6 +76,7 @@ export class Responder {
     if (deltas.length === 0) return;
     this.zone.apply(deltas);
     this.cache = new Map();
+    this.listener?.reset();
   }
 
   answer(msg: Buffer, transport: Transport): Outcome {
@@ -106,10 +115,15 @@ export class Responder {
     const slot = q.qtype * 2 + (q.edns ? 1 : 0);
     let byType = this.cache.get(q.nameKey);
     let entry = byType?.get(slot);
+    let fresh = false;
     if (entry === undefined) {
       entry = this.build(q);
+      fresh = true;
       if (!byType) {
-        if (this.cache.size >= MAX_CACHED_NAMES) this.cache = new Map();
+        if (this.cache.size >= MAX_CACHED_NAMES) {
+          this.cache = new Map();
+          this.listener?.reset();
+        }
         this.cache.set(q.nameKey, (byType = new Map()));
       }
       byType.set(slot, entry);
@@ -120,6 +134,7 @@ export class Responder {
     }
     const t = entry as Template;
     let src = t.variants.length === 1 ? t.variants[0]! : t.variants[(t.rot = (t.rot + 1) % t.variants.length)]!;
+    if (fresh) this.listener?.built(q.nameKey, slot, t);
     const limit = transport === 'tcp' ? 65535 : q.edns ? Math.min(q.edns.udpSize, this.opts.maxUdpPayload) : PLAIN_UDP_LIMIT;
     if (src.length > limit) {
       src = t.truncated;

@@ -13,7 +13,8 @@ import { CorralError, errorMessage } from '../../../common/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { Responder, emptyStats, type DnsStats, type ResponderOptions } from './responder.js';
 import { Forwarder, type Upstream } from './forwarder.js';
-import { createTcpServer, serveUdp } from './transport.js';
+import { addStats, createTcpServer, serveUdp, type UdpServing } from './transport.js';
+import { fastPathWanted } from './fastpath.js';
 import type { NameDelta } from './zone.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
@@ -28,6 +29,8 @@ export interface DnsServerOptions extends ResponderOptions {
   workers: number;
   tcpIdleMs: number;
   tcpMaxConnections: number;
+  /** The native recvmmsg/sendmmsg UDP path when its addon is built (default); false (or CORRAL_DNS_FAST_PATH=0) keeps node:dgram. */
+  fastPath?: boolean;
   log: Logger;
 }
 
@@ -52,6 +55,7 @@ export class DnsServer {
   private readonly forwarder: Forwarder | undefined;
   private readonly workers: WorkerHandle[] = [];
   private udp!: dgram.Socket;
+  private udpServing: UdpServing | undefined;
   private tcp!: net.Server;
   private seq = 0;
   private closing = false;
@@ -104,7 +108,7 @@ export class DnsServer {
     }).catch((err: unknown) => {
       throw new CorralError('UNAVAILABLE', `cannot bind DNS UDP ${this.opts.host}:${this.opts.port}: ${errorMessage(err)}`);
     });
-    serveUdp(this.udp, this.responder, this.forwarder);
+    this.udpServing = serveUdp(this.udp, this.responder, this.forwarder, { fastPath: fastPathWanted(this.opts.fastPath), maxUdpPayload: this.opts.maxUdpPayload });
     this.tcp = createTcpServer(this.responder, this.forwarder, { idleMs: this.opts.tcpIdleMs, maxConnections: this.opts.tcpMaxConnections });
     // TCP takes the port UDP got (which may have been chosen by the kernel).
     await new Promise<void>((resolve, reject) => {
@@ -115,13 +119,22 @@ export class DnsServer {
       });
     }).catch((err: unknown) => {
       const port = this.port;
+      this.udpServing?.stop();
       this.udp.close();
       throw new CorralError('UNAVAILABLE', `cannot listen for DNS on TCP ${this.opts.host}:${port}: ${errorMessage(err)}`, { errno: (err as NodeJS.ErrnoException).code });
     });
+    const serving = this.udpServing!;
+    if (serving.kind === 'native') this.opts.log.info({ port: this.port }, 'DNS over UDP served by the native recvmmsg/sendmmsg path (corral_dns.node)');
+    else this.opts.log.info({ port: this.port, reason: serving.reason }, 'DNS over UDP served by node:dgram');
   }
 
   get port(): number {
     return (this.udp.address() as AddressInfo).port;
+  }
+
+  /** Which path reads this process's UDP socket. */
+  get udpPath(): 'native' | 'dgram' {
+    return this.udpServing?.kind ?? 'dgram';
   }
 
   get workerPids(): number[] {
@@ -152,6 +165,7 @@ export class DnsServer {
       type: 'init',
       domain: this.opts.domain,
       datacenter: this.opts.datacenter,
+      fastPath: fastPathWanted(this.opts.fastPath),
       options: { ttl: this.opts.ttl, maxUdpPayload: this.opts.maxUdpPayload, recursionAvailable: this.opts.recursionAvailable, maxRotations: this.opts.maxRotations, forwarding: this.opts.forwarding },
       upstreams: this.opts.upstreams,
       forwardTimeoutMs: this.opts.forwardTimeoutMs,
@@ -182,7 +196,7 @@ export class DnsServer {
 
   /** Counters summed over this process and the workers (a worker's figures are as of the previous call: each call asks for fresh ones). */
   stats(): DnsStats {
-    const total = { ...this.responder.stats };
+    const total = addStats({ ...this.responder.stats }, this.udpServing?.stats() ?? {});
     for (const w of this.workers) {
       if (w.child.connected) w.child.send({ type: 'stats' } satisfies ToWorker);
       for (const k of Object.keys(total) as Array<keyof DnsStats>) total[k] += w.stats[k];
@@ -201,6 +215,7 @@ export class DnsServer {
       workers.map((w) => (w.child.exitCode !== null || w.child.signalCode !== null ? undefined : new Promise((r) => w.child.once('exit', r)))),
     );
     this.forwarder?.close();
+    this.udpServing?.stop();
     await new Promise<void>((resolve) => {
       this.tcp.close(() => resolve());
       this.tcp.emit('corral:close-connections');

@@ -5,11 +5,44 @@
  */
 import type dgram from 'node:dgram';
 import net from 'node:net';
-import type { Responder } from './responder.js';
+import type { DnsStats, Responder } from './responder.js';
+import { loadDnsAddon, tableKey, type DnsAddon, type NativeUdpServer } from './fastpath.js';
 import type { Forwarder } from './forwarder.js';
 
-/** Attach query handling to a bound UDP socket. */
-export function serveUdp(socket: dgram.Socket, responder: Responder, forwarder: Forwarder | undefined): void {
+/** Who reads the UDP socket, and the answers it made that the responder did not count. */
+export interface UdpServing {
+  readonly kind: 'native' | 'dgram';
+  /** Why the native path is not serving (kind 'dgram' only). */
+  readonly reason?: string;
+  stats(): Partial<DnsStats>;
+  /** Stop reading (before the socket closes). */
+  stop(): void;
+}
+
+export interface UdpOptions {
+  /** Try the native recvmmsg/sendmmsg path first (see fastpath.ts). */
+  fastPath: boolean;
+  maxUdpPayload: number;
+}
+
+/** Attach query handling to a bound UDP socket: the native fast path when it loads, else node:dgram. */
+export function serveUdp(socket: dgram.Socket, responder: Responder, forwarder: Forwarder | undefined, opts: UdpOptions): UdpServing {
+  let reason = 'switched off (dns fastPath: false or CORRAL_DNS_FAST_PATH=0)';
+  if (opts.fastPath) {
+    const loaded = loadDnsAddon();
+    if ('addon' in loaded) {
+      const handle = udpHandle(socket);
+      if (handle) return serveNative(loaded.addon, handle, socket, responder, forwarder, opts);
+      reason = 'the UDP socket has no descriptor to hand over';
+    } else {
+      reason = loaded.reason;
+    }
+  }
+  serveDgram(socket, responder, forwarder);
+  return { kind: 'dgram', reason, stats: () => ({}), stop: () => undefined };
+}
+
+function serveDgram(socket: dgram.Socket, responder: Responder, forwarder: Forwarder | undefined): void {
   socket.on('message', (msg, rinfo) => {
     const out = responder.answer(msg, 'udp');
     if (out === undefined) return;
@@ -28,6 +61,74 @@ export function serveUdp(socket: dgram.Socket, responder: Responder, forwarder: 
   });
   // ICMP errors from clients that went away surface here; they are not ours to act on.
   socket.on('error', () => undefined);
+}
+
+interface UvUdpHandle {
+  fd: number;
+  recvStop(): number;
+}
+
+/** The libuv handle under a dgram socket (Node keeps it behind its state symbol). */
+function udpHandle(socket: dgram.Socket): UvUdpHandle | undefined {
+  const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const state = sym ? (socket as unknown as Record<symbol, { handle?: UvUdpHandle } | undefined>)[sym] : undefined;
+  const h = state?.handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 && typeof h.recvStop === 'function' ? h : undefined;
+}
+
+/**
+ * The native path: its thread answers every query whose template the
+ * responder has built (the table mirrors the responder's cache: filled as
+ * templates are built, emptied when names change), and passes the rest up
+ * here in batches; their answers leave in one sendmmsg per batch.
+ */
+function serveNative(addon: DnsAddon, handle: UvUdpHandle, socket: dgram.Socket, responder: Responder, forwarder: Forwarder | undefined, opts: UdpOptions): UdpServing {
+  let stopped = false;
+  const server: NativeUdpServer = new addon.UdpServer(handle.fd, opts.maxUdpPayload, (msgs, addrs) => {
+    if (stopped) return;
+    const outs: Buffer[] = [];
+    const to: Buffer[] = [];
+    for (let i = 0; i < msgs.length; i++) {
+      const msg = msgs[i]!;
+      const out = responder.answer(msg, 'udp');
+      if (out === undefined) continue;
+      if (Buffer.isBuffer(out)) {
+        outs.push(out);
+        to.push(addrs[i]!);
+        continue;
+      }
+      if (!forwarder) continue;
+      const addr = addrs[i]!;
+      void forwarder.forward(msg, out.forward, 'udp').then((reply) => {
+        if (!stopped) server.send([reply], [addr]);
+      });
+    }
+    if (outs.length) server.send(outs, to);
+  });
+  responder.listener = {
+    built: (nameKey, slot, t) => server.install(tableKey(nameKey, slot), t.rcode, t.variants, t.truncated, t.rot),
+    reset: () => server.clear(),
+  };
+  // libuv stops reading; the socket stays open (and bound) for the thread and for close().
+  handle.recvStop();
+  socket.on('error', () => undefined);
+  server.start();
+  return {
+    kind: 'native',
+    stats: () => server.stats(),
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      responder.listener = undefined;
+      server.stop();
+    },
+  };
+}
+
+/** Adds the counters of `from` to `into`. */
+export function addStats(into: DnsStats, from: Partial<DnsStats>): DnsStats {
+  for (const [k, v] of Object.entries(from) as Array<[keyof DnsStats, number]>) into[k] += v;
+  return into;
 }
 
 export interface TcpOptions {

@@ -9,11 +9,11 @@ import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { Responder, type ResponderOptions } from './responder.js';
 import { Forwarder, type Upstream } from './forwarder.js';
-import { serveTcp, serveUdp, type TcpOptions } from './transport.js';
+import { addStats, serveTcp, serveUdp, type TcpOptions, type UdpServing } from './transport.js';
 import type { NameDelta } from './zone.js';
 
 export type ToWorker =
-  | { type: 'init'; domain: string; datacenter: string; options: ResponderOptions; upstreams: Upstream[]; forwardTimeoutMs: number; names: NameDelta[] }
+  | { type: 'init'; fastPath: boolean; domain: string; datacenter: string; options: ResponderOptions; upstreams: Upstream[]; forwardTimeoutMs: number; names: NameDelta[] }
   | { type: 'delta'; deltas: NameDelta[]; seq: number }
   | { type: 'socket' }
   | { type: 'tcp'; options: TcpOptions }
@@ -23,6 +23,9 @@ export type FromWorker = { type: 'ready' } | { type: 'applied'; seq: number } | 
 
 let responder: Responder | undefined;
 let forwarder: Forwarder | undefined;
+let fastPath = true;
+let maxUdpPayload = 1232;
+let udp: UdpServing | undefined;
 const send = (m: FromWorker): void => {
   process.send?.(m);
 };
@@ -31,11 +34,13 @@ process.on('message', (m: ToWorker, handle?: dgram.Socket | net.Server) => {
   switch (m.type) {
     case 'init':
       responder = new Responder(m.domain, m.datacenter, m.options);
+      fastPath = m.fastPath;
+      maxUdpPayload = m.options.maxUdpPayload;
       forwarder = m.upstreams.length ? new Forwarder(m.upstreams, m.forwardTimeoutMs) : undefined;
       responder.apply(m.names);
       break;
     case 'socket':
-      if (handle && responder) serveUdp(handle as dgram.Socket, responder, forwarder);
+      if (handle && responder) udp = serveUdp(handle as dgram.Socket, responder, forwarder, { fastPath, maxUdpPayload });
       break;
     case 'tcp':
       // The listener comes after the UDP socket: with both served, the worker is ready.
@@ -51,7 +56,7 @@ process.on('message', (m: ToWorker, handle?: dgram.Socket | net.Server) => {
       send({ type: 'applied', seq: m.seq });
       break;
     case 'stats':
-      if (responder) send({ type: 'stats', stats: responder.stats });
+      if (responder) send({ type: 'stats', stats: addStats({ ...responder.stats }, udp?.stats() ?? {}) });
       break;
   }
 });
