@@ -175,6 +175,8 @@ function runDocker(env: Record<string, string>, args: string[], opts: { timeoutM
       if (code === 0) resolve(out);
       else reject(Object.assign(new Error(`docker ${args.join(' ')} failed (${signal ?? code}): ${err.trim() || out.trim()}`), { stderr: err, exitCode: code }));
     });
+    // A command that reads no input may exit before taking it: the EPIPE that follows is not a failure.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

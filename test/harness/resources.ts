@@ -35,6 +35,8 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
       if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || err.message}`));
       else resolve(stdout);
     });
+    // A program that reads no input may exit before taking it: the EPIPE that follows is not a failure.
+    child.stdin?.on('error', () => {});
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

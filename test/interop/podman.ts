@@ -128,6 +128,8 @@ export function startPodman(o: PodmanOptions): Podman {
         if (err) reject(new Error(`podman ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
         else resolve(stdout);
       });
+      // A command that reads no input may exit before taking it: the EPIPE that follows is not a failure.
+      child.stdin?.on('error', () => {});
       child.stdin?.end(opts.input ?? '');
     });
   };
