@@ -94,7 +94,8 @@ export class DetachReconciler {
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.settings = { ...DEFAULT_RECONCILE, ...deps.settings };
-    this.now = deps.now ?? Date.now;
+    // Monotonic: a wall-clock step must not shorten the grace period before a reference is released.
+    this.now = deps.now ?? (() => performance.now());
     const m = deps.metrics;
     this.attempts = m?.counter('volume_detach_retries_total', 'Detaches retried by the reconciler, by result', ['result']);
     this.orphans = m?.counter('volume_orphan_references_released_total', 'Task references released because the agent no longer runs their container');
