@@ -38,7 +38,7 @@ export const discoveryConfigSchema = z.object({
       /** Record TTL in seconds; Consul's default 0 keeps caches from hiding changes. */
       ttl: z.number().int().min(0).max(86400).default(0),
       negativeTtl: z.number().int().min(0).max(86400).default(1),
-      /** Extra processes answering UDP; "auto" = one per core beyond the first. */
+      /** Extra processes answering UDP and TCP; "auto" = one per core beyond the first. */
       workers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
       /** Resolvers for names outside the domain ("ip" or "ip:port"); none = REFUSED. */
       upstreams: z.array(z.string()).default([]),
@@ -49,8 +49,10 @@ export const discoveryConfigSchema = z.object({
       maxRotations: z.number().int().min(1).max(64).default(16),
       tcpIdleMs: z.number().int().min(100).max(300_000).default(10_000),
       tcpMaxConnections: z.number().int().min(1).max(100_000).default(1_000),
+      /** UDP answered by the native recvmmsg/sendmmsg thread when its addon is built; false keeps node:dgram. */
+      fastPath: z.boolean().default(true),
     })
-    .default({ host: '127.0.0.1', port: 8600, ttl: 0, negativeTtl: 1, workers: 'auto', upstreams: [], forwardTimeoutMs: 2_000, labelRule: 'rfc1123', maxUdpPayload: 1232, maxRotations: 16, tcpIdleMs: 10_000, tcpMaxConnections: 1_000 }),
+    .default({ host: '127.0.0.1', port: 8600, ttl: 0, negativeTtl: 1, workers: 'auto', upstreams: [], forwardTimeoutMs: 2_000, labelRule: 'rfc1123', maxUdpPayload: 1232, maxRotations: 16, tcpIdleMs: 10_000, tcpMaxConnections: 1_000, fastPath: true }),
   http: z
     .object({
       host: z.string().default('127.0.0.1'),

@@ -94,6 +94,7 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
         recursionAvailable: upstreams.length > 0,
         maxRotations: config.dns.maxRotations,
         forwarding: upstreams.length > 0,
+        fastPath: config.dns.fastPath,
       },
       projector.table.snapshot(),
     );
