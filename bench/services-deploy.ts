@@ -32,6 +32,7 @@ import { loadPlan } from '../cli/up/plan.js';
 import { readPid, readPids } from '../cli/up/procs.js';
 import { isClean, leftovers } from '../cli/up/host.js';
 import { fmt, median } from './volume-common.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const argValue = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
@@ -73,7 +74,6 @@ process.stderr.write(`corral up (no demo) took ${fmt((Date.now() - started) / 10
 const admin = loadSecurity(plan.paths.security).credentials.find((c) => c.principal === 'admin')!;
 const services = new ServicesClient({ url: plan.urls.services, principal: admin.principal, secret: admin.secret });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const digAll = async (name: string): Promise<string[]> =>
   (await run('dig', ['@127.0.0.1', '-p', String(ports.dns), '+short', '+tcp', '+time=2', '+tries=1', name]).catch(() => '')).split('\n').map((s) => s.trim()).filter(Boolean);
 const containers = (): number => {

@@ -22,6 +22,7 @@ import { preflight } from '../up/preflight.js';
 import { isClean, leftovers, sweep } from '../up/host.js';
 import { killMarked, ours, readPid, stopProcess } from '../up/procs.js';
 import { deployDemo, renderTour, takeTour, DEMO_APP_ID } from '../up/demo.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SIM_RESOURCES = 'cpus:4;mem:8192;disk:20000;ports:[31000-32000]';
 
@@ -30,8 +31,6 @@ function runningSupervisor(plan: UpPlan): number | undefined {
   const pid = readPid(plan.paths.supervisorPid);
   return pid !== undefined && ours(pid, plan.marker) ? pid : undefined;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Follows status.json, printing each daemon as it becomes ready; resolves when all are, throws on failure. */
 async function followStartup(plan: UpPlan, supervisor: { exitCode: number | null }, timeoutMs: number): Promise<void> {

@@ -15,6 +15,7 @@ import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { exec } from './host.js';
 import { NETWORK, VOLUME_DRIVER, type UpPlan } from './plan.js';
 import type { Credential } from './stack.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const DEMO_APP_ID = 'web';
 export const DEMO_PORT = 8080;
@@ -44,8 +45,6 @@ export function writeDemoFile(plan: UpPlan): string {
   writeFileSync(file, `# the demo app of corral up: corral app deploy ${file}\n${stringify(DEMO_APP)}`);
   return file;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Deploys the demo app (idempotent) and waits until it runs; prints each instance's progress. */
 export async function deployDemo(plan: UpPlan, admin: Credential, waitSeconds: number, print: (line: string) => void): Promise<AppView> {

@@ -12,6 +12,7 @@ import { CorralError } from '../../common/errors.js';
 import { createNamedNetns, deleteNamedNetns, netnsAlive } from '../../plugins/cni-calico-like/src/netkit/netns.js';
 import { NODE_ADDRESS, type UpPlan } from './plan.js';
 import { markedProcesses } from './procs.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export function exec(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -170,8 +171,6 @@ export interface SweepReport {
   cgroups: string[];
   errors: string[];
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Removes whatever the instance still has on the host, in the safe order:

@@ -8,6 +8,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MARKER_ENV } from './plan.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Alive and not a zombie (killed daemons are reaped late; `kill -0` sees zombies as alive). */
 export function alive(pid: number): boolean {
@@ -48,8 +49,6 @@ export function cmdline(pid: number): string {
     return '';
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once gone. Only signals the PID while it is still ours. */
 export async function stopProcess(pid: number, marker: string, graceMs = 10_000): Promise<boolean> {

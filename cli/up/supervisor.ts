@@ -24,6 +24,7 @@ import { MARKER_ENV, type UpPlan } from './plan.js';
 import { buildStack, type Component, type StackCredentials } from './stack.js';
 import { prepareNodeNetns } from './host.js';
 import { forgetPid, stopProcess, writePid } from './procs.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ComponentState = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
@@ -55,8 +56,6 @@ export function childEnv(plan: UpPlan): NodeJS.ProcessEnv {
   for (const k of CLIENT_ENV) delete env[k];
   return env;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Child {
   comp: Component;

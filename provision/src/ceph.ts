@@ -18,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { exec } from '../../plugins/volume-driver/src/system.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];
 
@@ -126,8 +127,6 @@ export function cephClientConfText(o: { fsid: string; address: string; basePort:
     '',
   ].join('\n');
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Creates the cluster's keys and maps, starts the mon and the OSD through `spawn`, creates the pools, and returns once a rados round trip works. */
 export async function bootstrapCeph(o: CephBootstrapOptions, spawn: CephSpawner): Promise<CephBootstrapped> {

@@ -13,8 +13,7 @@
 import { readFileSync, readdirSync, rmdirSync, existsSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { exec, mounts, umountFuse } from '../../plugins/volume-driver/src/system.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Process state letter from /proc, undefined once reaped. */
 export function procState(pid: number): string | undefined {

@@ -10,13 +10,12 @@ import net from 'node:net';
 import Consul from 'consul';
 import { startCluster, type TestCluster } from './cluster.js';
 import { digShort } from './dns-client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let c: TestCluster;
 let consul: Consul;
 let base: string;
 const servers: Array<http.Server | net.Server> = [];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function eventually<T>(fn: () => Promise<T>, pred: (v: T) => boolean, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

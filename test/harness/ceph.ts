@@ -22,6 +22,7 @@ import { forgetPid, recordPid, run, testDir } from './resources.js';
 import { until } from './wait.js';
 import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
 import { procState, isAlive } from '../../provision/src/teardown.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export { procState, isAlive };
 
@@ -71,8 +72,6 @@ export function requireCephBinaries(): void {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, wait, SIGKILL: by PID only, judging death by /proc state. */
 export async function stopPid(pid: number, graceMs = 5000): Promise<void> {

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
 import { isAlive, stopPid } from './ceph.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const DOCKER_PACKAGES = ['docker.io', 'busybox-static'];
 export const DOCKERD_BIN = process.env.CORRAL_DOCKERD_BIN ?? '/usr/sbin/dockerd';
@@ -47,8 +48,6 @@ export interface Dockerd {
 
 /** A name unique to this run, e.g. for a plugin driver: `${prefix}-t<hex>`. */
 export const uniqueName = (prefix: string): string => `${prefix}-t${randomBytes(4).toString('hex')}`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function requireDocker(): void {
   if (!existsSync(DOCKERD_BIN)) throw new Error(`${DOCKERD_BIN} not found: install it with \`apt-get install docker.io\``);

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const ETCD_BIN = process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd';
 
@@ -51,8 +52,6 @@ export function requireEtcdBinary(): string {
   }
   return ETCD_BIN;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);

@@ -3,7 +3,9 @@
  * (a daemon restarting answers with errors for a while); the last error is
  * in the timeout's message.
  */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export { sleep };
 
 /** Polls `probe` until it yields a value (anything but undefined or false) and returns it. */
 export async function untilValue<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {

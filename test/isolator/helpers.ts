@@ -14,6 +14,7 @@ import { createMesosContainerizer, type MesosContainerizer, type MesosContaineri
 import type { MesosContainerizerConfigInput } from '../../plugins/isolator/src/native/config.js';
 import { parseCgroupMounts } from '../../plugins/isolator/src/cgroups/detect.js';
 import { netnsName, testDir, run } from '../harness/resources.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const SHIM = join(import.meta.dirname, '../../native/task-shim/build/corral-task-shim');
 
@@ -73,7 +74,7 @@ export function task(containerId: string, sandbox: string, o: Partial<ContainerC
 
 export const shell = (value: string, environment: Record<string, string> = {}) => ({ shell: true, value, environment });
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 export async function eventually<T>(fn: () => T | Promise<T>, ms = 5000): Promise<T> {
   const deadline = Date.now() + ms;

@@ -2,6 +2,7 @@
 import { expect } from 'vitest';
 import { isCorralError, type ErrorCode } from '../../common/errors.js';
 import type { KeyValue, Store, Watch, WatchEvent, WatchOptions } from '../../common/store/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface StoreHandle {
   store: Store;
@@ -22,7 +23,7 @@ export interface ContractContext {
 
 export const text = (kv: KeyValue | undefined): string | undefined => kv?.value.toString('utf8');
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 
 /** Byte order, which is what both backends sort by (not JS's UTF-16 order). */
 export const byteSort = (keys: string[]): string[] => [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));

@@ -4,8 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KeyedMutex } from '../../common/mutex.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 describe('KeyedMutex', () => {
   it('runs operations on one key one at a time, in order', async () => {

@@ -12,6 +12,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
 import { testDir } from '../harness/resources.js';
 import { isMounted, startDriver, teardownHost, type DriverProcess } from './helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let dockerd: Dockerd;
 let driver: DriverProcess;
@@ -19,8 +20,6 @@ let dir: string;
 let image: string;
 const DRIVER = uniqueName('corral');
 const socket = `/run/docker/plugins/${DRIVER}.sock`;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   dir = testDir('vol-docker');

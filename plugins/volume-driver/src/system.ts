@@ -7,6 +7,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { CorralError } from '../../../common/errors.js';
 import type { FsType } from './types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ExecOptions {
   timeoutMs?: number;
@@ -184,8 +185,6 @@ export function processCmdline(pid: number): string[] {
     return [];
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Wait for a process to end; TERM then KILL it if it outlives `graceMs`. */
 export async function waitGone(pid: number, graceMs: number): Promise<void> {

@@ -8,8 +8,7 @@ import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from '
 import { basename, dirname, join } from 'node:path';
 import { CorralError, errorMessage } from '../../../../common/errors.js';
 import type { CgroupPlacement, CgroupSetup } from './types.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export function writeControl(dir: string, file: string, value: string | number): void {
   try {

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import type { CgroupDriver, CgroupLimits, CgroupPlacement, CgroupSetup, CgroupUsage } from './types.js';
 import { applySetup, childDirs, ensureDir, killMembers, readControl, readKeyed, readNumber, readProcs, removeDir, writeControl } from './fs.js';
 import { sharesToWeight } from './limits.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const WANTED = ['cpu', 'memory', 'pids'];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class CgroupV2Driver implements CgroupDriver {
   readonly version = 2 as const;
