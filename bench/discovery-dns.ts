@@ -17,16 +17,16 @@
  *
  * Usage: npx tsx bench/discovery-dns.ts [--tasks 200] [--large 60] [--seconds 10] [--only small|large] [--json]
  */
-import { execFile, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '../test/discovery/cluster.js';
 import { startKnot, zoneFile } from '../test/discovery/knot.js';
-import { forgetPid, recordPid, run, testDir } from '../test/harness/resources.js';
+import { run, testDir } from '../test/harness/resources.js';
 import { servedRecords } from '../discovery/src/status.js';
 import { configureLogging } from '../common/log.js';
 import { flag } from './volume-common.js';
+import { dnsperf as runDnsperf, startServingChild } from './dns-common.js';
 
 const TASKS = flag('--tasks', 200);
 /** Records in each large RRset (three such names). */
@@ -45,11 +45,7 @@ interface Run {
   lost: number;
 }
 
-function dnsperf(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('dnsperf', args, { maxBuffer: 512 * 1024 * 1024, timeout: (SECONDS + 30) * 1000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-  });
-}
+const dnsperf = (args: string[]): Promise<string> => runDnsperf(args, SECONDS);
 
 const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] ?? NaN;
 
@@ -83,30 +79,9 @@ interface Daemon {
  * Ready when it answers every large name in full over TCP.
  */
 async function startDaemon(masterUrl: string, workDir: string, workers: string, probe: { names: string[]; records: number }): Promise<Daemon> {
-  const args = ['--import', 'tsx', 'cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error'];
-  const child = spawn(process.execPath, args, { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
-  recordPid('discovery-bench', child.pid!);
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-    forgetPid('discovery-bench', child.pid!);
-  };
+  const args = ['cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error'];
+  const { port: dnsPort, stop } = await startServingChild('discovery-bench', args, /DNS on [^\s]+:(\d+)/, 60_000);
   try {
-    const dnsPort = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`corral discovery did not start within 60 s: ${out}`)), 60_000);
-      child.once('exit', (code) => reject(new Error(`corral discovery exited (${code}): ${out}`)));
-      child.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /DNS on [^\s]+:(\d+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-      });
-    });
     const deadline = Date.now() + 30_000;
     for (;;) {
       const counts = await Promise.all(probe.names.map((n) => run('dig', ['+tcp', '+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', String(dnsPort), n, 'A']).then((o) => o.trim().split('\n').filter(Boolean).length, () => 0)));

@@ -16,11 +16,11 @@
  * Usage: npx tsx bench/dns-servers.ts [--seconds 10] [--runs 1] [--json]
  */
 import dgram from 'node:dgram';
-import { execFile, spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { forgetPid, recordPid, testDir } from '../test/harness/resources.js';
+import { testDir } from '../test/harness/resources.js';
 import { flag } from './volume-common.js';
+import { dnsperf as runDnsperf, startServingChild, type ServingChild } from './dns-common.js';
 
 const SECONDS = flag('--seconds', 10);
 const RUNS = flag('--runs', 1);
@@ -126,40 +126,11 @@ async function serve(kind: ServerKind): Promise<void> {
 
 // ---- the driver ----------------------------------------------------------------------------------
 
-async function startServer(kind: ServerKind): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'dns-servers.ts'), '--serve', kind], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
-  recordPid('dns-servers-bench', child.pid!);
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-    forgetPid('dns-servers-bench', child.pid!);
-  };
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${kind} did not start within 30 s`)), 30_000);
-    child.once('exit', (code) => reject(new Error(`${kind} exited (${code})`)));
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /port (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-  }).catch(async (err: unknown) => {
-    await stop();
-    throw err;
-  });
-  return { port, stop };
+function startServer(kind: ServerKind): Promise<ServingChild> {
+  return startServingChild('dns-servers-bench', [join(import.meta.dirname, 'dns-servers.ts'), '--serve', kind], /port (\d+)/, 30_000);
 }
 
-function dnsperf(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('dnsperf', args, { maxBuffer: 64 * 1024 * 1024, timeout: (SECONDS + 30) * 1000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-  });
-}
+const dnsperf = (args: string[]): Promise<string> => runDnsperf(args, SECONDS);
 
 interface Result {
   server: ServerKind;

@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { forgetPid, recordPid, run } from '../harness/resources.js';
 import { buildBusyboxRootfs } from '../harness/dockerd.js';
 import { inNamespace } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { removeCgroupRoot } from '../../provision/src/teardown.js';
 
 export const PODMAN = '/usr/bin/podman';
 /** libcni's default cache (libcni.CacheDir), which podman 4.3 uses. */
@@ -194,7 +195,7 @@ export function startPodman(o: PodmanOptions): Podman {
         problems.push(`podman left its netns ${s}`);
         await run('ip', ['netns', 'delete', s.split('/').pop()!]).catch(() => undefined);
       }
-      removeCgroupTree(cgroupParent);
+      await removeCgroupRoot(cgroupParent);
       removeLibcniCache(containerIds, { results: !cacheExisted, root: !libcniExisted });
       const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${root}/`));
       for (const m of mounts.reverse()) await run('umount', ['-l', m]).catch(() => undefined);
@@ -224,26 +225,3 @@ function removeLibcniCache(ids: Set<string>, made: { results: boolean; root: boo
   }
 }
 
-/** Removes `name` and everything below it in each cgroup hierarchy (v1 controllers and v2), deepest first. */
-export function removeCgroupTree(name: string): void {
-  const base = '/sys/fs/cgroup';
-  const roots = existsSync(join(base, 'cgroup.controllers')) ? [base] : readdirSync(base).map((h) => join(base, h));
-  const removeBelow = (dir: string): void => {
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
-    } catch {
-      return;
-    }
-    for (const e of entries) removeBelow(join(dir, e));
-    try {
-      rmdirSync(dir);
-    } catch {
-      // still populated (a process survived) or already gone: the leftover check reports it
-    }
-  };
-  for (const r of roots) {
-    const dir = join(r, name);
-    if (existsSync(dir)) removeBelow(dir);
-  }
-}
