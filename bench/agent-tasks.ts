@@ -30,7 +30,7 @@ import { startTestMaster } from '../test/harness/master.js';
 import { TestFramework, resourcesJson } from '../test/harness/framework.js';
 import { AgentProcess } from '../test/harness/agent-process.js';
 import { run, testDir } from '../test/harness/resources.js';
-import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
+import type { V1TaskInfo } from '../contracts/v1/v1.js';
 import { disposePeer, peerOptionsFromFlags, peerRound, preparePeer, loadText, sideBySideFigures, underLoad, type RoundLoad, type SideBySideRun } from './peer-runc.js';
 import { flag, fmt, jsonOutput, ms, printFigures, type Figure } from './volume-common.js';
 

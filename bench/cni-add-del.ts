@@ -16,8 +16,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNamedNetns, deleteNamedNetns, namedNetnsPath } from '../plugins/cni-calico-like/src/netkit/netns.js';
-import { execPlugin, spawnDaemon, type PluginRun } from '../plugins/cni-calico-like/src/lab/processes.js';
+import { createNamedNetns, deleteNamedNetns, namedNetnsPath } from '../common/netkit/netns.js';
+import { execPlugin, type PluginRun } from '../common/cni-runtime/exec.js';
+import { spawnDaemon } from '../plugins/cni-calico-like/src/daemon/spawn.js';
 import { shimPath } from '../plugins/cni-calico-like/src/install.js';
 import { summarize, printTable } from './cni-stats.js';
 

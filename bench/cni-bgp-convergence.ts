@@ -18,8 +18,8 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labUp, addContainer, type LabState } from '../plugins/cni-calico-like/src/lab/lab.js';
-import { Rtnl, namedNetnsPath, formatCidr } from '../plugins/cni-calico-like/src/netkit/index.js';
+import { labDown, labUp, addContainer, type LabState } from '../lab/lab.js';
+import { Rtnl, namedNetnsPath, formatCidr } from '../common/netkit/index.js';
 import { daemonRequest } from '../plugins/cni-calico-like/src/daemon/client.js';
 import { printTable } from './cni-stats.js';
 

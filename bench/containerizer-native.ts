@@ -27,7 +27,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import type { ContainerConfig } from '../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../contracts/containerizer.js';
 import { createMesosContainerizer } from '../plugins/isolator/src/native/containerizer.js';
 import { run, testDir } from '../test/harness/resources.js';
 import { buildShim, cgroupsUnder, removeCgroupRoot, shimProcessesFor, SHIM } from '../test/isolator/helpers.js';

@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { startCluster } from '../test/discovery/cluster.js';
 import { addresses } from '../test/discovery/dns-client.js';
-import { V1Connection } from '../core-scheduler/src/client/connection.js';
+import { V1Connection } from '../contracts/client/connection.js';
 import { configureLogging } from '../common/log.js';
 import { flag } from './volume-common.js';
 

@@ -20,8 +20,8 @@ import http, { type ServerResponse } from 'node:http';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { EventStream } from '../common/http/stream.js';
-import { encodeRecord } from '../common/http/recordio.js';
-import { mayHoldNull, stripNulls } from '../core-scheduler/src/protocol/v1-json.js';
+import { encodeRecord } from '../contracts/recordio.js';
+import { mayHoldNull, stripNulls } from '../contracts/v1/v1-json.js';
 import { flag, median, printFigures, type Figure } from './volume-common.js';
 
 const EVENTS = flag('--events', 200_000, { whole: true, min: 1 });

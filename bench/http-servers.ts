@@ -10,7 +10,7 @@ import express from 'express';
 import { Pool } from 'undici';
 import type { AddressInfo } from 'node:net';
 import { HttpServer } from '../common/http/server.js';
-import { CorralError } from '../common/errors.js';
+import { CorralError } from '../contracts/errors.js';
 import { configureLogging } from '../common/log.js';
 import { flag, fmt, jsonOutput, printFigures } from './volume-common.js';
 

@@ -17,7 +17,7 @@
  * Usage: npx tsx bench/lab-failover.ts [--rounds 3] [--agent-timeout-ms 1000] [--heartbeat-ms 500] [--hold-time 3] [--json]
  */
 import { forgetPid, recordPid, testDir } from '../test/harness/resources.js';
-import { killHost, labDown } from '../plugins/cni-calico-like/src/lab/lab.js';
+import { killHost, labDown } from '../lab/lab.js';
 import { deployAndWait, failover, startFullLab, storeApp, type DeployResult, type FailoverResult } from '../test/lab-e2e/full-lab.js';
 import { flag, fmt, jsonOutput, median, printFigures } from './volume-common.js';
 

@@ -17,9 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
-import { SchedulerClient } from '../core-scheduler/src/client/scheduler-client.js';
+import { SchedulerClient } from '../contracts/client/scheduler-client.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
-import type { V1TaskInfo } from '../core-scheduler/src/protocol/v1.js';
+import type { V1TaskInfo } from '../contracts/v1/v1.js';
 import { flag } from './volume-common.js';
 
 const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });

@@ -18,7 +18,7 @@ import { configureLogging } from '../common/log.js';
 import { EmbeddedStore } from '../common/store/embedded.js';
 import { EtcdStore } from '../common/store/etcd.js';
 import { RemoteStore } from '../common/store/remote.js';
-import type { Store } from '../common/store/types.js';
+import type { Store } from '../contracts/store/types.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { MasterProcess } from '../test/harness/master-process.js';
 import { freePort } from '../test/harness/ports.js';

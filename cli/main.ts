@@ -3,7 +3,7 @@
  * client commands live here as subcommands; each group registers itself.
  */
 import { Command, CommanderError } from 'commander';
-import { isCorralError, errorMessage } from '../common/errors.js';
+import { isCorralError, errorMessage } from '../contracts/errors.js';
 import { VERSION } from '../core-scheduler/src/master/master.js';
 import { registerMaster } from './commands/master.js';
 import { registerCluster } from './commands/cluster.js';

@@ -2,7 +2,7 @@
  * Flag parsers that reject bad values with a clear message at the boundary.
  */
 import { InvalidArgumentError } from 'commander';
-import { CorralError } from '../common/errors.js';
+import { CorralError } from '../contracts/errors.js';
 
 export function intOption(name: string, min: number, max: number): (v: string) => number {
   return (v) => {

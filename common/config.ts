@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { CorralError } from './errors.js';
+import { CorralError } from '../contracts/errors.js';
 import { formatIssues } from './validate.js';
 
 export interface ConfigSources {

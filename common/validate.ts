@@ -4,7 +4,7 @@
  * INVALID_ARGUMENT error whose message names the offending field.
  */
 import { z } from 'zod';
-import { CorralError } from './errors.js';
+import { CorralError } from '../contracts/errors.js';
 
 export { z };
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../../common/config.js';
 import { configureLogging, logger } from '../../common/log.js';
 import { agentConfigSchema } from '../../core-scheduler/src/agent/config.js';
 import { startAgent } from '../../core-scheduler/src/agent/daemon.js';
-import { createContainerizers } from '../../core-scheduler/src/agent/containerizers.js';
+import { createContainerizers } from '../compose/containerizers.js';
 import { intOption } from '../parse.js';
 
 export function registerAgent(program: Command): void {

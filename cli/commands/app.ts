@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { parseAppSpec, readAppText, MAX_APP_FILE_BYTES } from '../../core-scheduler/src/services/app-spec.js';
 import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/services/client.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';

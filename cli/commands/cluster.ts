@@ -5,12 +5,12 @@
 import type { Command } from 'commander';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { V1AgentSummary, V1FrameworkSummary, V1Resource, V1Task } from '../../core-scheduler/src/protocol/v1.js';
-import { CorralError } from '../../common/errors.js';
+import type { V1AgentSummary, V1FrameworkSummary, V1Resource, V1Task } from '../../contracts/v1/v1.js';
+import { CorralError } from '../../contracts/errors.js';
 import { globals, operatorClient } from '../context.js';
 import { output } from '../output.js';
 import { scalarMap } from '../parse.js';
-import { validateRoleName } from '../../core-scheduler/src/protocol/v1-schema.js';
+import { validateRoleName } from '../../contracts/v1/v1-schema.js';
 
 const amount = (list: V1Resource[] | undefined, name: string): number => Resources.fromV1(list ?? []).scalar(name);
 const fmt = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(2));

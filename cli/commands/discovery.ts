@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { discoveryConfigSchema } from '../../discovery/src/config.js';
 import { startDiscovery } from '../../discovery/src/daemon.js';
 import type { ServedRecord } from '../../discovery/src/status.js';

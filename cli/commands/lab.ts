@@ -10,9 +10,9 @@
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { configureLogging } from '../../common/log.js';
-import { labDown, labNetns, labStatus, labUp, loadLab, addContainer, killHost } from '../../plugins/cni-calico-like/src/lab/lab.js';
-import { inNamespace } from '../../plugins/cni-calico-like/src/lab/processes.js';
-import { runLabServices } from '../../plugins/cni-calico-like/src/lab/services.js';
+import { labDown, labNetns, labStatus, labUp, loadLab, addContainer, killHost } from '../../lab/lab.js';
+import { inNamespace } from '../../common/sys/process.js';
+import { runLabServices } from '../../lab/services.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
 import { intOption } from '../parse.js';

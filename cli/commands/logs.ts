@@ -3,9 +3,9 @@
  */
 import type { Command } from 'commander';
 import { request } from 'undici';
-import { CorralError } from '../../common/errors.js';
-import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
-import type { V1AgentSummary, V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import { CorralError } from '../../contracts/errors.js';
+import { basicAuthHeader } from '../../contracts/client/auth-header.js';
+import type { V1AgentSummary, V1Task } from '../../contracts/v1/v1.js';
 import { globals, identity, operatorClient } from '../context.js';
 import { intOption } from '../parse.js';
 

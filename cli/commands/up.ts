@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import { intOption } from '../parse.js';
 import { DEFAULT_SECURITY_FILE } from '../context.js';

@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { CorralError, errorMessage } from '../../common/errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { ServicesClient } from '../../core-scheduler/src/services/client.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';

@@ -8,8 +8,8 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CorralError } from '../../common/errors.js';
-import { createNamedNetns, deleteNamedNetns, netnsAlive } from '../../plugins/cni-calico-like/src/netkit/netns.js';
+import { CorralError } from '../../contracts/errors.js';
+import { createNamedNetns, deleteNamedNetns, netnsAlive } from '../../common/netkit/netns.js';
 import { NODE_ADDRESS, type UpPlan } from './plan.js';
 import { markedProcesses } from './procs.js';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -8,9 +8,9 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { z } from '../../common/validate.js';
-import { parseCidr } from '../../plugins/cni-calico-like/src/netkit/ipv4.js';
+import { parseCidr } from '../../common/netkit/ipv4.js';
 
 export const DEFAULT_WORK_DIR = '/var/lib/corral';
 export const DEFAULT_NAME = 'corral';

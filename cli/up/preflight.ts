@@ -7,9 +7,9 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { defaultShimPath } from '../../plugins/isolator/src/native/config.js';
-import { NATIVE_BUILD_DIR } from '../../plugins/cni-calico-like/src/netkit/netns.js';
+import { NATIVE_BUILD_DIR } from '../../common/sys/paths.js';
 import { shimPath } from '../../plugins/cni-calico-like/src/install.js';
 import type { UpPlan } from './plan.js';
 

@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
+import { basicAuthHeader } from '../../contracts/client/auth-header.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { conflist } from '../../plugins/cni-calico-like/src/install.js';

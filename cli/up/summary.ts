@@ -2,9 +2,9 @@
  * The summary `corral up --simulate` prints once the simulated cluster
  * settles: agents, roles with their weighted shares, frameworks.
  */
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
-import type { V1AgentSummary, V1FrameworkSummary, V1Resource } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1AgentSummary, V1FrameworkSummary, V1Resource } from '../../contracts/v1/v1.js';
 import { renderTable } from '../output.js';
 
 const amount = (list: V1Resource[] | undefined, name: string): number => Resources.fromV1(list ?? []).scalar(name);

@@ -2,10 +2,10 @@
  * What `corral up` prints: the cluster coming to life, narrated from the
  * master's operator event stream, then a summary once it settles.
  */
-import { V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { V1Connection } from '../../contracts/client/connection.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
-import type { OperatorEvent } from '../../core-scheduler/src/master/operator-events.js';
-import type { V1AgentSummary, V1FrameworkSummary, V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import type { OperatorEvent } from '../../contracts/v1/operator-events.js';
+import type { V1AgentSummary, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
 
 /** Print events until nothing has happened for `quietMs` after some task runs (or `timeoutMs`). */
 export async function narrate(master: string, cred: { principal: string; secret: string }, print: (line: string) => void, quietMs = 1500, timeoutMs = 60_000): Promise<number> {

@@ -11,7 +11,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { CorralError, isCorralError, errorMessage } from '../errors.js';
+import { CorralError, isCorralError, errorMessage } from '../../contracts/errors.js';
 import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';

@@ -12,7 +12,7 @@
  * and with the socket corked for the turn, one syscall.
  */
 import type { ServerResponse } from 'node:http';
-import { encodeChunkedRecord, encodeRecord } from './recordio.js';
+import { encodeChunkedRecord, encodeRecord } from '../../contracts/recordio.js';
 import { corkForThisTurn } from './cork.js';
 
 export interface EventStreamOptions {

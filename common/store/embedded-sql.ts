@@ -7,9 +7,9 @@
  * a large value's overflow pages.
  */
 import Database from 'better-sqlite3';
-import { CorralError, errorMessage } from '../errors.js';
-import { prefixEnd } from './check.js';
-import type { KeyValue } from './types.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
+import { prefixEnd } from '../../contracts/store/check.js';
+import type { KeyValue } from '../../contracts/store/types.js';
 
 const SCHEMA_VERSION = 1;
 

@@ -9,14 +9,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { CorralError, errorMessage } from '../errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
-import * as check from './check.js';
-import type { CheckedCompare, CheckedOp, CheckedTxn } from './check.js';
+import * as check from '../../contracts/store/check.js';
+import type { CheckedCompare, CheckedOp, CheckedTxn } from '../../contracts/store/check.js';
 import { EMPTY, histToKv, openSchema, Statements, toKv, wrapSqlite, type HistRow, type KvRow } from './embedded-sql.js';
 import type {
   KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchEvent, WatchOptions,
-} from './types.js';
+} from '../../contracts/store/types.js';
 import { WatchHub, type Batch } from './watch-hub.js';
 
 export interface EmbeddedStoreOptions {

@@ -8,10 +8,10 @@
  * the retry budget does it end with UNAVAILABLE.
  */
 import { reportWatchError } from './watch-hub.js';
-import { CorralError, errorMessage } from '../errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import type { Logger } from '../log.js';
 import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
-import type { KeyValue, Watch, WatchEvent, WatchOptions } from './types.js';
+import type { KeyValue, Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 
 export interface EtcdWatchDeps {
   watchClient: WatchClient;

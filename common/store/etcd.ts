@@ -24,12 +24,12 @@ import {
   type IResponseHeader,
   type IResponseOp,
 } from 'etcd3';
-import { CorralError, errorMessage } from '../errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
-import * as check from './check.js';
-import type { CheckedCompare, CheckedOp } from './check.js';
+import * as check from '../../contracts/store/check.js';
+import type { CheckedCompare, CheckedOp } from '../../contracts/store/check.js';
 import { EtcdWatch } from './etcd-watch.js';
-import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from './types.js';
+import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
 export interface EtcdStoreOptions {
   endpoints: string[];

@@ -3,12 +3,12 @@
  * and pick the backend from configuration, so they never import a backend
  * class directly.
  */
-import { CorralError, errorMessage } from '../errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { parseInput, z } from '../validate.js';
 import { EmbeddedStore } from './embedded.js';
 import { EtcdStore } from './etcd.js';
 import { masterUrlSchema, RemoteStore } from './remote.js';
-import type { KeyValue, PutOptions, Store } from './types.js';
+import type { KeyValue, PutOptions, Store } from '../../contracts/store/types.js';
 
 export const storeConfigSchema = z
   .object({

@@ -11,12 +11,12 @@
  * with the master's answer when that is final (FORBIDDEN, UNAUTHENTICATED, …).
  */
 import { reportWatchError } from './watch-hub.js';
-import { CorralError, errorMessage, isCorralError } from '../errors.js';
+import { CorralError, errorMessage, isCorralError } from '../../contracts/errors.js';
 import type { Logger } from '../log.js';
 import { formatIssues } from '../validate.js';
-import type { V1Connection } from '../../core-scheduler/src/client/connection.js';
-import { eventsFromWire, watchRecordSchema, type StoreCall } from './remote-wire.js';
-import type { Watch, WatchEvent, WatchOptions } from './types.js';
+import type { V1Connection } from '../../contracts/client/connection.js';
+import { eventsFromWire, watchRecordSchema, type StoreCall } from '../../contracts/store/wire.js';
+import type { Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 
 export interface RemoteWatchDeps {
   /** A fresh connection for one stream attempt (sharing the store's stream pool). */

@@ -19,17 +19,17 @@
  * down, STORE_CLOSED once this client is closed.
  */
 import { Pool } from 'undici';
-import { CorralError, errorMessage, type ErrorCode } from '../errors.js';
+import { CorralError, errorMessage, type ErrorCode } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
 import { formatIssues, parseInput, z } from '../validate.js';
-import { V1Connection } from '../../core-scheduler/src/client/connection.js';
-import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
-import * as check from './check.js';
+import { V1Connection } from '../../contracts/client/connection.js';
+import { basicAuthHeader } from '../../contracts/client/auth-header.js';
+import * as check from '../../contracts/store/check.js';
 import {
   compareToWire, kvFromWire, opToWire, replySchemas, resultFromWire, STORE_API_PATH, type Reply, type ReplyType, type StoreCall,
-} from './remote-wire.js';
+} from '../../contracts/store/wire.js';
 import { RemoteWatch } from './remote-watch.js';
-import type { KeyValue, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from './types.js';
+import type { KeyValue, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
 /** The master's base URL, e.g. http://master:5050: http(s), nothing after the port. */
 export const masterUrlSchema = z.string().superRefine((u, ctx) => {

@@ -7,9 +7,9 @@
  * history table, then switches to live delivery in the same synchronous step
  * that observes it has caught up, so no revision is lost or repeated.
  */
-import { CorralError, errorMessage } from '../errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
 import type { Logger } from '../log.js';
-import type { Watch, WatchEvent, WatchOptions } from './types.js';
+import type { Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 
 export interface Batch {
   revision: number;

@@ -12,7 +12,7 @@ import { HttpServer } from '../../common/http/server.js';
 import { Metrics } from '../../common/metrics.js';
 import { logger } from '../../common/log.js';
 import { openStore } from '../../common/store/json.js';
-import type { Store } from '../../common/store/types.js';
+import type { Store } from '../../contracts/store/types.js';
 import { parseInput } from '../../common/validate.js';
 import { discoveryConfigSchema, type DiscoveryConfig, type DiscoveryConfigInput } from './config.js';
 import { ClusterView } from './cluster/view.js';

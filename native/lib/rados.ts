@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CorralError, type ErrorCode } from '../../common/errors.js';
+import { CorralError, type ErrorCode } from '../../contracts/errors.js';
 
 export interface ClusterOptions {
   /** Ceph client name, e.g. "client.admin". */

@@ -17,7 +17,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { exec } from '../../plugins/volume-driver/src/system.js';
+import { exec } from '../../common/sys/exec.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];

@@ -12,7 +12,7 @@
  * kernel (the namespace lab) without meeting.
  */
 import { z } from '../../common/validate.js';
-import { isIp } from '../../plugins/cni-calico-like/src/netkit/ipv4.js';
+import { isIp } from '../../common/netkit/ipv4.js';
 
 const ip = z.string().refine(isIp, 'an IPv4 address');
 const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\n]/.test(p), 'no NUL or newline');

@@ -16,14 +16,15 @@ import { spawn } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import http from 'node:http';
-import { CorralError } from '../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { installCni } from '../../plugins/cni-calico-like/src/install.js';
-import { corralCommand, tail } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { corralCommand } from '../../common/sys/paths.js';
+import { tail } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';
 import type { NodeConfig } from './config.js';
 import { planNode, type NodePlan, type Readiness } from './plan.js';
 import { cgroupPids, helperPids, isAlive, netnsNamesWithPrefix, procStartTime, removeCgroupRoot, signal, teardownVolumes, waitDead } from './teardown.js';
-import { exec } from '../../plugins/volume-driver/src/system.js';
+import { exec } from '../../common/sys/exec.js';
 
 export interface NodeProcess {
   name: string;

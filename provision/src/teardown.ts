@@ -12,7 +12,8 @@
  */
 import { readFileSync, readdirSync, rmdirSync, existsSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { exec, mounts, umountFuse } from '../../plugins/volume-driver/src/system.js';
+import { exec } from '../../common/sys/exec.js';
+import { mounts, umountFuse } from '../../common/sys/mounts.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Process state letter from /proc, undefined once reaped. */

@@ -14,7 +14,7 @@ import { startDockerd, type Dockerd } from '../harness/dockerd.js';
 import { testDir } from '../harness/resources.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { V1Offer, V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1Offer, V1TaskInfo } from '../../contracts/v1/v1.js';
 
 let master: TestMaster;
 let agent: AgentProcess;

@@ -14,7 +14,7 @@ import { AgentProcess } from '../harness/agent-process.js';
 import { testDir } from '../harness/resources.js';
 import { startTestHost, type TestHost } from '../cni/helpers.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
-import type { V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1TaskInfo } from '../../contracts/v1/v1.js';
 
 let master: TestMaster;
 let agent: AgentProcess;

@@ -12,10 +12,10 @@ import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { AgentProcess } from '../harness/agent-process.js';
 import { testDir } from '../harness/resources.js';
 import { freePort } from '../harness/ports.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { V1Offer, V1Task, V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1Offer, V1Task, V1TaskInfo } from '../../contracts/v1/v1.js';
 import { until } from '../harness/wait.js';
 
 let master: MasterProcess;

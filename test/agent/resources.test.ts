@@ -13,7 +13,7 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { AgentProcess } from '../harness/agent-process.js';
 import { testDir } from '../harness/resources.js';
-import type { V1Offer, V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1Offer, V1TaskInfo } from '../../contracts/v1/v1.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 
 const CORES = Math.max(cpus().length, availableParallelism());

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, recordPid, forgetPid, netnsName } from '../harness/resources.js';
-import { createNamedNetns, deleteNamedNetns } from '../../plugins/cni-calico-like/src/netkit/netns.js';
-import { execPlugin, type CniCall, type PluginRun } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { createNamedNetns, deleteNamedNetns } from '../../common/netkit/netns.js';
+import { execPlugin, type CniCall, type PluginRun } from '../../common/cni-runtime/exec.js';
 import { conflist } from '../../plugins/cni-calico-like/src/install.js';
 import { SHIM, startTestHost, nsOf, type TestHost } from './helpers.js';
 

@@ -7,8 +7,9 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testDir, recordPid, forgetPid, netnsName, run } from '../harness/resources.js';
-import { createNamedNetns, deleteNamedNetns, namedNetnsPath } from '../../plugins/cni-calico-like/src/netkit/netns.js';
-import { execPlugin, spawnDaemon, type CniCall, type DaemonProcess, type PluginRun } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { createNamedNetns, deleteNamedNetns, namedNetnsPath } from '../../common/netkit/netns.js';
+import { execPlugin, type CniCall, type PluginRun } from '../../common/cni-runtime/exec.js';
+import { spawnDaemon, type DaemonProcess } from '../../plugins/cni-calico-like/src/daemon/spawn.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { shimPath } from '../../plugins/cni-calico-like/src/install.js';
 import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/daemon/config.js';

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testDir, recordPid, forgetPid, run } from '../harness/resources.js';
-import { labDown, labStatus, labUp, type LabState } from '../../plugins/cni-calico-like/src/lab/lab.js';
-import { upLinkKinds } from '../../plugins/cni-calico-like/src/lab/underlay.js';
+import { labDown, labStatus, labUp, type LabState } from '../../lab/lab.js';
+import { upLinkKinds } from '../../lab/underlay.js';
 import { ipJson, ping } from './helpers.js';
 
 const recorded: Array<[string, number]> = [];

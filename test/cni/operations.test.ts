@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { run } from '../harness/resources.js';
-import { deleteNamedNetns } from '../../plugins/cni-calico-like/src/netkit/netns.js';
-import { execPlugin } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { deleteNamedNetns } from '../../common/netkit/netns.js';
+import { execPlugin } from '../../common/cni-runtime/exec.js';
 import { SHIM, startTestHost, ipJson, ping, nsOf, type TestHost } from './helpers.js';
 
 interface AddResult {

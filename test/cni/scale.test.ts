@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../harness/resources.js';
-import { deleteNamedNetns } from '../../plugins/cni-calico-like/src/netkit/netns.js';
+import { deleteNamedNetns } from '../../common/netkit/netns.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { startTestHost, ping, nsOf, type TestHost } from './helpers.js';
 

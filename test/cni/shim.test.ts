@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testDir } from '../harness/resources.js';
-import { execPlugin, type CniCall } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { execPlugin, type CniCall } from '../../common/cni-runtime/exec.js';
 import { SHIM } from './helpers.js';
 
 let dir: string;

@@ -4,10 +4,10 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { SchedulerClient } from '../../core-scheduler/src/client/scheduler-client.js';
-import { CallError } from '../../core-scheduler/src/client/connection.js';
-import { MAX_ACCEPTS } from '../../core-scheduler/src/protocol/v1-schema.js';
-import type { V1Offer, V1Operation } from '../../core-scheduler/src/protocol/v1.js';
+import { SchedulerClient } from '../../contracts/client/scheduler-client.js';
+import { CallError } from '../../contracts/client/connection.js';
+import { MAX_ACCEPTS } from '../../contracts/v1/v1-schema.js';
+import type { V1Offer, V1Operation } from '../../contracts/v1/v1.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {

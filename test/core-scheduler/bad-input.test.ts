@@ -5,7 +5,7 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { until } from '../harness/wait.js';
-import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
+import { basicAuthHeader } from '../../contracts/client/auth-header.js';
 
 interface Reply { status: number; text: string; headers: Headers }
 

@@ -2,10 +2,10 @@ import { describe, it, expect } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { SchedulerClient, isUpdate } from '../../core-scheduler/src/client/scheduler-client.js';
+import { SchedulerClient, isUpdate } from '../../contracts/client/scheduler-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { SchedulerEvent } from '../../core-scheduler/src/protocol/v1.js';
+import type { SchedulerEvent } from '../../contracts/v1/v1.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {

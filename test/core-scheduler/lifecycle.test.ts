@@ -3,9 +3,9 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import { agentUpdateCall, type AgentEvent, type V1Task } from '../../core-scheduler/src/protocol/v1.js';
-import { V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import { agentUpdateCall, type AgentEvent, type V1Task } from '../../contracts/v1/v1.js';
+import { V1Connection } from '../../contracts/client/connection.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import { until } from '../harness/wait.js';
 

@@ -5,9 +5,9 @@ import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { testDir } from '../harness/resources.js';
 import { freePort } from '../harness/ports.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
-import type { V1AgentSummary, V1Task, V1Resource } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1AgentSummary, V1Task, V1Resource } from '../../contracts/v1/v1.js';
 import { until } from '../harness/wait.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];

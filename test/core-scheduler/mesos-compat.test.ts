@@ -11,12 +11,12 @@ import { TestFramework } from '../harness/framework.js';
 import { until } from '../harness/wait.js';
 import { rmSync } from 'node:fs';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import { V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import { V1Connection } from '../../contracts/client/connection.js';
 import { startMaster, type RunningMaster } from '../../core-scheduler/src/master/daemon.js';
 import type { Clock } from '../../core-scheduler/src/master/master.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { AgentEvent, V1FrameworkInfo, V1FrameworkSummary, V1Task, V1TaskStatus } from '../../core-scheduler/src/protocol/v1.js';
+import type { AgentEvent, V1FrameworkInfo, V1FrameworkSummary, V1Task, V1TaskStatus } from '../../contracts/v1/v1.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {

@@ -3,10 +3,10 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import { V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import { V1Connection } from '../../contracts/client/connection.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
-import type { V1Offer, V1Resource } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1Offer, V1Resource } from '../../contracts/v1/v1.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { testDir } from '../harness/resources.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { SchedulerClient, isUpdate } from '../../core-scheduler/src/client/scheduler-client.js';
+import { SchedulerClient, isUpdate } from '../../contracts/client/scheduler-client.js';
 import { Resources } from '../../core-scheduler/src/resources/resources.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
-import type { V1TaskInfo, V1TaskStatus } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1TaskInfo, V1TaskStatus } from '../../contracts/v1/v1.js';
 import { startDiscovery, type RunningDiscovery } from '../../discovery/src/daemon.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/config.js';
 

@@ -1,8 +1,8 @@
 /**
  * A recording v1 framework for tests: keeps every event, can auto-acknowledge.
  */
-import { SchedulerClient } from '../../core-scheduler/src/client/scheduler-client.js';
-import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1TaskStatus } from '../../core-scheduler/src/protocol/v1.js';
+import { SchedulerClient } from '../../contracts/client/scheduler-client.js';
+import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1TaskStatus } from '../../contracts/v1/v1.js';
 
 export class TestFramework {
   readonly client: SchedulerClient;

@@ -18,8 +18,8 @@ import { stopsAfterEach } from '../harness/teardown.js';
 import { testDir } from '../harness/resources.js';
 import { until, untilValue } from '../harness/wait.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../core-scheduler/src/client/operator-client.js';
-import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../core-scheduler/src/protocol/v1.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
 import { logDirUnder, mesosFramework, startScheduler, type WatchedScheduler } from './mesos-framework-harness.js';
 
 let master: TestMaster | undefined;

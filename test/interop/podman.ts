@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { forgetPid, recordPid, run } from '../harness/resources.js';
 import { buildBusyboxRootfs } from '../harness/dockerd.js';
-import { inNamespace } from '../../plugins/cni-calico-like/src/lab/processes.js';
+import { inNamespace } from '../../common/sys/process.js';
 import { removeCgroupRoot } from '../../provision/src/teardown.js';
 
 export const PODMAN = '/usr/bin/podman';

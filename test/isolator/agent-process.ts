@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { ContainerConfig, Launched } from '../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig, Launched } from '../../contracts/containerizer.js';
 import { forgetPid, recordPid } from '../harness/resources.js';
 import { isAlive } from '../harness/ceph.js';
 

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContainerConfig } from '../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../contracts/containerizer.js';
 import { DockerContainerizer } from '../../plugins/isolator/src/docker/containerizer.js';
 import { CniNetworkHook } from '../../plugins/isolator/src/hooks/network-hook.js';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync,
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import type { ContainerConfig } from '../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../contracts/containerizer.js';
 import { createMesosContainerizer, type MesosContainerizer, type MesosContainerizerDeps } from '../../plugins/isolator/src/native/containerizer.js';
 import type { MesosContainerizerConfigInput } from '../../plugins/isolator/src/native/config.js';
 import { parseCgroupMounts } from '../../plugins/isolator/src/cgroups/detect.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism, cpus, hostname, totalmem } from 'node:os';
-import { isCorralError } from '../../common/errors.js';
+import { isCorralError } from '../../contracts/errors.js';
 import { NONE, eventually, forceCleanup, leftovers, nativeEnv, removeCgroupRoot, shell, sleep, task, type NativeEnv } from './helpers.js';
 
 let env: NativeEnv;

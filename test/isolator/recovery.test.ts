@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ContainerConfig } from '../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../contracts/containerizer.js';
 import { createMesosContainerizer, type MesosContainerizer } from '../../plugins/isolator/src/native/containerizer.js';
 import { isAlive } from '../harness/ceph.js';
 import { startAgentProcess, type AgentProcess } from './agent-process.js';

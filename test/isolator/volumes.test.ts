@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VolumeLibraryHook } from '../../plugins/isolator/src/hooks/volume-hook.js';
+import { VolumeLibraryHook } from '../../plugins/volume-driver/src/hook.js';
 import { buildBusyboxRootfs } from '../harness/dockerd.js';
 import { run, testDir } from '../harness/resources.js';
 import { startDriver, teardownHost, type DriverProcess } from '../volume-driver/helpers.js';

@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
-import { killHost, labDown } from '../../plugins/cni-calico-like/src/lab/lab.js';
+import { killHost, labDown } from '../../lab/lab.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { loadNodeState } from '../../provision/src/run.js';

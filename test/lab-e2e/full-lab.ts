@@ -12,7 +12,7 @@
  * and what the volume holds.
  */
 import { join } from 'node:path';
-import { labStatus, labUp, type LabState, type LabUpOptions } from '../../plugins/cni-calico-like/src/lab/lab.js';
+import { labStatus, labUp, type LabState, type LabUpOptions } from '../../lab/lab.js';
 import { run } from '../harness/resources.js';
 
 export { sleep, untilValue as until } from '../harness/wait.js';

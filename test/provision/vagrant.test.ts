@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { nodeFileFor } from '../../provision/src/init.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
-import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../plugins/cni-calico-like/src/lab/topology.js';
+import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../lab/topology.js';
 import { REPO } from '../volume-driver/helpers.js';
 import { TEST_ROOT } from '../harness/resources.js';
 

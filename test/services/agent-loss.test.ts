@@ -7,7 +7,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { startServicesCluster, runningTasks, until, type ServicesCluster } from './cluster.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import type { V1TaskInfo } from '../../core-scheduler/src/protocol/v1.js';
+import type { V1TaskInfo } from '../../contracts/v1/v1.js';
 
 let c: ServicesCluster | undefined;
 afterEach(async () => {

@@ -1,7 +1,7 @@
 /** Input validation, close and durability cases of the Store contract (registered by contract.ts). */
 import { describe, expect, it } from 'vitest';
-import { MAX_KEY_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES } from '../../common/store/check.js';
-import type { Op, Txn } from '../../common/store/types.js';
+import { MAX_KEY_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES } from '../../contracts/store/check.js';
+import type { Op, Txn } from '../../contracts/store/types.js';
 import { expectCode, Recorder, type ContractContext } from './contract-util.js';
 
 export function registerValidationTests(ctx: ContractContext): void {

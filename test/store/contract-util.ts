@@ -1,7 +1,7 @@
 /** Helpers shared by the Store contract suite. */
 import { expect } from 'vitest';
-import { isCorralError, type ErrorCode } from '../../common/errors.js';
-import type { KeyValue, Store, Watch, WatchEvent, WatchOptions } from '../../common/store/types.js';
+import { isCorralError, type ErrorCode } from '../../contracts/errors.js';
+import type { KeyValue, Store, Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface StoreHandle {

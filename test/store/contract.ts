@@ -5,8 +5,8 @@
  * durability in contract-lifecycle.ts; this file is the entry point.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../common/store/check.js';
-import type { Compare, Op, Store } from '../../common/store/types.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../contracts/store/check.js';
+import type { Compare, Op, Store } from '../../contracts/store/types.js';
 import { registerLifecycleTests, registerValidationTests } from './contract-lifecycle.js';
 import { registerLeaseTests, registerWatchTests } from './contract-watch.js';
 import { byteSort, expectCode, text, type ContractContext, type StoreHandle } from './contract-util.js';

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isCorralError } from '../../common/errors.js';
+import { isCorralError } from '../../contracts/errors.js';
 import { configureLogging } from '../../common/log.js';
 import { EmbeddedStore, type EmbeddedStoreOptions } from '../../common/store/embedded.js';
 import { getJson, openStore, putJson, rangeJson } from '../../common/store/json.js';
 import { z } from '../../common/validate.js';
-import type { Store } from '../../common/store/types.js';
+import type { Store } from '../../contracts/store/types.js';
 import { storeContract } from './contract.js';
 import { expectCode, Recorder, sleep, waitFor } from './contract-util.js';
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureLogging } from '../../common/log.js';
 import { EtcdStore } from '../../common/store/etcd.js';
 import { openStore } from '../../common/store/json.js';
-import type { Store } from '../../common/store/types.js';
+import type { Store } from '../../contracts/store/types.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { freePort } from '../harness/ports.js';
 import { storeContract } from './contract.js';

@@ -5,8 +5,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { basicAuthHeader } from '../../core-scheduler/src/master/auth.js';
-import { STORE_API_PATH } from '../../common/store/remote-wire.js';
+import { basicAuthHeader } from '../../contracts/client/auth-header.js';
+import { STORE_API_PATH } from '../../contracts/store/wire.js';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 
 /** Principals of the security file: one per kind of ACL entry the store API looks at. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeRecord, RecordIODecoder } from '../../common/http/recordio.js';
+import { encodeRecord, RecordIODecoder } from '../../contracts/recordio.js';
 
 /** Split `bytes` at random points into chunks of 1..max bytes. */
 function split(bytes: Buffer, max: number, random: () => number): Buffer[] {

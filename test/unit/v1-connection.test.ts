@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRecord } from '../../common/http/recordio.js';
-import { CallError, V1Connection } from '../../core-scheduler/src/client/connection.js';
+import { encodeRecord } from '../../contracts/recordio.js';
+import { CallError, V1Connection } from '../../contracts/client/connection.js';
 
 let server: Server | undefined;
 const connections: V1Connection[] = [];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { agentCallSchema, schedulerCallSchema } from '../../core-scheduler/src/protocol/v1-schema.js';
-import { isQuickAgentCall, isQuickSchedulerCall } from '../../core-scheduler/src/protocol/v1-fast.js';
-import { stripNulls } from '../../core-scheduler/src/protocol/v1-json.js';
+import { agentCallSchema, schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { isQuickAgentCall, isQuickSchedulerCall } from '../../contracts/v1/v1-fast.js';
+import { stripNulls } from '../../contracts/v1/v1-json.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

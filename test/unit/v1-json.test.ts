@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { mayHoldNull, stripNulls } from '../../core-scheduler/src/protocol/v1-json.js';
-import { agentCallSchema, operatorCallSchema, schedulerCallSchema } from '../../core-scheduler/src/protocol/v1-schema.js';
-import { isQuickAgentCall, isQuickSchedulerCall } from '../../core-scheduler/src/protocol/v1-fast.js';
+import { mayHoldNull, stripNulls } from '../../contracts/v1/v1-json.js';
+import { agentCallSchema, operatorCallSchema, schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { isQuickAgentCall, isQuickSchedulerCall } from '../../contracts/v1/v1-fast.js';
 import { readCall } from '../../core-scheduler/src/master/http/calls.js';
-import { SCHEDULER_CALL_TYPES } from '../../core-scheduler/src/protocol/v1-schema.js';
-import { isCorralError } from '../../common/errors.js';
+import { SCHEDULER_CALL_TYPES } from '../../contracts/v1/v1-schema.js';
+import { isCorralError } from '../../contracts/errors.js';
 import type { RequestContext } from '../../common/http/server.js';
 
 const require = createRequire(import.meta.url);

@@ -10,7 +10,7 @@ import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { umountFuse } from '../../plugins/volume-driver/src/system.js';
+import { umountFuse } from '../../common/sys/mounts.js';
 import type { CephCluster } from '../harness/ceph.js';
 import { isAlive, stopPid } from '../harness/ceph.js';
 import { forgetPid, recordPid, run } from '../harness/resources.js';

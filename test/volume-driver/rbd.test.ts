@@ -19,7 +19,7 @@ import { startCeph, type CephCluster } from '../harness/ceph.js';
 import { startDockerd, uniqueName, type Dockerd } from '../harness/dockerd.js';
 import { forgetPid, recordPid, testDir } from '../harness/resources.js';
 import { until, untilValue } from '../harness/wait.js';
-import { isCorralError } from '../../common/errors.js';
+import { isCorralError } from '../../contracts/errors.js';
 import { loadConfig } from '../../common/config.js';
 import { openVolumeService, type OpenedVolumeService } from '../../plugins/volume-driver/src/daemon.js';
 import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';

@@ -7,15 +7,15 @@
  */
 import { join } from 'node:path';
 import { logger } from '../../../common/log.js';
-import { errorMessage } from '../../../common/errors.js';
+import { errorMessage } from '../../../contracts/errors.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { Resources } from '../resources/resources.js';
-import type { AgentEvent, V1Attribute, V1FrameworkInfo, V1Resource } from '../protocol/v1.js';
+import type { AgentEvent, V1Attribute, V1FrameworkInfo, V1Resource } from '../../../contracts/v1/v1.js';
 import { AgentSession } from './session.js';
 import { StatusUpdateManager } from './status-updates.js';
 import { Checkpoint } from './checkpoint.js';
 import { AgentTasks } from './tasks.js';
-import type { Containerizer, ContainerizerType } from './containerizer.js';
+import type { Containerizer, ContainerizerType } from '../../../contracts/containerizer.js';
 import type { AgentConfig } from './config.js';
 
 export interface AgentOptions {

@@ -7,13 +7,13 @@
  */
 import { openSync, readSync, closeSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../common/http/server.js';
 import type { Authority } from '../master/auth.js';
 import type { Agent } from './agent.js';
 import type { TaskCheckpoint } from './checkpoint.js';
 import type { AgentResources } from './host-resources.js';
-import { isTerminal } from '../protocol/v1.js';
+import { isTerminal } from '../../../contracts/v1/v1.js';
 
 const MAX_CHUNK = 1024 * 1024;
 

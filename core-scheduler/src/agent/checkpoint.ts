@@ -22,12 +22,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
-import { CorralError, errorMessage } from '../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import { openExclusiveWal } from '../../../common/store/embedded-sql.js';
-import type { ContainerConfig, ContainerizerType } from './containerizer.js';
+import type { ContainerConfig, ContainerizerType } from '../../../contracts/containerizer.js';
 import type { PendingUpdate } from './status-updates.js';
-import type { V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskState, V1TaskStatus } from '../protocol/v1.js';
+import type { V1FrameworkInfo, V1Resource, V1TaskInfo, V1TaskState, V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 const K = {
   agentId: 'agent/id',

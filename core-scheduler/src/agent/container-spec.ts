@@ -7,10 +7,10 @@
  */
 import { join, isAbsolute, normalize } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { Resources } from '../resources/resources.js';
-import type { V1TaskInfo } from '../protocol/v1.js';
-import type { ContainerConfig, ContainerizerType, NetworkSpec, VolumeMount } from './containerizer.js';
+import type { V1TaskInfo } from '../../../contracts/v1/v1.js';
+import type { ContainerConfig, ContainerizerType, NetworkSpec, VolumeMount } from '../../../contracts/containerizer.js';
 
 export interface SpecContext {
   workDir: string;

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { Metrics } from '../../../common/metrics.js';
@@ -14,7 +14,7 @@ import { mountAgentApi } from './api.js';
 import { collectSandboxes } from './gc.js';
 import { agentResources, parseAttributes, type AgentResources } from './host-resources.js';
 import type { AgentConfig } from './config.js';
-import type { Containerizer } from './containerizer.js';
+import type { Containerizer } from '../../../contracts/containerizer.js';
 
 export interface RunningAgent {
   agent: Agent;

@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'node:http';
-import type { V1TaskInfo } from '../protocol/v1.js';
+import type { V1TaskInfo } from '../../../contracts/v1/v1.js';
 
 type HealthCheck = NonNullable<V1TaskInfo['health_check']>;
 

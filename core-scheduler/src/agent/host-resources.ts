@@ -12,8 +12,8 @@ import { cpus, totalmem } from 'node:os';
 import { statfsSync, mkdirSync } from 'node:fs';
 import { Resources } from '../resources/resources.js';
 import { parseResources } from '../resources/parse.js';
-import { CorralError } from '../../../common/errors.js';
-import type { V1Attribute } from '../protocol/v1.js';
+import { CorralError } from '../../../contracts/errors.js';
+import type { V1Attribute } from '../../../contracts/v1/v1.js';
 
 const MiB = 1024 * 1024;
 

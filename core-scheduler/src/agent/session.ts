@@ -3,9 +3,9 @@
  * tasks after any break), the event stream, heartbeats, reconnect with backoff.
  */
 import { logger, type Logger } from '../../../common/log.js';
-import { errorMessage } from '../../../common/errors.js';
-import { V1Connection } from '../client/connection.js';
-import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, hasCapability, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../protocol/v1.js';
+import { errorMessage } from '../../../contracts/errors.js';
+import { V1Connection } from '../../../contracts/client/connection.js';
+import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, hasCapability, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };

@@ -6,7 +6,7 @@
  * turn travel in one UPDATE call.
  */
 import { randomUuidBase64 } from '../../../common/uuid.js';
-import type { StatusUpdateGroup, V1TaskStatus } from '../protocol/v1.js';
+import type { StatusUpdateGroup, V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 export interface PendingUpdate {
   frameworkId: string;

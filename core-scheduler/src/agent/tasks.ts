@@ -6,9 +6,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { logger } from '../../../common/log.js';
-import { errorMessage, isCorralError } from '../../../common/errors.js';
-import { hasCapability, isTerminal, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
-import type { Containerizer, ContainerizerType, Launched, Termination } from './containerizer.js';
+import { errorMessage, isCorralError } from '../../../contracts/errors.js';
+import { hasCapability, isTerminal, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
+import type { Containerizer, ContainerizerType, Launched, Termination } from '../../../contracts/containerizer.js';
 import type { Checkpoint, TaskCheckpoint } from './checkpoint.js';
 import type { StatusUpdateManager } from './status-updates.js';
 import { containerConfigFor, newContainerId, type SpecContext } from './container-spec.js';

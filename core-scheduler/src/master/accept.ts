@@ -3,12 +3,12 @@
  * what is still unused. Produces a plan; nothing is changed here, so an
  * invalid call leaves the offers outstanding.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { Resources, sameV1Scalars } from '../resources/resources.js';
 import { conversionFor, volumeIdsOf } from './conversions.js';
 import type { Master } from './master.js';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from './records.js';
-import type { V1Operation, V1Resource, V1TaskInfo } from '../protocol/v1.js';
+import type { V1Operation, V1Resource, V1TaskInfo } from '../../../contracts/v1/v1.js';
 
 export type PlanStep =
   | { kind: 'launch'; tasks: Array<{ info: V1TaskInfo; resources: Resources }> }

@@ -3,13 +3,13 @@
  * (with the tasks the agent runs), heartbeats, disconnection, unreachability,
  * removal, and the dynamic reservations/volumes checkpointed per agent.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
-import { isTerminal, nanos, type AgentEvent, type V1FrameworkInfo } from '../protocol/v1.js';
-import type { V1AgentCall } from '../protocol/v1-schema.js';
+import { isTerminal, nanos, type AgentEvent, type V1FrameworkInfo } from '../../../contracts/v1/v1.js';
+import type { V1AgentCall } from '../../../contracts/v1/v1-schema.js';
 import { agentUrl } from './addresses.js';
 
 type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];

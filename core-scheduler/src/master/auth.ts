@@ -14,7 +14,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { readConfigFile } from '../../../common/config.js';
 import { parseInput, z } from '../../../common/validate.js';
 
@@ -105,8 +105,4 @@ function basicPrincipal(header: string): string | undefined {
   const decoded = Buffer.from(token, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   return colon > 0 ? decoded.slice(0, colon) : undefined;
-}
-
-export function basicAuthHeader(principal: string, secret: string): string {
-  return 'Basic ' + Buffer.from(`${principal}:${secret}`).toString('base64');
 }

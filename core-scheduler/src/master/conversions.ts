@@ -3,7 +3,7 @@
  * consume and what they turn it into, with the checks both the scheduler API
  * (inside ACCEPT) and the operator API apply.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { Resources, type Reservation } from '../resources/resources.js';
 
 export type ConversionKind = 'RESERVE' | 'UNRESERVE' | 'CREATE' | 'DESTROY';

@@ -3,11 +3,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { Metrics } from '../../../common/metrics.js';
 import { openStore } from '../../../common/store/json.js';
-import type { Store } from '../../../common/store/types.js';
+import type { Store } from '../../../contracts/store/types.js';
 import { Registry } from './registry.js';
 import { Authority, loadSecurity } from './auth.js';
 import { Master, realClock, type Clock } from './master.js';

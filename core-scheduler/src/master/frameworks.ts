@@ -2,12 +2,12 @@
  * Framework lifecycle: SUBSCRIBE (new and failover), disconnection with
  * `failover_timeout`, TEARDOWN, and recovery of frameworks after a master restart.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { Master } from './master.js';
 import type { FrameworkRecord, Outbox } from './records.js';
 import type { PersistedFramework } from './registry.js';
-import type { SchedulerEvent, V1FrameworkInfo } from '../protocol/v1.js';
-import { hasCapability, nanos } from '../protocol/v1.js';
+import type { SchedulerEvent, V1FrameworkInfo } from '../../../contracts/v1/v1.js';
+import { hasCapability, nanos } from '../../../contracts/v1/v1.js';
 
 /** Recovered frameworks get at least this long to re-subscribe after a master restart. */
 const RECOVERY_GRACE_MS = 60_000;

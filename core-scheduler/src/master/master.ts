@@ -16,7 +16,7 @@ import type { Registry, RegistrySnapshot } from './registry.js';
 import type { Authority } from './auth.js';
 import type { MasterConfig } from './config.js';
 import type { AgentRecord, FrameworkRecord, OfferRecord, Outbox } from './records.js';
-import { MASTER_CAPABILITIES, type V1MasterInfo } from '../protocol/v1.js';
+import { MASTER_CAPABILITIES, type V1MasterInfo } from '../../../contracts/v1/v1.js';
 import { AgentManager } from './agents.js';
 import { FrameworkManager } from './frameworks.js';
 import { OfferManager } from './offers.js';

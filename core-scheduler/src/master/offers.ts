@@ -3,11 +3,11 @@
  * events that free resources), turning decisions into v1 offers, DECLINE,
  * rescinding, and ACCEPT (validated in accept.ts, applied here).
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { Master } from './master.js';
 import type { FrameworkRecord, OfferRecord } from './records.js';
-import type { SchedulerEvent, V1Offer } from '../protocol/v1.js';
-import type { V1Accept } from '../protocol/v1-schema.js';
+import type { SchedulerEvent, V1Offer } from '../../../contracts/v1/v1.js';
+import type { V1Accept } from '../../../contracts/v1/v1-schema.js';
 import { planAccept, type AcceptPlan } from './accept.js';
 
 

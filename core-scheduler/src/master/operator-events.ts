@@ -5,19 +5,10 @@
  */
 import type { Master } from './master.js';
 import type { AgentRecord, FrameworkRecord, Outbox, TaskRecord } from './records.js';
-import type { V1TaskStatus } from '../protocol/v1.js';
+import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
+import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
 import { agentView, frameworkView, getState, taskView } from './views.js';
 
-export type OperatorEvent =
-  | { type: 'SUBSCRIBED'; subscribed: { get_state: Record<string, unknown>; heartbeat_interval_seconds: number } }
-  | { type: 'TASK_ADDED'; task_added: { task: ReturnType<typeof taskView> } }
-  | { type: 'TASK_UPDATED'; task_updated: { framework_id: { value: string }; status: V1TaskStatus; state: string } }
-  | { type: 'AGENT_ADDED'; agent_added: { agent: ReturnType<typeof agentView> } }
-  | { type: 'AGENT_REMOVED'; agent_removed: { agent_id: { value: string } } }
-  | { type: 'FRAMEWORK_ADDED'; framework_added: { framework: ReturnType<typeof frameworkView> } }
-  | { type: 'FRAMEWORK_UPDATED'; framework_updated: { framework: ReturnType<typeof frameworkView> } }
-  | { type: 'FRAMEWORK_REMOVED'; framework_removed: { framework_info: FrameworkRecord['info'] } }
-  | { type: 'HEARTBEAT' };
 
 export class OperatorEvents {
   private readonly outboxes = new Set<Outbox<OperatorEvent>>();

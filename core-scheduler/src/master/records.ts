@@ -5,7 +5,7 @@
  * as in Mesos.
  */
 import type { Resources } from '../resources/resources.js';
-import type { V1AgentInfo, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Attribute } from '../protocol/v1.js';
+import type { V1AgentInfo, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Attribute } from '../../../contracts/v1/v1.js';
 import type { V1Url } from './addresses.js';
 
 /** A live connection the master can push events to. */

@@ -8,9 +8,9 @@
  * a handful of fsyncs, not 10,000. Every caller still awaits its own write.
  */
 import { randomBytes } from 'node:crypto';
-import type { Store, Op } from '../../../common/store/types.js';
+import type { Store, Op } from '../../../contracts/store/types.js';
 import { logger } from '../../../common/log.js';
-import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../protocol/v1.js';
+import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../../../contracts/v1/v1.js';
 
 const PREFIX = 'corral/registry/';
 const MAX_TXN_OPS = 128;

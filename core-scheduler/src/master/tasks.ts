@@ -2,12 +2,12 @@
  * Tasks: launching onto agents, status updates (relayed to the framework at
  * least once until acknowledged), acknowledgements, reconciliation and kill.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
-import { isTerminal, nanos, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+import { isTerminal, nanos, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 /** An acknowledgement on its way to the agent. */
 interface Ack {

@@ -4,7 +4,7 @@
 import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import type { AgentRecord, FrameworkRecord, TaskRecord } from './records.js';
-import { nanos, type V1AgentSummary, type V1FrameworkSummary, type V1Task } from '../protocol/v1.js';
+import { nanos, type V1AgentSummary, type V1FrameworkSummary, type V1Task } from '../../../contracts/v1/v1.js';
 
 export function taskView(t: TaskRecord): V1Task {
   const latest = t.statuses.at(-1);

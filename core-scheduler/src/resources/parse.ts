@@ -4,10 +4,10 @@
  * A `(role)` suffix makes a static reservation. A JSON array of v1 Resource
  * objects is accepted as well.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { parseInput } from '../../../common/validate.js';
 import { Resources, type Entry } from './resources.js';
-import { v1ResourceListSchema, validateRoleName } from '../protocol/v1-schema.js';
+import { v1ResourceListSchema, validateRoleName } from '../../../contracts/v1/v1-schema.js';
 
 const ITEM = /^([A-Za-z_][A-Za-z0-9_.-]*)(?:\(([^)]*)\))?\s*:\s*(.+)$/;
 

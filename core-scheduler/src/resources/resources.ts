@@ -6,7 +6,7 @@
  *
  * JSON in and out uses the Mesos v1 Resource shape (see ../protocol/v1.ts).
  */
-import type { V1Resource, V1Reservation, V1DiskInfo } from '../protocol/v1.js';
+import type { V1Resource, V1Reservation, V1DiskInfo } from '../../../contracts/v1/v1.js';
 import {
   nameId, toMilli, fromMilli, normalizeRanges, rangesUnion, rangesDifference, rangesContain, rangesSize,
   setUnion, setDifference, setContains, type Ranges,

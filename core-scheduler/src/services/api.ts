@@ -12,7 +12,7 @@
  *
  * Every /v1 call needs an operator credential (HTTP Basic) unless auth is off.
  */
-import { CorralError, invalid } from '../../../common/errors.js';
+import { CorralError, invalid } from '../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../common/http/server.js';
 import { parseInput, z } from '../../../common/validate.js';
 import type { Authority } from '../master/auth.js';

@@ -6,9 +6,9 @@
  * next to this file documents the format.
  */
 import { parse as parseYaml } from 'yaml';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { formatIssues, z } from '../../../common/validate.js';
-import { roleSchema } from '../protocol/v1-schema.js';
+import { roleSchema } from '../../../contracts/v1/v1-schema.js';
 import { constraintSchema } from './constraints.js';
 
 /** App ids become DNS labels, task id prefixes and volume names: keep them short and plain. */

@@ -2,8 +2,8 @@
  * Client of the service framework's HTTP API, for the CLI, tests and
  * benchmarks. Errors come back as CorralErrors carrying the daemon's message.
  */
-import { CorralError, type ErrorCode } from '../../../common/errors.js';
-import { basicAuthHeader } from '../master/auth.js';
+import { CorralError, type ErrorCode } from '../../../contracts/errors.js';
+import { basicAuthHeader } from '../../../contracts/client/auth-header.js';
 import type { RestartStrategy } from './model.js';
 import type { AppSummary, AppView } from './views.js';
 

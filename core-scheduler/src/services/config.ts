@@ -5,7 +5,7 @@
  */
 import { z } from '../../../common/validate.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
-import { roleSchema } from '../protocol/v1-schema.js';
+import { roleSchema } from '../../../contracts/v1/v1-schema.js';
 
 export const SERVICES_ENV_PREFIX = 'CORRAL_SERVICES_';
 

@@ -12,7 +12,7 @@
  *   hostname UNLIKE re     value does not fully match it (or is absent)
  */
 import { z } from '../../../common/validate.js';
-import type { V1Attribute } from '../protocol/v1.js';
+import type { V1Attribute } from '../../../contracts/v1/v1.js';
 
 export const OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE'] as const;
 export type Operator = (typeof OPERATORS)[number];

@@ -6,12 +6,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { logger } from '../../../common/log.js';
 import { Metrics } from '../../../common/metrics.js';
 import { openStore } from '../../../common/store/json.js';
-import type { Store } from '../../../common/store/types.js';
+import type { Store } from '../../../contracts/store/types.js';
 import { parseInput } from '../../../common/validate.js';
 import { Authority, loadSecurity } from '../master/auth.js';
 import { mountServicesApi } from './api.js';

@@ -9,10 +9,10 @@
  * last is current and only its events are passed on (the replaced stream's
  * "failed over" error is our own doing).
  */
-import { CorralError, errorMessage, unavailable } from '../../../common/errors.js';
+import { CorralError, errorMessage, unavailable } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
-import { SchedulerClient } from '../client/scheduler-client.js';
-import type { SchedulerEvent, V1FrameworkInfo } from '../protocol/v1.js';
+import { SchedulerClient } from '../../../contracts/client/scheduler-client.js';
+import type { SchedulerEvent, V1FrameworkInfo } from '../../../contracts/v1/v1.js';
 
 export interface FrameworkLinkOptions {
   master: string;

@@ -7,9 +7,9 @@
  * up on, instances ready to launch — and hands it to the scheduler through
  * `ManagerEffects`. Every status update and deadline runs the same loop.
  */
-import { conflict, notFound } from '../../../common/errors.js';
+import { conflict, notFound } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
-import type { V1TaskStatus } from '../protocol/v1.js';
+import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
 import type { AppSpec } from './app-spec.js';
 import type { Placement } from './constraints.js';
 import { instanceKey, isLive, isReady, type AppRecord, type InstanceRecord, type RestartStrategy, type TaskRef } from './model.js';

@@ -7,8 +7,8 @@
  * read back from the Store; the helpers here are pure.
  */
 import { z } from '../../../common/validate.js';
-import { isTerminal, type V1TaskState } from '../protocol/v1.js';
-import { taskStateSchema } from '../protocol/v1-schema.js';
+import { isTerminal, type V1TaskState } from '../../../contracts/v1/v1.js';
+import { taskStateSchema } from '../../../contracts/v1/v1-schema.js';
 import { appSpecSchema, type BackoffSpec } from './app-spec.js';
 
 export const restartStrategySchema = z.enum(['rolling', 'all']);

@@ -6,11 +6,11 @@
  * carries a uuid, kill what the manager asks, and reconcile on subscription
  * and periodically.
  */
-import { errorMessage } from '../../../common/errors.js';
+import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import type { Metrics } from '../../../common/metrics.js';
 import { Resources } from '../resources/resources.js';
-import type { SchedulerEvent, V1Offer, V1TaskInfo } from '../protocol/v1.js';
+import type { SchedulerEvent, V1Offer, V1TaskInfo } from '../../../contracts/v1/v1.js';
 import { attributeText } from './constraints.js';
 import type { FrameworkLink } from './framework-link.js';
 import type { ServiceManager } from './manager.js';

@@ -12,10 +12,10 @@
  * before the call is stored — the scheduler awaits it before launching, so a
  * task is on record before it can exist.
  */
-import { errorMessage } from '../../../common/errors.js';
+import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
-import { MAX_TXN_OPS } from '../../../common/store/check.js';
-import type { Op, Store } from '../../../common/store/types.js';
+import { MAX_TXN_OPS } from '../../../contracts/store/check.js';
+import type { Op, Store } from '../../../contracts/store/types.js';
 import type { z } from '../../../common/validate.js';
 import { appRecordSchema, instanceRecordSchema, type AppRecord, type InstanceRecord } from './model.js';
 

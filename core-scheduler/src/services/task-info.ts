@@ -6,7 +6,7 @@
  * the health check, the kill grace period and labels.
  */
 import type { Resources } from '../resources/resources.js';
-import type { V1TaskInfo } from '../protocol/v1.js';
+import type { V1TaskInfo } from '../../../contracts/v1/v1.js';
 import { instanceVolumeNames, type AppSpec, type HealthCheckSpec } from './app-spec.js';
 
 export interface LaunchSlot {

@@ -5,7 +5,7 @@
  * (give up on an unreachable task, kill one that stays unhealthy, forget old
  * failures). Pure functions on the records; the manager persists and acts.
  */
-import type { V1TaskStatus } from '../protocol/v1.js';
+import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
 import type { AppSpec, HealthCheckSpec } from './app-spec.js';
 import { backoffDelayMs, isLive, lostWithHost, type InstanceRecord, type TaskRef } from './model.js';
 

@@ -5,10 +5,10 @@
  * from its offers until it reaches its target.
  */
 import { SimAgent } from './sim-agent.js';
-import { SchedulerClient, isUpdate } from '../client/scheduler-client.js';
+import { SchedulerClient, isUpdate } from '../../../contracts/client/scheduler-client.js';
 import { Resources } from '../resources/resources.js';
 import { parseResources } from '../resources/parse.js';
-import type { SchedulerEvent } from '../protocol/v1.js';
+import type { SchedulerEvent } from '../../../contracts/v1/v1.js';
 
 export interface DemoCredentials {
   framework?: { principal: string; secret: string };

@@ -6,7 +6,7 @@
 import { AgentSession, type AgentTaskReport } from '../agent/session.js';
 import { StatusUpdateManager } from '../agent/status-updates.js';
 import { parseResources } from '../resources/parse.js';
-import { isTerminal, type AgentCapability, type AgentEvent, type V1Attribute, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../protocol/v1.js';
+import { isTerminal, type AgentCapability, type AgentEvent, type V1Attribute, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 export interface SimAgentOptions {
   master: string;

@@ -6,7 +6,7 @@
  * critical). Results go straight into the catalog, and so into DNS.
  */
 import net from 'node:net';
-import { CorralError, errorMessage } from '../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../contracts/errors.js';
 import type { Catalog, CheckStatus } from './catalog.js';
 
 export interface CheckDef {

@@ -4,9 +4,9 @@
  * agent API, and external nodes/services/checks registered on the catalog
  * API. Each write goes to the Store first, then into the in-memory catalog.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { getJson, putJson, rangeJson } from '../../../common/store/json.js';
-import type { Store } from '../../../common/store/types.js';
+import type { Store } from '../../../contracts/store/types.js';
 import { z } from '../../../common/validate.js';
 import { parseDuration } from '../consul/http-util.js';
 import type { Catalog, CheckInput, ServiceInput } from './catalog.js';

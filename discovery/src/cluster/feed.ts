@@ -6,10 +6,10 @@
  */
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { V1Connection } from '../../../core-scheduler/src/client/connection.js';
-import { OperatorClient } from '../../../core-scheduler/src/client/operator-client.js';
-import type { OperatorEvent } from '../../../core-scheduler/src/master/operator-events.js';
-import { errorMessage } from '../../../common/errors.js';
+import { V1Connection } from '../../../contracts/client/connection.js';
+import { OperatorClient } from '../../../contracts/client/operator-client.js';
+import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
+import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { z } from '../../../common/validate.js';
 

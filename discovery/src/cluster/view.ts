@@ -5,8 +5,8 @@
  * projector can recompute just that task's or agent's records.
  */
 import { isIP } from 'node:net';
-import type { OperatorEvent } from '../../../core-scheduler/src/master/operator-events.js';
-import { TERMINAL_STATES, type V1AgentSummary, type V1FrameworkSummary, type V1Task, type V1TaskState, type V1TaskStatus } from '../../../core-scheduler/src/protocol/v1.js';
+import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
+import { TERMINAL_STATES, type V1AgentSummary, type V1FrameworkSummary, type V1Task, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 export interface TaskPort {
   number: number;

@@ -3,7 +3,7 @@
  * in Consul's JSON shapes. Reads can block on the catalog index.
  */
 import type { HttpServer, RequestContext } from '../../../common/http/server.js';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { aggregateStatus, type Catalog, type CatalogCheck, type Instance } from '../catalog/catalog.js';
 import { catalogDeregisterSchema, catalogRegisterSchema, type Registrations } from '../catalog/registrations.js';
 import { blockingParams, boolParam, jsonBody, requiredPathParam, setIndex } from './http-util.js';

@@ -4,9 +4,9 @@
  * write and never on unrelated ones; a read that times out with nothing new
  * reports the client's own index back, so a watcher sees no false change.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../common/http/server.js';
-import type { Store } from '../../../common/store/types.js';
+import type { Store } from '../../../contracts/store/types.js';
 import { Kv, KV_PREFIX, checkValue, toConsul } from './kv.js';
 import { MAX_TXN_OPS, runTxn, txnSchema } from './txn.js';
 import { blockingParams, flag, jsonBody, pathParam, rawJsonBody, setIndex, uintParam, type Blocking } from './http-util.js';

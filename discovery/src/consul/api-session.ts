@@ -1,9 +1,9 @@
 /**
  * /v1/session/*: create, destroy, renew, info, list, node.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { HttpServer } from '../../../common/http/server.js';
-import type { Store } from '../../../common/store/types.js';
+import type { Store } from '../../../contracts/store/types.js';
 import { z } from '../../../common/validate.js';
 import type { Sessions } from './sessions.js';
 import { jsonBody, parseDuration, rawJsonBody, requiredPathParam, setIndex } from './http-util.js';

@@ -3,7 +3,7 @@
  * blocking-query parameters (`index`, `wait`), consistency modes, the
  * X-Consul-* headers, path parameters and JSON bodies validated at the edge.
  */
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { RequestContext } from '../../../common/http/server.js';
 import { parseInput, type z } from '../../../common/validate.js';
 

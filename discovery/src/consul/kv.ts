@@ -8,8 +8,8 @@
  * Every conditional write (cas, acquire, release) is one Store transaction
  * guarded by the key's modRevision, retried when another writer got there first.
  */
-import { CorralError, isCorralError } from '../../../common/errors.js';
-import type { KeyValue, Op, Compare, Store } from '../../../common/store/types.js';
+import { CorralError, isCorralError } from '../../../contracts/errors.js';
+import type { KeyValue, Op, Compare, Store } from '../../../contracts/store/types.js';
 
 export const KV_PREFIX = 'corral/discovery/kv/';
 export const LOCKS_PREFIX = 'corral/discovery/locks/';

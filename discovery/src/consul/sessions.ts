@@ -8,9 +8,9 @@
  * idempotent, so several daemons on one Store do not fight.
  */
 import { randomUUID } from 'node:crypto';
-import { CorralError, errorMessage, isCorralError } from '../../../common/errors.js';
+import { CorralError, errorMessage, isCorralError } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
-import type { Store, Watch, KeyValue } from '../../../common/store/types.js';
+import type { Store, Watch, KeyValue } from '../../../contracts/store/types.js';
 import { KV_PREFIX, LOCKS_PREFIX, SESSIONS_PREFIX, decodeEntry, encodeEnvelope, sessionKey } from './kv.js';
 import { formatSeconds } from './http-util.js';
 

@@ -4,8 +4,8 @@
  * to the Store as one transaction guarded by those reads' modRevisions; if
  * anything moved in between, the whole thing is evaluated again.
  */
-import { CorralError } from '../../../common/errors.js';
-import type { Compare, Op, Store } from '../../../common/store/types.js';
+import { CorralError } from '../../../contracts/errors.js';
+import type { Compare, Op, Store } from '../../../contracts/store/types.js';
 import { z } from '../../../common/validate.js';
 import { KV_PREFIX, checkKey, checkValue, decodeEntry, planPut, toConsul, type ConsulEntry, type Entry } from './kv.js';
 

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { errorMessage } from '../../../common/errors.js';
+import { errorMessage } from '../../../contracts/errors.js';
 
 export interface NativeUdpServer {
   start(): void;

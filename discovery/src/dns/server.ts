@@ -9,7 +9,7 @@ import net, { type AddressInfo } from 'node:net';
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CorralError, errorMessage } from '../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { Responder, emptyStats, type DnsStats, type ResponderOptions } from './responder.js';
 import { Forwarder, type Upstream } from './forwarder.js';

@@ -6,8 +6,8 @@
  */
 import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../common/errors.js';
-import { NATIVE_BUILD_DIR } from './netkit/netns.js';
+import { CorralError } from '../../../contracts/errors.js';
+import { NATIVE_BUILD_DIR } from '../../../common/sys/paths.js';
 
 export const SHIM_NAME = 'corral';
 

@@ -15,9 +15,9 @@
 import { cpus as hostCpus, totalmem } from 'node:os';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import { statSync } from 'node:fs';
-import { invalid } from '../../../common/errors.js';
+import { invalid } from '../../../contracts/errors.js';
 import { parseInput, z } from '../../../common/validate.js';
-import type { CommandSpec, ContainerConfig, ContainerizerType } from '../../../core-scheduler/src/agent/containerizer.js';
+import type { CommandSpec, ContainerConfig, ContainerizerType } from '../../../contracts/containerizer.js';
 
 /** What tasks on this agent may ask for in all: the agent's advertised resources. */
 export interface HostCapacity {

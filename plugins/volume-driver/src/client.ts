@@ -5,7 +5,7 @@
  * Errors come back as the CorralErrors the service raised.
  */
 import http from 'node:http';
-import { CorralError, ErrorCodes, type ErrorCode } from '../../../common/errors.js';
+import { CorralError, ErrorCodes, type ErrorCode } from '../../../contracts/errors.js';
 import { DEFAULT_SOCKET } from './config.js';
 import type { DriverStatus } from './plugin/admin.js';
 import type { SnapshotInfo, VolumeInfo, Volumes } from './types.js';

@@ -21,7 +21,7 @@ import { rbdEnabled, statePath, type VolumeDriverConfig } from './config.js';
 import { registerAdminRoutes, type DriverStatus } from './plugin/admin.js';
 import { registerDockerRoutes } from './plugin/docker.js';
 import { VolumeService } from './service.js';
-import { HttpLiveContainers } from '../../cni-calico-like/src/ipam/live.js';
+import { HttpLiveContainers } from '../../../common/live-containers.js';
 
 export interface OpenedVolumeService {
   service: VolumeService;

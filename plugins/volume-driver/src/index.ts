@@ -11,3 +11,4 @@ export { VolumeClient } from './client.js';
 export { openVolumeService, startVolumeDriver, type OpenedVolumeService, type RunningVolumeDriver } from './daemon.js';
 export { volumeDriverConfigSchema, DEFAULT_SOCKET, type VolumeDriverConfig } from './config.js';
 export { checkName, parseOptions, parseSize, formatSize } from './options.js';
+export { VolumeLibraryHook, type VolumeHookOptions } from './hook.js';

@@ -3,7 +3,7 @@
  * names by Docker's rules (so nothing can escape its directory), and Docker's
  * string option map, whitelisted and typed into a VolumeSpec.
  */
-import { CorralError, invalid } from '../../../common/errors.js';
+import { CorralError, invalid } from '../../../contracts/errors.js';
 import type { BackendName, FsType, VolumeSpec } from './types.js';
 
 /** Docker's own rule for volume names (RestrictedNamePattern), with a length cap. */

@@ -17,7 +17,7 @@
  * or that is not a task's; when the agent cannot be asked, it releases
  * nothing on its word that pass.
  */
-import { errorMessage } from '../../../common/errors.js';
+import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { KeyedMutex } from '../../../common/mutex.js';

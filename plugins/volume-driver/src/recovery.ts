@@ -13,7 +13,7 @@
 import type { Logger } from '../../../common/log.js';
 import type { Backend } from './backend.js';
 import { currentBootId, type MountRecord } from './state.js';
-import { isMountpoint } from './system.js';
+import { isMountpoint } from '../../../common/sys/mounts.js';
 
 /** A mount that needs a kernel mount to exist (a sized local volume or any rbd volume). */
 const needsKernelMount = (m: MountRecord): boolean => m.volume.backend === 'rbd' || m.volume.sizeBytes !== undefined;

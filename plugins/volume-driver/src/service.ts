@@ -12,7 +12,7 @@
  * service refuses rather than guess (it never creates a local volume that
  * shadows an rbd volume it could not see).
  */
-import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../common/errors.js';
+import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../contracts/errors.js';
 import { logger, type Logger } from '../../../common/log.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { Store } from '../../../common/store/index.js';

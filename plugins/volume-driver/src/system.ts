@@ -3,51 +3,12 @@
  * online grow — each an execFile with an argument array and a timeout, so a
  * wedged device surfaces as an error instead of a hung request.
  */
-import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 import type { FsType } from './types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-export interface ExecOptions {
-  timeoutMs?: number;
-  env?: NodeJS.ProcessEnv;
-}
-
-/** Run a program; rejects with a CorralError carrying its stderr. */
-export function exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      args,
-      { timeout: opts.timeoutMs ?? 30_000, killSignal: 'SIGKILL', maxBuffer: 8 * 1024 * 1024, ...(opts.env ? { env: opts.env } : {}) },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const timedOut = (err as { killed?: boolean }).killed === true;
-        const detail = String(stderr || err.message).trim().split('\n').slice(-3).join('; ');
-        reject(
-          new CorralError(timedOut ? 'TIMEOUT' : 'INTERNAL', timedOut ? `${cmd} ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 30_000} ms` : `${cmd} ${args.join(' ')} failed: ${detail}`, {
-            cmd,
-          }),
-        );
-      },
-    );
-  });
-}
-
-/** Mount table entries (unescaped). */
-export function mounts(): { source: string; target: string; fstype: string }[] {
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [source = '', target = '', fstype = ''] = line.split(' ');
-      const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-      return { source: unescape(source), target: unescape(target), fstype };
-    });
-}
-
-export const isMountpoint = (path: string): boolean => mounts().some((m) => m.target === path);
+import { exec } from '../../../common/sys/exec.js';
+import { isMountpoint } from '../../../common/sys/mounts.js';
 
 export async function loopAttach(file: string): Promise<string> {
   const out = await exec('losetup', ['--find', '--show', file], { timeoutMs: 15_000 });
@@ -167,67 +128,3 @@ export async function withFrozen<T>(mountpoint: string | undefined, fn: () => Pr
   }
 }
 
-/** Alive = exists and is not a zombie (killed processes are reaped late here, and kill -0 sees zombies). */
-export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
-
-export function processCmdline(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-/** Wait for a process to end; TERM then KILL it if it outlives `graceMs`. */
-export async function waitGone(pid: number, graceMs: number): Promise<void> {
-  const deadline = Date.now() + graceMs;
-  while (processAlive(pid) && Date.now() < deadline) await sleep(10);
-  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-    if (!processAlive(pid)) return;
-    try {
-      process.kill(pid, sig);
-    } catch {
-      return;
-    }
-    const until = Date.now() + 3000;
-    while (processAlive(pid) && Date.now() < until) await sleep(10);
-  }
-}
-
-/** Poll `check` every 10 ms until true; false after `timeoutMs`. */
-export async function pollUntil(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await sleep(10);
-  }
-  return check();
-}
-
-/**
- * Unmount a FUSE filesystem whose daemon may be wedged (a fenced rbd-fuse
- * never answers the unmount): wait up to `deadlineMs`, then run `onStuck`
- * (which kills the daemon; that aborts the connection and frees the umount).
- */
-export async function umountFuse(target: string, deadlineMs: number, onStuck: () => Promise<void>): Promise<void> {
-  if (!isMountpoint(target)) return;
-  const child = spawn('umount', [target], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('error', () => resolve(-1));
-    child.on('exit', (code) => resolve(code));
-  });
-  const first = await Promise.race([exited, sleep(deadlineMs).then(() => 'stuck' as const)]);
-  if (first === 'stuck') await onStuck();
-  const code = first === 'stuck' ? await exited : first;
-  if (code !== 0 && isMountpoint(target)) throw new CorralError('INTERNAL', `umount ${target} failed: ${stderr.trim()}`);
-}

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Checkpoint, type TaskCheckpoint } from '../../../core-scheduler/src/agent/checkpoint.js';
 import { EmbeddedStore } from '../../../common/store/embedded.js';
-import type { ContainerConfig } from '../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../../contracts/containerizer.js';
 
 let dirs: string[] = [];
 const dbPath = (): string => {

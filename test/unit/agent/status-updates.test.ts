@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StatusUpdateManager, type PendingUpdate } from '../../../core-scheduler/src/agent/status-updates.js';
-import type { V1TaskStatus } from '../../../core-scheduler/src/protocol/v1.js';
+import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 type Sent = Array<{ framework_id: { value: string }; status: V1TaskStatus }>;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Resources, sameV1Scalars } from '../../../core-scheduler/src/resources/resources.js';
 import { withLatestStatus } from '../../../core-scheduler/src/master/records.js';
-import type { V1Resource, V1TaskStatus } from '../../../core-scheduler/src/protocol/v1.js';
+import type { V1Resource, V1TaskStatus } from '../../../contracts/v1/v1.js';
 import { parseResources } from '../../../core-scheduler/src/resources/parse.js';
 
 const text = (r: Resources): string => r.toString();

@@ -3,7 +3,7 @@ import { Rib } from '../../../plugins/cni-calico-like/src/bgp/rib.js';
 import { parseExabgpLine, renderExabgpConfig, announceCommand } from '../../../plugins/cni-calico-like/src/bgp/exabgp.js';
 import { desiredNeighbors } from '../../../plugins/cni-calico-like/src/bgp/peers.js';
 import { bgpSchema } from '../../../plugins/cni-calico-like/src/daemon/config.js';
-import { parseCidr } from '../../../plugins/cni-calico-like/src/netkit/ipv4.js';
+import { parseCidr } from '../../../common/netkit/ipv4.js';
 
 const rib = (own: string[] = []) => new Rib({ pools: [parseCidr('100.96.0.0/16')], own: () => new Set(own), localAddress: '198.18.0.10' });
 

@@ -1,8 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { parseIp, formatIp, parseCidr, formatCidr, covers, subBlock, cidrKey, parseCidrKey } from '../../../plugins/cni-calico-like/src/netkit/ipv4.js';
+import { parseIp, formatIp, parseCidr, formatCidr, covers, subBlock, cidrKey, parseCidrKey } from '../../../common/netkit/ipv4.js';
 import { BlockMap } from '../../../plugins/cni-calico-like/src/ipam/block.js';
-import { planLab, birdReflectorConfig, LAB_DEFAULTS } from '../../../plugins/cni-calico-like/src/lab/topology.js';
-import { hostIfnameFor } from '../../../plugins/cni-calico-like/src/netkit/veth.js';
+import { planLab, birdReflectorConfig, LAB_DEFAULTS } from '../../../lab/topology.js';
+import { hostIfnameFor } from '../../../common/netkit/veth.js';
 
 describe('IPv4 helpers', () => {
   it('round-trips addresses and CIDRs', () => {

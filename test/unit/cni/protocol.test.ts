@@ -3,7 +3,7 @@ import { parseEnv, parseNetConf, requireVersionFor, validAttachments, validIfnam
 import { CniError, toCniError } from '../../../plugins/cni-calico-like/src/cni/spec.js';
 import { buildResult } from '../../../plugins/cni-calico-like/src/cni/result.js';
 import { percentDecode, envFromHeaders } from '../../../plugins/cni-calico-like/src/daemon/api.js';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../../../contracts/errors.js';
 
 const codeOf = (fn: () => unknown): number => {
   try {

@@ -7,7 +7,7 @@ import { openStore } from '../../../common/store/index.js';
 import { logger } from '../../../common/log.js';
 import { Ipam } from '../../../plugins/cni-calico-like/src/ipam/allocator.js';
 import { poolSchema } from '../../../plugins/cni-calico-like/src/ipam/types.js';
-import { HttpLiveContainers, liveUnion, type LiveContainers } from '../../../plugins/cni-calico-like/src/ipam/live.js';
+import { HttpLiveContainers, liveUnion, type LiveContainers } from '../../../common/live-containers.js';
 import { LeakReconciler } from '../../../plugins/cni-calico-like/src/daemon/reconciler.js';
 import type { CniService } from '../../../plugins/cni-calico-like/src/cni/service.js';
 import { testDir } from '../../harness/resources.js';

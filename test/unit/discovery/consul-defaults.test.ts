@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../../common/store/index.js';
 import type { RequestContext } from '../../../common/http/server.js';
-import { isCorralError } from '../../../common/errors.js';
+import { isCorralError } from '../../../contracts/errors.js';
 import { Kv, planPut, decodeEntry, KV_PREFIX, type Entry, type Header } from '../../../discovery/src/consul/kv.js';
 import { blockingParams, boolParam, consistencyMode, dropNulls } from '../../../discovery/src/consul/http-util.js';
 import { lockDelayMs } from '../../../discovery/src/consul/api-session.js';

@@ -5,7 +5,7 @@ import { ClusterView } from '../../../discovery/src/cluster/view.js';
 import { Catalog } from '../../../discovery/src/catalog/catalog.js';
 import { parseDuration } from '../../../discovery/src/consul/http-util.js';
 import { planPut, decodeEntry, encodeEnvelope, KV_PREFIX, type Entry } from '../../../discovery/src/consul/kv.js';
-import type { OperatorEvent } from '../../../core-scheduler/src/master/operator-events.js';
+import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
 
 const a = (ip: string) => ({ type: 'A' as const, ip });
 

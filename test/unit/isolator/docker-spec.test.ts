@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ContainerConfig } from '../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../../contracts/containerizer.js';
 import { createOptions, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins/isolator/src/docker/spec.js';
 import { legacyPluginExists } from '../../../plugins/isolator/src/docker/volume-drivers.js';
 

@@ -10,9 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CorralError, isCorralError } from '../../../common/errors.js';
+import { CorralError, isCorralError } from '../../../contracts/errors.js';
 import { CniNetworkHook, loadConfDir, pluginInput, toConfList } from '../../../plugins/isolator/src/hooks/network-hook.js';
-import { VolumeLibraryHook } from '../../../plugins/isolator/src/hooks/volume-hook.js';
+import { VolumeLibraryHook } from '../../../plugins/volume-driver/src/hook.js';
 import type { Volumes } from '../../../plugins/volume-driver/src/index.js';
 
 /** A plugin that appends "COMMAND TYPE <stdin>" to calls.log and answers with a result (or fails). */

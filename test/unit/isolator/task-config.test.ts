@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ContainerConfig } from '../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../../contracts/containerizer.js';
 import { checkTask, commandArgv, logPath } from '../../../plugins/isolator/src/task-config.js';
 import { resolveUser } from '../../../plugins/isolator/src/common/user.js';
 import { encodeRequest, parseReply } from '../../../plugins/isolator/src/native/launcher.js';

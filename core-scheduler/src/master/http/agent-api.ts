@@ -3,14 +3,14 @@
  * REGISTER answers with a RecordIO stream of master→agent events (LAUNCH,
  * KILL, ACKNOWLEDGE, …); UPDATE, HEARTBEAT and the rest answer 202.
  */
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer } from '../../../../common/http/server.js';
 import { Resources } from '../../resources/resources.js';
 import type { Master } from '../master.js';
-import { agentCallSchema, AGENT_CALL_TYPES } from '../../protocol/v1-schema.js';
-import type { AgentEvent, SchedulerEvent } from '../../protocol/v1.js';
+import { agentCallSchema, AGENT_CALL_TYPES } from '../../../../contracts/v1/v1-schema.js';
+import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
-import { isQuickAgentCall } from '../../protocol/v1-fast.js';
+import { isQuickAgentCall } from '../../../../contracts/v1/v1-fast.js';
 
 export function mountAgentApi(server: HttpServer, m: Master): void {
   const streamIds = new Map<string, string>();

@@ -3,12 +3,12 @@
  * error for unknown types, content negotiation, and stream outboxes.
  */
 import type { z } from 'zod';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import { parseInput } from '../../../../common/validate.js';
 import type { RequestContext } from '../../../../common/http/server.js';
 import { EventStream } from '../../../../common/http/stream.js';
 import type { Outbox } from '../records.js';
-import { mayHoldNull, stripNulls } from '../../protocol/v1-json.js';
+import { mayHoldNull, stripNulls } from '../../../../contracts/v1/v1-json.js';
 
 export interface ReadCallOptions {
   /** May vouch for a body in a common shape (see protocol/v1-fast.ts); everything else, and every error message, is zod's. */

@@ -2,15 +2,15 @@
  * POST /api/v1 — the Mesos v1 operator API for what corral has, plus
  * GET /health. Every operator call needs an operator credential.
  */
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
 import { Resources } from '../../resources/resources.js';
 import type { Master } from '../master.js';
-import { operatorCallSchema, OPERATOR_CALL_TYPES, type V1OperatorCall } from '../../protocol/v1-schema.js';
+import { operatorCallSchema, OPERATOR_CALL_TYPES, type V1OperatorCall } from '../../../../contracts/v1/v1-schema.js';
 import { VERSION } from '../master.js';
 import { getAgents, getFrameworks, getRoles, getState, getTasks } from '../views.js';
 import { conversionFor, volumeIdsOf, type ConversionKind } from '../conversions.js';
-import type { OperatorEvent } from '../operator-events.js';
+import type { OperatorEvent } from '../../../../contracts/v1/operator-events.js';
 import { readCall, openStream, accepted } from './calls.js';
 
 export function mountOperatorApi(server: HttpServer, m: Master): void {

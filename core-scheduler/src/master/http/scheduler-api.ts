@@ -3,14 +3,14 @@
  * SUBSCRIBE answers 200 with a RecordIO event stream and a Mesos-Stream-Id
  * header; every other call must echo that header and is answered 202.
  */
-import { CorralError, isCorralError } from '../../../../common/errors.js';
+import { CorralError, isCorralError } from '../../../../contracts/errors.js';
 import { sendJson, type HttpServer, type RequestContext } from '../../../../common/http/server.js';
 import type { Master } from '../master.js';
 import type { FrameworkRecord } from '../records.js';
-import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1AcceptResult, type V1SchedulerCall } from '../../protocol/v1-schema.js';
-import type { SchedulerEvent } from '../../protocol/v1.js';
+import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1AcceptResult, type V1SchedulerCall } from '../../../../contracts/v1/v1-schema.js';
+import type { SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
-import { isQuickSchedulerCall } from '../../protocol/v1-fast.js';
+import { isQuickSchedulerCall } from '../../../../contracts/v1/v1-fast.js';
 
 export function mountSchedulerApi(server: HttpServer, m: Master): void {
   const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);

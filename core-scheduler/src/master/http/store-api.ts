@@ -18,15 +18,15 @@
  * wherever it appears: calls, txn compares and ops, watches. Revoking a lease
  * that holds registry keys is refused too, and LEASE_INFO leaves them out.
  */
-import { CorralError, forbidden } from '../../../../common/errors.js';
+import { CorralError, forbidden } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
 import { EventStream } from '../../../../common/http/stream.js';
-import * as check from '../../../../common/store/check.js';
-import type { Store, Watch } from '../../../../common/store/types.js';
+import * as check from '../../../../contracts/store/check.js';
+import type { Store, Watch } from '../../../../contracts/store/types.js';
 import {
   compareFromWire, eventsToWire, kvToWire, opFromWire, resultToWire, storeCallSchema, STORE_API_PATH, STORE_CALL_TYPES,
   type StoreCall, type WatchRecord, type WireOp,
-} from '../../../../common/store/remote-wire.js';
+} from '../../../../contracts/store/wire.js';
 import type { Master } from '../master.js';
 import { accepted, readCall } from './calls.js';
 

@@ -7,9 +7,9 @@
  * The master is polled; a change of the set is reported to the speaker.
  */
 import type { Logger } from '../../../../common/log.js';
-import { errorMessage } from '../../../../common/errors.js';
-import { OperatorClient } from '../../../../core-scheduler/src/client/operator-client.js';
-import { isIp, parseIp } from '../netkit/ipv4.js';
+import { errorMessage } from '../../../../contracts/errors.js';
+import { OperatorClient } from '../../../../contracts/client/operator-client.js';
+import { isIp, parseIp } from '../../../../common/netkit/ipv4.js';
 import type { BgpConfig } from '../daemon/config.js';
 import type { Neighbor } from './exabgp.js';
 

@@ -9,7 +9,7 @@
  * When a peer's session goes down all its routes go with it — exabgp does
  * not withdraw them on our behalf.
  */
-import { covers, formatCidr, isIp, parseCidr, type Cidr } from '../netkit/ipv4.js';
+import { covers, formatCidr, isIp, parseCidr, type Cidr } from '../../../../common/netkit/ipv4.js';
 
 export type RouteChanges = Map<string, string | undefined>;
 

@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../../../common/log.js';
-import type { Cidr } from '../netkit/ipv4.js';
+import type { Cidr } from '../../../../common/netkit/ipv4.js';
 import type { BgpConfig } from '../daemon/config.js';
 import type { RouteProgrammer } from '../dataplane/routes.js';
 import { BRIDGE_SOURCE, announceCommand, exabgpEnv, parseExabgpLine, renderExabgpConfig, withdrawCommand, type ExabgpEvent, type Neighbor } from './exabgp.js';

@@ -3,7 +3,7 @@
  * corral's typed errors map onto them. Codes 1–99 are the spec's; 100+ are
  * corral's own (documented in the README), 999 is the conventional "internal".
  */
-import { CorralError, errorMessage } from '../../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../../contracts/errors.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];

@@ -3,7 +3,7 @@
  * and tests (the CNI path itself goes through the C shim).
  */
 import http from 'node:http';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 
 export function daemonRequest<T = unknown>(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
   return new Promise((resolve, reject) => {

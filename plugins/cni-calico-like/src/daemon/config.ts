@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { z } from '../../../../common/validate.js';
 import { storeConfigSchema } from '../../../../common/store/index.js';
-import { isIp } from '../netkit/ipv4.js';
+import { isIp } from '../../../../common/netkit/ipv4.js';
 import { poolSchema } from '../ipam/types.js';
 
 const ip = z.string().refine(isIp, 'an IPv4 address');

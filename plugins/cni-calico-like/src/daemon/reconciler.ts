@@ -11,10 +11,10 @@
  * The same pass gives back blocks that stayed empty long enough.
  */
 import type { Logger } from '../../../../common/log.js';
-import { errorMessage } from '../../../../common/errors.js';
+import { errorMessage } from '../../../../contracts/errors.js';
 import type { Ipam } from '../ipam/allocator.js';
-import { liveUnion, type LiveContainers } from '../ipam/live.js';
-import { netnsAlive } from '../netkit/netns.js';
+import { liveUnion, type LiveContainers } from '../../../../common/live-containers.js';
+import { netnsAlive } from '../../../../common/netkit/netns.js';
 import type { CniService } from '../cni/service.js';
 
 export interface ReconcilerOptions {

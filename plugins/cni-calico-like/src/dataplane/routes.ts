@@ -7,9 +7,9 @@
  * Routes of other protocols are never touched.
  */
 import type { Logger } from '../../../../common/log.js';
-import { errorMessage } from '../../../../common/errors.js';
-import { formatCidr, formatIp, parseCidr, parseIp } from '../netkit/ipv4.js';
-import { RTN, type Rtnl } from '../netkit/index.js';
+import { errorMessage } from '../../../../contracts/errors.js';
+import { formatCidr, formatIp, parseCidr, parseIp } from '../../../../common/netkit/ipv4.js';
+import { RTN, type Rtnl } from '../../../../common/netkit/index.js';
 
 export class RouteProgrammer {
   private readonly blackholes = new Set<string>();

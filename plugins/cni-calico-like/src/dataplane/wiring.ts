@@ -13,8 +13,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { CorralError } from '../../../../common/errors.js';
-import { Rtnl, ensureVeth, parseIp, RT_SCOPE, IFF_UP, type LinkReaper } from '../netkit/index.js';
+import { CorralError } from '../../../../contracts/errors.js';
+import { Rtnl, ensureVeth, parseIp, RT_SCOPE, IFF_UP, type LinkReaper } from '../../../../common/netkit/index.js';
 
 export const GATEWAY = '169.254.1.1';
 

@@ -9,10 +9,10 @@
  * Handles are (container id, interface name): a repeated assign returns the
  * same address, and release frees exactly that one.
  */
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import { rangeJson, type Store } from '../../../../common/store/index.js';
 import type { Logger } from '../../../../common/log.js';
-import { formatCidr, parseIp } from '../netkit/ipv4.js';
+import { formatCidr, parseIp } from '../../../../common/netkit/ipv4.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { BlockMap } from './block.js';
 import { BlockClaims, type ClaimedBlock } from './claims.js';

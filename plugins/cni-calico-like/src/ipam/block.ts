@@ -4,7 +4,7 @@
  * again at once (stale ARP and conntrack entries of the previous owner).
  * Pure data; persistence lives in the allocator.
  */
-import { formatCidr, formatIp, sizeOf, type Cidr } from '../netkit/ipv4.js';
+import { formatCidr, formatIp, sizeOf, type Cidr } from '../../../../common/netkit/ipv4.js';
 
 export class BlockMap {
   readonly size: number;

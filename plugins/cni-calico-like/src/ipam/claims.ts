@@ -5,10 +5,10 @@
  * key's revision and owner, so a host never deletes a block it lost.
  */
 import { createHash } from 'node:crypto';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import { getJson, rangeJson } from '../../../../common/store/index.js';
 import type { Store } from '../../../../common/store/index.js';
-import { cidrKey, formatCidr, parseCidr, sizeOf, subBlock, type Cidr } from '../netkit/ipv4.js';
+import { cidrKey, formatCidr, parseCidr, sizeOf, subBlock, type Cidr } from '../../../../common/netkit/ipv4.js';
 import { blockDocSchema, keys, type BlockDoc, type Pool } from './types.js';
 
 export interface ClaimedBlock {

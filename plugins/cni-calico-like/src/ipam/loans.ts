@@ -8,10 +8,10 @@
  * Deleting the loan key gives the address back. Borrowing happens only when
  * the pool has no unclaimed block left, so it is off the common ADD path.
  */
-import { CorralError, errorMessage } from '../../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../../contracts/errors.js';
 import { getJson, rangeJson, type Store, type Watch } from '../../../../common/store/index.js';
 import type { Logger } from '../../../../common/log.js';
-import { cidrKey, formatCidr, formatIp, parseCidrKey, sizeOf } from '../netkit/ipv4.js';
+import { cidrKey, formatCidr, formatIp, parseCidrKey, sizeOf } from '../../../../common/netkit/ipv4.js';
 import type { ClaimedBlock } from './claims.js';
 import { keys, loanDocSchema, type LoanDoc } from './types.js';
 

@@ -5,7 +5,7 @@
  * in the host's local store so ADD needs no network round trip).
  */
 import { z } from '../../../../common/validate.js';
-import { isIp, parseCidr } from '../netkit/ipv4.js';
+import { isIp, parseCidr } from '../../../../common/netkit/ipv4.js';
 
 export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import type { CgroupDriver } from './types.js';
 import { CgroupV1Driver, V1_CONTROLLERS } from './v1.js';
 import { CgroupV2Driver } from './v2.js';

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { CorralError, errorMessage } from '../../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../../contracts/errors.js';
 import type { CgroupPlacement, CgroupSetup } from './types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import type { CgroupDriver, CgroupLimits, CgroupPlacement, CgroupSetup, CgroupUsage } from './types.js';
 import { applySetup, childDirs, killMembers, readKeyed, readNumber, readProcs, removeDir } from './fs.js';
 import { CFS_PERIOD_US } from './limits.js';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { invalid } from '../../../../common/errors.js';
+import { invalid } from '../../../../contracts/errors.js';
 
 export interface ResolvedUser {
   uid: number;

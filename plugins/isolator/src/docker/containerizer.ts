@@ -12,9 +12,9 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
-import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../../common/errors.js';
+import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../../contracts/errors.js';
 import { logger, type Logger } from '../../../../common/log.js';
-import type { ContainerConfig, Containerizer, Launched, NetworkHook, NetworkSpec, RecoveredContainer, ResourceUsage, Termination } from '../../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig, Containerizer, Launched, NetworkHook, NetworkSpec, RecoveredContainer, ResourceUsage, Termination } from '../../../../contracts/containerizer.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';

@@ -4,7 +4,7 @@
  * here nor pullable is a bad task definition, reported with Docker's reason.
  */
 import type Dockerode from 'dockerode';
-import { CorralError, invalid } from '../../../../common/errors.js';
+import { CorralError, invalid } from '../../../../contracts/errors.js';
 
 /** Docker's own message from a dockerode error (its JSON body), else the error's. */
 export function dockerMessage(err: unknown): string {

@@ -8,7 +8,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import type Dockerode from 'dockerode';
-import type { ContainerConfig } from '../../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../../../contracts/containerizer.js';
 import { cgroupLimits } from '../cgroups/limits.js';
 import { commandArgv } from '../task-config.js';
 

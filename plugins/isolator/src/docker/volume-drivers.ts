@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
-import { invalid } from '../../../../common/errors.js';
+import { invalid } from '../../../../contracts/errors.js';
 
 const SOCKET_DIRS = ['/run/docker/plugins'];
 const SPEC_DIRS = ['/etc/docker/plugins', '/usr/lib/docker/plugins'];

@@ -11,11 +11,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError, errorMessage, type ErrorCode } from '../../../../common/errors.js';
+import { CorralError, errorMessage, type ErrorCode } from '../../../../contracts/errors.js';
 import { parseInput, z } from '../../../../common/validate.js';
-import type { NetworkHook, NetworkSpec } from '../../../../core-scheduler/src/agent/containerizer.js';
-import { execPlugin, type PluginRun } from '../../../cni-calico-like/src/lab/processes.js';
-import { NATIVE_BUILD_DIR } from '../../../cni-calico-like/src/netkit/netns.js';
+import type { NetworkHook, NetworkSpec } from '../../../../contracts/containerizer.js';
+import { execPlugin, type PluginRun } from '../../../../common/cni-runtime/exec.js';
+import { NATIVE_BUILD_DIR } from '../../../../common/sys/paths.js';
 
 type CniSpec = Extract<NetworkSpec, { mode: 'cni' }>;
 

@@ -10,7 +10,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NetworkSpec, VolumeSource } from '../../../../core-scheduler/src/agent/containerizer.js';
+import type { NetworkSpec, VolumeSource } from '../../../../contracts/containerizer.js';
 
 export interface ProcessIdentity {
   pid: number;

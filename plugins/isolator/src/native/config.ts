@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { z } from '../../../../common/validate.js';
-import { repoRoot } from '../../../cni-calico-like/src/netkit/netns.js';
+import { repoRoot } from '../../../../common/sys/paths.js';
 
 const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\t\n]/.test(p) && p !== '/', 'must be a path other than "/" without NUL, tab or newline');
 

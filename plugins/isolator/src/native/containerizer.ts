@@ -9,10 +9,10 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError, conflict, errorMessage, notFound } from '../../../../common/errors.js';
+import { CorralError, conflict, errorMessage, notFound } from '../../../../contracts/errors.js';
 import { logger, type Logger } from '../../../../common/log.js';
 import { parseInput } from '../../../../common/validate.js';
-import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../contracts/containerizer.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError, invalid } from '../../../../common/errors.js';
+import { CorralError, invalid } from '../../../../contracts/errors.js';
 
 export class ImageCache {
   private readonly inflight = new Map<string, Promise<string>>();

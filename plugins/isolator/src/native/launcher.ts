@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../../../contracts/errors.js';
 import type { Logger } from '../../../../common/log.js';
 
 export type Field = readonly [key: string, value: string];

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from '../../../../common/validate.js';
-import type { Termination } from '../../../../core-scheduler/src/agent/containerizer.js';
+import type { Termination } from '../../../../contracts/containerizer.js';
 
 const statusSchema = z.object({
   exitCode: z.number().int().nullable(),

@@ -10,10 +10,12 @@
 import { mkdirSync, renameSync, rmSync, statfsSync, statSync, existsSync, readdirSync, openSync, ftruncateSync, closeSync, chownSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { conflict, invalid, isCorralError, notFound } from '../../../../common/errors.js';
+import { conflict, invalid, isCorralError, notFound } from '../../../../contracts/errors.js';
 import { getJson, putJson, rangeJson, type Store } from '../../../../common/store/index.js';
 import type { Attachment, Backend, SaveProgress, VolumeRecord } from '../backend.js';
-import { exec, growBeforeMount, growFs, growOfflineExt4, isMountpoint, loopAttach, loopDetach, loopRefreshCapacity, mkfs, mount, tryGrowOnline, umount, withFrozen } from '../system.js';
+import { growBeforeMount, growFs, growOfflineExt4, loopAttach, loopDetach, loopRefreshCapacity, mkfs, mount, tryGrowOnline, umount, withFrozen } from '../system.js';
+import { exec } from '../../../../common/sys/exec.js';
+import { isMountpoint } from '../../../../common/sys/mounts.js';
 import type { SnapshotInfo, VolumeSpec } from '../types.js';
 import { formatSize } from '../options.js';
 

@@ -12,7 +12,7 @@
  *   GET    /v1/volumes/NAME/snapshots       POST /v1/volumes/NAME/snapshots {name}
  *   DELETE /v1/volumes/NAME/snapshots/SNAP  POST /v1/volumes/NAME/snapshots/SNAP/rollback
  */
-import { CorralError, notFound } from '../../../../common/errors.js';
+import { CorralError, notFound } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
 import { parseInput, z } from '../../../../common/validate.js';
 import { checkName } from '../options.js';

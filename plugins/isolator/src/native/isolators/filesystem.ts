@@ -8,7 +8,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { invalid } from '../../../../../common/errors.js';
+import { invalid } from '../../../../../contracts/errors.js';
 import { logPath } from '../../task-config.js';
 import { resolveUser } from '../../common/user.js';
 import type { ContainerRecord } from '../checkpoint.js';

@@ -8,7 +8,7 @@
  * host attaches it). Those are detached in the task's namespace, after its
  * own binds are in place.
  */
-import { invalid } from '../../../../../common/errors.js';
+import { invalid } from '../../../../../contracts/errors.js';
 import type { ContainerRecord } from '../checkpoint.js';
 import type { Isolator, IsolatorContext, Namespace } from './types.js';
 

@@ -7,8 +7,8 @@
  * the task launcher and joined by the task with setns; health checks enter
  * it through the same file.
  */
-import { invalid, isCorralError } from '../../../../../common/errors.js';
-import type { NetworkHook } from '../../../../../core-scheduler/src/agent/containerizer.js';
+import { invalid, isCorralError } from '../../../../../contracts/errors.js';
+import type { NetworkHook } from '../../../../../contracts/containerizer.js';
 import type { ContainerRecord } from '../checkpoint.js';
 import type { TaskLauncher } from '../launcher.js';
 import type { Isolator, IsolatorContext } from './types.js';

@@ -12,7 +12,7 @@
  * the task into its cgroups and namespaces itself, before exec, so the task
  * never runs unconfined even for a moment.
  */
-import type { ContainerConfig } from '../../../../../core-scheduler/src/agent/containerizer.js';
+import type { ContainerConfig } from '../../../../../contracts/containerizer.js';
 import type { ContainerRecord } from '../checkpoint.js';
 
 export type Namespace = 'mnt' | 'pid' | 'uts' | 'ipc';

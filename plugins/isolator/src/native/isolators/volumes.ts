@@ -9,8 +9,8 @@
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { invalid, isCorralError } from '../../../../../common/errors.js';
-import type { VolumeHook, VolumeMount } from '../../../../../core-scheduler/src/agent/containerizer.js';
+import { invalid, isCorralError } from '../../../../../contracts/errors.js';
+import type { VolumeHook, VolumeMount } from '../../../../../contracts/containerizer.js';
 import type { ContainerRecord } from '../checkpoint.js';
 import type { Isolator, IsolatorContext } from './types.js';
 

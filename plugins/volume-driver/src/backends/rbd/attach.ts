@@ -7,7 +7,7 @@
  * mount left on a dead rbd-fuse hangs in D state.
  */
 import { existsSync } from 'node:fs';
-import { CorralError } from '../../../../../common/errors.js';
+import { CorralError } from '../../../../../contracts/errors.js';
 import type { Attachment } from '../../backend.js';
 import type { AttachMethod, CephClientSettings } from './method.js';
 import { FuseLoopAttach } from './fuse-loop.js';

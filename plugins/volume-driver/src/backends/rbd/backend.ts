@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError, conflict, invalid, notFound } from '../../../../../common/errors.js';
+import { CorralError, conflict, invalid, notFound } from '../../../../../contracts/errors.js';
 import type { Logger } from '../../../../../common/log.js';
 import type { Metrics } from '../../../../../common/metrics.js';
 import { isRadosError, RBD_FEATURES, type Image, type RbdFeature } from '../../../../../native/lib/rados.js';

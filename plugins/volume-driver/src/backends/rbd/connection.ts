@@ -8,7 +8,7 @@
  * whose notifies the addon acknowledges natively. Other hosts probe it before
  * fencing us; a dead or partitioned host stops acknowledging.
  */
-import { CorralError, errorMessage } from '../../../../../common/errors.js';
+import { CorralError, errorMessage } from '../../../../../contracts/errors.js';
 import type { Logger } from '../../../../../common/log.js';
 import { connectCluster, isRadosError, type Cluster, type IoCtx } from '../../../../../native/lib/rados.js';
 

@@ -15,7 +15,7 @@
  * data path is the only writer whatever happened before.
  */
 import { randomBytes } from 'node:crypto';
-import { conflict, errorMessage } from '../../../../../common/errors.js';
+import { conflict, errorMessage } from '../../../../../contracts/errors.js';
 import type { Logger } from '../../../../../common/log.js';
 import { isRadosError } from '../../../../../native/lib/rados.js';
 import { bareAddr, hostOid, type CephConnection } from './connection.js';

@@ -7,9 +7,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../../../common/errors.js';
+import { CorralError } from '../../../../../contracts/errors.js';
 import type { Attachment } from '../../backend.js';
-import { isMountpoint, loopAttach, loopDetach, pollUntil, processAlive, processCmdline, umountDead, umountFuse, waitGone } from '../../system.js';
+import { loopAttach, loopDetach, umountDead } from '../../system.js';
+import { isMountpoint, umountFuse } from '../../../../../common/sys/mounts.js';
+import { pollUntil, processAlive, processCmdline, waitGone } from '../../../../../common/sys/process.js';
 import { cephArgs, type AttachedDevice, type AttachMethod, type CephClientSettings } from './method.js';
 
 const RBD_FUSE = process.env.CORRAL_RBD_FUSE_BIN ?? 'rbd-fuse';

@@ -3,9 +3,9 @@
  * whose kernel has it. `noshare` gives each mapping its own Ceph client, so
  * fencing one volume's data path does not fence the host's other volumes.
  */
-import { CorralError } from '../../../../../common/errors.js';
+import { CorralError } from '../../../../../contracts/errors.js';
 import type { Attachment } from '../../backend.js';
-import { exec } from '../../system.js';
+import { exec } from '../../../../../common/sys/exec.js';
 import type { AttachedDevice, AttachMethod, CephClientSettings } from './method.js';
 
 export class KernelRbdAttach implements AttachMethod {

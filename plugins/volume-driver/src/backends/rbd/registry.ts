@@ -4,7 +4,7 @@
  * list. Updates are compare-and-swap (omapCmp + omapSet in one atomic write
  * op), so concurrent hosts never overwrite each other's changes.
  */
-import { conflict, CorralError } from '../../../../../common/errors.js';
+import { conflict, CorralError } from '../../../../../contracts/errors.js';
 import { isRadosError } from '../../../../../native/lib/rados.js';
 import type { VolumeRecord } from '../../backend.js';
 import type { CephConnection } from './connection.js';

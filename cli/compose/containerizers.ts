@@ -6,12 +6,12 @@
  */
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { createMesosContainerizer, DockerContainerizer, VolumeLibraryHook, CniNetworkHook } from '../../../plugins/isolator/src/index.js';
-import { VolumeClient } from '../../../plugins/volume-driver/src/index.js';
-import type { Logger } from '../../../common/log.js';
-import type { Containerizer } from './containerizer.js';
-import type { AgentConfig } from './config.js';
-import { agentResources, taskCapacity, type AgentResources } from './host-resources.js';
+import { createMesosContainerizer, DockerContainerizer, CniNetworkHook } from '../../plugins/isolator/src/index.js';
+import { VolumeClient, VolumeLibraryHook } from '../../plugins/volume-driver/src/index.js';
+import type { Logger } from '../../common/log.js';
+import type { Containerizer } from '../../contracts/containerizer.js';
+import type { AgentConfig } from '../../core-scheduler/src/agent/config.js';
+import { agentResources, taskCapacity, type AgentResources } from '../../core-scheduler/src/agent/host-resources.js';
 
 export interface BuiltContainerizers {
   containerizers: Containerizer[];

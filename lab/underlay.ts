@@ -6,8 +6,8 @@
  * namespace never holds any of them.
  */
 import { execFile } from 'node:child_process';
-import { CorralError } from '../../../../common/errors.js';
-import { createNamedNetns } from '../netkit/netns.js';
+import { CorralError } from '../contracts/errors.js';
+import { createNamedNetns } from '../common/netkit/netns.js';
 
 export function ip(args: string[], timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -7,8 +7,8 @@
  * period for many links, and none on the caller's path.
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../../../../common/log.js';
-import { errorMessage } from '../../../../common/errors.js';
+import type { Logger } from '../log.js';
+import { errorMessage } from '../../contracts/errors.js';
 import { NetlinkError, type Rtnl } from './rtnl.js';
 
 /** Link group of retired links ("crlz" in ASCII). */

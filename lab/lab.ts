@@ -24,14 +24,16 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../../../../common/errors.js';
-import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '../netkit/netns.js';
-import { daemonRequest } from '../daemon/client.js';
-import { corralCommand, execPlugin, inNamespace, tail } from './processes.js';
+import { CorralError } from '../contracts/errors.js';
+import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '../common/netkit/netns.js';
+import { daemonRequest } from '../plugins/cni-calico-like/src/daemon/client.js';
+import { corralCommand } from '../common/sys/paths.js';
+import { execPlugin } from '../common/cni-runtime/exec.js';
+import { inNamespace, tail } from '../common/sys/process.js';
 import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
 import { cable, createUnderlay, ip } from './underlay.js';
-import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../../../../provision/src/run.js';
-import { signal, waitDead } from '../../../../provision/src/teardown.js';
+import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../provision/src/run.js';
+import { signal, waitDead } from '../provision/src/teardown.js';
 
 export interface LabProcess {
   name: string;

@@ -11,9 +11,11 @@
  * is idempotent, and one that never arrives leaves the volume attached
  * until the driver's reconciler finds the container gone.
  */
-import { CorralError, errorMessage, isCorralError } from '../../../../common/errors.js';
-import type { VolumeHook, VolumeSource } from '../../../../core-scheduler/src/agent/containerizer.js';
-import { VolumeClient, DEFAULT_SOCKET, type Volumes } from '../../../volume-driver/src/index.js';
+import { CorralError, errorMessage, isCorralError } from '../../../contracts/errors.js';
+import type { VolumeHook, VolumeSource } from '../../../contracts/containerizer.js';
+import { VolumeClient } from './client.js';
+import { DEFAULT_SOCKET } from './config.js';
+import type { Volumes } from './types.js';
 
 type External = Extract<VolumeSource, { type: 'external' }>;
 

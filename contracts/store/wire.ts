@@ -11,7 +11,7 @@
  * condition. Number ranges are left to the store's own checks (check.ts), so
  * a bad lease id or limit is worded the same on every backend.
  */
-import { z } from '../validate.js';
+import { z } from 'zod';
 import type { CheckedCompare, CheckedOp } from './check.js';
 import type { Compare, KeyValue, Op, OpResult, WatchEvent } from './types.js';
 

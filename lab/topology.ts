@@ -13,9 +13,9 @@
  *     .250  optional bird2 route reflector
  */
 import { join } from 'node:path';
-import { formatIp, parseCidr } from '../netkit/ipv4.js';
-import type { NodeConfigInput } from '../../../../provision/src/config.js';
-import { cephClientFiles } from '../../../../provision/src/plan.js';
+import { formatIp, parseCidr } from '../common/netkit/ipv4.js';
+import type { NodeConfigInput } from '../provision/src/config.js';
+import { cephClientFiles } from '../provision/src/plan.js';
 
 export interface LabOptions {
   /** Namespace name prefix ("ct-…" in tests). */

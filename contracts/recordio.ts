@@ -2,7 +2,7 @@
  * RecordIO framing used by the Mesos v1 streaming APIs: each record is its
  * byte length in decimal, a newline, then the record itself.
  */
-import { CorralError } from '../errors.js';
+import { CorralError } from './errors.js';
 
 export function encodeRecord(value: unknown): string {
   const json = JSON.stringify(value);

@@ -2,10 +2,10 @@
  * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
  * Framework authors (and corral's own service framework) build on it.
  */
-import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../protocol/v1.js';
+import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../v1/v1.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
-import { ErrorCodes, type ErrorCode } from '../../../common/errors.js';
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../protocol/v1-schema.js';
+import { ErrorCodes, type ErrorCode } from '../errors.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
 
 export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;

@@ -9,10 +9,9 @@
  *    as JSON (`["id", …]` or `{"containers": ["id", …]}`).
  */
 import { Agent as UndiciAgent, request } from 'undici';
-import { z } from '../../../../common/validate.js';
-import { CorralError, errorMessage } from '../../../../common/errors.js';
-import { netnsAlive } from '../netkit/netns.js';
-import type { Allocation } from './types.js';
+import { z } from './validate.js';
+import { CorralError, errorMessage } from '../contracts/errors.js';
+import { netnsAlive } from './netkit/netns.js';
 
 export interface LiveContainers {
   readonly name: string;
@@ -20,10 +19,17 @@ export interface LiveContainers {
   list(): Promise<Set<string>>;
 }
 
+/** What the netns source needs of an address allocation. */
+export interface NetnsAttachment {
+  containerId: string;
+  netns: string;
+  netnsInode: number;
+}
+
 export class NetnsLiveContainers implements LiveContainers {
   readonly name = 'netns';
 
-  constructor(private readonly allocations: () => Allocation[]) {}
+  constructor(private readonly allocations: () => NetnsAttachment[]) {}
 
   async list(): Promise<Set<string>> {
     const live = new Set<string>();

@@ -13,29 +13,16 @@
  */
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execFile } from 'node:child_process';
-import { CorralError, errorMessage } from '../../../../common/errors.js';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
+import { NATIVE_BUILD_DIR } from '../sys/paths.js';
 
 interface SetnsAddon {
   setns(fd: number, nstype: number): void;
   CLONE_NEWNET: number;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-/** Repository root, found from this file whether it runs from source or from dist/. */
-export function repoRoot(): string {
-  let dir = here;
-  for (let i = 0; i < 8; i++) {
-    if (existsSync(join(dir, 'native', 'cni-shim', 'Makefile'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.env.CORRAL_ROOT ?? resolve(here, '../../../..');
-}
-
-export const NATIVE_BUILD_DIR = (): string => process.env.CORRAL_CNI_NATIVE_DIR ?? join(repoRoot(), 'native', 'cni-shim', 'build');
 
 let addon: SetnsAddon | undefined;
 

@@ -2,7 +2,7 @@
  * IPv4 addresses and CIDRs as plain numbers: what IPAM (pools, blocks,
  * ordinals), the route tables and the netlink codec all need, in one place.
  */
-import { invalid } from '../../../../common/errors.js';
+import { invalid } from '../../contracts/errors.js';
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit number (host bits zero). */

@@ -9,9 +9,9 @@
  * matters to a framework sending thousands of ACCEPTs a second too.
  */
 import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici';
-import { CorralError, type ErrorCode } from '../../../common/errors.js';
-import { RecordIODecoder } from '../../../common/http/recordio.js';
-import { basicAuthHeader } from '../master/auth.js';
+import { CorralError, type ErrorCode } from '../errors.js';
+import { RecordIODecoder } from '../recordio.js';
+import { basicAuthHeader } from './auth-header.js';
 
 export interface ConnectionOptions {
   /** Master URL, e.g. http://127.0.0.1:5050 */

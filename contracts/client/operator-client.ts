@@ -2,9 +2,9 @@
  * Client of the master's v1 operator API (POST /api/v1).
  */
 import { Pool } from 'undici';
-import { basicAuthHeader } from '../master/auth.js';
+import { basicAuthHeader } from './auth-header.js';
 import { CallError } from './connection.js';
-import { CorralError } from '../../../common/errors.js';
+import { CorralError } from '../errors.js';
 
 export interface OperatorClientOptions {
   master: string;

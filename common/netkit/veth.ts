@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { Rtnl, NetlinkError, type LinkInfo } from './rtnl.js';
 
 export interface VethEnds {

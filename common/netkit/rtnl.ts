@@ -8,7 +8,7 @@
  * overlap another request on the same socket.
  */
 import { createNetlink, Protocol, type NetlinkSocket } from 'netlink';
-import { CorralError } from '../../../../common/errors.js';
+import { CorralError } from '../../contracts/errors.js';
 import { inNetns } from './netns.js';
 import {
   RTM, NLM_F, NLMSG_ERROR, NLMSG_DONE, IPV4_DEVCONF, RTN, RT_SCOPE_NOWHERE,
