@@ -29,11 +29,12 @@ import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '.
 import { daemonRequest } from '../plugins/cni-calico-like/src/daemon/client.js';
 import { corralCommand } from '../common/sys/paths.js';
 import { execPlugin } from '../common/cni-runtime/exec.js';
-import { inNamespace, tail } from '../common/sys/process.js';
+import { inNamespace, pollUntil, processAlive, processCmdline, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
+import { waitUntil } from '../common/sys/wait.js';
+import { ip } from '../common/sys/ip.js';
 import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
-import { cable, createUnderlay, ip } from './underlay.js';
+import { cable, createUnderlay } from './underlay.js';
 import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../provision/src/run.js';
-import { signal, waitDead } from '../provision/src/teardown.js';
 
 export interface LabProcess {
   name: string;
@@ -68,14 +69,7 @@ function saveLab(s: LabState): void {
   writeFileSync(stateFile(s.plan.options.dir), JSON.stringify(s, null, 2));
 }
 
-function ownedPid(p: LabProcess): boolean {
-  try {
-    const state = readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]?.[0];
-    return state !== 'Z' && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes(p.marker);
-  } catch {
-    return false;
-  }
-}
+const ownedPid = (p: LabProcess): boolean => processAlive(p.pid) && processCmdline(p.pid).join('\0').includes(p.marker);
 
 /** Starts a detached process in a namespace, output to logFile. */
 function launch(name: string, netns: string, argv: string[], logFile: string, marker: string, onPid?: (name: string, pid: number) => void): LabProcess {
@@ -87,15 +81,6 @@ function launch(name: string, netns: string, argv: string[], logFile: string, ma
   if (!child.pid) throw new CorralError('INTERNAL', `could not start ${name}`);
   onPid?.(name, child.pid);
   return { name, pid: child.pid, marker };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number, log?: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new CorralError('TIMEOUT', `${what} not ready after ${timeoutMs} ms${log ? `: ${tail(log)}` : ''}`);
 }
 
 export interface LabUpOptions extends Partial<Omit<LabOptions, 'prefix' | 'hosts' | 'dir'>> {
@@ -168,7 +153,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       ...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(','),
     ], join(svc.dir, 'services.log'), servicesDir, o.onPid));
     saveLab(state);
-    await waitFor('etcd', () => inNetnsFetch(svc.netns, `${etcdUrl}/health`), 20_000, join(svc.dir, 'etcd.log'));
+    await waitUntil(() => inNetnsFetch(svc.netns, `${etcdUrl}/health`), { what: 'etcd to answer', timeoutMs: 20_000, detail: () => tail(join(svc.dir, 'etcd.log')) });
   }
   // 3. Optional route reflector.
   if (plan.reflector) {
@@ -279,8 +264,7 @@ export async function labDown(dir: string): Promise<void> {
   for (const p of [...state.processes].reverse()) {
     if (ownedPid(p)) process.kill(p.pid, 'SIGTERM');
   }
-  const deadline = Date.now() + 10_000;
-  while (state.processes.some(ownedPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await pollUntil(() => !state.processes.some(ownedPid), 10_000, 100);
   for (const p of state.processes) if (ownedPid(p)) process.kill(p.pid, 'SIGKILL');
   const names = [
     ...state.containers.map((c) => c.netns),

@@ -5,18 +5,8 @@
  * both cable ends are created directly in their namespaces, so the root
  * namespace never holds any of them.
  */
-import { execFile } from 'node:child_process';
-import { CorralError } from '../contracts/errors.js';
 import { createNamedNetns } from '../common/netkit/netns.js';
-
-export function ip(args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('ip', args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (err) reject(new CorralError('INTERNAL', `ip ${args.join(' ')}: ${stderr.trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
-}
+import { ip } from '../common/sys/ip.js';
 
 export async function createUnderlay(netns: string): Promise<void> {
   await createNamedNetns(netns);

@@ -12,7 +12,7 @@ import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { ServicesClient } from '../../core-scheduler/src/services/client.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { exec } from './host.js';
+import { exec } from '../../common/sys/exec.js';
 import { NETWORK, VOLUME_DRIVER, type UpPlan } from './plan.js';
 import type { Credential } from './stack.js';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -5,30 +5,21 @@
  * outside the instance's own names and directories is touched, and the root
  * network namespace's routes and firewall never are.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CorralError } from '../../contracts/errors.js';
 import { createNamedNetns, deleteNamedNetns, netnsAlive } from '../../common/netkit/netns.js';
+import { exec } from '../../common/sys/exec.js';
+import { ip } from '../../common/sys/ip.js';
 import { NODE_ADDRESS, type UpPlan } from './plan.js';
 import { markedProcesses } from './procs.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-export function exec(cmd: string, args: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) reject(new CorralError('INTERNAL', `${cmd} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 /** The node namespace: loopback up, owning the containers' gateway address (see NODE_ADDRESS). */
 export async function prepareNodeNetns(plan: UpPlan): Promise<void> {
   if (plan.hostNetwork) return;
   await createNamedNetns(plan.netns.node);
-  const addrs = await exec('ip', ['-n', plan.netns.node, '-4', '-o', 'addr', 'show', 'dev', 'lo']);
-  if (!addrs.includes(`${NODE_ADDRESS}/32`)) await exec('ip', ['-n', plan.netns.node, 'addr', 'add', `${NODE_ADDRESS}/32`, 'dev', 'lo']);
+  const addrs = await ip(['-n', plan.netns.node, '-4', '-o', 'addr', 'show', 'dev', 'lo']);
+  if (!addrs.includes(`${NODE_ADDRESS}/32`)) await ip(['-n', plan.netns.node, 'addr', 'add', `${NODE_ADDRESS}/32`, 'dev', 'lo']);
 }
 
 /** Mount points at or under one of `dirs`, deepest first. */
@@ -197,14 +188,14 @@ export async function sweep(plan: UpPlan): Promise<SweepReport> {
   }
   const dirs = [plan.workDir, plan.runDir];
   for (const m of mountsUnder(dirs)) {
-    await exec('umount', [m]).then(
+    await exec('umount', [m], { timeoutMs: 15_000 }).then(
       () => report.unmounted.push(m),
-      () => exec('umount', ['-l', m]).then(() => report.unmounted.push(m), note),
+      () => exec('umount', ['-l', m], { timeoutMs: 15_000 }).then(() => report.unmounted.push(m), note),
     );
   }
   for (const dev of loopDevicesUnder(dirs)) {
     if (releasedLoop(dev)) continue;
-    await exec('losetup', ['-d', dev]).then(() => report.loopDevices.push(dev), note);
+    await exec('losetup', ['-d', dev], { timeoutMs: 15_000 }).then(() => report.loopDevices.push(dev), note);
   }
   for (const dev of loopDevicesUnder(dirs)) {
     if (releasedLoop(dev)) report.pinned.push({ dev, holders: loopHolders(dev) });

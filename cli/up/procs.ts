@@ -8,28 +8,10 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MARKER_ENV } from './plan.js';
+import { hasEnvMarker, pollUntil, processAlive as alive, signalProcess } from '../../common/sys/process.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Alive and not a zombie (killed daemons are reaped late; `kill -0` sees zombies as alive). */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X' && state !== '';
-  } catch {
-    return false;
-  }
-}
-
-export function hasMarker(pid: number, marker: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${MARKER_ENV}=${marker}`);
-  } catch {
-    return false;
-  }
-}
-
-export const ours = (pid: number, marker: string): boolean => pid > 1 && pid !== process.pid && alive(pid) && hasMarker(pid, marker);
+export const ours = (pid: number, marker: string): boolean => pid > 1 && pid !== process.pid && alive(pid) && hasEnvMarker(pid, MARKER_ENV, marker);
 
 /** Every live process of the instance (descendants included), found by the marker. */
 export function markedProcesses(marker: string): number[] {
@@ -42,36 +24,13 @@ export function markedProcesses(marker: string): number[] {
   return out;
 }
 
-export function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-  } catch {
-    return '';
-  }
-}
-
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once gone. Only signals the PID while it is still ours. */
 export async function stopProcess(pid: number, marker: string, graceMs = 10_000): Promise<boolean> {
   if (!ours(pid, marker)) return false;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return false;
-  }
-  const end = Date.now() + graceMs;
-  while (Date.now() < end) {
-    if (!alive(pid)) return true;
-    await sleep(50);
-  }
-  if (ours(pid, marker)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const hard = Date.now() + 5000;
-  while (alive(pid) && Date.now() < hard) await sleep(50);
+  if (!signalProcess(pid, 'SIGTERM')) return false;
+  if (await pollUntil(() => !alive(pid), graceMs, 50)) return true;
+  if (ours(pid, marker)) signalProcess(pid, 'SIGKILL');
+  await pollUntil(() => !alive(pid), 5000, 50);
   return true;
 }
 
@@ -82,14 +41,7 @@ export async function killMarked(marker: string, timeoutMs = 10_000): Promise<nu
   for (;;) {
     const left = markedProcesses(marker);
     if (left.length === 0 || Date.now() > end) return [...killed];
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-        killed.add(pid);
-      } catch {
-        // already gone
-      }
-    }
+    for (const pid of left) if (signalProcess(pid, 'SIGKILL')) killed.add(pid);
     await sleep(100);
   }
 }

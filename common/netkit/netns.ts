@@ -14,9 +14,9 @@
 import { closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { NATIVE_BUILD_DIR } from '../sys/paths.js';
+import { ip } from '../sys/ip.js';
 
 interface SetnsAddon {
   setns(fd: number, nstype: number): void;
@@ -108,15 +108,6 @@ function isNsfs(nsPath: string): boolean {
   } catch {
     return false;
   }
-}
-
-function ip(args: string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('ip', args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      if (err) reject(new CorralError('INTERNAL', `ip ${args.join(' ')}: ${stderr.trim() || err.message}`));
-      else resolvePromise(stdout);
-    });
-  });
 }
 
 export const namedNetnsPath = (name: string): string => `/run/netns/${name}`;

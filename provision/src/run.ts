@@ -19,11 +19,11 @@ import http from 'node:http';
 import { CorralError } from '../../contracts/errors.js';
 import { installCni } from '../../plugins/cni-calico-like/src/install.js';
 import { corralCommand } from '../../common/sys/paths.js';
-import { tail } from '../../common/sys/process.js';
+import { processAlive as isAlive, procStartTime, signalProcess as signal, tail, waitDead } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';
 import type { NodeConfig } from './config.js';
 import { planNode, type NodePlan, type Readiness } from './plan.js';
-import { cgroupPids, helperPids, isAlive, netnsNamesWithPrefix, procStartTime, removeCgroupRoot, signal, teardownVolumes, waitDead } from './teardown.js';
+import { cgroupPids, helperPids, netnsNamesWithPrefix, removeCgroupRoot, teardownVolumes } from './teardown.js';
 import { exec } from '../../common/sys/exec.js';
 
 export interface NodeProcess {

@@ -14,50 +14,8 @@ import { readFileSync, readdirSync, rmdirSync, existsSync, realpathSync, statSyn
 import { join } from 'node:path';
 import { exec } from '../../common/sys/exec.js';
 import { mounts, umountFuse } from '../../common/sys/mounts.js';
+import { processAlive as isAlive, signalProcess as signal, waitDead } from '../../common/sys/process.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-/** Process state letter from /proc, undefined once reaped. */
-export function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Alive means running or sleeping: killed daemons linger as zombies here, and `kill -0` would call those alive. */
-export const isAlive = (pid: number): boolean => {
-  const s = procState(pid);
-  return s !== undefined && s !== 'Z' && s !== 'X';
-};
-
-/** Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat): with the pid, its identity. */
-export function procStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-export function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-export async function waitDead(pids: number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(isAlive)) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
 
 /** Every cgroup directory named `root` (one per v1 hierarchy, or the v2 one). */
 export function cgroupRootDirs(root: string, base = '/sys/fs/cgroup'): string[] {

@@ -21,7 +21,7 @@ import { createServer } from 'node:net';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
 import { until } from './wait.js';
 import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
-import { procState, isAlive } from '../../provision/src/teardown.js';
+import { procState, processAlive as isAlive } from '../../common/sys/process.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export { procState, isAlive };

@@ -9,14 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { TEST_ROOT } from './resources.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
+import { processAlive } from '../../common/sys/process.js';
 
 export function findLeftovers(root = TEST_ROOT): string[] {
   const out: string[] = [];
@@ -24,7 +17,7 @@ export function findLeftovers(root = TEST_ROOT): string[] {
   if (existsSync(pids)) {
     for (const f of readdirSync(pids)) {
       const pid = Number(readFileSync(join(pids, f), 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 1 && alive(pid)) out.push(`process ${f.replace(/\.pid$/, '')}`);
+      if (Number.isInteger(pid) && pid > 1 && processAlive(pid)) out.push(`process ${f.replace(/\.pid$/, '')}`);
     }
   }
   for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {

@@ -9,10 +9,10 @@
  * task in a private network namespace is checked there: on its own IP when it
  * has one (CNI), else on its loopback.
  */
-import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import type { V1TaskInfo } from '../../../contracts/v1/v1.js';
+import { run } from '../../../common/sys/exec.js';
 
 type HealthCheck = NonNullable<V1TaskInfo['health_check']>;
 
@@ -40,12 +40,10 @@ setTimeout(() => done(false), Number(ms)).unref();
 if (kind === 'TCP') { const s = require('net').connect(Number(port), host, () => { s.end(); done(true); }); s.on('error', () => done(false)); }
 else { const r = require('http').get({ host, port: Number(port), path, timeout: Number(ms) }, (res) => { res.resume(); done(res.statusCode >= 200 && res.statusCode < 400); }); r.on('error', () => done(false)); }`;
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 }, (err, stdout, stderr) => {
-      resolve({ ok: !err, output: (stderr || stdout || (err?.message ?? '')).toString().trim().slice(0, 500) });
-    });
-  });
+async function runCheck(cmd: string, args: string[], timeoutMs: number): Promise<{ ok: boolean; output: string }> {
+  const r = await run(cmd, args, { timeoutMs, maxBuffer: 64 * 1024 });
+  const ok = r.code === 0 && !r.timedOut;
+  return { ok, output: (r.stderr || r.stdout || (ok ? '' : (r.error ?? (r.timedOut ? `timed out after ${timeoutMs} ms` : `exit ${r.code}`)))).trim().slice(0, 500) };
 }
 
 function probeDirect(kind: 'HTTP' | 'TCP', host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
@@ -134,7 +132,7 @@ export class HealthChecker {
     if (type === 'COMMAND') {
       const cmd = this.check.command;
       const argv = cmd?.shell === false && cmd.value ? [cmd.value, ...(cmd.arguments ?? [])] : ['/bin/sh', '-c', cmd?.value ?? 'false'];
-      const r = isolated && pid ? await run('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], timeoutMs) : await run(argv[0]!, argv.slice(1), timeoutMs);
+      const r = isolated && pid ? await runCheck('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], timeoutMs) : await runCheck(argv[0]!, argv.slice(1), timeoutMs);
       return { ok: r.ok, message: r.ok ? 'command succeeded' : `command failed: ${r.output}` };
     }
     const port = type === 'HTTP' ? this.check.http?.port : this.check.tcp?.port;
@@ -145,7 +143,7 @@ export class HealthChecker {
     if (netns) {
       // Probe from inside the task's own network namespace (as Mesos does): its IP may be routed only on
       // the node's side of the CNI network (corral up keeps it in a node namespace), never in the agent's.
-      ok = (await run('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', PROBE, type, host, String(port), path, String(timeoutMs)], timeoutMs + 1000)).ok;
+      ok = (await runCheck('nsenter', [`--net=${netns}`, '--', process.execPath, '-e', PROBE, type, host, String(port), path, String(timeoutMs)], timeoutMs + 1000)).ok;
     } else {
       ok = await probeDirect(type, host, port, path, timeoutMs);
     }

@@ -8,6 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import type { Logger } from '../../../../common/log.js';
+import { processAlive, processCmdline, signalProcess } from '../../../../common/sys/process.js';
+import { childExited } from '../../../../common/sys/wait.js';
 
 export interface SupervisorOptions {
   name: string;
@@ -26,15 +28,6 @@ export interface SupervisorOptions {
 }
 
 const STABLE_MS = 10_000;
-
-function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
-    return state !== undefined && state !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 export class Supervisor {
   private child: ChildProcess | undefined;
@@ -61,21 +54,9 @@ export class Supervisor {
   private clearStalePid(): void {
     if (!existsSync(this.o.pidFile)) return;
     const pid = Number(readFileSync(this.o.pidFile, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 1 && pid !== this.child?.pid && alive(pid)) {
-      let cmdline = '';
-      try {
-        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      } catch {
-        // gone meanwhile
-      }
-      if (cmdline.includes(this.o.marker)) {
-        this.o.log.warn({ pid }, `killing a leftover ${this.o.name}`);
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
+    if (Number.isInteger(pid) && pid > 1 && pid !== this.child?.pid && processAlive(pid) && processCmdline(pid).join('\0').includes(this.o.marker)) {
+      this.o.log.warn({ pid }, `killing a leftover ${this.o.name}`);
+      signalProcess(pid, 'SIGKILL');
     }
     rmSync(this.o.pidFile, { force: true });
   }
@@ -112,13 +93,7 @@ export class Supervisor {
 
   /** Asks the child to reload its configuration (exabgp: SIGUSR1). */
   signal(sig: NodeJS.Signals): boolean {
-    if (!this.child?.pid) return false;
-    try {
-      process.kill(this.child.pid, sig);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.child?.pid !== undefined && signalProcess(this.child.pid, sig);
   }
 
   async stop(): Promise<void> {
@@ -126,11 +101,11 @@ export class Supervisor {
     if (this.timer) clearTimeout(this.timer);
     const child = this.child;
     if (child?.pid && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
+      if (!(await childExited(child, 3000))) {
+        child.kill('SIGKILL');
+        await childExited(child, 5000);
+      }
     }
     rmSync(this.o.pidFile, { force: true });
   }

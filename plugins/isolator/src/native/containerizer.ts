@@ -16,7 +16,7 @@ import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredCo
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';
-import { isRunning, signalIfRunning } from '../common/proc.js';
+import { isSameProcess, signalIfSame } from '../../../../common/sys/process.js';
 import { checkTask, commandArgv, hostCapacity, logPath, type HostCapacity } from '../task-config.js';
 import { Checkpoints, identities, type ContainerRecord } from './checkpoint.js';
 import { defaultShimPath, mesosContainerizerConfigSchema, type MesosContainerizerConfig, type MesosContainerizerConfigInput } from './config.js';
@@ -195,7 +195,7 @@ export class MesosContainerizer implements Containerizer {
     let status = readStatus(exitFile);
     if (!status) {
       if (!orGone) return;
-      if (isRunning(e.record.supervisor.pid, e.record.supervisor.startTime)) return;
+      if (isSameProcess(e.record.supervisor.pid, e.record.supervisor.startTime)) return;
       // It may have written just before exiting; the sandbox copy is there even if the exits one is not.
       status = readStatus(exitFile) ?? readStatus(e.record.terminationFile);
     }
@@ -254,7 +254,7 @@ export class MesosContainerizer implements Containerizer {
     await this.mutex.run(containerId, async () => {
       const task = e.record.task;
       if (e.termination || !task) return;
-      if (gracePeriodMs > 0 && signalIfRunning(task.pid, task.startTime, 'SIGTERM')) {
+      if (gracePeriodMs > 0 && signalIfSame(task.pid, task.startTime, 'SIGTERM')) {
         if (await this.ended(containerId, gracePeriodMs)) return;
       }
       await this.killNow(e);
@@ -269,11 +269,11 @@ export class MesosContainerizer implements Containerizer {
    */
   private async killNow(e: Entry): Promise<void> {
     const { record } = e;
-    if (record.task) signalIfRunning(record.task.pid, record.task.startTime, 'SIGKILL');
+    if (record.task) signalIfSame(record.task.pid, record.task.startTime, 'SIGKILL');
     const wholeNamespace = record.pidNamespace === true && record.task !== undefined && record.supervisor !== undefined;
     if (record.cgroups && !wholeNamespace) await this.cgroups.killAll(record.containerId, this.config.killTimeoutMs);
     if (record.supervisor && !(await this.ended(record.containerId, this.config.killTimeoutMs))) {
-      signalIfRunning(record.supervisor.pid, record.supervisor.startTime, 'SIGKILL');
+      signalIfSame(record.supervisor.pid, record.supervisor.startTime, 'SIGKILL');
       this.settle(e, lostTermination(`the container did not report its end within ${this.config.killTimeoutMs} ms of SIGKILL`));
     }
   }

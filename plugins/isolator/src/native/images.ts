@@ -6,11 +6,11 @@
  * its own overlay upper directory. Concurrent launches of one image wait for
  * the same extraction.
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorralError, invalid } from '../../../../contracts/errors.js';
+import { run } from '../../../../common/sys/exec.js';
 
 export class ImageCache {
   private readonly inflight = new Map<string, Promise<string>>();
@@ -43,12 +43,10 @@ export class ImageCache {
     const tmp = join(this.dir, `.extract-${randomBytes(6).toString('hex')}`);
     mkdirSync(tmp, { recursive: true });
     try {
-      await new Promise<void>((resolve, reject) => {
-        execFile('tar', ['-x', '-f', tarball, '-C', tmp, '--numeric-owner'], { timeout: 300_000 }, (err, _out, stderr) => {
-          if (err) reject(invalid(`image tarball ${tarball} cannot be extracted: ${stderr.trim() || err.message}`));
-          else resolve();
-        });
-      });
+      const r = await run('tar', ['-x', '-f', tarball, '-C', tmp, '--numeric-owner'], { timeoutMs: 300_000 });
+      if (r.code !== 0 || r.timedOut) {
+        throw invalid(`image tarball ${tarball} cannot be extracted: ${r.stderr.trim() || r.error || (r.timedOut ? 'tar did not finish within 300 s' : `tar exited with ${r.code}`)}`);
+      }
       mkdirSync(imageDir, { recursive: true });
       renameSync(tmp, root);
       return root;
