@@ -47,4 +47,7 @@ export CORRAL_TEST_ROOT="${CORRAL_TEST_ROOT:-/tmp/corral-test}"
 mkdir -p "$CORRAL_TEST_ROOT"
 trap '"$CORRAL_ROOT/scripts/cleanup-tests.sh"' EXIT
 cd "$CORRAL_ROOT"
+# The architecture's boundaries, lint, formatting and types, before any test:
+# an import that climbs a layer fails here (see docs/architecture.md).
+npm run --silent check
 npx --no-install vitest run "$@"

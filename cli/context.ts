@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadSecurity } from '../core-scheduler/src/master/auth.js';
+import { loadSecurity } from '../core-scheduler/src/index.js';
 import { OperatorClient } from '../contracts/client/operator-client.js';
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';

@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isCorralError, errorMessage } from '../contracts/errors.js';
-import { VERSION } from '../core-scheduler/src/master/master.js';
+import { VERSION } from '../core-scheduler/src/index.js';
 import { registerMaster } from './commands/master.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerUp } from './commands/up.js';

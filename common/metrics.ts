@@ -3,7 +3,12 @@
  * daemons in one test process do not collide) and serves it at GET /metrics.
  */
 import client from 'prom-client';
-import type { HttpServer } from './http/server.js';
+import type { ServerResponse } from 'node:http';
+
+/** What `serve` needs of a server (common/http's HttpServer is one): a GET route. */
+export interface MetricsRouteTarget {
+  route(method: 'GET', path: string, handler: (ctx: { res: ServerResponse }) => Promise<void>): unknown;
+}
 
 export class Metrics {
   readonly registry = new client.Registry();
@@ -31,7 +36,7 @@ export class Metrics {
   }
 
   /** Mount GET /metrics on a server. */
-  serve(server: HttpServer): void {
+  serve(server: MetricsRouteTarget): void {
     server.route('GET', '/metrics', async (ctx) => {
       const text = await this.registry.metrics();
       ctx.res.setHeader('Content-Type', this.registry.contentType);

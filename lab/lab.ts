@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { CorralError } from '../contracts/errors.js';
 import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '../common/netkit/netns.js';
-import { daemonRequest } from '../plugins/cni-calico-like/src/daemon/client.js';
+import { daemonRequest } from '../plugins/cni-calico-like/src/index.js';
 import { corralCommand } from '../common/sys/paths.js';
 import { execPlugin } from '../common/cni-runtime/exec.js';
 import { inNamespace, pollUntil, processAlive, processCmdline, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
@@ -34,7 +34,7 @@ import { waitUntil } from '../common/sys/wait.js';
 import { ip } from '../common/sys/ip.js';
 import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
 import { cable, createUnderlay } from './underlay.js';
-import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../provision/src/run.js';
+import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../provision/src/index.js';
 
 export interface LabProcess {
   name: string;

@@ -6,9 +6,9 @@
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { masterConfigSchema } from '../core-scheduler/src/master/config.js';
-import { startMaster } from '../core-scheduler/src/master/daemon.js';
-import { SimAgent } from '../core-scheduler/src/sim/sim-agent.js';
+import { masterConfigSchema } from '../core-scheduler/src/index.js';
+import { startMaster } from '../core-scheduler/src/index.js';
+import { SimAgent } from '../core-scheduler/src/index.js';
 import { logger } from '../common/log.js';
 
 export interface LabServicesOptions {

@@ -14,8 +14,8 @@
  */
 import { join } from 'node:path';
 import { formatIp, parseCidr } from '../common/netkit/ipv4.js';
-import type { NodeConfigInput } from '../provision/src/config.js';
-import { cephClientFiles } from '../provision/src/plan.js';
+import type { NodeConfigInput } from '../provision/src/index.js';
+import { cephClientFiles } from '../provision/src/index.js';
 
 export interface LabOptions {
   /** Namespace name prefix ("ct-…" in tests). */

@@ -5,8 +5,8 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging, logger } from '../../common/log.js';
-import { agentConfigSchema } from '../../core-scheduler/src/agent/config.js';
-import { startAgent } from '../../core-scheduler/src/agent/daemon.js';
+import { agentConfigSchema } from '../../core-scheduler/src/index.js';
+import { startAgent } from '../../core-scheduler/src/index.js';
 import { createContainerizers } from '../compose/containerizers.js';
 import { intOption } from '../parse.js';
 

@@ -5,9 +5,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CorralError } from '../../contracts/errors.js';
-import { parseAppSpec, readAppText, MAX_APP_FILE_BYTES } from '../../core-scheduler/src/services/app-spec.js';
-import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/services/client.js';
-import type { AppView, InstanceView } from '../../core-scheduler/src/services/views.js';
+import { parseAppSpec, readAppText, MAX_APP_FILE_BYTES } from '../../core-scheduler/src/index.js';
+import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/index.js';
+import type { AppView, InstanceView } from '../../core-scheduler/src/index.js';
 import { globals, identity } from '../context.js';
 import { output, progress, renderKeyValue } from '../output.js';
 import { intOption, parseArgument } from '../parse.js';

@@ -3,8 +3,8 @@
  * tasks and roles; set weights and quota; reserve resources; mark agents gone.
  */
 import type { Command } from 'commander';
-import { Resources } from '../../core-scheduler/src/resources/resources.js';
-import { parseResources } from '../../core-scheduler/src/resources/parse.js';
+import { Resources } from '../../core-scheduler/src/index.js';
+import { parseResources } from '../../core-scheduler/src/index.js';
 import type { V1AgentSummary, V1FrameworkSummary, V1Resource, V1Task } from '../../contracts/v1/v1.js';
 import { CorralError } from '../../contracts/errors.js';
 import { globals, operatorClient } from '../context.js';

@@ -5,12 +5,12 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { daemonConfigSchema } from '../../plugins/cni-calico-like/src/daemon/config.js';
-import { startNodeDaemon } from '../../plugins/cni-calico-like/src/daemon/daemon.js';
-import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
-import { installCni } from '../../plugins/cni-calico-like/src/install.js';
-import type { Allocation } from '../../plugins/cni-calico-like/src/ipam/types.js';
-import type { SessionInfo } from '../../plugins/cni-calico-like/src/bgp/speaker.js';
+import { daemonConfigSchema } from '../../plugins/cni-calico-like/src/index.js';
+import { startNodeDaemon } from '../../plugins/cni-calico-like/src/index.js';
+import { daemonRequest } from '../../plugins/cni-calico-like/src/index.js';
+import { installCni } from '../../plugins/cni-calico-like/src/index.js';
+import type { Allocation } from '../../plugins/cni-calico-like/src/index.js';
+import type { SessionInfo } from '../../plugins/cni-calico-like/src/index.js';
 import { globals } from '../context.js';
 import { output } from '../output.js';
 import { intOption } from '../parse.js';

@@ -10,9 +10,9 @@
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { configureLogging } from '../../common/log.js';
-import { labDown, labNetns, labStatus, labUp, loadLab, addContainer, killHost } from '../../lab/lab.js';
+import { labDown, labNetns, labStatus, labUp, loadLab, addContainer, killHost } from '../../lab/index.js';
 import { inNamespace } from '../../common/sys/process.js';
-import { runLabServices } from '../../lab/services.js';
+import { runLabServices } from '../../lab/index.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
 import { intOption } from '../parse.js';

@@ -4,8 +4,8 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
-import { startMaster } from '../../core-scheduler/src/master/daemon.js';
+import { masterConfigSchema } from '../../core-scheduler/src/index.js';
+import { startMaster } from '../../core-scheduler/src/index.js';
 import { intOption } from '../parse.js';
 
 export function registerMaster(program: Command): void {

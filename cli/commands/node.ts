@@ -5,11 +5,11 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
-import { nodeConfigSchema, type NodeConfig } from '../../provision/src/config.js';
-import { planNode } from '../../provision/src/plan.js';
-import { nodeFileFor, initNode, type NodeInitOptions } from '../../provision/src/init.js';
+import { nodeConfigSchema, type NodeConfig } from '../../provision/src/index.js';
+import { planNode } from '../../provision/src/index.js';
+import { nodeFileFor, initNode, type NodeInitOptions } from '../../provision/src/index.js';
 import { intOption } from '../parse.js';
-import { nodeDown, nodeStatus, nodeUp } from '../../provision/src/run.js';
+import { nodeDown, nodeStatus, nodeUp } from '../../provision/src/index.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
 

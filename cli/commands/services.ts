@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/master/auth.js';
-import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/src/services/config.js';
-import { startServices } from '../../core-scheduler/src/services/daemon.js';
+import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/index.js';
+import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/src/index.js';
+import { startServices } from '../../core-scheduler/src/index.js';
 import { globals } from '../context.js';
 import { intOption } from '../parse.js';
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CorralError } from '../../contracts/errors.js';
-import { parseResources } from '../../core-scheduler/src/resources/parse.js';
+import { parseResources } from '../../core-scheduler/src/index.js';
 import { intOption } from '../parse.js';
 import { DEFAULT_SECURITY_FILE } from '../context.js';
 import { progress } from '../output.js';

@@ -7,11 +7,11 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { DEFAULT_SOCKET, volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
-import { startVolumeDriver } from '../../plugins/volume-driver/src/daemon.js';
-import { formatSize } from '../../plugins/volume-driver/src/options.js';
-import type { SnapshotInfo, VolumeInfo } from '../../plugins/volume-driver/src/types.js';
+import { VolumeClient } from '../../plugins/volume-driver/src/index.js';
+import { DEFAULT_SOCKET, volumeDriverConfigSchema } from '../../plugins/volume-driver/src/index.js';
+import { startVolumeDriver } from '../../plugins/volume-driver/src/index.js';
+import { formatSize } from '../../plugins/volume-driver/src/index.js';
+import type { SnapshotInfo, VolumeInfo } from '../../plugins/volume-driver/src/index.js';
 import { globals } from '../context.js';
 import { output, type Column } from '../output.js';
 

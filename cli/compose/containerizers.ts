@@ -10,8 +10,8 @@ import { createMesosContainerizer, DockerContainerizer, CniNetworkHook } from '.
 import { VolumeClient, VolumeLibraryHook } from '../../plugins/volume-driver/src/index.js';
 import type { Logger } from '../../common/log.js';
 import type { Containerizer } from '../../contracts/containerizer.js';
-import type { AgentConfig } from '../../core-scheduler/src/agent/config.js';
-import { agentResources, taskCapacity, type AgentResources } from '../../core-scheduler/src/agent/host-resources.js';
+import type { AgentConfig } from '../../core-scheduler/src/index.js';
+import { agentResources, taskCapacity, type AgentResources } from '../../core-scheduler/src/index.js';
 
 export interface BuiltContainerizers {
   containerizers: Containerizer[];

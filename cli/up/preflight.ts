@@ -8,9 +8,9 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { CorralError } from '../../contracts/errors.js';
-import { defaultShimPath } from '../../plugins/isolator/src/native/config.js';
+import { defaultShimPath } from '../../plugins/isolator/src/index.js';
 import { NATIVE_BUILD_DIR } from '../../common/sys/paths.js';
-import { shimPath } from '../../plugins/cni-calico-like/src/install.js';
+import { shimPath } from '../../plugins/cni-calico-like/src/index.js';
 import type { UpPlan } from './plan.js';
 
 /** Command → the Debian package that provides it (the same list as UP_PACKAGES in scripts/setup.sh). */

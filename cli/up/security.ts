@@ -5,7 +5,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
-import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/master/auth.js';
+import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/index.js';
 
 export function ensureSecurityFile(path: string): SecurityConfig {
   if (!existsSync(path)) {

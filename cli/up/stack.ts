@@ -18,9 +18,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { basicAuthHeader } from '../../contracts/client/auth-header.js';
-import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
-import { conflist } from '../../plugins/cni-calico-like/src/install.js';
+import { VolumeClient } from '../../plugins/volume-driver/src/index.js';
+import { daemonRequest } from '../../plugins/cni-calico-like/src/index.js';
+import { conflist } from '../../plugins/cni-calico-like/src/index.js';
 import { NETWORK, type UpPlan } from './plan.js';
 
 export type Credential = { principal: string; secret: string };

@@ -3,7 +3,7 @@
  * settles: agents, roles with their weighted shares, frameworks.
  */
 import { OperatorClient } from '../../contracts/client/operator-client.js';
-import { Resources } from '../../core-scheduler/src/resources/resources.js';
+import { Resources } from '../../core-scheduler/src/index.js';
 import type { V1AgentSummary, V1FrameworkSummary, V1Resource } from '../../contracts/v1/v1.js';
 import { renderTable } from '../output.js';
 

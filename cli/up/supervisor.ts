@@ -13,11 +13,11 @@ import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { configureLogging, logger } from '../../common/log.js';
 import { errorMessage } from '../../contracts/errors.js';
-import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
-import { startMaster } from '../../core-scheduler/src/master/daemon.js';
+import { masterConfigSchema } from '../../core-scheduler/src/index.js';
+import { startMaster } from '../../core-scheduler/src/index.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import type { V1FrameworkSummary } from '../../contracts/v1/v1.js';
-import { Demo } from '../../core-scheduler/src/sim/demo.js';
+import { Demo } from '../../core-scheduler/src/index.js';
 import { repoRoot } from '../../common/sys/paths.js';
 import { ensureSecurityFile, credentialOf } from './security.js';
 import { MARKER_ENV, type UpPlan } from './plan.js';

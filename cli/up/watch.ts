@@ -3,7 +3,7 @@
  * master's operator event stream, then a summary once it settles.
  */
 import { V1Connection } from '../../contracts/client/connection.js';
-import { Resources } from '../../core-scheduler/src/resources/resources.js';
+import { Resources } from '../../core-scheduler/src/index.js';
 import type { OperatorEvent } from '../../contracts/v1/operator-events.js';
 import type { V1AgentSummary, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
 

@@ -6,11 +6,11 @@
  * out. The daemons are the ordinary corral commands with `--config FILE`.
  */
 import { join } from 'node:path';
-import type { AgentConfigInput } from '../../core-scheduler/src/agent/config.js';
-import type { MasterConfigInput } from '../../core-scheduler/src/master/config.js';
-import type { ServicesConfigInput } from '../../core-scheduler/src/services/config.js';
-import type { DiscoveryConfigInput } from '../../discovery/src/config.js';
-import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/daemon/config.js';
+import type { AgentConfigInput } from '../../core-scheduler/src/index.js';
+import type { MasterConfigInput } from '../../core-scheduler/src/index.js';
+import type { ServicesConfigInput } from '../../core-scheduler/src/index.js';
+import type { DiscoveryConfigInput } from '../../discovery/src/index.js';
+import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/index.js';
 import { componentsOf, type Component, type NodeConfig } from './config.js';
 
 export type Readiness = { kind: 'http'; url: string } | { kind: 'unix'; socket: string; path: string };

@@ -17,7 +17,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync,
 import { dirname, join } from 'node:path';
 import http from 'node:http';
 import { CorralError } from '../../contracts/errors.js';
-import { installCni } from '../../plugins/cni-calico-like/src/install.js';
+import { installCni } from '../../plugins/cni-calico-like/src/index.js';
 import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive as isAlive, procStartTime, signalProcess as signal, tail, waitDead } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';

@@ -15,3 +15,4 @@ export { CniNetworkHook, type CniHookOptions } from './hooks/network-hook.js';
 export { openCgroups, type CgroupVersionChoice } from './cgroups/detect.js';
 export type { CgroupDriver, CgroupLimits, CgroupUsage } from './cgroups/types.js';
 export { REASON_MEMORY } from './native/termination.js';
+export { defaultShimPath } from './native/config.js';

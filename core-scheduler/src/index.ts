@@ -1,0 +1,16 @@
+export { type AgentConfig, type AgentConfigInput, agentConfigSchema } from './agent/config.js';
+export { startAgent } from './agent/daemon.js';
+export { type AgentResources, agentResources, taskCapacity } from './agent/host-resources.js';
+export { type SecurityConfig, loadSecurity } from './master/auth.js';
+export { type MasterConfigInput, masterConfigSchema } from './master/config.js';
+export { startMaster } from './master/daemon.js';
+export { VERSION } from './master/master.js';
+export { parseResources } from './resources/parse.js';
+export { Resources } from './resources/resources.js';
+export { MAX_APP_FILE_BYTES, parseAppSpec, readAppText } from './services/app-spec.js';
+export { DEFAULT_SERVICES_URL, ServicesClient } from './services/client.js';
+export { SERVICES_ENV_PREFIX, type ServicesConfigInput, servicesConfigSchema } from './services/config.js';
+export { startServices } from './services/daemon.js';
+export { type AppView, type InstanceView } from './services/views.js';
+export { Demo } from './sim/demo.js';
+export { SimAgent } from './sim/sim-agent.js';

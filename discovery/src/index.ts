@@ -1,0 +1,3 @@
+export { type DiscoveryConfigInput, discoveryConfigSchema } from './config.js';
+export { startDiscovery } from './daemon.js';
+export { type ServedRecord } from './status.js';
