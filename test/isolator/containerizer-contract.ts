@@ -13,7 +13,7 @@ import type { ContainerConfig, Containerizer, Launched } from '../../contracts/c
 import { isCorralError, type ErrorCode } from '../../contracts/errors.js';
 import { isAlive } from '../harness/ceph.js';
 import { startAgentProcess, type AgentProcess } from './agent-process.js';
-import { eventually, shell } from './helpers.js';
+import { eventually, shell, sleep } from './helpers.js';
 
 /** A containerizer that can be put down while its tasks run on (both can). */
 export type ClosableContainerizer = Containerizer & { close(): Promise<void> };
@@ -167,7 +167,7 @@ function registerLimits(get: Get, start: Start): void {
       const { z } = get();
       await start('cpu', { resources: { cpus: 0.25, memMb: 64, diskMb: 0, gpus: 0, ports: [] }, command: shell('while :; do :; done') });
       const a = (await z.usage('cpu'))!.cpuSeconds;
-      await new Promise((r) => setTimeout(r, 1500));
+      await sleep(1500);
       const u = (await z.usage('cpu'))!;
       const used = u.cpuSeconds - a;
       // 0.25 CPU over 1.5 s = 0.375 s; unconfined it would take a whole core (1.5 s).

@@ -109,10 +109,12 @@ describe('namespaces', () => {
     await env.z.destroy('ns');
   });
 
-  it('an isolated network is a namespace file named after the container, removed by destroy', async () => {
+  it('an isolated network is a namespace file named after the container, with IPv6 loopback, removed by destroy', async () => {
     const { launched: l } = await start('netns-file', { network: { mode: 'isolated' }, command: shell('sleep 30') });
     expect(l.netns).toBe(`/run/netns/${env.netnsPrefix}netns-file`);
     expect(existsSync(l.netns!)).toBe(true);
+    // Its loopback also has ::1 (a Docker container's has none, so the contract checks 127.0.0.1 only).
+    await eventually(() => expect(readFileSync(`/proc/${l.pid}/net/if_inet6`, 'utf8')).toContain(' lo'));
     await env.z.destroy('netns-file');
     expect(existsSync(l.netns!)).toBe(false);
   });
