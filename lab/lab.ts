@@ -24,11 +24,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CorralError } from '../contracts/errors.js';
+import { CorralError, errorMessage } from '../contracts/errors.js';
 import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '../common/netkit/netns.js';
 import { daemonRequest } from '../plugins/cni-calico-like/src/index.js';
 import { corralCommand } from '../common/sys/paths.js';
-import { execPlugin } from '../common/cni-runtime/exec.js';
+import { CniRuntime, loadConfFile, type NetworkConfList } from '../common/cni-runtime/index.js';
 import { inNamespace, pollUntil, processAlive, processCmdline, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
 import { waitUntil } from '../common/sys/wait.js';
 import { ip } from '../common/sys/ip.js';
@@ -194,15 +194,22 @@ export function hostOf(state: LabState, host: string): HostPlan {
   return h;
 }
 
+/** The network `corral node up` installed on a lab host, and a CNI runtime over its plugin directory. */
+const labNetwork = (h: HostPlan): NetworkConfList => loadConfFile(join(h.confDir, '10-lab.conflist'));
+const labRuntime = (h: HostPlan): CniRuntime => new CniRuntime({ binDirs: [h.binDir], cacheDir: join(h.dir, 'cni', 'cache') });
+
 /** A test container: a namespace wired by a real CNI ADD through the host's installed plugin. */
 export async function addContainer(state: LabState, host: string, id: string, pools?: string[]): Promise<LabContainer> {
   const h = hostOf(state, host);
   const netns = `${state.plan.options.prefix}-${id}`;
   await createNamedNetns(netns);
-  const conf = JSON.parse(readFileSync(join(h.confDir, '10-lab.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
-  const res = await execPlugin(join(h.binDir, 'corral'), { command: 'ADD', containerId: id, netns: namedNetnsPath(netns), ifname: 'eth0' }, { cniVersion: conf.cniVersion, name: conf.name, ...conf.plugins[0], ...(pools ? { pools } : {}) });
-  if (res.code !== 0) throw new CorralError('INTERNAL', `CNI ADD of ${id} on ${host} failed: ${res.stdout}${res.stderr}`);
-  const ip = (res.json as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
+  const list = labNetwork(h);
+  // A container may ask for other pools than the network's: they go to the first plugin (corral's).
+  const net = pools ? { ...list, plugins: [{ ...list.plugins[0]!, pools }, ...list.plugins.slice(1)] } : list;
+  const res = await labRuntime(h).add(net, { containerId: id, netns: namedNetnsPath(netns), ifname: 'eth0' }).catch((err: unknown) => {
+    throw new CorralError('INTERNAL', `CNI ADD of ${id} on ${host} failed: ${errorMessage(err)}`);
+  });
+  const ip = (res as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
   const c: LabContainer = { id, host, netns, ip };
   state.containers.push(c);
   saveLab(state);
@@ -213,8 +220,8 @@ export async function removeContainer(state: LabState, id: string): Promise<void
   const c = state.containers.find((x) => x.id === id);
   if (!c) return;
   const h = hostOf(state, c.host);
-  const conf = JSON.parse(readFileSync(join(h.confDir, '10-lab.conflist'), 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
-  await execPlugin(join(h.binDir, 'corral'), { command: 'DEL', containerId: c.id, netns: namedNetnsPath(c.netns), ifname: 'eth0' }, { cniVersion: conf.cniVersion, name: conf.name, ...conf.plugins[0] });
+  // Best effort, as before the namespace goes: a DEL the daemon refuses leaves its IP to the daemon's reconciler.
+  await labRuntime(h).del(labNetwork(h), { containerId: c.id, netns: namedNetnsPath(c.netns), ifname: 'eth0' }).catch(() => undefined);
   await deleteNamedNetns(c.netns);
   state.containers = state.containers.filter((x) => x.id !== id);
   saveLab(state);

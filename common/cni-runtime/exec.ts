@@ -1,5 +1,5 @@
-/** Execing a CNI plugin the way a runtime (libcni) does. */
-import { execFile } from 'node:child_process';
+/** Execing one CNI plugin the way a runtime (libcni's invoke package) does. */
+import { run } from '../sys/exec.js';
 import { inNamespace } from '../sys/process.js';
 
 export interface PluginRun {
@@ -23,7 +23,7 @@ export interface CniCall {
 }
 
 /** Execs a CNI plugin as a runtime would: CNI_* in the environment, the config on stdin. */
-export function execPlugin(binary: string, call: CniCall, config: unknown, o: { hostNetns?: string; timeoutMs?: number } = {}): Promise<PluginRun> {
+export async function execPlugin(binary: string, call: CniCall, config: unknown, o: { hostNetns?: string; timeoutMs?: number } = {}): Promise<PluginRun> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_COMMAND: call.command, CNI_PATH: call.path ?? '/usr/lib/cni' };
   if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
@@ -35,20 +35,14 @@ export function execPlugin(binary: string, call: CniCall, config: unknown, o: { 
   }
   const argv = inNamespace(o.hostNetns, [binary]);
   const input = typeof config === 'string' ? config : JSON.stringify(config);
-  return new Promise((resolve) => {
-    const started = process.hrtime.bigint();
-    const child = execFile(argv[0]!, argv.slice(1), { env, timeout: o.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      let json: unknown;
-      try {
-        json = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        json = undefined;
-      }
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr, ms, json });
-    });
-    child.stdin?.on('error', () => undefined); // a plugin may exit without reading stdin (VERSION)
-    child.stdin?.end(input);
-  });
+  const r = await run(argv[0]!, argv.slice(1), { env, input, timeoutMs: o.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 });
+  let json: unknown;
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  // A plugin that did not exit by itself (killed at the timeout, or could not start) ends with a failure code.
+  const code = r.code === 0 && r.timedOut ? 1 : r.code;
+  return { code, stdout: r.stdout, stderr: r.stderr || (r.timedOut ? `plugin did not finish within ${o.timeoutMs ?? 60_000} ms` : r.error ?? ''), ms: r.ms, json };
 }

@@ -1,7 +1,8 @@
 /**
  * Chaining: Debian's reference `portmap` and `bandwidth` after `corral`, run
- * the way libcni runs a conflist (each plugin gets the previous result as
- * prevResult, DEL in reverse order), all inside the test's host namespace.
+ * by corral's CNI runtime the way libcni runs a conflist (each plugin gets the
+ * previous result as prevResult, DEL in reverse order with the cached result),
+ * all inside the test's host namespace.
  * A client on a separate namespace reaches a server in the container through
  * the host port.
  */
@@ -9,33 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { run, recordPid, forgetPid, netnsName } from '../harness/resources.js';
 import { createNamedNetns, deleteNamedNetns } from '../../common/netkit/netns.js';
-import { execPlugin, type CniCall, type PluginRun } from '../../common/cni-runtime/exec.js';
+import { toConfList } from '../../common/cni-runtime/index.js';
 import { conflist } from '../../plugins/cni-calico-like/src/install.js';
-import { SHIM, startTestHost, nsOf, type TestHost } from './helpers.js';
+import { startTestHost, nsOf, type TestHost } from './helpers.js';
 
 const CLIENT = netnsName('cnichcl');
 let host: TestHost;
 let server: ChildProcess | undefined;
-
-/** Runs a conflist's plugins in order for ADD/CHECK and in reverse for DEL, like libcni. */
-async function runList(list: ReturnType<typeof conflist>, call: CniCall, runtimeConfig: Record<string, unknown>, cached?: unknown, skip: string[] = []): Promise<PluginRun> {
-  const plugins = (list.plugins as Array<Record<string, unknown>>).filter((p) => !skip.includes(p.type as string));
-  const order = call.command === 'DEL' ? [...plugins].reverse() : plugins;
-  // ADD threads each result into the next plugin; CHECK and DEL hand every plugin the cached final result.
-  let prev: unknown = cached;
-  let last: PluginRun | undefined;
-  for (const p of order) {
-    const type = p.type as string;
-    const caps = (p.capabilities ?? {}) as Record<string, boolean>;
-    const rc = Object.fromEntries(Object.entries(runtimeConfig).filter(([k]) => caps[k]));
-    const conf = { cniVersion: list.cniVersion, name: list.name, ...p, ...(Object.keys(rc).length ? { runtimeConfig: rc } : {}), ...(prev ? { prevResult: prev } : {}) };
-    const binary = type === 'corral' ? SHIM : `/usr/lib/cni/${type}`;
-    last = await execPlugin(binary, call, conf, { hostNetns: host.netns });
-    if (last.code !== 0) throw new Error(`${type} ${call.command} failed: ${last.stdout}${last.stderr}`);
-    if (call.command === 'ADD') prev = last.json;
-  }
-  return { ...last!, json: prev ?? last!.json };
-}
 
 beforeAll(async () => {
   host = await startTestHost('ch');
@@ -59,15 +40,18 @@ afterAll(async () => {
 
 describe('chained reference plugins', () => {
   it('portmap forwards a host port to the container and bandwidth shapes the host veth', async () => {
-    const list = conflist({ network: 'chain', socket: host.socket, chain: ['portmap', 'bandwidth'] });
+    const list = toConfList(conflist({ network: 'chain', socket: host.socket, chain: ['portmap', 'bandwidth'] }), 'chain');
     const netns = await host.container('srv');
-    const call = { containerId: 'ctr-srv', netns, ifname: 'eth0' };
-    const runtime = {
-      portMappings: [{ hostPort: 30080, containerPort: 8080, protocol: 'tcp' }],
-      bandwidth: { ingressRate: 8_000_000, ingressBurst: 64_000, egressRate: 8_000_000, egressBurst: 64_000 },
+    const attachment = {
+      containerId: 'ctr-srv',
+      netns,
+      ifname: 'eth0',
+      capabilityArgs: {
+        portMappings: [{ hostPort: 30080, containerPort: 8080, protocol: 'tcp' }],
+        bandwidth: { ingressRate: 8_000_000, ingressBurst: 64_000, egressRate: 8_000_000, egressBurst: 64_000 },
+      },
     };
-    const add = await runList(list, { command: 'ADD', ...call }, runtime);
-    const result = add.json as { interfaces: Array<{ name: string; sandbox?: string }>; ips: Array<{ address: string }> };
+    const result = (await host.runtime.add(list, attachment)) as { interfaces: Array<{ name: string; sandbox?: string }>; ips: Array<{ address: string }> };
     const hostIf = result.interfaces.find((i) => !i.sandbox)!.name;
     expect(hostIf).toMatch(/^crl/);
 
@@ -88,10 +72,11 @@ describe('chained reference plugins', () => {
     expect(nat).toContain('--dport 30080');
 
     // Debian's portmap 1.1.1 CHECK looks for its IPv6 chain even for an IPv4-only container and fails; the others are checked.
-    const check = await runList(list, { command: 'CHECK', ...call }, runtime, add.json, ['portmap']);
-    expect(check.code).toBe(0);
+    expect(host.runtime.cachedResult(list, attachment)).toEqual(result);
+    await host.runtime.check({ ...list, plugins: list.plugins.filter((p) => p.type !== 'portmap') }, attachment);
 
-    await runList(list, { command: 'DEL', ...call }, runtime, add.json);
+    await host.runtime.del(list, attachment);
+    expect(host.runtime.cachedResult(list, attachment)).toBeUndefined();
     expect(await run('ip', ['netns', 'exec', host.netns, 'iptables', '-t', 'nat', '-S'])).not.toContain('--dport 30080');
     expect((await host.allocations()).some((a) => a.containerId === 'ctr-srv')).toBe(false);
   });

@@ -5,10 +5,10 @@
  * runtime does. Namespaces are "ct-cni…" so a failed run is cleaned up.
  */
 import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { testDir, recordPid, forgetPid, netnsName, run } from '../harness/resources.js';
 import { createNamedNetns, deleteNamedNetns, namedNetnsPath } from '../../common/netkit/netns.js';
-import { execPlugin, type CniCall, type PluginRun } from '../../common/cni-runtime/exec.js';
+import { CniRuntime, execPlugin, type CniCall, type PluginRun } from '../../common/cni-runtime/index.js';
 import { spawnDaemon, type DaemonProcess } from '../../plugins/cni-calico-like/src/daemon/spawn.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { shimPath } from '../../plugins/cni-calico-like/src/install.js';
@@ -24,6 +24,8 @@ export interface TestHost {
   daemon: DaemonProcess;
   conf(o?: Record<string, unknown>): Record<string, unknown>;
   cni(call: CniCall, conf?: unknown): Promise<PluginRun>;
+  /** A CNI runtime running plugin chains inside the host namespace: corral's shim, then Debian's reference plugins. */
+  runtime: CniRuntime;
   allocations(): Promise<Allocation[]>;
   /** Stops the daemon and starts it again; `whileDown` runs in between (calls that find no daemon). */
   restart(whileDown?: () => Promise<void>): Promise<void>;
@@ -59,6 +61,7 @@ export async function startTestHost(tag: string, overrides: Partial<DaemonConfig
     daemon: await start(),
     conf: (o = {}) => ({ cniVersion: '1.1.0', name: 'testnet', type: 'corral', daemonSocket: socket, ...o }),
     cni: (call, conf) => execPlugin(SHIM, call, conf ?? host.conf()),
+    runtime: new CniRuntime({ binDirs: [dirname(SHIM), '/usr/lib/cni'], cacheDir: join(dir, 'cni-cache'), hostNetns: netns }),
     allocations: async () => (await daemonRequest<{ allocations: Allocation[] }>(socket, 'GET', '/v1/ipam')).allocations,
     async restart(whileDown) {
       await host.daemon.stop();

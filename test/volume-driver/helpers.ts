@@ -154,15 +154,7 @@ export async function teardownHost(dir: string): Promise<void> {
   for (const m of mountTable().filter((m) => under(m.target) && !m.fstype.startsWith('fuse')).sort(byDepth)) {
     await run('umount', [m.target], { timeoutMs: 20_000 }).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
-  for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
-    let backing = '';
-    try {
-      backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    if (under(backing)) await run('losetup', ['-d', `/dev/${dev}`], { timeoutMs: 20_000 }).catch(() => undefined);
-  }
+  for (const dev of loopsUnder(dir)) await run('losetup', ['-d', dev], { timeoutMs: 20_000 }).catch(() => undefined);
   // A fenced or orphaned rbd-fuse may never answer the unmount: killing it is what frees it.
   const killHelpers = async () => {
     for (const pid of helperPids(dir)) process.kill(pid, 'SIGKILL');
@@ -171,6 +163,43 @@ export async function teardownHost(dir: string): Promise<void> {
     await umountFuse(m.target, 5000, killHelpers).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   for (const pid of helperPids(dir)) await stopPid(pid, 5000);
+}
+
+/** Loop devices whose backing file lies under `dir`. */
+export function loopsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
+    try {
+      const backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim();
+      if (backing === dir || backing.startsWith(dir + '/')) out.push(`/dev/${dev}`);
+    } catch {
+      // not bound to a file
+    }
+  }
+  return out;
+}
+
+/** Kernel rbd mappings of pool/image (none where the kernel has no rbd). */
+export function krbdMappings(pool: string, image: string): string[] {
+  const base = '/sys/bus/rbd/devices';
+  if (!existsSync(base)) return [];
+  return readdirSync(base).filter((id) => {
+    try {
+      return readFileSync(join(base, id, 'pool'), 'utf8').trim() === pool && readFileSync(join(base, id, 'name'), 'utf8').trim() === image;
+    } catch {
+      return false;
+    }
+  }).map((id) => `/dev/rbd${id}`);
+}
+
+/** What of a volume's data path is still on this host: mounts, loop devices and helper processes under `dir`. */
+export function dataPathUnder(dir: string): string[] {
+  const under = (p: string) => p === dir || p.startsWith(dir + '/');
+  return [
+    ...mountTable().filter((m) => under(m.target)).map((m) => `mount ${m.target}`),
+    ...loopsUnder(dir).map((d) => `loop ${d}`),
+    ...helperPids(dir).map((pid) => `pid ${pid}`),
+  ];
 }
 
 /** rbd-fuse (or any helper) processes whose command line names a path under `dir`. */
@@ -188,6 +217,9 @@ export function helperPids(dir: string): number[] {
 }
 
 export const isMounted = (path: string): boolean => mountTable().some((m) => m.target === path);
+
+/** The filesystem type mounted at `path` (the last mount there), or undefined. */
+export const mountedFsType = (path: string): string | undefined => mountTable().filter((m) => m.target === path).pop()?.fstype;
 
 /** NODE_EXTRA_CA_CERTS costs ~35 ms per Node start here and the driver needs no extra CAs. */
 function withoutExtraCerts(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

@@ -1,17 +1,40 @@
 /**
  * The volume driver with its local backend, as a real process on a real
- * socket: the Docker protocol (reference counting by ID, idempotent create,
- * Err answers), the size limit enforced by the kernel (ENOSPC), a hard
- * restart while a volume is mounted, snapshots and online growth.
+ * socket. The volume backend contract (backend-contract.ts: sized ext4/xfs
+ * volumes on a loop file, data across detach and a hard restart, references
+ * by ID, the size limit, growth, snapshots, removal, typed errors, scope
+ * local) runs first; then what only the local backend and this driver have:
+ * the Docker protocol without any prior call, plain directory volumes, its
+ * Err answers, the CLI and metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
-import { run, testDir } from '../harness/resources.js';
 import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { isMounted, REPO, startDriver, teardownHost, type DriverProcess } from './helpers.js';
+import { testDir } from '../harness/resources.js';
+import { volumeBackendContract, type BackendHost } from './backend-contract.js';
+import { dataPathUnder, REPO, startDriver, teardownHost, type DriverProcess } from './helpers.js';
+
+volumeBackendContract('local (loop file)', { backend: 'local', scope: 'local' }, async () => {
+  const root = testDir('vol-local-contract');
+  const hosts: BackendHost[] = [];
+  const cleanup = async () => {
+    for (const h of hosts) await h.driver.kill();
+    await teardownHost(root);
+    rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    for (const h of ['a', 'b']) {
+      const driver = await startDriver({ hostId: `local-contract-${h}`, dir: join(root, h) });
+      hosts.push({ driver, dataPath: (name) => dataPathUnder(join(driver.dataDir, 'local', name)) });
+    }
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { hosts: [hosts[0]!, hosts[1]!], cleanup };
+});
 
 let dir: string;
 let driver: DriverProcess;
@@ -26,8 +49,6 @@ afterAll(async () => {
   await teardownHost(dir);
   rmSync(dir, { recursive: true, force: true });
 });
-
-const loopsUnder = async (path: string): Promise<string[]> => (await run('losetup', ['-a'])).split('\n').filter((l) => l.includes(path));
 
 describe('Docker volume plugin protocol (local backend)', () => {
   it('answers Activate and Capabilities without any prior call', async () => {
@@ -52,36 +73,6 @@ describe('Docker volume plugin protocol (local backend)', () => {
     expect(gone.body.Err).toBe('volume plain not found');
   });
 
-  it('counts mount references by ID: attached once, detached after the last Unmount', async () => {
-    await driver.docker('Create', { Name: 'sized', Opts: { size: '32M' } });
-    const img = join(driver.dataDir, 'local', 'sized', 'disk.img');
-    const m1 = (await driver.docker('Mount', { Name: 'sized', ID: 'c1' })).body.Mountpoint as string;
-    const m2 = (await driver.docker('Mount', { Name: 'sized', ID: 'c2' })).body.Mountpoint as string;
-    expect(m2).toBe(m1);
-    expect(isMounted(m1)).toBe(true);
-    expect(await loopsUnder(img)).toHaveLength(1);
-    expect((await driver.docker('Remove', { Name: 'sized' })).body.Err).toMatch(/in use on this host \(2 mount reference/);
-    await driver.docker('Unmount', { Name: 'sized', ID: 'c1' });
-    expect(isMounted(m1)).toBe(true);
-    // An unknown ID must not detach what c2 still uses.
-    await driver.docker('Unmount', { Name: 'sized', ID: 'nope' });
-    expect(isMounted(m1)).toBe(true);
-    await driver.docker('Unmount', { Name: 'sized', ID: 'c2' });
-    expect(isMounted(m1)).toBe(false);
-    expect(await loopsUnder(img)).toHaveLength(0);
-    expect((await driver.docker('Path', { Name: 'sized' })).body).toEqual({ Mountpoint: '' });
-  });
-
-  it('enforces the size limit: writes past it fail with ENOSPC', async () => {
-    await driver.docker('Create', { Name: 'limited', Opts: { size: '32M' } });
-    const mp = (await driver.docker('Mount', { Name: 'limited', ID: 'w' })).body.Mountpoint as string;
-    const fs = statfsSync(mp);
-    expect(fs.blocks * fs.bsize).toBeLessThanOrEqual(32 * 1024 * 1024);
-    const err = await run('dd', ['if=/dev/zero', `of=${mp}/fill`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => '', (e: Error) => e.message);
-    expect(err).toMatch(/No space left on device/);
-    await driver.docker('Unmount', { Name: 'limited', ID: 'w' });
-  });
-
   it('refuses bad input with clear Err messages and keeps serving', async () => {
     const cases: [string, unknown, RegExp][] = [
       ['Create', { Name: '../escape', Opts: null }, /volume name "..\/escape" is invalid/],
@@ -104,57 +95,6 @@ describe('Docker volume plugin protocol (local backend)', () => {
     }
     expect((await driver.client.list()).map((v) => v.name)).not.toContain('x1');
     expect((await driver.docker('Plugin.Activate')).status).toBe(200);
-  });
-
-  it('keeps a mounted volume and its references across a hard restart; a later Unmount detaches it', async () => {
-    await driver.docker('Create', { Name: 'survivor', Opts: { size: '32M' } });
-    const mp = (await driver.docker('Mount', { Name: 'survivor', ID: 'ctr-1' })).body.Mountpoint as string;
-    writeFileSync(join(mp, 'before'), 'written before the crash');
-    await driver.kill('SIGKILL');
-    expect(isMounted(mp)).toBe(true);
-    writeFileSync(join(mp, 'during'), 'written while the plugin was down');
-    await driver.restart();
-    const get = (await driver.docker('Get', { Name: 'survivor' })).body as { Volume: { Mountpoint: string; Status: { refs: number } } };
-    expect(get.Volume.Mountpoint).toBe(mp);
-    expect(get.Volume.Status.refs).toBe(1);
-    expect(isMounted(mp)).toBe(true);
-    expect(readFileSync(join(mp, 'before'), 'utf8')).toBe('written before the crash');
-    expect((await driver.docker('Mount', { Name: 'survivor', ID: 'ctr-2' })).body.Mountpoint).toBe(mp);
-    await driver.docker('Unmount', { Name: 'survivor', ID: 'ctr-1' });
-    expect(isMounted(mp)).toBe(true);
-    await driver.docker('Unmount', { Name: 'survivor', ID: 'ctr-2' });
-    expect(isMounted(mp)).toBe(false);
-    const again = (await driver.docker('Mount', { Name: 'survivor', ID: 'ctr-3' })).body.Mountpoint as string;
-    expect(readFileSync(join(again, 'during'), 'utf8')).toBe('written while the plugin was down');
-    await driver.docker('Unmount', { Name: 'survivor', ID: 'ctr-3' });
-  });
-
-  it('snapshots, rolls back and grows a sized volume through the admin API', async () => {
-    const c = driver.client;
-    await c.create('snappy', { size: '32M' });
-    const mp = await c.mount('snappy', 'task-1');
-    writeFileSync(join(mp, 'f'), 'v1');
-    const snap = await c.snapshot('snappy', 's1');
-    expect(snap.name).toBe('s1');
-    writeFileSync(join(mp, 'f'), 'v2');
-    await expect(c.rollback('snappy', 's1')).rejects.toThrow(/mounted on this host/);
-    const grown = await c.resize('snappy', '64M');
-    expect(grown.sizeBytes).toBe(64 * 1024 * 1024);
-    const fsBytes = (p: string) => statfsSync(p).blocks * statfsSync(p).bsize;
-    // Online ext4 growth needs CAP_SYS_RESOURCE; without it the filesystem grows at the next attach.
-    expect(fsBytes(mp) > 40 * 1024 * 1024).toBe(grown.pendingGrow !== true);
-    await expect(c.resize('snappy', '32M')).rejects.toThrow(/shrinking is not supported/);
-    await c.unmount('snappy', 'task-1');
-    await c.rollback('snappy', 's1');
-    expect((await c.listSnapshots('snappy')).map((s) => s.name)).toEqual(['s1']);
-    const mp2 = await c.mount('snappy', 'task-2');
-    expect(readFileSync(join(mp2, 'f'), 'utf8')).toBe('v1');
-    expect(fsBytes(mp2)).toBeGreaterThan(40 * 1024 * 1024);
-    expect((await c.get('snappy')).pendingGrow).toBeUndefined();
-    await c.unmount('snappy', 'task-2');
-    await c.removeSnapshot('snappy', 's1');
-    await c.remove('snappy');
-    await expect(c.get('snappy')).rejects.toThrow(/not found/);
   });
 
   it('is driven by `corral volume` (tables and --json) and exports Prometheus metrics', async () => {

@@ -11,7 +11,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorralError, isCorralError } from '../../../contracts/errors.js';
-import { CniNetworkHook, loadConfDir, pluginInput, toConfList } from '../../../plugins/isolator/src/hooks/network-hook.js';
+import { CniNetworkHook } from '../../../plugins/isolator/src/hooks/network-hook.js';
+import { loadConfDir, pluginConfig, toConfList } from '../../../common/cni-runtime/index.js';
 import { VolumeLibraryHook } from '../../../plugins/volume-driver/src/hook.js';
 import type { Volumes } from '../../../plugins/volume-driver/src/index.js';
 
@@ -81,10 +82,11 @@ describe('CNI network hook', () => {
     writeFileSync(join(dir, '20-b.conf'), JSON.stringify({ cniVersion: '0.4.0', name: 'b', type: 'bridge', bridge: 'br0' }));
     writeFileSync(join(dir, '30-broken.conf'), '{');
     mkdirSync(join(dir, 'sub'));
-    const all = loadConfDir(dir);
+    const { networks: all, broken } = loadConfDir(dir);
     expect(Object.keys(all).sort()).toEqual(['a', 'b']);
+    expect(broken.map((b) => b.file)).toEqual([join(dir, '30-broken.conf')]);
     expect(all.b).toEqual({ cniVersion: '0.4.0', name: 'b', plugins: [{ type: 'bridge', bridge: 'br0' }] });
-    expect(pluginInput(toConfList(all.b, 'b'), 0, { mode: 'cni', network: 'b' }, undefined)).toEqual({ cniVersion: '0.4.0', name: 'b', type: 'bridge', bridge: 'br0' });
+    expect(pluginConfig(toConfList(all.b, 'b'), 0)).toEqual({ cniVersion: '0.4.0', name: 'b', type: 'bridge', bridge: 'br0' });
   });
 });
 
