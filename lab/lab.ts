@@ -31,6 +31,7 @@ import { corralCommand } from '../common/sys/paths.js';
 import { CniRuntime, loadConfFile, type NetworkConfList } from '../common/cni-runtime/index.js';
 import { inNamespace, pollUntil, processAlive, processCmdline, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
 import { waitUntil } from '../common/sys/wait.js';
+import { run } from '../common/sys/exec.js';
 import { ip } from '../common/sys/ip.js';
 import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
 import { cable, createUnderlay } from './underlay.js';
@@ -181,11 +182,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
 
 async function inNetnsFetch(netns: string, url: string): Promise<boolean> {
   const argv = inNamespace(netns, ['curl', '-sf', '--max-time', '1', url]);
-  return new Promise((resolve) => {
-    const c = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-    c.on('exit', (code) => resolve(code === 0));
-    c.on('error', () => resolve(false));
-  });
+  return (await run(argv[0]!, argv.slice(1), { timeoutMs: 5000 })).code === 0;
 }
 
 export function hostOf(state: LabState, host: string): HostPlan {
