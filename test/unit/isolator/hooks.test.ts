@@ -7,7 +7,7 @@
  * their code). The real daemons are exercised in test/isolator.
  */
 import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorralError, isCorralError } from '../../../contracts/errors.js';
@@ -59,6 +59,17 @@ describe('CNI network hook', () => {
     const dels = calls(binDir).filter((c) => c.command === 'DEL');
     expect(dels.map((d) => d.type)).toEqual(['second', 'first']);
     expect(dels[0]!.conf.prevResult).toEqual(RESULT);
+  });
+
+  it('a result cached by an older agent (CACHE/NET-ID-IF.json) still reaches DEL as prevResult', async () => {
+    const { binDir, hook } = setup();
+    mkdirSync(join(binDir, 'cache'), { recursive: true });
+    writeFileSync(join(binDir, 'cache', 'n1-c9-eth0.json'), JSON.stringify(RESULT));
+    await hook.detach('c9', undefined, spec);
+    const dels = calls(binDir).filter((c) => c.command === 'DEL');
+    expect(dels.map((d) => d.type)).toEqual(['second', 'first']);
+    expect(dels[1]!.conf.prevResult).toEqual(RESULT);
+    expect(existsSync(join(binDir, 'cache', 'n1-c9-eth0.json'))).toBe(false);
   });
 
   it('a failed ADD is rolled back and reported with the plugin message', async () => {

@@ -11,7 +11,8 @@
  * failed ADD so a failed launch keeps no address. DEL works without the
  * namespace (the daemon still frees the IP).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { NetworkHook, NetworkSpec } from '../../../../contracts/containerizer.js';
 import { CniRuntime, loadNetwork, toConfList, unknownNetwork, type Attachment, type NetworkConfList } from '../../../../common/cni-runtime/index.js';
 import { NATIVE_BUILD_DIR } from '../../../../common/sys/paths.js';
@@ -82,6 +83,26 @@ export class CniNetworkHook implements NetworkHook {
   async detach(containerId: string, netnsPath: string | undefined, spec: CniSpec): Promise<void> {
     const list = this.network(spec.network);
     const netns = netnsPath && existsSync(netnsPath) ? netnsPath : undefined;
-    await this.runtime.del(list, this.attachment(containerId, netns, spec));
+    const a = this.attachment(containerId, netns, spec);
+    this.adoptOldCacheEntry(list, a);
+    await this.runtime.del(list, a);
+  }
+
+  /**
+   * Agents before the kit's runtime kept a bare result at
+   * CACHE/NETWORK-CONTAINER-IFNAME.json; a task attached then still gets its
+   * prevResult on DEL: the old file moves into the runtime's cache.
+   */
+  private adoptOldCacheEntry(list: NetworkConfList, a: Attachment): void {
+    const old = join(this.runtime.cache.dir, `${list.name}-${a.containerId}-${a.ifname}.json`);
+    if (!existsSync(old)) return;
+    try {
+      if (this.runtime.cachedResult(list, a) === undefined) {
+        this.runtime.cache.put({ networkName: list.name, containerId: a.containerId, ifName: a.ifname, result: JSON.parse(readFileSync(old, 'utf8')) as unknown });
+      }
+      rmSync(old, { force: true });
+    } catch {
+      // an unreadable old entry: DEL goes on without it, as with no entry at all
+    }
   }
 }
