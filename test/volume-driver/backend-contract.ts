@@ -146,7 +146,10 @@ export function volumeBackendContract(name: string, traits: BackendTraits, setup
       const m2 = (await d.docker('Mount', { Name: 'c-refs', ID: 'c2' })).body.Mountpoint as string;
       expect(m2).toBe(m1);
       expect(isMounted(m1)).toBe(true);
+      // Attached once: one device and at most one helper, however many references.
       const held = host(0).dataPath('c-refs');
+      expect(held.length).toBeGreaterThan(0);
+      for (const kind of ['loop', 'krbd', 'pid']) expect(held.filter((e) => e.startsWith(`${kind} `)).length).toBeLessThanOrEqual(1);
       // The same ID again is one reference, not a second attach.
       await d.docker('Mount', { Name: 'c-refs', ID: 'c2' });
       expect(host(0).dataPath('c-refs')).toEqual(held);
@@ -231,6 +234,7 @@ export function volumeBackendContract(name: string, traits: BackendTraits, setup
       await c.unmount('c-snap', 't1');
       expect(await refusal(c.rollback('c-snap', 'nope'))).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/snapshot nope of volume c-snap not found/) });
       await c.rollback('c-snap', 's1');
+      expect((await c.listSnapshots('c-snap')).map((s) => s.name)).toEqual(['s1']);
       const mp2 = await c.mount('c-snap', 't2');
       expect(readFileSync(join(mp2, 'f'), 'utf8')).toBe('v1');
       await c.unmount('c-snap', 't2');

@@ -189,7 +189,7 @@ export function krbdMappings(pool: string, image: string): string[] {
     } catch {
       return false;
     }
-  }).map((id) => `/dev/rbd${id}`);
+  }).map((id) => `krbd /dev/rbd${id}`);
 }
 
 /** What of a volume's data path is still on this host: mounts, loop devices and helper processes under `dir`. */
