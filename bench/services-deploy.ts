@@ -29,8 +29,9 @@ import { forgetPid, recordPid, run, testDir } from '../test/harness/resources.js
 import { ServicesClient } from '../core-scheduler/src/services/client.js';
 import { loadSecurity } from '../core-scheduler/src/master/auth.js';
 import { loadPlan } from '../cli/up/plan.js';
-import { readPid, readPids } from '../cli/up/procs.js';
-import { isClean, leftovers } from '../cli/up/host.js';
+import { readPid } from '../cli/up/procs.js';
+import { instanceNode } from '../cli/up/supervisor.js';
+import { isClean, loadNodeState, scopeLeftovers } from '../provision/src/index.js';
 import { fmt, median } from './volume-common.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -63,7 +64,7 @@ const plan = loadPlan(work);
 const recorded: Array<[string, number]> = [];
 const sup = readPid(join(work, 'supervisor.pid'));
 if (sup) recorded.push(['bench-up-supervisor', sup]);
-for (const p of readPids(join(work, 'pids'))) recorded.push([`bench-up-${p.name}`, p.pid]);
+for (const p of loadNodeState(join(work, 'node-state.json'))?.processes ?? []) recorded.push([`bench-up-${p.name}`, p.pid]);
 for (const [n, pid] of recorded) recordPid(n, pid);
 if (up.code !== 0 || !plan) {
   process.stderr.write(`corral up failed:\n${up.out}\n`);
@@ -138,7 +139,7 @@ try {
 } finally {
   const down = await corral(['down', '--work-dir', work]);
   for (const [n, pid] of recorded) forgetPid(n, pid);
-  const left = leftovers(plan);
+  const left = scopeLeftovers(instanceNode(plan).scope);
   if (down.code !== 0 || !isClean(left)) process.stderr.write(`corral down did not leave a clean host:\n${down.out}\n${JSON.stringify(left)}\n`);
   else rmSync(dir, { recursive: true, force: true });
 }

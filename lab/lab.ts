@@ -29,20 +29,16 @@ import { deleteNamedNetns, namedNetnsPath, createNamedNetns, netnsPids } from '.
 import { daemonRequest } from '../plugins/cni-calico-like/src/index.js';
 import { corralCommand } from '../common/sys/paths.js';
 import { CniRuntime, loadConfFile, type NetworkConfList } from '../common/cni-runtime/index.js';
-import { inNamespace, pollUntil, processAlive, processCmdline, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
+import { inNamespace, signalProcess as signal, tail, waitDead } from '../common/sys/process.js';
 import { waitUntil } from '../common/sys/wait.js';
 import { run } from '../common/sys/exec.js';
 import { ip } from '../common/sys/ip.js';
 import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
 import { cable, createUnderlay } from './underlay.js';
-import { killNode, loadNodeState, ours, stopProcesses, wipeNode, type NodeState } from '../provision/src/index.js';
+import { killNode, loadNodeState, nodeDown, ours, startDaemon, stopProcesses, type NodeProcess, type NodeState } from '../provision/src/index.js';
 
-export interface LabProcess {
-  name: string;
-  pid: number;
-  /** Text in its command line that proves the pid is still ours. */
-  marker: string;
-}
+/** The lab's own processes (etcd, the simulated-agent master, bird), recorded as the node lifecycle records daemons. */
+export type LabProcess = NodeProcess;
 
 export interface LabContainer {
   id: string;
@@ -70,18 +66,12 @@ function saveLab(s: LabState): void {
   writeFileSync(stateFile(s.plan.options.dir), JSON.stringify(s, null, 2));
 }
 
-const ownedPid = (p: LabProcess): boolean => processAlive(p.pid) && processCmdline(p.pid).join('\0').includes(p.marker);
 
-/** Starts a detached process in a namespace, output to logFile. */
-function launch(name: string, netns: string, argv: string[], logFile: string, marker: string, onPid?: (name: string, pid: number) => void): LabProcess {
-  const full = inNamespace(netns, argv);
-  const out = openSync(logFile, 'a');
-  const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', out, out], detached: true });
-  closeSync(out);
-  child.unref();
-  if (!child.pid) throw new CorralError('INTERNAL', `could not start ${name}`);
-  onPid?.(name, child.pid);
-  return { name, pid: child.pid, marker };
+/** Starts a detached process in a namespace, output to logFile (the node lifecycle's start, recorded by pid and start time). */
+function launch(name: string, netns: string, argv: string[], logFile: string, onPid?: (name: string, pid: number) => void): LabProcess {
+  const { process: p } = startDaemon({ name, argv, outFile: logFile, netns, ready: async () => '' }, { detached: true });
+  onPid?.(name, p.pid);
+  return p;
 }
 
 export interface LabUpOptions extends Partial<Omit<LabOptions, 'prefix' | 'hosts' | 'dir'>> {
@@ -148,11 +138,11 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
       '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `lab=${peerUrl}`,
       '--log-level', 'warn',
-    ], join(svc.dir, 'etcd.log'), etcdData, o.onPid));
+    ], join(svc.dir, 'etcd.log'), o.onPid));
     const servicesDir = join(svc.dir, 'cluster');
     state.processes.push(launch('master', svc.netns, [
       ...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(','),
-    ], join(svc.dir, 'services.log'), servicesDir, o.onPid));
+    ], join(svc.dir, 'services.log'), o.onPid));
     saveLab(state);
     await waitUntil(() => inNetnsFetch(svc.netns, `${etcdUrl}/health`), { what: 'etcd to answer', timeoutMs: 20_000, detail: () => tail(join(svc.dir, 'etcd.log')) });
   }
@@ -162,7 +152,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     mkdirSync(rr.dir, { recursive: true });
     const conf = join(rr.dir, 'bird.conf');
     writeFileSync(conf, birdReflectorConfig(plan));
-    state.processes.push(launch('bird', rr.netns, ['bird', '-f', '-c', conf, '-s', join(rr.dir, 'bird.ctl'), '-P', join(rr.dir, 'bird.pid')], join(rr.dir, 'bird.log'), conf, o.onPid));
+    state.processes.push(launch('bird', rr.netns, ['bird', '-f', '-c', conf, '-s', join(rr.dir, 'bird.ctl'), '-P', join(rr.dir, 'bird.pid')], join(rr.dir, 'bird.log'), o.onPid));
     saveLab(state);
   }
   // 4. Hosts: each provisioned by the per-machine step in its namespace, all at once.
@@ -261,15 +251,10 @@ export async function labDown(dir: string): Promise<void> {
     await killNode(h.dir);
     await killNetnsMembers(h.netns);
   }
-  for (const h of plan.hosts) await wipeNode(h.dir);
-  // Then the control node (newest first: discovery, services, master, the OSD, the mon).
-  const control = loadNodeState(join(plan.services.nodeDir, 'node-state.json'));
-  if (control) await stopProcesses(control.processes);
-  for (const p of [...state.processes].reverse()) {
-    if (ownedPid(p)) process.kill(p.pid, 'SIGTERM');
-  }
-  await pollUntil(() => !state.processes.some(ownedPid), 10_000, 100);
-  for (const p of state.processes) if (ownedPid(p)) process.kill(p.pid, 'SIGKILL');
+  for (const h of plan.hosts) await nodeDown(h.dir, { purge: true });
+  // Then the control node (newest first: discovery, services, master, the OSD, the mon), then the lab's own.
+  await nodeDown(plan.services.nodeDir);
+  await stopProcesses(state.processes);
   const names = [
     ...state.containers.map((c) => c.netns),
     ...plan.hosts.map((h) => h.netns),

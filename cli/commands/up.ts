@@ -13,18 +13,22 @@ import { parseResources } from '../../core-scheduler/src/index.js';
 import { intOption } from '../parse.js';
 import { DEFAULT_SECURITY_FILE } from '../context.js';
 import { progress } from '../output.js';
-import { DEFAULT_NAME, DEFAULT_WORK_DIR, loadPlan, makePlan, missingDirs, savePlan, type UpPlan } from '../up/plan.js';
-import { childEnv, readStatus, selfCommand, superviseSimulated, superviseStack, tail, type SupervisorStatus } from '../up/supervisor.js';
+import { DEFAULT_NAME, DEFAULT_WORK_DIR, MARKER_ENV, loadPlan, makePlan, missingDirs, savePlan, type UpPlan } from '../up/plan.js';
+import { childEnv, instanceNode, readStatus, selfCommand, superviseSimulated, superviseStack, type SupervisorStatus } from '../up/supervisor.js';
+import { tail } from '../../common/sys/process.js';
+import { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from '../../provision/src/index.js';
 import { ensureSecurityFile, credentialOf } from '../up/security.js';
 import { narrate } from '../up/watch.js';
 import { simulatedSummary } from '../up/summary.js';
 import { preflight } from '../up/preflight.js';
-import { isClean, leftovers, sweep } from '../up/host.js';
-import { killMarked, ours, readPid, stopProcess } from '../up/procs.js';
+import { ours, readPid, stopProcess } from '../up/procs.js';
 import { deployDemo, renderTour, takeTour, DEMO_APP_ID } from '../up/demo.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SIM_RESOURCES = 'cpus:4;mem:8192;disk:20000;ports:[31000-32000]';
+
+/** What the instance owns on the host (provision's scope of its node, plus its marker and run-time directories). */
+const scopeOf = (plan: UpPlan): NodeScope => instanceNode(plan).scope;
 
 /** The supervisor's pid if it is alive and really ours (never signal a stranger that reused the pid). */
 function runningSupervisor(plan: UpPlan): number | undefined {
@@ -57,7 +61,7 @@ async function followStartup(plan: UpPlan, supervisor: { exitCode: number | null
 async function stopInstance(plan: UpPlan): Promise<{ supervisor?: number; killed: number[] }> {
   const pid = runningSupervisor(plan);
   if (pid) await stopProcess(pid, plan.marker, 120_000);
-  const killed = await killMarked(plan.marker);
+  const killed = await killScope({ dirs: [], marker: { env: MARKER_ENV, value: plan.marker } });
   return { ...(pid ? { supervisor: pid } : {}), killed };
 }
 
@@ -156,7 +160,7 @@ async function up(o: UpOptions): Promise<void> {
   if (saved) {
     // A previous instance that crashed or was killed: clear what is left of it first (its data stays).
     const stopped = await stopInstance(saved);
-    if (!saved.simulate) await sweep(saved);
+    if (!saved.simulate) await sweepScope(scopeOf(saved));
     if (stopped.killed.length) progress(`stopped ${stopped.killed.length} leftover process(es) of an earlier run`);
   }
   if (!plan.simulate) await preflight(plan);
@@ -187,8 +191,8 @@ async function up(o: UpOptions): Promise<void> {
     progress(`corral up failed: ${(err as Error).message}`);
     progress('stopping what was started…');
     await stopInstance(plan);
-    const report = await sweep(plan);
-    const left = leftovers(plan);
+    const report = await sweepScope(scopeOf(plan));
+    const left = scopeLeftovers(scopeOf(plan));
     progress(isClean(left) ? `nothing is left running; logs stay in ${plan.paths.logs}` : `some things are left (run corral down --work-dir ${plan.workDir}): ${JSON.stringify(left)}`);
     if (report.errors.length) progress(`cleanup errors: ${report.errors.join('; ')}`);
     throw new CorralError('UNAVAILABLE', 'corral up failed (see above)');
@@ -237,7 +241,8 @@ async function down(o: { workDir: string; keepData?: boolean }): Promise<void> {
     progress(o.keepData ? `kept ${plan.workDir}` : `removed ${plan.workDir}`);
     return;
   }
-  const report = await sweep(plan);
+  const scope = scopeOf(plan);
+  const report = await sweepScope(scope);
   if (report.killed.length) progress(`killed ${report.killed.length} task process(es) left in cgroups`);
   if (report.unmounted.length) progress(`unmounted ${report.unmounted.join(', ')}`);
   if (report.loopDevices.length) progress(`detached ${report.loopDevices.join(', ')}`);
@@ -246,7 +251,7 @@ async function down(o: { workDir: string; keepData?: boolean }): Promise<void> {
   }
   if (report.netns.length) progress(`deleted network namespaces ${report.netns.join(', ')}`);
   if (report.cgroups.length) progress(`removed cgroups ${report.cgroups.join(', ')}`);
-  const left = leftovers(plan);
+  const left = scopeLeftovers(scope);
   if (!isClean(left)) {
     throw new CorralError('INTERNAL', `corral down could not remove everything: ${JSON.stringify(left)}${report.errors.length ? `; errors: ${report.errors.join('; ')}` : ''}`);
   }

@@ -14,7 +14,7 @@ import type { AppView, InstanceView } from '../../core-scheduler/src/index.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/index.js';
 import { exec } from '../../common/sys/exec.js';
 import { NETWORK, VOLUME_DRIVER, type UpPlan } from './plan.js';
-import type { Credential } from './stack.js';
+type Credential = { principal: string; secret: string };
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const DEMO_APP_ID = 'web';

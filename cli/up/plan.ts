@@ -11,6 +11,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { CorralError } from '../../contracts/errors.js';
 import { z } from '../../common/validate.js';
 import { parseCidr } from '../../common/netkit/ipv4.js';
+import type { NodeConfigInput, NodeScope } from '../../provision/src/index.js';
 
 export const DEFAULT_WORK_DIR = '/var/lib/corral';
 export const DEFAULT_NAME = 'corral';
@@ -81,9 +82,9 @@ export interface UpPlan {
     log: string;
     supervisorPid: string;
     status: string;
-    pids: string;
+    /** The node's record of its daemons and scope (provision's lifecycle). */
+    nodeState: string;
     logs: string;
-    config: string;
     master: string;
     agent: string;
     volumes: string;
@@ -151,9 +152,8 @@ export function makePlan(input: unknown): UpPlan {
       log: join(workDir, 'corral.log'),
       supervisorPid: join(workDir, 'supervisor.pid'),
       status: join(workDir, 'status.json'),
-      pids: join(workDir, 'pids'),
+      nodeState: join(workDir, 'node-state.json'),
       logs: join(workDir, 'logs'),
-      config: join(workDir, 'config'),
       master: join(workDir, 'master'),
       agent: join(workDir, 'agent'),
       volumes: join(workDir, 'volumes'),
@@ -198,4 +198,54 @@ export function loadPlan(workDir: string): UpPlan | undefined {
   }
   if (plan.version !== 1 || plan.workDir !== resolve(workDir)) throw new CorralError('FAILED_PRECONDITION', `${file} does not describe ${resolve(workDir)}`);
   return plan;
+}
+
+/**
+ * The instance as a one-node node file: every daemon on 127.0.0.1, the
+ * security file on, the CNI daemon in the node namespace with its own
+ * embedded Store and no BGP (one node has no peers), volumes on the local
+ * backend where Docker looks for the plugin. provision's planner turns it
+ * into the daemons' configurations, like any node's.
+ */
+export function upNodeConfig(plan: UpPlan): NodeConfigInput {
+  return {
+    role: 'control',
+    components: ['master', 'volumes', 'cni', 'agent', 'discovery', 'services'],
+    name: plan.name,
+    address: '127.0.0.1',
+    dir: plan.workDir,
+    runDir: plan.runDir,
+    security: { file: plan.paths.security },
+    control: { address: '127.0.0.1', masterPort: plan.ports.master, servicesPort: plan.ports.services, dnsPort: plan.ports.dns, discoveryHttpPort: plan.ports.discovery },
+    discovery: { domain: 'corral', dnsWorkers: 'auto' },
+    cni: {
+      network: NETWORK,
+      pools: [{ name: 'default', cidr: plan.pool.cidr, blockSize: plan.pool.blockSize }],
+      store: 'embedded',
+      bgp: false,
+      ...(plan.hostNetwork ? {} : { netns: plan.netns.node }),
+    },
+    volumes: { socket: plan.paths.volumeSocket, dataDir: plan.paths.volumes },
+    agent: {
+      port: plan.ports.agent,
+      apiSocket: plan.paths.agentSocket,
+      ...(plan.agentResources ? { resources: plan.agentResources } : {}),
+      cgroupRoot: plan.cgroupRoot,
+      netnsPrefix: plan.netns.taskPrefix,
+    },
+    log: { level: 'info', dir: plan.paths.logs },
+  };
+}
+
+/** What the instance owns on the host: its node's scope plus the marker of its processes and the run-time directories it made. */
+export function upScope(plan: UpPlan, node: NodeScope): NodeScope {
+  const ownDirs = [dirname(plan.paths.volumeSocket), plan.runDir].filter((d) => d === plan.runDir || d.startsWith(`${plan.runDir}/`));
+  return {
+    ...node,
+    // The node namespace goes with the instance unless containers are routed in the host's.
+    netns: plan.hostNetwork ? [] : [plan.netns.node],
+    marker: { env: MARKER_ENV, value: plan.marker },
+    trees: [plan.paths.containerizerRun],
+    emptyDirs: [...ownDirs, ...(plan.madeDirs ?? [])],
+  };
 }

@@ -8,8 +8,7 @@
  * With `--simulate` it instead runs the master in-process with simulated
  * agents and demo frameworks (no root, no containers).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configureLogging, logger } from '../../common/log.js';
 import { errorMessage } from '../../contracts/errors.js';
@@ -20,13 +19,13 @@ import type { V1FrameworkSummary } from '../../contracts/v1/v1.js';
 import { Demo } from '../../core-scheduler/src/index.js';
 import { repoRoot } from '../../common/sys/paths.js';
 import { ensureSecurityFile, credentialOf } from './security.js';
-import { MARKER_ENV, type UpPlan } from './plan.js';
-import { buildStack, type Component, type StackCredentials } from './stack.js';
+import { MARKER_ENV, upNodeConfig, upScope, type UpPlan } from './plan.js';
 import { prepareNodeNetns } from './host.js';
-import { forgetPid, stopProcess, writePid } from './procs.js';
+import { daemonSpec, nodeConfigSchema, planNode, superviseNode, writeNodeFiles, type NodePlan, type NodeScope, type Supervision } from '../../provision/src/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ComponentState = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+
 
 export interface SupervisorStatus {
   state: 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped';
@@ -57,99 +56,50 @@ export function childEnv(plan: UpPlan): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Child {
-  comp: Component;
-  state: ComponentState;
-  proc?: ChildProcess;
-  restarts: number;
-  startedAt: number;
-  detail?: string;
-  timer?: NodeJS.Timeout;
+/** The instance's node plan: its node file through provision's planner, with the credentials of its security file. */
+export function instanceNode(plan: UpPlan): { node: NodePlan; scope: NodeScope } {
+  const security = ensureSecurityFile(plan.paths.security);
+  const secrets = { admin: credentialOf(security, 'admin'), frameworks: credentialOf(security, 'frameworks'), agents: credentialOf(security, 'agents') };
+  const node = planNode(nodeConfigSchema.parse(upNodeConfig(plan)), secrets);
+  return { node, scope: upScope(plan, node.scope) };
 }
 
 const START_TIMEOUT_MS = 90_000;
 
+/**
+ * The instance's node, run by provision's lifecycle in the foreground
+ * (superviseNode: in order, each once ready, restarted with backoff if it
+ * dies), narrated through status.json; SIGTERM drains the tasks and stops it.
+ */
 export async function superviseStack(plan: UpPlan): Promise<void> {
   configureLogging({ level: 'info', file: plan.paths.log });
   const log = logger('supervisor');
   mkdirSync(plan.paths.logs, { recursive: true });
   const security = ensureSecurityFile(plan.paths.security);
-  const cred: StackCredentials = { admin: credentialOf(security, 'admin'), frameworks: credentialOf(security, 'frameworks'), agents: credentialOf(security, 'agents') };
+  const admin = credentialOf(security, 'admin');
   writeFileSync(plan.paths.supervisorPid, `${process.pid}\n`);
   let overall: SupervisorStatus['state'] = 'starting';
   let error: string | undefined;
-  let children: Child[] = [];
+  let supervision: Supervision | undefined;
   let stopping = false;
 
-  const logFile = (name: string): string => join(plan.paths.logs, `${name}.log`);
   const writeStatus = (): void => {
     const status: SupervisorStatus = {
       state: overall,
       pid: process.pid,
       ...(error ? { error } : {}),
-      components: children.map((c) => ({ name: c.comp.name, what: c.comp.what, state: c.state, ...(c.proc?.pid ? { pid: c.proc.pid } : {}), restarts: c.restarts, ...(c.detail ? { detail: c.detail } : {}), log: logFile(c.comp.name) })),
+      components: (supervision?.daemons ?? []).map((d) => ({
+        name: d.spec.name,
+        what: d.spec.what ?? d.spec.name,
+        state: d.state,
+        ...(d.pid ? { pid: d.pid } : {}),
+        restarts: d.restarts,
+        ...(d.detail ? { detail: d.detail } : {}),
+        log: d.spec.outFile,
+      })),
     };
     writeFileSync(`${plan.paths.status}.tmp`, JSON.stringify(status, null, 2));
     renameSync(`${plan.paths.status}.tmp`, plan.paths.status);
-  };
-
-  const spawnChild = (c: Child): void => {
-    const base = [...selfCommand(), '--master', plan.urls.master, ...(c.comp.name === 'discovery' ? ['--credentials', plan.paths.security] : []), ...c.comp.args];
-    const argv = c.comp.netns ? ['nsenter', `--net=${c.comp.netns}`, '--', ...base] : base;
-    const out = openSync(logFile(c.comp.name), 'a');
-    const proc = spawn(argv[0]!, argv.slice(1), { cwd: repoRoot(), env: childEnv(plan), stdio: ['ignore', out, out] });
-    closeSync(out);
-    c.proc = proc;
-    c.startedAt = Date.now();
-    if (proc.pid) writePid(plan.paths.pids, c.comp.name, proc.pid);
-    proc.once('exit', (code, signal) => {
-      forgetPid(plan.paths.pids, c.comp.name);
-      if (stopping || c.proc !== proc) return;
-      const why = signal ? `killed by ${signal}` : `exited with ${code}`;
-      if (overall === 'starting') return; // start-up reports it
-      // Restart with backoff; a daemon that ran a while starts the count over.
-      if (Date.now() - c.startedAt > 60_000) c.restarts = 0;
-      const delay = Math.min(30_000, 1000 * 2 ** c.restarts);
-      c.restarts++;
-      c.state = 'restarting';
-      c.detail = `${why}; restarting in ${delay / 1000} s`;
-      log.error({ component: c.comp.name, code, signal, delay }, 'component died; restarting');
-      writeStatus();
-      c.timer = setTimeout(() => {
-        if (stopping) return;
-        spawnChild(c);
-        void waitReady(c, START_TIMEOUT_MS).then(
-          (detail) => ((c.state = 'ready'), (c.detail = detail), writeStatus()),
-          (err: unknown) => log.error({ component: c.comp.name, err: errorMessage(err) }, 'restarted component is not ready'),
-        );
-      }, delay);
-    });
-  };
-
-  const waitReady = async (c: Child, timeoutMs: number): Promise<string> => {
-    const end = Date.now() + timeoutMs;
-    let last = '';
-    for (;;) {
-      const p = c.proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) {
-        throw new Error(`${c.comp.name} exited during start-up (${p?.signalCode ?? `code ${p?.exitCode}`}); last lines of ${logFile(c.comp.name)}:\n${tail(logFile(c.comp.name))}`);
-      }
-      try {
-        return await c.comp.ready();
-      } catch (err) {
-        last = errorMessage(err);
-      }
-      if (Date.now() > end) throw new Error(`${c.comp.name} did not become ready within ${timeoutMs / 1000} s (${last}); last lines of ${logFile(c.comp.name)}:\n${tail(logFile(c.comp.name))}`);
-      await sleep(100);
-    }
-  };
-
-  const stopChild = async (c: Child): Promise<void> => {
-    clearTimeout(c.timer);
-    const p = c.proc;
-    if (p?.pid && p.exitCode === null && p.signalCode === null) await stopProcess(p.pid, plan.marker, 15_000);
-    forgetPid(plan.paths.pids, c.comp.name);
-    c.state = 'stopped';
   };
 
   const stopAll = async (): Promise<void> => {
@@ -158,10 +108,14 @@ export async function superviseStack(plan: UpPlan): Promise<void> {
     overall = 'stopping';
     writeStatus();
     log.info('stopping: draining tasks, then the daemons in reverse order');
-    const services = children.find((c) => c.comp.name === 'services');
-    if (services) await stopChild(services);
-    await drain(plan, cred, children.find((c) => c.comp.name === 'agent')?.state === 'ready', log).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'drain failed; corral down sweeps what is left'));
-    for (const c of [...children].reverse()) await stopChild(c);
+    const agentUp = supervision?.daemons.find((d) => d.spec.name === 'agent')?.state === 'ready';
+    await supervision?.stop({
+      before: async () => {
+        // The service framework first (it would relaunch), then every framework's tasks, while the node still serves them.
+        await supervision?.stopDaemon('services');
+        await drain(plan, admin, agentUp, log).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'drain failed; corral down sweeps what is left'));
+      },
+    });
     overall = error ? 'failed' : 'stopped';
     writeStatus();
     rmSync(plan.paths.supervisorPid, { force: true });
@@ -173,25 +127,26 @@ export async function superviseStack(plan: UpPlan): Promise<void> {
 
   try {
     await prepareNodeNetns(plan);
-    children = buildStack(plan, cred).map((comp) => ({ comp, state: 'pending', restarts: 0, startedAt: 0 }));
+    const { node, scope } = instanceNode(plan);
+    writeNodeFiles(node);
+    supervision = superviseNode({
+      stateFile: plan.paths.nodeState,
+      name: plan.name,
+      role: 'up',
+      scope,
+      daemons: node.daemons.map((d) => daemonSpec(d, selfCommand(), { env: childEnv(plan), cwd: repoRoot() })),
+      timeoutMs: START_TIMEOUT_MS,
+      onChange: () => writeStatus(),
+      onReady: (d, detail) => log.info({ component: d.name, detail }, 'component ready'),
+      log: (msg, fields) => log.warn(fields, msg),
+    });
     writeStatus();
-    for (const c of children) {
-      if (stopping) return;
-      c.state = 'starting';
-      writeStatus();
-      spawnChild(c);
-      c.detail = await waitReady(c, START_TIMEOUT_MS);
-      c.state = 'ready';
-      log.info({ component: c.comp.name, detail: c.detail }, 'component ready');
-      writeStatus();
-    }
+    await supervision.started;
     overall = 'ready';
     writeStatus();
     log.info('corral is up');
   } catch (err) {
     error = errorMessage(err);
-    const failed = children.find((c) => c.state === 'starting');
-    if (failed) failed.state = 'failed';
     log.error({ err: error }, 'start-up failed');
     overall = 'failed';
     writeStatus();
@@ -206,8 +161,8 @@ export async function superviseStack(plan: UpPlan): Promise<void> {
  * down at the master (its tasks are killed), then we wait until the agent's
  * containerizer has no container left (its checkpoint goes last in destroy).
  */
-async function drain(plan: UpPlan, cred: StackCredentials, agentUp: boolean, log: ReturnType<typeof logger>): Promise<void> {
-  const ops = new OperatorClient({ master: plan.urls.master, ...cred.admin });
+async function drain(plan: UpPlan, admin: { principal: string; secret: string }, agentUp: boolean, log: ReturnType<typeof logger>): Promise<void> {
+  const ops = new OperatorClient({ master: plan.urls.master, ...admin });
   try {
     const fws = (await ops.call<{ get_frameworks: { frameworks: V1FrameworkSummary[] } }>('GET_FRAMEWORKS')).get_frameworks.frameworks;
     for (const f of fws) {
@@ -227,13 +182,6 @@ async function drain(plan: UpPlan, cred: StackCredentials, agentUp: boolean, log
   log.warn('containers still present after 60 s; corral down removes them');
 }
 
-export function tail(file: string, lines = 15): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
 
 /** The simulated cluster: master in-process, simulated agents and demo frameworks. */
 export async function superviseSimulated(plan: UpPlan, o: { agents: number; agentResources: string }): Promise<void> {

@@ -37,6 +37,13 @@ export const nodeConfigSchema = z.strictObject({
   dir: absPath,
   /** Sockets and run-time state (default DIR/run). */
   runDir: absPath.optional(),
+  /**
+   * Authentication: the security file (credentials and ACLs) the master,
+   * the service framework and the agent check callers against, and whose
+   * principals the clients among them use. Unset: no authentication (a lab
+   * on a private network).
+   */
+  security: z.strictObject({ file: absPath }).optional(),
   /** Which daemons to run; default by role (a lab's CNI-only hosts run just `cni`). `ceph` is only for control nodes of labs. */
   components: z.array(z.enum(COMPONENTS)).min(1).optional(),
   /** Where the control node's services are (agents use it; a control node defaults it to its own address). */
@@ -67,7 +74,13 @@ export const nodeConfigSchema = z.strictObject({
       reconcileSeconds: z.number().min(1).default(60),
     })
     .prefault({}),
-  discovery: z.strictObject({ domain: z.string().default('corral') }).prefault({}),
+  discovery: z
+    .strictObject({
+      domain: z.string().default('corral'),
+      /** DNS worker processes (default 0: one process, as a lab machine has few cores and many daemons; `auto`: one per core). */
+      dnsWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default(0),
+    })
+    .prefault({}),
   /** Ceph for rbd volumes: a control node of a lab may bootstrap one; agents point at its client files. */
   ceph: z
     .strictObject({
@@ -92,8 +105,12 @@ export const nodeConfigSchema = z.strictObject({
       /** The CNI network name apps join (`network:` in an app). */
       network: z.string().default('corral'),
       pools: z.array(z.strictObject({ name: z.string(), cidr, blockSize: z.number().int().min(20).max(32).default(26) })).min(1).default([{ name: 'default', cidr: '100.96.0.0/16', blockSize: 26 }]),
-      /** IPAM store: the master's Store (`master`), or etcd. */
-      store: z.union([z.literal('master'), z.strictObject({ etcdEndpoints: z.array(z.string().url()).min(1), namespace: z.string().default('') })]).default('master'),
+      /** IPAM store: the master's Store (`master`), etcd, or the node's own (`embedded`: one node shares its pool with nobody). */
+      store: z.union([z.literal('master'), z.literal('embedded'), z.strictObject({ etcdEndpoints: z.array(z.string().url()).min(1), namespace: z.string().default('') })]).default('master'),
+      /** Run the node daemon inside this named network namespace (its veths and routes live there, not in the machine's). */
+      netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+      /** Announce container routes over BGP (off for a node alone). */
+      bgp: z.boolean().default(true),
       asn: z.number().int().min(1).default(64512),
       holdTime: z.number().int().min(3).default(9),
       /** Peers: the master's agent list (full mesh, the default) or these route reflectors. */
@@ -108,6 +125,10 @@ export const nodeConfigSchema = z.strictObject({
     .prefault({}),
   volumes: z
     .strictObject({
+      /** The plugin socket (default RUNDIR/volumes.sock; Docker looks in /run/docker/plugins/NAME.sock). */
+      socket: absPath.optional(),
+      /** Volume data (default DIR/volumes/data). */
+      dataDir: absPath.optional(),
       attach: z.enum(['auto', 'krbd', 'rbd-fuse']).default('auto'),
       timeoutSeconds: z.number().int().min(1).default(10),
     })
@@ -115,6 +136,8 @@ export const nodeConfigSchema = z.strictObject({
   agent: z
     .strictObject({
       port: port.default(5051),
+      /** The agent API on a unix socket too: daemons in another network namespace (the CNI daemon's leak reconciler) reach it there. */
+      apiSocket: absPath.optional(),
       /** Mesos text form; default: detected. */
       resources: z.string().optional(),
       /** Extra attributes; `host:<name>` is always added. */
@@ -127,7 +150,13 @@ export const nodeConfigSchema = z.strictObject({
       maskedPaths: z.array(absPath).default([]),
     })
     .prefault({}),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      /** One file per daemon here (its structured log and output together) instead of DIR/<daemon>/<daemon>.log and .out. */
+      dir: absPath.optional(),
+    })
+    .prefault({}),
 });
 
 export type NodeConfig = z.output<typeof nodeConfigSchema>;

@@ -1,4 +1,25 @@
+/**
+ * provision — one node lifecycle for every way corral runs on a machine:
+ * node files and their plans (`corral node init|plan|up|down|status`), the
+ * lifecycle that starts, supervises, stops and purges a node's daemons, and
+ * the scope of what a node owns on the host. `corral up`, the lab and the
+ * test sweeper use it; code outside provision/ imports from here only.
+ */
 export { type NodeConfig, type NodeConfigInput, nodeConfigSchema } from './config.js';
 export { type NodeInitOptions, initNode, nodeFileFor } from './init.js';
-export { cephClientFiles, planNode } from './plan.js';
-export { type NodeState, killNode, loadNodeState, nodeDown, nodeStatus, nodeUp, ours, stopProcesses, wipeNode } from './run.js';
+export { cephClientFiles, planNode, type NodePlan, type DaemonPlan, type PlanSecrets } from './plan.js';
+export { checkReady, daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
+export {
+  loadNodeState,
+  ours,
+  reconcileNode,
+  startDaemon,
+  stopProcesses,
+  superviseNode,
+  type DaemonSpec,
+  type NodeProcess,
+  type NodeState,
+  type SupervisedDaemon,
+  type Supervision,
+} from './lifecycle.js';
+export { cgroupPids, isClean, killScope, removeCgroupRoot, scopeLeftovers, sweepScope, type Leftovers, type NodeScope, type SweepReport } from './scope.js';

@@ -12,11 +12,32 @@ import type { ServicesConfigInput } from '../../core-scheduler/src/index.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/index.js';
 import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/index.js';
 import { componentsOf, type Component, type NodeConfig } from './config.js';
+import type { NodeScope } from './scope.js';
+import { CorralError } from '../../contracts/errors.js';
 
-export type Readiness = { kind: 'http'; url: string } | { kind: 'unix'; socket: string; path: string };
+/**
+ * How to tell a daemon serves: a 2xx answer, and (`expect`) a JSON field
+ * with the given value — an agent registered, discovery following the
+ * master. `show` names the field a progress line quotes ("{}" is replaced).
+ */
+export type Readiness = ({ kind: 'http'; url: string } | { kind: 'unix'; socket: string; path: string }) & {
+  expect?: { field: string[]; equals: unknown; waiting: string };
+  show?: { field: string[]; text: string };
+};
+
+/** Credentials the daemons that are clients use, from the node's security file (principals `admin`, `frameworks`, `agents`). */
+export interface PlanSecrets {
+  admin: { principal: string; secret: string };
+  frameworks: { principal: string; secret: string };
+  agents: { principal: string; secret: string };
+}
 
 export interface DaemonPlan {
   name: Component;
+  /** What it is, for people. */
+  what: string;
+  /** Run inside this named network namespace. */
+  netns?: string;
   /** Arguments after `corral`. */
   args: string[];
   configFile: string;
@@ -55,6 +76,8 @@ export interface NodePlan {
   urls: { master: string; services: string; discoveryHttp: string; dns: string };
   /** Client files of the cluster's Ceph, as this node uses them. */
   cephClient: { confFile: string; keyring: string } | undefined;
+  /** What the node owns on the machine besides its daemons (for down --purge and the sweeper). */
+  scope: NodeScope;
 }
 
 /** Where a control node's bootstrapped Ceph puts its client files (so other nodes of the same machine can name them). */
@@ -63,23 +86,28 @@ export const cephClientFiles = (controlDir: string): { confFile: string; keyring
   keyring: join(controlDir, 'ceph', 'keyring'),
 });
 
-export function planNode(n: NodeConfig): NodePlan {
+export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   const components = componentsOf(n);
   const has = (c: Component): boolean => components.includes(c);
   const runDir = n.runDir ?? join(n.dir, 'run');
   const controlIp = n.control.address ?? (n.role === 'control' ? n.address : undefined);
-  if (!controlIp) throw new Error(`node ${n.name}: control.address is required for an agent node`);
+  if (!controlIp) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: control.address is required for an agent node`);
+  if (n.security && !secrets) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: a node with a security file needs its credentials to plan`);
+  const sec = n.security ? secrets : undefined;
+  const auth = (client?: { principal: string; secret: string }) => (n.security ? { credentials: n.security.file, ...(client ?? {}) } : { noAuth: true });
   const urls = {
     master: `http://${controlIp}:${n.control.masterPort}`,
     services: `http://${controlIp}:${n.control.servicesPort}`,
     discoveryHttp: `http://${controlIp}:${n.control.discoveryHttpPort}`,
     dns: `${controlIp}:${n.control.dnsPort}`,
   };
-  const logFile = (dir: string, name: string) => ({ level: n.log.level, file: join(dir, `${name}.log`) });
+  // With log.dir, a daemon logs to its output, which goes to LOGDIR/<daemon>.log; else to DIR/<daemon>/<file>.log beside its .out.
+  const logFile = (dir: string, name: string) => (n.log.dir ? { level: n.log.level } : { level: n.log.level, file: join(dir, `${name}.log`) });
   const daemons: DaemonPlan[] = [];
-  const add = (name: Component, dir: string, subcommand: string[], config: unknown, ready: Readiness): void => {
+  const add = (name: Component, what: string, dir: string, subcommand: string[], config: unknown, ready: Readiness, netns?: string): void => {
     const configFile = join(dir, `${name}.json`);
-    daemons.push({ name, args: [...subcommand, '--config', configFile], configFile, config, outFile: join(dir, `${name}.out`), ready });
+    const outFile = n.log.dir ? join(n.log.dir, `${name}.log`) : join(dir, `${name}.out`);
+    daemons.push({ name, what, args: [...subcommand, '--config', configFile], configFile, config, outFile, ready, ...(netns ? { netns } : {}) });
   };
 
   let ceph: CephPlan | undefined;
@@ -96,14 +124,14 @@ export function planNode(n: NodeConfig): NodePlan {
       host: n.address,
       port: n.control.masterPort,
       workDir: dir,
-      // A lab on a private network: no credentials (documented in provision/README.md).
-      noAuth: true,
+      // Without a security file, a lab on a private network: no credentials (documented in provision/README.md).
+      ...auth(),
       store: { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
       allocation: { intervalMs: n.master.allocationIntervalMs },
       agents: { heartbeatIntervalMs: n.master.heartbeatIntervalMs, maxMissedHeartbeats: n.master.maxMissedHeartbeats, unreachableTimeoutMs: n.master.unreachableTimeoutMs },
       log: logFile(dir, 'master'),
     };
-    add('master', dir, ['master'], config, { kind: 'http', url: `${urls.master}/health` });
+    add('master', `master on ${urls.master}`, dir, ['master'], config, { kind: 'http', url: `${urls.master}/health`, show: { field: [], text: urls.master } });
   }
   if (has('services')) {
     const dir = join(n.dir, 'services');
@@ -111,14 +139,19 @@ export function planNode(n: NodeConfig): NodePlan {
       host: n.address,
       port: n.control.servicesPort,
       workDir: dir,
-      noAuth: true,
-      master: { url: urls.master, reconnectInitialMs: 100, reconnectMaxMs: 2000 },
+      ...(n.security ? { credentials: n.security.file } : { noAuth: true }),
+      master: { url: urls.master, reconnectInitialMs: 100, reconnectMaxMs: 2000, ...(sec ? sec.frameworks : {}) },
       offers: { refuseSeconds: n.services.refuseSeconds, idleRefuseSeconds: n.services.idleRefuseSeconds },
       reconcile: { intervalSeconds: n.services.reconcileSeconds },
       unreachable: { replaceAfterSeconds: n.services.replaceAfterSeconds },
       log: logFile(dir, 'services'),
     };
-    add('services', dir, ['services'], config, { kind: 'http', url: `${urls.services}/health` });
+    add('services', `service framework on ${urls.services}`, dir, ['services'], config, {
+      kind: 'http',
+      url: `${urls.services}/health`,
+      expect: { field: ['connected'], equals: true, waiting: 'service framework not subscribed yet' },
+      show: { field: [], text: 'subscribed to the master' },
+    });
   }
   if (has('discovery')) {
     const dir = join(n.dir, 'discovery');
@@ -126,13 +159,17 @@ export function planNode(n: NodeConfig): NodePlan {
       domain: n.discovery.domain,
       nodeName: n.name,
       workDir: dir,
-      master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000 },
-      // One process: a lab machine has few cores and many daemons.
-      dns: { host: n.address, port: n.control.dnsPort, workers: 0 },
+      master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000, ...(sec ? sec.admin : {}) },
+      dns: { host: n.address, port: n.control.dnsPort, workers: n.discovery.dnsWorkers },
       http: { host: n.address, port: n.control.discoveryHttpPort },
       log: logFile(dir, 'discovery'),
     };
-    add('discovery', dir, ['discovery'], config, { kind: 'http', url: `${urls.discoveryHttp}/v1/status/leader` });
+    add('discovery', `discovery: DNS on ${urls.dns}, Consul API on ${urls.discoveryHttp}`, dir, ['discovery'], config, {
+      kind: 'http',
+      url: `${urls.discoveryHttp}/v1/corral/status`,
+      expect: { field: ['master', 'connected'], equals: true, waiting: 'discovery not following the master yet' },
+      show: { field: ['domain'], text: 'zone {}' },
+    });
   }
 
   let cni: CniInstallPlan | undefined;
@@ -140,15 +177,23 @@ export function planNode(n: NodeConfig): NodePlan {
     const dir = join(n.dir, 'cni');
     cni = { binDir: join(dir, 'bin'), confDir: join(dir, 'net.d'), network: n.cni.network, socket: join(runDir, 'cni.sock') };
     const store: DaemonConfigInput['store'] =
-      n.cni.store === 'master' ? { backend: 'remote', url: urls.master } : { backend: 'etcd', etcdEndpoints: n.cni.store.etcdEndpoints, namespace: n.cni.store.namespace };
+      n.cni.store === 'master'
+        ? { backend: 'remote', url: urls.master, ...(sec ? sec.agents : {}) }
+        : n.cni.store === 'embedded'
+          ? // Blocks claimed in a Store of the node's own: a node alone shares its pool with nobody.
+            { backend: 'embedded', path: join(dir, 'cluster.db') }
+          : { backend: 'etcd', etcdEndpoints: n.cni.store.etcdEndpoints, namespace: n.cni.store.namespace };
+    // Leaked addresses are reclaimed against the containers' namespaces and, over its unix socket, the agent's live containers.
+    const agentSocket = has('agent') ? n.agent.apiSocket : undefined;
+    const sources = [{ type: 'netns' as const }, ...(agentSocket ? [{ type: 'http' as const, url: 'http://agent/api/v1/containers', socketPath: agentSocket }] : [])];
     const config: DaemonConfigInput = {
       node: n.name,
       socket: cni.socket,
       stateDir: n.cni.stateDir ?? join(dir, 'state'),
       store,
       pools: n.cni.pools.map((p) => ({ name: p.name, cidr: p.cidr, blockSize: p.blockSize })),
-      reconcile: { intervalMs: n.cni.reconcileIntervalMs, graceMs: 5_000, releaseEmptyBlocksAfterMs: 60_000, keepEmptyBlocks: 1, sources: [{ type: 'netns' }] },
-      bgp: {
+      reconcile: { intervalMs: n.cni.reconcileIntervalMs, graceMs: 5_000, releaseEmptyBlocksAfterMs: 60_000, keepEmptyBlocks: 1, sources },
+      bgp: !n.cni.bgp ? { enabled: false } : {
         enabled: true,
         asn: n.cni.asn,
         localAddress: n.address,
@@ -158,23 +203,34 @@ export function planNode(n: NodeConfig): NodePlan {
       },
       log: logFile(dir, 'daemon'),
     };
-    add('cni', dir, ['cni', 'daemon'], config, { kind: 'unix', socket: cni.socket, path: '/v1/status' });
+    add('cni', `CNI node daemon in ${n.cni.netns ? `netns ${n.cni.netns}` : 'the node\'s network namespace'}`, dir, ['cni', 'daemon'], config, { kind: 'unix', socket: cni.socket, path: '/v1/status', show: { field: [], text: `pools ${n.cni.pools.map((p) => `${p.cidr} (/${p.blockSize} blocks)`).join(', ')}, socket ${cni.socket}` } }, n.cni.netns ? `/run/netns/${n.cni.netns}` : undefined);
   }
+  const agentCgroupRoot = n.agent.cgroupRoot ?? `corral-${n.name}`;
+  const agentNetnsPrefix = n.agent.netnsPrefix ?? `corral-${n.name}-`;
+  const volumeSocket = n.volumes.socket ?? join(runDir, 'volumes.sock');
+  const volumesDir = n.volumes.dataDir ?? join(n.dir, 'volumes');
   if (has('volumes')) {
     const dir = join(n.dir, 'volumes');
     const config = {
       hostId: n.name,
-      socket: join(runDir, 'volumes.sock'),
-      dataDir: join(dir, 'data'),
+      socket: volumeSocket,
+      dataDir: n.volumes.dataDir ?? join(dir, 'data'),
       defaultBackend: cephClient ? 'rbd' : 'local',
       rbd: cephClient
         ? { enabled: true, confFile: cephClient.confFile, keyring: cephClient.keyring, clientName: n.ceph.clientName, pool: n.ceph.pool, attach: n.volumes.attach, timeoutSeconds: n.volumes.timeoutSeconds }
         : { enabled: false },
       // Detaches converge: a task's reference whose unmount was lost is released once this node's agent no longer runs it.
-      ...(has('agent') ? { reconcile: { liveContainers: { url: `http://${n.address}:${n.agent.port}/api/v1/containers` } } } : {}),
+      ...(has('agent')
+        ? { reconcile: { liveContainers: n.agent.apiSocket ? { url: 'http://agent/api/v1/containers', socketPath: n.agent.apiSocket } : { url: `http://${n.address}:${n.agent.port}/api/v1/containers` } } }
+        : {}),
       log: logFile(dir, 'driver'),
     };
-    add('volumes', dir, ['volume-driver'], config, { kind: 'unix', socket: config.socket, path: '/v1/status' });
+    add('volumes', `volume plugin (${config.defaultBackend} backend) on ${config.socket}`, dir, ['volume-driver'], config, {
+      kind: 'unix',
+      socket: config.socket,
+      path: '/v1/status',
+      show: { field: ['defaultBackend'], text: `backend {}, data in ${config.dataDir}` },
+    });
   }
   if (has('agent')) {
     const dir = join(n.dir, 'agent');
@@ -183,26 +239,39 @@ export function planNode(n: NodeConfig): NodePlan {
       master: urls.master,
       host: n.address,
       port: n.agent.port,
+      ...(n.agent.apiSocket ? { apiSocket: n.agent.apiSocket } : {}),
       advertiseHost: n.address,
       workDir: dir,
       ...(n.agent.resources ? { resources: n.agent.resources } : {}),
       attributes,
       containerizers: ['MESOS'],
       cniConfDir: cni?.confDir ?? '/etc/cni/net.d',
-      volumeSocket: join(runDir, 'volumes.sock'),
-      noAuth: true,
+      volumeSocket,
+      ...auth(),
       mesos: {
         runDir: join(runDir, 'containerizer'),
         workDir: join(n.dir, 'containerizer'),
-        cgroupRoot: n.agent.cgroupRoot ?? `corral-${n.name}`,
-        netnsPrefix: n.agent.netnsPrefix ?? `corral-${n.name}-`,
+        cgroupRoot: agentCgroupRoot,
+        netnsPrefix: agentNetnsPrefix,
         // Volume mounts of this node (and of any other node sharing the kernel) must not be pinned by tasks.
-        maskedPaths: ['/run/netns', join(n.dir, 'volumes'), ...n.agent.maskedPaths],
+        maskedPaths: ['/run/netns', volumesDir, ...n.agent.maskedPaths],
       },
       tasks: { defaultGracePeriodMs: 2000, pidsLimit: 4096 },
       log: logFile(dir, 'agent'),
     };
-    add('agent', dir, ['agent'], config, { kind: 'http', url: `http://${n.address}:${n.agent.port}/health` });
+    add('agent', `agent on http://${n.address}:${n.agent.port}`, dir, ['agent'], config, {
+      kind: 'http',
+      url: `http://${n.address}:${n.agent.port}/health`,
+      expect: { field: ['connected'], equals: true, waiting: 'agent not registered with the master yet' },
+      show: { field: ['agent_id'], text: 'agent {} registered' },
+    });
   }
-  return { node: n, components, runDir, stateFile: join(n.dir, 'node-state.json'), ceph, cni, daemons, urls, cephClient };
+  const scope: NodeScope = {
+    dirs: [n.dir, runDir],
+    ...(has('volumes') ? { volumesDir } : {}),
+    ...(has('agent') ? { cgroupRoots: [agentCgroupRoot], netnsPrefix: agentNetnsPrefix } : {}),
+    ...(n.cni.netns && has('cni') ? { netns: [n.cni.netns] } : {}),
+    sockets: [...(cni ? [cni.socket] : []), ...(has('volumes') ? [volumeSocket] : []), ...(has('agent') && n.agent.apiSocket ? [n.agent.apiSocket] : [])],
+  };
+  return { node: n, components, runDir, stateFile: join(n.dir, 'node-state.json'), ceph, cni, daemons, urls, cephClient, scope };
 }

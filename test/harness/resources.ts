@@ -1,5 +1,6 @@
 /**
  * Conventions every integration test follows so that scripts/cleanup-tests.sh
+ * (test/harness/sweep.ts)
  * can undo whatever a failed test left behind:
  *  - temp dirs (and so mounts and loop-device backing files) under TEST_ROOT;
  *  - started daemons record their PID under TEST_ROOT/pids;
@@ -8,6 +9,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { procStartTime } from '../../common/sys/process.js';
 
 export const TEST_ROOT = process.env.CORRAL_TEST_ROOT ?? '/tmp/corral-test';
 
@@ -16,9 +18,10 @@ export function testDir(prefix: string): string {
   return mkdtempSync(join(TEST_ROOT, `${prefix}-`));
 }
 
+/** Records a started process (pid and start time: the sweeper never signals a stranger that reused the pid). */
 export function recordPid(name: string, pid: number): void {
   mkdirSync(join(TEST_ROOT, 'pids'), { recursive: true });
-  writeFileSync(join(TEST_ROOT, 'pids', `${name}-${pid}.pid`), String(pid));
+  writeFileSync(join(TEST_ROOT, 'pids', `${name}-${pid}.pid`), `${pid} ${procStartTime(pid) ?? ''}`);
 }
 
 export function forgetPid(name: string, pid: number): void {

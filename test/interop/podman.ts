@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { forgetPid, recordPid, run } from '../harness/resources.js';
 import { buildBusyboxRootfs } from '../harness/dockerd.js';
 import { inNamespace } from '../../common/sys/process.js';
-import { removeCgroupRoot } from '../../provision/src/teardown.js';
+import { removeCgroupRoot } from '../../provision/src/scope.js';
 
 export const PODMAN = '/usr/bin/podman';
 /** libcni's default cache (libcni.CacheDir), which podman 4.3 uses. */

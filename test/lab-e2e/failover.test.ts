@@ -16,8 +16,8 @@ import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
 import { killHost, labDown } from '../../lab/lab.js';
 import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { loadNodeState } from '../../provision/src/run.js';
-import { cgroupPids } from '../../provision/src/teardown.js';
+import { loadNodeState } from '../../provision/src/lifecycle.js';
+import { cgroupPids } from '../../provision/src/scope.js';
 import { appName, instanceName, cephClientArgs, deployAndWait, failover, instanceUrl, learnedRoutes, nsRun, runningWithIp, startFullLab, storeApp, until, type FailoverResult, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];

@@ -45,7 +45,8 @@ describe('node files for the Vagrant lab (corral node init)', () => {
     expect(cfg(control, 'master')).toMatchObject({ host: '192.168.56.10', port: 5050, agents: { heartbeatIntervalMs: 1000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 5000 } });
     expect(cfg(control, 'services')).toMatchObject({ host: '192.168.56.10', master: { url: 'http://192.168.56.10:5050' }, unreachable: { replaceAfterSeconds: 0 } });
     expect(cfg(control, 'discovery')).toMatchObject({ master: { url: 'http://192.168.56.10:5050' }, dns: { host: '192.168.56.10', port: 8600 }, http: { host: '192.168.56.10', port: 8500 } });
-    expect(daemon(control, 'discovery').ready).toEqual({ kind: 'http', url: 'http://192.168.56.10:8500/v1/status/leader' });
+    // Ready once it serves and follows the master.
+    expect(daemon(control, 'discovery').ready).toMatchObject({ kind: 'http', url: 'http://192.168.56.10:8500/v1/corral/status', expect: { field: ['master', 'connected'], equals: true } });
   });
 
   it('agent: CNI daemon, volume driver and agent, pointed at the control node, with per-node sockets, cgroup root and netns prefix', () => {

@@ -23,7 +23,13 @@ import type { AppView } from '../../core-scheduler/src/services/views.js';
 import { ServicesClient } from '../../core-scheduler/src/services/client.js';
 import { loadSecurity } from '../../core-scheduler/src/master/auth.js';
 import { loadPlan, type UpPlan } from '../../cli/up/plan.js';
-import { markedProcesses, readPid, readPids } from '../../cli/up/procs.js';
+import { readPid } from '../../cli/up/procs.js';
+import { MARKER_ENV } from '../../cli/up/plan.js';
+import { loadNodeState } from '../../provision/src/lifecycle.js';
+import { markedPids } from '../../provision/src/scope.js';
+
+const daemonPids = (): Array<{ name: string; pid: number }> => loadNodeState(join(work, 'node-state.json'))?.processes ?? [];
+const markedProcesses = (marker: string): number[] => markedPids({ dirs: [], marker: { env: MARKER_ENV, value: marker } });
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tag = randomBytes(2).toString('hex');
@@ -97,7 +103,7 @@ const recorded: Array<[string, number]> = [];
 function recordForCleanup(): void {
   const sup = readPid(join(work, 'supervisor.pid'));
   if (sup) recorded.push(['up-supervisor', sup]);
-  for (const p of readPids(join(work, 'pids'))) recorded.push([`up-${p.name}`, p.pid]);
+  for (const p of daemonPids()) recorded.push([`up-${p.name}`, p.pid]);
   for (const [n, pid] of recorded) recordPid(n, pid);
 }
 const forgetRecorded = (): void => recorded.splice(0).forEach(([n, pid]) => forgetPid(n, pid));
@@ -276,7 +282,7 @@ describe('corral up: the real single-node stack', () => {
   });
 
   it('corral down stops everything and leaves nothing behind', async () => {
-    const pids = [readPid(plan.paths.supervisorPid)!, ...readPids(plan.paths.pids).map((p) => p.pid)];
+    const pids = [readPid(plan.paths.supervisorPid)!, ...daemonPids().map((p) => p.pid)];
     expect(pids.length).toBe(7);
     const r = await corral(['down', '--work-dir', work], 180_000);
     downDone = true;
