@@ -34,6 +34,16 @@ describe('RotatingFile', () => {
   });
 });
 
+describe('RotatingFile in a sandbox subdirectory', () => {
+  it('makes the directory a task names for its logs (logs/out), as the native shim does', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-rot-'));
+    const f = new RotatingFile(join(dir, 'logs', 'deep', 'out'), 1024, 2);
+    f.write(Buffer.from('hello\n'));
+    f.close();
+    expect(readFileSync(join(dir, 'logs', 'deep', 'out'), 'utf8')).toBe('hello\n');
+  });
+});
+
 describe('Docker log frames', () => {
   const frame = (stream: number, text: string) => {
     const payload = Buffer.from(text);

@@ -6,7 +6,8 @@
  * files in all; with maxFiles 1 the live file is truncated. Chunks are split
  * at the boundary, never dropped.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class RotatingFile {
   private fd: number;
@@ -17,6 +18,8 @@ export class RotatingFile {
     private readonly maxBytes: number,
     private readonly maxFiles: number,
   ) {
+    // A task may keep its logs in a directory of its sandbox (logs/out): made here, as the native shim makes it.
+    mkdirSync(dirname(path), { recursive: true });
     this.fd = openSync(path, 'a', 0o644);
     this.size = fstatSync(this.fd).size;
   }
