@@ -18,7 +18,7 @@ import { readFileSync, readdirSync, rmdirSync, existsSync, realpathSync, statSyn
 import { join } from 'node:path';
 import { exec } from '../../common/sys/exec.js';
 import { mounts, umountFuse } from '../../common/sys/mounts.js';
-import { hasEnvMarker, processAlive as isAlive, signalProcess as signal, waitDead } from '../../common/sys/process.js';
+import { hasEnvMarker, processCmdline, processAlive as isAlive, signalProcess as signal, waitDead } from '../../common/sys/process.js';
 import { deleteNamedNetns, netnsPids } from '../../common/netkit/netns.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -103,12 +103,7 @@ export function helperPids(dir: string, except: number[] = []): number[] {
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     const pid = Number(p);
     if (pid === process.pid || except.includes(pid)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (cmd.some((a) => a === dir || a.startsWith(dir + '/')) && isAlive(pid)) out.push(pid);
-    } catch {
-      // gone meanwhile
-    }
+    if (processCmdline(pid).some((a) => a === dir || a.startsWith(dir + '/')) && isAlive(pid)) out.push(pid);
   }
   return out;
 }
