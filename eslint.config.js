@@ -13,6 +13,10 @@ export default tseslint.config(
     rules: {
       // `_name` marks a parameter or binding that is unused on purpose.
       '@typescript-eslint/no-unused-expressions': ['error', { allowShortCircuit: true, allowTernary: true }],
+      // `let x: T[] = []; try { x = read() } catch { … }`: the initializer is what TypeScript's definite-assignment check needs.
+      'no-useless-assignment': 'off',
+      // A `let` declared before the closure that reads it and assigned once after is the idiom for a cycle of references.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },

@@ -22,7 +22,7 @@ let dockerd: Dockerd;
 let image: string;
 let fw: TestFramework;
 let dir: string;
-let offers: V1Offer[] = [];
+const offers: V1Offer[] = [];
 
 async function launch(id: string, cmd: string, extra: Partial<V1TaskInfo> = {}, dockerImage = image): Promise<void> {
   const want = parseResources('cpus:0.1;mem:64');

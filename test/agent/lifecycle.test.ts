@@ -18,7 +18,7 @@ let master: TestMaster;
 let agent: AgentProcess;
 let fw: TestFramework;
 let dir: string;
-let offers: V1Offer[] = [];
+const offers: V1Offer[] = [];
 
 /** An offer holding `need` (the framework keeps the others for later launches). */
 async function offer(need: string): Promise<V1Offer> {
@@ -125,7 +125,10 @@ describe('agent: native tasks', () => {
     const healthy = await new Promise<boolean>((resolve) => {
       const t = setInterval(() => {
         const h = fw.updates('checked').find((u) => u.healthy !== undefined);
-        if (h) (clearInterval(t), resolve(h.healthy!));
+        if (h) {
+          clearInterval(t);
+          resolve(h.healthy!);
+        }
       }, 50);
     });
     expect(healthy).toBe(true);

@@ -23,7 +23,7 @@ let agent: AgentProcess;
 let fw: TestFramework;
 let ops: OperatorClient;
 let dir: string;
-let offers: V1Offer[] = [];
+const offers: V1Offer[] = [];
 
 const FRAMEWORK = { name: 'recovery-test', failover_timeout: 3600, capabilities: [{ type: 'TASK_KILLING_STATE' as const }, { type: 'PARTITION_AWARE' as const }] };
 

@@ -155,7 +155,7 @@ export async function startCeph(opts: CephOptions = {}): Promise<CephCluster> {
     const logs = daemons.map((d) => `${d.name}: ${d.stderr().slice(-1500)}`).join('\n');
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`Ceph did not start: ${(err as Error).message}\n${logs}`);
+    throw new Error(`Ceph did not start: ${(err as Error).message}\n${logs}`, { cause: err });
   }
 }
 

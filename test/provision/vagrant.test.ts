@@ -22,6 +22,8 @@ import { TEST_ROOT } from '../harness/resources.js';
 
 const plan = (input: unknown): NodePlan => planNode(nodeConfigSchema.parse(input));
 const daemon = (p: NodePlan, name: string) => p.daemons.find((d) => d.name === name)!;
+// The planned configurations are plain JSON read field by field below.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const cfg = (p: NodePlan, name: string) => daemon(p, name).config as Record<string, any>;
 
 function sh(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -12,6 +12,7 @@ const require = createRequire(import.meta.url);
 /** The calls of the mesos-framework npm package, built by its own protobuf.js code as it builds them. */
 const helpers = require('mesos-framework/lib/helpers') as { stringifyEnumsRecursive(m: unknown): unknown };
 // The package's protobuf.js builder: message classes by name, built positionally as the package builds them (untyped).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const mesos = (require('mesos-framework/lib/mesos') as () => { getMesos(): any })().getMesos();
 
 const wire = (call: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(helpers.stringifyEnumsRecursive(call))) as Record<string, unknown>;

@@ -314,7 +314,10 @@ describe('corral up: the real single-node stack', () => {
     const port = await freePort();
     const r = await corral(['up', '--simulate', '--agents', '2', '--work-dir', simWork, '--name', `ct-us${tag}`, '--port', String(port)], 120_000);
     const supervisor = readPid(join(simWork, 'supervisor.pid'));
-    if (supervisor) recorded.push(['up-sim-supervisor', supervisor]), recordPid('up-sim-supervisor', supervisor);
+    if (supervisor) {
+      recorded.push(['up-sim-supervisor', supervisor]);
+      recordPid('up-sim-supervisor', supervisor);
+    }
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/task \S+ RUNNING on sim-1/);
     expect(r.stdout).toContain('simulated agents and demo frameworks');
