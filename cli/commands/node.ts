@@ -54,7 +54,11 @@ export function registerNode(program: Command): void {
     .description('print what `up` would run: every daemon with its command line and configuration (JSON)')
     .requiredOption('--config <file>', 'node file (YAML or JSON)')
     .action((o: { config: string }) => {
-      process.stdout.write(JSON.stringify(planNode(load(o.config)), null, 2) + '\n');
+      const config = load(o.config);
+      // Secrets are never printed: the plan shows where each comes from.
+      const hidden = (principal: string) => ({ principal, secret: `<secret of ${principal} in ${config.security?.file}>` });
+      const secrets = config.security ? { admin: hidden('admin'), frameworks: hidden('frameworks'), agents: hidden('agents') } : undefined;
+      process.stdout.write(JSON.stringify(planNode(config, secrets), null, 2) + '\n');
     });
 
   node

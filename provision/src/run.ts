@@ -17,6 +17,8 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync }
 import { dirname, join } from 'node:path';
 import http from 'node:http';
 import { installCni } from '../../plugins/cni-calico-like/src/index.js';
+import { loadSecurity } from '../../core-scheduler/src/index.js';
+import { CorralError } from '../../contracts/errors.js';
 import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';
@@ -49,7 +51,7 @@ const field = (body: string, path: string[]): unknown => {
 };
 
 /** Throws while the daemon does not serve as its plan says; resolves with a short description once it does. */
-export async function checkReady(r: Readiness, timeoutMs = 2000): Promise<string> {
+async function checkReady(r: Readiness, timeoutMs = 2000): Promise<string> {
   if (r.kind === 'unix' && !existsSync(r.socket)) throw new Error(`no socket ${r.socket} yet`);
   const res = r.kind === 'http' ? await httpGet({ url: r.url }, timeoutMs) : await httpGet({ socketPath: r.socket, path: r.path }, timeoutMs);
   if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
@@ -58,7 +60,7 @@ export async function checkReady(r: Readiness, timeoutMs = 2000): Promise<string
   return r.show ? r.show.text.replace('{}', String(shown)) : r.kind === 'http' ? r.url : r.socket;
 }
 
-export async function probe(r: Readiness, timeoutMs = 1000): Promise<boolean> {
+async function probe(r: Readiness, timeoutMs = 1000): Promise<boolean> {
   return checkReady(r, timeoutMs).then(
     () => true,
     () => false,
@@ -97,7 +99,7 @@ export function writeNodeFiles(plan: NodePlan): void {
   }
 }
 
-export interface NodeUpOptions {
+interface NodeUpOptions {
   /** How to run corral (default: as this process runs, see corralCommand). */
   corral?: string[];
   timeoutMs?: number;
@@ -106,8 +108,20 @@ export interface NodeUpOptions {
   onPid?(name: string, pid: number): void;
 }
 
+/** The credentials a node's client daemons use: principals `admin`, `frameworks` and `agents` of its security file. */
+export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
+  if (!config.security) return undefined;
+  const sec = loadSecurity(config.security.file);
+  const cred = (principal: string): { principal: string; secret: string } => {
+    const c = sec.credentials.find((x) => x.principal === principal);
+    if (!c) throw new CorralError('INVALID_ARGUMENT', `node ${config.name}: the security file ${config.security!.file} has no credential for "${principal}"`);
+    return { principal: c.principal, secret: c.secret };
+  };
+  return { admin: cred('admin'), frameworks: cred('frameworks'), agents: cred('agents') };
+}
+
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {
-  const plan = planNode(config, o.secrets);
+  const plan = planNode(config, o.secrets ?? secretsOf(config));
   const corral = o.corral ?? corralCommand();
   writeNodeFiles(plan);
   const previous = loadNodeState(plan.stateFile);
@@ -165,7 +179,7 @@ export async function nodeDown(dir: string, o: { purge?: boolean; graceMs?: numb
   return previous;
 }
 
-export interface DaemonStatus {
+interface DaemonStatus {
   name: string;
   pid: number;
   running: boolean;
@@ -173,7 +187,7 @@ export interface DaemonStatus {
 }
 
 export async function nodeStatus(config: NodeConfig): Promise<DaemonStatus[]> {
-  const plan = planNode(config);
+  const plan = planNode(config, secretsOf(config));
   const state = loadNodeState(plan.stateFile);
   const out: DaemonStatus[] = [];
   for (const p of state?.processes ?? []) {

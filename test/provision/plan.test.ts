@@ -1,0 +1,96 @@
+/**
+ * The planner for every kind of node: a node file with a security file
+ * (authentication on, clients with their principals, secrets never needed
+ * to print a plan), and `corral up`'s one-node node file — the same daemons
+ * and settings the single-node stack runs.
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nodeConfigSchema } from '../../provision/src/config.js';
+import { planNode, type NodePlan } from '../../provision/src/plan.js';
+import { secretsOf } from '../../provision/src/run.js';
+import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
+
+const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
+const cred = (principal: string) => ({ principal, secret: `s-${principal}` });
+const SECRETS = { admin: cred('admin'), frameworks: cred('frameworks'), agents: cred('agents') };
+
+describe('planNode with a security file', () => {
+  const node = nodeConfigSchema.parse({ role: 'control', name: 'c1', address: '198.18.0.1', dir: '/var/lib/corral/node', security: { file: '/etc/corral/security.yaml' }, components: ['master', 'services', 'discovery', 'cni', 'volumes', 'agent'] });
+
+  it('turns authentication on and gives each client daemon its principal', () => {
+    const p = planNode(node, SECRETS);
+    expect(config(p, 'master')).toMatchObject({ credentials: '/etc/corral/security.yaml' });
+    expect(config(p, 'master')).not.toHaveProperty('noAuth');
+    expect(config(p, 'services')).toMatchObject({ credentials: '/etc/corral/security.yaml', master: { principal: 'frameworks', secret: 's-frameworks' } });
+    expect(config(p, 'discovery')).toMatchObject({ master: { principal: 'admin', secret: 's-admin' } });
+    expect(config(p, 'agent')).toMatchObject({ credentials: '/etc/corral/security.yaml' });
+    expect(config(p, 'cni')).toMatchObject({ store: { backend: 'remote', principal: 'agents', secret: 's-agents' } });
+  });
+
+  it('refuses to plan without the credentials, with a clear error', () => {
+    expect(() => planNode(node)).toThrow(/needs its credentials/);
+  });
+
+  it('reads the credentials from the security file, naming a missing principal', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
+    const file = join(dir, 'security.yaml');
+    writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n  - { principal: frameworks, secret: f }\n  - { principal: agents, secret: g }\n');
+    expect(secretsOf({ ...node, security: { file } })).toEqual({ admin: { principal: 'admin', secret: 'a' }, frameworks: { principal: 'frameworks', secret: 'f' }, agents: { principal: 'agents', secret: 'g' } });
+    writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n');
+    expect(() => secretsOf({ ...node, security: { file } })).toThrow(/no credential for "frameworks"/);
+  });
+
+  it('without a security file, a lab node runs without authentication', () => {
+    const p = planNode(nodeConfigSchema.parse({ ...node, security: undefined }));
+    expect(config(p, 'master')).toMatchObject({ noAuth: true });
+    expect(config(p, 'agent')).toMatchObject({ noAuth: true });
+  });
+});
+
+describe("corral up's node file", () => {
+  const up = makePlan({
+    workDir: '/var/lib/corral-x',
+    name: 'cx',
+    masterPort: 15050,
+    agentPort: 15051,
+    servicesPort: 15052,
+    dnsPort: 18600,
+    discoveryPort: 18500,
+    pool: '100.96.0.0/12',
+    blockSize: 26,
+    hostNetwork: false,
+  });
+  const p = planNode(nodeConfigSchema.parse(upNodeConfig(up)), SECRETS);
+
+  it('runs the six daemons on 127.0.0.1 with the instance\'s ports, each once the one before is ready', () => {
+    expect(p.daemons.map((d) => d.name)).toEqual(['master', 'services', 'discovery', 'cni', 'volumes', 'agent']);
+    expect(config(p, 'master')).toMatchObject({ host: '127.0.0.1', port: 15050, credentials: up.paths.security });
+    expect(config(p, 'agent')).toMatchObject({ host: '127.0.0.1', port: 15051, apiSocket: up.paths.agentSocket, master: 'http://127.0.0.1:15050', mesos: { cgroupRoot: 'cx', netnsPrefix: 'cx-' } });
+    expect(config(p, 'discovery')).toMatchObject({ dns: { host: '127.0.0.1', port: 18600, workers: 'auto' }, http: { host: '127.0.0.1', port: 18500 } });
+    expect(p.daemons.find((d) => d.name === 'agent')!.ready).toMatchObject({ expect: { field: ['connected'], equals: true } });
+  });
+
+  it('keeps the CNI daemon in the node namespace with its own Store, no BGP, reclaiming against the agent socket', () => {
+    expect(p.daemons.find((d) => d.name === 'cni')!.netns).toBe('/run/netns/cx-node');
+    expect(config(p, 'cni')).toMatchObject({
+      store: { backend: 'embedded' },
+      bgp: { enabled: false },
+      pools: [{ cidr: '100.96.0.0/12', blockSize: 26 }],
+      reconcile: { sources: [{ type: 'netns' }, { type: 'http', socketPath: up.paths.agentSocket }] },
+    });
+  });
+
+  it('puts the volume plugin where Docker and corral volume look for it, its data in the work dir', () => {
+    expect(config(p, 'volumes')).toMatchObject({ socket: up.paths.volumeSocket, dataDir: up.paths.volumes, defaultBackend: 'local', reconcile: { liveContainers: { socketPath: up.paths.agentSocket } } });
+    expect(p.daemons.every((d) => d.outFile === join(up.paths.logs, `${d.name}.log`))).toBe(true);
+  });
+
+  it('owns its namespaces, cgroups, sockets and processes (its scope), nothing by name', () => {
+    const scope = upScope(up, p.scope);
+    expect(scope).toMatchObject({ dirs: [up.workDir, up.runDir], cgroupRoots: ['cx'], netnsPrefix: 'cx-', netns: ['cx-node'], marker: { env: 'CORRAL_UP_INSTANCE', value: up.marker } });
+    expect(scope.sockets).toEqual(expect.arrayContaining([up.paths.cniSocket, up.paths.volumeSocket, up.paths.agentSocket]));
+  });
+});
