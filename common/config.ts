@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CorralError } from '../contracts/errors.js';
 import { formatIssues } from './validate.js';
 
-export interface ConfigSources {
+interface ConfigSources {
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
   /** Prefix of this daemon's environment variables, e.g. "CORRAL_MASTER_" (default "CORRAL_"). */
@@ -49,7 +49,7 @@ function unwrap(schema: z.ZodType): z.ZodType {
 }
 
 /** Leaf key paths of an object schema, for mapping environment variables. */
-export function leafPaths(schema: z.ZodType, prefix: string[] = []): string[][] {
+function leafPaths(schema: z.ZodType, prefix: string[] = []): string[][] {
   const inner = unwrap(schema);
   if (inner instanceof z.ZodObject) {
     return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
@@ -59,7 +59,7 @@ export function leafPaths(schema: z.ZodType, prefix: string[] = []): string[][] 
 
 const snake = (s: string): string => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 
-export function envName(path: string[], prefix = 'CORRAL_'): string {
+function envName(path: string[], prefix = 'CORRAL_'): string {
   return prefix + path.map(snake).join('__');
 }
 

@@ -20,7 +20,7 @@ export interface LiveContainers {
 }
 
 /** What the netns source needs of an address allocation. */
-export interface NetnsAttachment {
+interface NetnsAttachment {
   containerId: string;
   netns: string;
   netnsInode: number;

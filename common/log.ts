@@ -8,7 +8,7 @@ export type { Logger };
 
 let root: Logger | undefined;
 
-export interface LogOptions {
+interface LogOptions {
   level?: LevelWithSilent;
   /** File to append to; default stderr so a CLI's stdout stays clean for tables and JSON. */
   file?: string;

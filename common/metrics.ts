@@ -6,7 +6,7 @@ import client from 'prom-client';
 import type { ServerResponse } from 'node:http';
 
 /** What `serve` needs of a server (common/http's HttpServer is one): a GET route. */
-export interface MetricsRouteTarget {
+interface MetricsRouteTarget {
   route(method: 'GET', path: string, handler: (ctx: { res: ServerResponse }) => Promise<void>): unknown;
 }
 

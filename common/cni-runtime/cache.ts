@@ -27,7 +27,7 @@ export interface CachedAttachment {
   result?: unknown;
 }
 
-export interface AttachmentKey {
+interface AttachmentKey {
   network: string;
   containerId: string;
   ifname: string;

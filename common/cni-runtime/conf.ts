@@ -102,7 +102,7 @@ export function confFiles(dir: string): string[] {
   return [...lists, ...singles].map((f) => join(dir, f));
 }
 
-export interface ConfDir {
+interface ConfDir {
   /** Networks by name; where two files name the same network, the one libcni would pick. */
   networks: Record<string, NetworkConfList>;
   /** Files that are not valid configurations, with the reason. */

@@ -1,5 +1,5 @@
 /** The CNI runtime side (libcni's role): exec one plugin, load network configurations, run plugin chains, cache results. */
 export { execPlugin, type CniCall, type PluginRun } from './exec.js';
-export { confFiles, loadConfDir, loadConfFile, loadNetwork, toConfList, unknownNetwork, type ConfDir, type NetworkConfList, type PluginConf } from './conf.js';
-export { ResultCache, CACHE_KIND, type AttachmentKey, type CachedAttachment } from './cache.js';
-export { CniRuntime, pluginConfig, pluginError, versionAtLeast, type Attachment, type GcAttachment, type RuntimeOptions } from './runtime.js';
+export { confFiles, loadConfDir, loadConfFile, loadNetwork, toConfList, unknownNetwork, type NetworkConfList } from './conf.js';
+export { ResultCache } from './cache.js';
+export { CniRuntime, pluginConfig, versionAtLeast, type Attachment } from './runtime.js';

@@ -30,7 +30,7 @@ import { execPlugin, type PluginRun } from './exec.js';
 import { ResultCache, type CachedAttachment } from './cache.js';
 import type { NetworkConfList } from './conf.js';
 
-export interface RuntimeOptions {
+interface RuntimeOptions {
   /** Plugin directories, searched in order; joined, they are CNI_PATH. */
   binDirs: string[];
   /** Where results are cached (libcni's default is /var/lib/cni). */
@@ -55,7 +55,7 @@ export interface Attachment {
   capabilityArgs?: Record<string, unknown>;
 }
 
-export interface GcAttachment {
+interface GcAttachment {
   containerID: string;
   ifname: string;
 }
@@ -88,7 +88,7 @@ export function pluginConfig(list: NetworkConfList, index: number, o: { prevResu
 }
 
 /** A failed plugin as a CorralError: the plugin's own CNI error message and code when it gave one. */
-export function pluginError(command: string, network: string, type: string, run: PluginRun): CorralError {
+function pluginError(command: string, network: string, type: string, run: PluginRun): CorralError {
   const e = (run.json ?? {}) as { code?: number; msg?: string; details?: string };
   const text = e.msg ? `${e.msg}${e.details ? `: ${e.details}` : ''} (CNI code ${e.code})` : (run.stderr || run.stdout || `exit ${run.code}`).trim().slice(0, 500);
   return new CorralError((e.code !== undefined && CNI_CODE_TO_ERROR[e.code]) || 'INTERNAL', `CNI ${command} on network ${network} failed in plugin ${type}: ${text}`);

@@ -32,12 +32,12 @@ export interface RequestContext {
   json(): Promise<unknown>;
 }
 
-export type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
+type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
 
 /** How a route family reports errors (Docker wants {Err}, CNI wants its own shape). */
 export type ErrorFormatter = (err: CorralError, ctx: RequestContext) => { status: number; body: string; contentType: string };
 
-export const jsonErrorFormatter: ErrorFormatter = (err) => ({
+const jsonErrorFormatter: ErrorFormatter = (err) => ({
   status: err.httpStatus,
   body: JSON.stringify(err.toJSON()),
   contentType: 'application/json',
@@ -52,7 +52,7 @@ interface Route {
   formatError: ErrorFormatter;
 }
 
-export interface HttpServerOptions {
+interface HttpServerOptions {
   name: string;
   maxBodyBytes?: number;
   metrics?: Metrics;
@@ -60,7 +60,7 @@ export interface HttpServerOptions {
   formatError?: ErrorFormatter;
 }
 
-export type ListenTarget = { host: string; port: number } | { socketPath: string; mode?: number };
+type ListenTarget = { host: string; port: number } | { socketPath: string; mode?: number };
 
 export class HttpServer {
   readonly server: http.Server;
@@ -228,7 +228,7 @@ export class HttpServer {
   }
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? -1);
     if (declared > limit) {

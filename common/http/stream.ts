@@ -15,7 +15,7 @@ import type { ServerResponse } from 'node:http';
 import { encodeChunkedRecord, encodeRecord } from '../../contracts/recordio.js';
 import { corkForThisTurn } from './cork.js';
 
-export interface EventStreamOptions {
+interface EventStreamOptions {
   headers?: Record<string, string>;
   maxBufferedBytes?: number;
   onClose?: () => void;

@@ -4,7 +4,7 @@
  */
 export * from './ipv4.js';
 export * from './netns.js';
-export { Rtnl, NetlinkError, type LinkInfo, type AddrInfo, type RouteInfo, type RouteSpec, type VethSpec } from './rtnl.js';
-export { RTN, RT_SCOPE, RT_TABLE_MAIN, IFF_UP } from './rtnl-codec.js';
+export { Rtnl } from './rtnl.js';
+export { RTN, RT_SCOPE, IFF_UP } from './rtnl-codec.js';
 export * from './veth.js';
 export * from './reaper.js';

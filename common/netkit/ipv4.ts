@@ -27,7 +27,7 @@ export function formatIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-export const maskOf = (prefix: number): number => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
+const maskOf = (prefix: number): number => (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
 
 export const sizeOf = (prefix: number): number => 2 ** (32 - prefix);
 
@@ -45,7 +45,7 @@ export function parseCidr(text: string, loose = false): Cidr {
 
 export const formatCidr = (c: Cidr): string => `${formatIp(c.base)}/${c.prefix}`;
 
-export function contains(outer: Cidr, ip: number): boolean {
+function contains(outer: Cidr, ip: number): boolean {
   return ((ip & maskOf(outer.prefix)) >>> 0) === outer.base;
 }
 
@@ -53,14 +53,6 @@ export function contains(outer: Cidr, ip: number): boolean {
 export function covers(outer: Cidr, inner: Cidr): boolean {
   return inner.prefix >= outer.prefix && contains(outer, inner.base);
 }
-
-export function ipToBuffer(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0);
-  return b;
-}
-
-export const bufferToIp = (b: Buffer): number => b.readUInt32BE(0);
 
 /** The `index`-th sub-block of size /`prefix` inside `outer`. */
 export function subBlock(outer: Cidr, prefix: number, index: number): Cidr {

@@ -36,15 +36,6 @@ function loadAddon(): SetnsAddon {
   return addon;
 }
 
-export function setnsAvailable(): boolean {
-  try {
-    loadAddon();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Runs `fn` (synchronously) with this thread inside the network namespace at
  * `nsPath`, then returns to the namespace the thread was in. If `fn` throws,

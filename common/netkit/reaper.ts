@@ -12,7 +12,7 @@ import { errorMessage } from '../../contracts/errors.js';
 import { NetlinkError, type Rtnl } from './rtnl.js';
 
 /** Link group of retired links ("crlz" in ASCII). */
-export const GRAVEYARD_GROUP = 0x63726c7a;
+const GRAVEYARD_GROUP = 0x63726c7a;
 
 export class LinkReaper {
   private timer: ReturnType<typeof setTimeout> | undefined;

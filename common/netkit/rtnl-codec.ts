@@ -28,11 +28,11 @@ const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
 const NDTA = { NAME: 1, PARMS: 6 } as const;
 const NDTPA = { IFINDEX: 1, PROXY_DELAY: 13 } as const;
 
-export const AF_INET = 2;
+const AF_INET = 2;
 export const IFF_UP = 1;
 export const RT_SCOPE = { UNIVERSE: 0, LINK: 253, HOST: 254 } as const;
 export const RTN = { UNICAST: 1, LOCAL: 2, BLACKHOLE: 6, UNREACHABLE: 7 } as const;
-export const RT_TABLE_MAIN = 254;
+const RT_TABLE_MAIN = 254;
 /** Matches any scope in a delete request. */
 export const RT_SCOPE_NOWHERE = 255;
 
@@ -45,7 +45,7 @@ function align4(n: number): number {
 }
 
 /** One netlink attribute (header, payload, padding). */
-export function attr(type: number, payload: Buffer | Buffer[]): Part {
+function attr(type: number, payload: Buffer | Buffer[]): Part {
   const body = Array.isArray(payload) ? Buffer.concat(payload) : payload;
   const len = 4 + body.length;
   const out = Buffer.alloc(align4(len));
@@ -56,8 +56,8 @@ export function attr(type: number, payload: Buffer | Buffer[]): Part {
 }
 
 const NLA_F_NESTED = 0x8000;
-export const nested = (type: number, parts: Part[]): Part => attr(type | NLA_F_NESTED, parts);
-export const u32 = (type: number, v: number): Part => {
+const nested = (type: number, parts: Part[]): Part => attr(type | NLA_F_NESTED, parts);
+const u32 = (type: number, v: number): Part => {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(v >>> 0);
   return attr(type, b);
@@ -67,9 +67,9 @@ const u64 = (type: number, v: bigint): Part => {
   b.writeBigUInt64LE(v);
   return attr(type, b);
 };
-export const str = (type: number, v: string): Part => attr(type, Buffer.from(`${v}\0`, 'utf8'));
+const str = (type: number, v: string): Part => attr(type, Buffer.from(`${v}\0`, 'utf8'));
 
-export function ifinfomsg(o: { index?: number; flags?: number; change?: number; family?: number } = {}): Buffer {
+function ifinfomsg(o: { index?: number; flags?: number; change?: number; family?: number } = {}): Buffer {
   const b = Buffer.alloc(16);
   b.writeUInt8(o.family ?? 0, 0);
   b.writeInt32LE(o.index ?? 0, 4);
@@ -78,7 +78,7 @@ export function ifinfomsg(o: { index?: number; flags?: number; change?: number; 
   return b;
 }
 
-export function ifaddrmsg(o: { prefixLen: number; index: number; scope?: number }): Buffer {
+function ifaddrmsg(o: { prefixLen: number; index: number; scope?: number }): Buffer {
   const b = Buffer.alloc(8);
   b.writeUInt8(AF_INET, 0);
   b.writeUInt8(o.prefixLen, 1);
@@ -203,7 +203,7 @@ export function encodeDump(family = AF_INET, size = 16): Buffer[] {
 
 // ---- decoding ----
 
-export function parseAttrs(buf: Buffer, offset: number): Map<number, Buffer> {
+function parseAttrs(buf: Buffer, offset: number): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
   let i = offset;
   while (i + 4 <= buf.length) {

@@ -17,7 +17,7 @@ import {
   type LinkInfo, type AddrInfo, type RouteInfo, type RouteSpec, type VethSpec,
 } from './rtnl-codec.js';
 
-export type { LinkInfo, AddrInfo, RouteInfo, RouteSpec, VethSpec };
+export type { LinkInfo };
 
 /** A kernel refusal, with its errno name (EEXIST, ENODEV, ESRCH…) for callers to branch on. */
 export class NetlinkError extends CorralError {

@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto';
 import { CorralError } from '../../contracts/errors.js';
 import { Rtnl, NetlinkError, type LinkInfo } from './rtnl.js';
 
-export interface VethEnds {
+interface VethEnds {
   host: LinkInfo;
   container: LinkInfo;
 }
 
-export interface VethRequest {
+interface VethRequest {
   /** Host-side interface name (at most 15 bytes). */
   hostIfname: string;
   /** Interface name inside the container. */
@@ -67,9 +67,4 @@ export async function ensureVeth(host: Rtnl, container: Rtnl, req: VethRequest):
   c = await container.link(req.containerIfname);
   if (!h || !c) throw new CorralError('INTERNAL', `veth ${req.hostIfname}/${req.containerIfname} vanished right after creation`);
   return { host: h, container: c };
-}
-
-/** Removes the host end (the kernel removes the peer with it); false when it was already gone. */
-export function deleteVeth(host: Rtnl, hostIfname: string): Promise<boolean> {
-  return host.deleteLink(hostIfname);
 }

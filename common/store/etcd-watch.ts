@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import type { IDuplexStream, IKeyValue, IWatchRequest, IWatchResponse, WatchClient } from 'etcd3';
 import type { KeyValue, Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 
-export interface EtcdWatchDeps {
+interface EtcdWatchDeps {
   watchClient: WatchClient;
   range: { key: Buffer; range_end: Buffer };
   decode(kv: IKeyValue): KeyValue;

@@ -31,7 +31,7 @@ import type { CheckedCompare, CheckedOp } from '../../contracts/store/check.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
-export interface EtcdStoreOptions {
+interface EtcdStoreOptions {
   endpoints: string[];
   /** Prefix prepended to every key, so several clusters or tests can share one etcd. */
   namespace?: string;

@@ -41,7 +41,6 @@ export const storeConfigSchema = z
     }
   });
 
-export type StoreConfig = z.output<typeof storeConfigSchema>;
 export type StoreConfigInput = z.input<typeof storeConfigSchema>;
 
 /** Opens the configured backend; INVALID_ARGUMENT for a bad config, UNAVAILABLE if it cannot be reached or locked. */
@@ -70,7 +69,7 @@ export async function openStore(config: StoreConfigInput): Promise<Store> {
   });
 }
 
-export interface JsonEntry<T> {
+interface JsonEntry<T> {
   key: string;
   value: T;
   /** Pass back as `ifModRevision` for a compare-and-set update. */
@@ -81,7 +80,7 @@ export interface JsonEntry<T> {
 }
 
 /** Optional check of what was read; a stored document that fails it is reported, not returned. */
-export type JsonSchema<T> = z.ZodType<T>;
+type JsonSchema<T> = z.ZodType<T>;
 
 function decode<T>(kv: KeyValue, schema?: JsonSchema<T>): JsonEntry<T> {
   let parsed: unknown;

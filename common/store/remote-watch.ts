@@ -18,7 +18,7 @@ import type { V1Connection } from '../../contracts/client/connection.js';
 import { eventsFromWire, watchRecordSchema, type StoreCall } from '../../contracts/store/wire.js';
 import type { Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 
-export interface RemoteWatchDeps {
+interface RemoteWatchDeps {
   /** A fresh connection for one stream attempt (sharing the store's stream pool). */
   connection(): V1Connection;
   /** Key namespace prepended to the prefix and stripped from event keys. */

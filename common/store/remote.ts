@@ -58,7 +58,7 @@ const optionsSchema = z
   })
   .refine((o) => (o.principal === undefined) === (o.secret === undefined), { message: 'principal and secret go together', path: ['secret'] });
 
-export type RemoteStoreOptions = z.input<typeof optionsSchema>;
+type RemoteStoreOptions = z.input<typeof optionsSchema>;
 
 /** Codes the master sends that mean the same to the caller. */
 const PASS_THROUGH = new Set<string>(['STORE_CONFLICT', 'STORE_COMPACTED', 'LEASE_NOT_FOUND', 'INVALID_ARGUMENT', 'FORBIDDEN', 'UNAUTHENTICATED', 'UNAVAILABLE']);

@@ -16,7 +16,7 @@ export interface Batch {
   events: WatchEvent[];
 }
 
-export interface HistorySource {
+interface HistorySource {
   revision(): number;
   compactRevision(): number;
   /** Events of revisions from..to (inclusive) under `prefix`, one batch per revision, in order. */

@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { CorralError } from '../../contracts/errors.js';
 
-export interface ExecOptions {
+interface ExecOptions {
   /** Killed (SIGKILL) after this long; default 30 s. */
   timeoutMs?: number;
   /** The whole environment (default: this process's). */
@@ -20,7 +20,7 @@ export interface ExecOptions {
   cwd?: string;
 }
 
-export interface RunResult {
+interface RunResult {
   /** Exit code; 1 when the program could not start, was killed or overflowed maxBuffer. */
   code: number;
   stdout: string;

@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorralError } from '../../contracts/errors.js';
 
-export interface WaitOptions {
+interface WaitOptions {
   timeoutMs: number;
   /** Pause between checks (default 100 ms). */
   intervalMs?: number;

@@ -6,7 +6,7 @@ import { basicAuthHeader } from './auth-header.js';
 import { CallError } from './connection.js';
 import { CorralError } from '../errors.js';
 
-export interface OperatorClientOptions {
+interface OperatorClientOptions {
   master: string;
   principal?: string | undefined;
   secret?: string | undefined;

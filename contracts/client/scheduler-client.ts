@@ -2,12 +2,12 @@
  * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
  * Framework authors (and corral's own service framework) build on it.
  */
-import type { SchedulerEvent, V1FrameworkInfo, V1Offer, V1Operation, V1TaskStatus } from '../v1/v1.js';
+import type { SchedulerEvent, V1FrameworkInfo, V1Operation, V1TaskStatus } from '../v1/v1.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';
 import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
 
-export interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
+interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
   onEvent?: (event: SchedulerEvent, client: SchedulerClient) => void;
   /**
@@ -209,6 +209,4 @@ export class SchedulerClient {
   }
 }
 
-export const isOffers = (e: SchedulerEvent): e is Extract<SchedulerEvent, { type: 'OFFERS' }> => e.type === 'OFFERS';
 export const isUpdate = (e: SchedulerEvent): e is Extract<SchedulerEvent, { type: 'UPDATE' }> => e.type === 'UPDATE';
-export type { V1Offer };

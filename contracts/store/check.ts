@@ -12,7 +12,7 @@ export const MAX_VALUE_BYTES = 1536 * 1024 - 16 * 1024;
 /** etcd's default --max-txn-ops; enforced on both backends so a txn valid on one is valid on the other. */
 export const MAX_TXN_OPS = 128;
 /** etcd's MaxLeaseTTL. */
-export const MAX_LEASE_TTL = 9_000_000_000;
+const MAX_LEASE_TTL = 9_000_000_000;
 
 const invalid = (message: string, details?: Record<string, unknown>) => new CorralError('INVALID_ARGUMENT', message, details);
 

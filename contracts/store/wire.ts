@@ -62,13 +62,13 @@ export const storeCallSchema = z.discriminatedUnion('type', [
 
 export type StoreCall = z.output<typeof storeCallSchema>;
 export type WireOp = z.output<typeof opSchema>;
-export type WireCompare = z.output<typeof compareSchema>;
+type WireCompare = z.output<typeof compareSchema>;
 export const STORE_CALL_TYPES = storeCallSchema.options.map((o) => o.shape.type.value);
 
 // ---- replies (the client accepts extra fields, so a newer master can add some) ----
 
 const kvSchema = z.object({ key: text, value: b64, create_revision: num, mod_revision: num, version: num, lease: num });
-export type WireKv = z.output<typeof kvSchema>;
+type WireKv = z.output<typeof kvSchema>;
 
 const opResultSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('PUT'), put: z.object({ prev_kv: kvSchema.optional() }) }),
@@ -77,7 +77,7 @@ const opResultSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('GET'), get: z.object({ kv: kvSchema.optional() }) }),
   z.object({ type: z.literal('RANGE'), range: z.object({ kvs: z.array(kvSchema), more: z.boolean() }) }),
 ]);
-export type WireOpResult = z.output<typeof opResultSchema>;
+type WireOpResult = z.output<typeof opResultSchema>;
 
 const written = z.object({ revision: num, deleted: num });
 

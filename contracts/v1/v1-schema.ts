@@ -19,7 +19,7 @@ const NUMBER_TEXT = /^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const double = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (typeof v === 'string' && NUMBER_TEXT.test(v) ? Number(v) : v), schema);
 const bool = z.preprocess((v) => (v === 'true' ? true : v === 'false' ? false : v), z.boolean());
 
-export const ROLE_PATTERN = /^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$/;
+const ROLE_PATTERN = /^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})$/;
 
 /** Why a role name is invalid, or undefined when it is fine. */
 export function validateRoleName(role: string): string | undefined {
@@ -36,7 +36,7 @@ export const roleSchema = z.string().superRefine((r, ctx) => {
 export const idSchema = z.object({ value: z.string().min(1, 'id must not be empty').max(255, 'id is too long') });
 export type V1Id = z.infer<typeof idSchema>;
 
-export const labelsSchema = z.object({ labels: z.array(z.object({ key: z.string().max(1024), value: z.string().max(65536).optional() })).max(256).optional() });
+const labelsSchema = z.object({ labels: z.array(z.object({ key: z.string().max(1024), value: z.string().max(65536).optional() })).max(256).optional() });
 
 const reservationSchema = z.object({
   type: z.enum(['STATIC', 'DYNAMIC']).optional(),
@@ -90,9 +90,9 @@ export const attributeSchema = z.object({
 });
 export type V1Attribute = z.infer<typeof attributeSchema>;
 
-export const durationSchema = z.object({ nanoseconds: int64 });
+const durationSchema = z.object({ nanoseconds: int64 });
 /** The longest Duration Mesos can hold, in seconds (int64 nanoseconds). */
-export const MAX_DURATION_SECONDS = 9_223_372_036;
+const MAX_DURATION_SECONDS = 9_223_372_036;
 
 const FRAMEWORK_CAPABILITIES = [
   'UNKNOWN', 'REVOCABLE_RESOURCES', 'TASK_KILLING_STATE', 'GPU_RESOURCES', 'SHARED_RESOURCES', 'PARTITION_AWARE',
@@ -106,7 +106,7 @@ const knownCapability = new Set<string>(FRAMEWORK_CAPABILITIES);
  * error: Mesos's parser turns an unrecognised value of an optional enum field
  * into an unset one, and the framework still subscribes.
  */
-export const frameworkCapabilitySchema = z.object({
+const frameworkCapabilitySchema = z.object({
   type: z
     .string()
     .max(128)
@@ -135,7 +135,7 @@ const environmentSchema = z.looseObject({
   variables: z.array(z.looseObject({ name: z.string().min(1).max(1024), value: z.string().max(65536).optional(), type: z.string().optional() })).max(1000).optional(),
 });
 
-export const commandInfoSchema = z.looseObject({
+const commandInfoSchema = z.looseObject({
   shell: bool.optional(),
   value: z.string().max(65536).optional(),
   arguments: z.array(z.string().max(65536)).max(10000).optional(),
@@ -144,7 +144,7 @@ export const commandInfoSchema = z.looseObject({
   uris: z.array(z.looseObject({ value: z.string() })).optional(),
 });
 
-export const volumeSchema = z.looseObject({
+const volumeSchema = z.looseObject({
   container_path: z.string().min(1).max(4096),
   host_path: z.string().max(4096).optional(),
   mode: z.enum(['RW', 'RO']).optional(),
@@ -157,14 +157,14 @@ export const volumeSchema = z.looseObject({
     .optional(),
 });
 
-export const networkInfoSchema = z.looseObject({
+const networkInfoSchema = z.looseObject({
   name: z.string().max(256).optional(),
   ip_addresses: z.array(z.looseObject({ protocol: z.enum(['IPv4', 'IPv6']).optional(), ip_address: z.string().max(64).optional() })).optional(),
   labels: labelsSchema.optional(),
   port_mappings: z.array(z.looseObject({ host_port: uint, container_port: uint, protocol: z.string().optional() })).optional(),
 });
 
-export const containerInfoSchema = z.looseObject({
+const containerInfoSchema = z.looseObject({
   type: z.enum(['DOCKER', 'MESOS']),
   volumes: z.array(volumeSchema).max(100).optional(),
   hostname: z.string().max(255).optional(),
@@ -173,7 +173,7 @@ export const containerInfoSchema = z.looseObject({
   network_infos: z.array(networkInfoSchema).max(16).optional(),
 });
 
-export const healthCheckSchema = z.looseObject({
+const healthCheckSchema = z.looseObject({
   type: z.enum(['COMMAND', 'HTTP', 'TCP']).optional(),
   delay_seconds: double(z.number().finite().nonnegative()).optional(),
   interval_seconds: double(z.number().finite().positive()).optional(),
@@ -185,7 +185,7 @@ export const healthCheckSchema = z.looseObject({
   tcp: z.looseObject({ port: uint }).optional(),
 });
 
-export const discoverySchema = z.looseObject({
+const discoverySchema = z.looseObject({
   visibility: z.enum(['FRAMEWORK', 'CLUSTER', 'EXTERNAL']).optional(),
   name: z.string().max(253).optional(),
   ports: z.object({ ports: z.array(z.looseObject({ number: uint, name: z.string().max(63).optional(), protocol: z.string().max(8).optional() })).max(100) }).optional(),
@@ -218,7 +218,7 @@ export const MAX_REFUSE_SECONDS = 365 * 24 * 3600;
  * As Mesos's allocator reads Filters.refuse_seconds: above 365 days it is 365
  * days, and a negative one is unset (the default, 5 s); neither is an error.
  */
-export const filtersSchema = z.object({
+const filtersSchema = z.object({
   refuse_seconds: double(
     z
       .number()
@@ -360,7 +360,7 @@ export const agentInfoSchema = z.object({
 });
 export type V1AgentInfo = z.infer<typeof agentInfoSchema>;
 
-export const agentTaskSchema = z.looseObject({
+const agentTaskSchema = z.looseObject({
   framework_id: idSchema,
   task: taskInfoSchema,
   /** Latest status the agent knows for the task. */

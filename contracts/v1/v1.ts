@@ -4,7 +4,7 @@
  */
 export type {
   V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus,
-  V1TaskState, V1Operation, V1SchedulerCall, V1OperatorCall, V1AgentCall, V1AgentInfo, V1QuotaConfig,
+  V1TaskState, V1Operation, V1AgentInfo, V1QuotaConfig,
 } from './v1-schema.js';
 import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1AgentInfo } from './v1-schema.js';
 

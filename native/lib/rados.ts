@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorralError, type ErrorCode } from '../../contracts/errors.js';
 
-export interface ClusterOptions {
+interface ClusterOptions {
   /** Ceph client name, e.g. "client.admin". */
   clientName?: string;
   /** ceph.conf path; default: Ceph's own search path. */
@@ -24,7 +24,7 @@ export interface ClusterOptions {
   options?: Record<string, string>;
 }
 
-export interface Locker {
+interface Locker {
   /** Entity holding the lock, e.g. "client.4123". */
   client: string;
   cookie: string;
@@ -66,7 +66,7 @@ export type WriteStep =
   | { op: 'writeFull'; data: string | Buffer }
   | { op: 'remove' };
 
-export type Comparison = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte';
+type Comparison = 'eq' | 'ne' | 'gt' | 'gte' | 'lt' | 'lte';
 
 export interface NotifyResult {
   acks: { notifierId: string; cookie: string; payload: Buffer }[];
@@ -163,7 +163,7 @@ export interface Cluster {
   shutdown(): Promise<void>;
 }
 
-export interface RadosModule {
+interface RadosModule {
   Cluster: new (opts?: ClusterOptions) => Cluster;
   versions(): { rados: string; rbd: string };
 }
@@ -178,9 +178,6 @@ export const RBD_FEATURES = {
   journaling: 1 << 6,
 } as const;
 export type RbdFeature = keyof typeof RBD_FEATURES;
-
-/** Ceph's EBLOCKLISTED is ESHUTDOWN. */
-export const EBLOCKLISTED = 108;
 
 const errnoToCode: Record<string, ErrorCode> = {
   ENOENT: 'NOT_FOUND',
@@ -222,7 +219,7 @@ export function isRadosError(err: unknown, errnoName?: string): err is RadosErro
 const ADDON_REL = join('native', 'build', 'Release', 'corral_rados.node');
 
 /** Where the addon is expected: CORRAL_RADOS_ADDON, else native/build under the checkout (source or dist). */
-export function addonPath(): string {
+function addonPath(): string {
   if (process.env.CORRAL_RADOS_ADDON) return process.env.CORRAL_RADOS_ADDON;
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
@@ -245,7 +242,7 @@ function whyMissing(path: string): string {
 }
 
 /** The addon, loaded once. Throws UNAVAILABLE with the reason when it cannot be loaded. */
-export function loadRados(): RadosModule {
+function loadRados(): RadosModule {
   if (loaded) return loaded;
   if (failure) throw failure;
   const path = addonPath();
@@ -273,7 +270,7 @@ export function radosUnavailableReason(): string | undefined {
 }
 
 /** Timeouts so that no librados call can block forever when the cluster is down. */
-export function defaultTimeouts(seconds: number): Record<string, string> {
+function defaultTimeouts(seconds: number): Record<string, string> {
   const s = String(seconds);
   return { rados_osd_op_timeout: s, rados_mon_op_timeout: s, client_mount_timeout: s };
 }
