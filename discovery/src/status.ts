@@ -19,7 +19,7 @@ export interface ServedRecord {
   data: string;
 }
 
-export function rrData(rr: RR): string {
+function rrData(rr: RR): string {
   switch (rr.type) {
     case 'A':
     case 'AAAA':

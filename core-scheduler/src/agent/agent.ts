@@ -18,7 +18,7 @@ import { AgentTasks } from './tasks.js';
 import type { Containerizer, ContainerizerType } from '../../../contracts/containerizer.js';
 import type { AgentConfig } from './config.js';
 
-export interface AgentOptions {
+interface AgentOptions {
   config: AgentConfig;
   resources: Resources;
   attributes: V1Attribute[];

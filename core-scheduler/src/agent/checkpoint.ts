@@ -61,7 +61,7 @@ export interface TaskCheckpoint {
 /** The part of a task's record that changes after launch. */
 type TaskState = Pick<TaskCheckpoint, 'state' | 'status' | 'killRequested' | 'killedUnhealthy' | 'endedAt'>;
 
-export interface CheckpointState {
+interface CheckpointState {
   agentId?: string;
   checkpointedResources: V1Resource[];
   frameworks: V1FrameworkInfo[];

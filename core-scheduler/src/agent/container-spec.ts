@@ -24,7 +24,7 @@ export interface SpecContext {
 const bad = (taskId: string, why: string): CorralError => new CorralError('INVALID_ARGUMENT', `task ${taskId}: ${why}`);
 
 /** Names safe for directories, cgroups and CNI container ids. */
-export const safeName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
+const safeName = (s: string): string => s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
 
 /** Unique per launch; starts with a letter or digit (cgroup and CNI container id rules). */
 export function newContainerId(taskId: string): string {
@@ -32,12 +32,12 @@ export function newContainerId(taskId: string): string {
   return `${/^[A-Za-z0-9]/.test(name) ? '' : 't'}${name}.${randomBytes(4).toString('hex')}`;
 }
 
-export function sandboxDir(workDir: string, frameworkId: string, containerId: string): string {
+function sandboxDir(workDir: string, frameworkId: string, containerId: string): string {
   return join(workDir, 'sandboxes', safeName(frameworkId), containerId);
 }
 
 /** Where a role's persistent volume lives on this host. */
-export function persistentVolumeDir(workDir: string, role: string, id: string): string {
+function persistentVolumeDir(workDir: string, role: string, id: string): string {
   return join(workDir, 'volumes', 'roles', safeName(role), safeName(id));
 }
 

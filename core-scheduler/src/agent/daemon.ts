@@ -16,7 +16,7 @@ import { agentResources, parseAttributes, type AgentResources } from './host-res
 import type { AgentConfig } from './config.js';
 import type { Containerizer } from '../../../contracts/containerizer.js';
 
-export interface RunningAgent {
+interface RunningAgent {
   agent: Agent;
   url: string;
   close(): Promise<void>;

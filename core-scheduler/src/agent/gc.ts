@@ -6,7 +6,7 @@ import { readdirSync, rmSync, statSync, statfsSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../../../common/log.js';
 
-export interface GcOptions {
+interface GcOptions {
   workDir: string;
   maxAgeMs: number;
   diskHighWatermark: number;
@@ -16,7 +16,7 @@ export interface GcOptions {
   onRemoved?(sandbox: string): void;
 }
 
-export function diskUsage(path: string): number {
+function diskUsage(path: string): number {
   const s = statfsSync(path);
   return s.blocks === 0 ? 0 : 1 - s.bavail / s.blocks;
 }

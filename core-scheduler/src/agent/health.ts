@@ -16,7 +16,7 @@ import { run } from '../../../common/sys/exec.js';
 
 type HealthCheck = NonNullable<V1TaskInfo['health_check']>;
 
-export interface HealthTarget {
+interface HealthTarget {
   /** Task's main process (for nsenter). */
   pid?: number;
   /** Set when the task has its own network namespace. */
@@ -27,7 +27,7 @@ export interface HealthTarget {
   isolated: boolean;
 }
 
-export interface HealthEvents {
+interface HealthEvents {
   /** Health changed (first result, or flipped). */
   onChange(healthy: boolean, message: string): void;
   /** Too many failures in a row: the task should be killed. */

@@ -30,7 +30,7 @@ export function physicalResources(workDir: string): PhysicalResources {
   return { cpus: cpus().length, memMb: Math.floor(totalmem() / MiB), diskMb: Math.floor((fs.blocks * fs.bsize) / MiB) };
 }
 
-export function detectResources(workDir: string, physical: PhysicalResources = physicalResources(workDir)): Resources {
+function detectResources(workDir: string, physical: PhysicalResources = physicalResources(workDir)): Resources {
   const { memMb, diskMb } = physical;
   // Leave the host min(1 GiB, half) of memory and min(5 GiB, half) of disk.
   const mem = memMb - Math.min(1024, Math.floor(memMb / 2));

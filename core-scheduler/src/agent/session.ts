@@ -13,7 +13,7 @@ export interface AgentTaskReport {
   status: V1TaskStatus;
 }
 
-export interface AgentSessionOptions {
+interface AgentSessionOptions {
   master: string;
   principal?: string | undefined;
   secret?: string | undefined;

@@ -16,7 +16,7 @@ export interface PendingUpdate {
   backoffMs?: number;
 }
 
-export interface StatusUpdateOptions {
+interface StatusUpdateOptions {
   /** Send statuses to the master, grouped by framework (AgentSession.sendUpdates). */
   send(groups: StatusUpdateGroup[]): Promise<unknown>;
   /** Whether the session can send right now. */

@@ -24,7 +24,7 @@ interface LiveTask {
   ended: boolean;
 }
 
-export interface TaskContext {
+interface TaskContext {
   workDir: string;
   hostname: string;
   pidsLimit: number;

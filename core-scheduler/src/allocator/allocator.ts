@@ -23,7 +23,7 @@ import { AgentEntry, addQuantities, chopUnreserved, scalarQuantities, isFiltered
 import { AllocatorLedger } from './ledger.js';
 import { headroomNeeded, isOfferable, remainingGuarantee, toMilliQuantities, type Client, type FrameworkEntry, type FrameworkOptions, type OfferDecision, type QuotaSpec, type RoleEntry } from './types.js';
 
-export type { AllocatorOptions, Client, FrameworkOptions, OfferDecision, QuotaSpec } from './types.js';
+export type { Client, OfferDecision } from './types.js';
 
 export class Allocator extends AllocatorLedger {
   private rotation = 0;

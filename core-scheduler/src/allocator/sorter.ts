@@ -13,7 +13,6 @@
 
 import { nameOf } from '../resources/values.js';
 
-export { nameId, nameOf } from '../resources/values.js';
 
 export type Quantities = number[];
 

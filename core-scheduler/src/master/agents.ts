@@ -15,7 +15,7 @@ import { agentUrl } from './addresses.js';
 type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];
 
 /** What the master itself added to an agent: dynamic reservations and persistent volumes. */
-export function checkpointedPart(total: Resources): Resources {
+function checkpointedPart(total: Resources): Resources {
   return total.filter((e) => e.reservations.some((r) => r.type === 'DYNAMIC') || e.disk?.persistence !== undefined);
 }
 

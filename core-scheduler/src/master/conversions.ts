@@ -8,7 +8,7 @@ import { Resources, type Reservation } from '../resources/resources.js';
 
 export type ConversionKind = 'RESERVE' | 'UNRESERVE' | 'CREATE' | 'DESTROY';
 
-export interface ConversionContext {
+interface ConversionContext {
   /** The role the resources must be for (the offer's role); any role when undefined (operator). */
   role: string | undefined;
   /** Principal recorded on new reservations. */
@@ -18,7 +18,7 @@ export interface ConversionContext {
   where: string;
 }
 
-export interface Conversion {
+interface Conversion {
   consumed: Resources;
   converted: Resources;
 }

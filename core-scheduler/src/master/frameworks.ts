@@ -15,7 +15,7 @@ const RECOVERY_GRACE_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 
-export function frameworkRoles(info: V1FrameworkInfo): string[] {
+function frameworkRoles(info: V1FrameworkInfo): string[] {
   if (info.roles && info.role) throw new CorralError('INVALID_ARGUMENT', 'set either framework_info.roles or the deprecated framework_info.role, not both');
   const roles = info.roles ?? [info.role ?? '*'];
   if (roles.length === 0) throw new CorralError('INVALID_ARGUMENT', 'framework_info.roles must not be empty');

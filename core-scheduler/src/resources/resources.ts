@@ -12,7 +12,7 @@ import {
   setUnion, setDifference, setContains, type Ranges,
 } from './values.js';
 
-export type Kind = 'SCALAR' | 'RANGES' | 'SET';
+type Kind = 'SCALAR' | 'RANGES' | 'SET';
 
 export interface Reservation {
   type: 'STATIC' | 'DYNAMIC';
@@ -371,7 +371,7 @@ function v1Reservations(v: V1Resource): Reservation[] {
 }
 
 /** Mesos text form, e.g. `cpus(ads):4; mem:1024; ports:[31000-32000]`. */
-export function formatResources(r: Resources): string {
+function formatResources(r: Resources): string {
   const parts: string[] = [];
   for (const e of r) {
     const role = Resources.reservationRole(e);

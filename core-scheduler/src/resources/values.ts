@@ -4,7 +4,7 @@
  * differences are exact: 0.1 + 0.2 CPUs is 300 milli-CPUs, not 0.30000000000000004.
  */
 
-export const SCALE = 1000;
+const SCALE = 1000;
 
 const names = new Map<string, number>();
 const nameList: string[] = [];

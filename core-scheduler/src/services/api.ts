@@ -25,7 +25,7 @@ import { appSummary, appView } from './views.js';
 const scaleSchema = z.strictObject({ instances: z.number().int().min(0).max(10_000) });
 const restartSchema = z.strictObject({ strategy: restartStrategySchema.default('rolling') });
 
-export interface ApiDeps {
+interface ApiDeps {
   manager: ServiceManager;
   link: FrameworkLink;
   auth: Authority;

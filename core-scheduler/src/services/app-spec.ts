@@ -12,7 +12,7 @@ import { roleSchema } from '../../../contracts/v1/v1-schema.js';
 import { constraintSchema } from './constraints.js';
 
 /** App ids become DNS labels, task id prefixes and volume names: keep them short and plain. */
-export const APP_ID_PATTERN = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
+const APP_ID_PATTERN = /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/;
 export const appIdSchema = z.string().regex(APP_ID_PATTERN, 'app id must be 1-40 lower-case letters, digits and "-", starting with a letter and not ending with "-"');
 
 /** Docker volume names: what dockerd and the corral volume plugin accept. */
@@ -64,7 +64,7 @@ const backoffSchema = z.strictObject({
   resetAfterSeconds: z.number().finite().positive().max(86400).default(300),
 });
 
-export const BACKOFF_DEFAULTS = backoffSchema.parse({});
+const BACKOFF_DEFAULTS = backoffSchema.parse({});
 
 export const appSpecSchema = z
   .strictObject({
@@ -109,7 +109,6 @@ export const appSpecSchema = z
   });
 
 export type AppSpec = z.output<typeof appSpecSchema>;
-export type AppSpecInput = z.input<typeof appSpecSchema>;
 export type PortSpec = AppSpec['ports'][number];
 export type HealthCheckSpec = NonNullable<AppSpec['healthCheck']>;
 export type BackoffSpec = AppSpec['backoff'];
@@ -146,11 +145,11 @@ function checkHealthCheck(hc: HealthCheckSpec, ports: PortSpec[], issue: Issue):
 }
 
 /** The name template of the k-th volume. */
-export function volumeTemplate(v: { name?: string | undefined }, k: number): string {
+function volumeTemplate(v: { name?: string | undefined }, k: number): string {
   return v.name ?? (k === 0 ? '{app}-{index}' : `{app}-{index}-${k}`);
 }
 
-export function expandTemplate(template: string, app: string, index: number): string {
+function expandTemplate(template: string, app: string, index: number): string {
   return template.replace(PLACEHOLDER, (_m, what: string) => (what === 'app' ? app : String(index)));
 }
 

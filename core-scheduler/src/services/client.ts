@@ -9,14 +9,14 @@ import type { AppSummary, AppView } from './views.js';
 
 export const DEFAULT_SERVICES_URL = 'http://127.0.0.1:5052';
 
-export interface ServicesClientOptions {
+interface ServicesClientOptions {
   url: string;
   principal?: string | undefined;
   secret?: string | undefined;
   timeoutMs?: number;
 }
 
-export interface ServicesInfo {
+interface ServicesInfo {
   framework: { name: string; id: string | null; connected: boolean; roles: string[]; superseded: boolean; lastError: string | null; subscribedAt: string | null };
   master: string;
   apps: number;

@@ -14,10 +14,10 @@
 import { z } from '../../../common/validate.js';
 import type { V1Attribute } from '../../../contracts/v1/v1.js';
 
-export const OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE'] as const;
-export type Operator = (typeof OPERATORS)[number];
+const OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE'] as const;
+type Operator = (typeof OPERATORS)[number];
 
-export interface Constraint {
+interface Constraint {
   field: string;
   operator: Operator;
   value?: string | undefined;
@@ -79,7 +79,7 @@ export function attributeText(attributes: readonly V1Attribute[]): Record<string
   return out;
 }
 
-export function fieldValue(p: Placement, field: string): string | undefined {
+function fieldValue(p: Placement, field: string): string | undefined {
   return field === 'hostname' ? p.hostname : p.attributes[field];
 }
 
@@ -98,7 +98,7 @@ function fullMatch(pattern: string, value: string): boolean {
  * Why `candidate` breaks constraint `c` given where the app's other instances
  * are, or undefined when it satisfies it.
  */
-export function violation(c: Constraint, candidate: Placement, others: readonly Placement[]): string | undefined {
+function violation(c: Constraint, candidate: Placement, others: readonly Placement[]): string | undefined {
   const v = fieldValue(candidate, c.field);
   const name = describeConstraint(c);
   if (v === undefined) return c.operator === 'UNLIKE' ? undefined : `${name}: agent has no attribute "${c.field}"`;

@@ -35,7 +35,7 @@ export interface RunningServices {
   close(): Promise<void>;
 }
 
-export interface StartOptions {
+interface StartOptions {
   /** An already open Store to use (left open on close), instead of opening `config.store`. */
   store?: Store;
 }

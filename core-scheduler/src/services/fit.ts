@@ -9,14 +9,14 @@ import { Resources, type Entry } from '../resources/resources.js';
 import { fromMilli, toMilli } from '../resources/values.js';
 import type { PortSpec } from './app-spec.js';
 
-export interface Needs {
+interface Needs {
   cpus: number;
   mem: number;
   disk: number;
   ports: readonly PortSpec[];
 }
 
-export type Fit = { ok: true; resources: Resources; hostPorts: number[] } | { ok: false; missing: string };
+type Fit = { ok: true; resources: Resources; hostPorts: number[] } | { ok: false; missing: string };
 
 function usable(e: Entry, role: string): boolean {
   if (e.revocable || e.disk !== undefined) return false;

@@ -14,7 +14,7 @@ import type { Logger } from '../../../common/log.js';
 import { SchedulerClient } from '../../../contracts/client/scheduler-client.js';
 import type { SchedulerEvent, V1FrameworkInfo } from '../../../contracts/v1/v1.js';
 
-export interface FrameworkLinkOptions {
+interface FrameworkLinkOptions {
   master: string;
   principal?: string | undefined;
   secret?: string | undefined;

@@ -17,7 +17,7 @@ import type { PendingInstance } from './planner.js';
 import type { LoadedState, ServicesState } from './state-store.js';
 import { applyStatus, dueDeadlines, endTask, replaceUnreachable, type TransitionTimes } from './transitions.js';
 
-export interface ManagerEffects {
+interface ManagerEffects {
   /** Ask the master to kill a task (again, if need be). */
   kill(taskId: string, agentId: string): void;
   /** The instances that could launch now (keys "app/index"): the scheduler revives or suppresses offers. */
@@ -26,7 +26,7 @@ export interface ManagerEffects {
   ensureRoles(roles: string[]): Promise<void>;
 }
 
-export interface ManagerOptions {
+interface ManagerOptions {
   state: ServicesState;
   log: Logger;
   unreachableReplaceMs: number;

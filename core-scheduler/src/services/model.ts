@@ -27,8 +27,7 @@ export const appRecordSchema = z.object({
 export type AppRecord = z.output<typeof appRecordSchema>;
 
 /** Why the framework itself asked a task to die; decides what happens when it ends. */
-export const killReasonSchema = z.enum(['restart', 'stop', 'unhealthy']);
-export type KillReason = z.output<typeof killReasonSchema>;
+const killReasonSchema = z.enum(['restart', 'stop', 'unhealthy']);
 
 export const taskRefSchema = z.object({
   id: z.string(),
@@ -51,8 +50,7 @@ export const taskRefSchema = z.object({
 });
 export type TaskRef = z.output<typeof taskRefSchema>;
 
-export const lastErrorSchema = z.object({ taskId: z.string(), state: z.string(), message: z.string(), at: z.number() });
-export type LastError = z.output<typeof lastErrorSchema>;
+const lastErrorSchema = z.object({ taskId: z.string(), state: z.string(), message: z.string(), at: z.number() });
 
 export const instanceRecordSchema = z.object({
   app: z.string(),

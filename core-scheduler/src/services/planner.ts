@@ -29,7 +29,7 @@ export interface PlannedLaunch extends PendingInstance {
   hostPorts: number[];
 }
 
-export interface Plan {
+interface Plan {
   launches: PlannedLaunch[];
   /** For instances not placed: agent host name → why that agent's offer did not do. */
   refusals: Map<PendingInstance, Map<string, string>>;

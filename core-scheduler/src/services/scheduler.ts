@@ -18,7 +18,7 @@ import { newTaskId } from './model.js';
 import { planLaunches, type OfferView, type PlannedLaunch } from './planner.js';
 import { buildTaskInfo } from './task-info.js';
 
-export interface SchedulerOptions {
+interface SchedulerOptions {
   /** Filter on declined resources while instances wait (they may fit when the offer changes). */
   refuseSeconds: number;
   /** Filter on offers when nothing waits (offers are suppressed then anyway). */

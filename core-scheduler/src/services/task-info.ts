@@ -9,7 +9,7 @@ import type { Resources } from '../resources/resources.js';
 import type { V1TaskInfo } from '../../../contracts/v1/v1.js';
 import { instanceVolumeNames, type AppSpec, type HealthCheckSpec } from './app-spec.js';
 
-export interface LaunchSlot {
+interface LaunchSlot {
   app: AppSpec;
   index: number;
   taskId: string;

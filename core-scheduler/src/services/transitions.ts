@@ -15,7 +15,7 @@ export interface TransitionTimes {
   unreachableReplaceMs: number;
 }
 
-export interface StatusOutcome {
+interface StatusOutcome {
   /** The record changed (persist it). */
   changed: boolean;
   /** The task is alive but should not be: (re-)send KILL. */
@@ -67,13 +67,13 @@ export function endTask(inst: InstanceRecord, app: AppSpec, task: TaskRef, statu
 }
 
 /** How long an instance may stay unhealthy before the framework kills it (when the agent has not). */
-export function unhealthyKillAfterMs(hc: HealthCheckSpec): number | undefined {
+function unhealthyKillAfterMs(hc: HealthCheckSpec): number | undefined {
   if (hc.consecutiveFailures === 0) return undefined;
   // The agent reports the first failure, then kills after `consecutiveFailures`; allow one interval more.
   return Math.round(((hc.consecutiveFailures + 1) * hc.intervalSeconds + hc.timeoutSeconds) * 1000);
 }
 
-export type DeadlineAction = 'replace-unreachable' | 'kill-unhealthy' | undefined;
+type DeadlineAction = 'replace-unreachable' | 'kill-unhealthy' | undefined;
 
 /**
  * Deadlines of one instance at `now`: what is due (at most one action) and

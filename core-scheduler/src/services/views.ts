@@ -52,7 +52,7 @@ export interface AppView extends AppSummary {
 
 const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
 
-export function instanceView(app: AppRecord, inst: InstanceRecord, refusals: ReadonlyMap<string, string> | undefined, now: number): InstanceView {
+function instanceView(app: AppRecord, inst: InstanceRecord, refusals: ReadonlyMap<string, string> | undefined, now: number): InstanceView {
   const t = inst.task;
   const phase = instancePhase(inst, now);
   const view: InstanceView = { index: inst.index, phase, ips: t?.ips ?? [], ports: t?.hostPorts ?? [], volumes: instanceVolumeNames(app.spec, inst.index), failures: inst.failures };

@@ -10,26 +10,26 @@ import { Resources } from '../resources/resources.js';
 import { parseResources } from '../resources/parse.js';
 import type { SchedulerEvent } from '../../../contracts/v1/v1.js';
 
-export interface DemoCredentials {
+interface DemoCredentials {
   framework?: { principal: string; secret: string };
   agent?: { principal: string; secret: string };
 }
 
-export interface DemoOptions {
+interface DemoOptions {
   master: string;
   agents: number;
   agentResources: string;
   credentials: DemoCredentials;
 }
 
-export interface DemoFramework {
+interface DemoFramework {
   name: string;
   role: string;
   task: string;
   target: number;
 }
 
-export const DEMO_FRAMEWORKS: DemoFramework[] = [
+const DEMO_FRAMEWORKS: DemoFramework[] = [
   { name: 'demo-web', role: 'web', task: 'cpus:1;mem:512', target: 100 },
   { name: 'demo-batch', role: 'batch', task: 'cpus:1;mem:512', target: 100 },
 ];

@@ -10,7 +10,7 @@
  */
 
 export type CheckStatus = 'passing' | 'warning' | 'critical';
-export type Source = 'cluster' | 'catalog' | 'agent';
+type Source = 'cluster' | 'catalog' | 'agent';
 
 export interface CatalogNode {
   ID: string;
@@ -75,7 +75,7 @@ export interface CheckInput {
   Type?: string;
 }
 
-export interface CatalogListener {
+interface CatalogListener {
   node(node: string): void;
   instance(node: string, serviceId: string): void;
 }

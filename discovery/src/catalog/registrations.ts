@@ -34,7 +34,7 @@ export const checkBodySchema = z.looseObject({
   Timeout: duration.optional(),
   Status: status.optional(),
 });
-export type CheckBody = z.output<typeof checkBodySchema>;
+type CheckBody = z.output<typeof checkBodySchema>;
 
 export const agentServiceSchema = z.looseObject({
   ID: z.string().max(256).optional(),
@@ -72,7 +72,7 @@ interface CatalogNodeDoc {
 }
 
 /** A Consul check definition to what the runner needs; INVALID_ARGUMENT when it is not one we can run. */
-export function checkDef(b: CheckBody, fallbackId: string, serviceId: string | undefined): CheckDef {
+function checkDef(b: CheckBody, fallbackId: string, serviceId: string | undefined): CheckDef {
   const id = b.CheckID ?? b.ID ?? fallbackId;
   const common = { CheckID: id, Name: b.Name ?? (serviceId ? `Service '${serviceId}' check` : id), ServiceID: b.ServiceID ?? serviceId, Notes: b.Notes, initial: b.Status ?? ('critical' as const) };
   const interval = b.Interval ? parseDuration(b.Interval)! : undefined;

@@ -13,7 +13,7 @@ import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { z } from '../../../common/validate.js';
 
-export interface MasterFeedOptions {
+interface MasterFeedOptions {
   url: string;
   principal?: string | undefined;
   secret?: string | undefined;

@@ -38,16 +38,16 @@ export interface AgentView {
   hostname: string;
 }
 
-export interface ViewListener {
+interface ViewListener {
   task(key: string): void;
   agent(id: string): void;
   framework(id: string): void;
 }
 
-export const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
+const taskKey = (frameworkId: string, taskId: string): string => `${frameworkId}/${taskId}`;
 
 /** Addresses a status reports for the task (Mesos-DNS reads the same place). */
-export function statusIps(status: V1TaskStatus | undefined): string[] {
+function statusIps(status: V1TaskStatus | undefined): string[] {
   const out: string[] = [];
   for (const ni of status?.container_status?.network_infos ?? []) {
     for (const a of ni.ip_addresses ?? []) if (a.ip_address && isIP(a.ip_address)) out.push(a.ip_address);
@@ -218,4 +218,4 @@ interface StateSnapshot {
   get_frameworks?: { frameworks?: V1FrameworkSummary[]; recovered_frameworks?: Array<V1FrameworkSummary['framework_info']> };
 }
 
-export const isTerminalState = (s: string): boolean => TERMINAL_STATES.has(s as V1TaskState);
+const isTerminalState = (s: string): boolean => TERMINAL_STATES.has(s as V1TaskState);

@@ -18,7 +18,7 @@ function emptyOk(ctx: RequestContext): undefined {
   return undefined;
 }
 
-export interface AgentIdentity {
+interface AgentIdentity {
   nodeName: string;
   datacenter: string;
   /** host:port of this server, reported as the Raft leader. */

@@ -11,7 +11,7 @@ import { Kv, KV_PREFIX, checkValue, toConsul } from './kv.js';
 import { MAX_TXN_OPS, runTxn, txnSchema } from './txn.js';
 import { blockingParams, flag, jsonBody, pathParam, rawJsonBody, setIndex, uintParam, type Blocking } from './http-util.js';
 
-export interface KvMetrics {
+interface KvMetrics {
   blockingWaiting: { inc(): void; dec(): void };
   writes: { inc(labels: { op: string }): void };
 }
@@ -20,7 +20,7 @@ export interface KvMetrics {
  * Wait until something under `prefix` (exactly `prefix` when `exact`) changes
  * after revision `b.index`, or the wait runs out. True when woken by a change.
  */
-export function waitForKv(store: Store, prefix: string, exact: boolean, b: Blocking, metrics?: KvMetrics): Promise<boolean> {
+function waitForKv(store: Store, prefix: string, exact: boolean, b: Blocking, metrics?: KvMetrics): Promise<boolean> {
   if (b.index === undefined) return Promise.resolve(true);
   return new Promise((resolve) => {
     metrics?.blockingWaiting.inc();

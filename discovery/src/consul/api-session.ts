@@ -20,7 +20,7 @@ const createSchema = z.looseObject({
   NodeChecks: z.array(z.string().max(256)).max(32).optional(),
 });
 
-export interface SessionLimits {
+interface SessionLimits {
   /** Shortest TTL accepted (Consul: 10 s). */
   ttlMinMs: number;
   ttlMaxMs: number;
@@ -52,7 +52,7 @@ function hasMember(raw: unknown, name: string): boolean {
 }
 
 /** Consul guards a session with the node's serfHealth check unless the body lists checks itself (an empty list removes it). */
-export const DEFAULT_SESSION_CHECKS = ['serfHealth'];
+const DEFAULT_SESSION_CHECKS = ['serfHealth'];
 
 export function mountSessions(server: HttpServer, store: Store, sessions: Sessions, nodeName: string, limits: SessionLimits): void {
   server.route('PUT', '/v1/session/create', async (ctx) => {

@@ -15,7 +15,7 @@ export const KV_PREFIX = 'corral/discovery/kv/';
 export const LOCKS_PREFIX = 'corral/discovery/locks/';
 export const SESSIONS_PREFIX = 'corral/discovery/sessions/';
 /** Consul's default limit on one value. */
-export const MAX_VALUE_BYTES = 512 * 1024;
+const MAX_VALUE_BYTES = 512 * 1024;
 const MAX_RETRIES = 16;
 
 export interface Header {
@@ -86,7 +86,7 @@ export function checkValue(value: Buffer): void {
   if (value.length > MAX_VALUE_BYTES) throw new CorralError('PAYLOAD_TOO_LARGE', `value of ${value.length} bytes exceeds the limit of ${MAX_VALUE_BYTES} bytes`);
 }
 
-export interface PutOptions {
+interface PutOptions {
   flags?: number | undefined;
   cas?: number | undefined;
   acquire?: string | undefined;
@@ -94,7 +94,7 @@ export interface PutOptions {
 }
 
 /** What a write wants to do to one key, decided from what is there now. */
-export interface Plan {
+interface Plan {
   ok: boolean;
   /** The write would leave the entry as it is: nothing to run. */
   unchanged?: boolean;

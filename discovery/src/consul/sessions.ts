@@ -14,7 +14,7 @@ import type { Store, Watch, KeyValue } from '../../../contracts/store/types.js';
 import { KV_PREFIX, LOCKS_PREFIX, SESSIONS_PREFIX, decodeEntry, encodeEnvelope, sessionKey } from './kv.js';
 import { formatSeconds } from './http-util.js';
 
-export interface SessionRecord {
+interface SessionRecord {
   ID: string;
   Name: string;
   Node: string;
@@ -29,9 +29,9 @@ export interface SessionRecord {
   lease: number;
 }
 
-export type SessionView = Omit<SessionRecord, 'lease'> & { CreateIndex: number; ModifyIndex: number };
+type SessionView = Omit<SessionRecord, 'lease'> & { CreateIndex: number; ModifyIndex: number };
 
-export interface CreateSession {
+interface CreateSession {
   name: string;
   node: string;
   lockDelayMs: number;

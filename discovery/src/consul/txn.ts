@@ -30,9 +30,9 @@ export const txnSchema = z
   .min(1)
   .max(MAX_TXN_OPS, 'a transaction holds at most 64 operations');
 
-export type TxnOps = z.output<typeof txnSchema>;
+type TxnOps = z.output<typeof txnSchema>;
 
-export type TxnResponse = { status: 200; body: { Results: Array<{ KV: ConsulEntry }>; Errors: null } } | { status: 409; body: { Results: null; Errors: Array<{ OpIndex: number; What: string }> } };
+type TxnResponse = { status: 200; body: { Results: Array<{ KV: ConsulEntry }>; Errors: null } } | { status: 409; body: { Results: null; Errors: Array<{ OpIndex: number; What: string }> } };
 
 function decodeValue(v: string | null | undefined, at: number): Buffer {
   if (!v) return Buffer.alloc(0);

@@ -11,7 +11,7 @@ import { CLASS_ANY, CLASS_IN, PLAIN_UDP_LIMIT, RCODE, errorAnswer, keyToName, pa
 export type Transport = 'udp' | 'tcp';
 
 /** What to do with a query: send bytes, forward it upstream, or stay silent. */
-export type Outcome = Buffer | { forward: Query } | undefined;
+type Outcome = Buffer | { forward: Query } | undefined;
 
 export interface DnsStats {
   queries: number;
@@ -50,7 +50,7 @@ export interface ResponderOptions extends AnswerOptions {
 }
 
 /** Told of each template the cache gains and of each time the cache is dropped, so a UDP fast path can mirror it. */
-export interface TemplateListener {
+interface TemplateListener {
   /** `t.rot` is already advanced past the answer just made from it. */
   built(nameKey: string, slot: number, t: Template): void;
   reset(): void;

@@ -19,7 +19,7 @@ export interface UdpServing {
   stop(): void;
 }
 
-export interface UdpOptions {
+interface UdpOptions {
   /** Try the native recvmmsg/sendmmsg path first (see fastpath.ts). */
   fastPath: boolean;
   maxUdpPayload: number;

@@ -11,11 +11,9 @@ import { isIPv4 } from 'node:net';
 
 export const QTYPE = { A: 1, NS: 2, SOA: 6, PTR: 12, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, AXFR: 252, ANY: 255 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
-/** Extended RCODE 16 (BADVERS) is carried as 1 in the OPT TTL's upper byte. */
-export const BADVERS_EXT = 1;
 export const CLASS_IN = 1;
 export const CLASS_ANY = 255;
-export const HEADER_BYTES = 12;
+const HEADER_BYTES = 12;
 /** Classic UDP limit without EDNS0. */
 export const PLAIN_UDP_LIMIT = 512;
 
@@ -49,7 +47,7 @@ export interface Query {
   edns: Edns | undefined;
 }
 
-export type ParseResult = { ok: true; query: Query } | { ok: false; rcode: number; id: number; flags: number } | { ok: false; drop: true };
+type ParseResult = { ok: true; query: Query } | { ok: false; rcode: number; id: number; flags: number } | { ok: false; drop: true };
 
 /**
  * Parse one query. Malformed input that still has a header gets FORMERR (or

@@ -9,7 +9,7 @@ import { QTYPE, TYPE_CODE, type RR } from './wire.js';
 /** One change to a name: its full record list, [] for an empty non-terminal, null when it is gone. */
 export type NameDelta = [name: string, rrs: RR[] | null];
 
-export interface LookupResult {
+interface LookupResult {
   /** The name looked up after aliases (e.g. the datacenter label) were removed. */
   name: string;
   exists: boolean;

@@ -23,7 +23,7 @@ import type { AgentView, ClusterView, TaskView } from '../cluster/view.js';
 import type { AddressBook } from '../cluster/addresses.js';
 import { Catalog, type Instance } from '../catalog/catalog.js';
 
-export interface ProjectorOptions {
+interface ProjectorOptions {
   domain: string;
   labelRule: LabelRule;
   /** Address of this DNS server, published as ns1.<domain>. */
@@ -39,7 +39,7 @@ const INSTANCE_LABEL = 'corral.instance';
 const addrRR = (ip: string): RR => (isIPv6(ip) ? { type: 'AAAA', ip } : { type: 'A', ip });
 
 /** Tags of a task: its discovery port names and the values of labels named `tag` or `tags` (comma-separated). */
-export function taskTags(t: TaskView): string[] {
+function taskTags(t: TaskView): string[] {
   const tags = new Set<string>();
   for (const p of t.ports) if (p.name) tags.add(p.name);
   for (const l of t.labels) {

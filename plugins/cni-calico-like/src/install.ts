@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { CorralError } from '../../../contracts/errors.js';
 import { NATIVE_BUILD_DIR } from '../../../common/sys/paths.js';
 
-export const SHIM_NAME = 'corral';
+const SHIM_NAME = 'corral';
 
 export function shimPath(): string {
   return join(NATIVE_BUILD_DIR(), SHIM_NAME);
 }
 
-export interface ConflistOptions {
+interface ConflistOptions {
   network: string;
   cniVersion?: string;
   socket?: string;

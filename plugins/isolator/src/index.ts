@@ -8,11 +8,7 @@
  *    (the volume hook comes from plugins/volume-driver).
  * Both containerizers implement contracts/containerizer.ts.
  */
-export { createMesosContainerizer, MesosContainerizer, type MesosContainerizerDeps } from './native/containerizer.js';
-export { mesosContainerizerConfigSchema, type MesosContainerizerConfig, type MesosContainerizerConfigInput } from './native/config.js';
-export { DockerContainerizer, dockerTermination, type DockerContainerizerOptions } from './docker/containerizer.js';
-export { CniNetworkHook, type CniHookOptions } from './hooks/network-hook.js';
-export { openCgroups, type CgroupVersionChoice } from './cgroups/detect.js';
-export type { CgroupDriver, CgroupLimits, CgroupUsage } from './cgroups/types.js';
-export { REASON_MEMORY } from './native/termination.js';
+export { createMesosContainerizer } from './native/containerizer.js';
+export { DockerContainerizer } from './docker/containerizer.js';
+export { CniNetworkHook } from './hooks/network-hook.js';
 export { defaultShimPath } from './native/config.js';

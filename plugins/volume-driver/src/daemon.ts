@@ -103,7 +103,7 @@ export async function openVolumeService(config: VolumeDriverConfig, opts: { log?
   };
 }
 
-export interface RunningVolumeDriver extends OpenedVolumeService {
+interface RunningVolumeDriver extends OpenedVolumeService {
   server: HttpServer;
   url: string;
 }

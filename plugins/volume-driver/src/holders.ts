@@ -13,7 +13,7 @@
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
-export interface NamespaceHolder {
+interface NamespaceHolder {
   pid: number;
   /** Where the namespace has it mounted. */
   target: string;

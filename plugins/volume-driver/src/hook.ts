@@ -19,7 +19,7 @@ import type { Volumes } from './types.js';
 
 type External = Extract<VolumeSource, { type: 'external' }>;
 
-export interface VolumeHookOptions {
+interface VolumeHookOptions {
   /** Driver name → the volume library for it. Default: `corral` through the daemon at its default socket. */
   drivers?: Record<string, Volumes>;
   /** Create a missing volume with the task's options before mounting (default true, as Docker does). */

@@ -5,10 +5,11 @@
  *  - `openVolumeService(config)`: the service in-process (one per host: it owns the state);
  *  - `VolumeClient(socket)`: the same contract through a running `corral volume-driver`.
  */
-export type { Volumes, VolumeInfo, VolumeSpec, SnapshotInfo, BackendName } from './types.js';
-export { VolumeService } from './service.js';
+export type { Volumes, VolumeInfo, SnapshotInfo } from './types.js';
 export { VolumeClient } from './client.js';
-export { openVolumeService, startVolumeDriver, type OpenedVolumeService, type RunningVolumeDriver } from './daemon.js';
-export { volumeDriverConfigSchema, DEFAULT_SOCKET, type VolumeDriverConfig } from './config.js';
-export { checkName, parseOptions, parseSize, formatSize } from './options.js';
-export { VolumeLibraryHook, type VolumeHookOptions } from './hook.js';
+export { startVolumeDriver } from './daemon.js';
+/** @public The in-process service, documented above and in the README's Library API. */
+export { openVolumeService, type OpenedVolumeService } from './daemon.js';
+export { volumeDriverConfigSchema, DEFAULT_SOCKET } from './config.js';
+export { formatSize } from './options.js';
+export { VolumeLibraryHook } from './hook.js';

@@ -8,7 +8,7 @@ import type { BackendName, FsType, VolumeSpec } from './types.js';
 
 /** Docker's own rule for volume names (RestrictedNamePattern), with a length cap. */
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-export const MAX_NAME_LENGTH = 96;
+const MAX_NAME_LENGTH = 96;
 export const MIN_SIZE_BYTES = 16 * 1024 * 1024;
 export const MAX_SIZE_BYTES = 64 * 1024 ** 4;
 
@@ -99,7 +99,7 @@ const RULES: Record<string, OptionRule> = {
   },
 };
 
-export const OPTION_NAMES = ['backend', ...Object.keys(RULES)];
+const OPTION_NAMES = ['backend', ...Object.keys(RULES)];
 
 /**
  * Docker's `Opts` (null when `docker volume create` had no -o) → a spec.

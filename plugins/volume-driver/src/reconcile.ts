@@ -46,9 +46,9 @@ export interface ReconcileSettings {
 /** How often a mounted volume is checked for a takeover by another host (fenced here): the old recovery pass's pace. */
 const TAKEOVER_CHECK_MS = 30_000;
 
-export const DEFAULT_RECONCILE: ReconcileSettings = { intervalMs: 10_000, backoffMs: 500, maxBackoffMs: 30_000, graceMs: 15_000 };
+const DEFAULT_RECONCILE: ReconcileSettings = { intervalMs: 10_000, backoffMs: 500, maxBackoffMs: 30_000, graceMs: 15_000 };
 
-export interface ReconcilerDeps {
+interface ReconcilerDeps {
   mounts: MountState;
   backend(name: BackendName): Backend;
   mutex: KeyedMutex;
@@ -69,7 +69,7 @@ interface Retry {
   lastError: string;
 }
 
-export interface PassReport {
+interface PassReport {
   released: string[];
   failed: string[];
   orphanRefs: string[];

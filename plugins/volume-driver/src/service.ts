@@ -24,7 +24,7 @@ import type { BackendName, SnapshotInfo, VolumeInfo, VolumeSpec, Volumes } from 
 import { DetachReconciler, type LiveContainers, type ReconcileSettings } from './reconcile.js';
 import { namespaceHolders, namespacesMounting } from './holders.js';
 
-export interface VolumeServiceOptions {
+interface VolumeServiceOptions {
   hostId: string;
   store: Store;
   backends: { local: Backend; rbd?: Backend };

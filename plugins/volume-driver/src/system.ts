@@ -26,7 +26,7 @@ export async function loopDetach(dev: string, backingFile?: string): Promise<voi
 }
 
 /** The file behind a loop device, or undefined when it is not set up. */
-export function loopBackingFile(dev: string): string | undefined {
+function loopBackingFile(dev: string): string | undefined {
   try {
     return readFileSync(`/sys/block/${dev.replace('/dev/', '')}/loop/backing_file`, 'utf8').trim();
   } catch {
@@ -114,8 +114,8 @@ export async function growOfflineExt4(file: string): Promise<void> {
   await exec('resize2fs', [file], { timeoutMs: 120_000 });
 }
 
-export const freeze = (mountpoint: string) => exec('fsfreeze', ['-f', mountpoint], { timeoutMs: 30_000 });
-export const thaw = (mountpoint: string) => exec('fsfreeze', ['-u', mountpoint], { timeoutMs: 30_000 });
+const freeze = (mountpoint: string) => exec('fsfreeze', ['-f', mountpoint], { timeoutMs: 30_000 });
+const thaw = (mountpoint: string) => exec('fsfreeze', ['-u', mountpoint], { timeoutMs: 30_000 });
 
 /** Run `fn` with the filesystem frozen (consistent snapshot); always thaws. */
 export async function withFrozen<T>(mountpoint: string | undefined, fn: () => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@ import { EventStream } from '../../../../common/http/stream.js';
 import type { Outbox } from '../records.js';
 import { mayHoldNull, stripNulls } from '../../../../contracts/v1/v1-json.js';
 
-export interface ReadCallOptions {
+interface ReadCallOptions {
   /** May vouch for a body in a common shape (see protocol/v1-fast.ts); everything else, and every error message, is zod's. */
   quick?: (type: string, body: Record<string, unknown>) => boolean;
   /**

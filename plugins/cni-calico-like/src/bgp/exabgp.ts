@@ -14,7 +14,7 @@ export interface Neighbor {
   passive?: boolean;
 }
 
-export interface ExabgpConfigInput {
+interface ExabgpConfigInput {
   localAddress: string;
   routerId: string;
   localAs: number;

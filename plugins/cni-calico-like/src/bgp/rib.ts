@@ -13,7 +13,7 @@ import { covers, formatCidr, isIp, parseCidr, type Cidr } from '../../../../comm
 
 export type RouteChanges = Map<string, string | undefined>;
 
-export interface RibFilter {
+interface RibFilter {
   pools: Cidr[];
   /** Prefixes this host originates (own blocks, borrowed /32s). */
   own(): ReadonlySet<string>;

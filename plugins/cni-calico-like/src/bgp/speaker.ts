@@ -19,7 +19,7 @@ import { desiredNeighbors, MasterMesh } from './peers.js';
 import { Rib, type RouteChanges } from './rib.js';
 import { Supervisor } from './supervisor.js';
 
-export interface SpeakerOptions {
+interface SpeakerOptions {
   config: BgpConfig;
   dir: string;
   pools: Cidr[];

@@ -11,7 +11,7 @@ import type { Logger } from '../../../../common/log.js';
 import { processAlive, processCmdline, signalProcess } from '../../../../common/sys/process.js';
 import { childExited } from '../../../../common/sys/wait.js';
 
-export interface SupervisorOptions {
+interface SupervisorOptions {
   name: string;
   command: string;
   args: string[];

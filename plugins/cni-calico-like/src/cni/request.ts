@@ -74,7 +74,7 @@ const attachmentList = z.array(attachment).nullable().optional();
  * from a spec typo, containernetworking/cni#1101).
  */
 const RUNTIME_PREFIX = 'cni.dev/';
-export const ATTACHMENT_KEYS = ['cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
+const ATTACHMENT_KEYS = ['cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
 
 const netConfSchema = z
   .object({
@@ -105,7 +105,7 @@ const netConfSchema = z
   .strict();
 
 export type NetConf = z.output<typeof netConfSchema>;
-export type Attachment = z.output<typeof attachment>;
+type Attachment = z.output<typeof attachment>;
 
 /** The config without the runtime's `cni.dev/*` keys that corral has no use for. */
 function withoutForeignRuntimeKeys(raw: Record<string, unknown>): Record<string, unknown> {

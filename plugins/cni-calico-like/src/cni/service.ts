@@ -20,7 +20,7 @@ import { validAttachments, type CniEnv, type NetConf } from './request.js';
 import { buildResult, prevResultIps, type CniResult } from './result.js';
 import { CniCode, CniError } from './spec.js';
 
-export interface CniServiceOptions {
+interface CniServiceOptions {
   ipam: Ipam;
   dataplane: Dataplane;
   defaultPools: string[];

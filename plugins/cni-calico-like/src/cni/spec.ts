@@ -5,8 +5,8 @@
  */
 import { CorralError, errorMessage } from '../../../../contracts/errors.js';
 
-export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
-export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
+const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
+type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const CURRENT_VERSION: CniVersion = '1.1.0';
 
 export const COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'] as const;

@@ -53,7 +53,7 @@ export function envFromHeaders(headers: IncomingHttpHeaders): Record<string, str
   return env;
 }
 
-export interface ApiDeps {
+interface ApiDeps {
   service: CniService;
   log: Logger;
   status(): unknown;

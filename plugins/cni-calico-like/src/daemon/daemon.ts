@@ -28,7 +28,7 @@ import type { DaemonConfig } from './config.js';
 import { LeakReconciler } from './reconciler.js';
 import { mountApi } from './api.js';
 
-export interface NodeDaemon {
+interface NodeDaemon {
   config: DaemonConfig;
   ipam: Ipam;
   service: CniService;

@@ -17,7 +17,7 @@ import { liveUnion, type LiveContainers } from '../../../../common/live-containe
 import { netnsAlive } from '../../../../common/netkit/netns.js';
 import type { CniService } from '../cni/service.js';
 
-export interface ReconcilerOptions {
+interface ReconcilerOptions {
   ipam: Ipam;
   service: CniService;
   sources: LiveContainers[];
@@ -29,7 +29,7 @@ export interface ReconcilerOptions {
   onFreed?(count: number): void;
 }
 
-export interface ReconcileReport {
+interface ReconcileReport {
   freed: string[];
   releasedBlocks: string[];
   /** Set when the sources could not tell who is alive (nothing was freed). */

@@ -18,7 +18,7 @@ import { Rtnl, ensureVeth, parseIp, RT_SCOPE, IFF_UP, type LinkReaper } from '..
 
 export const GATEWAY = '169.254.1.1';
 
-export interface WireRequest {
+interface WireRequest {
   netns: string;
   containerIfname: string;
   hostIfname: string;

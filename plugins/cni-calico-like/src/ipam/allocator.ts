@@ -19,7 +19,7 @@ import { BlockClaims, type ClaimedBlock } from './claims.js';
 import { Loans } from './loans.js';
 import { allocationSchema, handleOf, type Allocation, type Pool } from './types.js';
 
-export interface IpamOptions {
+interface IpamOptions {
   host: string;
   pools: Pool[];
   cluster: Store;

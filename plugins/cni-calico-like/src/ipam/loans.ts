@@ -15,7 +15,7 @@ import { cidrKey, formatCidr, formatIp, parseCidrKey, sizeOf } from '../../../..
 import type { ClaimedBlock } from './claims.js';
 import { keys, loanDocSchema, type LoanDoc } from './types.js';
 
-export interface LoansOptions {
+interface LoansOptions {
   store: Store;
   host: string;
   prefix: string;

@@ -7,7 +7,7 @@
 import { z } from '../../../../common/validate.js';
 import { isIp, parseCidr } from '../../../../common/netkit/ipv4.js';
 
-export const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const POOL_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 export const poolSchema = z
   .object({

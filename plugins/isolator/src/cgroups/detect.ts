@@ -11,7 +11,7 @@ import type { CgroupDriver } from './types.js';
 import { CgroupV1Driver, V1_CONTROLLERS } from './v1.js';
 import { CgroupV2Driver } from './v2.js';
 
-export interface CgroupMounts {
+interface CgroupMounts {
   /** v1 controller → hierarchy mount point (co-mounted controllers share one). */
   v1: Map<string, string>;
   /** The cgroup2 mount point, if any. */
@@ -38,9 +38,9 @@ export function parseCgroupMounts(mountinfo: string): CgroupMounts {
   return out;
 }
 
-export type CgroupVersionChoice = 'auto' | 'v1' | 'v2';
+type CgroupVersionChoice = 'auto' | 'v1' | 'v2';
 
-export function v2Controllers(mount: string): string[] {
+function v2Controllers(mount: string): string[] {
   try {
     return readFileSync(join(mount, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
   } catch {

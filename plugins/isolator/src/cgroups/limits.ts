@@ -14,8 +14,8 @@ import type { CgroupLimits } from './types.js';
 
 export const CFS_PERIOD_US = 100_000;
 /** The kernel refuses quotas under 1 ms. */
-export const MIN_CFS_QUOTA_US = 1_000;
-export const MIN_SHARES = 2;
+const MIN_CFS_QUOTA_US = 1_000;
+const MIN_SHARES = 2;
 /** cgroup v1 clamps cpu.shares to this silently; clamping here keeps what is written equal to what is read back. */
 export const MAX_SHARES = 262_144;
 /** The largest cpu.cfs_quota_us the kernel takes (2^44 - 1 µs, ~176 million CPUs at the 100 ms period); above it, EINVAL. */
@@ -27,7 +27,7 @@ export const MAX_CFS_QUOTA_US = 2 ** 44 - 1;
 export const MAX_MEMORY_BYTES = 2 ** 53;
 export const MIB = 1024 * 1024;
 
-export interface LimitInput {
+interface LimitInput {
   cpus: number;
   memMb: number;
   pids?: number | undefined;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../../../../contracts/errors.js';
 
-export interface ResolvedUser {
+interface ResolvedUser {
   uid: number;
   gid: number;
   groups: number[];

@@ -25,7 +25,7 @@ import { LogFollower } from './log-follower.js';
 import { checkVolumeDriver } from './volume-drivers.js';
 import { LABEL_CONTAINER, LABEL_INSTANCE, createOptions, type DockerSpecOptions } from './spec.js';
 
-export interface DockerContainerizerOptions {
+interface DockerContainerizerOptions {
   /** dockerd's socket (default /var/run/docker.sock), or a ready client. */
   socketPath?: string;
   docker?: Dockerode;

@@ -39,7 +39,7 @@ export class FrameParser {
   }
 }
 
-export interface LogTarget {
+interface LogTarget {
   stdout: string;
   stderr: string;
   maxBytes: number;

@@ -14,8 +14,8 @@ import { commandArgv } from '../task-config.js';
 
 export const LABEL_INSTANCE = 'corral.containerizer';
 export const LABEL_CONTAINER = 'corral.container-id';
-export const LABEL_FRAMEWORK = 'corral.framework-id';
-export const LABEL_TASK = 'corral.task-id';
+const LABEL_FRAMEWORK = 'corral.framework-id';
+const LABEL_TASK = 'corral.task-id';
 
 export interface DockerSpecOptions {
   /** Value of the corral.containerizer label: scopes recovery to this agent's containers. */
@@ -25,9 +25,9 @@ export interface DockerSpecOptions {
   cgroupParent?: string | undefined;
 }
 
-export const dockerName = (containerId: string): string => `corral-${containerId}`;
+const dockerName = (containerId: string): string => `corral-${containerId}`;
 
-export function containerTarget(containerPath: string, sandboxMountPoint: string): string {
+function containerTarget(containerPath: string, sandboxMountPoint: string): string {
   return isAbsolute(containerPath) ? containerPath : join(sandboxMountPoint, containerPath);
 }
 

@@ -19,7 +19,7 @@ import { NATIVE_BUILD_DIR } from '../../../../common/sys/paths.js';
 
 type CniSpec = Extract<NetworkSpec, { mode: 'cni' }>;
 
-export interface CniHookOptions {
+interface CniHookOptions {
   /** Network configurations by name (conflist or single-plugin conf objects). */
   networks?: Record<string, unknown>;
   /** Or a directory of *.conflist / *.conf files (default /etc/cni/net.d when `networks` is absent). */

@@ -5,7 +5,7 @@
 import type { Field } from './launcher.js';
 import type { LaunchPlan } from './isolators/types.js';
 
-export interface LaunchFiles {
+interface LaunchFiles {
   sandbox: string;
   stdout: string;
   stderr: string;

@@ -28,7 +28,7 @@ export function encodeRequest(fields: readonly Field[]): Buffer {
   return Buffer.from(parts.join(''));
 }
 
-export interface Reply {
+interface Reply {
   ok: boolean;
   /** Words after "ok", or the message after "err". */
   words: string[];

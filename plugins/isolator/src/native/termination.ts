@@ -18,10 +18,10 @@ const statusSchema = z.object({
   cgroupsRemoved: z.boolean().optional(),
 });
 
-export type SupervisorStatus = z.output<typeof statusSchema>;
+type SupervisorStatus = z.output<typeof statusSchema>;
 
 export const REASON_MEMORY = 'REASON_CONTAINER_LIMITATION_MEMORY';
-export const REASON_EXECUTOR_TERMINATED = 'REASON_EXECUTOR_TERMINATED';
+const REASON_EXECUTOR_TERMINATED = 'REASON_EXECUTOR_TERMINATED';
 
 export function readStatus(file: string): SupervisorStatus | undefined {
   // Mostly asked while the task still runs: a missing file is answered without an exception.

@@ -10,7 +10,7 @@ import { parseInput, z } from '../../../../common/validate.js';
 import type { VolumeInfo } from '../types.js';
 import type { VolumeService } from '../service.js';
 
-export const dockerErrorFormatter: ErrorFormatter = (err) => ({
+const dockerErrorFormatter: ErrorFormatter = (err) => ({
   status: err.httpStatus,
   body: JSON.stringify({ Err: err.message }),
   contentType: 'application/json',

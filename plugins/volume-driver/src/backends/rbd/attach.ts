@@ -13,7 +13,7 @@ import type { AttachMethod, CephClientSettings } from './method.js';
 import { FuseLoopAttach } from './fuse-loop.js';
 import { KernelRbdAttach } from './krbd.js';
 
-export type { AttachMethod, AttachedDevice, CephClientSettings } from './method.js';
+export type { AttachMethod, CephClientSettings } from './method.js';
 
 export type AttachPreference = 'auto' | 'krbd' | 'rbd-fuse';
 

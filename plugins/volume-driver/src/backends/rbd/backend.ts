@@ -23,7 +23,7 @@ import { CephConnection, type CephSettings } from './connection.js';
 import { attachOid, Exclusive, type ExclusiveSettings } from './exclusive.js';
 import { Registry, type RbdRecord } from './registry.js';
 
-export interface RbdSettings extends CephSettings, ExclusiveSettings {
+interface RbdSettings extends CephSettings, ExclusiveSettings {
   dataDir: string;
   features: string[];
   defaultSizeBytes: number;

@@ -20,10 +20,10 @@ import type { Logger } from '../../../../../common/log.js';
 import { isRadosError } from '../../../../../native/lib/rados.js';
 import { bareAddr, hostOid, type CephConnection } from './connection.js';
 
-export const LOCK_NAME = 'corral-attach';
+const LOCK_NAME = 'corral-attach';
 export const attachOid = (name: string): string => `corral_attach.${name}`;
 
-export interface Holder {
+interface Holder {
   host: string;
   /** RADOS entity holding the lock, e.g. client.4123. */
   client: string;
@@ -49,7 +49,7 @@ export interface ExclusiveSettings {
   blocklistExpireSeconds: number;
 }
 
-export interface ImageRef {
+interface ImageRef {
   pool: string;
   image: string;
 }

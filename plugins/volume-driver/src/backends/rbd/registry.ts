@@ -9,7 +9,7 @@ import { isRadosError } from '../../../../../native/lib/rados.js';
 import type { VolumeRecord } from '../../backend.js';
 import type { CephConnection } from './connection.js';
 
-export const REGISTRY_OID = 'corral_volumes';
+const REGISTRY_OID = 'corral_volumes';
 
 export interface RbdRecord extends VolumeRecord {
   pool: string;
