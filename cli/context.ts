@@ -9,7 +9,7 @@ import { OperatorClient } from '../contracts/client/operator-client.js';
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
 
-export interface GlobalOptions {
+interface GlobalOptions {
   master: string;
   json: boolean;
   principal?: string;

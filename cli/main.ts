@@ -18,7 +18,7 @@ import { registerApp } from './commands/app.js';
 import { registerAgent } from './commands/agent.js';
 import { registerNode } from './commands/node.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command();
   program
     .name('corral')

@@ -80,7 +80,7 @@ export function fitWidths(natural: number[], minimum: number[], total: number): 
   return widths;
 }
 
-export interface TableOptions {
+interface TableOptions {
   /** Fit the table into this many columns, wrapping the widest cells; unset: one line per row. */
   width?: number;
   /** Columns (by index) never wrapped when fitting, e.g. a key/value table's keys. */
@@ -120,7 +120,7 @@ export function renderKeyValue(pairs: Array<[key: string, value: string]>, width
   return renderTable(pairs, [{ header: 'KEY', value: (p) => p[0] }, { header: 'VALUE', value: (p) => p[1] }], keyValueFit(width));
 }
 
-export interface OutputOptions {
+interface OutputOptions {
   json?: boolean;
 }
 

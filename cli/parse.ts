@@ -13,15 +13,6 @@ export function intOption(name: string, min: number, max: number): (v: string) =
   };
 }
 
-export function numberOption(name: string, min: number, max: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${n}`);
-    return n;
-  };
-}
-
 /** "cpus=4,mem=1024" → { cpus: { value: 4 }, mem: { value: 1024 } } */
 export function scalarMap(name: string): (v: string) => Record<string, { value: number }> {
   return (v) => {

@@ -89,7 +89,7 @@ export interface LabUpOptions extends Partial<Omit<LabOptions, 'prefix' | 'hosts
  * --config FILE` with the namespace entered by nsenter, so every daemon it
  * starts lives there. Resolves once the node reports every daemon ready.
  */
-export async function provisionNode(netns: string, nodeFile: string, logFile: string, onPid?: (name: string, pid: number) => void, timeoutMs = 180_000): Promise<NodeState> {
+async function provisionNode(netns: string, nodeFile: string, logFile: string, onPid?: (name: string, pid: number) => void, timeoutMs = 180_000): Promise<NodeState> {
   const argv = inNamespace(netns, [...corralCommand(), 'node', 'up', '--config', nodeFile]);
   const out = openSync(logFile, 'a');
   const code = await new Promise<number | null>((resolve) => {
@@ -175,7 +175,7 @@ async function inNetnsFetch(netns: string, url: string): Promise<boolean> {
   return (await run(argv[0]!, argv.slice(1), { timeoutMs: 5000 })).code === 0;
 }
 
-export function hostOf(state: LabState, host: string): HostPlan {
+function hostOf(state: LabState, host: string): HostPlan {
   const h = state.plan.hosts.find((x) => x.name === host);
   if (!h) throw new CorralError('NOT_FOUND', `no host ${host} in the lab (hosts: ${state.plan.hosts.map((x) => x.name).join(', ')})`);
   return h;
@@ -201,17 +201,6 @@ export async function addContainer(state: LabState, host: string, id: string, po
   state.containers.push(c);
   saveLab(state);
   return c;
-}
-
-export async function removeContainer(state: LabState, id: string): Promise<void> {
-  const c = state.containers.find((x) => x.id === id);
-  if (!c) return;
-  const h = hostOf(state, c.host);
-  // Best effort, as before the namespace goes: a DEL the daemon refuses leaves its IP to the daemon's reconciler.
-  await labRuntime(h).del(labNetwork(h), { containerId: c.id, netns: namedNetnsPath(c.netns), ifname: 'eth0' }).catch(() => undefined);
-  await deleteNamedNetns(c.netns);
-  state.containers = state.containers.filter((x) => x.id !== id);
-  saveLab(state);
 }
 
 async function killNetnsMembers(netns: string): Promise<number[]> {
@@ -270,7 +259,7 @@ export async function labDown(dir: string): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export interface HostStatus {
+interface HostStatus {
   host: string;
   ip: string;
   daemon: boolean;

@@ -11,7 +11,7 @@ import { startMaster } from '../core-scheduler/src/index.js';
 import { SimAgent } from '../core-scheduler/src/index.js';
 import { logger } from '../common/log.js';
 
-export interface LabServicesOptions {
+interface LabServicesOptions {
   host: string;
   port: number;
   dir: string;

@@ -13,7 +13,7 @@ import type { Containerizer } from '../../contracts/containerizer.js';
 import type { AgentConfig } from '../../core-scheduler/src/index.js';
 import { agentResources, taskCapacity, type AgentResources } from '../../core-scheduler/src/index.js';
 
-export interface BuiltContainerizers {
+interface BuiltContainerizers {
   containerizers: Containerizer[];
   close(): Promise<void>;
 }

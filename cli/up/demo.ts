@@ -18,9 +18,9 @@ type Credential = { principal: string; secret: string };
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const DEMO_APP_ID = 'web';
-export const DEMO_PORT = 8080;
+const DEMO_PORT = 8080;
 
-export const DEMO_APP = {
+const DEMO_APP = {
   id: DEMO_APP_ID,
   // Runs in the task's sandbox; `data` is the external volume. Each start appends to data/starts, so a
   // restarted or rescheduled instance shows its volume outlived the task.
@@ -39,7 +39,7 @@ export const DEMO_APP = {
 };
 
 /** Writes the demo app's file (so users can edit and redeploy it) and returns its path. */
-export function writeDemoFile(plan: UpPlan): string {
+function writeDemoFile(plan: UpPlan): string {
   mkdirSync(plan.paths.demo, { recursive: true });
   const file = join(plan.paths.demo, `${DEMO_APP_ID}.yaml`);
   writeFileSync(file, `# the demo app of corral up: corral app deploy ${file}\n${stringify(DEMO_APP)}`);
@@ -68,7 +68,7 @@ export async function deployDemo(plan: UpPlan, admin: Credential, waitSeconds: n
   }
 }
 
-export interface Tour {
+interface Tour {
   task: InstanceView;
   ip: string;
   names: string[];
@@ -90,7 +90,7 @@ async function digFor(plan: UpPlan, name: string, ip: string): Promise<string> {
 }
 
 /** The node namespace's view of a container (where its /32 route lives), or the host's with --host-network. */
-export function inNodeNetns(plan: UpPlan, argv: string[]): string[] {
+function inNodeNetns(plan: UpPlan, argv: string[]): string[] {
   return plan.hostNetwork ? argv : ['ip', 'netns', 'exec', plan.netns.node, ...argv];
 }
 

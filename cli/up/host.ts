@@ -4,7 +4,7 @@
  * scope.ts). The root network namespace's routes and firewall are never
  * touched.
  */
-import { createNamedNetns, netnsAlive } from '../../common/netkit/netns.js';
+import { createNamedNetns } from '../../common/netkit/netns.js';
 import { ip } from '../../common/sys/ip.js';
 import { NODE_ADDRESS, type UpPlan } from './plan.js';
 
@@ -14,8 +14,4 @@ export async function prepareNodeNetns(plan: UpPlan): Promise<void> {
   await createNamedNetns(plan.netns.node);
   const addrs = await ip(['-n', plan.netns.node, '-4', '-o', 'addr', 'show', 'dev', 'lo']);
   if (!addrs.includes(`${NODE_ADDRESS}/32`)) await ip(['-n', plan.netns.node, 'addr', 'add', `${NODE_ADDRESS}/32`, 'dev', 'lo']);
-}
-
-export function nodeNetnsAlive(plan: UpPlan): boolean {
-  return !plan.hostNetwork && netnsAlive(plan.netns.nodePath);
 }

@@ -31,7 +31,7 @@ const port = z.number().int().min(1).max(65535);
 const absPath = z.string().refine((p) => isAbsolute(p) && p !== '/' && !/[\0\n]/.test(p), 'must be an absolute path other than "/"');
 
 /** Flags of `corral up`, validated before anything starts. */
-export const upFlagsSchema = z.strictObject({
+const upFlagsSchema = z.strictObject({
   workDir: absPath,
   /** Instance name: the node netns is `<name>-node`, task netns `<name>-<container>`, cgroups under `<name>`. */
   name: z.string().regex(/^[a-z][a-z0-9-]{0,22}$/, 'must be 1-23 lower-case letters, digits and "-", starting with a letter'),
@@ -56,8 +56,6 @@ export const upFlagsSchema = z.strictObject({
   /** Simulated agents and demo frameworks instead of the real stack (no root needed). */
   simulate: z.strictObject({ agents: z.number().int().min(1).max(1000), agentResources: z.string().min(1).max(4096) }).optional(),
 });
-
-export type UpFlags = z.output<typeof upFlagsSchema>;
 
 export interface UpPlan {
   version: 1;

@@ -14,7 +14,7 @@ import { shimPath } from '../../plugins/cni-calico-like/src/index.js';
 import type { UpPlan } from './plan.js';
 
 /** Command → the Debian package that provides it (the same list as UP_PACKAGES in scripts/setup.sh). */
-export const UP_TOOLS: Record<string, string> = {
+const UP_TOOLS: Record<string, string> = {
   ip: 'iproute2',
   nsenter: 'util-linux',
   losetup: 'mount',
@@ -25,7 +25,7 @@ export const UP_TOOLS: Record<string, string> = {
   curl: 'curl',
 };
 
-export function which(cmd: string): string | undefined {
+function which(cmd: string): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
   for (const d of dirs) {
     if (!d) continue;
@@ -40,7 +40,7 @@ export function which(cmd: string): string | undefined {
   return undefined;
 }
 
-export function portFree(port: number): Promise<boolean> {
+function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
     s.once('error', () => resolve(false));

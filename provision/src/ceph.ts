@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];
 
-export interface CephBootstrapOptions {
+interface CephBootstrapOptions {
   /** Every file of the cluster lives here. */
   dir: string;
   /** The address the mon and the OSD bind (127.0.0.1, or an underlay address in a lab). */
@@ -41,16 +41,16 @@ export interface CephBootstrapOptions {
 }
 
 /** A started daemon, as the caller's spawner reports it. */
-export interface CephDaemonHandle {
+interface CephDaemonHandle {
   pid: number | undefined;
   /** Why it is gone (exit code, signal, output), or undefined while it runs. */
   exited(): string | undefined;
 }
 
 /** Starts `/usr/bin/ceph-<kind>` with these arguments (kind "mon" or "osd"); `name` is "mon.a" or "osd.0". */
-export type CephSpawner = (name: string, program: string, args: string[]) => CephDaemonHandle;
+type CephSpawner = (name: string, program: string, args: string[]) => CephDaemonHandle;
 
-export interface CephBootstrapped {
+interface CephBootstrapped {
   dir: string;
   fsid: string;
   /** The cluster's full ceph.conf (daemons and clients on this machine). */
@@ -67,7 +67,7 @@ export interface CephBootstrapped {
   daemons: Array<{ name: string; handle: CephDaemonHandle }>;
 }
 
-export function cephConfText(o: { dir: string; fsid: string; address: string; basePort: number; portCount: number; memstoreBytes?: number; extraConfig?: Record<string, string> }): string {
+function cephConfText(o: { dir: string; fsid: string; address: string; basePort: number; portCount: number; memstoreBytes?: number; extraConfig?: Record<string, string> }): string {
   const { dir } = o;
   const extra = Object.entries(o.extraConfig ?? {}).map(([k, v]) => `${k} = ${v}`);
   return [
@@ -113,7 +113,7 @@ export function cephConfText(o: { dir: string; fsid: string; address: string; ba
 }
 
 /** What a client on another machine needs: where the mon is and that cephx is on (the keyring is passed separately). */
-export function cephClientConfText(o: { fsid: string; address: string; basePort: number }): string {
+function cephClientConfText(o: { fsid: string; address: string; basePort: number }): string {
   return [
     '[global]',
     `fsid = ${o.fsid}`,

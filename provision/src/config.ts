@@ -22,7 +22,7 @@ const port = z.number().int().min(1).max(65535);
 export const COMPONENTS = ['ceph', 'master', 'services', 'discovery', 'cni', 'volumes', 'agent'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
-export const ROLE_COMPONENTS: Record<'control' | 'agent', Component[]> = {
+const ROLE_COMPONENTS: Record<'control' | 'agent', Component[]> = {
   control: ['master', 'services', 'discovery'],
   agent: ['cni', 'volumes', 'agent'],
 };

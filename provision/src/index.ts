@@ -7,19 +7,16 @@
  */
 export { type NodeConfig, type NodeConfigInput, nodeConfigSchema } from './config.js';
 export { type NodeInitOptions, initNode, nodeFileFor } from './init.js';
-export { cephClientFiles, planNode, type NodePlan, type DaemonPlan, type PlanSecrets } from './plan.js';
-export { checkReady, daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
+export { cephClientFiles, planNode, type NodePlan } from './plan.js';
+export { daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
 export {
   loadNodeState,
   ours,
-  reconcileNode,
   startDaemon,
   stopProcesses,
   superviseNode,
-  type DaemonSpec,
   type NodeProcess,
   type NodeState,
-  type SupervisedDaemon,
   type Supervision,
 } from './lifecycle.js';
-export { cgroupPids, isClean, killScope, removeCgroupRoot, scopeLeftovers, sweepScope, type Leftovers, type NodeScope, type SweepReport } from './scope.js';
+export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';

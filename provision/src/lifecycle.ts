@@ -90,7 +90,7 @@ export function startDaemon(d: DaemonSpec, o: { detached: boolean }): { process:
 }
 
 /** Waits until the daemon is ready; fails at once when its process is gone. */
-export async function waitReady(d: DaemonSpec, p: NodeProcess, timeoutMs: number, extraLog?: string): Promise<string> {
+async function waitReady(d: DaemonSpec, p: NodeProcess, timeoutMs: number, extraLog?: string): Promise<string> {
   const end = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -115,9 +115,9 @@ export async function stopProcesses(processes: NodeProcess[], graceMs = 10_000):
   }
 }
 
-export type DesiredState = 'running' | 'stopped' | 'purged';
+type DesiredState = 'running' | 'stopped' | 'purged';
 
-export interface ReconcileOptions {
+interface ReconcileOptions {
   stateFile: string;
   name: string;
   role?: string;
@@ -134,7 +134,7 @@ export interface ReconcileOptions {
   logOf?(d: DaemonSpec): string | undefined;
 }
 
-export interface ReconcileResult {
+interface ReconcileResult {
   state: NodeState;
   killed: number[];
   sweep?: SweepReport;
@@ -189,7 +189,7 @@ export async function killNodeProcesses(stateFile: string): Promise<number[]> {
   return [...recorded, ...(await killScope(state.scope))];
 }
 
-export type DaemonRunState = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+type DaemonRunState = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
 export interface SupervisedDaemon {
   spec: DaemonSpec;

@@ -23,7 +23,7 @@ import { deleteNamedNetns, netnsPids } from '../../common/netkit/netns.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Every cgroup directory named `root` (one per v1 hierarchy, or the v2 one). */
-export function cgroupRootDirs(root: string, base = '/sys/fs/cgroup'): string[] {
+function cgroupRootDirs(root: string, base = '/sys/fs/cgroup'): string[] {
   if (!existsSync(base)) return [];
   if (existsSync(join(base, 'cgroup.procs'))) return existsSync(join(base, root)) ? [join(base, root)] : [];
   const seen = new Set<string>();
@@ -98,7 +98,7 @@ export async function removeCgroupRoot(root: string): Promise<void> {
 }
 
 /** Helper processes (rbd-fuse) whose command line names a path under `dir`, except the listed pids. */
-export function helperPids(dir: string, except: number[] = []): number[] {
+function helperPids(dir: string, except: number[] = []): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     const pid = Number(p);
@@ -109,7 +109,7 @@ export function helperPids(dir: string, except: number[] = []): number[] {
 }
 
 /** Filesystems, loop devices and rbd-fuse mounts under `dir`, removed in the safe order; rbd-fuse helpers killed when they do not let go. */
-export async function teardownVolumes(dir: string, helpers: () => number[]): Promise<void> {
+async function teardownVolumes(dir: string, helpers: () => number[]): Promise<void> {
   const under = (p: string) => p === dir || p.startsWith(dir + '/');
   const byDepth = (a: { target: string }, b: { target: string }) => b.target.length - a.target.length;
   for (const m of mounts().filter((m) => under(m.target) && !m.fstype.startsWith('fuse')).sort(byDepth)) {
@@ -139,16 +139,6 @@ export async function teardownVolumes(dir: string, helpers: () => number[]): Pro
     await umountFuse(m.target, 5000, killHelpers).catch(() => exec('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   await killHelpers();
-}
-
-/** Named network namespaces (/run/netns) whose names start with `prefix`: a node's container namespaces. */
-export function netnsNamesWithPrefix(prefix: string): string[] {
-  if (!prefix) return [];
-  try {
-    return readdirSync('/run/netns').filter((n) => n.startsWith(prefix));
-  } catch {
-    return [];
-  }
 }
 
 /** Everything a node owns on the host, named by its own paths and names. */
@@ -187,7 +177,7 @@ export function markedPids(scope: NodeScope): number[] {
 }
 
 /** Cgroup root names of the scope: the named ones and those matching its prefixes, in any hierarchy. */
-export function scopeCgroupRoots(scope: NodeScope, base = '/sys/fs/cgroup'): string[] {
+function scopeCgroupRoots(scope: NodeScope, base = '/sys/fs/cgroup'): string[] {
   const names = new Set(scope.cgroupRoots ?? []);
   const prefixes = scope.cgroupRootPrefixes ?? [];
   if (prefixes.length && existsSync(base)) {
@@ -206,7 +196,7 @@ export function scopeCgroupRoots(scope: NodeScope, base = '/sys/fs/cgroup'): str
 }
 
 /** Tasks of the node: every process in its cgroups. */
-export const scopeTaskPids = (scope: NodeScope): number[] => [...new Set(scopeCgroupRoots(scope).flatMap((r) => cgroupPids(r)))];
+const scopeTaskPids = (scope: NodeScope): number[] => [...new Set(scopeCgroupRoots(scope).flatMap((r) => cgroupPids(r)))];
 
 /** Processes inside the scope's namespaces, when they count as its own. */
 async function netnsMemberPids(scope: NodeScope): Promise<number[]> {
@@ -229,13 +219,13 @@ export async function killScope(scope: NodeScope, timeoutMs = 10_000): Promise<n
 }
 
 /** Mount points at or under one of `dirs`, deepest first. */
-export function mountsUnder(dirs: string[]): string[] {
+function mountsUnder(dirs: string[]): string[] {
   const targets = mounts().map((m) => m.target).filter((t) => dirs.some((d) => t === d || t.startsWith(`${d}/`)));
   return [...new Set(targets)].sort((a, b) => b.length - a.length);
 }
 
 /** Loop devices whose backing file is under one of `dirs`. */
-export function loopDevicesUnder(dirs: string[]): string[] {
+function loopDevicesUnder(dirs: string[]): string[] {
   const out: string[] = [];
   let blocks: string[] = [];
   try {
@@ -261,7 +251,7 @@ export function loopDevicesUnder(dirs: string[]): string[] {
  * process started elsewhere on the host (not ours) while the volume was
  * mounted. It goes away by itself when those processes end.
  */
-export function releasedLoop(dev: string): boolean {
+function releasedLoop(dev: string): boolean {
   const name = dev.replace('/dev/', '');
   try {
     if (readFileSync(`/sys/block/${name}/loop/autoclear`, 'utf8').trim() !== '1') return false;
@@ -272,7 +262,7 @@ export function releasedLoop(dev: string): boolean {
 }
 
 /** Processes whose mount namespace still holds a filesystem of `dev` (for the message only). */
-export function loopHolders(dev: string): number[] {
+function loopHolders(dev: string): number[] {
   let devno: string;
   try {
     devno = readFileSync(`/sys/block/${dev.replace('/dev/', '')}/dev`, 'utf8').trim();
@@ -292,7 +282,7 @@ export function loopHolders(dev: string): number[] {
 }
 
 /** Named namespaces of the scope: its own and its containers'. */
-export function scopeNetns(scope: NodeScope): string[] {
+function scopeNetns(scope: NodeScope): string[] {
   let names: string[];
   try {
     names = readdirSync('/run/netns');
@@ -303,7 +293,7 @@ export function scopeNetns(scope: NodeScope): string[] {
 }
 
 /** What is left of a scope on the host: all empty once a purge is done. */
-export interface Leftovers {
+interface Leftovers {
   processes: number[];
   mounts: string[];
   /** Attached loop devices, except released ones (see releasedLoop). */
