@@ -100,10 +100,13 @@ export function volumeBackendContract(name: string, traits: BackendTraits, setup
       expect((await c.create('c-create', opts({ size: '32M' }))).sizeBytes).toBe(32 * MiB);
       expect(await refusal(c.create('c-create', opts({ size: '64M' })))).toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/already exists \(backend \w+\) with different options/) });
       expect((await c.list()).filter((x) => x.name === 'c-create')).toHaveLength(1);
-      // xfs refuses filesystems under 300M.
+      // mkfs.xfs (6.x) makes no filesystem under 300M.
       const x = await c.create('c-xfs', opts({ size: '320M', fs: 'xfs', uid: '1234', gid: '2345', mode: '0750' }));
       expect(x).toMatchObject({ sizeBytes: 320 * MiB, fsType: 'xfs' });
-      for (const [vol, fs, size, owner] of [['c-create', 'ext4', 32 * MiB, undefined], ['c-xfs', 'xfs', 320 * MiB, { uid: 1234, gid: 2345, mode: 0o750 }]] as const) {
+      for (const [vol, fs, size, owner] of [
+        ['c-create', 'ext4', 32 * MiB, undefined],
+        ['c-xfs', 'xfs', 320 * MiB, { uid: 1234, gid: 2345, mode: 0o750 }],
+      ] as const) {
         const mp = await c.mount(vol, 'probe');
         expect(mountedFsType(mp)).toBe(fs);
         expect(fsBytes(mp)).toBeLessThanOrEqual(size);
@@ -126,7 +129,10 @@ export function volumeBackendContract(name: string, traits: BackendTraits, setup
       expect(await c.path('c-data')).toBe(mp);
       expect(host(0).dataPath('c-data').length).toBeGreaterThan(0);
       writeAndFsync(join(mp, 'kept'), 'survives a detach');
-      const err = await run('dd', ['if=/dev/zero', `of=${mp}/fill`, 'bs=1M', 'count=64', 'conv=fsync']).then(() => '', (e: Error) => e.message);
+      const err = await run('dd', ['if=/dev/zero', `of=${mp}/fill`, 'bs=1M', 'count=64', 'conv=fsync']).then(
+        () => '',
+        (e: Error) => e.message,
+      );
       expect(err).toMatch(/No space left on device/);
       await run('rm', ['-f', join(mp, 'fill')]);
       await c.unmount('c-data', 'writer');
