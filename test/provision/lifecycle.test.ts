@@ -5,6 +5,7 @@
  * supervision that restarts a daemon that dies.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../harness/ports.js';
 import { recordPid, testDir } from '../harness/resources.js';
@@ -38,6 +39,7 @@ function httpDaemon(name: string, port: number, started: string[]): DaemonSpec {
 
 afterAll(async () => {
   await reconcileNode('purged', { stateFile, name: 'n1' });
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('reconcileNode', () => {

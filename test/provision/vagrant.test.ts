@@ -11,14 +11,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { nodeFileFor } from '../../provision/src/init.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
 import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../lab/topology.js';
 import { REPO } from '../volume-driver/helpers.js';
-import { TEST_ROOT } from '../harness/resources.js';
+import { testDir } from '../harness/resources.js';
 
 const plan = (input: unknown): NodePlan => planNode(nodeConfigSchema.parse(input));
 const daemon = (p: NodePlan, name: string) => p.daemons.find((d) => d.name === name)!;
@@ -116,7 +116,7 @@ describe('the namespace lab runs the same step per host', () => {
 
 describe('vagrant/', () => {
   it('provision.sh (dry run) writes the node file corral node init makes, for both roles', async () => {
-    const etc = mkdtempSync(join(TEST_ROOT, 'vagrant-etc-'));
+    const etc = testDir('vagrant-etc');
     try {
       const env = { CORRAL_ROOT: REPO, CORRAL_ETC: etc, CORRAL_DRY_RUN: '1', CORRAL_FROM_SOURCE: '1' };
       const c = await sh('bash', ['vagrant/provision.sh', 'control', 'control', '192.168.56.10', '192.168.56.10', '4000'], env);
