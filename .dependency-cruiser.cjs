@@ -70,7 +70,7 @@ module.exports = {
     })),
     {
       name: 'no-cycles-between-folders',
-      comment: 'No import cycle that leaves a folder: folders form a directed graph (cycles among the modules of one folder are that folder\'s business).',
+      comment: "No import cycle that leaves a folder: folders form a directed graph (cycles among the modules of one folder are that folder's business).",
       severity: 'error',
       from: { path: '^(.+)/[^/]+$', pathNot: '^(test|bench|node_modules)/' },
       to: { circular: true, viaSomeNot: '^$1/[^/]+$' },

@@ -72,7 +72,13 @@ async function corralRound(load: <T extends object>(fn: () => Promise<T>) => Pro
   await run('mount', ['-o', 'loop', image, workDir]);
 
   const master = await startTestMaster({ agents: { heartbeatIntervalMs: 1000, maxMissedHeartbeats: 10, unreachableTimeoutMs: 60_000, reregisterTimeoutMs: 60_000 } });
-  const agent = new AgentProcess({ master: master.url, dir, resources: `cpus:${tasks};mem:${tasks * 16 + 1024};disk:1000;ports:[31000-31100]`, extra: { log: { level: 'error' } }, nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] });
+  const agent = new AgentProcess({
+    master: master.url,
+    dir,
+    resources: `cpus:${tasks};mem:${tasks * 16 + 1024};disk:1000;ports:[31000-31100]`,
+    extra: { log: { level: 'error' } },
+    nodeArgs: profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  });
   const fw = new TestFramework(master.url, { name: 'bench-agent-tasks' });
   const countState = (state: string): number => {
     let n = 0;
@@ -131,20 +137,41 @@ try {
     const corral = await corralRound(underLoad);
     rounds.push(corral);
     if (peer) sideBySide.push({ corral, peer: await underLoad(() => peerRound(peer)) });
-    if (!jsonOutput()) process.stderr.write(`run ${r}: corral ${fmt(corral.launchMs / 1000, 2)} / ${fmt(corral.destroyMs / 1000, 2)} s${peer ? `, ${peer.runtime} ${fmt(sideBySide.at(-1)!.peer.launchMs / 1000, 2)} / ${fmt(sideBySide.at(-1)!.peer.destroyMs / 1000, 2)} s` : ''}\n`);
+    if (!jsonOutput())
+      process.stderr.write(
+        `run ${r}: corral ${fmt(corral.launchMs / 1000, 2)} / ${fmt(corral.destroyMs / 1000, 2)} s${peer ? `, ${peer.runtime} ${fmt(sideBySide.at(-1)!.peer.launchMs / 1000, 2)} / ${fmt(sideBySide.at(-1)!.peer.destroyMs / 1000, 2)} s` : ''}\n`,
+      );
   }
   const figures: Figure[] = [];
   rounds.forEach((c, i) => {
     figures.push(
-      { what: `run ${i + 1}: ACCEPT → all RUNNING (wall; ${loadText(c)})`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.alive} task processes alive)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 ? 'met' : 'missed' },
+      {
+        what: `run ${i + 1}: ACCEPT → all RUNNING (wall; ${loadText(c)})`,
+        corral: `${fmt(c.launchMs / 1000, 2)} s (${c.alive} task processes alive)`,
+        peer: 'Mesos 1.7: ~30 s',
+        goal: '≤ 3 s',
+        verdict: c.launchMs <= 3000 ? 'met' : 'missed',
+      },
       { what: `run ${i + 1}: KILL → all KILLED (wall)`, corral: `${fmt(c.destroyMs / 1000, 2)} s`, peer: 'Mesos 1.7: ~20 s', goal: '≤ 2 s', verdict: c.destroyMs <= 2000 ? 'met' : 'missed' },
-      { what: `run ${i + 1}: left behind`, corral: `${c.left.processes} processes, ${c.left.cgroups} cgroups`, peer: '-', goal: 'none', verdict: c.left.processes + c.left.cgroups === 0 ? 'met' : 'missed' },
+      {
+        what: `run ${i + 1}: left behind`,
+        corral: `${c.left.processes} processes, ${c.left.cgroups} cgroups`,
+        peer: '-',
+        goal: 'none',
+        verdict: c.left.processes + c.left.cgroups === 0 ? 'met' : 'missed',
+      },
     );
   });
   if (peer) {
     sideBySide.forEach((s, i) => {
       const p = s.peer;
-      figures.push({ what: `run ${i + 1}: ${peer.runtime} (${peer.parallel} in flight)`, corral: '-', peer: `${p.running} running; left ${p.leftContainers} containers, ${p.leftCgroups} cgroups`, goal: 'none left', verdict: p.running === tasks && p.leftContainers + p.leftCgroups === 0 ? 'ok' : 'check' });
+      figures.push({
+        what: `run ${i + 1}: ${peer.runtime} (${peer.parallel} in flight)`,
+        corral: '-',
+        peer: `${p.running} running; left ${p.leftContainers} containers, ${p.leftCgroups} cgroups`,
+        goal: 'none left',
+        verdict: p.running === tasks && p.leftContainers + p.leftCgroups === 0 ? 'ok' : 'check',
+      });
     });
     figures.push(...sideBySideFigures(sideBySide, peer.runtime, 0.5));
   }

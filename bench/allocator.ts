@@ -12,7 +12,14 @@ import { parseResources } from '../core-scheduler/src/resources/parse.js';
 
 const AGENT = 'cpus:24;mem:65536;disk:1048576;ports:[31000-32000]';
 
-interface Figure { scenario: string; metric: string; value: number; unit: string; goal?: string; peer?: string }
+interface Figure {
+  scenario: string;
+  metric: string;
+  value: number;
+  unit: string;
+  goal?: string;
+  peer?: string;
+}
 const figures: Figure[] = [];
 const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
@@ -48,7 +55,14 @@ function decline(): void {
     steady.push(ms(t0));
     now += 1000;
   }
-  figures.push({ scenario: 'decline 2000×200', metric: `round while declining (mean of ${rounds.length} rounds, ${offers} offers)`, value: rounds.reduce((a, b) => a + b, 0) / rounds.length, unit: 'ms', goal: '≤ 20 ms', peer: 'Mesos 0.28: 2900 ms' });
+  figures.push({
+    scenario: 'decline 2000×200',
+    metric: `round while declining (mean of ${rounds.length} rounds, ${offers} offers)`,
+    value: rounds.reduce((a, b) => a + b, 0) / rounds.length,
+    unit: 'ms',
+    goal: '≤ 20 ms',
+    peer: 'Mesos 0.28: 2900 ms',
+  });
   figures.push({ scenario: 'decline 2000×200', metric: 'round while declining (max)', value: Math.max(...rounds), unit: 'ms', goal: '≤ 20 ms', peer: 'Mesos 0.28: 2900 ms' });
   figures.push({ scenario: 'decline 2000×200', metric: 'round, all filtered (p50)', value: pct(steady, 50), unit: 'ms', goal: '≤ 20 ms', peer: 'Mesos 0.28: 2900 ms' });
 }

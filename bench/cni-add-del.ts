@@ -56,13 +56,18 @@ async function inside(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'corral-cnibench-'));
   const socket = join(dir, 'cni.sock');
   const configFile = join(dir, 'daemon.yaml');
-  writeFileSync(configFile, JSON.stringify({
-    node: 'bench', socket, stateDir: join(dir, 'state'),
-    store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
-    pools: [{ name: 'bench', cidr: '100.96.0.0/16' }],
-    reconcile: { intervalMs: 0 },
-    log: { level: 'warn', file: join(dir, 'daemon.log') },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      node: 'bench',
+      socket,
+      stateDir: join(dir, 'state'),
+      store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
+      pools: [{ name: 'bench', cidr: '100.96.0.0/16' }],
+      reconcile: { intervalMs: 0 },
+      log: { level: 'warn', file: join(dir, 'daemon.log') },
+    }),
+  );
   const daemon = await spawnDaemon({ configFile, socket, logFile: join(dir, 'daemon.out') });
   try {
     const corralConf = { cniVersion: '1.0.0', name: 'bench', type: 'corral', daemonSocket: socket };
@@ -92,10 +97,18 @@ async function inside(): Promise<void> {
       const ours = summarize(times.corral![op]);
       const ref = summarize(times['ptp+host-local']![op]);
       const goal = op === 'ADD' ? 1.0 : 0.5;
-      return [{
-        operation: op, corral_median_ms: ours.median, corral_p99_ms: ours.p99, ref_median_ms: ref.median, ref_p99_ms: ref.p99,
-        ratio: ours.median / ref.median, goal: `≤ ${goal}× (brief: ${REF[op]} ms)`, met: ours.median / ref.median <= goal,
-      }];
+      return [
+        {
+          operation: op,
+          corral_median_ms: ours.median,
+          corral_p99_ms: ours.p99,
+          ref_median_ms: ref.median,
+          ref_p99_ms: ref.p99,
+          ratio: ours.median / ref.median,
+          goal: `≤ ${goal}× (brief: ${REF[op]} ms)`,
+          met: ours.median / ref.median <= goal,
+        },
+      ];
     });
     if (json) process.stdout.write(JSON.stringify({ cycles, rows }, null, 2) + '\n');
     else {

@@ -48,9 +48,11 @@ async function ownBlocks(lab: LabState): Promise<string[][]> {
 
 function missing(seen: Array<Set<string>>, own: string[][]): string[] {
   const out: string[] = [];
-  seen.forEach((set, i) => own.forEach((blocks, j) => {
-    if (i !== j) for (const b of blocks) if (!set.has(b)) out.push(`h${i + 1} lacks ${b} of h${j + 1}`);
-  }));
+  seen.forEach((set, i) =>
+    own.forEach((blocks, j) => {
+      if (i !== j) for (const b of blocks) if (!set.has(b)) out.push(`h${i + 1} lacks ${b} of h${j + 1}`);
+    }),
+  );
   return out;
 }
 

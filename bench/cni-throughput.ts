@@ -45,9 +45,11 @@ async function pool(n: number, width: number, fn: (i: number) => Promise<number>
   const latencies: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) latencies.push(await fn(next++));
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) latencies.push(await fn(next++));
+    }),
+  );
   return { seconds: (performance.now() - t0) / 1000, latencies };
 }
 
@@ -55,13 +57,18 @@ async function inside(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'corral-cnitp-'));
   const socket = join(dir, 'cni.sock');
   const configFile = join(dir, 'daemon.yaml');
-  writeFileSync(configFile, JSON.stringify({
-    node: 'tp', socket, stateDir: join(dir, 'state'),
-    store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
-    pools: [{ name: 'tp', cidr: '100.96.0.0/16' }],
-    reconcile: { intervalMs: 0 },
-    log: { level: 'warn', file: join(dir, 'daemon.log') },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      node: 'tp',
+      socket,
+      stateDir: join(dir, 'state'),
+      store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
+      pools: [{ name: 'tp', cidr: '100.96.0.0/16' }],
+      reconcile: { intervalMs: 0 },
+      log: { level: 'warn', file: join(dir, 'daemon.log') },
+    }),
+  );
   const daemon = await spawnDaemon({ configFile, socket, logFile: join(dir, 'daemon.out') });
   try {
     const conf = { cniVersion: '1.0.0', name: 'tp', type: 'corral', daemonSocket: socket };

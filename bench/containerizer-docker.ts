@@ -32,11 +32,18 @@ try {
     mkdirSync(sandbox, { recursive: true });
     const t0 = process.hrtime.bigint();
     await z.launch({
-      containerId: id, frameworkId: 'bench', taskId: id, sandbox,
+      containerId: id,
+      frameworkId: 'bench',
+      taskId: id,
+      sandbox,
       image: { kind: 'docker', name: image, forcePull: false },
       command: { shell: false, value: 'sleep', arguments: ['sleep', '300'], environment: {} },
-      resources: { cpus: 0.1, memMb: 32, diskMb: 0, gpus: 0, ports: [] }, limits: {}, volumes: [],
-      network: { mode: 'isolated' }, logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 1 << 20, maxFiles: 2 }, labels: {},
+      resources: { cpus: 0.1, memMb: 32, diskMb: 0, gpus: 0, ports: [] },
+      limits: {},
+      volumes: [],
+      network: { mode: 'isolated' },
+      logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 1 << 20, maxFiles: 2 },
+      labels: {},
     });
     const t = ms(t0);
     await z.destroy(id);
@@ -64,7 +71,11 @@ try {
   const ta: number[] = [];
   for (let i = 0; i < runs; i++) {
     // Rotate the order so none always runs right after another's teardown.
-    const order = [[viaContainerizer, tz], [viaCli, tc], [viaApi, ta]] as const;
+    const order = [
+      [viaContainerizer, tz],
+      [viaCli, tc],
+      [viaApi, ta],
+    ] as const;
     for (let k = 0; k < 3; k++) {
       const [f, out] = order[(i + k) % 3]!;
       out.push(await f());
@@ -74,8 +85,20 @@ try {
   printFigures(
     `Docker launch to running, ${runs} runs each (ms; median / p90)`,
     [
-      { what: 'launch to running', corral: `${fmt(median(tz))} / ${fmt(pct(tz, 90))} (DockerContainerizer.launch)`, peer: `${fmt(median(tc))} / ${fmt(pct(tc, 90))} (docker run -d)`, goal: 'overhead ≤ 10%', verdict: `${fmt((ratio - 1) * 100)}% ${ratio <= 1.1 ? 'met' : 'missed'}` },
-      { what: 'API floor', corral: '-', peer: `${fmt(median(ta))} / ${fmt(pct(ta, 90))} (dockerode create + start)`, goal: '-', verdict: `containerizer vs floor: +${fmt(median(tz) - median(ta))} ms` },
+      {
+        what: 'launch to running',
+        corral: `${fmt(median(tz))} / ${fmt(pct(tz, 90))} (DockerContainerizer.launch)`,
+        peer: `${fmt(median(tc))} / ${fmt(pct(tc, 90))} (docker run -d)`,
+        goal: 'overhead ≤ 10%',
+        verdict: `${fmt((ratio - 1) * 100)}% ${ratio <= 1.1 ? 'met' : 'missed'}`,
+      },
+      {
+        what: 'API floor',
+        corral: '-',
+        peer: `${fmt(median(ta))} / ${fmt(pct(ta, 90))} (dockerode create + start)`,
+        goal: '-',
+        verdict: `containerizer vs floor: +${fmt(median(tz) - median(ta))} ms`,
+      },
     ],
     jsonOutput(),
   );

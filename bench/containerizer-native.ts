@@ -134,22 +134,49 @@ try {
     const corral = await underLoad(() => corralRound(configs));
     rounds.push(corral);
     if (peer) sideBySide.push({ corral, peer: await underLoad(() => peerRound(peer)) });
-    if (!jsonOutput()) process.stderr.write(`run ${r}: corral ${fmt(corral.launchMs / 1000, 2)} / ${fmt(corral.destroyMs / 1000, 2)} s${peer ? `, ${peer.runtime} ${fmt(sideBySide.at(-1)!.peer.launchMs / 1000, 2)} / ${fmt(sideBySide.at(-1)!.peer.destroyMs / 1000, 2)} s` : ''}\n`);
+    if (!jsonOutput())
+      process.stderr.write(
+        `run ${r}: corral ${fmt(corral.launchMs / 1000, 2)} / ${fmt(corral.destroyMs / 1000, 2)} s${peer ? `, ${peer.runtime} ${fmt(sideBySide.at(-1)!.peer.launchMs / 1000, 2)} / ${fmt(sideBySide.at(-1)!.peer.destroyMs / 1000, 2)} s` : ''}\n`,
+      );
   }
   await z.close();
 
   const figures: Figure[] = [];
   rounds.forEach((c, i) => {
     figures.push(
-      { what: `run ${i + 1}: launch all (wall; ${loadText(c)})`, corral: `${fmt(c.launchMs / 1000, 2)} s (${c.running} running; per task median ${fmt(median(c.latencies))} ms, p99 ${fmt(pct(c.latencies, 99))} ms; Node CPU ${fmt(c.nodeCpuS.launch, 2)} s)`, peer: 'Mesos 1.7: ~30 s', goal: '≤ 3 s', verdict: c.launchMs <= 3000 && c.running === tasks ? 'met' : 'missed' },
-      { what: `run ${i + 1}: destroy all (wall)`, corral: `${fmt(c.destroyMs / 1000, 2)} s (Node CPU ${fmt(c.nodeCpuS.destroy, 2)} s)`, peer: 'Mesos 1.7: ~20 s', goal: '≤ 2 s', verdict: c.destroyMs <= 2000 ? 'met' : 'missed' },
-      { what: `run ${i + 1}: left behind`, corral: `${c.left.cgroups} cgroups, ${c.left.processes} processes, ${c.left.checkpoints} checkpoints`, peer: '-', goal: 'none', verdict: c.left.cgroups + c.left.processes + c.left.checkpoints === 0 ? 'met' : 'missed' },
+      {
+        what: `run ${i + 1}: launch all (wall; ${loadText(c)})`,
+        corral: `${fmt(c.launchMs / 1000, 2)} s (${c.running} running; per task median ${fmt(median(c.latencies))} ms, p99 ${fmt(pct(c.latencies, 99))} ms; Node CPU ${fmt(c.nodeCpuS.launch, 2)} s)`,
+        peer: 'Mesos 1.7: ~30 s',
+        goal: '≤ 3 s',
+        verdict: c.launchMs <= 3000 && c.running === tasks ? 'met' : 'missed',
+      },
+      {
+        what: `run ${i + 1}: destroy all (wall)`,
+        corral: `${fmt(c.destroyMs / 1000, 2)} s (Node CPU ${fmt(c.nodeCpuS.destroy, 2)} s)`,
+        peer: 'Mesos 1.7: ~20 s',
+        goal: '≤ 2 s',
+        verdict: c.destroyMs <= 2000 ? 'met' : 'missed',
+      },
+      {
+        what: `run ${i + 1}: left behind`,
+        corral: `${c.left.cgroups} cgroups, ${c.left.processes} processes, ${c.left.checkpoints} checkpoints`,
+        peer: '-',
+        goal: 'none',
+        verdict: c.left.cgroups + c.left.processes + c.left.checkpoints === 0 ? 'met' : 'missed',
+      },
     );
   });
   if (peer) {
     sideBySide.forEach((s, i) => {
       const p = s.peer;
-      figures.push({ what: `run ${i + 1}: ${peer.runtime} (${peer.parallel} in flight)`, corral: '-', peer: `${p.running} running; left ${p.leftContainers} containers, ${p.leftCgroups} cgroups`, goal: 'none left', verdict: p.running === tasks && p.leftContainers + p.leftCgroups === 0 ? 'ok' : 'check' });
+      figures.push({
+        what: `run ${i + 1}: ${peer.runtime} (${peer.parallel} in flight)`,
+        corral: '-',
+        peer: `${p.running} running; left ${p.leftContainers} containers, ${p.leftCgroups} cgroups`,
+        goal: 'none left',
+        verdict: p.running === tasks && p.leftContainers + p.leftCgroups === 0 ? 'ok' : 'check',
+      });
     });
     figures.push(...sideBySideFigures(sideBySide, peer.runtime, 0.5));
   }

@@ -84,7 +84,14 @@ async function startDaemon(masterUrl: string, workDir: string, workers: string, 
   try {
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const counts = await Promise.all(probe.names.map((n) => run('dig', ['+tcp', '+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', String(dnsPort), n, 'A']).then((o) => o.trim().split('\n').filter(Boolean).length, () => 0)));
+      const counts = await Promise.all(
+        probe.names.map((n) =>
+          run('dig', ['+tcp', '+short', '+time=2', '+tries=1', '@127.0.0.1', '-p', String(dnsPort), n, 'A']).then(
+            (o) => o.trim().split('\n').filter(Boolean).length,
+            () => 0,
+          ),
+        ),
+      );
       if (counts.every((c) => c === probe.records)) break;
       if (Date.now() > deadline) throw new Error(`corral discovery did not serve the large names within 30 s (${counts.join(', ')})`);
       await new Promise((r) => setTimeout(r, 100));
@@ -134,7 +141,8 @@ async function main(): Promise<void> {
   try {
     // Tasks of 20 services: names with 1..n answers, A and SRV.
     const launches = [];
-    for (let i = 0; i < TASKS; i++) launches.push(cluster.launch({ id: `t-${i}`, name: `svc${i % 20}`, discovery: { name: `svc${i % 20}`, ports: { ports: [{ number: 8000 + (i % 20), name: 'http' }] } } }));
+    for (let i = 0; i < TASKS; i++)
+      launches.push(cluster.launch({ id: `t-${i}`, name: `svc${i % 20}`, discovery: { name: `svc${i % 20}`, ports: { ports: [{ number: 8000 + (i % 20), name: 'http' }] } } }));
     // Three services of LARGE instances each: A RRsets of LARGE records.
     for (let b = 0; b < LARGE_NAMES; b++) for (let i = 0; i < LARGE; i++) launches.push(cluster.launch({ id: `big${b}-${i}`, name: `big${b}` }));
     await Promise.all(launches);
@@ -157,7 +165,10 @@ async function main(): Promise<void> {
     writeFileSync(mixed, mixLines.join('\n') + '\n');
     writeFileSync(large, bigNames.map((n) => `${n} A`).join('\n') + '\n');
     // The same records as a knot zone.
-    const zone = zoneFile('corral', records.map((r) => ({ name: r.name, type: r.type, data: r.data })));
+    const zone = zoneFile(
+      'corral',
+      records.map((r) => ({ name: r.name, type: r.type, data: r.data })),
+    );
     // As many knot threads per transport as corral has processes (2 here): UDP and TCP alike.
     const knot = await startKnot(dir, 'corral', zone, { workers: 2, tcpWorkers: 2 });
     // discovery as `corral discovery` runs it, following the same master: workers auto (one per extra core), and one process alone.
@@ -196,16 +207,25 @@ async function main(): Promise<void> {
         const knotQps = runs[0]!.qps;
         process.stdout.write(`small answers — dnsperf, UDP, ${SECONDS} s, ${names.length} names (A/SRV) of ${TASKS} tasks, 8 clients × 2 threads\n`);
         process.stdout.write('server                                   qps   vs knot  avg ms  p50 ms  p99 ms  lost\n');
-        for (const r of runs) process.stdout.write(`${r.server.padEnd(38)} ${r.qps.toFixed(0).padStart(7)}  ${(r.qps / knotQps).toFixed(2).padStart(6)}×  ${r.avgMs.toFixed(3).padStart(6)}  ${r.p50Ms.toFixed(3).padStart(6)}  ${r.p99Ms.toFixed(3).padStart(6)}  ${r.lost}\n`);
+        for (const r of runs)
+          process.stdout.write(
+            `${r.server.padEnd(38)} ${r.qps.toFixed(0).padStart(7)}  ${(r.qps / knotQps).toFixed(2).padStart(6)}×  ${r.avgMs.toFixed(3).padStart(6)}  ${r.p50Ms.toFixed(3).padStart(6)}  ${r.p99Ms.toFixed(3).padStart(6)}  ${r.lost}\n`,
+          );
       }
       if (largeRuns.length) {
         const k = largeRuns[0]!;
         const both = (r: LargeRun): number => r.bothUdpQps + r.bothTcpQps;
         const x = (a: number, b: number): string => `${(a / b).toFixed(2)}×`;
-        process.stdout.write(`large answers — ${LARGE_NAMES} names of ${LARGE} A records, ${SECONDS} s a run, 8 clients × 1 thread: UDP on large+small names 1:1 (the large ones truncated), TCP on the large names (whole), each alone, then both at once\n`);
+        process.stdout.write(
+          `large answers — ${LARGE_NAMES} names of ${LARGE} A records, ${SECONDS} s a run, 8 clients × 1 thread: UDP on large+small names 1:1 (the large ones truncated), TCP on the large names (whole), each alone, then both at once\n`,
+        );
         process.stdout.write('server                                 UDP alone       TCP alone       at once: UDP + TCP = total       lost\n');
         for (const r of largeRuns) {
-          const cols = [`${r.udpQps.toFixed(0).padStart(7)} ${x(r.udpQps, k.udpQps).padStart(6)}`, `${r.tcpQps.toFixed(0).padStart(7)} ${x(r.tcpQps, k.tcpQps).padStart(6)}`, `${r.bothUdpQps.toFixed(0).padStart(7)} + ${r.bothTcpQps.toFixed(0).padStart(7)} = ${both(r).toFixed(0).padStart(7)} ${x(both(r), both(k)).padStart(6)}`];
+          const cols = [
+            `${r.udpQps.toFixed(0).padStart(7)} ${x(r.udpQps, k.udpQps).padStart(6)}`,
+            `${r.tcpQps.toFixed(0).padStart(7)} ${x(r.tcpQps, k.tcpQps).padStart(6)}`,
+            `${r.bothUdpQps.toFixed(0).padStart(7)} + ${r.bothTcpQps.toFixed(0).padStart(7)} = ${both(r).toFixed(0).padStart(7)} ${x(both(r), both(k)).padStart(6)}`,
+          ];
           process.stdout.write(`${r.server.padEnd(38)} ${cols.join('  ')}  ${r.lost}\n`);
         }
       }

@@ -101,7 +101,10 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`KV through the Consul API: ${ROUNDS} blocking wake-ups; writes for ${SECONDS} s with ${CONCURRENCY} in flight (100-byte values)\n`);
   process.stdout.write('store backend             wake p50 ms  wake p99 ms  HTTP PUT/s  Store put/s (floor)\n');
-  for (const r of rows) process.stdout.write(`${r.backend.padEnd(24)} ${r.wakeP50.toFixed(2).padStart(11)}  ${r.wakeP99.toFixed(2).padStart(11)}  ${r.httpWritesPerSec.toFixed(0).padStart(10)}  ${r.storePutsPerSec.toFixed(0).padStart(10)}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r.backend.padEnd(24)} ${r.wakeP50.toFixed(2).padStart(11)}  ${r.wakeP99.toFixed(2).padStart(11)}  ${r.httpWritesPerSec.toFixed(0).padStart(10)}  ${r.storePutsPerSec.toFixed(0).padStart(10)}\n`,
+    );
 }
 
 void main().then(

@@ -69,7 +69,8 @@ async function serveDns2(names: Map<string, Rec[]>): Promise<number> {
       const rrs = q ? (names.get(q.name.toLowerCase()) ?? []) : [];
       for (const r of rrs) {
         if (r.type === 'A' && q!.type === Packet.TYPE.A) response.answers.push({ name: q!.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 0, address: r.ip } as never);
-        if (r.type === 'SRV' && q!.type === Packet.TYPE.SRV) response.answers.push({ name: q!.name, type: Packet.TYPE.SRV, class: Packet.CLASS.IN, ttl: 0, priority: r.priority, weight: r.weight, port: r.port, target: r.target } as never);
+        if (r.type === 'SRV' && q!.type === Packet.TYPE.SRV)
+          response.answers.push({ name: q!.name, type: Packet.TYPE.SRV, class: Packet.CLASS.IN, ttl: 0, priority: r.priority, weight: r.weight, port: r.port, target: r.target } as never);
       }
       for (const g of q?.type === Packet.TYPE.SRV ? glue(names, rrs) : []) response.additionals.push({ name: g.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 0, address: g.ip } as never);
       void send(response);
@@ -111,7 +112,23 @@ async function serveCorral(names: Map<string, Rec[]>): Promise<number> {
   // The zone apex and the empty non-terminal, as the record table publishes them.
   deltas.push(['corral', [{ type: 'SOA', mname: 'ns1.corral', rname: 'hostmaster.corral', serial: 1, refresh: 60, retry: 60, expire: 86400, minimum: 1 } as never]], ['fw.corral', []]);
   const s = await DnsServer.start(
-    { host: '127.0.0.1', port: 0, domain: 'corral', datacenter: 'dc1', upstreams: [], forwardTimeoutMs: 2000, workers: 0, tcpIdleMs: 10_000, tcpMaxConnections: 1000, log: logger('dns-bench'), ttl: 0, maxUdpPayload: 1232, recursionAvailable: false, maxRotations: 16, forwarding: false },
+    {
+      host: '127.0.0.1',
+      port: 0,
+      domain: 'corral',
+      datacenter: 'dc1',
+      upstreams: [],
+      forwardTimeoutMs: 2000,
+      workers: 0,
+      tcpIdleMs: 10_000,
+      tcpMaxConnections: 1000,
+      log: logger('dns-bench'),
+      ttl: 0,
+      maxUdpPayload: 1232,
+      recursionAvailable: false,
+      maxRotations: 16,
+      forwarding: false,
+    },
     deltas,
   );
   return s.port;

@@ -30,7 +30,12 @@ const ROUNDS = flag('--rounds', 5, { whole: true, min: 1 });
 const JSON_OUT = process.argv.includes('--json');
 
 /** A status update as the master relays it. */
-const update = (i: number): unknown => ({ type: 'UPDATE', update: { status: { task_id: { value: `task-${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', agent_id: { value: '3f9c2a1b-S1234' }, timestamp: 1700000000.25 } } });
+const update = (i: number): unknown => ({
+  type: 'UPDATE',
+  update: {
+    status: { task_id: { value: `task-${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', agent_id: { value: '3f9c2a1b-S1234' }, timestamp: 1700000000.25 },
+  },
+});
 
 type Writer = (res: ServerResponse, stream: EventStream | undefined, events: unknown[]) => void;
 
@@ -101,10 +106,29 @@ async function main(): Promise<void> {
   const perRecord: Record<string, number[]> = {};
   // Rounds interleave the writers, so a busy moment of the machine falls on all of them.
   for (let r = 0; r < ROUNDS; r++) for (const [name, w] of Object.entries(writers)) (perRecord[name] ??= []).push((await serverCpu(w)) / EVENTS);
-  for (const [name, xs] of Object.entries(perRecord)) figures.push({ what: `stream: ${name}`, corral: `${median(xs).toFixed(2)} µs CPU/record`, peer: 'Mesos: a chunk per event', goal: '—', verdict: '—' });
+  for (const [name, xs] of Object.entries(perRecord))
+    figures.push({ what: `stream: ${name}`, corral: `${median(xs).toFixed(2)} µs CPU/record`, peer: 'Mesos: a chunk per event', goal: '—', verdict: '—' });
 
-  const task = (i: number): unknown => ({ name: `t${i}`, task_id: { value: `task-${i}` }, agent_id: { value: '3f9c2a1b-S17' }, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 1 }, role: '*', allocation_info: { role: '*' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 256 } }], command: { value: 'sleep 3600' } });
-  const body = { type: 'ACCEPT_BATCH', framework_id: { value: 'fw-1' }, accept_batch: { accepts: Array.from({ length: 64 }, (_, a) => ({ offer_ids: [{ value: `o${a}` }], operations: [{ type: 'LAUNCH', launch: { task_infos: Array.from({ length: 10 }, (_, i) => task(a * 10 + i)) } }] })) } };
+  const task = (i: number): unknown => ({
+    name: `t${i}`,
+    task_id: { value: `task-${i}` },
+    agent_id: { value: '3f9c2a1b-S17' },
+    resources: [
+      { name: 'cpus', type: 'SCALAR', scalar: { value: 1 }, role: '*', allocation_info: { role: '*' } },
+      { name: 'mem', type: 'SCALAR', scalar: { value: 256 } },
+    ],
+    command: { value: 'sleep 3600' },
+  });
+  const body = {
+    type: 'ACCEPT_BATCH',
+    framework_id: { value: 'fw-1' },
+    accept_batch: {
+      accepts: Array.from({ length: 64 }, (_, a) => ({
+        offer_ids: [{ value: `o${a}` }],
+        operations: [{ type: 'LAUNCH', launch: { task_infos: Array.from({ length: 10 }, (_, i) => task(a * 10 + i)) } }],
+      })),
+    },
+  };
   const raw = Buffer.from(JSON.stringify(body));
   const text = raw.toString('utf8');
   const tasks = 640;

@@ -82,7 +82,13 @@ const best = (xs: number[]): number => Math.max(...xs);
 printFigures(
   `JSON POST like ACKNOWLEDGE, 64 in flight over 16 connections, ${rounds}×${seconds} s each, client in the same process`,
   [
-    { what: 'requests/s (best; all rounds)', corral: `${fmt(best(rates.corral), 0)} (${rates.corral.map((r) => fmt(r, 0)).join(' / ')})`, peer: `Express 5: ${fmt(best(rates.express), 0)} (${rates.express.map((r) => fmt(r, 0)).join(' / ')})`, goal: '-', verdict: `${fmt(best(rates.corral) / best(rates.express), 2)}×` },
+    {
+      what: 'requests/s (best; all rounds)',
+      corral: `${fmt(best(rates.corral), 0)} (${rates.corral.map((r) => fmt(r, 0)).join(' / ')})`,
+      peer: `Express 5: ${fmt(best(rates.express), 0)} (${rates.express.map((r) => fmt(r, 0)).join(' / ')})`,
+      goal: '-',
+      verdict: `${fmt(best(rates.corral) / best(rates.express), 2)}×`,
+    },
   ],
   jsonOutput(),
 );

@@ -35,7 +35,12 @@ for (let round = 0; round < rounds; round++) {
   try {
     const t0 = Date.now();
     const lab = await startFullLab({
-      prefix: 'ct-lbbench', hosts: 4, dir, holdTime, unreachableMs, heartbeatMs,
+      prefix: 'ct-lbbench',
+      hosts: 4,
+      dir,
+      holdTime,
+      unreachableMs,
+      heartbeatMs,
       onPid: (name, pid) => {
         recordPid(`bench-lab-${name}`, pid);
         pids.push([`bench-lab-${name}`, pid]);

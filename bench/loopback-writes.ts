@@ -11,7 +11,6 @@ import { connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { flag } from './volume-common.js';
 
-
 if (process.argv[2] === 'reader') {
   const server = createServer((s) => s.on('data', () => undefined)).listen(0, '127.0.0.1', () => process.send!((server.address() as { port: number }).port));
 } else {
@@ -21,10 +20,14 @@ if (process.argv[2] === 'reader') {
   const port = await new Promise<number>((resolve) => reader.once('message', (p) => resolve(p as number)));
   for (const sockets of [1000, 4]) {
     const socks = await Promise.all(
-      Array.from({ length: sockets }, () => new Promise<Socket>((resolve) => {
-        const s = connect(port, '127.0.0.1', () => resolve(s));
-        s.setNoDelay(true);
-      })),
+      Array.from(
+        { length: sockets },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const s = connect(port, '127.0.0.1', () => resolve(s));
+            s.setNoDelay(true);
+          }),
+      ),
     );
     // Ten writes per event-loop turn, each to the next socket, like a daemon answering calls.
     const cpu0 = process.cpuUsage();
@@ -38,7 +41,9 @@ if (process.argv[2] === 'reader') {
       turn();
     });
     const cpu = process.cpuUsage(cpu0);
-    console.log(`${`${WRITES} writes of ${message.length} B to ${sockets} sockets: writer CPU per write`.padEnd(64)} ${((cpu.user + cpu.system) / WRITES).toFixed(1).padStart(6)} µs  (user ${(cpu.user / WRITES).toFixed(1)}, kernel ${(cpu.system / WRITES).toFixed(1)})`);
+    console.log(
+      `${`${WRITES} writes of ${message.length} B to ${sockets} sockets: writer CPU per write`.padEnd(64)} ${((cpu.user + cpu.system) / WRITES).toFixed(1).padStart(6)} µs  (user ${(cpu.user / WRITES).toFixed(1)}, kernel ${(cpu.system / WRITES).toFixed(1)})`,
+    );
     for (const s of socks) s.destroy();
   }
   reader.kill();

@@ -76,13 +76,23 @@ async function main(): Promise<void> {
     const agentIds: string[] = [];
     const agentResources = parseResources(`cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`).toV1();
     for (let i = 0; i < AGENTS; i++) {
-      const a = await m.agentManager.register({ agent_info: { hostname: `agent-${i}`, resources: agentResources, attributes: [] }, version: 'bench', capabilities: [...AGENT_CAPABILITIES], tasks: [], frameworks: [] }, undefined);
-      m.agentManager.attach(a, encodingOutbox<AgentEvent>((e) => e.type === 'LAUNCH' && launches.set(a.id, e)));
+      const a = await m.agentManager.register(
+        { agent_info: { hostname: `agent-${i}`, resources: agentResources, attributes: [] }, version: 'bench', capabilities: [...AGENT_CAPABILITIES], tasks: [], frameworks: [] },
+        undefined,
+      );
+      m.agentManager.attach(
+        a,
+        encodingOutbox<AgentEvent>((e) => e.type === 'LAUNCH' && launches.set(a.id, e)),
+      );
       agentIds.push(a.id);
     }
     let events: SchedulerEvent[] = [];
     const f = await m.frameworkManager.subscribe({ user: 'bench', name: 'master-per-task', failover_timeout: 3600 }, undefined, undefined, undefined);
-    m.frameworkManager.attach(f, encodingOutbox<SchedulerEvent>((e) => events.push(e)), 'bench-stream');
+    m.frameworkManager.attach(
+      f,
+      encodingOutbox<SchedulerEvent>((e) => events.push(e)),
+      'bench-stream',
+    );
     m.offerManager.allocate();
     const offers: V1Offer[] = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
     if (offers.length !== AGENTS) throw new Error(`expected ${AGENTS} offers, got ${offers.length}`);
@@ -95,7 +105,11 @@ async function main(): Promise<void> {
         const id = `t${n++}`;
         return { name: id, task_id: { value: id }, agent_id: o.agent_id, resources: taskResources, command: { value: 'sleep 3600' } };
       });
-      return JSON.stringify({ type: 'ACCEPT', framework_id: { value: f.id }, accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos } }], filters: { refuse_seconds: 3600 } } });
+      return JSON.stringify({
+        type: 'ACCEPT',
+        framework_id: { value: f.id },
+        accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos } }], filters: { refuse_seconds: 3600 } },
+      });
     });
 
     gc();
@@ -119,7 +133,14 @@ async function main(): Promise<void> {
       JSON.stringify({
         type: 'UPDATE',
         agent_id: { value: id },
-        update: { frameworks: [{ framework_id: { value: f.id }, statuses: launches.get(id)!.launch.tasks.map((t) => ({ task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 })) }] },
+        update: {
+          frameworks: [
+            {
+              framework_id: { value: f.id },
+              statuses: launches.get(id)!.launch.tasks.map((t) => ({ task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 })),
+            },
+          ],
+        },
       }),
     );
     launches.clear();

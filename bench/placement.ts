@@ -93,7 +93,22 @@ async function main(): Promise<void> {
   const profAt = process.argv.indexOf('--profile');
   const profileDir = profAt > 0 ? process.argv[profAt + 1]! : undefined;
   const profile = (who: string): string[] => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, who)}`] : []);
-  const master = spawn(process.execPath, [...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...profile('master'), ...script('cli/corral'), 'master', '--no-auth', '--port', String(port), '--work-dir', workDir, ...masterLog], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const master = spawn(
+    process.execPath,
+    [
+      ...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+      ...profile('master'),
+      ...script('cli/corral'),
+      'master',
+      '--no-auth',
+      '--port',
+      String(port),
+      '--work-dir',
+      workDir,
+      ...masterLog,
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const children: ChildProcess[] = [master];
   const stop = (): void => {
     // SIGTERM lets the master and the fleet write their CPU profiles when asked for.
@@ -107,11 +122,26 @@ async function main(): Promise<void> {
     // The fleet holds 10,000 agents' sessions; with young-generation semispaces of 32 MB instead of
     // V8's default, more of its per-message garbage dies before a scavenge copies it (measured: its
     // CPU 2.1–2.6 s against 2.9–3.1 s, 3 alternating runs; 64 MB was no better than the default).
-    const fleet = spawn(process.execPath, ['--max-old-space-size=8192', '--max-semi-space-size=32', ...profile('fleet'), ...script('bench/placement-fleet'), url, String(AGENTS), `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const fleet = spawn(
+      process.execPath,
+      [
+        '--max-old-space-size=8192',
+        '--max-semi-space-size=32',
+        ...profile('fleet'),
+        ...script('bench/placement-fleet'),
+        url,
+        String(AGENTS),
+        `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
     const registerSeconds = (performance.now() - tReg) / 1000;
-    if (process.argv.includes('--verbose')) console.log(`${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing with ${CONNECTIONS} connections × ${PIPELINING} calls in flight, ${ACCEPT_BATCH ? `ACCEPT_BATCH of up to ${ACCEPT_BATCH}` : 'one ACCEPT per offer'}`);
+    if (process.argv.includes('--verbose'))
+      console.log(
+        `${AGENTS} agents registered in ${registerSeconds.toFixed(1)} s; placing with ${CONNECTIONS} connections × ${PIPELINING} calls in flight, ${ACCEPT_BATCH ? `ACCEPT_BATCH of up to ${ACCEPT_BATCH}` : 'one ACCEPT per offer'}`,
+      );
     const rssAgents = rssMiB(master.pid!);
 
     const taskResources = parseResources('cpus:1;mem:256').toV1();
@@ -175,7 +205,10 @@ async function main(): Promise<void> {
     const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage(), stolen: stolenSeconds() };
     // A master or fleet that dies mid-run ends the run at once, with its last words.
     const died = new Promise<never>((_, reject) => {
-      for (const [name, child] of [['master', master], ['fleet', fleet]] as const) {
+      for (const [name, child] of [
+        ['master', master],
+        ['fleet', fleet],
+      ] as const) {
         let tail = '';
         child.stderr!.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-3000)));
         child.once('exit', (code, signal) => reject(new Error(`the ${name} exited (${signal ?? code}) during the run: ${tail}`)));
@@ -184,7 +217,8 @@ async function main(): Promise<void> {
     await client.subscribe();
     await Promise.race([finished, died, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
     const seconds = (performance.now() - firstOffer) / 1000;
-    if (process.argv.includes('--verbose')) console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
+    if (process.argv.includes('--verbose'))
+      console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
     const stolen = stolenSeconds() - cpu0.stolen;
     const rssTasks = rssMiB(master.pid!);
     const selfCpu = process.cpuUsage(cpu0.self);
@@ -194,9 +228,16 @@ async function main(): Promise<void> {
     };
     const split = { master: since(master.pid!, cpu0.master), fleet: since(fleet.pid!, cpu0.fleet), framework: { user: selfCpu.user / 1e6, system: selfCpu.system / 1e6 } };
     const cpu = { master: split.master.user + split.master.system, fleet: split.fleet.user + split.fleet.system, framework: split.framework.user + split.framework.system };
-    if (process.argv.includes('--verbose')) console.log('CPU seconds (user / kernel):', Object.fromEntries(Object.entries(split).map(([k, v]) => [k, `${v.user.toFixed(1)} / ${v.system.toFixed(1)}`])));
+    if (process.argv.includes('--verbose'))
+      console.log('CPU seconds (user / kernel):', Object.fromEntries(Object.entries(split).map(([k, v]) => [k, `${v.user.toFixed(1)} / ${v.system.toFixed(1)}`])));
     const figures = [
-      { metric: `placement: ${TASKS} tasks on ${AGENTS} agents, offer→all RUNNING acknowledged`, value: TASKS / seconds, unit: 'tasks/s', goal: '≥ 20,000 tasks/s', peer: 'Nomad C1M ~3,750/s; kube-scheduler ~100–300/s' },
+      {
+        metric: `placement: ${TASKS} tasks on ${AGENTS} agents, offer→all RUNNING acknowledged`,
+        value: TASKS / seconds,
+        unit: 'tasks/s',
+        goal: '≥ 20,000 tasks/s',
+        peer: 'Nomad C1M ~3,750/s; kube-scheduler ~100–300/s',
+      },
       { metric: 'placement wall time', value: seconds, unit: 's' },
       { metric: 'CPU during placement: master', value: cpu.master, unit: 's' },
       { metric: 'CPU during placement: simulated agents', value: cpu.fleet, unit: 's' },
@@ -211,7 +252,12 @@ async function main(): Promise<void> {
     if (errors.length) console.log(`errors during the run: ${errors.length} (first: ${errors[0]})`);
     if (process.argv.includes('--verbose')) {
       const metrics = await (await fetch(`${url}/metrics`)).text();
-      console.log(metrics.split('\n').filter((l) => l.startsWith('corral_master_http_requests_total') || l.startsWith('corral_master_scheduler_calls_total') || l.startsWith('corral_master_status_updates')).join('\n'));
+      console.log(
+        metrics
+          .split('\n')
+          .filter((l) => l.startsWith('corral_master_http_requests_total') || l.startsWith('corral_master_scheduler_calls_total') || l.startsWith('corral_master_status_updates'))
+          .join('\n'),
+      );
     }
     await client.close();
   } finally {

@@ -55,9 +55,28 @@ const work = join(dir, 'work');
 const ports = { master: await freePort(), agent: await freePort(), services: await freePort(), dns: await freePort(), discovery: await freePort() };
 const started = Date.now();
 const up = await corral([
-  'up', '--no-demo', '--work-dir', work, '--name', `ct-bs${tag}`, '--cgroup-root', `corral-test-bs${tag}`, '--run-dir', join(dir, 'run'),
-  '--port', String(ports.master), '--agent-port', String(ports.agent), '--services-port', String(ports.services), '--dns-port', String(ports.dns), '--discovery-port', String(ports.discovery),
-  '--agent-resources', 'cpus:8;mem:8192;disk:10000;ports:[31000-32000]',
+  'up',
+  '--no-demo',
+  '--work-dir',
+  work,
+  '--name',
+  `ct-bs${tag}`,
+  '--cgroup-root',
+  `corral-test-bs${tag}`,
+  '--run-dir',
+  join(dir, 'run'),
+  '--port',
+  String(ports.master),
+  '--agent-port',
+  String(ports.agent),
+  '--services-port',
+  String(ports.services),
+  '--dns-port',
+  String(ports.dns),
+  '--discovery-port',
+  String(ports.discovery),
+  '--agent-resources',
+  'cpus:8;mem:8192;disk:10000;ports:[31000-32000]',
 ]);
 const plan = loadPlan(work);
 // Where scripts/cleanup-tests.sh finds them should this run be interrupted; forgotten after down.
@@ -76,7 +95,10 @@ const admin = loadSecurity(plan.paths.security).credentials.find((c) => c.princi
 const services = new ServicesClient({ url: plan.urls.services, principal: admin.principal, secret: admin.secret });
 
 const digAll = async (name: string): Promise<string[]> =>
-  (await run('dig', ['@127.0.0.1', '-p', String(ports.dns), '+short', '+tcp', '+time=2', '+tries=1', name]).catch(() => '')).split('\n').map((s) => s.trim()).filter(Boolean);
+  (await run('dig', ['@127.0.0.1', '-p', String(ports.dns), '+short', '+tcp', '+time=2', '+tries=1', name]).catch(() => ''))
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const containers = (): number => {
   const d = join(plan.paths.containerizerRun, 'containers');
   return existsSync(d) ? readdirSync(d).length : 0;
@@ -119,7 +141,13 @@ async function once(n: number, rep: number): Promise<Sample> {
   const t1 = performance.now();
   await services.remove(id);
   for (;;) {
-    const gone = (await services.get(id).then(() => false, () => true)) && containers() === 0 && (await digAll(name)).length === 0;
+    const gone =
+      (await services.get(id).then(
+        () => false,
+        () => true,
+      )) &&
+      containers() === 0 &&
+      (await digAll(name)).length === 0;
     if (gone) break;
     if (performance.now() - t1 > 600_000) throw new Error(`${id}: not removed after 600 s`);
     await sleep(20);

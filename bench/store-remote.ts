@@ -148,7 +148,9 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ seconds: SECONDS, concurrency: CONCURRENCY, rounds: ROUNDS, rows }, null, 2) + '\n');
     return;
   }
-  process.stdout.write(`Store: ${CONCURRENCY} calls in flight for ${SECONDS} s per rate; latencies one call at a time (${ROUNDS} gets, ${Math.min(ROUNDS, 500)} puts and watch events); 100-byte values\n`);
+  process.stdout.write(
+    `Store: ${CONCURRENCY} calls in flight for ${SECONDS} s per rate; latencies one call at a time (${ROUNDS} gets, ${Math.min(ROUNDS, 500)} puts and watch events); 100-byte values\n`,
+  );
   process.stdout.write('backend                          put/s    get/s  get p50 ms  get p99 ms  put p50 ms  put→watch p50 ms\n');
   for (const r of rows) {
     process.stdout.write(

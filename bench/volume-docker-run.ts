@@ -51,8 +51,20 @@ try {
   printFigures(
     `docker run --rm -v vol:/data, ${runs} runs each (ms; median / p90)`,
     [
-      { what: 'run with volume', corral: `${fmt(median(tc))} / ${fmt(pct(tc, 90))}`, peer: `${fmt(median(tb))} / ${fmt(pct(tb, 90))} (docker local)`, goal: '≤ 1.15×', verdict: `${fmt(ratio, 3)}× ${ratio <= 1.15 ? 'met' : 'missed'}` },
-      { what: 'run without volume', corral: '-', peer: `${fmt(median(plain))} (docker, no volume)`, goal: '-', verdict: `volume overhead: corral ${fmt(median(tc) - median(plain))} ms, local ${fmt(median(tb) - median(plain))} ms` },
+      {
+        what: 'run with volume',
+        corral: `${fmt(median(tc))} / ${fmt(pct(tc, 90))}`,
+        peer: `${fmt(median(tb))} / ${fmt(pct(tb, 90))} (docker local)`,
+        goal: '≤ 1.15×',
+        verdict: `${fmt(ratio, 3)}× ${ratio <= 1.15 ? 'met' : 'missed'}`,
+      },
+      {
+        what: 'run without volume',
+        corral: '-',
+        peer: `${fmt(median(plain))} (docker, no volume)`,
+        goal: '-',
+        verdict: `volume overhead: corral ${fmt(median(tc) - median(plain))} ms, local ${fmt(median(tb) - median(plain))} ms`,
+      },
     ],
     jsonOutput(),
   );

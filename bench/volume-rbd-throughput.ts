@@ -52,8 +52,20 @@ try {
   printFigures(
     `sequential I/O, ${mib} MiB, 4 MiB blocks, one-node memstore cluster (MB/s)`,
     [
-      { what: 'write (fsync at end)', corral: fmt(writeMBs), peer: `rbd bench: ${fmt(rbdWrite1)} (1 thread), ${fmt(rbdWrite16)} (16 threads)`, goal: 'show overhead', verdict: `${fmt((writeMBs / rbdWrite1) * 100, 0)}% of rbd bench (1 thread)` },
-      { what: 'read (cold cache)', corral: fmt(readMBs), peer: `rbd bench: ${fmt(rbdRead1)} (1 thread), ${fmt(rbdRead16)} (16 threads)`, goal: 'show overhead', verdict: `${fmt((readMBs / rbdRead1) * 100, 0)}% of rbd bench (1 thread)` },
+      {
+        what: 'write (fsync at end)',
+        corral: fmt(writeMBs),
+        peer: `rbd bench: ${fmt(rbdWrite1)} (1 thread), ${fmt(rbdWrite16)} (16 threads)`,
+        goal: 'show overhead',
+        verdict: `${fmt((writeMBs / rbdWrite1) * 100, 0)}% of rbd bench (1 thread)`,
+      },
+      {
+        what: 'read (cold cache)',
+        corral: fmt(readMBs),
+        peer: `rbd bench: ${fmt(rbdRead1)} (1 thread), ${fmt(rbdRead16)} (16 threads)`,
+        goal: 'show overhead',
+        verdict: `${fmt((readMBs / rbdRead1) * 100, 0)}% of rbd bench (1 thread)`,
+      },
     ],
     jsonOutput(),
   );

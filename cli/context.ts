@@ -22,9 +22,9 @@ export function globals(cmd: Command): GlobalOptions {
   return {
     master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
     json: o.json ?? false,
-    ...(o.principal ?? process.env.CORRAL_PRINCIPAL ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
-    ...(o.secret ?? process.env.CORRAL_SECRET ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),
-    ...(o.credentials ?? process.env.CORRAL_CREDENTIALS ? { credentials: o.credentials ?? process.env.CORRAL_CREDENTIALS } : {}),
+    ...((o.principal ?? process.env.CORRAL_PRINCIPAL) ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
+    ...((o.secret ?? process.env.CORRAL_SECRET) ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),
+    ...((o.credentials ?? process.env.CORRAL_CREDENTIALS) ? { credentials: o.credentials ?? process.env.CORRAL_CREDENTIALS } : {}),
   };
 }
 

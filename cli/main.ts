@@ -59,4 +59,3 @@ export async function main(argv = process.argv): Promise<void> {
     process.exitCode = 1;
   }
 }
-

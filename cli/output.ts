@@ -92,12 +92,32 @@ export function renderTable<T>(rows: T[], columns: Column<T>[], opts: TableOptio
   if (opts.width !== undefined) {
     const lineWidth = (s: string): number => Math.max(0, ...s.split('\n').map(len));
     const natural = columns.map((c, i) => Math.max(len(c.header), ...cells.map((row) => lineWidth(row[i]!))));
-    const widths = fitWidths(natural, columns.map((c, i) => (opts.whole?.includes(i) ? natural[i]! : len(c.header))), opts.width);
+    const widths = fitWidths(
+      natural,
+      columns.map((c, i) => (opts.whole?.includes(i) ? natural[i]! : len(c.header))),
+      opts.width,
+    );
     cells = cells.map((row) => row.map((cell, i) => (widths[i]! < natural[i]! ? wrapText(cell, widths[i]!) : cell)));
   }
   const table = new Table({
     head: columns.map((c) => c.header),
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: ' '.repeat(GAP) },
+    chars: {
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: ' '.repeat(GAP),
+    },
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
   });
   for (const row of cells) table.push(row);
@@ -117,7 +137,14 @@ const keyValueFit = (width: number): TableOptions => ({ width, whole: [0] });
 
 /** A key/value listing (`corral app show`'s head): fits `width` (the terminal's), long values wrap. */
 export function renderKeyValue(pairs: Array<[key: string, value: string]>, width = terminalWidth()): string {
-  return renderTable(pairs, [{ header: 'KEY', value: (p) => p[0] }, { header: 'VALUE', value: (p) => p[1] }], keyValueFit(width));
+  return renderTable(
+    pairs,
+    [
+      { header: 'KEY', value: (p) => p[0] },
+      { header: 'VALUE', value: (p) => p[1] },
+    ],
+    keyValueFit(width),
+  );
 }
 
 interface OutputOptions {

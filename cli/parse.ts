@@ -17,7 +17,10 @@ export function intOption(name: string, min: number, max: number): (v: string) =
 export function scalarMap(name: string): (v: string) => Record<string, { value: number }> {
   return (v) => {
     const out: Record<string, { value: number }> = {};
-    for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const part of v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const m = /^([A-Za-z_][A-Za-z0-9_.-]*)=(\d+(\.\d+)?)$/.exec(part);
       if (!m) throw new InvalidArgumentError(`${name}: expected name=number[,name=number…], got "${part}"`);
       out[m[1]!] = { value: Number(m[2]) };

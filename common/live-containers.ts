@@ -59,7 +59,12 @@ export class HttpLiveContainers implements LiveContainers {
   async list(): Promise<Set<string>> {
     let body: unknown;
     try {
-      const res = await request(this.url, { headers: { accept: 'application/json' }, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs, ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}) });
+      const res = await request(this.url, {
+        headers: { accept: 'application/json' },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
+      });
       if (res.statusCode !== 200) {
         await res.body.dump();
         throw new CorralError('UNAVAILABLE', `live containers from ${this.name}: HTTP ${res.statusCode}`);

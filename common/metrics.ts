@@ -13,7 +13,10 @@ interface MetricsRouteTarget {
 export class Metrics {
   readonly registry = new client.Registry();
 
-  constructor(readonly prefix: string, collectProcess = true) {
+  constructor(
+    readonly prefix: string,
+    collectProcess = true,
+  ) {
     if (collectProcess) client.collectDefaultMetrics({ register: this.registry, prefix: `${prefix}_` });
   }
 
@@ -27,7 +30,13 @@ export class Metrics {
       help,
       labelNames,
       registers: [this.registry],
-      ...(collect ? { collect(this: client.Gauge<string>) { collect(this); } } : {}),
+      ...(collect
+        ? {
+            collect(this: client.Gauge<string>) {
+              collect(this);
+            },
+          }
+        : {}),
     });
   }
 

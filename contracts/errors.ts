@@ -53,15 +53,11 @@ export function isCorralError(err: unknown, code?: ErrorCode): err is CorralErro
   return err instanceof CorralError && (code === undefined || err.code === code);
 }
 
-export const invalid = (message: string, details?: Record<string, unknown>): CorralError =>
-  new CorralError('INVALID_ARGUMENT', message, details);
-export const notFound = (message: string, details?: Record<string, unknown>): CorralError =>
-  new CorralError('NOT_FOUND', message, details);
-export const conflict = (message: string, details?: Record<string, unknown>): CorralError =>
-  new CorralError('CONFLICT', message, details);
+export const invalid = (message: string, details?: Record<string, unknown>): CorralError => new CorralError('INVALID_ARGUMENT', message, details);
+export const notFound = (message: string, details?: Record<string, unknown>): CorralError => new CorralError('NOT_FOUND', message, details);
+export const conflict = (message: string, details?: Record<string, unknown>): CorralError => new CorralError('CONFLICT', message, details);
 export const forbidden = (message: string): CorralError => new CorralError('FORBIDDEN', message);
-export const unavailable = (message: string, details?: Record<string, unknown>): CorralError =>
-  new CorralError('UNAVAILABLE', message, details);
+export const unavailable = (message: string, details?: Record<string, unknown>): CorralError => new CorralError('UNAVAILABLE', message, details);
 
 /** Message of any thrown value, for logs and wrapped errors. */
 export function errorMessage(err: unknown): string {

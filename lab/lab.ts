@@ -66,7 +66,6 @@ function saveLab(s: LabState): void {
   writeFileSync(stateFile(s.plan.options.dir), JSON.stringify(s, null, 2));
 }
 
-
 /** Starts a detached process in a namespace, output to logFile (the node lifecycle's start, recorded by pid and start time). */
 function launch(name: string, netns: string, argv: string[], logFile: string, onPid?: (name: string, pid: number) => void): LabProcess {
   const { process: p } = startDaemon({ name, argv, outFile: logFile, netns, ready: async () => '' }, { detached: true });
@@ -133,16 +132,43 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     const etcdUrl = plan.etcdUrl;
     const peerUrl = `http://${svc.ip}:${plan.options.etcdPort + 1}`;
     const etcdData = join(svc.dir, 'etcd');
-    state.processes.push(launch('etcd', svc.netns, [
-      process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd', '--name', 'lab', '--data-dir', etcdData,
-      '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-      '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `lab=${peerUrl}`,
-      '--log-level', 'warn',
-    ], join(svc.dir, 'etcd.log'), o.onPid));
+    state.processes.push(
+      launch(
+        'etcd',
+        svc.netns,
+        [
+          process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd',
+          '--name',
+          'lab',
+          '--data-dir',
+          etcdData,
+          '--listen-client-urls',
+          etcdUrl,
+          '--advertise-client-urls',
+          etcdUrl,
+          '--listen-peer-urls',
+          peerUrl,
+          '--initial-advertise-peer-urls',
+          peerUrl,
+          '--initial-cluster',
+          `lab=${peerUrl}`,
+          '--log-level',
+          'warn',
+        ],
+        join(svc.dir, 'etcd.log'),
+        o.onPid,
+      ),
+    );
     const servicesDir = join(svc.dir, 'cluster');
-    state.processes.push(launch('master', svc.netns, [
-      ...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(','),
-    ], join(svc.dir, 'services.log'), o.onPid));
+    state.processes.push(
+      launch(
+        'master',
+        svc.netns,
+        [...corralCommand(), 'lab', 'services', '--listen', svc.ip, '--port', String(plan.options.masterPort), '--dir', servicesDir, '--agents', plan.hosts.map((h) => h.ip).join(',')],
+        join(svc.dir, 'services.log'),
+        o.onPid,
+      ),
+    );
     saveLab(state);
     await waitUntil(() => inNetnsFetch(svc.netns, `${etcdUrl}/health`), { what: 'etcd to answer', timeoutMs: 20_000, detail: () => tail(join(svc.dir, 'etcd.log')) });
   }
@@ -193,9 +219,11 @@ export async function addContainer(state: LabState, host: string, id: string, po
   const list = labNetwork(h);
   // A container may ask for other pools than the network's: they go to the first plugin (corral's).
   const net = pools ? { ...list, plugins: [{ ...list.plugins[0]!, pools }, ...list.plugins.slice(1)] } : list;
-  const res = await labRuntime(h).add(net, { containerId: id, netns: namedNetnsPath(netns), ifname: 'eth0' }).catch((err: unknown) => {
-    throw new CorralError('INTERNAL', `CNI ADD of ${id} on ${host} failed: ${errorMessage(err)}`);
-  });
+  const res = await labRuntime(h)
+    .add(net, { containerId: id, netns: namedNetnsPath(netns), ifname: 'eth0' })
+    .catch((err: unknown) => {
+      throw new CorralError('INTERNAL', `CNI ADD of ${id} on ${host} failed: ${errorMessage(err)}`);
+    });
   const ip = (res as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
   const c: LabContainer = { id, host, netns, ip };
   state.containers.push(c);
@@ -244,13 +272,7 @@ export async function labDown(dir: string): Promise<void> {
   // Then the control node (newest first: discovery, services, master, the OSD, the mon), then the lab's own.
   await nodeDown(plan.services.nodeDir);
   await stopProcesses(state.processes);
-  const names = [
-    ...state.containers.map((c) => c.netns),
-    ...plan.hosts.map((h) => h.netns),
-    plan.services.netns,
-    ...(plan.reflector ? [plan.reflector.netns] : []),
-    plan.underlayNetns,
-  ];
+  const names = [...state.containers.map((c) => c.netns), ...plan.hosts.map((h) => h.netns), plan.services.netns, ...(plan.reflector ? [plan.reflector.netns] : []), plan.underlayNetns];
   for (const n of names) {
     // Anything still inside (a helper a test started) is ours: the namespace is the lab's.
     await killNetnsMembers(n);

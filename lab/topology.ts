@@ -43,8 +43,19 @@ export interface LabOptions {
 }
 
 export const LAB_DEFAULTS = {
-  pool: '100.96.0.0/16', pool2: '100.97.0.0/16', blockSize: 26, underlay: '198.18.0.0/24', asn: 64512, holdTime: 9, masterPort: 5050, etcdPort: 2379,
-  full: false, heartbeatMs: 500, missedHeartbeats: 2, unreachableMs: 1000, agentResources: 'cpus:2;mem:1024;disk:2048;ports:[31000-31999]',
+  pool: '100.96.0.0/16',
+  pool2: '100.97.0.0/16',
+  blockSize: 26,
+  underlay: '198.18.0.0/24',
+  asn: 64512,
+  holdTime: 9,
+  masterPort: 5050,
+  etcdPort: 2379,
+  full: false,
+  heartbeatMs: 500,
+  missedHeartbeats: 2,
+  unreachableMs: 1000,
+  agentResources: 'cpus:2;mem:1024;disk:2048;ports:[31000-31999]',
 };
 
 export interface HostPlan {
@@ -88,9 +99,17 @@ export function planLab(o: LabOptions): LabPlan {
   const hosts: HostPlan[] = Array.from({ length: o.hosts }, (_, i) => {
     const dir = join(o.dir, `h${i + 1}`);
     return {
-      index: i + 1, name: `h${i + 1}`, netns: `${o.prefix}-h${i + 1}`, ip: at(10 + i), dir,
-      socket: join(dir, 'run', 'cni.sock'), configFile: join(dir, 'node.json'), binDir: join(dir, 'cni', 'bin'), confDir: join(dir, 'cni', 'net.d'),
-      cgroupRoot: `${o.prefix}-h${i + 1}`, agentUrl: `http://${at(10 + i)}:5051`,
+      index: i + 1,
+      name: `h${i + 1}`,
+      netns: `${o.prefix}-h${i + 1}`,
+      ip: at(10 + i),
+      dir,
+      socket: join(dir, 'run', 'cni.sock'),
+      configFile: join(dir, 'node.json'),
+      binDir: join(dir, 'cni', 'bin'),
+      confDir: join(dir, 'cni', 'net.d'),
+      cgroupRoot: `${o.prefix}-h${i + 1}`,
+      agentUrl: `http://${at(10 + i)}:5051`,
     };
   });
   const servicesDir = join(o.dir, 'services');
@@ -139,7 +158,10 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
     cni: {
       network: 'lab',
       // A second pool lets a benchmark make every host claim a fresh block on demand.
-      pools: [{ name: 'lab', cidr: o.pool, blockSize: o.blockSize }, { name: 'lab2', cidr: o.pool2, blockSize: o.blockSize }],
+      pools: [
+        { name: 'lab', cidr: o.pool, blockSize: o.blockSize },
+        { name: 'lab2', cidr: o.pool2, blockSize: o.blockSize },
+      ],
       store: o.full ? 'master' : { etcdEndpoints: [plan.etcdUrl], namespace: `${o.prefix}/` },
       asn: o.asn,
       holdTime: o.holdTime,

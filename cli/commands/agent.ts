@@ -25,7 +25,7 @@ export function registerAgent(program: Command): void {
     .option('--docker-socket <path>', 'dockerd socket for DOCKER tasks')
     .option('--cni-conf-dir <dir>', 'CNI network configurations')
     .option('--volume-socket <path>', 'volume plugin daemon socket')
-    .option('--credentials <file>', 'security file (this agent\'s credential; operators for the agent API)')
+    .option('--credentials <file>', "security file (this agent's credential; operators for the agent API)")
     .option('--no-auth', 'agent API without authentication (local use only)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')

@@ -31,14 +31,19 @@ export function registerCluster(program: Command): void {
     .description('list agents with their resources (allocated/total)')
     .action(async (_o, cmd: Command) => {
       const r = await withClient(cmd, (c) => c.call<{ get_agents: { agents: V1AgentSummary[] } }>('GET_AGENTS'));
-      output(globals(cmd), r.get_agents.agents, [
-        { header: 'ID', value: (a) => a.agent_info.id.value },
-        { header: 'HOSTNAME', value: (a) => a.agent_info.hostname },
-        { header: 'ACTIVE', value: (a) => a.active },
-        { header: 'CPUS', value: (a) => `${fmt(amount(a.allocated_resources, 'cpus'))}/${fmt(amount(a.total_resources, 'cpus'))}` },
-        { header: 'MEM', value: (a) => `${fmt(amount(a.allocated_resources, 'mem'))}/${fmt(amount(a.total_resources, 'mem'))}` },
-        { header: 'DISK', value: (a) => `${fmt(amount(a.allocated_resources, 'disk'))}/${fmt(amount(a.total_resources, 'disk'))}` },
-      ], r.get_agents);
+      output(
+        globals(cmd),
+        r.get_agents.agents,
+        [
+          { header: 'ID', value: (a) => a.agent_info.id.value },
+          { header: 'HOSTNAME', value: (a) => a.agent_info.hostname },
+          { header: 'ACTIVE', value: (a) => a.active },
+          { header: 'CPUS', value: (a) => `${fmt(amount(a.allocated_resources, 'cpus'))}/${fmt(amount(a.total_resources, 'cpus'))}` },
+          { header: 'MEM', value: (a) => `${fmt(amount(a.allocated_resources, 'mem'))}/${fmt(amount(a.total_resources, 'mem'))}` },
+          { header: 'DISK', value: (a) => `${fmt(amount(a.allocated_resources, 'disk'))}/${fmt(amount(a.total_resources, 'disk'))}` },
+        ],
+        r.get_agents,
+      );
     });
   agents
     .command('gone <agent-id>')
@@ -54,15 +59,20 @@ export function registerCluster(program: Command): void {
     .description('list frameworks')
     .action(async (_o, cmd: Command) => {
       const r = await withClient(cmd, (c) => c.call<{ get_frameworks: { frameworks: V1FrameworkSummary[] } }>('GET_FRAMEWORKS'));
-      output(globals(cmd), r.get_frameworks.frameworks, [
-        { header: 'ID', value: (f) => f.framework_info.id.value },
-        { header: 'NAME', value: (f) => f.framework_info.name },
-        { header: 'ROLES', value: (f) => (f.framework_info.roles ?? [f.framework_info.role ?? '*']).join(',') },
-        { header: 'CONNECTED', value: (f) => f.connected },
-        { header: 'CPUS', value: (f) => fmt(amount(f.allocated_resources, 'cpus')) },
-        { header: 'MEM', value: (f) => fmt(amount(f.allocated_resources, 'mem')) },
-        { header: 'OFFERS', value: (f) => f.offers.length },
-      ], r.get_frameworks);
+      output(
+        globals(cmd),
+        r.get_frameworks.frameworks,
+        [
+          { header: 'ID', value: (f) => f.framework_info.id.value },
+          { header: 'NAME', value: (f) => f.framework_info.name },
+          { header: 'ROLES', value: (f) => (f.framework_info.roles ?? [f.framework_info.role ?? '*']).join(',') },
+          { header: 'CONNECTED', value: (f) => f.connected },
+          { header: 'CPUS', value: (f) => fmt(amount(f.allocated_resources, 'cpus')) },
+          { header: 'MEM', value: (f) => fmt(amount(f.allocated_resources, 'mem')) },
+          { header: 'OFFERS', value: (f) => f.offers.length },
+        ],
+        r.get_frameworks,
+      );
     });
   frameworks
     .command('teardown <framework-id>')
@@ -82,15 +92,20 @@ export function registerCluster(program: Command): void {
       const r = await withClient(cmd, (c) => c.call<{ get_tasks: { tasks: V1Task[]; unreachable_tasks: V1Task[]; completed_tasks: V1Task[] } }>('GET_TASKS'));
       const t = r.get_tasks;
       const rows = [...t.tasks, ...t.unreachable_tasks, ...(o.all ? t.completed_tasks : [])].filter((x) => !o.framework || x.framework_id.value === o.framework);
-      output(globals(cmd), rows, [
-        { header: 'ID', value: (x) => x.task_id.value },
-        { header: 'NAME', value: (x) => x.name },
-        { header: 'STATE', value: (x) => x.state.replace('TASK_', '') },
-        { header: 'FRAMEWORK', value: (x) => x.framework_id.value },
-        { header: 'AGENT', value: (x) => x.agent_id.value },
-        { header: 'CPUS', value: (x) => fmt(amount(x.resources, 'cpus')) },
-        { header: 'MEM', value: (x) => fmt(amount(x.resources, 'mem')) },
-      ], rows);
+      output(
+        globals(cmd),
+        rows,
+        [
+          { header: 'ID', value: (x) => x.task_id.value },
+          { header: 'NAME', value: (x) => x.name },
+          { header: 'STATE', value: (x) => x.state.replace('TASK_', '') },
+          { header: 'FRAMEWORK', value: (x) => x.framework_id.value },
+          { header: 'AGENT', value: (x) => x.agent_id.value },
+          { header: 'CPUS', value: (x) => fmt(amount(x.resources, 'cpus')) },
+          { header: 'MEM', value: (x) => fmt(amount(x.resources, 'mem')) },
+        ],
+        rows,
+      );
     });
 
   program
@@ -98,16 +113,31 @@ export function registerCluster(program: Command): void {
     .description('roles: weights, shares, quota')
     .command('ls')
     .action(async (_o, cmd: Command) => {
-      const r = await withClient(cmd, (c) => c.call<{ get_roles: { roles: Array<{ name: string; weight: number; share: number; frameworks: unknown[]; allocated: V1Resource[]; quota?: { guarantees?: Record<string, { value: number }> } }> } }>('GET_ROLES'));
-      output(globals(cmd), r.get_roles.roles, [
-        { header: 'ROLE', value: (x) => x.name },
-        { header: 'WEIGHT', value: (x) => x.weight },
-        { header: 'SHARE', value: (x) => x.share.toFixed(3) },
-        { header: 'FRAMEWORKS', value: (x) => x.frameworks.length },
-        { header: 'CPUS', value: (x) => fmt(amount(x.allocated, 'cpus')) },
-        { header: 'MEM', value: (x) => fmt(amount(x.allocated, 'mem')) },
-        { header: 'GUARANTEE', value: (x) => Object.entries(x.quota?.guarantees ?? {}).map(([k, v]) => `${k}=${v.value}`).join(',') },
-      ], r.get_roles);
+      const r = await withClient(cmd, (c) =>
+        c.call<{
+          get_roles: { roles: Array<{ name: string; weight: number; share: number; frameworks: unknown[]; allocated: V1Resource[]; quota?: { guarantees?: Record<string, { value: number }> } }> };
+        }>('GET_ROLES'),
+      );
+      output(
+        globals(cmd),
+        r.get_roles.roles,
+        [
+          { header: 'ROLE', value: (x) => x.name },
+          { header: 'WEIGHT', value: (x) => x.weight },
+          { header: 'SHARE', value: (x) => x.share.toFixed(3) },
+          { header: 'FRAMEWORKS', value: (x) => x.frameworks.length },
+          { header: 'CPUS', value: (x) => fmt(amount(x.allocated, 'cpus')) },
+          { header: 'MEM', value: (x) => fmt(amount(x.allocated, 'mem')) },
+          {
+            header: 'GUARANTEE',
+            value: (x) =>
+              Object.entries(x.quota?.guarantees ?? {})
+                .map(([k, v]) => `${k}=${v.value}`)
+                .join(','),
+          },
+        ],
+        r.get_roles,
+      );
     });
 
   program
@@ -134,15 +164,15 @@ export function registerCluster(program: Command): void {
     .option('--force', 'set it even if the cluster cannot satisfy it now')
     .action(async (role: string, o: { guarantee?: Record<string, { value: number }>; limit?: Record<string, { value: number }>; force?: boolean }, cmd: Command) => {
       if (!o.guarantee && !o.limit) throw new CorralError('INVALID_ARGUMENT', 'give --guarantee and/or --limit');
-      await withClient(cmd, (c) => c.call('UPDATE_QUOTA', { update_quota: { force: o.force ?? false, quota_configs: [{ role, ...(o.guarantee ? { guarantees: o.guarantee } : {}), ...(o.limit ? { limits: o.limit } : {}) }] } }));
+      await withClient(cmd, (c) =>
+        c.call('UPDATE_QUOTA', { update_quota: { force: o.force ?? false, quota_configs: [{ role, ...(o.guarantee ? { guarantees: o.guarantee } : {}), ...(o.limit ? { limits: o.limit } : {}) }] } }),
+      );
       process.stdout.write(`quota of ${role} updated\n`);
     });
-  quota
-    .command('rm <role>')
-    .action(async (role: string, _o, cmd: Command) => {
-      await withClient(cmd, (c) => c.call('UPDATE_QUOTA', { update_quota: { quota_configs: [{ role }] } }));
-      process.stdout.write(`quota of ${role} removed\n`);
-    });
+  quota.command('rm <role>').action(async (role: string, _o, cmd: Command) => {
+    await withClient(cmd, (c) => c.call('UPDATE_QUOTA', { update_quota: { quota_configs: [{ role }] } }));
+    process.stdout.write(`quota of ${role} removed\n`);
+  });
 
   program
     .command('reserve <agent-id> <resources>')
@@ -164,7 +194,7 @@ export function registerCluster(program: Command): void {
 
   program
     .command('state')
-    .description('the master\'s whole state as JSON (GET_STATE)')
+    .description("the master's whole state as JSON (GET_STATE)")
     .action(async (_o, cmd: Command) => {
       const r = await withClient(cmd, (c) => c.call('GET_STATE'));
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');

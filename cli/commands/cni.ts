@@ -24,7 +24,11 @@ function cniEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-const csv = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
+const csv = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function registerCni(program: Command): void {
   const cni = program.command('cni').description('routed container networking: node daemon, plugin install, IPAM and BGP state');
@@ -65,45 +69,70 @@ export function registerCni(program: Command): void {
     .option('--chain <plugins>', 'reference plugins to chain after corral: portmap,bandwidth', csv)
     .action((o: { binDir: string; confDir: string; network: string; socket?: string; mtu?: number; pools?: string[]; chain?: string[] }, cmd: Command) => {
       const res = installCni(o);
-      output(globals(cmd), [res], [
-        { header: 'BINARY', value: (r) => r.binary },
-        { header: 'CONFLIST', value: (r) => r.conflist },
-      ], res);
+      output(
+        globals(cmd),
+        [res],
+        [
+          { header: 'BINARY', value: (r) => r.binary },
+          { header: 'CONFLIST', value: (r) => r.conflist },
+        ],
+        res,
+      );
     });
 
   const socketOption = (c: Command): Command => c.option('--socket <path>', 'node daemon socket', process.env.CORRAL_CNI_SOCKET ?? DEFAULT_SOCKET);
 
   socketOption(cni.command('status').description('daemon readiness and BGP sessions')).action(async (o: { socket: string }, cmd: Command) => {
     const s = await daemonRequest<{ node: string; allocations: number; bgp?: { sessions: SessionInfo[] } }>(o.socket, 'GET', '/v1/status');
-    output(globals(cmd), s.bgp?.sessions ?? [], [
-      { header: 'PEER', value: (p) => p.peer },
-      { header: 'STATE', value: (p) => p.state },
-      { header: 'SINCE', value: (p) => (p.since ? new Date(p.since).toISOString() : '') },
-    ], s);
+    output(
+      globals(cmd),
+      s.bgp?.sessions ?? [],
+      [
+        { header: 'PEER', value: (p) => p.peer },
+        { header: 'STATE', value: (p) => p.state },
+        { header: 'SINCE', value: (p) => (p.since ? new Date(p.since).toISOString() : '') },
+      ],
+      s,
+    );
   });
 
   socketOption(cni.command('ipam').description('addresses in use and blocks owned by this node')).action(async (o: { socket: string }, cmd: Command) => {
     const s = await daemonRequest<{ allocations: Allocation[] }>(o.socket, 'GET', '/v1/ipam');
-    output(globals(cmd), s.allocations, [
-      { header: 'CONTAINER', value: (a) => a.containerId },
-      { header: 'IFNAME', value: (a) => a.ifname },
-      { header: 'IP', value: (a) => a.ip },
-      { header: 'BLOCK', value: (a) => a.block + (a.loanKey ? ' (borrowed)' : '') },
-      { header: 'HOST IF', value: (a) => a.hostIfname },
-    ], s);
+    output(
+      globals(cmd),
+      s.allocations,
+      [
+        { header: 'CONTAINER', value: (a) => a.containerId },
+        { header: 'IFNAME', value: (a) => a.ifname },
+        { header: 'IP', value: (a) => a.ip },
+        { header: 'BLOCK', value: (a) => a.block + (a.loanKey ? ' (borrowed)' : '') },
+        { header: 'HOST IF', value: (a) => a.hostIfname },
+      ],
+      s,
+    );
   });
 
   socketOption(cni.command('routes').description('routes learned over BGP and prefixes announced')).action(async (o: { socket: string }, cmd: Command) => {
     const s = await daemonRequest<{ learned: Record<string, string>; announced: string[] }>(o.socket, 'GET', '/v1/routes');
     const rows = [...s.announced.map((p) => ({ prefix: p, via: '(announced)' })), ...Object.entries(s.learned).map(([prefix, via]) => ({ prefix, via }))];
-    output(globals(cmd), rows, [
-      { header: 'PREFIX', value: (r) => r.prefix },
-      { header: 'VIA', value: (r) => r.via },
-    ], s);
+    output(
+      globals(cmd),
+      rows,
+      [
+        { header: 'PREFIX', value: (r) => r.prefix },
+        { header: 'VIA', value: (r) => r.via },
+      ],
+      s,
+    );
   });
 
   socketOption(cni.command('reconcile').description('reclaim addresses of containers that are gone, now')).action(async (o: { socket: string }, cmd: Command) => {
     const r = await daemonRequest<{ freed: string[]; releasedBlocks: string[]; skipped?: string }>(o.socket, 'POST', '/v1/reconcile');
-    output(globals(cmd), r.freed.map((f) => ({ freed: f })), [{ header: 'FREED', value: (x) => x.freed }], r);
+    output(
+      globals(cmd),
+      r.freed.map((f) => ({ freed: f })),
+      [{ header: 'FREED', value: (x) => x.freed }],
+      r,
+    );
   });
 }

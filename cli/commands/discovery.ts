@@ -96,9 +96,12 @@ export function registerDiscovery(program: Command): void {
     .command('status')
     .description('feed freshness and DNS counters')
     .action(async (_o, cmd: Command) => {
-      const s = await getJson<{ domain: string; master: { url: string; connected: boolean; staleSeconds: number; reconnects: number } | null; dns: { port: number; names: number; workers: number; stats: Record<string, number> }; catalogIndex: number }>(
-        `${discoveryUrl(cmd)}/v1/corral/status`,
-      );
+      const s = await getJson<{
+        domain: string;
+        master: { url: string; connected: boolean; staleSeconds: number; reconnects: number } | null;
+        dns: { port: number; names: number; workers: number; stats: Record<string, number> };
+        catalogIndex: number;
+      }>(`${discoveryUrl(cmd)}/v1/corral/status`);
       const rows = [
         { key: 'zone', value: s.domain },
         { key: 'master', value: s.master ? `${s.master.url} (${s.master.connected ? 'following' : `unreachable, state ${s.master.staleSeconds.toFixed(1)} s old`})` : 'none configured' },
@@ -109,9 +112,14 @@ export function registerDiscovery(program: Command): void {
         { key: 'nxdomain', value: String(s.dns.stats.nxdomain ?? 0) },
         { key: 'catalog index', value: String(s.catalogIndex) },
       ];
-      output(globals(cmd), rows, [
-        { header: 'KEY', value: (r) => r.key },
-        { header: 'VALUE', value: (r) => r.value },
-      ], s);
+      output(
+        globals(cmd),
+        rows,
+        [
+          { header: 'KEY', value: (r) => r.key },
+          { header: 'VALUE', value: (r) => r.value },
+        ],
+        s,
+      );
     });
 }

@@ -34,26 +34,41 @@ export function registerLab(program: Command): void {
     .option('--hold-time <s>', 'BGP hold time (default 9; 3 with --full)', intOption('--hold-time', 3, 65535))
     .option('--agent-timeout <ms>', 'with --full: how long a silent agent stays "disconnected" before its tasks are unreachable (default 1000)', intOption('--agent-timeout', 0, 3_600_000))
     .option('--heartbeat <ms>', 'with --full: agent heartbeat period; 2 missed = disconnected (default 500)', intOption('--heartbeat', 50, 600_000))
-    .action(async (o: { hosts: number; containers: number; dir: string; prefix: string; routeReflector?: boolean; full?: boolean; holdTime?: number; agentTimeout?: number; heartbeat?: number }, cmd: Command) => {
-      progress(`building a ${o.hosts}-host ${o.full ? 'full ' : ''}lab in ${o.dir}`);
-      const holdTime = o.holdTime ?? (o.full ? 3 : undefined);
-      const state = await labUp({
-        prefix: o.prefix, hosts: o.hosts, dir: o.dir, containers: o.containers, routeReflector: !!o.routeReflector, full: !!o.full,
-        ...(holdTime !== undefined ? { holdTime } : {}),
-        ...(o.agentTimeout !== undefined ? { unreachableMs: o.agentTimeout } : {}),
-        ...(o.heartbeat !== undefined ? { heartbeatMs: o.heartbeat } : {}),
-      });
-      if (o.full) {
-        progress(`master ${state.plan.masterUrl}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
-        progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrl} agents ls`);
-      }
-      output(globals(cmd), state.containers, [
-        { header: 'CONTAINER', value: (c) => c.id },
-        { header: 'HOST', value: (c) => c.host },
-        { header: 'IP', value: (c) => c.ip },
-        { header: 'NETNS', value: (c) => c.netns },
-      ], state);
-    });
+    .action(
+      async (
+        o: { hosts: number; containers: number; dir: string; prefix: string; routeReflector?: boolean; full?: boolean; holdTime?: number; agentTimeout?: number; heartbeat?: number },
+        cmd: Command,
+      ) => {
+        progress(`building a ${o.hosts}-host ${o.full ? 'full ' : ''}lab in ${o.dir}`);
+        const holdTime = o.holdTime ?? (o.full ? 3 : undefined);
+        const state = await labUp({
+          prefix: o.prefix,
+          hosts: o.hosts,
+          dir: o.dir,
+          containers: o.containers,
+          routeReflector: !!o.routeReflector,
+          full: !!o.full,
+          ...(holdTime !== undefined ? { holdTime } : {}),
+          ...(o.agentTimeout !== undefined ? { unreachableMs: o.agentTimeout } : {}),
+          ...(o.heartbeat !== undefined ? { heartbeatMs: o.heartbeat } : {}),
+        });
+        if (o.full) {
+          progress(`master ${state.plan.masterUrl}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
+          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrl} agents ls`);
+        }
+        output(
+          globals(cmd),
+          state.containers,
+          [
+            { header: 'CONTAINER', value: (c) => c.id },
+            { header: 'HOST', value: (c) => c.host },
+            { header: 'IP', value: (c) => c.ip },
+            { header: 'NETNS', value: (c) => c.netns },
+          ],
+          state,
+        );
+      },
+    );
 
   lab
     .command('down')
@@ -87,11 +102,16 @@ export function registerLab(program: Command): void {
     .action(async (host: string, id: string, o: { dir: string }, cmd: Command) => {
       if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(id)) throw new Error('container id: lower-case letters, digits and dashes, at most 16');
       const c = await addContainer(loadLab(o.dir), host, id);
-      output(globals(cmd), [c], [
-        { header: 'CONTAINER', value: (x) => x.id },
-        { header: 'IP', value: (x) => x.ip },
-        { header: 'NETNS', value: (x) => x.netns },
-      ], c);
+      output(
+        globals(cmd),
+        [c],
+        [
+          { header: 'CONTAINER', value: (x) => x.id },
+          { header: 'IP', value: (x) => x.ip },
+          { header: 'NETNS', value: (x) => x.netns },
+        ],
+        c,
+      );
     });
 
   lab

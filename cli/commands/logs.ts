@@ -36,9 +36,11 @@ export function registerLogs(program: Command): void {
       }
       const id = identity(globals(cmd));
       const q = new URLSearchParams({ task_id: taskId, framework_id: task.framework_id.value, stream: o.stderr ? 'stderr' : 'stdout', offset: String(-o.tail), follow: String(Boolean(o.follow)) });
-      const res = await request(`${agentUrl}/api/v1/logs?${q}`, { headers: id.principal && id.secret ? { authorization: basicAuthHeader(id.principal, id.secret) } : {}, bodyTimeout: 0 }).catch((err: Error) => {
-        throw new CorralError('UNAVAILABLE', `cannot reach agent ${agentUrl}: ${err.message}`);
-      });
+      const res = await request(`${agentUrl}/api/v1/logs?${q}`, { headers: id.principal && id.secret ? { authorization: basicAuthHeader(id.principal, id.secret) } : {}, bodyTimeout: 0 }).catch(
+        (err: Error) => {
+          throw new CorralError('UNAVAILABLE', `cannot reach agent ${agentUrl}: ${err.message}`);
+        },
+      );
       if (res.statusCode !== 200) {
         const text = await res.body.text();
         let message = text;

@@ -22,16 +22,16 @@ export function registerNode(program: Command): void {
     .command('init')
     .description('print a node file (JSON) for this machine: write it to /etc/corral/node.json, then `corral node up --config` it')
     .requiredOption('--role <role>', 'control or agent')
-    .requiredOption('--name <name>', 'this machine\'s name (lower-case DNS label)')
-    .requiredOption('--address <ip>', 'this machine\'s address on the cluster network')
-    .option('--control <ip>', 'the control node\'s address (agents)')
+    .requiredOption('--name <name>', "this machine's name (lower-case DNS label)")
+    .requiredOption('--address <ip>', "this machine's address on the cluster network")
+    .option('--control <ip>', "the control node's address (agents)")
     .option('--dir <dir>', 'state root (default /var/lib/corral/node)')
     .option('--run-dir <dir>', 'sockets (default /run/corral/node)')
     .option('--ceph', 'control: bootstrap a one-mon, one-OSD memstore Ceph for rbd volumes (a lab, not production)')
-    .option('--ceph-conf <file>', 'agent: the cluster\'s Ceph client configuration (rbd volumes)')
+    .option('--ceph-conf <file>', "agent: the cluster's Ceph client configuration (rbd volumes)")
     .option('--ceph-keyring <file>', 'agent: its keyring')
     .option('--pool <cidr>', 'container address pool (default 100.96.0.0/16)')
-    .option('--agent-timeout-ms <ms>', 'control: a silent agent\'s tasks are unreachable after 3 heartbeats + this (default 5000)', intOption('--agent-timeout-ms', 0, 3_600_000))
+    .option('--agent-timeout-ms <ms>', "control: a silent agent's tasks are unreachable after 3 heartbeats + this (default 5000)", intOption('--agent-timeout-ms', 0, 3_600_000))
     .option('--heartbeat-ms <ms>', 'control: agent heartbeat period (default 1000)', intOption('--heartbeat-ms', 50, 600_000))
     .option('--hold-time <s>', 'agent: BGP hold time (default 9)', intOption('--hold-time', 3, 65535))
     .option('--resources <text>', 'agent: resources to offer (default: detected)')
@@ -39,11 +39,21 @@ export function registerNode(program: Command): void {
     .action((o: Record<string, unknown>) => {
       if (o.role !== 'control' && o.role !== 'agent') throw new Error('--role must be control or agent');
       const opts: NodeInitOptions = {
-        role: o.role, name: o.name as string, address: o.address as string, control: o.control as string | undefined,
-        dir: o.dir as string | undefined, runDir: o.runDir as string | undefined, ceph: !!o.ceph,
-        cephConf: o.cephConf as string | undefined, cephKeyring: o.cephKeyring as string | undefined, pool: o.pool as string | undefined,
-        agentTimeoutMs: o.agentTimeoutMs as number | undefined, heartbeatMs: o.heartbeatMs as number | undefined, holdTime: o.holdTime as number | undefined,
-        resources: o.resources as string | undefined, attributes: o.attributes as string | undefined,
+        role: o.role,
+        name: o.name as string,
+        address: o.address as string,
+        control: o.control as string | undefined,
+        dir: o.dir as string | undefined,
+        runDir: o.runDir as string | undefined,
+        ceph: !!o.ceph,
+        cephConf: o.cephConf as string | undefined,
+        cephKeyring: o.cephKeyring as string | undefined,
+        pool: o.pool as string | undefined,
+        agentTimeoutMs: o.agentTimeoutMs as number | undefined,
+        heartbeatMs: o.heartbeatMs as number | undefined,
+        holdTime: o.holdTime as number | undefined,
+        resources: o.resources as string | undefined,
+        attributes: o.attributes as string | undefined,
       };
       initNode(opts); // validate before printing
       process.stdout.write(JSON.stringify(nodeFileFor(opts), null, 2) + '\n');
@@ -63,37 +73,47 @@ export function registerNode(program: Command): void {
 
   node
     .command('up')
-    .description('start the node\'s daemons (detached) and wait until each is ready; re-running starts only what is missing')
+    .description("start the node's daemons (detached) and wait until each is ready; re-running starts only what is missing")
     .requiredOption('--config <file>', 'node file (YAML or JSON)')
     .action(async (o: { config: string }, cmd: Command) => {
       const config = load(o.config);
       progress(`provisioning ${config.role} node ${config.name} (${config.address}) in ${config.dir}`);
       await nodeUp(config);
       const rows = await nodeStatus(config);
-      output(globals(cmd), rows, [
-        { header: 'DAEMON', value: (r) => r.name },
-        { header: 'PID', value: (r) => r.pid },
-        { header: 'READY', value: (r) => (r.ready === undefined ? '-' : r.ready ? 'yes' : 'no') },
-      ], rows);
+      output(
+        globals(cmd),
+        rows,
+        [
+          { header: 'DAEMON', value: (r) => r.name },
+          { header: 'PID', value: (r) => r.pid },
+          { header: 'READY', value: (r) => (r.ready === undefined ? '-' : r.ready ? 'yes' : 'no') },
+        ],
+        rows,
+      );
     });
 
   node
     .command('status')
-    .description('the node\'s recorded daemons, whether each runs and answers')
+    .description("the node's recorded daemons, whether each runs and answers")
     .requiredOption('--config <file>', 'node file (YAML or JSON)')
     .action(async (o: { config: string }, cmd: Command) => {
       const rows = await nodeStatus(load(o.config));
-      output(globals(cmd), rows, [
-        { header: 'DAEMON', value: (r) => r.name },
-        { header: 'PID', value: (r) => r.pid },
-        { header: 'RUNNING', value: (r) => (r.running ? 'yes' : 'no') },
-        { header: 'READY', value: (r) => (r.ready === undefined ? '-' : r.ready ? 'yes' : 'no') },
-      ], rows);
+      output(
+        globals(cmd),
+        rows,
+        [
+          { header: 'DAEMON', value: (r) => r.name },
+          { header: 'PID', value: (r) => r.pid },
+          { header: 'RUNNING', value: (r) => (r.running ? 'yes' : 'no') },
+          { header: 'READY', value: (r) => (r.ready === undefined ? '-' : r.ready ? 'yes' : 'no') },
+        ],
+        rows,
+      );
     });
 
   node
     .command('down')
-    .description('stop the node\'s daemons (tasks keep running, as with any agent stop); --purge also kills its tasks and removes its volumes\' mounts and cgroups')
+    .description("stop the node's daemons (tasks keep running, as with any agent stop); --purge also kills its tasks and removes its volumes' mounts and cgroups")
     .requiredOption('--config <file>', 'node file (YAML or JSON)')
     .option('--purge', 'kill everything at once and wipe tasks, mounts, container namespaces and cgroups')
     .action(async (o: { config: string; purge?: boolean }) => {

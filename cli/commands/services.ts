@@ -28,7 +28,7 @@ export function registerServices(program: Command): void {
     .option('--credentials <file>', 'security file: operators may use the API; a framework credential in it is used at the master')
     .option('--no-auth', 'turn API authentication off (local use only)')
     .option('--name <name>', 'framework name, also its DNS label (default corral-services)')
-    .option('--store-backend <name>', 'embedded, etcd or remote (the master\'s Store)')
+    .option('--store-backend <name>', "embedded, etcd or remote (the master's Store)")
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')

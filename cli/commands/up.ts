@@ -69,8 +69,11 @@ function whereToLook(plan: UpPlan, demo: boolean): string {
   // Whether the clients' defaults (corral app/volume/cni/dns … without flags) reach this instance.
   const isDefault =
     plan.paths.security === DEFAULT_SECURITY_FILE &&
-    plan.ports.master === 5050 && plan.ports.services === 5052 && plan.ports.discovery === 8500 &&
-    plan.paths.volumeSocket === '/run/docker/plugins/corral.sock' && plan.paths.cniSocket === '/run/corral/cni.sock';
+    plan.ports.master === 5050 &&
+    plan.ports.services === 5052 &&
+    plan.ports.discovery === 8500 &&
+    plan.paths.volumeSocket === '/run/docker/plugins/corral.sock' &&
+    plan.paths.cniSocket === '/run/corral/cni.sock';
   const env = isDefault
     ? []
     : [
@@ -152,7 +155,14 @@ async function up(o: UpOptions): Promise<void> {
     progress(`corral is already up in ${saved.workDir} (supervisor pid ${runningSupervisor(saved)}); its settings are kept`);
     if (saved.simulate) process.stdout.write((await simulatedSummary(saved.urls.master, admin(saved))) + '\n\n' + whereToLook(saved, false));
     else {
-      if (o.demo && (await takeTour(saved, admin(saved)).then((t) => (process.stdout.write(renderTour(saved, t) + '\n\n'), true), () => false)) === false) progress(`(the demo app is not running: corral app show ${DEMO_APP_ID})`);
+      if (
+        o.demo &&
+        (await takeTour(saved, admin(saved)).then(
+          (t) => (process.stdout.write(renderTour(saved, t) + '\n\n'), true),
+          () => false,
+        )) === false
+      )
+        progress(`(the demo app is not running: corral app show ${DEMO_APP_ID})`);
       process.stdout.write(whereToLook(saved, o.demo));
     }
     return;
@@ -278,7 +288,7 @@ export function registerUp(program: Command): void {
     .option('--dns-port <n>', 'DNS port (UDP and TCP)', intOption('--dns-port', 1, 65535), 8600)
     .option('--discovery-port <n>', 'discovery (Consul) API port', intOption('--discovery-port', 1, 65535), 8500)
     .option('--pool <cidr>', 'container IP pool', '100.96.0.0/12')
-    .option('--block-size <n>', 'prefix length of the pool\'s blocks', intOption('--block-size', 20, 30), 26)
+    .option('--block-size <n>', "prefix length of the pool's blocks", intOption('--block-size', 20, 30), 26)
     .option('--agent-resources <text>', 'override the agent\'s detected resources, e.g. "cpus:8;mem:8192" (with --simulate: each simulated agent\'s)')
     .option('--host-network', 'route containers in the host network namespace (changes its routes: for real deployments only)')
     .option('--no-demo', 'do not deploy the demo app')
@@ -289,7 +299,7 @@ export function registerUp(program: Command): void {
 
   program
     .command('down')
-    .description('stop everything corral up started and remove what it made (processes, tasks, volumes\' mounts, namespaces, cgroups, state)')
+    .description("stop everything corral up started and remove what it made (processes, tasks, volumes' mounts, namespaces, cgroups, state)")
     .option('--work-dir <dir>', 'the directory given to corral up', DEFAULT_WORK_DIR)
     .option('--keep-data', 'keep the work directory (state, volume data, logs)')
     .action(async (o: { workDir: string; keepData?: boolean }) => down(o));

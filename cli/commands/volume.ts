@@ -55,7 +55,7 @@ export function registerVolume(program: Command): void {
     .command('create <name>')
     .description('create a volume')
     .option('-o, --opt <key=value>', 'driver option, repeatable (size, fs, backend, pool, features, uid, gid, mode)', keyValue)
-    .option('--backend <name>', 'local or rbd (default: the driver\'s default)')
+    .option('--backend <name>', "local or rbd (default: the driver's default)")
     .option('--size <size>', 'size limit, e.g. 10G (local: without it the volume is a plain directory)')
     .option('--fs <type>', 'ext4 or xfs')
     .option('--pool <pool>', 'rbd pool')
@@ -117,7 +117,15 @@ export function registerVolume(program: Command): void {
         ...(s.attachMethod ? [{ k: 'rbd attach method', v: s.attachMethod }] : []),
         ...(s.pendingDetaches ?? []).map((p) => ({ k: `detach pending ${p.volume}`, v: `${p.failures} failed, next try in ${Math.ceil(p.retryInMs / 1000)} s: ${p.lastError}` })),
       ];
-      output({ json: json(cmd) }, rows, [{ header: 'FIELD', value: (r) => r.k }, { header: 'VALUE', value: (r) => r.v }], s);
+      output(
+        { json: json(cmd) },
+        rows,
+        [
+          { header: 'FIELD', value: (r) => r.k },
+          { header: 'VALUE', value: (r) => r.v },
+        ],
+        s,
+      );
     });
 
   const snap = vol.command('snapshot').description('volume snapshots');
@@ -154,7 +162,7 @@ export function registerVolume(program: Command): void {
     .command('volume-driver')
     .description('run the volume driver: Docker volume plugin and admin API on one socket')
     .option('--config <file>', 'YAML/JSON config file')
-    .option('--host-id <id>', 'this host\'s identity in the cluster (default: hostname)')
+    .option('--host-id <id>', "this host's identity in the cluster (default: hostname)")
     .option('--socket <path>', `plugin socket (default ${DEFAULT_SOCKET}; the file name is the Docker driver name)`)
     .option('--data-dir <dir>', 'local volumes, mountpoints and state (default /var/lib/corral/volumes)')
     .option('--default-backend <name>', 'local or rbd')

@@ -120,7 +120,11 @@ export async function takeTour(plan: UpPlan, admin: Credential): Promise<Tour> {
 }
 
 export function renderTour(plan: UpPlan, t: Tour): string {
-  const indent = (s: string): string => s.split('\n').map((l) => `    ${l}`).join('\n');
+  const indent = (s: string): string =>
+    s
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n');
   return [
     `The demo app "${DEMO_APP_ID}" is RUNNING (task ${t.task.taskId ?? '?'} on ${t.task.host ?? '?'}):`,
     `  IP:        ${t.ip}  (pool ${plan.pool.cidr}; routed in ${plan.hostNetwork ? 'the host namespace' : `netns ${plan.netns.node}`})`,

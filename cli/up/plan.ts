@@ -35,7 +35,10 @@ const upFlagsSchema = z.strictObject({
   workDir: absPath,
   /** Instance name: the node netns is `<name>-node`, task netns `<name>-<container>`, cgroups under `<name>`. */
   name: z.string().regex(/^[a-z][a-z0-9-]{0,22}$/, 'must be 1-23 lower-case letters, digits and "-", starting with a letter'),
-  cgroupRoot: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be one cgroup directory name (letters, digits, "_", ".", "-")').optional(),
+  cgroupRoot: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be one cgroup directory name (letters, digits, "_", ".", "-")')
+    .optional(),
   runDir: absPath.optional(),
   masterPort: port,
   agentPort: port,
@@ -103,9 +106,20 @@ export const MARKER_ENV = 'CORRAL_UP_INSTANCE';
 
 /** Schema keys → the flags users typed, for error messages. */
 const FLAG_OF: Record<string, string> = {
-  workDir: '--work-dir', name: '--name', cgroupRoot: '--cgroup-root', runDir: '--run-dir', masterPort: '--port', agentPort: '--agent-port',
-  servicesPort: '--services-port', dnsPort: '--dns-port', discoveryPort: '--discovery-port', pool: '--pool', blockSize: '--block-size',
-  agentResources: '--agent-resources', hostNetwork: '--host-network', simulate: '--simulate',
+  workDir: '--work-dir',
+  name: '--name',
+  cgroupRoot: '--cgroup-root',
+  runDir: '--run-dir',
+  masterPort: '--port',
+  agentPort: '--agent-port',
+  servicesPort: '--services-port',
+  dnsPort: '--dns-port',
+  discoveryPort: '--discovery-port',
+  pool: '--pool',
+  blockSize: '--block-size',
+  agentResources: '--agent-resources',
+  hostNetwork: '--host-network',
+  simulate: '--simulate',
 };
 
 export function makePlan(input: unknown): UpPlan {

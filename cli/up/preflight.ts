@@ -53,7 +53,9 @@ export async function preflight(plan: UpPlan): Promise<void> {
   if (process.getuid?.() !== 0) problems.push('corral up needs root (cgroups, namespaces, mounts): run it as root, or use --simulate');
   const missing = Object.entries(UP_TOOLS).filter(([cmd]) => !which(cmd));
   if (missing.length) {
-    problems.push(`missing programs: ${missing.map(([c, p]) => `${c} (Debian package ${p})`).join(', ')}; ./corral up installs them, or: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
+    problems.push(
+      `missing programs: ${missing.map(([c, p]) => `${c} (Debian package ${p})`).join(', ')}; ./corral up installs them, or: apt-get install ${[...new Set(missing.map(([, p]) => p))].join(' ')}`,
+    );
   }
   for (const [what, file, dir] of [
     ['task launcher', defaultShimPath(), 'native/task-shim'],

@@ -11,7 +11,6 @@ import { hasEnvMarker, pollUntil, processAlive as alive, signalProcess } from '.
 
 export const ours = (pid: number, marker: string): boolean => pid > 1 && pid !== process.pid && alive(pid) && hasEnvMarker(pid, MARKER_ENV, marker);
 
-
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once gone. Only signals the PID while it is still ours. */
 export async function stopProcess(pid: number, marker: string, graceMs = 10_000): Promise<boolean> {
   if (!ours(pid, marker)) return false;
@@ -21,10 +20,6 @@ export async function stopProcess(pid: number, marker: string, graceMs = 10_000)
   await pollUntil(() => !alive(pid), 5000, 50);
   return true;
 }
-
-
-
-
 
 export function readPid(file: string): number | undefined {
   try {

@@ -23,12 +23,15 @@ export async function simulatedSummary(url: string, cred: { principal: string; s
         { header: 'MEM USED', value: (a) => `${amount(a.allocated_resources, 'mem')}/${amount(a.total_resources, 'mem')}` },
       ]),
       '',
-      renderTable(roles.filter((r) => r.name !== '*'), [
-        { header: 'ROLE', value: (r) => r.name },
-        { header: 'WEIGHT', value: (r) => r.weight },
-        { header: 'CPUS', value: (r) => amount(r.allocated, 'cpus') },
-        { header: 'WEIGHTED SHARE', value: (r) => r.share.toFixed(3) },
-      ]),
+      renderTable(
+        roles.filter((r) => r.name !== '*'),
+        [
+          { header: 'ROLE', value: (r) => r.name },
+          { header: 'WEIGHT', value: (r) => r.weight },
+          { header: 'CPUS', value: (r) => amount(r.allocated, 'cpus') },
+          { header: 'WEIGHTED SHARE', value: (r) => r.share.toFixed(3) },
+        ],
+      ),
       '',
       renderTable(fws, [
         { header: 'FRAMEWORK', value: (f) => f.framework_info.name },

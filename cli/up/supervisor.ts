@@ -26,7 +26,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ComponentState = 'pending' | 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
 
-
 export interface SupervisorStatus {
   state: 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped';
   pid: number;
@@ -182,13 +181,14 @@ async function drain(plan: UpPlan, admin: { principal: string; secret: string },
   log.warn('containers still present after 60 s; corral down removes them');
 }
 
-
 /** The simulated cluster: master in-process, simulated agents and demo frameworks. */
 export async function superviseSimulated(plan: UpPlan, o: { agents: number; agentResources: string }): Promise<void> {
   configureLogging({ level: 'info', file: plan.paths.log });
   const log = logger('supervisor');
   const security = ensureSecurityFile(plan.paths.security);
-  const master = await startMaster(masterConfigSchema.parse({ host: '127.0.0.1', port: plan.ports.master, workDir: plan.paths.master, credentials: plan.paths.security, log: { level: 'info', file: plan.paths.log } }));
+  const master = await startMaster(
+    masterConfigSchema.parse({ host: '127.0.0.1', port: plan.ports.master, workDir: plan.paths.master, credentials: plan.paths.security, log: { level: 'info', file: plan.paths.log } }),
+  );
   writeFileSync(plan.paths.supervisorPid, `${process.pid}\n`);
   const admin = credentialOf(security, 'admin');
   const ops = new OperatorClient({ master: master.url, ...admin });

@@ -38,7 +38,11 @@ export class ResultCache {
 
   /** The cache file of one attachment; the three parts must be set (libcni's rule), and none may leave the directory. */
   file(k: AttachmentKey): string {
-    for (const [what, v] of [['network name', k.network], ['container id', k.containerId], ['interface name', k.ifname]] as const) {
+    for (const [what, v] of [
+      ['network name', k.network],
+      ['container id', k.containerId],
+      ['interface name', k.ifname],
+    ] as const) {
       if (!v) throw new CorralError('INVALID_ARGUMENT', `a CNI cache entry needs a ${what}`);
       if (v.includes('/') || v === '.' || v === '..') throw new CorralError('INVALID_ARGUMENT', `bad ${what} "${v}" for the CNI cache`);
     }
@@ -84,7 +88,9 @@ export class ResultCache {
   list(containerId?: string): CachedAttachment[] {
     let names: string[];
     try {
-      names = readdirSync(join(this.dir, 'results')).filter((n) => !n.endsWith('.tmp')).sort();
+      names = readdirSync(join(this.dir, 'results'))
+        .filter((n) => !n.endsWith('.tmp'))
+        .sort();
     } catch {
       return [];
     }

@@ -44,5 +44,5 @@ export async function execPlugin(binary: string, call: CniCall, config: unknown,
   }
   // A plugin that did not exit by itself (killed at the timeout, or could not start) ends with a failure code.
   const code = r.code === 0 && r.timedOut ? 1 : r.code;
-  return { code, stdout: r.stdout, stderr: r.stderr || (r.timedOut ? `plugin did not finish within ${o.timeoutMs ?? 60_000} ms` : r.error ?? ''), ms: r.ms, json };
+  return { code, stdout: r.stdout, stderr: r.stderr || (r.timedOut ? `plugin did not finish within ${o.timeoutMs ?? 60_000} ms` : (r.error ?? '')), ms: r.ms, json };
 }

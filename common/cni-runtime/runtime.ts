@@ -200,7 +200,8 @@ export class CniRuntime {
   /** CHECK through the chain with the cached result; throws the first failure. */
   async check(list: NetworkConfList, a: Attachment): Promise<void> {
     this.validate(list, a);
-    if (!versionAtLeast(list.cniVersion, '0.4.0')) throw new CorralError('FAILED_PRECONDITION', `CNI network ${list.name}: configuration version ${list.cniVersion} does not support the CHECK command`);
+    if (!versionAtLeast(list.cniVersion, '0.4.0'))
+      throw new CorralError('FAILED_PRECONDITION', `CNI network ${list.name}: configuration version ${list.cniVersion} does not support the CHECK command`);
     if (list.disableCheck) return;
     const cached = this.cache.get(this.key(list, a));
     const capabilityArgs = a.capabilityArgs ?? cached?.capabilityArgs;
@@ -223,7 +224,13 @@ export class CniRuntime {
     for (const e of this.cache.list()) {
       if (e.networkName !== list.name || keep.has(`${e.containerId}\0${e.ifName}`)) continue;
       try {
-        await this.del(list, { containerId: e.containerId, ifname: e.ifName, ...(e.netns && existsSync(e.netns) ? { netns: e.netns } : {}), ...(e.cniArgs ? { args: e.cniArgs } : {}), ...(e.capabilityArgs ? { capabilityArgs: e.capabilityArgs } : {}) });
+        await this.del(list, {
+          containerId: e.containerId,
+          ifname: e.ifName,
+          ...(e.netns && existsSync(e.netns) ? { netns: e.netns } : {}),
+          ...(e.cniArgs ? { args: e.cniArgs } : {}),
+          ...(e.capabilityArgs ? { capabilityArgs: e.capabilityArgs } : {}),
+        });
         deleted.push({ containerId: e.containerId, ifname: e.ifName });
       } catch (err) {
         errors.push(`stale attachment ${e.containerId} ${e.ifName}: ${errorMessage(err)}`);

@@ -46,7 +46,7 @@ export function parseCidr(text: string, loose = false): Cidr {
 export const formatCidr = (c: Cidr): string => `${formatIp(c.base)}/${c.prefix}`;
 
 function contains(outer: Cidr, ip: number): boolean {
-  return ((ip & maskOf(outer.prefix)) >>> 0) === outer.base;
+  return (ip & maskOf(outer.prefix)) >>> 0 === outer.base;
 }
 
 /** Whether `inner` lies entirely within `outer`. */

@@ -23,7 +23,6 @@ interface SetnsAddon {
   CLONE_NEWNET: number;
 }
 
-
 let addon: SetnsAddon | undefined;
 
 function loadAddon(): SetnsAddon {
@@ -125,5 +124,8 @@ export async function deleteNamedNetns(name: string): Promise<void> {
 /** PIDs of processes living in a named namespace. */
 export async function netnsPids(name: string): Promise<number[]> {
   const out = await ip(['netns', 'pids', name]).catch(() => '');
-  return out.split('\n').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+  return out
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0);
 }

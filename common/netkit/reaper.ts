@@ -19,13 +19,22 @@ export class LinkReaper {
   private flushing: Promise<void> = Promise.resolve();
   private pending = 0;
 
-  constructor(private readonly host: Rtnl, private readonly graveyardPrefix: string, private readonly log: Logger, private readonly delayMs = 500) {}
+  constructor(
+    private readonly host: Rtnl,
+    private readonly graveyardPrefix: string,
+    private readonly log: Logger,
+    private readonly delayMs = 500,
+  ) {}
 
   /** Takes the link named `name` out of service; false when there is no such link. */
   async retire(name: string): Promise<boolean> {
     const link = await this.host.link(name);
     if (!link) return false;
-    const grave = this.graveyardPrefix + randomBytes(8).toString('hex').slice(0, 15 - this.graveyardPrefix.length);
+    const grave =
+      this.graveyardPrefix +
+      randomBytes(8)
+        .toString('hex')
+        .slice(0, 15 - this.graveyardPrefix.length);
     try {
       // Down first (a link must be down to be renamed); it joins the graveyard group only once renamed,
       // so a batch delete running meanwhile cannot take it from under us.

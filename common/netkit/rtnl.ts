@@ -11,22 +11,58 @@ import { createNetlink, Protocol, type NetlinkSocket } from 'netlink';
 import { CorralError } from '../../contracts/errors.js';
 import { inNetns } from './netns.js';
 import {
-  RTM, NLM_F, NLMSG_ERROR, NLMSG_DONE, IPV4_DEVCONF, RTN, RT_SCOPE_NOWHERE,
-  encodeVeth, encodeSetLink, encodeNeighbor, encodeLinkGroup, encodeLinkByName, encodeLinkByIndex, encodeAddress, encodeRoute, encodeProxyDelay, encodeDump,
-  parseLink, parseAddr, parseRoute,
-  type LinkInfo, type AddrInfo, type RouteInfo, type RouteSpec, type VethSpec,
+  RTM,
+  NLM_F,
+  NLMSG_ERROR,
+  NLMSG_DONE,
+  IPV4_DEVCONF,
+  RTN,
+  RT_SCOPE_NOWHERE,
+  encodeVeth,
+  encodeSetLink,
+  encodeNeighbor,
+  encodeLinkGroup,
+  encodeLinkByName,
+  encodeLinkByIndex,
+  encodeAddress,
+  encodeRoute,
+  encodeProxyDelay,
+  encodeDump,
+  parseLink,
+  parseAddr,
+  parseRoute,
+  type LinkInfo,
+  type AddrInfo,
+  type RouteInfo,
+  type RouteSpec,
+  type VethSpec,
 } from './rtnl-codec.js';
 
 export type { LinkInfo };
 
 /** A kernel refusal, with its errno name (EEXIST, ENODEV, ESRCH…) for callers to branch on. */
 export class NetlinkError extends CorralError {
-  constructor(readonly errno: string, what: string) {
+  constructor(
+    readonly errno: string,
+    what: string,
+  ) {
     super(errno === 'EPERM' || errno === 'EACCES' ? 'FORBIDDEN' : 'INTERNAL', `${what}: ${errno}`, { errno });
   }
 }
 
-const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 22: 'EINVAL', 95: 'EOPNOTSUPP', 101: 'ENETUNREACH', 105: 'ENOBUFS' };
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM',
+  2: 'ENOENT',
+  3: 'ESRCH',
+  13: 'EACCES',
+  16: 'EBUSY',
+  17: 'EEXIST',
+  19: 'ENODEV',
+  22: 'EINVAL',
+  95: 'EOPNOTSUPP',
+  101: 'ENETUNREACH',
+  105: 'ENOBUFS',
+};
 
 const TIMEOUT_MS = 5_000;
 

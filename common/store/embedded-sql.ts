@@ -132,12 +132,7 @@ export function openSchema(path: string, sync: 'full' | 'normal'): Database.Data
     if (err instanceof CorralError) throw err;
     const code = (err as { code?: unknown }).code;
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-      throw new CorralError(
-        'UNAVAILABLE',
-        `store database ${path} is already open in another process (or another store in this one); only one may use it at a time`,
-        { path },
-        { cause: err },
-      );
+      throw new CorralError('UNAVAILABLE', `store database ${path} is already open in another process (or another store in this one); only one may use it at a time`, { path }, { cause: err });
     }
     throw new CorralError('UNAVAILABLE', `cannot open store database ${path}: ${errorMessage(err)}`, { path }, { cause: err });
   }

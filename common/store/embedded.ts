@@ -14,9 +14,7 @@ import { logger, type Logger } from '../log.js';
 import * as check from '../../contracts/store/check.js';
 import type { CheckedCompare, CheckedOp, CheckedTxn } from '../../contracts/store/check.js';
 import { EMPTY, histToKv, openSchema, Statements, toKv, wrapSqlite, type HistRow, type KvRow } from './embedded-sql.js';
-import type {
-  KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchEvent, WatchOptions,
-} from '../../contracts/store/types.js';
+import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchEvent, WatchOptions } from '../../contracts/store/types.js';
 import { WatchHub, type Batch } from './watch-hub.js';
 
 export interface EmbeddedStoreOptions {
@@ -286,10 +284,14 @@ export class EmbeddedStore implements Store {
     const row = this.sql.getMeta3.get(c.key) as { create_rev: number; mod_rev: number; version: number } | undefined;
     const actual = !row ? 0 : c.target === 'modRevision' ? row.mod_rev : c.target === 'createRevision' ? row.create_rev : row.version;
     switch (c.op) {
-      case '=': return actual === c.value;
-      case '!=': return actual !== c.value;
-      case '<': return actual < c.value;
-      case '>': return actual > c.value;
+      case '=':
+        return actual === c.value;
+      case '!=':
+        return actual !== c.value;
+      case '<':
+        return actual < c.value;
+      case '>':
+        return actual > c.value;
     }
   }
 
@@ -355,8 +357,7 @@ export class EmbeddedStore implements Store {
         current = { revision: r.rev, events: [] };
         batches.push(current);
       }
-      const kv: KeyValue =
-        r.type === 0 ? histToKv(r) : { key: r.key, value: EMPTY, createRevision: 0, modRevision: r.rev, version: 0, lease: 0 };
+      const kv: KeyValue = r.type === 0 ? histToKv(r) : { key: r.key, value: EMPTY, createRevision: 0, modRevision: r.rev, version: 0, lease: 0 };
       const ev: WatchEvent = { type: r.type === 0 ? 'put' : 'delete', kv };
       if (withPrev) {
         const prev = this.sql.histPrev.get(r.key, r.rev) as HistRow | undefined;

@@ -313,12 +313,9 @@ export class EtcdStore implements Store {
   }
 
   private async casTxn(key: string, ifModRevision: number | undefined, op: CheckedOp): Promise<TxnResult> {
-    const compare: CheckedCompare[] =
-      ifModRevision === undefined ? [] : [{ key, target: 'modRevision', op: '=', value: check.checkRevision(ifModRevision, 'ifModRevision') }];
+    const compare: CheckedCompare[] = ifModRevision === undefined ? [] : [{ key, target: 'modRevision', op: '=', value: check.checkRevision(ifModRevision, 'ifModRevision') }];
     const failure: IRequestOp[] = compare.length > 0 ? [{ request_range: { key: this.key(key), keys_only: true } }] : [];
-    const res = await this.call(() =>
-      this.client.kv.txn({ compare: compare.map((c) => this.compare(c)), success: [this.requestOp(op)], failure }),
-    );
+    const res = await this.call(() => this.client.kv.txn({ compare: compare.map((c) => this.compare(c)), success: [this.requestOp(op)], failure }));
     if (!res.succeeded) {
       const actual = res.responses[0]?.response_range?.kvs[0];
       throw check.conflictError(key, ifModRevision!, actual ? Number(actual.mod_revision) : 0);
@@ -329,20 +326,29 @@ export class EtcdStore implements Store {
   private compare(c: CheckedCompare): ICompare {
     const base: ICompare = { key: this.key(c.key), target: CMP_TARGET[c.target], result: CMP_RESULT[c.op] };
     switch (c.target) {
-      case 'modRevision': return { ...base, mod_revision: c.value };
-      case 'createRevision': return { ...base, create_revision: c.value };
-      case 'version': return { ...base, version: c.value };
-      case 'value': return { ...base, value: c.value };
+      case 'modRevision':
+        return { ...base, mod_revision: c.value };
+      case 'createRevision':
+        return { ...base, create_revision: c.value };
+      case 'version':
+        return { ...base, version: c.value };
+      case 'value':
+        return { ...base, value: c.value };
     }
   }
 
   private requestOp(op: CheckedOp): IRequestOp {
     switch (op.type) {
-      case 'put': return { request_put: { key: this.key(op.key), value: op.value, lease: op.lease, prev_kv: true } };
-      case 'delete': return { request_delete_range: { key: this.key(op.key) } };
-      case 'deletePrefix': return { request_delete_range: this.prefixRange(op.prefix) };
-      case 'get': return { request_range: { key: this.key(op.key) } };
-      case 'range': return { request_range: { ...this.prefixRange(op.prefix), limit: op.limit } };
+      case 'put':
+        return { request_put: { key: this.key(op.key), value: op.value, lease: op.lease, prev_kv: true } };
+      case 'delete':
+        return { request_delete_range: { key: this.key(op.key) } };
+      case 'deletePrefix':
+        return { request_delete_range: this.prefixRange(op.prefix) };
+      case 'get':
+        return { request_range: { key: this.key(op.key) } };
+      case 'range':
+        return { request_range: { ...this.prefixRange(op.prefix), limit: op.limit } };
     }
   }
 

@@ -110,11 +110,7 @@ export async function putJson(store: Store, key: string, value: unknown, opts?: 
   return { revision };
 }
 
-export async function rangeJson<T>(
-  store: Store,
-  prefix: string,
-  opts: { limit?: number; schema?: JsonSchema<T> } = {},
-): Promise<{ entries: JsonEntry<T>[]; revision: number; more: boolean }> {
+export async function rangeJson<T>(store: Store, prefix: string, opts: { limit?: number; schema?: JsonSchema<T> } = {}): Promise<{ entries: JsonEntry<T>[]; revision: number; more: boolean }> {
   const res = await store.range(prefix, opts.limit === undefined ? {} : { limit: opts.limit });
   return { entries: res.kvs.map((kv) => decode(kv, opts.schema)), revision: res.revision, more: res.more };
 }

@@ -25,9 +25,7 @@ import { formatIssues, parseInput, z } from '../validate.js';
 import { V1Connection } from '../../contracts/client/connection.js';
 import { basicAuthHeader } from '../../contracts/client/auth-header.js';
 import * as check from '../../contracts/store/check.js';
-import {
-  compareToWire, kvFromWire, opToWire, replySchemas, resultFromWire, STORE_API_PATH, type Reply, type ReplyType, type StoreCall,
-} from '../../contracts/store/wire.js';
+import { compareToWire, kvFromWire, opToWire, replySchemas, resultFromWire, STORE_API_PATH, type Reply, type ReplyType, type StoreCall } from '../../contracts/store/wire.js';
 import { RemoteWatch } from './remote-watch.js';
 import type { KeyValue, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
@@ -50,7 +48,10 @@ const optionsSchema = z
     principal: z.string().min(1).optional(),
     secret: z.string().min(1).optional(),
     /** Prefix prepended to every key, as on the etcd backend. */
-    namespace: z.string().refine((s) => !s.includes('\0'), 'must not contain NUL').default(''),
+    namespace: z
+      .string()
+      .refine((s) => !s.includes('\0'), 'must not contain NUL')
+      .default(''),
     /** Upper bound for each call's reply (and for connecting), in ms. */
     timeoutMs: z.number().int().positive().default(10_000),
     /** Connections for calls: a write has one to itself (writes are never pipelined), reads pipeline up to 8 deep. */

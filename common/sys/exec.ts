@@ -68,6 +68,10 @@ export async function exec(cmd: string, args: string[], opts: ExecOptions = {}):
   if (r.code === 0 && !r.timedOut) return r.stdout;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (r.timedOut) throw new CorralError('TIMEOUT', `${cmd} ${args.join(' ')} did not finish within ${timeoutMs} ms`, { cmd });
-  const detail = String(r.stderr.trim() || r.error || `exit ${r.code}`).trim().split('\n').slice(-3).join('; ');
+  const detail = String(r.stderr.trim() || r.error || `exit ${r.code}`)
+    .trim()
+    .split('\n')
+    .slice(-3)
+    .join('; ');
   throw new CorralError('INTERNAL', `${cmd} ${args.join(' ')} failed: ${detail}`, { cmd });
 }

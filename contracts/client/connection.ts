@@ -33,7 +33,10 @@ export interface ConnectionOptions {
 }
 
 export class CallError extends CorralError {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(codeFor(status), message, { status });
   }
 }

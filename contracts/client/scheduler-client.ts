@@ -56,7 +56,11 @@ export class SchedulerClient {
     let rejectSubscribed!: (e: unknown) => void;
     const subscribed = new Promise<string>((res, rej) => ((resolveSubscribed = res), (rejectSubscribed = rej)));
     const info = { ...this.opts.framework, ...(this.frameworkId ? { id: { value: this.frameworkId } } : {}) };
-    const call = { type: 'SUBSCRIBE', ...(this.frameworkId ? { framework_id: { value: this.frameworkId } } : {}), subscribe: { framework_info: info, ...(extra.suppressedRoles ? { suppressed_roles: extra.suppressedRoles } : {}) } };
+    const call = {
+      type: 'SUBSCRIBE',
+      ...(this.frameworkId ? { framework_id: { value: this.frameworkId } } : {}),
+      subscribe: { framework_info: info, ...(extra.suppressedRoles ? { suppressed_roles: extra.suppressedRoles } : {}) },
+    };
     const { done } = await this.conn.subscribe(call, (raw) => {
       const e = raw as unknown as SchedulerEvent;
       if (e.type === 'SUBSCRIBED') {

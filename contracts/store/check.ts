@@ -82,8 +82,7 @@ export type CheckedOp =
   | { type: 'range'; prefix: string; limit: number };
 
 export type CheckedCompare =
-  | { key: string; target: 'modRevision' | 'createRevision' | 'version'; op: '=' | '!=' | '<' | '>'; value: number }
-  | { key: string; target: 'value'; op: '=' | '!='; value: Buffer };
+  { key: string; target: 'modRevision' | 'createRevision' | 'version'; op: '=' | '!=' | '<' | '>'; value: number } | { key: string; target: 'value'; op: '=' | '!='; value: Buffer };
 
 export interface CheckedTxn {
   compare: CheckedCompare[];

@@ -30,9 +30,7 @@ export type Value = Buffer | string;
  * A transaction guard. A missing key compares as createRevision = modRevision =
  * version = 0, so `{ target: 'createRevision', op: '=', value: 0 }` means "absent".
  */
-export type Compare =
-  | { key: string; target: 'modRevision' | 'createRevision' | 'version'; op: '=' | '!=' | '<' | '>'; value: number }
-  | { key: string; target: 'value'; op: '=' | '!='; value: Value };
+export type Compare = { key: string; target: 'modRevision' | 'createRevision' | 'version'; op: '=' | '!=' | '<' | '>'; value: number } | { key: string; target: 'value'; op: '=' | '!='; value: Value };
 
 export type Op =
   | { type: 'put'; key: string; value: Value; lease?: number }

@@ -137,54 +137,70 @@ export function kvFromWire(w: WireKv, ns = ''): KeyValue {
 
 export function compareToWire(c: CheckedCompare, ns: string): WireCompare {
   const key = ns + c.key;
-  return c.target === 'value'
-    ? { key, target: 'value', op: c.op, value: c.value.toString('base64') }
-    : { key, target: CMP_TARGET_OUT[c.target], op: c.op, value: c.value };
+  return c.target === 'value' ? { key, target: 'value', op: c.op, value: c.value.toString('base64') } : { key, target: CMP_TARGET_OUT[c.target], op: c.op, value: c.value };
 }
 
 export function compareFromWire(w: WireCompare): Compare {
-  return w.target === 'value'
-    ? { key: w.key, target: 'value', op: w.op, value: Buffer.from(w.value, 'base64') }
-    : { key: w.key, target: CMP_TARGET_IN[w.target], op: w.op, value: w.value };
+  return w.target === 'value' ? { key: w.key, target: 'value', op: w.op, value: Buffer.from(w.value, 'base64') } : { key: w.key, target: CMP_TARGET_IN[w.target], op: w.op, value: w.value };
 }
 
 export function opToWire(op: CheckedOp, ns: string): WireOp {
   switch (op.type) {
-    case 'put': return { type: 'PUT', put: { key: ns + op.key, value: op.value.toString('base64'), ...(op.lease !== 0 && { lease: op.lease }) } };
-    case 'delete': return { type: 'DELETE', delete: { key: ns + op.key } };
-    case 'deletePrefix': return { type: 'DELETE_PREFIX', delete_prefix: { prefix: ns + op.prefix } };
-    case 'get': return { type: 'GET', get: { key: ns + op.key } };
-    case 'range': return { type: 'RANGE', range: { prefix: ns + op.prefix, ...(op.limit !== 0 && { limit: op.limit }) } };
+    case 'put':
+      return { type: 'PUT', put: { key: ns + op.key, value: op.value.toString('base64'), ...(op.lease !== 0 && { lease: op.lease }) } };
+    case 'delete':
+      return { type: 'DELETE', delete: { key: ns + op.key } };
+    case 'deletePrefix':
+      return { type: 'DELETE_PREFIX', delete_prefix: { prefix: ns + op.prefix } };
+    case 'get':
+      return { type: 'GET', get: { key: ns + op.key } };
+    case 'range':
+      return { type: 'RANGE', range: { prefix: ns + op.prefix, ...(op.limit !== 0 && { limit: op.limit }) } };
   }
 }
 
 export function opFromWire(w: WireOp): Op {
   switch (w.type) {
-    case 'PUT': return { type: 'put', key: w.put.key, value: Buffer.from(w.put.value, 'base64'), ...(w.put.lease !== undefined && { lease: w.put.lease }) };
-    case 'DELETE': return { type: 'delete', key: w.delete.key };
-    case 'DELETE_PREFIX': return { type: 'deletePrefix', prefix: w.delete_prefix.prefix };
-    case 'GET': return { type: 'get', key: w.get.key };
-    case 'RANGE': return { type: 'range', prefix: w.range.prefix, ...(w.range.limit !== undefined && { limit: w.range.limit }) };
+    case 'PUT':
+      return { type: 'put', key: w.put.key, value: Buffer.from(w.put.value, 'base64'), ...(w.put.lease !== undefined && { lease: w.put.lease }) };
+    case 'DELETE':
+      return { type: 'delete', key: w.delete.key };
+    case 'DELETE_PREFIX':
+      return { type: 'deletePrefix', prefix: w.delete_prefix.prefix };
+    case 'GET':
+      return { type: 'get', key: w.get.key };
+    case 'RANGE':
+      return { type: 'range', prefix: w.range.prefix, ...(w.range.limit !== undefined && { limit: w.range.limit }) };
   }
 }
 
 export function resultToWire(r: OpResult): WireOpResult {
   switch (r.type) {
-    case 'put': return { type: 'PUT', put: r.prev ? { prev_kv: kvToWire(r.prev) } : {} };
-    case 'delete': return { type: 'DELETE', delete: { deleted: r.deleted } };
-    case 'deletePrefix': return { type: 'DELETE_PREFIX', delete_prefix: { deleted: r.deleted } };
-    case 'get': return { type: 'GET', get: r.kv ? { kv: kvToWire(r.kv) } : {} };
-    case 'range': return { type: 'RANGE', range: { kvs: r.kvs.map(kvToWire), more: r.more } };
+    case 'put':
+      return { type: 'PUT', put: r.prev ? { prev_kv: kvToWire(r.prev) } : {} };
+    case 'delete':
+      return { type: 'DELETE', delete: { deleted: r.deleted } };
+    case 'deletePrefix':
+      return { type: 'DELETE_PREFIX', delete_prefix: { deleted: r.deleted } };
+    case 'get':
+      return { type: 'GET', get: r.kv ? { kv: kvToWire(r.kv) } : {} };
+    case 'range':
+      return { type: 'RANGE', range: { kvs: r.kvs.map(kvToWire), more: r.more } };
   }
 }
 
 export function resultFromWire(w: WireOpResult, ns: string): OpResult {
   switch (w.type) {
-    case 'PUT': return w.put.prev_kv ? { type: 'put', prev: kvFromWire(w.put.prev_kv, ns) } : { type: 'put' };
-    case 'DELETE': return { type: 'delete', deleted: w.delete.deleted };
-    case 'DELETE_PREFIX': return { type: 'deletePrefix', deleted: w.delete_prefix.deleted };
-    case 'GET': return w.get.kv ? { type: 'get', kv: kvFromWire(w.get.kv, ns) } : { type: 'get' };
-    case 'RANGE': return { type: 'range', kvs: w.range.kvs.map((kv) => kvFromWire(kv, ns)), more: w.range.more };
+    case 'PUT':
+      return w.put.prev_kv ? { type: 'put', prev: kvFromWire(w.put.prev_kv, ns) } : { type: 'put' };
+    case 'DELETE':
+      return { type: 'delete', deleted: w.delete.deleted };
+    case 'DELETE_PREFIX':
+      return { type: 'deletePrefix', deleted: w.delete_prefix.deleted };
+    case 'GET':
+      return w.get.kv ? { type: 'get', kv: kvFromWire(w.get.kv, ns) } : { type: 'get' };
+    case 'RANGE':
+      return { type: 'range', kvs: w.range.kvs.map((kv) => kvFromWire(kv, ns)), more: w.range.more };
   }
 }
 

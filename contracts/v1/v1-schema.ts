@@ -7,7 +7,13 @@ import { z } from 'zod';
 import { stripNulls } from './v1-json.js';
 
 // uint64/int64 may arrive as JSON numbers or as strings (protobuf JSON mapping).
-const int64 = z.union([z.number().int(), z.string().regex(/^-?\d+$/, 'expected an integer').transform(Number)]);
+const int64 = z.union([
+  z.number().int(),
+  z
+    .string()
+    .regex(/^-?\d+$/, 'expected an integer')
+    .transform(Number),
+]);
 const uint = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/, 'expected a non-negative integer').transform(Number)]);
 
 /**
@@ -36,7 +42,12 @@ export const roleSchema = z.string().superRefine((r, ctx) => {
 export const idSchema = z.object({ value: z.string().min(1, 'id must not be empty').max(255, 'id is too long') });
 export type V1Id = z.infer<typeof idSchema>;
 
-const labelsSchema = z.object({ labels: z.array(z.object({ key: z.string().max(1024), value: z.string().max(65536).optional() })).max(256).optional() });
+const labelsSchema = z.object({
+  labels: z
+    .array(z.object({ key: z.string().max(1024), value: z.string().max(65536).optional() }))
+    .max(256)
+    .optional(),
+});
 
 const reservationSchema = z.object({
   type: z.enum(['STATIC', 'DYNAMIC']).optional(),
@@ -95,8 +106,15 @@ const durationSchema = z.object({ nanoseconds: int64 });
 const MAX_DURATION_SECONDS = 9_223_372_036;
 
 const FRAMEWORK_CAPABILITIES = [
-  'UNKNOWN', 'REVOCABLE_RESOURCES', 'TASK_KILLING_STATE', 'GPU_RESOURCES', 'SHARED_RESOURCES', 'PARTITION_AWARE',
-  'MULTI_ROLE', 'RESERVATION_REFINEMENT', 'REGION_AWARE',
+  'UNKNOWN',
+  'REVOCABLE_RESOURCES',
+  'TASK_KILLING_STATE',
+  'GPU_RESOURCES',
+  'SHARED_RESOURCES',
+  'PARTITION_AWARE',
+  'MULTI_ROLE',
+  'RESERVATION_REFINEMENT',
+  'REGION_AWARE',
 ] as const;
 type FrameworkCapability = (typeof FRAMEWORK_CAPABILITIES)[number];
 const knownCapability = new Set<string>(FRAMEWORK_CAPABILITIES);
@@ -132,7 +150,10 @@ export const frameworkInfoSchema = z.object({
 export type V1FrameworkInfo = z.infer<typeof frameworkInfoSchema>;
 
 const environmentSchema = z.looseObject({
-  variables: z.array(z.looseObject({ name: z.string().min(1).max(1024), value: z.string().max(65536).optional(), type: z.string().optional() })).max(1000).optional(),
+  variables: z
+    .array(z.looseObject({ name: z.string().min(1).max(1024), value: z.string().max(65536).optional(), type: z.string().optional() }))
+    .max(1000)
+    .optional(),
 });
 
 const commandInfoSchema = z.looseObject({
@@ -203,7 +224,10 @@ export const taskInfoSchema = z
     executor: z.looseObject({}).optional(),
     health_check: healthCheckSchema.optional(),
     kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional(),
-    data: z.string().max(1024 * 1024).optional(),
+    data: z
+      .string()
+      .max(1024 * 1024)
+      .optional(),
     labels: labelsSchema.optional(),
     discovery: discoverySchema.optional(),
   })
@@ -266,17 +290,44 @@ const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('DECLINE'), framework_id: idSchema, decline: z.object({ offer_ids: offerIds, filters: filtersSchema.optional() }) }),
   z.object({ type: z.literal('REVIVE'), framework_id: idSchema, revive: z.object({ role: roleSchema.optional(), roles: z.array(roleSchema).optional() }).optional() }),
   z.object({ type: z.literal('SUPPRESS'), framework_id: idSchema, suppress: z.object({ roles: z.array(roleSchema).optional() }).optional() }),
-  z.object({ type: z.literal('KILL'), framework_id: idSchema, kill: z.object({ task_id: idSchema, agent_id: idSchema.optional(), kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional() }) }),
+  z.object({
+    type: z.literal('KILL'),
+    framework_id: idSchema,
+    kill: z.object({ task_id: idSchema, agent_id: idSchema.optional(), kill_policy: z.looseObject({ grace_period: durationSchema.optional() }).optional() }),
+  }),
   z.object({ type: z.literal('SHUTDOWN'), framework_id: idSchema, shutdown: z.object({ executor_id: idSchema, agent_id: idSchema }) }),
   z.object({ type: z.literal('ACKNOWLEDGE'), framework_id: idSchema, acknowledge: acknowledgementSchema }),
   // corral extension: many acknowledgements in one call (all valid, or none applied).
-  z.object({ type: z.literal('ACKNOWLEDGE_BATCH'), framework_id: idSchema, acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(MAX_ACKNOWLEDGEMENTS) }) }),
-  z.object({ type: z.literal('RECONCILE'), framework_id: idSchema, reconcile: z.object({ tasks: z.array(z.object({ task_id: idSchema, agent_id: idSchema.optional() })).max(100000).default([]) }).optional() }),
+  z.object({
+    type: z.literal('ACKNOWLEDGE_BATCH'),
+    framework_id: idSchema,
+    acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(MAX_ACKNOWLEDGEMENTS) }),
+  }),
+  z.object({
+    type: z.literal('RECONCILE'),
+    framework_id: idSchema,
+    reconcile: z
+      .object({
+        tasks: z
+          .array(z.object({ task_id: idSchema, agent_id: idSchema.optional() }))
+          .max(100000)
+          .default([]),
+      })
+      .optional(),
+  }),
   z.object({ type: z.literal('MESSAGE'), framework_id: idSchema, message: z.object({ agent_id: idSchema, executor_id: idSchema, data: z.string().max(4 * 1024 * 1024) }) }),
   z.object({ type: z.literal('REQUEST'), framework_id: idSchema, request: z.looseObject({}).optional() }),
   // corral makes no inverse offers, so every id is unknown: Mesos answers 202 and ignores those too.
-  z.object({ type: z.literal('ACCEPT_INVERSE_OFFERS'), framework_id: idSchema, accept_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }) }),
-  z.object({ type: z.literal('DECLINE_INVERSE_OFFERS'), framework_id: idSchema, decline_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }) }),
+  z.object({
+    type: z.literal('ACCEPT_INVERSE_OFFERS'),
+    framework_id: idSchema,
+    accept_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }),
+  }),
+  z.object({
+    type: z.literal('DECLINE_INVERSE_OFFERS'),
+    framework_id: idSchema,
+    decline_inverse_offers: z.object({ inverse_offer_ids: z.array(idSchema).min(1).max(10000), filters: filtersSchema.optional() }),
+  }),
   z.object({ type: z.literal('UPDATE_FRAMEWORK'), framework_id: idSchema, update_framework: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
 ]);
 /**
@@ -289,8 +340,20 @@ export type V1SchedulerCall = z.infer<typeof schedulerCallSchema>;
 export const SCHEDULER_CALL_TYPES = schedulerCalls.options.map((o) => o.shape.type.value);
 
 export const taskStateSchema = z.enum([
-  'TASK_STAGING', 'TASK_STARTING', 'TASK_RUNNING', 'TASK_KILLING', 'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED',
-  'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_UNREACHABLE', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR', 'TASK_UNKNOWN',
+  'TASK_STAGING',
+  'TASK_STARTING',
+  'TASK_RUNNING',
+  'TASK_KILLING',
+  'TASK_FINISHED',
+  'TASK_FAILED',
+  'TASK_KILLED',
+  'TASK_ERROR',
+  'TASK_LOST',
+  'TASK_DROPPED',
+  'TASK_UNREACHABLE',
+  'TASK_GONE',
+  'TASK_GONE_BY_OPERATOR',
+  'TASK_UNKNOWN',
 ]);
 export type V1TaskState = z.infer<typeof taskStateSchema>;
 
@@ -302,7 +365,10 @@ export const taskStatusSchema = z.looseObject({
   message: z.string().max(65536).optional(),
   source: taskSourceSchema.optional(),
   reason: z.string().max(128).optional(),
-  data: z.string().max(1024 * 1024).optional(),
+  data: z
+    .string()
+    .max(1024 * 1024)
+    .optional(),
   agent_id: idSchema.optional(),
   executor_id: idSchema.optional(),
   timestamp: double(z.number().finite()).optional(),
@@ -338,7 +404,15 @@ const operatorCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('UNRESERVE_RESOURCES'), unreserve_resources: z.object({ agent_id: idSchema, resources: v1ResourceListSchema.min(1) }) }),
   z.object({ type: z.literal('CREATE_VOLUMES'), create_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
   z.object({ type: z.literal('DESTROY_VOLUMES'), destroy_volumes: z.object({ agent_id: idSchema, volumes: v1ResourceListSchema.min(1) }) }),
-  z.object({ type: z.literal('UPDATE_WEIGHTS'), update_weights: z.object({ weight_infos: z.array(z.object({ role: roleSchema, weight: double(z.number().finite().positive().max(1e6)) })).min(1).max(1000) }) }),
+  z.object({
+    type: z.literal('UPDATE_WEIGHTS'),
+    update_weights: z.object({
+      weight_infos: z
+        .array(z.object({ role: roleSchema, weight: double(z.number().finite().positive().max(1e6)) }))
+        .min(1)
+        .max(1000),
+    }),
+  }),
   z.object({ type: z.literal('UPDATE_QUOTA'), update_quota: z.object({ force: bool.optional(), quota_configs: z.array(quotaConfigSchema).min(1).max(1000) }) }),
   z.object({ type: z.literal('MARK_AGENT_GONE'), mark_agent_gone: z.object({ agent_id: idSchema }) }),
   z.object({ type: z.literal('TEARDOWN'), teardown: z.object({ framework_id: idSchema }) }),
@@ -395,8 +469,16 @@ const agentCalls = z.discriminatedUnion('type', [
      */
     update: z
       .object({
-        updates: z.array(z.object({ framework_id: idSchema, status: taskStatusSchema })).min(1).max(MAX_STATUS_UPDATES).optional(),
-        frameworks: z.array(z.object({ framework_id: idSchema, statuses: z.array(taskStatusSchema).min(1).max(MAX_STATUS_UPDATES) })).min(1).max(MAX_STATUS_UPDATES).optional(),
+        updates: z
+          .array(z.object({ framework_id: idSchema, status: taskStatusSchema }))
+          .min(1)
+          .max(MAX_STATUS_UPDATES)
+          .optional(),
+        frameworks: z
+          .array(z.object({ framework_id: idSchema, statuses: z.array(taskStatusSchema).min(1).max(MAX_STATUS_UPDATES) }))
+          .min(1)
+          .max(MAX_STATUS_UPDATES)
+          .optional(),
       })
       .refine((u) => (u.updates === undefined) !== (u.frameworks === undefined), 'give either "updates" or "frameworks", not both')
       .refine((u) => (u.frameworks ?? []).reduce((n, g) => n + g.statuses.length, 0) <= MAX_STATUS_UPDATES, `at most ${MAX_STATUS_UPDATES} statuses in one call`),

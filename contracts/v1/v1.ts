@@ -2,10 +2,7 @@
  * Mesos v1 JSON shapes as corral emits them. Inputs are defined (and
  * validated) in v1-schema.ts; this file adds what only flows outward.
  */
-export type {
-  V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus,
-  V1TaskState, V1Operation, V1AgentInfo, V1QuotaConfig,
-} from './v1-schema.js';
+export type { V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Operation, V1AgentInfo, V1QuotaConfig } from './v1-schema.js';
 import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1AgentInfo } from './v1-schema.js';
 
 export interface V1Offer {
@@ -159,7 +156,14 @@ export function expandCompactLaunch(launch: Extract<AgentEvent, { type: 'LAUNCH'
 }
 
 export const TERMINAL_STATES: ReadonlySet<V1TaskState> = new Set<V1TaskState>([
-  'TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED', 'TASK_GONE', 'TASK_GONE_BY_OPERATOR',
+  'TASK_FINISHED',
+  'TASK_FAILED',
+  'TASK_KILLED',
+  'TASK_ERROR',
+  'TASK_LOST',
+  'TASK_DROPPED',
+  'TASK_GONE',
+  'TASK_GONE_BY_OPERATOR',
 ]);
 
 export const isTerminal = (s: V1TaskState): boolean => TERMINAL_STATES.has(s);

@@ -52,7 +52,21 @@ export const discoveryConfigSchema = z.object({
       /** UDP answered by the native recvmmsg/sendmmsg thread when its addon is built; false keeps node:dgram. */
       fastPath: z.boolean().default(true),
     })
-    .default({ host: '127.0.0.1', port: 8600, ttl: 0, negativeTtl: 1, workers: 'auto', upstreams: [], forwardTimeoutMs: 2_000, labelRule: 'rfc1123', maxUdpPayload: 1232, maxRotations: 16, tcpIdleMs: 10_000, tcpMaxConnections: 1_000, fastPath: true }),
+    .default({
+      host: '127.0.0.1',
+      port: 8600,
+      ttl: 0,
+      negativeTtl: 1,
+      workers: 'auto',
+      upstreams: [],
+      forwardTimeoutMs: 2_000,
+      labelRule: 'rfc1123',
+      maxUdpPayload: 1232,
+      maxRotations: 16,
+      tcpIdleMs: 10_000,
+      tcpMaxConnections: 1_000,
+      fastPath: true,
+    }),
   http: z
     .object({
       host: z.string().default('127.0.0.1'),

@@ -72,7 +72,12 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       framework: (id) => projector.tasksWhere((t) => t.frameworkId === id),
     });
     const address = nsAddress(config);
-    projector = new Projector({ domain: config.domain, labelRule: config.dns.labelRule, nsAddress: address, negativeTtl: config.dns.negativeTtl, serial: Math.floor(Date.now() / 1000) }, view, catalog, addresses);
+    projector = new Projector(
+      { domain: config.domain, labelRule: config.dns.labelRule, nsAddress: address, negativeTtl: config.dns.negativeTtl, serial: Math.floor(Date.now() / 1000) },
+      view,
+      catalog,
+      addresses,
+    );
 
     // Records contributed so far (the zone apex) go to DNS in its first snapshot.
     projector.table.flush();

@@ -51,7 +51,13 @@ export function mountCorralApi(server: HttpServer, p: Parts & { config: Discover
     domain: p.config.domain,
     datacenter: p.config.datacenter,
     master: p.feed
-      ? { url: p.config.master.url, connected: p.feed.connected, staleSeconds: p.feed.staleSeconds, lastContact: p.feed.lastContact ? new Date(p.feed.lastContact).toISOString() : null, reconnects: p.feed.reconnects }
+      ? {
+          url: p.config.master.url,
+          connected: p.feed.connected,
+          staleSeconds: p.feed.staleSeconds,
+          lastContact: p.feed.lastContact ? new Date(p.feed.lastContact).toISOString() : null,
+          reconnects: p.feed.reconnects,
+        }
       : null,
     dns: { port: p.dns.port, names: p.dns.responder.zone.size, workers: p.dns.workerPids.length, stats: p.dns.stats() },
     catalogIndex: p.catalog.index,

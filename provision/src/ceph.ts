@@ -137,7 +137,10 @@ export async function bootstrapCeph(o: CephBootstrapOptions, spawn: CephSpawner)
   const confFile = join(dir, 'ceph.conf');
   const clientConfFile = join(dir, 'ceph.client.conf');
   const keyring = join(dir, 'keyring');
-  writeFileSync(confFile, cephConfText({ dir, fsid, address, basePort, portCount, ...(o.memstoreBytes ? { memstoreBytes: o.memstoreBytes } : {}), ...(o.extraConfig ? { extraConfig: o.extraConfig } : {}) }));
+  writeFileSync(
+    confFile,
+    cephConfText({ dir, fsid, address, basePort, portCount, ...(o.memstoreBytes ? { memstoreBytes: o.memstoreBytes } : {}), ...(o.extraConfig ? { extraConfig: o.extraConfig } : {}) }),
+  );
   writeFileSync(clientConfFile, cephClientConfText({ fsid, address, basePort }));
   const cliArgs = ['-c', confFile, '--keyring', keyring, '--connect-timeout', '10'];
   const run = (cmd: string, args: string[], timeoutMs = 20_000) => exec('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), cmd, ...args], { timeoutMs: timeoutMs + 2000 });

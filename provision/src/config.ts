@@ -15,7 +15,10 @@ import { z } from '../../common/validate.js';
 import { isIp } from '../../common/netkit/ipv4.js';
 
 const ip = z.string().refine(isIp, 'an IPv4 address');
-const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\n]/.test(p), 'no NUL or newline');
+const absPath = z
+  .string()
+  .startsWith('/', 'must be an absolute path')
+  .refine((p) => !/[\0\n]/.test(p), 'no NUL or newline');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR');
 const port = z.number().int().min(1).max(65535);
 
@@ -104,11 +107,17 @@ export const nodeConfigSchema = z.strictObject({
     .strictObject({
       /** The CNI network name apps join (`network:` in an app). */
       network: z.string().default('corral'),
-      pools: z.array(z.strictObject({ name: z.string(), cidr, blockSize: z.number().int().min(20).max(32).default(26) })).min(1).default([{ name: 'default', cidr: '100.96.0.0/16', blockSize: 26 }]),
+      pools: z
+        .array(z.strictObject({ name: z.string(), cidr, blockSize: z.number().int().min(20).max(32).default(26) }))
+        .min(1)
+        .default([{ name: 'default', cidr: '100.96.0.0/16', blockSize: 26 }]),
       /** IPAM store: the master's Store (`master`), etcd, or the node's own (`embedded`: one node shares its pool with nobody). */
       store: z.union([z.literal('master'), z.literal('embedded'), z.strictObject({ etcdEndpoints: z.array(z.string().url()).min(1), namespace: z.string().default('') })]).default('master'),
       /** Run the node daemon inside this named network namespace (its veths and routes live there, not in the machine's). */
-      netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+      netns: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+        .optional(),
       /** Announce container routes over BGP (off for a node alone). */
       bgp: z.boolean().default(true),
       asn: z.number().int().min(1).default(64512),
@@ -143,9 +152,16 @@ export const nodeConfigSchema = z.strictObject({
       /** Extra attributes; `host:<name>` is always added. */
       attributes: z.string().default(''),
       /** Parent of this agent's container cgroups (default corral-<name>). */
-      cgroupRoot: z.string().regex(/^[A-Za-z0-9_.-]+$/).optional(),
+      cgroupRoot: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/)
+        .optional(),
       /** Container netns file names (default corral-<name>-). */
-      netnsPrefix: z.string().regex(/^[A-Za-z0-9_.-]*$/).max(40).optional(),
+      netnsPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]*$/)
+        .max(40)
+        .optional(),
       /** More paths whose mounts tasks must not pin (a lab masks its whole directory: every host's volumes). */
       maskedPaths: z.array(absPath).default([]),
     })

@@ -9,14 +9,5 @@ export { type NodeConfig, type NodeConfigInput, nodeConfigSchema } from './confi
 export { type NodeInitOptions, initNode, nodeFileFor } from './init.js';
 export { cephClientFiles, planNode, type NodePlan } from './plan.js';
 export { daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
-export {
-  loadNodeState,
-  ours,
-  startDaemon,
-  stopProcesses,
-  superviseNode,
-  type NodeProcess,
-  type NodeState,
-  type Supervision,
-} from './lifecycle.js';
+export { loadNodeState, ours, startDaemon, stopProcesses, superviseNode, type NodeProcess, type NodeState, type Supervision } from './lifecycle.js';
 export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';

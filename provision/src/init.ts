@@ -48,7 +48,7 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
       ...(o.ceph ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 1024, pools: ['corral'] } } } : {}),
     };
   }
-  if (!o.control) throw new Error('an agent node needs the control node\'s address (--control)');
+  if (!o.control) throw new Error("an agent node needs the control node's address (--control)");
   return {
     role: 'agent',
     ...common,

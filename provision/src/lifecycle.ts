@@ -109,9 +109,17 @@ async function waitReady(d: DaemonSpec, p: NodeProcess, timeoutMs: number, extra
 export async function stopProcesses(processes: NodeProcess[], graceMs = 10_000): Promise<void> {
   const live = [...processes].reverse().filter(ours);
   for (const p of live) signalProcess(p.pid, 'SIGTERM');
-  if (!(await waitDead(live.map((p) => p.pid), graceMs))) {
+  if (
+    !(await waitDead(
+      live.map((p) => p.pid),
+      graceMs,
+    ))
+  ) {
     for (const p of live) if (ours(p)) signalProcess(p.pid, 'SIGKILL');
-    await waitDead(live.map((p) => p.pid), 5000);
+    await waitDead(
+      live.map((p) => p.pid),
+      5000,
+    );
   }
 }
 
@@ -145,7 +153,7 @@ export async function reconcileNode(desired: DesiredState, o: ReconcileOptions):
   const previous = loadNodeState(o.stateFile);
   const state: NodeState = {
     name: o.name,
-    ...(o.role ?? previous?.role ? { role: o.role ?? previous?.role } : {}),
+    ...((o.role ?? previous?.role) ? { role: o.role ?? previous?.role } : {}),
     processes: (previous?.processes ?? []).filter(ours),
     scope: o.scope ?? previous?.scope ?? { dirs: [] },
   };

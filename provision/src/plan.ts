@@ -193,17 +193,27 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       store,
       pools: n.cni.pools.map((p) => ({ name: p.name, cidr: p.cidr, blockSize: p.blockSize })),
       reconcile: { intervalMs: n.cni.reconcileIntervalMs, graceMs: 5_000, releaseEmptyBlocksAfterMs: 60_000, keepEmptyBlocks: 1, sources },
-      bgp: !n.cni.bgp ? { enabled: false } : {
-        enabled: true,
-        asn: n.cni.asn,
-        localAddress: n.address,
-        holdTime: n.cni.holdTime,
-        restart: { initialMs: 100, maxMs: 5000 },
-        ...(n.cni.routeReflectors.length ? { routeReflectors: n.cni.routeReflectors } : { master: { url: n.cni.meshMaster ?? urls.master, pollMs: n.cni.meshPollMs } }),
-      },
+      bgp: !n.cni.bgp
+        ? { enabled: false }
+        : {
+            enabled: true,
+            asn: n.cni.asn,
+            localAddress: n.address,
+            holdTime: n.cni.holdTime,
+            restart: { initialMs: 100, maxMs: 5000 },
+            ...(n.cni.routeReflectors.length ? { routeReflectors: n.cni.routeReflectors } : { master: { url: n.cni.meshMaster ?? urls.master, pollMs: n.cni.meshPollMs } }),
+          },
       log: logFile(dir, 'daemon'),
     };
-    add('cni', `CNI node daemon in ${n.cni.netns ? `netns ${n.cni.netns}` : 'the node\'s network namespace'}`, dir, ['cni', 'daemon'], config, { kind: 'unix', socket: cni.socket, path: '/v1/status', show: { field: [], text: `pools ${n.cni.pools.map((p) => `${p.cidr} (/${p.blockSize} blocks)`).join(', ')}, socket ${cni.socket}` } }, n.cni.netns ? `/run/netns/${n.cni.netns}` : undefined);
+    add(
+      'cni',
+      `CNI node daemon in ${n.cni.netns ? `netns ${n.cni.netns}` : "the node's network namespace"}`,
+      dir,
+      ['cni', 'daemon'],
+      config,
+      { kind: 'unix', socket: cni.socket, path: '/v1/status', show: { field: [], text: `pools ${n.cni.pools.map((p) => `${p.cidr} (/${p.blockSize} blocks)`).join(', ')}, socket ${cni.socket}` } },
+      n.cni.netns ? `/run/netns/${n.cni.netns}` : undefined,
+    );
   }
   const agentCgroupRoot = n.agent.cgroupRoot ?? `corral-${n.name}`;
   const agentNetnsPrefix = n.agent.netnsPrefix ?? `corral-${n.name}-`;
@@ -217,11 +227,23 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       dataDir: n.volumes.dataDir ?? join(dir, 'data'),
       defaultBackend: cephClient ? 'rbd' : 'local',
       rbd: cephClient
-        ? { enabled: true, confFile: cephClient.confFile, keyring: cephClient.keyring, clientName: n.ceph.clientName, pool: n.ceph.pool, attach: n.volumes.attach, timeoutSeconds: n.volumes.timeoutSeconds }
+        ? {
+            enabled: true,
+            confFile: cephClient.confFile,
+            keyring: cephClient.keyring,
+            clientName: n.ceph.clientName,
+            pool: n.ceph.pool,
+            attach: n.volumes.attach,
+            timeoutSeconds: n.volumes.timeoutSeconds,
+          }
         : { enabled: false },
       // Detaches converge: a task's reference whose unmount was lost is released once this node's agent no longer runs it.
       ...(has('agent')
-        ? { reconcile: { liveContainers: n.agent.apiSocket ? { url: 'http://agent/api/v1/containers', socketPath: n.agent.apiSocket } : { url: `http://${n.address}:${n.agent.port}/api/v1/containers` } } }
+        ? {
+            reconcile: {
+              liveContainers: n.agent.apiSocket ? { url: 'http://agent/api/v1/containers', socketPath: n.agent.apiSocket } : { url: `http://${n.address}:${n.agent.port}/api/v1/containers` },
+            },
+          }
         : {}),
       log: logFile(dir, 'driver'),
     };

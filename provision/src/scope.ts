@@ -50,7 +50,9 @@ function cgroupTree(dir: string): string[] {
   const walk = (d: string): void => {
     let entries: string[] = [];
     try {
-      entries = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+      entries = readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
     } catch {
       return;
     }
@@ -112,7 +114,9 @@ function helperPids(dir: string, except: number[] = []): number[] {
 async function teardownVolumes(dir: string, helpers: () => number[]): Promise<void> {
   const under = (p: string) => p === dir || p.startsWith(dir + '/');
   const byDepth = (a: { target: string }, b: { target: string }) => b.target.length - a.target.length;
-  for (const m of mounts().filter((m) => under(m.target) && !m.fstype.startsWith('fuse')).sort(byDepth)) {
+  for (const m of mounts()
+    .filter((m) => under(m.target) && !m.fstype.startsWith('fuse'))
+    .sort(byDepth)) {
     await exec('umount', [m.target], { timeoutMs: 20_000 }).catch(() => exec('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   let loops: string[] = [];
@@ -135,7 +139,9 @@ async function teardownVolumes(dir: string, helpers: () => number[]): Promise<vo
     for (const pid of pids) signal(pid, 'SIGKILL');
     await waitDead(pids, 5000);
   };
-  for (const m of mounts().filter((m) => under(m.target) && m.fstype.startsWith('fuse')).sort(byDepth)) {
+  for (const m of mounts()
+    .filter((m) => under(m.target) && m.fstype.startsWith('fuse'))
+    .sort(byDepth)) {
     await umountFuse(m.target, 5000, killHelpers).catch(() => exec('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   await killHelpers();
@@ -185,7 +191,9 @@ function scopeCgroupRoots(scope: NodeScope, base = '/sys/fs/cgroup'): string[] {
     for (const dir of levels) {
       let entries: string[] = [];
       try {
-        entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+        entries = readdirSync(dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name);
       } catch {
         continue;
       }
@@ -220,7 +228,9 @@ export async function killScope(scope: NodeScope, timeoutMs = 10_000): Promise<n
 
 /** Mount points at or under one of `dirs`, deepest first. */
 function mountsUnder(dirs: string[]): string[] {
-  const targets = mounts().map((m) => m.target).filter((t) => dirs.some((d) => t === d || t.startsWith(`${d}/`)));
+  const targets = mounts()
+    .map((m) => m.target)
+    .filter((t) => dirs.some((d) => t === d || t.startsWith(`${d}/`)));
   return [...new Set(targets)].sort((a, b) => b.length - a.length);
 }
 
@@ -235,7 +245,9 @@ function loopDevicesUnder(dirs: string[]): string[] {
   }
   for (const b of blocks) {
     try {
-      const backing = readFileSync(`/sys/block/${b}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '');
+      const backing = readFileSync(`/sys/block/${b}/loop/backing_file`, 'utf8')
+        .trim()
+        .replace(/ \(deleted\)$/, '');
       if (dirs.some((d) => backing.startsWith(`${d}/`))) out.push(`/dev/${b}`);
     } catch {
       // not attached
@@ -273,7 +285,12 @@ function loopHolders(dev: string): number[] {
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      if (readFileSync(`/proc/${e}/mountinfo`, 'utf8').split('\n').some((l) => l.split(' ')[2] === devno)) out.push(Number(e));
+      if (
+        readFileSync(`/proc/${e}/mountinfo`, 'utf8')
+          .split('\n')
+          .some((l) => l.split(' ')[2] === devno)
+      )
+        out.push(Number(e));
     } catch {
       // gone
     }

@@ -82,7 +82,7 @@ describe('agent: Docker tasks', () => {
     expect(await (await fetch(`${agent.url}/api/v1/logs?task_id=d-ok`)).text()).toContain('hello from docker');
   });
 
-  it('kill honours the container\'s SIGTERM handler within the grace period', async () => {
+  it("kill honours the container's SIGTERM handler within the grace period", async () => {
     await launch('d-trap', "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done", { kill_policy: { grace_period: { nanoseconds: 10e9 } } });
     await fw.update('d-trap', 'TASK_RUNNING', 30_000);
     // The container's sh is its pid 1: a SIGTERM before the trap is set would be ignored.

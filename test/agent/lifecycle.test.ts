@@ -33,7 +33,11 @@ async function offer(need: string): Promise<V1Offer> {
 async function launch(task: Partial<Omit<V1TaskInfo, 'resources'>> & { id: string; resources?: string }): Promise<void> {
   const { id, resources = 'cpus:0.1;mem:64', ...rest } = task;
   const o = await offer(resources);
-  await fw.client.accept([o.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: o.agent_id, resources: resourcesJson(resources), ...rest } as V1TaskInfo] } }], 0);
+  await fw.client.accept(
+    [o.id.value],
+    [{ type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: o.agent_id, resources: resourcesJson(resources), ...rest } as V1TaskInfo] } }],
+    0,
+  );
 }
 
 beforeAll(async () => {
@@ -85,7 +89,11 @@ describe('agent: native tasks', () => {
     await launch({ id: 'noimage', command: { value: 'true' }, container: { type: 'MESOS', mesos: { image: { type: 'DOCKER', docker: { name: 'busybox' } } } } as V1TaskInfo['container'] });
     const e1 = await fw.update('noimage', 'TASK_ERROR', 15_000);
     expect(e1.message).toMatch(/TARBALL/);
-    await launch({ id: 'badvol', command: { value: 'true' }, container: { type: 'MESOS', volumes: [{ container_path: 'data', mode: 'RW', source: { type: 'DOCKER_VOLUME', docker_volume: { driver: 'nope', name: 'v' } } }] } as V1TaskInfo['container'] });
+    await launch({
+      id: 'badvol',
+      command: { value: 'true' },
+      container: { type: 'MESOS', volumes: [{ container_path: 'data', mode: 'RW', source: { type: 'DOCKER_VOLUME', docker_volume: { driver: 'nope', name: 'v' } } }] } as V1TaskInfo['container'],
+    });
     const e2 = await fw.update('badvol', 'TASK_ERROR', 15_000);
     expect(e2.message).toMatch(/nope|volume/);
     await launch({ id: 'escape', command: { value: 'true' }, container: { type: 'MESOS', volumes: [{ container_path: '../../etc', mode: 'RW', host_path: '/tmp' }] } as V1TaskInfo['container'] });
@@ -93,13 +101,24 @@ describe('agent: native tasks', () => {
     expect(e3.message).toMatch(/leaves the sandbox/);
     // More than the agent has: refused before it reaches the agent.
     const o = await offer('cpus:0.1;mem:32');
-    await fw.client.accept([o.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'toobig', task_id: { value: 'toobig' }, agent_id: o.agent_id, resources: resourcesJson('cpus:64;mem:32'), command: { value: 'true' } } as V1TaskInfo] } }], 0).catch(() => undefined);
+    await fw.client
+      .accept(
+        [o.id.value],
+        [
+          {
+            type: 'LAUNCH',
+            launch: { task_infos: [{ name: 'toobig', task_id: { value: 'toobig' }, agent_id: o.agent_id, resources: resourcesJson('cpus:64;mem:32'), command: { value: 'true' } } as V1TaskInfo] },
+          },
+        ],
+        0,
+      )
+      .catch(() => undefined);
     const e4 = await fw.update('toobig', 'TASK_ERROR', 15_000);
     expect(e4.message).toMatch(/cpus|resources|offer/);
     expect((await fetch(`${agent.url}/health`)).status).toBe(200);
   });
 
-  it('kills with a grace period that honours the task\'s SIGTERM handler', async () => {
+  it("kills with a grace period that honours the task's SIGTERM handler", async () => {
     const marker = join(dir, 'got-term');
     await launch({ id: 'graceful', command: { value: `trap 'echo bye > ${marker}; exit 0' TERM; echo ready; while :; do sleep 0.1; done` }, kill_policy: { grace_period: { nanoseconds: 5e9 } } });
     await fw.update('graceful', 'TASK_RUNNING', 15_000);

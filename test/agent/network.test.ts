@@ -30,7 +30,13 @@ beforeAll(async () => {
   // The daemon lives in its own network namespace: it reaches the agent over the agent's unix socket.
   const apiSocket = join(dir, 'agent-api.sock');
   cni = await startTestHost('agn', {
-    reconcile: { intervalMs: 0, graceMs: 0, releaseEmptyBlocksAfterMs: 0, keepEmptyBlocks: 0, sources: [{ type: 'http', url: 'http://agent/api/v1/containers', socketPath: apiSocket, timeoutMs: 2000 }] },
+    reconcile: {
+      intervalMs: 0,
+      graceMs: 0,
+      releaseEmptyBlocksAfterMs: 0,
+      keepEmptyBlocks: 0,
+      sources: [{ type: 'http', url: 'http://agent/api/v1/containers', socketPath: apiSocket, timeoutMs: 2000 }],
+    },
   });
   master = await startTestMaster({ agents: { heartbeatIntervalMs: 200, maxMissedHeartbeats: 3, unreachableTimeoutMs: 60_000, reregisterTimeoutMs: 60_000 } });
   agent = new AgentProcess({ master: master.url, dir, extra: { apiSocket } });
@@ -49,7 +55,7 @@ afterAll(async () => {
 });
 
 describe('agent: CNI network and leak reconciliation', () => {
-  it('gives a task its IP, frees a leaked one, never the live task\'s, and frees the task\'s when it ends', async () => {
+  it("gives a task its IP, frees a leaked one, never the live task's, and frees the task's when it ends", async () => {
     const [o] = await fw.offers(10_000);
     const task = {
       name: 'web',

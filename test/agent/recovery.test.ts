@@ -27,7 +27,6 @@ const offers: V1Offer[] = [];
 
 const FRAMEWORK = { name: 'recovery-test', failover_timeout: 3600, capabilities: [{ type: 'TASK_KILLING_STATE' as const }, { type: 'PARTITION_AWARE' as const }] };
 
-
 /** Launch on an offer that holds the task; offers rescinded meanwhile (agent restarts) are dropped and another is taken. */
 async function launch(id: string, cmd: string): Promise<void> {
   for (;;) {

@@ -56,14 +56,21 @@ function cpuControl(containerId: string): Record<string, string> {
     const read = (f: string): string => readFileSync(join(v1, f), 'utf8').trim();
     return { shares: read('cpu.shares'), quota: read('cpu.cfs_quota_us'), period: read('cpu.cfs_period_us') };
   }
-  const [quota, period] = readFileSync(join('/sys/fs/cgroup', agent.cgroupRoot, containerId, 'cpu.max'), 'utf8').trim().split(' ');
+  const [quota, period] = readFileSync(join('/sys/fs/cgroup', agent.cgroupRoot, containerId, 'cpu.max'), 'utf8')
+    .trim()
+    .split(' ');
   return { quota: quota!, period: period! };
 }
 
 describe('agent: advertised resources above the host', () => {
   it('says at start which resource exceeds the host, in its log and its API', async () => {
     expect(agent.output).toMatch(new RegExp(`advertises more cpus than this host has \\(${ADVERTISED} advertised, ${cpus().length} physical\\)`));
-    const r = (await (await fetch(`${agent.url}/api/v1/resources`)).json()) as { advertised: string; physical: { cpus: number }; overcommitted: Array<{ resource: string; advertised: number; physical: number }>; warnings: string[] };
+    const r = (await (await fetch(`${agent.url}/api/v1/resources`)).json()) as {
+      advertised: string;
+      physical: { cpus: number };
+      overcommitted: Array<{ resource: string; advertised: number; physical: number }>;
+      warnings: string[];
+    };
     expect(r.advertised).toContain(`cpus:${ADVERTISED}`);
     expect(r.physical.cpus).toBe(cpus().length);
     expect(r.overcommitted).toEqual([{ resource: 'cpus', advertised: ADVERTISED, physical: cpus().length }]);
@@ -72,7 +79,13 @@ describe('agent: advertised resources above the host', () => {
 
   it(`runs a task asking for more CPUs than the host has (host cores + 1), with shares and quota sized from the request`, async () => {
     const o = await offerWith(WANT);
-    const task = { name: 'wide', task_id: { value: 'wide' }, agent_id: o.agent_id, resources: resourcesJson(`cpus:${WANT};mem:64`, o.allocation_info.role), command: { value: 'sleep 600' } } as V1TaskInfo;
+    const task = {
+      name: 'wide',
+      task_id: { value: 'wide' },
+      agent_id: o.agent_id,
+      resources: resourcesJson(`cpus:${WANT};mem:64`, o.allocation_info.role),
+      command: { value: 'sleep 600' },
+    } as V1TaskInfo;
     await fw.client.accept([o.id.value], [{ type: 'LAUNCH', launch: { task_infos: [task] } }], 0);
     // RUNNING, or the refusal this agent used to send (TASK_ERROR "… this host has N"): whichever comes first, with its message.
     const first = await Promise.race(['TASK_RUNNING', 'TASK_ERROR', 'TASK_FAILED'].map((s) => fw.update('wide', s, 30_000).catch(() => new Promise<never>(() => undefined))));

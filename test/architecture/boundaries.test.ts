@@ -54,13 +54,13 @@ describe('architecture boundaries', () => {
     plant({
       // well-formed parts: entries that the planted files point at
       'core-scheduler/src/index.ts': "export { master } from './master/master.js';\n",
-      'core-scheduler/src/master/master.ts': "export const master = 1;\n",
+      'core-scheduler/src/master/master.ts': 'export const master = 1;\n',
       'core-scheduler/src/agent/agent.ts': "import { cycleB } from '../master/cycle-b.js';\nexport const cycleA = cycleB;\n",
       'core-scheduler/src/master/cycle-b.ts': "import { cycleA } from '../agent/agent.js';\nexport const cycleB = () => cycleA;\n",
-      'plugins/isolator/src/index.ts': "export const isolator = 1;\n",
-      'plugins/volume-driver/src/index.ts': "export const volumes = 1;\n",
-      'plugins/volume-driver/src/inside.ts': "export const inside = 1;\n",
-      'cli/corral.ts': "export const cli = 1;\n",
+      'plugins/isolator/src/index.ts': 'export const isolator = 1;\n',
+      'plugins/volume-driver/src/index.ts': 'export const volumes = 1;\n',
+      'plugins/volume-driver/src/inside.ts': 'export const inside = 1;\n',
+      'cli/corral.ts': 'export const cli = 1;\n',
       // the violations
       'contracts/bad.ts': "import { master } from '../core-scheduler/src/index.js';\nexport const bad = master;\n",
       'common/bad.ts': "import { isolator } from '../plugins/isolator/src/index.js';\nexport const bad = isolator;\n",
@@ -68,7 +68,12 @@ describe('architecture boundaries', () => {
       'provision/src/bad.ts': "import { inside } from '../../plugins/volume-driver/src/inside.js';\nexport const bad = inside;\n",
       'lab/bad.ts': "import { cli } from '../cli/corral.js';\nexport const bad = cli;\n",
     });
-    const found = (await cruise(scratch, LAYERS.filter((l) => l !== 'native/lib' && l !== 'discovery'))).map((v) => `${v.rule.name} ${v.from}`);
+    const found = (
+      await cruise(
+        scratch,
+        LAYERS.filter((l) => l !== 'native/lib' && l !== 'discovery'),
+      )
+    ).map((v) => `${v.rule.name} ${v.from}`);
     expect(found).toEqual(
       expect.arrayContaining([
         'contracts-depend-on-nothing contracts/bad.ts',

@@ -55,13 +55,24 @@ describe('chained reference plugins', () => {
     const hostIf = result.interfaces.find((i) => !i.sandbox)!.name;
     expect(hostIf).toMatch(/^crl/);
 
-    server = spawn('ip', ['netns', 'exec', nsOf(netns), '/usr/bin/python3', '-c',
-      'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("0.0.0.0",8080))\ns.listen(8)\nwhile True:\n  c,_=s.accept()\n  c.sendall(b"hello-from-container\\n")\n  c.close()\n'], { stdio: 'ignore' });
+    server = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        nsOf(netns),
+        '/usr/bin/python3',
+        '-c',
+        'import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(("0.0.0.0",8080))\ns.listen(8)\nwhile True:\n  c,_=s.accept()\n  c.sendall(b"hello-from-container\\n")\n  c.close()\n',
+      ],
+      { stdio: 'ignore' },
+    );
     recordPid('cni-chain-server', server.pid!);
     let reply = '';
     for (let i = 0; i < 50 && !reply.includes('hello'); i++) {
-      reply = await run('ip', ['netns', 'exec', CLIENT, '/usr/bin/python3', '-c',
-        'import socket\ns=socket.create_connection(("198.18.5.1",30080),1)\nprint(s.recv(100).decode())'], { timeoutMs: 5000 }).catch(() => '');
+      reply = await run('ip', ['netns', 'exec', CLIENT, '/usr/bin/python3', '-c', 'import socket\ns=socket.create_connection(("198.18.5.1",30080),1)\nprint(s.recv(100).decode())'], {
+        timeoutMs: 5000,
+      }).catch(() => '');
       if (!reply) await new Promise((r) => setTimeout(r, 100));
     }
     expect(reply).toContain('hello-from-container');

@@ -41,23 +41,28 @@ export async function startTestHost(tag: string, overrides: Partial<DaemonConfig
   const configFile = join(dir, 'daemon.json');
   const containers: string[] = [];
   await createNamedNetns(netns);
-  writeFileSync(configFile, JSON.stringify({
-    node: `test-${tag}`,
-    socket,
-    stateDir: join(dir, 'state'),
-    store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
-    pools: [{ name: 'default', cidr: '100.96.0.0/16' }],
-    reconcile: { intervalMs: 0, graceMs: 0, releaseEmptyBlocksAfterMs: 0, keepEmptyBlocks: 0 },
-    log: { level: 'info', file: join(dir, 'daemon.log') },
-    ...overrides,
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      node: `test-${tag}`,
+      socket,
+      stateDir: join(dir, 'state'),
+      store: { backend: 'embedded', path: join(dir, 'cluster.db'), sync: 'normal' },
+      pools: [{ name: 'default', cidr: '100.96.0.0/16' }],
+      reconcile: { intervalMs: 0, graceMs: 0, releaseEmptyBlocksAfterMs: 0, keepEmptyBlocks: 0 },
+      log: { level: 'info', file: join(dir, 'daemon.log') },
+      ...overrides,
+    }),
+  );
   const start = async (): Promise<DaemonProcess> => {
     const d = await spawnDaemon({ configFile, socket, logFile: join(dir, 'daemon.out'), netns });
     recordPid('cni-daemon', d.pid);
     return d;
   };
   const host: TestHost = {
-    netns, dir, socket,
+    netns,
+    dir,
+    socket,
     daemon: await start(),
     conf: (o = {}) => ({ cniVersion: '1.1.0', name: 'testnet', type: 'corral', daemonSocket: socket, ...o }),
     cni: (call, conf) => execPlugin(SHIM, call, conf ?? host.conf()),

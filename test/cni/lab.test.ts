@@ -40,8 +40,7 @@ async function waitConverged(dir: string, hosts: number, timeoutMs = 60_000): Pr
   throw new Error(`lab did not converge: ${JSON.stringify(last)}`);
 }
 
-const routesVia = async (netns: string, gateway: string): Promise<Route[]> =>
-  (await ipJson<Route[]>(netns, ['route', 'show'])).filter((r) => r.gateway === gateway);
+const routesVia = async (netns: string, gateway: string): Promise<Route[]> => (await ipJson<Route[]>(netns, ['route', 'show'])).filter((r) => r.gateway === gateway);
 
 describe('3-host lab, full mesh from the master', () => {
   let lab: LabState;
@@ -129,7 +128,12 @@ describe('3-host lab through a bird2 route reflector', () => {
     for (const h of lab.plan.hosts) {
       const learned = (await ipJson<Route[]>(h.netns, ['route', 'show', 'proto', '77'])).filter((r) => r.gateway);
       // Next hops stay the originating hosts (the reflector is not in the data path).
-      expect(learned.map((r) => r.gateway).sort()).toEqual(lab.plan.hosts.filter((x) => x !== h).map((x) => x.ip).sort());
+      expect(learned.map((r) => r.gateway).sort()).toEqual(
+        lab.plan.hosts
+          .filter((x) => x !== h)
+          .map((x) => x.ip)
+          .sort(),
+      );
     }
     const [a, b, c] = lab.containers;
     expect(await ping(a!.netns, b!.ip)).toContain(' 0% packet loss');

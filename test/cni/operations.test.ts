@@ -137,10 +137,7 @@ describe('CNI operations', () => {
     await host.cni({ command: 'ADD', containerId: 'lib-drop', netns: drop, ifname: 'eth0' });
     const valid = (await host.allocations()).filter((a) => a.containerId !== 'lib-drop').map((a) => ({ containerID: a.containerId, ifname: a.ifname }));
     // libcni/api.go GCNetworkList: InjectConf(plugin, {name, cniVersion, cni.dev/valid-attachments, cni.dev/attachments}); args("GC", &RuntimeConf{}).
-    const gc = await host.cni(
-      { command: 'GC', containerId: '', netns: '', ifname: '', args: '' },
-      host.conf({ 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid }),
-    );
+    const gc = await host.cni({ command: 'GC', containerId: '', netns: '', ifname: '', args: '' }, host.conf({ 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid }));
     expect(gc.code, gc.stdout).toBe(0);
     const after = (await host.allocations()).map((a) => a.containerId);
     expect(after).toContain('lib-keep');

@@ -16,7 +16,10 @@ const ipOf = (json: unknown): string => (json as { ips: Array<{ address: string 
 
 async function hostLinks(host: TestHost): Promise<string[]> {
   const out = await run('ip', ['-n', host.netns, '-o', 'link', 'show']);
-  return out.split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => n && n !== 'lo');
+  return out
+    .split('\n')
+    .map((l) => l.split(': ')[1]?.split('@')[0] ?? '')
+    .filter((n) => n && n !== 'lo');
 }
 
 describe('many containers on one host', () => {
@@ -46,16 +49,18 @@ describe('many containers on one host', () => {
     const perWorker = 10_000 / workers;
     const netns = await Promise.all(Array.from({ length: workers }, (_, w) => host.container(`w${w}`)));
     const seen = new Set<string>();
-    await Promise.all(netns.map(async (n, w) => {
-      for (let i = 0; i < perWorker; i++) {
-        const call = { containerId: `cyc-${w}-${i}`, netns: n, ifname: 'eth0' };
-        const add = await host.cni({ command: 'ADD', ...call });
-        if (add.code !== 0) throw new Error(`ADD ${w}/${i}: ${add.stdout}`);
-        seen.add(ipOf(add.json));
-        const del = await host.cni({ command: 'DEL', ...call });
-        if (del.code !== 0) throw new Error(`DEL ${w}/${i}: ${del.stdout}`);
-      }
-    }));
+    await Promise.all(
+      netns.map(async (n, w) => {
+        for (let i = 0; i < perWorker; i++) {
+          const call = { containerId: `cyc-${w}-${i}`, netns: n, ifname: 'eth0' };
+          const add = await host.cni({ command: 'ADD', ...call });
+          if (add.code !== 0) throw new Error(`ADD ${w}/${i}: ${add.stdout}`);
+          seen.add(ipOf(add.json));
+          const del = await host.cni({ command: 'DEL', ...call });
+          if (del.code !== 0) throw new Error(`DEL ${w}/${i}: ${del.stdout}`);
+        }
+      }),
+    );
     expect(seen.size).toBeGreaterThan(workers);
     expect(await host.allocations()).toHaveLength(0);
     const ipam = await daemonRequest<{ pools: Array<{ used: number; borrowed: number }> }>(host.socket, 'GET', '/v1/ipam');
@@ -82,12 +87,14 @@ describe('daemon killed in the middle of ADDs', () => {
 
   it('reclaims the leaked addresses and leaves every live container alone', async () => {
     // Live containers, wired before the crash (each ADD waits out the injected pause).
-    const live = await Promise.all(Array.from({ length: 4 }, async (_, i) => {
-      const netns = await host.container(`live${i}`);
-      const r = await host.cni({ command: 'ADD', containerId: `live-${i}`, netns, ifname: 'eth0' });
-      expect(r.code, r.stdout).toBe(0);
-      return { id: `live-${i}`, netns, ip: ipOf(r.json) };
-    }));
+    const live = await Promise.all(
+      Array.from({ length: 4 }, async (_, i) => {
+        const netns = await host.container(`live${i}`);
+        const r = await host.cni({ command: 'ADD', containerId: `live-${i}`, netns, ifname: 'eth0' });
+        expect(r.code, r.stdout).toBe(0);
+        return { id: `live-${i}`, netns, ip: ipOf(r.json) };
+      }),
+    );
     // Doomed ADDs: the daemon dies while they sit between taking the address and answering.
     const doomedNs = await Promise.all(Array.from({ length: 6 }, (_, i) => host.container(`doom${i}`)));
     const pending = doomedNs.map((n, i) => host.cni({ command: 'ADD', containerId: `doom-${i}`, netns: n, ifname: 'eth0' }));

@@ -76,7 +76,7 @@ describe('the shim answers what it can judge itself, before any connection', () 
     ['no name', del, { cniVersion: '1.1.0', type: 'corral', daemonSocket: '/x.sock' }, 7],
     ['a name with a space', del, conf({ name: 'my net' }), 7],
     ['no type', del, { cniVersion: '1.1.0', name: 'n', daemonSocket: '/x.sock' }, 7],
-    ['another plugin\'s type', del, conf({ type: 'bridge' }), 7],
+    ["another plugin's type", del, conf({ type: 'bridge' }), 7],
     ['daemonSocket not a string', del, conf({ daemonSocket: 5 }), 7],
     ['daemonSocket relative', del, conf({ daemonSocket: 'cni.sock' }), 7],
     ['daemonSocket too long for a unix socket', del, conf({ daemonSocket: `/${'s'.repeat(120)}` }), 7],
@@ -103,7 +103,7 @@ describe('the shim answers what it can judge itself, before any connection', () 
     expect(connections, 'no connection to the daemon').toBe(before);
   });
 
-  it('answers errors in the config\'s version when it speaks it', async () => {
+  it("answers errors in the config's version when it speaks it", async () => {
     const e = await errorOf({ ...add, containerId: undefined }, conf({ cniVersion: '0.4.0' }));
     expect(e).toMatchObject({ code: 4, cniVersion: '0.4.0' });
   });

@@ -31,7 +31,10 @@ async function cluster(agents: number): Promise<{ fw: TestFramework; offers: V1O
 }
 
 const launch = (offer: V1Offer, id: string, resources = 'cpus:1;mem:64'): V1Operation[] => [
-  { type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: offer.agent_id, resources: resourcesJson(resources, offer.allocation_info.role), command: { value: 'sleep 1000' } }] } },
+  {
+    type: 'LAUNCH',
+    launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: offer.agent_id, resources: resourcesJson(resources, offer.allocation_info.role), command: { value: 'sleep 1000' } }] },
+  },
 ];
 
 async function post(url: string, body: unknown, streamId: string): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -49,18 +52,22 @@ describe('ACCEPT_BATCH: many ACCEPTs in one call, each on its own', () => {
   it('applies each entry as its own ACCEPT and answers, in order, which were refused and why', async () => {
     const { fw, offers } = await cluster(2);
     const [a, b] = offers as [V1Offer, V1Offer];
-    const r = await post(master!.url, {
-      type: 'ACCEPT_BATCH',
-      framework_id: { value: fw.id },
-      accept_batch: {
-        accepts: [
-          { offer_ids: [a.id], operations: launch(a, 'first') },
-          { offer_ids: [{ value: 'no-such-offer' }], operations: launch(a, 'ghost') },
-          { offer_ids: [b.id], operations: launch(b, 'too-big', 'cpus:64;mem:64') },
-          { offer_ids: [b.id], operations: launch(b, 'second') },
-        ],
+    const r = await post(
+      master!.url,
+      {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fw.id },
+        accept_batch: {
+          accepts: [
+            { offer_ids: [a.id], operations: launch(a, 'first') },
+            { offer_ids: [{ value: 'no-such-offer' }], operations: launch(a, 'ghost') },
+            { offer_ids: [b.id], operations: launch(b, 'too-big', 'cpus:64;mem:64') },
+            { offer_ids: [b.id], operations: launch(b, 'second') },
+          ],
+        },
       },
-    }, fw.client.conn.streamId!);
+      fw.client.conn.streamId!,
+    );
     expect(r.status).toBe(200);
     const results = (r.json.accept_batch as { results: Array<Record<string, { code: string; message: string }>> }).results;
     expect(results).toHaveLength(4);
@@ -97,7 +104,8 @@ describe('ACCEPT_BATCH: many ACCEPTs in one call, each on its own', () => {
   it('refuses a malformed batch as a whole with a clear 400', async () => {
     const { fw, offers } = await cluster(1);
     const sid = fw.client.conn.streamId!;
-    const call = (accepts: unknown): Promise<{ status: number; json: Record<string, unknown> }> => post(master!.url, { type: 'ACCEPT_BATCH', framework_id: { value: fw.id }, accept_batch: { accepts } }, sid);
+    const call = (accepts: unknown): Promise<{ status: number; json: Record<string, unknown> }> =>
+      post(master!.url, { type: 'ACCEPT_BATCH', framework_id: { value: fw.id }, accept_batch: { accepts } }, sid);
     let r = await call([]);
     expect(r.status).toBe(400);
     expect(r.json.message).toMatch(/at least one ACCEPT/);
@@ -129,7 +137,9 @@ describe('the scheduler client against a master without ACCEPT_BATCH', () => {
         const type = (JSON.parse(body) as { type: string }).type;
         seen.push(type);
         if (type === 'ACCEPT_BATCH') {
-          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'INVALID_ARGUMENT', message: 'scheduler API: unknown call type "ACCEPT_BATCH"; expected one of SUBSCRIBE, ACCEPT' }));
+          res
+            .writeHead(400, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ code: 'INVALID_ARGUMENT', message: 'scheduler API: unknown call type "ACCEPT_BATCH"; expected one of SUBSCRIBE, ACCEPT' }));
         } else res.writeHead(202).end();
       });
     });

@@ -7,7 +7,11 @@ import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { until } from '../harness/wait.js';
 import { basicAuthHeader } from '../../contracts/client/auth-header.js';
 
-interface Reply { status: number; text: string; headers: Headers }
+interface Reply {
+  status: number;
+  text: string;
+  headers: Headers;
+}
 
 async function post(url: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -75,9 +79,20 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
 
   it('rejects offers that do not exist, were used, or cannot hold the tasks, and leaves valid offers intact', async () => {
     const [offer] = await fw.offers();
-    const task = (id: string, resources: string, agentId = offer!.agent_id.value): unknown => ({ name: id, task_id: { value: id }, agent_id: { value: agentId }, resources: resourcesJson(resources), command: { value: 'true' } });
+    const task = (id: string, resources: string, agentId = offer!.agent_id.value): unknown => ({
+      name: id,
+      task_id: { value: id },
+      agent_id: { value: agentId },
+      resources: resourcesJson(resources),
+      command: { value: 'true' },
+    });
     const accept = (offerIds: string[], tasks: unknown[]): Promise<Reply> =>
-      post(master.url, '/api/v1/scheduler', { type: 'ACCEPT', framework_id: { value: fw.id }, accept: { offer_ids: offerIds.map((value) => ({ value })), operations: [{ type: 'LAUNCH', launch: { task_infos: tasks } }] } }, stream());
+      post(
+        master.url,
+        '/api/v1/scheduler',
+        { type: 'ACCEPT', framework_id: { value: fw.id }, accept: { offer_ids: offerIds.map((value) => ({ value })), operations: [{ type: 'LAUNCH', launch: { task_infos: tasks } }] } },
+        stream(),
+      );
     let r = await accept(['no-such-offer'], [task('a', 'cpus:1')]);
     expect(r.status).toBe(400);
     expect(message(r)).toMatch(/not outstanding/);
@@ -108,8 +123,12 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
     }
     // A batch is all or nothing: the bad entry is named and the good one is not applied.
     const ok = await fw.update('ok', 'TASK_RUNNING');
-    const batch = (acks: unknown[]): Promise<Reply> => post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { acknowledgements: acks } }, stream());
-    r = await batch([{ agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: ok.uuid }, { agent_id: { value: 'ghost' }, task_id: { value: 'ok' }, uuid: ok.uuid }]);
+    const batch = (acks: unknown[]): Promise<Reply> =>
+      post(master.url, '/api/v1/scheduler', { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { acknowledgements: acks } }, stream());
+    r = await batch([
+      { agent_id: offer!.agent_id, task_id: { value: 'ok' }, uuid: ok.uuid },
+      { agent_id: { value: 'ghost' }, task_id: { value: 'ok' }, uuid: ok.uuid },
+    ]);
     expect(r.status).toBe(400);
     expect(message(r)).toMatch(/acknowledgement 1: unknown agent ghost/);
     expect(agent.updates.pending().map((u) => u.status.uuid)).toContain(ok.uuid);
@@ -140,16 +159,36 @@ describe('bad input to the master gets a clear 4xx, never a 500', () => {
   it('validates operator and agent calls', async () => {
     const agentId = agent.id!;
     const cases: Array<[string, unknown, number, RegExp]> = [
-      ['/api/v1', { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: 'ghost' }, resources: resourcesJson('cpus:1').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC' }] })) } }, 404, /unknown agent/],
-      ['/api/v1', { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: agentId }, resources: resourcesJson('cpus:64').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC' }] })) } }, 409, /is not free/],
+      [
+        '/api/v1',
+        { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: 'ghost' }, resources: resourcesJson('cpus:1').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC' }] })) } },
+        404,
+        /unknown agent/,
+      ],
+      [
+        '/api/v1',
+        { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: agentId }, resources: resourcesJson('cpus:64').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC' }] })) } },
+        409,
+        /is not free/,
+      ],
       ['/api/v1', { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: agentId }, resources: resourcesJson('cpus:1') } }, 400, /no reservation to make/],
       ['/api/v1', { type: 'UNRESERVE_RESOURCES', reserve_resources: {} }, 400, /unreserve_resources/],
       ['/api/v1', { type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'web', weight: -1 }] } }, 400, /weight/],
       ['/api/v1', { type: 'UPDATE_QUOTA', update_quota: { quota_configs: [{ role: 'web', guarantees: { cpus: { value: 4 } }, limits: { cpus: { value: 2 } } }] } }, 400, /above its limit/],
       ['/api/v1', { type: 'MARK_AGENT_GONE', mark_agent_gone: { agent_id: { value: 'ghost' } } }, 404, /unknown agent/],
       ['/api/v1', { type: 'GET_NOTHING' }, 400, /unknown call type/],
-      ['/api/v1/agent', { type: 'UPDATE', agent_id: { value: 'ghost' }, update: { updates: [{ framework_id: { value: 'f' }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING' } }] } }, 403, /not registered/],
-      ['/api/v1/agent', { type: 'REGISTER', register: { agent_info: { hostname: 'h', resources: resourcesJson('cpus:1').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC', principal: 'p' }] })) } } }, 400, /dynamic reservation/],
+      [
+        '/api/v1/agent',
+        { type: 'UPDATE', agent_id: { value: 'ghost' }, update: { updates: [{ framework_id: { value: 'f' }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING' } }] } },
+        403,
+        /not registered/,
+      ],
+      [
+        '/api/v1/agent',
+        { type: 'REGISTER', register: { agent_info: { hostname: 'h', resources: resourcesJson('cpus:1').map((x) => ({ ...x, reservations: [{ role: 'r', type: 'DYNAMIC', principal: 'p' }] })) } } },
+        400,
+        /dynamic reservation/,
+      ],
       ['/api/v1/agent', { type: 'REGISTER', register: { agent_info: { hostname: 'h', resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: -1 } }] } } }, 400, /scalar/],
     ];
     for (const [path, body, status, pattern] of cases) {
@@ -165,10 +204,17 @@ describe('authentication and authorization', () => {
   beforeAll(async () => {
     const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'corral-auth-'));
     const file = join(dir, 'security.yaml');
-    writeFileSync(file, JSON.stringify({
-      credentials: [{ principal: 'ops', secret: 'ops-secret' }, { principal: 'web-fw', secret: 'web-secret' }, { principal: 'node', secret: 'node-secret' }],
-      acls: { register_frameworks: [{ principals: ['web-fw'], roles: ['web'] }], operators: ['ops'], agents: ['node'] },
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        credentials: [
+          { principal: 'ops', secret: 'ops-secret' },
+          { principal: 'web-fw', secret: 'web-secret' },
+          { principal: 'node', secret: 'node-secret' },
+        ],
+        acls: { register_frameworks: [{ principals: ['web-fw'], roles: ['web'] }], operators: ['ops'], agents: ['node'] },
+      }),
+    );
     master = await startTestMaster({ noAuth: false, credentials: file }, dir);
   });
   afterAll(async () => master.dispose());

@@ -27,7 +27,11 @@ function progressiveFramework(url: string, name: string, task: string): { client
           const offered = Resources.fromV1(offer.resources);
           if (offered.contains(need)) {
             const id = `${name}-${n++}`;
-            void c.accept([offer.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: offer.agent_id, resources: need.toV1(), command: { value: 'sleep 1000' } }] } }], 0);
+            void c.accept(
+              [offer.id.value],
+              [{ type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: offer.agent_id, resources: need.toV1(), command: { value: 'sleep 1000' } }] } }],
+              0,
+            );
           } else {
             void c.decline([offer.id.value], 3600);
           }
@@ -49,7 +53,10 @@ describe('DRF through the scheduler HTTP API', () => {
     await agent.start();
     const a = progressiveFramework(master.url, 'A', 'cpus:1;mem:4096');
     const b = progressiveFramework(master.url, 'B', 'cpus:3;mem:1024');
-    cleanup.push(() => a.client.close(), () => b.client.close());
+    cleanup.push(
+      () => a.client.close(),
+      () => b.client.close(),
+    );
     await a.client.subscribe();
     await b.client.subscribe();
     const deadline = Date.now() + 10_000;

@@ -10,17 +10,43 @@ function seeds(fwId: string, agentId: string): Array<{ path: string; body: Recor
   const task = { name: 't', task_id: { value: 't' }, agent_id: { value: agentId }, resources: res, command: { value: 'true' } };
   return [
     { path: '/api/v1/scheduler', body: { type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'fuzz', roles: ['*'] } } } },
-    { path: '/api/v1/scheduler', body: { type: 'ACCEPT', framework_id: { value: fwId }, accept: { offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }, { type: 'RESERVE', reserve: { resources: res } }] } } },
-    { path: '/api/v1/scheduler', body: { type: 'ACCEPT_BATCH', framework_id: { value: fwId }, accept_batch: { accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }, { offer_ids: [{ value: 'p' }] }] } } },
+    {
+      path: '/api/v1/scheduler',
+      body: {
+        type: 'ACCEPT',
+        framework_id: { value: fwId },
+        accept: {
+          offer_ids: [{ value: 'o' }],
+          operations: [
+            { type: 'LAUNCH', launch: { task_infos: [task] } },
+            { type: 'RESERVE', reserve: { resources: res } },
+          ],
+        },
+      },
+    },
+    {
+      path: '/api/v1/scheduler',
+      body: {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fwId },
+        accept_batch: { accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }, { offer_ids: [{ value: 'p' }] }] },
+      },
+    },
     { path: '/api/v1/scheduler', body: { type: 'DECLINE', framework_id: { value: fwId }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: 1 } } } },
-    { path: '/api/v1/scheduler', body: { type: 'ACKNOWLEDGE', framework_id: { value: fwId }, acknowledge: { agent_id: { value: agentId }, task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' } } },
+    {
+      path: '/api/v1/scheduler',
+      body: { type: 'ACKNOWLEDGE', framework_id: { value: fwId }, acknowledge: { agent_id: { value: agentId }, task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' } },
+    },
     { path: '/api/v1/scheduler', body: { type: 'RECONCILE', framework_id: { value: fwId }, reconcile: { tasks: [{ task_id: { value: 't' } }] } } },
     { path: '/api/v1/scheduler', body: { type: 'KILL', framework_id: { value: fwId }, kill: { task_id: { value: 't' } } } },
     { path: '/api/v1', body: { type: 'RESERVE_RESOURCES', reserve_resources: { agent_id: { value: agentId }, resources: res } } },
     { path: '/api/v1', body: { type: 'UPDATE_QUOTA', update_quota: { quota_configs: [{ role: 'r', guarantees: { cpus: { value: 1 } } }] } } },
     { path: '/api/v1', body: { type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'r', weight: 2 }] } } },
     { path: '/api/v1', body: { type: 'GET_STATE' } },
-    { path: '/api/v1/agent', body: { type: 'UPDATE', agent_id: { value: agentId }, update: { updates: [{ framework_id: { value: fwId }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING' } }] } } },
+    {
+      path: '/api/v1/agent',
+      body: { type: 'UPDATE', agent_id: { value: agentId }, update: { updates: [{ framework_id: { value: fwId }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING' } }] } },
+    },
     { path: '/api/v1/agent', body: { type: 'REGISTER', register: { agent_info: { hostname: 'fz', resources: res } } } },
   ];
 }
@@ -64,10 +90,18 @@ describe('fuzzing the master HTTP APIs', () => {
   it('answers random bodies with a 4xx (or success), never a 5xx, and stays up', async () => {
     const paths = ['/api/v1/scheduler', '/api/v1', '/api/v1/agent'];
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...paths), fc.oneof(fc.json(), fc.string(), fc.jsonValue().map((v) => JSON.stringify({ type: 'ACCEPT', ...((typeof v === 'object' && v) || {}) }))), async (path, body) => {
-        const status = await send(path, body, fw.client.conn.streamId);
-        expect(status).toBeLessThan(500);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...paths),
+        fc.oneof(
+          fc.json(),
+          fc.string(),
+          fc.jsonValue().map((v) => JSON.stringify({ type: 'ACCEPT', ...((typeof v === 'object' && v) || {}) })),
+        ),
+        async (path, body) => {
+          const status = await send(path, body, fw.client.conn.streamId);
+          expect(status).toBeLessThan(500);
+        },
+      ),
       { numRuns: 400 },
     );
     expect((await fetch(master.url + '/health')).status).toBe(200);

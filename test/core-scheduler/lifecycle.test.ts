@@ -28,7 +28,9 @@ async function rawAgent(url: string, resources: string, capabilities?: string[])
   const events: AgentEvent[] = [];
   const conn = new V1Connection({ master: url, path: '/api/v1/agent' });
   cleanup.push(() => conn.close());
-  await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'raw', resources: parseResources(resources).toV1() }, ...(capabilities ? { capabilities } : {}) } }, (e) => events.push(e as unknown as AgentEvent));
+  await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'raw', resources: parseResources(resources).toV1() }, ...(capabilities ? { capabilities } : {}) } }, (e) =>
+    events.push(e as unknown as AgentEvent),
+  );
   await until(() => events.some((e) => e.type === 'REGISTERED'));
   const registered = events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>;
   return { conn, events, id: registered.registered.agent_id.value };
@@ -48,7 +50,6 @@ async function tasks(url: string): Promise<{ tasks: V1Task[]; unreachable_tasks:
     await ops.close();
   }
 }
-
 
 describe('framework lifecycle over the v1 scheduler API', () => {
   it('subscribes, launches, acknowledges, reconciles and kills', async () => {
@@ -112,7 +113,10 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     await f.subscribe();
     const [offer] = await f.offers();
     const ids = ['b1', 'b2', 'b3', 'b4'];
-    await f.launch(offer!, ids.map((id) => ({ id, resources: 'cpus:0.5;mem:64' })));
+    await f.launch(
+      offer!,
+      ids.map((id) => ({ id, resources: 'cpus:0.5;mem:64' })),
+    );
     for (const id of ids) await f.update(id, 'TASK_RUNNING');
     await until(() => a.updates.pending().length === 0);
     const metrics = await (await fetch(`${master.url}/metrics`)).text();
@@ -133,7 +137,10 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(offers).toHaveLength(2);
     for (const offer of offers) {
       const host = offer.agent_id.value === current.id ? 'c' : 'o';
-      await f.launch(offer, [1, 2, 3].map((n) => ({ id: `${host}${n}`, resources: 'cpus:1;mem:64' })));
+      await f.launch(
+        offer,
+        [1, 2, 3].map((n) => ({ id: `${host}${n}`, resources: 'cpus:1;mem:64' })),
+      );
     }
     for (const id of ['c1', 'c2', 'c3', 'o1', 'o2', 'o3']) await f.update(id, 'TASK_RUNNING');
     await until(() => current.updates.pending().length === 0 && older.updates.pending().length === 0);
@@ -143,7 +150,12 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(batched.sort()).toEqual(['c1', 'c2', 'c3']);
     expect(batches.every((e) => e.type === 'ACKNOWLEDGE_BATCH' && e.acknowledge_batch.framework_id.value === f.client.frameworkId)).toBe(true);
     expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE_BATCH')).toHaveLength(0);
-    expect(older.received.filter((e) => e.type === 'ACKNOWLEDGE').map((e) => (e.type === 'ACKNOWLEDGE' ? e.acknowledge.task_id.value : '')).sort()).toEqual(['o1', 'o2', 'o3']);
+    expect(
+      older.received
+        .filter((e) => e.type === 'ACKNOWLEDGE')
+        .map((e) => (e.type === 'ACKNOWLEDGE' ? e.acknowledge.task_id.value : ''))
+        .sort(),
+    ).toEqual(['o1', 'o2', 'o3']);
   });
 
   it('sends a compact LAUNCH to an agent that announces COMPACT_LAUNCH, which its session expands to the TaskInfos an older agent gets', async () => {
@@ -157,7 +169,11 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     await f.subscribe();
     const offers = await f.offers();
     expect(offers).toHaveLength(3);
-    const hosts = new Map([[current.id, 'c'], [older.id, 'o'], [rawId, 'w']]);
+    const hosts = new Map([
+      [current.id, 'c'],
+      [older.id, 'o'],
+      [rawId, 'w'],
+    ]);
     for (const offer of offers) await f.launch(offer, [{ id: `${hosts.get(offer.agent_id.value)}1`, resources: 'cpus(dev):1;cpus:1;mem:64' }]);
 
     const launchOf = (events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] => {
@@ -173,7 +189,12 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     const [wireTask] = compact.tasks;
     expect(wireTask!.agent_id).toBeUndefined();
     expect(wireTask!.resources.every((r) => r.allocation_info === undefined)).toBe(true);
-    expect(wireTask!.resources.filter((r) => r.role === undefined).map((r) => r.name).sort()).toEqual(['cpus', 'mem']);
+    expect(
+      wireTask!.resources
+        .filter((r) => r.role === undefined)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['cpus', 'mem']);
     expect(wireTask!.resources.find((r) => r.role === 'dev')?.reservations?.[0]).toMatchObject({ role: 'dev' });
 
     // An older agent gets full TaskInfos; the current agent's session restores exactly those.
@@ -196,7 +217,7 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(task?.resources.every((r) => r.allocation_info?.role === 'dev')).toBe(true);
   });
 
-  it('takes an agent\'s status updates one entry per status or grouped by framework, the form it announces in master_info', async () => {
+  it("takes an agent's status updates one entry per status or grouped by framework, the form it announces in master_info", async () => {
     master = await startTestMaster();
     const { conn: raw, events, id } = await rawAgent(master.url, 'cpus:4;mem:1024');
     const registered = (events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>).registered;
@@ -205,17 +226,27 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     const f = framework(master.url);
     await f.subscribe();
     const [offer] = await f.offers();
-    await f.launch(offer!, ['flat', 'g1', 'g2'].map((id) => ({ id, resources: 'cpus:1;mem:64' })));
+    await f.launch(
+      offer!,
+      ['flat', 'g1', 'g2'].map((id) => ({ id, resources: 'cpus:1;mem:64' })),
+    );
     await until(() => events.some((e) => e.type === 'LAUNCH'));
     const agentId = { value: id };
     const framework_id = { value: f.id };
     const running = (id: string, uuid: string) => ({ task_id: { value: id }, state: 'TASK_RUNNING', uuid });
     await raw.call({ ...agentUpdateCall([{ framework_id, statuses: [running('flat', 'AAAAAAAAAAAAAAAAAAAAAA==') as never] }], false), agent_id: agentId });
-    await raw.call({ ...agentUpdateCall([{ framework_id, statuses: [running('g1', 'BAAAAAAAAAAAAAAAAAAAAA==') as never, running('g2', 'CAAAAAAAAAAAAAAAAAAAAA==') as never] }], true), agent_id: agentId });
+    await raw.call({
+      ...agentUpdateCall([{ framework_id, statuses: [running('g1', 'BAAAAAAAAAAAAAAAAAAAAA==') as never, running('g2', 'CAAAAAAAAAAAAAAAAAAAAA==') as never] }], true),
+      agent_id: agentId,
+    });
     for (const id of ['flat', 'g1', 'g2']) expect((await f.update(id, 'TASK_RUNNING')).agent_id).toEqual(agentId);
 
     // Both forms at once, or neither, is refused with a reason.
-    const both = raw.call({ type: 'UPDATE', agent_id: agentId, update: { updates: [{ framework_id, status: running('g1', 'DAAAAAAAAAAAAAAAAAAAAA==') }], frameworks: [{ framework_id, statuses: [running('g2', 'EAAAAAAAAAAAAAAAAAAAAA==')] }] } });
+    const both = raw.call({
+      type: 'UPDATE',
+      agent_id: agentId,
+      update: { updates: [{ framework_id, status: running('g1', 'DAAAAAAAAAAAAAAAAAAAAA==') }], frameworks: [{ framework_id, statuses: [running('g2', 'EAAAAAAAAAAAAAAAAAAAAA==')] }] },
+    });
     await expect(both).rejects.toThrow(/either "updates" or "frameworks"/);
     await expect(raw.call({ type: 'UPDATE', agent_id: agentId, update: {} })).rejects.toThrow(/either "updates" or "frameworks"/);
   });

@@ -15,7 +15,6 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-
 describe('master SIGKILL and restart', () => {
   it('keeps agents, frameworks, reservations, volumes, weights and quota; agents re-register and no task is lost', async () => {
     const workDir = testDir('master-restart');
@@ -48,7 +47,10 @@ describe('master SIGKILL and restart', () => {
     const offered = Resources.fromV1(offer!.resources);
     expect(offered.persistentVolumes().isEmpty()).toBe(false);
     const taskResources = [...reserved('cpus:1;mem:256'), ...volume].map((r) => ({ ...r, allocation_info: { role: 'db' } }));
-    await f.client.accept([offer!.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'pg', task_id: { value: 'pg' }, agent_id: offer!.agent_id, resources: taskResources, command: { value: 'postgres' } }] } }]);
+    await f.client.accept(
+      [offer!.id.value],
+      [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'pg', task_id: { value: 'pg' }, agent_id: offer!.agent_id, resources: taskResources, command: { value: 'postgres' } }] } }],
+    );
     await f.update('pg', 'TASK_RUNNING');
     const frameworkId = f.id;
 

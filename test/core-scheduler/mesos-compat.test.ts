@@ -46,8 +46,10 @@ async function operator<T>(url: string, type: string, body?: Record<string, unkn
   }
 }
 
-const frameworks = async (url: string): Promise<{ frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[] }> => (await operator<{ get_frameworks: { frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[] } }>(url, 'GET_FRAMEWORKS')).get_frameworks;
-const tasks = async (url: string): Promise<{ tasks: V1Task[]; completed_tasks: V1Task[] }> => (await operator<{ get_tasks: { tasks: V1Task[]; completed_tasks: V1Task[] } }>(url, 'GET_TASKS')).get_tasks;
+const frameworks = async (url: string): Promise<{ frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[] }> =>
+  (await operator<{ get_frameworks: { frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[] } }>(url, 'GET_FRAMEWORKS')).get_frameworks;
+const tasks = async (url: string): Promise<{ tasks: V1Task[]; completed_tasks: V1Task[] }> =>
+  (await operator<{ get_tasks: { tasks: V1Task[]; completed_tasks: V1Task[] } }>(url, 'GET_TASKS')).get_tasks;
 
 /** Reconciliation answers for `taskId` the framework received after the first `from` events. */
 const answers = (f: TestFramework, taskId: string, from = 0): V1TaskStatus[] =>
@@ -65,7 +67,26 @@ describe('Mesos v1 compatibility of the master', () => {
     const events: AgentEvent[] = [];
     const conn = new V1Connection({ master: master.url, path: '/api/v1/agent' });
     cleanup.push(() => conn.close());
-    await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'nulls', id: null, port: null, resources: parseResources('cpus:2;mem:512').toV1().map((r) => ({ ...r, reservations: null, disk: null })), attributes: null }, version: null, capabilities: null, oversubscribed: null } }, (e) => events.push(e as unknown as AgentEvent));
+    await conn.subscribe(
+      {
+        type: 'REGISTER',
+        register: {
+          agent_info: {
+            hostname: 'nulls',
+            id: null,
+            port: null,
+            resources: parseResources('cpus:2;mem:512')
+              .toV1()
+              .map((r) => ({ ...r, reservations: null, disk: null })),
+            attributes: null,
+          },
+          version: null,
+          capabilities: null,
+          oversubscribed: null,
+        },
+      },
+      (e) => events.push(e as unknown as AgentEvent),
+    );
     await until(() => events.some((e) => e.type === 'REGISTERED'));
     // Scheduler SUBSCRIBE and DECLINE with nulls (the SchedulerClient's stream, raw bodies).
     const f = framework(master.url, { checkpoint: null, role: null, hostname: null, capabilities: null, labels: null } as unknown as Partial<V1FrameworkInfo>);
@@ -85,7 +106,9 @@ describe('Mesos v1 compatibility of the master', () => {
     const conn = new V1Connection({ master: master.url, path: '/api/v1/agent' });
     cleanup.push(() => conn.close());
     const events: AgentEvent[] = [];
-    await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'named-host', url: 'http://10.1.2.3:7070', resources: parseResources('cpus:1;mem:128').toV1() } } }, (e) => events.push(e as unknown as AgentEvent));
+    await conn.subscribe({ type: 'REGISTER', register: { agent_info: { hostname: 'named-host', url: 'http://10.1.2.3:7070', resources: parseResources('cpus:1;mem:128').toV1() } } }, (e) =>
+      events.push(e as unknown as AgentEvent),
+    );
     const f = framework(master.url);
     await f.subscribe();
     await until(() => f.events.filter((e) => e.type === 'OFFERS').flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : [])).length >= 2);
@@ -157,7 +180,10 @@ describe('Mesos v1 compatibility of the master', () => {
     const unreachable = await aware.update('u1', 'TASK_UNREACHABLE', 15_000);
     const since = (unreachable as { unreachable_time?: { nanoseconds: number } }).unreachable_time?.nanoseconds;
     expect(since).toBeGreaterThan(0);
-    for (const [f, state] of [[aware, 'TASK_UNREACHABLE'], [plain, 'TASK_LOST']] as const) {
+    for (const [f, state] of [
+      [aware, 'TASK_UNREACHABLE'],
+      [plain, 'TASK_LOST'],
+    ] as const) {
       const from = f.events.length;
       await f.client.reconcile([{ task_id: { value: 'elsewhere' }, agent_id: { value: agentId } }]);
       const got = await answer(f, 'elsewhere', from);
@@ -175,7 +201,10 @@ describe('Mesos v1 compatibility of the master', () => {
       ids.push(f.id);
       if (name === 'second') {
         const [offer] = await f.offers();
-        await f.launch(offer!, [{ id: 's1', resources: 'cpus:1;mem:64' }, { id: 's2', resources: 'cpus:1;mem:64' }]);
+        await f.launch(offer!, [
+          { id: 's1', resources: 'cpus:1;mem:64' },
+          { id: 's2', resources: 'cpus:1;mem:64' },
+        ]);
         await f.update('s1', 'TASK_RUNNING');
         await f.update('s2', 'TASK_RUNNING');
       }
@@ -199,7 +228,10 @@ describe('Mesos v1 compatibility of the master', () => {
   it('answers an ACCEPT of an offer no longer outstanding with TASK_LOST (REASON_INVALID_OFFERS), TASK_DROPPED if partition-aware', async () => {
     master = await startTestMaster();
     await agent(master.url);
-    for (const [capabilities, state] of [[[], 'TASK_LOST'], [[{ type: 'PARTITION_AWARE' as const }], 'TASK_DROPPED']] as const) {
+    for (const [capabilities, state] of [
+      [[], 'TASK_LOST'],
+      [[{ type: 'PARTITION_AWARE' as const }], 'TASK_DROPPED'],
+    ] as const) {
       const f = framework(master.url, { name: state, capabilities: [...capabilities] });
       await f.subscribe();
       const [offer] = await f.offers();
@@ -236,7 +268,9 @@ describe('Mesos v1 compatibility of the master', () => {
     await expect(f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: { ...info, id: { value: 'other' } } } })).rejects.toThrow(/differs/);
     // Inverse offers: none are made, and answering unknown ones is accepted and ignored, as Mesos does.
     expect(await f.client.conn.call({ type: 'DECLINE_INVERSE_OFFERS', framework_id: { value: f.id }, decline_inverse_offers: { inverse_offer_ids: [{ value: 'none' }] } })).toBeUndefined();
-    expect(await f.client.conn.call({ type: 'ACCEPT_INVERSE_OFFERS', framework_id: { value: f.id }, accept_inverse_offers: { inverse_offer_ids: [{ value: 'none' }], filters: null } })).toBeUndefined();
+    expect(
+      await f.client.conn.call({ type: 'ACCEPT_INVERSE_OFFERS', framework_id: { value: f.id }, accept_inverse_offers: { inverse_offer_ids: [{ value: 'none' }], filters: null } }),
+    ).toBeUndefined();
     expect(await operator(master.url, 'GET_EXECUTORS')).toEqual({ type: 'GET_EXECUTORS', get_executors: { executors: [], orphan_executors: [] } });
   });
 

@@ -15,7 +15,8 @@ const cleanup = stopsAfterEach(async () => {
 });
 
 const withRole = (list: V1Resource[], role: string): V1Resource[] => list.map((r) => ({ ...r, allocation_info: { role } }));
-const dyn = (text: string, role: string, principal?: string): V1Resource[] => resourcesJson(text).map((r) => ({ ...r, reservations: [{ type: 'DYNAMIC' as const, role, ...(principal ? { principal } : {}) }] }));
+const dyn = (text: string, role: string, principal?: string): V1Resource[] =>
+  resourcesJson(text).map((r) => ({ ...r, reservations: [{ type: 'DYNAMIC' as const, role, ...(principal ? { principal } : {}) }] }));
 
 async function nextOffer(f: TestFramework, pred: (o: V1Offer) => boolean = () => true): Promise<V1Offer> {
   for (;;) {
@@ -37,14 +38,23 @@ describe('operations through offers', () => {
     const reserved = dyn('cpus:1;mem:256;disk:200', 'db', 'dbp');
     const volume = dyn('disk:200', 'db', 'dbp').map((r) => ({ ...r, disk: { persistence: { id: 'v1' }, volume: { container_path: 'data', mode: 'RW' as const } } }));
     const taskRes = withRole([...dyn('cpus:1;mem:256', 'db', 'dbp'), ...volume], 'db');
-    await f.client.accept([o1.id.value], [
-      { type: 'RESERVE', reserve: { resources: withRole(reserved, 'db') } },
-      { type: 'CREATE', create: { volumes: withRole(volume, 'db') } },
-      { type: 'LAUNCH', launch: { task_infos: [{ name: 'writer', task_id: { value: 'writer' }, agent_id: o1.agent_id, resources: taskRes, command: { value: 'write' } }] } },
-    ], 0);
+    await f.client.accept(
+      [o1.id.value],
+      [
+        { type: 'RESERVE', reserve: { resources: withRole(reserved, 'db') } },
+        { type: 'CREATE', create: { volumes: withRole(volume, 'db') } },
+        { type: 'LAUNCH', launch: { task_infos: [{ name: 'writer', task_id: { value: 'writer' }, agent_id: o1.agent_id, resources: taskRes, command: { value: 'write' } }] } },
+      ],
+      0,
+    );
     // The agent is told about its checkpointed reservation and volume.
     const applied = a.received.findLast((e) => e.type === 'APPLY_OPERATIONS');
-    expect(applied && Resources.fromV1(applied.type === 'APPLY_OPERATIONS' ? applied.apply_operations.checkpointed_resources : []).persistentVolumes().isEmpty()).toBe(false);
+    expect(
+      applied &&
+        Resources.fromV1(applied.type === 'APPLY_OPERATIONS' ? applied.apply_operations.checkpointed_resources : [])
+          .persistentVolumes()
+          .isEmpty(),
+    ).toBe(false);
     await f.update('writer', 'TASK_FINISHED');
     // The finished task's volume is offered again to the role, with its data id.
     const o2 = await nextOffer(f, (o) => !Resources.fromV1(o.resources).persistentVolumes().isEmpty());
@@ -53,10 +63,14 @@ describe('operations through offers', () => {
     await expect(f.client.accept([o2.id.value], [{ type: 'CREATE', create: { volumes: withRole(volume, 'db') } }])).rejects.toThrow(/already used/);
     // Unreserving a volume's disk directly is refused: destroy first.
     await expect(f.client.accept([o2.id.value], [{ type: 'UNRESERVE', unreserve: { resources: withRole(volume, 'db') } }])).rejects.toThrow(/DESTROY it first/);
-    await f.client.accept([o2.id.value], [
-      { type: 'DESTROY', destroy: { volumes: withRole(volume, 'db') } },
-      { type: 'UNRESERVE', unreserve: { resources: withRole(reserved, 'db') } },
-    ], 0);
+    await f.client.accept(
+      [o2.id.value],
+      [
+        { type: 'DESTROY', destroy: { volumes: withRole(volume, 'db') } },
+        { type: 'UNRESERVE', unreserve: { resources: withRole(reserved, 'db') } },
+      ],
+      0,
+    );
     const view = master.master.allocator.agentView(a.id!)!;
     expect(view.total.reserved().isEmpty()).toBe(true);
     expect(view.total.equals(Resources.fromV1(resourcesJson('cpus:4;mem:4096;disk:1000')))).toBe(true);
@@ -71,7 +85,10 @@ describe('operations through offers', () => {
     await a.session.call({ type: 'UPDATE_OVERSUBSCRIBED', update_oversubscribed: { resources: rev } });
     const plain = new TestFramework(master.url, { name: 'plain' });
     const optIn = new TestFramework(master.url, { name: 'opt-in', capabilities: [{ type: 'REVOCABLE_RESOURCES' }] });
-    cleanup.push(() => plain.client.close(), () => optIn.client.close());
+    cleanup.push(
+      () => plain.client.close(),
+      () => optIn.client.close(),
+    );
     await plain.subscribe();
     const [p] = await plain.offers();
     expect(p!.resources.some((r) => r.revocable)).toBe(false);

@@ -105,7 +105,10 @@ describe('KV', () => {
     // Re-acquire, then end the session: the lock is released and lock-delay (1 s) holds off s2.
     expect(await consul.kv.set({ key: 'locks/leader', value: 'me', acquire: s1 })).toBe(true);
     await consul.session.destroy(s1);
-    const released = await eventually(() => consul.kv.get('locks/leader') as Promise<{ Session?: string; LockIndex: number }>, (e) => e.Session === undefined);
+    const released = await eventually(
+      () => consul.kv.get('locks/leader') as Promise<{ Session?: string; LockIndex: number }>,
+      (e) => e.Session === undefined,
+    );
     expect(released.LockIndex).toBe(2);
     expect(await consul.kv.set({ key: 'locks/leader', value: 'you', acquire: s2 })).toBeFalsy();
     await sleep(1100);
@@ -118,7 +121,11 @@ describe('KV', () => {
     expect(await consul.kv.set({ key: 'eph/node', value: 'alive', acquire: s })).toBe(true);
     const renewed = (await consul.session.renew(s)) as Array<{ ID: string; TTL: string }>;
     expect(renewed[0]).toMatchObject({ ID: s, TTL: '1s' });
-    const gone = await eventually(() => consul.kv.get('eph/node'), (e) => e === undefined, 5000);
+    const gone = await eventually(
+      () => consul.kv.get('eph/node'),
+      (e) => e === undefined,
+      5000,
+    );
     expect(gone).toBeUndefined();
     expect(await consul.session.info(s)).toBeUndefined();
     await expect(consul.session.renew(s)).rejects.toThrow();
@@ -166,11 +173,17 @@ describe('KV', () => {
     const watch = consul.watch({ method: consul.kv.get, options: { key: 'watched/key', wait: '5s' } });
     watch.on('change', (data: { Value?: string } | undefined) => seen.push(data?.Value ?? '(gone)'));
     watch.on('error', () => undefined);
-    await eventually(async () => seen.length, (n) => n >= 1);
+    await eventually(
+      async () => seen.length,
+      (n) => n >= 1,
+    );
     await consul.kv.set('watched/key', 'v1');
     await consul.kv.set('unrelated/key', 'noise');
     await consul.kv.set('watched/key', 'v2');
-    await eventually(async () => seen.at(-1), (v) => v === 'v2');
+    await eventually(
+      async () => seen.at(-1),
+      (v) => v === 'v2',
+    );
     watch.end();
     expect(seen[0]).toBe('v0');
     expect(seen.at(-1)).toBe('v2');
@@ -244,11 +257,23 @@ describe("Consul's defaults, through the consul client", () => {
   });
 
   it('re-registering a service keeps its other checks unless replace-existing-checks; JSON nulls read as absent', async () => {
-    await consul.agent.service.register(<never>{ name: 'keeper', id: 'keeper-1', port: 1, checks: [{ checkid: 'keeper-a', ttl: '30s' }, { checkid: 'keeper-b', ttl: '30s' }] });
+    await consul.agent.service.register(<never>{
+      name: 'keeper',
+      id: 'keeper-1',
+      port: 1,
+      checks: [
+        { checkid: 'keeper-a', ttl: '30s' },
+        { checkid: 'keeper-b', ttl: '30s' },
+      ],
+    });
     await consul.agent.check.pass('keeper-b');
     await consul.agent.service.register(<never>{ name: 'keeper', id: 'keeper-1', port: 2, check: { checkid: 'keeper-a', ttl: '30s' } });
     const kept = (await consul.agent.check.list()) as Record<string, { Status: string }>;
-    expect(Object.keys(kept).filter((k) => k.startsWith('keeper-')).sort()).toEqual(['keeper-a', 'keeper-b']);
+    expect(
+      Object.keys(kept)
+        .filter((k) => k.startsWith('keeper-'))
+        .sort(),
+    ).toEqual(['keeper-a', 'keeper-b']);
     expect(kept['keeper-b']!.Status).toBe('passing');
     const replaced = await fetch(`${base}/v1/agent/service/register?replace-existing-checks`, {
       method: 'PUT',
@@ -266,7 +291,10 @@ describe("Consul's defaults, through the consul client", () => {
 describe('catalog and health', () => {
   it('tasks placed by the scheduler appear in the catalog and health API by themselves', async () => {
     await c.launch({ id: 'api-1', name: 'api', discovery: { name: 'api', ports: { ports: [{ number: 9000, name: 'grpc' }] } } });
-    const services = await eventually(() => consul.catalog.services() as Promise<Record<string, string[]>>, (s) => 'api' in s);
+    const services = await eventually(
+      () => consul.catalog.services() as Promise<Record<string, string[]>>,
+      (s) => 'api' in s,
+    );
     expect(services.api).toEqual(['grpc']);
     const inst = (await consul.catalog.service.nodes('api')) as Array<{ Node: string; ServiceAddress: string; ServicePort: number; ServiceID: string }>;
     expect(inst).toEqual([expect.objectContaining({ Node: '198.18.0.1', ServiceAddress: c.ipOf('api-1'), ServicePort: 9000, ServiceID: 'api-1' })]);
@@ -276,18 +304,29 @@ describe('catalog and health', () => {
     expect(node.Services['api-1']?.Service).toBe('api');
     // Failing health hides it from ?passing and from DNS; recovery brings it back.
     c.agentOf('api-1').setHealth(c.frameworkId, 'api-1', false);
-    const failing = await eventually(() => consul.health.service({ service: 'api', passing: true }) as Promise<unknown[]>, (l) => l.length === 0);
+    const failing = await eventually(
+      () => consul.health.service({ service: 'api', passing: true }) as Promise<unknown[]>,
+      (l) => l.length === 0,
+    );
     expect(failing).toHaveLength(0);
     const all = (await consul.health.service('api')) as Array<{ Checks: Array<{ Status: string }> }>;
     expect(all[0]!.Checks.map((x) => x.Status)).toEqual(['critical']);
     expect(await digShort(c.discovery.dnsPort, 'api.service.corral')).toEqual([]);
     c.agentOf('api-1').setHealth(c.frameworkId, 'api-1', true);
-    await eventually(() => consul.health.service({ service: 'api', passing: true }) as Promise<unknown[]>, (l) => l.length === 1);
+    await eventually(
+      () => consul.health.service({ service: 'api', passing: true }) as Promise<unknown[]>,
+      (l) => l.length === 1,
+    );
     expect(await digShort(c.discovery.dnsPort, 'api.service.corral')).toEqual([c.ipOf('api-1')]);
   });
 
   it('catalog register/deregister of an external service, visible in DNS when passing', async () => {
-    await consul.catalog.register({ node: 'db-host', address: '198.18.5.5', service: { id: 'pg-1', service: 'postgres', tags: ['primary'], port: 5432 }, check: { checkid: 'pg-alive', name: 'pg', status: 'passing', serviceid: 'pg-1' } } as never);
+    await consul.catalog.register({
+      node: 'db-host',
+      address: '198.18.5.5',
+      service: { id: 'pg-1', service: 'postgres', tags: ['primary'], port: 5432 },
+      check: { checkid: 'pg-alive', name: 'pg', status: 'passing', serviceid: 'pg-1' },
+    } as never);
     expect(await digShort(c.discovery.dnsPort, 'primary.postgres.service.corral')).toEqual(['198.18.5.5']);
     expect(await digShort(c.discovery.dnsPort, 'db-host.node.corral')).toEqual(['198.18.5.5']);
     const byTag = (await consul.catalog.service.nodes({ service: 'postgres', tag: 'primary' })) as Array<{ ServiceID: string }>;
@@ -312,26 +351,52 @@ describe('catalog and health', () => {
     await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
     const webPort = (web.address() as net.AddressInfo).port;
     const tcpPort = (tcp.address() as net.AddressInfo).port;
-    await consul.agent.service.register(<never>{ name: 'shop', id: 'shop-1', address: '127.0.0.2', port: webPort, tags: ['blue'], check: { http: `http://127.0.0.1:${webPort}/health`, interval: '200ms' } });
+    await consul.agent.service.register(<never>{
+      name: 'shop',
+      id: 'shop-1',
+      address: '127.0.0.2',
+      port: webPort,
+      tags: ['blue'],
+      check: { http: `http://127.0.0.1:${webPort}/health`, interval: '200ms' },
+    });
     await consul.agent.service.register(<never>{ name: 'cache', id: 'cache-1', address: '127.0.0.3', port: tcpPort, check: { tcp: `127.0.0.1:${tcpPort}`, interval: '200ms' } });
     await consul.agent.service.register(<never>{ name: 'batch', id: 'batch-1', address: '127.0.0.4', port: 1, check: { ttl: '1s' } });
     const svcs = (await consul.agent.service.list()) as Record<string, { Service: string }>;
     expect(Object.keys(svcs).sort()).toEqual(['batch-1', 'cache-1', 'shop-1']);
-    await eventually(() => digShort(c.discovery.dnsPort, 'shop.service.corral'), (l) => l.length === 1);
-    await eventually(() => digShort(c.discovery.dnsPort, 'cache.service.corral'), (l) => l.length === 1);
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'shop.service.corral'),
+      (l) => l.length === 1,
+    );
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'cache.service.corral'),
+      (l) => l.length === 1,
+    );
     // TTL checks start critical until the service reports.
     expect(await digShort(c.discovery.dnsPort, 'batch.service.corral')).toEqual([]);
     await consul.agent.check.pass('service:batch-1');
-    await eventually(() => digShort(c.discovery.dnsPort, 'batch.service.corral'), (l) => l.length === 1);
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'batch.service.corral'),
+      (l) => l.length === 1,
+    );
     // HTTP failure → critical → gone from DNS; TTL silence → critical.
     healthy = false;
-    await eventually(() => digShort(c.discovery.dnsPort, 'shop.service.corral'), (l) => l.length === 0);
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'shop.service.corral'),
+      (l) => l.length === 0,
+    );
     const checks = (await consul.health.checks('shop')) as Array<{ Status: string; Output: string }>;
     expect(checks[0]).toMatchObject({ Status: 'critical' });
     expect(checks[0]!.Output).toContain('500');
-    await eventually(() => digShort(c.discovery.dnsPort, 'batch.service.corral'), (l) => l.length === 0, 4000);
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'batch.service.corral'),
+      (l) => l.length === 0,
+      4000,
+    );
     tcp.close();
-    await eventually(() => digShort(c.discovery.dnsPort, 'cache.service.corral'), (l) => l.length === 0);
+    await eventually(
+      () => digShort(c.discovery.dnsPort, 'cache.service.corral'),
+      (l) => l.length === 0,
+    );
     await consul.agent.service.deregister('shop-1');
     await consul.agent.service.deregister('cache-1');
     await consul.agent.service.deregister('batch-1');
@@ -339,9 +404,15 @@ describe('catalog and health', () => {
   });
 
   it('?tag repeats (every tag must match, in any case); ?passing takes Go booleans, anything else is a 400', async () => {
-    await consul.catalog.register({ node: 'tag-host', address: '198.18.5.6', service: { id: 'tagged-1', service: 'tagged', tags: ['Primary', 'v2'], port: 1 }, check: { checkid: 'tagged-ok', name: 'ok', status: 'passing', serviceid: 'tagged-1' } } as never);
+    await consul.catalog.register({
+      node: 'tag-host',
+      address: '198.18.5.6',
+      service: { id: 'tagged-1', service: 'tagged', tags: ['Primary', 'v2'], port: 1 },
+      check: { checkid: 'tagged-ok', name: 'ok', status: 'passing', serviceid: 'tagged-1' },
+    } as never);
     await consul.catalog.register({ node: 'tag-host', address: '198.18.5.6', service: { id: 'tagged-2', service: 'tagged', tags: ['primary'], port: 2 } } as never);
-    const ids = async (path: string): Promise<string[]> => ((await (await fetch(`${base}${path}`)).json()) as Array<{ ServiceID?: string; Service?: { ID: string } }>).map((e) => e.ServiceID ?? e.Service!.ID).sort();
+    const ids = async (path: string): Promise<string[]> =>
+      ((await (await fetch(`${base}${path}`)).json()) as Array<{ ServiceID?: string; Service?: { ID: string } }>).map((e) => e.ServiceID ?? e.Service!.ID).sort();
     expect(await ids('/v1/catalog/service/tagged?tag=primary')).toEqual(['tagged-1', 'tagged-2']);
     expect(await ids('/v1/catalog/service/tagged?tag=primary&tag=V2')).toEqual(['tagged-1']);
     expect(await ids('/v1/health/service/tagged?tag=PRIMARY&tag=v2')).toEqual(['tagged-1']);

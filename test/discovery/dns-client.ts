@@ -9,7 +9,10 @@ import { run } from '../harness/resources.js';
 /** `dig @127.0.0.1 -p PORT name type +short [extra]` → non-empty lines. */
 export async function digShort(port: number, name: string, type = 'A', extra: string[] = []): Promise<string[]> {
   const out = await run('dig', ['@127.0.0.1', '-p', String(port), name, type, '+short', '+time=2', '+tries=1', ...extra]);
-  return out.split('\n').map((l) => l.trim()).filter(Boolean);
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 /** Full dig output (status, flags, sections). */
@@ -55,7 +58,10 @@ export async function resolve(port: number, name: string, type: dnsPacket.Record
 /** Addresses in an A answer (empty for NXDOMAIN/NODATA/timeout). */
 export async function addresses(port: number, name: string): Promise<string[]> {
   const p = await resolve(port, name, 'A');
-  return (p?.answers ?? []).filter((a) => a.type === 'A').map((a) => String((a as { data: unknown }).data)).sort();
+  return (p?.answers ?? [])
+    .filter((a) => a.type === 'A')
+    .map((a) => String((a as { data: unknown }).data))
+    .sort();
 }
 
 /** Poll until `pred` holds for the answer, or fail after timeoutMs. */

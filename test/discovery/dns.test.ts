@@ -28,7 +28,15 @@ beforeAll(async () => {
   await c.launch({
     id: 'web-1',
     name: 'web',
-    discovery: { name: 'web', ports: { ports: [{ number: 8080, name: 'http', protocol: 'tcp' }, { number: 5353, name: 'mdns', protocol: 'udp' }] } },
+    discovery: {
+      name: 'web',
+      ports: {
+        ports: [
+          { number: 8080, name: 'http', protocol: 'tcp' },
+          { number: 5353, name: 'mdns', protocol: 'udp' },
+        ],
+      },
+    },
     labels: { labels: [{ key: 'tags', value: 'v1,canary' }] },
   });
   await c.launch({ id: 'web-2', name: 'web', discovery: { name: 'web', ports: { ports: [{ number: 8080, name: 'http', protocol: 'tcp' }] } } });
@@ -92,7 +100,12 @@ describe('Consul names', () => {
     const srv = await digShort(port, '_web._tcp.service.corral', 'SRV');
     expect(srv).toHaveLength(2);
     expect(srv.every((l) => /^1 1 8080 [0-9a-f]{8}\.addr\.corral\.$/.test(l))).toBe(true);
-    expect(await digShort(port, '_web._v1.service.corral', 'SRV')).toEqual([`1 1 8080 ${webIp.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')}.addr.corral.`]);
+    expect(await digShort(port, '_web._v1.service.corral', 'SRV')).toEqual([
+      `1 1 8080 ${webIp
+        .split('.')
+        .map((o) => Number(o).toString(16).padStart(2, '0'))
+        .join('')}.addr.corral.`,
+    ]);
     expect((await digShort(port, 'web.service.corral', 'SRV', ['+tcp'])).length).toBe(2);
   });
 
@@ -165,13 +178,22 @@ describe('protocol behaviour', () => {
 describe('forwarding', () => {
   it('forwards names outside the zone to an upstream (knot) over UDP and TCP', async () => {
     knotDir = testDir('discovery-knot');
-    knot = await startKnot(knotDir, 'example.test', zoneFile('example.test', [
-      { name: 'example.test', type: 'SOA', data: 'ns.example.test. h.example.test. 1 60 60 60 60' },
-      { name: 'example.test', type: 'NS', data: 'ns.example.test.' },
-      { name: 'www.example.test', type: 'A', data: '192.0.2.10' },
-    ]));
+    knot = await startKnot(
+      knotDir,
+      'example.test',
+      zoneFile('example.test', [
+        { name: 'example.test', type: 'SOA', data: 'ns.example.test. h.example.test. 1 60 60 60 60' },
+        { name: 'example.test', type: 'NS', data: 'ns.example.test.' },
+        { name: 'www.example.test', type: 'A', data: '192.0.2.10' },
+      ]),
+    );
     const dir = (fwdDir = testDir('discovery-fwd'));
-    forwarding = await startDiscovery({ workDir: dir, store: { backend: 'embedded', path: join(dir, 'kv.db'), sync: 'normal' }, dns: { port: 0, workers: 0, upstreams: [`127.0.0.1:${knot.port}`], forwardTimeoutMs: 500 }, http: { port: 0 } });
+    forwarding = await startDiscovery({
+      workDir: dir,
+      store: { backend: 'embedded', path: join(dir, 'kv.db'), sync: 'normal' },
+      dns: { port: 0, workers: 0, upstreams: [`127.0.0.1:${knot.port}`], forwardTimeoutMs: 500 },
+      http: { port: 0 },
+    });
     const p = forwarding.dnsPort;
     expect(await digShort(p, 'www.example.test')).toEqual(['192.0.2.10']);
     expect(await digShort(p, 'www.example.test', 'A', ['+tcp'])).toEqual(['192.0.2.10']);

@@ -120,7 +120,17 @@ describe('HTTP fuzzing', () => {
       fc.oneof(
         fc.string({ maxLength: 200 }),
         fc.json({ maxDepth: 3 }),
-        fc.constantFrom('[{"KV":{"Verb":"set","Key":"","Value":"!!"}}]', '{"Name":1}', '{"Node":"n"}', '{"TTL":"forever"}', '{"Name":"s","Check":{"HTTP":"notaurl","Interval":"1s"}}', '[{"KV":{"Verb":"lock","Key":"k"}}]', 'null', '[]', '{}'),
+        fc.constantFrom(
+          '[{"KV":{"Verb":"set","Key":"","Value":"!!"}}]',
+          '{"Name":1}',
+          '{"Node":"n"}',
+          '{"TTL":"forever"}',
+          '{"Name":"s","Check":{"HTTP":"notaurl","Interval":"1s"}}',
+          '[{"KV":{"Verb":"lock","Key":"k"}}]',
+          'null',
+          '[]',
+          '{}',
+        ),
       ),
       60,
     );

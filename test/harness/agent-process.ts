@@ -69,7 +69,10 @@ export class AgentProcess {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'cli/corral.ts'), 'agent', '--config', this.configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.opts.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'cli/corral.ts'), 'agent', '--config', this.configFile], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     recordPid('agent', child.pid!);
     this.output = '';

@@ -165,7 +165,15 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
   const basePort = await freePortRange(address, portCount);
   mkdirSync(join(dir, 'run'), { recursive: true });
   const cluster = await bootstrapCeph(
-    { dir, address, basePort, portCount, pools: opts.pools ?? [], ...(opts.memstoreBytes ? { memstoreBytes: opts.memstoreBytes } : {}), ...(opts.extraConfig ? { extraConfig: opts.extraConfig } : {}) },
+    {
+      dir,
+      address,
+      basePort,
+      portCount,
+      pools: opts.pools ?? [],
+      ...(opts.memstoreBytes ? { memstoreBytes: opts.memstoreBytes } : {}),
+      ...(opts.extraConfig ? { extraConfig: opts.extraConfig } : {}),
+    },
     (name, program, args) => {
       const d = spawnDaemon(name, program, args, join(dir, 'run'));
       daemons.push(d);
@@ -177,10 +185,13 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
   );
   const { confFile, keyring, cliArgs } = cluster;
   const ceph = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'ceph', ...cliArgs, ...args], { timeoutMs: timeoutMs + 2000 });
-  const rbd = (args: string[], timeoutMs = 20_000) => run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rbd', '-c', confFile, '--keyring', keyring, ...args], { timeoutMs: timeoutMs + 2000 });
+  const rbd = (args: string[], timeoutMs = 20_000) =>
+    run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rbd', '-c', confFile, '--keyring', keyring, ...args], { timeoutMs: timeoutMs + 2000 });
   // Each Ceph round trip gives up after 3 s, as the volume driver's do; the whole command (start-up included) after timeoutMs.
   const rados = (args: string[], timeoutMs = 20_000) =>
-    run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rados', '-c', confFile, '--keyring', keyring, '--client-mount-timeout', '3', '--rados-osd-op-timeout', '3', ...args], { timeoutMs: timeoutMs + 2000 });
+    run('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'rados', '-c', confFile, '--keyring', keyring, '--client-mount-timeout', '3', '--rados-osd-op-timeout', '3', ...args], {
+      timeoutMs: timeoutMs + 2000,
+    });
   const createPool = (name: string) => createRbdPool(ceph, name);
 
   let stopped: Promise<void> | undefined;

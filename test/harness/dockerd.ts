@@ -79,11 +79,16 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
   for (const d of [dataRoot, execRoot, cliConfig]) mkdirSync(d, { recursive: true });
   writeFileSync(configFile, JSON.stringify({ 'log-level': 'warn', ...opts.daemonConfig }));
   const args = [
-    '--data-root', dataRoot,
-    '--exec-root', execRoot,
-    '--pidfile', join(dir, 'docker.pid'),
-    '-H', `unix://${socket}`,
-    '--config-file', configFile,
+    '--data-root',
+    dataRoot,
+    '--exec-root',
+    execRoot,
+    '--pidfile',
+    join(dir, 'docker.pid'),
+    '-H',
+    `unix://${socket}`,
+    '--config-file',
+    configFile,
     '--bridge=none',
     '--iptables=false',
     '--ip-masq=false',
@@ -123,7 +128,14 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> 
     const deadline = Date.now() + 60_000;
     for (;;) {
       if (!isAlive(pid)) throw new Error(`dockerd exited: ${stderr.slice(-3000)}`);
-      if (existsSync(socket) && (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 5000 }).then(() => true, () => false))) break;
+      if (
+        existsSync(socket) &&
+        (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 5000 }).then(
+          () => true,
+          () => false,
+        ))
+      )
+        break;
       if (Date.now() > deadline) throw new Error(`dockerd not ready after 60 s: ${stderr.slice(-3000)}`);
       await sleep(100);
     }

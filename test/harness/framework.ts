@@ -60,7 +60,20 @@ export class TestFramework {
   launch(offer: V1Offer, tasks: Array<{ id: string; resources: string }>, refuseSeconds?: number): Promise<unknown> {
     return this.client.accept(
       [offer.id.value],
-      [{ type: 'LAUNCH', launch: { task_infos: tasks.map((t) => ({ name: t.id, task_id: { value: t.id }, agent_id: offer.agent_id, resources: resourcesJson(t.resources, offer.allocation_info.role), command: { value: 'sleep 1000' } })) } }],
+      [
+        {
+          type: 'LAUNCH',
+          launch: {
+            task_infos: tasks.map((t) => ({
+              name: t.id,
+              task_id: { value: t.id },
+              agent_id: offer.agent_id,
+              resources: resourcesJson(t.resources, offer.allocation_info.role),
+              command: { value: 'sleep 1000' },
+            })),
+          },
+        },
+      ],
       refuseSeconds,
     );
   }

@@ -38,7 +38,9 @@ export function findLeftovers(root: string): string[] {
   // An empty test cgroup root is harmless (and shared by concurrent files); a child cgroup is a leak.
   const cgroups = left.cgroups.filter((d) => existsSync(d) && readdirSync(d, { withFileTypes: true }).some((e) => e.isDirectory()));
   return [
-    ...recordedProcesses(root).filter(ours).map((p) => `process ${p.name}`),
+    ...recordedProcesses(root)
+      .filter(ours)
+      .map((p) => `process ${p.name}`),
     ...left.mounts.map((m) => `mount ${m}`),
     ...left.loopDevices.map((d) => `loop device ${d}`),
     ...left.netns.map((n) => `network namespace ${n}`),

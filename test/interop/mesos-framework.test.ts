@@ -73,10 +73,14 @@ describe('the mesos-framework npm package against a corral master', () => {
     expect(w.offers[0]!.url).toEqual({ scheme: 'http', address: { hostname: 'interop-agent', ip: '127.0.0.1', port: 5051 }, path: '/slave(1)' });
 
     // Both tasks launch (ACCEPT with nulls in every TaskInfo and Resource) and run.
-    const running = await untilValue('two tasks launched and RUNNING', async () => {
-      const ids = w.scheduler.launchedTasks.filter((t) => t.runtimeInfo?.state === 'TASK_RUNNING').map((t) => t.taskId);
-      return ids.length === 2 ? ids : undefined;
-    }, 30_000);
+    const running = await untilValue(
+      'two tasks launched and RUNNING',
+      async () => {
+        const ids = w.scheduler.launchedTasks.filter((t) => t.runtimeInfo?.state === 'TASK_RUNNING').map((t) => t.taskId);
+        return ids.length === 2 ? ids : undefined;
+      },
+      30_000,
+    );
     const launchedInfos = launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks : []));
     expect(launchedInfos.map((t) => t.task_id.value).sort()).toEqual([...running].sort());
     for (const t of launchedInfos) {
@@ -88,7 +92,11 @@ describe('the mesos-framework npm package against a corral master', () => {
     }
 
     // Every TASK_RUNNING was acknowledged: records delivered one per chunk were all read.
-    await until(async () => (await tasksOf(master!.url)).tasks.filter((t) => t.framework_id.value === frameworkId && t.state === 'TASK_RUNNING' && t.status_update_uuid === undefined).length === 2, 20_000, 'acknowledged RUNNING tasks');
+    await until(
+      async () => (await tasksOf(master!.url)).tasks.filter((t) => t.framework_id.value === frameworkId && t.state === 'TASK_RUNNING' && t.status_update_uuid === undefined).length === 2,
+      20_000,
+      'acknowledged RUNNING tasks',
+    );
     await until(() => agent.updates.pending().length === 0, 20_000, 'the agent to stop resending');
     expect(w.sent.filter((s) => s === 'sent_acknowledge').length).toBeGreaterThanOrEqual(2);
 
@@ -108,7 +116,17 @@ describe('the mesos-framework npm package against a corral master', () => {
     // Implicit reconciliation: every task the master knows.
     const beforeImplicit = w.updates.length;
     w.scheduler.reconcile();
-    await until(() => new Set(w.updates.slice(beforeImplicit).filter((s) => s.reason === 'REASON_RECONCILIATION' && s.source === 'SOURCE_MASTER' && s.state === 'TASK_RUNNING').map((s) => s.task_id.value)).size === 2, 20_000, 'implicit reconciliation of both tasks');
+    await until(
+      () =>
+        new Set(
+          w.updates
+            .slice(beforeImplicit)
+            .filter((s) => s.reason === 'REASON_RECONCILIATION' && s.source === 'SOURCE_MASTER' && s.state === 'TASK_RUNNING')
+            .map((s) => s.task_id.value),
+        ).size === 2,
+      20_000,
+      'implicit reconciliation of both tasks',
+    );
 
     // KILL: the task ends KILLED, the update is acknowledged and the package forgets the task.
     w.scheduler.kill(second, agentId);
@@ -131,6 +149,16 @@ describe('the mesos-framework npm package against a corral master', () => {
     await until(() => agent.received.some((e) => e.type === 'SHUTDOWN_FRAMEWORK' && e.shutdown_framework.framework_id.value === frameworkId), 20_000, 'SHUTDOWN_FRAMEWORK on the agent');
     const after = await tasksOf(master.url);
     expect(after.tasks.filter((t) => t.framework_id.value === frameworkId)).toEqual([]);
-    expect(after.completed_tasks.filter((t) => t.framework_id.value === frameworkId).map((t) => [t.task_id.value, t.state]).sort()).toEqual([[first, 'TASK_KILLED'], [second, 'TASK_KILLED']].sort());
+    expect(
+      after.completed_tasks
+        .filter((t) => t.framework_id.value === frameworkId)
+        .map((t) => [t.task_id.value, t.state])
+        .sort(),
+    ).toEqual(
+      [
+        [first, 'TASK_KILLED'],
+        [second, 'TASK_KILLED'],
+      ].sort(),
+    );
   });
 });

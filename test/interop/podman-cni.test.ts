@@ -97,7 +97,7 @@ describe('podman runs containers on a corral network', () => {
     expect(nets).toContainEqual(expect.objectContaining({ name: NET, driver: 'corral' }));
   });
 
-  it('ADD: the container gets a /32 from corral\'s IPAM and a default route via 169.254.1.1', async () => {
+  it("ADD: the container gets a /32 from corral's IPAM and a default route via 169.254.1.1", async () => {
     web = await podman.run('web', ['--network', NET, '-p', `${HOST_PORT}:8080`], ['httpd', '-f', '-p', '8080', '-h', '/etc']);
     expect(web.ip).toMatch(/^100\.96\.\d+\.\d+$/);
     expect(web.prefixLen).toBe(32);

@@ -86,26 +86,29 @@ export function startPodman(o: PodmanOptions): Podman {
   for (const p of Object.values(paths)) mkdirSync(p, { recursive: true });
   const containersConf = join(root, 'containers.conf');
   const storageConf = join(root, 'storage.conf');
-  writeFileSync(containersConf, [
-    '[containers]',
-    `default_ulimits = ${toml(['nofile=1024:1024', 'nproc=4096:4096'])}`,
-    'log_driver = "k8s-file"',
-    '[network]',
-    'network_backend = "cni"',
-    `cni_plugin_dirs = ${toml(o.pluginDirs)}`,
-    `network_config_dir = ${toml(o.confDir)}`,
-    `default_network = ${toml(o.defaultNetwork)}`,
-    '[engine]',
-    'cgroup_manager = "cgroupfs"',
-    'events_logger = "file"',
-    `events_logfile_path = ${toml(join(paths.tmp, 'events.log'))}`,
-    'lock_type = "file"',
-    `tmp_dir = ${toml(paths.tmp)}`,
-    `static_dir = ${toml(join(paths.storage, 'libpod'))}`,
-    `volume_path = ${toml(join(paths.storage, 'volumes'))}`,
-    'runtime = "runc"',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    containersConf,
+    [
+      '[containers]',
+      `default_ulimits = ${toml(['nofile=1024:1024', 'nproc=4096:4096'])}`,
+      'log_driver = "k8s-file"',
+      '[network]',
+      'network_backend = "cni"',
+      `cni_plugin_dirs = ${toml(o.pluginDirs)}`,
+      `network_config_dir = ${toml(o.confDir)}`,
+      `default_network = ${toml(o.defaultNetwork)}`,
+      '[engine]',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      `events_logfile_path = ${toml(join(paths.tmp, 'events.log'))}`,
+      'lock_type = "file"',
+      `tmp_dir = ${toml(paths.tmp)}`,
+      `static_dir = ${toml(join(paths.storage, 'libpod'))}`,
+      `volume_path = ${toml(join(paths.storage, 'volumes'))}`,
+      'runtime = "runc"',
+      '',
+    ].join('\n'),
+  );
   writeFileSync(storageConf, ['[storage]', 'driver = "vfs"', `graphroot = ${toml(paths.storage)}`, `runroot = ${toml(paths.run)}`, ''].join('\n'));
 
   const env = {
@@ -197,7 +200,10 @@ export function startPodman(o: PodmanOptions): Podman {
       }
       await removeCgroupRoot(cgroupParent);
       removeLibcniCache(containerIds, { results: !cacheExisted, root: !libcniExisted });
-      const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${root}/`));
+      const mounts = readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[1] ?? '')
+        .filter((m) => m.startsWith(`${root}/`));
       for (const m of mounts.reverse()) await run('umount', ['-l', m]).catch(() => undefined);
       rmSync(root, { recursive: true, force: true });
       if (problems.length) throw new Error(problems.join('; '));
@@ -224,4 +230,3 @@ function removeLibcniCache(ids: Set<string>, made: { results: boolean; root: boo
     // not empty: someone else's entries, left alone
   }
 }
-

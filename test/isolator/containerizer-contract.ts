@@ -57,7 +57,10 @@ export function containerizerContract(name: string, setup: () => ContainerizerUn
     }
 
     afterEach(async () => {
-      for (const id of launched) await get().z.destroy(id).catch(() => undefined);
+      for (const id of launched)
+        await get()
+          .z.destroy(id)
+          .catch(() => undefined);
       launched.clear();
     });
 
@@ -84,7 +87,10 @@ function registerLifecycle(get: Get, start: Start): void {
       expect(await holds('exit3')).toBe(true);
       await z.destroy('exit3');
       expect(await holds('exit3')).toBe(false);
-      const err = await z.wait('exit3').then(() => undefined, (e: unknown) => e);
+      const err = await z.wait('exit3').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isCorralError(err, 'NOT_FOUND')).toBe(true);
       expect((err as Error).message).toMatch(/no container exit3/);
     });
@@ -151,7 +157,11 @@ function registerLifecycle(get: Get, start: Start): void {
         command: shell('i=0; while [ $i -lt 400 ]; do echo "line $i ......................."; i=$((i+1)); done'),
       });
       expect((await get().z.wait('chatty')).exitCode).toBe(0);
-      expect(readdirSync(c.sandbox).filter((f) => f.startsWith('rot-')).sort()).toEqual(['rot-err', 'rot-out', 'rot-out.1', 'rot-out.2']);
+      expect(
+        readdirSync(c.sandbox)
+          .filter((f) => f.startsWith('rot-'))
+          .sort(),
+      ).toEqual(['rot-err', 'rot-out', 'rot-out.1', 'rot-out.2']);
       for (const f of ['rot-out', 'rot-out.1', 'rot-out.2']) expect(readFileSync(join(c.sandbox, f)).length).toBeLessThanOrEqual(4096);
       expect(readLog(c, 'rot-out').trim().split('\n').pop()).toBe('line 399 .......................');
       // The newest rotated file continues exactly where the older one stopped.
@@ -178,7 +188,10 @@ function registerLimits(get: Get, start: Start): void {
     });
 
     it('a memory hog is OOM-killed at its limit and reported as a memory limitation', async () => {
-      await start('hog', { resources: { cpus: 0.5, memMb: 32, diskMb: 0, gpus: 0, ports: [] }, command: { shell: false, value: 'dd', arguments: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=128M', 'count=1'], environment: {} } });
+      await start('hog', {
+        resources: { cpus: 0.5, memMb: 32, diskMb: 0, gpus: 0, ports: [] },
+        command: { shell: false, value: 'dd', arguments: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=128M', 'count=1'], environment: {} },
+      });
       const t = await get().z.wait('hog');
       expect(t).toMatchObject({ oomKilled: true, signal: 'SIGKILL', reason: 'REASON_CONTAINER_LIMITATION_MEMORY' });
       expect(t.message).toMatch(/memory limit of 32 MB/);
@@ -195,7 +208,12 @@ function registerLimits(get: Get, start: Start): void {
 function registerRefusals(get: Get, start: Start): void {
   describe('bad task definitions are refused with a typed error and leave nothing behind', () => {
     const refused = async (id: string, o: Partial<ContainerConfig>, pattern: RegExp, code: ErrorCode = 'INVALID_ARGUMENT') => {
-      const err = await get().z.launch(get().task(id, o)).then(() => undefined, (e: unknown) => e);
+      const err = await get()
+        .z.launch(get().task(id, o))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err, `launch of ${id} should fail`).toBeDefined();
       expect(isCorralError(err, code), String(err)).toBe(true);
       expect((err as Error).message).toMatch(pattern);
@@ -215,7 +233,8 @@ function registerRefusals(get: Get, start: Start): void {
       await refused('nancpu', res(Number.NaN, 64), /invalid task definition: resources.cpus/);
     });
     it('GPUs', () => refused('gpu', res(1, 64, 1), /GPU/));
-    it('a missing host volume', () => refused('novol', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: '/no/such/dir' } }] }, /volume host path \/no\/such\/dir does not exist/));
+    it('a missing host volume', () =>
+      refused('novol', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: '/no/such/dir' } }] }, /volume host path \/no\/such\/dir does not exist/));
     it('an image of the kind the other containerizer runs', () => refused('foreign', { image: get().refusals.foreignImage.image }, get().refusals.foreignImage.message));
     it('a malformed definition', () => refused('bad.hostname', { hostname: 'not a host name!' }, /invalid task definition: hostname/));
     it('a volume path that climbs out of the sandbox', () => refused('climb', { volumes: [{ containerPath: '../../etc', mode: 'RW', source: { type: 'sandbox', path: 'x' } }] }, /climbs out/));
@@ -223,7 +242,10 @@ function registerRefusals(get: Get, start: Start): void {
     it('a duplicate container id', async () => {
       const { z } = get();
       await start('dup', { command: shell('sleep 30') });
-      const err = await z.launch(get().task('dup')).then(() => undefined, (e: unknown) => e);
+      const err = await z.launch(get().task('dup')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(isCorralError(err, 'CONFLICT')).toBe(true);
       expect((err as Error).message).toMatch(/already exists/);
       // The first one is untouched.

@@ -107,7 +107,9 @@ describe('bad Docker task definitions are refused with a clear message', () => {
     await expect(z.launch(dtask('d-noimg', { image: { kind: 'docker', name: 'corral-no-such-image:1', forcePull: false } }))).rejects.toThrow(/unknown image corral-no-such-image:1/);
   });
   it('an unknown volume driver', async () => {
-    await expect(z.launch(dtask('d-nodrv', { volumes: [{ containerPath: '/data', mode: 'RW', source: { type: 'external', driver: 'corral-no-such-driver', name: 'v', options: {} } }] }))).rejects.toThrow(/unknown volume driver "corral-no-such-driver"/);
+    await expect(
+      z.launch(dtask('d-nodrv', { volumes: [{ containerPath: '/data', mode: 'RW', source: { type: 'external', driver: 'corral-no-such-driver', name: 'v', options: {} } }] })),
+    ).rejects.toThrow(/unknown volume driver "corral-no-such-driver"/);
     expect(await ourContainers()).toEqual([]);
   });
 });

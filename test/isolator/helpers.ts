@@ -96,7 +96,11 @@ export function cgroupsUnder(root: string): string[] {
   for (const mount of mounts) {
     const d = join(mount, root);
     if (!existsSync(d)) continue;
-    out.push(...readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(d, e.name)));
+    out.push(
+      ...readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => join(d, e.name)),
+    );
   }
   return out;
 }
@@ -133,7 +137,10 @@ export function shimProcessesFor(dir: string, root: string): number[] {
 }
 
 export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(dir));
 }
 
 export interface Leftovers {

@@ -151,12 +151,14 @@ describe('cgroup limits', () => {
     expect(env.z.cgroups.usage('overcommit')!.memLimitBytes).toBe(64 * 1024 * 1024);
     await env.z.destroy('overcommit');
   });
-
 });
 
 describe('bad native task definitions are refused with a clear message', () => {
   const refused = async (id: string, o: Parameters<typeof task>[2], pattern: RegExp) => {
-    const err = await env.z.launch(task(id, env.sandbox(id), o)).then(() => undefined, (e: unknown) => e);
+    const err = await env.z.launch(task(id, env.sandbox(id), o)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err, `launch of ${id} should fail`).toBeDefined();
     expect(isCorralError(err, 'INVALID_ARGUMENT')).toBe(true);
     expect((err as Error).message).toMatch(pattern);

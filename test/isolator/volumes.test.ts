@@ -126,7 +126,9 @@ describe('external volumes through the volume driver', () => {
 
   it('an unknown volume driver is refused before anything is created', async () => {
     const sandbox = env.sandbox('nodriver');
-    await expect(env.z.launch(task('nodriver', sandbox, { volumes: [{ containerPath: 'v', mode: 'RW', source: { type: 'external', driver: 'nope', name: 'x', options: {} } }] }))).rejects.toThrow(/unknown volume driver "nope"/);
+    await expect(env.z.launch(task('nodriver', sandbox, { volumes: [{ containerPath: 'v', mode: 'RW', source: { type: 'external', driver: 'nope', name: 'x', options: {} } }] }))).rejects.toThrow(
+      /unknown volume driver "nope"/,
+    );
     expect(env.z.cgroups.exists('nodriver')).toBe(false);
   });
 });
@@ -139,7 +141,12 @@ describe('root filesystem from an image tarball', () => {
     const r = await runTask('img', {
       image: { kind: 'tarball', path: image },
       volumes: [{ containerPath: '/data', mode: 'RO', source: { type: 'host', path: hostDir } }],
-      command: { shell: true, value: 'pwd; cat /data/hello; echo; ls /bin/busybox; test -e /usr/bin/node && echo host-visible; echo scratch > /tmp/x; id -u; echo sandboxed > out', environment: {}, user: 'root' },
+      command: {
+        shell: true,
+        value: 'pwd; cat /data/hello; echo; ls /bin/busybox; test -e /usr/bin/node && echo host-visible; echo scratch > /tmp/x; id -u; echo sandboxed > out',
+        environment: {},
+        user: 'root',
+      },
     });
     expect(r.t.exitCode, r.err).toBe(0);
     expect(r.out.split('\n')).toEqual(['/mnt/mesos/sandbox', 'from host', '/bin/busybox', '0', '']);

@@ -18,7 +18,22 @@ import { daemonRequest } from '../../plugins/cni-calico-like/src/daemon/client.j
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { loadNodeState } from '../../provision/src/lifecycle.js';
 import { cgroupPids } from '../../provision/src/scope.js';
-import { appName, instanceName, cephClientArgs, deployAndWait, failover, instanceUrl, learnedRoutes, nsRun, runningWithIp, startFullLab, storeApp, until, type FailoverResult, type FullLab } from './full-lab.js';
+import {
+  appName,
+  instanceName,
+  cephClientArgs,
+  deployAndWait,
+  failover,
+  instanceUrl,
+  learnedRoutes,
+  nsRun,
+  runningWithIp,
+  startFullLab,
+  storeApp,
+  until,
+  type FailoverResult,
+  type FullLab,
+} from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -43,7 +58,9 @@ describe('4-host lab with a master and a real Ceph', () => {
   let result: FailoverResult;
 
   it('provisions every host with the same per-machine step: agents registered with their host attribute, each daemon in its own namespace', async () => {
-    const agents = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', '-X', 'POST', '-H', 'content-type: application/json', '--data', '{"type":"GET_AGENTS"}', `${lab.state.plan.masterUrl}/api/v1`])) as {
+    const agents = JSON.parse(
+      await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', '-X', 'POST', '-H', 'content-type: application/json', '--data', '{"type":"GET_AGENTS"}', `${lab.state.plan.masterUrl}/api/v1`]),
+    ) as {
       get_agents: { agents: Array<{ active: boolean; agent_info: { hostname: string; attributes?: Array<{ name: string; text?: { value: string } }> } }> };
     };
     const seen = agents.get_agents.agents.map((a) => [a.agent_info.hostname, a.active, a.agent_info.attributes?.find((x) => x.name === 'host')?.text?.value]).sort();
@@ -103,7 +120,11 @@ describe('4-host lab with a master and a real Ceph', () => {
     expect(cgroupPids(victim.cgroupRoot)).toEqual([]);
     expect((await run('ip', ['netns', 'pids', victim.netns])).trim()).toBe('');
     // DNS: exactly the three live instances; instance 1's own name answers its new address only.
-    expect(await lab.dig(lab.netnsOf(result.observer), appName('kv'))).toEqual(runningWithIp(v.tasks).map((t) => t.ips[0]).sort());
+    expect(await lab.dig(lab.netnsOf(result.observer), appName('kv'))).toEqual(
+      runningWithIp(v.tasks)
+        .map((t) => t.ips[0])
+        .sort(),
+    );
     expect(await lab.dig(lab.netnsOf(result.observer), instanceName('kv', 1))).toEqual([result.newIp]);
     // Routes: nothing via the dead host anywhere.
     for (const h of lab.state.plan.hosts.filter((x) => x.name !== result.victim)) {
@@ -120,12 +141,19 @@ describe('4-host lab with a master and a real Ceph', () => {
     for (const t of live) {
       const host = lab.hostByIp(t.host!);
       const h = lab.state.plan.hosts.find((x) => x.name === host)!;
-      await until(`kv-${t.index} detached on ${host}`, async () => {
-        const vol = await volumeClient(host).get(`kv-${t.index}`);
-        return vol.refs === 0 && vol.attachedTo === undefined;
-      }, 30_000, 200).catch(async (err: Error) => {
+      await until(
+        `kv-${t.index} detached on ${host}`,
+        async () => {
+          const vol = await volumeClient(host).get(`kv-${t.index}`);
+          return vol.refs === 0 && vol.attachedTo === undefined;
+        },
+        30_000,
+        200,
+      ).catch(async (err: Error) => {
         // What the driver is still retrying, and why its last attempt failed.
-        const status = await volumeClient(host).status().catch((e: Error) => e.message);
+        const status = await volumeClient(host)
+          .status()
+          .catch((e: Error) => e.message);
         throw new Error(`${err.message}\n${host} volume driver: ${JSON.stringify(status)}`);
       });
       // Converged: nothing left for the driver to retry.

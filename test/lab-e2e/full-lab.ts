@@ -19,8 +19,7 @@ export { sleep, untilValue as until } from '../harness/wait.js';
 import { sleep, untilValue as until } from '../harness/wait.js';
 
 /** A program run inside a lab namespace (argument arrays only). */
-export const nsRun = (netns: string, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> =>
-  run('nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args], { timeoutMs });
+export const nsRun = (netns: string, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> => run('nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args], { timeoutMs });
 
 export const STORE_SCRIPT = [
   "const h=require('http'),fs=require('fs');",
@@ -86,7 +85,11 @@ export function fullLab(state: LabState): FullLab {
     app: (id) => lab.api('GET', `/v1/apps/${id}`),
     async dig(fromNetns, name) {
       const out = await nsRun(fromNetns, 'dig', [`@${plan.dns.address}`, '-p', String(plan.dns.port), '+short', '+time=1', '+tries=1', name, 'A']);
-      return out.split('\n').map((l) => l.trim()).filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l)).sort();
+      return out
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => /^\d+\.\d+\.\d+\.\d+$/.test(l))
+        .sort();
     },
     async get(fromNetns, url) {
       return nsRun(fromNetns, 'curl', ['-sf', '--max-time', '1', url]).catch(() => undefined);
@@ -137,7 +140,14 @@ export async function nextHop(netns: string, ip: string): Promise<string> {
   return r[0]?.gateway ?? 'local';
 }
 
-export const cephClientArgs = (state: LabState): string[] => ['-c', join(state.plan.services.nodeDir, 'ceph', 'ceph.conf'), '--keyring', join(state.plan.services.nodeDir, 'ceph', 'keyring'), '--connect-timeout', '5'];
+export const cephClientArgs = (state: LabState): string[] => [
+  '-c',
+  join(state.plan.services.nodeDir, 'ceph', 'ceph.conf'),
+  '--keyring',
+  join(state.plan.services.nodeDir, 'ceph', 'keyring'),
+  '--connect-timeout',
+  '5',
+];
 
 export interface DeployResult {
   /** PUT → every instance RUNNING with an address. */
@@ -153,11 +163,16 @@ export async function deployAndWait(lab: FullLab, app: Record<string, unknown>, 
   const want = Number(app.instances);
   const t0 = Date.now();
   await lab.api('PUT', `/v1/apps/${id}`, app);
-  const tasks = await until(`${want} instances of ${id} running`, async () => {
-    const v = await lab.app(id);
-    const r = runningWithIp(v.tasks);
-    return r.length === want ? r : undefined;
-  }, timeoutMs, 100);
+  const tasks = await until(
+    `${want} instances of ${id} running`,
+    async () => {
+      const v = await lab.app(id);
+      const r = runningWithIp(v.tasks);
+      return r.length === want ? r : undefined;
+    },
+    timeoutMs,
+    100,
+  );
   const runningMs = Date.now() - t0;
   const ips = tasks.map((t) => t.ips[0]!).sort();
   await until(`${appName(id)} answering every instance`, async () => JSON.stringify(await lab.dig(lab.netnsOf(fromHost), appName(id))) === JSON.stringify(ips), timeoutMs, 50);

@@ -18,7 +18,10 @@ let io: IoCtx;
 
 const connect = () => connectCluster({ confFile: ceph.confFile, options: { keyring: ceph.keyring }, timeoutSeconds: 5 });
 const rejection = async (p: Promise<unknown>): Promise<RadosError> => {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(RadosError);
   return err as RadosError;
 };

@@ -72,7 +72,14 @@ describe('reconcileNode', () => {
   }, 180_000);
 
   it('fails a start clearly when a daemon exits, naming it and its output', async () => {
-    const bad: DaemonSpec = { name: 'broken', argv: [process.execPath, '-e', 'console.error("no config"); process.exit(3)'], outFile: join(dir, 'broken.out'), ready: async () => { throw new Error('not yet'); } };
+    const bad: DaemonSpec = {
+      name: 'broken',
+      argv: [process.execPath, '-e', 'console.error("no config"); process.exit(3)'],
+      outFile: join(dir, 'broken.out'),
+      ready: async () => {
+        throw new Error('not yet');
+      },
+    };
     await expect(reconcileNode('running', { stateFile: join(dir, 'bad-state.json'), name: 'bad', daemons: [bad], timeoutMs: 30_000 })).rejects.toThrow(/broken exited during start-up[\s\S]*no config/);
   }, 60_000);
 });

@@ -18,7 +18,14 @@ const cred = (principal: string) => ({ principal, secret: `s-${principal}` });
 const SECRETS = { admin: cred('admin'), frameworks: cred('frameworks'), agents: cred('agents') };
 
 describe('planNode with a security file', () => {
-  const node = nodeConfigSchema.parse({ role: 'control', name: 'c1', address: '198.18.0.1', dir: '/var/lib/corral/node', security: { file: '/etc/corral/security.yaml' }, components: ['master', 'services', 'discovery', 'cni', 'volumes', 'agent'] });
+  const node = nodeConfigSchema.parse({
+    role: 'control',
+    name: 'c1',
+    address: '198.18.0.1',
+    dir: '/var/lib/corral/node',
+    security: { file: '/etc/corral/security.yaml' },
+    components: ['master', 'services', 'discovery', 'cni', 'volumes', 'agent'],
+  });
 
   it('turns authentication on and gives each client daemon its principal', () => {
     const p = planNode(node, SECRETS);
@@ -38,7 +45,11 @@ describe('planNode with a security file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
     const file = join(dir, 'security.yaml');
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n  - { principal: frameworks, secret: f }\n  - { principal: agents, secret: g }\n');
-    expect(secretsOf({ ...node, security: { file } })).toEqual({ admin: { principal: 'admin', secret: 'a' }, frameworks: { principal: 'frameworks', secret: 'f' }, agents: { principal: 'agents', secret: 'g' } });
+    expect(secretsOf({ ...node, security: { file } })).toEqual({
+      admin: { principal: 'admin', secret: 'a' },
+      frameworks: { principal: 'frameworks', secret: 'f' },
+      agents: { principal: 'agents', secret: 'g' },
+    });
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n');
     expect(() => secretsOf({ ...node, security: { file } })).toThrow(/no credential for "frameworks"/);
   });
@@ -65,7 +76,7 @@ describe("corral up's node file", () => {
   });
   const p = planNode(nodeConfigSchema.parse(upNodeConfig(up)), SECRETS);
 
-  it('runs the six daemons on 127.0.0.1 with the instance\'s ports, each once the one before is ready', () => {
+  it("runs the six daemons on 127.0.0.1 with the instance's ports, each once the one before is ready", () => {
     expect(p.daemons.map((d) => d.name)).toEqual(['master', 'services', 'discovery', 'cni', 'volumes', 'agent']);
     expect(config(p, 'master')).toMatchObject({ host: '127.0.0.1', port: 15050, credentials: up.paths.security });
     expect(config(p, 'agent')).toMatchObject({ host: '127.0.0.1', port: 15051, apiSocket: up.paths.agentSocket, master: 'http://127.0.0.1:15050', mesos: { cgroupRoot: 'cx', netnsPrefix: 'cx-' } });
@@ -84,7 +95,12 @@ describe("corral up's node file", () => {
   });
 
   it('puts the volume plugin where Docker and corral volume look for it, its data in the work dir', () => {
-    expect(config(p, 'volumes')).toMatchObject({ socket: up.paths.volumeSocket, dataDir: up.paths.volumes, defaultBackend: 'local', reconcile: { liveContainers: { socketPath: up.paths.agentSocket } } });
+    expect(config(p, 'volumes')).toMatchObject({
+      socket: up.paths.volumeSocket,
+      dataDir: up.paths.volumes,
+      defaultBackend: 'local',
+      reconcile: { liveContainers: { socketPath: up.paths.agentSocket } },
+    });
     expect(p.daemons.every((d) => d.outFile === join(up.paths.logs, `${d.name}.log`))).toBe(true);
   });
 

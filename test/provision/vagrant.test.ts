@@ -91,7 +91,7 @@ describe('node files for the Vagrant lab (corral node init)', () => {
 });
 
 describe('the namespace lab runs the same step per host', () => {
-  it('gives every host its own sockets, state, cgroup root and container namespaces, and masks the other hosts\' volumes', () => {
+  it("gives every host its own sockets, state, cgroup root and container namespaces, and masks the other hosts' volumes", () => {
     const lab = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 4, dir: '/tmp/lab', routeReflector: false, full: true });
     const c = plan(controlNodeConfig(lab));
     expect(c.components).toEqual(['ceph', 'master', 'services', 'discovery']);
@@ -126,7 +126,9 @@ describe('vagrant/', () => {
       const a = await sh('bash', ['vagrant/provision.sh', 'agent', 'agent2', '192.168.56.12', '192.168.56.10'], env);
       expect(a.code).toBe(0);
       const file = JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'));
-      expect(file).toEqual(nodeFileFor({ role: 'agent', name: 'agent2', address: '192.168.56.12', control: '192.168.56.10', cephConf: join(etc, 'ceph', 'ceph.client.conf'), cephKeyring: join(etc, 'ceph', 'keyring') }));
+      expect(file).toEqual(
+        nodeFileFor({ role: 'agent', name: 'agent2', address: '192.168.56.12', control: '192.168.56.10', cephConf: join(etc, 'ceph', 'ceph.client.conf'), cephKeyring: join(etc, 'ceph', 'keyring') }),
+      );
       expect(plan(file).daemons.map((d) => d.name)).toEqual(['cni', 'volumes', 'agent']);
       const bad = await sh('bash', ['vagrant/provision.sh', 'worker', 'w', '1.2.3.4', '1.2.3.4'], env);
       expect(bad.code).toBe(2);

@@ -38,7 +38,6 @@ export interface ServicesCluster {
   dispose(): Promise<void>;
 }
 
-
 let ipCounter = 0;
 
 export interface ClusterOptions {
@@ -113,10 +112,14 @@ export async function startServicesCluster(opts: ClusterOptions = {}): Promise<S
       },
       async waitFor(id, pred, ms = 10_000, what = 'app state') {
         let last: AppView | undefined;
-        await until(async () => {
-          last = await client.get(id).catch(() => undefined);
-          return last !== undefined && pred(last);
-        }, ms, `${what} (last: ${last ? `${last.status}: ${last.message}` : 'none'})`).catch((err: Error) => {
+        await until(
+          async () => {
+            last = await client.get(id).catch(() => undefined);
+            return last !== undefined && pred(last);
+          },
+          ms,
+          `${what} (last: ${last ? `${last.status}: ${last.message}` : 'none'})`,
+        ).catch((err: Error) => {
           throw new Error(`${err.message}\n${JSON.stringify(last?.tasks ?? [], null, 1).slice(0, 3000)}`);
         });
         return last!;

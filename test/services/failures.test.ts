@@ -34,10 +34,11 @@ describe('failing apps', () => {
       if (e.type !== 'LAUNCH') return;
       launches.push(Date.now());
       // Each task runs briefly, then exits with an error.
-      for (const t of e.launch.tasks) setTimeout(() => {
-        failures.push(Date.now());
-        agent.end(c!.services.frameworkId!, t.task_id.value, 'TASK_FAILED', 'exit status 3');
-      }, 20);
+      for (const t of e.launch.tasks)
+        setTimeout(() => {
+          failures.push(Date.now());
+          agent.end(c!.services.frameworkId!, t.task_id.value, 'TASK_FAILED', 'exit status 3');
+        }, 20);
     });
     await c.client.deploy({ id: 'flaky', cmd: 'exit 3', mem: 32, backoff: { initialSeconds: 0.2, factor: 2, maxSeconds: 0.8 } });
     await until(() => launches.length >= 6, 15_000, 'six launches');

@@ -36,8 +36,13 @@ describe('health checks', () => {
     const agent = c.agents[0]!;
     const info = [...agent.tasks.values()].find((t) => t.info.task_id.value === started.tasks[0]!.taskId)!.info;
     expect(info.health_check).toEqual({
-      type: 'HTTP', http: { port: started.tasks[0]!.ports[0], path: '/ready', scheme: 'http' },
-      delay_seconds: 0, interval_seconds: 0.1, timeout_seconds: 0.1, consecutive_failures: 2, grace_period_seconds: 1,
+      type: 'HTTP',
+      http: { port: started.tasks[0]!.ports[0], path: '/ready', scheme: 'http' },
+      delay_seconds: 0,
+      interval_seconds: 0.1,
+      timeout_seconds: 0.1,
+      consecutive_failures: 2,
+      grace_period_seconds: 1,
     });
     for (const t of started.tasks) agent.setHealth(fw(), t.taskId!, true);
     const healthy = await c.waitFor('checked', (v) => v.status === 'running' && v.healthy === 2);
@@ -71,14 +76,15 @@ describe('health checks', () => {
     const healthyAt = new Map<string, number>();
     agent.on((e) => {
       if (e.type !== 'LAUNCH') return;
-      for (const t of e.launch.tasks) setTimeout(() => {
-        healthyAt.set(t.task_id.value, Date.now());
-        try {
-          agent.setHealth(fw(), t.task_id.value, true);
-        } catch {
-          // already killed
-        }
-      }, 150);
+      for (const t of e.launch.tasks)
+        setTimeout(() => {
+          healthyAt.set(t.task_id.value, Date.now());
+          try {
+            agent.setHealth(fw(), t.task_id.value, true);
+          } catch {
+            // already killed
+          }
+        }, 150);
     });
     await c.client.deploy({ ...checked, instances: 3 });
     const before = await c.waitFor('checked', (v) => v.status === 'running');

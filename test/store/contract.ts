@@ -240,7 +240,11 @@ function registerTxnTests(ctx: ContractContext): void {
       const c = (await s.put('t', 'v1')).revision;
       const m = (await s.put('t', 'v2')).revision;
       const cases: [Compare, boolean][] = [];
-      for (const [target, actual] of [['modRevision', m], ['createRevision', c], ['version', 2]] as const) {
+      for (const [target, actual] of [
+        ['modRevision', m],
+        ['createRevision', c],
+        ['version', 2],
+      ] as const) {
         cases.push(
           [{ key: 't', target, op: '=', value: actual }, true],
           [{ key: 't', target, op: '=', value: actual + 1 }, false],
@@ -322,7 +326,10 @@ function registerTxnTests(ctx: ContractContext): void {
       const res = await s.txn({
         compare: [{ key: 'f/a', target: 'value', op: '=', value: 'other' }],
         success: [{ type: 'put', key: 'f/a', value: 'success' }],
-        failure: [{ type: 'get', key: 'f/a' }, { type: 'put', key: 'f/failed', value: 'yes' }],
+        failure: [
+          { type: 'get', key: 'f/a' },
+          { type: 'put', key: 'f/failed', value: 'yes' },
+        ],
       });
       expect(res.succeeded).toBe(false);
       expect(res.revision).toBe(r0 + 1);
@@ -335,7 +342,14 @@ function registerTxnTests(ctx: ContractContext): void {
       const s = ctx.store;
       await s.put('ro', 'x');
       const r0 = await s.currentRevision();
-      const reads = await s.txn({ compare: [], success: [{ type: 'get', key: 'ro' }, { type: 'range', prefix: '' }, { type: 'delete', key: 'nope' }] });
+      const reads = await s.txn({
+        compare: [],
+        success: [
+          { type: 'get', key: 'ro' },
+          { type: 'range', prefix: '' },
+          { type: 'delete', key: 'nope' },
+        ],
+      });
       expect(reads.revision).toBe(r0);
       const failed = await s.txn({ compare: [{ key: 'ro', target: 'version', op: '=', value: 9 }], success: [{ type: 'put', key: 'ro', value: 'y' }] });
       expect([failed.succeeded, failed.revision, failed.results]).toEqual([false, r0, []]);
@@ -345,9 +359,18 @@ function registerTxnTests(ctx: ContractContext): void {
     it('rejects a branch that writes one key twice with INVALID_ARGUMENT', async () => {
       const s = ctx.store;
       const twice: Op[][] = [
-        [{ type: 'put', key: 'dup', value: '1' }, { type: 'put', key: 'dup', value: '2' }],
-        [{ type: 'put', key: 'dup', value: '1' }, { type: 'delete', key: 'dup' }],
-        [{ type: 'deletePrefix', prefix: 'du' }, { type: 'put', key: 'dup', value: '1' }],
+        [
+          { type: 'put', key: 'dup', value: '1' },
+          { type: 'put', key: 'dup', value: '2' },
+        ],
+        [
+          { type: 'put', key: 'dup', value: '1' },
+          { type: 'delete', key: 'dup' },
+        ],
+        [
+          { type: 'deletePrefix', prefix: 'du' },
+          { type: 'put', key: 'dup', value: '1' },
+        ],
       ];
       for (const success of twice) await expectCode(s.txn({ compare: [], success }), 'INVALID_ARGUMENT');
       expect(await s.get('dup')).toBeUndefined();

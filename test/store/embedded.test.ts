@@ -117,7 +117,10 @@ if (mode === 'open') {
         if (c.proc.pid) process.kill(c.proc.pid, 'SIGKILL');
       }
       await c.exited;
-      const lines = c.out().split('\n').filter((l) => /^\d+ \d+$/.test(l));
+      const lines = c
+        .out()
+        .split('\n')
+        .filter((l) => /^\d+ \d+$/.test(l));
       expect(lines.length).toBeGreaterThanOrEqual(target);
       for (const line of lines) {
         const [i, rev] = line.split(' ').map(Number) as [number, number];
@@ -232,13 +235,19 @@ if (mode === 'open') {
       await putJson(store, 'agents/a1', { ...a1!.value, cpus: 2 }, { ifModRevision: a1!.modRevision });
       await expectCode(putJson(store, 'agents/a1', { host: 'stale', cpus: 0 }, { ifModRevision: a1!.modRevision }), 'STORE_CONFLICT');
       const all = await rangeJson(store, 'agents/', { schema });
-      expect(all.entries.map((e) => [e.key, e.value.cpus])).toEqual([['agents/a1', 2], ['agents/a2', 8]]);
+      expect(all.entries.map((e) => [e.key, e.value.cpus])).toEqual([
+        ['agents/a1', 2],
+        ['agents/a2', 8],
+      ]);
       expect(await getJson(store, 'agents/none')).toBeUndefined();
       await store.put('agents/bad', '{not json');
       await expectCode(getJson(store, 'agents/bad'), 'INTERNAL');
       await putJson(store, 'agents/wrong', { host: 1 });
       await expectCode(getJson(store, 'agents/wrong', schema), 'INTERNAL');
-      await expectCode(putJson(store, 'agents/fn', () => 1), 'INVALID_ARGUMENT');
+      await expectCode(
+        putJson(store, 'agents/fn', () => 1),
+        'INVALID_ARGUMENT',
+      );
     } finally {
       await store.close();
     }

@@ -122,7 +122,10 @@ describe('store API: the registry and bad input', () => {
       { type: 'put', key, value: 'x' },
       { type: 'delete', key },
       { type: 'get', key },
-      ...overlapping.flatMap((prefix): Op[] => [{ type: 'deletePrefix', prefix }, { type: 'range', prefix }]),
+      ...overlapping.flatMap((prefix): Op[] => [
+        { type: 'deletePrefix', prefix },
+        { type: 'range', prefix },
+      ]),
     ];
     const calls: Array<() => Promise<unknown>> = [
       () => s.get(key),
@@ -151,7 +154,16 @@ describe('store API: the registry and bad input', () => {
     const raw = await rawCall(master!.url, { type: 'RANGE', range: { prefix: 'corral/' } });
     expect(raw.status).toBe(403);
     expect(raw.body.message).toMatch(/^prefix "corral\/" overlaps the master's registry \(corral\/registry\/\)/);
-    const inTxn = await rawCall(master!.url, { type: 'TXN', txn: { compare: [], success: [{ type: 'GET', get: { key: 'ok' } }, { type: 'PUT', put: { key, value: '' } }] } });
+    const inTxn = await rawCall(master!.url, {
+      type: 'TXN',
+      txn: {
+        compare: [],
+        success: [
+          { type: 'GET', get: { key: 'ok' } },
+          { type: 'PUT', put: { key, value: '' } },
+        ],
+      },
+    });
     expect(inTxn.body.message).toMatch(/^txn success\[1\] PUT key "corral\/registry\/cluster" is in the master's registry/);
   });
 
@@ -169,7 +181,7 @@ describe('store API: the registry and bad input', () => {
     }
   });
 
-  it("allows everything next to the registry, including keys that merely share its first letters", async () => {
+  it('allows everything next to the registry, including keys that merely share its first letters', async () => {
     const s = store!;
     await s.put('corral/registry', 'not under corral/registry/');
     await s.put('corral/registryX/a', 'x');
@@ -177,7 +189,13 @@ describe('store API: the registry and bad input', () => {
     expect((await s.range('corral/registryX')).kvs.map((kv) => kv.key)).toEqual(['corral/registryX/a']);
     expect((await s.range('corral/d')).kvs.map((kv) => kv.key)).toEqual(['corral/discovery/kv/a']);
     expect((await s.get('corral/registry'))?.value.toString()).toBe('not under corral/registry/');
-    await s.txn({ compare: [], success: [{ type: 'deletePrefix', prefix: 'corral/registryX' }, { type: 'delete', key: 'corral/registry' }] });
+    await s.txn({
+      compare: [],
+      success: [
+        { type: 'deletePrefix', prefix: 'corral/registryX' },
+        { type: 'delete', key: 'corral/registry' },
+      ],
+    });
     expect((await s.deletePrefix('corral/discovery/')).deleted).toBe(1);
   });
 
@@ -202,7 +220,21 @@ describe('store API: the registry and bad input', () => {
       ['a huge limit', { type: 'RANGE', range: { prefix: 'k', limit: 1e300 } }, 400, /limit must be an integer/],
       ['"<" on a value', { type: 'TXN', txn: { compare: [{ key: 'k', target: 'value', op: '<', value: '' }], success: [] } }, 400, /txn\.compare\.0\.op/],
       ['too many ops', { type: 'TXN', txn: { compare: [], success: tooMany } }, 400, /at most 128/],
-      ['one key twice', { type: 'TXN', txn: { compare: [], success: [{ type: 'PUT', put: { key: 'k', value: '' } }, { type: 'DELETE', delete: { key: 'k' } }] } }, 400, /written more than once/],
+      [
+        'one key twice',
+        {
+          type: 'TXN',
+          txn: {
+            compare: [],
+            success: [
+              { type: 'PUT', put: { key: 'k', value: '' } },
+              { type: 'DELETE', delete: { key: 'k' } },
+            ],
+          },
+        },
+        400,
+        /written more than once/,
+      ],
       ['a future compaction', { type: 'COMPACT', compact: { revision: 1e9 } }, 400, /future revision/],
       ['a watch from -1', { type: 'WATCH', watch: { prefix: 'w/', from_revision: -1 } }, 400, /from_revision must be an integer/],
       ['a TTL of 0', { type: 'GRANT_LEASE', grant_lease: { ttl: 0 } }, 400, /lease TTL must be an integer between 1/],
@@ -234,15 +266,35 @@ describe('store API: the registry and bad input', () => {
     const num = fc.oneof({ weight: 3, arbitrary: fc.nat({ max: 50 }) }, { weight: 1, arbitrary: anything });
     const bool = fc.oneof({ weight: 3, arbitrary: fc.boolean() }, { weight: 1, arbitrary: anything });
     const gen: Record<string, fc.Arbitrary<unknown>> = {
-      key: keys, prefix: keys, value: fc.oneof({ weight: 3, arbitrary: fc.base64String({ maxLength: 40 }) }, { weight: 1, arbitrary: anything }),
-      lease: num, if_mod_revision: num, limit: num, keys_only: bool, from_revision: num, prev_kv: bool, ttl: num, id: num, revision: num,
+      key: keys,
+      prefix: keys,
+      value: fc.oneof({ weight: 3, arbitrary: fc.base64String({ maxLength: 40 }) }, { weight: 1, arbitrary: anything }),
+      lease: num,
+      if_mod_revision: num,
+      limit: num,
+      keys_only: bool,
+      from_revision: num,
+      prev_kv: bool,
+      ttl: num,
+      id: num,
+      revision: num,
     };
     // The fields each call (or txn op) takes, optional ones marked "?"; the generator mostly sticks to
     // them so calls get past the schema and into the store's own checks.
     const fieldsOf: Record<string, string[]> = {
-      GET: ['key'], RANGE: ['prefix', 'limit?', 'keys_only?'], PUT: ['key', 'value', 'lease?', 'if_mod_revision?'], DELETE: ['key', 'if_mod_revision?'],
-      DELETE_PREFIX: ['prefix'], WATCH: ['prefix', 'from_revision?', 'prev_kv?'], GRANT_LEASE: ['ttl'], KEEP_ALIVE: ['id'], REVOKE_LEASE: ['id'],
-      LEASE_INFO: ['id'], COMPACT: ['revision'], CURRENT_REVISION: [], TXN: [],
+      GET: ['key'],
+      RANGE: ['prefix', 'limit?', 'keys_only?'],
+      PUT: ['key', 'value', 'lease?', 'if_mod_revision?'],
+      DELETE: ['key', 'if_mod_revision?'],
+      DELETE_PREFIX: ['prefix'],
+      WATCH: ['prefix', 'from_revision?', 'prev_kv?'],
+      GRANT_LEASE: ['ttl'],
+      KEEP_ALIVE: ['id'],
+      REVOKE_LEASE: ['id'],
+      LEASE_INFO: ['id'],
+      COMPACT: ['revision'],
+      CURRENT_REVISION: [],
+      TXN: [],
     };
     const stray = fc.dictionary(fc.constantFrom(...Object.keys(gen), 'extra'), anything, { maxKeys: 3 });
     const args = (type: string) =>
@@ -263,7 +315,10 @@ describe('store API: the registry and bad input', () => {
       op: fc.constantFrom('=', '!=', '<', '>', '~'),
       value: fc.oneof(num, gen.value!),
     });
-    const txnArgs = fc.record({ compare: fc.array(compare, { maxLength: 3 }), success: fc.array(op, { maxLength: 4 }), failure: fc.array(op, { maxLength: 3 }) }, { requiredKeys: ['compare', 'success'] });
+    const txnArgs = fc.record(
+      { compare: fc.array(compare, { maxLength: 3 }), success: fc.array(op, { maxLength: 4 }), failure: fc.array(op, { maxLength: 3 }) },
+      { requiredKeys: ['compare', 'success'] },
+    );
     const call = fc
       .constantFrom(...STORE_CALL_TYPES, 'NOPE')
       .chain((t) => fc.record({ type: fc.constant(t), [field(t)]: t === 'TXN' ? fc.oneof({ weight: 5, arbitrary: txnArgs }, { weight: 1, arbitrary: stray }) : args(t) }, { requiredKeys: ['type'] }));

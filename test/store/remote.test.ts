@@ -153,11 +153,15 @@ describe('RemoteStore', () => {
       }
     };
     const perClient = 25;
-    const conflicts = await Promise.all(clients.flatMap((s) => Array.from({ length: 4 }, async () => {
-      let n = 0;
-      for (let i = 0; i < perClient; i++) n += await increment(s);
-      return n;
-    })));
+    const conflicts = await Promise.all(
+      clients.flatMap((s) =>
+        Array.from({ length: 4 }, async () => {
+          let n = 0;
+          for (let i = 0; i < perClient; i++) n += await increment(s);
+          return n;
+        }),
+      ),
+    );
     expect((await clients[1]!.get('shared/counter'))!.value.toString()).toBe(String(2 * 4 * perClient));
     // The increments did race, so the CAS path was exercised.
     expect(conflicts.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);

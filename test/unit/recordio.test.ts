@@ -4,7 +4,7 @@ import { encodeRecord, RecordIODecoder } from '../../contracts/recordio.js';
 /** Split `bytes` at random points into chunks of 1..max bytes. */
 function split(bytes: Buffer, max: number, random: () => number): Buffer[] {
   const out: Buffer[] = [];
-  for (let pos = 0; pos < bytes.length; ) {
+  for (let pos = 0; pos < bytes.length;) {
     const n = 1 + Math.floor(random() * max);
     out.push(bytes.subarray(pos, pos + n));
     pos += n;
@@ -13,7 +13,7 @@ function split(bytes: Buffer, max: number, random: () => number): Buffer[] {
 }
 
 function seeded(seed: number): () => number {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 }
 
 describe('RecordIO decoder', () => {
@@ -54,10 +54,12 @@ describe('RecordIO decoder', () => {
     const again = new RecordIODecoder();
     const seen: unknown[] = [];
     const stream = Buffer.from([1, 2, 3].map((n) => encodeRecord({ n })).join(''));
-    expect(() => again.push(stream, (r) => {
-      seen.push(JSON.parse(r));
-      if (seen.length === 2) throw new Error('consumer failed');
-    })).toThrow('consumer failed');
+    expect(() =>
+      again.push(stream, (r) => {
+        seen.push(JSON.parse(r));
+        if (seen.length === 2) throw new Error('consumer failed');
+      }),
+    ).toThrow('consumer failed');
     again.push(Buffer.alloc(0), (r) => seen.push(JSON.parse(r)));
     expect(seen).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
   });

@@ -6,11 +6,25 @@ import { stripNulls } from '../../contracts/v1/v1-json.js';
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const cpus = (v: number): Json => ({ name: 'cpus', type: 'SCALAR', scalar: { value: v } });
-const task = (i: number, extra: Record<string, Json> = {}): Json => ({ name: `t${i}`, task_id: { value: `t${i}` }, agent_id: { value: 'agent-1' }, resources: [cpus(1), { name: 'mem', type: 'SCALAR', scalar: { value: 256 } }], command: { value: 'sleep 3600' }, ...extra });
+const task = (i: number, extra: Record<string, Json> = {}): Json => ({
+  name: `t${i}`,
+  task_id: { value: `t${i}` },
+  agent_id: { value: 'agent-1' },
+  resources: [cpus(1), { name: 'mem', type: 'SCALAR', scalar: { value: 256 } }],
+  command: { value: 'sleep 3600' },
+  ...extra,
+});
 
 /** Valid calls in the shapes corral's own clients send, and a few richer ones. */
 const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
-  { api: 'scheduler', body: { type: 'ACCEPT', framework_id: { value: 'fw-1' }, accept: { offer_ids: [{ value: 'o-1' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(1), task(2)] } }], filters: { refuse_seconds: 3600 } } } },
+  {
+    api: 'scheduler',
+    body: {
+      type: 'ACCEPT',
+      framework_id: { value: 'fw-1' },
+      accept: { offer_ids: [{ value: 'o-1' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task(1), task(2)] } }], filters: { refuse_seconds: 3600 } },
+    },
+  },
   {
     api: 'scheduler',
     body: {
@@ -52,8 +66,27 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
       },
     },
   },
-  { api: 'scheduler', body: { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: 'fw-1' }, acknowledge_batch: { acknowledgements: [1, 2, 3].map((i) => ({ agent_id: { value: 'agent-1' }, task_id: { value: `t${i}` }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' })) } } },
-  { api: 'agent', body: { type: 'UPDATE', agent_id: { value: 'agent-1' }, update: { updates: [1, 2].map((i) => ({ framework_id: { value: 'fw-1' }, status: { task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25, agent_id: { value: 'agent-1' } } })) } } },
+  {
+    api: 'scheduler',
+    body: {
+      type: 'ACKNOWLEDGE_BATCH',
+      framework_id: { value: 'fw-1' },
+      acknowledge_batch: { acknowledgements: [1, 2, 3].map((i) => ({ agent_id: { value: 'agent-1' }, task_id: { value: `t${i}` }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' })) },
+    },
+  },
+  {
+    api: 'agent',
+    body: {
+      type: 'UPDATE',
+      agent_id: { value: 'agent-1' },
+      update: {
+        updates: [1, 2].map((i) => ({
+          framework_id: { value: 'fw-1' },
+          status: { task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25, agent_id: { value: 'agent-1' } },
+        })),
+      },
+    },
+  },
   {
     api: 'agent',
     body: {
@@ -61,7 +94,10 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
       agent_id: { value: 'agent-1' },
       update: {
         frameworks: [
-          { framework_id: { value: 'fw-1' }, statuses: [1, 2].map((i) => ({ task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25 })) },
+          {
+            framework_id: { value: 'fw-1' },
+            statuses: [1, 2].map((i) => ({ task_id: { value: `t${i}` }, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', timestamp: 1700000000.25 })),
+          },
           { framework_id: { value: 'fw-2' }, statuses: [{ task_id: { value: 't3' }, state: 'TASK_FINISHED', message: 'done' }] },
         ],
       },
@@ -69,7 +105,27 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
   },
   {
     api: 'agent',
-    body: { type: 'UPDATE', agent_id: { value: 'agent-1' }, update: { updates: [{ framework_id: { value: 'fw-1' }, status: { task_id: { value: 't9' }, state: 'TASK_FAILED', message: 'exited 1', reason: 'REASON_COMMAND_EXECUTOR_FAILED', healthy: false, executor_id: { value: 'e' }, data: '', x_extra: 1 } }] } },
+    body: {
+      type: 'UPDATE',
+      agent_id: { value: 'agent-1' },
+      update: {
+        updates: [
+          {
+            framework_id: { value: 'fw-1' },
+            status: {
+              task_id: { value: 't9' },
+              state: 'TASK_FAILED',
+              message: 'exited 1',
+              reason: 'REASON_COMMAND_EXECUTOR_FAILED',
+              healthy: false,
+              executor_id: { value: 'e' },
+              data: '',
+              x_extra: 1,
+            },
+          },
+        ],
+      },
+    },
   },
 ];
 
@@ -80,13 +136,70 @@ const quick = (api: 'scheduler' | 'agent', body: Json): boolean => {
 const zod = (api: 'scheduler' | 'agent', body: Json) => (api === 'scheduler' ? schedulerCallSchema : agentCallSchema).safeParse(body);
 
 function seeded(seed: number): () => number {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
 }
 
-const VALUES: Json[] = [null, true, -1, 0, 1.5, 2 ** 53, 1e16, 1e15, '', 'x', 'x'.repeat(300), '42', '-7', [], {}, { value: 'v' }, { value: '' }, 'TASK_RUNNING', 'TASK_BOGUS', 'SCALAR', 'RANGES', 'SET', 'LAUNCH', 'RESERVE', '.', '-bad', 'web', 'cpus', { begin: 5, end: 4 }, { role: 'r' }, { value: 1 }];
+const VALUES: Json[] = [
+  null,
+  true,
+  -1,
+  0,
+  1.5,
+  2 ** 53,
+  1e16,
+  1e15,
+  '',
+  'x',
+  'x'.repeat(300),
+  '42',
+  '-7',
+  [],
+  {},
+  { value: 'v' },
+  { value: '' },
+  'TASK_RUNNING',
+  'TASK_BOGUS',
+  'SCALAR',
+  'RANGES',
+  'SET',
+  'LAUNCH',
+  'RESERVE',
+  '.',
+  '-bad',
+  'web',
+  'cpus',
+  { begin: 5, end: 4 },
+  { role: 'r' },
+  { value: 1 },
+];
 const SPECIAL_STRINGS: Json[] = ['*', '..', 'a b', 'TASK_STAGING', 'SOURCE_MASTER', 'SOURCE_BOGUS', 'é'];
 const LENGTHS = [0, 1, 63, 64, 65, 128, 129, 255, 256, 257, 1024, 1025, 4097, 65536, 65537];
-const KEYS = ['zzz', 'shared', 'labels', 'container', 'environment', 'uris', 'set', 'reservations', 'reservation', 'disk', 'revocable', 'id', 'executor', 'container_status', 'filters', 'operations', 'role', 'scalar', 'ranges', 'value', 'updates', 'frameworks', 'statuses', 'status'];
+const KEYS = [
+  'zzz',
+  'shared',
+  'labels',
+  'container',
+  'environment',
+  'uris',
+  'set',
+  'reservations',
+  'reservation',
+  'disk',
+  'revocable',
+  'id',
+  'executor',
+  'container_status',
+  'filters',
+  'operations',
+  'role',
+  'scalar',
+  'ranges',
+  'value',
+  'updates',
+  'frameworks',
+  'statuses',
+  'status',
+];
 
 /** Every object and array inside `v`, with `v` itself. */
 function nodes(v: Json, out: Array<Json[] | Record<string, Json>> = []): Array<Json[] | Record<string, Json>> {
@@ -218,9 +331,13 @@ describe('quick acceptance of the hot calls', () => {
   });
 
   it('leaves a "__proto__" key, string-encoded numbers and a missing operations list to zod', () => {
-    const proto = JSON.parse('{"type":"ACKNOWLEDGE_BATCH","framework_id":{"value":"f","__proto__":{"x":1}},"acknowledge_batch":{"acknowledgements":[{"agent_id":{"value":"a"},"task_id":{"value":"t"},"uuid":"u"}]}}') as Json;
+    const proto = JSON.parse(
+      '{"type":"ACKNOWLEDGE_BATCH","framework_id":{"value":"f","__proto__":{"x":1}},"acknowledge_batch":{"acknowledgements":[{"agent_id":{"value":"a"},"task_id":{"value":"t"},"uuid":"u"}]}}',
+    ) as Json;
     expect(quick('scheduler', proto)).toBe(false);
-    const ranges = JSON.parse(JSON.stringify(bases[1]!.body)) as { accept: { operations: Array<{ launch: { task_infos: Array<{ resources: Array<{ ranges?: { range: Array<{ begin: Json }> } }> }> } }> } };
+    const ranges = JSON.parse(JSON.stringify(bases[1]!.body)) as {
+      accept: { operations: Array<{ launch: { task_infos: Array<{ resources: Array<{ ranges?: { range: Array<{ begin: Json }> } }> }> } }> };
+    };
     ranges.accept.operations[0]!.launch.task_infos[0]!.resources[1]!.ranges!.range[0]!.begin = '31000';
     expect(quick('scheduler', ranges as unknown as Json)).toBe(false);
     expect(zod('scheduler', ranges as unknown as Json).success).toBe(true);

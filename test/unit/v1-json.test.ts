@@ -40,7 +40,12 @@ function packageDecline(): Record<string, unknown> {
 /** A deep copy of `v` with every null member and null array element left out, written independently of stripNulls. */
 function withoutNulls(v: unknown): unknown {
   if (Array.isArray(v)) return v.filter((x) => x !== null).map(withoutNulls);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).map(([k, x]) => [k, withoutNulls(x)]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([, x]) => x !== null)
+        .map(([k, x]) => [k, withoutNulls(x)]),
+    );
   return v;
 }
 
@@ -80,7 +85,14 @@ describe('JSON null is an unset field in v1 input', () => {
     expect(operatorCallSchema.parse({ type: 'GET_HEALTH', get_health: null })).toEqual({ type: 'GET_HEALTH' });
     const teardown = operatorCallSchema.parse({ type: 'TEARDOWN', teardown: { framework_id: { value: 'f' } }, reserve_resources: null });
     expect(teardown).toEqual({ type: 'TEARDOWN', teardown: { framework_id: { value: 'f' } } });
-    const register = agentCallSchema.parse({ type: 'REGISTER', register: { agent_info: { hostname: 'h', port: null, id: null, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 1 }, role: null, ranges: null }], attributes: null }, version: null, capabilities: null } });
+    const register = agentCallSchema.parse({
+      type: 'REGISTER',
+      register: {
+        agent_info: { hostname: 'h', port: null, id: null, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 1 }, role: null, ranges: null }], attributes: null },
+        version: null,
+        capabilities: null,
+      },
+    });
     expect(register).toMatchObject({ type: 'REGISTER', register: { agent_info: { hostname: 'h', resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 1 } }], attributes: [] } } });
   });
 
@@ -103,9 +115,24 @@ describe('JSON null is an unset field in v1 input', () => {
   });
 
   it('the quick validator vouches for a hot call once its nulls are gone, and zod returns the same', () => {
-    const update = { type: 'UPDATE', agent_id: { value: 'a' }, update: { updates: [{ framework_id: { value: 'f' }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING', source: null, message: null, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', healthy: null, labels: null } }] } };
-    const ack = { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: 'f' }, acknowledge_batch: { acknowledgements: [{ agent_id: { value: 'a' }, task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' }, null] } };
-    for (const [quick, schema, body] of [[isQuickAgentCall, agentCallSchema, update], [isQuickSchedulerCall, schedulerCallSchema, ack]] as const) {
+    const update = {
+      type: 'UPDATE',
+      agent_id: { value: 'a' },
+      update: {
+        updates: [
+          { framework_id: { value: 'f' }, status: { task_id: { value: 't' }, state: 'TASK_RUNNING', source: null, message: null, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==', healthy: null, labels: null } },
+        ],
+      },
+    };
+    const ack = {
+      type: 'ACKNOWLEDGE_BATCH',
+      framework_id: { value: 'f' },
+      acknowledge_batch: { acknowledgements: [{ agent_id: { value: 'a' }, task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' }, null] },
+    };
+    for (const [quick, schema, body] of [
+      [isQuickAgentCall, agentCallSchema, update],
+      [isQuickSchedulerCall, schedulerCallSchema, ack],
+    ] as const) {
       const stripped = stripNulls(JSON.parse(JSON.stringify(body)) as Record<string, unknown>);
       expect(quick(String(stripped.type), stripped)).toBe(true);
       expect(schema.parse(JSON.parse(JSON.stringify(body)))).toEqual(stripped);
@@ -133,4 +160,3 @@ describe('JSON null is an unset field in v1 input', () => {
     expect(node).toEqual([]);
   });
 });
-

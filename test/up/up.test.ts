@@ -82,7 +82,10 @@ async function waitApp(app: string, pred: (v: AppView) => boolean, what: string,
 }
 
 const dig = async (qname: string, type = 'A'): Promise<string[]> =>
-  (await run('dig', ['@127.0.0.1', '-p', String(ports.dns), '+short', '+tcp', '+time=2', '+tries=1', qname, type])).split('\n').map((s) => s.trim()).filter(Boolean);
+  (await run('dig', ['@127.0.0.1', '-p', String(ports.dns), '+short', '+tcp', '+time=2', '+tries=1', qname, type]))
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 const catalogAddresses = async (service: string): Promise<string[]> => {
   const res = await fetch(`http://127.0.0.1:${ports.discovery}/v1/catalog/service/${service}`);
@@ -90,9 +93,15 @@ const catalogAddresses = async (service: string): Promise<string[]> => {
 };
 
 const running = (v: AppView): AppView['tasks'] => v.tasks.filter((t) => t.phase === 'running');
-const mounted = (): string[] => readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(` ${dir}/`));
+const mounted = (): string[] =>
+  readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(` ${dir}/`));
 const netnsList = (): string[] => (existsSync('/run/netns') ? readdirSync('/run/netns') : []).filter((n) => n.startsWith(name));
-const cgroupDirs = (): string[] => readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, cgroupRoot)).filter((d) => existsSync(d));
+const cgroupDirs = (): string[] =>
+  readdirSync('/sys/fs/cgroup')
+    .map((h) => join('/sys/fs/cgroup', h, cgroupRoot))
+    .filter((d) => existsSync(d));
 const inPool = (ip: string): boolean => {
   const [a, b] = ip.split('.').map(Number);
   return a === 100 && b! >= 96 && b! <= 111; // 100.96.0.0/12
@@ -120,9 +129,29 @@ beforeAll(async () => {
     CORRAL_CNI_SOCKET: join(dir, 'run', 'cni.sock'),
   };
   const r = await corral(
-    ['up', '--work-dir', work, '--name', name, '--cgroup-root', cgroupRoot, '--run-dir', join(dir, 'run'),
-      '--port', String(ports.master), '--agent-port', String(ports.agent), '--services-port', String(ports.services),
-      '--dns-port', String(ports.dns), '--discovery-port', String(ports.discovery), '--agent-resources', 'cpus:4;mem:4096'],
+    [
+      'up',
+      '--work-dir',
+      work,
+      '--name',
+      name,
+      '--cgroup-root',
+      cgroupRoot,
+      '--run-dir',
+      join(dir, 'run'),
+      '--port',
+      String(ports.master),
+      '--agent-port',
+      String(ports.agent),
+      '--services-port',
+      String(ports.services),
+      '--dns-port',
+      String(ports.dns),
+      '--discovery-port',
+      String(ports.discovery),
+      '--agent-resources',
+      'cpus:4;mem:4096',
+    ],
     240_000,
   );
   recordForCleanup();
@@ -188,7 +217,11 @@ describe('corral up: the real single-node stack', () => {
     const ips = running(three).map((t) => t.ips[0]!);
     expect(new Set(ips).size).toBe(3);
     expect(ips.every(inPool)).toBe(true);
-    expect(running(three).map((t) => t.volumes[0]).sort()).toEqual(['web-0', 'web-1', 'web-2']);
+    expect(
+      running(three)
+        .map((t) => t.volumes[0])
+        .sort(),
+    ).toEqual(['web-0', 'web-1', 'web-2']);
     expect(running(three).find((t) => t.index === 0)!.taskId).toBe(before.taskId); // untouched
     expect((await dig('web.corral-services.corral')).sort()).toEqual([...ips].sort());
     for (const t of running(three)) expect(await dig(`web-${t.index}.web.corral-services.corral`)).toEqual(t.ips);

@@ -40,7 +40,10 @@ export class Agent {
   checkpointedResources: V1Resource[] = [];
   private readonly launches;
 
-  private constructor(private readonly opts: AgentOptions, checkpoint: Checkpoint) {
+  private constructor(
+    private readonly opts: AgentOptions,
+    checkpoint: Checkpoint,
+  ) {
     this.checkpoint = checkpoint;
     this.launches = opts.metrics.counter('task_launches_total', 'Tasks launched by containerizer', ['containerizer']);
     opts.metrics.gauge('tasks', 'Tasks on this agent by state', ['state'], (g) => {
@@ -106,7 +109,10 @@ export class Agent {
       log: this.log,
       onEvent: (e) => this.onEvent(e),
       snapshot: () => ({
-        tasks: this.tasks.all().filter((t) => t.container.containerId).map((t) => ({ framework_id: { value: t.frameworkId }, task: t.task, status: t.status })),
+        tasks: this.tasks
+          .all()
+          .filter((t) => t.container.containerId)
+          .map((t) => ({ framework_id: { value: t.frameworkId }, task: t.task, status: t.status })),
         frameworks: [...this.frameworks.values()],
       }),
       onRegistered: (id, checkpointed) => {

@@ -20,7 +20,10 @@ export const agentConfigSchema = z.object({
   resources: z.string().optional(),
   /** Attributes, e.g. "rack:r1;zone:a". */
   attributes: z.string().default(''),
-  containerizers: z.array(z.enum(['MESOS', 'DOCKER'])).min(1).default(['MESOS']),
+  containerizers: z
+    .array(z.enum(['MESOS', 'DOCKER']))
+    .min(1)
+    .default(['MESOS']),
   docker: z.object({ socket: z.string().default('/var/run/docker.sock') }).default({ socket: '/var/run/docker.sock' }),
   /**
    * Native containerizer settings (plugins/isolator mesosContainerizerConfigSchema): runDir,
@@ -44,12 +47,23 @@ export const agentConfigSchema = z.object({
     })
     .default({ defaultGracePeriodMs: 3000, pidsLimit: 4096 }),
   logs: z
-    .object({ maxBytes: z.number().int().min(1024).default(10 * 1024 * 1024), maxFiles: z.number().int().min(1).max(100).default(5) })
+    .object({
+      maxBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(10 * 1024 * 1024),
+      maxFiles: z.number().int().min(1).max(100).default(5),
+    })
     .default({ maxBytes: 10 * 1024 * 1024, maxFiles: 5 }),
   gc: z
     .object({
       /** Sandboxes of ended tasks are removed after this long… */
-      maxAgeMs: z.number().int().min(0).default(24 * 3_600_000),
+      maxAgeMs: z
+        .number()
+        .int()
+        .min(0)
+        .default(24 * 3_600_000),
       /** …or sooner, oldest first, while the work dir's disk is fuller than this fraction. */
       diskHighWatermark: z.number().min(0).max(1).default(0.9),
       intervalMs: z.number().int().min(100).default(60_000),

@@ -103,13 +103,21 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
   for (const e of res.persistentVolumes()) {
     const id = e.disk!.persistence!.id;
     const path = e.disk!.volume?.container_path ?? id;
-    volumes.push({ containerPath: checkContainerPath(taskId, path), mode: e.disk!.volume?.mode ?? 'RW', source: { type: 'host', path: persistentVolumeDir(ctx.workDir, Resources.reservationRole(e) ?? ctx.role, id) } });
+    volumes.push({
+      containerPath: checkContainerPath(taskId, path),
+      mode: e.disk!.volume?.mode ?? 'RW',
+      source: { type: 'host', path: persistentVolumeDir(ctx.workDir, Resources.reservationRole(e) ?? ctx.role, id) },
+    });
   }
 
   const net = c?.network_infos?.[0];
   let network: NetworkSpec = { mode: 'host' };
   if (net?.name) {
-    network = { mode: 'cni', network: net.name, portMappings: (net.port_mappings ?? []).map((m) => ({ hostPort: m.host_port, containerPort: m.container_port, protocol: m.protocol === 'udp' ? 'udp' : 'tcp' })) };
+    network = {
+      mode: 'cni',
+      network: net.name,
+      portMappings: (net.port_mappings ?? []).map((m) => ({ hostPort: m.host_port, containerPort: m.container_port, protocol: m.protocol === 'udp' ? 'udp' : 'tcp' })),
+    };
   } else if (net || (c?.docker as { network?: string } | undefined)?.network === 'NONE') {
     network = { mode: 'isolated' };
   }
@@ -119,22 +127,24 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
   if (type === 'DOCKER') image = { kind: 'docker', name: c!.docker!.image, forcePull: Boolean((c!.docker as { force_pull_image?: boolean }).force_pull_image) };
   else if (mesosImage) {
     // corral extension: a root filesystem tarball already on the host.
-    if (mesosImage.type !== 'TARBALL' || !mesosImage.tarball?.path || !isAbsolute(mesosImage.tarball.path)) throw bad(taskId, 'a MESOS image must be { type: "TARBALL", tarball: { path: "/abs/rootfs.tar" } }');
+    if (mesosImage.type !== 'TARBALL' || !mesosImage.tarball?.path || !isAbsolute(mesosImage.tarball.path))
+      throw bad(taskId, 'a MESOS image must be { type: "TARBALL", tarball: { path: "/abs/rootfs.tar" } }');
     image = { kind: 'tarball', path: mesosImage.tarball.path };
   }
 
   const labels: Record<string, string> = { 'corral.framework-id': ctx.frameworkId, 'corral.task-id': taskId };
   for (const l of task.labels?.labels ?? []) labels[l.key] = l.value ?? '';
 
-  const command = task.command?.value || task.command?.arguments?.length
-    ? {
-        shell: task.command.shell ?? true,
-        ...(task.command.value !== undefined ? { value: task.command.value } : {}),
-        ...(task.command.arguments ? { arguments: task.command.arguments } : {}),
-        environment,
-        ...(task.command.user ? { user: task.command.user } : {}),
-      }
-    : { shell: false, environment };
+  const command =
+    task.command?.value || task.command?.arguments?.length
+      ? {
+          shell: task.command.shell ?? true,
+          ...(task.command.value !== undefined ? { value: task.command.value } : {}),
+          ...(task.command.arguments ? { arguments: task.command.arguments } : {}),
+          environment,
+          ...(task.command.user ? { user: task.command.user } : {}),
+        }
+      : { shell: false, environment };
 
   const config: ContainerConfig = {
     containerId,

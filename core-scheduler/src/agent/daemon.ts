@@ -41,7 +41,8 @@ export async function startAgent(config: AgentConfig, containerizers: Containeri
   const { credential, api } = security(config);
   const resources = own.advertised;
   // Trusted, as Mesos trusts --resources, but said at start so the hardware's limits stay visible.
-  for (const o of own.overcommitted) logger('agent').warn(o, `the agent advertises more ${o.resource} than this host has (${o.advertised} advertised, ${o.physical} physical); tasks are checked against the advertised figure`);
+  for (const o of own.overcommitted)
+    logger('agent').warn(o, `the agent advertises more ${o.resource} than this host has (${o.advertised} advertised, ${o.physical} physical); tasks are checked against the advertised figure`);
   const attributes = parseAttributes(config.attributes);
   const metrics = new Metrics('corral_agent');
   const server = new HttpServer({ name: 'agent', metrics });

@@ -56,7 +56,11 @@ export interface Overcommit {
 
 export function overcommitted(advertised: Resources, physical: PhysicalResources): Overcommit[] {
   const out: Overcommit[] = [];
-  const pairs: Array<[Overcommit['resource'], number]> = [['cpus', physical.cpus], ['mem', physical.memMb], ['disk', physical.diskMb]];
+  const pairs: Array<[Overcommit['resource'], number]> = [
+    ['cpus', physical.cpus],
+    ['mem', physical.memMb],
+    ['disk', physical.diskMb],
+  ];
   for (const [resource, has] of pairs) {
     const a = advertised.scalar(resource);
     if (a > has) out.push({ resource, advertised: a, physical: has });
@@ -88,7 +92,10 @@ export function taskCapacity(advertised: Resources): { cpus: number; memMb: numb
 /** "rack:r1;zone:a;cores:8" → v1 attributes (numbers become SCALAR, the rest TEXT). */
 export function parseAttributes(text: string): V1Attribute[] {
   const out: V1Attribute[] = [];
-  for (const part of text.split(';').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z_][A-Za-z0-9_.-]*):(.+)$/.exec(part);
     if (!m) throw new CorralError('INVALID_ARGUMENT', `invalid attribute "${part}": expected name:value`);
     const value = m[2]!.trim();

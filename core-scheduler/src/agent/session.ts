@@ -5,7 +5,20 @@
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../contracts/errors.js';
 import { V1Connection } from '../../../contracts/client/connection.js';
-import { AGENT_CAPABILITIES, agentUpdateCall, expandCompactLaunch, hasCapability, type StatusUpdateGroup, type AgentCapability, type AgentEvent, type V1AgentInfo, type V1FrameworkInfo, type V1Resource, type V1TaskInfo, type V1TaskStatus } from '../../../contracts/v1/v1.js';
+import {
+  AGENT_CAPABILITIES,
+  agentUpdateCall,
+  expandCompactLaunch,
+  hasCapability,
+  type StatusUpdateGroup,
+  type AgentCapability,
+  type AgentEvent,
+  type V1AgentInfo,
+  type V1FrameworkInfo,
+  type V1Resource,
+  type V1TaskInfo,
+  type V1TaskStatus,
+} from '../../../contracts/v1/v1.js';
 
 export interface AgentTaskReport {
   framework_id: { value: string };
@@ -50,7 +63,15 @@ export class AgentSession {
   constructor(private readonly opts: AgentSessionOptions) {
     this.agentId = opts.agentId;
     this.log = opts.log ?? logger('agent-session');
-    this.conn = new V1Connection({ master: opts.master, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, pipelining: 4, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}), ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}) });
+    this.conn = new V1Connection({
+      master: opts.master,
+      path: '/api/v1/agent',
+      principal: opts.principal,
+      secret: opts.secret,
+      pipelining: 4,
+      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+      ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}),
+    });
   }
 
   /** Register and keep the session up; resolves after the first successful registration. */

@@ -178,16 +178,19 @@ export class StatusUpdateManager {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (due === Infinity) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      const now = Date.now();
-      for (const q of this.allQueues()) {
-        const head = q[0];
-        if (head && (head.sentAt === undefined || head.sentAt + head.backoffMs! <= now)) this.outgoing.push(head);
-      }
-      if (this.outgoing.length) this.flush();
-      else this.armRetry();
-    }, Math.max(1, due - Date.now()));
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        const now = Date.now();
+        for (const q of this.allQueues()) {
+          const head = q[0];
+          if (head && (head.sentAt === undefined || head.sentAt + head.backoffMs! <= now)) this.outgoing.push(head);
+        }
+        if (this.outgoing.length) this.flush();
+        else this.armRetry();
+      },
+      Math.max(1, due - Date.now()),
+    );
     this.retryTimer.unref();
   }
 

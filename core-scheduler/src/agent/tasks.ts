@@ -111,7 +111,11 @@ export class AgentTasks {
       (err) => {
         t.launching = false;
         const invalid = isCorralError(err, 'INVALID_ARGUMENT') || isCorralError(err, 'NOT_FOUND');
-        this.finish(t, { exitCode: null, signal: null, oomKilled: false, reason: invalid ? 'REASON_TASK_INVALID' : 'REASON_CONTAINER_LAUNCH_FAILED', message: errorMessage(err) }, invalid ? 'TASK_ERROR' : 'TASK_FAILED');
+        this.finish(
+          t,
+          { exitCode: null, signal: null, oomKilled: false, reason: invalid ? 'REASON_TASK_INVALID' : 'REASON_CONTAINER_LAUNCH_FAILED', message: errorMessage(err) },
+          invalid ? 'TASK_ERROR' : 'TASK_FAILED',
+        );
       },
     );
   }
@@ -120,7 +124,28 @@ export class AgentTasks {
   private reject(frameworkId: string, task: V1TaskInfo, state: V1TaskState, reason: string, message: string): void {
     this.log.warn({ task: task.task_id.value, reason, message }, 'task rejected');
     const t: LiveTask = {
-      cp: { frameworkId, task, containerizer: 'MESOS', container: { containerId: '', frameworkId, taskId: task.task_id.value, sandbox: '', resources: { cpus: 0, memMb: 0, diskMb: 0, gpus: 0, ports: [] }, limits: {}, volumes: [], network: { mode: 'host' }, logs: { stdout: '', stderr: '', maxBytes: 0, maxFiles: 0 }, labels: {} }, state, status: { task_id: task.task_id, state }, killRequested: false, launchedAt: Date.now(), endedAt: Date.now() },
+      cp: {
+        frameworkId,
+        task,
+        containerizer: 'MESOS',
+        container: {
+          containerId: '',
+          frameworkId,
+          taskId: task.task_id.value,
+          sandbox: '',
+          resources: { cpus: 0, memMb: 0, diskMb: 0, gpus: 0, ports: [] },
+          limits: {},
+          volumes: [],
+          network: { mode: 'host' },
+          logs: { stdout: '', stderr: '', maxBytes: 0, maxFiles: 0 },
+          labels: {},
+        },
+        state,
+        status: { task_id: task.task_id, state },
+        killRequested: false,
+        launchedAt: Date.now(),
+        endedAt: Date.now(),
+      },
       launching: false,
       ended: true,
     };
@@ -133,7 +158,18 @@ export class AgentTasks {
     const ips = t.launched?.ipAddresses ?? [];
     this.status(t, 'TASK_RUNNING', {
       message: 'task started',
-      ...(ips.length ? { container_status: { network_infos: [{ ip_addresses: ips.map((ip_address) => ({ protocol: ip_address.includes(':') ? 'IPv6' as const : 'IPv4' as const, ip_address })), ...(t.cp.container.network.mode === 'cni' ? { name: t.cp.container.network.network } : {}) }] } } : {}),
+      ...(ips.length
+        ? {
+            container_status: {
+              network_infos: [
+                {
+                  ip_addresses: ips.map((ip_address) => ({ protocol: ip_address.includes(':') ? ('IPv6' as const) : ('IPv4' as const), ip_address })),
+                  ...(t.cp.container.network.mode === 'cni' ? { name: t.cp.container.network.network } : {}),
+                },
+              ],
+            },
+          }
+        : {}),
     });
     this.startHealth(t);
     containerizer.wait(t.cp.container.containerId).then(
@@ -158,7 +194,12 @@ export class AgentTasks {
       {
         onChange: (healthy, message) => {
           if (t.ended) return;
-          this.status(t, 'TASK_RUNNING', { healthy, reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED', message, ...(t.cp.status.container_status ? { container_status: t.cp.status.container_status } : {}) });
+          this.status(t, 'TASK_RUNNING', {
+            healthy,
+            reason: 'REASON_TASK_HEALTH_CHECK_STATUS_UPDATED',
+            message,
+            ...(t.cp.status.container_status ? { container_status: t.cp.status.container_status } : {}),
+          });
         },
         onUnhealthy: (message) => {
           this.log.warn({ task: t.cp.task.task_id.value, message }, 'killing an unhealthy task');
@@ -263,7 +304,10 @@ export class AgentTasks {
           if (cp.state !== 'TASK_RUNNING') this.running(t, containerizer);
           else {
             this.startHealth(t);
-            containerizer.wait(cp.container.containerId).then((term) => this.finish(t, term), (err) => this.finish(t, { exitCode: null, signal: null, oomKilled: false, reason: 'REASON_EXECUTOR_TERMINATED', message: errorMessage(err) }));
+            containerizer.wait(cp.container.containerId).then(
+              (term) => this.finish(t, term),
+              (err) => this.finish(t, { exitCode: null, signal: null, oomKilled: false, reason: 'REASON_EXECUTOR_TERMINATED', message: errorMessage(err) }),
+            );
           }
         } else if (r?.termination) {
           this.finish(t, r.termination);

@@ -21,7 +21,18 @@ import { Resources } from '../resources/resources.js';
 import type { Quantities } from './sorter.js';
 import { AgentEntry, addQuantities, chopUnreserved, scalarQuantities, isFiltered, type Filter } from './agent-entry.js';
 import { AllocatorLedger } from './ledger.js';
-import { headroomNeeded, isOfferable, remainingGuarantee, toMilliQuantities, type Client, type FrameworkEntry, type FrameworkOptions, type OfferDecision, type QuotaSpec, type RoleEntry } from './types.js';
+import {
+  headroomNeeded,
+  isOfferable,
+  remainingGuarantee,
+  toMilliQuantities,
+  type Client,
+  type FrameworkEntry,
+  type FrameworkOptions,
+  type OfferDecision,
+  type QuotaSpec,
+  type RoleEntry,
+} from './types.js';
 
 export type { Client, OfferDecision } from './types.js';
 
@@ -300,7 +311,9 @@ export class Allocator extends AllocatorLedger {
         }
         if (r.limit) {
           const room: Quantities = [];
-          r.limit.forEach((lim, i) => { room[i] = Math.max(0, lim - (r.sorted.allocated[i] ?? 0)); });
+          r.limit.forEach((lim, i) => {
+            room[i] = Math.max(0, lim - (r.sorted.allocated[i] ?? 0));
+          });
           const next = chopUnreserved(candidate, room);
           if (!next.equals(candidate)) capped = globallyBlocked = true;
           candidate = next;

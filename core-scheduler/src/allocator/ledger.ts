@@ -64,16 +64,28 @@ export class AllocatorLedger {
    * `agentsDelta` tracks on how many agents the client holds something (a DRF tie-breaker).
    */
   protected account(c: Client, res: Resources, sign: 1 | -1, agentsDelta: number): void {
-    c.role.frameworks.update(c.sorted, (alloc) => {
-      for (const e of res) if (e.kind === 'SCALAR' && !e.revocable) alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar;
-    }, agentsDelta);
+    c.role.frameworks.update(
+      c.sorted,
+      (alloc) => {
+        for (const e of res) if (e.kind === 'SCALAR' && !e.revocable) alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar;
+      },
+      agentsDelta,
+    );
     // Reservations already count toward the role; only unreserved allocations move its share.
     let unreserved = false;
-    for (const e of res) if (e.kind === 'SCALAR' && !e.revocable && !e.reserved) { unreserved = true; break; }
+    for (const e of res)
+      if (e.kind === 'SCALAR' && !e.revocable && !e.reserved) {
+        unreserved = true;
+        break;
+      }
     if (unreserved) {
-      this.roleSorter.update(c.role.sorted, (alloc) => {
-        for (const e of res) if (e.kind === 'SCALAR' && !e.revocable && !e.reserved) alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar;
-      }, 0);
+      this.roleSorter.update(
+        c.role.sorted,
+        (alloc) => {
+          for (const e of res) if (e.kind === 'SCALAR' && !e.revocable && !e.reserved) alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar;
+        },
+        0,
+      );
     }
   }
 
@@ -81,7 +93,13 @@ export class AllocatorLedger {
     for (const e of total) {
       const role = Resources.reservationRole(e);
       if (!role || e.kind !== 'SCALAR') continue;
-      this.roleSorter.update(this.role(role).sorted, (alloc) => { alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar; }, 0);
+      this.roleSorter.update(
+        this.role(role).sorted,
+        (alloc) => {
+          alloc[e.nid] = (alloc[e.nid] ?? 0) + sign * e.scalar;
+        },
+        0,
+      );
     }
   }
 

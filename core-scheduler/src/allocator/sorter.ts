@@ -13,7 +13,6 @@
 
 import { nameOf } from '../resources/values.js';
 
-
 export type Quantities = number[];
 
 export function toRecord(q: Quantities): Record<string, number> {

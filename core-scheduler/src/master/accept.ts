@@ -10,9 +10,7 @@ import type { Master } from './master.js';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from './records.js';
 import type { V1Operation, V1Resource, V1TaskInfo } from '../../../contracts/v1/v1.js';
 
-export type PlanStep =
-  | { kind: 'launch'; tasks: Array<{ info: V1TaskInfo; resources: Resources }> }
-  | { kind: 'convert'; op: string; consumed: Resources; converted: Resources };
+export type PlanStep = { kind: 'launch'; tasks: Array<{ info: V1TaskInfo; resources: Resources }> } | { kind: 'convert'; op: string; consumed: Resources; converted: Resources };
 
 export interface AcceptPlan {
   agent: AgentRecord;

@@ -62,7 +62,7 @@ export class AgentManager {
     const id = a?.id ?? wantId ?? this.m.registry.nextAgentId();
     const checkpointed = a?.checkpointed ?? new Resources();
     const { total, dropped } = applyCheckpointed(staticResources, checkpointed);
-    if (!dropped.isEmpty()) this.m.log.warn({ agent: id, dropped: dropped.toString() }, 'checkpointed reservations no longer fit the agent\'s resources');
+    if (!dropped.isEmpty()) this.m.log.warn({ agent: id, dropped: dropped.toString() }, "checkpointed reservations no longer fit the agent's resources");
     const info = { ...reg.agent_info, id: { value: id } };
     const persisted: PersistedAgent = { id, info, checkpointed: checkpointedPart(total).toV1(), status: 'admitted' };
     await this.m.registry.putAgent(persisted);
@@ -74,11 +74,37 @@ export class AgentManager {
       this.m.offerManager.rescindAgentOffers(id);
       if (this.m.allocator.hasAgent(id)) this.m.allocator.removeAgent(id);
       for (const t of a.tasks.values()) t.holdsResources = false;
-      Object.assign(a, { info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, reregisteredAt: now, unreachableAt: undefined, version: reg.version ?? a.version, capabilities });
+      Object.assign(a, {
+        info,
+        staticResources,
+        checkpointed: checkpointedPart(total),
+        total,
+        attributes: reg.agent_info.attributes,
+        url,
+        reregisteredAt: now,
+        unreachableAt: undefined,
+        version: reg.version ?? a.version,
+        capabilities,
+      });
     } else {
       a = {
-        id, info, staticResources, checkpointed: checkpointedPart(total), total, attributes: reg.agent_info.attributes, url, status: 'disconnected', outbox: undefined,
-        registeredAt: now, reregisteredAt: wantId ? now : undefined, lastSeen: now, disconnectedAt: now, unreachableAt: undefined, tasks: new Set(), version: reg.version ?? 'unknown', capabilities,
+        id,
+        info,
+        staticResources,
+        checkpointed: checkpointedPart(total),
+        total,
+        attributes: reg.agent_info.attributes,
+        url,
+        status: 'disconnected',
+        outbox: undefined,
+        registeredAt: now,
+        reregisteredAt: wantId ? now : undefined,
+        lastSeen: now,
+        disconnectedAt: now,
+        unreachableAt: undefined,
+        tasks: new Set(),
+        version: reg.version ?? 'unknown',
+        capabilities,
       };
       this.m.agents.set(id, a);
     }
@@ -109,7 +135,19 @@ export class AgentManager {
       const resources = Resources.fromV1(rt.task.resources);
       const role = rt.task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? f.roles[0]!;
       if (!t) {
-        t = { id: rt.task.task_id.value, frameworkId: fwId, agentId: a.id, role, info: keptTaskInfo(rt.task), resources, state: rt.status.state, statuses: [rt.status], pending: rt.status.uuid ? rt.status : undefined, holdsResources: false, launchedAt: this.m.clock.now() };
+        t = {
+          id: rt.task.task_id.value,
+          frameworkId: fwId,
+          agentId: a.id,
+          role,
+          info: keptTaskInfo(rt.task),
+          resources,
+          state: rt.status.state,
+          statuses: [rt.status],
+          pending: rt.status.uuid ? rt.status : undefined,
+          holdsResources: false,
+          launchedAt: this.m.clock.now(),
+        };
         f.tasks.set(t.id, t);
         this.m.events.taskAdded(t);
       } else {
@@ -118,7 +156,10 @@ export class AgentManager {
         t.statuses = withLatestStatus(t.statuses, rt.status);
         if (wasUnreachableTask && !isTerminal(t.state)) {
           // Tell the partition-aware framework its task is back (it may have acknowledged the agent's last update long ago).
-          this.m.deliver(f.outbox, { type: 'UPDATE', update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } } });
+          this.m.deliver(f.outbox, {
+            type: 'UPDATE',
+            update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } },
+          });
         }
       }
       reported.add(t);
@@ -257,9 +298,23 @@ export class AgentManager {
     const checkpointed = Resources.fromV1(p.checkpointed);
     const now = this.m.clock.now();
     this.m.agents.set(p.id, {
-      id: p.id, info: { ...p.info, id: { value: p.id } }, staticResources, checkpointed, total: applyCheckpointed(staticResources, checkpointed).total,
-      attributes: p.info.attributes ?? [], url: agentUrl(p.info, undefined), status: p.status === 'admitted' ? 'recovering' : 'unreachable', outbox: undefined,
-      registeredAt: now, reregisteredAt: undefined, lastSeen: now, disconnectedAt: now, unreachableAt: p.status === 'unreachable' ? (p.unreachableAt ?? now) : undefined, tasks: new Set(), version: 'unknown', capabilities: new Set(),
+      id: p.id,
+      info: { ...p.info, id: { value: p.id } },
+      staticResources,
+      checkpointed,
+      total: applyCheckpointed(staticResources, checkpointed).total,
+      attributes: p.info.attributes ?? [],
+      url: agentUrl(p.info, undefined),
+      status: p.status === 'admitted' ? 'recovering' : 'unreachable',
+      outbox: undefined,
+      registeredAt: now,
+      reregisteredAt: undefined,
+      lastSeen: now,
+      disconnectedAt: now,
+      unreachableAt: p.status === 'unreachable' ? (p.unreachableAt ?? now) : undefined,
+      tasks: new Set(),
+      version: 'unknown',
+      capabilities: new Set(),
     });
   }
 

@@ -35,7 +35,12 @@ export const masterConfigSchema = z.object({
       /** A disconnected agent is marked unreachable (its tasks LOST/UNREACHABLE) after this long. */
       unreachableTimeoutMs: z.number().int().min(0).max(3_600_000).default(10_000),
       /** After a master restart, agents not back within this long are marked unreachable. */
-      reregisterTimeoutMs: z.number().int().min(0).max(24 * 3_600_000).default(600_000),
+      reregisterTimeoutMs: z
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 3_600_000)
+        .default(600_000),
       /** Acknowledgements are forwarded to an agent in batches gathered over this long (one write instead of many). */
       ackBatchMs: z.number().int().min(0).max(1000).default(10),
     })

@@ -14,7 +14,6 @@ const RECOVERY_GRACE_MS = 60_000;
 /** The longest delay a timer takes. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-
 function frameworkRoles(info: V1FrameworkInfo): string[] {
   if (info.roles && info.role) throw new CorralError('INVALID_ARGUMENT', 'set either framework_info.roles or the deprecated framework_info.role, not both');
   const roles = info.roles ?? [info.role ?? '*'];
@@ -98,7 +97,8 @@ export class FrameworkManager {
     const roles = frameworkRoles(info);
     const newPrincipal = info.principal ?? principal;
     if (newPrincipal !== f.principal) throw new CorralError('INVALID_ARGUMENT', "FrameworkInfo update is not valid: changing framework's principal is not allowed");
-    if ((info.user ?? '') !== (f.info.user ?? '')) throw new CorralError('INVALID_ARGUMENT', `FrameworkInfo update is not valid: updating 'FrameworkInfo.user' is unsupported; attempted to update from '${f.info.user}' to '${info.user}'`);
+    if ((info.user ?? '') !== (f.info.user ?? ''))
+      throw new CorralError('INVALID_ARGUMENT', `FrameworkInfo update is not valid: updating 'FrameworkInfo.user' is unsupported; attempted to update from '${f.info.user}' to '${info.user}'`);
     if ((info.checkpoint ?? false) !== (f.info.checkpoint ?? false)) throw new CorralError('INVALID_ARGUMENT', "FrameworkInfo update is not valid: updating 'FrameworkInfo.checkpoint' is unsupported");
     this.m.auth.authorizeRoles(newPrincipal, roles);
     for (const r of suppressedRoles ?? []) if (!roles.includes(r)) throw new CorralError('INVALID_ARGUMENT', `suppressed role "${r}" is not one of the framework's roles`);
@@ -131,7 +131,7 @@ export class FrameworkManager {
     });
     const pending: SchedulerEvent[] = [];
     for (const t of f.tasks.values()) if (t.pending) pending.push({ type: 'UPDATE', update: { status: t.pending } });
-    if (pending.length) (outbox.sendAll ? outbox.sendAll(pending) : pending.forEach((e) => outbox.send(e)));
+    if (pending.length) outbox.sendAll ? outbox.sendAll(pending) : pending.forEach((e) => outbox.send(e));
     this.m.allocator.setFrameworkActive(f.id, true);
     this.m.offerManager.requestAllocation();
   }
@@ -166,11 +166,14 @@ export class FrameworkManager {
         f.failoverTimer = this.m.clock.setTimeout(arm, MAX_TIMER_MS);
         return;
       }
-      f.failoverTimer = this.m.clock.setTimeout(() => {
-        f.failoverTimer = undefined;
-        // A registry write that fails is logged; left unhandled it would end the master.
-        if (!f.connected && this.m.frameworks.has(f.id)) this.remove(f, why).catch((err: unknown) => this.m.log.error({ err, framework: f.id }, 'removing the framework failed'));
-      }, Math.max(0, left));
+      f.failoverTimer = this.m.clock.setTimeout(
+        () => {
+          f.failoverTimer = undefined;
+          // A registry write that fails is logged; left unhandled it would end the master.
+          if (!f.connected && this.m.frameworks.has(f.id)) this.remove(f, why).catch((err: unknown) => this.m.log.error({ err, framework: f.id }, 'removing the framework failed'));
+        },
+        Math.max(0, left),
+      );
     };
     arm();
   }

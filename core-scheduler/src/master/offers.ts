@@ -10,7 +10,6 @@ import type { SchedulerEvent, V1Offer } from '../../../contracts/v1/v1.js';
 import type { V1Accept } from '../../../contracts/v1/v1-schema.js';
 import { planAccept, type AcceptPlan } from './accept.js';
 
-
 export class OfferManager {
   private seq = 0;
   private pending: Set<string> | 'all' | undefined;

@@ -9,7 +9,6 @@ import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
 import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
 import { agentView, frameworkView, getState, taskView } from './views.js';
 
-
 export class OperatorEvents {
   private readonly outboxes = new Set<Outbox<OperatorEvent>>();
   private readonly listeners = new Set<(e: OperatorEvent) => void>();

@@ -72,12 +72,7 @@ export class Registry {
       this.cluster = { id: randomBytes(4).toString('hex'), createdAt: Date.now(), nextAgent: 1, nextFramework: 1 };
       await this.store.put(K.cluster, JSON.stringify(this.cluster));
     }
-    const [agents, frameworks, weights, quota] = await Promise.all([
-      this.store.range(K.agents),
-      this.store.range(K.frameworks),
-      this.store.range(K.weights),
-      this.store.range(K.quotas),
-    ]);
+    const [agents, frameworks, weights, quota] = await Promise.all([this.store.range(K.agents), this.store.range(K.frameworks), this.store.range(K.weights), this.store.range(K.quotas)]);
     return {
       cluster: { ...this.cluster },
       agents: agents.kvs.map((kv) => json<PersistedAgent>(kv.value)),
@@ -121,11 +116,7 @@ export class Registry {
   }
 
   setQuota(configs: V1QuotaConfig[]): Promise<void> {
-    return this.write(
-      configs.map((q) =>
-        !q.guarantees && !q.limits ? { type: 'delete' as const, key: K.quota(q.role) } : { type: 'put' as const, key: K.quota(q.role), value: JSON.stringify(q) },
-      ),
-    );
+    return this.write(configs.map((q) => (!q.guarantees && !q.limits ? { type: 'delete' as const, key: K.quota(q.role) } : { type: 'put' as const, key: K.quota(q.role), value: JSON.stringify(q) })));
   }
 
   private clusterOp(): Op {

@@ -7,7 +7,18 @@ import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
-import { isTerminal, nanos, type StatusUpdateGroup, type AgentEvent, type SchedulerEvent, type V1Operation, type V1Resource, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
+import {
+  isTerminal,
+  nanos,
+  type StatusUpdateGroup,
+  type AgentEvent,
+  type SchedulerEvent,
+  type V1Operation,
+  type V1Resource,
+  type V1TaskInfo,
+  type V1TaskState,
+  type V1TaskStatus,
+} from '../../../contracts/v1/v1.js';
 
 /** An acknowledgement on its way to the agent. */
 interface Ack {
@@ -85,7 +96,8 @@ export class TaskManager {
     const launch = compact ? { framework_info: f.info, tasks: infos, allocation_role: role } : { framework_info: f.info, tasks: infos };
     const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch } satisfies AgentEvent);
     if (!sent) {
-      for (const info of infos) this.masterUpdate(f.tasks.get(info.task_id.value)!, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_AGENT_DISCONNECTED', 'agent disconnected before the launch reached it');
+      for (const info of infos)
+        this.masterUpdate(f.tasks.get(info.task_id.value)!, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_AGENT_DISCONNECTED', 'agent disconnected before the launch reached it');
     }
   }
 
@@ -259,7 +271,15 @@ export class TaskManager {
     };
     const known = (t: TaskRecord): void => {
       const latest = t.statuses.at(-1);
-      const status: V1TaskStatus = { task_id: { value: t.id }, state: t.state, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', message: 'Reconciliation: Latest task state', agent_id: { value: t.agentId }, timestamp };
+      const status: V1TaskStatus = {
+        task_id: { value: t.id },
+        state: t.state,
+        source: 'SOURCE_MASTER',
+        reason: 'REASON_RECONCILIATION',
+        message: 'Reconciliation: Latest task state',
+        agent_id: { value: t.agentId },
+        timestamp,
+      };
       // What Mesos copies from the task's latest status: its executor, health and container status.
       if (latest?.executor_id) status.executor_id = latest.executor_id;
       if (latest?.healthy !== undefined) status.healthy = latest.healthy;
@@ -292,7 +312,8 @@ export class TaskManager {
     const agent = agentId === undefined ? undefined : this.m.agents.get(agentId);
     if (agent ? agent.status === 'recovering' : agentId === undefined && anyRecovering()) return undefined;
     // With the time the agent was marked unreachable, whatever the state says.
-    if (agent?.status === 'unreachable') return { ...lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable'), ...(agent.unreachableAt !== undefined ? { extra: { unreachable_time: nanos(agent.unreachableAt) } } : {}) };
+    if (agent?.status === 'unreachable')
+      return { ...lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable'), ...(agent.unreachableAt !== undefined ? { extra: { unreachable_time: nanos(agent.unreachableAt) } } : {}) };
     if (agent) return lost('TASK_GONE', 'Reconciliation: Task is unknown to the agent');
     if (agentId !== undefined && this.m.agentManager.isGone(agentId)) return lost('TASK_GONE_BY_OPERATOR', 'Reconciliation: Task is gone');
     return lost('TASK_UNKNOWN', 'Reconciliation: Task is unknown');
@@ -313,7 +334,7 @@ export class TaskManager {
       return;
     }
     if (agentId !== undefined && agentId !== t.agentId) {
-      this.m.log.warn({ task: taskId, agent: agentId, taskAgent: t.agentId }, 'kill names another agent than the task\'s; ignored');
+      this.m.log.warn({ task: taskId, agent: agentId, taskAgent: t.agentId }, "kill names another agent than the task's; ignored");
       return;
     }
     const agent = this.m.agents.get(t.agentId);
@@ -336,7 +357,15 @@ export class TaskManager {
     for (const t of [...f.tasks.values()]) {
       agentIds.add(t.agentId);
       if (!isTerminal(t.state)) {
-        const status: V1TaskStatus = { task_id: { value: t.id }, state: 'TASK_KILLED', source: 'SOURCE_MASTER', reason: 'REASON_FRAMEWORK_REMOVED', message: why, agent_id: { value: t.agentId }, timestamp };
+        const status: V1TaskStatus = {
+          task_id: { value: t.id },
+          state: 'TASK_KILLED',
+          source: 'SOURCE_MASTER',
+          reason: 'REASON_FRAMEWORK_REMOVED',
+          message: why,
+          agent_id: { value: t.agentId },
+          timestamp,
+        };
         t.state = 'TASK_KILLED';
         t.statuses = withLatestStatus(t.statuses, status);
         this.m.events.taskUpdated(t, status);

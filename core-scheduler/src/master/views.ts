@@ -91,7 +91,7 @@ export function getAgents(m: Master): { agents: V1AgentSummary[]; recovered_agen
 export function getFrameworks(m: Master): { frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[]; recovered_frameworks: Array<V1FrameworkSummary['framework_info']> } {
   const frameworks: V1FrameworkSummary[] = [];
   const recovered: Array<V1FrameworkSummary['framework_info']> = [];
-  for (const f of m.frameworks.values()) (f.recovered ? recovered.push(f.info) : frameworks.push(frameworkView(m, f)));
+  for (const f of m.frameworks.values()) f.recovered ? recovered.push(f.info) : frameworks.push(frameworkView(m, f));
   // Removed frameworks, oldest first (bounded by frameworks.maxCompletedFrameworks): inactive, no offers, nothing allocated.
   const completed = m.completedFrameworks.map((f) => frameworkView(m, f));
   return { frameworks, completed_frameworks: completed, recovered_frameworks: recovered };

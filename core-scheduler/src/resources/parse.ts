@@ -57,7 +57,11 @@ export function parseResources(text: string, defaultRole?: string): Resources {
       entry = Resources.rangesEntry(name, ranges, { reservations });
     } else if (value.startsWith('{')) {
       if (!value.endsWith('}')) throw bad(item, 'sets must be closed with }');
-      const items = value.slice(1, -1).split(',').map((s) => s.trim()).filter(Boolean);
+      const items = value
+        .slice(1, -1)
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       entry = Resources.setEntry(name, items, { reservations });
     } else {
       const v = Number(value);

@@ -7,10 +7,7 @@
  * JSON in and out uses the Mesos v1 Resource shape (see ../protocol/v1.ts).
  */
 import type { V1Resource, V1Reservation, V1DiskInfo } from '../../../contracts/v1/v1.js';
-import {
-  nameId, toMilli, fromMilli, normalizeRanges, rangesUnion, rangesDifference, rangesContain, rangesSize,
-  setUnion, setDifference, setContains, type Ranges,
-} from './values.js';
+import { nameId, toMilli, fromMilli, normalizeRanges, rangesUnion, rangesDifference, rangesContain, rangesSize, setUnion, setDifference, setContains, type Ranges } from './values.js';
 
 type Kind = 'SCALAR' | 'RANGES' | 'SET';
 
@@ -66,7 +63,11 @@ export class Entry {
 
   /** Same identity, value = this - other. */
   minus(o: Entry): Entry {
-    return this.kind === 'SCALAR' ? this.withScalar(this.scalar - o.scalar) : this.kind === 'RANGES' ? this.withRanges(rangesDifference(this.ranges, o.ranges)) : this.withSet(setDifference(this.set, o.set));
+    return this.kind === 'SCALAR'
+      ? this.withScalar(this.scalar - o.scalar)
+      : this.kind === 'RANGES'
+        ? this.withRanges(rangesDifference(this.ranges, o.ranges))
+        : this.withSet(setDifference(this.set, o.set));
   }
 
   get reserved(): boolean {
@@ -92,10 +93,24 @@ function identityKey(name: string, reservations: readonly Reservation[], disk: V
 const NONE: readonly never[] = Object.freeze([]);
 
 function makeEntry(
-  name: string, kind: Kind, reservations: readonly Reservation[], disk: V1DiskInfo | undefined, revocable: boolean,
+  name: string,
+  kind: Kind,
+  reservations: readonly Reservation[],
+  disk: V1DiskInfo | undefined,
+  revocable: boolean,
   value: { scalar?: number; ranges?: readonly (readonly [number, number])[]; set?: readonly string[] } = {},
 ): Entry {
-  return new Entry(identityKey(name, reservations, disk, revocable), name, kind, reservations.length ? reservations : NONE, disk, revocable, value.scalar ?? 0, value.ranges ?? NONE, value.set ?? NONE);
+  return new Entry(
+    identityKey(name, reservations, disk, revocable),
+    name,
+    kind,
+    reservations.length ? reservations : NONE,
+    disk,
+    revocable,
+    value.scalar ?? 0,
+    value.ranges ?? NONE,
+    value.set ?? NONE,
+  );
 }
 
 /** Every empty Resources starts out sharing this map (it is never written: writers copy first). */
@@ -294,9 +309,11 @@ export class Resources implements Iterable<Entry> {
     for (const v of list) {
       const reservations = v1Reservations(v);
       const value =
-        v.type === 'SCALAR' ? { scalar: toMilli(v.scalar?.value ?? 0) }
-        : v.type === 'RANGES' ? { ranges: normalizeRanges((v.ranges?.range ?? []).map((x) => [x.begin, x.end] as [number, number])) }
-        : { set: [...new Set(v.set?.item ?? [])].sort() };
+        v.type === 'SCALAR'
+          ? { scalar: toMilli(v.scalar?.value ?? 0) }
+          : v.type === 'RANGES'
+            ? { ranges: normalizeRanges((v.ranges?.range ?? []).map((x) => [x.begin, x.end] as [number, number])) }
+            : { set: [...new Set(v.set?.item ?? [])].sort() };
       r.addEntry(makeEntry(v.name, v.type as Kind, reservations, v.disk, v.revocable !== undefined, value));
     }
     return r;
@@ -360,12 +377,14 @@ function v1Reservations(v: V1Resource): Reservation[] {
   }
   if (v.role && v.role !== '*') {
     const dyn = v.reservation;
-    return [{
-      type: dyn ? 'DYNAMIC' : 'STATIC',
-      role: v.role,
-      ...(dyn?.principal !== undefined ? { principal: dyn.principal } : {}),
-      ...(dyn?.labels?.labels?.length ? { labels: dyn.labels.labels } : {}),
-    }];
+    return [
+      {
+        type: dyn ? 'DYNAMIC' : 'STATIC',
+        role: v.role,
+        ...(dyn?.principal !== undefined ? { principal: dyn.principal } : {}),
+        ...(dyn?.labels?.labels?.length ? { labels: dyn.labels.labels } : {}),
+      },
+    ];
   }
   return [];
 }

@@ -69,50 +69,86 @@ export function mountServicesApi(server: HttpServer, d: ApiDeps): void {
   const view = (app: AppRecord): unknown => appView(app, manager.instancesOf(app.spec.id), manager.refusals.get(app.spec.id));
 
   server.route('GET', '/health', () => ({ ok: true, connected: d.link.connected }));
-  server.route('GET', '/v1/info', guard(() => ({
-    framework: { name: d.frameworkName, id: d.link.frameworkId ?? null, connected: d.link.connected, roles: d.link.roles, superseded: d.link.isSuperseded, lastError: d.link.lastError ?? null, subscribedAt: d.link.subscribedAt ? new Date(d.link.subscribedAt).toISOString() : null },
-    master: d.masterUrl,
-    apps: manager.listApps().length,
-  })));
-  server.route('GET', '/v1/apps', guard(() => manager.listApps().map((a) => appSummary(a, manager.instancesOf(a.spec.id), manager.refusals.get(a.spec.id)))));
+  server.route(
+    'GET',
+    '/v1/info',
+    guard(() => ({
+      framework: {
+        name: d.frameworkName,
+        id: d.link.frameworkId ?? null,
+        connected: d.link.connected,
+        roles: d.link.roles,
+        superseded: d.link.isSuperseded,
+        lastError: d.link.lastError ?? null,
+        subscribedAt: d.link.subscribedAt ? new Date(d.link.subscribedAt).toISOString() : null,
+      },
+      master: d.masterUrl,
+      apps: manager.listApps().length,
+    })),
+  );
+  server.route(
+    'GET',
+    '/v1/apps',
+    guard(() => manager.listApps().map((a) => appSummary(a, manager.instancesOf(a.spec.id), manager.refusals.get(a.spec.id)))),
+  );
 
-  server.route('GET', '/v1/apps/*', guard((ctx) => {
-    if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: GET ${ctx.path}`);
-    return view(manager.getApp(appId(ctx.rest)));
-  }), { name: '/v1/apps/:id' });
+  server.route(
+    'GET',
+    '/v1/apps/*',
+    guard((ctx) => {
+      if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: GET ${ctx.path}`);
+      return view(manager.getApp(appId(ctx.rest)));
+    }),
+    { name: '/v1/apps/:id' },
+  );
 
-  server.route('PUT', '/v1/apps/*', guard(async (ctx) => {
-    if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: PUT ${ctx.path}`);
-    const id = appId(ctx.rest);
-    const body = await appBody(ctx);
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be one app definition (a JSON object)');
-    const given = (body as { id?: unknown }).id;
-    if (given !== undefined && given !== id) throw invalid(`the body's id "${String(given).slice(0, 80)}" does not match the path's "${id}"`);
-    const spec = parseAppSpec({ ...body, id });
-    const { created, app } = await manager.deploy(spec);
-    ctx.res.statusCode = created ? 201 : 200;
-    return view(app);
-  }), { name: '/v1/apps/:id' });
+  server.route(
+    'PUT',
+    '/v1/apps/*',
+    guard(async (ctx) => {
+      if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: PUT ${ctx.path}`);
+      const id = appId(ctx.rest);
+      const body = await appBody(ctx);
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('the body must be one app definition (a JSON object)');
+      const given = (body as { id?: unknown }).id;
+      if (given !== undefined && given !== id) throw invalid(`the body's id "${String(given).slice(0, 80)}" does not match the path's "${id}"`);
+      const spec = parseAppSpec({ ...body, id });
+      const { created, app } = await manager.deploy(spec);
+      ctx.res.statusCode = created ? 201 : 200;
+      return view(app);
+    }),
+    { name: '/v1/apps/:id' },
+  );
 
-  server.route('DELETE', '/v1/apps/*', guard(async (ctx) => {
-    if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: DELETE ${ctx.path}`);
-    const id = appId(ctx.rest);
-    const app = await manager.remove(id);
-    ctx.res.statusCode = 202;
-    return view(app);
-  }), { name: '/v1/apps/:id' });
+  server.route(
+    'DELETE',
+    '/v1/apps/*',
+    guard(async (ctx) => {
+      if (ctx.rest.includes('/')) throw new CorralError('NOT_FOUND', `no such endpoint: DELETE ${ctx.path}`);
+      const id = appId(ctx.rest);
+      const app = await manager.remove(id);
+      ctx.res.statusCode = 202;
+      return view(app);
+    }),
+    { name: '/v1/apps/:id' },
+  );
 
-  server.route('POST', '/v1/apps/*', guard(async (ctx) => {
-    const [raw = '', action, ...more] = ctx.rest.split('/');
-    if (more.length || (action !== 'scale' && action !== 'restart')) throw new CorralError('NOT_FOUND', `no such endpoint: POST ${ctx.path}; use /v1/apps/:id/scale or /v1/apps/:id/restart`);
-    const id = appId(raw);
-    if (action === 'scale') {
-      const { instances } = parseInput(scaleSchema, await ctx.json(), 'scale request');
-      return view(await manager.scale(id, instances));
-    }
-    const { strategy } = parseInput(restartSchema, await optionalJson(ctx), 'restart request');
-    const app = await manager.restart(id, strategy);
-    ctx.res.statusCode = 202;
-    return view(app);
-  }), { name: '/v1/apps/:id/action' });
+  server.route(
+    'POST',
+    '/v1/apps/*',
+    guard(async (ctx) => {
+      const [raw = '', action, ...more] = ctx.rest.split('/');
+      if (more.length || (action !== 'scale' && action !== 'restart')) throw new CorralError('NOT_FOUND', `no such endpoint: POST ${ctx.path}; use /v1/apps/:id/scale or /v1/apps/:id/restart`);
+      const id = appId(raw);
+      if (action === 'scale') {
+        const { instances } = parseInput(scaleSchema, await ctx.json(), 'scale request');
+        return view(await manager.scale(id, instances));
+      }
+      const { strategy } = parseInput(restartSchema, await optionalJson(ctx), 'restart request');
+      const app = await manager.restart(id, strategy);
+      ctx.res.statusCode = 202;
+      return view(app);
+    }),
+    { name: '/v1/apps/:id/action' },
+  );
 }

@@ -24,7 +24,10 @@ const textValue = z.union([z.string().max(65536), z.number(), z.boolean()]).tran
 const seconds = (max: number) => z.number().finite().nonnegative().max(max);
 
 const portSchema = z.strictObject({
-  name: z.string().regex(/^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$/, 'port name must be 1-15 lower-case letters, digits and "-" (an SRV service name)').optional(),
+  name: z
+    .string()
+    .regex(/^[a-z]([a-z0-9-]{0,13}[a-z0-9])?$/, 'port name must be 1-15 lower-case letters, digits and "-" (an SRV service name)')
+    .optional(),
   /** 0 = any free port of the offer. */
   hostPort: z.number().int().min(0).max(65535).default(0),
   /** Only with `network`: the port inside the container that hostPort maps to. */
@@ -33,10 +36,17 @@ const portSchema = z.strictObject({
 });
 
 const volumeSchema = z.strictObject({
-  containerPath: z.string().min(1).max(4096).refine((p) => !p.split('/').includes('..'), 'containerPath must not contain ".."'),
+  containerPath: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((p) => !p.split('/').includes('..'), 'containerPath must not contain ".."'),
   /** Per-instance template with {app} and {index}; default "{app}-{index}" (and "-<k>" for the k-th volume after the first). */
   name: z.string().min(1).max(200).optional(),
-  driver: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/, 'driver must be a plugin name').default('corral'),
+  driver: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/, 'driver must be a plugin name')
+    .default('corral'),
   options: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'option names are letters, digits, "_", "." and "-"'), textValue).default({}),
   mode: z.enum(['RW', 'RO']).default('RW'),
 });
@@ -75,14 +85,27 @@ export const appSpecSchema = z
     forcePullImage: z.boolean().default(false),
     user: z.string().min(1).max(256).optional(),
     cpus: z.number().finite().positive().max(10_000).default(0.1),
-    mem: z.number().finite().positive().max(16 * 1024 * 1024).default(128),
-    disk: z.number().finite().nonnegative().max(1024 * 1024 * 1024).default(0),
+    mem: z
+      .number()
+      .finite()
+      .positive()
+      .max(16 * 1024 * 1024)
+      .default(128),
+    disk: z
+      .number()
+      .finite()
+      .nonnegative()
+      .max(1024 * 1024 * 1024)
+      .default(0),
     instances: z.number().int().min(0).max(10_000).default(1),
     role: roleSchema.default('*'),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'environment variable names are letters, digits and "_"'), textValue).default({}),
     labels: z.record(z.string().min(1).max(128), textValue).default({}),
     /** CNI network to join; omitted = host networking. */
-    network: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'network must be a CNI network name').optional(),
+    network: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'network must be a CNI network name')
+      .optional(),
     ports: z.array(portSchema).max(100).default([]),
     volumes: z.array(volumeSchema).max(32).default([]),
     healthCheck: healthCheckSchema.optional(),

@@ -34,10 +34,17 @@ export const servicesConfigSchema = z.object({
   framework: z
     .object({
       /** Also the DNS label: tasks resolve as <app>.<name>.<domain>. */
-      name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label').default('corral-services'),
+      name: z
+        .string()
+        .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label')
+        .default('corral-services'),
       user: z.string().max(256).default(''),
       /** How long the master keeps our tasks while this daemon is away (default one week). */
-      failoverTimeoutSeconds: z.number().min(0).max(365 * 24 * 3600).default(7 * 24 * 3600),
+      failoverTimeoutSeconds: z
+        .number()
+        .min(0)
+        .max(365 * 24 * 3600)
+        .default(7 * 24 * 3600),
       /** Roles held even when no app uses them. */
       roles: z.array(roleSchema).min(1).default(['*']),
       hostname: z.string().max(256).optional(),
@@ -55,7 +62,11 @@ export const servicesConfigSchema = z.object({
   unreachable: z
     .object({
       /** A TASK_UNREACHABLE instance is relaunched elsewhere after this long (its old task is killed if it returns). */
-      replaceAfterSeconds: z.number().min(0).max(7 * 24 * 3600).default(60),
+      replaceAfterSeconds: z
+        .number()
+        .min(0)
+        .max(7 * 24 * 3600)
+        .default(60),
     })
     .default({ replaceAfterSeconds: 60 }),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),

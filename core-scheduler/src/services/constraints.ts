@@ -34,9 +34,24 @@ const MAX_REGEX = 512;
 /** Accepts ["hostname", "UNIQUE"], "rack GROUP_BY 3" or { field, operator, value }. */
 export const constraintSchema = z
   .union([
-    z.string().max(1024).transform((s) => s.trim().split(/\s+/)),
-    z.array(z.union([z.string().max(1024), z.number()]).transform(String)).min(2).max(3),
-    z.strictObject({ field: z.string(), operator: z.string(), value: z.union([z.string().max(1024), z.number()]).transform(String).optional() }).transform((o) => [o.field, o.operator, ...(o.value === undefined ? [] : [o.value])]),
+    z
+      .string()
+      .max(1024)
+      .transform((s) => s.trim().split(/\s+/)),
+    z
+      .array(z.union([z.string().max(1024), z.number()]).transform(String))
+      .min(2)
+      .max(3),
+    z
+      .strictObject({
+        field: z.string(),
+        operator: z.string(),
+        value: z
+          .union([z.string().max(1024), z.number()])
+          .transform(String)
+          .optional(),
+      })
+      .transform((o) => [o.field, o.operator, ...(o.value === undefined ? [] : [o.value])]),
   ])
   .transform((parts, ctx): Constraint => {
     const fail = (message: string): Constraint => {

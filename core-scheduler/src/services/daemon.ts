@@ -109,7 +109,10 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
       saveFrameworkId: (id) => state.saveFrameworkId(id),
     });
     scheduler.attach(link);
-    cleanups.push(() => link.stop(), () => scheduler.stop());
+    cleanups.push(
+      () => link.stop(),
+      () => scheduler.stop(),
+    );
     mountServicesApi(server, { manager, link, auth, frameworkName: config.framework.name, masterUrl: config.master.url });
     registerGauges(metrics, manager, link);
     metrics.serve(server);

@@ -79,7 +79,11 @@ function lowestFree(entries: Entry[], taken: Set<number>): number | undefined {
 /** Resources for one instance from `offer` (not modified), or what is missing. */
 export function fit(offer: Resources, needs: Needs, role: string): Fit {
   const into = new Resources();
-  for (const [name, amount] of [['cpus', needs.cpus], ['mem', needs.mem], ['disk', needs.disk]] as const) {
+  for (const [name, amount] of [
+    ['cpus', needs.cpus],
+    ['mem', needs.mem],
+    ['disk', needs.disk],
+  ] as const) {
     const missing = takeScalar(offer, name, amount, role, into);
     if (missing) return { ok: false, missing };
   }

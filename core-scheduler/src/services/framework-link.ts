@@ -124,7 +124,10 @@ export class FrameworkLink {
       clearTimeout(timer);
     }
     const ended = (why: string): void => this.lost(client, why);
-    client.done?.then(() => ended('the master closed the event stream'), (err: unknown) => ended(`event stream failed: ${errorMessage(err)}`));
+    client.done?.then(
+      () => ended('the master closed the event stream'),
+      (err: unknown) => ended(`event stream failed: ${errorMessage(err)}`),
+    );
   }
 
   private onClientEvent(client: SchedulerClient, roles: string[], e: SchedulerEvent): void {

@@ -84,7 +84,9 @@ export function backoffDelayMs(b: BackoffSpec, failures: number): number {
 
 /** Task ids carry their slot, so a task seen in a status update or a reconciliation can be traced back. */
 export function newTaskId(app: string, index: number, now: number): string {
-  return `${app}.${index}.${now.toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`;
+  return `${app}.${index}.${now.toString(36)}${Math.floor(Math.random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, '0')}`;
 }
 
 export const instanceKey = (app: string, index: number): string => `${app}/${index}`;

@@ -40,7 +40,10 @@ export class ServiceScheduler {
   private reconcileTimer: ReturnType<typeof setInterval> | undefined;
   private readonly counters;
 
-  constructor(private readonly manager: ServiceManager, private readonly opts: SchedulerOptions) {
+  constructor(
+    private readonly manager: ServiceManager,
+    private readonly opts: SchedulerOptions,
+  ) {
     const m = opts.metrics;
     this.counters = {
       offers: m.counter('offers_received_total', 'Offers received from the master'),
@@ -89,7 +92,10 @@ export class ServiceScheduler {
         const status = e.update.status;
         this.counters.updates.inc({ state: status.state });
         this.manager.onStatus(status);
-        if (status.uuid) void this.link.call((c) => c.acknowledge(status)).catch((err: unknown) => this.opts.log.debug({ task: status.task_id.value }, 'acknowledge failed (the master resends): %s', errorMessage(err)));
+        if (status.uuid)
+          void this.link
+            .call((c) => c.acknowledge(status))
+            .catch((err: unknown) => this.opts.log.debug({ task: status.task_id.value }, 'acknowledge failed (the master resends): %s', errorMessage(err)));
         break;
       }
       case 'FAILURE':
@@ -108,7 +114,10 @@ export class ServiceScheduler {
     this.counters.offers.inc(offers.length);
     const pending = this.manager.launchable();
     if (pending.length === 0) {
-      await this.decline(offers.map((o) => o.id.value), this.opts.idleRefuseSeconds);
+      await this.decline(
+        offers.map((o) => o.id.value),
+        this.opts.idleRefuseSeconds,
+      );
       return;
     }
     const views = offers.map((o) => this.toView(o));
@@ -120,8 +129,14 @@ export class ServiceScheduler {
       const taskId = newTaskId(launch.app.id, launch.index, now);
       const info = buildTaskInfo({ app: launch.app, index: launch.index, taskId, agentId: launch.offer.agentId, role: launch.offer.role, resources: launch.resources, hostPorts: launch.hostPorts });
       this.manager.assignTask(launch.app.id, launch.index, {
-        id: taskId, agentId: launch.offer.agentId, hostname: launch.offer.hostname, attributes: launch.offer.attributes,
-        state: 'TASK_STAGING', launchedAt: now, ips: [], hostPorts: launch.hostPorts,
+        id: taskId,
+        agentId: launch.offer.agentId,
+        hostname: launch.offer.hostname,
+        attributes: launch.offer.attributes,
+        state: 'TASK_STAGING',
+        launchedAt: now,
+        ips: [],
+        hostPorts: launch.hostPorts,
       });
       const list = byOffer.get(launch.offer.id) ?? [];
       list.push({ launch, info });
@@ -134,12 +149,21 @@ export class ServiceScheduler {
         await this.manager.persist();
       } catch (err) {
         for (const list of byOffer.values()) for (const { info } of list) this.manager.launchFailed(info.task_id.value, `cannot record the launch: ${errorMessage(err)}`, false);
-        await this.decline(offers.map((o) => o.id.value), this.opts.refuseSeconds);
+        await this.decline(
+          offers.map((o) => o.id.value),
+          this.opts.refuseSeconds,
+        );
         return;
       }
     }
     await Promise.all([
-      ...[...byOffer].map(([offerId, list]) => this.accept(offerId, list.map((l) => l.info), refuse)),
+      ...[...byOffer].map(([offerId, list]) =>
+        this.accept(
+          offerId,
+          list.map((l) => l.info),
+          refuse,
+        ),
+      ),
       unused.length ? this.decline(unused, refuse) : Promise.resolve(),
     ]);
   }
@@ -175,10 +199,12 @@ export class ServiceScheduler {
       if (this.suppressed) return;
       this.suppressed = true;
       this.counters.suppresses.inc();
-      void this.link.call((c) => c.suppress()).catch((err: unknown) => {
-        this.suppressed = false;
-        this.opts.log.debug('suppress failed: %s', errorMessage(err));
-      });
+      void this.link
+        .call((c) => c.suppress())
+        .catch((err: unknown) => {
+          this.suppressed = false;
+          this.opts.log.debug('suppress failed: %s', errorMessage(err));
+        });
       return;
     }
     const fresh = keys.some((k) => !this.wanted.has(k));

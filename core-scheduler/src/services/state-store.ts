@@ -37,7 +37,11 @@ export class ServicesState {
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
-  constructor(private readonly store: Store, readonly prefix: string, private readonly log: Logger) {}
+  constructor(
+    private readonly store: Store,
+    readonly prefix: string,
+    private readonly log: Logger,
+  ) {}
 
   private appKey = (id: string): string => `${this.prefix}/apps/${id}`;
   private instanceKey = (app: string, index: number): string => `${this.prefix}/instances/${app}/${index}`;

@@ -81,7 +81,17 @@ function healthCheck(app: AppSpec, hc: HealthCheckSpec, hostPorts: number[]): No
     grace_period_seconds: hc.gracePeriodSeconds,
   };
   if (hc.type === 'COMMAND') return { type: 'COMMAND', ...timing, command: { shell: true, value: hc.command! } };
-  const port = typeof hc.port === 'number' ? hc.port : servicePort(app, Math.max(0, app.ports.findIndex((p) => hc.port === undefined || p.name === hc.port)), hostPorts);
+  const port =
+    typeof hc.port === 'number'
+      ? hc.port
+      : servicePort(
+          app,
+          Math.max(
+            0,
+            app.ports.findIndex((p) => hc.port === undefined || p.name === hc.port),
+          ),
+          hostPorts,
+        );
   return hc.type === 'HTTP' ? { type: 'HTTP', ...timing, http: { port, path: hc.path, scheme: hc.scheme } } : { type: 'TCP', ...timing, tcp: { port } };
 }
 
@@ -102,9 +112,7 @@ export function buildTaskInfo(s: LaunchSlot): V1TaskInfo {
     discovery: {
       visibility: 'CLUSTER',
       name: app.id,
-      ...(app.ports.length
-        ? { ports: { ports: app.ports.map((p, i) => ({ number: servicePort(app, i, s.hostPorts), ...(p.name ? { name: p.name } : {}), protocol: p.protocol })) } }
-        : {}),
+      ...(app.ports.length ? { ports: { ports: app.ports.map((p, i) => ({ number: servicePort(app, i, s.hostPorts), ...(p.name ? { name: p.name } : {}), protocol: p.protocol })) } } : {}),
     },
   };
 }

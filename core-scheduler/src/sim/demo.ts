@@ -63,14 +63,42 @@ export class Demo {
       master: this.opts.master,
       principal: this.opts.credentials.framework?.principal,
       secret: this.opts.credentials.framework?.secret,
-      framework: { user: 'root', name: spec.name, roles: [spec.role], capabilities: [{ type: 'MULTI_ROLE' }], failover_timeout: 3600, ...(this.opts.credentials.framework ? { principal: this.opts.credentials.framework.principal } : {}) },
+      framework: {
+        user: 'root',
+        name: spec.name,
+        roles: [spec.role],
+        capabilities: [{ type: 'MULTI_ROLE' }],
+        failover_timeout: 3600,
+        ...(this.opts.credentials.framework ? { principal: this.opts.credentials.framework.principal } : {}),
+      },
       onEvent: (e: SchedulerEvent, c) => {
         if (e.type === 'OFFERS') {
           for (const offer of e.offers.offers) {
             // One task per offer, the rest goes back at once: the allocator re-decides by DRF after every task.
             if (launched < spec.target && Resources.fromV1(offer.resources).contains(need)) {
               const id = `${spec.name}-${++launched}`;
-              void c.accept([offer.id.value], [{ type: 'LAUNCH', launch: { task_infos: [{ name: id, task_id: { value: id }, agent_id: offer.agent_id, resources: need.toV1().map((r) => ({ ...r, allocation_info: { role: spec.role } })), command: { value: 'sleep infinity' } }] } }], 0).catch(() => undefined);
+              void c
+                .accept(
+                  [offer.id.value],
+                  [
+                    {
+                      type: 'LAUNCH',
+                      launch: {
+                        task_infos: [
+                          {
+                            name: id,
+                            task_id: { value: id },
+                            agent_id: offer.agent_id,
+                            resources: need.toV1().map((r) => ({ ...r, allocation_info: { role: spec.role } })),
+                            command: { value: 'sleep infinity' },
+                          },
+                        ],
+                      },
+                    },
+                  ],
+                  0,
+                )
+                .catch(() => undefined);
             } else {
               void c.decline([offer.id.value], 30).catch(() => undefined);
             }

@@ -132,10 +132,11 @@ export class SimAgent {
         break;
       case 'SHUTDOWN_FRAMEWORK': {
         const fw = e.shutdown_framework.framework_id.value;
-        for (const [key, t] of this.tasks) if (t.frameworkId === fw) {
-          clearTimeout(t.timer);
-          this.tasks.delete(key);
-        }
+        for (const [key, t] of this.tasks)
+          if (t.frameworkId === fw) {
+            clearTimeout(t.timer);
+            this.tasks.delete(key);
+          }
         this.updates.dropFramework(fw);
         break;
       }

@@ -159,7 +159,8 @@ export class Catalog {
     if (prev && prev.svc.Service === input.Service && same({ Tags: prev.svc.Tags, Address: prev.svc.Address, Port: prev.svc.Port, Meta: prev.svc.Meta }, want)) return;
     const idx = this.bump();
     e.services.set(input.ID, { svc: { ID: input.ID, Service: input.Service, ...want, CreateIndex: prev?.svc.CreateIndex ?? idx, ModifyIndex: idx }, source });
-    for (const c of e.checks.values()) if (c.check.ServiceID === input.ID) {
+    for (const c of e.checks.values())
+      if (c.check.ServiceID === input.ID) {
         c.check.ServiceName = input.Service;
         c.check.ServiceTags = want.Tags;
       }

@@ -18,7 +18,10 @@ const name = z.string().min(1).max(256);
 const meta = z.record(z.string().max(128), z.string().max(512)).optional();
 const tags = z.array(z.string().max(256)).max(64).optional();
 const status = z.enum(['passing', 'warning', 'critical']);
-const duration = z.string().max(32).refine((s) => parseDuration(s) !== undefined, 'must be a duration like "10s"');
+const duration = z
+  .string()
+  .max(32)
+  .refine((s) => parseDuration(s) !== undefined, 'must be a duration like "10s"');
 
 export const checkBodySchema = z.looseObject({
   ID: z.string().max(256).optional(),
@@ -51,9 +54,32 @@ export const catalogRegisterSchema = z.looseObject({
   Node: name,
   Address: z.string().min(1).max(256),
   NodeMeta: meta,
-  Service: z.looseObject({ ID: z.string().max(256).optional(), Service: name, Tags: tags, Address: z.string().max(256).optional(), Port: z.number().int().min(0).max(65535).optional(), Meta: meta }).optional(),
-  Check: z.looseObject({ CheckID: z.string().max(256).optional(), Name: z.string().max(256).optional(), Status: status.optional(), Notes: z.string().max(4096).optional(), Output: z.string().max(65536).optional(), ServiceID: z.string().max(256).optional() }).optional(),
-  Checks: z.array(z.looseObject({ CheckID: z.string().max(256).optional(), Name: z.string().max(256).optional(), Status: status.optional(), Notes: z.string().max(4096).optional(), Output: z.string().max(65536).optional(), ServiceID: z.string().max(256).optional() })).max(32).optional(),
+  Service: z
+    .looseObject({ ID: z.string().max(256).optional(), Service: name, Tags: tags, Address: z.string().max(256).optional(), Port: z.number().int().min(0).max(65535).optional(), Meta: meta })
+    .optional(),
+  Check: z
+    .looseObject({
+      CheckID: z.string().max(256).optional(),
+      Name: z.string().max(256).optional(),
+      Status: status.optional(),
+      Notes: z.string().max(4096).optional(),
+      Output: z.string().max(65536).optional(),
+      ServiceID: z.string().max(256).optional(),
+    })
+    .optional(),
+  Checks: z
+    .array(
+      z.looseObject({
+        CheckID: z.string().max(256).optional(),
+        Name: z.string().max(256).optional(),
+        Status: status.optional(),
+        Notes: z.string().max(4096).optional(),
+        Output: z.string().max(65536).optional(),
+        ServiceID: z.string().max(256).optional(),
+      }),
+    )
+    .max(32)
+    .optional(),
 });
 
 export const catalogDeregisterSchema = z.looseObject({ Node: name, ServiceID: z.string().max(256).optional(), CheckID: z.string().max(256).optional() });
@@ -164,7 +190,8 @@ export class Registrations {
   }
 
   async catalogRegister(b: z.output<typeof catalogRegisterSchema>): Promise<void> {
-    if (this.catalog.serviceSource(b.Node, b.Service?.ID ?? b.Service?.Service ?? '') === 'cluster') throw new CorralError('CONFLICT', 'that service belongs to a running task; the cluster manages it');
+    if (this.catalog.serviceSource(b.Node, b.Service?.ID ?? b.Service?.Service ?? '') === 'cluster')
+      throw new CorralError('CONFLICT', 'that service belongs to a running task; the cluster manages it');
     const prev = (await getJson<CatalogNodeDoc>(this.store, this.catalogKey(b.Node)))?.value;
     const doc: CatalogNodeDoc = { Node: b.Node, Address: b.Address, Meta: b.NodeMeta ?? prev?.Meta ?? {}, services: prev?.services ?? {}, checks: prev?.checks ?? {} };
     if (b.Service) {

@@ -135,18 +135,21 @@ export class ClusterView {
       seenTasks.add(taskKey(t.framework_id.value, t.task_id.value));
       this.putTask(t);
     }
-    for (const [key, t] of [...this.tasks]) if (!seenTasks.has(key) && !recovering.has(t.agentId)) {
-      this.tasks.delete(key);
-      this.listener.task(key);
-    }
-    for (const id of [...this.agents.keys()]) if (!seenAgents.has(id)) {
-      this.agents.delete(id);
-      this.listener.agent(id);
-    }
-    for (const id of [...this.frameworks.keys()]) if (!seenFrameworks.has(id)) {
-      this.frameworks.delete(id);
-      this.listener.framework(id);
-    }
+    for (const [key, t] of [...this.tasks])
+      if (!seenTasks.has(key) && !recovering.has(t.agentId)) {
+        this.tasks.delete(key);
+        this.listener.task(key);
+      }
+    for (const id of [...this.agents.keys()])
+      if (!seenAgents.has(id)) {
+        this.agents.delete(id);
+        this.listener.agent(id);
+      }
+    for (const id of [...this.frameworks.keys()])
+      if (!seenFrameworks.has(id)) {
+        this.frameworks.delete(id);
+        this.listener.framework(id);
+      }
   }
 
   private putFramework(info: V1FrameworkSummary['framework_info'] | { id?: { value: string }; name: string }): void {

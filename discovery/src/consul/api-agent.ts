@@ -33,9 +33,23 @@ export function mountAgent(server: HttpServer, catalog: Catalog, registrations: 
     Member: { Name: node, Addr: catalog.node(node)?.Address ?? '', Status: 1 },
   }));
 
-  server.route('GET', '/v1/agent/services', () => Object.fromEntries(catalog.nodeServices(node).filter((s) => catalog.serviceSource(node, s.ID) === 'agent').map((s) => [s.ID, s])));
+  server.route('GET', '/v1/agent/services', () =>
+    Object.fromEntries(
+      catalog
+        .nodeServices(node)
+        .filter((s) => catalog.serviceSource(node, s.ID) === 'agent')
+        .map((s) => [s.ID, s]),
+    ),
+  );
 
-  server.route('GET', '/v1/agent/checks', () => Object.fromEntries(catalog.nodeChecks(node).filter((c) => catalog.checkSource(node, c.CheckID) === 'agent').map((c) => [c.CheckID, c])));
+  server.route('GET', '/v1/agent/checks', () =>
+    Object.fromEntries(
+      catalog
+        .nodeChecks(node)
+        .filter((c) => catalog.checkSource(node, c.CheckID) === 'agent')
+        .map((c) => [c.CheckID, c]),
+    ),
+  );
 
   server.route('PUT', '/v1/agent/service/register', async (ctx) => {
     await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'), ctx.query.has('replace-existing-checks'));

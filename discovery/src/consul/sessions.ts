@@ -124,9 +124,10 @@ export class Sessions {
   async destroy(id: string): Promise<void> {
     const kv = await this.store.get(sessionKey(id));
     if (!kv) return;
-    if (kv.lease) await this.store.revokeLease(kv.lease).catch((err: unknown) => {
-      if (!isCorralError(err, 'LEASE_NOT_FOUND')) throw err;
-    });
+    if (kv.lease)
+      await this.store.revokeLease(kv.lease).catch((err: unknown) => {
+        if (!isCorralError(err, 'LEASE_NOT_FOUND')) throw err;
+      });
     else await this.store.delete(sessionKey(id));
   }
 

@@ -69,7 +69,11 @@ export class Responder {
     private readonly opts: ResponderOptions,
   ) {
     this.zone = new ZoneData(domain, datacenter);
-    this.zoneKeySuffix = domain.split('.').map((l) => String.fromCharCode(l.length) + l).join('') + '\0';
+    this.zoneKeySuffix =
+      domain
+        .split('.')
+        .map((l) => String.fromCharCode(l.length) + l)
+        .join('') + '\0';
   }
 
   apply(deltas: NameDelta[]): void {

@@ -211,9 +211,7 @@ export class DnsServer {
       w.child.kill('SIGTERM');
       if (w.child.connected) w.child.disconnect();
     }
-    await Promise.all(
-      workers.map((w) => (w.child.exitCode !== null || w.child.signalCode !== null ? undefined : new Promise((r) => w.child.once('exit', r)))),
-    );
+    await Promise.all(workers.map((w) => (w.child.exitCode !== null || w.child.signalCode !== null ? undefined : new Promise((r) => w.child.once('exit', r)))));
     this.forwarder?.close();
     this.udpServing?.stop();
     await new Promise<void>((resolve) => {

@@ -125,7 +125,12 @@ export function keyToName(nameKey: string): string | undefined {
 /** Wire key (as parseQuery makes it) of a dotted name. */
 export function nameToKey(name: string): string {
   if (name === '') return '\0';
-  return name.split('.').map((l) => String.fromCharCode(l.length) + l).join('') + '\0';
+  return (
+    name
+      .split('.')
+      .map((l) => String.fromCharCode(l.length) + l)
+      .join('') + '\0'
+  );
 }
 
 /** Growable buffer writer with RFC 1035 name compression (suffix pointers). */

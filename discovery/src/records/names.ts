@@ -44,7 +44,13 @@ export function addrLabel(ip: string): string {
     const h = head ? head.split(':') : [];
     const t = tail ? tail.split(':') : [];
     const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-    return all.map((p) => p.padStart(4, '0')).join('').toLowerCase();
+    return all
+      .map((p) => p.padStart(4, '0'))
+      .join('')
+      .toLowerCase();
   }
-  return ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+  return ip
+    .split('.')
+    .map((o) => Number(o).toString(16).padStart(2, '0'))
+    .join('');
 }

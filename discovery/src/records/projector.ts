@@ -62,7 +62,10 @@ export class Projector {
     this.domain = opts.domain;
     this.table = new RecordTable(opts.domain);
     this.table.set('apex', [
-      { name: this.domain, rr: { type: 'SOA', mname: `ns1.${this.domain}`, rname: `hostmaster.${this.domain}`, serial: opts.serial, refresh: 60, retry: 30, expire: 86400, minimum: opts.negativeTtl } },
+      {
+        name: this.domain,
+        rr: { type: 'SOA', mname: `ns1.${this.domain}`, rname: `hostmaster.${this.domain}`, serial: opts.serial, refresh: 60, retry: 30, expire: 86400, minimum: opts.negativeTtl },
+      },
       { name: this.domain, rr: { type: 'NS', host: `ns1.${this.domain}` } },
       { name: `ns1.${this.domain}`, rr: addrRR(opts.nsAddress) },
     ]);
@@ -170,7 +173,14 @@ export class Projector {
     this.taskNodes.set(t.key, agent.hostname);
     this.catalog.upsertService(
       agent.hostname,
-      { ID: t.id, Service: t.serviceName ?? t.name, Tags: taskTags(t), Address: ip, Port: t.ports[0]?.number ?? 0, Meta: { 'corral-framework': this.view.frameworks.get(t.frameworkId) ?? t.frameworkId, 'corral-task-id': t.id } },
+      {
+        ID: t.id,
+        Service: t.serviceName ?? t.name,
+        Tags: taskTags(t),
+        Address: ip,
+        Port: t.ports[0]?.number ?? 0,
+        Meta: { 'corral-framework': this.view.frameworks.get(t.frameworkId) ?? t.frameworkId, 'corral-task-id': t.id },
+      },
       'cluster',
     );
     if (t.healthy !== undefined) {
@@ -211,7 +221,10 @@ export class Projector {
     if (!svc || !isIP(ip)) return [];
     const base = `${svc}.service.${this.domain}`;
     const addr = `${addrLabel(ip)}.addr.${this.domain}`;
-    const recs: OwnedRecord[] = [{ name: base, rr: addrRR(ip) }, { name: addr, rr: addrRR(ip) }];
+    const recs: OwnedRecord[] = [
+      { name: base, rr: addrRR(ip) },
+      { name: addr, rr: addrRR(ip) },
+    ];
     const port = inst.service.Port;
     const tags = inst.service.Tags.map((t) => this.label(t)).filter(Boolean);
     for (const tag of tags) recs.push({ name: `${tag}.${base}`, rr: addrRR(ip) });

@@ -139,7 +139,7 @@ export class RecordTable {
       const after = before + by;
       if (after <= 0) this.subtree.delete(n);
       else this.subtree.set(n, after);
-      if ((before === 0) !== (after <= 0)) this.touch(n);
+      if ((before === 0) !== after <= 0) this.touch(n);
       if (n === this.domain) break;
       const dot = n.indexOf('.');
       if (dot < 0) break;

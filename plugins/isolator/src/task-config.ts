@@ -32,7 +32,11 @@ export function hostCapacity(): HostCapacity {
 }
 
 /** Paths cross to the task shim as text fields: no NUL, tab or newline. */
-const safePath = z.string().min(1).max(4000).refine((p) => !/[\0\t\n\r]/.test(p), 'must not contain NUL, tab or newline characters');
+const safePath = z
+  .string()
+  .min(1)
+  .max(4000)
+  .refine((p) => !/[\0\t\n\r]/.test(p), 'must not contain NUL, tab or newline characters');
 const absPath = safePath.refine((p) => isAbsolute(p), 'must be an absolute path');
 const noNul = z.string().refine((s) => !s.includes('\0'), 'must not contain NUL characters');
 
@@ -41,7 +45,11 @@ const commandSchema = z.object({
   value: noNul.optional(),
   arguments: z.array(noNul).max(1000).optional(),
   environment: z.record(z.string().regex(/^[^=\0]+$/, 'environment names must not contain "=" or NUL'), noNul),
-  user: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid[:gid]').max(64).optional(),
+  user: z
+    .string()
+    .regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid[:gid]')
+    .max(64)
+    .optional(),
 });
 
 const volumeSchema = z.object({
@@ -50,22 +58,30 @@ const volumeSchema = z.object({
   source: z.discriminatedUnion('type', [
     z.object({ type: z.literal('host'), path: absPath }),
     z.object({ type: z.literal('sandbox'), path: safePath }),
-    z.object({ type: z.literal('external'), driver: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).max(64), name: z.string().min(1).max(96), options: z.record(z.string(), z.string()) }),
+    z.object({
+      type: z.literal('external'),
+      driver: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+        .max(64),
+      name: z.string().min(1).max(96),
+      options: z.record(z.string(), z.string()),
+    }),
   ]),
 });
 
 const configSchema = z.object({
   // As CNI container ids: a letter or digit first (also a valid Docker name after the "corral-" prefix).
-  containerId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-", starting with a letter or digit').max(200),
+  containerId: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'letters, digits, "_", "." and "-", starting with a letter or digit')
+    .max(200),
   frameworkId: z.string(),
   taskId: z.string(),
   sandbox: absPath,
   command: commandSchema.optional(),
   image: z
-    .discriminatedUnion('kind', [
-      z.object({ kind: z.literal('docker'), name: z.string().min(1).max(512), forcePull: z.boolean() }),
-      z.object({ kind: z.literal('tarball'), path: absPath }),
-    ])
+    .discriminatedUnion('kind', [z.object({ kind: z.literal('docker'), name: z.string().min(1).max(512), forcePull: z.boolean() }), z.object({ kind: z.literal('tarball'), path: absPath })])
     .optional(),
   resources: z.object({
     cpus: z.number().nonnegative(),
@@ -81,11 +97,18 @@ const configSchema = z.object({
     z.object({ mode: z.literal('isolated') }),
     z.object({
       mode: z.literal('cni'),
-      network: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).max(64),
+      network: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+        .max(64),
       portMappings: z.array(z.object({ hostPort: z.number().int().min(1).max(65535), containerPort: z.number().int().min(1).max(65535), protocol: z.enum(['tcp', 'udp']) })).optional(),
     }),
   ]),
-  hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'a DNS host name').max(64).optional(),
+  hostname: z
+    .string()
+    .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'a DNS host name')
+    .max(64)
+    .optional(),
   logs: z.object({ stdout: safePath, stderr: safePath, maxBytes: z.number().int().min(1024), maxFiles: z.number().int().min(1).max(1000) }),
   labels: z.record(z.string(), z.string()),
 });

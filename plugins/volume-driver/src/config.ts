@@ -14,7 +14,10 @@ const HOST_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 export const volumeDriverConfigSchema = z.object({
   /** This host's identity in the cluster (attachment locks name it). */
-  hostId: z.string().regex(HOST_ID_RE, 'letters, digits, _ . - (max 63), starting with a letter or digit').default(hostname().split('.')[0] || 'localhost'),
+  hostId: z
+    .string()
+    .regex(HOST_ID_RE, 'letters, digits, _ . - (max 63), starting with a letter or digit')
+    .default(hostname().split('.')[0] || 'localhost'),
   /** Docker discovers the plugin by this socket's name: /run/docker/plugins/<driver>.sock. */
   socket: z.string().min(1).default(DEFAULT_SOCKET),
   /** Local volumes, mountpoints and the state database. */
@@ -26,13 +29,23 @@ export const volumeDriverConfigSchema = z.object({
       enabled: z.boolean().optional(),
       confFile: z.string().min(1).default('/etc/ceph/ceph.conf'),
       keyring: z.string().min(1).optional(),
-      clientName: z.string().regex(/^client\.[a-zA-Z0-9_.-]+$/).default('client.admin'),
+      clientName: z
+        .string()
+        .regex(/^client\.[a-zA-Z0-9_.-]+$/)
+        .default('client.admin'),
       /** Pool of the registry, locks and beacons, and the default pool of images. */
-      pool: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/).default('corral'),
+      pool: z
+        .string()
+        .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/)
+        .default('corral'),
       // No exclusive-lock by default: corral's own attach lock already guarantees one writer, and librbd's
       // lock hand-over made a fenced host's I/O hang instead of failing.
       features: z.array(z.enum(RBD_FEATURE_NAMES)).default(['layering']),
-      defaultSizeBytes: z.number().int().min(16 * 1024 * 1024).default(1024 ** 3),
+      defaultSizeBytes: z
+        .number()
+        .int()
+        .min(16 * 1024 * 1024)
+        .default(1024 ** 3),
       attach: z.enum(['auto', 'krbd', 'rbd-fuse']).default('auto'),
       timeoutSeconds: z.number().int().min(1).max(300).default(10),
       dataPathTimeoutSeconds: z.number().int().min(1).max(3600).default(60),

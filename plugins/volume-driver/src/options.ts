@@ -79,7 +79,10 @@ const RULES: Record<string, OptionRule> = {
   features: {
     backends: ['rbd'],
     apply: (s, v) => {
-      const list = v.split(',').map((f) => f.trim()).filter(Boolean);
+      const list = v
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean);
       for (const f of list) {
         if (!(RBD_FEATURE_NAMES as readonly string[]).includes(f)) {
           throw invalid(`option features: unknown rbd feature "${f}" (known: ${RBD_FEATURE_NAMES.join(', ')})`);

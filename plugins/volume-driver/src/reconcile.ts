@@ -123,7 +123,11 @@ export class DetachReconciler {
 
   /** One pass; a caller arriving during a pass gets the next one (what it wants released may have changed). */
   runOnce(): Promise<PassReport> {
-    if (this.running) return this.running.then(() => this.runOnce(), () => this.runOnce());
+    if (this.running)
+      return this.running.then(
+        () => this.runOnce(),
+        () => this.runOnce(),
+      );
     this.running = this.pass().finally(() => {
       this.running = undefined;
       this.schedule();
@@ -180,7 +184,8 @@ export class DetachReconciler {
       } catch (err) {
         report.liveError = errorMessage(err);
         // Once per outage, not every pass (the agent starts after the driver, and restarts).
-        if (!this.liveFailing) this.deps.log.warn({ source: this.deps.live.name, err: report.liveError }, 'cannot ask the agent which containers run: no task reference is released on its word meanwhile');
+        if (!this.liveFailing)
+          this.deps.log.warn({ source: this.deps.live.name, err: report.liveError }, 'cannot ask the agent which containers run: no task reference is released on its word meanwhile');
         this.liveFailing = true;
       }
     }
@@ -190,10 +195,12 @@ export class DetachReconciler {
     for (const name of this.retries.keys()) if (!known.has(name)) this.retries.delete(name);
     for (const name of this.lastTakeoverCheck.keys()) if (!known.has(name)) this.lastTakeoverCheck.delete(name);
     for (const first of records) {
-      await this.deps.mutex.run(first.name, () => this.reconcileOne(first.name, live, bootId, report)).catch((err: unknown) => {
-        report.failed.push(first.name);
-        this.deps.log.warn({ volume: first.name, err: errorMessage(err) }, 'cannot reconcile this volume now');
-      });
+      await this.deps.mutex
+        .run(first.name, () => this.reconcileOne(first.name, live, bootId, report))
+        .catch((err: unknown) => {
+          report.failed.push(first.name);
+          this.deps.log.warn({ volume: first.name, err: errorMessage(err) }, 'cannot reconcile this volume now');
+        });
     }
     // Forget absences of references that are gone.
     for (const k of this.absentSince.keys()) if (!known.has(k.split('\0')[0]!)) this.absentSince.delete(k);

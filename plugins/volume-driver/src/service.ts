@@ -69,7 +69,16 @@ export class VolumeService implements Volumes {
       mountedBy: (device) => namespacesMounting(device).map((h) => `${h.comm} (pid ${h.pid}) at ${h.target}`),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     });
-    opts.metrics?.gauge('volumes_mounted', 'Volumes mounted on this host', [], (g) => void this.mounts.all().then((all) => g.set(all.length), () => undefined));
+    opts.metrics?.gauge(
+      'volumes_mounted',
+      'Volumes mounted on this host',
+      [],
+      (g) =>
+        void this.mounts.all().then(
+          (all) => g.set(all.length),
+          () => undefined,
+        ),
+    );
   }
 
   get defaultBackend(): BackendName {
@@ -200,7 +209,10 @@ export class VolumeService implements Volumes {
         if (m) {
           // Left half-done by an earlier failure (the reconciler retries it): finish it now rather than make the caller wait.
           await this.reconciler.release(m).catch((err: unknown) => {
-            throw new CorralError('UNAVAILABLE', `volume ${name} is still being ${m.phase === 'attaching' ? 'attached' : 'detached'} after an earlier failure (${errorMessage(err)}); retrying in the background, try again shortly`);
+            throw new CorralError(
+              'UNAVAILABLE',
+              `volume ${name} is still being ${m.phase === 'attaching' ? 'attached' : 'detached'} after an earlier failure (${errorMessage(err)}); retrying in the background, try again shortly`,
+            );
           });
         }
         const { rec, backend } = await this.find(name);
@@ -335,10 +347,5 @@ export class VolumeService implements Volumes {
 /** A repeated create is fine when it asks for nothing different (Docker re-creates freely). */
 function sameSpec(rec: VolumeRecord, spec: VolumeSpec, opts: Record<string, string> | null | undefined): boolean {
   if (!opts || Object.keys(opts).length === 0) return true;
-  return (
-    rec.backend === spec.backend &&
-    rec.sizeBytes === spec.sizeBytes &&
-    (spec.sizeBytes === undefined || rec.fsType === spec.fsType) &&
-    (spec.pool === undefined || rec.pool === spec.pool)
-  );
+  return rec.backend === spec.backend && rec.sizeBytes === spec.sizeBytes && (spec.sizeBytes === undefined || rec.fsType === spec.fsType) && (spec.pool === undefined || rec.pool === spec.pool);
 }

@@ -127,4 +127,3 @@ export async function withFrozen<T>(mountpoint: string | undefined, fn: () => Pr
     await thaw(mountpoint);
   }
 }
-

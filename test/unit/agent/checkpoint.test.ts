@@ -28,19 +28,31 @@ afterEach(() => {
 
 function task(id: string): TaskCheckpoint {
   const container: ContainerConfig = {
-    containerId: `c-${id}`, frameworkId: 'fw1', taskId: id, sandbox: `/tmp/sb/${id}`,
-    resources: { cpus: 0.1, memMb: 16, diskMb: 0, gpus: 0, ports: [] }, limits: {}, volumes: [], network: { mode: 'host' },
-    logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 1024, maxFiles: 2 }, labels: {},
+    containerId: `c-${id}`,
+    frameworkId: 'fw1',
+    taskId: id,
+    sandbox: `/tmp/sb/${id}`,
+    resources: { cpus: 0.1, memMb: 16, diskMb: 0, gpus: 0, ports: [] },
+    limits: {},
+    volumes: [],
+    network: { mode: 'host' },
+    logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 1024, maxFiles: 2 },
+    labels: {},
   };
   return {
-    frameworkId: 'fw1', containerizer: 'MESOS', container, launchedAt: 1000,
+    frameworkId: 'fw1',
+    containerizer: 'MESOS',
+    container,
+    launchedAt: 1000,
     task: { name: id, task_id: { value: id }, agent_id: { value: 'a1' }, resources: [], command: { value: 'sleep 300' } },
-    state: 'TASK_STARTING', status: { task_id: { value: id }, state: 'TASK_STARTING', uuid: 'u1' }, killRequested: false,
+    state: 'TASK_STARTING',
+    status: { task_id: { value: id }, state: 'TASK_STARTING', uuid: 'u1' },
+    killRequested: false,
   };
 }
 
 describe('agent checkpoint', () => {
-  it('gives back after a reopen what was written, with each task\'s latest state', async () => {
+  it("gives back after a reopen what was written, with each task's latest state", async () => {
     const path = dbPath();
     const cp = await Checkpoint.open(path);
     cp.setAgentId('agent-1');
@@ -85,7 +97,7 @@ describe('agent checkpoint', () => {
     expect(state.updates).toEqual([]);
   });
 
-  it('leaves nothing of a removed task, and writes a recovered task\'s state over its old record', async () => {
+  it("leaves nothing of a removed task, and writes a recovered task's state over its old record", async () => {
     const path = dbPath();
     const cp = await Checkpoint.open(path);
     cp.putTask(task('gone'));

@@ -23,7 +23,7 @@ const status = (task: string, state: V1TaskStatus['state']): V1TaskStatus => ({ 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('StatusUpdateManager', () => {
-  it('sends a task\'s updates one at a time, the next after the previous is acknowledged, and batches a turn\'s updates', async () => {
+  it("sends a task's updates one at a time, the next after the previous is acknowledged, and batches a turn's updates", async () => {
     const { m, sent, acked } = manager();
     const r1 = m.add('fw', status('a', 'TASK_STARTING'));
     m.add('fw', status('a', 'TASK_RUNNING'));
@@ -46,17 +46,25 @@ describe('StatusUpdateManager', () => {
     expect(m.acknowledge('fw', 'b', b1.uuid!)).toBe(true);
     expect(m.hasPending('fw', 'b')).toBe(false);
     expect(acked).toEqual(['a:TASK_STARTING', 'b:TASK_RUNNING']);
-    expect(m.pending().map((p) => `${p.frameworkId}/${p.status.task_id.value}`).sort()).toEqual(['fw/a', 'other/a']);
+    expect(
+      m
+        .pending()
+        .map((p) => `${p.frameworkId}/${p.status.task_id.value}`)
+        .sort(),
+    ).toEqual(['fw/a', 'other/a']);
   });
 
-  it('forgets a framework\'s updates, telling the checkpoint of each task', async () => {
+  it("forgets a framework's updates, telling the checkpoint of each task", async () => {
     const { m, changes } = manager();
     m.add('fw', status('a', 'TASK_RUNNING'));
     m.add('fw', status('b', 'TASK_RUNNING'));
     m.add('keep', status('c', 'TASK_RUNNING'));
     changes.length = 0;
     m.dropFramework('fw');
-    expect(changes.sort()).toEqual([['fw', 'a', 0], ['fw', 'b', 0]]);
+    expect(changes.sort()).toEqual([
+      ['fw', 'a', 0],
+      ['fw', 'b', 0],
+    ]);
     expect(m.pending().map((p) => p.frameworkId)).toEqual(['keep']);
     m.dropFramework('fw');
     m.stop();

@@ -72,7 +72,7 @@ describe('allocator: reservations', () => {
     assertBalanced(alloc);
   });
 
-  it('counts a role\'s reservations toward its share whether used or not', () => {
+  it("counts a role's reservations toward its share whether used or not", () => {
     const alloc = new Allocator();
     alloc.addAgent('a1', R('cpus(ads):5;mem(ads):5120'));
     alloc.addAgent('a2', R('cpus:5;mem:5120'));

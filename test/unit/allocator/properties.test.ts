@@ -22,7 +22,13 @@ type Cmd =
   | { t: 'tick'; ms: number };
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
-  fc.record({ t: fc.constant('addAgent' as const), cpus: fc.integer({ min: 1, max: 16 }), mem: fc.integer({ min: 1, max: 16 }), reservedRole: fc.integer({ min: 0, max: 3 }), reservedCpus: fc.integer({ min: 0, max: 4 }) }),
+  fc.record({
+    t: fc.constant('addAgent' as const),
+    cpus: fc.integer({ min: 1, max: 16 }),
+    mem: fc.integer({ min: 1, max: 16 }),
+    reservedRole: fc.integer({ min: 0, max: 3 }),
+    reservedCpus: fc.integer({ min: 0, max: 4 }),
+  }),
   fc.record({ t: fc.constant('removeAgent' as const), i: fc.nat() }),
   fc.record({ t: fc.constant('addFramework' as const), roles: fc.uniqueArray(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 }), revocable: fc.boolean() }),
   fc.record({ t: fc.constant('removeFramework' as const), i: fc.nat() }),
@@ -38,7 +44,12 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   fc.record({ t: fc.constant('tick' as const), ms: fc.integer({ min: 0, max: 3000 }) }),
 );
 
-interface Held { fw: string; agent: string; role: string; res: Resources }
+interface Held {
+  fw: string;
+  agent: string;
+  role: string;
+  res: Resources;
+}
 
 function noNegatives(alloc: Allocator): void {
   for (const id of alloc.agentIds()) {

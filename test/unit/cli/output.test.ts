@@ -15,7 +15,7 @@ const widest = (text: string): number => Math.max(...text.split('\n').map((l) =>
 afterEach(() => vi.restoreAllMocks());
 
 describe('terminal width', () => {
-  it('is the terminal\'s columns, or 100 when stdout is not a terminal; $COLUMNS overrides both', () => {
+  it("is the terminal's columns, or 100 when stdout is not a terminal; $COLUMNS overrides both", () => {
     expect(terminalWidth({ isTTY: true, columns: 132 }, {})).toBe(132);
     expect(terminalWidth({ isTTY: false }, {})).toBe(DEFAULT_WIDTH);
     expect(terminalWidth({}, {})).toBe(100);
@@ -77,7 +77,15 @@ describe('key/value tables', () => {
   });
 
   it('short tables stay exactly as they were, minus trailing padding', () => {
-    expect(renderKeyValue([['app', 'web'], ['instances', '2 running of 2']], 100)).toBe('KEY        VALUE\napp        web\ninstances  2 running of 2');
+    expect(
+      renderKeyValue(
+        [
+          ['app', 'web'],
+          ['instances', '2 running of 2'],
+        ],
+        100,
+      ),
+    ).toBe('KEY        VALUE\napp        web\ninstances  2 running of 2');
   });
 
   it('through output(): a FIELD/VALUE table fits the terminal; a wider table keeps a row per line', () => {
@@ -86,9 +94,31 @@ describe('key/value tables', () => {
     const prev = process.env.COLUMNS;
     process.env.COLUMNS = '72';
     try {
-      output({}, [{ k: 'command', v: LONG_CMD }], [{ header: 'FIELD', value: (r) => r.k }, { header: 'VALUE', value: (r) => r.v }]);
-      output({}, [{ a: 'x', b: LONG_CMD, c: 'y' }], [{ header: 'A', value: (r) => r.a }, { header: 'B', value: (r) => r.b }, { header: 'C', value: (r) => r.c }]);
-      output({ json: true }, [{ k: 'command', v: LONG_CMD }], [{ header: 'FIELD', value: (r) => r.k }, { header: 'VALUE', value: (r) => r.v }]);
+      output(
+        {},
+        [{ k: 'command', v: LONG_CMD }],
+        [
+          { header: 'FIELD', value: (r) => r.k },
+          { header: 'VALUE', value: (r) => r.v },
+        ],
+      );
+      output(
+        {},
+        [{ a: 'x', b: LONG_CMD, c: 'y' }],
+        [
+          { header: 'A', value: (r) => r.a },
+          { header: 'B', value: (r) => r.b },
+          { header: 'C', value: (r) => r.c },
+        ],
+      );
+      output(
+        { json: true },
+        [{ k: 'command', v: LONG_CMD }],
+        [
+          { header: 'FIELD', value: (r) => r.k },
+          { header: 'VALUE', value: (r) => r.v },
+        ],
+      );
     } finally {
       if (prev === undefined) delete process.env.COLUMNS;
       else process.env.COLUMNS = prev;
@@ -102,7 +132,16 @@ describe('key/value tables', () => {
   });
 
   it('a plain table without a width is one line per row with no trailing padding', () => {
-    const text = renderTable([{ a: 'long value here', b: 'x' }, { a: 'y', b: 'z' }], [{ header: 'A', value: (r) => r.a }, { header: 'B', value: (r) => r.b }]);
+    const text = renderTable(
+      [
+        { a: 'long value here', b: 'x' },
+        { a: 'y', b: 'z' },
+      ],
+      [
+        { header: 'A', value: (r) => r.a },
+        { header: 'B', value: (r) => r.b },
+      ],
+    );
     expect(text).toBe('A                B\nlong value here  x\ny                z');
   });
 });

@@ -51,11 +51,14 @@ exit 0
 function calls(binDir: string): Call[] {
   const file = join(binDir, 'calls.log');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').trim().split('\n').map((l) => {
-    const [type, env, ...conf] = l.split('\t');
-    const e = JSON.parse(env!) as Record<string, string>;
-    return { command: e.CNI_COMMAND!, type: type!, env: e, conf: JSON.parse(conf.join('\t')) as Record<string, unknown> };
-  });
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [type, env, ...conf] = l.split('\t');
+      const e = JSON.parse(env!) as Record<string, string>;
+      return { command: e.CNI_COMMAND!, type: type!, env: e, conf: JSON.parse(conf.join('\t')) as Record<string, unknown> };
+    });
 }
 
 const resultOf = (n: number) => ({ cniVersion: '1.1.0', interfaces: [{ name: `if${n}` }], ips: [{ address: `100.96.0.${n}/32` }] });
@@ -70,7 +73,11 @@ function setup(o: { fail?: Record<string, string[]>; cniVersion?: string } = {})
     {
       cniVersion: o.cniVersion ?? '1.1.0',
       name: 'net1',
-      plugins: [{ type: 'one', mtu: 1400 }, { type: 'two', capabilities: { portMappings: true } }, { type: 'three', capabilities: { bandwidth: true, portMappings: false } }],
+      plugins: [
+        { type: 'one', mtu: 1400 },
+        { type: 'two', capabilities: { portMappings: true } },
+        { type: 'three', capabilities: { bandwidth: true, portMappings: false } },
+      ],
     },
     'net1',
   );
@@ -78,7 +85,15 @@ function setup(o: { fail?: Record<string, string[]>; cniVersion?: string } = {})
   return { binDir, cacheDir, list, runtime };
 }
 
-const att = { containerId: 'ctr-1', ifname: 'eth0', netns: '/run/netns/x', args: [['K8S_POD_NAME', 'p'], ['IgnoreUnknown', '1']] as Array<[string, string]> };
+const att = {
+  containerId: 'ctr-1',
+  ifname: 'eth0',
+  netns: '/run/netns/x',
+  args: [
+    ['K8S_POD_NAME', 'p'],
+    ['IgnoreUnknown', '1'],
+  ] as Array<[string, string]>,
+};
 
 describe('configuration loading', () => {
   it('reads .conflist files first, each kind in sorted order; the first file naming the network wins', () => {
@@ -144,11 +159,26 @@ describe('configuration loading', () => {
 
 describe('plugin configuration', () => {
   it('injects name, cniVersion, prevResult and only the capability args a plugin declares', () => {
-    const list = toConfList({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'a', name: 'ignored', runtimeConfig: { old: 1 } }, { type: 'b', capabilities: { portMappings: true, bandwidth: false } }] }, 'n');
+    const list = toConfList(
+      {
+        cniVersion: '1.0.0',
+        name: 'n',
+        plugins: [
+          { type: 'a', name: 'ignored', runtimeConfig: { old: 1 } },
+          { type: 'b', capabilities: { portMappings: true, bandwidth: false } },
+        ],
+      },
+      'n',
+    );
     const caps = { portMappings: [{ hostPort: 80 }], bandwidth: { ingressRate: 1 }, ips: ['1.2.3.4'] };
     expect(pluginConfig(list, 0, { capabilityArgs: caps })).toEqual({ type: 'a', name: 'n', cniVersion: '1.0.0', runtimeConfig: { old: 1 } });
     expect(pluginConfig(list, 1, { prevResult: { ips: [] }, capabilityArgs: caps })).toEqual({
-      type: 'b', name: 'n', cniVersion: '1.0.0', capabilities: { portMappings: true, bandwidth: false }, prevResult: { ips: [] }, runtimeConfig: { portMappings: [{ hostPort: 80 }] },
+      type: 'b',
+      name: 'n',
+      cniVersion: '1.0.0',
+      capabilities: { portMappings: true, bandwidth: false },
+      prevResult: { ips: [] },
+      runtimeConfig: { portMappings: [{ hostPort: 80 }] },
     });
   });
 });
@@ -167,7 +197,14 @@ describe('chains', () => {
     expect(c[0]!.conf.runtimeConfig).toBeUndefined();
     expect(c[1]!.conf.runtimeConfig).toEqual(caps);
     expect(c[2]!.conf.runtimeConfig).toBeUndefined(); // declares portMappings: false
-    expect(c[0]!.env).toEqual({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-1', CNI_IFNAME: 'eth0', CNI_NETNS: '/run/netns/x', CNI_ARGS: 'K8S_POD_NAME=p;IgnoreUnknown=1', CNI_PATH: `/nonexistent-first:${binDir}` });
+    expect(c[0]!.env).toEqual({
+      CNI_COMMAND: 'ADD',
+      CNI_CONTAINERID: 'ctr-1',
+      CNI_IFNAME: 'eth0',
+      CNI_NETNS: '/run/netns/x',
+      CNI_ARGS: 'K8S_POD_NAME=p;IgnoreUnknown=1',
+      CNI_PATH: `/nonexistent-first:${binDir}`,
+    });
     expect(runtime.cachedResult(list, att)).toEqual(resultOf(3));
   });
 
@@ -192,14 +229,22 @@ describe('chains', () => {
     expect(runtime.cachedResult(list, att)).toBeUndefined();
     // Undoing it: without a cached result only the first plugin is asked.
     await runtime.del(list, att);
-    expect(calls(binDir).filter((c) => c.command === 'DEL').map((c) => c.type)).toEqual(['one']);
+    expect(
+      calls(binDir)
+        .filter((c) => c.command === 'DEL')
+        .map((c) => c.type),
+    ).toEqual(['one']);
   });
 
   it('a failing DEL still asks the other plugins, reports the first failure and keeps the cache for a retry', async () => {
     const { binDir, list, runtime } = setup({ fail: { two: ['DEL'] } });
     await runtime.add(list, att);
     await expect(runtime.del(list, att)).rejects.toThrow(/CNI DEL on network net1 failed in plugin two: try again/);
-    expect(calls(binDir).filter((c) => c.command === 'DEL').map((c) => c.type)).toEqual(['three', 'two', 'one']);
+    expect(
+      calls(binDir)
+        .filter((c) => c.command === 'DEL')
+        .map((c) => c.type),
+    ).toEqual(['three', 'two', 'one']);
     expect(runtime.cachedResult(list, att)).toEqual(resultOf(3));
   });
 
@@ -260,7 +305,15 @@ describe('result cache', () => {
     cache.put({ networkName: 'n', containerId: 'c1', ifName: 'eth0', netns: '/run/netns/c1', cniArgs: [['A', 'b']], result: { ips: [] } });
     cache.put({ networkName: 'n', containerId: 'c2', ifName: 'eth1', result: { ips: [1] } });
     const file = join(dir, 'results', 'n-c1-eth0');
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ kind: 'cniCacheV1', networkName: 'n', containerId: 'c1', ifName: 'eth0', netns: '/run/netns/c1', cniArgs: [['A', 'b']], result: { ips: [] } });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
+      kind: 'cniCacheV1',
+      networkName: 'n',
+      containerId: 'c1',
+      ifName: 'eth0',
+      netns: '/run/netns/c1',
+      cniArgs: [['A', 'b']],
+      result: { ips: [] },
+    });
     expect(cache.get(key)?.result).toEqual({ ips: [] });
     expect(cache.list().map((e) => e.containerId)).toEqual(['c1', 'c2']);
     expect(cache.list('c2').map((e) => e.ifName)).toEqual(['eth1']);

@@ -53,22 +53,46 @@ describe('exabgp', () => {
     expect(parseExabgpLine(`{ ${base}, "type": "state", "neighbor": { ${nb}, "state": "down", "reason": "x" } }`)).toEqual({ kind: 'state', peer: '198.18.0.11', state: 'down', reason: 'x' });
     const upd = `{ ${base}, "type": "update", "neighbor": { ${nb}, "direction": "receive", "message": { "update": { "attribute": { "origin": "igp" }, "announce": { "ipv4 unicast": { "198.18.0.11": [ { "nlri": "100.96.1.0/26" }, { "nlri": "100.96.2.5/32" } ] } }, "withdraw": { "ipv4 unicast": [ { "nlri": "100.96.3.0/26" } ] } } } } }`;
     expect(parseExabgpLine(upd)).toEqual({
-      kind: 'update', peer: '198.18.0.11',
-      announce: [{ prefix: '100.96.1.0/26', nexthop: '198.18.0.11' }, { prefix: '100.96.2.5/32', nexthop: '198.18.0.11' }],
+      kind: 'update',
+      peer: '198.18.0.11',
+      announce: [
+        { prefix: '100.96.1.0/26', nexthop: '198.18.0.11' },
+        { prefix: '100.96.2.5/32', nexthop: '198.18.0.11' },
+      ],
       withdraw: ['100.96.3.0/26'],
     });
-    expect(parseExabgpLine(`{ ${base}, "type": "update", "neighbor": { ${nb}, "direction": "receive", "message": { "eor": { "afi": "ipv4", "safi": "unicast" } } } }`)).toEqual({ kind: 'eor', peer: '198.18.0.11' });
+    expect(parseExabgpLine(`{ ${base}, "type": "update", "neighbor": { ${nb}, "direction": "receive", "message": { "eor": { "afi": "ipv4", "safi": "unicast" } } } }`)).toEqual({
+      kind: 'eor',
+      peer: '198.18.0.11',
+    });
     expect(parseExabgpLine('done')).toBeUndefined();
     expect(parseExabgpLine('{ broken')).toBeUndefined();
   });
 
   it('renders one neighbor block per peer with the API wired', () => {
-    const text = renderExabgpConfig({ localAddress: '198.18.0.10', routerId: '198.18.0.10', localAs: 64512, holdTime: 9, neighbors: [{ address: '198.18.0.12', peerAs: 64512 }, { address: '198.18.0.11', peerAs: 65000 }], processCommand: ['/usr/bin/python3', '/x/bridge.py', '/x/api.sock'] });
+    const text = renderExabgpConfig({
+      localAddress: '198.18.0.10',
+      routerId: '198.18.0.10',
+      localAs: 64512,
+      holdTime: 9,
+      neighbors: [
+        { address: '198.18.0.12', peerAs: 64512 },
+        { address: '198.18.0.11', peerAs: 65000 },
+      ],
+      processCommand: ['/usr/bin/python3', '/x/bridge.py', '/x/api.sock'],
+    });
     expect(text).toContain('run /usr/bin/python3 /x/bridge.py /x/api.sock;');
     expect(text.indexOf('neighbor 198.18.0.11')).toBeLessThan(text.indexOf('neighbor 198.18.0.12'));
     expect(text).toContain('peer-as 65000;');
     expect(text).not.toContain('passive');
-    const passive = renderExabgpConfig({ localAddress: '198.18.0.12', routerId: '198.18.0.12', localAs: 64512, holdTime: 9, neighbors: [{ address: '198.18.0.11', peerAs: 64512, passive: true }], processCommand: ['x'] });
+    const passive = renderExabgpConfig({
+      localAddress: '198.18.0.12',
+      routerId: '198.18.0.12',
+      localAs: 64512,
+      holdTime: 9,
+      neighbors: [{ address: '198.18.0.11', peerAs: 64512, passive: true }],
+      processCommand: ['x'],
+    });
     expect(passive).toContain('passive true;');
     expect(text.match(/receive \{ parsed; update; \}/g)).toHaveLength(2);
     expect(announceCommand('100.96.0.0/26')).toBe('announce route 100.96.0.0/26 next-hop self');

@@ -35,7 +35,16 @@ async function host(c: { store: Store; dir: string }, name: string, pools: PoolI
   return ipam;
 }
 
-const req = (id: string, o: Partial<AssignRequest> = {}): AssignRequest => ({ containerId: id, ifname: 'eth0', network: 'n', netns: `/run/netns/${id}`, netnsInode: 0, pools: ['p'], hostIfname: `crl${id}`, ...o });
+const req = (id: string, o: Partial<AssignRequest> = {}): AssignRequest => ({
+  containerId: id,
+  ifname: 'eth0',
+  network: 'n',
+  netns: `/run/netns/${id}`,
+  netnsInode: 0,
+  pools: ['p'],
+  hostIfname: `crl${id}`,
+  ...o,
+});
 
 describe('IPAM', () => {
   it('returns the same address for a repeated assign and frees exactly that handle', async () => {

@@ -46,7 +46,10 @@ describe('lab plan', () => {
   it('places services, hosts and the reflector on the underlay', () => {
     const plan = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 2, dir: '/tmp/l', routeReflector: true });
     expect(plan.services.ip).toBe('198.18.0.1');
-    expect(plan.hosts.map((h) => [h.netns, h.ip])).toEqual([['ct-x-h1', '198.18.0.10'], ['ct-x-h2', '198.18.0.11']]);
+    expect(plan.hosts.map((h) => [h.netns, h.ip])).toEqual([
+      ['ct-x-h1', '198.18.0.10'],
+      ['ct-x-h2', '198.18.0.11'],
+    ]);
     const bird = birdReflectorConfig(plan);
     expect(bird).toContain('error wait time 1, 10;');
     expect(bird).toContain('if net ~ [ 100.96.0.0/16{16,32}, 100.97.0.0/16{16,32} ] then accept; reject;');

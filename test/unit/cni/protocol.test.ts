@@ -73,7 +73,10 @@ describe('CNI network configuration', () => {
 
   it('accepts a GC config exactly as libcni builds it: both attachment keys', () => {
     // libcni/api.go GCNetworkList injects name, cniVersion and the valid list under both keys.
-    const list = [{ containerID: 'c1', ifname: 'eth0' }, { containerID: 'c2', ifname: 'net1' }];
+    const list = [
+      { containerID: 'c1', ifname: 'eth0' },
+      { containerID: 'c2', ifname: 'net1' },
+    ];
     const c = parseNetConf(conf({ 'cni.dev/valid-attachments': list, 'cni.dev/attachments': list }));
     expect(validAttachments(c)).toEqual([...list, ...list]);
   });
@@ -81,7 +84,11 @@ describe('CNI network configuration', () => {
   it('takes the valid attachments from either key alone, and from both when they differ', () => {
     expect(validAttachments(parseNetConf(conf({ 'cni.dev/attachments': [{ containerID: 'old', ifname: 'eth0' }] })))).toEqual([{ containerID: 'old', ifname: 'eth0' }]);
     const both = parseNetConf(conf({ 'cni.dev/valid-attachments': [{ containerID: 'a', ifname: 'eth0' }], 'cni.dev/attachments': [{ containerID: 'b', ifname: 'eth0' }] }));
-    expect(validAttachments(both).map((a) => a.containerID).sort()).toEqual(['a', 'b']);
+    expect(
+      validAttachments(both)
+        .map((a) => a.containerID)
+        .sort(),
+    ).toEqual(['a', 'b']);
     expect(validAttachments(parseNetConf(conf()))).toEqual([]);
   });
 
@@ -96,24 +103,26 @@ describe('CNI network configuration', () => {
   });
 
   it('accepts every key a runtime injects or copies into a plugin config', () => {
-    const c = parseNetConf(conf({
-      args: { cni: { ips: ['100.96.0.9'] } },
-      runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
-      capabilities: { portMappings: true },
-      prevResult: { cniVersion: '1.1.0', interfaces: [] },
-      dns: { nameservers: ['100.96.0.1'] },
-      cniVersions: ['1.0.0', '1.1.0'],
-      disableCheck: false,
-      disableGC: false,
-      loadOnlyInlinedPlugins: false,
-      'cni.dev/some-future-key': { any: ['thing'] },
-      'cni.dev/': 1,
-    }));
+    const c = parseNetConf(
+      conf({
+        args: { cni: { ips: ['100.96.0.9'] } },
+        runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] },
+        capabilities: { portMappings: true },
+        prevResult: { cniVersion: '1.1.0', interfaces: [] },
+        dns: { nameservers: ['100.96.0.1'] },
+        cniVersions: ['1.0.0', '1.1.0'],
+        disableCheck: false,
+        disableGC: false,
+        loadOnlyInlinedPlugins: false,
+        'cni.dev/some-future-key': { any: ['thing'] },
+        'cni.dev/': 1,
+      }),
+    );
     expect(c.runtimeConfig).toHaveProperty('portMappings');
     expect(c).not.toHaveProperty(['cni.dev/some-future-key']);
   });
 
-  it('keeps refusing typos in corral\'s own keys and keys outside the runtime namespace', () => {
+  it("keeps refusing typos in corral's own keys and keys outside the runtime namespace", () => {
     for (const typo of [{ pool: ['a'] }, { mtus: 1400 }, { daemonsocket: '/run/x.sock' }, { 'cni.dev': 1 }, { 'cni.devx/valid-attachments': [] }, { runtimeconfig: {} }]) {
       const e = (() => {
         try {
@@ -148,7 +157,10 @@ describe('CNI result', () => {
 
   it('lists the host veth without sandbox and the container interface with it', () => {
     const r = buildResult('1.0.0', wired, '100.96.0.7', '/run/netns/c');
-    expect(r.interfaces).toEqual([{ name: 'crl0123456789ab', mac: 'aa:aa:aa:aa:aa:aa' }, { name: 'eth0', mac: 'bb:bb:bb:bb:bb:bb', sandbox: '/run/netns/c' }]);
+    expect(r.interfaces).toEqual([
+      { name: 'crl0123456789ab', mac: 'aa:aa:aa:aa:aa:aa' },
+      { name: 'eth0', mac: 'bb:bb:bb:bb:bb:bb', sandbox: '/run/netns/c' },
+    ]);
     expect(r.ips).toEqual([{ address: '100.96.0.7/32', gateway: '169.254.1.1', interface: 1 }]);
     expect(r.routes).toEqual([{ dst: '0.0.0.0/0', gw: '169.254.1.1' }]);
   });

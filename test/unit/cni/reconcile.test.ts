@@ -47,7 +47,12 @@ describe('live container sources', () => {
 
   it('unions sources and fails when any fails', async () => {
     const ok = (ids: string[]): LiveContainers => ({ name: 'ok', list: async () => new Set(ids) });
-    const bad: LiveContainers = { name: 'bad', list: async () => { throw new Error('down'); } };
+    const bad: LiveContainers = {
+      name: 'bad',
+      list: async () => {
+        throw new Error('down');
+      },
+    };
     expect([...(await liveUnion([ok(['a']), ok(['b'])]))].sort()).toEqual(['a', 'b']);
     await expect(liveUnion([ok(['a']), bad])).rejects.toThrow('down');
   });
@@ -90,11 +95,23 @@ describe('leak reconciler', () => {
     const report = await rec.runOnce();
     expect(reclaimed).toEqual(['dead']);
     expect(report.freed).toHaveLength(1);
-    expect(ipam.allocations().map((a) => a.containerId).sort()).toEqual(['busy', 'live']);
+    expect(
+      ipam
+        .allocations()
+        .map((a) => a.containerId)
+        .sort(),
+    ).toEqual(['busy', 'live']);
   });
 
   it('frees nothing when a source cannot answer', async () => {
-    const { ipam, rec, reclaimed } = await setup([{ name: 'agent', list: async () => { throw new Error('agent down'); } }]);
+    const { ipam, rec, reclaimed } = await setup([
+      {
+        name: 'agent',
+        list: async () => {
+          throw new Error('agent down');
+        },
+      },
+    ]);
     const report = await rec.runOnce();
     expect(report.skipped).toContain('agent down');
     expect(reclaimed).toEqual([]);

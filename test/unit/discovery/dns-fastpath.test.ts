@@ -44,7 +44,13 @@ const names: NameDelta[] = [
   ['web.marathon.corral', many(3, 1)],
   ['_web._tcp.marathon.corral', [{ type: 'SRV', priority: 0, weight: 1, port: 31000, target: 'web.marathon.corral' }]],
   ['big.marathon.corral', many(60, 2)],
-  ['one.marathon.corral', [{ type: 'A', ip: '100.96.3.1' }, { type: 'AAAA', ip: 'fd00::1' }]],
+  [
+    'one.marathon.corral',
+    [
+      { type: 'A', ip: '100.96.3.1' },
+      { type: 'AAAA', ip: 'fd00::1' },
+    ],
+  ],
 ];
 
 /** A query in wire form: id, flags word, name as given (case kept), type, class, optional OPT (size, version, DO). */
@@ -159,7 +165,10 @@ describe('DNS UDP fast path', () => {
     expect(fast.responder.stats.queries).toBeLessThan(fast.stats().queries / 2);
     expect(fast.stats()).toEqual(slow.stats());
 
-    const change: NameDelta[] = [['web.marathon.corral', [{ type: 'A', ip: '100.96.9.9' }]], ['missing.marathon.corral', [{ type: 'A', ip: '100.96.9.8' }]]];
+    const change: NameDelta[] = [
+      ['web.marathon.corral', [{ type: 'A', ip: '100.96.9.9' }]],
+      ['missing.marathon.corral', [{ type: 'A', ip: '100.96.9.8' }]],
+    ];
     fast.apply(change);
     slow.apply(change);
     const again = [wire(30, 0x0100, 'web.marathon.corral', 1), wire(31, 0x0100, 'missing.marathon.corral', 1)].flatMap((q) => [q, q]);

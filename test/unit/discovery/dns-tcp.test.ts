@@ -37,7 +37,13 @@ async function upstream(delayMs: number): Promise<number> {
   const s = dgram.createSocket('udp4');
   s.on('message', (msg, rinfo) => {
     const q = dnsPacket.decode(msg);
-    const reply = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 5, data: '192.0.2.1' }] });
+    const reply = dnsPacket.encode({
+      type: 'response',
+      id: q.id,
+      flags: dnsPacket.RECURSION_AVAILABLE,
+      questions: q.questions,
+      answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 5, data: '192.0.2.1' }],
+    });
     setTimeout(() => s.send(reply, rinfo.port, rinfo.address), delayMs);
   });
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));

@@ -10,7 +10,13 @@ const opts = { ttl: 0, maxUdpPayload: 1232, recursionAvailable: false, maxRotati
 function responder(names: NameDelta[], forwarding = false): Responder {
   const r = new Responder('corral', 'dc1', { ...opts, forwarding, recursionAvailable: forwarding });
   r.apply([
-    ['corral', [{ type: 'SOA', mname: 'ns1.corral', rname: 'hostmaster.corral', serial: 7, refresh: 60, retry: 30, expire: 86400, minimum: 1 }, { type: 'NS', host: 'ns1.corral' }]],
+    [
+      'corral',
+      [
+        { type: 'SOA', mname: 'ns1.corral', rname: 'hostmaster.corral', serial: 7, refresh: 60, retry: 30, expire: 86400, minimum: 1 },
+        { type: 'NS', host: 'ns1.corral' },
+      ],
+    ],
     ['ns1.corral', [{ type: 'A', ip: '127.0.0.1' }]],
     ...names,
   ]);
@@ -20,7 +26,13 @@ function responder(names: NameDelta[], forwarding = false): Responder {
 type Decoded = dnsPacket.Packet & { rcode: string; flag_aa: boolean; flag_rd: boolean; flag_tc: boolean };
 
 function ask(r: Responder, name: string, type: dnsPacket.RecordType = 'A', edns?: number, transport: 'udp' | 'tcp' = 'udp'): Decoded {
-  const q = dnsPacket.encode({ type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name, class: 'IN' }], ...(edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: edns } as dnsPacket.Answer] } : {}) });
+  const q = dnsPacket.encode({
+    type: 'query',
+    id: 4242,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type, name, class: 'IN' }],
+    ...(edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: edns } as dnsPacket.Answer] } : {}),
+  });
   const out = r.answer(q, transport);
   if (!Buffer.isBuffer(out)) throw new Error('expected an answer');
   return dnsPacket.decode(out) as unknown as Decoded;
@@ -30,7 +42,12 @@ const data = (p: dnsPacket.Packet): string[] => (p.answers ?? []).map((a) => JSO
 
 describe('DNS wire parsing', () => {
   it('parses a query with EDNS0 and lower-cases the name key', () => {
-    const msg = dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'SRV', name: 'WeB.Corral', class: 'IN' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] });
+    const msg = dnsPacket.encode({
+      type: 'query',
+      id: 7,
+      questions: [{ type: 'SRV', name: 'WeB.Corral', class: 'IN' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer],
+    });
     const p = parseQuery(msg);
     expect(p.ok).toBe(true);
     if (!p.ok) return;
@@ -68,9 +85,22 @@ describe('DNS wire parsing', () => {
 
 describe('Responder', () => {
   const web: NameDelta[] = [
-    ['web.svc.corral', [{ type: 'A', ip: '10.0.0.1' }, { type: 'A', ip: '10.0.0.2' }, { type: 'A', ip: '10.0.0.3' }]],
+    [
+      'web.svc.corral',
+      [
+        { type: 'A', ip: '10.0.0.1' },
+        { type: 'A', ip: '10.0.0.2' },
+        { type: 'A', ip: '10.0.0.3' },
+      ],
+    ],
     ['_web._tcp.svc.corral', [{ type: 'SRV', priority: 0, weight: 1, port: 80, target: 'w1.svc.corral' }]],
-    ['w1.svc.corral', [{ type: 'A', ip: '10.0.0.1' }, { type: 'AAAA', ip: 'fd00::1' }]],
+    [
+      'w1.svc.corral',
+      [
+        { type: 'A', ip: '10.0.0.1' },
+        { type: 'AAAA', ip: 'fd00::1' },
+      ],
+    ],
     ['_tcp.svc.corral', []],
     ['svc.corral', []],
   ];
@@ -146,7 +176,9 @@ describe('Responder', () => {
     const p = ask(r, 'web.svc.corral', 'A', 4096);
     const opt = p.additionals?.find((x) => x.type === 'OPT') as { udpPayloadSize?: number } | undefined;
     expect(opt?.udpPayloadSize).toBe(1232);
-    const q = Buffer.from(dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'web.svc.corral' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer] }));
+    const q = Buffer.from(
+      dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'web.svc.corral' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer] }),
+    );
     q[q.length - 5] = 1; // EDNS version byte
     const out = r.answer(q, 'udp') as Buffer;
     expect(out[out.length - 6]).toBe(1); // extended RCODE 1 = BADVERS (16)
@@ -163,7 +195,10 @@ describe('Responder', () => {
   });
 
   it('accepts the datacenter label in Consul names', () => {
-    const r = responder([['web.service.corral', [{ type: 'A', ip: '10.0.0.7' }]], ['service.corral', []]]);
+    const r = responder([
+      ['web.service.corral', [{ type: 'A', ip: '10.0.0.7' }]],
+      ['service.corral', []],
+    ]);
     expect(data(ask(r, 'web.service.dc1.corral'))).toEqual(['"10.0.0.7"']);
     expect(ask(r, 'web.service.dc2.corral').rcode).toBe('NXDOMAIN');
   });

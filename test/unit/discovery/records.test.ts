@@ -13,7 +13,10 @@ describe('RecordTable', () => {
   it('merges owners per name, counts shared records once and publishes only changed names', () => {
     const t = new RecordTable('corral');
     t.set('t1', [{ name: 'web.fw.corral', rr: a('10.0.0.1') }]);
-    t.set('t2', [{ name: 'web.fw.corral', rr: a('10.0.0.2') }, { name: 'x.addr.corral', rr: a('10.0.0.2') }]);
+    t.set('t2', [
+      { name: 'web.fw.corral', rr: a('10.0.0.2') },
+      { name: 'x.addr.corral', rr: a('10.0.0.2') },
+    ]);
     t.set('t3', [{ name: 'x.addr.corral', rr: a('10.0.0.2') }]);
     const first = new Map(t.flush());
     expect(first.get('web.fw.corral')).toEqual([a('10.0.0.1'), a('10.0.0.2')]);

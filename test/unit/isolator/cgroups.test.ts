@@ -64,10 +64,14 @@ describe('limits', () => {
 
   it('sizes limits from the request, not the host: more CPUs than this host has is still a valid quota', () => {
     const beyond = cpus().length + 1;
-    expect(cgroupLimits({ cpus: beyond, memMb: 48 * 1024, cfsQuota: true })).toEqual({ cpuShares: beyond * 1024, cpuQuota: { quotaUs: beyond * 100_000, periodUs: 100_000 }, memoryBytes: 48 * 1024 * MIB });
+    expect(cgroupLimits({ cpus: beyond, memMb: 48 * 1024, cfsQuota: true })).toEqual({
+      cpuShares: beyond * 1024,
+      cpuQuota: { quotaUs: beyond * 100_000, periodUs: 100_000 },
+      memoryBytes: 48 * 1024 * MIB,
+    });
   });
 
-  it('applies only the kernel\'s own bounds, writing integers it accepts', () => {
+  it("applies only the kernel's own bounds, writing integers it accepts", () => {
     const huge = cgroupLimits({ cpus: 1e12, memMb: 1e15, cfsQuota: true });
     expect(huge.cpuShares).toBe(MAX_SHARES); // v1 would clamp silently; v2 weight tops out at the same point
     expect(huge.cpuQuota!.quotaUs).toBe(MAX_CFS_QUOTA_US);
@@ -163,7 +167,13 @@ describe('cgroup v1 file logic', () => {
   });
 
   it('leaves cpu.cfs_period_us at the kernel default unless another period is asked for', () => {
-    const d = new CgroupV1Driver(new Map([['cpu', '/cg/cpu'], ['memory', '/cg/memory']]), 'corral');
+    const d = new CgroupV1Driver(
+      new Map([
+        ['cpu', '/cg/cpu'],
+        ['memory', '/cg/memory'],
+      ]),
+      'corral',
+    );
     const files = (periodUs: number): string[] => d.setup('c1', { cpuShares: 512, cpuQuota: { quotaUs: 50_000, periodUs } }).writes.map(([f, v]) => `${f.split('/').at(-1)}=${v}`);
     expect(files(100_000)).toEqual(['cpu.shares=512', 'cpu.cfs_quota_us=50000']);
     // Period before quota: the kernel checks the quota against the period in place.
@@ -172,7 +182,13 @@ describe('cgroup v1 file logic', () => {
 
   it('refuses a pids limit without a pids hierarchy', () => {
     const base = tmp();
-    const d = new CgroupV1Driver(new Map([['cpu', join(base, 'cpu')], ['memory', join(base, 'memory')]]), 'corral');
+    const d = new CgroupV1Driver(
+      new Map([
+        ['cpu', join(base, 'cpu')],
+        ['memory', join(base, 'memory')],
+      ]),
+      'corral',
+    );
     expect(() => d.create('c1', { cpuShares: 2, pids: 5 })).toThrow(/no pids cgroup hierarchy/);
   });
 });

@@ -13,7 +13,10 @@ import { createOptions, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins
 import { legacyPluginExists } from '../../../plugins/isolator/src/docker/volume-drivers.js';
 
 const config: ContainerConfig = {
-  containerId: 'web.1', frameworkId: 'fw', taskId: 'web', sandbox: '/var/sb/web.1',
+  containerId: 'web.1',
+  frameworkId: 'fw',
+  taskId: 'web',
+  sandbox: '/var/sb/web.1',
   command: { shell: true, value: 'echo hi', environment: { A: '1' }, user: 'nobody' },
   image: { kind: 'docker', name: 'busybox:1', forcePull: false },
   resources: { cpus: 0.5, memMb: 128, diskMb: 0, gpus: 0, ports: [] },

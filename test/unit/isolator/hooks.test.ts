@@ -23,10 +23,14 @@ function fakePlugin(binDir: string, type: string, result: object | 'fail'): void
   chmodSync(join(binDir, type), 0o755);
 }
 
-const calls = (binDir: string) => readFileSync(join(binDir, 'calls.log'), 'utf8').trim().split('\n').map((l) => {
-  const [command, type, ...rest] = l.split(' ');
-  return { command, type, conf: JSON.parse(rest.join(' ')) as Record<string, unknown> };
-});
+const calls = (binDir: string) =>
+  readFileSync(join(binDir, 'calls.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [command, type, ...rest] = l.split(' ');
+      return { command, type, conf: JSON.parse(rest.join(' ')) as Record<string, unknown> };
+    });
 
 const RESULT = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/ns' }], ips: [{ address: '100.96.0.5/32', gateway: '169.254.1.1', interface: 0 }] };
 
@@ -34,7 +38,14 @@ function setup(secondResult: object | 'fail' = RESULT) {
   const binDir = mkdtempSync(join(tmpdir(), 'corral-cnibin-'));
   fakePlugin(binDir, 'first', RESULT);
   fakePlugin(binDir, 'second', secondResult);
-  const net = { cniVersion: '1.0.0', name: 'n1', plugins: [{ type: 'first', mtu: 1400 }, { type: 'second', capabilities: { portMappings: true } }] };
+  const net = {
+    cniVersion: '1.0.0',
+    name: 'n1',
+    plugins: [
+      { type: 'first', mtu: 1400 },
+      { type: 'second', capabilities: { portMappings: true } },
+    ],
+  };
   const hook = new CniNetworkHook({ networks: { n1: net }, binDirs: [binDir], cacheDir: join(binDir, 'cache') });
   return { binDir, hook };
 }
@@ -121,7 +132,10 @@ function fakeVolumes(existing: string[] = [], fail?: CorralError): Volumes & { c
       return `/mnt/${name}`;
     },
     async unmount(name: string, id: string) {
-      refs.set(name, (refs.get(name) ?? []).filter((r) => r !== id));
+      refs.set(
+        name,
+        (refs.get(name) ?? []).filter((r) => r !== id),
+      );
     },
   } as unknown as Volumes & { created: Array<[string, unknown]>; refs: Map<string, string[]> };
 }

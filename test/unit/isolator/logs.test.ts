@@ -58,7 +58,11 @@ describe('Docker log frames', () => {
     const p = new FrameParser((s, b) => got.push([s, b.toString()]));
     const bytes = Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err\n'), frame(1, 'out 2\n')]);
     for (let i = 0; i < bytes.length; i += 5) p.push(bytes.subarray(i, i + 5));
-    expect(got).toEqual([[1, 'out 1\n'], [2, 'err\n'], [1, 'out 2\n']]);
+    expect(got).toEqual([
+      [1, 'out 1\n'],
+      [2, 'err\n'],
+      [1, 'out 2\n'],
+    ]);
   });
 
   it('reads Docker timestamps (trimmed fractions) as nanoseconds', () => {

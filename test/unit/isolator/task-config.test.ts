@@ -19,11 +19,17 @@ const sandbox = mkdtempSync(join(tmpdir(), 'corral-task-'));
 /** What the agent advertises: tasks are checked against this, whatever the hardware has. */
 const host = { cpus: 2, memMb: 4096, gpus: 0 };
 const base = (o: Partial<ContainerConfig> = {}): ContainerConfig => ({
-  containerId: 'c1', frameworkId: 'f', taskId: 't', sandbox,
+  containerId: 'c1',
+  frameworkId: 'f',
+  taskId: 't',
+  sandbox,
   command: { shell: true, value: 'true', environment: {} },
   resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 0, ports: [] },
-  limits: {}, volumes: [], network: { mode: 'host' },
-  logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 4096, maxFiles: 2 }, labels: {},
+  limits: {},
+  volumes: [],
+  network: { mode: 'host' },
+  logs: { stdout: 'stdout', stderr: 'stderr', maxBytes: 4096, maxFiles: 2 },
+  labels: {},
   ...o,
 });
 
@@ -49,13 +55,22 @@ describe('checkTask', () => {
     ['a sandbox that does not exist', { sandbox: '/no/such/sandbox' }, /not a directory/],
     ['a log file outside the sandbox', { logs: { stdout: '/var/log/x', stderr: 'stderr', maxBytes: 4096, maxFiles: 2 } }, /outside the sandbox/],
     ['a tab in a path', { volumes: [{ containerPath: 'a\tb', mode: 'RW' as const, source: { type: 'host' as const, path: '/tmp' } }] }, /tab/],
-    ['two volumes at one path', { volumes: [{ containerPath: 'a', mode: 'RW' as const, source: { type: 'host' as const, path: '/tmp' } }, { containerPath: 'a/', mode: 'RO' as const, source: { type: 'host' as const, path: '/tmp' } }] }, /two volumes are mounted at a/],
+    [
+      'two volumes at one path',
+      {
+        volumes: [
+          { containerPath: 'a', mode: 'RW' as const, source: { type: 'host' as const, path: '/tmp' } },
+          { containerPath: 'a/', mode: 'RO' as const, source: { type: 'host' as const, path: '/tmp' } },
+        ],
+      },
+      /two volumes are mounted at a/,
+    ],
     ['an environment name with "="', { command: { shell: true, value: 'x', environment: { 'A=B': '1' } } }, /command.environment/],
   ])('refuses %s', (_what, o, pattern) => {
     expect(() => checkTask(base(o as Partial<ContainerConfig>), 'MESOS', host)).toThrow(pattern);
   });
 
-  it('accepts what the agent advertises even beyond the hardware (an operator\'s override is trusted)', () => {
+  it("accepts what the agent advertises even beyond the hardware (an operator's override is trusted)", () => {
     const cores = Math.max(cpus().length, availableParallelism());
     const overcommitted = { cpus: cores + 7, memMb: 4 * 1024 * 1024, gpus: 0 };
     const big = { cpus: cores + 1, memMb: 2 * 1024 * 1024, diskMb: 0, gpus: 0, ports: [] as Array<[number, number]> };
@@ -66,7 +81,9 @@ describe('checkTask', () => {
   });
 
   it('an agent advertising less than the hardware (headroom) refuses what exceeds its figure', () => {
-    expect(() => checkTask(base({ resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }), 'MESOS', { cpus: 0.5, memMb: 4096, gpus: 0 })).toThrow(/asks for 1 CPUs; this agent advertises 0.5/);
+    expect(() => checkTask(base({ resources: { cpus: 1, memMb: 64, diskMb: 0, gpus: 0, ports: [] } }), 'MESOS', { cpus: 0.5, memMb: 4096, gpus: 0 })).toThrow(
+      /asks for 1 CPUs; this agent advertises 0.5/,
+    );
   });
 
   it('knows which image kind goes with which containerizer', () => {
@@ -110,26 +127,54 @@ describe('resolveUser', () => {
 
 describe('the launcher wire format', () => {
   it('encodes NUL-separated key=value fields ended by an empty field', () => {
-    expect(encodeRequest([['op', 'ping'], ['req', '1'], ['arg', 'a=b c\td']]).toString('latin1')).toBe('op=ping\0req=1\0arg=a=b c\td\0\0');
+    expect(
+      encodeRequest([
+        ['op', 'ping'],
+        ['req', '1'],
+        ['arg', 'a=b c\td'],
+      ]).toString('latin1'),
+    ).toBe('op=ping\0req=1\0arg=a=b c\td\0\0');
     expect(() => encodeRequest([['arg', 'a\0b']])).toThrow(/NUL/);
     expect(() => encodeRequest([['Bad Key', 'x']])).toThrow(/field name/);
   });
 
   it('parses ok and err replies', () => {
     expect(parseReply('7 ok 100 2000 101 2001')).toEqual({ req: '7', reply: { ok: true, words: ['100', '2000', '101', '2001'], message: '100 2000 101 2001' } });
-    expect(parseReply('8 err exec x: No such file or directory')).toEqual({ req: '8', reply: { ok: false, words: ['exec', 'x:', 'No', 'such', 'file', 'or', 'directory'], message: 'exec x: No such file or directory' } });
+    expect(parseReply('8 err exec x: No such file or directory')).toEqual({
+      req: '8',
+      reply: { ok: false, words: ['exec', 'x:', 'No', 'such', 'file', 'or', 'directory'], message: 'exec x: No such file or directory' },
+    });
     expect(parseReply('9 ok')).toEqual({ req: '9', reply: { ok: true, words: [], message: '' } });
     expect(parseReply('garbage')).toBeUndefined();
   });
 
   it('turns a launch plan into request fields', () => {
     const plan: LaunchPlan = {
-      cgroupMkdirs: ['/cg/cpu/c1', '/cg/memory/c1'], cgroupWrites: [['/cg/cpu/c1/cpu.shares', '512']],
-      cgroupDirs: ['/cg/cpu/c1', '/cg/memory/c1'], oomFile: '/cg/memory/c1/memory.oom_control', namespaces: ['mnt', 'pid'], hostname: 'h',
-      netns: '/run/netns/corral-c1', sandboxTarget: '/mnt/mesos/sandbox', binds: [{ readonly: true, source: '/src', target: '/sb/dst' }],
-      masks: ['/run/netns'], cwd: '/sb', env: { PATH: '/bin', A: 'b=c' }, user: { uid: 1, gid: 2, groups: [2, 3] }, ipAddresses: [],
+      cgroupMkdirs: ['/cg/cpu/c1', '/cg/memory/c1'],
+      cgroupWrites: [['/cg/cpu/c1/cpu.shares', '512']],
+      cgroupDirs: ['/cg/cpu/c1', '/cg/memory/c1'],
+      oomFile: '/cg/memory/c1/memory.oom_control',
+      namespaces: ['mnt', 'pid'],
+      hostname: 'h',
+      netns: '/run/netns/corral-c1',
+      sandboxTarget: '/mnt/mesos/sandbox',
+      binds: [{ readonly: true, source: '/src', target: '/sb/dst' }],
+      masks: ['/run/netns'],
+      cwd: '/sb',
+      env: { PATH: '/bin', A: 'b=c' },
+      user: { uid: 1, gid: 2, groups: [2, 3] },
+      ipAddresses: [],
     };
-    const files = { sandbox: '/sb', stdout: '/sb/out', stderr: '/sb/err', maxBytes: 100, maxFiles: 2, terminationFile: '/sb/.corral/t', exitLink: '/run/exits/c1', supervisorFile: '/run/c/c1/supervisor' };
+    const files = {
+      sandbox: '/sb',
+      stdout: '/sb/out',
+      stderr: '/sb/err',
+      maxBytes: 100,
+      maxFiles: 2,
+      terminationFile: '/sb/.corral/t',
+      exitLink: '/run/exits/c1',
+      supervisorFile: '/run/c/c1/supervisor',
+    };
     const f = launchFields('c1', { file: '/bin/sh', argv: ['sh', '-c', 'x'] }, plan, files);
     const get = (k: string) => f.filter(([key]) => key === k).map(([, v]) => v);
     expect(get('arg')).toEqual(['sh', '-c', 'x']);

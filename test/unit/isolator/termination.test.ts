@@ -16,7 +16,11 @@ describe('native terminations', () => {
   it('exit status, signal, OOM and launch errors', () => {
     expect(toTermination(status({ exitCode: 3 }))).toEqual({ exitCode: 3, signal: null, oomKilled: false, message: 'the task exited with status 3' });
     expect(toTermination(status({ signal: 'SIGTERM' }))).toEqual({ exitCode: null, signal: 'SIGTERM', oomKilled: false, message: 'the task killed by SIGTERM' });
-    expect(toTermination(status({ signal: 'SIGKILL', oomKills: 1 }), 32)).toMatchObject({ oomKilled: true, reason: 'REASON_CONTAINER_LIMITATION_MEMORY', message: expect.stringMatching(/memory limit of 32 MB/) });
+    expect(toTermination(status({ signal: 'SIGKILL', oomKills: 1 }), 32)).toMatchObject({
+      oomKilled: true,
+      reason: 'REASON_CONTAINER_LIMITATION_MEMORY',
+      message: expect.stringMatching(/memory limit of 32 MB/),
+    });
     expect(toTermination(status({ exitCode: 127, error: 'exec x: No such file or directory' })).message).toBe('the task did not start: exec x: No such file or directory');
     // -1: the OOM counter was unreadable; that is not an OOM kill.
     expect(toTermination(status({ exitCode: 0, oomKills: -1 })).oomKilled).toBe(false);
@@ -44,6 +48,12 @@ describe('Docker terminations', () => {
   });
 
   it('OOMKilled from inspect is a memory limitation', () => {
-    expect(dockerTermination({ ExitCode: 137, OOMKilled: true }, undefined, 64)).toMatchObject({ exitCode: null, signal: 'SIGKILL', oomKilled: true, reason: 'REASON_CONTAINER_LIMITATION_MEMORY', message: expect.stringMatching(/64 MB/) });
+    expect(dockerTermination({ ExitCode: 137, OOMKilled: true }, undefined, 64)).toMatchObject({
+      exitCode: null,
+      signal: 'SIGKILL',
+      oomKilled: true,
+      reason: 'REASON_CONTAINER_LIMITATION_MEMORY',
+      message: expect.stringMatching(/64 MB/),
+    });
   });
 });

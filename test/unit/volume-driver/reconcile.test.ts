@@ -24,7 +24,6 @@ import { currentBootId, MountState, type MountRecord } from '../../../plugins/vo
 import { VolumeService } from '../../../plugins/volume-driver/src/service.js';
 import { volumeReference } from '../../../plugins/isolator/src/native/isolators/volumes.js';
 
-
 class FakeAgent implements LiveContainers {
   readonly name = 'fake agent';
   running = new Set<string>();

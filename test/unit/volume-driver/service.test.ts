@@ -13,7 +13,6 @@ import { VolumeService } from '../../../plugins/volume-driver/src/service.js';
 import { currentBootId, MountState, type MountRecord } from '../../../plugins/volume-driver/src/state.js';
 import { FakeBackend } from './fake-backend.js';
 
-
 let dir: string;
 let store: Store;
 let backend: FakeBackend;

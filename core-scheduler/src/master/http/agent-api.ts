@@ -38,11 +38,11 @@ export function mountAgentApi(server: HttpServer, m: Master): void {
       case 'HEARTBEAT':
         break;
       case 'UPDATE_OVERSUBSCRIBED':
-      {
-        const rev = Resources.fromV1(call.update_oversubscribed.resources);
-        for (const e of rev) if (!e.revocable) throw new CorralError('INVALID_ARGUMENT', `oversubscribed resource ${e.name} must be marked revocable`);
-        m.agentManager.updateOversubscribed(a, rev);
-      }
+        {
+          const rev = Resources.fromV1(call.update_oversubscribed.resources);
+          for (const e of rev) if (!e.revocable) throw new CorralError('INVALID_ARGUMENT', `oversubscribed resource ${e.name} must be marked revocable`);
+          m.agentManager.updateOversubscribed(a, rev);
+        }
         break;
       case 'UNREGISTER':
         await m.agentManager.remove(a, false);

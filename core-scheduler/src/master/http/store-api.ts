@@ -24,8 +24,17 @@ import { EventStream } from '../../../../common/http/stream.js';
 import * as check from '../../../../contracts/store/check.js';
 import type { Store, Watch } from '../../../../contracts/store/types.js';
 import {
-  compareFromWire, eventsToWire, kvToWire, opFromWire, resultToWire, storeCallSchema, STORE_API_PATH, STORE_CALL_TYPES,
-  type StoreCall, type WatchRecord, type WireOp,
+  compareFromWire,
+  eventsToWire,
+  kvToWire,
+  opFromWire,
+  resultToWire,
+  storeCallSchema,
+  STORE_API_PATH,
+  STORE_CALL_TYPES,
+  type StoreCall,
+  type WatchRecord,
+  type WireOp,
 } from '../../../../contracts/store/wire.js';
 import type { Master } from '../master.js';
 import { accepted, readCall } from './calls.js';
@@ -56,22 +65,33 @@ function guardPrefix(prefix: string, where: string): void {
 
 function guardOp(op: WireOp, where: string): void {
   switch (op.type) {
-    case 'PUT': return guardKey(op.put.key, `${where} PUT key`);
-    case 'DELETE': return guardKey(op.delete.key, `${where} DELETE key`);
-    case 'GET': return guardKey(op.get.key, `${where} GET key`);
-    case 'DELETE_PREFIX': return guardPrefix(op.delete_prefix.prefix, `${where} DELETE_PREFIX prefix`);
-    case 'RANGE': return guardPrefix(op.range.prefix, `${where} RANGE prefix`);
+    case 'PUT':
+      return guardKey(op.put.key, `${where} PUT key`);
+    case 'DELETE':
+      return guardKey(op.delete.key, `${where} DELETE key`);
+    case 'GET':
+      return guardKey(op.get.key, `${where} GET key`);
+    case 'DELETE_PREFIX':
+      return guardPrefix(op.delete_prefix.prefix, `${where} DELETE_PREFIX prefix`);
+    case 'RANGE':
+      return guardPrefix(op.range.prefix, `${where} RANGE prefix`);
   }
 }
 
 function guard(call: StoreCall): void {
   switch (call.type) {
-    case 'GET': return guardKey(call.get.key, 'key');
-    case 'PUT': return guardKey(call.put.key, 'key');
-    case 'DELETE': return guardKey(call.delete.key, 'key');
-    case 'RANGE': return guardPrefix(call.range.prefix, 'prefix');
-    case 'DELETE_PREFIX': return guardPrefix(call.delete_prefix.prefix, 'prefix');
-    case 'WATCH': return guardPrefix(call.watch.prefix, 'watch prefix');
+    case 'GET':
+      return guardKey(call.get.key, 'key');
+    case 'PUT':
+      return guardKey(call.put.key, 'key');
+    case 'DELETE':
+      return guardKey(call.delete.key, 'key');
+    case 'RANGE':
+      return guardPrefix(call.range.prefix, 'prefix');
+    case 'DELETE_PREFIX':
+      return guardPrefix(call.delete_prefix.prefix, 'prefix');
+    case 'WATCH':
+      return guardPrefix(call.watch.prefix, 'watch prefix');
     case 'TXN':
       for (const c of call.txn.compare) guardKey(c.key, 'txn compare key');
       call.txn.success.forEach((op, i) => guardOp(op, `txn success[${i}]`));
@@ -92,7 +112,13 @@ export function mountStoreApi(server: HttpServer, m: Master, store: Store): void
     calls.inc({ type: call.type });
     guard(call);
     if (call.type === 'WATCH') {
-      await openWatch(ctx, store, call.watch, () => watches.inc(), () => watches.dec());
+      await openWatch(
+        ctx,
+        store,
+        call.watch,
+        () => watches.inc(),
+        () => watches.dec(),
+      );
       return undefined;
     }
     return handle(ctx, store, call);
@@ -167,13 +193,7 @@ async function handle(ctx: RequestContext, store: Store, call: Exclude<StoreCall
  * Opens the stream only once the watch exists, so a bad prefix or revision is
  * a plain 4xx reply; what goes wrong later is an ERROR record.
  */
-async function openWatch(
-  ctx: RequestContext,
-  store: Store,
-  args: Extract<StoreCall, { type: 'WATCH' }>['watch'],
-  opened: () => void,
-  closed: () => void,
-): Promise<void> {
+async function openWatch(ctx: RequestContext, store: Store, args: Extract<StoreCall, { type: 'WATCH' }>['watch'], opened: () => void, closed: () => void): Promise<void> {
   const prefix = check.checkPrefix(args.prefix);
   const from = args.from_revision === undefined ? 0 : check.checkRevision(args.from_revision, 'from_revision');
   // "From now" is pinned to a revision here and told to the client, which resumes from it after a reconnect.

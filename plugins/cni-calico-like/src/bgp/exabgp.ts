@@ -26,12 +26,7 @@ interface ExabgpConfigInput {
 
 export function renderExabgpConfig(c: ExabgpConfigInput): string {
   const quote = (s: string): string => (/^[A-Za-z0-9_./:=-]+$/.test(s) ? s : `"${s.replace(/["\\]/g, '')}"`);
-  const lines = [
-    'process corral {',
-    `  run ${c.processCommand.map(quote).join(' ')};`,
-    '  encoder json;',
-    '}',
-  ];
+  const lines = ['process corral {', `  run ${c.processCommand.map(quote).join(' ')};`, '  encoder json;', '}'];
   for (const n of [...c.neighbors].sort((a, b) => a.address.localeCompare(b.address))) {
     lines.push(
       `neighbor ${n.address} {`,
@@ -90,8 +85,7 @@ while True:
     s.sendall(data)
 `;
 
-export const announceCommand = (prefix: string, neighbor?: string): string =>
-  `${neighbor ? `neighbor ${neighbor} ` : ''}announce route ${prefix} next-hop self`;
+export const announceCommand = (prefix: string, neighbor?: string): string => `${neighbor ? `neighbor ${neighbor} ` : ''}announce route ${prefix} next-hop self`;
 export const withdrawCommand = (prefix: string): string => `withdraw route ${prefix} next-hop self`;
 
 export type ExabgpEvent =
@@ -114,7 +108,10 @@ const eventSchema = z
           .object({
             update: z
               .object({
-                announce: z.object({ 'ipv4 unicast': z.record(z.string(), nlriList).optional() }).passthrough().optional(),
+                announce: z
+                  .object({ 'ipv4 unicast': z.record(z.string(), nlriList).optional() })
+                  .passthrough()
+                  .optional(),
                 withdraw: z.object({ 'ipv4 unicast': nlriList.optional() }).passthrough().optional(),
               })
               .passthrough()

@@ -55,10 +55,17 @@ export class CniService {
       if (!existsSync(netns)) throw new CniError(CniCode.INVALID_ENV, 'invalid environment variables', `CNI_NETNS ${netns} does not exist`);
       const hostIfname = this.hostIfname(containerId, ifname);
       const had = this.o.ipam.get(containerId, ifname);
-      const a = had ?? await this.o.ipam.assign({
-        containerId, ifname, network: conf.name, netns, netnsInode: netnsInode(netns) ?? 0,
-        pools: conf.pools ?? this.o.defaultPools, hostIfname,
-      });
+      const a =
+        had ??
+        (await this.o.ipam.assign({
+          containerId,
+          ifname,
+          network: conf.name,
+          netns,
+          netnsInode: netnsInode(netns) ?? 0,
+          pools: conf.pools ?? this.o.defaultPools,
+          hostIfname,
+        }));
       if (!had && this.o.delayAfterAssignMs) await new Promise((r) => setTimeout(r, this.o.delayAfterAssignMs));
       try {
         const wired = await this.o.dataplane.wire({ netns, containerIfname: ifname, hostIfname, ip: a.ip, mtu: conf.mtu ?? this.o.defaultMtu });

@@ -31,7 +31,11 @@ export const CniCode = {
 } as const;
 
 export class CniError extends Error {
-  constructor(readonly code: number, readonly msg: string, readonly details?: string) {
+  constructor(
+    readonly code: number,
+    readonly msg: string,
+    readonly details?: string,
+  ) {
     super(details ? `${msg}: ${details}` : msg);
     this.name = 'CniError';
   }

@@ -73,7 +73,10 @@ export const daemonConfigSchema = z
     /** Pools a network config without `pools` uses (default: the first pool). */
     defaultPools: z.array(z.string()).optional(),
     mtu: z.number().int().min(576).max(65535).default(1500),
-    hostIfacePrefix: z.string().regex(/^[a-z][a-z0-9]{0,8}$/).default('crl'),
+    hostIfacePrefix: z
+      .string()
+      .regex(/^[a-z][a-z0-9]{0,8}$/)
+      .default('crl'),
     /** Turn on net.ipv4.ip_forward in the daemon's namespace at start-up. */
     ipForward: z.boolean().default(true),
     loanTimeoutMs: z.number().int().min(50).max(60_000).default(2000),
@@ -83,18 +86,35 @@ export const daemonConfigSchema = z
         graceMs: z.number().int().min(0).max(3_600_000).default(60_000),
         releaseEmptyBlocksAfterMs: z.number().int().min(0).max(86_400_000).default(300_000),
         keepEmptyBlocks: z.number().int().min(0).max(64).default(1),
-        sources: z.array(liveSourceSchema).min(1).default([{ type: 'netns' }]),
+        sources: z
+          .array(liveSourceSchema)
+          .min(1)
+          .default([{ type: 'netns' }]),
       })
       .strict()
       .default({ intervalMs: 30_000, graceMs: 60_000, releaseEmptyBlocksAfterMs: 300_000, keepEmptyBlocks: 1, sources: [{ type: 'netns' }] }),
     bgp: bgpSchema.default({
-      enabled: false, asn: 64512, holdTime: 9, exabgp: '/usr/sbin/exabgp', python: '/usr/bin/python3', routeProtocol: 77,
-      peers: [], routeReflectors: [], externalPeers: [], restart: { initialMs: 100, maxMs: 10_000 },
+      enabled: false,
+      asn: 64512,
+      holdTime: 9,
+      exabgp: '/usr/sbin/exabgp',
+      python: '/usr/bin/python3',
+      routeProtocol: 77,
+      peers: [],
+      routeReflectors: [],
+      externalPeers: [],
+      restart: { initialMs: 100, maxMs: 10_000 },
     }),
     /** Fault injection for crash tests: hold each ADD this long between taking the address and wiring. */
-    faults: z.object({ delayAfterAssignMs: z.number().int().min(0).max(60_000).default(0) }).strict().default({ delayAfterAssignMs: 0 }),
+    faults: z
+      .object({ delayAfterAssignMs: z.number().int().min(0).max(60_000).default(0) })
+      .strict()
+      .default({ delayAfterAssignMs: 0 }),
     /** Optional TCP listener for Prometheus (the unix socket serves /metrics too). */
-    metrics: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535) }).strict().optional(),
+    metrics: z
+      .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535) })
+      .strict()
+      .optional(),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() })
       .strict()

@@ -70,17 +70,24 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     }
     let syncing: Promise<void> = Promise.resolve();
     const syncOwned = (): void => {
-      syncing = syncing.then(async () => {
-        await routes.syncBlackholes(ipam.ownedBlocks().map((b) => b.cidr));
-        speaker?.setAnnouncements(own());
-      }).catch((err: unknown) => log.error({ err }, 'could not sync block routes'));
+      syncing = syncing
+        .then(async () => {
+          await routes.syncBlackholes(ipam.ownedBlocks().map((b) => b.cidr));
+          speaker?.setAnnouncements(own());
+        })
+        .catch((err: unknown) => log.error({ err }, 'could not sync block routes'));
     };
     ipam.onChange(syncOwned);
     syncOwned();
     await ipam.warmUp(defaultPools).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'could not claim a first block yet'));
 
     const service = new CniService({
-      ipam, dataplane, defaultPools, defaultMtu: config.mtu, hostIfacePrefix: config.hostIfacePrefix, log,
+      ipam,
+      dataplane,
+      defaultPools,
+      defaultMtu: config.mtu,
+      hostIfacePrefix: config.hostIfacePrefix,
+      log,
       delayAfterAssignMs: config.faults.delayAfterAssignMs,
       health: () => {
         const s = speaker;
@@ -107,7 +114,10 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
       s.type === 'netns' ? new NetnsLiveContainers(() => ipam.allocations()) : new HttpLiveContainers(s.url, s.timeoutMs, s.socketPath),
     );
     const reconciler = new LeakReconciler({
-      ipam, service, sources, log,
+      ipam,
+      service,
+      sources,
+      log,
       intervalMs: config.reconcile.intervalMs,
       graceMs: config.reconcile.graceMs,
       releaseEmptyBlocksAfterMs: config.reconcile.releaseEmptyBlocksAfterMs,
@@ -119,7 +129,8 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
 
     const server = new HttpServer({ name: 'cni-daemon', metrics, log });
     mountApi(server, {
-      service, log,
+      service,
+      log,
       metrics: { calls, latency },
       status: () => ({
         node: config.node,

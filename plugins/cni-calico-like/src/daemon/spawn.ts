@@ -59,5 +59,3 @@ export async function spawnDaemon(o: { configFile: string; socket: string; logFi
     },
   };
 }
-
-

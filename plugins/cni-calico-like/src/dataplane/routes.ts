@@ -15,7 +15,11 @@ export class RouteProgrammer {
   private readonly blackholes = new Set<string>();
   private readonly learned = new Map<string, string>();
 
-  constructor(private readonly rtnl: Rtnl, private readonly protocol: number, private readonly log: Logger) {}
+  constructor(
+    private readonly rtnl: Rtnl,
+    private readonly protocol: number,
+    private readonly log: Logger,
+  ) {}
 
   /** Routes of our protocol already in the kernel (left by a previous run). */
   async existing(): Promise<{ blackholes: string[]; learned: Map<string, string> }> {

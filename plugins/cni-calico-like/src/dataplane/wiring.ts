@@ -35,7 +35,11 @@ export interface Wired {
 }
 
 export class Dataplane {
-  constructor(private readonly host: Rtnl, private readonly routeProtocol: number, private readonly reaper: LinkReaper) {}
+  constructor(
+    private readonly host: Rtnl,
+    private readonly routeProtocol: number,
+    private readonly reaper: LinkReaper,
+  ) {}
 
   async wire(req: WireRequest): Promise<Wired> {
     const ip = parseIp(req.ip);

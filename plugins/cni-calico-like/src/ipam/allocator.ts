@@ -135,7 +135,9 @@ export class Ipam {
 
   /** Addresses this host uses from other hosts' blocks: announced as /32s. */
   borrowedAddresses(): string[] {
-    return this.allocations().filter((a) => a.loanKey).map((a) => a.ip);
+    return this.allocations()
+      .filter((a) => a.loanKey)
+      .map((a) => a.ip);
   }
 
   async assign(req: AssignRequest): Promise<Allocation> {
@@ -148,8 +150,17 @@ export class Ipam {
       const got = (await this.fromOwnBlocks(pool)) ?? (pool.strictAffinity ? undefined : await this.borrow(pool, handle));
       if (!got) continue;
       const a: Allocation = {
-        handle, containerId: req.containerId, ifname: req.ifname, network: req.network, netns: req.netns, netnsInode: req.netnsInode,
-        ip: got.ip, pool: pool.name, block: got.block, hostIfname: req.hostIfname, createdAt: Date.now(),
+        handle,
+        containerId: req.containerId,
+        ifname: req.ifname,
+        network: req.network,
+        netns: req.netns,
+        netnsInode: req.netnsInode,
+        ip: got.ip,
+        pool: pool.name,
+        block: got.block,
+        hostIfname: req.hostIfname,
+        createdAt: Date.now(),
         ...(got.loanKey ? { loanKey: got.loanKey } : {}),
       };
       try {
@@ -261,10 +272,12 @@ export class Ipam {
     }
     // Claim the next block before this one runs out, so ADDs keep finding a local address.
     if (size > 0 && free < size * PRECLAIM_BELOW && !this.claimLock.busy(pool.name)) {
-      void this.claimLock.run(pool.name, async () => {
-        if ([...this.blocks.values()].some((b) => b.claim.pool === pool.name && b.map.free >= size * PRECLAIM_BELOW)) return;
-        await this.claimBlock(pool);
-      }).catch((err: unknown) => this.o.log.warn({ err, pool: pool.name }, 'could not claim a block ahead of need'));
+      void this.claimLock
+        .run(pool.name, async () => {
+          if ([...this.blocks.values()].some((b) => b.claim.pool === pool.name && b.map.free >= size * PRECLAIM_BELOW)) return;
+          await this.claimBlock(pool);
+        })
+        .catch((err: unknown) => this.o.log.warn({ err, pool: pool.name }, 'could not claim a block ahead of need'));
     }
   }
 
@@ -352,4 +365,3 @@ export class Ipam {
     this.loans.stop();
   }
 }
-

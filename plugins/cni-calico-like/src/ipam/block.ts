@@ -12,7 +12,10 @@ export class BlockMap {
   private count = 0;
   private cursor = 0;
 
-  constructor(readonly pool: string, readonly cidr: Cidr) {
+  constructor(
+    readonly pool: string,
+    readonly cidr: Cidr,
+  ) {
     this.size = sizeOf(cidr.prefix);
     this.used = new Uint8Array(this.size);
   }

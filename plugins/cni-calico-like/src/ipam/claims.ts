@@ -22,7 +22,11 @@ export interface ClaimedBlock {
 export class BlockClaims {
   private readonly k;
 
-  constructor(private readonly store: Store, private readonly host: string, prefix: string) {
+  constructor(
+    private readonly store: Store,
+    private readonly host: string,
+    prefix: string,
+  ) {
     this.k = keys(prefix);
   }
 
@@ -87,7 +91,10 @@ export class BlockClaims {
     if (!current || current.value.host !== this.host) return false;
     const res = await this.store.txn({
       compare: [{ key: block.key, target: 'modRevision', op: '=', value: current.modRevision }],
-      success: [{ type: 'delete', key: block.key }, { type: 'deletePrefix', prefix: this.k.blockLoans(block.pool, cidrKey(block.cidr)) }],
+      success: [
+        { type: 'delete', key: block.key },
+        { type: 'deletePrefix', prefix: this.k.blockLoans(block.pool, cidrKey(block.cidr)) },
+      ],
     });
     return res.succeeded;
   }

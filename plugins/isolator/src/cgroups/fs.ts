@@ -62,7 +62,11 @@ export function ensureDir(dir: string): void {
 export function readProcs(dir: string): number[] {
   const text = readControl(dir, 'cgroup.procs');
   if (!text) return [];
-  return text.split('\n').filter(Boolean).map(Number).filter((n) => n > 0);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((n) => n > 0);
 }
 
 /** SIGKILL every process listed in dir/cgroup.procs until none is left (forks racing the kill are caught by the next pass). */
@@ -101,7 +105,9 @@ export async function removeDir(dir: string, timeoutMs = 5000): Promise<void> {
 
 export function childDirs(dir: string): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
   } catch {
     return [];
   }

@@ -90,7 +90,7 @@ export class CgroupV1Driver implements CgroupDriver {
     const limit = readNumber(mem, 'memory.limit_in_bytes');
     const throttledNs = readKeyed(cpu, 'cpu.stat', 'throttled_time');
     const usage: CgroupUsage = {
-      cpuSeconds: (acct ? readNumber(acct, 'cpuacct.usage') ?? 0 : 0) / 1e9,
+      cpuSeconds: (acct ? (readNumber(acct, 'cpuacct.usage') ?? 0) : 0) / 1e9,
       memBytes: readNumber(mem, 'memory.usage_in_bytes') ?? 0,
     };
     if (limit !== undefined && limit < UNLIMITED) usage.memLimitBytes = limit;

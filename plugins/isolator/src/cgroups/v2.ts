@@ -31,7 +31,9 @@ export class CgroupV2Driver implements CgroupDriver {
   private delegate(): void {
     if (this.delegated) return;
     const available = (readControl(this.mount, 'cgroup.controllers') ?? '').trim().split(/\s+/);
-    const enable = WANTED.filter((c) => available.includes(c)).map((c) => `+${c}`).join(' ');
+    const enable = WANTED.filter((c) => available.includes(c))
+      .map((c) => `+${c}`)
+      .join(' ');
     let level = this.mount;
     for (const part of ['', ...this.root.split('/').filter(Boolean)]) {
       level = part ? join(level, part) : level;

@@ -65,7 +65,13 @@ export function dockerTermination(state: { ExitCode: number; OOMKilled: boolean;
   const signal = signalSent && code === 128 + SIGNAL_NUMBERS[signalSent]! ? signalSent : state.OOMKilled && code === 137 ? 'SIGKILL' : null;
   const how = signal ? `killed by ${signal}` : `exited with status ${code}`;
   if (state.OOMKilled) {
-    return { exitCode: signal ? null : code, signal, oomKilled: true, reason: REASON_MEMORY, message: `memory limit${memMb ? ` of ${memMb} MB` : ''} reached: the kernel's OOM killer ended the task (${how})` };
+    return {
+      exitCode: signal ? null : code,
+      signal,
+      oomKilled: true,
+      reason: REASON_MEMORY,
+      message: `memory limit${memMb ? ` of ${memMb} MB` : ''} reached: the kernel's OOM killer ended the task (${how})`,
+    };
   }
   return { exitCode: signal ? null : code, signal, oomKilled: false, message: state.Error ? `the task did not run: ${state.Error}` : `the task ${how}` };
 }
@@ -219,9 +225,12 @@ export class DockerContainerizer implements Containerizer {
     if (e.state.cni && this.opts.networkHook) await step(this.opts.networkHook.detach(e.state.containerId, undefined, e.state.cni));
     if (e.state.dockerId) {
       await step(
-        this.docker.getContainer(e.state.dockerId).remove({ force: true, v: true }).catch((err: { statusCode?: number }) => {
-          if (err.statusCode !== 404) throw err;
-        }),
+        this.docker
+          .getContainer(e.state.dockerId)
+          .remove({ force: true, v: true })
+          .catch((err: { statusCode?: number }) => {
+            if (err.statusCode !== 404) throw err;
+          }),
       );
     }
     if (first) throw first;

@@ -23,7 +23,9 @@ export async function ensureImage(docker: Dockerode, name: string, forcePull: bo
   }
   try {
     const stream = await docker.pull(name);
-    const events = await new Promise<Array<{ error?: string }>>((resolve, reject) => docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out as Array<{ error?: string }>))));
+    const events = await new Promise<Array<{ error?: string }>>((resolve, reject) =>
+      docker.modem.followProgress(stream, (err, out) => (err ? reject(err) : resolve(out as Array<{ error?: string }>))),
+    );
     const failed = events.find((e) => e.error);
     if (failed) throw new Error(failed.error);
   } catch (err) {

@@ -56,7 +56,10 @@ export class LogFollower {
   private last: Record<Stream, { ns: bigint; ts: string } | undefined> = { stdout: undefined, stderr: undefined };
   readonly done: Promise<void>;
 
-  constructor(container: Dockerode.Container, private readonly target: LogTarget) {
+  constructor(
+    container: Dockerode.Container,
+    private readonly target: LogTarget,
+  ) {
     try {
       const saved = JSON.parse(readFileSync(target.positionFile, 'utf8')) as Partial<Record<Stream, string>>;
       for (const k of ['stdout', 'stderr'] as const) {

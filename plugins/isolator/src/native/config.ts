@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { z } from '../../../../common/validate.js';
 import { repoRoot } from '../../../../common/sys/paths.js';
 
-const absPath = z.string().startsWith('/', 'must be an absolute path').refine((p) => !/[\0\t\n]/.test(p) && p !== '/', 'must be a path other than "/" without NUL, tab or newline');
+const absPath = z
+  .string()
+  .startsWith('/', 'must be an absolute path')
+  .refine((p) => !/[\0\t\n]/.test(p) && p !== '/', 'must be a path other than "/" without NUL, tab or newline');
 
 export const mesosContainerizerConfigSchema = z.object({
   /** Checkpoints and exit notices; must outlive the agent process, not the boot (tmpfs is right). */
@@ -18,11 +21,18 @@ export const mesosContainerizerConfigSchema = z.object({
    * started with `ip netns exec` included — and `ip netns exec` works on them.
    */
   netnsDir: absPath.default('/run/netns'),
-  netnsPrefix: z.string().regex(/^[A-Za-z0-9_.-]*$/).max(40).default('corral-'),
+  netnsPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]*$/)
+    .max(40)
+    .default('corral-'),
   /** Extracted images and overlay upper directories (disk). */
   workDir: absPath.default('/var/lib/corral/containerizer'),
   /** Parent of every container cgroup, in each hierarchy. */
-  cgroupRoot: z.string().regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/).default('corral'),
+  cgroupRoot: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/)
+    .default('corral'),
   cgroupVersion: z.enum(['auto', 'v1', 'v2']).default('auto'),
   /** Hard-cap CPU with a CFS quota of `cpus` (besides the relative shares). */
   cfsQuota: z.boolean().default(true),

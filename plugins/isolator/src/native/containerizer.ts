@@ -95,7 +95,11 @@ export class MesosContainerizer implements Containerizer {
       new VolumesIsolator(deps.volumeHook),
       new NetworkIsolator(this.launcher, (id) => join(config.netnsDir, config.netnsPrefix + id), deps.networkHook),
     ];
-    this.exits = new ExitWatcher(this.checkpoints.exitsDir, (id) => this.checkExit(id), () => this.sweep());
+    this.exits = new ExitWatcher(
+      this.checkpoints.exitsDir,
+      (id) => this.checkExit(id),
+      () => this.sweep(),
+    );
   }
 
   start(): void {
@@ -134,7 +138,13 @@ export class MesosContainerizer implements Containerizer {
     this.containers.set(id, entry);
     return this.mutex.run(id, async () => {
       const plan: LaunchPlan = {
-        cgroupMkdirs: [], cgroupWrites: [], cgroupDirs: [], namespaces: [], binds: [], masks: [], ipAddresses: [],
+        cgroupMkdirs: [],
+        cgroupWrites: [],
+        cgroupDirs: [],
+        namespaces: [],
+        binds: [],
+        masks: [],
+        ipAddresses: [],
         sandboxTarget: this.config.sandboxMountPoint,
         cwd: config.sandbox,
         env: { PATH: DEFAULT_PATH, ...config.command!.environment },

@@ -35,8 +35,7 @@ function dockerVolume(v: VolumeInfo): Record<string, unknown> {
 }
 
 export function registerDockerRoutes(server: HttpServer, service: VolumeService): void {
-  const route = (path: string, handler: (ctx: RequestContext) => Promise<unknown>) =>
-    server.route('POST', path, handler, { name: path, formatError: dockerErrorFormatter });
+  const route = (path: string, handler: (ctx: RequestContext) => Promise<unknown>) => server.route('POST', path, handler, { name: path, formatError: dockerErrorFormatter });
 
   route('/Plugin.Activate', async () => ({ Implements: ['VolumeDriver'] }));
   route('/VolumeDriver.Capabilities', async () => ({ Capabilities: { Scope: service.scope } }));

@@ -57,7 +57,8 @@ export class VolumesIsolator implements Isolator {
     const { plan, config } = ctx;
     if (plan.rootfs) return isAbsolute(v.containerPath) ? v.containerPath : join(plan.sandboxTarget, v.containerPath);
     if (!isAbsolute(v.containerPath)) return join(config.sandbox, v.containerPath);
-    if (!existsSync(v.containerPath)) throw invalid(`volume containerPath ${v.containerPath} does not exist on this host; without an image, absolute container paths must exist (or use a path relative to the sandbox)`);
+    if (!existsSync(v.containerPath))
+      throw invalid(`volume containerPath ${v.containerPath} does not exist on this host; without an image, absolute container paths must exist (or use a path relative to the sandbox)`);
     if (statSync(v.containerPath).isDirectory() !== statSync(source).isDirectory()) throw invalid(`volume ${source} and its containerPath ${v.containerPath} are not both directories or both files`);
     return v.containerPath;
   }

@@ -92,12 +92,12 @@ export class RbdBackend implements Backend {
       await this.conn.call(`looking up pool ${pool}`, () => cluster.poolLookup(pool));
     } catch (err) {
       if (!isRadosError(err, 'ENOENT')) throw err;
-      await this.conn.call(`creating pool ${pool}`, () => cluster.poolCreate(pool)).catch((e) => {
-        if (!isRadosError(e, 'EEXIST')) throw e;
-      });
-      await this.conn.call(`enabling rbd on pool ${pool}`, () =>
-        cluster.monCommand(JSON.stringify({ prefix: 'osd pool application enable', pool, app: 'rbd' })),
-      );
+      await this.conn
+        .call(`creating pool ${pool}`, () => cluster.poolCreate(pool))
+        .catch((e) => {
+          if (!isRadosError(e, 'EEXIST')) throw e;
+        });
+      await this.conn.call(`enabling rbd on pool ${pool}`, () => cluster.monCommand(JSON.stringify({ prefix: 'osd pool application enable', pool, app: 'rbd' })));
     }
     this.knownPools.add(pool);
   }
@@ -161,15 +161,19 @@ export class RbdBackend implements Backend {
     const rec = this.asRbd(vol);
     const cookie = await this.exclusive.acquire(rec.name, rec);
     const io = await this.conn.io(rec.pool);
-    await this.conn.call(`removing image ${rec.pool}/${rec.image}`, () => io.rbdRemove(rec.image)).catch((err) => {
-      if (!isRadosError(err, 'ENOENT')) throw err;
-    });
+    await this.conn
+      .call(`removing image ${rec.pool}/${rec.image}`, () => io.rbdRemove(rec.image))
+      .catch((err) => {
+        if (!isRadosError(err, 'ENOENT')) throw err;
+      });
     await this.registry.remove(rec.name);
     const reg = await this.conn.io();
     // Removing the lock object drops our lock with it.
-    await this.conn.call(`removing the attachment object of ${rec.name}`, () => reg.remove(attachOid(rec.name))).catch((err) => {
-      if (!isRadosError(err, 'ENOENT')) throw err;
-    });
+    await this.conn
+      .call(`removing the attachment object of ${rec.name}`, () => reg.remove(attachOid(rec.name)))
+      .catch((err) => {
+        if (!isRadosError(err, 'ENOENT')) throw err;
+      });
     this.log.debug({ volume: rec.name, cookie }, 'rbd volume removed');
   }
 

@@ -31,7 +31,11 @@ export const hostOid = (host: string): string => `corral_host.${host}`;
 const CONNECTION_ERRORS = new Set(['ETIMEDOUT', 'ESHUTDOWN', 'ENOTCONN', 'ECONNREFUSED', 'EHOSTUNREACH', 'ECONNRESET']);
 
 /** Strip a messenger type prefix ("v1:", "v2:", "any:") from an entity address, as blocklist entries name it bare. */
-export const bareAddr = (addr: string): string => addr.replace(/^\[?(?:v1|v2|any):/, '').replace(/^\[|\]$/g, '').split(',')[0]!;
+export const bareAddr = (addr: string): string =>
+  addr
+    .replace(/^\[?(?:v1|v2|any):/, '')
+    .replace(/^\[|\]$/g, '')
+    .split(',')[0]!;
 
 export class CephConnection {
   private current: Promise<Cluster> | undefined;
@@ -97,7 +101,12 @@ export class CephConnection {
     } catch (err) {
       if (isRadosError(err) && CONNECTION_ERRORS.has(err.errnoName)) {
         if (err.errnoName !== 'ETIMEDOUT') this.reset(`${what}: ${err.message}`);
-        const why = err.errnoName === 'ETIMEDOUT' ? `Ceph did not answer within ${this.settings.timeoutSeconds} s` : err.errnoName === 'ESHUTDOWN' ? 'this host was blocklisted by Ceph (fenced); reconnecting' : 'the connection to Ceph failed';
+        const why =
+          err.errnoName === 'ETIMEDOUT'
+            ? `Ceph did not answer within ${this.settings.timeoutSeconds} s`
+            : err.errnoName === 'ESHUTDOWN'
+              ? 'this host was blocklisted by Ceph (fenced); reconnecting'
+              : 'the connection to Ceph failed';
         throw new CorralError('UNAVAILABLE', `${what}: ${why} (${err.message})`, { errno: err.errnoName }, { cause: err });
       }
       throw err;

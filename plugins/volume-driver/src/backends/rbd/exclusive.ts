@@ -113,9 +113,7 @@ export class Exclusive {
     for (let attempt = 0; attempt < 4; attempt++) {
       let locked = false;
       try {
-        await this.conn.call(`locking volume ${name}`, () =>
-          io.lockExclusive(attachOid(name), LOCK_NAME, cookie, { description: JSON.stringify({ host: this.settings.hostId, since }) }),
-        );
+        await this.conn.call(`locking volume ${name}`, () => io.lockExclusive(attachOid(name), LOCK_NAME, cookie, { description: JSON.stringify({ host: this.settings.hostId, since }) }));
         locked = true;
       } catch (err) {
         if (!isRadosError(err, 'EBUSY') && !isRadosError(err, 'EEXIST')) throw err;
@@ -224,9 +222,11 @@ export class Exclusive {
 
   private async breakLock(name: string, holder: Holder): Promise<void> {
     const io = await this.conn.io();
-    await this.conn.call(`breaking the lock of ${name}`, () => io.breakLock(attachOid(name), LOCK_NAME, holder.client, holder.cookie)).catch((err) => {
-      if (!isRadosError(err, 'ENOENT')) throw err;
-    });
+    await this.conn
+      .call(`breaking the lock of ${name}`, () => io.breakLock(attachOid(name), LOCK_NAME, holder.client, holder.cookie))
+      .catch((err) => {
+        if (!isRadosError(err, 'ENOENT')) throw err;
+      });
   }
 
   private async writeHolder(name: string, rec: HolderRecord): Promise<void> {

@@ -36,11 +36,5 @@ export interface AttachMethod {
 /** CEPH_ARGS for Ceph tools that take no flags for these (rbd-fuse). */
 export function cephArgs(ceph: CephClientSettings): string {
   const t = String(ceph.dataPathTimeoutSeconds);
-  return [
-    '--name', ceph.clientName,
-    ...(ceph.keyring ? ['--keyring', ceph.keyring] : []),
-    '--rados-osd-op-timeout', t,
-    '--rados-mon-op-timeout', t,
-    '--client-mount-timeout', t,
-  ].join(' ');
+  return ['--name', ceph.clientName, ...(ceph.keyring ? ['--keyring', ceph.keyring] : []), '--rados-osd-op-timeout', t, '--rados-mon-op-timeout', t, '--client-mount-timeout', t].join(' ');
 }

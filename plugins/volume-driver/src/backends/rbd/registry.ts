@@ -89,7 +89,10 @@ export class Registry {
       const raw = JSON.stringify(next);
       try {
         await this.conn.call(`updating volume ${name}`, () =>
-          io.writeOp(REGISTRY_OID, [{ op: 'omapCmp', key: name, value: cur.raw }, { op: 'omapSet', entries: { [name]: raw } }]),
+          io.writeOp(REGISTRY_OID, [
+            { op: 'omapCmp', key: name, value: cur.raw },
+            { op: 'omapSet', entries: { [name]: raw } },
+          ]),
         );
         return next;
       } catch (err) {
