@@ -88,11 +88,13 @@ function stopPin(p: ChildProcess): void {
 
 async function metric(d: DriverProcess, name: string): Promise<number> {
   const text = await new Promise<string>((resolve, reject) => {
-    http.get({ socketPath: d.socket, path: '/metrics' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get({ socketPath: d.socket, path: '/metrics' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      })
+      .on('error', reject);
   });
   return text
     .split('\n')

@@ -37,7 +37,11 @@ afterAll(async () => {
 });
 
 const runIn = (args: string[], timeoutMs = 60_000) => dockerd.docker(['run', '--rm', '--network', 'none', ...args], { timeoutMs });
-const failure = (p: Promise<unknown>) => p.then(() => 'succeeded', (e: Error) => e.message);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => 'succeeded',
+    (e: Error) => e.message,
+  );
 
 describe('docker with the corral volume driver', () => {
   it('creates, lists, inspects and removes volumes with docker volume -d', async () => {
@@ -98,7 +102,7 @@ describe('docker with the corral volume driver', () => {
     await dockerd.docker(['volume', 'rm', 'live']);
   });
 
-  it('refuses bad names, unknown options and absurd sizes with the driver\'s message; nothing falls back to local', async () => {
+  it("refuses bad names, unknown options and absurd sizes with the driver's message; nothing falls back to local", async () => {
     expect(await failure(dockerd.docker(['volume', 'create', '-d', DRIVER, '../escape']))).toMatch(/is invalid|invalid/);
     expect(await failure(dockerd.docker(['volume', 'create', '-d', DRIVER, '-o', 'colour=blue', 'opt1']))).toMatch(/unknown option "colour"/);
     expect(await failure(dockerd.docker(['volume', 'create', '-d', DRIVER, '-o', 'size=12E', 'opt2']))).toMatch(/larger than the maximum of 64T/);

@@ -78,7 +78,14 @@ export async function startDriver(o: DriverOptions): Promise<DriverProcess> {
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (!isAlive(pid)) throw new Error(`volume driver ${o.hostId} exited: ${err}\n${tail(join(o.dir, 'driver.log'))}`);
-      if (existsSync(socket) && (await client.status().then(() => true, () => false))) return pid;
+      if (
+        existsSync(socket) &&
+        (await client.status().then(
+          () => true,
+          () => false,
+        ))
+      )
+        return pid;
       if (Date.now() > deadline) throw new Error(`volume driver ${o.hostId} not ready: ${err}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -121,17 +128,20 @@ function tail(file: string, lines = 20): string {
 export function dockerCall(socket: string, method: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const payload = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolvePromise, reject) => {
-    const req = http.request({ socketPath: socket, method: 'POST', path: `/${method.includes('.') ? method : `VolumeDriver.${method}`}`, headers: { 'Content-Length': Buffer.byteLength(payload) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c));
-      res.on('end', () => {
-        try {
-          resolvePromise({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
-        } catch (err) {
-          reject(new Error(`non-JSON answer ${res.statusCode}: ${text} (${(err as Error).message})`));
-        }
-      });
-    });
+    const req = http.request(
+      { socketPath: socket, method: 'POST', path: `/${method.includes('.') ? method : `VolumeDriver.${method}`}`, headers: { 'Content-Length': Buffer.byteLength(payload) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          try {
+            resolvePromise({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} });
+          } catch (err) {
+            reject(new Error(`non-JSON answer ${res.statusCode}: ${text} (${(err as Error).message})`));
+          }
+        });
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -151,7 +161,9 @@ function mountTable(): { source: string; target: string; fstype: string }[] {
 export async function teardownHost(dir: string): Promise<void> {
   const under = (p: string) => p === dir || p.startsWith(dir + '/');
   const byDepth = (a: { target: string }, b: { target: string }) => b.target.length - a.target.length;
-  for (const m of mountTable().filter((m) => under(m.target) && !m.fstype.startsWith('fuse')).sort(byDepth)) {
+  for (const m of mountTable()
+    .filter((m) => under(m.target) && !m.fstype.startsWith('fuse'))
+    .sort(byDepth)) {
     await run('umount', [m.target], { timeoutMs: 20_000 }).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   for (const dev of loopsUnder(dir)) await run('losetup', ['-d', dev], { timeoutMs: 20_000 }).catch(() => undefined);
@@ -159,7 +171,9 @@ export async function teardownHost(dir: string): Promise<void> {
   const killHelpers = async () => {
     for (const pid of helperPids(dir)) process.kill(pid, 'SIGKILL');
   };
-  for (const m of mountTable().filter((m) => under(m.target) && m.fstype.startsWith('fuse')).sort(byDepth)) {
+  for (const m of mountTable()
+    .filter((m) => under(m.target) && m.fstype.startsWith('fuse'))
+    .sort(byDepth)) {
     await umountFuse(m.target, 5000, killHelpers).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
   }
   for (const pid of helperPids(dir)) await stopPid(pid, 5000);
@@ -183,20 +197,24 @@ export function loopsUnder(dir: string): string[] {
 export function krbdMappings(pool: string, image: string): string[] {
   const base = '/sys/bus/rbd/devices';
   if (!existsSync(base)) return [];
-  return readdirSync(base).filter((id) => {
-    try {
-      return readFileSync(join(base, id, 'pool'), 'utf8').trim() === pool && readFileSync(join(base, id, 'name'), 'utf8').trim() === image;
-    } catch {
-      return false;
-    }
-  }).map((id) => `krbd /dev/rbd${id}`);
+  return readdirSync(base)
+    .filter((id) => {
+      try {
+        return readFileSync(join(base, id, 'pool'), 'utf8').trim() === pool && readFileSync(join(base, id, 'name'), 'utf8').trim() === image;
+      } catch {
+        return false;
+      }
+    })
+    .map((id) => `krbd /dev/rbd${id}`);
 }
 
 /** What of a volume's data path is still on this host: mounts, loop devices and helper processes under `dir`. */
 export function dataPathUnder(dir: string): string[] {
   const under = (p: string) => p === dir || p.startsWith(dir + '/');
   return [
-    ...mountTable().filter((m) => under(m.target)).map((m) => `mount ${m.target}`),
+    ...mountTable()
+      .filter((m) => under(m.target))
+      .map((m) => `mount ${m.target}`),
     ...loopsUnder(dir).map((d) => `loop ${d}`),
     ...helperPids(dir).map((pid) => `pid ${pid}`),
   ];
@@ -219,7 +237,10 @@ export function helperPids(dir: string): number[] {
 export const isMounted = (path: string): boolean => mountTable().some((m) => m.target === path);
 
 /** The filesystem type mounted at `path` (the last mount there), or undefined. */
-export const mountedFsType = (path: string): string | undefined => mountTable().filter((m) => m.target === path).pop()?.fstype;
+export const mountedFsType = (path: string): string | undefined =>
+  mountTable()
+    .filter((m) => m.target === path)
+    .pop()?.fstype;
 
 /** NODE_EXTRA_CA_CERTS costs ~35 ms per Node start here and the driver needs no extra CAs. */
 function withoutExtraCerts(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

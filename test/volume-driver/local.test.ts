@@ -139,10 +139,15 @@ describe('Docker volume plugin protocol (local backend)', () => {
     const down = await cli(['volume', '--socket', join(dir, 'nobody.sock'), 'ls']);
     expect(down.err).toMatch(/no volume driver at .*nobody.sock/);
     const metrics = await new Promise<string>((resolve, reject) =>
-      http.get({ socketPath: driver.socket, path: '/metrics' }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve(text));
-      }).on('error', reject),
+      http
+        .get({ socketPath: driver.socket, path: '/metrics' }, (res) => {
+          let text = '';
+          res
+            .setEncoding('utf8')
+            .on('data', (c: string) => (text += c))
+            .on('end', () => resolve(text));
+        })
+        .on('error', reject),
     );
     expect(metrics).toMatch(/corral_volume_driver_volume_operations_total\{op="create",result="ok"\} \d+/);
     expect(metrics).toMatch(/corral_volume_driver_volume_operations_total\{op="create",result="INVALID_ARGUMENT"\} \d+/);

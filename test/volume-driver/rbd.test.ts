@@ -93,9 +93,17 @@ function contractHosts(method: 'rbd-fuse' | 'krbd'): () => Promise<BackendFixtur
 }
 
 volumeBackendContract('rbd, attached through rbd-fuse + loop', { backend: 'rbd', scope: 'global' }, contractHosts('rbd-fuse'));
-volumeBackendContract('rbd, attached through kernel rbd', { backend: 'rbd', scope: 'global', unavailable: kernelHasRbd() ? undefined : 'this kernel has no rbd support (/sys/bus/rbd is missing)' }, contractHosts('krbd'));
+volumeBackendContract(
+  'rbd, attached through kernel rbd',
+  { backend: 'rbd', scope: 'global', unavailable: kernelHasRbd() ? undefined : 'this kernel has no rbd support (/sys/bus/rbd is missing)' },
+  contractHosts('krbd'),
+);
 
-const failure = (p: Promise<unknown>) => p.then(() => 'succeeded', (e: Error) => e.message);
+const failure = (p: Promise<unknown>) =>
+  p.then(
+    () => 'succeeded',
+    (e: Error) => e.message,
+  );
 
 function writeAndFsync(path: string, data: string): void {
   const fd = openSync(path, 'w');
@@ -235,7 +243,19 @@ describe('rbd volumes across hosts', () => {
   it('finishes a creation that was cut short when the volume is created again', async () => {
     const c = hosts.c!.client;
     // What a plugin killed between the registry entry and the image leaves (or a timed-out request landing late).
-    const halfMade = { name: 'half', backend: 'rbd', pool: 'corral', image: 'half', sizeBytes: 32 * 1024 * 1024, fsType: 'ext4', features: ['layering'], createdAt: new Date().toISOString(), createdBy: 'host-gone', initialized: false, state: 'creating' };
+    const halfMade = {
+      name: 'half',
+      backend: 'rbd',
+      pool: 'corral',
+      image: 'half',
+      sizeBytes: 32 * 1024 * 1024,
+      fsType: 'ext4',
+      features: ['layering'],
+      createdAt: new Date().toISOString(),
+      createdBy: 'host-gone',
+      initialized: false,
+      state: 'creating',
+    };
     await ceph.rados(['-p', 'corral', 'setomapval', 'corral_volumes', 'half', JSON.stringify(halfMade)]);
     expect(await failure(c.mount('half', 'early'))).toMatch(/still being created/);
     await c.create('half', { size: '32M' });
@@ -283,7 +303,11 @@ describe('rbd volumes across hosts', () => {
     expect(readFileSync(join(mp, 'after'), 'utf8')).toBe('ok');
     await a.client.unmount('later', 'after-outage');
     // A removal that timed out may still have landed: then the retry finds nothing left to remove.
-    const removed = (): Promise<boolean> => a.client.remove('later').then(() => true, (err: unknown) => (isCorralError(err, 'NOT_FOUND') ? true : Promise.reject(err)));
+    const removed = (): Promise<boolean> =>
+      a.client.remove('later').then(
+        () => true,
+        (err: unknown) => (isCorralError(err, 'NOT_FOUND') ? true : Promise.reject(err)),
+      );
     await untilValue('removing "later" after the outage', removed, 30_000, 500);
     expect((await a.client.list()).map((v) => v.name)).not.toContain('later');
   }, 300_000);
