@@ -10,6 +10,8 @@ import type { BackendName, FsType, VolumeSpec } from './types.js';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 const MAX_NAME_LENGTH = 96;
 export const MIN_SIZE_BYTES = 16 * 1024 * 1024;
+/** mkfs.xfs refuses filesystems under 300 MB. */
+const MIN_XFS_BYTES = 300 * 1024 * 1024;
 export const MAX_SIZE_BYTES = 64 * 1024 ** 4;
 
 export function checkName(name: unknown, what = 'volume name'): string {
@@ -129,6 +131,9 @@ export function parseOptions(name: string, opts: Record<string, unknown> | null 
   }
   if (values.fs && backend === 'local' && spec.sizeBytes === undefined) {
     throw invalid('option fs needs option size: a local volume without a size is a plain directory');
+  }
+  if (spec.fsType === 'xfs' && spec.sizeBytes !== undefined && spec.sizeBytes < MIN_XFS_BYTES) {
+    throw invalid(`option fs=xfs needs a size of at least 300M (mkfs.xfs makes no smaller filesystem), not ${formatSize(spec.sizeBytes)}`);
   }
   return spec;
 }

@@ -62,6 +62,12 @@ describe('sizes', () => {
 });
 
 describe('options', () => {
+  it('refuses an xfs volume under 300M at create, with the reason, instead of a failing mkfs later', () => {
+    expect(() => parseOptions('vol', { size: '200M', fs: 'xfs' }, 'local')).toThrow(/fs=xfs needs a size of at least 300M/);
+    expect(() => parseOptions('vol', { backend: 'rbd', size: '64M', fs: 'xfs' }, 'local')).toThrow(/at least 300M/);
+    expect(parseOptions('vol', { size: '300M', fs: 'xfs' }, 'local')).toMatchObject({ fsType: 'xfs', sizeBytes: 300 * 1024 * 1024 });
+  });
+
   it('treats null options (docker volume create without -o) as defaults', () => {
     expect(parseOptions('vol', null, 'local')).toEqual({ name: 'vol', backend: 'local', fsType: 'ext4' });
   });

@@ -105,6 +105,9 @@ export class RbdBackend implements Backend {
   async create(spec: VolumeSpec): Promise<VolumeRecord> {
     const pool = spec.pool ?? this.s.pool;
     const sizeBytes = spec.sizeBytes ?? this.s.defaultSizeBytes;
+    if (spec.fsType === 'xfs' && spec.sizeBytes === undefined && sizeBytes < 300 * 1024 * 1024) {
+      throw new CorralError('INVALID_ARGUMENT', `option fs=xfs needs a size of at least 300M; this driver's default size is smaller: give option size`);
+    }
     const features = spec.features ?? this.s.features;
     await this.ensurePool(this.s.pool);
     if (pool !== this.s.pool) await this.ensurePool(pool);
