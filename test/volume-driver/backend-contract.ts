@@ -251,6 +251,26 @@ export function volumeBackendContract(name: string, traits: BackendTraits, setup
       await c.remove('c-snap');
     });
 
+    it('keeps the grown size when rolled back to a snapshot taken before the growth', async () => {
+      const c = client();
+      await c.create('c-regrown', opts({ size: '32M' }));
+      const mp = await c.mount('c-regrown', 'r1');
+      writeAndFsync(join(mp, 'f'), 'v1');
+      await c.snapshot('c-regrown', 's1');
+      writeAndFsync(join(mp, 'f'), 'v2');
+      expect((await c.resize('c-regrown', '64M')).sizeBytes).toBe(64 * MiB);
+      await c.unmount('c-regrown', 'r1');
+      await c.rollback('c-regrown', 's1');
+      const mp2 = await c.mount('c-regrown', 'r2');
+      expect(readFileSync(join(mp2, 'f'), 'utf8')).toBe('v1');
+      expect(fsBytes(mp2)).toBeGreaterThan(40 * MiB);
+      expect(await c.get('c-regrown')).toMatchObject({ sizeBytes: 64 * MiB });
+      expect((await c.get('c-regrown')).pendingGrow).toBeUndefined();
+      await c.unmount('c-regrown', 'r2');
+      await c.removeSnapshot('c-regrown', 's1');
+      await c.remove('c-regrown');
+    });
+
     it('removes a volume with its data; removing it again answers NOT_FOUND; a new volume of that name starts empty', async () => {
       const c = client();
       await c.create('c-gone', opts({ size: '32M' }));

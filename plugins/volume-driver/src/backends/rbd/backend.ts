@@ -272,12 +272,19 @@ export class RbdBackend implements Backend {
     // Hold the attachment so no host has the filesystem mounted while its blocks change underneath.
     const cookie = await this.exclusive.acquire(rec.name, rec);
     try {
-      await this.withImage(rec, `rolling ${rec.name} back to ${snap}`, (img) =>
-        img.snapRollback(snap).catch((err) => {
+      const regrow = await this.withImage(rec, `rolling ${rec.name} back to ${snap}`, async (img) => {
+        await img.snapRollback(snap).catch((err) => {
           if (isRadosError(err, 'ENOENT')) throw notFound(`snapshot ${snap} of volume ${rec.name} not found`);
           throw err;
-        }),
-      );
+        });
+        // A rollback also returns the image to the snapshot's size; a volume grown since keeps its size (as a local one
+        // does): the image is grown back at once and the filesystem at the next attach.
+        const size = rec.sizeBytes ?? 0;
+        if ((await img.info()).size >= size) return false;
+        await img.resize(size);
+        return true;
+      });
+      if (regrow) await this.registry.update(rec.name, (r) => ({ ...r, needsGrow: true }));
     } finally {
       await this.exclusive.release(rec.name, cookie);
     }
