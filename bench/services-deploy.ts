@@ -30,7 +30,7 @@ import { ServicesClient } from '../core-scheduler/src/services/client.js';
 import { loadSecurity } from '../core-scheduler/src/master/auth.js';
 import { loadPlan } from '../cli/up/plan.js';
 import { readPid } from '../cli/up/procs.js';
-import { instanceNode } from '../cli/up/supervisor.js';
+import { instanceScope } from '../cli/up/supervisor.js';
 import { isClean, loadNodeState, scopeLeftovers } from '../provision/src/index.js';
 import { fmt, median } from './volume-common.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -167,7 +167,7 @@ try {
 } finally {
   const down = await corral(['down', '--work-dir', work]);
   for (const [n, pid] of recorded) forgetPid(n, pid);
-  const left = scopeLeftovers(instanceNode(plan).scope);
+  const left = scopeLeftovers(instanceScope(plan));
   if (down.code !== 0 || !isClean(left)) process.stderr.write(`corral down did not leave a clean host:\n${down.out}\n${JSON.stringify(left)}\n`);
   else rmSync(dir, { recursive: true, force: true });
 }

@@ -14,7 +14,7 @@ import { intOption } from '../parse.js';
 import { DEFAULT_SECURITY_FILE } from '../context.js';
 import { progress } from '../output.js';
 import { DEFAULT_NAME, DEFAULT_WORK_DIR, MARKER_ENV, loadPlan, makePlan, missingDirs, savePlan, type UpPlan } from '../up/plan.js';
-import { childEnv, instanceNode, readStatus, selfCommand, superviseSimulated, superviseStack, type SupervisorStatus } from '../up/supervisor.js';
+import { childEnv, instanceScope, readStatus, selfCommand, superviseSimulated, superviseStack, type SupervisorStatus } from '../up/supervisor.js';
 import { tail } from '../../common/sys/process.js';
 import { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from '../../provision/src/index.js';
 import { ensureSecurityFile, credentialOf } from '../up/security.js';
@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const SIM_RESOURCES = 'cpus:4;mem:8192;disk:20000;ports:[31000-32000]';
 
 /** What the instance owns on the host (provision's scope of its node, plus its marker and run-time directories). */
-const scopeOf = (plan: UpPlan): NodeScope => instanceNode(plan).scope;
+const scopeOf = (plan: UpPlan): NodeScope => instanceScope(plan);
 
 /** The supervisor's pid if it is alive and really ours (never signal a stranger that reused the pid). */
 function runningSupervisor(plan: UpPlan): number | undefined {

@@ -63,6 +63,12 @@ export function instanceNode(plan: UpPlan): { node: NodePlan; scope: NodeScope }
   return { node, scope: upScope(plan, node.scope) };
 }
 
+/** What the instance owns on the host. It names no secret, so it is planned with placeholders: works once the work dir is gone too. */
+export function instanceScope(plan: UpPlan): NodeScope {
+  const none = { principal: '-', secret: '-' };
+  return upScope(plan, planNode(nodeConfigSchema.parse(upNodeConfig(plan)), { admin: none, frameworks: none, agents: none }).scope);
+}
+
 const START_TIMEOUT_MS = 90_000;
 
 /**
