@@ -235,7 +235,7 @@ function mountsUnder(dirs: string[]): string[] {
 }
 
 /** Loop devices whose backing file is under one of `dirs`. */
-function loopDevicesUnder(dirs: string[]): string[] {
+export function loopDevicesUnder(dirs: string[]): string[] {
   const out: string[] = [];
   let blocks: string[] = [];
   try {

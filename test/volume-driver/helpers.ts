@@ -10,10 +10,11 @@ import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VolumeClient } from '../../plugins/volume-driver/src/client.js';
-import { umountFuse } from '../../common/sys/mounts.js';
+import { mounts } from '../../common/sys/mounts.js';
+import { loopDevicesUnder, sweepScope } from '../../provision/src/scope.js';
 import type { CephCluster } from '../harness/ceph.js';
 import { isAlive, stopPid } from '../harness/ceph.js';
-import { forgetPid, recordPid, run } from '../harness/resources.js';
+import { forgetPid, recordPid } from '../harness/resources.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -147,51 +148,13 @@ export function dockerCall(socket: string, method: string, body?: unknown): Prom
   });
 }
 
-function mountTable(): { source: string; target: string; fstype: string }[] {
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [source = '', target = '', fstype = ''] = l.split(' ');
-      return { source, target, fstype };
-    });
-}
-
-/** Everything of a test host under `dir`, removed in the safe order: filesystems, loop devices, rbd-fuse mounts, rbd-fuse processes. */
+/** Everything of a test host under `dir` (filesystems, loop devices, rbd-fuse mounts and processes), purged as a node's scope is. */
 export async function teardownHost(dir: string): Promise<void> {
-  const under = (p: string) => p === dir || p.startsWith(dir + '/');
-  const byDepth = (a: { target: string }, b: { target: string }) => b.target.length - a.target.length;
-  for (const m of mountTable()
-    .filter((m) => under(m.target) && !m.fstype.startsWith('fuse'))
-    .sort(byDepth)) {
-    await run('umount', [m.target], { timeoutMs: 20_000 }).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
-  }
-  for (const dev of loopsUnder(dir)) await run('losetup', ['-d', dev], { timeoutMs: 20_000 }).catch(() => undefined);
-  // A fenced or orphaned rbd-fuse may never answer the unmount: killing it is what frees it.
-  const killHelpers = async () => {
-    for (const pid of helperPids(dir)) process.kill(pid, 'SIGKILL');
-  };
-  for (const m of mountTable()
-    .filter((m) => under(m.target) && m.fstype.startsWith('fuse'))
-    .sort(byDepth)) {
-    await umountFuse(m.target, 5000, killHelpers).catch(() => run('umount', ['-l', m.target], { timeoutMs: 10_000 }).catch(() => undefined));
-  }
-  for (const pid of helperPids(dir)) await stopPid(pid, 5000);
+  await sweepScope({ dirs: [dir], volumesDir: dir });
 }
 
 /** Loop devices whose backing file lies under `dir`. */
-export function loopsUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const dev of readdirSync('/sys/block').filter((d) => d.startsWith('loop'))) {
-    try {
-      const backing = readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim();
-      if (backing === dir || backing.startsWith(dir + '/')) out.push(`/dev/${dev}`);
-    } catch {
-      // not bound to a file
-    }
-  }
-  return out;
-}
+export const loopsUnder = (dir: string): string[] => loopDevicesUnder([dir]);
 
 /** Kernel rbd mappings of pool/image (none where the kernel has no rbd). */
 export function krbdMappings(pool: string, image: string): string[] {
@@ -212,7 +175,7 @@ export function krbdMappings(pool: string, image: string): string[] {
 export function dataPathUnder(dir: string): string[] {
   const under = (p: string) => p === dir || p.startsWith(dir + '/');
   return [
-    ...mountTable()
+    ...mounts()
       .filter((m) => under(m.target))
       .map((m) => `mount ${m.target}`),
     ...loopsUnder(dir).map((d) => `loop ${d}`),
@@ -234,11 +197,11 @@ export function helperPids(dir: string): number[] {
   return out;
 }
 
-export const isMounted = (path: string): boolean => mountTable().some((m) => m.target === path);
+export const isMounted = (path: string): boolean => mounts().some((m) => m.target === path);
 
 /** The filesystem type mounted at `path` (the last mount there), or undefined. */
 export const mountedFsType = (path: string): string | undefined =>
-  mountTable()
+  mounts()
     .filter((m) => m.target === path)
     .pop()?.fstype;
 
