@@ -140,6 +140,8 @@ interface ReconcileOptions {
   onReady?(d: DaemonSpec, detail: string): void;
   /** Extra log to show when a daemon fails to start (its structured log file). */
   logOf?(d: DaemonSpec): string | undefined;
+  /** Recorded processes this pass does not manage (a control node's Ceph daemons, started by its bootstrap): left running. */
+  unmanaged?(name: string): boolean;
 }
 
 interface ReconcileResult {
@@ -172,6 +174,14 @@ export async function reconcileNode(desired: DesiredState, o: ReconcileOptions):
     state.processes = state.processes.filter(ours);
     saveNodeState(o.stateFile, state);
     return { state, killed: [...recorded, ...sweep.killed], sweep };
+  }
+  // Desired state: a recorded daemon the node no longer runs (its component was dropped from the node file) is stopped.
+  const wanted = new Set((o.daemons ?? []).map((d) => d.name));
+  const dropped = state.processes.filter((p) => !wanted.has(p.name) && !o.unmanaged?.(p.name));
+  if (dropped.length) {
+    await stopProcesses(dropped, o.graceMs);
+    state.processes = state.processes.filter((p) => !dropped.includes(p));
+    saveNodeState(o.stateFile, state);
   }
   for (const d of o.daemons ?? []) {
     let p = state.processes.find((x) => x.name === d.name);

@@ -133,6 +133,7 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
     scope: plan.scope,
     daemons: plan.daemons.map((d) => daemonSpec(d, corral)),
     timeoutMs: o.timeoutMs ?? 90_000,
+    unmanaged: (name) => name.startsWith('ceph-'),
     ...(o.onPid ? { onPid: o.onPid } : {}),
     logOf: (d) => (plan.daemons.find((x) => x.name === d.name)?.config as { log?: { file?: string } } | undefined)?.log?.file,
   });

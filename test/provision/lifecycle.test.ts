@@ -62,6 +62,12 @@ describe('reconcileNode', () => {
     expect(after.find((p) => p.name === 'second')!.pid).toBe(before[1]!.pid);
     expect(after.find((p) => p.name === 'first')!.pid).not.toBe(before[0]!.pid);
 
+    // The node file drops a daemon: the next pass stops it and keeps the other.
+    await reconcileNode('running', { stateFile, name: 'n1', scope, daemons: [daemons[1]!], onPid, timeoutMs: 60_000 });
+    const firstNow = after.find((p) => p.name === 'first')!;
+    expect(ours(firstNow)).toBe(false);
+    expect(loadNodeState(stateFile)!.processes.map((p) => p.name)).toEqual(['second']);
+
     await reconcileNode('stopped', { stateFile, name: 'n1' });
     expect(after.some(ours)).toBe(false);
     // Their children outlive a stop (as tasks outlive an agent stop); a purge ends them by the marker.
