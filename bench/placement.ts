@@ -8,7 +8,8 @@
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
  *        [--connections 4] [--pipelining 32] [--accept-batch 64] [--verbose] [--profile DIR]
- *        [--master-log FILE]
+ *        [--master-log FILE] [--etcd-endpoints URL]   (the registry on etcd instead of the embedded Store;
+ *        bench/placement-stores.ts starts an etcd and runs both side by side)
  * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -93,6 +94,8 @@ async function main(): Promise<void> {
   const profAt = process.argv.indexOf('--profile');
   const profileDir = profAt > 0 ? process.argv[profAt + 1]! : undefined;
   const profile = (who: string): string[] => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, who)}`] : []);
+  const etcdAt = process.argv.indexOf('--etcd-endpoints');
+  const etcdFlags = etcdAt > 0 ? ['--store-backend', 'etcd', '--etcd-endpoints', process.argv[etcdAt + 1]!] : [];
   const master = spawn(
     process.execPath,
     [
@@ -105,6 +108,7 @@ async function main(): Promise<void> {
       String(port),
       '--work-dir',
       workDir,
+      ...etcdFlags,
       ...masterLog,
     ],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
