@@ -118,8 +118,15 @@ export class AgentManager {
   private async adoptTasks(a: AgentRecord, reg: RegisterCall, wasUnreachable: boolean): Promise<void> {
     const reported = new Set<TaskRecord>();
     const infos = new Map(reg.frameworks.filter((f) => f.id).map((f) => [f.id!.value, f]));
+    const completed = new Set<string>();
     for (const rt of reg.tasks) {
       const fwId = rt.framework_id.value;
+      if (this.m.frameworkManager.isRemoved(fwId)) {
+        // Torn down while the agent was away (e.g. before it re-registered after a master restart): as Mesos,
+        // its tasks are not re-added (adopting them would bring the framework back) and the agent shuts it down.
+        completed.add(fwId);
+        continue;
+      }
       let f = this.m.frameworks.get(fwId);
       if (!f) {
         const info: V1FrameworkInfo & { id: { value: string } } = { ...(infos.get(fwId) ?? { user: '', name: `unknown-${fwId}` }), id: { value: fwId } };
@@ -166,6 +173,7 @@ export class AgentManager {
       a.tasks.add(t);
       if (!isTerminal(t.state)) this.holdTaskResources(t);
     }
+    for (const fwId of completed) this.later(a.id, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: fwId } } });
     for (const t of [...a.tasks]) {
       if (reported.has(t) || isTerminal(t.state)) continue;
       a.tasks.delete(t);
@@ -205,6 +213,8 @@ export class AgentManager {
     });
     for (const e of this.afterAttach.get(a.id) ?? []) outbox.send(e);
     this.afterAttach.delete(a.id);
+    // Kills asked for while the agent was away reach its tasks now (or are answered, if it did not bring them back).
+    this.m.taskManager.settleHeldKills();
     this.m.allocator.setAgentActive(a.id, true);
     this.m.events.agentAdded(a);
     this.m.offerManager.requestAllocation([a.id]);
@@ -255,6 +265,8 @@ export class AgentManager {
     this.failTasks(a, (partitionAware) => (partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST'), `agent ${a.id} is unreachable: ${why}`);
     if (this.m.allocator.hasAgent(a.id)) this.m.allocator.removeAgent(a.id);
     this.m.events.agentRemoved(a);
+    // Kills held for tasks of this agent get the usual answer for an unreachable agent (LOST, or UNREACHABLE).
+    this.m.taskManager.settleHeldKills();
     await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt });
   }
 
@@ -268,6 +280,7 @@ export class AgentManager {
     this.m.agents.delete(a.id);
     if (byOperator) this.goneIds.add(a.id);
     this.m.events.agentRemoved(a);
+    this.m.taskManager.settleHeldKills();
     if (byOperator) await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: [], status: 'gone' });
     else await this.m.registry.removeAgent(a.id);
   }

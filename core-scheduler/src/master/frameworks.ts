@@ -28,6 +28,11 @@ export class FrameworkManager {
 
   constructor(private readonly m: Master) {}
 
+  /** Torn down or removed in this master's lifetime (Mesos's completed frameworks): an agent reporting its tasks shuts it down instead. */
+  isRemoved(id: string): boolean {
+    return this.removed.has(id);
+  }
+
   /**
    * Validate and record a subscription; the caller then opens the stream and
    * calls `attach`. Re-subscribing with a known id is a failover: tasks stay.

@@ -45,6 +45,19 @@ function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): voi
   else for (const e of events) outbox.send(e);
 }
 
+/** A kill waiting for the task's agent; `known`: the master knew the task when it was asked (it then gets its own update if it is lost). */
+interface HeldKill {
+  frameworkId: string;
+  taskId: string;
+  agentId: string | undefined;
+  killPolicy: V1TaskInfo['kill_policy'] | undefined;
+  known: boolean;
+}
+
+function killEvent(frameworkId: string, taskId: string, killPolicy: V1TaskInfo['kill_policy'] | undefined): AgentEvent {
+  return { type: 'KILL', kill: { framework_id: { value: frameworkId }, task_id: { value: taskId }, ...(killPolicy ? { kill_policy: killPolicy } : {}) } };
+}
+
 /** A task's resources in a compact LAUNCH: no allocation_info, no role on unreserved resources. */
 function compactV1(resources: Resources): V1Resource[] {
   return resources.toV1().map((r) => {
@@ -291,7 +304,7 @@ export class TaskManager {
     } else {
       // Without an agent id, a task may be on any agent that has not re-registered since a master restart.
       let anyRecovering: boolean | undefined;
-      const recovering = (): boolean => (anyRecovering ??= [...this.m.agents.values()].some((a) => a.status === 'recovering'));
+      const recovering = (): boolean => (anyRecovering ??= this.anyRecovering());
       for (const { task_id, agent_id } of tasks) {
         const t = f.tasks.get(task_id.value);
         if (t) {
@@ -309,14 +322,30 @@ export class TaskManager {
   /** What explicit reconciliation says of a task the master does not know, by what it knows of the agent; undefined for "not yet". */
   private unknownTaskState(f: FrameworkRecord, agentId: string | undefined, anyRecovering: () => boolean): { state: V1TaskState; message: string; extra?: Partial<V1TaskStatus> } | undefined {
     const lost = (state: V1TaskState, message: string): { state: V1TaskState; message: string } => ({ state: f.partitionAware ? state : 'TASK_LOST', message });
+    if (this.mayStillBeReported(agentId, anyRecovering)) return undefined;
     const agent = agentId === undefined ? undefined : this.m.agents.get(agentId);
-    if (agent ? agent.status === 'recovering' : agentId === undefined && anyRecovering()) return undefined;
     // With the time the agent was marked unreachable, whatever the state says.
     if (agent?.status === 'unreachable')
       return { ...lost('TASK_UNREACHABLE', 'Reconciliation: Task is unreachable'), ...(agent.unreachableAt !== undefined ? { extra: { unreachable_time: nanos(agent.unreachableAt) } } : {}) };
     if (agent) return lost('TASK_GONE', 'Reconciliation: Task is unknown to the agent');
     if (agentId !== undefined && this.m.agentManager.isGone(agentId)) return lost('TASK_GONE_BY_OPERATOR', 'Reconciliation: Task is gone');
     return lost('TASK_UNKNOWN', 'Reconciliation: Task is unknown');
+  }
+
+  /**
+   * Whether a task the master does not know may still be reported by its
+   * agent: the agent named (or, with none named, any agent) is known from the
+   * registry and has not re-registered since the master restarted (Mesos's
+   * "recovered" agents). Nothing final can be said of such a task yet.
+   */
+  private mayStillBeReported(agentId: string | undefined, anyRecovering: () => boolean = () => this.anyRecovering()): boolean {
+    if (agentId === undefined) return anyRecovering();
+    return this.m.agents.get(agentId)?.status === 'recovering';
+  }
+
+  private anyRecovering(): boolean {
+    for (const a of this.m.agents.values()) if (a.status === 'recovering') return true;
+    return false;
   }
 
   /** Events for one framework, in order, in one write when the stream can take several. */
@@ -326,10 +355,27 @@ export class TaskManager {
     else for (const e of events) f.outbox.send(e);
   }
 
+  /**
+   * Kills that could not reach the task's agent yet, by framework and task
+   * (Mesos's Slave::killedTasks). Right after a master restart the master does
+   * not know the tasks of agents that have not re-registered, and an agent
+   * may be briefly disconnected: the task may well be running, so the master
+   * must neither drop the kill nor invent a terminal state for it. The kill is
+   * sent when the agent is back with the task (settleHeldKills), or answered
+   * as reconciliation would once the agent is marked unreachable or gone.
+   */
+  private readonly heldKills = new Map<string, HeldKill>();
+
   /** KILL: Mesos's rules — an unknown task is reconciled, a kill naming another agent than the task's is ignored. */
   kill(f: FrameworkRecord, taskId: string, agentId: string | undefined, killPolicy: V1TaskInfo['kill_policy'] | undefined): void {
     const t = f.tasks.get(taskId);
     if (!t) {
+      if (this.mayStillBeReported(agentId)) {
+        // Reconciliation would say nothing yet (the framework is meant to retry); the kill is kept instead, so it is not lost.
+        this.m.log.info({ task: taskId, agent: agentId }, 'kill of a task whose agent has not re-registered yet; held until it does');
+        this.holdKill({ frameworkId: f.id, taskId, agentId, killPolicy, known: false });
+        return;
+      }
       this.reconcile(f, [{ task_id: { value: taskId }, ...(agentId !== undefined ? { agent_id: { value: agentId } } : {}) }]);
       return;
     }
@@ -338,12 +384,47 @@ export class TaskManager {
       return;
     }
     const agent = this.m.agents.get(t.agentId);
-    if (!agent || agent.status !== 'connected') {
-      // Mesos keeps the kill pending until the agent comes back; here the agent resends state on re-registration.
-      this.m.log.info({ task: taskId, agent: t.agentId }, 'kill requested for a task on a disconnected agent');
+    if (!agent || agent.status === 'unreachable') {
+      this.m.log.info({ task: taskId, agent: t.agentId }, 'kill requested for a task on an unreachable agent; ignored');
       return;
     }
-    this.m.deliver(agent.outbox, { type: 'KILL', kill: { framework_id: { value: f.id }, task_id: { value: taskId }, ...(killPolicy ? { kill_policy: killPolicy } : {}) } } satisfies AgentEvent);
+    if (agent.status !== 'connected') {
+      // As Mesos: kept and sent again if the agent re-registers with the task still running.
+      this.m.log.info({ task: taskId, agent: t.agentId }, 'kill requested for a task on a disconnected agent; held until it re-registers');
+      this.holdKill({ frameworkId: f.id, taskId, agentId: t.agentId, killPolicy, known: true });
+      return;
+    }
+    this.m.deliver(agent.outbox, killEvent(f.id, taskId, killPolicy));
+  }
+
+  private holdKill(h: HeldKill): void {
+    this.heldKills.set(`${h.frameworkId}\n${h.taskId}`, h);
+  }
+
+  /**
+   * An agent re-registered, or was marked unreachable or gone: the held kills
+   * it decides are sent (the task is known again on a connected agent) or
+   * answered as reconciliation answers them now (the task is still unknown
+   * and nothing is left to wait for: TASK_GONE, TASK_UNREACHABLE, TASK_LOST…).
+   * A held kill of a task the master knows needs no answer here: the task got
+   * its update when its agent was marked unreachable or re-registered without it.
+   */
+  settleHeldKills(): void {
+    if (this.heldKills.size === 0) return;
+    for (const [key, h] of [...this.heldKills]) {
+      const f = this.m.frameworks.get(h.frameworkId);
+      const t = f?.tasks.get(h.taskId);
+      const agent = t ? this.m.agents.get(t.agentId) : undefined;
+      if (f && t && agent && (h.agentId === undefined || h.agentId === t.agentId)) {
+        if (agent.status === 'recovering' || agent.status === 'disconnected') continue;
+        this.heldKills.delete(key);
+        if (agent.status === 'connected' && !isTerminal(t.state)) this.m.deliver(agent.outbox, killEvent(f.id, t.id, h.killPolicy));
+        continue;
+      }
+      if (f && !t && this.mayStillBeReported(h.agentId)) continue;
+      this.heldKills.delete(key);
+      if (f && !t && !h.known) this.reconcile(f, [{ task_id: { value: h.taskId }, ...(h.agentId !== undefined ? { agent_id: { value: h.agentId } } : {}) }]);
+    }
   }
 
   /**
