@@ -150,6 +150,31 @@ describe('right after a master restart, before the agent re-registers', () => {
     expect(masterAnswers(f, 'doomed')).toHaveLength(1);
   });
 
+  it('KILL of a known task on a disconnected agent is held the same way and sent when the agent re-registers (Mesos killedTasks)', async () => {
+    const c = await cluster('rw-kill-disconnected');
+    const f = new TestFramework(c.master.url, { name: 'killer', failover_timeout: 3600 });
+    cleanup.push(() => f.client.close());
+    await f.subscribe();
+    const [offer] = await f.offers();
+    await f.launch(offer!, [{ id: 'k', resources: 'cpus:1;mem:128' }]);
+    await f.update('k', 'TASK_RUNNING');
+    await until(() => c.agent.updates.latestPending(f.id, 'k') === undefined, 10_000, 'acknowledgement reaches the agent');
+
+    // The agent's stream breaks (no master restart here): the master sees it disconnected, the task stays known.
+    (c.agent.session as unknown as { conn: { disconnect(): void } }).conn.disconnect();
+    const active = async (): Promise<boolean | undefined> =>
+      (await c.ops.call<{ get_agents: { agents: Array<{ active: boolean; agent_info: { id: { value: string } } }> } }>('GET_AGENTS')).get_agents.agents.find((a) => a.agent_info.id.value === c.agentId)
+        ?.active;
+    await until(async () => (await active()) === false, 10_000, 'the master sees the agent disconnected');
+    await f.client.kill('k', c.agentId);
+    await barrier(f);
+    expect(masterAnswers(f, 'k')).toEqual([]);
+
+    await c.agent.session.start();
+    await f.update('k', 'TASK_KILLED', 15_000);
+    expect(f.updates('k').map((s) => s.state)).not.toContain('TASK_LOST');
+  });
+
   it('TEARDOWN (scheduler or operator) shuts the framework down on the agent when it re-registers; its tasks are not re-adopted', async () => {
     const c = await cluster('rw-teardown');
     const a0 = await frameworkWithTasks(c, { name: 'self-teardown' }, ['a1']);
