@@ -1,15 +1,20 @@
 /**
  * What every client subcommand needs: where the master is, who we are,
  * and whether to print JSON. Flags beat environment beat the security file.
+ * `--master` / CORRAL_MASTER may name several masters separated by commas:
+ * the clients follow the leader among them (contracts/client/masters.ts).
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadSecurity } from '../core-scheduler/src/index.js';
 import { OperatorClient } from '../contracts/client/operator-client.js';
+import { masterSpecProblem } from '../contracts/client/masters.js';
+import { CorralError } from '../contracts/errors.js';
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
 
 interface GlobalOptions {
+  /** One master URL, or several separated by commas. */
   master: string;
   json: boolean;
   principal?: string;
@@ -19,8 +24,11 @@ interface GlobalOptions {
 
 export function globals(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
+  const master = o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050';
+  const problem = masterSpecProblem(master);
+  if (problem) throw new CorralError('INVALID_ARGUMENT', `--master (or CORRAL_MASTER): ${problem}`);
   return {
-    master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
+    master,
     json: o.json ?? false,
     ...((o.principal ?? process.env.CORRAL_PRINCIPAL) ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
     ...((o.secret ?? process.env.CORRAL_SECRET) ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),

@@ -17,30 +17,45 @@
  * INVALID_ARGUMENT and FORBIDDEN pass through, UNAUTHENTICATED for bad
  * credentials, UNAVAILABLE for a master that cannot be reached or is shutting
  * down, STORE_CLOSED once this client is closed.
+ *
+ * `url` may name several masters (separated by commas): calls and watches go
+ * to the leader among them, following a follower's 307 and skipping masters
+ * that cannot be reached or have no leader (contracts/client/masters.ts). A
+ * write moves on only when it surely was not applied (connection refused,
+ * redirect, 503), never after a connection broke under it.
  */
-import { Pool } from 'undici';
+import { Agent, Pool } from 'undici';
 import { CorralError, errorMessage, type ErrorCode } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
 import { formatIssues, parseInput, z } from '../validate.js';
 import { V1Connection } from '../../contracts/client/connection.js';
 import { basicAuthHeader } from '../../contracts/client/auth-header.js';
+import { LeaderRedirect, LeaderTracker, MasterUnreachable, redirectTarget, transportFailure, viaLeader } from '../../contracts/client/masters.js';
 import * as check from '../../contracts/store/check.js';
 import { compareToWire, kvFromWire, opToWire, replySchemas, resultFromWire, STORE_API_PATH, type Reply, type ReplyType, type StoreCall } from '../../contracts/store/wire.js';
 import { RemoteWatch } from './remote-watch.js';
 import type { KeyValue, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
-/** The master's base URL, e.g. http://master:5050: http(s), nothing after the port. */
-export const masterUrlSchema = z.string().superRefine((u, ctx) => {
+/** The master's base URL, e.g. http://master:5050: http(s), nothing after the port; or several separated by commas. */
+export const masterUrlSchema = z.string().superRefine((spec, ctx) => {
+  const list = spec.includes(',') ? spec.split(',').map((u) => u.trim()) : [spec];
+  for (const u of list) {
+    const problem = baseUrlProblem(u);
+    if (problem) ctx.addIssue({ code: 'custom', message: list.length > 1 ? `${JSON.stringify(u)} ${problem}` : problem });
+  }
+});
+
+function baseUrlProblem(u: string): string | undefined {
   let url: URL;
   try {
     url = new URL(u);
   } catch {
-    ctx.addIssue({ code: 'custom', message: 'must be a URL such as http://master:5050' });
-    return;
+    return 'must be a URL such as http://master:5050';
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' });
-  else if (!['', '/'].includes(url.pathname) || url.search || url.hash) ctx.addIssue({ code: 'custom', message: "must be the master's base URL, without a path" });
-});
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http:// or https:// URL';
+  if (!['', '/'].includes(url.pathname) || url.search || url.hash) return "must be the master's base URL, without a path";
+  return undefined;
+}
 
 const optionsSchema = z
   .object({
@@ -68,11 +83,15 @@ const BAD_REQUEST = new Set<string>(['MALFORMED_REQUEST', 'PAYLOAD_TOO_LARGE', '
 
 export class RemoteStore implements Store {
   readonly backend = 'remote';
-  private readonly origin: string;
+  /** The masters' origins, and which of them leads as far as this client knows. */
+  private readonly leader: LeaderTracker;
   private readonly ns: string;
   private readonly timeoutMs: number;
-  private readonly calls: Pool;
-  private readonly streams: Pool;
+  /** Call pools by master origin (one while the leader stays put). */
+  private readonly calls = new Map<string, Pool>();
+  private readonly callPool: { connections: number; keepAliveTimeout: number; connectTimeout: number; pipelining: number };
+  /** Every watch's stream, on whichever master leads. */
+  private readonly streams: Agent;
   private readonly headers: Record<string, string>;
   private readonly credentials: { principal?: string; secret?: string };
   private readonly log: Logger;
@@ -95,17 +114,33 @@ export class RemoteStore implements Store {
 
   constructor(opts: RemoteStoreOptions) {
     const o = parseInput(optionsSchema, opts, 'remote store options');
-    this.origin = new URL(o.url).origin;
+    this.leader = new LeaderTracker(o.url.split(',').map((u) => new URL(u.trim()).origin));
     this.ns = o.namespace;
     this.timeoutMs = o.timeoutMs;
     this.credentials = o.principal !== undefined && o.secret !== undefined ? { principal: o.principal, secret: o.secret } : {};
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (o.principal !== undefined && o.secret !== undefined) this.headers.authorization = basicAuthHeader(o.principal, o.secret);
-    this.log = logger('store').child({ backend: 'remote', master: this.origin, namespace: this.ns });
+    this.log = logger('store').child({ backend: 'remote', master: this.leader.masters.join(','), namespace: this.ns });
     const pool = { keepAliveTimeout: 60_000, connectTimeout: o.timeoutMs };
-    this.calls = new Pool(this.origin, { ...pool, connections: o.connections, pipelining: 8 });
+    this.callPool = { ...pool, connections: o.connections, pipelining: 8 };
+    this.callsAt(this.leader.url);
     // Unbounded: every watch holds one connection for its whole life.
-    this.streams = new Pool(this.origin, { ...pool, connections: null });
+    this.streams = new Agent({ ...pool, connections: null });
+  }
+
+  /** The master this client talks to now. */
+  private get origin(): string {
+    return this.leader.url;
+  }
+
+  private callsAt(origin: string): Pool {
+    let pool = this.calls.get(origin);
+    if (!pool) {
+      if (this.closed) throw check.closedError();
+      pool = new Pool(origin, this.callPool);
+      this.calls.set(origin, pool);
+    }
+    return pool;
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -182,7 +217,7 @@ export class RemoteStore implements Store {
     const start = from > 0 ? from : this.lastRevision > 0 ? this.lastRevision + 1 : 0;
     const w = new RemoteWatch(
       {
-        connection: () => new V1Connection({ master: this.origin, path: STORE_API_PATH, ...this.credentials, dispatcher: this.streams }),
+        connection: () => new V1Connection({ master: this.leader, path: STORE_API_PATH, ...this.credentials, dispatcher: this.streams }),
         ns: this.ns,
         log: this.log,
         onDone: (done) => this.watches.delete(done),
@@ -240,7 +275,7 @@ export class RemoteStore implements Store {
     this.closed = true;
     for (const w of [...this.watches]) w.fail(check.closedError());
     await new Promise<void>((resolve) => setImmediate(resolve));
-    await Promise.allSettled([this.calls.close(), this.streams.destroy()]);
+    await Promise.allSettled([...[...this.calls.values()].map((p) => p.close()), this.streams.destroy()]);
   }
 
   // ---- transport ----
@@ -278,14 +313,19 @@ export class RemoteStore implements Store {
     return parsed.data as Reply<T>;
   }
 
-  /** POSTs one call; resolves with the JSON reply (undefined for 202), throws the contract's error otherwise. */
-  private async send(call: StoreCall, idempotent: boolean): Promise<unknown> {
+  /** POSTs one call to the leader; resolves with the JSON reply (undefined for 202), throws the contract's error otherwise. */
+  private send(call: StoreCall, idempotent: boolean): Promise<unknown> {
     const body = JSON.stringify(call);
+    return viaLeader(this.leader, (origin) => this.sendTo(origin, body, idempotent), { retryBroken: idempotent, what: 'to the store API' });
+  }
+
+  private async sendTo(origin: string, body: string, idempotent: boolean): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       let status: number;
       let text: string;
+      let location: string | string[] | undefined;
       try {
-        const res = await this.calls.request({
+        const res = await this.callsAt(origin).request({
           path: STORE_API_PATH,
           method: 'POST',
           headers: this.headers,
@@ -295,23 +335,28 @@ export class RemoteStore implements Store {
           bodyTimeout: this.timeoutMs,
         });
         status = res.statusCode;
+        location = res.headers.location;
         text = await res.body.text();
       } catch (err) {
         if (this.closed) throw check.closedError();
+        if (err instanceof CorralError) throw err;
         if (idempotent && attempt === 0) continue;
-        throw new CorralError('UNAVAILABLE', `cannot reach the store API of the master at ${this.origin}: ${errorMessage(err)}`, undefined, { cause: err });
+        const message = `cannot reach the store API of the master at ${origin}: ${errorMessage(err)}`;
+        throw new MasterUnreachable(message, transportFailure(err) !== 'refused', err);
       }
-      if (status >= 300) throw this.httpError(status, text);
+      const leader = redirectTarget(status, location, origin);
+      if (leader !== undefined) throw new LeaderRedirect(status, leader, String(location));
+      if (status >= 300) throw this.httpError(status, text, origin);
       if (text === '') return undefined;
       try {
         return JSON.parse(text) as unknown;
       } catch {
-        throw new CorralError('UNAVAILABLE', `the master at ${this.origin} sent a reply that is not JSON (status ${status})`);
+        throw new CorralError('UNAVAILABLE', `the master at ${origin} sent a reply that is not JSON (status ${status})`);
       }
     }
   }
 
-  private httpError(status: number, text: string): CorralError {
+  private httpError(status: number, text: string, origin: string): CorralError {
     let code: string | undefined;
     let message = text.slice(0, 2000) || `HTTP ${status}`;
     let details: Record<string, unknown> | undefined;
@@ -331,7 +376,7 @@ export class RemoteStore implements Store {
       message = `the master's store is closed (the master is stopping): ${message}`;
     } else if (status === 404) {
       mapped = 'UNAVAILABLE';
-      message = `the master at ${this.origin} does not serve the store API (${STORE_API_PATH}): ${message}`;
+      message = `the master at ${origin} does not serve the store API (${STORE_API_PATH}): ${message}`;
     } else if (status === 401) mapped = 'UNAUTHENTICATED';
     else if (status === 403) mapped = 'FORBIDDEN';
     else if (status >= 400 && status < 500) mapped = 'INVALID_ARGUMENT';

@@ -12,17 +12,26 @@ import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici';
 import { CorralError, type ErrorCode } from '../errors.js';
 import { RecordIODecoder } from '../recordio.js';
 import { basicAuthHeader } from './auth-header.js';
+import { LeaderRedirect, LeaderTracker, redirectTarget, trackerFor, viaLeader, type MasterSpec } from './masters.js';
 
 export interface ConnectionOptions {
-  /** Master URL, e.g. http://127.0.0.1:5050 */
-  master: string;
+  /**
+   * Master URL, e.g. http://127.0.0.1:5050; or several (an array, or one
+   * string separated by commas), or a tracker shared with other clients: the
+   * connection follows the leader among them (see masters.ts).
+   */
+  master: MasterSpec | LeaderTracker;
   path: string;
   principal?: string | undefined;
   secret?: string | undefined;
   /** Calls in flight per connection (HTTP pipelining) and connections for calls. */
   pipelining?: number;
   connections?: number;
-  /** Share one HTTP dispatcher among many connections (thousands of simulated agents in one process). */
+  /**
+   * Share one HTTP dispatcher among many connections (thousands of simulated
+   * agents in one process). With several masters it must serve any origin
+   * (an undici Agent, not a Pool).
+   */
   dispatcher?: Dispatcher;
   /**
    * Dispatcher for the long-lived event stream, when it should not be the
@@ -89,18 +98,22 @@ class BodyText {
 /** Collects a call's answer: resolves with its JSON on 2xx, rejects with CallError otherwise. */
 class CallHandler implements Dispatcher.DispatchHandler {
   private status = 0;
+  private location: string | string[] | undefined;
   private readonly body = new BodyText(MAX_CALL_RESPONSE_BYTES);
 
   constructor(
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (err: Error) => void,
+    /** The master asked, to resolve a relative Location. */
+    private readonly url: string,
   ) {}
 
   // undici takes a handler for the current (non-deprecated) interface by this method's presence.
   onRequestStart(): void {}
 
-  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number): void {
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = statusCode;
+    if (statusCode === 307 || statusCode === 308) this.location = headers.location;
   }
 
   onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -109,6 +122,8 @@ class CallHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     const text = this.body.text();
+    const leader = redirectTarget(this.status, this.location, this.url);
+    if (leader !== undefined) return this.reject(new LeaderRedirect(this.status, leader, String(this.location)));
     if (this.status >= 300) return this.reject(new CallError(this.status, errorText(text)));
     try {
       this.resolve(text ? (JSON.parse(text) as unknown) : undefined);
@@ -136,6 +151,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private aborted = false;
   private status = 0;
+  private location: string | string[] | undefined;
   private readonly decoder = new RecordIODecoder();
   private readonly errorBody = new BodyText(MAX_STREAM_ERROR_BYTES);
   private settleOpen!: { resolve: (streamId: string) => void; reject: (err: Error) => void };
@@ -147,6 +163,8 @@ class StreamHandler implements Dispatcher.DispatchHandler {
     private readonly onEvent: (event: Record<string, unknown>) => void,
     /** Called with the stream id before the first record is handed on: a record's handler may already make calls. */
     private readonly onOpen: (streamId: string) => void,
+    /** The master asked, to resolve a relative Location. */
+    private readonly url: string,
   ) {
     // Nobody awaits `done` when opening fails.
     this.done.catch(() => undefined);
@@ -169,6 +187,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = statusCode;
+    if (statusCode === 307 || statusCode === 308) this.location = headers.location;
     if (statusCode !== 200) return;
     const streamId = String(headers['mesos-stream-id'] ?? '');
     this.onOpen(streamId);
@@ -188,7 +207,10 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.status !== 200) this.settleOpen.reject(new CallError(this.status, errorText(this.errorBody.text())));
+    if (this.status !== 200) {
+      const leader = redirectTarget(this.status, this.location, this.url);
+      this.settleOpen.reject(leader !== undefined ? new LeaderRedirect(this.status, leader, String(this.location)) : new CallError(this.status, errorText(this.errorBody.text())));
+    }
     this.settleDone.resolve();
   }
 
@@ -199,59 +221,108 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-export class V1Connection {
-  private readonly pool: Dispatcher;
-  private readonly ownsPool: boolean;
+interface Pools {
+  calls: Dispatcher;
   /**
    * A connection of its own for acknowledgements, so they never wait behind
    * a burst of other calls: a framework that answers 10,000 offers at once
    * would otherwise hold every acknowledgement until the last ACCEPT is sent,
    * and the agents would resend their updates.
    */
-  private readonly ackPool: Dispatcher | undefined;
+  acks: Dispatcher | undefined;
+}
+
+export class V1Connection {
+  /** Which master to talk to: the leader, found through the list. */
+  readonly leader: LeaderTracker;
+  /** Pools by master URL (one while the leader stays where it is). */
+  private readonly pools = new Map<string, Pools>();
+  private readonly ownsPool: boolean;
   private readonly headers: Record<string, string>;
   streamId: string | undefined;
   private stream: StreamHandler | undefined;
+  /** The master the current stream was opened at. */
+  streamMaster: string | undefined;
+  /** Bumped by disconnect() and close(): a search for the leader under way stops there. */
+  private generation = 0;
+  private closed = false;
 
   constructor(private readonly opts: ConnectionOptions) {
+    this.leader = trackerFor(opts.master);
     this.ownsPool = opts.dispatcher === undefined;
-    this.pool = opts.dispatcher ?? new Pool(opts.master, { connections: opts.connections ?? 2, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
-    this.ackPool = opts.dispatcher ? undefined : new Pool(opts.master, { connections: 1, pipelining: opts.pipelining ?? 1, keepAliveTimeout: 60_000 });
+    this.poolsFor(this.leader.url);
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (opts.principal !== undefined && opts.secret !== undefined) this.headers.authorization = basicAuthHeader(opts.principal, opts.secret);
   }
 
-  /** Open the event stream; `onEvent` gets each record in order; resolves when the stream ends. */
+  private poolsFor(url: string): Pools {
+    let p = this.pools.get(url);
+    if (!p) {
+      if (this.closed) throw new CorralError('UNAVAILABLE', 'the connection to the master is closed');
+      const o = this.opts;
+      p = o.dispatcher
+        ? { calls: o.dispatcher, acks: undefined }
+        : {
+            calls: new Pool(url, { connections: o.connections ?? 2, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000 }),
+            acks: new Pool(url, { connections: 1, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000 }),
+          };
+      this.pools.set(url, p);
+    }
+    return p;
+  }
+
+  /**
+   * Open the event stream at the leader (following redirects, moving along
+   * the list of masters); `onEvent` gets each record in order; resolves when
+   * the stream is open, with `done` settling when it ends.
+   */
   async subscribe(call: unknown, onEvent: (event: Record<string, unknown>) => void): Promise<{ streamId: string; done: Promise<void> }> {
+    const body = JSON.stringify(call);
+    const generation = this.generation;
+    return viaLeader(this.leader, (url) => this.openStream(url, body, onEvent, generation), { what: `to ${this.opts.path}` });
+  }
+
+  private async openStream(url: string, body: string, onEvent: (event: Record<string, unknown>) => void, generation: number): Promise<{ streamId: string; done: Promise<void> }> {
+    if (this.closed || generation !== this.generation) throw new StreamAborted('event stream closed by the client');
     // The first records may arrive with the headers and be handled before `opened` settles.
-    const stream = new StreamHandler(onEvent, (streamId) => (this.streamId = streamId));
+    const stream = new StreamHandler(onEvent, (streamId) => ((this.streamId = streamId), (this.streamMaster = url)), url);
     this.stream = stream;
     const dispatcher = this.opts.streamDispatcher ?? this.opts.dispatcher ?? getGlobalDispatcher();
-    const { origin, pathname } = new URL(this.opts.path, this.opts.master);
-    dispatcher.dispatch({ origin, path: pathname, method: 'POST', headers: this.headers, body: JSON.stringify(call), bodyTimeout: 0, headersTimeout: 30_000 }, stream);
+    const { origin, pathname } = new URL(this.opts.path, url);
+    dispatcher.dispatch({ origin, path: pathname, method: 'POST', headers: this.headers, body, bodyTimeout: 0, headersTimeout: 30_000 }, stream);
     const streamId = await stream.opened;
     return { streamId, done: stream.done };
   }
 
-  /** A non-streaming call; resolves on 2xx, throws CallError with the server's message otherwise. */
+  /** A non-streaming call at the leader; resolves on 2xx, throws CallError with the server's message otherwise. */
   call(body: unknown, lane: 'calls' | 'acknowledgements' = 'calls'): Promise<unknown> {
-    const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
-    const pool = lane === 'acknowledgements' ? (this.ackPool ?? this.pool) : this.pool;
     const payload = JSON.stringify(body);
+    const url = this.leader.url;
+    // The common case goes straight to the known leader; only a failure takes the slow path.
+    return this.send(url, payload, lane).catch((error: unknown) => viaLeader(this.leader, (u) => this.send(u, payload, lane), { what: `to ${this.opts.path}` }, { url, error }));
+  }
+
+  private send(url: string, payload: string, lane: 'calls' | 'acknowledgements'): Promise<unknown> {
+    const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
     return new Promise((resolve, reject) => {
-      pool.dispatch({ origin: this.opts.master, path: this.opts.path, method: 'POST', headers, body: payload }, new CallHandler(resolve, reject));
+      const pools = this.poolsFor(url);
+      const pool = lane === 'acknowledgements' ? (pools.acks ?? pools.calls) : pools.calls;
+      pool.dispatch({ origin: url, path: this.opts.path, method: 'POST', headers, body: payload }, new CallHandler(resolve, reject, url));
     });
   }
 
   /** Drop the stream (the master sees the scheduler or agent disconnect). */
   disconnect(): void {
+    this.generation++;
     this.stream?.abort();
     this.stream = undefined;
     this.streamId = undefined;
+    this.streamMaster = undefined;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.disconnect();
-    if (this.ownsPool) await Promise.all([this.pool.close(), this.ackPool?.close()]);
+    if (this.ownsPool) await Promise.all([...this.pools.values()].flatMap((p) => [p.calls.close(), p.acks?.close()]));
   }
 }

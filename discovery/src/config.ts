@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { z } from '../../common/validate.js';
 import { storeConfigSchema } from '../../common/store/json.js';
+import { masterSpecProblem } from '../../contracts/client/masters.js';
 
 const label = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label');
 
@@ -21,8 +22,14 @@ export const discoveryConfigSchema = z.object({
   store: z.lazy(() => storeConfigSchema.optional()),
   master: z
     .object({
-      /** Master URL; without it only catalog and agent registrations are served. */
-      url: z.string().url().optional(),
+      /** Master URL, or several separated by commas (the leader among them is followed); without it only catalog and agent registrations are served. */
+      url: z
+        .string()
+        .superRefine((m, ctx) => {
+          const problem = masterSpecProblem(m);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
       principal: z.string().optional(),
       secret: z.string().optional(),
       initialBackoffMs: z.number().int().min(10).max(60_000).default(100),

@@ -2,10 +2,17 @@
  * Agent configuration: defaults < --config file < CORRAL_AGENT_* env < flags.
  */
 import { z } from '../../../common/validate.js';
+import { masterSpecProblem } from '../../../contracts/client/masters.js';
 
 export const agentConfigSchema = z.object({
-  /** Master URL. */
-  master: z.string().url().default('http://127.0.0.1:5050'),
+  /** Master URL, or several (an array, or separated by commas): the agent registers with the leader among them. */
+  master: z
+    .union([z.string(), z.array(z.string()).min(1)])
+    .superRefine((m, ctx) => {
+      const problem = masterSpecProblem(m);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default('http://127.0.0.1:5050'),
   /** Security file to take this agent's credential from (a principal in acls.agents); or principal+secret. */
   credentials: z.string().optional(),
   principal: z.string().optional(),

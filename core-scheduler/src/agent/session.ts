@@ -1,10 +1,13 @@
 /**
  * An agent's session with the master: REGISTER (re-register with its id and
  * tasks after any break), the event stream, heartbeats, reconnect with backoff.
+ * With several masters, every registration looks for the leader among them
+ * (redirects followed, unreachable masters skipped: contracts/client/masters.ts).
  */
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../contracts/errors.js';
 import { V1Connection } from '../../../contracts/client/connection.js';
+import type { LeaderTracker, MasterSpec } from '../../../contracts/client/masters.js';
 import {
   AGENT_CAPABILITIES,
   agentUpdateCall,
@@ -27,7 +30,8 @@ export interface AgentTaskReport {
 }
 
 interface AgentSessionOptions {
-  master: string;
+  /** The master, or several: each (re-)registration goes to the leader among them. */
+  master: MasterSpec | LeaderTracker;
   principal?: string | undefined;
   secret?: string | undefined;
   info: Omit<V1AgentInfo, 'id'>;

@@ -6,6 +6,7 @@
 import { z } from '../../../common/validate.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { roleSchema } from '../../../contracts/v1/v1-schema.js';
+import { masterSpecProblem } from '../../../contracts/client/masters.js';
 
 export const SERVICES_ENV_PREFIX = 'CORRAL_SERVICES_';
 
@@ -21,7 +22,14 @@ export const servicesConfigSchema = z.object({
   noAuth: z.boolean().default(false),
   master: z
     .object({
-      url: z.string().url().default('http://127.0.0.1:5050'),
+      /** The master, or several separated by commas: the framework subscribes to the leader among them. */
+      url: z
+        .string()
+        .superRefine((m, ctx) => {
+          const problem = masterSpecProblem(m);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .default('http://127.0.0.1:5050'),
       /** The framework's own credential at the master. */
       principal: z.string().min(1).optional(),
       secret: z.string().min(1).optional(),

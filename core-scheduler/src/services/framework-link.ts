@@ -12,10 +12,12 @@
 import { CorralError, errorMessage, unavailable } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { SchedulerClient } from '../../../contracts/client/scheduler-client.js';
+import { LeaderTracker, type MasterSpec } from '../../../contracts/client/masters.js';
 import type { SchedulerEvent, V1FrameworkInfo } from '../../../contracts/v1/v1.js';
 
 interface FrameworkLinkOptions {
-  master: string;
+  /** The master, or several: every attempt subscribes at the leader among them. */
+  master: MasterSpec;
   principal?: string | undefined;
   secret?: string | undefined;
   /** Everything but id and roles, which the link manages. */
@@ -46,10 +48,13 @@ export class FrameworkLink {
   frameworkId: string | undefined;
   roles: string[];
   lastError: string | undefined;
+  /** Shared by every attempt's client: a re-subscription starts at the leader the last one found. */
+  private readonly leader: LeaderTracker;
   subscribedAt: number | undefined;
 
   constructor(private readonly opts: FrameworkLinkOptions) {
     this.frameworkId = opts.frameworkId;
+    this.leader = new LeaderTracker(opts.master);
     this.roles = [...opts.roles];
     this.delayMs = opts.reconnectInitialMs;
   }
@@ -104,7 +109,7 @@ export class FrameworkLink {
   private async subscribeWith(roles: string[]): Promise<void> {
     const info: V1FrameworkInfo = { ...this.opts.info, roles, ...(this.frameworkId ? { id: { value: this.frameworkId } } : {}) };
     const client: SchedulerClient = new SchedulerClient({
-      master: this.opts.master,
+      master: this.leader,
       principal: this.opts.principal,
       secret: this.opts.secret,
       framework: info,

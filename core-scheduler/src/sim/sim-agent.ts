@@ -9,7 +9,8 @@ import { parseResources } from '../resources/parse.js';
 import { isTerminal, type AgentCapability, type AgentEvent, type V1Attribute, type V1FrameworkInfo, type V1TaskInfo, type V1TaskState, type V1TaskStatus } from '../../../contracts/v1/v1.js';
 
 export interface SimAgentOptions {
-  master: string;
+  /** The master, or several (the session registers with the leader among them). */
+  master: import('../../../contracts/client/masters.js').MasterSpec;
   principal?: string | undefined;
   secret?: string | undefined;
   hostname: string;

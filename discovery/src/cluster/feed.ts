@@ -8,12 +8,14 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { V1Connection } from '../../../contracts/client/connection.js';
 import { OperatorClient } from '../../../contracts/client/operator-client.js';
+import { LeaderTracker } from '../../../contracts/client/masters.js';
 import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
 import { errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { z } from '../../../common/validate.js';
 
 interface MasterFeedOptions {
+  /** The master, or several separated by commas: the feed follows the leader among them. */
   url: string;
   principal?: string | undefined;
   secret?: string | undefined;
@@ -43,8 +45,12 @@ export class MasterFeed {
   private stopped = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  /** Shared by the GET_MASTER call and the stream: both go to the leader the other found. */
+  private readonly leader: LeaderTracker;
 
-  constructor(private readonly opts: MasterFeedOptions) {}
+  constructor(private readonly opts: MasterFeedOptions) {
+    this.leader = new LeaderTracker(opts.url);
+  }
 
   start(): void {
     this.disconnectedAt = Date.now();
@@ -87,7 +93,7 @@ export class MasterFeed {
   private async session(): Promise<void> {
     const cred = { principal: this.opts.principal, secret: this.opts.secret };
     await this.resolveLeader(cred);
-    this.conn = new V1Connection({ master: this.opts.url, path: '/api/v1', ...cred });
+    this.conn = new V1Connection({ master: this.leader, path: '/api/v1', ...cred });
     try {
       const { done } = await this.conn.subscribe({ type: 'SUBSCRIBE' }, (raw) => this.onRecord(raw));
       await done;
@@ -109,7 +115,7 @@ export class MasterFeed {
     if (env.data.type === 'SUBSCRIBED' && !this.connected) {
       this.connected = true;
       this.disconnectedAt = 0;
-      this.opts.log.info({ master: this.opts.url }, 'following the master event stream');
+      this.opts.log.info({ master: this.conn?.streamMaster ?? this.opts.url }, 'following the master event stream');
     }
     try {
       this.opts.onEvent(raw as OperatorEvent);
@@ -119,7 +125,7 @@ export class MasterFeed {
   }
 
   private async resolveLeader(cred: { principal?: string | undefined; secret?: string | undefined }): Promise<void> {
-    const client = new OperatorClient({ master: this.opts.url, ...cred });
+    const client = new OperatorClient({ master: this.leader, ...cred });
     try {
       const info = masterInfo.parse(await client.call('GET_MASTER')).get_master.master_info;
       const host = info.address?.ip || info.hostname;
