@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
+import { CorralError } from '../../contracts/errors.js';
 import { nodeConfigSchema, type NodeConfig } from '../../provision/src/index.js';
 import { planNode } from '../../provision/src/index.js';
 import { nodeFileFor, initNode, type NodeInitOptions } from '../../provision/src/index.js';
@@ -12,6 +13,15 @@ import { intOption } from '../parse.js';
 import { nodeDown, nodeStatus, nodeUp } from '../../provision/src/index.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
+
+/** `c1=198.18.0.1,c2=198.18.0.2,…` → the control plane's members. */
+function parseControlPlane(text: string): Array<{ name: string; address: string }> {
+  return text.split(',').map((part) => {
+    const [name, address] = part.split('=');
+    if (!name || !address) throw new CorralError('INVALID_ARGUMENT', `--control-plane: "${part}" is not name=address`);
+    return { name: name.trim(), address: address.trim() };
+  });
+}
 
 const load = (file: string): NodeConfig => loadConfig(nodeConfigSchema, { file, envPrefix: 'CORRAL_NODE_' });
 
@@ -36,6 +46,7 @@ export function registerNode(program: Command): void {
     .option('--hold-time <s>', 'agent: BGP hold time (default 9)', intOption('--hold-time', 3, 65535))
     .option('--resources <text>', 'agent: resources to offer (default: detected)')
     .option('--attributes <text>', 'agent: extra attributes, e.g. "rack:r1"')
+    .option('--control-plane <list>', 'control: every control node as name=address, comma-separated (3 for replicated masters: each runs an etcd member and a master)')
     .action((o: Record<string, unknown>) => {
       if (o.role !== 'control' && o.role !== 'agent') throw new Error('--role must be control or agent');
       const opts: NodeInitOptions = {
@@ -54,6 +65,7 @@ export function registerNode(program: Command): void {
         holdTime: o.holdTime as number | undefined,
         resources: o.resources as string | undefined,
         attributes: o.attributes as string | undefined,
+        ...(o.controlPlane ? { controlPlane: parseControlPlane(o.controlPlane as string) } : {}),
       };
       initNode(opts); // validate before printing
       process.stdout.write(JSON.stringify(nodeFileFor(opts), null, 2) + '\n');

@@ -2,7 +2,7 @@
  * A node file from a few facts about a machine (`corral node init`): its
  * role, name and address, and where the control node is. vagrant/provision.sh
  * writes each VM's /etc/corral/node.json with it; the namespace lab builds
- * its node files from its own plan (plugins/cni-calico-like/src/lab/topology.ts).
+ * its node files from its own plan (lab/topology.ts).
  * Either way `corral node up` is what runs them.
  */
 import { parseInput } from '../../common/validate.js';
@@ -33,6 +33,12 @@ export interface NodeInitOptions {
   /** Agent resources (default: detected). */
   resources?: string;
   attributes?: string;
+  /**
+   * Control: the control plane's nodes (name=address each, this one among
+   * them) for replicated masters: every control node runs an etcd member of
+   * one cluster and a master keeping its registry there, one of them leading.
+   */
+  controlPlane?: Array<{ name: string; address: string }>;
 }
 
 export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
@@ -42,8 +48,14 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
     return {
       role: 'control',
       ...common,
-      components: [...(o.ceph ? (['ceph'] as const) : []), 'master', 'services', 'discovery'],
-      master: { heartbeatIntervalMs: o.heartbeatMs ?? 1000, maxMissedHeartbeats: 3, unreachableTimeoutMs: o.agentTimeoutMs ?? 5000 },
+      components: [...(o.ceph ? (['ceph'] as const) : []), ...(o.controlPlane ? (['etcd'] as const) : []), 'master', 'services', 'discovery'],
+      ...(o.controlPlane ? { etcd: { members: o.controlPlane } } : {}),
+      master: {
+        heartbeatIntervalMs: o.heartbeatMs ?? 1000,
+        maxMissedHeartbeats: 3,
+        unreachableTimeoutMs: o.agentTimeoutMs ?? 5000,
+        ...(o.controlPlane ? { registry: 'etcd' as const, ha: true } : {}),
+      },
       services: { replaceAfterSeconds: 0, refuseSeconds: 1, idleRefuseSeconds: 5, reconcileSeconds: 30 },
       ...(o.ceph ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 1024, pools: ['corral'] } } } : {}),
     };

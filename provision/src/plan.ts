@@ -11,7 +11,10 @@ import type { MasterConfigInput } from '../../core-scheduler/src/index.js';
 import type { ServicesConfigInput } from '../../core-scheduler/src/index.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/index.js';
 import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/index.js';
-import { componentsOf, type Component, type NodeConfig } from './config.js';
+import { componentsOf, etcdEndpoints, type Component, type NodeConfig } from './config.js';
+
+/** The etcd server program (Debian's etcd-server). */
+const ETCD_BINARY = process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd';
 import type { NodeScope } from './scope.js';
 import { CorralError } from '../../contracts/errors.js';
 
@@ -38,8 +41,10 @@ export interface DaemonPlan {
   what: string;
   /** Run inside this named network namespace. */
   netns?: string;
-  /** Arguments after `corral`. */
+  /** Arguments after `corral` (or after `program`). */
   args: string[];
+  /** A program other than corral (an etcd member), with the arguments after it. */
+  program?: string;
   configFile: string;
   config: unknown;
   /** stdout and stderr of the process (the daemon's own structured log goes to its log file). */
@@ -118,6 +123,36 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   }
   const cephClient = ceph ? cephClientFiles(n.dir) : n.ceph.confFile ? { confFile: n.ceph.confFile, keyring: n.ceph.keyring ?? join(n.dir, 'ceph', 'keyring') } : undefined;
 
+  if (has('etcd')) {
+    const dir = join(n.dir, 'etcd');
+    const peer = (address: string): string => `http://${address}:${n.etcd.peerPort}`;
+    const client = `http://${n.address}:${n.etcd.clientPort}`;
+    // etcd's own configuration file (YAML; JSON is YAML): one member of the control plane's cluster.
+    const config = {
+      name: n.name,
+      'data-dir': join(dir, 'data'),
+      'listen-client-urls': client,
+      'advertise-client-urls': client,
+      'listen-peer-urls': peer(n.address),
+      'initial-advertise-peer-urls': peer(n.address),
+      'initial-cluster': n.etcd.members.map((m) => `${m.name}=${peer(m.address)}`).join(','),
+      'initial-cluster-token': n.etcd.token,
+      'initial-cluster-state': 'new',
+      'log-level': n.log.level === 'debug' || n.log.level === 'trace' ? 'debug' : 'warn',
+    };
+    const configFile = join(dir, 'etcd.json');
+    daemons.push({
+      name: 'etcd',
+      what: `etcd member ${n.name} on ${client} (cluster of ${n.etcd.members.length})`,
+      program: ETCD_BINARY,
+      args: ['--config-file', configFile],
+      configFile,
+      config,
+      outFile: n.log.dir ? join(n.log.dir, 'etcd.log') : join(dir, 'etcd.out'),
+      // A member is ready once the cluster has a leader (its /health says true): with 3 members, once 2 run.
+      ready: { kind: 'http', url: `${client}/health`, expect: { field: ['health'], equals: 'true', waiting: 'the etcd cluster has no quorum yet' }, show: { field: [], text: client } },
+    });
+  }
   if (has('master')) {
     const dir = join(n.dir, 'master');
     const config: MasterConfigInput = {
@@ -126,7 +161,9 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       workDir: dir,
       // Without a security file, a lab on a private network: no credentials (documented in provision/README.md).
       ...auth(),
-      store: { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
+      store: n.master.registry === 'etcd' ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
+      // Replicated masters: one leads, elected in etcd; the others redirect to it.
+      ...(n.master.ha ? { ha: { enabled: true } } : {}),
       allocation: { intervalMs: n.master.allocationIntervalMs },
       agents: { heartbeatIntervalMs: n.master.heartbeatIntervalMs, maxMissedHeartbeats: n.master.maxMissedHeartbeats, unreachableTimeoutMs: n.master.unreachableTimeoutMs },
       log: logFile(dir, 'master'),

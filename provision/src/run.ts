@@ -78,7 +78,7 @@ export function daemonSpec(d: DaemonPlan, corral: string[], o: { env?: NodeJS.Pr
   return {
     name: d.name,
     what: d.what,
-    argv: [...corral, ...(o.globalArgs ?? []), ...d.args],
+    argv: d.program ? [d.program, ...d.args] : [...corral, ...(o.globalArgs ?? []), ...d.args],
     outFile: d.outFile,
     ...(d.netns ? { netns: d.netns } : {}),
     env: o.env ?? daemonEnv(),

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
 import { secretsOf } from '../../provision/src/run.js';
+import { initNode } from '../../provision/src/init.js';
 import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
@@ -108,5 +109,68 @@ describe("corral up's node file", () => {
     const scope = upScope(up, p.scope);
     expect(scope).toMatchObject({ dirs: [up.workDir, up.runDir], cgroupRoots: ['cx'], netnsPrefix: 'cx-', netns: ['cx-node'], marker: { env: 'CORRAL_UP_INSTANCE', value: up.marker } });
     expect(scope.sockets).toEqual(expect.arrayContaining([up.paths.cniSocket, up.paths.volumeSocket, up.paths.agentSocket]));
+  });
+});
+
+describe('a control plane of three nodes with etcd', () => {
+  const members = [
+    { name: 'c1', address: '198.18.0.1' },
+    { name: 'c2', address: '198.18.0.2' },
+    { name: 'c3', address: '198.18.0.3' },
+  ];
+  const control = (i: number) =>
+    nodeConfigSchema.parse({
+      role: 'control',
+      name: members[i]!.name,
+      address: members[i]!.address,
+      dir: '/var/lib/corral/node',
+      components: ['etcd', 'master', 'services', 'discovery'],
+      etcd: { members },
+      master: { registry: 'etcd', ha: true },
+    });
+
+  it('runs one etcd member per control node, in a cluster of all three, before the master', () => {
+    const p = planNode(control(1));
+    expect(p.daemons.map((d) => d.name)).toEqual(['etcd', 'master', 'services', 'discovery']);
+    const etcd = p.daemons[0]!;
+    expect(etcd.program).toMatch(/etcd$/);
+    expect(etcd.args).toEqual(['--config-file', '/var/lib/corral/node/etcd/etcd.json']);
+    expect(etcd.config).toMatchObject({
+      name: 'c2',
+      'listen-client-urls': 'http://198.18.0.2:2379',
+      'initial-advertise-peer-urls': 'http://198.18.0.2:2380',
+      'initial-cluster': 'c1=http://198.18.0.1:2380,c2=http://198.18.0.2:2380,c3=http://198.18.0.3:2380',
+      'initial-cluster-state': 'new',
+    });
+    expect(etcd.ready).toMatchObject({ url: 'http://198.18.0.2:2379/health', expect: { field: ['health'], equals: 'true' } });
+  });
+
+  it('keeps the master registry in the etcd cluster, replicated', () => {
+    expect(config(planNode(control(0)), 'master')).toMatchObject({
+      store: { backend: 'etcd', etcdEndpoints: ['http://198.18.0.1:2379', 'http://198.18.0.2:2379', 'http://198.18.0.3:2379'] },
+      ha: { enabled: true },
+    });
+  });
+
+  it('refuses inconsistent node files with the field and the reason', () => {
+    const bad = (patch: Record<string, unknown>) => () => nodeConfigSchema.parse({ role: 'control', name: 'c1', address: '198.18.0.1', dir: '/d', ...patch });
+    expect(bad({ master: { ha: true } })).toThrow(/registry in etcd/);
+    expect(bad({ master: { registry: 'etcd' } })).toThrow(/list the etcd members/);
+    expect(bad({ components: ['etcd'], etcd: { members: [{ name: 'c9', address: '198.18.0.9' }] } })).toThrow(/not among etcd.members/);
+  });
+});
+
+describe('corral node init --control-plane', () => {
+  it('writes a control node file with its etcd member and a replicated master', () => {
+    const plane = [
+      { name: 'c1', address: '198.18.0.1' },
+      { name: 'c2', address: '198.18.0.2' },
+      { name: 'c3', address: '198.18.0.3' },
+    ];
+    const n = initNode({ role: 'control', name: 'c3', address: '198.18.0.3', controlPlane: plane });
+    expect(n.components).toEqual(['etcd', 'master', 'services', 'discovery']);
+    expect(n.etcd.members).toEqual(plane);
+    expect(n.master).toMatchObject({ registry: 'etcd', ha: true });
+    expect(() => initNode({ role: 'control', name: 'c4', address: '198.18.0.4', controlPlane: plane })).toThrow(/not among etcd.members/);
   });
 });
