@@ -49,6 +49,18 @@ const passthrough = {
   onFailure: () => ({ dispose: () => undefined }),
 } as unknown as Policy;
 
+/** Options for an etcd3 client of corral's (the Store, the master election): no hidden retries, bounded unary calls. */
+export function etcdClientOptions(endpoints: string[], dialTimeoutMs: number): IOptions {
+  return {
+    hosts: endpoints,
+    // Streams (watch, keepalive) live long; only unary calls get a deadline.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
+    faultHandling: { global: passthrough, host: () => passthrough },
+    // grpc-js caps received messages at 4 MiB; a range over many large values is legitimate.
+    grpcOptions: { 'grpc.max_receive_message_length': -1 },
+  };
+}
+
 const CMP_TARGET = { modRevision: 'Mod', createRevision: 'Create', version: 'Version', value: 'Value' } as const;
 const CMP_RESULT = { '=': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Greater' } as const;
 
@@ -85,14 +97,7 @@ export class EtcdStore implements Store {
     this.ns = Buffer.from(namespace, 'utf8');
     this.timeoutMs = dialTimeoutMs;
     this.log = logger('store').child({ backend: 'etcd', namespace });
-    this.client = new Etcd3({
-      hosts: endpoints,
-      // Streams (watch, keepalive) live long; only unary calls get a deadline.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
-      faultHandling: { global: passthrough, host: () => passthrough },
-      // grpc-js caps received messages at 4 MiB; a range over many large values is legitimate.
-      grpcOptions: { 'grpc.max_receive_message_length': -1 },
-    });
+    this.client = new Etcd3(etcdClientOptions(endpoints, dialTimeoutMs));
   }
 
   async get(key: string): Promise<KeyValue | undefined> {

@@ -4,57 +4,81 @@
 import { z } from '../../../common/validate.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 
-export const masterConfigSchema = z.object({
-  host: z.string().default('127.0.0.1'),
-  port: z.number().int().min(0).max(65535).default(5050),
-  /** Name other hosts reach this master by (offers carry it); defaults to `host`. */
-  advertiseHost: z.string().optional(),
-  workDir: z.string().default('/var/lib/corral/master'),
-  store: z.lazy(() => storeConfigSchema.optional()),
-  /** Security file (credentials and ACLs); required unless `noAuth`. */
-  credentials: z.string().optional(),
-  /** Turn authentication off: for local use only, never by default. */
-  noAuth: z.boolean().default(false),
-  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
-  allocation: z
-    .object({
-      /** Full allocation round period (also how often expired filters are noticed). */
-      intervalMs: z.number().int().min(10).max(60_000).default(1000),
-      /** Events (an agent added, resources returned) trigger a round for the affected agents after this delay, batched. */
-      batchMs: z.number().int().min(0).max(10_000).default(5),
-      /** Filter applied to declined and unused resources when the framework gives none (Mesos: 5 s). */
-      defaultRefuseSeconds: z.number().min(0).max(3600).default(5),
-      fairnessExcludedResourceNames: z.array(z.string()).default([]),
-    })
-    .default({ intervalMs: 1000, batchMs: 5, defaultRefuseSeconds: 5, fairnessExcludedResourceNames: [] }),
-  agents: z
-    .object({
-      heartbeatIntervalMs: z.number().int().min(50).max(600_000).default(5000),
-      /** An agent that misses this many heartbeats in a row counts as disconnected. */
-      maxMissedHeartbeats: z.number().int().min(1).max(100).default(3),
-      /** A disconnected agent is marked unreachable (its tasks LOST/UNREACHABLE) after this long. */
-      unreachableTimeoutMs: z.number().int().min(0).max(3_600_000).default(10_000),
-      /** After a master restart, agents not back within this long are marked unreachable. */
-      reregisterTimeoutMs: z
-        .number()
-        .int()
-        .min(0)
-        .max(24 * 3_600_000)
-        .default(600_000),
-      /** Acknowledgements are forwarded to an agent in batches gathered over this long (one write instead of many). */
-      ackBatchMs: z.number().int().min(0).max(1000).default(10),
-    })
-    .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000, ackBatchMs: 10 }),
-  frameworks: z
-    .object({
-      heartbeatIntervalSeconds: z.number().min(0.05).max(3600).default(15),
-      /** Terminal tasks kept per framework for the operator API (Mesos's --max_completed_tasks_per_framework, 1000). */
-      maxCompletedTasks: z.number().int().min(0).max(100_000).default(1000),
-      /** Torn-down and removed frameworks kept for the operator API's completed_frameworks (Mesos's --max_completed_frameworks, 50). */
-      maxCompletedFrameworks: z.number().int().min(0).max(100_000).default(50),
-    })
-    .default({ heartbeatIntervalSeconds: 15, maxCompletedTasks: 1000, maxCompletedFrameworks: 50 }),
-});
+export const masterConfigSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(5050),
+    /** Name other hosts reach this master by (offers carry it); defaults to `host`. */
+    advertiseHost: z.string().optional(),
+    workDir: z.string().default('/var/lib/corral/master'),
+    store: z.lazy(() => storeConfigSchema.optional()),
+    /** Security file (credentials and ACLs); required unless `noAuth`. */
+    credentials: z.string().optional(),
+    /** Turn authentication off: for local use only, never by default. */
+    noAuth: z.boolean().default(false),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
+    allocation: z
+      .object({
+        /** Full allocation round period (also how often expired filters are noticed). */
+        intervalMs: z.number().int().min(10).max(60_000).default(1000),
+        /** Events (an agent added, resources returned) trigger a round for the affected agents after this delay, batched. */
+        batchMs: z.number().int().min(0).max(10_000).default(5),
+        /** Filter applied to declined and unused resources when the framework gives none (Mesos: 5 s). */
+        defaultRefuseSeconds: z.number().min(0).max(3600).default(5),
+        fairnessExcludedResourceNames: z.array(z.string()).default([]),
+      })
+      .default({ intervalMs: 1000, batchMs: 5, defaultRefuseSeconds: 5, fairnessExcludedResourceNames: [] }),
+    agents: z
+      .object({
+        heartbeatIntervalMs: z.number().int().min(50).max(600_000).default(5000),
+        /** An agent that misses this many heartbeats in a row counts as disconnected. */
+        maxMissedHeartbeats: z.number().int().min(1).max(100).default(3),
+        /** A disconnected agent is marked unreachable (its tasks LOST/UNREACHABLE) after this long. */
+        unreachableTimeoutMs: z.number().int().min(0).max(3_600_000).default(10_000),
+        /** After a master restart, agents not back within this long are marked unreachable. */
+        reregisterTimeoutMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(24 * 3_600_000)
+          .default(600_000),
+        /** Acknowledgements are forwarded to an agent in batches gathered over this long (one write instead of many). */
+        ackBatchMs: z.number().int().min(0).max(1000).default(10),
+      })
+      .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000, ackBatchMs: 10 }),
+    frameworks: z
+      .object({
+        heartbeatIntervalSeconds: z.number().min(0.05).max(3600).default(15),
+        /** Terminal tasks kept per framework for the operator API (Mesos's --max_completed_tasks_per_framework, 1000). */
+        maxCompletedTasks: z.number().int().min(0).max(100_000).default(1000),
+        /** Torn-down and removed frameworks kept for the operator API's completed_frameworks (Mesos's --max_completed_frameworks, 50). */
+        maxCompletedFrameworks: z.number().int().min(0).max(100_000).default(50),
+      })
+      .default({ heartbeatIntervalSeconds: 15, maxCompletedTasks: 1000, maxCompletedFrameworks: 50 }),
+    /**
+     * Replicated masters: several masters share the registry in etcd and one leads, elected
+     * through an etcd election (the others answer API calls with 307 to the leader).
+     */
+    ha: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Election name: masters of one cluster campaign under `election/<name>/` in the store's namespace. */
+        electionName: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
+          .default('corral-master'),
+        /** The leader's lease: a leader that stops renewing it (crash, freeze, partition) is replaced after about this long. */
+        leaseTtlSeconds: z.number().int().min(1).max(300).default(5),
+      })
+      .default({ enabled: false, electionName: 'corral-master', leaseTtlSeconds: 5 }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.ha.enabled && c.store?.backend !== 'etcd') {
+      ctx.addIssue({ code: 'custom', path: ['ha', 'enabled'], message: `replicated masters share their registry in etcd: set store.backend to "etcd" (now ${c.store?.backend ?? 'embedded'})` });
+    }
+  });
 
 export type MasterConfig = z.output<typeof masterConfigSchema>;
 export type MasterConfigInput = z.input<typeof masterConfigSchema>;

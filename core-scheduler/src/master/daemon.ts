@@ -1,5 +1,9 @@
 /**
  * Starting and stopping a master process: store, registry, security, HTTP.
+ *
+ * With `ha.enabled` the master is one of several sharing the registry in etcd:
+ * it listens at once (followers answer 307 to the leader), campaigns, and only
+ * when elected recovers the registry and starts serving (leadership.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,16 +20,31 @@ import { mountSchedulerApi } from './http/scheduler-api.js';
 import { mountAgentApi } from './http/agent-api.js';
 import { mountOperatorApi } from './http/operator-api.js';
 import { mountStoreApi } from './http/store-api.js';
+import { LeaderGatedServer } from './http/leader-gate.js';
+import { Leadership } from './leadership.js';
+import { logger } from '../../../common/log.js';
 
 export interface RunningMaster {
   master: Master;
   url: string;
   port: number;
   store: Store;
+  /** Replicated masters only: the election state. */
+  leadership?: Leadership;
   close(): Promise<void>;
 }
 
-export async function startMaster(config: MasterConfig, opts: { clock?: Clock } = {}): Promise<RunningMaster> {
+interface StartOptions {
+  clock?: Clock;
+  /**
+   * Replicated masters: called once when this master loses leadership for good (after it
+   * stopped writing). Default: exit the process with status 1, so a supervisor restarts it
+   * as a follower with fresh state, as a Mesos master does.
+   */
+  onLeadershipLost?: (reason: string) => void;
+}
+
+export async function startMaster(config: MasterConfig, opts: StartOptions = {}): Promise<RunningMaster> {
   let auth: Authority;
   if (config.noAuth) auth = new Authority(undefined);
   else if (config.credentials) auth = new Authority(loadSecurity(config.credentials));
@@ -34,30 +53,60 @@ export async function startMaster(config: MasterConfig, opts: { clock?: Clock } 
   mkdirSync(config.workDir, { recursive: true });
   const store = await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'registry.db') });
   try {
+    const ha = config.ha.enabled;
     const registry = new Registry(store);
-    const snapshot = await registry.load();
+    // A replicated master reads the registry only once elected (below).
+    const snapshot = ha ? undefined : await registry.load();
     const metrics = new Metrics('corral_master');
     const master = new Master(config, registry, auth, opts.clock ?? realClock, metrics);
-    master.recover(snapshot);
-    const server = new HttpServer({ name: 'master', metrics });
+    if (snapshot) master.recover(snapshot);
+    let leadership: Leadership | undefined;
+    const server = ha ? new LeaderGatedServer({ name: 'master', metrics }, () => leadership) : new HttpServer({ name: 'master', metrics });
     mountSchedulerApi(server, master);
     mountAgentApi(server, master);
     mountOperatorApi(server, master);
     mountStoreApi(server, master, store);
+    if (server instanceof LeaderGatedServer) server.mountLeaderRoutes(() => ({ master: master.info.id, uptime_seconds: Math.round((master.clock.now() - master.startedAt) / 1000) }));
     metrics.serve(server);
     const url = await server.listen({ host: config.host, port: config.port });
     (master.info as { port: number }).port = server.port;
     master.info.address.port = server.port;
     master.info.pid = `master@${master.info.address.ip}:${server.port}`;
-    master.start();
-    master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'master listening');
+    if (!ha) {
+      master.start();
+      master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'master listening');
+    } else {
+      const host = master.info.hostname.includes(':') ? `[${master.info.hostname}]` : master.info.hostname;
+      const s = config.store!;
+      leadership = new Leadership({
+        etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
+        electionName: config.ha.electionName,
+        leaseTtlSeconds: config.ha.leaseTtlSeconds,
+        self: { id: master.info.id, hostname: master.info.hostname, ip: master.info.ip, port: server.port, url: `http://${host}:${server.port}` },
+        async onElected(fence) {
+          // Recovery as after a restart, every write from here on fenced by the election key.
+          registry.setFence(fence);
+          master.recover(await registry.load());
+          master.start();
+          master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'leading master serving');
+        },
+        onLost: (reason) => {
+          master.stop();
+          (opts.onLeadershipLost ?? exitAfterLostLeadership)(reason);
+        },
+      });
+      leadership.start();
+      master.log.info({ url, election: config.ha.electionName, auth: auth.enabled }, 'master listening; standing for election');
+    }
     return {
       master,
       url,
       port: server.port,
       store,
+      ...(leadership && { leadership }),
       async close() {
         master.stop();
+        await leadership?.close();
         await server.close();
         await store.close();
       },
@@ -66,4 +115,12 @@ export async function startMaster(config: MasterConfig, opts: { clock?: Clock } 
     await store.close();
     throw err;
   }
+}
+
+/** Mesos's answer to lost leadership: stop, and let the supervisor start a fresh follower. */
+function exitAfterLostLeadership(reason: string): void {
+  logger('master').fatal({ reason }, 'exiting: this master lost its leadership and must not act on stale state');
+  process.exitCode = 1;
+  // Let the log line out first; pino flushes on exit.
+  setImmediate(() => process.exit(1));
 }

@@ -6,9 +6,14 @@
  * Writes are group-committed: everything written in the same event-loop turn
  * goes into one Store transaction, so 10,000 agents registering at once cost
  * a handful of fsyncs, not 10,000. Every caller still awaits its own write.
+ *
+ * With replicated masters every write is fenced: the leader's transactions
+ * carry a compare on its election key, so a deposed leader's late write fails
+ * inside the Store and can never overwrite its successor's state.
  */
 import { randomBytes } from 'node:crypto';
-import type { Store, Op } from '../../../contracts/store/types.js';
+import type { Store, Op, Compare } from '../../../contracts/store/types.js';
+import { CorralError } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../../../contracts/v1/v1.js';
 
@@ -55,13 +60,30 @@ export interface RegistrySnapshot {
   quota: Map<string, V1QuotaConfig>;
 }
 
+/** What makes a write this master's to make (replicated masters: it leads). */
+export interface RegistryFence {
+  /** Store compares that hold only while this master leads; a write whose compares fail changes nothing. */
+  compare: Compare[];
+  /** False once this master cannot be sure it still leads (its lease may have run out): nothing is sent then. */
+  holds(): boolean;
+  /** Called once, at the first write refused for lost leadership. */
+  lost(reason: string): void;
+}
+
 export class Registry {
   private queue: { ops: Op[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private cluster!: ClusterInfo;
   private readonly log = logger('registry');
+  private fence: RegistryFence | undefined;
+  private fenced: CorralError | undefined;
 
   constructor(private readonly store: Store) {}
+
+  /** Guard every write from now on (set before load(), once this master leads). */
+  setFence(fence: RegistryFence): void {
+    this.fence = fence;
+  }
 
   async load(): Promise<RegistrySnapshot> {
     const json = <T>(buf: Buffer): T => JSON.parse(buf.toString('utf8')) as T;
@@ -70,7 +92,7 @@ export class Registry {
       this.cluster = json<ClusterInfo>(clusterKv.value);
     } else {
       this.cluster = { id: randomBytes(4).toString('hex'), createdAt: Date.now(), nextAgent: 1, nextFramework: 1 };
-      await this.store.put(K.cluster, JSON.stringify(this.cluster));
+      await this.commit([{ type: 'put', key: K.cluster, value: JSON.stringify(this.cluster) }]);
     }
     const [agents, frameworks, weights, quota] = await Promise.all([this.store.range(K.agents), this.store.range(K.frameworks), this.store.range(K.weights), this.store.range(K.quotas)]);
     return {
@@ -146,12 +168,31 @@ export class Registry {
     for (const op of batch.ops) if (op.type === 'put' || op.type === 'delete') last.set(op.key, op);
     const ops = [...last.values()];
     try {
-      // Stores cap a transaction (etcd: 128 ops); the records are independent, so chunks are fine.
-      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.store.txn({ compare: [], success: ops.slice(i, i + MAX_TXN_OPS) });
+      await this.commit(ops);
       for (const w of batch.waiters) w.resolve();
     } catch (err) {
-      this.log.error({ err }, 'registry write failed');
+      if (err !== this.fenced) this.log.error({ err }, 'registry write failed');
       for (const w of batch.waiters) w.reject(err);
     }
+  }
+
+  private async commit(ops: Op[]): Promise<void> {
+    // Stores cap a transaction (etcd: 128 ops); the records are independent, so chunks are fine.
+    for (let i = 0; i < ops.length; i += MAX_TXN_OPS) {
+      if (this.fenced) throw this.fenced;
+      if (this.fence && !this.fence.holds()) throw this.refuse('its leadership lease may have expired');
+      const res = await this.store.txn({ compare: this.fence?.compare ?? [], success: ops.slice(i, i + MAX_TXN_OPS) });
+      if (!res.succeeded) throw this.refuse('its election key is gone from the store (another master leads)');
+    }
+  }
+
+  /** From the first refused write on, this registry writes nothing more. */
+  private refuse(why: string): CorralError {
+    if (!this.fenced) {
+      this.fenced = new CorralError('UNAVAILABLE', `this master no longer leads (${why}); its registry writes are refused`);
+      this.log.error({ reason: why }, 'registry write refused: this master no longer leads');
+      this.fence?.lost(why);
+    }
+    return this.fenced;
   }
 }

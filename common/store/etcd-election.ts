@@ -1,0 +1,158 @@
+/**
+ * Leader election on etcd with the etcd3 client's election recipe (the port of
+ * the Go client's concurrency.Election): each candidate puts its value under
+ * `election/<name>/<lease id>` attached to its own lease, and the candidate
+ * whose key is oldest leads. A candidate that stops renewing its lease (crash,
+ * freeze, partition) loses its key when the lease expires, and the next one
+ * is elected.
+ *
+ * Keys live in the same namespace as the etcd Store, so the elected key can
+ * guard Store transactions (a compare on its create revision: once the key is
+ * gone, the guarded writes fail inside etcd itself).
+ */
+import type { EventEmitter } from 'node:events';
+import { Etcd3, type Election, type ElectionObserver, type Namespace } from 'etcd3';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
+import { logger } from '../log.js';
+import { etcdClientOptions } from './etcd.js';
+
+interface EtcdElectionOptions {
+  endpoints: string[];
+  /** The Store's namespace prefix (keys then live under `<namespace>election/<name>/`). */
+  namespace?: string;
+  dialTimeoutMs?: number;
+  name: string;
+  ttlSeconds: number;
+}
+
+export interface ElectedKey {
+  /** The winner's key, relative to the namespace (as the Store names keys). */
+  key: string;
+  /** Create revision of that key: it changes if the key is ever deleted and created again. */
+  createRevision: number;
+}
+
+export interface CampaignHandlers {
+  /** This candidate leads; `elected` names the key to guard writes with. */
+  onElected(elected: ElectedKey): void;
+  /** The campaign failed or its lease was lost (before or after winning). */
+  onError(err: Error): void;
+}
+
+export interface Candidacy {
+  /**
+   * Until when (ms since the epoch) this candidate's lease is certainly alive:
+   * the send time of the oldest keepalive that etcd answered last, plus the TTL.
+   * Counting from the send, not the answer, keeps the estimate on the safe side.
+   */
+  leaseValidUntil(): number;
+  /** Give up the candidacy (revokes the lease: a successor is elected at once). */
+  resign(): Promise<void>;
+}
+
+export class EtcdElection {
+  private readonly client: Etcd3;
+  private readonly ns: Namespace;
+  private readonly prefix: string;
+  private readonly election: Election;
+  private observer: ElectionObserver | undefined;
+  private closed = false;
+  private readonly log = logger('election');
+
+  constructor(private readonly opts: EtcdElectionOptions) {
+    if (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 1) throw new CorralError('INVALID_ARGUMENT', 'election lease TTL must be a whole number of seconds, at least 1');
+    this.client = new Etcd3(etcdClientOptions(opts.endpoints, opts.dialTimeoutMs ?? 5000));
+    this.prefix = opts.namespace ?? '';
+    this.ns = this.prefix === '' ? this.client : this.client.namespace(this.prefix);
+    this.election = this.ns.election(opts.name, opts.ttlSeconds);
+  }
+
+  /** Stand for election with `value` (what observers see while this candidate leads). */
+  campaign(value: string, handlers: CampaignHandlers): Candidacy {
+    const ttlMs = this.opts.ttlSeconds * 1000;
+    // The lease is granted after this instant, so it lives at least until now + TTL.
+    let validFrom = Date.now();
+    const campaign = this.election.campaign(value);
+    // The Campaign keeps its lease to itself; its keepalive events tell how fresh the lease is.
+    const lease = (campaign as unknown as { lease?: EventEmitter }).lease;
+    const sent: number[] = [];
+    if (lease) {
+      lease.on('keepaliveEstablished', () => (sent.length = 0));
+      lease.on('keepaliveFailed', () => (sent.length = 0));
+      lease.on('keepaliveFired', () => sent.push(Date.now()));
+      lease.on('keepaliveSucceeded', () => {
+        const at = sent.shift();
+        if (at !== undefined && at > validFrom) validFrom = at;
+      });
+    }
+    let failed = false;
+    const fail = (err: Error): void => {
+      if (failed) return;
+      failed = true;
+      handlers.onError(err);
+    };
+    campaign.on('error', fail);
+    campaign.on('elected', () => {
+      void (async () => {
+        const full = await campaign.getCampaignKey();
+        const key = full.slice(this.prefix.length);
+        const res = await this.ns.get(key).exec();
+        const kv = res.kvs[0];
+        // The key is ours only if it still holds our value: a lease lost meanwhile leaves none.
+        if (!kv || kv.value.toString('utf8') !== value) throw new CorralError('UNAVAILABLE', `election key ${key} vanished right after the election (lease lost)`);
+        if (!failed) handlers.onElected({ key, createRevision: Number(kv.create_revision) });
+      })().catch((err: unknown) => fail(err instanceof Error ? err : new Error(errorMessage(err))));
+    });
+    return {
+      leaseValidUntil: () => (lease ? validFrom + ttlMs : Number.POSITIVE_INFINITY),
+      resign: async () => {
+        failed = true;
+        await campaign.resign();
+      },
+    };
+  }
+
+  /**
+   * Follow the current leader's value (undefined while there is none). Keeps
+   * following across etcd errors, re-reading the election after each.
+   */
+  observe(onChange: (value: string | undefined) => void): void {
+    const start = (): void => {
+      if (this.closed) return;
+      this.election
+        .observe()
+        .then((observer) => {
+          if (this.closed) {
+            void observer.cancel();
+            return;
+          }
+          this.observer = observer;
+          onChange(observer.leader());
+          // The first event after observe() is not a change of leader; read the leader on every event.
+          observer.on('change', () => onChange(observer.leader()));
+          observer.on('error', (err) => {
+            this.log.warn({ err }, 'watching the election failed; watching again');
+            void observer.cancel().catch(() => undefined);
+            retry();
+          });
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'reading the election failed; trying again');
+          retry();
+        });
+    };
+    const retry = (): void => {
+      if (this.closed) return;
+      onChange(undefined);
+      setTimeout(start, 500).unref();
+    };
+    start();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.observer?.cancel().catch(() => undefined);
+    this.client.close();
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Replicated masters: which master leads. Every master campaigns in an etcd
+ * election with its MasterInfo (id, hostname, ip, port, url) as the value and
+ * follows the current leader. Until it wins, a master neither recovers the
+ * registry nor serves calls (the HTTP gate answers 307 to the leader). When it
+ * wins it recovers the registry from etcd and serves, and from then on every
+ * registry write is fenced with a compare on its election key.
+ *
+ * Leadership is lost for good: a leader whose lease expires (it froze, or lost
+ * etcd) or whose fenced write is refused stops writing at once and the process
+ * exits, as a Mesos master "commits suicide" when ZooKeeper drops it; its
+ * supervisor starts it again as a follower.
+ */
+import { CorralError, errorMessage } from '../../../contracts/errors.js';
+import { EtcdElection, type Candidacy, type ElectedKey } from '../../../common/store/etcd-election.js';
+import { logger } from '../../../common/log.js';
+import { z } from '../../../common/validate.js';
+import type { RegistryFence } from './registry.js';
+
+/** What a master announces in the election (a MasterInfo plus the URL clients are sent to). */
+export const leaderInfoSchema = z.object({
+  id: z.string().min(1),
+  hostname: z.string(),
+  /** Packed IPv4, as V1MasterInfo.ip. */
+  ip: z.number().int(),
+  port: z.number().int().min(1).max(65535),
+  /** Base URL, e.g. http://10.0.0.5:5050: followers redirect to url + the request's path. */
+  url: z.string().min(1),
+});
+export type LeaderInfo = z.output<typeof leaderInfoSchema>;
+
+type State = 'following' | 'recovering' | 'leading' | 'lost' | 'closed';
+
+export interface LeadershipOptions {
+  etcd: { endpoints: string[]; namespace?: string; dialTimeoutMs?: number };
+  electionName: string;
+  leaseTtlSeconds: number;
+  self: LeaderInfo;
+  /** Won: recover the registry (the fence is set), start serving. A throw counts as lost leadership. */
+  onElected(fence: RegistryFence): Promise<void>;
+  /** Leadership is gone for good (called once); the daemon exits. */
+  onLost(reason: string): void;
+}
+
+const WATCHDOG_MS = 250;
+
+export class Leadership {
+  private readonly log = logger('leadership');
+  private readonly election: EtcdElection;
+  private candidacy: Candidacy | undefined;
+  private state: State = 'following';
+  private observed: LeaderInfo | undefined;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private electedAt = 0;
+
+  constructor(private readonly opts: LeadershipOptions) {
+    this.election = new EtcdElection({ ...opts.etcd, name: opts.electionName, ttlSeconds: opts.leaseTtlSeconds });
+  }
+
+  start(): void {
+    this.election.observe((value) => this.onObserved(value));
+    this.campaign();
+  }
+
+  /** This master leads and has recovered: it serves calls. */
+  get serving(): boolean {
+    return this.state === 'leading';
+  }
+
+  get leading(): boolean {
+    return this.state === 'leading' || this.state === 'recovering';
+  }
+
+  get self(): LeaderInfo {
+    return this.opts.self;
+  }
+
+  /** The leader as far as this master knows (itself while it leads); undefined while there is none. */
+  get leader(): LeaderInfo | undefined {
+    if (this.leading) return this.opts.self;
+    if (this.state !== 'following') return undefined;
+    return this.observed;
+  }
+
+  /** For /health. */
+  status(): { leading: boolean; state: State; leader: LeaderInfo | null; elected_at?: string } {
+    return { leading: this.serving, state: this.state, leader: this.leader ?? null, ...(this.electedAt ? { elected_at: new Date(this.electedAt).toISOString() } : {}) };
+  }
+
+  /** Step down (graceful stop): revoke the lease so a follower is elected at once. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.stopTimers();
+    await this.candidacy?.resign().catch((err: unknown) => this.log.warn({ err }, 'resigning from the election failed; the lease will expire'));
+    await this.election.close();
+  }
+
+  private campaign(): void {
+    this.retry = undefined;
+    if (this.state !== 'following') return;
+    this.candidacy = this.election.campaign(JSON.stringify(this.opts.self), {
+      onElected: (key) => void this.won(key),
+      onError: (err) => this.campaignFailed(err),
+    });
+  }
+
+  private campaignFailed(err: Error): void {
+    if (this.leading) {
+      this.lose(`the leader's etcd lease was lost: ${errorMessage(err)}`);
+      return;
+    }
+    if (this.state !== 'following') return;
+    // A follower's campaign can fail when etcd is unreachable: stand again once it may be back.
+    this.log.warn({ err }, 'election campaign failed; standing again');
+    this.candidacy?.resign().catch(() => undefined);
+    this.retry = setTimeout(() => this.campaign(), 1000);
+    this.retry.unref();
+  }
+
+  private async won(key: ElectedKey): Promise<void> {
+    if (this.state !== 'following') return;
+    this.state = 'recovering';
+    this.electedAt = Date.now();
+    this.log.warn({ key: key.key, revision: key.createRevision, master: this.opts.self.id }, 'elected leader; recovering the registry');
+    const candidacy = this.candidacy!;
+    const fence: RegistryFence = {
+      compare: [{ key: key.key, target: 'createRevision', op: '=', value: key.createRevision }],
+      holds: () => this.leading && Date.now() < candidacy.leaseValidUntil(),
+      lost: (why) => this.lose(`a registry write was refused: ${why}`),
+    };
+    // A frozen leader must notice on waking that its lease may be gone, even with no write pending.
+    this.watchdog = setInterval(() => {
+      if (this.leading && Date.now() >= candidacy.leaseValidUntil()) this.lose('its etcd lease was not renewed within its TTL');
+    }, WATCHDOG_MS);
+    this.watchdog.unref();
+    try {
+      await this.opts.onElected(fence);
+    } catch (err) {
+      this.lose(`recovery after the election failed: ${errorMessage(err)}`);
+      return;
+    }
+    if (this.state !== 'recovering') return;
+    this.state = 'leading';
+    this.log.warn({ master: this.opts.self.id, url: this.opts.self.url, ms: Date.now() - this.electedAt }, 'leading: registry recovered, serving calls');
+  }
+
+  private onObserved(value: string | undefined): void {
+    let info: LeaderInfo | undefined;
+    if (value !== undefined) {
+      try {
+        info = leaderInfoSchema.parse(JSON.parse(value));
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'the election holds a value that is not a master; treating the leader as unknown');
+      }
+    }
+    const before = this.observed?.id;
+    this.observed = info;
+    // What a leader observes is not acted upon (an observation can lag the election); its lease and fence decide.
+    if (info?.id !== before) this.log.info({ leader: info?.url ?? null }, info ? 'leading master is %s' : 'no leading master', info?.url);
+  }
+
+  private lose(reason: string): void {
+    if (this.state === 'lost' || this.state === 'closed') return;
+    const wasLeading = this.leading;
+    this.state = 'lost';
+    this.stopTimers();
+    this.log.fatal({ reason, master: this.opts.self.id, wasLeading }, 'lost leadership: %s', reason);
+    this.opts.onLost(reason);
+  }
+
+  private stopTimers(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.retry) clearTimeout(this.retry);
+    this.watchdog = undefined;
+    this.retry = undefined;
+  }
+}
+
+/** A clear error for a master that cannot serve because it does not lead. */
+export function notLeading(leader: LeaderInfo | undefined, self: LeaderInfo, recovering: boolean): CorralError {
+  if (recovering) return new CorralError('UNAVAILABLE', 'this master was just elected and is recovering the registry; retry shortly', { master: self.id });
+  if (!leader) return new CorralError('UNAVAILABLE', 'no leading master is known yet (election in progress); retry shortly', { master: self.id });
+  return new CorralError('UNAVAILABLE', `master ${self.id} does not lead; the leader is ${leader.url}`, { leader: leader.url });
+}
