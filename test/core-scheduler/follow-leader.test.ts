@@ -23,6 +23,9 @@ import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { SchedulerClient } from '../../contracts/client/scheduler-client.js';
 import { RemoteStore } from '../../common/store/remote.js';
 import { CorralError } from '../../contracts/errors.js';
+import { MasterFeed } from '../../discovery/src/cluster/feed.js';
+import { FrameworkLink } from '../../core-scheduler/src/services/framework-link.js';
+import { logger } from '../../common/log.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -160,6 +163,54 @@ describe('clients follow the leading master', () => {
     await until(() => seen.includes('k/a'), 10_000, 'the watch sees k/a');
     expect(redirecting.paths.every((p) => p === '/api/v1/store')).toBe(true);
     expect(noLeaderYet.answered[503]).toBe(1);
+  });
+
+  it('discovery feed and service framework link: through the list to the leader', async () => {
+    const m = await master();
+    const down = await refusing();
+    const noLeaderYet = await follower(m.url, 1);
+    const redirecting = await follower(m.url);
+    const url = [down, noLeaderYet.url, redirecting.url].join(',');
+
+    const leaders: number[] = [];
+    let subscribedEvents = 0;
+    const feed = new MasterFeed({
+      url,
+      initialBackoffMs: 50,
+      maxBackoffMs: 500,
+      log: logger('follow-leader-test'),
+      onEvent: (e) => void (e.type === 'SUBSCRIBED' && subscribedEvents++),
+      onLeader: (l) => leaders.push(l.port),
+    });
+    cleanup.push(() => feed.stop());
+    feed.start();
+    await until(() => feed.connected && subscribedEvents > 0, 10_000, 'the feed follows the leader');
+    expect(leaders).toEqual([m.port]);
+
+    const subscribed: string[] = [];
+    const link = new FrameworkLink({
+      master: url,
+      info: { user: 'test', name: 'follow-services' },
+      roles: ['*'],
+      frameworkId: undefined,
+      reconnectInitialMs: 50,
+      reconnectMaxMs: 500,
+      subscribeTimeoutMs: 10_000,
+      log: logger('follow-leader-test'),
+      onSubscribed: (id) => subscribed.push(id),
+      onEvent: () => undefined,
+      onDisconnected: () => undefined,
+      saveFrameworkId: async () => undefined,
+    });
+    cleanup.push(() => link.stop());
+    link.start();
+    await until(() => link.connected, 10_000, 'the framework link subscribed');
+    expect(subscribed).toHaveLength(1);
+    await link.call((c) => c.reconcile());
+    // The feed's GET_MASTER found the leader (503 from one follower, 307 from the next) and its stream went
+    // straight there; the link's own search met the first follower again, which had a leader by then.
+    expect(redirecting.paths).toEqual(['/api/v1']);
+    expect(noLeaderYet.paths).toEqual(['/api/v1', '/api/v1/scheduler']);
   });
 
   it('a framework re-subscribes with its id, and an agent re-registers, at the next master of the list when theirs goes away', async () => {
