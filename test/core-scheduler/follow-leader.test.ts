@@ -227,6 +227,13 @@ describe('clients follow the leading master', () => {
     cleanup.push(() => client.close());
     const frameworkId = await client.subscribe();
     expect(client.conn.streamMaster).toBe(first.url);
+    const store = await RemoteStore.open({ url: masters.join(',') });
+    cleanup.push(() => store.close());
+    const watched: string[] = [];
+    const watch = store.watch({ prefix: 'failover/', onEvents: (events) => watched.push(...events.map((e) => e.kv.key)) });
+    cleanup.push(async () => watch.cancel());
+    await store.put('failover/before', 'x');
+    await until(() => watched.includes('failover/before'), 10_000, 'the watch sees the first write');
 
     // The leader goes away; the next master of the list takes over with the same registry.
     const streamEnded = client.done!.catch(() => undefined);
@@ -247,5 +254,9 @@ describe('clients follow the leading master', () => {
     expect(agents.get_agents.agents.map((a) => [a.agent_info.id.value, a.active])).toEqual([[agentId, true]]);
     // The re-subscribed framework is offered the re-registered agent's resources by the new leader.
     await until(() => offersAfterFailover > 0, 10_000, 'offers from the next master');
+    // The Store's calls and its watch moved too: the watch resumes where it was, nothing lost or repeated.
+    await store.put('failover/after', 'y');
+    await until(() => watched.includes('failover/after'), 20_000, 'the watch sees a write made at the next master');
+    expect(watched).toEqual(['failover/before', 'failover/after']);
   });
 });
