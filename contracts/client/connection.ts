@@ -298,17 +298,28 @@ export class V1Connection {
   call(body: unknown, lane: 'calls' | 'acknowledgements' = 'calls'): Promise<unknown> {
     const payload = JSON.stringify(body);
     const url = this.leader.url;
-    // The common case goes straight to the known leader; only a failure takes the slow path.
-    return this.send(url, payload, lane).catch((error: unknown) => viaLeader(this.leader, (u) => this.send(u, payload, lane), { what: `to ${this.opts.path}` }, { url, error }));
+    // The common case goes straight to the known leader, with no promise chained on; only a failure takes the slow path.
+    return new Promise((resolve, reject) => {
+      const retry = (error: Error): void => void viaLeader(this.leader, (u) => this.send(u, payload, lane), { what: `to ${this.opts.path}` }, { url, error }).then(resolve, reject);
+      this.dispatchCall(url, payload, lane, resolve, retry);
+    });
   }
 
   private send(url: string, payload: string, lane: 'calls' | 'acknowledgements'): Promise<unknown> {
+    return new Promise((resolve, reject) => this.dispatchCall(url, payload, lane, resolve, reject));
+  }
+
+  private dispatchCall(url: string, payload: string, lane: 'calls' | 'acknowledgements', resolve: (v: unknown) => void, reject: (err: Error) => void): void {
     const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
-    return new Promise((resolve, reject) => {
-      const pools = this.poolsFor(url);
-      const pool = lane === 'acknowledgements' ? (pools.acks ?? pools.calls) : pools.calls;
-      pool.dispatch({ origin: url, path: this.opts.path, method: 'POST', headers, body: payload }, new CallHandler(resolve, reject, url));
-    });
+    let pools: Pools;
+    try {
+      pools = this.poolsFor(url);
+    } catch (err) {
+      reject(err as Error);
+      return;
+    }
+    const pool = lane === 'acknowledgements' ? (pools.acks ?? pools.calls) : pools.calls;
+    pool.dispatch({ origin: url, path: this.opts.path, method: 'POST', headers, body: payload }, new CallHandler(resolve, reject, url));
   }
 
   /** Drop the stream (the master sees the scheduler or agent disconnect). */
