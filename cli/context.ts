@@ -24,11 +24,8 @@ interface GlobalOptions {
 
 export function globals(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
-  const master = o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050';
-  const problem = masterSpecProblem(master);
-  if (problem) throw new CorralError('INVALID_ARGUMENT', `--master (or CORRAL_MASTER): ${problem}`);
   return {
-    master,
+    master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
     json: o.json ?? false,
     ...((o.principal ?? process.env.CORRAL_PRINCIPAL) ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
     ...((o.secret ?? process.env.CORRAL_SECRET) ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),
@@ -49,5 +46,7 @@ export function identity(g: GlobalOptions): { principal?: string; secret?: strin
 
 export function operatorClient(cmd: Command): OperatorClient {
   const g = globals(cmd);
+  const problem = masterSpecProblem(g.master);
+  if (problem) throw new CorralError('INVALID_ARGUMENT', `--master (or CORRAL_MASTER): ${problem}`);
   return new OperatorClient({ master: g.master, ...identity(g) });
 }
