@@ -32,7 +32,7 @@ export interface ElectedKey {
   createRevision: number;
 }
 
-export interface CampaignHandlers {
+interface CampaignHandlers {
   /** This candidate leads; `elected` names the key to guard writes with. */
   onElected(elected: ElectedKey): void;
   /** The campaign failed or its lease was lost (before or after winning). */

@@ -18,7 +18,7 @@ import { z } from '../../../common/validate.js';
 import type { RegistryFence } from './registry.js';
 
 /** What a master announces in the election (a MasterInfo plus the URL clients are sent to). */
-export const leaderInfoSchema = z.object({
+const leaderInfoSchema = z.object({
   id: z.string().min(1),
   hostname: z.string(),
   /** Packed IPv4, as V1MasterInfo.ip. */
@@ -31,7 +31,7 @@ export type LeaderInfo = z.output<typeof leaderInfoSchema>;
 
 type State = 'following' | 'recovering' | 'leading' | 'lost' | 'closed';
 
-export interface LeadershipOptions {
+interface LeadershipOptions {
   etcd: { endpoints: string[]; namespace?: string; dialTimeoutMs?: number };
   electionName: string;
   leaseTtlSeconds: number;
