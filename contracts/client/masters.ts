@@ -170,7 +170,7 @@ export function trackerFor(master: MasterSpec | LeaderTracker): LeaderTracker {
 export interface FollowOptions {
   /** Total time to look for the leader before giving up (default 15 s). */
   budgetMs?: number;
-  /** Full rounds over the list before giving up (default 6). */
+  /** Full rounds over the list before giving up (default 8: about 7 s of pauses, time for an election). */
   rounds?: number;
   /** Retry on another master after the connection broke mid-request (default true; false for writes that must not apply twice). */
   retryBroken?: boolean;
@@ -190,7 +190,7 @@ const MAX_BACKOFF_MS = 2_000;
  */
 export async function viaLeader<T>(tracker: LeaderTracker, attempt: (url: string) => Promise<T>, opts: FollowOptions = {}, first?: { url: string; error: unknown }): Promise<T> {
   const budgetMs = opts.budgetMs ?? 15_000;
-  const maxFailures = (opts.rounds ?? 6) * tracker.masters.length;
+  const maxFailures = (opts.rounds ?? 8) * tracker.masters.length;
   const started = Date.now();
   const tried = new Set<string>();
   let failures = 0;

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework } from '../harness/framework.js';
 import { freePort } from '../harness/ports.js';
@@ -26,6 +26,9 @@ import { CorralError } from '../../contracts/errors.js';
 import { MasterFeed } from '../../discovery/src/cluster/feed.js';
 import { FrameworkLink } from '../../core-scheduler/src/services/framework-link.js';
 import { logger } from '../../common/log.js';
+import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
+import { untilValue } from '../harness/wait.js';
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -259,4 +262,77 @@ describe('clients follow the leading master', () => {
     await until(() => watched.includes('failover/after'), 20_000, 'the watch sees a write made at the next master');
     expect(watched).toEqual(['failover/before', 'failover/after']);
   });
+});
+
+describe('clients follow the leader among replicated masters', () => {
+  let etcd: EtcdHandle;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  }, 60_000);
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('operator, framework, agent and Store given all three masters ride through the leader being SIGKILLed', async () => {
+    const root = testDir('follow-leader-ha');
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    const namespace = `follow-${Date.now()}/`;
+    const masters: MasterProcess[] = [];
+    for (let i = 0; i < 3; i++) {
+      const workDir = join(root, `m${i}`);
+      const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd.endpoint, namespace, leaseTtlSeconds: 3 });
+      const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
+      cleanup.push(() => m.kill());
+      masters.push(m);
+    }
+    await Promise.all(masters.map((m) => m.start()));
+    const list = masters.map((m) => m.url);
+
+    // Every client is given the whole list, and finds the leader itself.
+    const ops = new OperatorClient({ master: list });
+    cleanup.push(() => ops.close());
+    const leaderPort = await untilValue('a leader', async () => (await ops.call<{ get_master: { master_info: { port: number } } }>('GET_MASTER')).get_master.master_info.port, 30_000);
+    const first = masters.find((m) => m.port === leaderPort)!;
+    expect(first).toBeDefined();
+
+    const agent = new SimAgent({ master: list, hostname: 'ha-follow', resources: 'cpus:2;mem:1024' });
+    cleanup.push(() => agent.stop());
+    const agentId = await agent.start();
+    const client = new SchedulerClient({ master: list.join(','), framework: { user: 'test', name: 'ha-follow', failover_timeout: 3600 } });
+    cleanup.push(() => client.close());
+    const frameworkId = await client.subscribe();
+    expect(client.conn.streamMaster).toBe(first.url);
+    const store = await RemoteStore.open({ url: list.join(',') });
+    cleanup.push(() => store.close());
+    const watched: string[] = [];
+    const watch = store.watch({ prefix: 'ha/', onEvents: (events) => watched.push(...events.map((e) => e.kv.key)) });
+    cleanup.push(async () => watch.cancel());
+    await store.put('ha/before', '1');
+    await until(() => watched.includes('ha/before'), 10_000, 'the watch sees the first write');
+
+    const streamEnded = client.done!.catch(() => undefined);
+    await first.kill('SIGKILL');
+    await streamEnded;
+
+    // The framework re-subscribes with its id; the followers redirect it to whoever leads now
+    // (a search can give up while the election runs: a framework simply tries again).
+    let offers = 0;
+    client.on((e) => void (e.type === 'OFFERS' && offers++));
+    const again = await untilValue('re-subscribed at the new leader', () => client.subscribe().catch(() => undefined), 60_000, 200);
+    expect(again).toBe(frameworkId);
+    expect(client.conn.streamMaster).not.toBe(first.url);
+    expect(list).toContain(client.conn.streamMaster);
+
+    // The agent's session re-registers by itself, the same agent id.
+    await until(() => agent.session.connected && agent.session.agentId === agentId, 60_000, 'the agent re-registered at the new leader');
+    const info = await ops.call<{ get_master: { master_info: { port: number } } }>('GET_MASTER');
+    expect(info.get_master.master_info.port).not.toBe(first.port);
+    expect(client.conn.streamMaster).toBe(`http://127.0.0.1:${info.get_master.master_info.port}`);
+    await until(() => offers > 0, 30_000, 'offers from the new leader');
+
+    // The Store's calls and watch moved with it, nothing lost or repeated.
+    await untilValue('a write at the new leader', () => store.put('ha/after', '2').catch(() => undefined), 30_000, 200);
+    await until(() => watched.includes('ha/after'), 30_000, 'the watch sees the write at the new leader');
+    expect(watched).toEqual(['ha/before', 'ha/after']);
+  }, 180_000);
 });
