@@ -174,7 +174,7 @@ export interface FollowOptions {
   rounds?: number;
   /** Retry on another master after the connection broke mid-request (default true; false for writes that must not apply twice). */
   retryBroken?: boolean;
-  /** What is being done, for the final error ("the store call", "subscribing"). */
+  /** Where the calls go, for the final error ("to /api/v1", "to the store API"). */
   what?: string;
 }
 
@@ -185,8 +185,9 @@ const MAX_BACKOFF_MS = 2_000;
 
 /**
  * Runs `attempt` against the leader: from `tracker.url`, following redirects
- * and moving along the list on failures as described above. `firstError`:
- * the attempt at `firstUrl` already made by a caller's fast path.
+ * and moving along the list on failures as described above. `first`: an
+ * attempt already made (and failed) by a caller's fast path, taken as the
+ * search's first.
  */
 export async function viaLeader<T>(tracker: LeaderTracker, attempt: (url: string) => Promise<T>, opts: FollowOptions = {}, first?: { url: string; error: unknown }): Promise<T> {
   const budgetMs = opts.budgetMs ?? 15_000;
