@@ -123,7 +123,8 @@ try {
 }
 
 const s = (xs: number[]) => `${fmt(median(xs) / 1000, 2)} s median, ${fmt(Math.min(...xs) / 1000, 2)}–${fmt(Math.max(...xs) / 1000, 2)} s`;
-const met = Math.max(...failovers) <= 3000 ? 'met' : 'not met';
+// The goal is set for the default settings (lease TTL 5 s, a crash); other runs say what they ran with.
+const met = `${Math.max(...failovers) <= 3000 ? 'met' : 'not met'}${ttl !== 5 || graceful ? ` (${graceful ? 'SIGTERM, ' : ''}TTL ${ttl} s)` : ''}`;
 printFigures(
   `Master failover on etcd: 3 masters, lease TTL ${ttl} s, ${agentCount} agents + 1 framework in the registry, ${rounds} rounds, leader ${graceful ? 'SIGTERM (resigns)' : 'SIGKILL'}`,
   [
