@@ -54,6 +54,8 @@ export const nodeConfigSchema = z
     control: z
       .strictObject({
         address: ip.optional(),
+        /** Every control node's address, with replicated masters: clients take the list and follow the leader (default: `address`). */
+        addresses: z.array(ip).min(1).optional(),
         masterPort: port.default(5050),
         servicesPort: port.default(5052),
         dnsPort: port.default(8600),

@@ -12,7 +12,7 @@ export interface NodeInitOptions {
   role: 'control' | 'agent';
   name: string;
   address: string;
-  /** The control node's address (required for an agent). */
+  /** The control node's address (required for an agent); with replicated masters every control node's, comma-separated. */
   control?: string;
   /** Default /var/lib/corral/node. */
   dir?: string;
@@ -48,8 +48,15 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
     return {
       role: 'control',
       ...common,
-      components: [...(o.ceph ? (['ceph'] as const) : []), ...(o.controlPlane ? (['etcd'] as const) : []), 'master', 'services', 'discovery'],
-      ...(o.controlPlane ? { etcd: { members: o.controlPlane } } : {}),
+      // One service framework for now (it has no leader election of its own yet): on the control plane's first node.
+      components: [
+        ...(o.ceph ? (['ceph'] as const) : []),
+        ...(o.controlPlane ? (['etcd'] as const) : []),
+        'master',
+        ...(!o.controlPlane || o.controlPlane[0]!.name === o.name ? (['services'] as const) : []),
+        'discovery',
+      ],
+      ...(o.controlPlane ? { etcd: { members: o.controlPlane }, control: { addresses: o.controlPlane.map((m) => m.address) } } : {}),
       master: {
         heartbeatIntervalMs: o.heartbeatMs ?? 1000,
         maxMissedHeartbeats: 3,
@@ -64,7 +71,8 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
   return {
     role: 'agent',
     ...common,
-    control: { address: o.control },
+    // --control may list every control node (replicated masters): the first also serves the service framework.
+    control: o.control.includes(',') ? { address: o.control.split(',')[0]!.trim(), addresses: o.control.split(',').map((a) => a.trim()) } : { address: o.control },
     cni: { network: 'corral', pools: [{ name: 'default', cidr: o.pool ?? '100.96.0.0/16', blockSize: 26 }], holdTime: o.holdTime ?? 9 },
     ...(o.cephConf ? { ceph: { confFile: o.cephConf, ...(o.cephKeyring ? { keyring: o.cephKeyring } : {}) } } : {}),
     agent: { ...(o.resources ? { resources: o.resources } : {}), attributes: o.attributes ?? '' },

@@ -100,8 +100,11 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   if (n.security && !secrets) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: a node with a security file needs its credentials to plan`);
   const sec = n.security ? secrets : undefined;
   const auth = (client?: { principal: string; secret: string }) => (n.security ? { credentials: n.security.file, ...(client ?? {}) } : { noAuth: true });
+  // Replicated masters: the daemons that are clients get the whole list and follow the leader.
+  const masterIps = n.control.addresses ?? [controlIp];
+  const ownMaster = `http://${n.address}:${n.control.masterPort}`;
   const urls = {
-    master: `http://${controlIp}:${n.control.masterPort}`,
+    master: masterIps.map((a) => `http://${a}:${n.control.masterPort}`).join(','),
     services: `http://${controlIp}:${n.control.servicesPort}`,
     discoveryHttp: `http://${controlIp}:${n.control.discoveryHttpPort}`,
     dns: `${controlIp}:${n.control.dnsPort}`,
@@ -168,7 +171,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       agents: { heartbeatIntervalMs: n.master.heartbeatIntervalMs, maxMissedHeartbeats: n.master.maxMissedHeartbeats, unreachableTimeoutMs: n.master.unreachableTimeoutMs },
       log: logFile(dir, 'master'),
     };
-    add('master', `master on ${urls.master}`, dir, ['master'], config, { kind: 'http', url: `${urls.master}/health`, show: { field: [], text: urls.master } });
+    add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, show: { field: [], text: ownMaster } });
   }
   if (has('services')) {
     const dir = join(n.dir, 'services');

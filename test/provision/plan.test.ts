@@ -12,6 +12,12 @@ import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
 import { secretsOf } from '../../provision/src/run.js';
 import { initNode } from '../../provision/src/init.js';
+import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
+import { agentConfigSchema } from '../../core-scheduler/src/agent/config.js';
+import { servicesConfigSchema } from '../../core-scheduler/src/services/config.js';
+import { discoveryConfigSchema } from '../../discovery/src/config.js';
+import { daemonConfigSchema } from '../../plugins/cni-calico-like/src/daemon/config.js';
+import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
 import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
@@ -168,9 +174,62 @@ describe('corral node init --control-plane', () => {
       { name: 'c3', address: '198.18.0.3' },
     ];
     const n = initNode({ role: 'control', name: 'c3', address: '198.18.0.3', controlPlane: plane });
-    expect(n.components).toEqual(['etcd', 'master', 'services', 'discovery']);
+    // The service framework runs on the first control node only (it elects no leader of its own yet).
+    expect(n.components).toEqual(['etcd', 'master', 'discovery']);
+    expect(initNode({ role: 'control', name: 'c1', address: '198.18.0.1', controlPlane: plane }).components).toEqual(['etcd', 'master', 'services', 'discovery']);
+    expect(n.control.addresses).toEqual(['198.18.0.1', '198.18.0.2', '198.18.0.3']);
     expect(n.etcd.members).toEqual(plane);
     expect(n.master).toMatchObject({ registry: 'etcd', ha: true });
     expect(() => initNode({ role: 'control', name: 'c4', address: '198.18.0.4', controlPlane: plane })).toThrow(/not among etcd.members/);
   });
+});
+
+describe('an agent of replicated masters', () => {
+  it('gives every daemon that is a client the list of masters, and probes its own master by its own address', () => {
+    const agent = initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3' });
+    const p = planNode(agent);
+    const list = 'http://198.18.0.1:5050,http://198.18.0.2:5050,http://198.18.0.3:5050';
+    expect(config(p, 'agent')).toMatchObject({ master: list });
+    expect(config(p, 'cni')).toMatchObject({ store: { backend: 'remote', url: list }, bgp: { master: { url: list } } });
+    const control = planNode(
+      initNode({
+        role: 'control',
+        name: 'c2',
+        address: '198.18.0.2',
+        controlPlane: [
+          { name: 'c1', address: '198.18.0.1' },
+          { name: 'c2', address: '198.18.0.2' },
+          { name: 'c3', address: '198.18.0.3' },
+        ],
+      }),
+    );
+    expect(control.daemons.find((d) => d.name === 'master')!.ready).toMatchObject({ url: 'http://198.18.0.2:5050/health' });
+    expect(config(control, 'discovery')).toMatchObject({ master: { url: list } });
+  });
+});
+
+describe('every planned configuration is one its daemon accepts', () => {
+  const schemas: Record<string, { parse(x: unknown): unknown }> = {
+    master: masterConfigSchema,
+    agent: agentConfigSchema,
+    services: servicesConfigSchema,
+    discovery: discoveryConfigSchema,
+    cni: daemonConfigSchema,
+    volumes: volumeDriverConfigSchema,
+  };
+  const plane = [
+    { name: 'c1', address: '198.18.0.1' },
+    { name: 'c2', address: '198.18.0.2' },
+    { name: 'c3', address: '198.18.0.3' },
+  ];
+  const nodes = {
+    'a control node of three': initNode({ role: 'control', name: 'c1', address: '198.18.0.1', controlPlane: plane }),
+    'an agent of three masters': initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3' }),
+    'a single control node': initNode({ role: 'control', name: 'c0', address: '198.18.0.1' }),
+  };
+  for (const [what, node] of Object.entries(nodes)) {
+    it(what, () => {
+      for (const d of planNode(node).daemons) if (schemas[d.name]) expect(() => schemas[d.name]!.parse(d.config), d.name).not.toThrow();
+    });
+  }
 });

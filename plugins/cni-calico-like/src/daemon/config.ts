@@ -7,6 +7,7 @@ import { z } from '../../../../common/validate.js';
 import { storeConfigSchema } from '../../../../common/store/index.js';
 import { isIp } from '../../../../common/netkit/ipv4.js';
 import { poolSchema } from '../ipam/types.js';
+import { masterSpecProblem } from '../../../../contracts/client/masters.js';
 
 const ip = z.string().refine(isIp, 'an IPv4 address');
 
@@ -38,7 +39,8 @@ export const bgpSchema = z
     /** Full mesh from the master's agent list (agent hostnames are underlay addresses). */
     master: z
       .object({
-        url: z.string().url(),
+        /** One master URL, or every master's (comma-separated) with replicated masters: the operator client follows the leader. */
+        url: z.string().refine((u) => masterSpecProblem(u) === undefined, { message: 'a master URL such as http://master:5050, or several separated by commas' }),
         principal: z.string().optional(),
         secret: z.string().optional(),
         pollMs: z.number().int().min(100).max(600_000).default(5000),
