@@ -8,7 +8,12 @@
 # The control node publishes its Ceph client files in its own Consul KV
 # (discovery, port 8500); agents fetch them from there before their node up.
 #
-# Usage: provision.sh control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS]
+# Usage: provision.sh control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS] [CONTROL_PLANE]
+#   CONTROL_ADDRESS: the (first) control node; for an agent of replicated
+#   masters, every control node's address, comma-separated.
+#   CONTROL_PLANE (control nodes of replicated masters): name=address of
+#   every control node, comma-separated; each runs an etcd member and a
+#   master, the first also Ceph and the service framework.
 # Environment: CORRAL_ROOT (the repository, default /corral), CORRAL_ETC
 # (default /etc/corral), CORRAL_DRY_RUN=1 (only write the node file: no
 # packages, no build, no systemd, no network; what the repository's test
@@ -16,7 +21,7 @@
 set -euo pipefail
 
 if [ "$#" -lt 4 ]; then
-  echo "usage: $0 control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS]" >&2
+  echo "usage: $0 control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS] [CONTROL_PLANE]" >&2
   exit 2
 fi
 ROLE=$1
@@ -24,6 +29,9 @@ NAME=$2
 ADDRESS=$3
 CONTROL=$4
 AGENT_TIMEOUT_MS=${5:-5000}
+CONTROL_PLANE=${6:-}
+# The control node that serves Ceph's client files (the first of a list).
+FIRST_CONTROL=${CONTROL%%,*}
 case "$ROLE" in
   control | agent) ;;
   *)
@@ -53,7 +61,7 @@ COMMON_PACKAGES=(
   librados-dev    # the Ceph binding (native/)
   librbd-dev
 )
-CONTROL_PACKAGES=(ceph-mon ceph-osd)
+CONTROL_PACKAGES=(ceph-mon ceph-osd etcd-server)
 AGENT_PACKAGES=(exabgp rbd-fuse iputils-ping)
 
 # Node.js 20 or newer: Debian 12 ships 18, so Node 20 comes from the npm
@@ -78,11 +86,11 @@ corral() {
 
 # fetch_from_control KEY FILE: waits (up to 10 min) for the control node to publish KEY.
 fetch_from_control() {
-  local url="http://$CONTROL:8500/v1/kv/$KV_PREFIX/$1?raw" tries=0
+  local url="http://$FIRST_CONTROL:8500/v1/kv/$KV_PREFIX/$1?raw" tries=0
   until curl -sSf --max-time 5 -o "$2.tmp" "$url"; do
     tries=$((tries + 1))
     if [ "$tries" -ge 300 ]; then
-      echo "the control node ($CONTROL) did not publish $1" >&2
+      echo "the control node ($FIRST_CONTROL) did not publish $1" >&2
       exit 1
     fi
     sleep 2
@@ -97,7 +105,13 @@ publish_to_kv() {
 write_node_file() {
   mkdir -p "$ETC"
   if [ "$ROLE" = control ]; then
-    corral node init --role control --name "$NAME" --address "$ADDRESS" --ceph --agent-timeout-ms "$AGENT_TIMEOUT_MS" >"$NODE_FILE.tmp"
+    local extra=(--ceph)
+    # Replicated masters: Ceph only on the first control node.
+    if [ -n "$CONTROL_PLANE" ]; then
+      extra=(--control-plane "$CONTROL_PLANE")
+      if [ "$ADDRESS" = "$FIRST_CONTROL" ]; then extra+=(--ceph); fi
+    fi
+    corral node init --role control --name "$NAME" --address "$ADDRESS" "${extra[@]}" --agent-timeout-ms "$AGENT_TIMEOUT_MS" >"$NODE_FILE.tmp"
   else
     local conf=$ETC/ceph/ceph.client.conf keyring=$ETC/ceph/keyring
     if [ "${CORRAL_DRY_RUN:-0}" != 1 ]; then
@@ -150,7 +164,7 @@ build
 write_node_file
 install_unit
 systemctl restart corral-node.service
-if [ "$ROLE" = control ]; then
+if [ "$ROLE" = control ] && [ "$ADDRESS" = "$FIRST_CONTROL" ]; then
   ceph_dir=$(corral node plan --config "$NODE_FILE" | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>process.stdout.write(JSON.parse(s).ceph.dir))')
   publish_to_kv ceph.client.conf "$ceph_dir/ceph.client.conf"
   publish_to_kv keyring "$ceph_dir/keyring"

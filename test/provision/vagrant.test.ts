@@ -138,14 +138,44 @@ describe('vagrant/', () => {
     }
   }, 60_000);
 
+  it('provision.sh (dry run) writes the node files of three control nodes (replicated masters) and of their agents', async () => {
+    const etc = testDir('vagrant-ha');
+    try {
+      const env = { CORRAL_ROOT: REPO, CORRAL_ETC: etc, CORRAL_DRY_RUN: '1', CORRAL_FROM_SOURCE: '1' };
+      const plane = 'control=192.168.56.10,control2=192.168.56.8,control3=192.168.56.9';
+      const members = [
+        { name: 'control', address: '192.168.56.10' },
+        { name: 'control2', address: '192.168.56.8' },
+        { name: 'control3', address: '192.168.56.9' },
+      ];
+      const first = await sh('bash', ['vagrant/provision.sh', 'control', 'control', '192.168.56.10', '192.168.56.10', '5000', plane], env);
+      expect(first.stderr).toBe('');
+      expect(JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'))).toEqual(
+        nodeFileFor({ role: 'control', name: 'control', address: '192.168.56.10', ceph: true, agentTimeoutMs: 5000, controlPlane: members }),
+      );
+      const second = await sh('bash', ['vagrant/provision.sh', 'control', 'control2', '192.168.56.8', '192.168.56.10', '5000', plane], env);
+      expect(second.code).toBe(0);
+      const file = JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'));
+      // Ceph and the service framework stay on the first control node.
+      expect(plan(file).daemons.map((d) => d.name)).toEqual(['etcd', 'master', 'discovery']);
+      const agent = await sh('bash', ['vagrant/provision.sh', 'agent', 'agent1', '192.168.56.11', '192.168.56.10,192.168.56.8,192.168.56.9'], env);
+      expect(agent.code).toBe(0);
+      expect(cfg(plan(JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'))), 'agent').master).toBe('http://192.168.56.10:5050,http://192.168.56.8:5050,http://192.168.56.9:5050');
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('the Vagrantfile parses and provisions one control node and N agents with provision.sh by role', async () => {
     const ruby = await sh('ruby', ['-c', 'vagrant/Vagrantfile']);
     expect(ruby.stdout.trim()).toBe('Syntax OK');
     const text = readFileSync(join(REPO, 'vagrant', 'Vagrantfile'), 'utf8');
-    expect(text).toContain('path: "provision.sh", args: ["control", "control", CONTROL_IP, CONTROL_IP, AGENT_TIMEOUT_MS]');
-    expect(text).toContain('path: "provision.sh", args: ["agent", name, ip, CONTROL_IP, AGENT_TIMEOUT_MS]');
+    expect(text).toContain('path: "provision.sh", args: ["control", name, ip, CONTROL_IP, AGENT_TIMEOUT_MS, CONTROL_PLANE]');
+    expect(text).toContain('path: "provision.sh", args: ["agent", name, ip, MASTERS, AGENT_TIMEOUT_MS]');
+    expect(text).toMatch(/CONTROLS = Integer\(ENV.fetch\("CORRAL_CONTROLS", "1"\)\)/);
     expect(text).toMatch(/config\.vm\.box = BOX/);
-    expect(text).toMatch(/"private_network", ip: CONTROL_IP/);
+    expect(text).toMatch(/"private_network", ip: ip/);
+    expect(text).toContain(`["control", CONTROL_IP]`);
     const provision = readFileSync(join(REPO, 'vagrant', 'provision.sh'), 'utf8');
     expect(provision).toContain('node up --config $NODE_FILE');
   });
