@@ -123,6 +123,7 @@ export class Leadership {
     if (this.state !== 'following') return;
     this.state = 'recovering';
     this.electedAt = Date.now();
+    // Leadership changes are logged at warn: an operator wants them even at a quiet log level.
     this.log.warn({ key: key.key, revision: key.createRevision, master: this.opts.self.id }, 'elected leader; recovering the registry');
     const candidacy = this.candidacy!;
     const fence: RegistryFence = {

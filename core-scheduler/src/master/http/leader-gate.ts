@@ -58,7 +58,9 @@ export class LeaderGatedServer extends HttpServer {
     const l = this.leadership();
     const leader = l?.leader;
     if (l && leader && !l.leading) {
-      redirect(ctx, leader.url + (ctx.req.url ?? ctx.path));
+      // The request target as sent (path and query); an absolute-form target keeps only its path.
+      const target = ctx.req.url?.startsWith('/') ? ctx.req.url : ctx.path;
+      redirect(ctx, leader.url + target);
       return;
     }
     if (!l) throw new CorralError('UNAVAILABLE', 'this master is starting; no leading master is known yet');
