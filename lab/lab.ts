@@ -88,7 +88,7 @@ export interface LabUpOptions extends Partial<Omit<LabOptions, 'prefix' | 'hosts
  * --config FILE` with the namespace entered by nsenter, so every daemon it
  * starts lives there. Resolves once the node reports every daemon ready.
  */
-async function provisionNode(netns: string, nodeFile: string, logFile: string, onPid?: (name: string, pid: number) => void, timeoutMs = 180_000): Promise<NodeState> {
+export async function provisionNode(netns: string, nodeFile: string, logFile: string, onPid?: (name: string, pid: number) => void, timeoutMs = 180_000): Promise<NodeState> {
   const argv = inNamespace(netns, [...corralCommand(), 'node', 'up', '--config', nodeFile]);
   const out = openSync(logFile, 'a');
   const code = await new Promise<number | null>((resolve) => {
@@ -117,6 +117,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   // 1. Underlay and cables.
   await createUnderlay(plan.underlayNetns);
   await cable({ underlay: plan.underlayNetns, node: plan.services.netns, port: 'psvc', address: plan.services.ip, prefixLen });
+  for (const c of plan.controls.slice(1)) await cable({ underlay: plan.underlayNetns, node: c.netns, port: `p${c.name.replace('control', 'c')}`, address: c.ip, prefixLen });
   for (const h of plan.hosts) {
     await cable({ underlay: plan.underlayNetns, node: h.netns, port: `p${h.name}`, address: h.ip, prefixLen, gateway: plan.services.ip });
   }
@@ -124,9 +125,15 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   const svc = plan.services;
   mkdirSync(svc.dir, { recursive: true });
   if (full) {
-    // 2. The control node: Ceph, master, services, discovery.
-    writeFileSync(svc.nodeFile, JSON.stringify(controlNodeConfig(plan), null, 2));
-    await provisionNode(svc.netns, svc.nodeFile, join(svc.dir, 'node-up.log'), o.onPid);
+    // 2. The control nodes (Ceph, master, services, discovery; with three, an etcd member each): all at once, since
+    // an etcd member is ready only once the cluster has a quorum.
+    await Promise.all(
+      plan.controls.map(async (c) => {
+        mkdirSync(c.dir, { recursive: true });
+        writeFileSync(c.nodeFile, JSON.stringify(controlNodeConfig(plan, c), null, 2));
+        await provisionNode(c.netns, c.nodeFile, join(c.dir, 'node-up.log'), o.onPid);
+      }),
+    );
   } else {
     // 2. Services: etcd and the master with one simulated agent per host.
     const etcdUrl = plan.etcdUrl;
@@ -270,9 +277,10 @@ export async function labDown(dir: string): Promise<void> {
   }
   for (const h of plan.hosts) await nodeDown(h.dir, { purge: true });
   // Then the control node (newest first: discovery, services, master, the OSD, the mon), then the lab's own.
-  await nodeDown(plan.services.nodeDir);
+  const controls = plan.controls ?? [{ ...plan.services, name: 'control' }];
+  for (const c of [...controls].reverse()) await nodeDown(c.nodeDir);
   await stopProcesses(state.processes);
-  const names = [...state.containers.map((c) => c.netns), ...plan.hosts.map((h) => h.netns), plan.services.netns, ...(plan.reflector ? [plan.reflector.netns] : []), plan.underlayNetns];
+  const names = [...state.containers.map((c) => c.netns), ...plan.hosts.map((h) => h.netns), ...controls.map((c) => c.netns), ...(plan.reflector ? [plan.reflector.netns] : []), plan.underlayNetns];
   for (const n of names) {
     // Anything still inside (a helper a test started) is ours: the namespace is the lab's.
     await killNetnsMembers(n);
@@ -317,6 +325,8 @@ export async function labStatus(dir: string): Promise<HostStatus[]> {
 export function labNetns(state: LabState, name: string): string {
   const p = state.plan;
   if (name === 'svc') return p.services.netns;
+  const control = p.controls?.find((c) => c.name === name || c.netns === `${p.options.prefix}-${name}`);
+  if (control) return control.netns;
   if (name === 'ul') return p.underlayNetns;
   if (name === 'rr' && p.reflector) return p.reflector.netns;
   const h = p.hosts.find((x) => x.name === name);

@@ -8,6 +8,9 @@
  *     .1    services. CNI-only lab: etcd (IPAM store) and a master with one
  *           simulated agent per host. Full lab (`full`): the control node
  *           (master, services, discovery, a memstore Ceph).
+ *     .2-.3 full lab with `controls: 3`: two more control nodes; each of the
+ *           three runs an etcd member and a master (replicated, one leading),
+ *           discovery; Ceph and the service framework stay on .1.
  *     .10+  hosts. CNI-only: node daemon + exabgp. Full: also the volume
  *           driver (rbd) and a real agent (native containerizer).
  *     .250  optional bird2 route reflector
@@ -40,6 +43,8 @@ export interface LabOptions {
   unreachableMs: number;
   /** Full lab: resources each agent offers (Mesos text form). */
   agentResources: string;
+  /** Full lab: control nodes, 1 or 3 (replicated masters on a three-member etcd). */
+  controls: number;
 }
 
 export const LAB_DEFAULTS = {
@@ -56,7 +61,17 @@ export const LAB_DEFAULTS = {
   missedHeartbeats: 2,
   unreachableMs: 1000,
   agentResources: 'cpus:2;mem:1024;disk:2048;ports:[31000-31999]',
+  controls: 1,
 };
+
+export interface ControlPlan {
+  name: string;
+  netns: string;
+  ip: string;
+  dir: string;
+  nodeDir: string;
+  nodeFile: string;
+}
 
 export interface HostPlan {
   index: number;
@@ -78,6 +93,10 @@ export interface LabPlan {
   options: LabOptions;
   underlayNetns: string;
   services: { netns: string; ip: string; dir: string; nodeDir: string; nodeFile: string };
+  /** Every control node, the first being `services` (one unless `controls: 3`). */
+  controls: ControlPlan[];
+  /** Every master's URL (the list clients follow the leader with). */
+  masterUrls: string[];
   reflector: { netns: string; ip: string; dir: string } | undefined;
   hosts: HostPlan[];
   prefixLen: number;
@@ -94,6 +113,8 @@ export function planLab(o: LabOptions): LabPlan {
   if (ul.prefix > 24) throw new Error('the lab underlay needs at least a /24');
   if (o.hosts < 1 || o.hosts > 200) throw new Error('a lab has 1 to 200 hosts');
   if (o.prefix.length > 10) throw new Error('lab prefix too long (at most 10 characters)');
+  if (o.controls !== 1 && o.controls !== 3) throw new Error('a lab has 1 or 3 control nodes');
+  if (o.controls > 1 && !o.full) throw new Error('replicated masters (3 control nodes) need the full lab');
   const at = (n: number): string => formatIp((ul.base + n) >>> 0);
   const servicesIp = at(1);
   const hosts: HostPlan[] = Array.from({ length: o.hosts }, (_, i) => {
@@ -113,10 +134,20 @@ export function planLab(o: LabOptions): LabPlan {
     };
   });
   const servicesDir = join(o.dir, 'services');
+  const services = { netns: `${o.prefix}-svc`, ip: servicesIp, dir: servicesDir, nodeDir: join(servicesDir, 'control'), nodeFile: join(servicesDir, 'node.json') };
+  const controls: ControlPlan[] = [
+    { name: 'control', ...services },
+    ...Array.from({ length: o.controls - 1 }, (_, i) => {
+      const dir = join(o.dir, `c${i + 2}`);
+      return { name: `control${i + 2}`, netns: `${o.prefix}-c${i + 2}`, ip: at(i + 2), dir, nodeDir: join(dir, 'control'), nodeFile: join(dir, 'node.json') };
+    }),
+  ];
   return {
     options: o,
     underlayNetns: `${o.prefix}-ul`,
-    services: { netns: `${o.prefix}-svc`, ip: servicesIp, dir: servicesDir, nodeDir: join(servicesDir, 'control'), nodeFile: join(servicesDir, 'node.json') },
+    services,
+    controls,
+    masterUrls: controls.map((c) => `http://${c.ip}:${o.masterPort}`),
     reflector: o.routeReflector ? { netns: `${o.prefix}-rr`, ip: at(250), dir: join(o.dir, 'rr') } : undefined,
     hosts,
     prefixLen: ul.prefix,
@@ -128,20 +159,34 @@ export function planLab(o: LabOptions): LabPlan {
   };
 }
 
-/** The node file of the full lab's control node (services namespace): master, services, discovery and Ceph, with short failure timers. */
-export function controlNodeConfig(plan: LabPlan): NodeConfigInput {
+/**
+ * The node file of a full lab's control node: master, discovery, and on the
+ * first also Ceph and the service framework, with short failure timers. With
+ * three control nodes each also runs an etcd member, and the masters keep
+ * their registry there, one leading.
+ */
+export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[0]!): NodeConfigInput {
   const o = plan.options;
+  const first = c === plan.controls[0];
+  const replicated = plan.controls.length > 1;
   return {
     role: 'control',
-    name: 'control',
-    address: plan.services.ip,
-    dir: plan.services.nodeDir,
-    components: ['ceph', 'master', 'services', 'discovery'],
-    control: { masterPort: o.masterPort },
-    master: { heartbeatIntervalMs: o.heartbeatMs, maxMissedHeartbeats: o.missedHeartbeats, unreachableTimeoutMs: o.unreachableMs, allocationIntervalMs: 500 },
+    name: c.name,
+    address: c.ip,
+    dir: c.nodeDir,
+    components: [...(first ? (['ceph'] as const) : []), ...(replicated ? (['etcd'] as const) : []), 'master', ...(first ? (['services'] as const) : []), 'discovery'],
+    control: { masterPort: o.masterPort, ...(replicated ? { addresses: plan.controls.map((x) => x.ip) } : {}) },
+    ...(replicated ? { etcd: { members: plan.controls.map((x) => ({ name: x.name, address: x.ip })), token: o.prefix } } : {}),
+    master: {
+      heartbeatIntervalMs: o.heartbeatMs,
+      maxMissedHeartbeats: o.missedHeartbeats,
+      unreachableTimeoutMs: o.unreachableMs,
+      allocationIntervalMs: 500,
+      ...(replicated ? { registry: 'etcd' as const, ha: true } : {}),
+    },
     // Replace an instance as soon as its agent is unreachable; offers come back quickly in a lab.
     services: { replaceAfterSeconds: 0, refuseSeconds: 0.5, idleRefuseSeconds: 2, reconcileSeconds: 10 },
-    ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'] } },
+    ...(first ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'] } } } : {}),
   };
 }
 
@@ -154,7 +199,7 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
     address: h.ip,
     dir: h.dir,
     components: o.full ? ['cni', 'volumes', 'agent'] : ['cni'],
-    control: { address: plan.services.ip, masterPort: o.masterPort },
+    control: { address: plan.services.ip, masterPort: o.masterPort, ...(plan.controls.length > 1 ? { addresses: plan.controls.map((c) => c.ip) } : {}) },
     cni: {
       network: 'lab',
       // A second pool lets a benchmark make every host claim a fresh block on demand.
@@ -166,7 +211,7 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
       asn: o.asn,
       holdTime: o.holdTime,
       routeReflectors: plan.reflector ? [plan.reflector.ip] : [],
-      meshMaster: plan.masterUrl,
+      meshMaster: plan.masterUrls.join(','),
       meshPollMs: o.full ? 500 : 1000,
       stateDir: join(h.dir, 'state'),
     },

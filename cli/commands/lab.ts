@@ -34,9 +34,21 @@ export function registerLab(program: Command): void {
     .option('--hold-time <s>', 'BGP hold time (default 9; 3 with --full)', intOption('--hold-time', 3, 65535))
     .option('--agent-timeout <ms>', 'with --full: how long a silent agent stays "disconnected" before its tasks are unreachable (default 1000)', intOption('--agent-timeout', 0, 3_600_000))
     .option('--heartbeat <ms>', 'with --full: agent heartbeat period; 2 missed = disconnected (default 500)', intOption('--heartbeat', 50, 600_000))
+    .option('--controls <n>', 'with --full: control nodes, 1 or 3 (three: replicated masters on a three-member etcd)', intOption('--controls', 1, 3), 1)
     .action(
       async (
-        o: { hosts: number; containers: number; dir: string; prefix: string; routeReflector?: boolean; full?: boolean; holdTime?: number; agentTimeout?: number; heartbeat?: number },
+        o: {
+          hosts: number;
+          containers: number;
+          dir: string;
+          prefix: string;
+          routeReflector?: boolean;
+          full?: boolean;
+          holdTime?: number;
+          agentTimeout?: number;
+          heartbeat?: number;
+          controls: number;
+        },
         cmd: Command,
       ) => {
         progress(`building a ${o.hosts}-host ${o.full ? 'full ' : ''}lab in ${o.dir}`);
@@ -48,13 +60,14 @@ export function registerLab(program: Command): void {
           containers: o.containers,
           routeReflector: !!o.routeReflector,
           full: !!o.full,
+          controls: o.controls,
           ...(holdTime !== undefined ? { holdTime } : {}),
           ...(o.agentTimeout !== undefined ? { unreachableMs: o.agentTimeout } : {}),
           ...(o.heartbeat !== undefined ? { heartbeatMs: o.heartbeat } : {}),
         });
         if (o.full) {
-          progress(`master ${state.plan.masterUrl}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
-          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrl} agents ls`);
+          progress(`master ${state.plan.masterUrls.join(',')}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
+          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')} agents ls`);
         }
         output(
           globals(cmd),

@@ -13,6 +13,7 @@
  */
 import { z } from '../../common/validate.js';
 import { isIp } from '../../common/netkit/ipv4.js';
+import { masterSpecProblem } from '../../contracts/client/masters.js';
 
 const ip = z.string().refine(isIp, 'an IPv4 address');
 const absPath = z
@@ -149,7 +150,10 @@ export const nodeConfigSchema = z
         /** Peers: the master's agent list (full mesh, the default) or these route reflectors. */
         routeReflectors: z.array(ip).default([]),
         /** The master URL the mesh is read from when it is not this cluster's control node (a CNI-only lab). */
-        meshMaster: z.string().url().optional(),
+        meshMaster: z
+          .string()
+          .refine((u) => masterSpecProblem(u) === undefined, { message: 'a master URL, or several separated by commas' })
+          .optional(),
         meshPollMs: z.number().int().min(100).default(1000),
         reconcileIntervalMs: z.number().int().min(0).default(10_000),
         /** The daemon's state dir (default DIR/cni/state). */

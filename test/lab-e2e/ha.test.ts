@@ -1,0 +1,139 @@
+/**
+ * Replicated masters across machines: a full namespace lab with three
+ * control nodes (an etcd member and a master each, one leading; Ceph, the
+ * service framework and discovery on the first) and two agent hosts, every
+ * node provisioned by `corral node up` in its namespace. An app runs an
+ * instance on each host; the leading master is SIGKILLed. What must hold:
+ * another master leads within the failover bound, the agents, the service
+ * framework and discovery follow it by themselves, no task is lost or
+ * restarted, placements continue, and the killed master comes back as a
+ * follower.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { forgetPid, recordPid, testDir } from '../harness/resources.js';
+import { labDown, provisionNode } from '../../lab/lab.js';
+import { loadNodeState, ours } from '../../provision/src/lifecycle.js';
+import { signalProcess } from '../../common/sys/process.js';
+import type { ControlPlan } from '../../lab/topology.js';
+import { deployAndWait, nsRun, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
+
+const recorded: Array<[string, number]> = [];
+const remember = (name: string, pid: number): void => {
+  recordPid(`lab-ha-${name}`, pid);
+  recorded.push([`lab-ha-${name}`, pid]);
+};
+
+let lab: FullLab;
+const dir = testDir('lab-ha');
+
+beforeAll(async () => {
+  lab = await startFullLab({ prefix: 'ct-lbha', hosts: 2, controls: 3, dir, onPid: remember });
+}, 300_000);
+
+afterAll(async () => {
+  await labDown(dir);
+  for (const [name, pid] of recorded.splice(0)) forgetPid(name, pid);
+}, 180_000);
+
+interface Health {
+  leading: boolean;
+  leader?: { url: string };
+}
+
+const health = async (c: ControlPlan): Promise<Health | undefined> => {
+  try {
+    return JSON.parse(await nsRun(c.netns, 'curl', ['-s', '--max-time', '2', `http://${c.ip}:5050/health`])) as Health;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The control nodes whose master leads right now. */
+const leaders = async (): Promise<ControlPlan[]> => {
+  const out: ControlPlan[] = [];
+  for (const c of lab.state.plan.controls) if ((await health(c))?.leading) out.push(c);
+  return out;
+};
+
+/** An operator call to whichever master answers, following its redirect to the leader (curl -L keeps the POST). */
+const operator = async <T>(from: ControlPlan, type: string): Promise<T> =>
+  JSON.parse(await nsRun(from.netns, 'curl', ['-sSL', '--max-time', '5', '-X', 'POST', '-H', 'content-type: application/json', '-d', JSON.stringify({ type }), `http://${from.ip}:5050/api/v1`])) as T;
+
+const activeAgents = async (from: ControlPlan): Promise<number> =>
+  (await operator<{ get_agents: { agents: Array<{ active: boolean }> } }>(from, 'GET_AGENTS')).get_agents.agents.filter((a) => a.active).length;
+
+describe('three control nodes: replicated masters on a three-member etcd', () => {
+  it('elects exactly one leading master; the others redirect to it', async () => {
+    const leader = await until(
+      'one leading master',
+      async () => {
+        const l = await leaders();
+        return l.length === 1 ? l[0] : undefined;
+      },
+      60_000,
+      200,
+    );
+    for (const c of lab.state.plan.controls.filter((x) => x !== leader)) {
+      const headers = await nsRun(c.netns, 'curl', ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '2', `http://${c.ip}:5050/master/redirect`]);
+      expect(headers).toMatch(/^HTTP\/1\.1 307/);
+      expect(headers).toMatch(new RegExp(`location: http://${leader.ip.replace(/\./g, '\\.')}:5050`, 'i'));
+    }
+    expect(await until('both agents registered with the leader', async () => ((await activeAgents(lab.state.plan.controls[0]!)) === 2 ? true : undefined), 60_000, 200)).toBe(true);
+  }, 120_000);
+
+  it('survives a SIGKILL of the leading master: a new leader, agents and the framework follow, no task lost or restarted, placements go on', async () => {
+    const before = await deployAndWait(lab, storeApp('ha1', 2), 'h1');
+    const taskIds = before.tasks.map((t) => t.taskId).sort();
+    const [leader] = await leaders();
+    const master = loadNodeState(join(leader!.nodeDir, 'node-state.json'))!.processes.find((p) => p.name === 'master')!;
+    expect(ours(master)).toBe(true);
+    const killedAt = Date.now();
+    signalProcess(master.pid, 'SIGKILL');
+
+    const next = await until(
+      'another master leading',
+      async () => {
+        const l = await leaders();
+        return l.length === 1 && l[0] !== leader ? l[0] : undefined;
+      },
+      60_000,
+      100,
+    );
+    const electedMs = Date.now() - killedAt;
+    await until('both agents re-registered with the new leader', async () => ((await activeAgents(next).catch(() => 0)) === 2 ? true : undefined), 60_000, 200);
+    await until(
+      'the service framework subscribed again',
+      async () => {
+        const h = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-s', '--max-time', '2', `${lab.state.plan.servicesUrl}/health`])) as { connected?: boolean };
+        return h.connected === true ? true : undefined;
+      },
+      60_000,
+      200,
+    );
+
+    // The same tasks, still running: nothing was lost or relaunched.
+    const after = runningWithIp((await lab.app('ha1')).tasks);
+    expect(after.map((t) => t.taskId).sort()).toEqual(taskIds);
+    const tasks = (await operator<{ get_tasks: { tasks: Array<{ task_id: { value: string }; state: string }> } }>(next, 'GET_TASKS')).get_tasks.tasks;
+    for (const id of taskIds) expect(tasks.find((t) => t.task_id.value === id)?.state).toBe('TASK_RUNNING');
+
+    // Placements go on through the new leader.
+    const more = await deployAndWait(lab, { ...storeApp('ha2', 1), volumes: [] }, 'h2');
+    expect(more.tasks).toHaveLength(1);
+    console.log(`leader SIGKILL → new leader elected in ${electedMs} ms`);
+
+    // The killed master comes back (its node's lifecycle starts it again) and follows.
+    await provisionNode(leader!.netns, leader!.nodeFile, join(leader!.dir, 'node-up-again.log'), remember);
+    const back = await until(
+      'the old leader following',
+      async () => {
+        const h = await health(leader!);
+        return h && !h.leading && h.leader?.url === `http://${next.ip}:5050` ? h : undefined;
+      },
+      60_000,
+      200,
+    );
+    expect(back.leading).toBe(false);
+  }, 300_000);
+});
