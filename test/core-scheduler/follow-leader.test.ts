@@ -10,7 +10,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
@@ -80,7 +80,8 @@ async function master(overrides: Parameters<typeof startTestMaster>[0] = {}, wor
   const m = await startTestMaster(overrides, dir);
   cleanup.push(async () => {
     await m.close().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    // The test dir the work dir was made in (testDir), not only the work dir.
+    rmSync(dirname(dir), { recursive: true, force: true });
   });
   return m;
 }
