@@ -11,7 +11,7 @@
  * gone, the guarded writes fail inside etcd itself).
  */
 import type { EventEmitter } from 'node:events';
-import { Etcd3, type Election, type ElectionObserver, type Namespace } from 'etcd3';
+import { Etcd3, type Election, type Namespace, type Watcher } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger } from '../log.js';
 import { etcdClientOptions } from './etcd.js';
@@ -55,7 +55,7 @@ export class EtcdElection {
   private readonly ns: Namespace;
   private readonly prefix: string;
   private readonly election: Election;
-  private observer: ElectionObserver | undefined;
+  private watcher: Watcher | undefined;
   private closed = false;
   private readonly log = logger('election');
 
@@ -113,46 +113,82 @@ export class EtcdElection {
   }
 
   /**
-   * Follow the current leader's value (undefined while there is none). Keeps
-   * following across etcd errors, re-reading the election after each.
+   * Follow the current leader's value (undefined while there is none), across
+   * etcd errors. The leader is re-read (the oldest key, Election.leader()) on
+   * every change under the election's prefix. etcd3's ElectionObserver is not
+   * used: when several candidates' keys arrive in one watch response while it
+   * knows of no leader, it takes the newest of them for the leader, and then
+   * watches only that key, so an observer started with its peers could name a
+   * follower for good.
    */
   observe(onChange: (value: string | undefined) => void): void {
-    const start = (): void => {
+    let reading = false;
+    let again = false;
+    let last: string | undefined | null = null;
+    // One read at a time, and one more after it if something changed meanwhile: answers apply in order.
+    const read = (): void => {
       if (this.closed) return;
+      if (reading) {
+        again = true;
+        return;
+      }
+      reading = true;
       this.election
-        .observe()
-        .then((observer) => {
-          if (this.closed) {
-            void observer.cancel();
-            return;
+        .leader()
+        .then(
+          (value) => {
+            if (!this.closed && value !== last) {
+              last = value;
+              onChange(value);
+            }
+          },
+          (err: unknown) => {
+            this.log.warn({ err }, 'reading the election failed; reading again');
+            again = true;
+          },
+        )
+        .finally(() => {
+          reading = false;
+          if (again && !this.closed) {
+            again = false;
+            setTimeout(read, 100).unref();
           }
-          this.observer = observer;
-          onChange(observer.leader());
-          // The first event after observe() is not a change of leader; read the leader on every event.
-          observer.on('change', () => onChange(observer.leader()));
-          observer.on('error', (err) => {
-            this.log.warn({ err }, 'watching the election failed; watching again');
-            void observer.cancel().catch(() => undefined);
-            retry();
-          });
-        })
-        .catch((err: unknown) => {
-          this.log.warn({ err }, 'reading the election failed; trying again');
-          retry();
         });
     };
-    const retry = (): void => {
+    const watch = (): void => {
       if (this.closed) return;
-      onChange(undefined);
-      setTimeout(start, 500).unref();
+      this.ns
+        .watch()
+        .prefix(`election/${this.opts.name}/`)
+        .create()
+        .then((watcher) => {
+          if (this.closed) {
+            void watcher.cancel();
+            return;
+          }
+          this.watcher = watcher;
+          watcher.on('data', read);
+          // After a reconnect the watcher resumes where it was; read anyway, cheaply.
+          watcher.on('connected', read);
+          watcher.on('error', (err) => {
+            this.log.warn({ err }, 'watching the election failed; watching again');
+            void watcher.cancel().catch(() => undefined);
+            setTimeout(watch, 500).unref();
+          });
+          read();
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'watching the election failed; trying again');
+          setTimeout(watch, 500).unref();
+        });
     };
-    start();
+    watch();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.observer?.cancel().catch(() => undefined);
+    await this.watcher?.cancel().catch(() => undefined);
     this.client.close();
   }
 }

@@ -103,7 +103,7 @@ describe('registry fencing (embedded store)', () => {
   });
 });
 
-describe('registry fencing on etcd with the election', () => {
+describe('election and registry fencing on etcd', () => {
   let etcd: EtcdHandle;
   beforeAll(async () => {
     etcd = await startEtcd();
@@ -111,6 +111,25 @@ describe('registry fencing on etcd with the election', () => {
   afterAll(async () => {
     await etcd?.stop();
   });
+
+  it('candidates standing and observing at once all name the one elected, and follow its successor', async () => {
+    const namespace = `observe-${Date.now()}/`;
+    const elections = [0, 1, 2].map(() => new EtcdElection({ endpoints: [etcd.endpoint], namespace, name: 'm', ttlSeconds: 5 }));
+    for (const e of elections) cleanup.push(() => e.close());
+    const seen: Array<string | undefined> = [undefined, undefined, undefined];
+    const won: boolean[] = [false, false, false];
+    elections.forEach((e, i) => e.observe((v) => (seen[i] = v)));
+    const candidacies = elections.map((e, i) => e.campaign(`candidate-${i}`, { onElected: () => (won[i] = true), onError: () => undefined }));
+    const agreed = async (): Promise<number | undefined> => {
+      const winners = won.flatMap((w, i) => (w ? [i] : []));
+      return winners.length === 1 && seen.every((v) => v === `candidate-${winners[0]}`) ? winners[0] : undefined;
+    };
+    const leader = await untilValue('every observer names the elected candidate', agreed, 15_000);
+    await candidacies[leader]!.resign();
+    won[leader] = false;
+    const next = await untilValue('every observer names the successor', agreed, 15_000);
+    expect(next).not.toBe(leader);
+  }, 60_000);
 
   it('the deposed leader’s write fails inside etcd once its successor is elected', async () => {
     const namespace = `fence-${Date.now()}/`;
