@@ -136,4 +136,53 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
     );
     expect(back.leading).toBe(false);
   }, 300_000);
+
+  it('without etcd quorum the leader steps down and no write is taken; with quorum back a master leads with nothing lost', async () => {
+    const first = lab.state.plan.controls[0]!;
+    const tasksBefore = (await operator<{ get_tasks: { tasks: Array<{ task_id: { value: string } }> } }>(first, 'GET_TASKS')).get_tasks.tasks.map((t) => t.task_id.value).sort();
+    const [leader] = await leaders();
+    const leaderMaster = loadNodeState(join(leader!.nodeDir, 'node-state.json'))!.processes.find((p) => p.name === 'master')!;
+    // Two of the three etcd members go: no quorum.
+    const etcdDown = lab.state.plan.controls.filter((c) => c !== first).slice(0, 2);
+    for (const c of etcdDown) signalProcess(loadNodeState(join(c.nodeDir, 'node-state.json'))!.processes.find((p) => p.name === 'etcd')!.pid, 'SIGKILL');
+
+    // The leader cannot keep its lease: it stops (as a Mesos master that loses ZooKeeper does), so nothing it would write lands.
+    await until('the leader stepping down', async () => (ours(leaderMaster) ? undefined : true), 60_000, 200);
+    // A write sent to any master, redirects followed, is not taken while there is no quorum.
+    const write = (c: ControlPlan): Promise<string> =>
+      nsRun(c.netns, 'curl', [
+        '-sL',
+        '--max-time',
+        '3',
+        '-w',
+        ' %{http_code}',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({ type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'quorum', weight: 5 }] } }),
+        `http://${c.ip}:5050/api/v1`,
+      ]).catch(() => 'no answer');
+    for (const c of lab.state.plan.controls) expect(await write(c)).not.toMatch(/ 20[02]$/);
+
+    // Quorum back: each control node's lifecycle starts what is missing (its etcd member, the master that stopped).
+    await Promise.all(lab.state.plan.controls.map((c) => provisionNode(c.netns, c.nodeFile, join(c.dir, 'node-up-quorum.log'), remember)));
+    const next = await until(
+      'a leading master again',
+      async () => {
+        const l = await leaders();
+        return l.length === 1 ? l[0] : undefined;
+      },
+      90_000,
+      200,
+    );
+    await until('both agents registered again', async () => ((await activeAgents(next).catch(() => 0)) === 2 ? true : undefined), 60_000, 200);
+    const tasksAfter = (await operator<{ get_tasks: { tasks: Array<{ task_id: { value: string } }> } }>(next, 'GET_TASKS')).get_tasks.tasks.map((t) => t.task_id.value).sort();
+    expect(tasksAfter).toEqual(tasksBefore);
+    // Nothing of the refused writes was applied; writes are taken again.
+    const weights = await operator<{ get_weights: { weight_infos: Array<{ role: string }> } }>(next, 'GET_WEIGHTS');
+    expect(weights.get_weights.weight_infos.map((w) => w.role)).not.toContain('quorum');
+    expect(await write(next)).toMatch(/ 202$/);
+  }, 300_000);
 });
