@@ -80,6 +80,9 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
       expect(headers).toMatch(new RegExp(`location: http://${leader.ip.replace(/\./g, '\\.')}:5050`, 'i'));
     }
     expect(await until('both agents registered with the leader', async () => ((await activeAgents(lab.state.plan.controls[0]!)) === 2 ? true : undefined), 60_000, 200)).toBe(true);
+    expect(await until('leader.corral naming the leader', async () => ((await lab.dig(lab.state.plan.services.netns, 'leader.corral')).join(',') === leader.ip ? true : undefined), 60_000, 200)).toBe(
+      true,
+    );
   }, 120_000);
 
   it('survives a SIGKILL of the leading master: a new leader, agents and the framework follow, no task lost or restarted, placements go on', async () => {
@@ -111,6 +114,9 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
       60_000,
       200,
     );
+
+    // Discovery follows too: the zone's leader name answers the new leader.
+    await until('leader.corral naming the new leader', async () => ((await lab.dig(lab.state.plan.services.netns, 'leader.corral')).join(',') === next.ip ? true : undefined), 60_000, 200);
 
     // The same tasks, still running: nothing was lost or relaunched.
     const after = runningWithIp((await lab.app('ha1')).tasks);
