@@ -171,6 +171,18 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
         `http://${c.ip}:5050/api/v1`,
       ]).catch(() => 'no answer');
     for (const c of lab.state.plan.controls) expect(await write(c)).not.toMatch(/ 20[02]$/);
+    // The masters still running cannot see the election any more: they name no leader (a clear 503), not the dead one.
+    const alive = lab.state.plan.controls.filter((c) => c !== leader);
+    const answers = await until(
+      'the other masters naming no leader',
+      async () => {
+        const a = await Promise.all(alive.map((c) => nsRun(c.netns, 'curl', ['-s', '--max-time', '3', '-w', ' %{http_code}', `http://${c.ip}:5050/master/redirect`]).catch(() => 'no answer')));
+        return a.every((x) => x.endsWith(' 503')) ? a : undefined;
+      },
+      30_000,
+      200,
+    );
+    for (const a of answers) expect(a).toMatch(/cannot reach a quorum of etcd/);
 
     // Quorum back: each control node's lifecycle starts what is missing (its etcd member, the master that stopped).
     await Promise.all(lab.state.plan.controls.map((c) => provisionNode(c.netns, c.nodeFile, join(c.dir, 'node-up-quorum.log'), remember)));

@@ -80,7 +80,15 @@ export class Leadership {
   get leader(): LeaderInfo | undefined {
     if (this.leading) return this.opts.self;
     if (this.state !== 'following') return undefined;
+    // A follower whose own lease etcd has not renewed within its TTL cannot see the election any more (no quorum, or
+    // etcd out of reach): the leader it last saw may be gone, so it names none rather than redirect to a dead one.
+    if (this.cutOff()) return undefined;
     return this.observed;
+  }
+
+  /** etcd has not answered this master's keepalives for a whole TTL. */
+  cutOff(): boolean {
+    return this.candidacy !== undefined && Date.now() >= this.candidacy.leaseValidUntil();
   }
 
   /** For /health. */
@@ -180,7 +188,8 @@ export class Leadership {
 }
 
 /** A clear error for a master that cannot serve because it does not lead. */
-export function notLeading(leader: LeaderInfo | undefined, self: LeaderInfo, recovering: boolean): CorralError {
+export function notLeading(leader: LeaderInfo | undefined, self: LeaderInfo, recovering: boolean, cutOff = false): CorralError {
+  if (cutOff) return new CorralError('UNAVAILABLE', 'this master cannot reach a quorum of etcd, so no leading master is known; retry once etcd is back', { master: self.id });
   if (recovering) return new CorralError('UNAVAILABLE', 'this master was just elected and is recovering the registry; retry shortly', { master: self.id });
   if (!leader) return new CorralError('UNAVAILABLE', 'no leading master is known yet (election in progress); retry shortly', { master: self.id });
   return new CorralError('UNAVAILABLE', `master ${self.id} does not lead; the leader is ${leader.url}`, { leader: leader.url });

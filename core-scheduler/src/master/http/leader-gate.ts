@@ -41,8 +41,9 @@ export class LeaderGatedServer extends HttpServer {
   /** Mount the routes every replicated master answers: /master/redirect and the /master/* catch-all. */
   mountLeaderRoutes(health: () => Record<string, unknown>): void {
     super.route('GET', '/master/redirect', (ctx) => {
-      const leader = this.leadership()?.leader;
-      if (!leader) throw new CorralError('UNAVAILABLE', 'no leading master is known yet (election in progress); retry shortly');
+      const l = this.leadership();
+      const leader = l?.leader;
+      if (!leader) throw l ? notLeading(undefined, l.self, false, l.cutOff()) : new CorralError('UNAVAILABLE', 'no leading master is known yet (election in progress); retry shortly');
       // The leader's base URL, not this path: following it must not loop back here.
       redirect(ctx, leader.url);
     });
@@ -64,7 +65,7 @@ export class LeaderGatedServer extends HttpServer {
       return;
     }
     if (!l) throw new CorralError('UNAVAILABLE', 'this master is starting; no leading master is known yet');
-    throw notLeading(leader, l.self, l.leading);
+    throw notLeading(leader, l.self, l.leading, l.cutOff());
   }
 }
 
