@@ -4,7 +4,8 @@
  * (a fresh single-member etcd for every etcd run, so no run recovers an
  * earlier one's registry) and prints every run and the ratio of medians.
  *
- * Usage: npm run build && npx tsx bench/placement-stores.ts [--runs 3] [--agents 10000] [--cpus 10] [--json]
+ * Usage: npm run build && npx tsx bench/placement-stores.ts [--runs 3] [--agents 10000] [--cpus 10] [--json] [--recover]
+ * (--recover: after each placement the master is SIGKILLed and restarted on its Store; its recovery is timed)
  * Goals (issue: HA on etcd): etcd ≥ 0.75× embedded and ≥ 15,000 tasks/s.
  */
 import { execFile } from 'node:child_process';
@@ -27,16 +28,28 @@ interface Figure {
   unit: string;
 }
 
+const RECOVER = process.argv.includes('--recover');
+const recoveryLines: string[] = [];
+
 function placement(extra: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [join(root, 'dist', 'bench', 'placement.js'), '--agents', String(AGENTS), '--cpus', String(CPUS), '--json', ...extra],
+      [join(root, 'dist', 'bench', 'placement.js'), '--agents', String(AGENTS), '--cpus', String(CPUS), '--json', ...(RECOVER ? ['--recover'] : []), ...extra],
       { maxBuffer: 16 * 1024 * 1024, timeout: 600_000 },
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`placement failed: ${err.message}\n${stderr}`));
         const start = stdout.indexOf('[');
-        const figures = JSON.parse(stdout.slice(start)) as Figure[];
+        const end = stdout.indexOf('\n]', start) + 2;
+        const figures = JSON.parse(stdout.slice(start, end)) as Figure[];
+        // --recover: the recovery figures follow the JSON, one line each.
+        recoveryLines.push(
+          ...stdout
+            .slice(end)
+            .split('\n')
+            .filter((l) => l.trim() && !l.startsWith('errors'))
+            .map((l) => `${extra.length ? 'etcd' : 'embedded'}: ${l.trim()}`),
+        );
         resolve(figures.find((f) => f.unit === 'tasks/s')!.value);
       },
     );
@@ -71,6 +84,7 @@ async function main(): Promise<void> {
     console.log(`placement, ${AGENTS} agents × ${CPUS} CPUs, ${RUNS} alternating runs per Store`);
     for (const r of rows) console.log(`${r.store.padEnd(22)} runs ${r.runs.join(' / ').padEnd(26)} median ${String(r.median).padStart(6)} tasks/s   goal ${r.goal}`);
     console.log(`etcd / embedded (medians): ${ratio.toFixed(2)}×   ${ratio >= 0.75 && Math.min(...etcd) >= 15_000 ? 'met' : 'not met'}`);
+    for (const l of recoveryLines) console.log(l);
   }
 }
 

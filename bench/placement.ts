@@ -8,7 +8,7 @@
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
  *        [--connections 4] [--pipelining 32] [--accept-batch 64] [--verbose] [--profile DIR]
- *        [--master-log FILE] [--etcd-endpoints URL]   (the registry on etcd instead of the embedded Store;
+ *        [--master-log FILE] [--etcd-endpoints URL] [--recover]   (--recover: then SIGKILL the master and time its recovery)   (the registry on etcd instead of the embedded Store;
  *        bench/placement-stores.ts starts an etcd and runs both side by side)
  * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
@@ -96,23 +96,25 @@ async function main(): Promise<void> {
   const profile = (who: string): string[] => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, who)}`] : []);
   const etcdAt = process.argv.indexOf('--etcd-endpoints');
   const etcdFlags = etcdAt > 0 ? ['--store-backend', 'etcd', '--etcd-endpoints', process.argv[etcdAt + 1]!] : [];
-  const master = spawn(
-    process.execPath,
-    [
-      ...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
-      ...profile('master'),
-      ...script('cli/corral'),
-      'master',
-      '--no-auth',
-      '--port',
-      String(port),
-      '--work-dir',
-      workDir,
-      ...etcdFlags,
-      ...masterLog,
-    ],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const spawnMaster = (): ChildProcess =>
+    spawn(
+      process.execPath,
+      [
+        ...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+        ...profile('master'),
+        ...script('cli/corral'),
+        'master',
+        '--no-auth',
+        '--port',
+        String(port),
+        '--work-dir',
+        workDir,
+        ...etcdFlags,
+        ...masterLog,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+  const master = spawnMaster();
   const children: ChildProcess[] = [master];
   const stop = (): void => {
     // SIGTERM lets the master and the fleet write their CPU profiles when asked for.
@@ -218,8 +220,44 @@ async function main(): Promise<void> {
         child.once('exit', (code, signal) => reject(new Error(`the ${name} exited (${signal ?? code}) during the run: ${tail}`)));
       }
     });
+    /**
+     * --recover: SIGKILL the master with every agent and task in its registry, start it again on the same Store,
+     * and time until it listens (registry recovered), until every agent has re-registered and until it knows every
+     * task as running again (the agents report them when they re-register).
+     */
+    const recoverAfterKill = async (): Promise<void> => {
+      const gauge = async (name: string, label: string): Promise<number> => {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(`corral_master_${name}{`) && l.includes(label));
+        return line ? Number(line.split(' ').at(-1)) : 0;
+      };
+      const gone = new Promise((r) => master.once('exit', r));
+      master.kill('SIGKILL');
+      await gone;
+      const t0 = performance.now();
+      const again = spawnMaster();
+      children.push(again);
+      await waitFor(again, /listening/, 600_000);
+      const listening = (performance.now() - t0) / 1000;
+      const rssRecovered = rssMiB(again.pid!);
+      let agentsBack = 0;
+      let tasksBack = 0;
+      for (const deadline = Date.now() + 600_000; Date.now() < deadline && (!agentsBack || !tasksBack);) {
+        const connected = await gauge('agents', 'status="connected"').catch(() => 0);
+        const running = await gauge('tasks', 'state="TASK_RUNNING"').catch(() => 0);
+        if (!agentsBack && connected === AGENTS) agentsBack = (performance.now() - t0) / 1000;
+        if (!tasksBack && running === TASKS) tasksBack = (performance.now() - t0) / 1000;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const store = etcdFlags.length ? 'etcd' : 'the embedded Store';
+      console.log(`${`master SIGKILL → listening again, registry of ${AGENTS} agents recovered from ${store}`.padEnd(72)} ${listening.toFixed(1).padStart(10)} s`);
+      console.log(`${`  → all ${AGENTS} agents re-registered`.padEnd(72)} ${(agentsBack || NaN).toFixed(1).padStart(10)} s`);
+      console.log(`${`  → all ${TASKS} tasks known as running again`.padEnd(72)} ${(tasksBack || NaN).toFixed(1).padStart(10)} s`);
+      console.log(`${'  master RSS after recovery'.padEnd(72)} ${rssRecovered.toFixed(1).padStart(10)} MiB`);
+    };
     await client.subscribe();
     await Promise.race([finished, died, new Promise((_, rej) => setTimeout(() => rej(new Error(`stuck at ${acked}/${TASKS} acked; errors: ${errors.slice(0, 3).join('; ')}`)), 600_000))]);
+    died.catch(() => undefined); // a master killed on purpose later (--recover) is not a failed run
     const seconds = (performance.now() - firstOffer) / 1000;
     if (process.argv.includes('--verbose'))
       console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
@@ -254,6 +292,7 @@ async function main(): Promise<void> {
     if (process.argv.includes('--json')) console.log(JSON.stringify(figures, null, 2));
     else for (const f of figures) console.log(`${f.metric.padEnd(72)} ${f.value.toFixed(1).padStart(10)} ${f.unit.padEnd(8)} ${f.goal ?? ''}  ${f.peer ?? ''}`);
     if (errors.length) console.log(`errors during the run: ${errors.length} (first: ${errors[0]})`);
+    if (process.argv.includes('--recover')) await recoverAfterKill();
     if (process.argv.includes('--verbose')) {
       const metrics = await (await fetch(`${url}/metrics`)).text();
       console.log(
