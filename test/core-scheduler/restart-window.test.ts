@@ -204,6 +204,29 @@ describe('right after a master restart, before the agent re-registers', () => {
     await k.update('k1', 'TASK_RUNNING');
   });
 
+  it('a TEARDOWN survives another restart (or failover) before the agent returns: the registry remembers removed frameworks', async () => {
+    const c = await cluster('rw-teardown-twice');
+    const t0 = await frameworkWithTasks(c, { name: 'torn' }, ['t1']);
+    const k0 = await frameworkWithTasks(c, { name: 'kept' }, ['k1']);
+    await restart(c);
+    await c.ops.call('TEARDOWN', { teardown: { framework_id: { value: t0.id } } });
+    // A second restart: the new master knows of the teardown only through the registry.
+    await restart(c);
+    const k = await resubscribe(c.master, { name: 'kept' }, k0.id);
+
+    await c.agent.session.start();
+    const shutDown = (id: string) => (e: AgentEvent) => e.type === 'SHUTDOWN_FRAMEWORK' && e.shutdown_framework.framework_id.value === id;
+    await until(() => agentGot(c.agent, shutDown(t0.id)), 15_000, 'SHUTDOWN_FRAMEWORK reaches the agent after the second restart');
+    expect(agentGot(c.agent, shutDown(k0.id))).toBe(false);
+    expect([...c.agent.tasks.values()].map((t) => t.info.task_id.value)).toEqual(['k1']);
+    // The removed framework cannot come back under its id either.
+    const again = new TestFramework(c.master.url, { name: 'torn', failover_timeout: 3600, id: { value: t0.id } });
+    cleanup.push(() => again.client.close());
+    await expect(again.subscribe()).rejects.toThrow(/removed/);
+    await k.client.reconcile();
+    await k.update('k1', 'TASK_RUNNING');
+  });
+
   it('reconciliation answers come from the master (SOURCE_MASTER, REASON_RECONCILIATION) before and after the agent re-registers', async () => {
     const c = await cluster('rw-reconcile');
     const info = { name: 'reconciler' };

@@ -28,9 +28,14 @@ export class FrameworkManager {
 
   constructor(private readonly m: Master) {}
 
-  /** Torn down or removed in this master's lifetime (Mesos's completed frameworks): an agent reporting its tasks shuts it down instead. */
+  /** Torn down or removed (remembered in the registry across restarts and failovers): an agent reporting its tasks shuts it down instead. */
   isRemoved(id: string): boolean {
     return this.removed.has(id);
+  }
+
+  /** The removed frameworks the registry remembers, at recovery. */
+  recoverRemoved(ids: Iterable<string>): void {
+    for (const id of ids) this.removed.add(id);
   }
 
   /**

@@ -102,6 +102,7 @@ export class Master {
     }
     for (const [role, q] of snapshot.quota) this.applyQuota(role, q);
     for (const f of snapshot.frameworks) this.frameworkManager.recoverFromRegistry(f);
+    this.frameworkManager.recoverRemoved(snapshot.removedFrameworks ?? []);
     for (const a of snapshot.agents) this.agentManager.recoverFromRegistry(a);
     this.log.info({ agents: snapshot.agents.length, frameworks: snapshot.frameworks.length, cluster: snapshot.cluster.id }, 'recovered registry');
   }

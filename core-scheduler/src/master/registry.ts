@@ -29,7 +29,17 @@ const K = {
   weights: `${PREFIX}weights/`,
   quota: (role: string) => `${PREFIX}quota/${role}`,
   quotas: `${PREFIX}quota/`,
+  removed: (id: string) => `${PREFIX}removed-frameworks/${id}`,
+  removedAll: `${PREFIX}removed-frameworks/`,
 };
+
+/**
+ * How many removed frameworks the registry remembers. An agent that comes
+ * back after a master failover with tasks of a framework torn down meanwhile
+ * must have that framework shut down, not re-adopted; the oldest records go
+ * past the bound (Mesos keeps its completed frameworks in memory only).
+ */
+export const REMOVED_FRAMEWORKS_KEPT = 1000;
 
 export interface PersistedAgent {
   id: string;
@@ -58,6 +68,8 @@ export interface RegistrySnapshot {
   frameworks: PersistedFramework[];
   weights: Map<string, number>;
   quota: Map<string, V1QuotaConfig>;
+  /** Ids of frameworks torn down or removed, newest last (bounded by REMOVED_FRAMEWORKS_KEPT). */
+  removedFrameworks: string[];
 }
 
 /** What makes a write this master's to make (replicated masters: it leads). */
@@ -94,13 +106,23 @@ export class Registry {
       this.cluster = { id: randomBytes(4).toString('hex'), createdAt: Date.now(), nextAgent: 1, nextFramework: 1 };
       await this.commit([{ type: 'put', key: K.cluster, value: JSON.stringify(this.cluster) }]);
     }
-    const [agents, frameworks, weights, quota] = await Promise.all([this.store.range(K.agents), this.store.range(K.frameworks), this.store.range(K.weights), this.store.range(K.quotas)]);
+    const [agents, frameworks, weights, quota, removedKvs] = await Promise.all([
+      this.store.range(K.agents),
+      this.store.range(K.frameworks),
+      this.store.range(K.weights),
+      this.store.range(K.quotas),
+      this.store.range(K.removedAll),
+    ]);
+    const removed = removedKvs.kvs.map((kv) => json<{ id: string; removedAt: number }>(kv.value)).sort((a, b) => a.removedAt - b.removedAt);
+    const dropped = removed.slice(0, Math.max(0, removed.length - REMOVED_FRAMEWORKS_KEPT));
+    if (dropped.length) await this.commit(dropped.map((r) => ({ type: 'delete' as const, key: K.removed(r.id) })));
     return {
       cluster: { ...this.cluster },
       agents: agents.kvs.map((kv) => json<PersistedAgent>(kv.value)),
       frameworks: frameworks.kvs.map((kv) => json<PersistedFramework>(kv.value)),
       weights: new Map(weights.kvs.map((kv) => [kv.key.slice(K.weights.length), json<number>(kv.value)])),
       quota: new Map(quota.kvs.map((kv) => [kv.key.slice(K.quotas.length), json<V1QuotaConfig>(kv.value)])),
+      removedFrameworks: removed.slice(dropped.length).map((r) => r.id),
     };
   }
 
@@ -129,8 +151,12 @@ export class Registry {
     return this.write([this.clusterOp(), { type: 'put', key: K.framework(f.id), value: JSON.stringify(f) }]);
   }
 
+  /** Forgets the framework and remembers that it was removed, in one commit. */
   removeFramework(id: string): Promise<void> {
-    return this.write([{ type: 'delete', key: K.framework(id) }]);
+    return this.write([
+      { type: 'delete', key: K.framework(id) },
+      { type: 'put', key: K.removed(id), value: JSON.stringify({ id, removedAt: Date.now() }) },
+    ]);
   }
 
   setWeights(weights: Array<{ role: string; weight: number }>): Promise<void> {
