@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework } from '../harness/framework.js';
 import { freePort } from '../harness/ports.js';
@@ -26,7 +26,7 @@ import { CorralError } from '../../contracts/errors.js';
 import { MasterFeed } from '../../discovery/src/cluster/feed.js';
 import { FrameworkLink } from '../../core-scheduler/src/services/framework-link.js';
 import { logger } from '../../common/log.js';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { etcdForTests } from '../harness/etcd-suite.js';
 import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
 import { untilValue } from '../harness/wait.js';
 
@@ -266,13 +266,7 @@ describe('clients follow the leading master', () => {
 });
 
 describe('clients follow the leader among replicated masters', () => {
-  let etcd: EtcdHandle;
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  }, 60_000);
-  afterAll(async () => {
-    await etcd?.stop();
-  });
+  const etcd = etcdForTests();
 
   it('operator, framework, agent and Store given all three masters ride through the leader being SIGKILLed', async () => {
     const root = testDir('follow-leader-ha');
@@ -281,7 +275,7 @@ describe('clients follow the leader among replicated masters', () => {
     const masters: MasterProcess[] = [];
     for (let i = 0; i < 3; i++) {
       const workDir = join(root, `m${i}`);
-      const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd.endpoint, namespace, leaseTtlSeconds: 3 });
+      const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds: 3 });
       const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
       cleanup.push(() => m.kill());
       masters.push(m);

@@ -4,10 +4,10 @@
  * frozen past its lease (SIGSTOP) is replaced, the registry survives, and a
  * frozen leader that wakes up writes nothing and exits.
  */
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { describe, it, expect, afterEach } from 'vitest';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { etcdForTests } from '../harness/etcd-suite.js';
 import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
 import { TestFramework } from '../harness/framework.js';
 import { testDir } from '../harness/resources.js';
@@ -25,16 +25,8 @@ interface Health {
   leader: { id: string; url: string } | null;
 }
 
-let etcd: EtcdHandle;
+const etcd = etcdForTests();
 const cleanup: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-}, 60_000);
-
-afterAll(async () => {
-  await etcd?.stop();
-});
 
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
@@ -48,7 +40,7 @@ async function startMasters(name: string, leaseTtlSeconds = 5, n = 3): Promise<M
   const masters: MasterProcess[] = [];
   for (let i = 0; i < n; i++) {
     const workDir = join(root, `m${i}`);
-    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd.endpoint, namespace, leaseTtlSeconds });
+    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds });
     const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
     cleanup.push(() => m.kill());
     masters.push(m);
@@ -182,7 +174,7 @@ describe('replicated masters on etcd', () => {
     cleanup.push(() => ops.close());
     await ops.call('UPDATE_WEIGHTS', { update_weights: { weight_infos: [{ role: 'before', weight: 3 }] } });
     const config = JSON.parse(readFileSync(join(first.workDir, 'master-ha.json'), 'utf8')) as { store: { namespace: string } };
-    const store = await EtcdStore.open({ endpoints: [etcd.endpoint], namespace: config.store.namespace });
+    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace: config.store.namespace });
     cleanup.push(() => store.close());
 
     first.signal('SIGSTOP');

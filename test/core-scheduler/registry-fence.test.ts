@@ -4,7 +4,7 @@
  * candidate's key took its place) nothing the old leader writes lands. Checked
  * on the embedded Store, and on a real etcd with the real election.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { EtcdStore } from '../../common/store/etcd.js';
 import { EtcdElection, type ElectedKey } from '../../common/store/etcd-election.js';
 import { Registry, type RegistryFence, type PersistedFramework } from '../../core-scheduler/src/master/registry.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
-import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
+import { etcdForTests } from '../harness/etcd-suite.js';
 import { untilValue } from '../harness/wait.js';
 import type { Store } from '../../contracts/store/types.js';
 
@@ -104,17 +104,11 @@ describe('registry fencing (embedded store)', () => {
 });
 
 describe('election and registry fencing on etcd', () => {
-  let etcd: EtcdHandle;
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  }, 60_000);
-  afterAll(async () => {
-    await etcd?.stop();
-  });
+  const etcd = etcdForTests();
 
   it('candidates standing and observing at once all name the one elected, and follow its successor', async () => {
     const namespace = `observe-${Date.now()}/`;
-    const elections = [0, 1, 2].map(() => new EtcdElection({ endpoints: [etcd.endpoint], namespace, name: 'm', ttlSeconds: 5 }));
+    const elections = [0, 1, 2].map(() => new EtcdElection({ endpoints: [etcd().endpoint], namespace, name: 'm', ttlSeconds: 5 }));
     for (const e of elections) cleanup.push(() => e.close());
     const seen: Array<string | undefined> = [undefined, undefined, undefined];
     const won: boolean[] = [false, false, false];
@@ -133,9 +127,9 @@ describe('election and registry fencing on etcd', () => {
 
   it('the deposed leader’s write fails inside etcd once its successor is elected', async () => {
     const namespace = `fence-${Date.now()}/`;
-    const store = await EtcdStore.open({ endpoints: [etcd.endpoint], namespace });
+    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace });
     cleanup.push(() => store.close());
-    const elections = [0, 1].map(() => new EtcdElection({ endpoints: [etcd.endpoint], namespace, name: 'm', ttlSeconds: 5 }));
+    const elections = [0, 1].map(() => new EtcdElection({ endpoints: [etcd().endpoint], namespace, name: 'm', ttlSeconds: 5 }));
     for (const e of elections) cleanup.push(() => e.close());
     const won: Array<ElectedKey | undefined> = [undefined, undefined];
     const candidacies = elections.map((e, i) => e.campaign(`candidate-${i}`, { onElected: (k) => (won[i] = k), onError: () => undefined }));

@@ -10,13 +10,13 @@
  * dirs), so the scope promise can be checked from the other host.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statfsSync, statSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorralError, type ErrorCode } from '../../contracts/errors.js';
 import type { VolumeClient } from '../../plugins/volume-driver/src/client.js';
 import { run } from '../harness/resources.js';
 import { until } from '../harness/wait.js';
-import { isMounted, mountedFsType, type DriverProcess } from './helpers.js';
+import { isMounted, mountedFsType, type DriverProcess, writeAndFsync } from './helpers.js';
 
 export interface BackendHost {
   driver: DriverProcess;
@@ -49,16 +49,6 @@ async function refusal(p: Promise<unknown>): Promise<{ code: ErrorCode; message:
     throw err;
   }
   throw new Error('expected the call to be refused, but it succeeded');
-}
-
-function writeAndFsync(path: string, data: string): void {
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 const fsBytes = (p: string): number => statfsSync(p).blocks * statfsSync(p).bsize;

@@ -5,7 +5,7 @@
  * safe order (filesystems, loop devices, rbd-fuse) even after a failure.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -209,4 +209,15 @@ export const mountedFsType = (path: string): string | undefined =>
 function withoutExtraCerts(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { NODE_EXTRA_CA_CERTS: _drop, ...rest } = env;
   return rest;
+}
+
+/** Writes a file and fsyncs it: what a task's data must survive (a detach, a driver's hard restart, a host's death). */
+export function writeAndFsync(path: string, data: string): void {
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -17,7 +17,7 @@
  * where the kernel has it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { startCeph, type CephCluster } from '../harness/ceph.js';
@@ -30,7 +30,7 @@ import { openVolumeService, type OpenedVolumeService } from '../../plugins/volum
 import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
 import { kernelHasRbd } from '../../plugins/volume-driver/src/backends/rbd/attach.js';
 import { volumeBackendContract, type BackendFixture, type BackendHost } from './backend-contract.js';
-import { dataPathUnder, driverConfig, helperPids, isMounted, krbdMappings, startDriver, teardownHost, type DriverProcess } from './helpers.js';
+import { dataPathUnder, driverConfig, helperPids, isMounted, krbdMappings, startDriver, teardownHost, type DriverProcess, writeAndFsync } from './helpers.js';
 
 let ceph: CephCluster;
 let dockerd: Dockerd;
@@ -104,16 +104,6 @@ const failure = (p: Promise<unknown>) =>
     () => 'succeeded',
     (e: Error) => e.message,
   );
-
-function writeAndFsync(path: string, data: string): void {
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Addresses of the clients that have an image open, as Ceph lists them. */
 async function imageWatchers(image: string): Promise<string[]> {
