@@ -77,7 +77,7 @@ export function registerApp(program: Command): void {
   const app = program
     .command('app')
     .description('long-running apps kept running by the service framework (corral services)')
-    .option('--services <url>', `service framework API (env CORRAL_SERVICES, default ${DEFAULT_SERVICES_URL})`);
+    .option('--services <urls>', `service framework API; several daemons separated by commas (the leader among them is used) (env CORRAL_SERVICES, default ${DEFAULT_SERVICES_URL})`);
 
   app
     .command('deploy <file>')

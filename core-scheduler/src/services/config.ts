@@ -77,7 +77,29 @@ export const servicesConfigSchema = z.object({
         .default(60),
     })
     .default({ replaceAfterSeconds: 60 }),
+  /**
+   * Several daemons, one leader (elected in etcd; the Store must be etcd and shared by all of them).
+   * Standbys send API calls to the leader (307) and take over when it goes.
+   */
+  ha: z
+    .object({
+      enabled: z.boolean().default(false),
+      /** The leader's etcd lease: a crashed leader is replaced within about this long. */
+      leaseTtlSeconds: z.number().int().min(1).max(300).default(5),
+      /** Election name; default `services-<framework name>`. */
+      electionName: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, dot, dash and underscore only')
+        .optional(),
+      /** The URL standbys redirect to while this daemon leads; default http://<host>:<port>. */
+      advertiseUrl: z.url().optional(),
+    })
+    .default({ enabled: false, leaseTtlSeconds: 5 }),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
+}).superRefine((c, ctx) => {
+  if (c.ha.enabled && c.store?.backend !== 'etcd') {
+    ctx.addIssue({ code: 'custom', path: ['ha', 'enabled'], message: 'replicated service framework daemons elect their leader in etcd: set store.backend to etcd (the same endpoints and namespace on every daemon)' });
+  }
 });
 
 export type ServicesConfig = z.output<typeof servicesConfigSchema>;

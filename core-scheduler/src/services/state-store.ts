@@ -11,13 +11,17 @@
  * a few transactions shortly after. `flush()` waits until what was marked
  * before the call is stored — the scheduler awaits it before launching, so a
  * task is on record before it can exist.
+ *
+ * With several daemons (one leader), every write carries the leader's fence:
+ * a compare on its election key, so a deposed leader's writes do not land.
  */
-import { errorMessage } from '../../../contracts/errors.js';
+import { CorralError, errorMessage } from '../../../contracts/errors.js';
 import type { Logger } from '../../../common/log.js';
 import { MAX_TXN_OPS } from '../../../contracts/store/check.js';
 import type { Op, Store } from '../../../contracts/store/types.js';
 import type { z } from '../../../common/validate.js';
 import { appRecordSchema, instanceRecordSchema, type AppRecord, type InstanceRecord } from './model.js';
+import type { WriteFence } from './leadership.js';
 
 export interface LoadedState {
   frameworkId: string | undefined;
@@ -41,6 +45,8 @@ export class ServicesState {
     private readonly store: Store,
     readonly prefix: string,
     private readonly log: Logger,
+    /** The leader's fence (replicated daemons); none for a daemon that runs alone. */
+    private readonly fence?: WriteFence,
   ) {}
 
   private appKey = (id: string): string => `${this.prefix}/apps/${id}`;
@@ -74,8 +80,21 @@ export class ServicesState {
 
   async saveFrameworkId(id: string | undefined): Promise<void> {
     const key = `${this.prefix}/framework-id`;
-    if (id === undefined) await this.store.delete(key);
-    else await this.store.put(key, id);
+    await this.fencedTxn([id === undefined ? { type: 'delete', key } : { type: 'put', key, value: id }]);
+  }
+
+  /** One transaction, guarded by the fence when there is one; a refused fence is lost leadership. */
+  private async fencedTxn(ops: Op[]): Promise<void> {
+    const fence = this.fence;
+    if (fence && !fence.holds()) {
+      fence.lost('the leader lease may have expired');
+      throw new CorralError('UNAVAILABLE', 'this daemon no longer leads the service framework; the write was not made');
+    }
+    const res = await this.store.txn({ compare: fence?.compare ?? [], success: ops });
+    if (fence && !res.succeeded) {
+      fence.lost('the election key is no longer this leader\'s');
+      throw new CorralError('UNAVAILABLE', 'this daemon no longer leads the service framework (its election key is gone); the write was refused');
+    }
   }
 
   putApp(app: AppRecord): void {
@@ -120,7 +139,7 @@ export class ServicesState {
     this.dirty.clear();
     const ops: Op[] = batch.map(([key, value]) => (value === null ? { type: 'delete', key } : { type: 'put', key, value: JSON.stringify(value) }));
     try {
-      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.store.txn({ compare: [], success: ops.slice(i, i + MAX_TXN_OPS) });
+      for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await this.fencedTxn(ops.slice(i, i + MAX_TXN_OPS));
     } catch (err) {
       // Keep what failed for the next attempt, unless a newer version was marked meanwhile.
       for (const [key, value] of batch) if (!this.dirty.has(key)) this.dirty.set(key, value);
