@@ -81,6 +81,8 @@ describe('replicated masters on etcd', () => {
     const leader = await agreedLeader(masters);
     const followers = masters.filter((m) => m !== leader);
     expect(followers).toHaveLength(2);
+    // Scheme-relative, as a Mesos master forms it ("//" + hostname + ":" + port + path).
+    const at = `//127.0.0.1:${leader.port}`;
     const leaderHealth = await health(leader);
     expect(leaderHealth.leader?.url).toBe(leader.url);
 
@@ -91,27 +93,30 @@ describe('replicated masters on etcd', () => {
 
       const sched = await post(`${f.url}/api/v1/scheduler`, { type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'n' } } });
       expect(sched.status).toBe(307);
-      expect(sched.headers.get('location')).toBe(`${leader.url}/api/v1/scheduler`);
+      expect(sched.headers.get('location')).toBe(`${at}/api/v1/scheduler`);
 
       const op = await post(`${f.url}/api/v1`, { type: 'GET_MASTER' });
       expect(op.status).toBe(307);
-      expect(op.headers.get('location')).toBe(`${leader.url}/api/v1`);
+      expect(op.headers.get('location')).toBe(`${at}/api/v1`);
 
       for (const path of ['/api/v1/agent', '/api/v1/store']) {
         const r = await post(`${f.url}${path}`, {});
         expect(r.status, path).toBe(307);
-        expect(r.headers.get('location')).toBe(`${leader.url}${path}`);
+        expect(r.headers.get('location')).toBe(`${at}${path}`);
       }
       const state = await fetch(`${f.url}/master/state?jsonp=x`, { redirect: 'manual' });
       expect(state.status).toBe(307);
-      expect(state.headers.get('location')).toBe(`${leader.url}/master/state?jsonp=x`);
+      expect(state.headers.get('location')).toBe(`${at}/master/state?jsonp=x`);
     }
 
     // /master/redirect sends every master's caller to the leader's base URL, the leader's own included.
+    // A client that follows it (fetch resolves the scheme-relative Location) reaches the leader.
+    const followed = await fetch(`${followers[0]!.url}/master/redirect`, { redirect: 'follow', signal: AbortSignal.timeout(5000) });
+    expect(new URL(followed.url).port).toBe(String(leader.port));
     for (const m of masters) {
       const r = await fetch(`${m.url}/master/redirect`, { redirect: 'manual' });
       expect(r.status).toBe(307);
-      expect(r.headers.get('location')).toBe(leader.url);
+      expect(r.headers.get('location')).toBe(at);
     }
 
     // The leader serves, and its GET_MASTER names itself.

@@ -25,6 +25,8 @@ export interface MesosFrameworkScheduler extends EventEmitter {
   teardown(): void;
   /** The SUBSCRIBE request whose response is the event stream. */
   httpRequest?: { destroy(): void };
+  /** Where it sends calls: its options, rewritten when it follows a SUBSCRIBE's 307 (lib/scheduler.js handleRedirect). */
+  options: { masterUrl: string; port: number | string };
 }
 
 interface MesosFrameworkModule {

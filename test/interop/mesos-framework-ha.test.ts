@@ -1,0 +1,246 @@
+/**
+ * The `mesos-framework` npm package (0.5.3, unmodified) against replicated
+ * corral masters: three real master processes on a real etcd, one leading.
+ *
+ * What the package does about leaders, read from its source
+ * (node_modules/mesos-framework/lib/scheduler.js):
+ *
+ * - It takes one master (`masterUrl`, `port`); no list, no ZooKeeper
+ *   detection (`useZk` only stores its framework id and tasks in ZooKeeper,
+ *   lines 158-245). Its README says to give it "the leading Mesos master".
+ * - A SUBSCRIBE answered 307 (line 366) goes through handleRedirect (lines
+ *   331-358): it strips every "//" from the Location, splits on ":" and takes
+ *   host and port, accepting both `//host:port/path` (the form a Mesos master
+ *   sends) and `http://host:port/path`, rewrites its options, and subscribes
+ *   again there. Every later call goes to that address.
+ * - It re-subscribes by itself only when the event stream *ends* (res 'end',
+ *   line 432), i.e. when the master finishes the chunked response. A master
+ *   that dies (SIGKILL) leaves the response incomplete: Node destroys it
+ *   ('aborted', 'close', no 'end'), so nothing happens, and the idle-timeout
+ *   path (lines 473-527) is armed on the socket that was just destroyed.
+ *   That timeout path, when a live but silent master triggers it, builds a
+ *   "redirect request" it never sends (no write()/end() after http.request,
+ *   line 505) and calls process.exit(1) when it times out (line 522).
+ * - A SUBSCRIBE that fails to connect only emits 'error' (line 468); there is
+ *   no retry. What it keeps is its framework id (line 535): calling
+ *   subscribe() again re-subscribes as the same framework, and on SUBSCRIBED
+ *   it reconciles every task it launched (sync(), line 330 → scheduler.js
+ *   Scheduler.prototype.sync).
+ *
+ * So the tests give it a follower's address (it must find the leader by the
+ * 307), and after the leader is killed they do what an application of this
+ * package has to do — call subscribe() again — with the killed master back
+ * on its address as a follower, whose 307 leads the package to the new leader.
+ *
+ * The master heartbeats every 2 s: the package's default
+ * masterConnectionTimeout (10 s) is shorter than the Mesos default heartbeat
+ * (15 s), and an event stream quiet for that long sends it down the fatal
+ * timeout path above.
+ */
+import { describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { etcdForTests } from '../harness/etcd-suite.js';
+import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
+import { stopsAfterEach } from '../harness/teardown.js';
+import { testDir } from '../harness/resources.js';
+import { freePort } from '../harness/ports.js';
+import { until, untilValue } from '../harness/wait.js';
+import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
+import { logDirUnder, mesosFramework, startScheduler, type WatchedScheduler } from './mesos-framework-harness.js';
+
+const etcd = etcdForTests();
+const cleanup = stopsAfterEach();
+
+interface Health {
+  master: string;
+  leading: boolean;
+  leader: { id: string; url: string } | null;
+}
+
+/** Three masters sharing a fresh namespace of the etcd, heartbeating frameworks every 2 s. */
+async function startMasters(dir: string, name: string): Promise<MasterProcess[]> {
+  const namespace = `${name}-${Date.now()}/`;
+  const masters: MasterProcess[] = [];
+  for (let i = 0; i < 3; i++) {
+    const workDir = join(dir, `m${i}`);
+    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds: 5, extra: { frameworks: { heartbeatIntervalSeconds: 2 } } });
+    const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
+    cleanup.push(() => m.kill());
+    masters.push(m);
+  }
+  await Promise.all(masters.map((m) => m.start()));
+  return masters;
+}
+
+async function health(m: MasterProcess): Promise<Health> {
+  const res = await fetch(`${m.url}/health`, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) throw new Error(`health ${res.status}`);
+  return (await res.json()) as Health;
+}
+
+/** The one serving leader among the running masters, once every running master names it. */
+function agreedLeader(masters: MasterProcess[], timeoutMs = 60_000): Promise<MasterProcess> {
+  return untilValue(
+    'one leader named by every running master',
+    async () => {
+      const running = masters.filter((m) => m.running);
+      const hs = await Promise.all(running.map(health));
+      const leaders = running.filter((_, i) => hs[i]!.leading);
+      if (leaders.length !== 1) return undefined;
+      const id = hs[running.indexOf(leaders[0]!)]!.master;
+      return hs.every((h) => h.leader?.id === id) ? leaders[0] : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+async function operator<T>(url: string, type: string, field: string): Promise<T> {
+  const ops = new OperatorClient({ master: url });
+  try {
+    return (await ops.call<Record<string, T>>(type))[field]!;
+  } finally {
+    await ops.close();
+  }
+}
+
+const tasksOf = (url: string): Promise<{ tasks: V1Task[] }> => operator(url, 'GET_TASKS', 'get_tasks');
+const frameworksOf = (url: string): Promise<{ frameworks: V1FrameworkSummary[]; recovered_frameworks?: Array<V1FrameworkSummary['framework_info']> }> =>
+  operator(url, 'GET_FRAMEWORKS', 'get_frameworks');
+const agentsOf = (url: string): Promise<{ agents: Array<{ agent_info: { id?: { value: string } }; active: boolean }> }> => operator(url, 'GET_AGENTS', 'get_agents');
+
+/** Errors the package reports for things that should never happen against a Mesos master. */
+const protocolErrors = (w: WatchedScheduler): string[] => w.errors.filter((e) => /not accepted|parse|linebreak|Error registering|Mesos-Stream-Id/i.test(e));
+
+/** A cluster of three masters, an agent that knows them all, and the package pointed at a follower with one long-running task. */
+async function clusterWithTask(
+  name: string,
+): Promise<{ masters: MasterProcess[]; leader: MasterProcess; follower: MasterProcess; agent: SimAgent; launches: AgentEvent[]; w: WatchedScheduler; frameworkId: string; taskId: string }> {
+  const dir = testDir(`mesos-framework-ha-${name}`);
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const masters = await startMasters(dir, name);
+  const leader = await agreedLeader(masters);
+  const follower = masters.find((m) => m !== leader)!;
+
+  const agent = new SimAgent({ master: masters.map((m) => m.url), hostname: 'ha-interop-agent', resources: 'cpus:2;mem:1024;disk:1024;ports:[31000-31010]', updateRetryMs: 500 });
+  cleanup.push(() => agent.stop());
+  await agent.start();
+  const launches: AgentEvent[] = [];
+  agent.on((e) => e.type === 'LAUNCH' && launches.push(e));
+
+  const mesos = mesosFramework.Mesos.getMesos();
+  const w = startScheduler({
+    host: '127.0.0.1',
+    port: follower.port,
+    logDir: logDirUnder(dir),
+    frameworkName: `ha-${name}`,
+    tasks: { sleeper: { instances: 1, commandInfo: new mesos.CommandInfo(null, null, true, 'sleep 3600'), resources: { cpus: 0.5, mem: 64, disk: 0, ports: 1 } } },
+  });
+  cleanup.push(async () => w.stop());
+
+  const frameworkId = await untilValue('SUBSCRIBED through the follower', async () => w.scheduler.frameworkId ?? undefined, 30_000);
+  const taskId = await untilValue('the task launched and RUNNING', async () => w.scheduler.launchedTasks.find((t) => t.runtimeInfo?.state === 'TASK_RUNNING')?.taskId, 30_000);
+  // Its TASK_RUNNING was acknowledged (through the address it follows), so the agent stops resending it.
+  await until(
+    async () => (await tasksOf(leader.url)).tasks.some((t) => t.task_id.value === taskId && t.state === 'TASK_RUNNING' && t.status_update_uuid === undefined),
+    30_000,
+    'the RUNNING update acknowledged',
+  );
+  await until(() => agent.updates.pending().length === 0, 30_000, 'the agent to stop resending');
+  return { masters, leader, follower, agent, launches, w, frameworkId, taskId };
+}
+
+describe('the mesos-framework npm package against replicated corral masters', () => {
+  it('given a follower’s address, follows its 307 to the leader, subscribes there and launches a task', async () => {
+    const { leader, follower, launches, w, frameworkId, taskId } = await clusterWithTask('follower');
+
+    // What the follower tells a SUBSCRIBE: the form a Mesos master sends ("//" + host + ":" + port + path).
+    const probe = await fetch(`${follower.url}/api/v1/scheduler`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'probe' } } }),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(probe.status).toBe(307);
+    expect(probe.headers.get('location')).toBe(`//127.0.0.1:${leader.port}/api/v1/scheduler`);
+
+    // The package took the leader's address from that Location (only handleRedirect changes its options).
+    expect(w.scheduler.options.masterUrl).toBe('127.0.0.1');
+    expect(String(w.scheduler.options.port)).toBe(String(leader.port));
+
+    // The leader has the framework, connected; its task was launched on the agent through the leader.
+    const fw = (await frameworksOf(leader.url)).frameworks.find((f) => f.framework_info.id.value === frameworkId);
+    expect(fw).toMatchObject({ active: true, connected: true, framework_info: { name: 'ha-follower' } });
+    expect(launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []))).toEqual([taskId]);
+    expect(w.sent.filter((s) => s === 'sent_subscribe')).toHaveLength(1);
+    expect(w.sent).toContain('sent_accept');
+    expect(w.sent).toContain('sent_acknowledge');
+    expect(protocolErrors(w)).toEqual([]);
+  }, 180_000);
+
+  it('the leader SIGKILLed under a running task: subscribe() again through the old address, now a follower, reaches the new leader as the same framework and the task reconciles RUNNING', async () => {
+    const { masters, leader, agent, launches, w, frameworkId, taskId } = await clusterWithTask('failover');
+    const agentId = agent.id!;
+    expect(String(w.scheduler.options.port)).toBe(String(leader.port));
+
+    // Watch the event stream the package holds (its SUBSCRIBE request and response).
+    const stream = { aborted: false, ended: false, closed: false };
+    const req = w.scheduler.httpRequest as unknown as import('node:http').ClientRequest;
+    req.once('close', () => (stream.closed = true));
+    const res = (req as unknown as { res: import('node:http').IncomingMessage | null }).res!;
+    res.once('aborted', () => (stream.aborted = true));
+    res.once('end', () => (stream.ended = true));
+    const subscribesBefore = w.sent.filter((s) => s === 'sent_subscribe').length;
+
+    await leader.kill('SIGKILL');
+    const next = await agreedLeader(masters, 60_000);
+    expect(next).not.toBe(leader);
+
+    // The stream broke without an end: the package saw no 'end', so it did not re-subscribe (scheduler.js:432).
+    await until(() => stream.closed, 30_000, 'the event stream to close');
+    expect(stream).toEqual({ aborted: true, ended: false, closed: true });
+
+    // The agent follows the new leader by itself (it knows every master); the new leader knows the task RUNNING
+    // and the framework from the registry, waiting for it to come back.
+    await until(async () => (await agentsOf(next.url)).agents.some((a) => a.agent_info.id?.value === agentId && a.active), 60_000, 'the agent re-registered with the new leader');
+    await until(async () => (await tasksOf(next.url)).tasks.some((t) => t.task_id.value === taskId && t.state === 'TASK_RUNNING'), 30_000, 'the task known RUNNING to the new leader');
+    // As a Mesos master after failover: a framework not yet re-subscribed is listed as recovered only.
+    const waiting = await frameworksOf(next.url);
+    expect(waiting.frameworks.map((f) => f.framework_info.id.value)).not.toContain(frameworkId);
+    expect(waiting.recovered_frameworks?.map((f) => f.id.value)).toContain(frameworkId);
+    // Still nothing from the package: one SUBSCRIBE, sent before the kill.
+    expect(w.sent.filter((s) => s === 'sent_subscribe').length).toBe(subscribesBefore);
+
+    // subscribe() while its address is dead: one 'error', no retry (scheduler.js:468).
+    const errorsBefore = w.errors.length;
+    w.scheduler.subscribe();
+    const refused = await untilValue('the refused SUBSCRIBE reported', async () => w.errors.slice(errorsBefore).find((e) => /problem with the request.*ECONNREFUSED/.test(e)), 30_000);
+    expect(refused).toContain(`127.0.0.1:${leader.port}`);
+
+    // The killed master comes back on its address and follows the new leader.
+    await leader.start();
+    expect(await agreedLeader(masters, 60_000)).toBe(next);
+
+    // subscribe() again: the old address answers 307 to the new leader, the package follows it and
+    // re-subscribes with its framework id; SUBSCRIBED makes it reconcile the task it launched.
+    const updatesBefore = w.updates.length;
+    w.scheduler.subscribe();
+    await until(() => w.sent.filter((s) => s === 'sent_subscribe').length === subscribesBefore + 1, 30_000, 'SUBSCRIBE answered 200 by the new leader');
+    expect(w.scheduler.frameworkId).toBe(frameworkId);
+    expect(String(w.scheduler.options.port)).toBe(String(next.port));
+    const reconciled = await w.update((s) => w.updates.indexOf(s) >= updatesBefore && s.task_id.value === taskId && s.reason === 'REASON_RECONCILIATION', 'the task reconciled', 30_000);
+    expect(reconciled).toMatchObject({ state: 'TASK_RUNNING', source: 'SOURCE_MASTER', agent_id: { value: agentId } });
+
+    // One framework, connected to the new leader; the task was never launched again.
+    const back = (await frameworksOf(next.url)).frameworks.filter((f) => f.framework_info.id.value === frameworkId);
+    expect(back).toHaveLength(1);
+    expect(back[0]).toMatchObject({ active: true, connected: true });
+    expect(w.scheduler.launchedTasks.map((t) => [t.taskId, t.runtimeInfo?.state])).toEqual([[taskId, 'TASK_RUNNING']]);
+    expect(w.scheduler.pendingTasks).toEqual([]);
+    expect(launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []))).toEqual([taskId]);
+    expect(protocolErrors(w)).toEqual([]);
+  }, 240_000);
+});
