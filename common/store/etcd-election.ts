@@ -9,9 +9,15 @@
  * Keys live in the same namespace as the etcd Store, so the elected key can
  * guard Store transactions (a compare on its create revision: once the key is
  * gone, the guarded writes fail inside etcd itself).
+ *
+ * A crashed leader need not be waited out: whoever knows it is dead may
+ * revoke its lease (revokeLeader), which deletes its key at once, so the next
+ * candidate is elected without waiting for the TTL. That is safe even if the
+ * leader was alive after all: its guarded writes fail in etcd, and it learns
+ * of the loss from the delete of its own key (watched from the election on).
  */
 import type { EventEmitter } from 'node:events';
-import { Etcd3, type Election, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, type Election, type Namespace, type Watcher } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger } from '../log.js';
 import { etcdClientOptions } from './etcd.js';
@@ -31,6 +37,18 @@ export interface ElectedKey {
   /** Create revision of that key: it changes if the key is ever deleted and created again. */
   createRevision: number;
 }
+
+/** The leader's key as etcd holds it: which lease keeps it alive. */
+export interface LeaderKey {
+  key: string;
+  value: string;
+  /** The lease the key is attached to (decimal int64). */
+  lease: string;
+  createRevision: number;
+}
+
+/** What revokeLeader did: revoked the lease (etcd still held it), or nothing because the leader is not the one named, or its lease was gone already. */
+export type RevokeOutcome = { revoked: true; lease: string; key: string } | { revoked: false; why: 'not-leader' | 'lease-gone'; lease?: string };
 
 interface CampaignHandlers {
   /** This candidate leads; `elected` names the key to guard writes with. */
@@ -56,6 +74,8 @@ export class EtcdElection {
   private readonly prefix: string;
   private readonly election: Election;
   private watcher: Watcher | undefined;
+  /** Leaders' watches on their own key (one per campaign won). */
+  private readonly ownKeyWatchers = new Set<Watcher>();
   private closed = false;
   private readonly log = logger('election');
 
@@ -100,6 +120,10 @@ export class EtcdElection {
         const kv = res.kvs[0];
         // The key is ours only if it still holds our value: a lease lost meanwhile leaves none.
         if (!kv || kv.value.toString('utf8') !== value) throw new CorralError('UNAVAILABLE', `election key ${key} vanished right after the election (lease lost)`);
+        if (failed) return;
+        // The key deleted (lease revoked by a peer that took this leader for dead, or expired) ends the
+        // leadership at once; the keepalive would tell only at its next round, up to TTL/3 later.
+        await this.watchOwnKey(key, BigInt(res.header.revision) + 1n, () => fail(new CorralError('UNAVAILABLE', `election key ${key} was deleted (its lease was revoked or expired)`)));
         if (!failed) handlers.onElected({ key, createRevision: Number(kv.create_revision) });
       })().catch((err: unknown) => fail(err instanceof Error ? err : new Error(errorMessage(err))));
     });
@@ -110,6 +134,50 @@ export class EtcdElection {
         await campaign.resign();
       },
     };
+  }
+
+  private async watchOwnKey(key: string, fromRevision: bigint, onDelete: () => void): Promise<void> {
+    const watcher = await this.ns.watch().key(key).startRevision(fromRevision.toString()).only('delete').create();
+    if (this.closed) {
+      void watcher.cancel().catch(() => undefined);
+      return;
+    }
+    this.ownKeyWatchers.add(watcher);
+    watcher.once('delete', () => {
+      this.ownKeyWatchers.delete(watcher);
+      void watcher.cancel().catch(() => undefined);
+      onDelete();
+    });
+    // A broken watch proves nothing about the key: the lease keepalive and the fence still guard it.
+    watcher.on('error', (err) => this.log.warn({ err, key }, 'watching the own election key failed'));
+  }
+
+  /** The leader's key (the oldest under the election's prefix), or undefined while nobody stands. */
+  async leaderKey(): Promise<LeaderKey | undefined> {
+    const res = await this.ns.getAll().prefix(`election/${this.opts.name}/`).sort('Create', 'Ascend').limit(1).exec();
+    const kv = res.kvs[0];
+    if (!kv) return undefined;
+    // The namespace hands keys back relative to itself, as the Store names them.
+    return { key: kv.key.toString('utf8'), value: kv.value.toString('utf8'), lease: String(kv.lease), createRevision: Number(kv.create_revision) };
+  }
+
+  /**
+   * Revoke the lease of the leader whose election value is `value` (a leader
+   * found dead). Nothing is revoked unless that value is the leader's right
+   * now: a stale observation must not depose the next leader.
+   */
+  async revokeLeader(value: string): Promise<RevokeOutcome> {
+    const leader = await this.leaderKey();
+    if (!leader || leader.value !== value) return { revoked: false, why: 'not-leader' };
+    if (leader.lease === '0') return { revoked: false, why: 'lease-gone' };
+    try {
+      await this.client.leaseClient.leaseRevoke({ ID: leader.lease });
+    } catch (err) {
+      // Not found: it expired (or was revoked by another peer) in the meantime.
+      if (err instanceof EtcdLeaseInvalidError) return { revoked: false, why: 'lease-gone', lease: leader.lease };
+      throw err;
+    }
+    return { revoked: true, lease: leader.lease, key: leader.key };
   }
 
   /**
@@ -189,6 +257,8 @@ export class EtcdElection {
     if (this.closed) return;
     this.closed = true;
     await this.watcher?.cancel().catch(() => undefined);
+    await Promise.all([...this.ownKeyWatchers].map((w) => w.cancel().catch(() => undefined)));
+    this.ownKeyWatchers.clear();
     this.client.close();
   }
 }

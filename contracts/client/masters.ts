@@ -170,7 +170,7 @@ export function trackerFor(master: MasterSpec | LeaderTracker): LeaderTracker {
 export interface FollowOptions {
   /** Total time to look for the leader before giving up (default 15 s). */
   budgetMs?: number;
-  /** Full rounds over the list before giving up (default 8: about 7 s of pauses, time for an election). */
+  /** Full rounds over the list before giving up (default 12: about 4–8.5 s of pauses, time for an election even when a lease must expire). */
   rounds?: number;
   /** Retry on another master after the connection broke mid-request (default true; false for writes that must not apply twice). */
   retryBroken?: boolean;
@@ -181,7 +181,13 @@ export interface FollowOptions {
 /** Redirects followed in a row before the redirecting master counts as failed (followers pointing at each other). */
 const MAX_REDIRECTS = 5;
 const FIRST_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 2_000;
+/**
+ * A crashed leader is replaced within about a second (its followers revoke its
+ * lease), so the pause between rounds stays short enough to find the new
+ * leader soon after; the jitter (50–100% of the pause) spreads the many
+ * agents and frameworks that lost the same leader.
+ */
+const MAX_BACKOFF_MS = 1_000;
 
 /**
  * Runs `attempt` against the leader: from `tracker.url`, following redirects
@@ -191,7 +197,7 @@ const MAX_BACKOFF_MS = 2_000;
  */
 export async function viaLeader<T>(tracker: LeaderTracker, attempt: (url: string) => Promise<T>, opts: FollowOptions = {}, first?: { url: string; error: unknown }): Promise<T> {
   const budgetMs = opts.budgetMs ?? 15_000;
-  const maxFailures = (opts.rounds ?? 8) * tracker.masters.length;
+  const maxFailures = (opts.rounds ?? 12) * tracker.masters.length;
   const started = Date.now();
   const tried = new Set<string>();
   let failures = 0;
@@ -241,7 +247,8 @@ export async function viaLeader<T>(tracker: LeaderTracker, attempt: (url: string
     // Every master of the list had its turn: wait before the next round (an election takes a moment).
     if (failures % tracker.masters.length === 0) {
       const round = failures / tracker.masters.length;
-      const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (round - 1), Math.max(0, budgetMs - elapsed));
+      const pause = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (round - 1)) * (0.5 + Math.random() / 2);
+      const delay = Math.min(pause, Math.max(0, budgetMs - elapsed));
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -6,6 +6,11 @@
  * wins it recovers the registry from etcd and serves, and from then on every
  * registry write is fenced with a compare on its election key.
  *
+ * A follower also watches the leader's process (leader-probe.ts): when it
+ * finds it crashed (nothing listens at its URL any more) it revokes the
+ * leader's lease, so a successor is elected at once rather than a lease TTL
+ * later. A frozen, slow or cut-off leader is left to its lease.
+ *
  * Leadership is lost for good: a leader whose lease expires (it froze, or lost
  * etcd) or whose fenced write is refused stops writing at once and the process
  * exits, as a Mesos master "commits suicide" when ZooKeeper drops it; its
@@ -13,6 +18,7 @@
  */
 import { CorralError, errorMessage } from '../../../contracts/errors.js';
 import { EtcdElection, type Candidacy, type ElectedKey } from '../../../common/store/etcd-election.js';
+import { LeaderProbe, type ProbeResult, type ProbeTarget } from './leader-probe.js';
 import { logger } from '../../../common/log.js';
 import { z } from '../../../common/validate.js';
 import type { RegistryFence } from './registry.js';
@@ -40,6 +46,10 @@ interface LeadershipOptions {
   onElected(fence: RegistryFence): Promise<void>;
   /** Leadership is gone for good (called once); the daemon exits. */
   onLost(reason: string): void;
+  /** Revoke a crashed leader's lease (default on); off, a crashed leader is replaced when its lease expires. */
+  crashDetection?: boolean;
+  /** Probe pacing (tests); see leader-probe.ts. */
+  probe?: { intervalMs?: number; confirmAfterMs?: number; timeoutMs?: number };
 }
 
 const WATCHDOG_MS = 250;
@@ -50,12 +60,16 @@ export class Leadership {
   private candidacy: Candidacy | undefined;
   private state: State = 'following';
   private observed: LeaderInfo | undefined;
+  /** The election value of the observed leader, as etcd holds it. */
+  private observedValue: string | undefined;
+  private readonly probe: LeaderProbe | undefined;
   private watchdog: ReturnType<typeof setInterval> | undefined;
   private retry: ReturnType<typeof setTimeout> | undefined;
   private electedAt = 0;
 
   constructor(private readonly opts: LeadershipOptions) {
     this.election = new EtcdElection({ ...opts.etcd, name: opts.electionName, ttlSeconds: opts.leaseTtlSeconds });
+    if (opts.crashDetection !== false) this.probe = new LeaderProbe({ ...opts.probe, onCrash: (target, evidence) => this.revokeCrashed(target, evidence) });
   }
 
   start(): void {
@@ -92,8 +106,15 @@ export class Leadership {
   }
 
   /** For /health. */
-  status(): { leading: boolean; state: State; leader: LeaderInfo | null; elected_at?: string } {
-    return { leading: this.serving, state: this.state, leader: this.leader ?? null, ...(this.electedAt ? { elected_at: new Date(this.electedAt).toISOString() } : {}) };
+  status(): { leading: boolean; state: State; leader: LeaderInfo | null; elected_at?: string; leader_probe?: ProbeResult } {
+    const probed = this.state === 'following' ? this.probe?.last : undefined;
+    return {
+      leading: this.serving,
+      state: this.state,
+      leader: this.leader ?? null,
+      ...(this.electedAt ? { elected_at: new Date(this.electedAt).toISOString() } : {}),
+      ...(probed ? { leader_probe: probed } : {}),
+    };
   }
 
   /** Step down (graceful stop): revoke the lease so a follower is elected at once. */
@@ -101,6 +122,7 @@ export class Leadership {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.stopTimers();
+    this.probe?.stop();
     await this.candidacy?.resign().catch((err: unknown) => this.log.warn({ err }, 'resigning from the election failed; the lease will expire'));
     await this.election.close();
   }
@@ -130,6 +152,7 @@ export class Leadership {
   private async won(key: ElectedKey): Promise<void> {
     if (this.state !== 'following') return;
     this.state = 'recovering';
+    this.probe?.stop();
     this.electedAt = Date.now();
     // Leadership changes are logged at warn: an operator wants them even at a quiet log level.
     this.log.warn({ key: key.key, revision: key.createRevision, master: this.opts.self.id }, 'elected leader; recovering the registry');
@@ -166,8 +189,31 @@ export class Leadership {
     }
     const before = this.observed?.id;
     this.observed = info;
+    this.observedValue = info ? value : undefined;
+    if (this.state === 'following') this.probe?.watch(info && info.id !== this.opts.self.id ? { id: info.id, url: info.url } : undefined);
     // What a leader observes is not acted upon (an observation can lag the election); its lease and fence decide.
     if (info?.id !== before) this.log.info({ leader: info?.url ?? null }, info ? 'leading master is %s' : 'no leading master', info?.url);
+  }
+
+  /**
+   * The leader `target` crashed: revoke its lease, if it still leads, so the
+   * oldest remaining candidate is elected now. True when nothing is left to do.
+   */
+  private async revokeCrashed(target: ProbeTarget, evidence: string): Promise<boolean> {
+    const value = this.observedValue;
+    if (this.state !== 'following' || !value || this.observed?.id !== target.id) return true;
+    // Cut off from etcd, this master could not revoke anything; it asks again once the probe confirms again.
+    if (this.cutOff()) return false;
+    try {
+      const outcome = await this.election.revokeLeader(value);
+      if (outcome.revoked)
+        this.log.warn({ leader: target.id, url: target.url, lease: outcome.lease, key: outcome.key, evidence }, 'the leading master crashed (%s); revoked its etcd lease %s', evidence, outcome.lease);
+      else this.log.info({ leader: target.id, why: outcome.why, evidence }, 'the leading master looks crashed, but it no longer leads or its lease is gone already');
+      return true;
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), leader: target.id }, 'revoking the crashed leader’s lease failed; trying again');
+      return false;
+    }
   }
 
   private lose(reason: string): void {
@@ -175,6 +221,7 @@ export class Leadership {
     const wasLeading = this.leading;
     this.state = 'lost';
     this.stopTimers();
+    this.probe?.stop();
     this.log.fatal({ reason, master: this.opts.self.id, wasLeading }, 'lost leadership: %s', reason);
     this.opts.onLost(reason);
   }
