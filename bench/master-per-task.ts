@@ -23,9 +23,9 @@ import { encodeRecord } from '../contracts/recordio.js';
 import { randomUuidBase64 } from '../common/uuid.js';
 import { Registry } from '../core-scheduler/src/master/registry.js';
 import { Authority } from '../core-scheduler/src/master/auth.js';
-import { Master } from '../core-scheduler/src/master/master.js';
+import { Master, realClock } from '../core-scheduler/src/master/master.js';
+import { MasterShell, type Outbox } from '../core-scheduler/src/master/shell.js';
 import { masterConfigSchema } from '../core-scheduler/src/master/config.js';
-import type { Outbox } from '../core-scheduler/src/master/records.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../contracts/v1/v1-fast.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type StatusUpdateGroup, type V1Offer } from '../contracts/v1/v1.js';
@@ -39,9 +39,10 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** An outbox that encodes what it is given, as a stream would, and hands the events on. */
+let outboxes = 0;
 function encodingOutbox<E>(sink: (e: E) => void): Outbox<E> {
   return {
-    id: 'bench',
+    id: `bench-${++outboxes}`,
     isOpen: true,
     send(e) {
       encodeRecord(e);
@@ -69,31 +70,32 @@ async function main(): Promise<void> {
   try {
     const registry = new Registry(store);
     const config = masterConfigSchema.parse({ noAuth: true, workDir, log: { level: 'warn' }, agents: { heartbeatIntervalMs: 600_000, unreachableTimeoutMs: 600_000 } });
-    const m = new Master(config, registry, new Authority(undefined));
-    m.recover(await registry.load());
+    const m = new Master(config, new Authority(undefined));
+    const shell = new MasterShell(m, registry, realClock, (reason) => {
+      throw new Error(reason);
+    });
+    const snapshot = await registry.load();
+    await shell.run((core) => core.recover(snapshot));
 
     const launches = new Map<string, Extract<AgentEvent, { type: 'LAUNCH' }>>();
     const agentIds: string[] = [];
     const agentResources = parseResources(`cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`).toV1();
     for (let i = 0; i < AGENTS; i++) {
-      const a = await m.agentManager.register(
-        { agent_info: { hostname: `agent-${i}`, resources: agentResources, attributes: [] }, version: 'bench', capabilities: [...AGENT_CAPABILITIES], tasks: [], frameworks: [] },
-        undefined,
+      const a = await shell.run((core) =>
+        core.agentManager.register(
+          { agent_info: { hostname: `agent-${i}`, resources: agentResources, attributes: [] }, version: 'bench', capabilities: [...AGENT_CAPABILITIES], tasks: [], frameworks: [] },
+          undefined,
+        ),
       );
-      m.agentManager.attach(
-        a,
-        encodingOutbox<AgentEvent>((e) => e.type === 'LAUNCH' && launches.set(a.id, e)),
-      );
+      const conn = shell.open(encodingOutbox<AgentEvent>((e) => e.type === 'LAUNCH' && launches.set(a.id, e)));
+      shell.fire((core) => core.agentManager.attach(a, conn));
       agentIds.push(a.id);
     }
     let events: SchedulerEvent[] = [];
-    const f = await m.frameworkManager.subscribe({ user: 'bench', name: 'master-per-task', failover_timeout: 3600 }, undefined, undefined, undefined);
-    m.frameworkManager.attach(
-      f,
-      encodingOutbox<SchedulerEvent>((e) => events.push(e)),
-      'bench-stream',
-    );
-    m.offerManager.allocate();
+    const f = await shell.run((core) => core.frameworkManager.subscribe({ user: 'bench', name: 'master-per-task', failover_timeout: 3600 }, undefined, undefined, undefined));
+    const fconn = shell.open(encodingOutbox<SchedulerEvent>((e) => events.push(e)));
+    shell.fire((core) => core.frameworkManager.attach(f, fconn, 'bench-stream'));
+    shell.fire((core) => core.offerManager.allocate());
     const offers: V1Offer[] = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
     if (offers.length !== AGENTS) throw new Error(`expected ${AGENTS} offers, got ${offers.length}`);
 
@@ -125,7 +127,7 @@ async function main(): Promise<void> {
     events = [];
     await step('ACCEPT with LAUNCH → task records, LAUNCH events', acceptBodies, async (call) => {
       if (!isQuickSchedulerCall('ACCEPT', call)) throw new Error('ACCEPT body not in its plain shape');
-      await m.offerManager.accept(f, (call as { accept: Parameters<Master['offerManager']['accept']>[1] }).accept);
+      await shell.run((core) => core.offerManager.accept(f, (call as { accept: Parameters<Master['offerManager']['accept']>[1] }).accept));
     });
     if (launches.size !== AGENTS) throw new Error(`expected ${AGENTS} launches, got ${launches.size}`);
 
@@ -149,8 +151,10 @@ async function main(): Promise<void> {
       if (!isQuickAgentCall('UPDATE', call)) throw new Error('UPDATE body not in its plain shape');
       const { agent_id, update } = call as { agent_id: { value: string }; update: { frameworks: StatusUpdateGroup[] } };
       const a = m.agents.get(agent_id.value)!;
-      m.agentManager.seen(a);
-      m.taskManager.fromAgent(a, update.frameworks);
+      shell.fire((core) => {
+        core.agentManager.seen(a);
+        core.taskManager.fromAgent(a, update.frameworks);
+      });
     });
     const updates = events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
     if (updates.length !== TASKS) throw new Error(`expected ${TASKS} updates, got ${updates.length}`);
@@ -165,7 +169,9 @@ async function main(): Promise<void> {
     events = [];
     await step('ACKNOWLEDGE_BATCH → acknowledgements to the agents', ackBodies, async (call) => {
       if (!isQuickSchedulerCall('ACKNOWLEDGE_BATCH', call)) throw new Error('ACKNOWLEDGE_BATCH body not in its plain shape');
-      m.taskManager.acknowledge(f, (call as { acknowledge_batch: { acknowledgements: Parameters<Master['taskManager']['acknowledge']>[1] } }).acknowledge_batch.acknowledgements);
+      shell.fire((core) =>
+        core.taskManager.acknowledge(f, (call as { acknowledge_batch: { acknowledgements: Parameters<Master['taskManager']['acknowledge']>[1] } }).acknowledge_batch.acknowledgements),
+      );
     });
     // Forwarded acknowledgements leave in batches after agents.ackBatchMs.
     const c0 = cpuMicros();
@@ -180,7 +186,7 @@ async function main(): Promise<void> {
     const keptPerTask = (process.memoryUsage().heapUsed - heapBefore) / TASKS;
     const running = [...m.frameworks.get(f.id)!.tasks.values()].filter((t) => t.state === 'TASK_RUNNING' && !t.pending).length;
     if (running !== TASKS) throw new Error(`expected ${TASKS} acknowledged RUNNING tasks, got ${running}`);
-    m.stop();
+    shell.stop();
 
     const total = steps.reduce((s, x) => s + x.micros, 0);
     const figures: Figure[] = [

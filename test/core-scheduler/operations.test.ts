@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
+import { untilValue } from '../harness/wait.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
@@ -47,8 +48,8 @@ describe('operations through offers', () => {
       ],
       0,
     );
-    // The agent is told about its checkpointed reservation and volume.
-    const applied = a.received.findLast((e) => e.type === 'APPLY_OPERATIONS');
+    // The agent is told about its checkpointed reservation and volume (on its own stream, once the registry holds them).
+    const applied = await untilValue('APPLY_OPERATIONS to reach the agent', async () => a.received.findLast((e) => e.type === 'APPLY_OPERATIONS'), 10_000);
     expect(
       applied &&
         Resources.fromV1(applied.type === 'APPLY_OPERATIONS' ? applied.apply_operations.checkpointed_resources : [])

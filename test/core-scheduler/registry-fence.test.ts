@@ -23,6 +23,9 @@ afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
 });
 
+/** The cluster record written with each framework (its id counters); its values do not matter here. */
+const CLUSTER = { id: 'fence', createdAt: 0, nextAgent: 1, nextFramework: 1 };
+
 function framework(id: string): PersistedFramework {
   return { id, info: { user: 'u', name: id, id: { value: id } }, registeredAt: 1 };
 }
@@ -63,13 +66,13 @@ describe('registry fencing (embedded store)', () => {
     const registry = new Registry(store);
     registry.setFence(fence);
     await registry.load();
-    await registry.putFramework(framework('f1'));
+    await registry.apply({ type: 'put-framework', framework: framework('f1'), cluster: CLUSTER });
     expect(await store.get('corral/registry/frameworks/f1')).toBeDefined();
 
     await store.revokeLease(lease);
     const revision = await store.currentRevision();
-    await expectRefused(registry.putFramework(framework('f2')));
-    await expectRefused(registry.setWeights([{ role: 'r', weight: 2 }]));
+    await expectRefused(registry.apply({ type: 'put-framework', framework: framework('f2'), cluster: CLUSTER }));
+    await expectRefused(registry.apply({ type: 'set-weights', weights: [{ role: 'r', weight: 2 }] }));
     expect(await store.get('corral/registry/frameworks/f2')).toBeUndefined();
     expect(await store.currentRevision()).toBe(revision);
     expect(fence.reasons).toHaveLength(1);
@@ -84,7 +87,7 @@ describe('registry fencing (embedded store)', () => {
     await registry.load();
     await store.delete('election/m/1');
     await store.put('election/m/1', 'new');
-    await expectRefused(registry.removeFramework('f1'));
+    await expectRefused(registry.apply({ type: 'remove-framework', id: 'f1', removedAt: Date.now() }));
   });
 
   it('a fence that no longer holds locally (lease may have lapsed) sends nothing at all', async () => {
@@ -97,7 +100,7 @@ describe('registry fencing (embedded store)', () => {
     await registry.load();
     holds = false;
     const revision = await store.currentRevision();
-    await expectRefused(registry.putFramework(framework('f1')));
+    await expectRefused(registry.apply({ type: 'put-framework', framework: framework('f1'), cluster: CLUSTER }));
     expect(await store.currentRevision()).toBe(revision);
     expect(fence.reasons[0]).toMatch(/lease may have expired/);
   });
@@ -145,13 +148,13 @@ describe('election and registry fencing on etcd', () => {
     // The old leader does not know it was deposed (holds() stays true): only etcd can stop it.
     registry.setFence({ compare: [{ key: first.key, target: 'createRevision', op: '=', value: first.createRevision }], holds: () => true, lost: (why) => reasons.push(why) });
     await registry.load();
-    await registry.putFramework(framework('before'));
+    await registry.apply({ type: 'put-framework', framework: framework('before'), cluster: CLUSTER });
 
     await candidacies[leaderIdx]!.resign();
     const second = await untilValue('the other candidate elected', async () => won[other], 15_000);
     expect(second.key).not.toBe(first.key);
 
-    await expectRefused(registry.putFramework(framework('after')));
+    await expectRefused(registry.apply({ type: 'put-framework', framework: framework('after'), cluster: CLUSTER }));
     expect(await store.get('corral/registry/frameworks/before')).toBeDefined();
     expect(await store.get('corral/registry/frameworks/after')).toBeUndefined();
     expect(reasons).toHaveLength(1);

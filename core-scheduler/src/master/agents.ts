@@ -6,7 +6,7 @@
 import { CorralError } from '../../../contracts/errors.js';
 import { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { keptTaskInfo, withLatestStatus, type AgentRecord, type Outbox, type TaskRecord } from './records.js';
+import { keptTaskInfo, withLatestStatus, type AgentRecord, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
 import { isTerminal, nanos, type AgentEvent, type V1FrameworkInfo } from '../../../contracts/v1/v1.js';
 import type { V1AgentCall } from '../../../contracts/v1/v1-schema.js';
@@ -46,7 +46,7 @@ export class AgentManager {
   }
 
   /** `peerIp`: where the registration came from, the agent's IP unless its own URL names one. */
-  async register(reg: RegisterCall, principal: string | undefined, peerIp?: string): Promise<AgentRecord> {
+  register(reg: RegisterCall, principal: string | undefined, peerIp?: string): AgentRecord {
     this.m.auth.authorizeAgent(principal);
     const staticResources = Resources.fromV1(reg.agent_info.resources);
     for (const e of staticResources) {
@@ -58,14 +58,17 @@ export class AgentManager {
     const wantId = reg.agent_info.id?.value;
     if (wantId && this.goneIds.has(wantId)) throw new CorralError('FORBIDDEN', `agent ${wantId} was marked gone; start it with a fresh work directory to register anew`);
     let a = wantId ? this.m.agents.get(wantId) : undefined;
-    if (a?.status === 'connected' && a.outbox?.isOpen) a.outbox.close({ type: 'SHUTDOWN', shutdown: { message: 'replaced by a newer connection of the same agent' } } satisfies AgentEvent);
-    const id = a?.id ?? wantId ?? this.m.registry.nextAgentId();
+    if (a?.status === 'connected' && a.conn) {
+      this.m.close(a.conn, { type: 'SHUTDOWN', shutdown: { message: 'replaced by a newer connection of the same agent' } } satisfies AgentEvent);
+      Object.assign(a, { conn: undefined, status: 'disconnected', disconnectedAt: now });
+    }
+    const id = a?.id ?? wantId ?? this.m.nextAgentId();
     const checkpointed = a?.checkpointed ?? new Resources();
     const { total, dropped } = applyCheckpointed(staticResources, checkpointed);
     if (!dropped.isEmpty()) this.m.log.warn({ agent: id, dropped: dropped.toString() }, "checkpointed reservations no longer fit the agent's resources");
     const info = { ...reg.agent_info, id: { value: id } };
     const persisted: PersistedAgent = { id, info, checkpointed: checkpointedPart(total).toV1(), status: 'admitted' };
-    await this.m.registry.putAgent(persisted);
+    this.m.persist({ type: 'put-agent', agent: persisted, cluster: this.m.clusterRecord() });
 
     const wasUnreachable = a?.status === 'unreachable';
     const capabilities: ReadonlySet<string> = new Set(reg.capabilities ?? []);
@@ -96,7 +99,7 @@ export class AgentManager {
         attributes: reg.agent_info.attributes,
         url,
         status: 'disconnected',
-        outbox: undefined,
+        conn: undefined,
         registeredAt: now,
         reregisteredAt: wantId ? now : undefined,
         lastSeen: now,
@@ -109,13 +112,13 @@ export class AgentManager {
       this.m.agents.set(id, a);
     }
     this.m.allocator.addAgent(id, total, { active: false, ...(reg.oversubscribed ? { revocable: Resources.fromV1(reg.oversubscribed) } : {}) });
-    await this.adoptTasks(a, reg, wasUnreachable);
+    this.adoptTasks(a, reg, wasUnreachable);
     this.m.log.info({ agent: id, hostname: info.hostname, resources: total.toString(), tasks: a.tasks.size, reregistered: wantId !== undefined }, 'agent registered');
     return a;
   }
 
   /** Reconcile the tasks an agent reports with what the master knows about it. */
-  private async adoptTasks(a: AgentRecord, reg: RegisterCall, wasUnreachable: boolean): Promise<void> {
+  private adoptTasks(a: AgentRecord, reg: RegisterCall, wasUnreachable: boolean): void {
     const reported = new Set<TaskRecord>();
     const infos = new Map(reg.frameworks.filter((f) => f.id).map((f) => [f.id!.value, f]));
     const completed = new Set<string>();
@@ -130,7 +133,7 @@ export class AgentManager {
       let f = this.m.frameworks.get(fwId);
       if (!f) {
         const info: V1FrameworkInfo & { id: { value: string } } = { ...(infos.get(fwId) ?? { user: '', name: `unknown-${fwId}` }), id: { value: fwId } };
-        f = await this.m.frameworkManager.adopt(info);
+        f = this.m.frameworkManager.adopt(info);
       }
       let t = f.tasks.get(rt.task.task_id.value);
       if (t) reported.add(t);
@@ -141,6 +144,7 @@ export class AgentManager {
       }
       const resources = Resources.fromV1(rt.task.resources);
       const role = rt.task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? f.roles[0]!;
+      let cameBack = wasUnreachable;
       if (!t) {
         t = {
           id: rt.task.task_id.value,
@@ -158,16 +162,17 @@ export class AgentManager {
         f.tasks.set(t.id, t);
         this.m.events.taskAdded(t);
       } else {
-        const wasUnreachableTask = t.state === 'TASK_UNREACHABLE';
+        cameBack ||= t.state === 'TASK_UNREACHABLE';
         t.state = rt.status.state;
         t.statuses = withLatestStatus(t.statuses, rt.status);
-        if (wasUnreachableTask && !isTerminal(t.state)) {
-          // Tell the partition-aware framework its task is back (it may have acknowledged the agent's last update long ago).
-          this.m.deliver(f.outbox, {
-            type: 'UPDATE',
-            update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } },
-          });
-        }
+      }
+      if (cameBack && !isTerminal(t.state)) {
+        // As Mesos (REASON_SLAVE_REREGISTERED): the partition-aware framework learns its task is back, also when the
+        // master that marked the agent unreachable has failed over since and this one knew the task only from the agent.
+        this.m.send(f.conn, {
+          type: 'UPDATE',
+          update: { status: { ...rt.status, uuid: undefined, agent_id: { value: a.id }, source: 'SOURCE_MASTER', reason: 'REASON_AGENT_REREGISTERED', message: 'agent re-registered' } },
+        });
       }
       reported.add(t);
       a.tasks.add(t);
@@ -202,16 +207,16 @@ export class AgentManager {
   }
 
   /** The agent's stream is open: confirm and start offering its resources. */
-  attach(a: AgentRecord, outbox: Outbox<AgentEvent>): void {
-    a.outbox = outbox as Outbox<unknown>;
+  attach(a: AgentRecord, conn: string): void {
+    a.conn = conn;
     a.status = 'connected';
     a.lastSeen = this.m.clock.now();
     a.disconnectedAt = undefined;
-    outbox.send({
+    this.m.send(conn, {
       type: 'REGISTERED',
       registered: { agent_id: { value: a.id }, heartbeat_interval_seconds: this.m.config.agents.heartbeatIntervalMs / 1000, master_info: this.m.info, checkpointed_resources: a.checkpointed.toV1() },
-    });
-    for (const e of this.afterAttach.get(a.id) ?? []) outbox.send(e);
+    } satisfies AgentEvent);
+    this.m.sendAll(conn, this.afterAttach.get(a.id) ?? []);
     this.afterAttach.delete(a.id);
     // Kills asked for while the agent was away reach its tasks now (or are answered, if it did not bring them back).
     this.m.taskManager.settleHeldKills();
@@ -220,9 +225,9 @@ export class AgentManager {
     this.m.offerManager.requestAllocation([a.id]);
   }
 
-  disconnected(a: AgentRecord, outbox: Outbox<unknown>, why: string): void {
-    if (a.outbox !== outbox || a.status !== 'connected') return;
-    a.outbox = undefined;
+  disconnected(a: AgentRecord, conn: string, why: string): void {
+    if (a.conn !== conn || a.status !== 'connected') return;
+    a.conn = undefined;
     a.status = 'disconnected';
     a.disconnectedAt = this.m.clock.now();
     if (this.m.isStopped) return;
@@ -236,7 +241,7 @@ export class AgentManager {
   }
 
   heartbeat(): void {
-    for (const a of this.m.agents.values()) if (a.status === 'connected') this.m.deliver(a.outbox, { type: 'HEARTBEAT' } satisfies AgentEvent);
+    for (const a of this.m.agents.values()) if (a.status === 'connected') this.m.send(a.conn, { type: 'HEARTBEAT' } satisfies AgentEvent);
   }
 
   checkLiveness(): void {
@@ -244,19 +249,19 @@ export class AgentManager {
     const { heartbeatIntervalMs, maxMissedHeartbeats, unreachableTimeoutMs, reregisterTimeoutMs } = this.m.config.agents;
     for (const a of this.m.agents.values()) {
       if (a.status === 'connected' && now - a.lastSeen > heartbeatIntervalMs * maxMissedHeartbeats) {
-        const outbox = a.outbox;
-        outbox?.close();
-        if (outbox) this.disconnected(a, outbox, `no heartbeat for ${now - a.lastSeen} ms`);
+        const conn = a.conn;
+        this.m.close(conn);
+        if (conn) this.disconnected(a, conn, `no heartbeat for ${now - a.lastSeen} ms`);
       } else if (a.status === 'disconnected' && now - (a.disconnectedAt ?? now) >= unreachableTimeoutMs) {
-        this.markUnreachable(a, 'agent did not come back after disconnecting').catch((err: unknown) => this.m.log.error({ err, agent: a.id }, 'marking the agent unreachable failed'));
+        this.markUnreachable(a, 'agent did not come back after disconnecting');
       } else if (a.status === 'recovering' && now - this.m.startedAt >= reregisterTimeoutMs) {
-        this.markUnreachable(a, 'agent did not re-register after the master restarted').catch((err: unknown) => this.m.log.error({ err, agent: a.id }, 'marking the agent unreachable failed'));
+        this.markUnreachable(a, 'agent did not re-register after the master restarted');
       }
     }
   }
 
   /** The agent is gone for now: its tasks are UNREACHABLE (or LOST) and its resources leave the cluster. */
-  async markUnreachable(a: AgentRecord, why: string): Promise<void> {
+  markUnreachable(a: AgentRecord, why: string): void {
     if (a.status === 'unreachable') return;
     a.status = 'unreachable';
     a.unreachableAt = this.m.clock.now();
@@ -267,22 +272,26 @@ export class AgentManager {
     this.m.events.agentRemoved(a);
     // Kills held for tasks of this agent get the usual answer for an unreachable agent (LOST, or UNREACHABLE).
     this.m.taskManager.settleHeldKills();
-    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt });
+    this.m.persist({
+      type: 'put-agent',
+      agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt },
+      cluster: this.m.clusterRecord(),
+    });
   }
 
   /** UNREGISTER from a shutting-down agent, or MARK_AGENT_GONE by an operator. */
-  async remove(a: AgentRecord, byOperator: boolean): Promise<void> {
+  remove(a: AgentRecord, byOperator: boolean): void {
     this.m.offerManager.rescindAgentOffers(a.id);
     this.failTasks(a, (partitionAware) => (byOperator ? 'TASK_GONE_BY_OPERATOR' : partitionAware ? 'TASK_GONE' : 'TASK_LOST'), byOperator ? 'agent marked gone by an operator' : 'agent shut down');
     if (this.m.allocator.hasAgent(a.id)) this.m.allocator.removeAgent(a.id);
-    a.outbox?.close({ type: 'SHUTDOWN', shutdown: { message: byOperator ? 'marked gone by an operator' : 'unregistered' } } satisfies AgentEvent);
-    a.outbox = undefined;
+    this.m.close(a.conn, { type: 'SHUTDOWN', shutdown: { message: byOperator ? 'marked gone by an operator' : 'unregistered' } } satisfies AgentEvent);
+    a.conn = undefined;
     this.m.agents.delete(a.id);
     if (byOperator) this.goneIds.add(a.id);
     this.m.events.agentRemoved(a);
     this.m.taskManager.settleHeldKills();
-    if (byOperator) await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: [], status: 'gone' });
-    else await this.m.registry.removeAgent(a.id);
+    if (byOperator) this.m.persist({ type: 'put-agent', agent: { id: a.id, info: a.info, checkpointed: [], status: 'gone' }, cluster: this.m.clusterRecord() });
+    else this.m.persist({ type: 'remove-agent', id: a.id });
   }
 
   private failTasks(a: AgentRecord, state: (partitionAware: boolean) => 'TASK_UNREACHABLE' | 'TASK_LOST' | 'TASK_GONE' | 'TASK_GONE_BY_OPERATOR', message: string): void {
@@ -319,7 +328,7 @@ export class AgentManager {
       attributes: p.info.attributes ?? [],
       url: agentUrl(p.info, undefined),
       status: p.status === 'admitted' ? 'recovering' : 'unreachable',
-      outbox: undefined,
+      conn: undefined,
       registeredAt: now,
       reregisteredAt: undefined,
       lastSeen: now,
@@ -332,11 +341,11 @@ export class AgentManager {
   }
 
   /** RESERVE/UNRESERVE/CREATE/DESTROY changed the agent's total: persist, then tell the agent. */
-  async applyConversion(a: AgentRecord, consumed: Resources, converted: Resources): Promise<void> {
+  applyConversion(a: AgentRecord, consumed: Resources, converted: Resources): void {
     a.total.subtract(consumed).add(converted);
     a.checkpointed = checkpointedPart(a.total);
-    this.m.deliver(a.outbox, { type: 'APPLY_OPERATIONS', apply_operations: { checkpointed_resources: a.checkpointed.toV1() } } satisfies AgentEvent);
-    await this.m.registry.putAgent({ id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'admitted' });
+    this.m.persist({ type: 'put-agent', agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'admitted' }, cluster: this.m.clusterRecord() });
+    this.m.send(a.conn, { type: 'APPLY_OPERATIONS', apply_operations: { checkpointed_resources: a.checkpointed.toV1() } } satisfies AgentEvent);
   }
 
   updateOversubscribed(a: AgentRecord, resources: Resources): void {

@@ -15,6 +15,7 @@ import type { Store } from '../../../contracts/store/types.js';
 import { Registry } from './registry.js';
 import { Authority, loadSecurity } from './auth.js';
 import { Master, realClock, type Clock } from './master.js';
+import { MasterShell } from './shell.js';
 import type { MasterConfig } from './config.js';
 import { mountSchedulerApi } from './http/scheduler-api.js';
 import { mountAgentApi } from './http/agent-api.js';
@@ -25,7 +26,9 @@ import { Leadership } from './leadership.js';
 import { logger } from '../../../common/log.js';
 
 export interface RunningMaster {
+  /** The core's state (read-only use: tests and views). */
   master: Master;
+  shell: MasterShell;
   url: string;
   port: number;
   store: Store;
@@ -58,13 +61,26 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     // A replicated master reads the registry only once elected (below).
     const snapshot = ha ? undefined : await registry.load();
     const metrics = new Metrics('corral_master');
-    const master = new Master(config, registry, auth, opts.clock ?? realClock, metrics);
-    if (snapshot) master.recover(snapshot);
+    const clock = opts.clock ?? realClock;
+    const master = new Master(config, auth, clock, metrics);
     let leadership: Leadership | undefined;
+    let ended = false;
+    const end = (reason: string): void => {
+      if (ended) return;
+      ended = true;
+      (opts.onLeadershipLost ?? exitAfterLostLeadership)(reason);
+    };
+    // A registry write failed: the state in memory is ahead of the registry, so this master must not go on.
+    // A replicated master resigns first, so another takes over without waiting for its lease to run out.
+    const shell = new MasterShell(master, registry, clock, (reason) => {
+      if (leadership) void leadership.close().finally(() => end(reason));
+      else end(reason);
+    });
+    if (snapshot) await shell.run((m) => m.recover(snapshot));
     const server = ha ? new LeaderGatedServer({ name: 'master', metrics }, () => leadership) : new HttpServer({ name: 'master', metrics });
-    mountSchedulerApi(server, master);
-    mountAgentApi(server, master);
-    mountOperatorApi(server, master);
+    mountSchedulerApi(server, shell);
+    mountAgentApi(server, shell);
+    mountOperatorApi(server, shell);
     mountStoreApi(server, master, store);
     if (server instanceof LeaderGatedServer) server.mountLeaderRoutes(() => ({ master: master.info.id, uptime_seconds: Math.round((master.clock.now() - master.startedAt) / 1000) }));
     metrics.serve(server);
@@ -73,7 +89,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     master.info.address.port = server.port;
     master.info.pid = `master@${master.info.address.ip}:${server.port}`;
     if (!ha) {
-      master.start();
+      shell.start();
       master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'master listening');
     } else {
       const host = master.info.hostname.includes(':') ? `[${master.info.hostname}]` : master.info.hostname;
@@ -86,13 +102,14 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
         async onElected(fence) {
           // Recovery as after a restart, every write from here on fenced by the election key.
           registry.setFence(fence);
-          master.recover(await registry.load());
-          master.start();
+          const recovered = await registry.load();
+          await shell.run((m) => m.recover(recovered));
+          shell.start();
           master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'leading master serving');
         },
         onLost: (reason) => {
-          master.stop();
-          (opts.onLeadershipLost ?? exitAfterLostLeadership)(reason);
+          shell.stop();
+          end(reason);
         },
       });
       leadership.start();
@@ -100,12 +117,13 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     }
     return {
       master,
+      shell,
       url,
       port: server.port,
       store,
       ...(leadership && { leadership }),
       async close() {
-        master.stop();
+        shell.stop();
         await leadership?.close();
         await server.close();
         await store.close();
@@ -117,9 +135,9 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
   }
 }
 
-/** Mesos's answer to lost leadership: stop, and let the supervisor start a fresh follower. */
+/** Mesos's answer to lost leadership or a failed registry write: stop, and let the supervisor start a fresh master. */
 function exitAfterLostLeadership(reason: string): void {
-  logger('master').fatal({ reason }, 'exiting: this master lost its leadership and must not act on stale state');
+  logger('master').fatal({ reason }, 'exiting: this master must not act on state the registry does not hold');
   process.exitCode = 1;
   // Let the log line out first; pino flushes on exit.
   setImmediate(() => process.exit(1));

@@ -4,15 +4,13 @@
  */
 import { CorralError } from '../../../contracts/errors.js';
 import type { Master } from './master.js';
-import type { FrameworkRecord, Outbox } from './records.js';
+import type { FrameworkRecord } from './records.js';
 import type { PersistedFramework } from './registry.js';
 import type { SchedulerEvent, V1FrameworkInfo } from '../../../contracts/v1/v1.js';
 import { hasCapability, nanos } from '../../../contracts/v1/v1.js';
 
 /** Recovered frameworks get at least this long to re-subscribe after a master restart. */
 const RECOVERY_GRACE_MS = 60_000;
-/** The longest delay a timer takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function frameworkRoles(info: V1FrameworkInfo): string[] {
   if (info.roles && info.role) throw new CorralError('INVALID_ARGUMENT', 'set either framework_info.roles or the deprecated framework_info.role, not both');
@@ -42,7 +40,7 @@ export class FrameworkManager {
    * Validate and record a subscription; the caller then opens the stream and
    * calls `attach`. Re-subscribing with a known id is a failover: tasks stay.
    */
-  async subscribe(info: V1FrameworkInfo, callFrameworkId: string | undefined, suppressedRoles: string[] | undefined, principal: string | undefined): Promise<FrameworkRecord> {
+  subscribe(info: V1FrameworkInfo, callFrameworkId: string | undefined, suppressedRoles: string[] | undefined, principal: string | undefined): FrameworkRecord {
     const roles = frameworkRoles(info);
     if (info.principal !== undefined && principal !== undefined && info.principal !== principal) {
       throw new CorralError('FORBIDDEN', `framework principal "${info.principal}" does not match the authenticated principal "${principal}"`);
@@ -59,9 +57,9 @@ export class FrameworkManager {
     const normalized: V1FrameworkInfo = { ...info, principal: info.principal ?? principal, ...(info.roles ? { roles } : { role: roles[0] }) };
 
     if (wantId === undefined) {
-      const fwId = this.m.registry.nextFrameworkId();
+      const fwId = this.m.nextFrameworkId();
       const full = { ...normalized, id: { value: fwId } };
-      await this.m.registry.putFramework({ id: fwId, info: full, registeredAt: now });
+      this.m.persist({ type: 'put-framework', framework: { id: fwId, info: full, registeredAt: now }, cluster: this.m.clusterRecord() });
       const f = this.newRecord(full, roles, now, false);
       this.m.frameworks.set(fwId, f);
       this.m.allocator.addFramework(fwId, { roles, active: false, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
@@ -77,10 +75,10 @@ export class FrameworkManager {
       throw new CorralError('FORBIDDEN', `framework ${wantId} belongs to principal "${f.principal}"`);
     }
     const full = { ...normalized, id: { value: wantId } };
-    await this.m.registry.putFramework({ id: wantId, info: full, registeredAt: f.registeredAt });
+    this.m.persist({ type: 'put-framework', framework: { id: wantId, info: full, registeredAt: f.registeredAt }, cluster: this.m.clusterRecord() });
     // The previous scheduler instance, if still connected, learns it was replaced.
-    if (f.outbox?.isOpen) f.outbox.close({ type: 'ERROR', error: { message: 'Framework failed over' } } satisfies SchedulerEvent);
-    f.outbox = undefined;
+    this.m.close(f.conn, { type: 'ERROR', error: { message: 'Framework failed over' } } satisfies SchedulerEvent);
+    f.conn = undefined;
     this.m.offerManager.rescindFrameworkOffers(f.id);
     f.info = full;
     f.roles = roles;
@@ -89,8 +87,7 @@ export class FrameworkManager {
     f.revocable = hasCapability(full, 'REVOCABLE_RESOURCES');
     f.recovered = false;
     f.reregisteredAt = now;
-    this.m.clock.clearTimeout(f.failoverTimer);
-    f.failoverTimer = undefined;
+    this.m.cancelTimer(`framework-failover:${f.id}`);
     this.m.allocator.updateFramework(f.id, { roles, revocable: f.revocable, suppressedRoles: suppressedRoles ?? [] });
     this.m.events.frameworkUpdated(f);
     this.m.log.info({ framework: f.id, name: info.name }, 'framework re-subscribed (failover)');
@@ -103,7 +100,7 @@ export class FrameworkManager {
    * without re-subscribing. As in Mesos, the principal, user and checkpoint
    * cannot change.
    */
-  async update(f: FrameworkRecord, info: V1FrameworkInfo, suppressedRoles: string[] | undefined, principal: string | undefined): Promise<void> {
+  update(f: FrameworkRecord, info: V1FrameworkInfo, suppressedRoles: string[] | undefined, principal: string | undefined): void {
     const roles = frameworkRoles(info);
     const newPrincipal = info.principal ?? principal;
     if (newPrincipal !== f.principal) throw new CorralError('INVALID_ARGUMENT', "FrameworkInfo update is not valid: changing framework's principal is not allowed");
@@ -113,7 +110,7 @@ export class FrameworkManager {
     this.m.auth.authorizeRoles(newPrincipal, roles);
     for (const r of suppressedRoles ?? []) if (!roles.includes(r)) throw new CorralError('INVALID_ARGUMENT', `suppressed role "${r}" is not one of the framework's roles`);
     const full = { ...info, principal: newPrincipal, ...(info.roles ? { roles } : { role: roles[0] }), id: { value: f.id } };
-    await this.m.registry.putFramework({ id: f.id, info: full, registeredAt: f.registeredAt });
+    this.m.persist({ type: 'put-framework', framework: { id: f.id, info: full, registeredAt: f.registeredAt }, cluster: this.m.clusterRecord() });
     f.info = full;
     f.roles = roles;
     f.partitionAware = hasCapability(full, 'PARTITION_AWARE');
@@ -130,26 +127,26 @@ export class FrameworkManager {
   }
 
   /** The stream is open: greet the scheduler, resend unacknowledged updates, offer resources. */
-  attach(f: FrameworkRecord, outbox: Outbox<SchedulerEvent>, streamId: string): void {
-    f.outbox = outbox as Outbox<unknown>;
+  attach(f: FrameworkRecord, conn: string, streamId: string): void {
+    f.conn = conn;
     f.streamId = streamId;
     f.connected = true;
     f.disconnectedAt = undefined;
-    outbox.send({
+    this.m.send(conn, {
       type: 'SUBSCRIBED',
       subscribed: { framework_id: { value: f.id }, heartbeat_interval_seconds: this.m.config.frameworks.heartbeatIntervalSeconds, master_info: this.m.info },
-    });
+    } satisfies SchedulerEvent);
     const pending: SchedulerEvent[] = [];
     for (const t of f.tasks.values()) if (t.pending) pending.push({ type: 'UPDATE', update: { status: t.pending } });
-    if (pending.length) outbox.sendAll ? outbox.sendAll(pending) : pending.forEach((e) => outbox.send(e));
+    this.m.sendAll(conn, pending);
     this.m.allocator.setFrameworkActive(f.id, true);
     this.m.offerManager.requestAllocation();
   }
 
   /** The scheduler's stream closed: stop offering, and remove it if it does not come back in time. */
-  disconnected(f: FrameworkRecord, outbox: Outbox<unknown>): void {
-    if (f.outbox !== outbox) return; // already replaced by a newer subscription
-    f.outbox = undefined;
+  disconnected(f: FrameworkRecord, conn: string): void {
+    if (f.conn !== conn) return; // already replaced by a newer subscription
+    f.conn = undefined;
     f.connected = false;
     f.streamId = undefined;
     f.disconnectedAt = this.m.clock.now();
@@ -162,50 +159,42 @@ export class FrameworkManager {
     this.scheduleRemoval(f, timeoutMs, 'failover timeout expired');
   }
 
-  /**
-   * Remove the framework after `ms` unless it comes back. A timer fires at
-   * once when asked for more than ~24.8 days (2^31 - 1 ms), and Mesos's docs
-   * recommend weeks of failover_timeout: a long wait is taken in steps.
-   */
+  /** Remove the framework after `ms` unless it comes back (the shell takes delays longer than a Node timer can in steps). */
   private scheduleRemoval(f: FrameworkRecord, ms: number, why: string): void {
-    this.m.clock.clearTimeout(f.failoverTimer);
-    const deadline = this.m.clock.now() + ms;
-    const arm = (): void => {
-      const left = deadline - this.m.clock.now();
-      if (left > MAX_TIMER_MS) {
-        f.failoverTimer = this.m.clock.setTimeout(arm, MAX_TIMER_MS);
-        return;
-      }
-      f.failoverTimer = this.m.clock.setTimeout(
-        () => {
-          f.failoverTimer = undefined;
-          // A registry write that fails is logged; left unhandled it would end the master.
-          if (!f.connected && this.m.frameworks.has(f.id)) this.remove(f, why).catch((err: unknown) => this.m.log.error({ err, framework: f.id }, 'removing the framework failed'));
-        },
-        Math.max(0, left),
-      );
-    };
-    arm();
+    this.removalReasons.set(f.id, why);
+    this.m.startTimer(`framework-failover:${f.id}`, ms);
+  }
+
+  /** Why each framework waiting for its failover timer would be removed. */
+  private readonly removalReasons = new Map<string, string>();
+
+  /** The framework's failover timer fired. */
+  failoverTimeout(id: string): void {
+    const f = this.m.frameworks.get(id);
+    const why = this.removalReasons.get(id) ?? 'failover timeout expired';
+    this.removalReasons.delete(id);
+    if (f && !f.connected) this.remove(f, why);
   }
 
   /** TEARDOWN, failover timeout or operator: kill its tasks, free its resources, forget it. */
-  async remove(f: FrameworkRecord, why: string): Promise<void> {
+  remove(f: FrameworkRecord, why: string): void {
     if (!this.m.frameworks.has(f.id)) return;
     this.m.log.info({ framework: f.id, why }, 'removing framework');
-    this.m.clock.clearTimeout(f.failoverTimer);
+    this.m.cancelTimer(`framework-failover:${f.id}`);
+    this.removalReasons.delete(f.id);
     this.m.offerManager.rescindFrameworkOffers(f.id);
     this.m.taskManager.removeFrameworkTasks(f, why);
     this.m.allocator.removeFramework(f.id);
     this.m.frameworks.delete(f.id);
     this.removed.add(f.id);
-    f.outbox?.close();
-    f.outbox = undefined;
+    this.m.close(f.conn);
+    f.conn = undefined;
     f.connected = false;
     f.streamId = undefined;
     f.disconnectedAt = this.m.clock.now();
     this.keepCompleted(f);
     this.m.events.frameworkRemoved(f);
-    await this.m.registry.removeFramework(f.id);
+    this.m.persist({ type: 'remove-framework', id: f.id, removedAt: this.m.clock.now() });
   }
 
   /** The operator API lists removed frameworks (completed_frameworks), the oldest dropped past the bound, as Mesos does. */
@@ -218,7 +207,7 @@ export class FrameworkManager {
   }
 
   heartbeat(): void {
-    for (const f of this.m.frameworks.values()) if (f.connected) this.m.deliver(f.outbox, { type: 'HEARTBEAT' });
+    for (const f of this.m.frameworks.values()) if (f.connected) this.m.send(f.conn, { type: 'HEARTBEAT' } satisfies SchedulerEvent);
   }
 
   /** After a master restart: known, inactive, waiting to re-subscribe. */
@@ -232,7 +221,7 @@ export class FrameworkManager {
   }
 
   /** An agent reports tasks of a framework the master does not know (registry lost): adopt it. */
-  async adopt(info: V1FrameworkInfo & { id: { value: string } }): Promise<FrameworkRecord> {
+  adopt(info: V1FrameworkInfo & { id: { value: string } }): FrameworkRecord {
     const existing = this.m.frameworks.get(info.id.value);
     if (existing) return existing;
     const roles = frameworkRoles(info);
@@ -241,7 +230,7 @@ export class FrameworkManager {
     this.m.frameworks.set(f.id, f);
     this.m.allocator.addFramework(f.id, { roles, active: false, revocable: f.revocable });
     this.scheduleRemoval(f, Math.max((info.failover_timeout ?? 0) * 1000, RECOVERY_GRACE_MS), 'did not re-subscribe after being reported by an agent');
-    await this.m.registry.putFramework({ id: f.id, info, registeredAt: now });
+    this.m.persist({ type: 'put-framework', framework: { id: f.id, info, registeredAt: now }, cluster: this.m.clusterRecord() });
     return f;
   }
 
@@ -255,12 +244,11 @@ export class FrameworkManager {
       revocable: hasCapability(info, 'REVOCABLE_RESOURCES'),
       connected: false,
       recovered,
-      outbox: undefined,
+      conn: undefined,
       streamId: undefined,
       registeredAt,
       reregisteredAt: undefined,
       disconnectedAt: recovered ? this.m.clock.now() : undefined,
-      failoverTimer: undefined,
       tasks: new Map(),
       completed: [],
       offers: new Set(),

@@ -13,7 +13,7 @@ import { planAccept, type AcceptPlan } from './accept.js';
 export class OfferManager {
   private seq = 0;
   private pending: Set<string> | 'all' | undefined;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private batchArmed = false;
   private readonly offersMade;
   private readonly roundSeconds;
 
@@ -30,19 +30,23 @@ export class OfferManager {
       this.pending ??= new Set();
       for (const id of agentIds) this.pending.add(id);
     }
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        const which = this.pending;
-        this.pending = undefined;
-        this.allocate(which === 'all' ? undefined : which);
-      }, this.m.config.allocation.batchMs);
+    if (!this.batchArmed) {
+      this.batchArmed = true;
+      this.m.startTimer('allocation-batch', this.m.config.allocation.batchMs);
     }
   }
 
+  /** The batch window of `requestAllocation` is over: one round for everything asked for in it. */
+  batchDue(): void {
+    this.batchArmed = false;
+    const which = this.pending;
+    this.pending = undefined;
+    this.allocate(which === 'all' ? undefined : which);
+  }
+
   stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.batchArmed) this.m.cancelTimer('allocation-batch');
+    this.batchArmed = false;
   }
 
   allocate(agentIds?: Iterable<string>): void {
@@ -70,7 +74,7 @@ export class OfferManager {
     }
     for (const [f, offers] of byFramework) {
       this.offersMade.inc(offers.length);
-      this.m.deliver(f.outbox, { type: 'OFFERS', offers: { offers } } satisfies SchedulerEvent);
+      this.m.send(f.conn, { type: 'OFFERS', offers: { offers } } satisfies SchedulerEvent);
     }
   }
 
@@ -100,7 +104,7 @@ export class OfferManager {
   rescind(o: OfferRecord): void {
     this.retire(o);
     const f = this.m.frameworks.get(o.frameworkId);
-    this.m.deliver(f?.outbox, { type: 'RESCIND', rescind: { offer_id: { value: o.id } } } satisfies SchedulerEvent);
+    this.m.send(f?.conn, { type: 'RESCIND', rescind: { offer_id: { value: o.id } } } satisfies SchedulerEvent);
   }
 
   rescindAgentOffers(agentId: string): void {
@@ -145,7 +149,7 @@ export class OfferManager {
    * ACCEPT: everything is validated first; an invalid call changes nothing (the
    * offers stay outstanding) and is answered with a 400 naming the problem.
    */
-  async accept(f: FrameworkRecord, call: V1Accept): Promise<void> {
+  accept(f: FrameworkRecord, call: V1Accept): void {
     let offers: OfferRecord[];
     try {
       offers = this.ownOffers(f, call.offer_ids);
@@ -165,17 +169,15 @@ export class OfferManager {
       f.offers.delete(o.id);
     }
     const agent = plan.agent;
-    let persist: Promise<void> | undefined;
     for (const step of plan.steps) {
       if (step.kind === 'convert') {
         this.m.allocator.convertAllocated(f.id, agent.id, plan.role, step.consumed, step.converted);
-        persist = this.m.agentManager.applyConversion(agent, step.consumed, step.converted);
+        this.m.agentManager.applyConversion(agent, step.consumed, step.converted);
       } else {
         this.m.taskManager.launch(f, agent, plan.role, step.tasks);
       }
     }
     if (!plan.remaining.isEmpty()) this.m.allocator.recover(f.id, agent.id, plan.role, plan.remaining, this.refuseUntil(call.filters?.refuse_seconds));
     this.requestAllocation([agent.id]);
-    if (persist) await persist;
   }
 }

@@ -1,45 +1,36 @@
 /**
- * The operator event stream (operator API SUBSCRIBE) and in-process listeners
- * (discovery follows tasks this way when it runs beside the master). Views
- * are built only when someone listens, so a master nobody watches pays nothing.
+ * The operator event stream (operator API SUBSCRIBE). Views are built only
+ * when someone listens, so a master nobody watches pays nothing.
  */
 import type { Master } from './master.js';
-import type { AgentRecord, FrameworkRecord, Outbox, TaskRecord } from './records.js';
+import type { AgentRecord, FrameworkRecord, TaskRecord } from './records.js';
 import type { V1TaskStatus } from '../../../contracts/v1/v1.js';
 import type { OperatorEvent } from '../../../contracts/v1/operator-events.js';
 import { agentView, frameworkView, getState, taskView } from './views.js';
 
 export class OperatorEvents {
-  private readonly outboxes = new Set<Outbox<OperatorEvent>>();
-  private readonly listeners = new Set<(e: OperatorEvent) => void>();
+  /** The operator streams subscribed, by connection id. */
+  private readonly conns = new Set<string>();
 
   constructor(private readonly m: Master) {}
 
   /** A new operator stream: first the whole state, then changes. */
-  subscribe(outbox: Outbox<OperatorEvent>): () => void {
-    outbox.send({ type: 'SUBSCRIBED', subscribed: { get_state: getState(this.m), heartbeat_interval_seconds: this.m.config.frameworks.heartbeatIntervalSeconds } });
-    this.outboxes.add(outbox);
-    return () => this.outboxes.delete(outbox);
+  subscribe(conn: string): void {
+    this.m.send(conn, { type: 'SUBSCRIBED', subscribed: { get_state: getState(this.m), heartbeat_interval_seconds: this.m.config.frameworks.heartbeatIntervalSeconds } } satisfies OperatorEvent);
+    this.conns.add(conn);
   }
 
-  listen(fn: (e: OperatorEvent) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
+  /** The stream closed. */
+  unsubscribe(conn: string): void {
+    this.conns.delete(conn);
   }
 
   private get watched(): boolean {
-    return this.outboxes.size > 0 || this.listeners.size > 0;
+    return this.conns.size > 0;
   }
 
   private publish(e: OperatorEvent): void {
-    for (const o of this.outboxes) if (!o.send(e)) this.outboxes.delete(o);
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch (err) {
-        this.m.log.error({ err }, 'operator event listener failed');
-      }
-    }
+    for (const c of this.conns) this.m.send(c, e);
   }
 
   taskAdded(t: TaskRecord): void {
@@ -71,11 +62,11 @@ export class OperatorEvents {
   }
 
   heartbeat(): void {
-    for (const o of this.outboxes) if (!o.send({ type: 'HEARTBEAT' })) this.outboxes.delete(o);
+    this.publish({ type: 'HEARTBEAT' });
   }
 
   closeAll(): void {
-    for (const o of this.outboxes) o.close();
-    this.outboxes.clear();
+    for (const c of this.conns) this.m.close(c);
+    this.conns.clear();
   }
 }

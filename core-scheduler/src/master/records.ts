@@ -8,15 +8,6 @@ import type { Resources } from '../resources/resources.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Attribute } from '../../../contracts/v1/v1.js';
 import type { V1Url } from './addresses.js';
 
-/** A live connection the master can push events to. */
-export interface Outbox<E> {
-  readonly id: string;
-  send(event: E): boolean;
-  sendAll?(events: E[]): boolean;
-  close(last?: E): void;
-  readonly isOpen: boolean;
-}
-
 export type AgentStatus = 'connected' | 'disconnected' | 'recovering' | 'unreachable';
 
 export interface AgentRecord {
@@ -32,7 +23,8 @@ export interface AgentRecord {
   /** The agent's endpoint as offers carry it (Offer.url), one object shared by all its offers. */
   url: V1Url;
   status: AgentStatus;
-  outbox: Outbox<unknown> | undefined;
+  /** The agent's event stream while it is connected (a connection id the shell maps to the stream). */
+  conn: string | undefined;
   registeredAt: number;
   reregisteredAt: number | undefined;
   lastSeen: number;
@@ -57,12 +49,12 @@ export interface FrameworkRecord {
   connected: boolean;
   /** Known from the registry or an agent but not (yet) re-subscribed since a master restart. */
   recovered: boolean;
-  outbox: Outbox<unknown> | undefined;
+  /** The scheduler's event stream while it is subscribed (a connection id). */
+  conn: string | undefined;
   streamId: string | undefined;
   registeredAt: number;
   reregisteredAt: number | undefined;
   disconnectedAt: number | undefined;
-  failoverTimer: ReturnType<typeof setTimeout> | undefined;
   tasks: Map<string, TaskRecord>;
   /** Terminal tasks kept for the operator API (bounded). */
   completed: TaskRecord[];

@@ -16,6 +16,7 @@ import type { Store, Op, Compare } from '../../../contracts/store/types.js';
 import { CorralError } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../../../contracts/v1/v1.js';
+import type { RegistryWrite } from './effects.js';
 
 const PREFIX = 'corral/registry/';
 const MAX_TXN_OPS = 128;
@@ -130,45 +131,33 @@ export class Registry {
     return this.cluster.id;
   }
 
-  /** Ids are never reused: the counters move forward in the same commit as the record. */
-  nextAgentId(): string {
-    return `${this.cluster.id}-S${this.cluster.nextAgent++}`;
+  /** Perform one write the master core asked for (effects.ts); resolves once it is durable. */
+  apply(w: RegistryWrite): Promise<void> {
+    switch (w.type) {
+      case 'put-agent':
+        // Ids are never reused: the counters move forward in the same commit as the record.
+        return this.write([this.clusterOp(w.cluster), { type: 'put', key: K.agent(w.agent.id), value: JSON.stringify(w.agent) }]);
+      case 'remove-agent':
+        return this.write([{ type: 'delete', key: K.agent(w.id) }]);
+      case 'put-framework':
+        return this.write([this.clusterOp(w.cluster), { type: 'put', key: K.framework(w.framework.id), value: JSON.stringify(w.framework) }]);
+      case 'remove-framework':
+        return this.write([
+          { type: 'delete', key: K.framework(w.id) },
+          { type: 'put', key: K.removed(w.id), value: JSON.stringify({ id: w.id, removedAt: w.removedAt }) },
+        ]);
+      case 'set-weights':
+        return this.write(w.weights.map((x) => ({ type: 'put' as const, key: K.weight(x.role), value: JSON.stringify(x.weight) })));
+      case 'set-quota':
+        return this.write(
+          w.configs.map((q) => (!q.guarantees && !q.limits ? { type: 'delete' as const, key: K.quota(q.role) } : { type: 'put' as const, key: K.quota(q.role), value: JSON.stringify(q) })),
+        );
+    }
   }
 
-  nextFrameworkId(): string {
-    return `${this.cluster.id}-${String(this.cluster.nextFramework++).padStart(4, '0')}`;
-  }
-
-  putAgent(a: PersistedAgent): Promise<void> {
-    return this.write([this.clusterOp(), { type: 'put', key: K.agent(a.id), value: JSON.stringify(a) }]);
-  }
-
-  removeAgent(id: string): Promise<void> {
-    return this.write([{ type: 'delete', key: K.agent(id) }]);
-  }
-
-  putFramework(f: PersistedFramework): Promise<void> {
-    return this.write([this.clusterOp(), { type: 'put', key: K.framework(f.id), value: JSON.stringify(f) }]);
-  }
-
-  /** Forgets the framework and remembers that it was removed, in one commit. */
-  removeFramework(id: string): Promise<void> {
-    return this.write([
-      { type: 'delete', key: K.framework(id) },
-      { type: 'put', key: K.removed(id), value: JSON.stringify({ id, removedAt: Date.now() }) },
-    ]);
-  }
-
-  setWeights(weights: Array<{ role: string; weight: number }>): Promise<void> {
-    return this.write(weights.map((w) => ({ type: 'put' as const, key: K.weight(w.role), value: JSON.stringify(w.weight) })));
-  }
-
-  setQuota(configs: V1QuotaConfig[]): Promise<void> {
-    return this.write(configs.map((q) => (!q.guarantees && !q.limits ? { type: 'delete' as const, key: K.quota(q.role) } : { type: 'put' as const, key: K.quota(q.role), value: JSON.stringify(q) })));
-  }
-
-  private clusterOp(): Op {
-    return { type: 'put', key: K.cluster, value: JSON.stringify(this.cluster) };
+  private clusterOp(cluster: ClusterInfo): Op {
+    this.cluster = cluster;
+    return { type: 'put', key: K.cluster, value: JSON.stringify(cluster) };
   }
 
   private write(ops: Op[]): Promise<void> {

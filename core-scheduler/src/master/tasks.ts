@@ -6,7 +6,7 @@ import { CorralError } from '../../../contracts/errors.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
-import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type Outbox, type TaskRecord } from './records.js';
+import { keptTaskInfo, withLatestStatus, type AgentRecord, type FrameworkRecord, type TaskRecord } from './records.js';
 import {
   isTerminal,
   nanos,
@@ -27,7 +27,7 @@ interface Ack {
   uuid: string;
 }
 
-function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): void {
+function ackEvents(agent: AgentRecord, acks: Ack[]): AgentEvent[] {
   const events: AgentEvent[] = [];
   if (agent.capabilities.has('ACKNOWLEDGE_BATCH')) {
     // One record per framework; the acknowledgements of one call share one framework id object.
@@ -41,8 +41,7 @@ function sendAcks(agent: AgentRecord, outbox: Outbox<unknown>, acks: Ack[]): voi
   } else {
     for (const ack of acks) events.push({ type: 'ACKNOWLEDGE', acknowledge: { framework_id: ack.frameworkId, task_id: ack.taskId, uuid: ack.uuid } });
   }
-  if (outbox.sendAll) outbox.sendAll(events);
-  else for (const e of events) outbox.send(e);
+  return events;
 }
 
 /** A kill waiting for the task's agent; `known`: the master knew the task when it was asked (it then gets its own update if it is lost). */
@@ -107,7 +106,7 @@ export class TaskManager {
       this.m.events.taskAdded(t);
     }
     const launch = compact ? { framework_info: f.info, tasks: infos, allocation_role: role } : { framework_info: f.info, tasks: infos };
-    const sent = this.m.deliver(agent.outbox, { type: 'LAUNCH', launch } satisfies AgentEvent);
+    const sent = agent.status === 'connected' && this.m.send(agent.conn, { type: 'LAUNCH', launch } satisfies AgentEvent);
     if (!sent) {
       for (const info of infos)
         this.masterUpdate(f.tasks.get(info.task_id.value)!, f.partitionAware ? 'TASK_DROPPED' : 'TASK_LOST', 'REASON_AGENT_DISCONNECTED', 'agent disconnected before the launch reached it');
@@ -162,7 +161,7 @@ export class TaskManager {
         const t = f?.tasks.get(status.task_id.value);
         if (!f || !t) {
           // Unknown to the master (e.g. the framework was removed): acknowledge on its behalf so the agent stops retrying.
-          if (status.uuid) this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id, task_id: status.task_id, uuid: status.uuid } } satisfies AgentEvent);
+          if (status.uuid) this.m.send(agent.conn, { type: 'ACKNOWLEDGE', acknowledge: { framework_id, task_id: status.task_id, uuid: status.uuid } } satisfies AgentEvent);
           continue;
         }
         if (t.agentId !== agent.id) continue; // stale update from an agent the task no longer lives on
@@ -171,11 +170,7 @@ export class TaskManager {
         events.push({ type: 'UPDATE', update: { status } });
       }
     }
-    for (const [f, events] of byFramework) {
-      if (!f.outbox?.isOpen) continue;
-      if (f.outbox.sendAll) f.outbox.sendAll(events);
-      else for (const e of events) f.outbox.send(e);
-    }
+    for (const [f, events] of byFramework) this.m.sendAll(f.conn, events);
   }
 
   /** Apply a status to the task's record: state, resources, pending acknowledgement. */
@@ -198,7 +193,7 @@ export class TaskManager {
     const f = this.m.frameworks.get(t.frameworkId);
     t.pending = undefined;
     this.record(t, status);
-    this.m.deliver(f?.outbox, { type: 'UPDATE', update: { status } } satisfies SchedulerEvent);
+    this.m.send(f?.conn, { type: 'UPDATE', update: { status } } satisfies SchedulerEvent);
   }
 
   /** Acknowledgements of one call: all are checked before any is applied, so a bad one changes nothing. */
@@ -227,7 +222,7 @@ export class TaskManager {
   }
 
   private readonly acks = new Map<AgentRecord, Ack[]>();
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private ackBatchArmed = false;
 
   /**
    * Acknowledgements only stop an agent's retries (its first one comes after
@@ -238,17 +233,23 @@ export class TaskManager {
   private forwardAck(agent: AgentRecord, ack: Ack): void {
     const batchMs = this.m.config.agents.ackBatchMs;
     if (batchMs === 0) {
-      this.m.deliver(agent.outbox, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: ack.frameworkId, task_id: ack.taskId, uuid: ack.uuid } } satisfies AgentEvent);
+      this.m.send(agent.conn, { type: 'ACKNOWLEDGE', acknowledge: { framework_id: ack.frameworkId, task_id: ack.taskId, uuid: ack.uuid } } satisfies AgentEvent);
       return;
     }
     const list = this.acks.get(agent);
     if (list) list.push(ack);
     else this.acks.set(agent, [ack]);
-    this.ackTimer ??= setTimeout(() => {
-      this.ackTimer = undefined;
-      for (const [a, acks] of this.acks) if (a.outbox?.isOpen) sendAcks(a, a.outbox, acks);
-      this.acks.clear();
-    }, batchMs);
+    if (!this.ackBatchArmed) {
+      this.ackBatchArmed = true;
+      this.m.startTimer('ack-batch', batchMs);
+    }
+  }
+
+  /** The acknowledgement batch window is over: each connected agent gets its batch. */
+  flushAcks(): void {
+    this.ackBatchArmed = false;
+    for (const [a, acks] of this.acks) if (a.conn) this.m.sendAll(a.conn, ackEvents(a, acks));
+    this.acks.clear();
   }
 
   /** The task is over and acknowledged: keep it only in the bounded completed list. */
@@ -350,9 +351,7 @@ export class TaskManager {
 
   /** Events for one framework, in order, in one write when the stream can take several. */
   private sendEvents(f: FrameworkRecord, events: SchedulerEvent[]): void {
-    if (events.length === 0 || !f.outbox?.isOpen) return;
-    if (f.outbox.sendAll) f.outbox.sendAll(events);
-    else for (const e of events) f.outbox.send(e);
+    this.m.sendAll(f.conn, events);
   }
 
   /**
@@ -394,7 +393,7 @@ export class TaskManager {
       this.holdKill({ frameworkId: f.id, taskId, agentId: t.agentId, killPolicy, known: true });
       return;
     }
-    this.m.deliver(agent.outbox, killEvent(f.id, taskId, killPolicy));
+    this.m.send(agent.conn, killEvent(f.id, taskId, killPolicy));
   }
 
   private holdKill(h: HeldKill): void {
@@ -418,7 +417,7 @@ export class TaskManager {
       if (f && t && agent && (h.agentId === undefined || h.agentId === t.agentId)) {
         if (agent.status === 'recovering' || agent.status === 'disconnected') continue;
         this.heldKills.delete(key);
-        if (agent.status === 'connected' && !isTerminal(t.state)) this.m.deliver(agent.outbox, killEvent(f.id, t.id, h.killPolicy));
+        if (agent.status === 'connected' && !isTerminal(t.state)) this.m.send(agent.conn, killEvent(f.id, t.id, h.killPolicy));
         continue;
       }
       if (f && !t && this.mayStillBeReported(h.agentId)) continue;
@@ -456,6 +455,6 @@ export class TaskManager {
       this.keepCompleted(f, t);
     }
     f.tasks.clear();
-    for (const id of agentIds) this.m.deliver(this.m.agents.get(id)?.outbox, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);
+    for (const id of agentIds) this.m.send(this.m.agents.get(id)?.conn, { type: 'SHUTDOWN_FRAMEWORK', shutdown_framework: { framework_id: { value: f.id } } } satisfies AgentEvent);
   }
 }

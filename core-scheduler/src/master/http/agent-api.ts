@@ -6,34 +6,41 @@
 import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer } from '../../../../common/http/server.js';
 import { Resources } from '../../resources/resources.js';
-import type { Master } from '../master.js';
+import type { MasterShell } from '../shell.js';
+import { randomUUID } from 'node:crypto';
 import { agentCallSchema, AGENT_CALL_TYPES } from '../../../../contracts/v1/v1-schema.js';
 import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { isQuickAgentCall } from '../../../../contracts/v1/v1-fast.js';
 
-export function mountAgentApi(server: HttpServer, m: Master): void {
+export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
+  const m = shell.core;
   const streamIds = new Map<string, string>();
   server.route('POST', '/api/v1/agent', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
     if (call.type === 'REGISTER') {
-      const a = await m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress);
-      const streamId = m.newStreamId();
+      const a = await shell.run((m) => m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress));
+      const streamId = randomUUID();
       streamIds.set(a.id, streamId);
-      const outbox = openStream<AgentEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => m.agentManager.disconnected(a, o as never, 'stream closed'));
-      m.agentManager.attach(a, outbox);
+      const conn = shell.open(
+        openStream<AgentEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => {
+          shell.closed(o.id);
+          shell.fire((m) => m.agentManager.disconnected(a, o.id, 'stream closed'));
+        }),
+      );
+      shell.fire((m) => m.agentManager.attach(a, conn));
       return;
     }
     m.auth.authorizeAgent(principal);
     const a = m.agents.get(call.agent_id.value);
     if (!a || a.status !== 'connected') throw new CorralError('FORBIDDEN', `agent ${call.agent_id.value} is not registered; REGISTER first`);
     if (streamIdOf(ctx) !== streamIds.get(a.id)) throw new CorralError('INVALID_ARGUMENT', "the 'Mesos-Stream-Id' header does not match the agent's current stream");
-    m.agentManager.seen(a);
+    shell.fire((m) => m.agentManager.seen(a));
     switch (call.type) {
       case 'UPDATE':
         // The per-status form becomes groups of one: the master handles one shape.
-        m.taskManager.fromAgent(a, call.update.frameworks ?? call.update.updates!.map((u) => ({ framework_id: u.framework_id, statuses: [u.status] })));
+        await shell.run((m) => m.taskManager.fromAgent(a, call.update.frameworks ?? call.update.updates!.map((u) => ({ framework_id: u.framework_id, statuses: [u.status] }))));
         break;
       case 'HEARTBEAT':
         break;
@@ -41,16 +48,16 @@ export function mountAgentApi(server: HttpServer, m: Master): void {
         {
           const rev = Resources.fromV1(call.update_oversubscribed.resources);
           for (const e of rev) if (!e.revocable) throw new CorralError('INVALID_ARGUMENT', `oversubscribed resource ${e.name} must be marked revocable`);
-          m.agentManager.updateOversubscribed(a, rev);
+          await shell.run((m) => m.agentManager.updateOversubscribed(a, rev));
         }
         break;
       case 'UNREGISTER':
-        await m.agentManager.remove(a, false);
+        await shell.run((m) => m.agentManager.remove(a, false));
         streamIds.delete(a.id);
         break;
       case 'MESSAGE': {
         const f = m.frameworks.get(call.message.framework_id.value);
-        m.deliver(f?.outbox, { type: 'MESSAGE', message: { agent_id: { value: a.id }, executor_id: call.message.executor_id, data: call.message.data } } satisfies SchedulerEvent);
+        await shell.run((m) => m.send(f?.conn, { type: 'MESSAGE', message: { agent_id: { value: a.id }, executor_id: call.message.executor_id, data: call.message.data } } satisfies SchedulerEvent));
         break;
       }
     }

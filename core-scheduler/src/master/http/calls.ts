@@ -7,7 +7,7 @@ import { CorralError } from '../../../../contracts/errors.js';
 import { parseInput } from '../../../../common/validate.js';
 import type { RequestContext } from '../../../../common/http/server.js';
 import { EventStream } from '../../../../common/http/stream.js';
-import type { Outbox } from '../records.js';
+import type { Outbox } from '../shell.js';
 import { mayHoldNull, stripNulls } from '../../../../contracts/v1/v1-json.js';
 
 interface ReadCallOptions {

@@ -6,6 +6,7 @@ import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
 import { Resources } from '../../resources/resources.js';
 import type { Master } from '../master.js';
+import type { MasterShell } from '../shell.js';
 import { operatorCallSchema, OPERATOR_CALL_TYPES, type V1OperatorCall } from '../../../../contracts/v1/v1-schema.js';
 import { VERSION } from '../master.js';
 import { getAgents, getFrameworks, getRoles, getState, getTasks } from '../views.js';
@@ -13,20 +14,22 @@ import { conversionFor, volumeIdsOf, type ConversionKind } from '../conversions.
 import type { OperatorEvent } from '../../../../contracts/v1/operator-events.js';
 import { readCall, openStream, accepted } from './calls.js';
 
-export function mountOperatorApi(server: HttpServer, m: Master): void {
+export function mountOperatorApi(server: HttpServer, shell: MasterShell): void {
+  const m = shell.core;
   server.route('GET', '/health', () => ({ healthy: true, master: m.info.id, uptime_seconds: Math.round((m.clock.now() - m.startedAt) / 1000) }));
   server.route('POST', '/api/v1', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, operatorCallSchema, OPERATOR_CALL_TYPES, 'operator API', { nullIsUnset: true });
     // Health and version are harmless; everything else needs an operator.
     if (call.type !== 'GET_HEALTH' && call.type !== 'GET_VERSION') m.auth.authorizeOperator(principal);
-    return handle(ctx, m, call, principal);
+    return handle(ctx, shell, call, principal);
   });
 }
 
 const reply = (type: string, field: string, value: unknown): Record<string, unknown> => ({ type, [field]: value });
 
-async function handle(ctx: RequestContext, m: Master, call: V1OperatorCall, principal: string | undefined): Promise<unknown> {
+async function handle(ctx: RequestContext, shell: MasterShell, call: V1OperatorCall, principal: string | undefined): Promise<unknown> {
+  const m = shell.core;
   switch (call.type) {
     case 'GET_HEALTH':
       return reply(call.type, 'get_health', { healthy: true });
@@ -56,31 +59,38 @@ async function handle(ctx: RequestContext, m: Master, call: V1OperatorCall, prin
     case 'GET_QUOTA':
       return reply(call.type, 'get_quota', { status: { infos: [...m.quota].map(([role, q]) => ({ role, ...q })) } });
     case 'SUBSCRIBE': {
-      const outbox = openStream<OperatorEvent>(ctx, {}, () => unsubscribe());
-      const unsubscribe = m.events.subscribe(outbox);
+      const conn = shell.open(
+        openStream<OperatorEvent>(ctx, {}, (o) => {
+          shell.closed(o.id);
+          shell.fire((m) => m.events.unsubscribe(o.id));
+        }),
+      );
+      shell.fire((m) => m.events.subscribe(conn));
       return undefined;
     }
     case 'RESERVE_RESOURCES':
-      await convert(m, 'RESERVE', call.reserve_resources.agent_id.value, call.reserve_resources.resources, principal);
+      await convert(shell, 'RESERVE', call.reserve_resources.agent_id.value, call.reserve_resources.resources, principal);
       break;
     case 'UNRESERVE_RESOURCES':
-      await convert(m, 'UNRESERVE', call.unreserve_resources.agent_id.value, call.unreserve_resources.resources, principal);
+      await convert(shell, 'UNRESERVE', call.unreserve_resources.agent_id.value, call.unreserve_resources.resources, principal);
       break;
     case 'CREATE_VOLUMES':
-      await convert(m, 'CREATE', call.create_volumes.agent_id.value, call.create_volumes.volumes, principal);
+      await convert(shell, 'CREATE', call.create_volumes.agent_id.value, call.create_volumes.volumes, principal);
       break;
     case 'DESTROY_VOLUMES':
-      await convert(m, 'DESTROY', call.destroy_volumes.agent_id.value, call.destroy_volumes.volumes, principal);
+      await convert(shell, 'DESTROY', call.destroy_volumes.agent_id.value, call.destroy_volumes.volumes, principal);
       break;
     case 'UPDATE_WEIGHTS': {
       const infos = call.update_weights.weight_infos;
       if (infos.some((w) => w.role === '*')) throw new CorralError('INVALID_ARGUMENT', 'the weight of the "*" role cannot be changed');
-      await m.registry.setWeights(infos);
-      for (const w of infos) {
-        m.weights.set(w.role, w.weight);
-        m.allocator.setWeight(w.role, w.weight);
-      }
-      m.offerManager.requestAllocation();
+      await shell.run((m) => {
+        m.persist({ type: 'set-weights', weights: infos });
+        for (const w of infos) {
+          m.weights.set(w.role, w.weight);
+          m.allocator.setWeight(w.role, w.weight);
+        }
+        m.offerManager.requestAllocation();
+      });
       break;
     }
     case 'UPDATE_QUOTA': {
@@ -92,21 +102,23 @@ async function handle(ctx: RequestContext, m: Master, call: V1OperatorCall, prin
         }
       }
       if (!call.update_quota.force) checkSatisfiable(m, configs);
-      await m.registry.setQuota(configs);
-      for (const q of configs) m.applyQuota(q.role, q);
-      m.offerManager.requestAllocation();
+      await shell.run((m) => {
+        m.persist({ type: 'set-quota', configs });
+        for (const q of configs) m.applyQuota(q.role, q);
+        m.offerManager.requestAllocation();
+      });
       break;
     }
     case 'MARK_AGENT_GONE': {
       const a = m.agents.get(call.mark_agent_gone.agent_id.value);
       if (!a) throw new CorralError('NOT_FOUND', `unknown agent ${call.mark_agent_gone.agent_id.value}`);
-      await m.agentManager.remove(a, true);
+      await shell.run((m) => m.agentManager.remove(a, true));
       break;
     }
     case 'TEARDOWN': {
       const f = m.frameworks.get(call.teardown.framework_id.value);
       if (!f) throw new CorralError('NOT_FOUND', `unknown framework ${call.teardown.framework_id.value}`);
-      await m.frameworkManager.remove(f, 'torn down by an operator');
+      await shell.run((m) => m.frameworkManager.remove(f, 'torn down by an operator'));
       break;
     }
   }
@@ -128,18 +140,20 @@ function checkSatisfiable(m: Master, configs: Array<{ role: string; guarantees?:
 }
 
 /** Operator RESERVE/UNRESERVE/CREATE/DESTROY on resources nobody holds (outstanding offers are rescinded to make room). */
-async function convert(m: Master, kind: ConversionKind, agentId: string, list: Parameters<typeof Resources.fromV1>[0], principal: string | undefined): Promise<void> {
-  const a = m.agents.get(agentId);
-  if (!a || a.status === 'unreachable') throw new CorralError('NOT_FOUND', `unknown agent ${agentId}`);
-  if (!m.allocator.hasAgent(agentId)) throw new CorralError('CONFLICT', `agent ${agentId} has not re-registered yet; try again when it is back`);
-  const { consumed, converted } = conversionFor(kind, Resources.fromV1(list), { role: undefined, principal, volumeIds: volumeIdsOf(a.total), where: kind });
-  let free = m.allocator.agentView(agentId)!.available;
-  if (!free.contains(consumed)) {
-    m.offerManager.rescindAgentOffers(agentId);
-    free = m.allocator.agentView(agentId)!.available;
-    if (!free.contains(consumed)) throw new CorralError('CONFLICT', `${consumed} is not free on agent ${agentId} (free: ${free}); resources used by tasks cannot be converted`);
-  }
-  m.allocator.convertAvailable(agentId, consumed, converted);
-  await m.agentManager.applyConversion(a, consumed, converted);
-  m.offerManager.requestAllocation([agentId]);
+async function convert(shell: MasterShell, kind: ConversionKind, agentId: string, list: Parameters<typeof Resources.fromV1>[0], principal: string | undefined): Promise<void> {
+  await shell.run((m) => {
+    const a = m.agents.get(agentId);
+    if (!a || a.status === 'unreachable') throw new CorralError('NOT_FOUND', `unknown agent ${agentId}`);
+    if (!m.allocator.hasAgent(agentId)) throw new CorralError('CONFLICT', `agent ${agentId} has not re-registered yet; try again when it is back`);
+    const { consumed, converted } = conversionFor(kind, Resources.fromV1(list), { role: undefined, principal, volumeIds: volumeIdsOf(a.total), where: kind });
+    let free = m.allocator.agentView(agentId)!.available;
+    if (!free.contains(consumed)) {
+      m.offerManager.rescindAgentOffers(agentId);
+      free = m.allocator.agentView(agentId)!.available;
+      if (!free.contains(consumed)) throw new CorralError('CONFLICT', `${consumed} is not free on agent ${agentId} (free: ${free}); resources used by tasks cannot be converted`);
+    }
+    m.allocator.convertAvailable(agentId, consumed, converted);
+    m.agentManager.applyConversion(a, consumed, converted);
+    m.offerManager.requestAllocation([agentId]);
+  });
 }

@@ -6,29 +6,37 @@
 import { CorralError, isCorralError } from '../../../../contracts/errors.js';
 import { sendJson, type HttpServer, type RequestContext } from '../../../../common/http/server.js';
 import type { Master } from '../master.js';
+import type { MasterShell } from '../shell.js';
+import { randomUUID } from 'node:crypto';
 import type { FrameworkRecord } from '../records.js';
 import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1AcceptResult, type V1SchedulerCall } from '../../../../contracts/v1/v1-schema.js';
-import type { SchedulerEvent } from '../../../../contracts/v1/v1.js';
+import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { isQuickSchedulerCall } from '../../../../contracts/v1/v1-fast.js';
 
-export function mountSchedulerApi(server: HttpServer, m: Master): void {
+export function mountSchedulerApi(server: HttpServer, shell: MasterShell): void {
+  const m = shell.core;
   const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);
   server.route('POST', '/api/v1/scheduler', async (ctx) => {
     const principal = m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { quick: isQuickSchedulerCall, nullIsUnset: true });
     calls.inc({ type: call.type });
-    if (call.type === 'SUBSCRIBE') return subscribe(ctx, m, call, principal);
+    if (call.type === 'SUBSCRIBE') return subscribe(ctx, shell, call, principal);
     const f = framework(ctx, m, call.framework_id.value, principal);
-    await handle(ctx, m, f, call, principal);
+    await handle(ctx, shell, f, call, principal);
   });
 }
 
-async function subscribe(ctx: RequestContext, m: Master, call: Extract<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
-  const f = await m.frameworkManager.subscribe(call.subscribe.framework_info, call.framework_id?.value, call.subscribe.suppressed_roles, principal);
-  const streamId = m.newStreamId();
-  const outbox = openStream<SchedulerEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => m.frameworkManager.disconnected(f, o as never));
-  m.frameworkManager.attach(f, outbox, streamId);
+async function subscribe(ctx: RequestContext, shell: MasterShell, call: Extract<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
+  const f = await shell.run((m) => m.frameworkManager.subscribe(call.subscribe.framework_info, call.framework_id?.value, call.subscribe.suppressed_roles, principal));
+  const streamId = randomUUID();
+  const conn = shell.open(
+    openStream<SchedulerEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => {
+      shell.closed(o.id);
+      shell.fire((m) => m.frameworkManager.disconnected(f, o.id));
+    }),
+  );
+  shell.fire((m) => m.frameworkManager.attach(f, conn, streamId));
 }
 
 function framework(ctx: RequestContext, m: Master, id: string, principal: string | undefined): FrameworkRecord {
@@ -46,13 +54,14 @@ function rolesOf(f: FrameworkRecord, roles: string[] | undefined): string[] | un
   return roles && roles.length ? roles : undefined;
 }
 
-async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: Exclude<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
+async function handle(ctx: RequestContext, shell: MasterShell, f: FrameworkRecord, call: Exclude<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
+  const m = shell.core;
   switch (call.type) {
     case 'TEARDOWN':
-      await m.frameworkManager.remove(f, 'framework asked for TEARDOWN');
+      await shell.run((m) => m.frameworkManager.remove(f, 'framework asked for TEARDOWN'));
       break;
     case 'ACCEPT':
-      await m.offerManager.accept(f, call.accept);
+      await shell.run((m) => m.offerManager.accept(f, call.accept));
       break;
     case 'ACCEPT_BATCH': {
       // Each ACCEPT stands alone, as if sent in its own call: one that is refused changes nothing and
@@ -60,7 +69,7 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
       const results: V1AcceptResult[] = [];
       for (const accept of call.accept_batch.accepts) {
         try {
-          await m.offerManager.accept(f, accept);
+          await shell.run((m) => m.offerManager.accept(f, accept));
           results.push({ accepted: true });
         } catch (err) {
           if (!isCorralError(err) || err.httpStatus >= 500) throw err;
@@ -71,33 +80,35 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
       return;
     }
     case 'DECLINE':
-      m.offerManager.decline(f, call.decline.offer_ids, call.decline.filters?.refuse_seconds);
+      await shell.run((m) => m.offerManager.decline(f, call.decline.offer_ids, call.decline.filters?.refuse_seconds));
       break;
     case 'REVIVE': {
       const roles = rolesOf(f, call.revive?.roles ?? (call.revive?.role ? [call.revive.role] : undefined));
-      m.allocator.revive(f.id, roles);
-      m.offerManager.requestAllocation();
+      await shell.run((m) => {
+        m.allocator.revive(f.id, roles);
+        m.offerManager.requestAllocation();
+      });
       break;
     }
     case 'SUPPRESS':
       m.allocator.suppress(f.id, rolesOf(f, call.suppress?.roles));
       break;
     case 'KILL':
-      m.taskManager.kill(f, call.kill.task_id.value, call.kill.agent_id?.value, call.kill.kill_policy);
+      await shell.run((m) => m.taskManager.kill(f, call.kill.task_id.value, call.kill.agent_id?.value, call.kill.kill_policy));
       break;
     case 'ACKNOWLEDGE':
-      m.taskManager.acknowledge(f, [call.acknowledge]);
+      await shell.run((m) => m.taskManager.acknowledge(f, [call.acknowledge]));
       break;
     case 'ACKNOWLEDGE_BATCH':
-      m.taskManager.acknowledge(f, call.acknowledge_batch.acknowledgements);
+      await shell.run((m) => m.taskManager.acknowledge(f, call.acknowledge_batch.acknowledgements));
       break;
     case 'RECONCILE':
-      m.taskManager.reconcile(f, call.reconcile?.tasks ?? []);
+      await shell.run((m) => m.taskManager.reconcile(f, call.reconcile?.tasks ?? []));
       break;
     case 'MESSAGE': {
       const a = m.agents.get(call.message.agent_id.value);
       if (!a || a.status !== 'connected') throw new CorralError('INVALID_ARGUMENT', `agent ${call.message.agent_id.value} is not connected`);
-      m.deliver(a.outbox, { type: 'MESSAGE', message: { framework_id: { value: f.id }, executor_id: call.message.executor_id, data: call.message.data } });
+      await shell.run((m) => m.send(a.conn, { type: 'MESSAGE', message: { framework_id: { value: f.id }, executor_id: call.message.executor_id, data: call.message.data } } satisfies AgentEvent));
       break;
     }
     case 'SHUTDOWN':
@@ -110,7 +121,7 @@ async function handle(ctx: RequestContext, m: Master, f: FrameworkRecord, call: 
     case 'UPDATE_FRAMEWORK': {
       const u = call.update_framework;
       if (u.framework_info.id?.value !== f.id) throw new CorralError('INVALID_ARGUMENT', "'framework_id' differs from 'update_framework.framework_info.id'");
-      await m.frameworkManager.update(f, u.framework_info, u.suppressed_roles, principal);
+      await shell.run((m) => m.frameworkManager.update(f, u.framework_info, u.suppressed_roles, principal));
       // Mesos answers 200 once the update is applied.
       ctx.res.statusCode = 200;
       ctx.res.setHeader('Content-Length', 0);
