@@ -9,8 +9,9 @@
  *           simulated agent per host. Full lab (`full`): the control node
  *           (master, services, discovery, a memstore Ceph).
  *     .2-.3 full lab with `controls: 3`: two more control nodes; each of the
- *           three runs an etcd member and a master (replicated, one leading),
- *           discovery; Ceph and the service framework stay on .1.
+ *           three runs an etcd member, a master and a service framework daemon
+ *           (replicated, one of each leading) and a discovery replica; Ceph
+ *           stays on .1.
  *     .10+  hosts. CNI-only: node daemon + exabgp. Full: also the volume
  *           driver (rbd) and a real agent (native containerizer).
  *     .250  optional bird2 route reflector
@@ -103,8 +104,12 @@ export interface LabPlan {
   etcdUrl: string;
   masterUrl: string;
   servicesUrl: string;
+  /** Every service framework daemon's URL (one per control node; the leader among them serves). */
+  servicesUrls: string[];
   /** Discovery: DNS server (address, port) and HTTP API. */
   dns: { address: string; port: number };
+  /** Every discovery replica's DNS server (one per control node). */
+  dnsServers: Array<{ address: string; port: number }>;
   discoveryUrl: string;
 }
 
@@ -154,16 +159,19 @@ export function planLab(o: LabOptions): LabPlan {
     etcdUrl: `http://${servicesIp}:${o.etcdPort}`,
     masterUrl: `http://${servicesIp}:${o.masterPort}`,
     servicesUrl: `http://${servicesIp}:5052`,
+    servicesUrls: controls.map((c) => `http://${c.ip}:5052`),
     dns: { address: servicesIp, port: 8600 },
+    dnsServers: controls.map((c) => ({ address: c.ip, port: 8600 })),
     discoveryUrl: `http://${servicesIp}:8500`,
   };
 }
 
 /**
- * The node file of a full lab's control node: master, discovery, and on the
- * first also Ceph and the service framework, with short failure timers. With
- * three control nodes each also runs an etcd member, and the masters keep
- * their registry there, one leading.
+ * The node file of a full lab's control node: master, service framework,
+ * discovery, and on the first also Ceph, with short failure timers. With
+ * three control nodes each also runs an etcd member, the masters keep their
+ * registry there (one leading), the service framework daemons their state
+ * (one leading), and the discovery replicas their KV and registrations.
  */
 export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[0]!): NodeConfigInput {
   const o = plan.options;
@@ -174,7 +182,7 @@ export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[
     name: c.name,
     address: c.ip,
     dir: c.nodeDir,
-    components: [...(first ? (['ceph'] as const) : []), ...(replicated ? (['etcd'] as const) : []), 'master', ...(first ? (['services'] as const) : []), 'discovery'],
+    components: [...(first ? (['ceph'] as const) : []), ...(replicated ? (['etcd'] as const) : []), 'master', 'services', 'discovery'],
     control: { masterPort: o.masterPort, ...(replicated ? { addresses: plan.controls.map((x) => x.ip) } : {}) },
     ...(replicated ? { etcd: { members: plan.controls.map((x) => ({ name: x.name, address: x.ip })), token: o.prefix } } : {}),
     master: {

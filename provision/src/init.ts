@@ -36,7 +36,8 @@ export interface NodeInitOptions {
   /**
    * Control: the control plane's nodes (name=address each, this one among
    * them) for replicated masters: every control node runs an etcd member of
-   * one cluster and a master keeping its registry there, one of them leading.
+   * one cluster, a master keeping its registry there and a service framework
+   * daemon keeping its state there (one of each leading), and discovery.
    */
   controlPlane?: Array<{ name: string; address: string }>;
 }
@@ -48,14 +49,8 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
     return {
       role: 'control',
       ...common,
-      // One service framework for now (it has no leader election of its own yet): on the control plane's first node.
-      components: [
-        ...(o.ceph ? (['ceph'] as const) : []),
-        ...(o.controlPlane ? (['etcd'] as const) : []),
-        'master',
-        ...(!o.controlPlane || o.controlPlane[0]!.name === o.name ? (['services'] as const) : []),
-        'discovery',
-      ],
+      // With a control plane, every control node runs a service framework daemon (one leading) and a discovery replica.
+      components: [...(o.ceph ? (['ceph'] as const) : []), ...(o.controlPlane ? (['etcd'] as const) : []), 'master', 'services', 'discovery'],
       ...(o.controlPlane ? { etcd: { members: o.controlPlane }, control: { addresses: o.controlPlane.map((m) => m.address) } } : {}),
       master: {
         heartbeatIntervalMs: o.heartbeatMs ?? 1000,
@@ -71,7 +66,7 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
   return {
     role: 'agent',
     ...common,
-    // --control may list every control node (replicated masters): the first also serves the service framework.
+    // --control may list every control node (replicated masters, service framework daemons and discovery replicas on each).
     control: o.control.includes(',') ? { address: o.control.split(',')[0]!.trim(), addresses: o.control.split(',').map((a) => a.trim()) } : { address: o.control },
     cni: { network: 'corral', pools: [{ name: 'default', cidr: o.pool ?? '100.96.0.0/16', blockSize: 26 }], holdTime: o.holdTime ?? 9 },
     ...(o.cephConf ? { ceph: { confFile: o.cephConf, ...(o.cephKeyring ? { keyring: o.cephKeyring } : {}) } } : {}),

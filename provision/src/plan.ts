@@ -103,9 +103,11 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   // Replicated masters: the daemons that are clients get the whole list and follow the leader.
   const masterIps = n.control.addresses ?? [controlIp];
   const ownMaster = `http://${n.address}:${n.control.masterPort}`;
+  // Replicated control plane: a services daemon (one leading) and a discovery replica on every control node.
+  const servicesIps = n.master.ha ? masterIps : [controlIp];
   const urls = {
     master: masterIps.map((a) => `http://${a}:${n.control.masterPort}`).join(','),
-    services: `http://${controlIp}:${n.control.servicesPort}`,
+    services: servicesIps.map((a) => `http://${a}:${n.control.servicesPort}`).join(','),
     discoveryHttp: `http://${controlIp}:${n.control.discoveryHttpPort}`,
     dns: `${controlIp}:${n.control.dnsPort}`,
   };
@@ -173,12 +175,18 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     };
     add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, show: { field: [], text: ownMaster } });
   }
+  // With the registry on etcd, the service framework and discovery keep their state there too: every replica shares it.
+  const sharedStore = n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : undefined;
   if (has('services')) {
     const dir = join(n.dir, 'services');
+    const ownServices = `http://${n.address}:${n.control.servicesPort}`;
     const config: ServicesConfigInput = {
       host: n.address,
       port: n.control.servicesPort,
       workDir: dir,
+      ...(sharedStore ? { store: sharedStore } : {}),
+      // Replicated: every control node's daemon stands for election; the leader runs the framework, the others redirect to it.
+      ...(n.master.ha ? { ha: { enabled: true } } : {}),
       ...(n.security ? { credentials: n.security.file } : { noAuth: true }),
       master: { url: urls.master, reconnectInitialMs: 100, reconnectMaxMs: 2000, ...(sec ? sec.frameworks : {}) },
       offers: { refuseSeconds: n.services.refuseSeconds, idleRefuseSeconds: n.services.idleRefuseSeconds },
@@ -186,11 +194,12 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       unreachable: { replaceAfterSeconds: n.services.replaceAfterSeconds },
       log: logFile(dir, 'services'),
     };
-    add('services', `service framework on ${urls.services}`, dir, ['services'], config, {
+    add('services', n.master.ha ? `service framework daemon on ${ownServices} (one of ${servicesIps.length}, one leading)` : `service framework on ${ownServices}`, dir, ['services'], config, {
       kind: 'http',
-      url: `${urls.services}/health`,
-      expect: { field: ['connected'], equals: true, waiting: 'service framework not subscribed yet' },
-      show: { field: [], text: 'subscribed to the master' },
+      url: `${ownServices}/health`,
+      // ready: the leader (or a daemon alone) is subscribed, or a standby knows the leader.
+      expect: { field: ['ready'], equals: true, waiting: n.master.ha ? 'service framework: no subscribed leader known yet' : 'service framework not subscribed yet' },
+      show: { field: [], text: n.master.ha ? 'leading or following the leader' : 'subscribed to the master' },
     });
   }
   if (has('discovery')) {
@@ -199,6 +208,8 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       domain: n.discovery.domain,
       nodeName: n.name,
       workDir: dir,
+      // Replicas serve the same KV, sessions and registrations: they share the Store.
+      ...(sharedStore ? { store: sharedStore } : {}),
       master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000, ...(sec ? sec.admin : {}) },
       dns: { host: n.address, port: n.control.dnsPort, workers: n.discovery.dnsWorkers },
       http: { host: n.address, port: n.control.discoveryHttpPort },

@@ -77,10 +77,23 @@ export function fullLab(state: LabState): FullLab {
   const lab: FullLab = {
     state,
     async api<T>(method: string, path: string, body?: unknown): Promise<T> {
-      const args = ['-sS', '--max-time', '5', '-X', method, '-H', 'content-type: application/json', `${plan.servicesUrl}${path}`];
-      if (body !== undefined) args.push('--data-binary', JSON.stringify(body));
-      const out = await nsRun(svc, 'curl', args);
-      return (out.trim() ? JSON.parse(out) : undefined) as T;
+      // With three control nodes, any service framework daemon will do: a standby's 307 is followed (-L keeps the method
+      // and body on a 307), and a daemon that is down is skipped.
+      const urls = plan.servicesUrls ?? [plan.servicesUrl];
+      let lastError: unknown;
+      for (const url of urls) {
+        const args = ['-sS', '-L', '--max-time', '5', '-X', method, '-H', 'content-type: application/json', `${url}${path}`];
+        if (body !== undefined) args.push('--data-binary', JSON.stringify(body));
+        let out: string;
+        try {
+          out = await nsRun(svc, 'curl', args);
+        } catch (err) {
+          lastError = err;
+          continue;
+        }
+        return (out.trim() ? JSON.parse(out) : undefined) as T;
+      }
+      throw lastError;
     },
     app: (id) => lab.api('GET', `/v1/apps/${id}`),
     async dig(fromNetns, name) {

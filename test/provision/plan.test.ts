@@ -158,6 +158,28 @@ describe('a control plane of three nodes with etcd', () => {
     });
   });
 
+  it('runs a service framework daemon per control node, electing a leader in etcd and keeping its state there; discovery replicas share the Store', () => {
+    const etcdStore = { backend: 'etcd', etcdEndpoints: ['http://198.18.0.1:2379', 'http://198.18.0.2:2379', 'http://198.18.0.3:2379'], namespace: 'corral/' };
+    for (const i of [0, 1, 2]) {
+      const p = planNode(control(i));
+      expect(config(p, 'services')).toMatchObject({ host: members[i]!.address, store: etcdStore, ha: { enabled: true } });
+      expect(config(p, 'discovery')).toMatchObject({ store: etcdStore, dns: { host: members[i]!.address } });
+      // Each daemon is probed at its own address; a standby is ready once it knows the leader.
+      expect(p.daemons.find((d) => d.name === 'services')!.ready).toMatchObject({ url: `http://${members[i]!.address}:5052/health`, expect: { field: ['ready'], equals: true } });
+    }
+    // Clients (the demo, `corral up`'s hints) get every daemon's URL, as node files list every control node.
+    const listed = planNode(nodeConfigSchema.parse({ ...control(1), control: { addresses: members.map((m) => m.address) } }));
+    expect(listed.urls.services).toBe('http://198.18.0.1:5052,http://198.18.0.2:5052,http://198.18.0.3:5052');
+  });
+
+  it('keeps a node alone as it was: one services daemon on its embedded Store, no election', () => {
+    const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1' }));
+    const c = config(p, 'services') as Record<string, unknown>;
+    expect(c.store).toBeUndefined();
+    expect(c.ha).toBeUndefined();
+    expect(p.urls.services).toBe('http://198.18.0.1:5052');
+  });
+
   it('refuses inconsistent node files with the field and the reason', () => {
     const bad = (patch: Record<string, unknown>) => () => nodeConfigSchema.parse({ role: 'control', name: 'c1', address: '198.18.0.1', dir: '/d', ...patch });
     expect(bad({ master: { ha: true } })).toThrow(/registry in etcd/);
@@ -174,8 +196,8 @@ describe('corral node init --control-plane', () => {
       { name: 'c3', address: '198.18.0.3' },
     ];
     const n = initNode({ role: 'control', name: 'c3', address: '198.18.0.3', controlPlane: plane });
-    // The service framework runs on the first control node only (it elects no leader of its own yet).
-    expect(n.components).toEqual(['etcd', 'master', 'discovery']);
+    // Every control node runs a service framework daemon (one leading) and a discovery replica.
+    expect(n.components).toEqual(['etcd', 'master', 'services', 'discovery']);
     expect(initNode({ role: 'control', name: 'c1', address: '198.18.0.1', controlPlane: plane }).components).toEqual(['etcd', 'master', 'services', 'discovery']);
     expect(n.control.addresses).toEqual(['198.18.0.1', '198.18.0.2', '198.18.0.3']);
     expect(n.etcd.members).toEqual(plane);

@@ -156,8 +156,8 @@ describe('vagrant/', () => {
       const second = await sh('bash', ['vagrant/provision.sh', 'control', 'control2', '192.168.56.8', '192.168.56.10', '5000', plane], env);
       expect(second.code).toBe(0);
       const file = JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'));
-      // Ceph and the service framework stay on the first control node.
-      expect(plan(file).daemons.map((d) => d.name)).toEqual(['etcd', 'master', 'discovery']);
+      // Ceph stays on the first control node; every control node runs a service framework daemon (one leading) and discovery.
+      expect(plan(file).daemons.map((d) => d.name)).toEqual(['etcd', 'master', 'services', 'discovery']);
       const agent = await sh('bash', ['vagrant/provision.sh', 'agent', 'agent1', '192.168.56.11', '192.168.56.10,192.168.56.8,192.168.56.9'], env);
       expect(agent.code).toBe(0);
       expect(cfg(plan(JSON.parse(readFileSync(join(etc, 'node.json'), 'utf8'))), 'agent').master).toBe('http://192.168.56.10:5050,http://192.168.56.8:5050,http://192.168.56.9:5050');

@@ -137,10 +137,14 @@ describe('replicated service framework daemons on etcd', () => {
     const client = new ServicesClient({ url: [standbys[0]!.url, standbys[1]!.url, leader.url] });
     await client.deploy({ id: 'web', cmd: 'serve', mem: 32, instances: 2 });
     expect(client.url).toBe(leader.url);
-    const web = await untilValue('web running', async () => {
-      const v = await client.get('web');
-      return v.status === 'running' ? v : undefined;
-    }, 20_000);
+    const web = await untilValue(
+      'web running',
+      async () => {
+        const v = await client.get('web');
+        return v.status === 'running' ? v : undefined;
+      },
+      20_000,
+    );
     expect(web.tasks).toHaveLength(2);
     // A client pointed at one standby alone is redirected too.
     const viaStandby = new ServicesClient({ url: standbys[1]!.url });
@@ -159,10 +163,14 @@ describe('replicated service framework daemons on etcd', () => {
     expect(frameworkId).toBeTruthy();
 
     await client.deploy({ id: 'api', cmd: 'serve', mem: 32, cpus: 0.1, instances: 4 });
-    const partial = await untilValue('two of four instances running', async () => {
-      const v = await client.get('api');
-      return v.tasks.filter((t) => t.phase === 'running').length === 2 ? v : undefined;
-    }, 20_000);
+    const partial = await untilValue(
+      'two of four instances running',
+      async () => {
+        const v = await client.get('api');
+        return v.tasks.filter((t) => t.phase === 'running').length === 2 ? v : undefined;
+      },
+      20_000,
+    );
     const firstTwo = partial.tasks.filter((t) => t.phase === 'running').map((t) => t.taskId);
 
     await first.kill('SIGKILL');
@@ -172,16 +180,24 @@ describe('replicated service framework daemons on etcd', () => {
     expect((await client.info()).framework.id).toBe(frameworkId);
 
     await s.addAgent('cpus:1;mem:64;disk:100;ports:[31000-31010]');
-    const done = await untilValue('the deploy complete: four instances running', async () => {
-      const v = await client.get('api');
-      return v.status === 'running' && v.tasks.filter((t) => t.phase === 'running').length === 4 ? v : undefined;
-    }, 40_000);
+    const done = await untilValue(
+      'the deploy complete: four instances running',
+      async () => {
+        const v = await client.get('api');
+        return v.status === 'running' && v.tasks.filter((t) => t.phase === 'running').length === 4 ? v : undefined;
+      },
+      40_000,
+    );
     // The two that ran before the failover kept running; exactly four tasks exist, four launches were made.
     expect(done.tasks.map((t) => t.taskId)).toEqual(expect.arrayContaining(firstTwo));
-    const tasks = await untilValue('the master sees the same four tasks', async () => {
-      const ts = (await frameworkTasks(s.master, frameworkId)).filter((t) => t.state === 'TASK_RUNNING');
-      return ts.length === 4 ? ts : undefined;
-    }, 20_000);
+    const tasks = await untilValue(
+      'the master sees the same four tasks',
+      async () => {
+        const ts = (await frameworkTasks(s.master, frameworkId)).filter((t) => t.state === 'TASK_RUNNING');
+        return ts.length === 4 ? ts : undefined;
+      },
+      20_000,
+    );
     expect(tasks.map((t) => t.task_id.value).sort()).toEqual(done.tasks.map((t) => t.taskId).sort());
     expect(launches(s.agents)).toBe(4);
     // Nothing launched twice by a reconciliation round after the failover.
@@ -191,10 +207,14 @@ describe('replicated service framework daemons on etcd', () => {
 
     // The killed daemon comes back as a standby of the new leader.
     await first.start();
-    const h = await untilValue('the restarted daemon follows the new leader', async () => {
-      const x = await first.health();
-      return x.leader?.url === second.url ? x : undefined;
-    }, 20_000);
+    const h = await untilValue(
+      'the restarted daemon follows the new leader',
+      async () => {
+        const x = await first.health();
+        return x.leader?.url === second.url ? x : undefined;
+      },
+      20_000,
+    );
     expect(h.leading).toBe(false);
   });
 

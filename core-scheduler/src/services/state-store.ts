@@ -92,7 +92,7 @@ export class ServicesState {
     }
     const res = await this.store.txn({ compare: fence?.compare ?? [], success: ops });
     if (fence && !res.succeeded) {
-      fence.lost('the election key is no longer this leader\'s');
+      fence.lost("the election key is no longer this leader's");
       throw new CorralError('UNAVAILABLE', 'this daemon no longer leads the service framework (its election key is gone); the write was refused');
     }
   }
