@@ -119,7 +119,10 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
     const checks = new CheckRunner(catalog, config.nodeName);
     cleanups.push(() => checks.stopAll());
     const registrations = new Registrations(store, catalog, checks, config.nodeName);
-    await registrations.load();
+    const catalogRevision = await registrations.load();
+    // Replicas on one Store: catalog registrations made through any of them show on all.
+    const following = registrations.follow(catalogRevision, log);
+    cleanups.push(() => following.cancel());
     const sessions = new Sessions(store, log);
     sessions.start();
     cleanups.push(() => sessions.stop());

@@ -3,10 +3,16 @@
  * a restart: services (with the checks this daemon runs) registered on the
  * agent API, and external nodes/services/checks registered on the catalog
  * API. Each write goes to the Store first, then into the in-memory catalog.
+ *
+ * Replicas sharing one Store: catalog registrations made through any of them
+ * reach all (`follow()` watches the catalog prefix). Agent-API services stay
+ * on the replica (the Consul agent node) they were registered with, which
+ * runs their checks, as in Consul.
  */
-import { CorralError } from '../../../contracts/errors.js';
+import { CorralError, errorMessage, isCorralError } from '../../../contracts/errors.js';
 import { getJson, putJson, rangeJson } from '../../../common/store/json.js';
-import type { Store } from '../../../contracts/store/types.js';
+import type { Store, Watch, WatchEvent } from '../../../contracts/store/types.js';
+import type { Logger } from '../../../common/log.js';
 import { z } from '../../../common/validate.js';
 import { parseDuration } from '../consul/http-util.js';
 import type { Catalog, CheckInput, ServiceInput } from './catalog.js';
@@ -125,11 +131,77 @@ export class Registrations {
     return `${PREFIX}agent/${this.nodeName}/${kind}/${id}`;
   }
 
-  /** Bring back everything registered before a restart. */
-  async load(): Promise<void> {
+  /** Bring back everything registered before a restart; returns the Store revision the catalog was read at. */
+  async load(): Promise<number> {
     for (const e of (await rangeJson<AgentServiceDoc>(this.store, `${PREFIX}agent/${this.nodeName}/services/`)).entries) this.applyAgentService(e.value);
     for (const e of (await rangeJson<CheckDef>(this.store, `${PREFIX}agent/${this.nodeName}/checks/`)).entries) this.checks.add(e.value);
-    for (const e of (await rangeJson<CatalogNodeDoc>(this.store, `${PREFIX}catalog/`)).entries) this.applyCatalogNode(e.value);
+    const catalog = await rangeJson<CatalogNodeDoc>(this.store, `${PREFIX}catalog/`);
+    for (const e of catalog.entries) this.applyCatalogNode(e.value);
+    return catalog.revision;
+  }
+
+  /**
+   * Keep the catalog registrations in step with the Store from `afterRevision`
+   * on: what other replicas register or deregister shows here too (our own
+   * writes come back as well; applying them again changes nothing). A watch
+   * that ends (compaction, Store trouble) is replaced after a full re-read.
+   */
+  follow(afterRevision: number, log: Logger): { cancel(): void } {
+    let watch: Watch | undefined;
+    let stopped = false;
+    const start = (from: number): void => {
+      if (stopped) return;
+      watch = this.store.watch({
+        prefix: `${PREFIX}catalog/`,
+        fromRevision: from + 1,
+        onEvents: (events) => {
+          for (const e of events) this.onCatalogEvent(e);
+        },
+        onError: (err) => {
+          if (stopped || isCorralError(err, 'STORE_CLOSED')) return;
+          log.warn({ err: errorMessage(err) }, 'catalog registrations watch ended; reading them again');
+          setTimeout(() => void this.resync().then(start, () => start(from)), 500).unref();
+        },
+      });
+    };
+    start(afterRevision);
+    return {
+      cancel: () => {
+        stopped = true;
+        watch?.cancel();
+      },
+    };
+  }
+
+  private onCatalogEvent(e: WatchEvent): void {
+    const node = e.kv.key.slice(`${PREFIX}catalog/`.length);
+    if (e.type === 'delete') {
+      this.catalog.removeSource(node, 'catalog');
+      return;
+    }
+    let doc: CatalogNodeDoc;
+    try {
+      doc = JSON.parse(e.kv.value.toString('utf8')) as CatalogNodeDoc;
+    } catch {
+      return;
+    }
+    this.syncCatalogNode(doc);
+  }
+
+  /** Everything from the Store again (after a lost watch); returns the revision read at. */
+  private async resync(): Promise<number> {
+    const { entries, revision } = await rangeJson<CatalogNodeDoc>(this.store, `${PREFIX}catalog/`);
+    const present = new Set(entries.map((e) => e.value.Node));
+    for (const n of this.catalog.nodeList()) if (!present.has(n.Node)) this.catalog.removeSource(n.Node, 'catalog');
+    for (const e of entries) this.syncCatalogNode(e.value);
+    return revision;
+  }
+
+  /** A node's catalog registration as the Store has it: what it no longer names goes, the rest is applied. */
+  private syncCatalogNode(doc: CatalogNodeDoc): void {
+    for (const s of this.catalog.nodeServices(doc.Node)) if (this.catalog.serviceSource(doc.Node, s.ID) === 'catalog' && !doc.services[s.ID]) this.catalog.removeService(doc.Node, s.ID);
+    for (const c of this.catalog.nodeChecks(doc.Node)) if (this.catalog.checkSource(doc.Node, c.CheckID) === 'catalog' && !doc.checks[c.CheckID]) this.catalog.removeCheck(doc.Node, c.CheckID);
+    this.applyCatalogNode(doc);
   }
 
   private applyAgentService(doc: AgentServiceDoc): void {
