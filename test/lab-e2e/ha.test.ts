@@ -1,7 +1,8 @@
 /**
  * Replicated masters across machines: a full namespace lab with three
- * control nodes (an etcd member and a master each, one leading; Ceph, the
- * service framework and discovery on the first) and two agent hosts, every
+ * control nodes (an etcd member, a master, a service framework daemon and
+ * a discovery replica each, one master leading; Ceph on the first) and two
+ * agent hosts, every
  * node provisioned by `corral node up` in its namespace. An app runs an
  * instance on each host; the leading master is SIGKILLed. What must hold:
  * another master leads within the failover bound, the agents, the service
