@@ -2,9 +2,9 @@
  * Replicated masters across machines: a full namespace lab with three
  * control nodes (an etcd member, a master, a service framework daemon and
  * a discovery replica each, one master leading; Ceph on the first) and two
- * agent hosts, every
- * node provisioned by `corral node up` in its namespace. An app runs an
- * instance on each host; the leading master is SIGKILLed. What must hold:
+ * agent hosts, every node provisioned by `corral node up` in its
+ * namespace. An app runs an instance on each host; the leading master is
+ * SIGKILLed. What must hold:
  * another master leads within the failover bound, the agents, the service
  * framework and discovery follow it by themselves, no task is lost or
  * restarted, placements continue, and the killed master comes back as a
