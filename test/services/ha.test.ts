@@ -298,6 +298,27 @@ describe('replicated service framework daemons on etcd', () => {
     expect(h).toMatchObject({ leading: false, state: 'lost' });
   });
 
+  it('answers 503 on /v1 while no leader is known (the election out of reach), and says so on /health', async () => {
+    const root = testDir('services-ha-noleader');
+    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
+    const s = await setup('noleader');
+    // The state Store is reachable, but the election's etcd is not (nothing listens there): no leader is ever known.
+    const store = new EtcdStore({ endpoints: [etcd().endpoint], namespace: s.namespace });
+    cleanup.push(() => store.close());
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const running = await startServices(
+      { ...s.config(), host: '127.0.0.1', port: 0, workDir: root, store: { backend: 'etcd', etcdEndpoints: [nowhere], dialTimeoutMs: 500 }, log: { level: 'silent' } },
+      { store, onLeadershipLost: () => undefined },
+    );
+    cleanup.push(() => running.close());
+    const res = await fetch(`${running.url}/v1/apps`, { redirect: 'manual' });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { message: string }).message).toMatch(/no service framework leader is known/);
+    expect(await (await fetch(`${running.url}/health`)).json()).toMatchObject({ ok: true, ready: false, leading: false, leader: null });
+    // A client given only this daemon gets the 503 as an UNAVAILABLE error.
+    await expect(new ServicesClient({ url: running.url }).list()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+
   it('refuses ha without an etcd Store, with a clear message', async () => {
     const root = testDir('services-ha-config');
     cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
