@@ -302,13 +302,18 @@ describe('master shell: registry writes before sends', () => {
 
   const fakeTimers = { now: () => 0, setTimeout: () => undefined as unknown as ReturnType<typeof setTimeout>, clearTimeout: () => undefined };
 
-  it('REGISTERED reaches the agent only after its record is durable, and the caller resumes then', async () => {
+  /** A recovered master core in a shell over a manual registry; `fatal` collects what the shell reports. */
+  async function recoveredShell(): Promise<{ m: Master; shell: MasterShell; pending: ReturnType<typeof manualRegistry>['pending']; fatal: string[] }> {
     const { registry, pending } = manualRegistry();
-    const config = masterConfigSchema.parse({ noAuth: true, workDir: '/nonexistent' });
-    const m = new Master(config, new Authority(undefined), { now: () => 0 });
+    const m = new Master(masterConfigSchema.parse({ noAuth: true, workDir: '/nonexistent' }), new Authority(undefined), { now: () => 0 });
     const fatal: string[] = [];
     const shell = new MasterShell(m, registry, fakeTimers, (r) => fatal.push(r));
     await shell.run((core) => core.recover(emptySnapshot()));
+    return { m, shell, pending, fatal };
+  }
+
+  it('REGISTERED reaches the agent only after its record is durable, and the caller resumes then', async () => {
+    const { m, shell, pending, fatal } = await recoveredShell();
     const got: unknown[] = [];
     let registered = false;
     const reg = shell.run((core) => core.agentManager.register({ agent_info: { hostname: 'h', resources: RESOURCES, attributes: [] }, tasks: [], frameworks: [] }, undefined));
@@ -326,12 +331,7 @@ describe('master shell: registry writes before sends', () => {
   });
 
   it('a write that fails stops the master: nothing held is sent, the caller gets the error, and the fatal handler is called once', async () => {
-    const { registry, pending } = manualRegistry();
-    const config = masterConfigSchema.parse({ noAuth: true, workDir: '/nonexistent' });
-    const m = new Master(config, new Authority(undefined), { now: () => 0 });
-    const fatal: string[] = [];
-    const shell = new MasterShell(m, registry, fakeTimers, (r) => fatal.push(r));
-    await shell.run((core) => core.recover(emptySnapshot()));
+    const { m, shell, pending, fatal } = await recoveredShell();
     const got: unknown[] = [];
     const sub = shell.run((core) => core.frameworkManager.subscribe({ user: 'u', name: 'f' }, undefined, undefined, undefined));
     const f = m.frameworks.values().next().value!;
