@@ -116,12 +116,14 @@ describe('three control nodes: a replicated service framework and discovery', ()
 
     const app = { ...storeApp('web', 4), volumes: [], constraints: [] };
     await lab.api('PUT', '/v1/apps/web', app);
+    const killedAt = Date.now();
     signalProcess(pidOf(leader, 'services'), 'SIGKILL');
     signalProcess(pidOf(dnsVictim, 'discovery'), 'SIGKILL');
 
     const live = controls.filter((c) => c !== leader);
     const next = await until('another service framework daemon leading', () => servicesLeader(live), 90_000, 200);
     expect(next).not.toBe(leader);
+    const takeoverMs = Date.now() - killedAt;
     // The same framework, failed over.
     expect((await lab.api<{ framework: { id: string } }>('GET', '/v1/info')).framework.id).toBe(frameworkId);
 
@@ -134,6 +136,8 @@ describe('three control nodes: a replicated service framework and discovery', ()
       120_000,
       200,
     );
+    const deployedMs = Date.now() - killedAt;
+    console.log(`services leader SIGKILL → new leader subscribed in ${takeoverMs} ms; deploy of 4 complete ${deployedMs} ms after the kill`);
     const webIps = web.map((t) => t.ips[0]!).sort();
     expect(new Set(webIps).size).toBe(4);
     // The master runs exactly these four tasks of web for the framework: none launched twice.

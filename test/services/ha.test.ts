@@ -173,8 +173,10 @@ describe('replicated service framework daemons on etcd', () => {
     );
     const firstTwo = partial.tasks.filter((t) => t.phase === 'running').map((t) => t.taskId);
 
+    const killedAt = Date.now();
     await first.kill('SIGKILL');
     const second = await agreedLeader(daemons, 40_000);
+    console.log(`services leader SIGKILL → a standby leading and subscribed in ${Date.now() - killedAt} ms (lease TTL 2 s)`);
     expect(second).not.toBe(first);
     // The same framework, failed over (not a new registration).
     expect((await client.info()).framework.id).toBe(frameworkId);

@@ -13,6 +13,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
@@ -177,7 +178,8 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
       term = await startTerm(config, store, url, metrics, log);
     } else {
       const s = config.store!;
-      const id = `${config.framework.hostname ?? 'services'}-${randomUUID().slice(0, 8)}`;
+      // Unique per process: a restarted daemon is a new candidate.
+      const id = `${config.framework.hostname ?? hostname()}-${randomUUID().slice(0, 8)}`;
       leadership = new ServicesLeadership({
         etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
         electionName: config.ha.electionName ?? `services-${config.framework.name}`,
