@@ -38,12 +38,14 @@
  * timeout path above.
  */
 import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { etcdForTests } from '../harness/etcd-suite.js';
 import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
 import { stopsAfterEach } from '../harness/teardown.js';
-import { testDir } from '../harness/resources.js';
+import { forgetPid, recordPid, testDir } from '../harness/resources.js';
 import { freePort } from '../harness/ports.js';
 import { until, untilValue } from '../harness/wait.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
@@ -51,6 +53,7 @@ import { OperatorClient } from '../../contracts/client/operator-client.js';
 import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
 import { logDirUnder, mesosFramework, startScheduler, type WatchedScheduler } from './mesos-framework-harness.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const etcd = etcdForTests();
 const cleanup = stopsAfterEach();
 
@@ -60,13 +63,13 @@ interface Health {
   leader: { id: string; url: string } | null;
 }
 
-/** Three masters sharing a fresh namespace of the etcd, heartbeating frameworks every 2 s. */
-async function startMasters(dir: string, name: string): Promise<MasterProcess[]> {
+/** Three masters sharing a fresh namespace of the etcd, heartbeating frameworks every `heartbeatSeconds`. */
+async function startMasters(dir: string, name: string, heartbeatSeconds = 2): Promise<MasterProcess[]> {
   const namespace = `${name}-${Date.now()}/`;
   const masters: MasterProcess[] = [];
   for (let i = 0; i < 3; i++) {
     const workDir = join(dir, `m${i}`);
-    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds: 5, extra: { frameworks: { heartbeatIntervalSeconds: 2 } } });
+    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds: 5, extra: { frameworks: { heartbeatIntervalSeconds: heartbeatSeconds } } });
     const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
     cleanup.push(() => m.kill());
     masters.push(m);
@@ -243,4 +246,54 @@ describe('the mesos-framework npm package against replicated corral masters', ()
     expect(launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []))).toEqual([taskId]);
     expect(protocolErrors(w)).toEqual([]);
   }, 240_000);
+  it('a stream quiet past its masterConnectionTimeout (the Mesos default heartbeat, 15 s) makes it exit its process, the leader alive and leading', async () => {
+    const dir = testDir('mesos-framework-ha-quiet');
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const masters = await startMasters(dir, 'quiet', 15);
+    const leader = await agreedLeader(masters);
+    const follower = masters.find((m) => m !== leader)!;
+
+    // The package in a process of its own (it ends it), pointed at the follower, with a 2 s masterConnectionTimeout.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/interop/fixtures/mesos-framework-process.ts'), '127.0.0.1', String(follower.port), logDirUnder(dir), '2'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const pid = child.pid!;
+    recordPid('mesos-framework', pid);
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    cleanup.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      forgetPid('mesos-framework', pid);
+    });
+
+    // It finds the leader by the follower's 307 and subscribes there.
+    const subscribed = await untilValue(
+      'the package subscribed',
+      async () =>
+        output
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { event: string; frameworkId?: string; port?: number })
+          .find((e) => e.event === 'subscribed'),
+      60_000,
+    );
+    expect(subscribed.port).toBe(leader.port);
+
+    // No event for 2 s: its timeout handler destroys the stream and builds a request to the same master that it
+    // never sends (scheduler.js:505, no end()), so that request times out too and it calls process.exit(1) (line 522).
+    const exit = await Promise.race([exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 60_000))]);
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(output).toMatch(/Couldn't receive a response for the redirect request from the last leading master/);
+
+    // Nothing happened to the masters: the same leader leads, and the framework it subscribed is known there.
+    expect(await agreedLeader(masters)).toBe(leader);
+    const fw = (await frameworksOf(leader.url)).frameworks.find((f) => f.framework_info.id.value === subscribed.frameworkId);
+    expect(fw?.framework_info.name).toBe('quiet-stream');
+  }, 180_000);
 });

@@ -83,10 +83,10 @@ const SENT = ['sent_subscribe', 'sent_accept', 'sent_decline', 'sent_acknowledge
 
 /**
  * A Scheduler for the master at `host:port`, logging under `logDir` (the
- * package otherwise writes to ./logs). Subscribes once the package says it
- * is ready.
+ * package otherwise writes to ./logs), with any further package `options`
+ * (e.g. masterConnectionTimeout). Subscribes once the package says it is ready.
  */
-export function startScheduler(opts: { host: string; port: number; logDir: string; tasks: Record<string, unknown>; frameworkName: string }): WatchedScheduler {
+export function startScheduler(opts: { host: string; port: number; logDir: string; tasks: Record<string, unknown>; frameworkName: string; options?: Record<string, unknown> }): WatchedScheduler {
   mkdirSync(opts.logDir, { recursive: true });
   const scheduler = new mesosFramework.Scheduler({
     masterUrl: opts.host,
@@ -94,6 +94,7 @@ export function startScheduler(opts: { host: string; port: number; logDir: strin
     frameworkName: opts.frameworkName,
     tasks: opts.tasks,
     logging: { path: opts.logDir, fileName: 'mesos-framework.log', level: 'warn' },
+    ...opts.options,
   });
   const watched: WatchedScheduler = {
     scheduler,
