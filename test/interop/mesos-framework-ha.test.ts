@@ -7,7 +7,7 @@
  *
  * - It takes one master (`masterUrl`, `port`); no list, no ZooKeeper
  *   detection (`useZk` only stores its framework id and tasks in ZooKeeper,
- *   lines 158-245). Its README says to give it "the leading Mesos master".
+ *   lines 163-267). Its README says to give it "the leading Mesos master".
  * - A SUBSCRIBE answered 307 (line 366) goes through handleRedirect (lines
  *   331-358): it strips every "//" from the Location, splits on ":" and takes
  *   host and port, accepting both `//host:port/path` (the form a Mesos master
@@ -24,15 +24,15 @@
  * - A SUBSCRIBE that fails to connect only emits 'error' (line 468); there is
  *   no retry. What it keeps is its framework id (line 535): calling
  *   subscribe() again re-subscribes as the same framework, and on SUBSCRIBED
- *   it reconciles every task it launched (sync(), line 330 → scheduler.js
- *   Scheduler.prototype.sync).
+ *   it reconciles every task it launched (sync() at line 305, defined at
+ *   Scheduler.prototype.sync, line 916).
  *
  * So the tests give it a follower's address (it must find the leader by the
  * 307), and after the leader is killed they do what an application of this
  * package has to do — call subscribe() again — with the killed master back
  * on its address as a follower, whose 307 leads the package to the new leader.
  *
- * The master heartbeats every 2 s: the package's default
+ * The masters heartbeat every 2 s (the third test keeps the Mesos default): the package's default
  * masterConnectionTimeout (10 s) is shorter than the Mesos default heartbeat
  * (15 s), and an event stream quiet for that long sends it down the fatal
  * timeout path above.
