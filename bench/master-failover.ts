@@ -173,10 +173,22 @@ const s = (xs: number[]) => `${fmt(median(xs) / 1000, 2)} s median, ${fmt(Math.m
 printFigures(
   `Master failover on etcd: 3 masters, lease TTL ${ttl} s, ${agentCount} agents + 1 framework in the registry, ${rounds} rounds, leader ${graceful ? 'SIGTERM (resigns)' : 'SIGKILL'}`,
   [
-    { what: 'leader lost → new leader serving calls', corral: s(failovers), peer: 'Mesos/ZooKeeper: ~10 s (zk_session_timeout) + registry recovery', goal: '≤ 3 s (default settings)', verdict: verdict(failovers) },
+    {
+      what: 'leader lost → new leader serving calls',
+      corral: s(failovers),
+      peer: 'Mesos/ZooKeeper: ~10 s (zk_session_timeout) + registry recovery',
+      goal: '≤ 3 s (default settings)',
+      verdict: verdict(failovers),
+    },
     { what: '  of which: until elected', corral: s(elections), peer: '~10 s', goal: '—', verdict: '—' },
     { what: '  of which: recovery after election', corral: s(failovers.map((f, i) => f - elections[i]!)), peer: '—', goal: '—', verdict: '—' },
-    { what: 'leader lost → framework re-subscribed', corral: s(resubscribed), peer: 'Mesos: after the above, once the driver detects the new leader', goal: '≤ 3 s (default settings)', verdict: verdict(resubscribed) },
+    {
+      what: 'leader lost → framework re-subscribed',
+      corral: s(resubscribed),
+      peer: 'Mesos: after the above, once the driver detects the new leader',
+      goal: '≤ 3 s (default settings)',
+      verdict: verdict(resubscribed),
+    },
     { what: 'rounds where a follower revoked the lease', corral: `${revokedRounds} of ${rounds}`, peer: '—', goal: '—', verdict: '—' },
   ],
   jsonOutput(),

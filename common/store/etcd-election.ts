@@ -122,9 +122,12 @@ export class EtcdElection {
         if (!kv || kv.value.toString('utf8') !== value) throw new CorralError('UNAVAILABLE', `election key ${key} vanished right after the election (lease lost)`);
         if (failed) return;
         // The key deleted (lease revoked by a peer that took this leader for dead, or expired) ends the
-        // leadership at once; the keepalive would tell only at its next round, up to TTL/3 later.
-        await this.watchOwnKey(key, BigInt(res.header.revision) + 1n, () => fail(new CorralError('UNAVAILABLE', `election key ${key} was deleted (its lease was revoked or expired)`)));
-        if (!failed) handlers.onElected({ key, createRevision: Number(kv.create_revision) });
+        // leadership at once; the keepalive would tell only at its next round, up to TTL/3 later. The watch
+        // starts after the revision just read, so it misses no delete even if it is set up after the handler runs.
+        this.watchOwnKey(key, BigInt(res.header.revision) + 1n, () => fail(new CorralError('UNAVAILABLE', `election key ${key} was deleted (its lease was revoked or expired)`))).catch(
+          (err: unknown) => this.log.warn({ err, key }, 'watching the own election key failed; the lease keepalive still tells its loss'),
+        );
+        handlers.onElected({ key, createRevision: Number(kv.create_revision) });
       })().catch((err: unknown) => fail(err instanceof Error ? err : new Error(errorMessage(err))));
     });
     return {
