@@ -164,7 +164,7 @@ describe('election and registry fencing on etcd', () => {
 describe('ha config', () => {
   it('is off by default, with the documented defaults', () => {
     const c = masterConfigSchema.parse({});
-    expect(c.ha).toEqual({ enabled: false, electionName: 'corral-master', leaseTtlSeconds: 5 });
+    expect(c.ha).toEqual({ enabled: false, electionName: 'corral-master', leaseTtlSeconds: 5, crashDetection: true });
   });
 
   it('needs the etcd store backend', () => {

@@ -71,8 +71,14 @@ export const masterConfigSchema = z
           .default('corral-master'),
         /** The leader's lease: a leader that stops renewing it (crash, freeze, partition) is replaced after about this long. */
         leaseTtlSeconds: z.number().int().min(1).max(300).default(5),
+        /**
+         * Followers probe the leader and revoke its lease at once when it has crashed (its port refuses
+         * connections, or another master answers there): a failover in under a second instead of a lease.
+         * Off: only the lease decides (e.g. where a firewall answers for dead ports with resets).
+         */
+        crashDetection: z.boolean().default(true),
       })
-      .default({ enabled: false, electionName: 'corral-master', leaseTtlSeconds: 5 }),
+      .default({ enabled: false, electionName: 'corral-master', leaseTtlSeconds: 5, crashDetection: true }),
   })
   .superRefine((c, ctx) => {
     if (c.ha.enabled && c.store?.backend !== 'etcd') {

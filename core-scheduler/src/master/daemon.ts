@@ -98,6 +98,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
         etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
         electionName: config.ha.electionName,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
+        crashDetection: config.ha.crashDetection,
         self: { id: master.info.id, hostname: master.info.hostname, ip: master.info.ip, port: server.port, url: `http://${host}:${server.port}` },
         async onElected(fence) {
           // Recovery as after a restart, every write from here on fenced by the election key.
