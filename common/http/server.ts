@@ -16,6 +16,7 @@ import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { corkForThisTurn } from './cork.js';
+import { HTTP_LIMIT_DEFAULTS, isRefusedSocket, limiterOf, ServerLimiter, type HttpLimits, type LimitsHint, type StreamKind } from './limits.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -30,6 +31,13 @@ export interface RequestContext {
   route: string;
   body(): Promise<Buffer>;
   json(): Promise<unknown>;
+  /**
+   * Count this request as long-lived (an event stream, watch or blocking
+   * query) against the server's caps until its response closes: throws
+   * RESOURCE_EXHAUSTED (429) or UNAVAILABLE (503) over a cap. `principal`:
+   * the authenticated client, counted instead of its address.
+   */
+  admit(kind: StreamKind, principal?: string): void;
 }
 
 type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
@@ -58,6 +66,10 @@ interface HttpServerOptions {
   metrics?: Metrics;
   log?: Logger;
   formatError?: ErrorFormatter;
+  /** Timeouts and caps (limits.ts); the kit's defaults when not given. */
+  limits?: HttpLimits;
+  /** Where the daemon's config sets `limits`, named in over-limit errors (default "limits", env CORRAL_). */
+  limitsHint?: LimitsHint;
 }
 
 type ListenTarget = { host: string; port: number } | { socketPath: string; mode?: number };
@@ -72,8 +84,10 @@ export class HttpServer {
   private readonly requestCounter;
   private readonly extraServers: http.Server[] = [];
   private readonly socketPaths: string[] = [];
+  readonly limiter: ServerLimiter;
 
   constructor(opts: HttpServerOptions) {
+    this.limiter = new ServerLimiter(opts.limits ?? { ...HTTP_LIMIT_DEFAULTS }, opts.limitsHint ?? { configPath: 'limits', envPrefix: 'CORRAL_' }, opts.metrics);
     this.log = opts.log ?? logger(opts.name);
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     this.defaultFormatError = opts.formatError ?? jsonErrorFormatter;
@@ -82,11 +96,11 @@ export class HttpServer {
   }
 
   private createNodeServer(): http.Server {
-    const server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    // The request timeout bounds receiving a request, never a response: RecordIO streams stay open for hours.
+    const server = http.createServer(this.limiter.nodeOptions(), (req, res) => {
       void this.dispatch(req, res);
     });
-    // Streams (RecordIO) can stay open for hours; idle keep-alive sockets are bounded above.
-    server.headersTimeout = 30_000;
+    this.limiter.attach(server);
     return server;
   }
 
@@ -117,6 +131,11 @@ export class HttpServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // A connection refused over a cap (or timed out) has had its answer; what it still sends is dropped.
+    if (isRefusedSocket(req.socket)) {
+      req.resume();
+      return;
+    }
     corkForThisTurn(req.socket);
     const rawUrl = req.url ?? '/';
     const q = rawUrl.indexOf('?');
@@ -138,6 +157,10 @@ export class HttpServer {
         const buf = await ctx.body();
         if (buf.length === 0) throw new CorralError('MALFORMED_REQUEST', 'request body is empty; expected JSON');
         return parseJson(buf.toString('utf8'));
+      },
+      admit: (kind, principal) => {
+        const release = (limiterOf(req.socket) ?? this.limiter).admit(req.socket, kind, principal);
+        res.once('close', release);
       },
     };
     let formatError = this.defaultFormatError;
@@ -163,8 +186,11 @@ export class HttpServer {
       const cerr = isCorralError(err) ? err : new CorralError('INTERNAL', 'internal error', undefined, { cause: err });
       if (cerr.code === 'INTERNAL') this.log.error({ err, path, method }, 'request failed: %s', errorMessage(err));
       else this.log.debug({ path, method, code: cerr.code }, 'request rejected: %s', cerr.message);
-      if (!res.headersSent) {
+      if (isRefusedSocket(req.socket)) {
+        // Timed out while the handler read the body: the 408 is sent, nothing more goes out.
+      } else if (!res.headersSent) {
         const { status, body, contentType } = formatError(cerr, ctx);
+        if (cerr.code === 'RESOURCE_EXHAUSTED' || cerr.code === 'UNAVAILABLE') res.setHeader('Retry-After', '1');
         res.statusCode = status;
         res.setHeader('Content-Type', contentType);
         res.setHeader('Content-Length', Buffer.byteLength(body));

@@ -14,11 +14,19 @@
 import type { ServerResponse } from 'node:http';
 import { encodeChunkedRecord, encodeRecord } from '../../contracts/recordio.js';
 import { corkForThisTurn } from './cork.js';
+import { limiterOf, type StreamKind } from './limits.js';
+import { isCorralError } from '../../contracts/errors.js';
 
 interface EventStreamOptions {
   headers?: Record<string, string>;
   maxBufferedBytes?: number;
   onClose?: () => void;
+  /** What the stream counts as against the server's caps (default "stream"). */
+  kind?: StreamKind;
+  /** The authenticated client, counted instead of its address. */
+  principal?: string;
+  /** The route has counted this request already (RequestContext.admit). */
+  admitted?: boolean;
 }
 
 /** The chunk that ends a chunked body (no trailers). */
@@ -26,6 +34,8 @@ const LAST_CHUNK = '0\r\n\r\n';
 
 export class EventStream {
   private closed = false;
+  /** Refused over a server cap: answered with the error, nothing is sent. */
+  private refused = false;
   private readonly maxBuffered: number;
   /** The body is chunked and this stream writes the chunk framing (node's is turned off after the headers). */
   private readonly framing: boolean;
@@ -35,6 +45,30 @@ export class EventStream {
     opts: EventStreamOptions = {},
   ) {
     this.maxBuffered = opts.maxBufferedBytes ?? 64 * 1024 * 1024;
+    const done = (): void => {
+      if (this.closed) return;
+      this.closed = true;
+      opts.onClose?.();
+    };
+    res.on('close', done);
+    res.on('error', done);
+    // Over the server's cap the stream is answered 429/503 and is closed from the start: to its
+    // owner it is a stream whose client left at once (onClose follows), never a thrown error
+    // after the owner has registered it.
+    const limiter = opts.admitted ? undefined : limiterOf(res.socket);
+    if (limiter && res.socket) {
+      try {
+        res.once('close', limiter.admit(res.socket, opts.kind ?? 'stream', opts.principal));
+      } catch (err) {
+        if (!isCorralError(err)) throw err;
+        this.framing = false;
+        const body = JSON.stringify(err.toJSON());
+        res.writeHead(err.httpStatus, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
+        res.end(body);
+        this.refused = true;
+        return;
+      }
+    }
     res.statusCode = 200;
     res.setHeader('Content-Type', 'application/json');
     res.setHeader('Cache-Control', 'no-cache');
@@ -46,17 +80,10 @@ export class EventStream {
     this.framing = res.chunkedEncoding;
     res.chunkedEncoding = false;
     res.socket?.setNoDelay(true);
-    const done = (): void => {
-      if (this.closed) return;
-      this.closed = true;
-      opts.onClose?.();
-    };
-    res.on('close', done);
-    res.on('error', done);
   }
 
   get isOpen(): boolean {
-    return !this.closed;
+    return !this.closed && !this.refused;
   }
 
   private encode(event: unknown): string {
@@ -65,7 +92,7 @@ export class EventStream {
 
   /** Whether the reader keeps up; one that does not is cut off. */
   private writable(): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.refused) return false;
     if (this.res.writableLength > this.maxBuffered) {
       this.res.destroy(new Error('event stream reader is too slow'));
       return false;
@@ -82,7 +109,7 @@ export class EventStream {
 
   /** Send several records, each its own chunk, in one write (one syscall for a burst of updates). */
   sendAll(events: unknown[]): boolean {
-    if (events.length === 0) return !this.closed;
+    if (events.length === 0) return this.isOpen;
     if (!this.writable()) return false;
     let out = '';
     for (const e of events) out += this.encode(e);
@@ -91,7 +118,7 @@ export class EventStream {
   }
 
   end(last?: unknown): void {
-    if (this.closed) return;
+    if (this.closed || this.refused) return;
     const tail = last !== undefined ? this.encode(last) : '';
     this.res.end(this.framing ? tail + LAST_CHUNK : tail);
   }

@@ -3,6 +3,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from '../../common/validate.js';
+import { httpLimitsSchema } from '../../common/http/limits.js';
 import { storeConfigSchema } from '../../common/store/json.js';
 import { masterSpecProblem } from '../../contracts/client/masters.js';
 
@@ -78,14 +79,35 @@ export const discoveryConfigSchema = z.object({
     .object({
       host: z.string().default('127.0.0.1'),
       port: z.number().int().min(0).max(65535).default(8500),
+      /** The Consul-compatible API's timeouts and caps, blocking queries included (docs/security.md, "Server limits"). */
+      limits: httpLimitsSchema(),
     })
-    .default({ host: '127.0.0.1', port: 8500 }),
+    .prefault({}),
   sessions: z
     .object({
       ttlMinSeconds: z.number().min(1).max(86400).default(10),
       ttlMaxSeconds: z.number().min(1).max(86400).default(86400),
     })
     .default({ ttlMinSeconds: 10, ttlMaxSeconds: 86400 }),
+  /**
+   * Consul-compatible ACLs (see README "ACLs"). Off unless configured; the
+   * node files `corral provision` writes turn them on. The bootstrap token is
+   * read from `bootstrapTokenFile` (or the config file / environment as
+   * `bootstrapToken`), never from a command-line flag, which any local user
+   * could read from the process list.
+   */
+  acl: z
+    .object({
+      enabled: z.boolean().default(false),
+      /** What applies where no rule of the token speaks: Consul's acl.default_policy. */
+      defaultPolicy: z.enum(['allow', 'deny']).default('deny'),
+      /** A management token's secret (Consul's initial_management); once set, /v1/acl/bootstrap is closed. */
+      bootstrapToken: z.string().min(16).max(128).optional(),
+      bootstrapTokenFile: z.string().optional(),
+      /** Rules the anonymous token always has (HCL or JSON); the default lets DNS and catalog reads work without a token. */
+      anonymousRules: z.string().max(64 * 1024).default('service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'),
+    })
+    .default({ enabled: false, defaultPolicy: 'deny', anonymousRules: 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }' }),
   /** Agent host name → IP, for agents whose names the system resolver does not know. */
   agentAddresses: z.record(z.string(), z.string().regex(/^[0-9a-fA-F.:]+$/, 'must be an IP address')).default({}),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),

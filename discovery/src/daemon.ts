@@ -4,11 +4,12 @@
  * `startDiscovery(config)` is the programmatic entry point (`corral up` and
  * tests use it; `corral discovery` wraps it).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
-import { HttpServer } from '../../common/http/server.js';
+import { HttpServer, type ErrorFormatter } from '../../common/http/server.js';
+import { CorralError } from '../../contracts/errors.js';
 import { Metrics } from '../../common/metrics.js';
 import { logger } from '../../common/log.js';
 import { openStore } from '../../common/store/json.js';
@@ -30,6 +31,10 @@ import { mountSessions } from './consul/api-session.js';
 import { mountCatalog } from './consul/api-catalog.js';
 import { mountAgent } from './consul/api-agent.js';
 import { mountCorralApi, registerDiscoveryMetrics } from './status.js';
+import { mountAcl } from './consul/api-acl.js';
+import { Acl } from './acl/request.js';
+import { AclState } from './acl/state.js';
+import { parseRules } from './acl/rules.js';
 
 export interface RunningDiscovery {
   config: DiscoveryConfig;
@@ -44,6 +49,32 @@ export interface RunningDiscovery {
   dns: DnsServer;
   feed: MasterFeed | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * Consul answers a refused request with 403 and the reason as plain text
+ * ("Permission denied: …", "ACL not found"), which its clients show as is;
+ * every other error keeps corral's JSON shape.
+ */
+const consulErrors: ErrorFormatter = (err) =>
+  err.code === 'FORBIDDEN' || err.code === 'UNAUTHENTICATED'
+    ? { status: err.httpStatus, body: err.message, contentType: 'text/plain; charset=utf-8' }
+    : { status: err.httpStatus, body: JSON.stringify(err.toJSON()), contentType: 'application/json' };
+
+/** The configured bootstrap token: from its file (trailing newline ignored) or the config/environment value. */
+function bootstrapToken(c: DiscoveryConfig): string | undefined {
+  if (c.acl.bootstrapTokenFile) {
+    let text: string;
+    try {
+      text = readFileSync(c.acl.bootstrapTokenFile, 'utf8');
+    } catch (err) {
+      throw new CorralError('INVALID_ARGUMENT', `cannot read acl.bootstrapTokenFile ${c.acl.bootstrapTokenFile}: ${(err as Error).message}`);
+    }
+    const t = text.trim();
+    if (t.length < 16 || t.length > 128 || /\s/.test(t)) throw new CorralError('INVALID_ARGUMENT', `acl.bootstrapTokenFile ${c.acl.bootstrapTokenFile} must hold one token of 16 to 128 characters`);
+    return t;
+  }
+  return c.acl.bootstrapToken;
 }
 
 function nsAddress(c: DiscoveryConfig): string {
@@ -123,6 +154,20 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
     // Replicas on one Store: catalog registrations made through any of them show on all.
     const following = registrations.follow(catalogRevision, log);
     cleanups.push(() => following.cancel());
+    let aclState: AclState | undefined;
+    if (config.acl.enabled) {
+      aclState = new AclState(store, { defaultPolicy: config.acl.defaultPolicy, anonymousRules: parseRules(config.acl.anonymousRules) }, log);
+      await aclState.start();
+      cleanups.push(() => aclState!.stop());
+      const token = bootstrapToken(config);
+      if (token) await aclState.ensureConfiguredToken(token);
+    }
+    const acl = new Acl(aclState);
+    // DNS answers what the anonymous token may read (Consul's DNS uses the agent's default, else the anonymous, token).
+    if (aclState) {
+      projector.setVisibility({ service: (n) => acl.anonymous().allowed('service', n, 'read'), node: (n) => acl.anonymous().allowed('node', n, 'read') });
+      aclState.onChange(() => projector.refreshCatalog());
+    }
     const sessions = new Sessions(store, log);
     sessions.start();
     cleanups.push(() => sessions.stop());
@@ -144,17 +189,18 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       });
     }
 
-    const server = new HttpServer({ name: 'discovery', metrics, log, maxBodyBytes: 2 * 1024 * 1024 });
+    const server = new HttpServer({ name: 'discovery', metrics, log, maxBodyBytes: 2 * 1024 * 1024, formatError: consulErrors, limits: config.http.limits, limitsHint: { configPath: 'http.limits', envPrefix: 'CORRAL_' } });
     const kvMetrics = {
       blockingWaiting: metrics.gauge('kv_blocking_queries', 'Blocking KV reads waiting for a change'),
       writes: metrics.counter('kv_writes_total', 'KV writes by operation', ['op']),
     };
-    mountKv(server, store, kvMetrics);
-    mountSessions(server, store, sessions, config.nodeName, { ttlMinMs: config.sessions.ttlMinSeconds * 1000, ttlMaxMs: config.sessions.ttlMaxSeconds * 1000 });
-    mountCatalog(server, catalog, registrations);
+    mountKv(server, store, acl, kvMetrics);
+    mountSessions(server, store, sessions, config.nodeName, { ttlMinMs: config.sessions.ttlMinSeconds * 1000, ttlMaxMs: config.sessions.ttlMaxSeconds * 1000 }, acl);
+    mountCatalog(server, catalog, registrations, acl);
+    mountAcl(server, acl);
     const httpUrl = await server.listen({ host: config.http.host, port: config.http.port });
     cleanups.push(() => server.close());
-    mountAgent(server, catalog, registrations, checks, { nodeName: config.nodeName, datacenter: config.datacenter, serverAddress: `${address}:${server.port}` });
+    mountAgent(server, catalog, registrations, checks, { nodeName: config.nodeName, datacenter: config.datacenter, serverAddress: `${address}:${server.port}` }, acl);
     mountCorralApi(server, { projector, dns, feed, catalog, config });
     registerDiscoveryMetrics(metrics, { projector, dns, feed, catalog, view });
     metrics.serve(server);
@@ -163,7 +209,7 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       feed.start();
       cleanups.push(() => feed.stop());
     }
-    log.info({ dns: `${config.dns.host}:${dns.port}`, http: httpUrl, workers, domain: config.domain, master: config.master.url ?? null }, 'discovery listening');
+    log.info({ dns: `${config.dns.host}:${dns.port}`, http: httpUrl, workers, domain: config.domain, master: config.master.url ?? null, acl: config.acl.enabled ? config.acl.defaultPolicy : 'off' }, 'discovery listening');
     return {
       config,
       dnsPort: dns.port,

@@ -68,6 +68,8 @@ async function logs(ctx: RequestContext, agent: Agent, guard: (ctx: RequestConte
   if (!/^-?\d+$/.test(offsetText)) throw new CorralError('INVALID_ARGUMENT', 'offset must be an integer (negative: from the end)');
   const follow = ctx.query.get('follow') === 'true';
   const t = findTask(agent, ctx.query.get('framework_id'), taskId);
+  // Following is long-lived: it counts against the server's stream caps (429/503 over them, before anything is sent).
+  if (follow) ctx.admit('stream');
   const file = join(t.container.sandbox, stream);
   const size = existsSync(file) ? statSync(file).size : 0;
   let pos = Number(offsetText) < 0 ? Math.max(0, size + Number(offsetText)) : Math.min(size, Number(offsetText));

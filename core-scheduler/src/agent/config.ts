@@ -2,6 +2,7 @@
  * Agent configuration: defaults < --config file < CORRAL_AGENT_* env < flags.
  */
 import { z } from '../../../common/validate.js';
+import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { masterSpecProblem } from '../../../contracts/client/masters.js';
 
 export const agentConfigSchema = z.object({
@@ -78,6 +79,8 @@ export const agentConfigSchema = z.object({
     .default({ maxAgeMs: 24 * 3_600_000, diskHighWatermark: 0.9, intervalMs: 60_000 }),
   /** Agent API without authentication (local use only). */
   noAuth: z.boolean().default(false),
+  /** The agent API server's timeouts and caps (docs/security.md, "Server limits"). */
+  limits: httpLimitsSchema({ maxConnections: 1024, maxConnectionsPerClient: 256, maxStreams: 256, maxStreamsPerClient: 32 }),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
 });
 

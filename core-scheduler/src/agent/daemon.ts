@@ -45,7 +45,7 @@ export async function startAgent(config: AgentConfig, containerizers: Containeri
     logger('agent').warn(o, `the agent advertises more ${o.resource} than this host has (${o.advertised} advertised, ${o.physical} physical); tasks are checked against the advertised figure`);
   const attributes = parseAttributes(config.attributes);
   const metrics = new Metrics('corral_agent');
-  const server = new HttpServer({ name: 'agent', metrics });
+  const server = new HttpServer({ name: 'agent', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_AGENT_' } });
   const listening = await server.listen({ host: config.host, port: config.port });
   if (config.apiSocket) await server.listen({ socketPath: config.apiSocket });
   const hostname = config.advertiseHost ?? (config.host === '0.0.0.0' ? osHostname() : config.host);

@@ -2,6 +2,7 @@
  * Master configuration: defaults < --config file < CORRAL_* environment < flags.
  */
 import { z } from '../../../common/validate.js';
+import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 
 export const masterConfigSchema = z
@@ -16,6 +17,8 @@ export const masterConfigSchema = z
     credentials: z.string().optional(),
     /** Turn authentication off: for local use only, never by default. */
     noAuth: z.boolean().default(false),
+    /** The HTTP server's timeouts and caps (docs/security.md, "Server limits"); a fleet of 10,000 agents fits the totals. */
+    limits: httpLimitsSchema({ maxConnections: 16_384, maxStreams: 16_384 }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
     allocation: z
       .object({

@@ -254,6 +254,17 @@ export class Catalog {
     return [...(this.nodes.get(name)?.checks.values() ?? [])].map((c) => c.check);
   }
 
+  /** True when a running task (the master's feed) provides instances of this service name. */
+  clusterOwns(serviceName: string): boolean {
+    for (const e of this.nodes.values()) for (const { svc, source } of e.services.values()) if (source === 'cluster' && svc.Service === serviceName) return true;
+    return false;
+  }
+
+  /** True when the cluster (an agent of the master's feed) holds this node. */
+  clusterNode(nodeName: string): boolean {
+    return this.nodes.get(nodeName)?.sources.has('cluster') ?? false;
+  }
+
   serviceSource(nodeName: string, serviceId: string): Source | undefined {
     return this.nodes.get(nodeName)?.services.get(serviceId)?.source;
   }

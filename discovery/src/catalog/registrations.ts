@@ -17,6 +17,11 @@ import { z } from '../../../common/validate.js';
 import { parseDuration } from '../consul/http-util.js';
 import type { Catalog, CheckInput, ServiceInput } from './catalog.js';
 import type { CheckDef, CheckRunner } from './checks.js';
+import { Authorizer } from '../acl/authorizer.js';
+import { permissionDenied } from '../acl/request.js';
+
+/** What a caller without ACLs may do: everything, except what the rules below keep for the master's feed. */
+const OPEN = Authorizer.allowAll();
 
 const PREFIX = 'corral/discovery/';
 
@@ -214,8 +219,12 @@ export class Registrations {
    * of an earlier registration that the new one does not name keep running,
    * unless `replaceExistingChecks` (`?replace-existing-checks`) is asked for.
    */
-  async registerAgentService(body: z.output<typeof agentServiceSchema>, replaceExistingChecks = false): Promise<void> {
+  async registerAgentService(body: z.output<typeof agentServiceSchema>, replaceExistingChecks = false, authz: Authorizer = OPEN): Promise<void> {
     const id = body.ID || body.Name;
+    if (this.catalog.serviceSource(this.nodeName, id) === 'cluster') throw new CorralError('CONFLICT', 'that service ID belongs to a running task; the cluster manages it');
+    this.mayWriteService(authz, body.Name);
+    const existing = this.catalog.nodeServices(this.nodeName).find((s) => s.ID === id);
+    if (existing && existing.Service !== body.Name) this.mayWriteService(authz, existing.Service);
     const bodies = [...(body.Check ? [body.Check] : []), ...(body.Checks ?? [])];
     const defs = bodies.map((c, i) => checkDef(c, bodies.length > 1 ? `service:${id}:${i + 1}` : `service:${id}`, id));
     const prev = await getJson<AgentServiceDoc>(this.store, this.agentKey('services', id));
@@ -229,24 +238,30 @@ export class Registrations {
     for (const c of defs) this.checks.add(c);
   }
 
-  async deregisterAgentService(id: string): Promise<void> {
+  async deregisterAgentService(id: string, authz: Authorizer = OPEN): Promise<void> {
     const prev = await getJson<AgentServiceDoc>(this.store, this.agentKey('services', id));
     if (!prev && this.catalog.serviceSource(this.nodeName, id) !== 'agent') throw new CorralError('NOT_FOUND', `unknown service ID "${id}"`);
+    const name = prev?.value.service.Service ?? this.catalog.nodeServices(this.nodeName).find((s) => s.ID === id)?.Service ?? id;
+    if (!authz.allowed('service', name, 'write')) throw permissionDenied(authz, 'service:write', name);
     await this.store.delete(this.agentKey('services', id));
     for (const c of prev?.value.checks ?? []) this.checks.remove(c.CheckID);
-    this.catalog.removeService(this.nodeName, id);
+    if (this.catalog.serviceSource(this.nodeName, id) === 'agent') this.catalog.removeService(this.nodeName, id);
   }
 
-  async registerAgentCheck(body: CheckBody): Promise<void> {
+  async registerAgentCheck(body: CheckBody, authz: Authorizer = OPEN): Promise<void> {
     if (!body.Name) throw new CorralError('INVALID_ARGUMENT', 'check Name is required');
     if (body.ServiceID && !this.catalog.nodeServices(this.nodeName).some((s) => s.ID === body.ServiceID)) throw new CorralError('INVALID_ARGUMENT', `unknown ServiceID "${body.ServiceID}"`);
+    this.mayWriteCheckOn(authz, this.nodeName, body.ServiceID ?? '');
+    const existing = this.catalog.nodeChecks(this.nodeName).find((c) => c.CheckID === (body.CheckID ?? body.ID ?? body.Name));
+    if (existing && this.catalog.checkSource(this.nodeName, existing.CheckID) !== 'agent') throw new CorralError('CONFLICT', `check "${existing.CheckID}" is not this agent's`);
     const def = checkDef(body, body.Name, body.ServiceID);
     await putJson(this.store, this.agentKey('checks', def.CheckID), def);
     this.checks.add(def);
   }
 
-  async deregisterAgentCheck(id: string): Promise<void> {
+  async deregisterAgentCheck(id: string, authz: Authorizer = OPEN): Promise<void> {
     if (!this.checks.has(id)) throw new CorralError('NOT_FOUND', `unknown check "${id}"`);
+    this.mayUpdateAgentCheck(authz, id);
     await this.store.delete(this.agentKey('checks', id));
     this.checks.remove(id);
   }
@@ -257,14 +272,68 @@ export class Registrations {
     for (const c of Object.values(doc.checks)) this.catalog.upsertCheck(doc.Node, c, 'catalog');
   }
 
+  /**
+   * service:write for a name — and names of running tasks come only from
+   * the master's feed: registering one needs a token whose own rules grant
+   * service:write on it (neither the default policy nor ACLs being off
+   * count), and even then the task's instances stay and keep answering.
+   */
+  private mayWriteService(authz: Authorizer, name: string): void {
+    if (!authz.allowed('service', name, 'write')) throw permissionDenied(authz, 'service:write', name);
+    if (this.catalog.clusterOwns(name) && (authz === OPEN || !authz.grantsExplicitly('service', name, 'write')))
+      throw new CorralError('FORBIDDEN', `Permission denied: service name ${JSON.stringify(name)} belongs to a task of the master's feed; registering it needs a token with service:write on it`);
+  }
+
+  /** A check guards a service (service:write on its name) or the node (node:write); none may touch what the cluster manages. */
+  private mayWriteCheckOn(authz: Authorizer, node: string, serviceId: string, doc?: CatalogNodeDoc): void {
+    if (serviceId) {
+      if (this.catalog.serviceSource(node, serviceId) === 'cluster') throw new CorralError('CONFLICT', 'that service belongs to a running task; the cluster manages its checks');
+      const name = doc?.services[serviceId]?.Service ?? this.catalog.nodeServices(node).find((s) => s.ID === serviceId)?.Service ?? serviceId;
+      if (!authz.allowed('service', name, 'write')) throw permissionDenied(authz, 'service:write', name);
+      return;
+    }
+    // A node-level check is part of every instance's health on the node: on an agent it could hide tasks from DNS.
+    if (this.catalog.clusterNode(node) && node !== this.nodeName) throw new CorralError('CONFLICT', `node "${node}" is a cluster agent; its health comes from the master`);
+    if (!authz.allowed('node', node, 'write')) throw permissionDenied(authz, 'node:write', node);
+  }
+
+  /** Updating or removing an agent check: the right of what it guards. */
+  mayUpdateAgentCheck(authz: Authorizer, checkId: string): void {
+    const c = this.catalog.nodeChecks(this.nodeName).find((x) => x.CheckID === checkId);
+    if (!c) return;
+    if (c.ServiceName ? !authz.allowed('service', c.ServiceName, 'write') : !authz.allowed('node', this.nodeName, 'write'))
+      throw permissionDenied(authz, c.ServiceName ? 'service:write' : 'node:write', c.ServiceName || this.nodeName);
+  }
+
+  private vetCatalogRegister(b: z.output<typeof catalogRegisterSchema>, prev: CatalogNodeDoc | undefined, authz: Authorizer): void {
+    const node = this.catalog.node(b.Node);
+    const nodeChanges = !node || node.Address !== b.Address || (b.NodeMeta !== undefined && JSON.stringify(b.NodeMeta) !== JSON.stringify(node.Meta));
+    // An agent's address and metadata are the master's: a registration may add services beside its tasks, never move it.
+    if (node && nodeChanges && this.catalog.clusterNode(b.Node)) throw new CorralError('CONFLICT', `node "${b.Node}" is a cluster agent; its address comes from the master`);
+    if (nodeChanges && !authz.allowed('node', b.Node, 'write')) throw permissionDenied(authz, 'node:write', b.Node);
+    let serviceId: string | undefined;
+    if (b.Service) {
+      serviceId = b.Service.ID || b.Service.Service;
+      this.mayWriteService(authz, b.Service.Service);
+      const old = prev?.services[serviceId];
+      if (old && old.Service !== b.Service.Service) this.mayWriteService(authz, old.Service);
+    }
+    for (const c of [...(b.Check ? [b.Check] : []), ...(b.Checks ?? [])]) {
+      const sid = c.ServiceID ?? '';
+      if (sid && sid === serviceId) continue;
+      this.mayWriteCheckOn(authz, b.Node, sid, prev);
+    }
+  }
+
   private catalogKey(node: string): string {
     return `${PREFIX}catalog/${node}`;
   }
 
-  async catalogRegister(b: z.output<typeof catalogRegisterSchema>): Promise<void> {
-    if (this.catalog.serviceSource(b.Node, b.Service?.ID ?? b.Service?.Service ?? '') === 'cluster')
+  async catalogRegister(b: z.output<typeof catalogRegisterSchema>, authz: Authorizer = OPEN): Promise<void> {
+    if (this.catalog.serviceSource(b.Node, b.Service?.ID || b.Service?.Service || '') === 'cluster')
       throw new CorralError('CONFLICT', 'that service belongs to a running task; the cluster manages it');
     const prev = (await getJson<CatalogNodeDoc>(this.store, this.catalogKey(b.Node)))?.value;
+    this.vetCatalogRegister(b, prev, authz);
     const doc: CatalogNodeDoc = { Node: b.Node, Address: b.Address, Meta: b.NodeMeta ?? prev?.Meta ?? {}, services: prev?.services ?? {}, checks: prev?.checks ?? {} };
     if (b.Service) {
       const id = b.Service.ID || b.Service.Service;
@@ -279,18 +348,27 @@ export class Registrations {
     this.applyCatalogNode(doc);
   }
 
-  async catalogDeregister(b: z.output<typeof catalogDeregisterSchema>): Promise<void> {
+  async catalogDeregister(b: z.output<typeof catalogDeregisterSchema>, authz: Authorizer = OPEN): Promise<void> {
     const prev = (await getJson<CatalogNodeDoc>(this.store, this.catalogKey(b.Node)))?.value;
+    // As Consul: a service needs service:write on its name, a check the right of what it guards, the whole node node:write.
+    if (b.ServiceID) {
+      const name = prev?.services[b.ServiceID]?.Service;
+      if (name === undefined ? !authz.allowed('node', b.Node, 'write') : !authz.allowed('service', name, 'write')) throw permissionDenied(authz, name === undefined ? 'node:write' : 'service:write', name ?? b.Node);
+    } else if (b.CheckID) {
+      const c = prev?.checks[b.CheckID];
+      this.mayWriteCheckOn(authz, b.Node, c?.ServiceID ?? '', prev);
+    } else if (!authz.allowed('node', b.Node, 'write')) throw permissionDenied(authz, 'node:write', b.Node);
     if (!prev) return;
+    // Only the catalog's own entries go: a task's service or check on the same node is the cluster's.
     if (b.ServiceID) {
       delete prev.services[b.ServiceID];
       for (const [id, c] of Object.entries(prev.checks)) if (c.ServiceID === b.ServiceID) delete prev.checks[id];
       await putJson(this.store, this.catalogKey(b.Node), prev);
-      this.catalog.removeService(b.Node, b.ServiceID);
+      if (this.catalog.serviceSource(b.Node, b.ServiceID) === 'catalog') this.catalog.removeService(b.Node, b.ServiceID);
     } else if (b.CheckID) {
       delete prev.checks[b.CheckID];
       await putJson(this.store, this.catalogKey(b.Node), prev);
-      this.catalog.removeCheck(b.Node, b.CheckID);
+      if (this.catalog.checkSource(b.Node, b.CheckID) === 'catalog') this.catalog.removeCheck(b.Node, b.CheckID);
     } else {
       await this.store.delete(this.catalogKey(b.Node));
       this.catalog.removeSource(b.Node, 'catalog');

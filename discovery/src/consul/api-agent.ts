@@ -8,6 +8,7 @@ import type { Catalog, CheckStatus } from '../catalog/catalog.js';
 import type { CheckRunner } from '../catalog/checks.js';
 import { agentServiceSchema, checkBodySchema, type Registrations } from '../catalog/registrations.js';
 import { jsonBody, requiredPathParam } from './http-util.js';
+import { Acl } from '../acl/request.js';
 
 const updateSchema = z.looseObject({ Status: z.enum(['passing', 'warning', 'critical']), Output: z.string().max(65536).optional() });
 
@@ -25,7 +26,7 @@ interface AgentIdentity {
   serverAddress: string;
 }
 
-export function mountAgent(server: HttpServer, catalog: Catalog, registrations: Registrations, checks: CheckRunner, id: AgentIdentity): void {
+export function mountAgent(server: HttpServer, catalog: Catalog, registrations: Registrations, checks: CheckRunner, id: AgentIdentity, acl: Acl): void {
   const node = id.nodeName;
 
   server.route('GET', '/v1/agent/self', () => ({
@@ -33,46 +34,48 @@ export function mountAgent(server: HttpServer, catalog: Catalog, registrations: 
     Member: { Name: node, Addr: catalog.node(node)?.Address ?? '', Status: 1 },
   }));
 
-  server.route('GET', '/v1/agent/services', () =>
-    Object.fromEntries(
-      catalog
-        .nodeServices(node)
-        .filter((s) => catalog.serviceSource(node, s.ID) === 'agent')
-        .map((s) => [s.ID, s]),
-    ),
-  );
+  server.route('GET', '/v1/agent/services', async (ctx) => {
+    const a = await acl.authorize(ctx);
+    const mine = catalog.nodeServices(node).filter((s) => catalog.serviceSource(node, s.ID) === 'agent');
+    const readable = mine.filter((s) => a.allowed('service', s.Service, 'read'));
+    Acl.markFiltered(ctx, readable.length < mine.length);
+    return Object.fromEntries(readable.map((s) => [s.ID, s]));
+  });
 
-  server.route('GET', '/v1/agent/checks', () =>
-    Object.fromEntries(
-      catalog
-        .nodeChecks(node)
-        .filter((c) => catalog.checkSource(node, c.CheckID) === 'agent')
-        .map((c) => [c.CheckID, c]),
-    ),
-  );
+  server.route('GET', '/v1/agent/checks', async (ctx) => {
+    const a = await acl.authorize(ctx);
+    const mine = catalog.nodeChecks(node).filter((c) => catalog.checkSource(node, c.CheckID) === 'agent');
+    const readable = mine.filter((c) => (c.ServiceName ? a.allowed('service', c.ServiceName, 'read') : a.allowed('node', node, 'read')));
+    Acl.markFiltered(ctx, readable.length < mine.length);
+    return Object.fromEntries(readable.map((c) => [c.CheckID, c]));
+  });
 
   server.route('PUT', '/v1/agent/service/register', async (ctx) => {
-    await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'), ctx.query.has('replace-existing-checks'));
+    const a = await acl.authorize(ctx);
+    await registrations.registerAgentService(await jsonBody(ctx, agentServiceSchema, 'service registration'), ctx.query.has('replace-existing-checks'), a);
     return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/service/deregister/*', async (ctx) => {
-    await registrations.deregisterAgentService(requiredPathParam(ctx, 'service ID'));
+    await registrations.deregisterAgentService(requiredPathParam(ctx, 'service ID'), await acl.authorize(ctx));
     return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/check/register', async (ctx) => {
-    await registrations.registerAgentCheck(await jsonBody(ctx, checkBodySchema, 'check registration'));
+    const a = await acl.authorize(ctx);
+    await registrations.registerAgentCheck(await jsonBody(ctx, checkBodySchema, 'check registration'), a);
     return emptyOk(ctx);
   });
 
   server.route('PUT', '/v1/agent/check/deregister/*', async (ctx) => {
-    await registrations.deregisterAgentCheck(requiredPathParam(ctx, 'check ID'));
+    await registrations.deregisterAgentCheck(requiredPathParam(ctx, 'check ID'), await acl.authorize(ctx));
     return emptyOk(ctx);
   });
 
-  const report = (status: CheckStatus) => (ctx: RequestContext) => {
-    checks.report(requiredPathParam(ctx, 'check ID'), status, ctx.query.get('note') ?? '');
+  const report = (status: CheckStatus) => async (ctx: RequestContext) => {
+    const checkId = requiredPathParam(ctx, 'check ID');
+    registrations.mayUpdateAgentCheck(await acl.authorize(ctx), checkId);
+    checks.report(checkId, status, ctx.query.get('note') ?? '');
     return emptyOk(ctx);
   };
   server.route('PUT', '/v1/agent/check/pass/*', report('passing'));
@@ -80,7 +83,9 @@ export function mountAgent(server: HttpServer, catalog: Catalog, registrations: 
   server.route('PUT', '/v1/agent/check/fail/*', report('critical'));
   server.route('PUT', '/v1/agent/check/update/*', async (ctx) => {
     const b = await jsonBody(ctx, updateSchema, 'check update');
-    checks.report(requiredPathParam(ctx, 'check ID'), b.Status, b.Output ?? '');
+    const checkId = requiredPathParam(ctx, 'check ID');
+    registrations.mayUpdateAgentCheck(await acl.authorize(ctx), checkId);
+    checks.report(checkId, b.Status, b.Output ?? '');
     return emptyOk(ctx);
   });
 

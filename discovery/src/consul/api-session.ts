@@ -2,10 +2,12 @@
  * /v1/session/*: create, destroy, renew, info, list, node.
  */
 import { CorralError } from '../../../contracts/errors.js';
-import type { HttpServer } from '../../../common/http/server.js';
+import type { HttpServer, RequestContext } from '../../../common/http/server.js';
 import type { Store } from '../../../contracts/store/types.js';
 import { z } from '../../../common/validate.js';
 import type { Sessions } from './sessions.js';
+import { Acl, permissionDenied } from '../acl/request.js';
+import type { Authorizer } from '../acl/authorizer.js';
 import { jsonBody, parseDuration, rawJsonBody, requiredPathParam, setIndex } from './http-util.js';
 
 const durationOrNanos = z.union([z.string().max(32), z.number().nonnegative().max(Number.MAX_SAFE_INTEGER)]);
@@ -54,7 +56,22 @@ function hasMember(raw: unknown, name: string): boolean {
 /** Consul guards a session with the node's serfHealth check unless the body lists checks itself (an empty list removes it). */
 const DEFAULT_SESSION_CHECKS = ['serfHealth'];
 
-export function mountSessions(server: HttpServer, store: Store, sessions: Sessions, nodeName: string, limits: SessionLimits): void {
+export function mountSessions(server: HttpServer, store: Store, sessions: Sessions, nodeName: string, limits: SessionLimits, acl: Acl): void {
+  /** session:write on the node a session is (or will be) bound to, as Consul's Session.Apply asks. */
+  const mayWrite = (a: Authorizer, node: string): void => {
+    if (!a.allowed('session', node, 'write')) throw permissionDenied(a, 'session:write', node);
+  };
+  const readable = <T extends { Node: string }>(ctx: RequestContext, a: Authorizer, list: T[]): T[] => {
+    const out = list.filter((x) => a.allowed('session', x.Node, 'read'));
+    Acl.markFiltered(ctx, out.length < list.length);
+    return out;
+  };
+  const ownerCheck = async (ctx: RequestContext, id: string): Promise<void> => {
+    if (!acl.enabled) return;
+    const s = await sessions.info(id);
+    if (s) mayWrite(await acl.authorize(ctx), s.Node);
+  };
+
   server.route('PUT', '/v1/session/create', async (ctx) => {
     const raw = await rawJsonBody(ctx);
     const b = await jsonBody(ctx, createSchema, 'session', true);
@@ -67,17 +84,22 @@ export function mountSessions(server: HttpServer, store: Store, sessions: Sessio
     if (delayMs > 60_000) throw new CorralError('INVALID_ARGUMENT', 'LockDelay may be at most 60s');
     const listed = hasMember(raw, 'Checks') || hasMember(raw, 'NodeChecks');
     const checks = listed ? (b.Checks ?? b.NodeChecks ?? []) : DEFAULT_SESSION_CHECKS;
+    mayWrite(await acl.authorize(ctx), b.Node ?? nodeName);
     const id = await sessions.create({ name: b.Name ?? '', node: b.Node ?? nodeName, lockDelayMs: delayMs, behavior: b.Behavior || 'release', ttlMs, ttlText: ttlMs ? b.TTL : undefined, checks });
     return { ID: id };
   });
 
   server.route('PUT', '/v1/session/destroy/*', async (ctx) => {
-    await sessions.destroy(requiredPathParam(ctx, 'session ID'));
+    const id = requiredPathParam(ctx, 'session ID');
+    await ownerCheck(ctx, id);
+    await sessions.destroy(id);
     return true;
   });
 
   server.route('PUT', '/v1/session/renew/*', async (ctx) => {
-    const s = await sessions.renew(requiredPathParam(ctx, 'session ID'));
+    const id = requiredPathParam(ctx, 'session ID');
+    await ownerCheck(ctx, id);
+    const s = await sessions.renew(id);
     if (!s) throw new CorralError('NOT_FOUND', 'session not found');
     return [s];
   });
@@ -85,19 +107,19 @@ export function mountSessions(server: HttpServer, store: Store, sessions: Sessio
   server.route('GET', '/v1/session/info/*', async (ctx) => {
     const s = await sessions.info(requiredPathParam(ctx, 'session ID'));
     setIndex(ctx, s?.ModifyIndex ?? (await store.currentRevision()));
-    return s ? [s] : [];
+    return readable(ctx, await acl.authorize(ctx), s ? [s] : []);
   });
 
   server.route('GET', '/v1/session/list', async (ctx) => {
     const r = await sessions.list();
     setIndex(ctx, r.revision);
-    return r.sessions;
+    return readable(ctx, await acl.authorize(ctx), r.sessions);
   });
 
   server.route('GET', '/v1/session/node/*', async (ctx) => {
     const node = requiredPathParam(ctx, 'node');
     const r = await sessions.list();
     setIndex(ctx, r.revision);
-    return r.sessions.filter((s) => s.Node === node);
+    return readable(ctx, await acl.authorize(ctx), r.sessions.filter((s) => s.Node === node));
   });
 }

@@ -72,6 +72,19 @@ export class Projector {
     catalog.listen({ node: (n) => this.node(n), instance: (n, id) => this.instance(n, id) });
   }
 
+  /** Which catalog entries DNS may answer (ACLs: the anonymous token's read rights); everything by default. */
+  private visible: { service(name: string): boolean; node(name: string): boolean } = { service: () => true, node: () => true };
+
+  setVisibility(v: { service(name: string): boolean; node(name: string): boolean }): void {
+    this.visible = v;
+    this.refreshCatalog();
+  }
+
+  /** Project every catalog node and instance again (after the visibility rules changed). */
+  refreshCatalog(): void {
+    for (const n of this.catalog.nodeList()) this.node(n.Node);
+  }
+
   private label(raw: string): string {
     return sanitizeLabel(raw, this.opts.labelRule);
   }
@@ -200,7 +213,7 @@ export class Projector {
   private node(name: string): void {
     const n = this.catalog.node(name);
     const label = this.label(name);
-    if (!n || !label || !isIP(n.Address)) this.table.delete(`node:${name}`);
+    if (!n || !label || !isIP(n.Address) || !this.visible.node(name)) this.table.delete(`node:${name}`);
     else this.table.set(`node:${name}`, [{ name: `${label}.node.${this.domain}`, rr: addrRR(n.Address) }]);
     for (const s of this.catalog.nodeServices(name)) this.instance(name, s.ID);
   }
@@ -208,7 +221,7 @@ export class Projector {
   private instance(nodeName: string, serviceId: string): void {
     const owner = `svc:${nodeName}/${serviceId}`;
     const inst = this.catalog.instance(nodeName, serviceId);
-    if (!inst || inst.checks.some((c) => c.Status === 'critical')) {
+    if (!inst || inst.checks.some((c) => c.Status === 'critical') || !this.visible.service(inst.service.Service) || !this.visible.node(nodeName)) {
       this.table.delete(owner);
       return;
     }

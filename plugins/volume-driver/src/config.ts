@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from '../../../common/validate.js';
+import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { RBD_FEATURE_NAMES } from './options.js';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/corral.sock';
@@ -81,6 +82,8 @@ export const volumeDriverConfigSchema = z.object({
         .optional(),
     })
     .prefault({}),
+  /** The plugin socket's timeouts and connection cap (docs/security.md, "Server limits"). */
+  limits: httpLimitsSchema({ maxConnections: 256, maxStreams: 64, maxStreamsPerClient: 64 }),
   log: z
     .object({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -112,7 +112,7 @@ export async function startVolumeDriver(config: VolumeDriverConfig): Promise<Run
   const log = logger('volume-driver');
   const metrics = new Metrics('corral_volume_driver');
   const opened = await openVolumeService(config, { log, metrics });
-  const server = new HttpServer({ name: 'volume-driver', metrics, log });
+  const server = new HttpServer({ name: 'volume-driver', metrics, log, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_' } });
   registerDockerRoutes(server, opened.service);
   registerAdminRoutes(server, opened.service, opened.status);
   metrics.serve(server);

@@ -116,6 +116,7 @@ export function mountStoreApi(server: HttpServer, m: Master, store: Store): void
         ctx,
         store,
         call.watch,
+        principal,
         () => watches.inc(),
         () => watches.dec(),
       );
@@ -193,13 +194,22 @@ async function handle(ctx: RequestContext, store: Store, call: Exclude<StoreCall
  * Opens the stream only once the watch exists, so a bad prefix or revision is
  * a plain 4xx reply; what goes wrong later is an ERROR record.
  */
-async function openWatch(ctx: RequestContext, store: Store, args: Extract<StoreCall, { type: 'WATCH' }>['watch'], opened: () => void, closed: () => void): Promise<void> {
+async function openWatch(
+  ctx: RequestContext,
+  store: Store,
+  args: Extract<StoreCall, { type: 'WATCH' }>['watch'],
+  principal: string | undefined,
+  opened: () => void,
+  closed: () => void,
+): Promise<void> {
   const prefix = check.checkPrefix(args.prefix);
   const from = args.from_revision === undefined ? 0 : check.checkRevision(args.from_revision, 'from_revision');
   // "From now" is pinned to a revision here and told to the client, which resumes from it after a reconnect.
   const start = from > 0 ? from : (await store.currentRevision()) + 1;
   // The client may have gone while we waited; its 'close' has then been emitted already.
   if (ctx.req.socket.destroyed) return;
+  // Counted against the server's stream caps per principal (per address without authentication): over them, 429/503 before any watch exists.
+  ctx.admit('watch', principal);
   let stream: EventStream | undefined;
   const send = (record: WatchRecord): void => void stream?.send(record);
   const watch: Watch = store.watch({
@@ -217,6 +227,7 @@ async function openWatch(ctx: RequestContext, store: Store, args: Extract<StoreC
   heartbeat.unref();
   opened();
   stream = new EventStream(ctx.res, {
+    admitted: true,
     onClose: () => {
       clearInterval(heartbeat);
       watch.cancel();

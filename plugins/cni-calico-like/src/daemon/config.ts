@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from '../../../../common/validate.js';
+import { httpLimitsSchema } from '../../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../../common/store/index.js';
 import { isIp } from '../../../../common/netkit/ipv4.js';
 import { poolSchema } from '../ipam/types.js';
@@ -117,6 +118,8 @@ export const daemonConfigSchema = z
       .object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535) })
       .strict()
       .optional(),
+    /** The daemon socket's timeouts and connection cap (docs/security.md, "Server limits"). */
+    limits: httpLimitsSchema({ maxConnections: 256, maxStreams: 64, maxStreamsPerClient: 64 }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() })
       .strict()

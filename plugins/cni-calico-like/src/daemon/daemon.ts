@@ -127,7 +127,7 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     reconciler.start();
     closers.push(() => reconciler.stop());
 
-    const server = new HttpServer({ name: 'cni-daemon', metrics, log });
+    const server = new HttpServer({ name: 'cni-daemon', metrics, log, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_CNI_' } });
     mountApi(server, {
       service,
       log,
