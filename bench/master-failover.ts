@@ -149,8 +149,8 @@ try {
     resubscribed.push(subscribedAt - t0);
     const revoked = revocations(others) > revokedBefore;
     if (revoked) revokedRounds++;
-    // The new leader logs how long its recovery took after the election ("leading: …", ms).
-    const line = next.output.split('\n').findLast((l) => l.includes('leading: registry recovered'));
+    // The new leader logs how long its recovery took after the election ("leading (master): …", ms).
+    const line = next.output.split('\n').findLast((l) => l.includes('leading (master): state loaded'));
     const recoveryMs = line ? Number((JSON.parse(line) as { ms?: number }).ms ?? 0) : 0;
     elections.push(servedAt - t0 - recoveryMs);
     process.stderr.write(

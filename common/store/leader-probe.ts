@@ -1,12 +1,13 @@
 /**
- * A follower's watch on the leading master's process, so a crashed leader is
- * replaced in well under a second instead of after its etcd lease runs out.
+ * A follower's watch on the leader's process (a master, a service framework
+ * daemon: any group elected in etcd, etcd-leadership.ts), so a crashed leader
+ * is replaced in well under a second instead of after its etcd lease runs out.
  *
  * The follower asks the leader's advertised URL for /health every
  * `intervalMs`. Only proof that no leader process listens there counts as a
  * crash: the connection refused (the host answers, nothing listens on the
- * port), or another master answering on it (the leader's supervisor started
- * a fresh master there). Seen twice in a row, `confirmAfterMs` apart, after
+ * port), or another process of the group answering on it (the leader's
+ * supervisor started a fresh one there: its /health names another id). Seen twice in a row, `confirmAfterMs` apart, after
  * the leader had once answered this follower at that URL as itself (so a URL
  * that never reached it from here cannot look like a crash), the crash is
  * reported once per leader.
@@ -23,13 +24,17 @@ import { request as httpsRequest } from 'node:https';
 export type ProbeResult = 'alive' | 'refused' | 'other-master' | 'no-answer';
 
 export interface ProbeTarget {
-  /** The leader's master id (a fresh one on every start of a master). */
+  /** The leader's id (a fresh one on every start of the process). */
   id: string;
   /** Its advertised base URL. */
   url: string;
 }
 
-interface LeaderProbeOptions {
+export interface LeaderProbeOptions {
+  /** The field of a /health answer that holds the process's id (masters: "master"). */
+  idField?: string;
+  /** What the group's processes are, for the evidence logged (default "master"). */
+  role?: string;
   intervalMs?: number;
   confirmAfterMs?: number;
   timeoutMs?: number;
@@ -44,7 +49,7 @@ interface LeaderProbeOptions {
 const MAX_HEALTH_BYTES = 64 * 1024;
 
 /** One look at `target`: what answers at its URL. */
-export function probeOnce(target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
+export function probeOnce(target: ProbeTarget, timeoutMs: number, idField = 'master'): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let url: URL;
     try {
@@ -71,7 +76,7 @@ export function probeOnce(target: ProbeTarget, timeoutMs: number): Promise<Probe
         if (size > MAX_HEALTH_BYTES) done('no-answer');
         else chunks.push(c);
       });
-      res.on('end', () => done(res.statusCode === 200 ? identify(Buffer.concat(chunks).toString('utf8'), target.id) : 'no-answer'));
+      res.on('end', () => done(res.statusCode === 200 ? identify(Buffer.concat(chunks).toString('utf8'), target.id, idField) : 'no-answer'));
       res.on('error', () => done('no-answer'));
     });
     const timer = setTimeout(() => done('no-answer'), timeoutMs);
@@ -80,11 +85,11 @@ export function probeOnce(target: ProbeTarget, timeoutMs: number): Promise<Probe
   });
 }
 
-function identify(body: string, id: string): ProbeResult {
+function identify(body: string, id: string, idField: string): ProbeResult {
   try {
-    const master = (JSON.parse(body) as { master?: unknown }).master;
-    if (typeof master !== 'string' || master === '') return 'no-answer';
-    return master === id ? 'alive' : 'other-master';
+    const answered = (JSON.parse(body) as Record<string, unknown>)[idField];
+    if (typeof answered !== 'string' || answered === '') return 'no-answer';
+    return answered === id ? 'alive' : 'other-master';
   } catch {
     return 'no-answer';
   }
@@ -162,7 +167,7 @@ export class LeaderProbe {
   private async step(): Promise<number> {
     const target = this.target;
     if (this.stopped || !target || this.reported === target.id) return this.intervalMs;
-    const result = await probeOnce(target, this.timeoutMs);
+    const result = await probeOnce(target, this.timeoutMs, this.opts.idField);
     this.probes++;
     // The leader changed while the probe ran: its answer is about somebody else.
     if (this.target !== target) return 0;
@@ -179,7 +184,7 @@ export class LeaderProbe {
     // One refusal is seen twice, a moment apart, before anything is done.
     if (++this.streak < 2) return this.confirmAfterMs;
     this.streak = 0;
-    const evidence = result === 'refused' ? 'the connection to its URL was refused twice' : 'another master answers at its URL';
+    const evidence = result === 'refused' ? 'the connection to its URL was refused twice' : `another ${this.opts.role ?? 'master'} answers at its URL`;
     if (await this.opts.onCrash(target, evidence)) this.reported = target.id;
     return this.intervalMs;
   }

@@ -22,7 +22,7 @@ import { mountAgentApi } from './http/agent-api.js';
 import { mountOperatorApi } from './http/operator-api.js';
 import { mountStoreApi } from './http/store-api.js';
 import { LeaderGatedServer } from './http/leader-gate.js';
-import { Leadership } from './leadership.js';
+import { masterLeadership, type Leadership } from './leadership.js';
 import { logger } from '../../../common/log.js';
 
 export interface RunningMaster {
@@ -94,7 +94,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     } else {
       const host = master.info.hostname.includes(':') ? `[${master.info.hostname}]` : master.info.hostname;
       const s = config.store!;
-      leadership = new Leadership({
+      leadership = masterLeadership({
         etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
         electionName: config.ha.electionName,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,

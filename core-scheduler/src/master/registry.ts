@@ -12,11 +12,12 @@
  * inside the Store and can never overwrite its successor's state.
  */
 import { randomBytes } from 'node:crypto';
-import type { Store, Op, Compare } from '../../../contracts/store/types.js';
+import type { Store, Op } from '../../../contracts/store/types.js';
 import { CorralError } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import type { V1AgentInfo, V1FrameworkInfo, V1Resource, V1QuotaConfig } from '../../../contracts/v1/v1.js';
 import type { RegistryWrite } from './effects.js';
+import type { LeaderFence } from '../../../common/store/etcd-leadership.js';
 
 const PREFIX = 'corral/registry/';
 const MAX_TXN_OPS = 128;
@@ -73,15 +74,8 @@ export interface RegistrySnapshot {
   removedFrameworks: string[];
 }
 
-/** What makes a write this master's to make (replicated masters: it leads). */
-export interface RegistryFence {
-  /** Store compares that hold only while this master leads; a write whose compares fail changes nothing. */
-  compare: Compare[];
-  /** False once this master cannot be sure it still leads (its lease may have run out): nothing is sent then. */
-  holds(): boolean;
-  /** Called once, at the first write refused for lost leadership. */
-  lost(reason: string): void;
-}
+/** What makes a write this master's to make (replicated masters: it leads); see common/store/etcd-leadership.ts. */
+export type RegistryFence = LeaderFence;
 
 export class Registry {
   private queue: { ops: Op[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | undefined;

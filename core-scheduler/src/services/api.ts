@@ -107,7 +107,8 @@ export function mountServicesApi(server: HttpServer, d: ApiDeps): void {
     // ready: the leader (or a daemon alone) is subscribed, or a standby knows whom to send calls to.
     const connected = term?.link.connected ?? false;
     const ready = l ? (l.serving ? connected : l.leader !== undefined && !l.leading) : connected;
-    return { ok: true, ready, connected, ...(l ? l.status() : { leading: term !== undefined, state: term ? 'leading' : 'starting', leader: null }) };
+    // `id` names this process: a standby probing the leader's /health tells a restarted daemon from the one it knew.
+    return { ok: true, ready, connected, ...(l ? { id: l.self.id, ...l.status() } : { leading: term !== undefined, state: term ? 'leading' : 'starting', leader: null }) };
   });
   server.route(
     'GET',

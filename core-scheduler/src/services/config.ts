@@ -88,6 +88,8 @@ export const servicesConfigSchema = z
         /** The leader's etcd lease: a crashed leader is replaced within about this long. */
         leaseTtlSeconds: z.number().int().min(1).max(300).default(5),
         /** Election name; default `services-<framework name>`. */
+        /** Standbys revoke a crashed leader's lease at once (its port refuses connections); off: the lease alone decides. */
+        crashDetection: z.boolean().default(true),
         electionName: z
           .string()
           .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, dot, dash and underscore only')
@@ -95,7 +97,7 @@ export const servicesConfigSchema = z
         /** The URL standbys redirect to while this daemon leads; default http://<host>:<port>. */
         advertiseUrl: z.url().optional(),
       })
-      .default({ enabled: false, leaseTtlSeconds: 5 }),
+      .default({ enabled: false, leaseTtlSeconds: 5, crashDetection: true }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
   })
   .superRefine((c, ctx) => {

@@ -26,7 +26,7 @@ import { Authority, loadSecurity } from '../master/auth.js';
 import { mountServicesApi, type ServingTerm } from './api.js';
 import { servicesConfigSchema, type ServicesConfig, type ServicesConfigInput } from './config.js';
 import { FrameworkLink } from './framework-link.js';
-import { ServicesLeadership, type WriteFence } from './leadership.js';
+import { servicesLeadership, type ServicesLeadership, type WriteFence } from './leadership.js';
 import { ServiceManager } from './manager.js';
 import { instancePhase } from './model.js';
 import { ServiceScheduler } from './scheduler.js';
@@ -180,10 +180,11 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
       const s = config.store!;
       // Unique per process: a restarted daemon is a new candidate.
       const id = `${config.framework.hostname ?? hostname()}-${randomUUID().slice(0, 8)}`;
-      leadership = new ServicesLeadership({
+      leadership = servicesLeadership({
         etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
         electionName: config.ha.electionName ?? `services-${config.framework.name}`,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
+        crashDetection: config.ha.crashDetection,
         self: { id, url: config.ha.advertiseUrl ?? url },
         onElected: async (fence) => {
           term = await startTerm(config, store, url, metrics, log, fence);
