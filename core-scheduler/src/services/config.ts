@@ -4,7 +4,6 @@
  * CORRAL_SERVICES_UNREACHABLE__REPLACE_AFTER_SECONDS).
  */
 import { z } from '../../../common/validate.js';
-import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { roleSchema } from '../../../contracts/v1/v1-schema.js';
 import { masterSpecProblem } from '../../../contracts/client/masters.js';
@@ -99,8 +98,6 @@ export const servicesConfigSchema = z
         advertiseUrl: z.url().optional(),
       })
       .default({ enabled: false, leaseTtlSeconds: 5, crashDetection: true }),
-    /** The API server's timeouts and caps (docs/security.md, "Server limits"). */
-    limits: httpLimitsSchema({ maxConnections: 1024, maxConnectionsPerClient: 256 }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
   })
   .superRefine((c, ctx) => {
