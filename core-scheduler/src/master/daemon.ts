@@ -77,7 +77,8 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
       else end(reason);
     });
     if (snapshot) await shell.run((m) => m.recover(snapshot));
-    const server = ha ? new LeaderGatedServer({ name: 'master', metrics }, () => leadership) : new HttpServer({ name: 'master', metrics });
+    const serverOptions = { name: 'master', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_MASTER_' } };
+    const server = ha ? new LeaderGatedServer(serverOptions, () => leadership) : new HttpServer(serverOptions);
     mountSchedulerApi(server, shell);
     mountAgentApi(server, shell);
     mountOperatorApi(server, shell);

@@ -4,6 +4,7 @@
  * CORRAL_SERVICES_UNREACHABLE__REPLACE_AFTER_SECONDS).
  */
 import { z } from '../../../common/validate.js';
+import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { roleSchema } from '../../../contracts/v1/v1-schema.js';
 import { masterSpecProblem } from '../../../contracts/client/masters.js';
@@ -87,9 +88,9 @@ export const servicesConfigSchema = z
         enabled: z.boolean().default(false),
         /** The leader's etcd lease: a crashed leader is replaced within about this long. */
         leaseTtlSeconds: z.number().int().min(1).max(300).default(5),
-        /** Election name; default `services-<framework name>`. */
         /** Standbys revoke a crashed leader's lease at once (its port refuses connections); off: the lease alone decides. */
         crashDetection: z.boolean().default(true),
+        /** Election name; default `services-<framework name>`. */
         electionName: z
           .string()
           .regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, dot, dash and underscore only')
@@ -98,6 +99,8 @@ export const servicesConfigSchema = z
         advertiseUrl: z.url().optional(),
       })
       .default({ enabled: false, leaseTtlSeconds: 5, crashDetection: true }),
+    /** The API server's timeouts and caps (docs/security.md, "Server limits"). */
+    limits: httpLimitsSchema({ maxConnections: 1024, maxConnectionsPerClient: 256 }),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
   })
   .superRefine((c, ctx) => {

@@ -157,7 +157,7 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
   };
   try {
     const metrics = new Metrics('corral_services');
-    const server = new HttpServer({ name: 'services', metrics, log });
+    const server = new HttpServer({ name: 'services', metrics, log, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_SERVICES_' } });
     let term: Term | undefined;
     let leadership: ServicesLeadership | undefined;
     // A leader serves once it has loaded its state; a daemon alone as soon as its term exists.
