@@ -54,8 +54,11 @@ export class Authorizer {
     for (const [res, m] of prefixMaps) this.tables.get(res)!.prefixes = [...m].sort((a, b) => b[0].length - a[0].length);
   }
 
-  static allowAll(accessorId = ''): Authorizer {
-    return new Authorizer(true, 'allow', accessorId, []);
+  /** Everything allowed because ACLs are off: no token stands behind it, so it grants nothing explicitly. */
+  static readonly OPEN = new Authorizer(true, 'allow', '', []);
+
+  get open(): boolean {
+    return this === Authorizer.OPEN;
   }
 
   static of(policies: ParsedRules[], defaultPolicy: 'allow' | 'deny', accessorId: string, management = false): Authorizer {
@@ -73,6 +76,7 @@ export class Authorizer {
 
   /** True when a rule (not the default policy) grants `want` on the segment. */
   grantsExplicitly(resource: Segmented, name: string, want: 'read' | 'write'): boolean {
+    if (this.open) return false;
     if (this.management) return true;
     const a = this.rule(resource, name);
     return a !== undefined && permits(a, want);

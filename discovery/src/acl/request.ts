@@ -28,7 +28,7 @@ export function permissionDenied(authz: Authorizer, permission: string, segment?
 }
 
 export class Acl {
-  private readonly open = Authorizer.allowAll();
+  private readonly open = Authorizer.OPEN;
 
   constructor(readonly state: AclState | undefined) {}
 

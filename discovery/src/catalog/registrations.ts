@@ -21,7 +21,7 @@ import { Authorizer } from '../acl/authorizer.js';
 import { permissionDenied } from '../acl/request.js';
 
 /** What a caller without ACLs may do: everything, except what the rules below keep for the master's feed. */
-const OPEN = Authorizer.allowAll();
+const OPEN = Authorizer.OPEN;
 
 const PREFIX = 'corral/discovery/';
 
@@ -280,7 +280,7 @@ export class Registrations {
    */
   private mayWriteService(authz: Authorizer, name: string): void {
     if (!authz.allowed('service', name, 'write')) throw permissionDenied(authz, 'service:write', name);
-    if (this.catalog.clusterOwns(name) && (authz === OPEN || !authz.grantsExplicitly('service', name, 'write')))
+    if (this.catalog.clusterOwns(name) && !authz.grantsExplicitly('service', name, 'write'))
       throw new CorralError('FORBIDDEN', `Permission denied: service name ${JSON.stringify(name)} belongs to a task of the master's feed; registering it needs a token with service:write on it`);
   }
 
