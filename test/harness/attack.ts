@@ -176,3 +176,29 @@ export function errorBody(raw: string): { code: string; message: string; details
 
 /** The status code of a raw HTTP response. */
 export const statusOf = (raw: string): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ?? 0);
+
+/** A request whose answer may be long in coming (a blocking query): its reply, and a way to abandon it. */
+export function pending(target: Target, path: string): { reply: Promise<Reply>; abort(): void } {
+  const ac = new AbortController();
+  const reply = new Promise<Reply>((resolve, reject) => {
+    const req = http.request(
+      {
+        ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port, ...(target.from && { localAddress: target.from }) }),
+        path,
+        agent: false,
+        signal: ac.signal,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  reply.catch(() => undefined);
+  return { reply, abort: () => ac.abort() };
+}
