@@ -87,7 +87,14 @@ async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'corral-bench-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, CORRAL_MASTER_AGENTS__HEARTBEAT_INTERVAL_MS: '60000', CORRAL_MASTER_AGENTS__UNREACHABLE_TIMEOUT_MS: '600000' };
+  // The fleet is one process on one address: its agents' streams would pass the per-client caps meant for one host.
+  const env = {
+    ...process.env,
+    CORRAL_MASTER_AGENTS__HEARTBEAT_INTERVAL_MS: '60000',
+    CORRAL_MASTER_AGENTS__UNREACHABLE_TIMEOUT_MS: '600000',
+    CORRAL_MASTER_LIMITS__MAX_CONNECTIONS_PER_CLIENT: '16384',
+    CORRAL_MASTER_LIMITS__MAX_STREAMS_PER_CLIENT: '16384',
+  };
   const logAt = process.argv.indexOf('--master-log');
   const masterLog = logAt > 0 ? ['--log-level', 'debug', '--log-file', process.argv[logAt + 1]!] : ['--log-level', 'warn'];
   // --profile DIR: CPU profiles of the master (DIR/master) and the fleet (DIR/fleet).

@@ -193,7 +193,15 @@ export async function superviseSimulated(plan: UpPlan, o: { agents: number; agen
   const log = logger('supervisor');
   const security = ensureSecurityFile(plan.paths.security);
   const master = await startMaster(
-    masterConfigSchema.parse({ host: '127.0.0.1', port: plan.ports.master, workDir: plan.paths.master, credentials: plan.paths.security, log: { level: 'info', file: plan.paths.log } }),
+    masterConfigSchema.parse({
+      host: '127.0.0.1',
+      port: plan.ports.master,
+      workDir: plan.paths.master,
+      credentials: plan.paths.security,
+      log: { level: 'info', file: plan.paths.log },
+      // Up to 1,000 simulated agents share this host's address: each has a stream and a connection or two.
+      limits: { maxConnectionsPerClient: 4096, maxStreamsPerClient: 2048 },
+    }),
   );
   writeFileSync(plan.paths.supervisorPid, `${process.pid}\n`);
   const admin = credentialOf(security, 'admin');

@@ -106,9 +106,7 @@ function instruments(metrics: Metrics): LimiterMetrics {
   const reuse = <T>(name: string, make: () => T): T => (metrics.registry.getSingleMetric(`${metrics.prefix}_${name}`) as T | undefined) ?? make();
   return {
     open: reuse('http_connections_open', () => metrics.gauge('http_connections_open', 'HTTP connections open')),
-    refused: reuse('http_refused_total', () =>
-      metrics.counter('http_refused_total', 'HTTP connections and requests refused or cut by a server limit', ['reason']),
-    ),
+    refused: reuse('http_refused_total', () => metrics.counter('http_refused_total', 'HTTP connections and requests refused or cut by a server limit', ['reason'])),
     streams: reuse('http_streams_open', () => metrics.gauge('http_streams_open', 'Long-lived HTTP requests open (event streams, watches, blocking queries)', ['kind'])),
   };
 }
@@ -240,7 +238,12 @@ export class ServerLimiter {
     const mine = this.perClientStreams.get(client) ?? 0;
     if (mine >= l.maxStreamsPerClient) {
       this.m?.refused.inc({ reason: 'max_streams_per_client' });
-      throw this.error('RESOURCE_EXHAUSTED', 'maxStreamsPerClient', `${client} has ${mine} event streams, watches and blocking queries open, the limit per client; cannot open more ${noun}`, l.maxStreamsPerClient);
+      throw this.error(
+        'RESOURCE_EXHAUSTED',
+        'maxStreamsPerClient',
+        `${client} has ${mine} event streams, watches and blocking queries open, the limit per client; cannot open more ${noun}`,
+        l.maxStreamsPerClient,
+      );
     }
     this.streams++;
     this.perClientStreams.set(client, mine + 1);
