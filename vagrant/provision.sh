@@ -7,6 +7,10 @@
 #      (corral-node.service) so the node comes back after a reboot.
 # The control node publishes its Ceph client files in its own Consul KV
 # (discovery, port 8500); agents fetch them from there before their node up.
+# Discovery's ACLs deny anonymous KV access: the control node writes with its
+# management token (the 0600 file `corral node up` made) and creates a token
+# that reads only the lab's KV prefix, whose secret the Vagrantfile hands
+# every VM as CORRAL_LAB_KV_TOKEN; agents read with it.
 #
 # Usage: provision.sh control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS] [CONTROL_PLANE]
 #   CONTROL_ADDRESS: the (first) control node; for an agent of replicated
@@ -15,7 +19,8 @@
 #   every control node, comma-separated; each runs an etcd member and a
 #   master, the first also Ceph and the service framework.
 # Environment: CORRAL_ROOT (the repository, default /corral), CORRAL_ETC
-# (default /etc/corral), CORRAL_DRY_RUN=1 (only write the node file: no
+# (default /etc/corral), CORRAL_LAB_KV_TOKEN (the lab's KV read token; the
+# Vagrantfile sets it), CORRAL_DRY_RUN=1 (only write the node file: no
 # packages, no build, no systemd, no network; what the repository's test
 # runs, test/provision/vagrant.test.ts).
 set -euo pipefail
@@ -84,10 +89,22 @@ corral() {
   fi
 }
 
+# token_header FILE TOKEN: a curl header file carrying an ACL token (0600: a
+# token on curl's command line would show in the process list).
+token_header() {
+  (umask 077 && printf 'X-Consul-Token: %s\n' "$2" >"$1")
+}
+
 # fetch_from_control KEY FILE: waits (up to 10 min) for the control node to publish KEY.
 fetch_from_control() {
   local url="http://$FIRST_CONTROL:8500/v1/kv/$KV_PREFIX/$1?raw" tries=0
-  until curl -sSf --max-time 5 -o "$2.tmp" "$url"; do
+  if [ -z "${CORRAL_LAB_KV_TOKEN:-}" ]; then
+    echo "CORRAL_LAB_KV_TOKEN is not set: the control node's KV needs a token (the Vagrantfile sets it)" >&2
+    exit 1
+  fi
+  local header=$ETC/.kv-read-token
+  token_header "$header" "$CORRAL_LAB_KV_TOKEN"
+  until curl -sSf --max-time 5 -H "@$header" -o "$2.tmp" "$url"; do
     tries=$((tries + 1))
     if [ "$tries" -ge 300 ]; then
       echo "the control node ($FIRST_CONTROL) did not publish $1" >&2
@@ -98,8 +115,36 @@ fetch_from_control() {
   mv "$2.tmp" "$2"
 }
 
+# The management token of this node's discovery daemon, as a curl header file.
+management_header() {
+  local file
+  file=$(corral node plan --config "$NODE_FILE" | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>{const d=JSON.parse(s).daemons.find((x)=>x.name==="discovery");process.stdout.write(d?.config?.acl?.bootstrapTokenFile??"")})')
+  [ -n "$file" ] || return 0
+  token_header "$ETC/.kv-management-token" "$(cat "$file")"
+  echo "-H" "@$ETC/.kv-management-token"
+}
+
 publish_to_kv() {
-  curl -sSf --max-time 10 -X PUT --data-binary "@$2" "http://$ADDRESS:8500/v1/kv/$KV_PREFIX/$1" >/dev/null
+  # shellcheck disable=SC2046 # the header arguments split on purpose (none when ACLs are off)
+  curl -sSf --max-time 10 $(management_header) -X PUT --data-binary "@$2" "http://$ADDRESS:8500/v1/kv/$KV_PREFIX/$1" >/dev/null
+}
+
+# The token agents read the lab's KV with: a policy reading $KV_PREFIX/ only, and a token with the
+# Vagrantfile's secret. Again on a re-provision: an existing policy or token is a 400, taken as done.
+create_kv_read_token() {
+  [ -n "${CORRAL_LAB_KV_TOKEN:-}" ] || return 0
+  local api="http://$ADDRESS:8500/v1/acl" code
+  # shellcheck disable=SC2046
+  code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' $(management_header) -X PUT "$api/policy" \
+    --data "{\"Name\":\"lab-kv-read\",\"Description\":\"agents read the Ceph client files\",\"Rules\":\"key_prefix \\\"$KV_PREFIX/\\\" { policy = \\\"read\\\" }\"}")
+  case "$code" in 200 | 400) ;; *) echo "creating the lab KV policy failed ($code)" >&2 && exit 1 ;; esac
+  # The secret goes in a body read from a 0600 file, not on the command line.
+  local body=$ETC/.kv-read-token.json
+  (umask 077 && printf '{"Description":"lab agents: KV read","SecretID":"%s","Policies":[{"Name":"lab-kv-read"}]}' "$CORRAL_LAB_KV_TOKEN" >"$body")
+  # shellcheck disable=SC2046
+  code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' $(management_header) -X PUT "$api/token" --data-binary "@$body")
+  rm -f "$body"
+  case "$code" in 200 | 400) ;; *) echo "creating the lab KV token failed ($code)" >&2 && exit 1 ;; esac
 }
 
 write_node_file() {
@@ -166,6 +211,7 @@ install_unit
 systemctl restart corral-node.service
 if [ "$ROLE" = control ] && [ "$ADDRESS" = "$FIRST_CONTROL" ]; then
   ceph_dir=$(corral node plan --config "$NODE_FILE" | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>process.stdout.write(JSON.parse(s).ceph.dir))')
+  create_kv_read_token
   publish_to_kv ceph.client.conf "$ceph_dir/ceph.client.conf"
   publish_to_kv keyring "$ceph_dir/keyring"
 fi

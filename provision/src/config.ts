@@ -107,6 +107,16 @@ export const nodeConfigSchema = z
         domain: z.string().default('corral'),
         /** DNS worker processes (default 0: one process, as a lab machine has few cores and many daemons; `auto`: one per core). */
         dnsWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default(0),
+        /**
+         * Consul-compatible ACLs on the discovery API (on for provisioned nodes): `deny` refuses what no
+         * token grants; a management token is written to <dir>/discovery/acl-bootstrap-token (0600) at node up.
+         */
+        acl: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            defaultPolicy: z.enum(['allow', 'deny']).default('deny'),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** Ceph for rbd volumes: a control node of a lab may bootstrap one; agents point at its client files. */

@@ -91,6 +91,9 @@ export const cephClientFiles = (controlDir: string): { confFile: string; keyring
   keyring: join(controlDir, 'ceph', 'keyring'),
 });
 
+/** The discovery daemon's management token, in its directory (written by node up, mode 0600). */
+export const DISCOVERY_TOKEN_FILE = 'acl-bootstrap-token';
+
 export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   const components = componentsOf(n);
   const has = (c: Component): boolean => components.includes(c);
@@ -213,6 +216,8 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000, ...(sec ? sec.admin : {}) },
       dns: { host: n.address, port: n.control.dnsPort, workers: n.discovery.dnsWorkers },
       http: { host: n.address, port: n.control.discoveryHttpPort },
+      // The bootstrap (management) token comes from a 0600 file that node up writes once, never from a flag.
+      ...(n.discovery.acl.enabled ? { acl: { enabled: true, defaultPolicy: n.discovery.acl.defaultPolicy, bootstrapTokenFile: join(dir, DISCOVERY_TOKEN_FILE) } } : {}),
       log: logFile(dir, 'discovery'),
     };
     add('discovery', `discovery: DNS on ${urls.dns}, Consul API on ${urls.discoveryHttp}`, dir, ['discovery'], config, {

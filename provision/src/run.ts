@@ -16,6 +16,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import http from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { installCni } from '../../plugins/cni-calico-like/src/index.js';
 import { loadSecurity } from '../../core-scheduler/src/index.js';
 import { CorralError } from '../../contracts/errors.js';
@@ -97,6 +98,16 @@ export function writeNodeFiles(plan: NodePlan): void {
     writeFileSync(d.configFile, JSON.stringify(d.config, null, 2) + '\n', { mode: 0o600 });
     chmodSync(d.configFile, 0o600);
   }
+  writeDiscoveryToken(plan);
+}
+
+/** Discovery's ACL bootstrap token: made once per node (a random UUID), readable by root only, kept across node ups. */
+function writeDiscoveryToken(plan: NodePlan): void {
+  const d = plan.daemons.find((x) => x.name === 'discovery');
+  const file = (d?.config as { acl?: { bootstrapTokenFile?: string } } | undefined)?.acl?.bootstrapTokenFile;
+  if (!file) return;
+  if (!existsSync(file)) writeFileSync(file, `${randomUUID()}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
 }
 
 interface NodeUpOptions {

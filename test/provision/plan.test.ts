@@ -5,12 +5,12 @@
  * and settings the single-node stack runs.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
-import { secretsOf } from '../../provision/src/run.js';
+import { secretsOf, writeNodeFiles } from '../../provision/src/run.js';
 import { initNode } from '../../provision/src/init.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
 import { agentConfigSchema } from '../../core-scheduler/src/agent/config.js';
@@ -227,6 +227,29 @@ describe('an agent of replicated masters', () => {
     );
     expect(control.daemons.find((d) => d.name === 'master')!.ready).toMatchObject({ url: 'http://198.18.0.2:5050/health' });
     expect(config(control, 'discovery')).toMatchObject({ master: { url: list } });
+  });
+});
+
+describe('discovery ACLs on provisioned nodes', () => {
+  it('are on with default deny and a bootstrap token file that node up writes once, 0600', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-acl-'));
+    try {
+      const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }));
+      const tokenFile = join(dir, 'discovery', 'acl-bootstrap-token');
+      expect(config(p, 'discovery')).toMatchObject({ acl: { enabled: true, defaultPolicy: 'deny', bootstrapTokenFile: tokenFile } });
+      // Never on a command line.
+      expect(p.daemons.find((d) => d.name === 'discovery')!.args.join(' ')).not.toMatch(/token/i);
+      writeNodeFiles(p);
+      const token = readFileSync(tokenFile, 'utf8').trim();
+      expect(token).toMatch(/^[0-9a-f-]{36}$/);
+      expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+      writeNodeFiles(p);
+      expect(readFileSync(tokenFile, 'utf8').trim()).toBe(token);
+      const off = planNode(nodeConfigSchema.parse({ ...initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }), discovery: { acl: { enabled: false } } }));
+      expect(config(off, 'discovery')).not.toHaveProperty('acl');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
