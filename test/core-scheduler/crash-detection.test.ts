@@ -9,25 +9,22 @@
  * The probe on local HTTP servers; the election on a real etcd; the whole on
  * real master processes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { LeaderProbe, type ProbeTarget } from '../../core-scheduler/src/master/leader-probe.js';
 import { EtcdElection, type ElectedKey } from '../../common/store/etcd-election.js';
-import { EtcdStore } from '../../common/store/etcd.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { etcdForTests } from '../harness/etcd-suite.js';
-import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
+import { openEtcdStore, twoCandidates } from '../harness/etcd-candidates.js';
+import type { MasterProcess } from '../harness/master-process.js';
+import { agreedLeader, expectSuccessorWrites, expectThawedLeaderWritesNothing, frozenLeaderAfterWrite, masterHealth, startReplicatedMasters } from '../harness/replicated-masters.js';
 import { freePort } from '../harness/ports.js';
 import { testDir } from '../harness/resources.js';
-import { until, untilValue } from '../harness/wait.js';
+import { stopsAfterEach } from '../harness/teardown.js';
+import { until, untilValue, within } from '../harness/wait.js';
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanup = stopsAfterEach();
 
 /** An HTTP server answering /health as master `id` (changeable), on a free loopback port. */
 async function healthServer(id: { current: string }): Promise<{ server: Server; url: string; port: number }> {
@@ -128,17 +125,7 @@ describe('revoking the leader’s lease on etcd', () => {
   const etcd = etcdForTests();
 
   it('revokes only the leader named; the live leader it revokes hears of it and its fenced write fails in etcd', async () => {
-    const namespace = `revoke-${Date.now()}/`;
-    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace });
-    cleanup.push(() => store.close());
-    const elections = [0, 1].map(() => new EtcdElection({ endpoints: [etcd().endpoint], namespace, name: 'm', ttlSeconds: 30 }));
-    for (const e of elections) cleanup.push(() => e.close());
-    const won: Array<ElectedKey | undefined> = [undefined, undefined];
-    const errors: Array<Error | undefined> = [undefined, undefined];
-    elections.forEach((e, i) => e.campaign(`candidate-${i}`, { onElected: (k) => (won[i] = k), onError: (err) => (errors[i] = err) }));
-    const leaderIdx = await untilValue('a candidate elected', async () => (won[0] ? 0 : won[1] ? 1 : undefined), 15_000);
-    const other = 1 - leaderIdx;
-    const first = won[leaderIdx]!;
+    const { store, elections, won, errors, leaderIdx, first, other } = await twoCandidates(cleanup, etcd().endpoint, 'revoke', 30);
     const held = await elections[other]!.leaderKey();
     expect(held).toMatchObject({ key: first.key, value: `candidate-${leaderIdx}`, createRevision: first.createRevision });
     expect(held!.lease).not.toBe('0');
@@ -164,64 +151,16 @@ describe('revoking the leader’s lease on etcd', () => {
   }, 60_000);
 });
 
-interface Health {
-  master: string;
-  leading: boolean;
-  state: string;
-  leader: { id: string; url: string } | null;
-  leader_probe?: string;
-}
-
 describe('replicated master processes', () => {
   const etcd = etcdForTests();
 
-  async function startMasters(name: string, leaseTtlSeconds: number, n: number): Promise<{ masters: MasterProcess[]; namespace: string }> {
-    const root = testDir(`crash-${name}`);
-    cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
-    const namespace = `${name}-${Date.now()}/`;
-    const masters: MasterProcess[] = [];
-    for (let i = 0; i < n; i++) {
-      const workDir = join(root, `m${i}`);
-      const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds });
-      const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
-      cleanup.push(() => m.kill());
-      masters.push(m);
-    }
-    await Promise.all(masters.map((m) => m.start()));
-    return { masters, namespace };
-  }
-
-  async function health(m: MasterProcess): Promise<Health> {
-    const res = await fetch(`${m.url}/health`, { signal: AbortSignal.timeout(2000) });
-    return (await res.json()) as Health;
-  }
-
-  /** The serving leader, once every running master names it (and, with `probed`, every follower's probe has found it alive). */
-  async function agreedLeader(masters: MasterProcess[], timeoutMs = 30_000, probed = false): Promise<MasterProcess> {
-    return untilValue(
-      'one leader named by every master',
-      async () => {
-        const running = masters.filter((m) => m.running);
-        const hs = await Promise.all(running.map(health));
-        const leaders = running.filter((_, i) => hs[i]!.leading);
-        if (leaders.length !== 1) return undefined;
-        const id = hs[running.indexOf(leaders[0]!)]!.master;
-        if (!hs.every((h) => h.leader?.id === id)) return undefined;
-        if (probed && !hs.every((h) => h.leading || h.leader_probe === 'alive')) return undefined;
-        return leaders[0];
-      },
-      timeoutMs,
-    );
-  }
+  const startMasters = (name: string, leaseTtlSeconds: number, n: number): Promise<{ masters: MasterProcess[]; namespace: string }> =>
+    startReplicatedMasters(cleanup, { etcdEndpoint: etcd().endpoint, dir: testDir(`crash-${name}`), name, leaseTtlSeconds, n });
 
   function electionOf(namespace: string): EtcdElection {
     const e = new EtcdElection({ endpoints: [etcd().endpoint], namespace, name: 'corral-master', ttlSeconds: 5 });
     cleanup.push(() => e.close());
     return e;
-  }
-
-  function post(url: string, body: unknown): Promise<Response> {
-    return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), redirect: 'manual', signal: AbortSignal.timeout(10_000) });
   }
 
   it('a SIGKILLed leader is replaced through the crash path: a follower revokes its lease while etcd still holds it', async () => {
@@ -259,33 +198,20 @@ describe('replicated master processes', () => {
     const first = await agreedLeader(masters, 30_000, true);
     const followers = masters.filter((m) => m !== first);
     const held = await electionOf(namespace).leaderKey();
-    const config = JSON.parse(readFileSync(join(first.workDir, 'master-ha.json'), 'utf8')) as { store: { namespace: string } };
-    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace: config.store.namespace });
-    cleanup.push(() => store.close());
+    const store = await openEtcdStore(cleanup, etcd().endpoint, namespace);
 
     first.signal('SIGSTOP');
     cleanup.push(async () => first.signal('SIGCONT'));
     // Every follower's probe meets a port that accepts and does not answer.
-    await until(async () => (await Promise.all(followers.map(health))).every((h) => h.leader_probe === 'no-answer'), 30_000, 'the followers see a leader that does not answer');
+    await until(async () => (await Promise.all(followers.map(masterHealth))).every((h) => h.leader_probe === 'no-answer'), 30_000, 'the followers see a leader that does not answer');
     const next = await agreedLeader(followers, 60_000);
 
     // Replaced by its lease expiring: no follower revoked it.
     for (const m of followers) expect(m.output).not.toContain('revoked its etcd lease');
     expect((await electionOf(namespace).leaderKey())?.key).not.toBe(held!.key);
 
-    const before = await store.range('corral/registry/');
-    const snapshot = new Map(before.kvs.map((kv) => [kv.key, kv.modRevision]));
-    const late = post(`${first.url}/api/v1`, { type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'late', weight: 9 }] } }).catch((err: unknown) => err);
-    first.signal('SIGCONT');
-    const answer = await late;
-    if (answer instanceof Response) expect(answer.status).toBeGreaterThanOrEqual(300);
-    const exit = await Promise.race([first.exited(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-    expect(exit).toEqual({ code: 1, signal: null });
-    expect(first.output).toMatch(/lost leadership/);
-    const after = await store.range('corral/registry/');
-    expect(new Map(after.kvs.map((kv) => [kv.key, kv.modRevision]))).toEqual(snapshot);
-    expect(await store.get('corral/registry/weights/late')).toBeUndefined();
-    expect((await health(next)).leading).toBe(true);
+    await expectThawedLeaderWritesNothing(first, store);
+    expect((await masterHealth(next)).leading).toBe(true);
   }, 180_000);
 
   it('a running leader whose lease is revoked steps down at once and exits', async () => {
@@ -294,8 +220,7 @@ describe('replicated master processes', () => {
     const first = await agreedLeader(masters);
     const held = await electionOf(namespace).leaderKey();
     expect(await electionOf(namespace).revokeLeader(held!.value)).toEqual({ revoked: true, lease: held!.lease, key: held!.key });
-    const exit = await Promise.race([first.exited(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-    expect(exit).toEqual({ code: 1, signal: null });
+    expect(await within(first.exited(), 30_000)).toEqual({ code: 1, signal: null });
     expect(first.output).toMatch(/lost leadership/);
     const next = await agreedLeader(masters, 30_000);
     expect(next).not.toBe(first);
@@ -304,39 +229,17 @@ describe('replicated master processes', () => {
   it('a frozen leader whose lease is revoked believes it leads on waking, yet its write fails in etcd', async () => {
     // A 30 s lease: on waking the leader's own estimate says its lease is alive; only etcd's fence can stop its write.
     const { masters, namespace } = await startMasters('revoke-frozen', 30, 2);
-    const first = await agreedLeader(masters);
-    const ops = new OperatorClient({ master: first.url });
-    cleanup.push(() => ops.close());
-    await ops.call('UPDATE_WEIGHTS', { update_weights: { weight_infos: [{ role: 'before', weight: 3 }] } });
-    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace });
-    cleanup.push(() => store.close());
-
-    first.signal('SIGSTOP');
-    cleanup.push(async () => first.signal('SIGCONT'));
+    const store = await openEtcdStore(cleanup, etcd().endpoint, namespace);
+    const first = await frozenLeaderAfterWrite(cleanup, masters);
     const held = await electionOf(namespace).leaderKey();
     expect((await electionOf(namespace).revokeLeader(held!.value)).revoked).toBe(true);
     const next = await agreedLeader(
       masters.filter((m) => m !== first),
       30_000,
     );
-    const before = await store.range('corral/registry/');
-    const snapshot = new Map(before.kvs.map((kv) => [kv.key, kv.modRevision]));
-    expect(snapshot.has('corral/registry/weights/before')).toBe(true);
 
-    const late = post(`${first.url}/api/v1`, { type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'late', weight: 9 }] } }).catch((err: unknown) => err);
-    first.signal('SIGCONT');
-    const answer = await late;
-    if (answer instanceof Response) expect(answer.status).toBeGreaterThanOrEqual(300);
-    const exit = await Promise.race([first.exited(), new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
-    expect(exit).toEqual({ code: 1, signal: null });
-    expect(first.output).toMatch(/lost leadership/);
-    const after = await store.range('corral/registry/');
-    expect(new Map(after.kvs.map((kv) => [kv.key, kv.modRevision]))).toEqual(snapshot);
-    expect(await store.get('corral/registry/weights/late')).toBeUndefined();
-
-    const ops2 = new OperatorClient({ master: next.url });
-    cleanup.push(() => ops2.close());
-    await ops2.call('UPDATE_WEIGHTS', { update_weights: { weight_infos: [{ role: 'after', weight: 4 }] } });
-    expect((await store.get('corral/registry/weights/after'))?.value.toString()).toBe('4');
+    const found = await expectThawedLeaderWritesNothing(first, store);
+    expect(found.has('corral/registry/weights/before')).toBe(true);
+    await expectSuccessorWrites(cleanup, next, store);
   }, 120_000);
 });

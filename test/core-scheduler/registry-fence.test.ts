@@ -4,24 +4,22 @@
  * candidate's key took its place) nothing the old leader writes lands. Checked
  * on the embedded Store, and on a real etcd with the real election.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isCorralError } from '../../contracts/errors.js';
 import { EmbeddedStore } from '../../common/store/embedded.js';
-import { EtcdStore } from '../../common/store/etcd.js';
-import { EtcdElection, type ElectedKey } from '../../common/store/etcd-election.js';
+import { EtcdElection } from '../../common/store/etcd-election.js';
 import { Registry, type RegistryFence, type PersistedFramework } from '../../core-scheduler/src/master/registry.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
 import { etcdForTests } from '../harness/etcd-suite.js';
+import { twoCandidates } from '../harness/etcd-candidates.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { untilValue } from '../harness/wait.js';
 import type { Store } from '../../contracts/store/types.js';
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanup = stopsAfterEach();
 
 /** The cluster record written with each framework (its id counters); its values do not matter here. */
 const CLUSTER = { id: 'fence', createdAt: 0, nextAgent: 1, nextFramework: 1 };
@@ -129,17 +127,8 @@ describe('election and registry fencing on etcd', () => {
   }, 60_000);
 
   it('the deposed leader’s write fails inside etcd once its successor is elected', async () => {
-    const namespace = `fence-${Date.now()}/`;
-    const store = await EtcdStore.open({ endpoints: [etcd().endpoint], namespace });
-    cleanup.push(() => store.close());
-    const elections = [0, 1].map(() => new EtcdElection({ endpoints: [etcd().endpoint], namespace, name: 'm', ttlSeconds: 5 }));
-    for (const e of elections) cleanup.push(() => e.close());
-    const won: Array<ElectedKey | undefined> = [undefined, undefined];
-    const candidacies = elections.map((e, i) => e.campaign(`candidate-${i}`, { onElected: (k) => (won[i] = k), onError: () => undefined }));
     // Both stand at once: either may win, and only one does.
-    const leaderIdx = await untilValue('a candidate elected', async () => (won[0] ? 0 : won[1] ? 1 : undefined), 15_000);
-    const other = 1 - leaderIdx;
-    const first = won[leaderIdx]!;
+    const { store, candidacies, won, leaderIdx, first, other } = await twoCandidates(cleanup, etcd().endpoint, 'fence', 5);
     expect(first.key.startsWith('election/m/')).toBe(true);
     expect(won[other]).toBeUndefined();
 

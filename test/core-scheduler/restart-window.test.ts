@@ -7,22 +7,20 @@
  * again on the same work directory, and brings the agent back only when the
  * test says so (the simulated agent does not reconnect by itself).
  */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MasterProcess } from '../harness/master-process.js';
 import { TestFramework } from '../harness/framework.js';
 import { testDir } from '../harness/resources.js';
 import { freePort } from '../harness/ports.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { until } from '../harness/wait.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import type { AgentEvent, SchedulerEvent, V1FrameworkInfo, V1FrameworkSummary, V1Task, V1TaskStatus } from '../../contracts/v1/v1.js';
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanup = stopsAfterEach();
 
 interface Cluster {
   master: MasterProcess;

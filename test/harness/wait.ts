@@ -26,3 +26,10 @@ export async function untilValue<T>(what: string, probe: () => Promise<T | undef
 export async function until(pred: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition', everyMs = 25): Promise<void> {
   await untilValue(what, async () => (await pred()) || undefined, ms, everyMs);
 }
+
+/** What `promise` settles to, or `'timeout'` if it has not within `ms` (for asserting on the outcome, e.g. a process's exit). */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

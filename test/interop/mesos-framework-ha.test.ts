@@ -39,109 +39,43 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdForTests } from '../harness/etcd-suite.js';
-import { MasterProcess, writeHaMasterConfig } from '../harness/master-process.js';
+import type { MasterProcess } from '../harness/master-process.js';
+import { agreedLeader, startReplicatedMasters } from '../harness/replicated-masters.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { forgetPid, recordPid, testDir } from '../harness/resources.js';
-import { freePort } from '../harness/ports.js';
-import { until, untilValue } from '../harness/wait.js';
-import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../contracts/client/operator-client.js';
-import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
-import { logDirUnder, mesosFramework, startScheduler, type WatchedScheduler } from './mesos-framework-harness.js';
+import { until, untilValue, within } from '../harness/wait.js';
+import type { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
+import type { AgentEvent } from '../../contracts/v1/v1.js';
+import { agentsOf, frameworksOf, launchedTaskIds, logDirUnder, protocolErrors, recordingAgent, startSleepers, tasksOf, type WatchedScheduler } from './mesos-framework-harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const etcd = etcdForTests();
 const cleanup = stopsAfterEach();
 
-interface Health {
-  master: string;
-  leading: boolean;
-  leader: { id: string; url: string } | null;
-}
-
-/** Three masters sharing a fresh namespace of the etcd, heartbeating frameworks every `heartbeatSeconds`. */
+/** Three masters sharing a fresh namespace of the etcd (their work dirs under `dir`), heartbeating frameworks every `heartbeatSeconds`. */
 async function startMasters(dir: string, name: string, heartbeatSeconds = 2): Promise<MasterProcess[]> {
-  const namespace = `${name}-${Date.now()}/`;
-  const masters: MasterProcess[] = [];
-  for (let i = 0; i < 3; i++) {
-    const workDir = join(dir, `m${i}`);
-    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd().endpoint, namespace, leaseTtlSeconds: 5, extra: { frameworks: { heartbeatIntervalSeconds: heartbeatSeconds } } });
-    const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
-    cleanup.push(() => m.kill());
-    masters.push(m);
-  }
-  await Promise.all(masters.map((m) => m.start()));
-  return masters;
+  const extra = { frameworks: { heartbeatIntervalSeconds: heartbeatSeconds } };
+  return (await startReplicatedMasters(cleanup, { etcdEndpoint: etcd().endpoint, dir, name, leaseTtlSeconds: 5, n: 3, extra })).masters;
 }
-
-async function health(m: MasterProcess): Promise<Health> {
-  const res = await fetch(`${m.url}/health`, { signal: AbortSignal.timeout(2000) });
-  if (!res.ok) throw new Error(`health ${res.status}`);
-  return (await res.json()) as Health;
-}
-
-/** The one serving leader among the running masters, once every running master names it. */
-function agreedLeader(masters: MasterProcess[], timeoutMs = 60_000): Promise<MasterProcess> {
-  return untilValue(
-    'one leader named by every running master',
-    async () => {
-      const running = masters.filter((m) => m.running);
-      const hs = await Promise.all(running.map(health));
-      const leaders = running.filter((_, i) => hs[i]!.leading);
-      if (leaders.length !== 1) return undefined;
-      const id = hs[running.indexOf(leaders[0]!)]!.master;
-      return hs.every((h) => h.leader?.id === id) ? leaders[0] : undefined;
-    },
-    timeoutMs,
-  );
-}
-
-async function operator<T>(url: string, type: string, field: string): Promise<T> {
-  const ops = new OperatorClient({ master: url });
-  try {
-    return (await ops.call<Record<string, T>>(type))[field]!;
-  } finally {
-    await ops.close();
-  }
-}
-
-const tasksOf = (url: string): Promise<{ tasks: V1Task[] }> => operator(url, 'GET_TASKS', 'get_tasks');
-const frameworksOf = (url: string): Promise<{ frameworks: V1FrameworkSummary[]; recovered_frameworks?: Array<V1FrameworkSummary['framework_info']> }> =>
-  operator(url, 'GET_FRAMEWORKS', 'get_frameworks');
-const agentsOf = (url: string): Promise<{ agents: Array<{ agent_info: { id?: { value: string } }; active: boolean }> }> => operator(url, 'GET_AGENTS', 'get_agents');
-
-/** Errors the package reports for things that should never happen against a Mesos master. */
-const protocolErrors = (w: WatchedScheduler): string[] => w.errors.filter((e) => /not accepted|parse|linebreak|Error registering|Mesos-Stream-Id/i.test(e));
 
 /** A cluster of three masters, an agent that knows them all, and the package pointed at a follower with one long-running task. */
 async function clusterWithTask(
   name: string,
 ): Promise<{ masters: MasterProcess[]; leader: MasterProcess; follower: MasterProcess; agent: SimAgent; launches: AgentEvent[]; w: WatchedScheduler; frameworkId: string; taskId: string }> {
   const dir = testDir(`mesos-framework-ha-${name}`);
-  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
   const masters = await startMasters(dir, name);
-  const leader = await agreedLeader(masters);
+  const leader = await agreedLeader(masters, 60_000);
   const follower = masters.find((m) => m !== leader)!;
 
-  const agent = new SimAgent({ master: masters.map((m) => m.url), hostname: 'ha-interop-agent', resources: 'cpus:2;mem:1024;disk:1024;ports:[31000-31010]', updateRetryMs: 500 });
-  cleanup.push(() => agent.stop());
-  await agent.start();
-  const launches: AgentEvent[] = [];
-  agent.on((e) => e.type === 'LAUNCH' && launches.push(e));
-
-  const mesos = mesosFramework.Mesos.getMesos();
-  const w = startScheduler({
-    host: '127.0.0.1',
-    port: follower.port,
-    logDir: logDirUnder(dir),
-    frameworkName: `ha-${name}`,
-    tasks: { sleeper: { instances: 1, commandInfo: new mesos.CommandInfo(null, null, true, 'sleep 3600'), resources: { cpus: 0.5, mem: 64, disk: 0, ports: 1 } } },
-  });
-  cleanup.push(async () => w.stop());
+  const { agent, launches } = await recordingAgent(
+    cleanup,
+    masters.map((m) => m.url),
+    'ha-interop-agent',
+  );
+  const w = startSleepers(cleanup, { host: '127.0.0.1', port: follower.port, dir, frameworkName: `ha-${name}`, instances: 1 });
 
   const frameworkId = await untilValue('SUBSCRIBED through the follower', async () => w.scheduler.frameworkId ?? undefined, 30_000);
   const taskId = await untilValue('the task launched and RUNNING', async () => w.scheduler.launchedTasks.find((t) => t.runtimeInfo?.state === 'TASK_RUNNING')?.taskId, 30_000);
@@ -177,7 +111,7 @@ describe('the mesos-framework npm package against replicated corral masters', ()
     // The leader has the framework, connected; its task was launched on the agent through the leader.
     const fw = (await frameworksOf(leader.url)).frameworks.find((f) => f.framework_info.id.value === frameworkId);
     expect(fw).toMatchObject({ active: true, connected: true, framework_info: { name: 'ha-follower' } });
-    expect(launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []))).toEqual([taskId]);
+    expect(launchedTaskIds(launches)).toEqual([taskId]);
     expect(w.sent.filter((s) => s === 'sent_subscribe')).toHaveLength(1);
     expect(w.sent).toContain('sent_accept');
     expect(w.sent).toContain('sent_acknowledge');
@@ -243,14 +177,13 @@ describe('the mesos-framework npm package against replicated corral masters', ()
     expect(back[0]).toMatchObject({ active: true, connected: true });
     expect(w.scheduler.launchedTasks.map((t) => [t.taskId, t.runtimeInfo?.state])).toEqual([[taskId, 'TASK_RUNNING']]);
     expect(w.scheduler.pendingTasks).toEqual([]);
-    expect(launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []))).toEqual([taskId]);
+    expect(launchedTaskIds(launches)).toEqual([taskId]);
     expect(protocolErrors(w)).toEqual([]);
   }, 240_000);
   it('a stream quiet past its masterConnectionTimeout (the Mesos default heartbeat, 15 s) makes it exit its process, the leader alive and leading', async () => {
     const dir = testDir('mesos-framework-ha-quiet');
-    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     const masters = await startMasters(dir, 'quiet', 15);
-    const leader = await agreedLeader(masters);
+    const leader = await agreedLeader(masters, 60_000);
     const follower = masters.find((m) => m !== leader)!;
 
     // The package in a process of its own (it ends it), pointed at the follower, with a 2 s masterConnectionTimeout.
@@ -287,12 +220,11 @@ describe('the mesos-framework npm package against replicated corral masters', ()
 
     // No event for 2 s: its timeout handler destroys the stream and builds a request to the same master that it
     // never sends (scheduler.js:505, no end()), so that request times out too and it calls process.exit(1) (line 522).
-    const exit = await Promise.race([exited, new Promise<'still running'>((r) => setTimeout(() => r('still running'), 60_000))]);
-    expect(exit).toEqual({ code: 1, signal: null });
+    expect(await within(exited, 60_000)).toEqual({ code: 1, signal: null });
     expect(output).toMatch(/Couldn't receive a response for the redirect request from the last leading master/);
 
     // Nothing happened to the masters: the same leader leads, and the framework it subscribed is known there.
-    expect(await agreedLeader(masters)).toBe(leader);
+    expect(await agreedLeader(masters, 60_000)).toBe(leader);
     const fw = (await frameworksOf(leader.url)).frameworks.find((f) => f.framework_info.id.value === subscribed.frameworkId);
     expect(fw?.framework_info.name).toBe('quiet-stream');
   }, 180_000);

@@ -10,6 +10,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EventEmitter } from 'node:events';
 import { untilValue } from '../harness/wait.js';
+import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
+import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
 
 const require = createRequire(import.meta.url);
 
@@ -121,3 +124,54 @@ export function startScheduler(opts: { host: string; port: number; logDir: strin
 }
 
 export const logDirUnder = (dir: string): string => join(dir, 'mesos-framework-logs');
+
+/**
+ * The package at `host:port` as framework `frameworkName`, running `instances`
+ * long-running tasks (each with one port of the agent's range); stopped after
+ * the test.
+ */
+export function startSleepers(cleanup: Array<() => Promise<unknown>>, opts: { host: string; port: number; dir: string; frameworkName: string; instances: number }): WatchedScheduler {
+  const mesos = mesosFramework.Mesos.getMesos();
+  const w = startScheduler({
+    host: opts.host,
+    port: opts.port,
+    logDir: logDirUnder(opts.dir),
+    frameworkName: opts.frameworkName,
+    tasks: { sleeper: { instances: opts.instances, commandInfo: new mesos.CommandInfo(null, null, true, 'sleep 3600'), resources: { cpus: 0.5, mem: 64, disk: 0, ports: 1 } } },
+  });
+  cleanup.push(async () => w.stop());
+  return w;
+}
+
+/** A simulated agent with room for the package's tasks, and the LAUNCH events it receives; stopped after the test. */
+export async function recordingAgent(cleanup: Array<() => Promise<unknown>>, master: string | string[], hostname: string): Promise<{ agent: SimAgent; launches: AgentEvent[] }> {
+  const agent = new SimAgent({ master, hostname, resources: 'cpus:2;mem:1024;disk:1024;ports:[31000-31010]', updateRetryMs: 500 });
+  cleanup.push(() => agent.stop());
+  await agent.start();
+  const launches: AgentEvent[] = [];
+  agent.on((e) => e.type === 'LAUNCH' && launches.push(e));
+  return { agent, launches };
+}
+
+/** The ids of the tasks launched, in order. */
+export const launchedTaskIds = (launches: AgentEvent[]): string[] => launches.flatMap((e) => (e.type === 'LAUNCH' ? e.launch.tasks.map((t) => t.task_id.value) : []));
+
+/** Errors the package reports for things that should never happen against a Mesos master. */
+export const protocolErrors = (w: WatchedScheduler): string[] => w.errors.filter((e) => /not accepted|parse|linebreak|Error registering|Mesos-Stream-Id/i.test(e));
+
+/** One operator call's answer field, on a client of its own. */
+async function operator<T>(url: string, type: string, field: string): Promise<T> {
+  const ops = new OperatorClient({ master: url });
+  try {
+    return (await ops.call<Record<string, T>>(type))[field]!;
+  } finally {
+    await ops.close();
+  }
+}
+
+export const tasksOf = (url: string): Promise<{ tasks: V1Task[]; completed_tasks: V1Task[] }> => operator(url, 'GET_TASKS', 'get_tasks');
+export const frameworksOf = (
+  url: string,
+): Promise<{ frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[]; recovered_frameworks?: Array<V1FrameworkSummary['framework_info']> }> =>
+  operator(url, 'GET_FRAMEWORKS', 'get_frameworks');
+export const agentsOf = (url: string): Promise<{ agents: Array<{ agent_info: { id?: { value: string } }; active: boolean }> }> => operator(url, 'GET_AGENTS', 'get_agents');

@@ -17,10 +17,7 @@ import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { stopsAfterEach } from '../harness/teardown.js';
 import { testDir } from '../harness/resources.js';
 import { until, untilValue } from '../harness/wait.js';
-import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
-import { OperatorClient } from '../../contracts/client/operator-client.js';
-import type { AgentEvent, V1FrameworkSummary, V1Task } from '../../contracts/v1/v1.js';
-import { logDirUnder, mesosFramework, startScheduler, type WatchedScheduler } from './mesos-framework-harness.js';
+import { frameworksOf, protocolErrors, recordingAgent, startSleepers, tasksOf } from './mesos-framework-harness.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {
@@ -28,41 +25,13 @@ const cleanup = stopsAfterEach(async () => {
   master = undefined;
 });
 
-async function operator<T>(url: string, type: string, field: string): Promise<T> {
-  const ops = new OperatorClient({ master: url });
-  try {
-    return (await ops.call<Record<string, T>>(type))[field]!;
-  } finally {
-    await ops.close();
-  }
-}
-
-const tasksOf = (url: string): Promise<{ tasks: V1Task[]; completed_tasks: V1Task[] }> => operator(url, 'GET_TASKS', 'get_tasks');
-const frameworksOf = (url: string): Promise<{ frameworks: V1FrameworkSummary[]; completed_frameworks: V1FrameworkSummary[] }> => operator(url, 'GET_FRAMEWORKS', 'get_frameworks');
-
-/** Errors the package reports for things that should never happen against a Mesos master. */
-const protocolErrors = (w: WatchedScheduler): string[] => w.errors.filter((e) => /not accepted|parse|linebreak|Error registering|Mesos-Stream-Id/i.test(e));
-
 describe('the mesos-framework npm package against a corral master', () => {
   it('subscribes, launches on offers, acknowledges, reconciles, kills and tears down', async () => {
     const dir = testDir('mesos-framework');
     cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
     master = await startTestMaster({}, dir);
-    const agent = new SimAgent({ master: master.url, hostname: 'interop-agent', resources: 'cpus:2;mem:1024;disk:1024;ports:[31000-31010]', updateRetryMs: 500 });
-    cleanup.push(() => agent.stop());
-    await agent.start();
-    const launches: AgentEvent[] = [];
-    agent.on((e) => e.type === 'LAUNCH' && launches.push(e));
-
-    const mesos = mesosFramework.Mesos.getMesos();
-    const w = startScheduler({
-      host: '127.0.0.1',
-      port: master.port,
-      logDir: logDirUnder(dir),
-      frameworkName: 'interop',
-      tasks: { sleeper: { instances: 2, commandInfo: new mesos.CommandInfo(null, null, true, 'sleep 3600'), resources: { cpus: 0.5, mem: 64, disk: 0, ports: 1 } } },
-    });
-    cleanup.push(async () => w.stop());
+    const { agent, launches } = await recordingAgent(cleanup, master.url, 'interop-agent');
+    const w = startSleepers(cleanup, { host: '127.0.0.1', port: master.port, dir, frameworkName: 'interop', instances: 2 });
 
     // SUBSCRIBE (sent with "framework_id": null, "checkpoint": null, "role": null, …).
     const frameworkId = await untilValue('SUBSCRIBED', async () => w.scheduler.frameworkId ?? undefined, 20_000);

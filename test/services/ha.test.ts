@@ -5,13 +5,14 @@
  * fails the framework over and completes the deploy with no duplicate
  * instance; a leader whose election key is gone has its writes refused.
  */
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { etcdForTests } from '../harness/etcd-suite.js';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { testDir } from '../harness/resources.js';
 import { freePort } from '../harness/ports.js';
+import { stopsAfterEach } from '../harness/teardown.js';
 import { untilValue } from '../harness/wait.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
@@ -28,11 +29,7 @@ import { logger } from '../../common/log.js';
 import { ServicesProcess } from './services-process.js';
 
 const etcd = etcdForTests();
-const cleanup: Array<() => Promise<unknown>> = [];
-
-afterEach(async () => {
-  for (const c of cleanup.splice(0).reverse()) await c().catch(() => undefined);
-});
+const cleanup = stopsAfterEach();
 
 interface Setup {
   root: string;
