@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
-import { LeaderProbe, type ProbeTarget } from '../../core-scheduler/src/master/leader-probe.js';
+import { LeaderProbe, type ProbeTarget } from '../../common/store/leader-probe.js';
 import { EtcdElection, type ElectedKey } from '../../common/store/etcd-election.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { etcdForTests } from '../harness/etcd-suite.js';

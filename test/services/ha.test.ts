@@ -231,7 +231,7 @@ describe('replicated service framework daemons on etcd', () => {
     first.signal('SIGCONT');
     const exit = await first.exited();
     expect(exit.code).toBe(1);
-    expect(first.output).toMatch(/lost the service framework leadership/);
+    expect(first.output).toMatch(/lost leadership \(service framework daemon\)/);
   });
 
   it("a deposed leader's writes do not land: a fenced write after its election key is gone is refused by etcd itself", async () => {
