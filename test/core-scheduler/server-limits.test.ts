@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { testDir } from '../harness/resources.js';
-import { errorBody, flood, hold, request, statusOf, targetOf } from '../harness/attack.js';
+import { connect, errorBody, flood, hold, request, statusOf, targetOf } from '../harness/attack.js';
 import { checkFloodPerClient, checkSlowLoris, TEST_LIMITS } from '../harness/server-limit-checks.js';
 import { until } from '../harness/wait.js';
 import { startServices, type RunningServices } from '../../core-scheduler/src/services/daemon.js';
@@ -39,6 +39,17 @@ describe('master', () => {
 
   it('connection flood from one address: the excess gets 429 naming maxConnectionsPerClient; others are served', async () => {
     await checkFloodPerClient({ attacker: targetOf(master.url, ATTACKER), client: targetOf(master.url, CLIENT), path: '/health', perClient: TEST_LIMITS.maxConnectionsPerClient, extra: 4 });
+  });
+
+  it('a request body sent too slowly is answered 408 naming requestTimeoutMs, and the handler waiting for it gives up quietly', async () => {
+    const c = connect(targetOf(master.url, ATTACKER));
+    c.socket.write('POST /api/v1/store HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"type":');
+    await c.closed;
+    expect(statusOf(c.received())).toBe(408);
+    const e = errorBody(c.received());
+    expect(e.details).toMatchObject({ limit: 'requestTimeoutMs', value: TEST_LIMITS.requestTimeoutMs, config: 'limits.requestTimeoutMs' });
+    expect((await request(targetOf(master.url, CLIENT), '/health')).status).toBe(200);
+    expect((await request(targetOf(master.url, CLIENT), '/metrics')).body).toMatch(/corral_master_http_refused_total\{reason="request_timeout"\} 1/);
   });
 
   it('connection flood from many addresses: past maxConnections new connections get 503 naming it, and are closed', async () => {
@@ -87,6 +98,23 @@ describe('master', () => {
       const sub = await request(attacker, '/api/v1', { method: 'POST', body: { type: 'SUBSCRIBE' } });
       expect(sub.status).toBe(429);
       expect(errorBody(sub.body).details?.limit).toBe('maxStreamsPerClient');
+      // A framework refused its event stream is left as one whose stream closed at once: registered, not connected.
+      const framework_info = { user: 'test', name: 'over-the-cap', roles: ['*'] };
+      const fsub = await request(attacker, '/api/v1/scheduler', { method: 'POST', body: { type: 'SUBSCRIBE', subscribe: { framework_info } } });
+      expect(fsub.status).toBe(429);
+      expect(errorBody(fsub.body).details?.limit).toBe('maxStreamsPerClient');
+      await until(
+        async () => {
+          const r = await request(other, '/api/v1', { method: 'POST', body: { type: 'GET_FRAMEWORKS' } });
+          type Summary = { framework_info: { name: string }; connected: boolean };
+          const g = (JSON.parse(r.body) as { get_frameworks: { frameworks?: Summary[]; completed_frameworks?: Summary[] } }).get_frameworks;
+          // With no failover_timeout a disconnected framework is removed at once, to completed_frameworks.
+          const f = [...(g.frameworks ?? []), ...(g.completed_frameworks ?? [])].find((x) => x.framework_info.name === 'over-the-cap');
+          return f !== undefined && !f.connected;
+        },
+        20_000,
+        'the refused framework registered and disconnected',
+      );
       // Another client subscribes.
       const theirs = await hold(other, '/api/v1', { method: 'POST', body: { type: 'SUBSCRIBE' } });
       expect(theirs.status).toBe(200);
