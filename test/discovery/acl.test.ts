@@ -76,7 +76,7 @@ describe('discovery ACLs (default deny)', () => {
     const boot = (await anon.acl.bootstrap()) as { SecretID: string; AccessorID: string; Policies: Array<{ Name: string }> };
     expect(boot.Policies).toEqual([{ ID: '00000000-0000-0000-0000-000000000001', Name: 'global-management' }]);
     mgmt = boot.SecretID;
-    const again = await rejection(anon.acl.bootstrap());
+    const again = await rejection(anon.acl.bootstrap({ bootstrapsecret: randomUUID() } as never));
     expect(again.statusCode).toBe(403);
     expect(again.message).toMatch(/ACL bootstrap no longer allowed/);
     const self = await call(base, 'GET', '/v1/acl/token/self', mgmt);

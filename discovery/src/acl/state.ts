@@ -368,8 +368,8 @@ export class AclState {
   }
 
   /** /v1/acl/bootstrap: the first management token, once per cluster; undefined when it was made already. */
-  async bootstrap(): Promise<{ doc: TokenDoc; secret: string } | undefined> {
-    return this.createToken({ Description: 'Bootstrap Token (Global Management)', Policies: [GLOBAL_MANAGEMENT_ID], Local: false }, true);
+  async bootstrap(secret?: string): Promise<{ doc: TokenDoc; secret: string } | undefined> {
+    return this.createToken({ Description: 'Bootstrap Token (Global Management)', ...(secret ? { SecretID: secret } : {}), Policies: [GLOBAL_MANAGEMENT_ID], Local: false }, true);
   }
 
   async bootstrapIndex(): Promise<number> {

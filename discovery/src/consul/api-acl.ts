@@ -76,9 +76,12 @@ export function mountAcl(server: HttpServer, acl: Acl): void {
   };
   const index = async (ctx: RequestContext, state: AclState, i?: number): Promise<void> => setIndex(ctx, i ?? Math.max(...state.tokenList().map((t) => t.ModifyIndex), 1));
 
-  server.route('PUT', '/v1/acl/bootstrap', async () => {
+  server.route('PUT', '/v1/acl/bootstrap', async (ctx) => {
     const state = acl.requireEnabled();
-    const made = await state.bootstrap();
+    // Consul takes an operator-made secret in the body (BootstrapSecret, a UUID).
+    const b = await jsonBody(ctx, z.looseObject({ BootstrapSecret: z.string().max(64).optional() }), 'ACL bootstrap', true);
+    if (b.BootstrapSecret && !isUuid(b.BootstrapSecret)) throw new CorralError('INVALID_ARGUMENT', 'BootstrapSecret must be a UUID');
+    const made = await state.bootstrap(b.BootstrapSecret || undefined);
     if (!made) throw new CorralError('FORBIDDEN', `Permission denied: ACL bootstrap no longer allowed (reset index: ${await state.bootstrapIndex()})`);
     return tokenOut(state, made.doc, made.secret);
   });
