@@ -105,7 +105,10 @@ export const discoveryConfigSchema = z.object({
       bootstrapToken: z.string().min(16).max(128).optional(),
       bootstrapTokenFile: z.string().optional(),
       /** Rules the anonymous token always has (HCL or JSON); the default lets DNS and catalog reads work without a token. */
-      anonymousRules: z.string().max(64 * 1024).default('service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'),
+      anonymousRules: z
+        .string()
+        .max(64 * 1024)
+        .default('service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'),
     })
     .default({ enabled: false, defaultPolicy: 'deny', anonymousRules: 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }' }),
   /** Agent host name → IP, for agents whose names the system resolver does not know. */

@@ -189,7 +189,15 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       });
     }
 
-    const server = new HttpServer({ name: 'discovery', metrics, log, maxBodyBytes: 2 * 1024 * 1024, formatError: consulErrors, limits: config.http.limits, limitsHint: { configPath: 'http.limits', envPrefix: 'CORRAL_' } });
+    const server = new HttpServer({
+      name: 'discovery',
+      metrics,
+      log,
+      maxBodyBytes: 2 * 1024 * 1024,
+      formatError: consulErrors,
+      limits: config.http.limits,
+      limitsHint: { configPath: 'http.limits', envPrefix: 'CORRAL_' },
+    });
     const kvMetrics = {
       blockingWaiting: metrics.gauge('kv_blocking_queries', 'Blocking KV reads waiting for a change'),
       writes: metrics.counter('kv_writes_total', 'KV writes by operation', ['op']),
@@ -209,7 +217,10 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       feed.start();
       cleanups.push(() => feed.stop());
     }
-    log.info({ dns: `${config.dns.host}:${dns.port}`, http: httpUrl, workers, domain: config.domain, master: config.master.url ?? null, acl: config.acl.enabled ? config.acl.defaultPolicy : 'off' }, 'discovery listening');
+    log.info(
+      { dns: `${config.dns.host}:${dns.port}`, http: httpUrl, workers, domain: config.domain, master: config.master.url ?? null, acl: config.acl.enabled ? config.acl.defaultPolicy : 'off' },
+      'discovery listening',
+    );
     return {
       config,
       dnsPort: dns.port,

@@ -126,7 +126,14 @@ export class AclState {
       onError: (err) => {
         if (this.stopped || isCorralError(err, 'STORE_CLOSED')) return;
         this.log.warn({ err: errorMessage(err) }, 'ACL watch ended; reading tokens and policies again');
-        setTimeout(() => void this.reload().then((r) => this.follow(r), () => this.follow(from)), 500).unref();
+        setTimeout(
+          () =>
+            void this.reload().then(
+              (r) => this.follow(r),
+              () => this.follow(from),
+            ),
+          500,
+        ).unref();
       },
     });
   }
@@ -211,10 +218,11 @@ export class AclState {
     this.applyPut(kv);
     const t = this.tokens.get(idx.value.toString('utf8'));
     // Its policies may be just as new.
-    for (const p of t?.Policies ?? []) if (!this.policies.has(p) && p !== GLOBAL_MANAGEMENT_ID) {
-      const pk = await this.store.get(`${ACL_PREFIX}policies/${p}`);
-      if (pk) this.applyPut(pk);
-    }
+    for (const p of t?.Policies ?? [])
+      if (!this.policies.has(p) && p !== GLOBAL_MANAGEMENT_ID) {
+        const pk = await this.store.get(`${ACL_PREFIX}policies/${p}`);
+        if (pk) this.applyPut(pk);
+      }
     this.authorizers.delete(idx.value.toString('utf8'));
     return t;
   }
@@ -247,7 +255,7 @@ export class AclState {
   /** Create (no ID) or update a policy; names are unique across the cluster (guarded in the Store). */
   async putPolicy(input: { ID?: string; Name: string; Description: string; Rules: string; Datacenters: string[] }): Promise<PolicyDoc> {
     parseRules(input.Rules);
-    if (!/^[A-Za-z0-9\-_]{1,128}$/.test(input.Name)) throw new CorralError('INVALID_ARGUMENT', 'Invalid Policy: invalid Name. Only alphanumeric characters, \'-\' and \'_\' are allowed');
+    if (!/^[A-Za-z0-9\-_]{1,128}$/.test(input.Name)) throw new CorralError('INVALID_ARGUMENT', "Invalid Policy: invalid Name. Only alphanumeric characters, '-' and '_' are allowed");
     if (input.ID === GLOBAL_MANAGEMENT_ID || input.Name === GLOBAL_MANAGEMENT_NAME) throw new CorralError('INVALID_ARGUMENT', 'Changing the global-management policy is not permitted');
     const prev = input.ID ? await this.storedPolicy(input.ID) : undefined;
     if (input.ID && !prev) throw new CorralError('NOT_FOUND', `Cannot find policy ${input.ID}`);
@@ -282,7 +290,13 @@ export class AclState {
     const prev = await this.storedPolicy(id);
     if (!prev) return;
     // Tokens that name it keep the ID; it grants nothing once gone (Consul resolves links lazily too).
-    await this.store.txn({ compare: [], success: [{ type: 'delete', key: `${ACL_PREFIX}policies/${id}` }, { type: 'delete', key: `${ACL_PREFIX}policy-names/${prev.value.Name}` }] });
+    await this.store.txn({
+      compare: [],
+      success: [
+        { type: 'delete', key: `${ACL_PREFIX}policies/${id}` },
+        { type: 'delete', key: `${ACL_PREFIX}policy-names/${prev.value.Name}` },
+      ],
+    });
     this.policies.delete(id);
     this.changed();
   }
@@ -312,7 +326,10 @@ export class AclState {
    * Create a token; the secret (given or generated) is returned here and
    * never again. `guardBootstrap` makes it the one bootstrap token.
    */
-  async createToken(input: { AccessorID?: string; SecretID?: string; Description: string; Policies: string[]; Local: boolean }, guardBootstrap = false): Promise<{ doc: TokenDoc; secret: string } | undefined> {
+  async createToken(
+    input: { AccessorID?: string; SecretID?: string; Description: string; Policies: string[]; Local: boolean },
+    guardBootstrap = false,
+  ): Promise<{ doc: TokenDoc; secret: string } | undefined> {
     const accessor = input.AccessorID ?? randomUUID();
     const secret = input.SecretID ?? randomUUID();
     if (secret === ANONYMOUS_SECRET || accessor === ANONYMOUS_ACCESSOR) throw new CorralError('INVALID_ARGUMENT', 'that ID is reserved for the anonymous token');
@@ -361,7 +378,13 @@ export class AclState {
     const kv = await this.store.get(`${ACL_PREFIX}tokens/${accessor}`);
     const prev = kv && parseDoc<TokenDoc>(kv);
     if (!prev) return;
-    await this.store.txn({ compare: [], success: [{ type: 'delete', key: `${ACL_PREFIX}tokens/${accessor}` }, { type: 'delete', key: `${ACL_PREFIX}secrets/${prev.SecretHash}` }] });
+    await this.store.txn({
+      compare: [],
+      success: [
+        { type: 'delete', key: `${ACL_PREFIX}tokens/${accessor}` },
+        { type: 'delete', key: `${ACL_PREFIX}secrets/${prev.SecretHash}` },
+      ],
+    });
     this.tokens.delete(accessor);
     this.bySecretHash.delete(prev.SecretHash);
     this.changed();

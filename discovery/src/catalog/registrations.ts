@@ -353,7 +353,8 @@ export class Registrations {
     // As Consul: a service needs service:write on its name, a check the right of what it guards, the whole node node:write.
     if (b.ServiceID) {
       const name = prev?.services[b.ServiceID]?.Service;
-      if (name === undefined ? !authz.allowed('node', b.Node, 'write') : !authz.allowed('service', name, 'write')) throw permissionDenied(authz, name === undefined ? 'node:write' : 'service:write', name ?? b.Node);
+      if (name === undefined ? !authz.allowed('node', b.Node, 'write') : !authz.allowed('service', name, 'write'))
+        throw permissionDenied(authz, name === undefined ? 'node:write' : 'service:write', name ?? b.Node);
     } else if (b.CheckID) {
       const c = prev?.checks[b.CheckID];
       this.mayWriteCheckOn(authz, b.Node, c?.ServiceID ?? '', prev);

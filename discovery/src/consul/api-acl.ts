@@ -19,7 +19,10 @@ const policySchema = z.looseObject({
   ID: z.string().max(64).optional(),
   Name: z.string().min(1).max(128),
   Description: z.string().max(4096).optional(),
-  Rules: z.string().max(128 * 1024).optional(),
+  Rules: z
+    .string()
+    .max(128 * 1024)
+    .optional(),
   Datacenters: z.array(z.string().max(64)).max(64).optional(),
 });
 
@@ -39,7 +42,16 @@ const tokenSchema = z.looseObject({
 const hashOf = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('base64');
 
 function policyOut(p: PolicyDoc): Record<string, unknown> {
-  return { ID: p.ID, Name: p.Name, Description: p.Description, Rules: p.Rules, Datacenters: p.Datacenters, Hash: hashOf([p.Name, p.Rules, p.Datacenters]), CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex };
+  return {
+    ID: p.ID,
+    Name: p.Name,
+    Description: p.Description,
+    Rules: p.Rules,
+    Datacenters: p.Datacenters,
+    Hash: hashOf([p.Name, p.Rules, p.Datacenters]),
+    CreateIndex: p.CreateIndex,
+    ModifyIndex: p.ModifyIndex,
+  };
 }
 
 function policyStub(p: PolicyDoc): Record<string, unknown> {
@@ -171,7 +183,7 @@ export function mountAcl(server: HttpServer, acl: Acl): void {
     const id = idParam(ctx, 'AccessorID');
     const b = await jsonBody(ctx, tokenSchema, 'ACL token');
     if (b.AccessorID && b.AccessorID !== id) throw new CorralError('INVALID_ARGUMENT', 'Token AccessorID in URL and payload do not match');
-    if (b.SecretID && b.SecretID !== HIDDEN) throw new CorralError('INVALID_ARGUMENT', 'Changing a token\'s SecretID is not permitted');
+    if (b.SecretID && b.SecretID !== HIDDEN) throw new CorralError('INVALID_ARGUMENT', "Changing a token's SecretID is not permitted");
     const t = await state.updateToken(id, { Description: b.Description ?? state.token(id)?.Description ?? '', Policies: state.policyIds(b.Policies ?? []) });
     return tokenOut(state, t, t.AccessorID === ANONYMOUS_ACCESSOR ? ANONYMOUS_SECRET : HIDDEN);
   });

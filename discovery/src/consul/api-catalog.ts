@@ -133,7 +133,13 @@ export function mountCatalog(server: HttpServer, catalog: Catalog, registrations
   server.route('GET', '/v1/health/checks/*', async (ctx) => {
     const name = requiredPathParam(ctx, 'service name');
     const a = await acl.authorize(ctx);
-    return blockingRead(ctx, catalog, () => filtered(ctx, catalog.checks((c) => c.ServiceName === name), checkReadable(a)));
+    return blockingRead(ctx, catalog, () =>
+      filtered(
+        ctx,
+        catalog.checks((c) => c.ServiceName === name),
+        checkReadable(a),
+      ),
+    );
   });
 
   server.route('GET', '/v1/health/node/*', async (ctx) => {
@@ -146,6 +152,12 @@ export function mountCatalog(server: HttpServer, catalog: Catalog, registrations
     const state = requiredPathParam(ctx, 'state');
     if (!STATES.has(state)) throw new CorralError('INVALID_ARGUMENT', `state must be any, passing, warning or critical, got "${state.slice(0, 40)}"`);
     const a = await acl.authorize(ctx);
-    return blockingRead(ctx, catalog, () => filtered(ctx, catalog.checks((c: CatalogCheck) => state === 'any' || c.Status === state), checkReadable(a)));
+    return blockingRead(ctx, catalog, () =>
+      filtered(
+        ctx,
+        catalog.checks((c: CatalogCheck) => state === 'any' || c.Status === state),
+        checkReadable(a),
+      ),
+    );
   });
 }

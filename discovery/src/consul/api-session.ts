@@ -120,6 +120,10 @@ export function mountSessions(server: HttpServer, store: Store, sessions: Sessio
     const node = requiredPathParam(ctx, 'node');
     const r = await sessions.list();
     setIndex(ctx, r.revision);
-    return readable(ctx, await acl.authorize(ctx), r.sessions.filter((s) => s.Node === node));
+    return readable(
+      ctx,
+      await acl.authorize(ctx),
+      r.sessions.filter((s) => s.Node === node),
+    );
   });
 }

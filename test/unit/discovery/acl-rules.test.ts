@@ -36,7 +36,15 @@ describe('ACL rules', () => {
   });
 
   it('refuses rules it cannot read with a 400, never grants by accident', () => {
-    for (const bad of ['key_prefix "" { policy = "admin" }', 'kee "x" { policy = "read" }', 'service "x" { policy = "list" }', 'key "x" { policy = "read"', 'acl = "own"', '{"key": 1}', 'key_prefix "unterminated { policy = "read" }']) {
+    for (const bad of [
+      'key_prefix "" { policy = "admin" }',
+      'kee "x" { policy = "read" }',
+      'service "x" { policy = "list" }',
+      'key "x" { policy = "read"',
+      'acl = "own"',
+      '{"key": 1}',
+      'key_prefix "unterminated { policy = "read" }',
+    ]) {
       let err: unknown;
       try {
         parseRules(bad);
