@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../common/config.js';
-import { HTTP_LIMIT_DEFAULTS, ServerLimiter, httpLimitsSchema } from '../../common/http/limits.js';
+import { HTTP_LIMIT_DEFAULTS, ServerLimiter, httpLimitsSchema, type HttpLimits } from '../../common/http/limits.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
 import { discoveryConfigSchema } from '../../discovery/src/config.js';
 import { isCorralError } from '../../contracts/errors.js';
@@ -63,7 +63,7 @@ describe('http limits config', () => {
   });
 
   it('sweeps for timeouts at a quarter of the shortest one, within 100 ms and 5 s', () => {
-    const opts = (l: Partial<typeof HTTP_LIMIT_DEFAULTS>) => new ServerLimiter({ ...HTTP_LIMIT_DEFAULTS, ...l }, { configPath: 'limits', envPrefix: 'CORRAL_' }).nodeOptions();
+    const opts = (l: Partial<HttpLimits>) => new ServerLimiter({ ...HTTP_LIMIT_DEFAULTS, ...l }, { configPath: 'limits', envPrefix: 'CORRAL_' }).nodeOptions();
     expect(opts({})).toEqual({ headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 65_000, connectionsCheckingInterval: 2_500 });
     expect(opts({ headersTimeoutMs: 200, requestTimeoutMs: 300 }).connectionsCheckingInterval).toBe(100);
     expect(opts({ headersTimeoutMs: 600_000, requestTimeoutMs: 0 }).connectionsCheckingInterval).toBe(5_000);
