@@ -3,6 +3,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { CorralError } from '../contracts/errors.js';
+import { HTTP_LIMIT_KEYS, type HttpLimits } from '../common/http/limits.js';
 
 export function intOption(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -42,3 +43,18 @@ export function parseArgument<T>(parse: (v: string) => T, v: string): T {
     throw err;
   }
 }
+
+/**
+ * `--limit name=value`, repeatable: one of the HTTP server's limits
+ * (common/http/limits.ts; docs/security.md, "Server limits"), gathered into
+ * the daemon's `limits` config section.
+ */
+export function limitOption(v: string, previous: Partial<HttpLimits> | undefined): Partial<HttpLimits> {
+  const m = /^([A-Za-z]+)=(\d+)$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`--limit: expected name=integer (e.g. maxConnections=2048), got "${v}"`);
+  const name = m[1] as keyof HttpLimits;
+  if (!HTTP_LIMIT_KEYS.includes(name)) throw new InvalidArgumentError(`--limit: unknown limit "${m[1]}"; one of ${HTTP_LIMIT_KEYS.join(', ')}`);
+  return { ...previous, [name]: Number(m[2]) };
+}
+
+export const LIMIT_FLAG_HELP = 'HTTP server limit, repeatable, e.g. --limit maxConnections=2048 (names and defaults: docs/security.md)';

@@ -8,7 +8,7 @@ import { configureLogging, logger } from '../../common/log.js';
 import { agentConfigSchema } from '../../core-scheduler/src/index.js';
 import { startAgent } from '../../core-scheduler/src/index.js';
 import { createContainerizers } from '../compose/containerizers.js';
-import { intOption } from '../parse.js';
+import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -29,10 +29,12 @@ export function registerAgent(program: Command): void {
     .option('--no-auth', 'agent API without authentication (local use only)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       // The master URL is the global --master (or CORRAL_MASTER).
       const master = (cmd.optsWithGlobals() as { master?: string }).master ?? process.env.CORRAL_MASTER;
       const flags: Record<string, unknown> = {
+        limits: o.limit,
         master,
         workDir: o.workDir,
         host: o.host,

@@ -13,7 +13,7 @@ import type { Allocation } from '../../plugins/cni-calico-like/src/index.js';
 import type { SessionInfo } from '../../plugins/cni-calico-like/src/index.js';
 import { globals } from '../context.js';
 import { output } from '../output.js';
-import { intOption } from '../parse.js';
+import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 
 const DEFAULT_SOCKET = '/run/corral/cni.sock';
 
@@ -42,8 +42,9 @@ export function registerCni(program: Command): void {
     .option('--state-dir <dir>', 'local state directory')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
-    .action(async (o: { config: string; socket?: string; node?: string; stateDir?: string; logLevel?: string; logFile?: string }) => {
-      const flags: Record<string, unknown> = { socket: o.socket, node: o.node, stateDir: o.stateDir };
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
+    .action(async (o: { config: string; socket?: string; node?: string; stateDir?: string; logLevel?: string; logFile?: string; limit?: Record<string, number> }) => {
+      const flags: Record<string, unknown> = { socket: o.socket, node: o.node, stateDir: o.stateDir, limits: o.limit };
       if (o.logLevel || o.logFile) flags.log = { level: o.logLevel, file: o.logFile };
       const config = loadConfig(daemonConfigSchema, { file: o.config, flags, env: cniEnv(process.env) });
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });

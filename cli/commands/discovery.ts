@@ -12,7 +12,7 @@ import { startDiscovery } from '../../discovery/src/index.js';
 import type { ServedRecord } from '../../discovery/src/index.js';
 import { globals, identity } from '../context.js';
 import { output } from '../output.js';
-import { intOption, parseArgument } from '../parse.js';
+import { intOption, parseArgument, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 
 const DEFAULT_DISCOVERY = 'http://127.0.0.1:8500';
 
@@ -50,6 +50,7 @@ export function registerDiscovery(program: Command): void {
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = globals(cmd);
       const cred = identity(g);
@@ -61,7 +62,7 @@ export function registerDiscovery(program: Command): void {
         // The global default master URL must not override a --config file's master.url: only an explicit one does.
         master: { url: (cmd.optsWithGlobals() as { master?: string }).master ?? process.env.CORRAL_MASTER, principal: cred.principal, secret: cred.secret },
         dns: { host: o.dnsHost, port: o.dnsPort, workers, upstreams: o.upstream },
-        http: { host: o.httpHost, port: o.httpPort },
+        http: { host: o.httpHost, port: o.httpPort, limits: o.limit },
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
       };
       if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };

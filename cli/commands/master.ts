@@ -6,7 +6,7 @@ import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
 import { masterConfigSchema } from '../../core-scheduler/src/index.js';
 import { startMaster } from '../../core-scheduler/src/index.js';
-import { intOption } from '../parse.js';
+import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 
 export function registerMaster(program: Command): void {
   program
@@ -24,6 +24,7 @@ export function registerMaster(program: Command): void {
     .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
     .action(async (o: Record<string, unknown>) => {
       const flags: Record<string, unknown> = {
         host: o.host,
@@ -34,6 +35,7 @@ export function registerMaster(program: Command): void {
         noAuth: o.auth === false ? true : undefined,
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
         agents: o.agentUnreachableTimeout !== undefined ? { unreachableTimeoutMs: o.agentUnreachableTimeout } : undefined,
+        limits: o.limit,
       };
       if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
       const config = loadConfig(masterConfigSchema, { file: o.config as string | undefined, flags, envPrefix: 'CORRAL_MASTER_' });

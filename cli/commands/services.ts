@@ -9,7 +9,7 @@ import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/inde
 import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/src/index.js';
 import { startServices } from '../../core-scheduler/src/index.js';
 import { globals } from '../context.js';
-import { intOption } from '../parse.js';
+import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 
 /** A credential the security file allows to register frameworks, for the daemon's own subscription. */
 function frameworkCredential(sec: SecurityConfig): { principal: string; secret: string } | undefined {
@@ -32,6 +32,7 @@ export function registerServices(program: Command): void {
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = globals(cmd);
       const credentials = (o.credentials as string | undefined) ?? g.credentials;
@@ -39,6 +40,7 @@ export function registerServices(program: Command): void {
       const principal = g.principal && g.secret ? { principal: g.principal, secret: g.secret } : fromFile;
       const master = cmd.optsWithGlobals().master !== undefined || process.env.CORRAL_MASTER ? { url: g.master } : {};
       const flags: Record<string, unknown> = {
+        limits: o.limit,
         host: o.host,
         port: o.port,
         workDir: o.workDir,

@@ -6,6 +6,7 @@
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../../common/config.js';
+import { limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 import { configureLogging } from '../../common/log.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/index.js';
 import { DEFAULT_SOCKET, volumeDriverConfigSchema } from '../../plugins/volume-driver/src/index.js';
@@ -174,6 +175,7 @@ export function registerVolume(program: Command): void {
     .option('--no-rbd', 'disable the rbd backend')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
     .action(async (o: Record<string, unknown>) => {
       const rbd: Record<string, unknown> = {
         confFile: o.cephConf,
@@ -184,6 +186,7 @@ export function registerVolume(program: Command): void {
         enabled: o.rbd === false ? false : undefined,
       };
       const flags: Record<string, unknown> = {
+        limits: o.limit,
         hostId: o.hostId,
         socket: o.socket,
         dataDir: o.dataDir,
