@@ -23,6 +23,7 @@ import { Catalog } from './catalog/catalog.js';
 import { CheckRunner } from './catalog/checks.js';
 import { Registrations } from './catalog/registrations.js';
 import { Projector } from './records/projector.js';
+import { sanitizeLabel } from './records/names.js';
 import { DnsServer } from './dns/server.js';
 import { parseUpstream } from './dns/forwarder.js';
 import { Sessions } from './consul/sessions.js';
@@ -146,6 +147,7 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       pendingSince = undefined;
     });
 
+    catalog.dnsLabel = (name) => sanitizeLabel(name, config.dns.labelRule);
     catalog.upsertNode(config.nodeName, address, 'agent');
     const checks = new CheckRunner(catalog, config.nodeName);
     cleanups.push(() => checks.stopAll());

@@ -180,6 +180,9 @@ describe('names of tasks with ACLs off', () => {
       expect(r.status).toBe(403);
       expect(r.text).toMatch(/^Permission denied: service name "api" belongs to a task/);
       expect((await call(c.discovery.httpUrl, 'PUT', '/v1/agent/service/register', undefined, { Name: 'api', Address: '198.18.66.8' })).status).toBe(403);
+      // Nor a name DNS would answer under the same label.
+      for (const alias of ['API', 'api_'])
+        expect((await call(c.discovery.httpUrl, 'PUT', '/v1/catalog/register', undefined, { Node: 'elsewhere', Address: '198.18.66.8', Service: { Service: alias } })).status, alias).toBe(403);
       // Other names register as before.
       expect((await call(c.discovery.httpUrl, 'PUT', '/v1/catalog/register', undefined, { Node: 'elsewhere', Address: '198.18.66.8', Service: { Service: 'free' } })).status).toBe(200);
       await digAnswers(c.discovery.dnsPort, 'free.service.corral', ['198.18.66.8']);

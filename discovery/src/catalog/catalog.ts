@@ -254,15 +254,27 @@ export class Catalog {
     return [...(this.nodes.get(name)?.checks.values() ?? [])].map((c) => c.check);
   }
 
-  /** True when a running task (the master's feed) provides instances of this service name. */
+  /** How names become DNS labels (set by the daemon), so that "WEB" or "web_" count as the name "web". */
+  dnsLabel: (name: string) => string = (name) => name;
+
+  /**
+   * True when a running task (the master's feed) provides instances of a
+   * service with this name — or one DNS would answer under the same label.
+   */
   clusterOwns(serviceName: string): boolean {
-    for (const e of this.nodes.values()) for (const { svc, source } of e.services.values()) if (source === 'cluster' && svc.Service === serviceName) return true;
+    const label = this.dnsLabel(serviceName);
+    for (const e of this.nodes.values())
+      for (const { svc, source } of e.services.values()) if (source === 'cluster' && (svc.Service === serviceName || (label !== '' && this.dnsLabel(svc.Service) === label))) return true;
     return false;
   }
 
-  /** True when the cluster (an agent of the master's feed) holds this node. */
+  /** True when the cluster (an agent of the master's feed) holds this node, or one whose DNS label is the same. */
   clusterNode(nodeName: string): boolean {
-    return this.nodes.get(nodeName)?.sources.has('cluster') ?? false;
+    if (this.nodes.get(nodeName)?.sources.has('cluster')) return true;
+    const label = this.dnsLabel(nodeName);
+    if (label === '') return false;
+    for (const e of this.nodes.values()) if (e.sources.has('cluster') && e.node.Node !== nodeName && this.dnsLabel(e.node.Node) === label) return true;
+    return false;
   }
 
   serviceSource(nodeName: string, serviceId: string): Source | undefined {

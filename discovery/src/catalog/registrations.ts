@@ -308,8 +308,9 @@ export class Registrations {
   private vetCatalogRegister(b: z.output<typeof catalogRegisterSchema>, prev: CatalogNodeDoc | undefined, authz: Authorizer): void {
     const node = this.catalog.node(b.Node);
     const nodeChanges = !node || node.Address !== b.Address || (b.NodeMeta !== undefined && JSON.stringify(b.NodeMeta) !== JSON.stringify(node.Meta));
-    // An agent's address and metadata are the master's: a registration may add services beside its tasks, never move it.
-    if (node && nodeChanges && this.catalog.clusterNode(b.Node)) throw new CorralError('CONFLICT', `node "${b.Node}" is a cluster agent; its address comes from the master`);
+    // An agent's address and metadata are the master's: a registration may add services beside its tasks, never move it
+    // (nor shadow its <name>.node name with another node of the same DNS label).
+    if (nodeChanges && this.catalog.clusterNode(b.Node)) throw new CorralError('CONFLICT', `node "${b.Node}" is (or is named in DNS like) a cluster agent; its address comes from the master`);
     if (nodeChanges && !authz.allowed('node', b.Node, 'write')) throw permissionDenied(authz, 'node:write', b.Node);
     let serviceId: string | undefined;
     if (b.Service) {
