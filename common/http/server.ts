@@ -159,6 +159,8 @@ export class HttpServer {
         return parseJson(buf.toString('utf8'));
       },
       admit: (kind, principal) => {
+        // A client already gone has had its 'close': a slot taken now would never be given back.
+        if (res.destroyed || req.socket.destroyed) return;
         const release = (limiterOf(req.socket) ?? this.limiter).admit(req.socket, kind, principal);
         res.once('close', release);
       },

@@ -56,7 +56,8 @@ export class EventStream {
     // owner it is a stream whose client left at once (onClose follows), never a thrown error
     // after the owner has registered it.
     const limiter = opts.admitted ? undefined : limiterOf(res.socket);
-    if (limiter && res.socket) {
+    // A client already gone has had its 'close' (a slot taken now would never be given back).
+    if (limiter && res.socket && !res.destroyed && !res.socket.destroyed) {
       try {
         res.once('close', limiter.admit(res.socket, opts.kind ?? 'stream', opts.principal));
       } catch (err) {

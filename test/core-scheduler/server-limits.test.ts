@@ -129,6 +129,34 @@ describe('master', () => {
       for (const h of held) h.close();
     }
   });
+
+  it('watches and streams abandoned at once, even before they open, give their slots back', async () => {
+    const attacker = targetOf(master.url, ATTACKER);
+    const watch = JSON.stringify({ type: 'WATCH', watch: { prefix: 'apps/' } });
+    const subscribe = JSON.stringify({ type: 'SUBSCRIBE' });
+    // Each is sent whole and dropped right away: the server sees the request and a client already gone.
+    const abandoned = Array.from({ length: 10 }, (_, i) => {
+      const c = connect(attacker);
+      const body = i % 2 ? watch : subscribe;
+      const path = i % 2 ? '/api/v1/store' : '/api/v1';
+      c.socket.end(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      c.socket.once('data', () => c.socket.destroy());
+      setImmediate(() => c.socket.destroy());
+      return c.closed;
+    });
+    await Promise.all(abandoned);
+    const held = [];
+    try {
+      await until(async () => !/corral_master_http_streams_open\{kind="(watch|stream)"\} [1-9]/.test((await request(targetOf(master.url, CLIENT), '/metrics')).body), 20_000, 'no watch left counted');
+      for (let i = 0; i < TEST_LIMITS.maxStreamsPerClient; i++) {
+        const w = await hold(attacker, '/api/v1/store', { method: 'POST', body: JSON.parse(watch) as unknown });
+        held.push(w);
+        expect(w.status).toBe(200);
+      }
+    } finally {
+      for (const h of held) h.close();
+    }
+  });
 });
 
 describe('services daemon', () => {
