@@ -95,7 +95,9 @@ async function resubscribe(client: SchedulerClient): Promise<number> {
 try {
   for (let i = 0; i < 3; i++) {
     const workDir = join(dir, `m${i}`);
-    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd.endpoint, namespace: 'bench/', leaseTtlSeconds: ttl });
+    // The simulated agents all come from this host: raise the per-client caps a master puts on one address.
+    const limits = { maxConnectionsPerClient: 16_384, maxStreamsPerClient: 16_384 };
+    const config = writeHaMasterConfig(workDir, { etcdEndpoint: etcd.endpoint, namespace: 'bench/', leaseTtlSeconds: ttl, extra: { limits } });
     masters.push(new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]));
   }
   await Promise.all(masters.map((m) => m.start()));
