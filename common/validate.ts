@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CorralError } from '../contracts/errors.js';
+import { masterSpecProblem } from '../contracts/client/masters.js';
 
 export { z };
 
@@ -34,3 +35,9 @@ export function parseJson(text: string, what = 'JSON body'): unknown {
     throw new CorralError('MALFORMED_REQUEST', `malformed ${what}: ${(err as Error).message}`);
   }
 }
+
+/** A master URL, or several separated by commas (a client follows the leader among them), as daemons' configs take it. */
+export const masterUrlsSchema = z.string().superRefine((m, ctx) => {
+  const problem = masterSpecProblem(m);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});

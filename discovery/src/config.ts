@@ -2,10 +2,9 @@
  * Discovery daemon configuration: defaults < --config file < CORRAL_* environment < flags.
  */
 import { hostname } from 'node:os';
-import { z } from '../../common/validate.js';
+import { masterUrlsSchema, z } from '../../common/validate.js';
 import { httpLimitsSchema } from '../../common/http/limits.js';
 import { storeConfigSchema } from '../../common/store/json.js';
-import { masterSpecProblem } from '../../contracts/client/masters.js';
 
 const label = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label');
 
@@ -24,13 +23,7 @@ export const discoveryConfigSchema = z.object({
   master: z
     .object({
       /** Master URL, or several separated by commas (the leader among them is followed); without it only catalog and agent registrations are served. */
-      url: z
-        .string()
-        .superRefine((m, ctx) => {
-          const problem = masterSpecProblem(m);
-          if (problem) ctx.addIssue({ code: 'custom', message: problem });
-        })
-        .optional(),
+      url: masterUrlsSchema.optional(),
       principal: z.string().optional(),
       secret: z.string().optional(),
       initialBackoffMs: z.number().int().min(10).max(60_000).default(100),

@@ -13,11 +13,11 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Consul from 'consul';
-import { startCluster, type TestCluster } from './cluster.js';
+import { startCluster, startReplica, type TestCluster } from './cluster.js';
 import { digShort } from './dns-client.js';
 import { untilValue } from '../harness/wait.js';
 import { etcdForTests } from '../harness/etcd-suite.js';
-import { startDiscovery, type RunningDiscovery } from '../../discovery/src/daemon.js';
+import type { RunningDiscovery } from '../../discovery/src/daemon.js';
 
 /** A Consul API call with a token, answering status and body text. */
 async function call(base: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; text: string }> {
@@ -208,15 +208,7 @@ describe('discovery ACLs across replicas on one Store', () => {
     const tokenFile = join(c.dir, 'acl-bootstrap-token');
     writeFileSync(tokenFile, `${bootstrap}\n`, { mode: 0o600 });
     chmodSync(tokenFile, 0o600);
-    const b: RunningDiscovery = await startDiscovery({
-      workDir: join(c.dir, 'discovery2'),
-      store,
-      nodeName: 'control2',
-      http: { port: 0 },
-      master: { url: c.master.url },
-      dns: { port: 0, workers: 0 },
-      acl: { enabled: true, bootstrapTokenFile: tokenFile },
-    });
+    const b: RunningDiscovery = await startReplica(c, store, { acl: { enabled: true, bootstrapTokenFile: tokenFile } });
     cleanup.push(() => b.close());
     const a = c.discovery;
     expect((await call(a.httpUrl, 'PUT', '/v1/acl/bootstrap')).text).toMatch(/^Permission denied: ACL bootstrap no longer allowed/);

@@ -162,3 +162,8 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
     throw err;
   }
 }
+
+/** A second discovery replica on the cluster's Store, following the same master (DNS on a port of its own). */
+export function startReplica(c: TestCluster, store: NonNullable<DiscoveryConfigInput['store']>, extra: Partial<DiscoveryConfigInput> = {}): Promise<RunningDiscovery> {
+  return startDiscovery({ workDir: join(c.dir, 'discovery2'), store, nodeName: 'control2', http: { port: 0 }, master: { url: c.master.url }, dns: { port: 0, workers: 0 }, ...extra });
+}

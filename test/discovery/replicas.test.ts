@@ -6,11 +6,10 @@
  * deregistration too; one replica stopping leaves the other serving.
  */
 import { describe, it, expect, afterEach } from 'vitest';
-import { join } from 'node:path';
 import { etcdForTests } from '../harness/etcd-suite.js';
 import { untilValue } from '../harness/wait.js';
-import { startDiscovery, type RunningDiscovery } from '../../discovery/src/daemon.js';
-import { startCluster, type TestCluster } from './cluster.js';
+import type { RunningDiscovery } from '../../discovery/src/daemon.js';
+import { startCluster, startReplica, type TestCluster } from './cluster.js';
 import { addresses } from './dns-client.js';
 
 const etcd = etcdForTests();
@@ -24,14 +23,7 @@ async function twoReplicas(): Promise<{ c: TestCluster; a: RunningDiscovery; b: 
   const store = { backend: 'etcd' as const, etcdEndpoints: [etcd().endpoint], namespace: `disc-${Date.now()}/` };
   const c = await startCluster({ discovery: { store, nodeName: 'control1' } });
   cleanup.push(() => c.dispose());
-  const b = await startDiscovery({
-    workDir: join(c.dir, 'discovery2'),
-    store,
-    nodeName: 'control2',
-    http: { port: 0 },
-    master: { url: c.master.url },
-    dns: { port: 0, workers: 0 },
-  });
+  const b = await startReplica(c, store);
   cleanup.push(() => b.close());
   return { c, a: c.discovery, b };
 }

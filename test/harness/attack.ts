@@ -112,27 +112,28 @@ export interface Reply {
   headers: http.IncomingHttpHeaders;
 }
 
+/** Where and how to send a request with a JSON body (if any), on a connection of its own. */
+function requestOptions(target: Target, path: string, method = 'GET', body?: string, headers?: Record<string, string>): http.RequestOptions {
+  return {
+    ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port, ...(target.from && { localAddress: target.from }) }),
+    path,
+    method,
+    agent: false,
+    headers: { ...(body !== undefined && { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }), ...headers },
+  };
+}
+
 /** A well-behaved client's request on a fresh connection. */
 export function request(target: Target, path: string, opts: { method?: string; body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Reply> {
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port, ...(target.from && { localAddress: target.from }) }),
-        path,
-        method: opts.method ?? 'GET',
-        agent: false,
-        headers: { ...(body !== undefined && { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }), ...opts.headers },
-        timeout: opts.timeoutMs ?? 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
-        res.on('error', reject);
-      },
-    );
+    const req = http.request({ ...requestOptions(target, path, opts.method, body, opts.headers), timeout: opts.timeoutMs ?? 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+      res.on('error', reject);
+    });
     req.on('timeout', () => req.destroy(new Error(`no answer to ${path} within ${opts.timeoutMs ?? 10_000} ms`)));
     req.on('error', reject);
     req.end(body);
@@ -146,23 +147,14 @@ export function request(target: Target, path: string, opts: { method?: string; b
 export function hold(target: Target, path: string, opts: { method?: string; body?: unknown } = {}): Promise<{ status: number; body(): string; close(): void; closed: Promise<void> }> {
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        ...('socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port, ...(target.from && { localAddress: target.from }) }),
-        path,
-        method: opts.method ?? 'GET',
-        agent: false,
-        headers: body !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('error', () => undefined);
-        const closed = new Promise<void>((r) => res.once('close', () => r()));
-        resolve({ status: res.statusCode ?? 0, body: () => text, close: () => req.destroy(), closed });
-      },
-    );
+    const req = http.request(requestOptions(target, path, opts.method, body), (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('error', () => undefined);
+      const closed = new Promise<void>((r) => res.once('close', () => r()));
+      resolve({ status: res.statusCode ?? 0, body: () => text, close: () => req.destroy(), closed });
+    });
     req.on('error', reject);
     req.end(body);
   });

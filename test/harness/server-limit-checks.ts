@@ -28,6 +28,19 @@ async function allClosed(connections: AttackConnection[]): Promise<void> {
   await until(() => connections.every((c) => c.isClosed()), CLOSE_DEADLINE_MS, 'every attacking connection closed by the server');
 }
 
+/**
+ * The attacker's address is served again: the server has counted its cut
+ * connections as gone (it learns of each close after the attacker does), so
+ * the next check starts with no slot still held.
+ */
+async function attackerServedAgain(attacker: Target, path: string): Promise<void> {
+  const served = async (): Promise<boolean> => {
+    const r = await request(attacker, path).catch(() => undefined);
+    return r !== undefined && r.status < 400;
+  };
+  await until(served, CLOSE_DEADLINE_MS, "the attacker's connection slots released");
+}
+
 function expectTimedOut(c: AttackConnection, limit: 'headersTimeoutMs' | 'requestTimeoutMs', configKey: string): void {
   expect(statusOf(c.received())).toBe(408);
   const e = errorBody(c.received());
@@ -52,6 +65,7 @@ export async function checkSlowLoris(opts: { attacker: Target; client: Target; p
   } finally {
     attack.stop();
   }
+  await attackerServedAgain(opts.attacker, opts.path);
 }
 
 /**
@@ -79,6 +93,7 @@ export async function checkFloodPerClient(opts: { attacker: Target; client: Targ
   } finally {
     f.stop();
   }
+  await attackerServedAgain(opts.attacker, opts.path);
 }
 
 /**
@@ -103,4 +118,5 @@ export async function checkFloodTotal(opts: { attacker: Target; client: Target; 
   } finally {
     f.stop();
   }
+  await attackerServedAgain(opts.attacker, opts.path);
 }

@@ -3,11 +3,10 @@
  * CORRAL_SERVICES_* environment < flags (e.g. CORRAL_SERVICES_MASTER__URL,
  * CORRAL_SERVICES_UNREACHABLE__REPLACE_AFTER_SECONDS).
  */
-import { z } from '../../../common/validate.js';
+import { masterUrlsSchema, z } from '../../../common/validate.js';
 import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { roleSchema } from '../../../contracts/v1/v1-schema.js';
-import { masterSpecProblem } from '../../../contracts/client/masters.js';
 
 export const SERVICES_ENV_PREFIX = 'CORRAL_SERVICES_';
 
@@ -25,13 +24,7 @@ export const servicesConfigSchema = z
     master: z
       .object({
         /** The master, or several separated by commas: the framework subscribes to the leader among them. */
-        url: z
-          .string()
-          .superRefine((m, ctx) => {
-            const problem = masterSpecProblem(m);
-            if (problem) ctx.addIssue({ code: 'custom', message: problem });
-          })
-          .default('http://127.0.0.1:5050'),
+        url: masterUrlsSchema.default('http://127.0.0.1:5050'),
         /** The framework's own credential at the master. */
         principal: z.string().min(1).optional(),
         secret: z.string().min(1).optional(),
