@@ -4,7 +4,7 @@
  * `--master` / CORRAL_MASTER may name several masters separated by commas:
  * the clients follow the leader among them (contracts/client/masters.ts).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadSecurity } from '../core-scheduler/src/index.js';
 import { OperatorClient } from '../contracts/client/operator-client.js';
@@ -23,14 +23,33 @@ interface GlobalOptions {
 }
 
 export function globals(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
+  const o = cmd.optsWithGlobals() as Partial<GlobalOptions> & { secretFile?: string };
+  const secret = secretOf(o.secretFile ?? process.env.CORRAL_SECRET_FILE, process.env.CORRAL_SECRET);
   return {
     master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
     json: o.json ?? false,
     ...((o.principal ?? process.env.CORRAL_PRINCIPAL) ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
-    ...((o.secret ?? process.env.CORRAL_SECRET) ? { secret: o.secret ?? process.env.CORRAL_SECRET } : {}),
+    ...(secret ? { secret } : {}),
     ...((o.credentials ?? process.env.CORRAL_CREDENTIALS) ? { credentials: o.credentials ?? process.env.CORRAL_CREDENTIALS } : {}),
   };
+}
+
+/**
+ * The principal's secret: from a file (its first line), else from the
+ * environment. Never a flag's value: a command line is visible to every user
+ * of the host (ps, /proc/<pid>/cmdline).
+ */
+function secretOf(file: string | undefined, fromEnv: string | undefined): string | undefined {
+  if (file === undefined) return fromEnv || undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CorralError('INVALID_ARGUMENT', `--secret-file (or CORRAL_SECRET_FILE): cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const secret = text.split('\n')[0]!.trim();
+  if (!secret) throw new CorralError('INVALID_ARGUMENT', `--secret-file (or CORRAL_SECRET_FILE): ${file} is empty; it must hold the secret on its first line`);
+  return secret;
 }
 
 /** Principal and secret: explicit ones, else the first operator of the security file (if there is one). */

@@ -26,7 +26,7 @@ function buildProgram(): Command {
     .version(VERSION)
     .option('--master <url>', 'master URL (env CORRAL_MASTER)', undefined)
     .option('--principal <name>', 'principal to authenticate as (env CORRAL_PRINCIPAL)')
-    .option('--secret <secret>', 'secret of the principal (env CORRAL_SECRET)')
+    .option('--secret-file <file>', "file holding the principal's secret (env CORRAL_SECRET_FILE, or the secret itself in CORRAL_SECRET; never on the command line)")
     .option('--credentials <file>', 'security file to take an operator credential from (env CORRAL_CREDENTIALS)')
     .option('--json', 'print JSON instead of tables')
     .showHelpAfterError()
