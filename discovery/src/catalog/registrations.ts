@@ -61,6 +61,16 @@ export const agentServiceSchema = z.looseObject({
   Checks: z.array(checkBodySchema).max(32).optional(),
 });
 
+/** A check as a catalog registration carries it (Check, or each of Checks). */
+const catalogCheckSchema = z.looseObject({
+  CheckID: z.string().max(256).optional(),
+  Name: z.string().max(256).optional(),
+  Status: status.optional(),
+  Notes: z.string().max(4096).optional(),
+  Output: z.string().max(65536).optional(),
+  ServiceID: z.string().max(256).optional(),
+});
+
 export const catalogRegisterSchema = z.looseObject({
   Node: name,
   Address: z.string().min(1).max(256),
@@ -68,29 +78,8 @@ export const catalogRegisterSchema = z.looseObject({
   Service: z
     .looseObject({ ID: z.string().max(256).optional(), Service: name, Tags: tags, Address: z.string().max(256).optional(), Port: z.number().int().min(0).max(65535).optional(), Meta: meta })
     .optional(),
-  Check: z
-    .looseObject({
-      CheckID: z.string().max(256).optional(),
-      Name: z.string().max(256).optional(),
-      Status: status.optional(),
-      Notes: z.string().max(4096).optional(),
-      Output: z.string().max(65536).optional(),
-      ServiceID: z.string().max(256).optional(),
-    })
-    .optional(),
-  Checks: z
-    .array(
-      z.looseObject({
-        CheckID: z.string().max(256).optional(),
-        Name: z.string().max(256).optional(),
-        Status: status.optional(),
-        Notes: z.string().max(4096).optional(),
-        Output: z.string().max(65536).optional(),
-        ServiceID: z.string().max(256).optional(),
-      }),
-    )
-    .max(32)
-    .optional(),
+  Check: catalogCheckSchema.optional(),
+  Checks: z.array(catalogCheckSchema).max(32).optional(),
 });
 
 export const catalogDeregisterSchema = z.looseObject({ Node: name, ServiceID: z.string().max(256).optional(), CheckID: z.string().max(256).optional() });
