@@ -222,11 +222,10 @@ export class Master {
 
   /** Send events on a connection; false when there is none (nobody is listening). */
   send(conn: string | undefined, ...events: unknown[]): boolean {
-    if (conn === undefined) return false;
-    this.out.send(conn, events);
-    return true;
+    return this.sendAll(conn, events);
   }
 
+  /** Events in order on one connection, in one write. */
   sendAll(conn: string | undefined, events: unknown[]): boolean {
     if (conn === undefined) return false;
     this.out.send(conn, events);

@@ -83,18 +83,18 @@ class Harness {
   }
 
   /** Events sent on a connection since the last call. */
-  take_(conn: string): unknown[] {
+  drainSent(conn: string): unknown[] {
     const out = this.sent.get(conn) ?? [];
     this.sent.delete(conn);
     return out;
   }
 
   agentEvents(conn: string): AgentEvent[] {
-    return this.take_(conn) as AgentEvent[];
+    return this.drainSent(conn) as AgentEvent[];
   }
 
   schedulerEvents(conn: string): SchedulerEvent[] {
-    return this.take_(conn) as SchedulerEvent[];
+    return this.drainSent(conn) as SchedulerEvent[];
   }
 
   /** An agent registers (again) and its stream opens. */
