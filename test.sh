@@ -36,6 +36,7 @@ PACKAGES=(
   shellcheck             # vagrant: lints provision.sh
   podman                 # interop: a third-party container runtime on corral's CNI network (libcni)
   runc                   # bench: the peer runtime the containerizer benchmarks run side by side
+  libseccomp-dev         # isolator: the task shim's default seccomp profile (libseccomp)
 )
 
 ensure_node

@@ -54,6 +54,7 @@ UP_PACKAGES=(
   dnsutils        # dig: the tour's DNS check
   curl            # the tour's HTTP check
   build-essential # cc and make: the task launcher and the CNI plugin (native/)
+  libseccomp-dev  # the task launcher's default seccomp profile
 )
 
 ensure_npm_deps() {
