@@ -1,0 +1,3 @@
+/** The cluster CA, certificates, and TLS files for daemons and clients (see certs.ts, load.ts, explain.ts). */
+export { createClusterCa, issueCertificate, type CertUsage, type IssueOptions, type TlsPair } from './certs.js';
+export { checkValidity, loadTls, peerCommonName, writeTlsFiles, type TlsFiles, type TlsMaterial } from './load.js';
