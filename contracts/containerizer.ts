@@ -15,12 +15,31 @@ export interface CommandSpec {
   value?: string;
   arguments?: string[];
   environment: Record<string, string>;
-  /** Run as this user (default: the agent's user). */
+  /**
+   * Run as this user: a name or uid[:gid], resolved on the host (or in the image's /etc/passwd).
+   * The agent fills it for MESOS tasks (TaskInfo.command.user, else FrameworkInfo.user, else its
+   * `taskUser`); without it the native containerizer uses its `defaultUser` (nobody) and Docker
+   * the image's USER.
+   */
   user?: string;
 }
 
+/** Linux capabilities by Mesos CapabilityInfo name ("NET_BIND_SERVICE", "SYS_ADMIN"…). */
+export interface SecuritySpec {
+  /**
+   * The capabilities the task runs with (whatever its uid). Absent: none for a non-root user, the
+   * containerizer's reduced default set for root.
+   */
+  effectiveCapabilities?: string[];
+  /** The most the task (and anything it execs) can ever hold. Absent: the effective set. */
+  boundingCapabilities?: string[];
+  /** Refuse to start the task as uid 0 (the agent's `allowRootTasks: false`). */
+  denyRoot?: boolean;
+}
+
 export type VolumeSource =
-  | { type: 'host'; path: string }
+  /** `owned`: a persistent volume, handed to the task's user when no other container uses it (as Mesos does). */
+  | { type: 'host'; path: string; owned?: boolean }
   | { type: 'sandbox'; path: string }
   /** An external volume by driver and name (the volume plugin's library or Docker's driver). */
   | { type: 'external'; driver: string; name: string; options: Record<string, string> };
@@ -54,6 +73,8 @@ export interface ContainerConfig {
   limits: { pids?: number };
   volumes: VolumeMount[];
   network: NetworkSpec;
+  /** User identity and privileges beyond `command.user` (capabilities, root policy). */
+  security?: SecuritySpec;
   hostname?: string;
   /** stdout/stderr files in the sandbox, rotated by size. */
   logs: { stdout: string; stderr: string; maxBytes: number; maxFiles: number };

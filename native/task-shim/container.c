@@ -2,8 +2,9 @@
  * The container side of a launch, run in the child the supervisor forks:
  * join the cgroups (before anything else, so every later step is accounted),
  * join the network namespace, unshare mount/uts/ipc, set up the filesystem
- * (volume binds, /proc for the new pid namespace, masking host mounts the
- * task must not pin, or an overlay root filesystem with pivot_root), then
+ * (an overlay root filesystem from an image, or a read-only view of the host
+ * without corral's own files; either way pivot_root into it, so no host mount
+ * is left to pin or see), then drop to the task's identity (security.c) and
  * exec the task. With a pid namespace this process is the namespace's init:
  * it forks the task, forwards signals to it (a task's SIGTERM handler works
  * as it would outside a container), reaps orphans, hands the task's exact
@@ -55,6 +56,9 @@ static void pathf(char *out, size_t n, const char *fmt, ...) {
   va_end(ap);
   if (len < 0 || (size_t)len >= n) die("path too long: %.200s…", out);
 }
+
+static void harden_kernel_files(const char *root);
+static void enter_root(const char *root);
 
 static void join_cgroups(const struct launch_spec *s) {
   char path[4200];
@@ -194,14 +198,123 @@ static void setup_rootfs(const struct launch_spec *s) {
     pathf(path, sizeof path, "%s%s", root, s->binds[i].target);
     bind(s->binds[i].source, path, s->binds[i].readonly);
   }
-  /* pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops every host mount. */
+  harden_kernel_files(root);
+  enter_root(root);
+}
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+struct corral_mount_attr {
+  unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* An empty read-only directory (tmpfs) or /dev/null over `path`, whatever it is; nothing when it does not exist. */
+static void cover(const char *path, int *is_dir) {
+  struct stat st;
+  *is_dir = 0;
+  if (lstat(path, &st)) return;
+  if (S_ISDIR(st.st_mode)) {
+    do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+    *is_dir = 1;
+  } else if (!S_ISLNK(st.st_mode)) {
+    do_mount("/dev/null", path, NULL, MS_BIND, NULL);
+    do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  }
+}
+
+/*
+ * /proc and /sys as Docker leaves them to a container: kernel tunables (/proc/sys), sysrq and irq
+ * settings read-only; kernel memory, key lists and timer dumps masked; firmware tables hidden.
+ */
+static void harden_kernel_files(const char *root) {
+  static const char *readonly[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
+  static const char *masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
+                                 "/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security"};
+  char path[4200];
+  for (size_t i = 0; i < sizeof readonly / sizeof *readonly; i++) {
+    pathf(path, sizeof path, "%s%s", root, readonly[i]);
+    if (access(path, F_OK)) continue;
+    do_mount(path, path, NULL, MS_BIND | MS_REC, NULL);
+    do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  }
+  for (size_t i = 0; i < sizeof masked / sizeof *masked; i++) {
+    int dir;
+    pathf(path, sizeof path, "%s%s", root, masked[i]);
+    cover(path, &dir);
+    if (dir) do_mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+  }
+}
+
+/* pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops every host mount. */
+static void enter_root(const char *root) {
   if (chdir(root)) die("chdir %s: %s", root, strerror(errno));
   if (syscall(SYS_pivot_root, ".", ".")) die("pivot_root %s: %s", root, strerror(errno));
   if (umount2(".", MNT_DETACH)) die("detach the host root: %s", strerror(errno));
   if (chdir("/")) die("chdir /: %s", strerror(errno));
 }
 
+/*
+ * A task without an image sees the host's files, read-only, without what it must not see or pin.
+ * The view is a recursive bind of "/" on `view_root`, then:
+ *  - every mount under a masked path (corral's run, work and state directories, credentials,
+ *    network namespace files, other containers' volumes) is detached from the copy, and the path
+ *    itself covered by an empty read-only directory or /dev/null;
+ *  - everything is read-only, nosuid and nodev in one mount_setattr (cgroupfs, /sys included);
+ *  - /tmp is a private tmpfs (its pages are charged to the task's memory cgroup);
+ *  - the sandbox and the volumes are bound read-write (or as asked) at their usual paths, so the
+ *    task's paths (cwd, MESOS_SANDBOX) are the same as outside;
+ *  - a fresh /dev (null, zero, random…, its own devpts and shm) and /proc for its pid namespace;
+ * and the task pivots into it: the host's root and every host mount are gone from its namespace.
+ */
 static void setup_host_view(const struct launch_spec *s) {
+  const char *root = s->view_root;
+  char path[4200];
+  if (mkdir_p(root, 0755)) die("create %s: %s", root, strerror(errno));
+  do_mount("/", root, NULL, MS_BIND | MS_REC, NULL);
+  const char *prefixed[257];
+  for (int i = 0; i < s->nmasks; i++) {
+    pathf(path, sizeof path, "%s%s", root, s->masks[i]);
+    prefixed[i] = strdup(path);
+  }
+  /* The host's /tmp and what is mounted under it are replaced by the task's own /tmp below. */
+  pathf(path, sizeof path, "%s/tmp", root);
+  prefixed[s->nmasks] = path;
+  detach_under(prefixed, s->nmasks + 1);
+  struct corral_mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+  if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &attr, sizeof attr)) die("make the host view read-only: %s", strerror(errno));
+  pathf(path, sizeof path, "%s/tmp", root);
+  do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  int covered[256];
+  for (int i = 0; i < s->nmasks; i++) cover(prefixed[i], &covered[i]);
+  /* Binds after the covers: the sandbox usually lives under the agent's (masked) work directory. */
+  pathf(path, sizeof path, "%s%s", root, s->sandbox);
+  bind(s->sandbox, path, 0);
+  for (int i = 0; i < s->nbinds; i++) {
+    pathf(path, sizeof path, "%s%s", root, s->binds[i].target);
+    bind(s->binds[i].source, path, s->binds[i].readonly);
+  }
+  for (int i = 0; i < s->nmasks; i++) {
+    if (covered[i]) do_mount(NULL, prefixed[i], NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+    free((void *)prefixed[i]);
+  }
+  make_dev(root);
+  pathf(path, sizeof path, "%s/proc", root);
+  do_mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  harden_kernel_files(root);
+  enter_root(root);
+}
+
+/* Without pivoting (the old layout, kept for tasks launched with a mount namespace but no view root). */
+static void setup_shared_view(const struct launch_spec *s) {
   for (int i = 0; i < s->nbinds; i++) bind(s->binds[i].source, s->binds[i].target, s->binds[i].readonly);
   if (s->ns_ipc) do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   if (s->ns_pid) do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -220,11 +333,8 @@ static void exec_task(const struct launch_spec *s) {
   if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pipes->out_w, 1) < 0 || dup2(pipes->errlog_w, 2) < 0) die("stdio: %s", strerror(errno));
   if (s->ns_pid) (void)write_file("/proc/self/oom_score_adj", "0");
   if (chdir(s->cwd)) die("working directory %s: %s", s->cwd, strerror(errno));
-  if (s->has_user) {
-    if (setgroups((size_t)s->ngroups, s->groups)) die("setgroups: %s", strerror(errno));
-    if (setgid(s->gid)) die("setgid %d: %s", (int)s->gid, strerror(errno));
-    if (setuid(s->uid)) die("setuid %d: %s", (int)s->uid, strerror(errno));
-  }
+  char err[MSG_MAX];
+  if (apply_identity(s, err, sizeof err)) die("%s", err);
   /* execvp searches the PATH of `environ`: make it the task's. */
   environ = (char **)s->envp;
   execvp(s->exec_file, (char *const *)s->argv);
@@ -272,7 +382,8 @@ void run_container(const struct launch_spec *s, const struct child_pipes *p) {
     /* Nothing mounted here may propagate back to the host. */
     do_mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
     if (s->rootfs) setup_rootfs(s);
-    else setup_host_view(s);
+    else if (s->view_root) setup_host_view(s);
+    else setup_shared_view(s);
   }
   if (s->hostname && s->ns_uts && sethostname(s->hostname, strlen(s->hostname))) die("sethostname: %s", strerror(errno));
   if (!s->ns_pid) exec_task(s);

@@ -17,7 +17,8 @@ int log_open(struct rotating_log *l, const char *path, long long max_bytes, int 
   l->path = path;
   l->max_bytes = max_bytes;
   l->max_files = max_files;
-  l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  /* O_NOFOLLOW: the sandbox belongs to the task's user, who could plant a symlink where the log goes. */
+  l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (l->fd < 0) return -1;
   struct stat st;
   l->size = fstat(l->fd, &st) == 0 ? st.st_size : 0;
@@ -39,7 +40,7 @@ static void rotate(struct rotating_log *l) {
   }
   snprintf(to, sizeof to, "%s.1", l->path);
   rename(l->path, to);
-  int fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return; /* keep writing to the renamed file rather than drop output */
   close(l->fd);
   l->fd = fd;

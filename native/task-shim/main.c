@@ -124,6 +124,12 @@ static size_t process(char *buf, size_t len) {
 }
 
 static int serve(void) {
+  char err[MSG_MAX];
+  /* Once for every task: each launch only loads the compiled program. */
+  if (seccomp_compile(err, sizeof err)) {
+    fprintf(stderr, "corral-task-shim: %s\n", err);
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   sigset_t chld;
   sigemptyset(&chld);

@@ -41,6 +41,15 @@ static int parse_bind(char *v, struct bind *b) {
   return 0;
 }
 
+static int parse_hex(const char *v, unsigned long long *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 16);
+  if (errno || *end || end == v || v[0] == '-') return -1;
+  *out = n;
+  return 0;
+}
+
 static int parse_namespaces(const char *v, struct launch_spec *s) {
   char buf[128];
   if (strlen(v) >= sizeof buf) return -1;
@@ -69,6 +78,7 @@ static int parse_groups(const char *v, struct launch_spec *s) {
 
 int parse_launch(const struct request *r, struct launch_spec *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
+  s->seccomp = 1;
   s->log_max_bytes = 10 * 1024 * 1024;
   s->log_max_files = 5;
   for (int i = 0; i < r->count; i++) {
@@ -135,6 +145,19 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
       s->gid = (gid_t)n;
     } else if (strcmp(k, "groups") == 0) {
       if (parse_groups(v, s)) return fmt_err(err, errlen, "bad groups"), -1;
+    } else if (strcmp(k, "caps_effective") == 0) {
+      if (parse_hex(v, &s->cap_effective)) return fmt_err(err, errlen, "bad caps_effective (hex mask)"), -1;
+      s->has_caps = 1;
+    } else if (strcmp(k, "caps_bounding") == 0) {
+      if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
+      s->has_caps = 1;
+    } else if (strcmp(k, "seccomp") == 0) {
+      if (strcmp(v, "default") == 0) s->seccomp = 1;
+      else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
+      else return fmt_err(err, errlen, "bad seccomp \"%s\" (default, unconfined)", v), -1;
+    } else if (strcmp(k, "view_root") == 0) {
+      if (v[0] != '/') return fmt_err(err, errlen, "bad view_root (an absolute path)"), -1;
+      s->view_root = v;
     } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
   }
   if (!s->id || !s->sandbox || !s->status_path || !s->stdout_path || !s->stderr_path || s->argc == 0)
@@ -142,6 +165,7 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
   if (!s->exec_file) s->exec_file = s->argv[0];
   if (!s->cwd) s->cwd = s->sandbox;
   if (s->rootfs && (!s->rootfs_state || !s->ns_mnt)) return fmt_err(err, errlen, "rootfs needs rootfs_state and a mount namespace"), -1;
+  if (s->view_root && (s->rootfs || !s->ns_mnt)) return fmt_err(err, errlen, "view_root needs a mount namespace and no rootfs"), -1;
   if ((s->nbinds || s->nmasks) && !s->ns_mnt) return fmt_err(err, errlen, "bind and mask need a mount namespace"), -1;
   return 0;
 }

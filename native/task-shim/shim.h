@@ -76,11 +76,18 @@ struct launch_spec {
   const char *exit_link;
   /* "SUPERVISOR_PID SUPERVISOR_START TASK_PID TASK_START", written once the task runs. */
   const char *supervisor_file;
+  /* Without an image: the directory the task's read-only view of the host is assembled on (see container.c). */
+  const char *view_root;
   int has_user;
   uid_t uid;
   gid_t gid;
   gid_t groups[64];
   int ngroups;
+  /* Capability sets as bit masks (bit N = capability N); only applied when has_caps. */
+  int has_caps;
+  unsigned long long cap_effective, cap_bounding;
+  /* Load the default seccomp profile (security.c) before exec. */
+  int seccomp;
 };
 
 /* request.c */
@@ -98,6 +105,10 @@ struct child_pipes {
   int relay_w; /* pid-namespace init -> supervisor: the task's wait status */
 };
 void run_container(const struct launch_spec *s, const struct child_pipes *p) __attribute__((noreturn));
+
+/* security.c */
+int seccomp_compile(char *err, size_t errlen);
+int apply_identity(const struct launch_spec *s, char *err, size_t errlen);
 
 /* netns.c */
 int create_netns(const char *path, char *err, size_t errlen);

@@ -56,18 +56,29 @@ static long long read_oom_kills(const char *path) {
   return n;
 }
 
-/* Written under a temporary name and renamed, so a reader never sees half a file. */
-static int write_atomic(const char *path, const char *text, size_t len) {
+/*
+ * Written under a temporary name and renamed, so a reader never sees half a file. Relative to
+ * `dirfd` (AT_FDCWD for an absolute path): the status directory is held open from before the task
+ * started, so a task that owns its sandbox cannot redirect the write by renaming the directory or
+ * planting a symlink in its place.
+ */
+static int write_atomic_at(int dirfd, const char *path, const char *text, size_t len) {
   char tmp[4200];
   if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -1;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return -1;
   int rc = write_all(fd, text, len);
   close(fd);
-  if (rc == 0) rc = rename(tmp, path);
-  if (rc) unlink(tmp);
+  if (rc == 0) rc = renameat(dirfd, tmp, dirfd, path);
+  if (rc) unlinkat(dirfd, tmp, 0);
   return rc;
 }
+
+static int write_atomic(const char *path, const char *text, size_t len) { return write_atomic_at(AT_FDCWD, path, text, len); }
+
+/* The termination file's directory, opened before the task runs; -1 when it cannot be. */
+static int status_dirfd = -1;
+static const char *status_name;
 
 /*
  * The container's cgroups, once its task is over: removed here, by each
@@ -105,9 +116,13 @@ static void write_status(const struct launch_spec *s, int have_status, int statu
   int n = snprintf(json, sizeof json,
                    "{\"exitCode\":%s,\"signal\":%s,\"oomKills\":%lld,\"finishedAt\":%lld,\"pid\":%d,\"error\":%s,\"cgroupsRemoved\":%s}\n",
                    code_json, sig_json, oom_kills, now_ms(), (int)task, err_json, cgroups_removed ? "true" : "false");
-  if (write_atomic(s->status_path, json, (size_t)n)) return;
+  if (status_dirfd < 0 || write_atomic_at(status_dirfd, status_name, json, (size_t)n)) {
+    /* No sandbox copy: the exits notice alone tells the agent. */
+    if (s->exit_link) (void)write_atomic(s->exit_link, json, (size_t)n);
+    return;
+  }
   /* The exits directory may be on another filesystem than the sandbox: then it gets a copy. */
-  if (s->exit_link && link(s->status_path, s->exit_link) && errno != EEXIST) (void)write_atomic(s->exit_link, json, (size_t)n);
+  if (s->exit_link && linkat(status_dirfd, status_name, AT_FDCWD, s->exit_link, 0) && errno != EEXIST) (void)write_atomic(s->exit_link, json, (size_t)n);
 }
 
 static void pipe_or_die(int fds[2], const struct launch_spec *s, int reply_fd) {
@@ -158,6 +173,8 @@ void run_supervisor(struct launch_spec *s, int reply_fd) {
     if (slash && slash != status_dir) {
       *slash = 0;
       (void)mkdir(status_dir, 0755);
+      status_dirfd = open(status_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      status_name = s->status_path + (slash - status_dir) + 1;
     }
   }
 

@@ -56,7 +56,7 @@ const volumeSchema = z.object({
   containerPath: safePath,
   mode: z.enum(['RW', 'RO']),
   source: z.discriminatedUnion('type', [
-    z.object({ type: z.literal('host'), path: absPath }),
+    z.object({ type: z.literal('host'), path: absPath, owned: z.boolean().optional() }),
     z.object({ type: z.literal('sandbox'), path: safePath }),
     z.object({
       type: z.literal('external'),
@@ -68,6 +68,14 @@ const volumeSchema = z.object({
       options: z.record(z.string(), z.string()),
     }),
   ]),
+});
+
+const capabilityList = z.array(z.string().max(64)).max(64);
+
+const securitySchema = z.object({
+  effectiveCapabilities: capabilityList.optional(),
+  boundingCapabilities: capabilityList.optional(),
+  denyRoot: z.boolean().optional(),
 });
 
 const configSchema = z.object({
@@ -111,6 +119,7 @@ const configSchema = z.object({
     .optional(),
   logs: z.object({ stdout: safePath, stderr: safePath, maxBytes: z.number().int().min(1024), maxFiles: z.number().int().min(1).max(1000) }),
   labels: z.record(z.string(), z.string()),
+  security: securitySchema.optional(),
 });
 
 /** A container path must stay inside its root: no ".." that climbs out. */

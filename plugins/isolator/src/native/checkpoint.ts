@@ -39,6 +39,8 @@ export interface ContainerRecord {
   ipAddresses: string[];
   /** External volumes with the reference each mount holds. */
   volumes: Array<{ source: Extract<VolumeSource, { type: 'external' }>; referenceId: string; mountpoint?: string }>;
+  /** Host paths bound as volumes (a persistent volume is handed to a task's user only when no other container uses it). */
+  hostVolumes?: string[];
   /** Overlay upper/work directories of a root filesystem. */
   rootfsState?: string;
   supervisor?: ProcessIdentity;

@@ -37,8 +37,19 @@ export const mesosContainerizerConfigSchema = z.object({
   /** Hard-cap CPU with a CFS quota of `cpus` (besides the relative shares). */
   cfsQuota: z.boolean().default(true),
   namespaces: z.array(z.enum(['mnt', 'pid', 'uts', 'ipc'])).default(['mnt', 'pid', 'uts', 'ipc']),
-  /** Host paths whose mounts tasks must not pin (plus the run dir and every external volume in use). */
-  maskedPaths: z.array(absPath).default(['/run/netns', '/var/lib/corral/volumes']),
+  /**
+   * Host paths a task without an image must neither see nor pin: covered by an empty read-only
+   * directory (or /dev/null for a file) in its view, every mount under them detached. Added to
+   * BUILTIN_MASKED_PATHS, the run and work directories and every external volume in use. Put the
+   * agent's work directory, credential files and TLS keys here when they are elsewhere.
+   */
+  maskedPaths: z.array(absPath).max(200).default(['/var/lib/corral/volumes']),
+  /** Who a task runs as when its launch names no user (the agent always names one). */
+  defaultUser: z
+    .string()
+    .regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid[:gid]')
+    .max(64)
+    .default('nobody'),
   /** Where the sandbox appears inside a root filesystem image. */
   sandboxMountPoint: absPath.default('/mnt/mesos/sandbox'),
   /** The corral-task-shim binary (default: native/task-shim/build/corral-task-shim, or $CORRAL_TASK_SHIM). */
@@ -46,6 +57,12 @@ export const mesosContainerizerConfigSchema = z.object({
   /** How long destroy/kill wait for a SIGKILLed container to be reported gone. */
   killTimeoutMs: z.number().int().positive().default(10_000),
 });
+
+/**
+ * Always masked: corral's own state and configuration (credentials, keys), and the container
+ * runtimes' sockets and state, any of which would hand a task the node.
+ */
+export const BUILTIN_MASKED_PATHS = ['/etc/corral', '/var/lib/corral', '/run/corral', '/run/netns', '/run/docker.sock', '/run/docker', '/run/containerd', '/var/lib/docker', '/var/lib/containerd'];
 
 export type MesosContainerizerConfig = z.output<typeof mesosContainerizerConfigSchema>;
 export type MesosContainerizerConfigInput = z.input<typeof mesosContainerizerConfigSchema>;

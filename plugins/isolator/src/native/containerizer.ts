@@ -19,7 +19,7 @@ import type { CgroupDriver } from '../cgroups/types.js';
 import { isSameProcess, signalIfSame } from '../../../../common/sys/process.js';
 import { checkTask, commandArgv, hostCapacity, logPath, type HostCapacity } from '../task-config.js';
 import { Checkpoints, identities, type ContainerRecord } from './checkpoint.js';
-import { defaultShimPath, mesosContainerizerConfigSchema, type MesosContainerizerConfig, type MesosContainerizerConfigInput } from './config.js';
+import { BUILTIN_MASKED_PATHS, defaultShimPath, mesosContainerizerConfigSchema, type MesosContainerizerConfig, type MesosContainerizerConfigInput } from './config.js';
 import { ExitWatcher } from './exits.js';
 import { ImageCache } from './images.js';
 import { CgroupsIsolator } from './isolators/cgroups.js';
@@ -89,10 +89,15 @@ export class MesosContainerizer implements Containerizer {
     this.launcher = new TaskLauncher(config.shimPath ?? defaultShimPath(), this.log);
     const hasMnt = config.namespaces.includes('mnt');
     this.isolators = [
-      new FilesystemIsolator(new ImageCache(join(config.workDir, 'images')), join(config.workDir, 'rootfs'), hasMnt),
+      new FilesystemIsolator(new ImageCache(join(config.workDir, 'images')), join(config.workDir, 'rootfs'), hasMnt, config.defaultUser),
       new CgroupsIsolator(cgroups, config.cfsQuota),
-      new NamespacesIsolator(config.namespaces, [config.runDir, config.netnsDir, ...config.maskedPaths], () => this.volumeMountpoints()),
-      new VolumesIsolator(deps.volumeHook),
+      new NamespacesIsolator(
+        config.namespaces,
+        [config.runDir, config.netnsDir, config.workDir, ...BUILTIN_MASKED_PATHS, ...config.maskedPaths],
+        () => this.volumeMountpoints(),
+        join(config.runDir, 'view'),
+      ),
+      new VolumesIsolator(deps.volumeHook, (path, id) => this.hostVolumeInUse(path, id)),
       new NetworkIsolator(this.launcher, (id) => join(config.netnsDir, config.netnsPrefix + id), deps.networkHook),
     ];
     this.exits = new ExitWatcher(
@@ -110,6 +115,12 @@ export class MesosContainerizer implements Containerizer {
   async close(): Promise<void> {
     this.exits.close();
     await this.launcher.close();
+  }
+
+  /** Whether another live container of this containerizer binds the host path `path`. */
+  private hostVolumeInUse(path: string, except: string): boolean {
+    for (const [id, e] of this.containers) if (id !== except && !e.termination && e.record.hostVolumes?.includes(path)) return true;
+    return false;
   }
 
   private volumeMountpoints(): string[] {

@@ -5,12 +5,20 @@
  * image under a per-container upper directory, mounted and pivoted into by
  * the shim inside the task's mount namespace (so no host mount exists to
  * leak). The sandbox appears inside the image at `sandboxTarget`.
+ *
+ * The user: the launch's, else the containerizer's default (nobody); a name
+ * is looked up in the passwd file of the filesystem the task will see, and an
+ * unknown one fails the launch. uid 0 only when the launch does not deny it.
+ * The sandbox is chowned to the user, as Mesos does, so the task can write
+ * there and nowhere else it was not given. Its capability sets follow the
+ * uid (common/capabilities.ts).
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { invalid } from '../../../../../contracts/errors.js';
 import { logPath } from '../../task-config.js';
 import { resolveUser } from '../../common/user.js';
+import { capabilityMask, taskCapabilities } from '../../common/capabilities.js';
 import type { ContainerRecord } from '../checkpoint.js';
 import type { ImageCache } from '../images.js';
 import type { Isolator, IsolatorContext } from './types.js';
@@ -22,6 +30,7 @@ export class FilesystemIsolator implements Isolator {
     private readonly images: ImageCache,
     private readonly rootfsDir: string,
     private readonly hasMountNamespace: boolean,
+    private readonly defaultUser: string,
   ) {}
 
   record(ctx: IsolatorContext): void {
@@ -45,7 +54,14 @@ export class FilesystemIsolator implements Isolator {
     }
     plan.env.MESOS_SANDBOX = plan.cwd;
     plan.env.CORRAL_SANDBOX = plan.cwd;
-    if (config.command?.user) plan.user = resolveUser(config.command.user, userRoot);
+    const userSpec = config.command?.user ?? this.defaultUser;
+    const user = resolveUser(userSpec, userRoot);
+    if (user.uid === 0 && config.security?.denyRoot) throw invalid(`the task would run as root (user "${userSpec}"), which this agent does not allow (allowRootTasks: false)`);
+    plan.user = user;
+    const caps = taskCapabilities(user.uid, config.security);
+    plan.capabilities = { effective: capabilityMask(caps.effective), bounding: capabilityMask(caps.bounding) };
+    // The sandbox is the task's; the launcher's own files in it (logs, .corral/) stay root's.
+    chownSync(config.sandbox, user.uid, user.gid);
   }
 
   async cleanup(record: ContainerRecord): Promise<void> {

@@ -1,13 +1,18 @@
 /**
  * Namespaces isolator: which of mount, pid, uts and ipc the task gets, its
- * host name, and the host mounts to detach inside a task that sees the host
- * filesystem. The host's mounts are private here, so a mount namespace holds
- * a copy of every host mount that existed at launch and would keep it alive
- * after the host unmounts it: another container's network namespace file or
- * an external volume (a filesystem that must really be gone before another
- * host attaches it). Those are detached in the task's namespace, after its
- * own binds are in place.
+ * host name, and, for a task without an image, the paths its read-only view
+ * of the host leaves out. Those are of two kinds, handled alike: what the task
+ * must not see (corral's state and credentials, other tasks' sandboxes, the
+ * container runtimes' sockets) and what it must not pin. The host's mounts are
+ * private here, so a mount namespace holds a copy of every host mount that
+ * existed at launch and would keep it alive after the host unmounts it:
+ * another container's network namespace file or an external volume (a
+ * filesystem that must really be gone before another host attaches it). The
+ * shim detaches every mount under a masked path and covers the path itself.
+ * Paths are made canonical here: a mask reached through a symlink
+ * (/var/run → /run) would otherwise land outside the view.
  */
+import { realpathSync } from 'node:fs';
 import { invalid } from '../../../../../contracts/errors.js';
 import type { ContainerRecord } from '../checkpoint.js';
 import type { Isolator, IsolatorContext, Namespace } from './types.js';
@@ -21,6 +26,8 @@ export class NamespacesIsolator implements Isolator {
     private readonly maskedPaths: string[],
     /** Mount points of external volumes in use by any container right now. */
     private readonly volumeMountpoints: () => string[],
+    /** The directory each task's view of the host is assembled on (one for all: each mounts in its own namespace). */
+    private readonly viewRoot: string,
   ) {}
 
   record(): void {}
@@ -32,8 +39,18 @@ export class NamespacesIsolator implements Isolator {
       if (!this.namespaces.includes('uts')) throw invalid('a task host name needs the uts namespace, which this agent does not use');
       plan.hostname = config.hostname;
     }
-    if (this.namespaces.includes('mnt')) plan.masks = [...new Set([...this.maskedPaths, ...this.volumeMountpoints()])];
+    if (!this.namespaces.includes('mnt')) return;
+    plan.masks = [...new Set([...this.maskedPaths, ...this.volumeMountpoints()].map(canonical))];
+    plan.viewRoot = this.viewRoot;
   }
 
   async cleanup(_record: ContainerRecord): Promise<void> {}
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // not there now: nothing to cover, but mounts may still appear under it
+  }
 }

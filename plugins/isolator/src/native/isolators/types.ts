@@ -40,11 +40,15 @@ export interface LaunchPlan {
   /** Where the sandbox appears inside a root filesystem. */
   sandboxTarget: string;
   binds: BindMount[];
-  /** Host mounts to detach from the task's mount namespace (it must not pin them). */
+  /** Host paths the task must neither see nor pin (canonical paths). */
   masks: string[];
+  /** Without an image: where the task's read-only view of the host is assembled (needs the mount namespace). */
+  viewRoot?: string;
   cwd: string;
   env: Record<string, string>;
   user?: { uid: number; gid: number; groups: number[] };
+  /** Capability sets as the launcher's hex masks. */
+  capabilities?: { effective: string; bounding: string };
   ipAddresses: string[];
 }
 

@@ -6,8 +6,13 @@
  * inside a root filesystem anything goes; without one, an absolute path must
  * already exist on the host (the bind covers it in the task's view only, and
  * the containerizer never creates directories on the host's own tree).
+ *
+ * A persistent volume (`owned`) is handed to the task's user — its root
+ * directory chowned — unless another container uses it at the same time, as
+ * Mesos does: a shared volume keeps its owner, so one task cannot take it
+ * from another. Plain host paths are never chowned.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { invalid, isCorralError } from '../../../../../contracts/errors.js';
 import type { VolumeHook, VolumeMount } from '../../../../../contracts/containerizer.js';
@@ -19,9 +24,15 @@ export const volumeReference = (containerId: string, index: number): string => `
 export class VolumesIsolator implements Isolator {
   readonly name = 'volumes';
 
-  constructor(private readonly hook: VolumeHook | undefined) {}
+  constructor(
+    private readonly hook: VolumeHook | undefined,
+    /** Whether another live container binds this host path. */
+    private readonly inUse: (path: string, containerId: string) => boolean = () => false,
+  ) {}
 
   record(ctx: IsolatorContext): void {
+    const hostPaths = ctx.config.volumes.flatMap((v) => (v.source.type === 'host' ? [v.source.path] : []));
+    if (hostPaths.length) ctx.record.hostVolumes = hostPaths;
     ctx.config.volumes.forEach((v, i) => {
       if (v.source.type === 'external') ctx.record.volumes.push({ source: v.source, referenceId: volumeReference(ctx.config.containerId, i) });
     });
@@ -33,6 +44,10 @@ export class VolumesIsolator implements Isolator {
     for (const [i, v] of config.volumes.entries()) {
       const source = await this.source(v, config.sandbox, () => record.volumes.find((e) => e.referenceId === volumeReference(config.containerId, i))!);
       plan.binds.push({ readonly: v.mode === 'RO', source, target: this.target(v, ctx, source) });
+      if (v.source.type === 'host' && v.source.owned && plan.user && !this.inUse(source, config.containerId)) {
+        const st = statSync(source);
+        if (st.uid !== plan.user.uid || st.gid !== plan.user.gid) chownSync(source, plan.user.uid, plan.user.gid);
+      }
     }
   }
 
