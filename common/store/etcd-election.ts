@@ -20,13 +20,12 @@ import type { EventEmitter } from 'node:events';
 import { Etcd3, EtcdLeaseInvalidError, type Election, type Namespace, type Watcher } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger } from '../log.js';
-import { etcdClientOptions } from './etcd.js';
+import { etcdClientOptions, etcdCredentialError, refreshEtcdTokens, type EtcdConnectionOptions } from './etcd-connection.js';
 
-interface EtcdElectionOptions {
-  endpoints: string[];
+/** Connects as the Store does (endpoints, TLS, auth: the same options). */
+interface EtcdElectionOptions extends EtcdConnectionOptions {
   /** The Store's namespace prefix (keys then live under `<namespace>election/<name>/`). */
   namespace?: string;
-  dialTimeoutMs?: number;
   name: string;
   ttlSeconds: number;
 }
@@ -81,7 +80,8 @@ export class EtcdElection {
 
   constructor(private readonly opts: EtcdElectionOptions) {
     if (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 1) throw new CorralError('INVALID_ARGUMENT', 'election lease TTL must be a whole number of seconds, at least 1');
-    this.client = new Etcd3(etcdClientOptions(opts.endpoints, opts.dialTimeoutMs ?? 5000));
+    this.client = new Etcd3(etcdClientOptions(opts));
+    if (opts.auth) refreshEtcdTokens(this.client);
     this.prefix = opts.namespace ?? '';
     this.ns = this.prefix === '' ? this.client : this.client.namespace(this.prefix);
     this.election = this.ns.election(opts.name, opts.ttlSeconds);
@@ -109,7 +109,8 @@ export class EtcdElection {
     const fail = (err: Error): void => {
       if (failed) return;
       failed = true;
-      handlers.onError(err);
+      // TLS and credential failures say so, naming the endpoint (the campaign would only say what grpc said).
+      handlers.onError(etcdCredentialError(err, this.opts.endpoints, this.opts.auth?.username) ?? err);
     };
     campaign.on('error', fail);
     campaign.on('elected', () => {

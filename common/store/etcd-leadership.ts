@@ -20,6 +20,7 @@
 import { errorMessage } from '../../contracts/errors.js';
 import type { Compare } from '../../contracts/store/types.js';
 import { EtcdElection, type Candidacy, type ElectedKey } from './etcd-election.js';
+import type { EtcdStoreOptions } from './etcd.js';
 import { LeaderProbe, type LeaderProbeOptions, type ProbeResult, type ProbeTarget } from './leader-probe.js';
 import { logger } from '../log.js';
 import type { z } from '../validate.js';
@@ -43,7 +44,8 @@ export interface LeaderFence {
 type Phase = 'following' | 'starting' | 'leading' | 'lost' | 'closed';
 
 export interface EtcdLeadershipOptions<T extends Candidate> {
-  etcd: { endpoints: string[]; namespace?: string; dialTimeoutMs?: number };
+  /** Where the election lives: the Store's etcd connection (endpoints, TLS, auth) and namespace. */
+  etcd: EtcdStoreOptions;
   electionName: string;
   leaseTtlSeconds: number;
   self: T;

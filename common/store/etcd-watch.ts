@@ -20,6 +20,8 @@ interface EtcdWatchDeps {
   log: Logger;
   /** Called once when the watch ends for any reason. */
   onDone(w: EtcdWatch): void;
+  /** A failure no retry can mend (TLS, credentials, permission) as its typed error, else undefined. */
+  fatal?(err: unknown): CorralError | undefined;
 }
 
 const RETRY_BUDGET_MS = 30_000;
@@ -58,6 +60,10 @@ export class EtcdWatch implements Watch {
     clearTimeout(this.timer);
     const stream = this.stream;
     this.stream = undefined;
+    // Ending the request side first: the client library takes an error on a stream still open for
+    // writing (the CANCELLED that cancel() causes) for a broken host, and closes every channel to it,
+    // failing the other calls in flight.
+    stream?.end();
     stream?.cancel();
     this.deps.onDone(this);
   }
@@ -101,6 +107,11 @@ export class EtcdWatch implements Watch {
 
   private retry(err: unknown): void {
     if (this.done) return;
+    const fatal = this.deps.fatal?.(err);
+    if (fatal) {
+      this.fail(fatal);
+      return;
+    }
     const now = Date.now();
     this.failingSince ??= now;
     if (now - this.failingSince > RETRY_BUDGET_MS) {
@@ -125,7 +136,7 @@ export class EtcdWatch implements Watch {
       return;
     }
     if (res.canceled) {
-      this.fail(new CorralError('UNAVAILABLE', `etcd canceled the watch${res.cancel_reason ? `: ${res.cancel_reason}` : ''}`));
+      this.fail(this.deps.fatal?.(new Error(res.cancel_reason)) ?? new CorralError('UNAVAILABLE', `etcd canceled the watch${res.cancel_reason ? `: ${res.cancel_reason}` : ''}`));
       return;
     }
     if (res.created) {

@@ -19,7 +19,6 @@ import {
   GRPCUnavailableError,
   type ICompare,
   type IKeyValue,
-  type IOptions,
   type IRequestOp,
   type IResponseHeader,
   type IResponseOp,
@@ -28,37 +27,13 @@ import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
 import * as check from '../../contracts/store/check.js';
 import type { CheckedCompare, CheckedOp } from '../../contracts/store/check.js';
+import { etcdClientOptions, etcdCredentialError, refreshEtcdTokens, type EtcdConnectionOptions } from './etcd-connection.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
-interface EtcdStoreOptions {
-  endpoints: string[];
+export interface EtcdStoreOptions extends EtcdConnectionOptions {
   /** Prefix prepended to every key, so several clusters or tests can share one etcd. */
   namespace?: string;
-  /** Upper bound for each unary request, connection set-up included (default 5000). */
-  dialTimeoutMs?: number;
-}
-
-type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
-
-// The client's default policies retry failed calls (a CAS txn could then apply twice) and trip a
-// circuit breaker that keeps failing for seconds after etcd is back; callers get UNAVAILABLE instead.
-const passthrough = {
-  execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T) => Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
-  onSuccess: () => ({ dispose: () => undefined }),
-  onFailure: () => ({ dispose: () => undefined }),
-} as unknown as Policy;
-
-/** Options for an etcd3 client of corral's (the Store, the master election): no hidden retries, bounded unary calls. */
-export function etcdClientOptions(endpoints: string[], dialTimeoutMs: number): IOptions {
-  return {
-    hosts: endpoints,
-    // Streams (watch, keepalive) live long; only unary calls get a deadline.
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
-    faultHandling: { global: passthrough, host: () => passthrough },
-    // grpc-js caps received messages at 4 MiB; a range over many large values is legitimate.
-    grpcOptions: { 'grpc.max_receive_message_length': -1 },
-  };
 }
 
 const CMP_TARGET = { modRevision: 'Mod', createRevision: 'Create', version: 'Version', value: 'Value' } as const;
@@ -69,6 +44,8 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly ns: Buffer;
   private readonly timeoutMs: number;
+  private readonly endpoints: string[];
+  private readonly username: string | undefined;
   private readonly log: Logger;
   private readonly watches = new Set<EtcdWatch>();
   /** Newest revision seen in any response: where a watch without fromRevision starts. */
@@ -88,16 +65,17 @@ export class EtcdStore implements Store {
   }
 
   constructor(opts: EtcdStoreOptions) {
-    const { endpoints, namespace = '', dialTimeoutMs = 5000 } = opts ?? ({} as EtcdStoreOptions);
-    if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === 'string' && e !== '')) {
-      throw new CorralError('INVALID_ARGUMENT', 'etcd store needs at least one endpoint');
-    }
+    const { namespace = '' } = opts ?? ({} as EtcdStoreOptions);
     if (typeof namespace !== 'string' || namespace.includes('\0')) throw new CorralError('INVALID_ARGUMENT', 'namespace must be a string without NUL');
-    if (!Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) throw new CorralError('INVALID_ARGUMENT', 'dialTimeoutMs must be positive');
+    // Checks endpoints, timeout, TLS and auth, and reads their files, before anything connects.
+    const clientOptions = etcdClientOptions(opts);
     this.ns = Buffer.from(namespace, 'utf8');
-    this.timeoutMs = dialTimeoutMs;
+    this.timeoutMs = opts.dialTimeoutMs ?? 5000;
+    this.endpoints = [...opts.endpoints];
+    this.username = opts.auth?.username;
     this.log = logger('store').child({ backend: 'etcd', namespace });
-    this.client = new Etcd3(etcdClientOptions(endpoints, dialTimeoutMs));
+    this.client = new Etcd3(clientOptions);
+    if (opts.auth) refreshEtcdTokens(this.client);
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -159,6 +137,7 @@ export class EtcdStore implements Store {
         decode: (kv) => this.decode(kv),
         log: this.log,
         onDone: (done) => this.watches.delete(done),
+        fatal: (err) => etcdCredentialError(err, this.endpoints, this.username),
       },
       opts,
       start,
@@ -283,6 +262,9 @@ export class EtcdStore implements Store {
   private mapError(err: unknown): Error {
     if (err instanceof CorralError) return err;
     if (this.closed || err instanceof ClientClosedError) return check.closedError();
+    // Wrong CA, no client certificate, a bad password, a key outside the user's role: retrying cannot help, and the message says which.
+    const credential = etcdCredentialError(err, this.endpoints, this.username);
+    if (credential) return credential;
     const msg = errorMessage(err);
     const wrap = (code: ConstructorParameters<typeof CorralError>[0]) => new CorralError(code, `etcd: ${msg}`, undefined, { cause: err });
     if (err instanceof EtcdLeaseInvalidError || msg.includes('requested lease not found')) return wrap('LEASE_NOT_FOUND');

@@ -6,7 +6,8 @@
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { parseInput, z } from '../validate.js';
 import { EmbeddedStore } from './embedded.js';
-import { EtcdStore } from './etcd.js';
+import { EtcdStore, type EtcdStoreOptions } from './etcd.js';
+import { ETCD_PASSWORD_ENV } from './etcd-connection.js';
 import { masterUrlSchema, RemoteStore } from './remote.js';
 import type { KeyValue, PutOptions, Store } from '../../contracts/store/types.js';
 
@@ -18,6 +19,10 @@ export const storeConfigSchema = z
     sync: z.enum(['full', 'normal']).default('full'),
     historyRevisions: z.number().int().min(0).optional(),
     etcdEndpoints: z.array(z.string().min(1)).optional(),
+    /** etcd over TLS: PEM files of the CA that signed etcd's certificates, and the client certificate and key etcd asks for. */
+    etcdTls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+    /** etcd user authentication: the password is read from passwordFile, else from CORRAL_ETCD_PASSWORD (never from the config or a flag). */
+    etcdAuth: z.strictObject({ username: z.string().min(1), passwordFile: z.string().min(1).optional() }).optional(),
     /** Remote backend: the master's base URL (its store API), and the credentials to use there. */
     url: masterUrlSchema.optional(),
     principal: z.string().min(1).optional(),
@@ -36,12 +41,38 @@ export const storeConfigSchema = z
     if (c.backend === 'remote' && !c.url) {
       ctx.addIssue({ code: 'custom', path: ['url'], message: "required for the remote backend (the master's URL, e.g. http://master:5050)" });
     }
+    if (c.etcdTls && (c.etcdTls.cert === undefined) !== (c.etcdTls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['etcdTls'], message: 'cert and key go together' });
+    }
+    if (c.etcdTls && c.etcdEndpoints?.some((e) => !e.startsWith('https://'))) {
+      ctx.addIssue({ code: 'custom', path: ['etcdEndpoints'], message: 'with etcdTls every endpoint is https://' });
+    }
     if ((c.principal === undefined) !== (c.secret === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['secret'], message: 'principal and secret go together' });
     }
   });
 
 export type StoreConfigInput = z.input<typeof storeConfigSchema>;
+
+/**
+ * How a daemon with this (parsed) store config reaches etcd: the Store and the
+ * election of replicated daemons connect alike (endpoints, TLS, auth).
+ */
+export function etcdConnectionOf(c: z.output<typeof storeConfigSchema>, env: NodeJS.ProcessEnv = process.env): EtcdStoreOptions {
+  const auth = c.etcdAuth;
+  return {
+    endpoints: c.etcdEndpoints ?? [],
+    ...(c.namespace !== undefined && { namespace: c.namespace }),
+    ...(c.dialTimeoutMs !== undefined && { dialTimeoutMs: c.dialTimeoutMs }),
+    ...(c.etcdTls && { tls: { ca: c.etcdTls.ca, ...(c.etcdTls.cert !== undefined && { cert: c.etcdTls.cert, key: c.etcdTls.key! }) } }),
+    ...(auth && {
+      auth:
+        auth.passwordFile !== undefined
+          ? { username: auth.username, passwordFile: auth.passwordFile }
+          : { username: auth.username, ...(env[ETCD_PASSWORD_ENV] !== undefined && { password: env[ETCD_PASSWORD_ENV] }) },
+    }),
+  };
+}
 
 /** Opens the configured backend; INVALID_ARGUMENT for a bad config, UNAVAILABLE if it cannot be reached or locked. */
 export async function openStore(config: StoreConfigInput): Promise<Store> {
@@ -56,11 +87,7 @@ export async function openStore(config: StoreConfigInput): Promise<Store> {
     });
   }
   if (c.backend === 'etcd') {
-    return EtcdStore.open({
-      endpoints: c.etcdEndpoints!,
-      ...(c.namespace !== undefined && { namespace: c.namespace }),
-      ...(c.dialTimeoutMs !== undefined && { dialTimeoutMs: c.dialTimeoutMs }),
-    });
+    return EtcdStore.open(etcdConnectionOf(c));
   }
   return EmbeddedStore.open({
     path: c.path!,

@@ -110,15 +110,38 @@ function spawnEtcd(bin: string, args: string[]): { child: ChildProcess; stderr: 
   return { child, stderr: () => err, spawnFailed };
 }
 
-async function startOnce(bin: string): Promise<EtcdHandle> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'corral-etcd-'));
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const args = [
+/** Server-side TLS of a test etcd: its certificate (for clients and, in a cluster, peers) and the CA it trusts. */
+export interface EtcdServerTls {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Require a client certificate signed by `ca` (etcd's --client-cert-auth; peers always need one). */
+  clientCertAuth?: boolean;
+}
+
+export interface EtcdStartOptions {
+  /** Clients (and peers) over TLS: the endpoint is then https://, and health is read on a plain metrics URL. */
+  tls?: EtcdServerTls;
+  /** More etcd flags (e.g. --auth-token-ttl). */
+  extraArgs?: string[];
+}
+
+interface MemberPorts {
+  name: string;
+  client: number;
+  peer: number;
+  metrics: number;
+}
+
+const scheme = (opts: EtcdStartOptions): string => (opts.tls ? 'https' : 'http');
+
+function memberArgs(dataDir: string, m: MemberPorts, cluster: MemberPorts[], token: string, opts: EtcdStartOptions): string[] {
+  const endpoint = `${scheme(opts)}://127.0.0.1:${m.client}`;
+  const peerUrl = (p: MemberPorts) => `${scheme(opts)}://127.0.0.1:${p.peer}`;
+  const t = opts.tls;
+  return [
     '--name',
-    'corral-test',
+    m.name,
     '--data-dir',
     dataDir,
     '--listen-client-urls',
@@ -126,11 +149,13 @@ async function startOnce(bin: string): Promise<EtcdHandle> {
     '--advertise-client-urls',
     endpoint,
     '--listen-peer-urls',
-    peer,
+    peerUrl(m),
     '--initial-advertise-peer-urls',
-    peer,
+    peerUrl(m),
     '--initial-cluster',
-    `corral-test=${peer}`,
+    cluster.map((p) => `${p.name}=${peerUrl(p)}`).join(','),
+    '--initial-cluster-token',
+    token,
     '--initial-cluster-state',
     'new',
     '--auto-compaction-retention',
@@ -141,10 +166,44 @@ async function startOnce(bin: string): Promise<EtcdHandle> {
     'stderr',
     '--log-level',
     'warn',
+    ...(t
+      ? [
+          '--listen-metrics-urls',
+          `http://127.0.0.1:${m.metrics}`,
+          '--cert-file',
+          t.cert,
+          '--key-file',
+          t.key,
+          '--trusted-ca-file',
+          t.ca,
+          ...(t.clientCertAuth ? ['--client-cert-auth'] : []),
+          '--peer-cert-file',
+          t.cert,
+          '--peer-key-file',
+          t.key,
+          '--peer-trusted-ca-file',
+          t.ca,
+          '--peer-client-cert-auth',
+        ]
+      : []),
+    ...(opts.extraArgs ?? []),
   ];
+}
+
+async function memberPorts(name: string): Promise<MemberPorts> {
+  return { name, client: await freePort(), peer: await freePort(), metrics: await freePort() };
+}
+
+/** One member process of a (one- or more-member) cluster, started and stopped by its PID. */
+async function startMember(bin: string, m: MemberPorts, cluster: MemberPorts[], token: string, opts: EtcdStartOptions): Promise<EtcdHandle> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'corral-etcd-'));
+  const endpoint = `${scheme(opts)}://127.0.0.1:${m.client}`;
+  // Over TLS, /health on the client URL would need a client certificate; the metrics URL serves it plainly.
+  const healthUrl = opts.tls ? `http://127.0.0.1:${m.metrics}` : endpoint;
+  const args = memberArgs(dataDir, m, cluster, token, opts);
   let current = spawnEtcd(bin, args);
   const launch = async () => {
-    await Promise.race([waitHealthy(endpoint, current.child, current.stderr, 20_000), current.spawnFailed]);
+    await Promise.race([waitHealthy(healthUrl, current.child, current.stderr, cluster.length > 1 ? 60_000 : 20_000), current.spawnFailed]);
   };
   const cleanup = async () => {
     await stopChild(current.child);
@@ -174,16 +233,37 @@ async function startOnce(bin: string): Promise<EtcdHandle> {
 }
 
 /** Start etcd; retries a couple of times because a free port can be taken between probe and bind. */
-export async function startEtcd(): Promise<EtcdHandle> {
+export async function startEtcd(opts: EtcdStartOptions = {}): Promise<EtcdHandle> {
   const bin = requireEtcdBinary();
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(bin);
+      const m = await memberPorts('corral-test');
+      return await startMember(bin, m, [m], 'etcd-cluster', opts);
     } catch (e) {
       last = e;
       if (!/address already in use/i.test(String(e))) break;
     }
   }
   throw last instanceof Error ? last : new Error(String(last));
+}
+
+/**
+ * A cluster of `size` members on 127.0.0.1 (peers over TLS when `tls` is
+ * given); resolves once every member is healthy, which needs a quorum. On a
+ * failure the members already started are stopped.
+ */
+export async function startEtcdCluster(size: number, opts: EtcdStartOptions = {}): Promise<EtcdHandle[]> {
+  const bin = requireEtcdBinary();
+  const members: MemberPorts[] = [];
+  for (let i = 0; i < size; i++) members.push(await memberPorts(`corral-test-${i}`));
+  const token = `corral-test-${members[0]!.client}`;
+  const results = await Promise.allSettled(members.map((m) => startMember(bin, m, members, token, opts)));
+  const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((h) => h.stop()));
+    throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+  }
+  return started;
 }

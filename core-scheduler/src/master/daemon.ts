@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { Metrics } from '../../../common/metrics.js';
-import { openStore } from '../../../common/store/json.js';
+import { etcdConnectionOf, openStore } from '../../../common/store/json.js';
 import type { Store } from '../../../contracts/store/types.js';
 import { Registry } from './registry.js';
 import { Authority, loadSecurity } from './auth.js';
@@ -96,7 +96,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
       const host = master.info.hostname.includes(':') ? `[${master.info.hostname}]` : master.info.hostname;
       const s = config.store!;
       leadership = masterLeadership({
-        etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
+        etcd: etcdConnectionOf(s),
         electionName: config.ha.electionName,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
         crashDetection: config.ha.crashDetection,

@@ -19,7 +19,7 @@ import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { logger, type Logger } from '../../../common/log.js';
 import { Metrics } from '../../../common/metrics.js';
-import { openStore } from '../../../common/store/json.js';
+import { etcdConnectionOf, openStore } from '../../../common/store/json.js';
 import type { Store } from '../../../contracts/store/types.js';
 import { parseInput } from '../../../common/validate.js';
 import { Authority, loadSecurity } from '../master/auth.js';
@@ -181,7 +181,7 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
       // Unique per process: a restarted daemon is a new candidate.
       const id = `${config.framework.hostname ?? hostname()}-${randomUUID().slice(0, 8)}`;
       leadership = servicesLeadership({
-        etcd: { endpoints: s.etcdEndpoints!, ...(s.namespace !== undefined && { namespace: s.namespace }), ...(s.dialTimeoutMs !== undefined && { dialTimeoutMs: s.dialTimeoutMs }) },
+        etcd: etcdConnectionOf(s),
         electionName: config.ha.electionName ?? `services-${config.framework.name}`,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
         crashDetection: config.ha.crashDetection,

@@ -1,0 +1,199 @@
+/**
+ * How every etcd client of corral connects (the Store, the election): the
+ * endpoints, TLS (a CA to verify etcd with, and a client certificate when
+ * etcd asks for one) and etcd's password authentication. One function builds
+ * the etcd3 client options from it, so the Store and the election can never
+ * disagree on how they reach etcd; another turns what grpc and etcd answer
+ * about TLS and authentication into typed errors that name the endpoint and
+ * the cause.
+ *
+ * Secrets are read from files (or, for the password, the environment), never
+ * taken from a command line, and never logged: errors name the file, not its
+ * contents.
+ */
+import { readFileSync } from 'node:fs';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdInvalidAuthTokenError, type Etcd3, type IOptions } from 'etcd3';
+import { CorralError, errorMessage } from '../../contracts/errors.js';
+
+/** PEM files of a TLS connection to etcd. */
+export interface EtcdTlsFiles {
+  /** CA that signed etcd's server certificates (required: corral never falls back to the system's CAs for etcd). */
+  ca: string;
+  /** Client certificate and key, when etcd asks for one (`--client-cert-auth`). Both or neither. */
+  cert?: string;
+  key?: string;
+}
+
+/** etcd user authentication. The password comes from `passwordFile`, else from `password` (set by code, e.g. from the environment). */
+export interface EtcdAuthOptions {
+  username: string;
+  passwordFile?: string;
+  password?: string;
+}
+
+export interface EtcdConnectionOptions {
+  endpoints: string[];
+  /** Upper bound for each unary request, connection set-up included (default 5000). */
+  dialTimeoutMs?: number;
+  /** TLS to etcd: then every endpoint must be https://. */
+  tls?: EtcdTlsFiles;
+  /** etcd user and password (etcd's `auth enable`). Without it, etcd takes the user from the client certificate's CN, if any. */
+  auth?: EtcdAuthOptions;
+}
+
+/** The environment variable a daemon's etcd password may come from when its config names no password file. */
+export const ETCD_PASSWORD_ENV = 'CORRAL_ETCD_PASSWORD';
+
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+// The client's default policies retry failed calls (a CAS txn could then apply twice) and trip a
+// circuit breaker that keeps failing for seconds after etcd is back; callers get UNAVAILABLE instead.
+const passthrough = {
+  execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T) => Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+  onSuccess: () => ({ dispose: () => undefined }),
+  onFailure: () => ({ dispose: () => undefined }),
+} as unknown as Policy;
+
+function readPem(file: string, what: string): Buffer {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (err) {
+    throw new CorralError('INVALID_ARGUMENT', `etcd ${what} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`, { file });
+  }
+  if (!data.toString('latin1').includes('-----BEGIN ')) throw new CorralError('INVALID_ARGUMENT', `etcd ${what} ${file}: not a PEM file`, { file });
+  return data;
+}
+
+/** The password of `auth`: its file's first line, else `password`; never echoed in an error. */
+export function etcdPassword(auth: EtcdAuthOptions): string {
+  if (auth.passwordFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(auth.passwordFile, 'utf8');
+    } catch (err) {
+      throw new CorralError('INVALID_ARGUMENT', `etcd password file ${auth.passwordFile}: cannot read it (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`, {
+        file: auth.passwordFile,
+      });
+    }
+    const line = text.split(/\r?\n/, 1)[0] ?? '';
+    if (line === '') throw new CorralError('INVALID_ARGUMENT', `etcd password file ${auth.passwordFile} is empty; it must hold the password on its first line`, { file: auth.passwordFile });
+    return line;
+  }
+  if (auth.password !== undefined && auth.password !== '') return auth.password;
+  throw new CorralError('INVALID_ARGUMENT', `etcd user ${auth.username}: no password (set a password file, or ${ETCD_PASSWORD_ENV})`);
+}
+
+/** Checks the connection options and reads their files: INVALID_ARGUMENT for anything wrong, before any connection is tried. */
+export function etcdClientOptions(conn: EtcdConnectionOptions): IOptions {
+  const { endpoints, dialTimeoutMs = 5000, tls, auth } = conn ?? ({} as EtcdConnectionOptions);
+  if (!Array.isArray(endpoints) || endpoints.length === 0 || !endpoints.every((e) => typeof e === 'string' && e !== '')) {
+    throw new CorralError('INVALID_ARGUMENT', 'etcd store needs at least one endpoint');
+  }
+  if (!Number.isFinite(dialTimeoutMs) || dialTimeoutMs <= 0) throw new CorralError('INVALID_ARGUMENT', 'dialTimeoutMs must be positive');
+  const secure = endpoints.filter((e) => e.startsWith('https://'));
+  if (tls && secure.length !== endpoints.length) {
+    throw new CorralError('INVALID_ARGUMENT', `etcd TLS is configured, so every endpoint must be https:// (got ${endpoints.filter((e) => !e.startsWith('https://')).join(', ')})`);
+  }
+  if (!tls && secure.length > 0) throw new CorralError('INVALID_ARGUMENT', `etcd endpoint ${secure[0]} is https://: configure the etcd TLS CA (tls.ca) to verify it with`);
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) throw new CorralError('INVALID_ARGUMENT', 'etcd TLS: the client certificate and its key go together (cert and key)');
+  if (auth && (typeof auth.username !== 'string' || auth.username === '')) throw new CorralError('INVALID_ARGUMENT', 'etcd auth needs a user name');
+  return {
+    hosts: endpoints,
+    ...(tls && {
+      credentials: {
+        rootCertificate: readPem(tls.ca, 'TLS CA file'),
+        ...(tls.cert !== undefined && { certChain: readPem(tls.cert, 'TLS certificate file'), privateKey: readPem(tls.key!, 'TLS key file') }),
+      },
+    }),
+    ...(auth && {
+      auth: {
+        username: auth.username,
+        password: etcdPassword(auth),
+        // The token exchange is bounded like any other unary call.
+        callOptions: () => ({ deadline: Date.now() + dialTimeoutMs }),
+      },
+    }),
+    // Streams (watch, keepalive) live long; only unary calls get a deadline.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
+    faultHandling: { global: passthrough, host: () => passthrough },
+    // grpc-js caps received messages at 4 MiB; a range over many large values is legitimate.
+    grpcOptions: { 'grpc.max_receive_message_length': -1 },
+  };
+}
+
+/** Reasons an etcd call failed for its credentials or TLS, and what to check. */
+const TLS_CAUSES: Array<[RegExp, string]> = [
+  [
+    /self[- ]signed certificate|unable to (get|verify) (local )?issuer|certificate verify failed|unable to verify the first certificate|CERT_UNTRUSTED|UNABLE_TO_VERIFY/i,
+    "etcd's server certificate is not signed by the configured CA (tls.ca)",
+  ],
+  [/certificate has expired|CERT_HAS_EXPIRED/i, "etcd's server certificate has expired"],
+  [/Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME_INVALID|altnames/i, "etcd's server certificate does not name this endpoint's host"],
+  [
+    /certificate required|alert number 116|handshake failure|alert number 40|bad certificate|alert number 42|unknown ca|alert number 48/i,
+    'etcd refused the TLS handshake: it requires a client certificate signed by its trusted CA (tls.cert, tls.key)',
+  ],
+  [/wrong version number|packet length too long|http\/1|Protocol error|unexpected eof/i, 'TLS and plain connections do not match (an https:// endpoint on a plain etcd, or the reverse)'],
+];
+
+/**
+ * The typed error for an etcd failure caused by TLS or authentication, or
+ * undefined when `err` is something else (unreachable, timeouts, etcd-side
+ * errors: the caller maps those as before).
+ */
+export function etcdCredentialError(err: unknown, endpoints: string[], username?: string): CorralError | undefined {
+  const msg = errorMessage(err);
+  const at = `etcd at ${endpoints.join(', ')}`;
+  const who = username !== undefined ? `user "${username}"` : "the client certificate's user";
+  if (err instanceof EtcdAuthenticationFailedError || msg.includes('authentication failed')) {
+    return new CorralError('UNAUTHENTICATED', `${at}: authentication failed for user "${username ?? ''}" (wrong user name or password)`, { endpoints, cause: 'password' }, { cause: err });
+  }
+  if (err instanceof EtcdPermissionDeniedError || msg.includes('permission denied')) {
+    return new CorralError('FORBIDDEN', `${at}: permission denied for ${who} (its etcd role does not grant this key range)`, { endpoints, cause: 'permission' }, { cause: err });
+  }
+  if (msg.includes('user name is empty') || msg.includes('user name not found')) {
+    return new CorralError(
+      'UNAUTHENTICATED',
+      `${at}: authentication is enabled there; configure an etcd user (auth) or a client certificate whose CN is one`,
+      { endpoints, cause: 'no-credentials' },
+      { cause: err },
+    );
+  }
+  if (err instanceof EtcdInvalidAuthTokenError) return undefined;
+  for (const [re, cause] of TLS_CAUSES) {
+    if (re.test(msg)) return new CorralError('UNAUTHENTICATED', `${at}: TLS failed: ${cause} (${msg})`, { endpoints, cause: 'tls' }, { cause: err });
+  }
+  return undefined;
+}
+
+interface AuthenticatorLike {
+  getMetadata(): Promise<unknown>;
+  invalidateMetadata(): void;
+}
+
+/**
+ * Keep etcd auth tokens fresh for streams. etcd drops a token that has not
+ * been used for a while (--auth-token-ttl, 5 minutes); the etcd3 client
+ * fetches a new one only when a unary call is refused, never for a watch or
+ * keepalive stream, so a stream re-established after a quiet spell would be
+ * refused for good. Every token is therefore fetched again once it is older
+ * than `maxAgeMs` (a stream set-up or call after that asks etcd anew; one
+ * authentication per minute at most, and none while nothing connects).
+ */
+export function refreshEtcdTokens(client: Etcd3, maxAgeMs = 60_000): void {
+  // The client's authenticator is internal; without it (another client version) tokens are left as they are.
+  const authenticator = (client as unknown as { pool?: { authenticator?: AuthenticatorLike } }).pool?.authenticator;
+  if (!authenticator || typeof authenticator.getMetadata !== 'function' || typeof authenticator.invalidateMetadata !== 'function') return;
+  const get = authenticator.getMetadata.bind(authenticator);
+  let fetchedAt = 0;
+  authenticator.getMetadata = () => {
+    const now = Date.now();
+    if (fetchedAt !== 0 && now - fetchedAt > maxAgeMs) {
+      authenticator.invalidateMetadata();
+      fetchedAt = 0;
+    }
+    if (fetchedAt === 0) fetchedAt = now;
+    return get();
+  };
+}
