@@ -59,8 +59,9 @@ export function identity(g: GlobalOptions): { principal?: string; secret?: strin
   if (!file) return {};
   const sec = loadSecurity(file);
   const ops = sec.acls.operators;
-  const cred = sec.credentials.find((c) => (ops === 'ANY' ? true : ops.includes(c.principal)) && (!g.principal || c.principal === g.principal));
-  return cred ? { principal: cred.principal, secret: cred.secret } : {};
+  // The operator's own secret is the one in plain text (the master's file holds only hashes).
+  const cred = sec.credentials.find((c) => c.secret !== undefined && (ops === 'ANY' ? true : ops.includes(c.principal)) && (!g.principal || c.principal === g.principal));
+  return cred ? { principal: cred.principal, secret: cred.secret! } : {};
 }
 
 export function operatorClient(cmd: Command): OperatorClient {

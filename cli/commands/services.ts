@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { loadSecurity, type SecurityConfig } from '../../core-scheduler/src/index.js';
+import { loadSecurity, ownCredential, type SecurityConfig } from '../../core-scheduler/src/index.js';
 import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/src/index.js';
 import { startServices } from '../../core-scheduler/src/index.js';
 import { globals } from '../context.js';
@@ -14,7 +14,8 @@ import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
 /** A credential the security file allows to register frameworks, for the daemon's own subscription. */
 function frameworkCredential(sec: SecurityConfig): { principal: string; secret: string } | undefined {
   const allowed = (p: string): boolean => sec.acls.register_frameworks.some((r) => r.principals === 'ANY' || r.principals.includes(p));
-  return sec.credentials.find((c) => allowed(c.principal));
+  // Only a secret in plain text is the daemon's own; a hash verifies others.
+  return ownCredential(sec, allowed);
 }
 
 export function registerServices(program: Command): void {

@@ -12,6 +12,7 @@ import { CorralError } from '../../contracts/errors.js';
 import { z } from '../../common/validate.js';
 import { parseCidr } from '../../common/netkit/ipv4.js';
 import type { NodeConfigInput, NodeScope } from '../../provision/src/index.js';
+import { masterSecurityFile } from './security.js';
 
 export const DEFAULT_WORK_DIR = '/var/lib/corral';
 export const DEFAULT_NAME = 'corral';
@@ -227,7 +228,8 @@ export function upNodeConfig(plan: UpPlan): NodeConfigInput {
     address: '127.0.0.1',
     dir: plan.workDir,
     runDir: plan.runDir,
-    security: { file: plan.paths.security },
+    // The master's file (hashes and ACLs); the operator's own is plan.paths.security (cli/up/security.ts).
+    security: { file: masterSecurityFile(plan.paths.security) },
     control: { address: '127.0.0.1', masterPort: plan.ports.master, servicesPort: plan.ports.services, dnsPort: plan.ports.dns, discoveryHttpPort: plan.ports.discovery },
     discovery: { domain: 'corral', dnsWorkers: 'auto' },
     cni: {

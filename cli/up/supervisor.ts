@@ -18,7 +18,7 @@ import { OperatorClient } from '../../contracts/client/operator-client.js';
 import type { V1FrameworkSummary } from '../../contracts/v1/v1.js';
 import { Demo } from '../../core-scheduler/src/index.js';
 import { repoRoot } from '../../common/sys/paths.js';
-import { ensureSecurityFile, credentialOf } from './security.js';
+import { ensureSecurityFile, credentialOf, planSecretsOf } from './security.js';
 import { MARKER_ENV, upNodeConfig, upScope, type UpPlan } from './plan.js';
 import { prepareNodeNetns } from './host.js';
 import { daemonSpec, nodeConfigSchema, planNode, superviseNode, writeNodeFiles, type NodePlan, type NodeScope, type Supervision } from '../../provision/src/index.js';
@@ -57,9 +57,8 @@ export function childEnv(plan: UpPlan): NodeJS.ProcessEnv {
 
 /** The instance's node plan: its node file through provision's planner, with the credentials of its security file. */
 export function instanceNode(plan: UpPlan): { node: NodePlan; scope: NodeScope } {
-  const security = ensureSecurityFile(plan.paths.security);
-  const secrets = { admin: credentialOf(security, 'admin'), frameworks: credentialOf(security, 'frameworks'), agents: credentialOf(security, 'agents') };
-  const node = planNode(nodeConfigSchema.parse(upNodeConfig(plan)), secrets);
+  // Each client daemon its own credential; the master (and the daemons' APIs) only the hashes.
+  const node = planNode(nodeConfigSchema.parse(upNodeConfig(plan)), planSecretsOf(ensureSecurityFile(plan.paths.security)));
   return { node, scope: upScope(plan, node.scope) };
 }
 
@@ -197,7 +196,7 @@ export async function superviseSimulated(plan: UpPlan, o: { agents: number; agen
       host: '127.0.0.1',
       port: plan.ports.master,
       workDir: plan.paths.master,
-      credentials: plan.paths.security,
+      credentials: security.masterFile,
       log: { level: 'info', file: plan.paths.log },
       // Up to 1,000 simulated agents share this host's address: each has a stream and a connection or two.
       limits: { maxConnectionsPerClient: 4096, maxStreamsPerClient: 2048 },
@@ -212,7 +211,7 @@ export async function superviseSimulated(plan: UpPlan, o: { agents: number; agen
     master: master.url,
     agents: o.agents,
     agentResources: o.agentResources,
-    credentials: { framework: credentialOf(security, 'frameworks'), agent: credentialOf(security, 'agents') },
+    credentials: { framework: credentialOf(security, 'frameworks'), agent: credentialOf(security, 'agent') },
   });
   await demo.start();
   log.info({ url: master.url }, 'corral is up (simulated agents)');

@@ -185,6 +185,17 @@ const networkInfoSchema = z.looseObject({
   port_mappings: z.array(z.looseObject({ host_port: uint, container_port: uint, protocol: z.string().optional() })).optional(),
 });
 
+/** Mesos's CapabilityInfo: Linux capabilities by name ("NET_BIND_SERVICE", "SYS_ADMIN"…). */
+const capabilityInfoSchema = z.looseObject({ capabilities: z.array(z.string().min(1).max(64)).max(64).optional() });
+
+/** Mesos's LinuxInfo, the capability part (the master checks it against acls.run_tasks). */
+const linuxInfoSchema = z.looseObject({
+  effective_capabilities: capabilityInfoSchema.optional(),
+  bounding_capabilities: capabilityInfoSchema.optional(),
+  /** Deprecated in Mesos in favour of effective_capabilities; read the same way. */
+  capability_info: capabilityInfoSchema.optional(),
+});
+
 const containerInfoSchema = z.looseObject({
   type: z.enum(['DOCKER', 'MESOS']),
   volumes: z.array(volumeSchema).max(100).optional(),
@@ -192,6 +203,7 @@ const containerInfoSchema = z.looseObject({
   docker: z.looseObject({ image: z.string().min(1).max(1024) }).optional(),
   mesos: z.looseObject({ image: z.looseObject({}).optional() }).optional(),
   network_infos: z.array(networkInfoSchema).max(16).optional(),
+  linux_info: linuxInfoSchema.optional(),
 });
 
 const healthCheckSchema = z.looseObject({

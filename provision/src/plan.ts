@@ -28,7 +28,15 @@ export type Readiness = ({ kind: 'http'; url: string } | { kind: 'unix'; socket:
   show?: { field: string[]; text: string };
 };
 
-/** Credentials the daemons that are clients use, from the node's security file (principals `admin`, `frameworks`, `agents`). */
+/**
+ * Credentials the daemons that are clients use, by use: `admin` discovery
+ * (follows the master: needs acls.view), `frameworks` the services daemon,
+ * `agents` the agent and the CNI daemon's store access. Each goes only into
+ * the config file (0600) of the daemons that use it; the master and the
+ * daemons' APIs read the node's security file, which on a provisioned host
+ * holds hashes for every principal and plain text only for the host's own
+ * (provision/src/run.ts secretsOf picks them).
+ */
 export interface PlanSecrets {
   admin: { principal: string; secret: string };
   frameworks: { principal: string; secret: string };
@@ -325,7 +333,8 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       containerizers: ['MESOS'],
       cniConfDir: cni?.confDir ?? '/etc/cni/net.d',
       volumeSocket,
-      ...auth(),
+      // Its own credential in its own config file (0600); the security file only verifies operators on its API.
+      ...auth(sec?.agents),
       mesos: {
         runDir: join(runDir, 'containerizer'),
         workDir: join(n.dir, 'containerizer'),

@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { installCni } from '../../plugins/cni-calico-like/src/index.js';
-import { loadSecurity } from '../../core-scheduler/src/index.js';
+import { loadSecurity, ownCredential } from '../../core-scheduler/src/index.js';
 import { CorralError } from '../../contracts/errors.js';
 import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
@@ -119,16 +119,29 @@ interface NodeUpOptions {
   onPid?(name: string, pid: number): void;
 }
 
-/** The credentials a node's client daemons use: principals `admin`, `frameworks` and `agents` of its security file. */
+/**
+ * The credentials a node's client daemons use, from its security file: a host
+ * holds the secrets of its own principals in plain text and everyone else's
+ * as hashes only, so the plain-text credential the ACLs allow each use is
+ * this host's. By use: `agents` (agent, CNI daemon) in acls.agents,
+ * `frameworks` (services daemon) in register_frameworks, `admin` (discovery,
+ * which follows the master) in acls.view or acls.operators. A principal named
+ * like the use (the older layout: admin, frameworks, agents) is preferred.
+ */
 export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
   if (!config.security) return undefined;
   const sec = loadSecurity(config.security.file);
-  const cred = (principal: string): { principal: string; secret: string } => {
-    const c = sec.credentials.find((x) => x.principal === principal);
-    if (!c) throw new CorralError('INVALID_ARGUMENT', `node ${config.name}: the security file ${config.security!.file} has no credential for "${principal}"`);
-    return { principal: c.principal, secret: c.secret };
+  const listed = (list: 'ANY' | string[] | undefined, p: string): boolean => list === 'ANY' || (list ?? []).includes(p);
+  const cred = (use: keyof PlanSecrets, acl: string, allowed: (p: string) => boolean): { principal: string; secret: string } => {
+    const c = ownCredential(sec, (p) => p === use && allowed(p)) ?? ownCredential(sec, allowed);
+    if (!c) throw new CorralError('INVALID_ARGUMENT', `node ${config.name}: the security file ${config.security!.file} has no credential for "${use}" (a principal with its secret in plain text, allowed by ${acl})`);
+    return c;
   };
-  return { admin: cred('admin'), frameworks: cred('frameworks'), agents: cred('agents') };
+  return {
+    admin: cred('admin', 'acls.view or acls.operators', (p) => listed(sec.acls.view, p) || listed(sec.acls.operators, p)),
+    frameworks: cred('frameworks', 'acls.register_frameworks', (p) => sec.acls.register_frameworks.some((r) => listed(r.principals, p))),
+    agents: cred('agents', 'acls.agents', (p) => listed(sec.acls.agents, p)),
+  };
 }
 
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {

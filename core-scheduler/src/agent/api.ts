@@ -18,14 +18,15 @@ import { isTerminal } from '../../../contracts/v1/v1.js';
 const MAX_CHUNK = 1024 * 1024;
 
 export function mountAgentApi(server: HttpServer, agent: Agent, auth: Authority | undefined, resources: AgentResources): void {
-  const guard = (ctx: RequestContext): void => {
+  const guard = async (ctx: RequestContext): Promise<void> => {
     if (!auth) return;
-    auth.authorizeOperator(auth.authenticate(ctx.req));
+    // The agent's own API: operators only (the agent's file holds their secrets hashed).
+    auth.authorizeOperator(await auth.authenticate(ctx.req));
   };
   server.route('GET', '/health', () => ({ healthy: true, agent_id: agent.id, connected: agent.connected }));
   server.route('GET', '/api/v1/containers', () => ({ containers: agent.tasks.liveContainers() }));
-  server.route('GET', '/api/v1/tasks', (ctx) => {
-    guard(ctx);
+  server.route('GET', '/api/v1/tasks', async (ctx) => {
+    await guard(ctx);
     const view = (t: TaskCheckpoint): Record<string, unknown> => ({
       framework_id: t.frameworkId,
       task_id: t.task.task_id.value,
@@ -38,8 +39,8 @@ export function mountAgentApi(server: HttpServer, agent: Agent, auth: Authority 
     return { tasks: agent.tasks.all().map(view), completed_tasks: [...agent.tasks.completed.values()].map(view) };
   });
   // What the agent advertises (tasks are checked against it) and where that exceeds the host: overcommit stays visible.
-  server.route('GET', '/api/v1/resources', (ctx) => {
-    guard(ctx);
+  server.route('GET', '/api/v1/resources', async (ctx) => {
+    await guard(ctx);
     return {
       advertised: resources.advertised.toString(),
       advertised_resources: resources.advertised.toV1(),
@@ -58,8 +59,8 @@ function findTask(agent: Agent, frameworkId: string | null, taskId: string): Tas
   return all[0]!;
 }
 
-async function logs(ctx: RequestContext, agent: Agent, guard: (ctx: RequestContext) => void): Promise<void> {
-  guard(ctx);
+async function logs(ctx: RequestContext, agent: Agent, guard: (ctx: RequestContext) => Promise<void>): Promise<void> {
+  await guard(ctx);
   const taskId = ctx.query.get('task_id');
   if (!taskId) throw new CorralError('INVALID_ARGUMENT', 'task_id is required');
   const stream = ctx.query.get('stream') ?? 'stdout';

@@ -8,7 +8,7 @@ import { CorralError } from '../../../contracts/errors.js';
 import { logger } from '../../../common/log.js';
 import { HttpServer } from '../../../common/http/server.js';
 import { Metrics } from '../../../common/metrics.js';
-import { Authority, loadSecurity } from '../master/auth.js';
+import { Authority, loadSecurity, ownCredential } from '../master/auth.js';
 import { Agent } from './agent.js';
 import { mountAgentApi } from './api.js';
 import { collectSandboxes } from './gc.js';
@@ -27,9 +27,9 @@ function security(config: AgentConfig): { credential?: { principal: string; secr
   const sec = config.credentials ? loadSecurity(config.credentials) : undefined;
   let credential = config.principal && config.secret ? { principal: config.principal, secret: config.secret } : undefined;
   if (!credential && sec) {
+    // Its own credential is the one in plain text; hashes in the file only verify operators for the agent API.
     const agents = sec.acls.agents;
-    const c = sec.credentials.find((x) => agents === 'ANY' || agents.includes(x.principal));
-    if (c) credential = { principal: c.principal, secret: c.secret };
+    credential = ownCredential(sec, (p) => agents === 'ANY' || agents.includes(p));
   }
   if (config.noAuth) return { ...(credential ? { credential } : {}), api: undefined };
   if (!sec) throw new CorralError('INVALID_ARGUMENT', 'the agent API needs a security file (--credentials FILE) to check operators, or --no-auth for local use');

@@ -6,6 +6,7 @@
 import { CorralError } from '../../../contracts/errors.js';
 import { Resources, sameV1Scalars } from '../resources/resources.js';
 import { conversionFor, volumeIdsOf } from './conversions.js';
+import { taskIdentity } from './auth.js';
 import type { Master } from './master.js';
 import type { AgentRecord, FrameworkRecord, OfferRecord } from './records.js';
 import type { V1Operation, V1Resource, V1TaskInfo } from '../../../contracts/v1/v1.js';
@@ -18,6 +19,8 @@ export interface AcceptPlan {
   steps: PlanStep[];
   /** Offered but not used by any operation: goes back to the allocator. */
   remaining: Resources;
+  /** Tasks the run_tasks ACL refused: answered TASK_ERROR (REASON_TASK_UNAUTHORIZED), the rest of the call goes ahead, as in Mesos. */
+  unauthorized: Array<{ info: V1TaskInfo; message: string }>;
 }
 
 const bad = (msg: string): CorralError => new CorralError('INVALID_ARGUMENT', msg);
@@ -48,6 +51,8 @@ export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[],
   const volumeIds = volumeIdsOf(agent.total);
   const launching = new Set<string>();
   const steps: PlanStep[] = [];
+  const unauthorized: AcceptPlan['unauthorized'] = [];
+  const checkUsers = m.auth.enabled;
 
   operations.forEach((op, n) => {
     const where = `operation ${n} (${op.type})`;
@@ -57,8 +62,17 @@ export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[],
         // once and the tasks share it copy-on-write, so 100,000 tasks do not hold 100,000 copies.
         let lastList: V1Resource[] | undefined;
         let lastParsed: Resources | undefined;
-        const tasks = op.launch!.task_infos.map((t) => {
+        const tasks: Array<{ info: V1TaskInfo; resources: Resources }> = [];
+        for (const t of op.launch!.task_infos) {
           const id = t.task_id.value;
+          // Authorized first, as Mesos does: a refused task is dropped before it is validated or uses resources.
+          if (checkUsers) {
+            const refusal = m.auth.taskRefusal(f.principal, taskIdentity(f.info.user, t));
+            if (refusal !== undefined) {
+              unauthorized.push({ info: t, message: `task ${id}: ${refusal}` });
+              continue;
+            }
+          }
           if (launching.has(id)) throw bad(`${taskAt(where, id)}: task id is used twice in this call`);
           if (f.tasks.has(id)) throw bad(`${taskAt(where, id)}: the framework already has a task with this id`);
           if (t.agent_id.value !== agentId) throw bad(`${taskAt(where, id)}: agent_id ${t.agent_id.value} is not the offers' agent ${agentId}`);
@@ -68,9 +82,9 @@ export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[],
           if (!remaining.contains(res)) throw bad(`${taskAt(where, id)}: needs ${res} but the offers only have ${remaining} left`);
           remaining.subtract(res);
           launching.add(id);
-          return { info: t, resources: res };
-        });
-        steps.push({ kind: 'launch', tasks });
+          tasks.push({ info: t, resources: res });
+        }
+        if (tasks.length > 0) steps.push({ kind: 'launch', tasks });
         break;
       }
       case 'LAUNCH_GROUP':
@@ -90,5 +104,5 @@ export function planAccept(m: Master, f: FrameworkRecord, offers: OfferRecord[],
       }
     }
   });
-  return { agent, role, steps, remaining };
+  return { agent, role, steps, remaining, unauthorized };
 }

@@ -37,6 +37,8 @@ export class AgentManager {
   private readonly goneIds = new Set<string>();
   /** Events decided while an agent re-registers, sent once its stream is open. */
   private readonly afterAttach = new Map<string, AgentEvent[]>();
+  /** Hostnames of known agents and the principal each registered with: another agent credential may not claim them. */
+  private readonly hostOwners = new Map<string, string>();
 
   constructor(private readonly m: Master) {}
 
@@ -58,6 +60,7 @@ export class AgentManager {
     const wantId = reg.agent_info.id?.value;
     if (wantId && this.goneIds.has(wantId)) throw new CorralError('FORBIDDEN', `agent ${wantId} was marked gone; start it with a fresh work directory to register anew`);
     let a = wantId ? this.m.agents.get(wantId) : undefined;
+    this.checkBinding(a, reg.agent_info.hostname, principal);
     if (a?.status === 'connected' && a.conn) {
       this.m.close(a.conn, { type: 'SHUTDOWN', shutdown: { message: 'replaced by a newer connection of the same agent' } } satisfies AgentEvent);
       Object.assign(a, { conn: undefined, status: 'disconnected', disconnectedAt: now });
@@ -67,7 +70,12 @@ export class AgentManager {
     const { total, dropped } = applyCheckpointed(staticResources, checkpointed);
     if (!dropped.isEmpty()) this.m.log.warn({ agent: id, dropped: dropped.toString() }, "checkpointed reservations no longer fit the agent's resources");
     const info = { ...reg.agent_info, id: { value: id } };
-    const persisted: PersistedAgent = { id, info, checkpointed: checkpointedPart(total).toV1(), status: 'admitted' };
+    const owner = this.m.auth.enabled ? principal : undefined;
+    if (owner !== undefined) {
+      if (a && a.info.hostname !== info.hostname && this.hostOwners.get(a.info.hostname) === owner) this.hostOwners.delete(a.info.hostname);
+      this.hostOwners.set(info.hostname, owner);
+    }
+    const persisted: PersistedAgent = { id, info, checkpointed: checkpointedPart(total).toV1(), status: 'admitted', ...(owner !== undefined && { principal: owner }) };
     this.m.persist({ type: 'put-agent', agent: persisted, cluster: this.m.clusterRecord() });
 
     const wasUnreachable = a?.status === 'unreachable';
@@ -88,6 +96,7 @@ export class AgentManager {
         unreachableAt: undefined,
         version: reg.version ?? a.version,
         capabilities,
+        principal: owner,
       });
     } else {
       a = {
@@ -108,6 +117,7 @@ export class AgentManager {
         tasks: new Set(),
         version: reg.version ?? 'unknown',
         capabilities,
+        principal: owner,
       };
       this.m.agents.set(id, a);
     }
@@ -115,6 +125,23 @@ export class AgentManager {
     this.adoptTasks(a, reg, wasUnreachable);
     this.m.log.info({ agent: id, hostname: info.hostname, resources: total.toString(), tasks: a.tasks.size, reregistered: wantId !== undefined }, 'agent registered');
     return a;
+  }
+
+  /**
+   * An agent credential speaks only for the agents it registered: an agent id
+   * or hostname the master knows under another principal is refused, so one
+   * host's credential cannot take over another host's agent (its tasks, its
+   * offers, its name). Released when the agent unregisters or is marked gone.
+   */
+  private checkBinding(a: AgentRecord | undefined, hostname: string, principal: string | undefined): void {
+    if (!this.m.auth.enabled) return;
+    if (a?.principal !== undefined && a.principal !== principal) {
+      throw new CorralError('FORBIDDEN', `agent ${a.id} registered with principal "${a.principal}"; principal "${principal}" may not re-register it`);
+    }
+    const owner = this.hostOwners.get(hostname);
+    if (owner !== undefined && owner !== principal) {
+      throw new CorralError('FORBIDDEN', `hostname "${hostname}" belongs to an agent registered with principal "${owner}"; principal "${principal}" may not register an agent under it`);
+    }
   }
 
   /** Reconcile the tasks an agent reports with what the master knows about it. */
@@ -274,7 +301,7 @@ export class AgentManager {
     this.m.taskManager.settleHeldKills();
     this.m.persist({
       type: 'put-agent',
-      agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt },
+      agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'unreachable', unreachableAt: a.unreachableAt, ...(a.principal !== undefined && { principal: a.principal }) },
       cluster: this.m.clusterRecord(),
     });
   }
@@ -287,6 +314,7 @@ export class AgentManager {
     this.m.close(a.conn, { type: 'SHUTDOWN', shutdown: { message: byOperator ? 'marked gone by an operator' : 'unregistered' } } satisfies AgentEvent);
     a.conn = undefined;
     this.m.agents.delete(a.id);
+    if (a.principal !== undefined && this.hostOwners.get(a.info.hostname) === a.principal) this.hostOwners.delete(a.info.hostname);
     if (byOperator) this.goneIds.add(a.id);
     this.m.events.agentRemoved(a);
     this.m.taskManager.settleHeldKills();
@@ -337,14 +365,20 @@ export class AgentManager {
       tasks: new Set(),
       version: 'unknown',
       capabilities: new Set(),
+      principal: p.principal,
     });
+    if (p.principal !== undefined) this.hostOwners.set(p.info.hostname, p.principal);
   }
 
   /** RESERVE/UNRESERVE/CREATE/DESTROY changed the agent's total: persist, then tell the agent. */
   applyConversion(a: AgentRecord, consumed: Resources, converted: Resources): void {
     a.total.subtract(consumed).add(converted);
     a.checkpointed = checkpointedPart(a.total);
-    this.m.persist({ type: 'put-agent', agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'admitted' }, cluster: this.m.clusterRecord() });
+    this.m.persist({
+      type: 'put-agent',
+      agent: { id: a.id, info: a.info, checkpointed: a.checkpointed.toV1(), status: 'admitted', ...(a.principal !== undefined && { principal: a.principal }) },
+      cluster: this.m.clusterRecord(),
+    });
     this.m.send(a.conn, { type: 'APPLY_OPERATIONS', apply_operations: { checkpointed_resources: a.checkpointed.toV1() } } satisfies AgentEvent);
   }
 

@@ -5,6 +5,23 @@ import { z } from '../../../common/validate.js';
 import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 
+/** Event streams one principal may hold: frameworks it subscribes, and operator event streams. */
+const DEFAULT_SUBSCRIPTION_CAPS = { maxSchedulerSubscriptionsPerPrincipal: 128, maxOperatorSubscriptionsPerPrincipal: 32 };
+const httpLimits = httpLimitsSchema({ maxConnections: 16_384, maxStreams: 16_384 });
+/** The server's limits plus the master's own; one object, so each key has its environment variable (CORRAL_MASTER_LIMITS__…). */
+const masterLimitsSchema = httpLimits
+  .unwrap()
+  .extend({
+    maxSchedulerSubscriptionsPerPrincipal: z.number().int().min(1).max(1_000_000).default(DEFAULT_SUBSCRIPTION_CAPS.maxSchedulerSubscriptionsPerPrincipal),
+    maxOperatorSubscriptionsPerPrincipal: z.number().int().min(1).max(1_000_000).default(DEFAULT_SUBSCRIPTION_CAPS.maxOperatorSubscriptionsPerPrincipal),
+  })
+  .superRefine((l, ctx) => {
+    // The server limits' own cross-field rules (e.g. headersTimeoutMs ≤ requestTimeoutMs).
+    const r = httpLimits.safeParse(l);
+    if (!r.success) for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: issue.path as PropertyKey[], message: issue.message });
+  })
+  .prefault({});
+
 export const masterConfigSchema = z
   .object({
     host: z.string().default('127.0.0.1'),
@@ -17,8 +34,11 @@ export const masterConfigSchema = z
     credentials: z.string().optional(),
     /** Turn authentication off: for local use only, never by default. */
     noAuth: z.boolean().default(false),
-    /** The HTTP server's timeouts and caps (docs/security.md, "Server limits"); a fleet of 10,000 agents fits the totals. */
-    limits: httpLimitsSchema({ maxConnections: 16_384, maxStreams: 16_384 }),
+    /**
+     * The HTTP server's timeouts and caps (docs/security.md, "Server limits"); a fleet of 10,000 agents fits the totals.
+     * Plus the master's own caps per authenticated principal: scheduler SUBSCRIBE streams (frameworks) and operator SUBSCRIBE streams.
+     */
+    limits: masterLimitsSchema,
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),
     allocation: z
       .object({

@@ -177,6 +177,7 @@ export class OfferManager {
         this.m.taskManager.launch(f, agent, plan.role, step.tasks);
       }
     }
+    if (plan.unauthorized.length > 0) this.m.taskManager.reportUnauthorizedTasks(f, plan.unauthorized);
     if (!plan.remaining.isEmpty()) this.m.allocator.recover(f.id, agent.id, plan.role, plan.remaining, this.refuseUntil(call.filters?.refuse_seconds));
     this.requestAllocation([agent.id]);
   }

@@ -36,6 +36,8 @@ export interface AgentRecord {
   version: string;
   /** Agent protocol features it announced when it registered (e.g. ACKNOWLEDGE_BATCH, COMPACT_LAUNCH). */
   capabilities: ReadonlySet<string>;
+  /** The principal it registered with: only that principal may re-register it or speak for it. */
+  principal?: string | undefined;
 }
 
 export interface FrameworkRecord {

@@ -49,6 +49,8 @@ export interface PersistedAgent {
   checkpointed: V1Resource[];
   status: 'admitted' | 'unreachable' | 'gone';
   unreachableAt?: number;
+  /** The principal the agent registered with (its credential is bound to it). */
+  principal?: string;
 }
 
 export interface PersistedFramework {

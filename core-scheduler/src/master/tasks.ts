@@ -118,6 +118,11 @@ export class TaskManager {
     this.reportLaunchFailure(f, operations, 'TASK_ERROR', 'REASON_TASK_INVALID', message);
   }
 
+  /** Tasks the run_tasks ACL refused (the rest of their ACCEPT went ahead): TASK_ERROR, as Mesos answers an unauthorized launch. */
+  reportUnauthorizedTasks(f: FrameworkRecord, refused: ReadonlyArray<{ info: V1TaskInfo; message: string }>): void {
+    for (const r of refused) this.reportLaunchFailure(f, [{ type: 'LAUNCH', launch: { task_infos: [r.info] } }], 'TASK_ERROR', 'REASON_TASK_UNAUTHORIZED', r.message);
+  }
+
   /**
    * An ACCEPT named offers that are not (or no longer) the framework's: Mesos
    * answers each task it would have launched with TASK_DROPPED, or TASK_LOST

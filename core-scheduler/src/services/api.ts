@@ -96,7 +96,7 @@ export function mountServicesApi(server: HttpServer, d: ApiDeps): void {
       refer(ctx, d.leadership());
       return undefined;
     }
-    d.auth.authorizeOperator(d.auth.authenticate(ctx.req));
+    d.auth.authorizeOperator(await d.auth.authenticate(ctx.req));
     return handler(ctx, term);
   };
   const view = (manager: ServiceManager, app: AppRecord): unknown => appView(app, manager.instancesOf(app.spec.id), manager.refusals.get(app.spec.id));

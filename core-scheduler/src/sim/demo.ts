@@ -64,7 +64,8 @@ export class Demo {
       principal: this.opts.credentials.framework?.principal,
       secret: this.opts.credentials.framework?.secret,
       framework: {
-        user: 'root',
+        // The agents' default user: no run_tasks rule needed (root would need one).
+        user: '',
         name: spec.name,
         roles: [spec.role],
         capabilities: [{ type: 'MULTI_ROLE' }],

@@ -17,7 +17,7 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
   const m = shell.core;
   const streamIds = new Map<string, string>();
   server.route('POST', '/api/v1/agent', async (ctx) => {
-    const principal = m.auth.authenticate(ctx.req);
+    const principal = await m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
     if (call.type === 'REGISTER') {
       const a = await shell.run((m) => m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress));
@@ -35,6 +35,7 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
     m.auth.authorizeAgent(principal);
     const a = m.agents.get(call.agent_id.value);
     if (!a || a.status !== 'connected') throw new CorralError('FORBIDDEN', `agent ${call.agent_id.value} is not registered; REGISTER first`);
+    if (a.principal !== undefined && a.principal !== principal) throw new CorralError('FORBIDDEN', `agent ${a.id} registered with principal "${a.principal}"; principal "${principal}" may not speak for it`);
     if (streamIdOf(ctx) !== streamIds.get(a.id)) throw new CorralError('INVALID_ARGUMENT', "the 'Mesos-Stream-Id' header does not match the agent's current stream");
     shell.fire((m) => m.agentManager.seen(a));
     switch (call.type) {

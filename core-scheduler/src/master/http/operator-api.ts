@@ -1,6 +1,8 @@
 /**
  * POST /api/v1 — the Mesos v1 operator API for what corral has, plus
- * GET /health. Every operator call needs an operator credential.
+ * GET /health. Every operator call but GET_HEALTH and GET_VERSION needs a
+ * principal allowed its action (auth.ts: view, reserve_resources, …, or
+ * `operators` for all); a refusal is a 403 naming the action.
  */
 import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
@@ -13,22 +15,24 @@ import { getAgents, getFrameworks, getRoles, getState, getTasks } from '../views
 import { conversionFor, volumeIdsOf, type ConversionKind } from '../conversions.js';
 import type { OperatorEvent } from '../../../../contracts/v1/operator-events.js';
 import { readCall, openStream, accepted } from './calls.js';
+import { SubscriptionCaps } from './subscription-caps.js';
 
 export function mountOperatorApi(server: HttpServer, shell: MasterShell): void {
   const m = shell.core;
   server.route('GET', '/health', () => ({ healthy: true, master: m.info.id, uptime_seconds: Math.round((m.clock.now() - m.startedAt) / 1000) }));
+  const caps = new SubscriptionCaps('operator', m.config.limits.maxOperatorSubscriptionsPerPrincipal, m.metrics);
   server.route('POST', '/api/v1', async (ctx) => {
-    const principal = m.auth.authenticate(ctx.req);
+    const principal = await m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, operatorCallSchema, OPERATOR_CALL_TYPES, 'operator API', { nullIsUnset: true });
-    // Health and version are harmless; everything else needs an operator.
-    if (call.type !== 'GET_HEALTH' && call.type !== 'GET_VERSION') m.auth.authorizeOperator(principal);
-    return handle(ctx, shell, call, principal);
+    // Health and version are harmless; every other call needs its action's ACL (auth.ts CALL_ACTIONS) or `operators`.
+    m.auth.authorizeOperatorCall(principal, call.type);
+    return handle(ctx, shell, call, principal, caps);
   });
 }
 
 const reply = (type: string, field: string, value: unknown): Record<string, unknown> => ({ type, [field]: value });
 
-async function handle(ctx: RequestContext, shell: MasterShell, call: V1OperatorCall, principal: string | undefined): Promise<unknown> {
+async function handle(ctx: RequestContext, shell: MasterShell, call: V1OperatorCall, principal: string | undefined, caps: SubscriptionCaps): Promise<unknown> {
   const m = shell.core;
   switch (call.type) {
     case 'GET_HEALTH':
@@ -59,6 +63,7 @@ async function handle(ctx: RequestContext, shell: MasterShell, call: V1OperatorC
     case 'GET_QUOTA':
       return reply(call.type, 'get_quota', { status: { infos: [...m.quota].map(([role, q]) => ({ role, ...q })) } });
     case 'SUBSCRIBE': {
+      caps.admit(ctx.req, ctx.res, principal);
       const conn = shell.open(
         openStream<OperatorEvent>(ctx, {}, (o) => {
           shell.closed(o.id);

@@ -12,23 +12,35 @@ import type { FrameworkRecord } from '../records.js';
 import { schedulerCallSchema, SCHEDULER_CALL_TYPES, type V1AcceptResult, type V1SchedulerCall } from '../../../../contracts/v1/v1-schema.js';
 import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
+import { SubscriptionCaps } from './subscription-caps.js';
 import { isQuickSchedulerCall } from '../../../../contracts/v1/v1-fast.js';
 
 export function mountSchedulerApi(server: HttpServer, shell: MasterShell): void {
   const m = shell.core;
   const calls = m.metrics.counter('scheduler_calls_total', 'Scheduler API calls', ['type']);
+  const caps = new SubscriptionCaps('scheduler', m.config.limits.maxSchedulerSubscriptionsPerPrincipal, m.metrics);
   server.route('POST', '/api/v1/scheduler', async (ctx) => {
-    const principal = m.auth.authenticate(ctx.req);
+    const principal = await m.auth.authenticate(ctx.req);
     const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { quick: isQuickSchedulerCall, nullIsUnset: true });
     calls.inc({ type: call.type });
-    if (call.type === 'SUBSCRIBE') return subscribe(ctx, shell, call, principal);
+    if (call.type === 'SUBSCRIBE') return subscribe(ctx, shell, call, principal, caps);
     const f = framework(ctx, m, call.framework_id.value, principal);
     await handle(ctx, shell, f, call, principal);
   });
 }
 
-async function subscribe(ctx: RequestContext, shell: MasterShell, call: Extract<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined): Promise<void> {
-  const f = await shell.run((m) => m.frameworkManager.subscribe(call.subscribe.framework_info, call.framework_id?.value, call.subscribe.suppressed_roles, principal));
+async function subscribe(ctx: RequestContext, shell: MasterShell, call: Extract<V1SchedulerCall, { type: 'SUBSCRIBE' }>, principal: string | undefined, caps: SubscriptionCaps): Promise<void> {
+  // Counted per principal before the framework is registered: over the cap, nothing changes.
+  const id = call.framework_id?.value;
+  const current = id === undefined ? undefined : shell.core.frameworks.get(id);
+  const release = caps.admit(ctx.req, ctx.res, principal, current?.connected === true && current.principal === principal);
+  let f: FrameworkRecord;
+  try {
+    f = await shell.run((m) => m.frameworkManager.subscribe(call.subscribe.framework_info, call.framework_id?.value, call.subscribe.suppressed_roles, principal));
+  } catch (err) {
+    release();
+    throw err;
+  }
   const streamId = randomUUID();
   const conn = shell.open(
     openStream<SchedulerEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => {

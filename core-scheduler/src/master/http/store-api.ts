@@ -106,7 +106,7 @@ export function mountStoreApi(server: HttpServer, m: Master, store: Store): void
   const calls = m.metrics.counter('store_calls_total', 'Store API calls', ['type']);
   const watches = m.metrics.gauge('store_watches', 'Open store API watch streams');
   server.route('POST', STORE_API_PATH, async (ctx) => {
-    const principal = m.auth.authenticate(ctx.req);
+    const principal = await m.auth.authenticate(ctx.req);
     m.auth.authorizeStore(principal);
     const call = await readCall(ctx, storeCallSchema, STORE_CALL_TYPES, 'store API');
     calls.inc({ type: call.type });
