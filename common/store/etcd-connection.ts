@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdInvalidAuthTokenError, type Etcd3, type IOptions } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
+import { loadTls } from '../tls/index.js';
 
 /** PEM files of a TLS connection to etcd. */
 export interface EtcdTlsFiles {
@@ -54,15 +55,16 @@ const passthrough = {
   onFailure: () => ({ dispose: () => undefined }),
 } as unknown as Policy;
 
-function readPem(file: string, what: string): Buffer {
-  let data: Buffer;
-  try {
-    data = readFileSync(file);
-  } catch (err) {
-    throw new CorralError('INVALID_ARGUMENT', `etcd ${what} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`, { file });
-  }
-  if (!data.toString('latin1').includes('-----BEGIN ')) throw new CorralError('INVALID_ARGUMENT', `etcd ${what} ${file}: not a PEM file`, { file });
-  return data;
+/**
+ * The PEM files of `tls`, checked as every corral TLS client checks them (each
+ * file readable and PEM, the key the certificate's, both valid now). The CA
+ * and the client certificate are loaded apart: etcd may trust another CA for
+ * its clients than the one that signed its own certificate.
+ */
+function loadEtcdTls(tls: EtcdTlsFiles): NonNullable<IOptions['credentials']> {
+  const ca = loadTls({ ca: tls.ca }, 'etcd TLS').ca!;
+  const pair = tls.cert !== undefined ? loadTls({ cert: tls.cert, key: tls.key }, 'etcd TLS') : undefined;
+  return { rootCertificate: Buffer.from(ca), ...(pair && { certChain: Buffer.from(pair.cert!), privateKey: Buffer.from(pair.key!) }) };
 }
 
 /** The password of `auth`: its file's first line, else `password`; never echoed in an error. */
@@ -100,12 +102,7 @@ export function etcdClientOptions(conn: EtcdConnectionOptions): IOptions {
   if (auth && (typeof auth.username !== 'string' || auth.username === '')) throw new CorralError('INVALID_ARGUMENT', 'etcd auth needs a user name');
   return {
     hosts: endpoints,
-    ...(tls && {
-      credentials: {
-        rootCertificate: readPem(tls.ca, 'TLS CA file'),
-        ...(tls.cert !== undefined && { certChain: readPem(tls.cert, 'TLS certificate file'), privateKey: readPem(tls.key!, 'TLS key file') }),
-      },
-    }),
+    ...(tls && { credentials: loadEtcdTls(tls) }),
     ...(auth && {
       auth: {
         username: auth.username,

@@ -18,8 +18,8 @@ export interface EtcdPki {
   server: EtcdServerTls;
   /** The CA file of a CA that did not sign etcd's certificate. */
   otherCaFile: string;
-  /** A client certificate and key named `cn`, signed by the cluster CA (or by the other CA with `untrusted`). */
-  client(cn: string, opts?: { untrusted?: boolean }): Promise<{ cert: string; key: string }>;
+  /** A client certificate and key named `cn`, signed by the cluster CA (or by the other CA with `untrusted`; long expired with `expired`). */
+  client(cn: string, opts?: { untrusted?: boolean; expired?: boolean }): Promise<{ cert: string; key: string }>;
 }
 
 export async function makeEtcdPki(dir: string, clientCertAuth = true): Promise<EtcdPki> {
@@ -38,7 +38,15 @@ export async function makeEtcdPki(dir: string, clientCertAuth = true): Promise<E
     caFile,
     server: { ca: caFile, ...server, clientCertAuth },
     otherCaFile,
-    client: async (cn, opts = {}) =>
-      writeTlsFiles(dir, `${opts.untrusted ? 'untrusted-' : ''}client-${cn}`, await issueCertificate(opts.untrusted ? other : ca, { commonName: cn, usage: 'client', validDays: 1 })),
+    client: async (cn, opts = {}) => {
+      const pair = await issueCertificate(opts.untrusted ? other : ca, {
+        commonName: cn,
+        usage: 'client',
+        validDays: 1,
+        // Valid for one day, three days ago.
+        ...(opts.expired && { notBefore: new Date(Date.now() - 3 * 86_400_000) }),
+      });
+      return writeTlsFiles(dir, `${opts.untrusted ? 'untrusted-' : ''}${opts.expired ? 'expired-' : ''}client-${cn}`, pair);
+    },
   };
 }

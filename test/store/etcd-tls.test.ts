@@ -119,6 +119,12 @@ describe('etcd TLS and authentication refusals', () => {
     expect(err.message).toMatch(/client certificate/);
   });
 
+  it('an expired client certificate is refused before connecting, saying when it expired', async () => {
+    const err = await refusal(EtcdStore.open(conn({ tls: { ca: pki!.caFile, ...(await pki!.client('corral-master', { expired: true })) } })));
+    expect(isCorralError(err, 'FAILED_PRECONDITION'), String(err)).toBe(true);
+    expect(err.message).toMatch(/etcd TLS\.cert: the certificate "corral-master" expired on/);
+  });
+
   it('a plain client on the TLS endpoint is refused at configuration: https needs a CA', async () => {
     const err = await refusal(EtcdStore.open({ endpoints: [etcd!.endpoint], namespace: NS }));
     expect(isCorralError(err, 'INVALID_ARGUMENT'), String(err)).toBe(true);
