@@ -4,7 +4,7 @@
  * daemon) and the network hook (CNI networks from the conf dir). Both check
  * each task against what the agent advertises, not the host's core count.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { createMesosContainerizer, DockerContainerizer, CniNetworkHook } from '../../plugins/isolator/src/index.js';
 import { VolumeClient, VolumeLibraryHook } from '../../plugins/volume-driver/src/index.js';
@@ -24,7 +24,10 @@ export async function createContainerizers(config: AgentConfig, log: Logger, res
   const networkHook = new CniNetworkHook({ confDir: config.cniConfDir, cacheDir: join(config.workDir, 'cni-results') });
   const built: Array<Containerizer & { close?: () => Promise<void> | void }> = [];
   if (config.containerizers.includes('MESOS')) {
-    built.push(await createMesosContainerizer({ workDir: join(config.workDir, 'containerizer'), ...config.mesos }, { volumeHook, networkHook, log, host }));
+    // Tasks without an image must not see the agent's work directory (checkpoints, every sandbox) nor its credential file.
+    const extraMasked = Array.isArray(config.mesos.maskedPaths) ? (config.mesos.maskedPaths as string[]) : ['/var/lib/corral/volumes'];
+    const maskedPaths = [...extraMasked, resolve(config.workDir), ...(config.credentials ? [resolve(config.credentials)] : [])];
+    built.push(await createMesosContainerizer({ workDir: join(config.workDir, 'containerizer'), ...config.mesos, maskedPaths }, { volumeHook, networkHook, log, host }));
   }
   if (config.containerizers.includes('DOCKER')) {
     // The label that marks this agent's containers: stable across restarts, distinct per agent work dir.

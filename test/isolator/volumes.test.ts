@@ -71,7 +71,7 @@ describe('host and sandbox volumes', () => {
   it('binds a host directory read-write; the task writes into it', async () => {
     const hostDir = join(env.dir, 'host-data');
     mkdirSync(hostDir, { recursive: true });
-    const r = await runTask('host-rw', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: hostDir } }], command: shell('echo hello > data/f && ls data') });
+    const r = await runTask('host-rw', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: hostDir } }], command: { ...shell('echo hello > data/f && ls data'), user: 'root' } }); // a root-owned host directory: root writes
     expect(r.t.exitCode).toBe(0);
     expect(readFileSync(join(hostDir, 'f'), 'utf8')).toBe('hello\n');
     // The bind lived in the task's mount namespace only.
@@ -100,7 +100,7 @@ describe('external volumes through the volume driver', () => {
   const pgdata = { type: 'external' as const, driver: 'corral', name: 'isovol', options: { size: '16M' } };
 
   it('data written by one task is read by the next', async () => {
-    const w = await runTask('writer', { volumes: [{ containerPath: 'vol', mode: 'RW', source: pgdata }], command: shell('echo persisted > vol/data && df -k vol | tail -1') });
+    const w = await runTask('writer', { volumes: [{ containerPath: 'vol', mode: 'RW', source: pgdata }], command: { ...shell('echo persisted > vol/data && df -k vol | tail -1'), user: 'root' } }); // the volume's root is root's
     expect(w.t.exitCode, w.err).toBe(0);
     const r = await runTask('reader', { volumes: [{ containerPath: 'vol', mode: 'RO', source: pgdata }], command: shell('cat vol/data') });
     expect(r.out).toBe('persisted\n');

@@ -64,6 +64,8 @@ export class Agent {
     const containerizers = new Map<ContainerizerType, Containerizer>(opts.containerizers.map((c) => [c.type, c]));
     this.tasks = new AgentTasks({
       workDir: opts.config.workDir,
+      taskUser: opts.config.taskUser,
+      allowRootTasks: opts.config.allowRootTasks,
       hostname: opts.hostname,
       pidsLimit: opts.config.tasks.pidsLimit,
       logs: opts.config.logs,

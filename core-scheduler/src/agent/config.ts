@@ -54,6 +54,21 @@ export const agentConfigSchema = z.object({
       pidsLimit: z.number().int().min(1).max(1_000_000).default(4096),
     })
     .default({ defaultGracePeriodMs: 3000, pidsLimit: 4096 }),
+  /**
+   * Who a native task runs as when neither its command nor its framework names a user
+   * (TaskInfo.command.user, then FrameworkInfo.user): an unprivileged account of this host.
+   */
+  taskUser: z
+    .string()
+    .regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.-]+)?$/, 'a user name or uid[:gid]')
+    .max(64)
+    .default('nobody'),
+  /**
+   * Whether a task may run as root (uid 0). The master decides who may launch as which user (its
+   * run_tasks ACL) and the agent runs what it is sent; false makes this host refuse root tasks
+   * whatever the master allowed.
+   */
+  allowRootTasks: z.boolean().default(true),
   logs: z
     .object({
       maxBytes: z

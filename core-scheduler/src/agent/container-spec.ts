@@ -4,6 +4,16 @@
  * volumes (host, sandbox, external by driver, persistent volumes from the
  * task's reserved disk), network and logs. A definition that cannot run
  * throws INVALID_ARGUMENT, which the agent reports as TASK_ERROR.
+ *
+ * Identity. A MESOS task runs as TaskInfo.command.user, else
+ * FrameworkInfo.user, else the agent's `taskUser` (nobody): accounts of this
+ * host. A DOCKER task runs as command.user when given, else as its image
+ * says (a framework's host account means nothing inside an image).
+ * Capabilities come from ContainerInfo.linux_info (effective_capabilities,
+ * bounding_capabilities, or the deprecated capability_info as the effective
+ * set), by Mesos CapabilityInfo name. Whether the framework may ask for that
+ * user or those capabilities is the master's decision (run_tasks ACL); the
+ * agent refuses root only when its own `allowRootTasks` is false.
  */
 import { join, isAbsolute, normalize } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +24,11 @@ import type { ContainerConfig, ContainerizerType, NetworkSpec, VolumeMount } fro
 
 export interface SpecContext {
   workDir: string;
+  /** FrameworkInfo.user of the task's framework ('' or absent: none). */
+  frameworkUser?: string | undefined;
+  /** The agent's default task user. */
+  taskUser: string;
+  allowRootTasks: boolean;
   frameworkId: string;
   role: string;
   hostname: string;
@@ -42,6 +57,15 @@ function persistentVolumeDir(workDir: string, role: string, id: string): string 
 }
 
 type Param = { key: string; value: string };
+
+/** LinuxInfo.*_capabilities as Mesos sends them: `{ capabilities: ["NET_RAW", …] }`. */
+function capabilityNames(taskId: string, raw: unknown, field: string): string[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const list = (raw as { capabilities?: unknown }).capabilities;
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || !list.every((c) => typeof c === 'string')) throw bad(taskId, `container.linux_info.${field}.capabilities must be a list of capability names`);
+  return list as string[];
+}
 
 function driverOptions(raw: unknown): Record<string, string> {
   // Mesos shape: { parameter: [{ key, value }] }; plain objects are accepted too.
@@ -106,7 +130,7 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
     volumes.push({
       containerPath: checkContainerPath(taskId, path),
       mode: e.disk!.volume?.mode ?? 'RW',
-      source: { type: 'host', path: persistentVolumeDir(ctx.workDir, Resources.reservationRole(e) ?? ctx.role, id) },
+      source: { type: 'host', path: persistentVolumeDir(ctx.workDir, Resources.reservationRole(e) ?? ctx.role, id), owned: true },
     });
   }
 
@@ -135,6 +159,7 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
   const labels: Record<string, string> = { 'corral.framework-id': ctx.frameworkId, 'corral.task-id': taskId };
   for (const l of task.labels?.labels ?? []) labels[l.key] = l.value ?? '';
 
+  const user = task.command?.user || (type === 'MESOS' ? ctx.frameworkUser || ctx.taskUser : undefined);
   const command =
     task.command?.value || task.command?.arguments?.length
       ? {
@@ -142,9 +167,18 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
           ...(task.command.value !== undefined ? { value: task.command.value } : {}),
           ...(task.command.arguments ? { arguments: task.command.arguments } : {}),
           environment,
-          ...(task.command.user ? { user: task.command.user } : {}),
+          ...(user ? { user } : {}),
         }
-      : { shell: false, environment };
+      : { shell: false, environment, ...(user ? { user } : {}) };
+
+  const linux = (c as { linux_info?: Record<string, unknown> } | undefined)?.linux_info;
+  const effective = capabilityNames(taskId, linux?.effective_capabilities, 'effective_capabilities') ?? capabilityNames(taskId, linux?.capability_info, 'capability_info');
+  const bounding = capabilityNames(taskId, linux?.bounding_capabilities, 'bounding_capabilities');
+  const security: NonNullable<ContainerConfig['security']> = {
+    ...(effective ? { effectiveCapabilities: effective } : {}),
+    ...(bounding ? { boundingCapabilities: bounding } : {}),
+    ...(ctx.allowRootTasks ? {} : { denyRoot: true }),
+  };
 
   const config: ContainerConfig = {
     containerId,
@@ -160,6 +194,7 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
     ...(c?.hostname ? { hostname: c.hostname } : {}),
     logs: { stdout: join(sandbox, 'stdout'), stderr: join(sandbox, 'stderr'), ...ctx.logs },
     labels,
+    ...(Object.keys(security).length ? { security } : {}),
   };
   if (config.resources.memMb <= 0) throw bad(taskId, 'needs some memory (mem) so it can be limited');
   return { type, config };

@@ -26,6 +26,8 @@ interface LiveTask {
 
 interface TaskContext {
   workDir: string;
+  taskUser: string;
+  allowRootTasks: boolean;
   hostname: string;
   pidsLimit: number;
   logs: { maxBytes: number; maxFiles: number };
@@ -71,7 +73,17 @@ export class AgentTasks {
     if (this.live.has(k)) return; // a LAUNCH resent by the master
     const role = task.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? '*';
     const containerId = newContainerId(task.task_id.value);
-    const spec: SpecContext = { workDir: this.ctx.workDir, frameworkId, role, hostname: this.ctx.hostname, pidsLimit: this.ctx.pidsLimit, logs: this.ctx.logs };
+    const spec: SpecContext = {
+      workDir: this.ctx.workDir,
+      frameworkId,
+      frameworkUser: this.ctx.frameworkInfo(frameworkId)?.user,
+      taskUser: this.ctx.taskUser,
+      allowRootTasks: this.ctx.allowRootTasks,
+      role,
+      hostname: this.ctx.hostname,
+      pidsLimit: this.ctx.pidsLimit,
+      logs: this.ctx.logs,
+    };
     let type: ContainerizerType;
     let config;
     try {

@@ -23,7 +23,7 @@ import { checkTask, hostCapacity, logPath, type HostCapacity } from '../task-con
 import { dockerMessage, ensureImage } from './images.js';
 import { LogFollower } from './log-follower.js';
 import { checkVolumeDriver } from './volume-drivers.js';
-import { LABEL_CONTAINER, LABEL_INSTANCE, createOptions, type DockerSpecOptions } from './spec.js';
+import { LABEL_CONTAINER, LABEL_INSTANCE, createOptions, isRootUserSpec, type DockerSpecOptions } from './spec.js';
 
 interface DockerContainerizerOptions {
   /** dockerd's socket (default /var/run/docker.sock), or a ready client. */
@@ -105,6 +105,12 @@ export class DockerContainerizer implements Containerizer {
     writeFileSync(this.stateFile(s.containerId), JSON.stringify(s));
   }
 
+  /** With denyRoot: the command's user, else the image's USER, must not be root (an empty USER is). */
+  private async refuseRoot(config: ContainerConfig, imageName: string): Promise<void> {
+    const user = config.command?.user ?? (await this.docker.getImage(imageName).inspect()).Config?.User;
+    if (isRootUserSpec(user)) throw invalid(`the task would run as root (${config.command?.user ? `user "${user}"` : `image ${imageName} runs as ${user || 'root'}`}), which this agent does not allow (allowRootTasks: false)`);
+  }
+
   async launch(input: ContainerConfig): Promise<Launched> {
     const config = checkTask(input, 'DOCKER', this.host);
     const id = config.containerId;
@@ -122,6 +128,7 @@ export class DockerContainerizer implements Containerizer {
     return this.mutex.run(id, async () => {
       try {
         await ensureImage(this.docker, image.name, image.forcePull);
+        if (config.security?.denyRoot) await this.refuseRoot(config, image.name);
         const container = await this.docker.createContainer(createOptions(config, this.spec)).catch((err: unknown) => {
           throw new CorralError('INVALID_ARGUMENT', `Docker refused the container: ${dockerMessage(err)}`);
         });

@@ -5,12 +5,21 @@
  * directory, volumes as Docker mounts — external ones by driver name
  * (VolumeOptions.DriverConfig, so dockerd asks that volume plugin) — and
  * labels by which a restarted agent finds its containers.
+ *
+ * Privileges: the task's user when its command names one (else the image's
+ * USER), `no-new-privileges`, Docker's default seccomp profile (left in
+ * place), and every capability dropped but the task's set — by default the
+ * same reduced root set as native tasks (common/capabilities.ts), which is
+ * Docker's default without NET_RAW, MKNOD, SYS_CHROOT and SETFCAP. Docker
+ * has a single set: the effective set when the launch names one, else its
+ * bounding set.
  */
 import { isAbsolute, join } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { ContainerConfig } from '../../../../contracts/containerizer.js';
 import { cgroupLimits } from '../cgroups/limits.js';
 import { commandArgv } from '../task-config.js';
+import { taskCapabilities } from '../common/capabilities.js';
 
 export const LABEL_INSTANCE = 'corral.containerizer';
 export const LABEL_CONTAINER = 'corral.container-id';
@@ -31,6 +40,16 @@ function containerTarget(containerPath: string, sandboxMountPoint: string): stri
   return isAbsolute(containerPath) ? containerPath : join(sandboxMountPoint, containerPath);
 }
 
+/** Docker's capability list for the task: as a root task's effective set (a non-root user gets no effective capability from Docker). */
+function dockerCapabilities(c: ContainerConfig): string[] {
+  const sets = taskCapabilities(0, c.security);
+  const list = c.security?.effectiveCapabilities ? sets.effective : sets.bounding;
+  return list.map((n) => `CAP_${n}`);
+}
+
+/** Whether a Docker user spec ("root", "0", "0:0", "root:wheel") is uid 0 by itself. */
+export const isRootUserSpec = (user: string | undefined): boolean => user === undefined || user === '' || /^(root|0)(:.*)?$/.test(user);
+
 export function createOptions(c: ContainerConfig, o: DockerSpecOptions): Dockerode.ContainerCreateOptions {
   const limits = cgroupLimits({ cpus: c.resources.cpus, memMb: c.resources.memMb, pids: c.limits.pids, cfsQuota: o.cfsQuota });
   const mounts: Dockerode.MountSettings[] = [{ Type: 'bind', Source: c.sandbox, Target: o.sandboxMountPoint, ReadOnly: false }];
@@ -50,6 +69,9 @@ export function createOptions(c: ContainerConfig, o: DockerSpecOptions): Dockero
     ...(limits.memoryBytes !== undefined ? { Memory: limits.memoryBytes, MemorySwap: limits.memoryBytes } : {}),
     ...(limits.pids !== undefined ? { PidsLimit: limits.pids } : {}),
     ...(o.cgroupParent ? { CgroupParent: o.cgroupParent } : {}),
+    SecurityOpt: ['no-new-privileges'],
+    CapDrop: ['ALL'],
+    CapAdd: dockerCapabilities(c),
   };
   const env = { ...(c.command?.environment ?? {}), MESOS_SANDBOX: o.sandboxMountPoint, CORRAL_SANDBOX: o.sandboxMountPoint };
   const opts: Dockerode.ContainerCreateOptions = {

@@ -7,8 +7,8 @@
  * leak). The sandbox appears inside the image at `sandboxTarget`.
  *
  * The user: the launch's, else the containerizer's default (nobody); a name
- * is looked up in the passwd file of the filesystem the task will see, and an
- * unknown one fails the launch. uid 0 only when the launch does not deny it.
+ * is looked up in the passwd file of the filesystem the task will see (an
+ * image's, then the host's), and an unknown one fails the launch. uid 0 only when the launch does not deny it.
  * The sandbox is chowned to the user, as Mesos does, so the task can write
  * there and nowhere else it was not given. Its capability sets follow the
  * uid (common/capabilities.ts).
@@ -55,7 +55,14 @@ export class FilesystemIsolator implements Isolator {
     plan.env.MESOS_SANDBOX = plan.cwd;
     plan.env.CORRAL_SANDBOX = plan.cwd;
     const userSpec = config.command?.user ?? this.defaultUser;
-    const user = resolveUser(userSpec, userRoot);
+    // In an image, its own passwd file first; then the host's, whose uids the kernel knows all the same.
+    let user;
+    try {
+      user = resolveUser(userSpec, userRoot);
+    } catch (err) {
+      if (userRoot === '/') throw err;
+      user = resolveUser(userSpec, '/');
+    }
     if (user.uid === 0 && config.security?.denyRoot) throw invalid(`the task would run as root (user "${userSpec}"), which this agent does not allow (allowRootTasks: false)`);
     plan.user = user;
     const caps = taskCapabilities(user.uid, config.security);

@@ -13,11 +13,11 @@
  * from another. Plain host paths are never chowned.
  */
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { invalid, isCorralError } from '../../../../../contracts/errors.js';
 import type { VolumeHook, VolumeMount } from '../../../../../contracts/containerizer.js';
 import type { ContainerRecord } from '../checkpoint.js';
-import type { Isolator, IsolatorContext } from './types.js';
+import type { Isolator, IsolatorContext, LaunchPlan } from './types.js';
 
 export const volumeReference = (containerId: string, index: number): string => `corral-${containerId}-${index}`;
 
@@ -42,7 +42,7 @@ export class VolumesIsolator implements Isolator {
     const { config, plan, record } = ctx;
     if (config.volumes.length && !plan.namespaces.includes('mnt')) throw invalid('volumes need the mount namespace, which this agent does not use');
     for (const [i, v] of config.volumes.entries()) {
-      const source = await this.source(v, config.sandbox, () => record.volumes.find((e) => e.referenceId === volumeReference(config.containerId, i))!);
+      const source = await this.source(v, config.sandbox, plan.user, () => record.volumes.find((e) => e.referenceId === volumeReference(config.containerId, i))!);
       plan.binds.push({ readonly: v.mode === 'RO', source, target: this.target(v, ctx, source) });
       if (v.source.type === 'host' && v.source.owned && plan.user && !this.inUse(source, config.containerId)) {
         const st = statSync(source);
@@ -51,7 +51,7 @@ export class VolumesIsolator implements Isolator {
     }
   }
 
-  private async source(v: VolumeMount, sandbox: string, slot: () => ContainerRecord['volumes'][number]): Promise<string> {
+  private async source(v: VolumeMount, sandbox: string, user: LaunchPlan['user'], slot: () => ContainerRecord['volumes'][number]): Promise<string> {
     const s = v.source;
     if (s.type === 'host') {
       if (!existsSync(s.path)) throw invalid(`volume host path ${s.path} does not exist`);
@@ -59,7 +59,9 @@ export class VolumesIsolator implements Isolator {
     }
     if (s.type === 'sandbox') {
       const path = join(sandbox, s.path);
-      mkdirSync(path, { recursive: true });
+      // Created on demand inside the task's own sandbox: the task's, like the sandbox (as in Mesos).
+      const first = mkdirSync(path, { recursive: true });
+      if (first && user) for (let d = path; d.length >= first.length; d = dirname(d)) chownSync(d, user.uid, user.gid);
       return path;
     }
     if (!this.hook) throw invalid(`volume ${s.name} uses driver ${s.driver}, but this agent has no volume hook`);
