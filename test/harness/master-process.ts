@@ -23,11 +23,15 @@ export class MasterProcess extends DaemonProcess {
  * (under `namespace`): the ha section and the etcd store. Pass it with
  * `--config <file>`.
  */
-export function writeHaMasterConfig(workDir: string, opts: { etcdEndpoint: string; namespace: string; leaseTtlSeconds?: number; electionName?: string; extra?: Record<string, unknown> }): string {
+export function writeHaMasterConfig(
+  workDir: string,
+  opts: { etcdEndpoint: string; namespace: string; leaseTtlSeconds?: number; electionName?: string; extra?: Record<string, unknown>; store?: Record<string, unknown> },
+): string {
   mkdirSync(workDir, { recursive: true });
   const file = join(workDir, 'master-ha.json');
   const config = {
-    store: { backend: 'etcd', etcdEndpoints: [opts.etcdEndpoint], namespace: opts.namespace },
+    // `store` adds to the etcd store section (more endpoints, etcdTls, etcdAuth).
+    store: { backend: 'etcd', etcdEndpoints: [opts.etcdEndpoint], namespace: opts.namespace, ...opts.store },
     ha: { enabled: true, leaseTtlSeconds: opts.leaseTtlSeconds ?? 5, electionName: opts.electionName ?? 'corral-master' },
     ...opts.extra,
   };

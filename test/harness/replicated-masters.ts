@@ -32,6 +32,8 @@ export interface ReplicatedMastersOptions {
   n: number;
   /** More master config (beside the store and ha sections). */
   extra?: Record<string, unknown>;
+  /** More of the store section (all endpoints of a cluster, etcdTls, etcdAuth). */
+  store?: Record<string, unknown>;
 }
 
 /** `n` masters sharing a fresh namespace of the etcd, all started; their stops (and the dir's removal) queued on `cleanup`. */
@@ -41,7 +43,7 @@ export async function startReplicatedMasters(cleanup: Array<() => Promise<unknow
   const masters: MasterProcess[] = [];
   for (let i = 0; i < opts.n; i++) {
     const workDir = join(opts.dir, `m${i}`);
-    const config = writeHaMasterConfig(workDir, { etcdEndpoint: opts.etcdEndpoint, namespace, leaseTtlSeconds: opts.leaseTtlSeconds, extra: opts.extra });
+    const config = writeHaMasterConfig(workDir, { etcdEndpoint: opts.etcdEndpoint, namespace, leaseTtlSeconds: opts.leaseTtlSeconds, extra: opts.extra, store: opts.store });
     const m = new MasterProcess(workDir, await freePort(), ['--no-auth', '--config', config]);
     cleanup.push(() => m.kill());
     masters.push(m);
