@@ -126,14 +126,14 @@ interface NodeUpOptions {
  * this host's. By use: `agents` (agent, CNI daemon) in acls.agents,
  * `frameworks` (services daemon) in register_frameworks, `admin` (discovery,
  * which follows the master) in acls.view or acls.operators. A principal named
- * like the use (the older layout: admin, frameworks, agents) is preferred.
+ * like the use (the older layout: admin, frameworks, agents) comes first.
  */
 export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
   if (!config.security) return undefined;
   const sec = loadSecurity(config.security.file);
   const listed = (list: 'ANY' | string[] | undefined, p: string): boolean => list === 'ANY' || (list ?? []).includes(p);
   const cred = (use: keyof PlanSecrets, acl: string, allowed: (p: string) => boolean): { principal: string; secret: string } => {
-    const c = ownCredential(sec, (p) => p === use && allowed(p)) ?? ownCredential(sec, allowed);
+    const c = ownCredential(sec, (p) => p === use) ?? ownCredential(sec, allowed);
     if (!c) throw new CorralError('INVALID_ARGUMENT', `node ${config.name}: the security file ${config.security!.file} has no credential for "${use}" (a principal with its secret in plain text, allowed by ${acl})`);
     return c;
   };

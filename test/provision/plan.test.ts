@@ -19,6 +19,8 @@ import { discoveryConfigSchema } from '../../discovery/src/config.js';
 import { daemonConfigSchema } from '../../plugins/cni-calico-like/src/daemon/config.js';
 import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config.js';
 import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
+import { masterSecurityFile } from '../../cli/up/security.js';
+import { hashSecret } from '../../core-scheduler/src/master/auth.js';
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
 const cred = (principal: string) => ({ principal, secret: `s-${principal}` });
@@ -40,8 +42,42 @@ describe('planNode with a security file', () => {
     expect(config(p, 'master')).not.toHaveProperty('noAuth');
     expect(config(p, 'services')).toMatchObject({ credentials: '/etc/corral/security.yaml', master: { principal: 'frameworks', secret: 's-frameworks' } });
     expect(config(p, 'discovery')).toMatchObject({ master: { principal: 'admin', secret: 's-admin' } });
-    expect(config(p, 'agent')).toMatchObject({ credentials: '/etc/corral/security.yaml' });
+    expect(config(p, 'agent')).toMatchObject({ credentials: '/etc/corral/security.yaml', principal: 'agents', secret: 's-agents' });
     expect(config(p, 'cni')).toMatchObject({ store: { backend: 'remote', principal: 'agents', secret: 's-agents' } });
+  });
+
+  it("each client daemon's config file carries its own secret and no other", () => {
+    const p = planNode(node, SECRETS);
+    const own: Record<string, string> = { services: 's-frameworks', discovery: 's-admin', agent: 's-agents', cni: 's-agents' };
+    for (const d of p.daemons) {
+      const text = JSON.stringify(d.config);
+      for (const secret of ['s-admin', 's-frameworks', 's-agents']) expect(text.includes(secret), `${d.name} holds ${secret}`).toBe(own[d.name] === secret);
+    }
+  });
+
+  it("on a host whose file holds its own secrets in plain text and the others' hashes, the ACLs pick the host's credentials", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
+    const file = join(dir, 'security.yaml');
+    const h = (s: string): string => hashSecret(s, { N: 1024, r: 8, p: 1 });
+    writeFileSync(
+      file,
+      JSON.stringify({
+        credentials: [
+          { principal: 'ops', secret_hash: h('o') },
+          { principal: 'agent-c0', secret_hash: h('x') },
+          { principal: 'agent-c1', secret: 'a1' },
+          { principal: 'services-c1', secret: 's1' },
+          { principal: 'discovery-c1', secret: 'd1' },
+        ],
+        acls: { operators: ['ops'], view: ['discovery-c1'], register_frameworks: [{ principals: ['services-c1'], roles: 'ANY' }], agents: ['agent-c0', 'agent-c1'] },
+      }),
+    );
+    expect(secretsOf({ ...node, security: { file } })).toEqual({
+      admin: { principal: 'discovery-c1', secret: 'd1' },
+      frameworks: { principal: 'services-c1', secret: 's1' },
+      agents: { principal: 'agent-c1', secret: 'a1' },
+    });
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses to plan without the credentials, with a clear error', () => {
@@ -85,7 +121,8 @@ describe("corral up's node file", () => {
 
   it("runs the six daemons on 127.0.0.1 with the instance's ports, each once the one before is ready", () => {
     expect(p.daemons.map((d) => d.name)).toEqual(['master', 'services', 'discovery', 'cni', 'volumes', 'agent']);
-    expect(config(p, 'master')).toMatchObject({ host: '127.0.0.1', port: 15050, credentials: up.paths.security });
+    // The master's file holds hashes only; the operator's (up.paths.security) is the CLI's.
+    expect(config(p, 'master')).toMatchObject({ host: '127.0.0.1', port: 15050, credentials: masterSecurityFile(up.paths.security) });
     expect(config(p, 'agent')).toMatchObject({ host: '127.0.0.1', port: 15051, apiSocket: up.paths.agentSocket, master: 'http://127.0.0.1:15050', mesos: { cgroupRoot: 'cx', netnsPrefix: 'cx-' } });
     expect(config(p, 'discovery')).toMatchObject({ dns: { host: '127.0.0.1', port: 18600, workers: 'auto' }, http: { host: '127.0.0.1', port: 18500 } });
     expect(p.daemons.find((d) => d.name === 'agent')!.ready).toMatchObject({ expect: { field: ['connected'], equals: true } });
