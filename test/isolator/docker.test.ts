@@ -2,7 +2,8 @@
  * The DOCKER containerizer against a private dockerd (test/harness/dockerd):
  * the shared Containerizer contract (containerizer-contract.ts; recovery
  * there goes by labels), then what only Docker does: the sandbox bound at
- * /mnt/mesos/sandbox, refusals of unknown images and volume drivers, volumes
+ * /mnt/mesos/sandbox, the task's user, no-new-privileges and capability set,
+ * refusals of unknown images, volume drivers and denied root, volumes
  * (host path, sandbox path, an external volume through the real corral
  * volume plugin) and CNI through the real node daemon.
  */
@@ -18,6 +19,7 @@ import { startDriver, teardownHost, type DriverProcess } from '../volume-driver/
 import { ping, startTestHost, type TestHost } from '../cni/helpers.js';
 import { hostCapacity } from '../../plugins/isolator/src/task-config.js';
 import { containerizerContract } from './containerizer-contract.js';
+import { capabilityMask, DEFAULT_ROOT_CAPABILITIES } from '../../plugins/isolator/src/common/capabilities.js';
 import { shell, task } from './helpers.js';
 
 let dockerd: Dockerd;
@@ -98,6 +100,43 @@ describe('Docker tasks', () => {
     expect(await z.wait('d-mount')).toMatchObject({ exitCode: 0 });
     expect(out(c)).toBe('/mnt/mesos/sandbox\n/mnt/mesos/sandbox\n');
     await z.destroy('d-mount');
+    expect(await ourContainers()).toEqual([]);
+  });
+});
+
+describe('Docker task privileges', () => {
+  const STATUS = "id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\\t'";
+  const defaultSet = capabilityMask(DEFAULT_ROOT_CAPABILITIES).padStart(16, '0');
+
+  it('command.user is passed, with no-new-privileges, Docker seccomp and no capability beyond the reduced set', async () => {
+    const c = dtask('d-user', { command: { ...shell(STATUS), user: '65534' } }); // the busybox image has no passwd file
+    await z.launch(c);
+    expect(await z.wait('d-user')).toMatchObject({ exitCode: 0 });
+    expect(out(c).trim().split('\n')).toEqual(['65534', 'CapEff:0000000000000000', `CapBnd:${defaultSet}`, 'NoNewPrivs:1', 'Seccomp:2']);
+    await z.destroy('d-user');
+  });
+
+  it("without command.user the image's user (root) runs with the reduced set, or the set the launch names", async () => {
+    const c = dtask('d-root', { command: shell(STATUS) });
+    await z.launch(c);
+    expect(await z.wait('d-root')).toMatchObject({ exitCode: 0 });
+    expect(out(c).trim().split('\n')).toEqual(['0', `CapEff:${defaultSet}`, `CapBnd:${defaultSet}`, 'NoNewPrivs:1', 'Seccomp:2']);
+    await z.destroy('d-root');
+    const n = dtask('d-caps', { command: shell(STATUS), security: { effectiveCapabilities: ['NET_RAW'] } });
+    await z.launch(n);
+    expect(await z.wait('d-caps')).toMatchObject({ exitCode: 0 });
+    const raw = capabilityMask(['NET_RAW']).padStart(16, '0');
+    expect(out(n).trim().split('\n')).toEqual(['0', `CapEff:${raw}`, `CapBnd:${raw}`, 'NoNewPrivs:1', 'Seccomp:2']);
+    await z.destroy('d-caps');
+  });
+
+  it('a root task is refused when the launch denies root: by command.user or by the image user', async () => {
+    await expect(z.launch(dtask('d-deny', { command: { ...shell('true'), user: 'root' }, security: { denyRoot: true } }))).rejects.toThrow(/would run as root \(user "root"\)/);
+    await expect(z.launch(dtask('d-deny2', { command: shell('true'), security: { denyRoot: true } }))).rejects.toThrow(/would run as root \(image .* runs as root\)/);
+    const ok = dtask('d-nonroot', { command: { ...shell('id -u'), user: '65534' }, security: { denyRoot: true } });
+    await z.launch(ok);
+    expect(await z.wait('d-nonroot')).toMatchObject({ exitCode: 0 });
+    await z.destroy('d-nonroot');
     expect(await ourContainers()).toEqual([]);
   });
 });
