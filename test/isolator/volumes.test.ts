@@ -3,10 +3,11 @@
  * RO), external volumes through the VolumeHook and a real `corral
  * volume-driver` (local backend) — data written by one task is read by the
  * next, and a task launched meanwhile does not pin the volume's filesystem
- * after its user is gone — and a root filesystem from a busybox tarball.
+ * after its user is gone — persistent volumes handed to the task's user
+ * unless shared, and a root filesystem from a busybox tarball.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VolumeLibraryHook } from '../../plugins/volume-driver/src/hook.js';
 import { buildBusyboxRootfs } from '../harness/dockerd.js';
@@ -130,6 +131,27 @@ describe('external volumes through the volume driver', () => {
       /unknown volume driver "nope"/,
     );
     expect(env.z.cgroups.exists('nodriver')).toBe(false);
+  });
+});
+
+describe('persistent volumes belong to the task user', () => {
+  it('a persistent volume is chowned to the task user, unless another running container uses it', async () => {
+    const pv = join(env.dir, 'persistent');
+    mkdirSync(pv, { recursive: true });
+    const volume = { containerPath: 'data', mode: 'RW' as const, source: { type: 'host' as const, path: pv, owned: true } };
+    const a = env.sandbox('pv-a');
+    await env.z.launch(task('pv-a', a, { volumes: [volume], command: { ...shell('touch data/from-a && echo written; sleep 30'), user: 'daemon' } }));
+    await eventually(() => expect(readFileSync(join(a, 'stdout'), 'utf8')).toBe('written\n'));
+    expect(statSync(pv).uid).toBe(1);
+    // A second container while the first still uses it: the owner stays, so the newcomer cannot take it over.
+    const b = await runTask('pv-b', { volumes: [volume], command: { ...shell('touch data/from-b && echo written || echo refused'), user: 'nobody' } });
+    expect(b.out).toBe('refused\n');
+    expect(statSync(pv).uid).toBe(1);
+    await env.z.destroy('pv-a');
+    // A plain host path is never chowned.
+    const plain = await runTask('pv-c', { volumes: [{ ...volume, source: { type: 'host', path: pv } }], command: { ...shell('true'), user: 'nobody' } });
+    expect(plain.t.exitCode).toBe(0);
+    expect(statSync(pv).uid).toBe(1);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * The Docker create options a task becomes (pure mapping): limits as the
  * native cgroups map them, mounts (sandbox, host, sandbox path, external by
- * driver name), network mode, command, labels; and how a volume driver is
+ * driver name), network mode, command, labels, user and privileges; and how a volume driver is
  * found before dockerd would spend 15 s looking for it.
  */
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../../contracts/containerizer.js';
-import { createOptions, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins/isolator/src/docker/spec.js';
+import { createOptions, isRootUserSpec, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins/isolator/src/docker/spec.js';
+import { DEFAULT_ROOT_CAPABILITIES } from '../../../plugins/isolator/src/common/capabilities.js';
 import { legacyPluginExists } from '../../../plugins/isolator/src/docker/volume-drivers.js';
 
 const config: ContainerConfig = {
@@ -80,5 +81,34 @@ describe('volume driver discovery', () => {
     writeFileSync(join(specs, 'c.spec'), 'unix:///x.sock');
     for (const n of ['a', 'b', 'c']) expect(legacyPluginExists(n, [sockets], [specs]), n).toBe(true);
     expect(legacyPluginExists('d', [sockets], [specs])).toBe(false);
+  });
+});
+
+describe('createOptions: privileges', () => {
+  const opts = { instance: 'a', sandboxMountPoint: '/s', cfsQuota: false };
+
+  it('passes the user, no-new-privileges, and drops every capability but the reduced root set', () => {
+    const o = createOptions(config, opts);
+    expect(o.User).toBe('nobody');
+    expect(o.HostConfig).toMatchObject({ SecurityOpt: ['no-new-privileges'], CapDrop: ['ALL'] });
+    expect(o.HostConfig!.CapAdd).toEqual(DEFAULT_ROOT_CAPABILITIES.map((c) => `CAP_${c}`));
+    expect(o.HostConfig!.CapAdd).not.toContain('CAP_NET_RAW');
+    expect(o.HostConfig!.SecurityOpt).not.toContain('seccomp=unconfined'); // Docker's default profile stays
+  });
+
+  it("the image's user when the command names none", () => {
+    const { user: _user, ...command } = config.command!;
+    expect(createOptions({ ...config, command }, opts).User).toBeUndefined();
+  });
+
+  it('the effective set the launch names, else its bounding set', () => {
+    expect(createOptions({ ...config, security: { effectiveCapabilities: ['NET_BIND_SERVICE'] } }, opts).HostConfig!.CapAdd).toEqual(['CAP_NET_BIND_SERVICE']);
+    expect(createOptions({ ...config, security: { boundingCapabilities: ['CHOWN', 'KILL'] } }, opts).HostConfig!.CapAdd).toEqual(['CAP_CHOWN', 'CAP_KILL']);
+    expect(() => createOptions({ ...config, security: { effectiveCapabilities: ['CAP_CHOWN'] } }, opts)).toThrow(/unknown effective capability CAP_CHOWN/);
+  });
+
+  it('tells a root user spec', () => {
+    for (const u of [undefined, '', 'root', '0', '0:0', 'root:wheel']) expect(isRootUserSpec(u)).toBe(true);
+    for (const u of ['nobody', '65534', '1000:0', 'rooter']) expect(isRootUserSpec(u)).toBe(false);
   });
 });
