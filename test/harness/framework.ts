@@ -15,7 +15,8 @@ export class TestFramework {
     this.client = new SchedulerClient({
       master,
       ...auth,
-      framework: { user: 'test', name: 'test-framework', ...info },
+      // An account of this host: agents run a framework's tasks as its user (unknown users fail the task).
+      framework: { user: 'nobody', name: 'test-framework', ...info },
       onEvent: (e, c) => {
         this.events.push(e);
         if (this.autoAck && e.type === 'UPDATE' && e.update.status.uuid && !this.holdAck(e.update.status)) void c.acknowledge(e.update.status).catch(() => undefined);

@@ -179,7 +179,7 @@ describe('who the task is', () => {
 
   it('an unknown user, an unknown capability and an effective set outside the bounding set are refused before anything runs', async () => {
     await expect(env.z.launch(task('nouser', env.sandbox('nouser'), { command: { shell: true, value: 'true', environment: {}, user: 'no-such-user' } }))).rejects.toThrow(/unknown user "no-such-user"/);
-    await expect(env.z.launch(task('badcap', env.sandbox('badcap'), { security: { effectiveCapabilities: ['CAP_FLY'] } }))).rejects.toThrow(/unknown effective capability CAP_FLY/);
+    await expect(env.z.launch(task('badcap', env.sandbox('badcap'), { security: { effectiveCapabilities: ['FLY'] } }))).rejects.toThrow(/unknown effective capability FLY/);
     await expect(env.z.launch(task('outside', env.sandbox('outside'), { security: { effectiveCapabilities: ['SYS_ADMIN'], boundingCapabilities: ['CHOWN'] } }))).rejects.toThrow(/SYS_ADMIN are not in the bounding set/);
     for (const id of ['nouser', 'badcap', 'outside']) expect(env.z.cgroups.exists(id)).toBe(false);
   });

@@ -104,7 +104,7 @@ describe('createOptions: privileges', () => {
   it('the effective set the launch names, else its bounding set', () => {
     expect(createOptions({ ...config, security: { effectiveCapabilities: ['NET_BIND_SERVICE'] } }, opts).HostConfig!.CapAdd).toEqual(['CAP_NET_BIND_SERVICE']);
     expect(createOptions({ ...config, security: { boundingCapabilities: ['CHOWN', 'KILL'] } }, opts).HostConfig!.CapAdd).toEqual(['CAP_CHOWN', 'CAP_KILL']);
-    expect(() => createOptions({ ...config, security: { effectiveCapabilities: ['CAP_CHOWN'] } }, opts)).toThrow(/unknown effective capability CAP_CHOWN/);
+    expect(() => createOptions({ ...config, security: { effectiveCapabilities: ['CHOWNS'] } }, opts)).toThrow(/unknown effective capability CHOWNS/);
   });
 
   it('tells a root user spec', () => {

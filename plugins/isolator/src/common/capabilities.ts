@@ -80,8 +80,10 @@ export interface TaskCapabilities {
  * effective is the default within it. Effective outside bounding is a bad task.
  */
 export function taskCapabilities(uid: number, security: SecuritySpec | undefined): TaskCapabilities {
-  const check = (list: string[] | undefined, what: string): CapabilityName[] | undefined => {
-    if (!list) return undefined;
+  const check = (raw: string[] | undefined, what: string): CapabilityName[] | undefined => {
+    if (!raw) return undefined;
+    // The kernel's spelling (CAP_CHOWN) is read as Mesos's (CHOWN).
+    const list = raw.map((n) => n.replace(/^CAP_/, ''));
     const bad = list.filter((n) => !isCapabilityName(n));
     if (bad.length) throw invalid(`unknown ${what} capabilit${bad.length > 1 ? 'ies' : 'y'} ${bad.join(', ')} (Mesos CapabilityInfo names, e.g. NET_BIND_SERVICE)`);
     return [...new Set(list as CapabilityName[])];
