@@ -139,12 +139,17 @@ export class ServerLimiter {
     };
   }
 
-  /** Watch a node server's connections: count them, refuse over the caps, explain timeouts. */
-  attach(server: Server): void {
+  /**
+   * Watch a node server's connections: count them, refuse over the caps, explain timeouts.
+   * `tls`: an HTTPS server's connections are counted once their handshake is done, so a
+   * refusal is an answer the client can read; until then node's hard ceiling and the
+   * handshake timeout bound them.
+   */
+  attach(server: Server, tls = false): void {
     // The hard ceiling behind the polite caps: refused connections linger a moment and count to node.
     server.maxConnections = this.limits.maxConnections + Math.max(64, Math.ceil(this.limits.maxConnections / 4));
     server.on('drop', () => this.m?.refused.inc({ reason: 'max_connections' }));
-    server.on('connection', (socket: Socket) => this.onConnection(socket));
+    server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => this.onConnection(socket));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
   }
 
@@ -270,7 +275,7 @@ export class ServerLimiter {
 export const limiterOf = (socket: Socket | null | undefined): ServerLimiter | undefined => (socket ? bySocket.get(socket) : undefined);
 
 /** A complete HTTP response written straight to the socket (no request may have been parsed yet), then a polite close. */
-function writeRaw(socket: Socket, status: number, reason: string, body: unknown): void {
+export function writeRaw(socket: Socket, status: number, reason: string, body: unknown): void {
   refusedSockets.add(socket);
   const text = JSON.stringify(body);
   const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n${status === 408 ? '' : 'Retry-After: 1\r\n'}\r\n`;

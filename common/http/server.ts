@@ -8,6 +8,8 @@
  * framework — routing, bounded body reading, JSON errors, metrics — and nothing else.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +18,33 @@ import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { corkForThisTurn } from './cork.js';
-import { HTTP_LIMIT_DEFAULTS, isRefusedSocket, limiterOf, ServerLimiter, type HttpLimits, type LimitsHint, type StreamKind } from './limits.js';
+import { HTTP_LIMIT_DEFAULTS, isRefusedSocket, limiterOf, ServerLimiter, writeRaw, type HttpLimits, type LimitsHint, type StreamKind } from './limits.js';
+import type { TlsMaterial } from '../tls/load.js';
+
+/**
+ * A daemon's TLS: its certificate and key, and the CA its clients' certificates
+ * must come from. `clientCerts`:
+ * - "off": no client certificate asked for;
+ * - "request" (the master: agents present one, frameworks and operators may not):
+ *   asked for, a connection without one is served, one with an invalid one
+ *   (expired, not yet valid, another CA, not for client use) is refused with a
+ *   401 saying why; routes read the verified peer through `ctx.peer()`;
+ * - "require": as "request", and a connection without one is refused too.
+ * The handshake itself never fails over a client certificate: node would then
+ * close without a word, and the client would not learn what is wrong.
+ */
+export interface HttpTlsOptions {
+  material: TlsMaterial;
+  clientCerts?: 'off' | 'request' | 'require';
+}
+
+/** The client certificate of a TLS connection, as the server judged it. */
+export interface PeerCertificate {
+  /** Issued by the configured CA, within its validity, for client use. */
+  authorized: boolean;
+  /** The subject CN: the principal a certificate-authenticated client speaks as. */
+  commonName: string | undefined;
+}
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -38,6 +66,8 @@ export interface RequestContext {
    * the authenticated client, counted instead of its address.
    */
   admit(kind: StreamKind, principal?: string): void;
+  /** The verified client certificate (TLS servers asking for one); undefined when none was presented or TLS is off. */
+  peer(): PeerCertificate | undefined;
 }
 
 type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
@@ -70,6 +100,8 @@ interface HttpServerOptions {
   limits?: HttpLimits;
   /** Where the daemon's config sets `limits`, named in over-limit errors (default "limits", env CORRAL_). */
   limitsHint?: LimitsHint;
+  /** Serve HTTPS with this certificate (see HttpTlsOptions); plain HTTP without. */
+  tls?: HttpTlsOptions | undefined;
 }
 
 type ListenTarget = { host: string; port: number } | { socketPath: string; mode?: number };
@@ -85,8 +117,10 @@ export class HttpServer {
   private readonly extraServers: http.Server[] = [];
   private readonly socketPaths: string[] = [];
   readonly limiter: ServerLimiter;
+  readonly tls: HttpTlsOptions | undefined;
 
   constructor(opts: HttpServerOptions) {
+    this.tls = opts.tls;
     this.limiter = new ServerLimiter(opts.limits ?? { ...HTTP_LIMIT_DEFAULTS }, opts.limitsHint ?? { configPath: 'limits', envPrefix: 'CORRAL_' }, opts.metrics);
     this.log = opts.log ?? logger(opts.name);
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
@@ -95,13 +129,48 @@ export class HttpServer {
     this.server = this.createNodeServer();
   }
 
-  private createNodeServer(): http.Server {
+  private createNodeServer(plain = false): http.Server {
     // The request timeout bounds receiving a request, never a response: RecordIO streams stay open for hours.
-    const server = http.createServer(this.limiter.nodeOptions(), (req, res) => {
-      void this.dispatch(req, res);
-    });
-    this.limiter.attach(server);
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => void this.dispatch(req, res);
+    if (!this.tls || plain) {
+      const server = http.createServer(this.limiter.nodeOptions(), onRequest);
+      this.limiter.attach(server);
+      return server;
+    }
+    const { material, clientCerts = 'off' } = this.tls;
+    const limits = this.limiter.nodeOptions();
+    const server = https.createServer(
+      {
+        ...limits,
+        ...(material.ca !== undefined && { ca: material.ca }),
+        ...(material.cert !== undefined && { cert: material.cert }),
+        ...(material.key !== undefined && { key: material.key }),
+        // A connection that never finishes its handshake is closed as one that never sends its headers.
+        handshakeTimeout: limits.headersTimeout,
+        requestCert: clientCerts !== 'off',
+        rejectUnauthorized: false,
+      },
+      onRequest,
+    );
+    this.limiter.attach(server, true);
+    // After the limiter's own listener: a connection it refused has had its answer.
+    if (clientCerts !== 'off') server.on('secureConnection', (socket: TLSSocket) => this.judgeClientCertificate(socket, clientCerts));
+    // Handshakes that fail (a client that distrusts our certificate, port scans) are the client's problem: logged at debug.
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) => this.log.debug({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed'));
     return server;
+  }
+
+  /** Refuse, with a readable 401, a connection whose client certificate is invalid (or missing where required). */
+  private judgeClientCertificate(socket: TLSSocket, mode: 'request' | 'require'): void {
+    if (isRefusedSocket(socket) || socket.authorized) return;
+    const code = String(socket.authorizationError ?? '');
+    const none = code === 'UNABLE_TO_GET_ISSUER_CERT' && Object.keys(socket.getPeerCertificate()).length === 0;
+    if (none && mode === 'request') return;
+    const message = none
+      ? 'this server requires a client certificate issued by the cluster CA (mutual TLS); configure the client with one (tls.cert and tls.key)'
+      : `client certificate refused: ${describeVerifyError(code, socket)}`;
+    this.log.warn({ remote: socket.remoteAddress, reason: code, subject: socket.getPeerCertificate().subject?.CN }, 'TLS client refused: %s', message);
+    writeRaw(socket, 401, 'Unauthorized', { code: 'UNAUTHENTICATED', message, details: { reason: none ? 'NO_CLIENT_CERTIFICATE' : code } });
   }
 
   /** Register an exact-path route (`path`) or a prefix route (`path` ending in `*`). */
@@ -164,6 +233,7 @@ export class HttpServer {
         const release = (limiterOf(req.socket) ?? this.limiter).admit(req.socket, kind, principal);
         res.once('close', release);
       },
+      peer: () => peerOf(req.socket as TLSSocket),
     };
     let formatError = this.defaultFormatError;
     try {
@@ -210,12 +280,15 @@ export class HttpServer {
   /**
    * Serve on `target`. Called again, it serves the same routes on one more
    * address (e.g. TCP for the cluster and a unix socket for node-local peers
-   * in other network namespaces).
+   * in other network namespaces). A unix socket is served in plain HTTP even by
+   * a TLS server: its file mode guards it, and its clients (dockerd, CNI plugins)
+   * speak plain HTTP.
    */
   async listen(target: ListenTarget): Promise<string> {
     let server = this.server;
-    if (server.listening) {
-      server = this.createNodeServer();
+    const plain = 'socketPath' in target && this.tls !== undefined;
+    if (server.listening || plain) {
+      server = this.createNodeServer(plain);
       this.extraServers.push(server);
     }
     if ('socketPath' in target) {
@@ -235,7 +308,7 @@ export class HttpServer {
     });
     const addr = server.address() as AddressInfo;
     const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-    return `http://${host}:${addr.port}`;
+    return `${this.tls ? 'https' : 'http'}://${host}:${addr.port}`;
   }
 
   get port(): number {
@@ -253,6 +326,38 @@ export class HttpServer {
       ),
     );
     for (const path of this.socketPaths) rmSync(path, { force: true });
+  }
+}
+
+/** The certificate a TLS client presented, if any; plain HTTP and unix sockets have none. */
+function peerOf(socket: TLSSocket): PeerCertificate | undefined {
+  if (!socket.encrypted) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  const cn = cert.subject?.CN;
+  return { authorized: socket.authorized, commonName: Array.isArray(cn) ? cn[0] : cn };
+}
+
+/** OpenSSL's verification codes, in words an operator acts on. */
+function describeVerifyError(code: string, socket: TLSSocket): string {
+  const cert = socket.getPeerCertificate();
+  const who = cert.subject?.CN ? `"${String(cert.subject.CN)}"` : 'the certificate';
+  switch (code) {
+    case 'CERT_HAS_EXPIRED':
+      return `${who} expired on ${new Date(cert.valid_to).toISOString()} (CERT_HAS_EXPIRED); issue a new one`;
+    case 'CERT_NOT_YET_VALID':
+      return `${who} is not valid before ${new Date(cert.valid_from).toISOString()} (CERT_NOT_YET_VALID); check the clocks`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `${who} was not issued by this cluster's CA (${code})`;
+    case 'INVALID_PURPOSE':
+      return `${who} is not for client use (no clientAuth in extendedKeyUsage) (INVALID_PURPOSE)`;
+    default:
+      return `${who} failed verification (${code})`;
   }
 }
 

@@ -1,0 +1,43 @@
+/**
+ * TLS on the command line. Global flags `--tls-ca`, `--tls-cert`, `--tls-key`
+ * (env CORRAL_TLS_CA, CORRAL_TLS_CERT, CORRAL_TLS_KEY for the client commands)
+ * name PEM files; the daemons take them as their `tls` block and add
+ * `--insecure` for plain HTTP.
+ */
+import type { Command } from 'commander';
+import { loadTls } from '../common/tls/load.js';
+import type { ClientTls } from '../contracts/client/tls.js';
+
+interface TlsFlags {
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** Add the global TLS flags to the program. */
+export function addTlsOptions(program: Command): Command {
+  return program
+    .option('--tls-ca <file>', 'CA certificate (PEM) to trust for https masters and daemons (env CORRAL_TLS_CA); for a daemon: its tls.ca')
+    .option('--tls-cert <file>', 'client certificate (PEM) for mutual TLS (env CORRAL_TLS_CERT); for a daemon: its own certificate, tls.cert')
+    .option('--tls-key <file>', 'key of --tls-cert (PEM, mode 0600) (env CORRAL_TLS_KEY); for a daemon: tls.key');
+}
+
+/** A daemon's `tls` and `insecure` flags, as loadConfig takes them (unset ones left to the file and env). */
+export function daemonTlsFlags(cmd: Command, o: { insecure?: boolean }): { tls?: Record<string, string | undefined>; insecure?: true } {
+  const g = cmd.optsWithGlobals() as TlsFlags;
+  const tls = { ca: g.tlsCa, cert: g.tlsCert, key: g.tlsKey };
+  return { ...(Object.values(tls).some((v) => v !== undefined) && { tls }), ...(o.insecure && { insecure: true as const }) };
+}
+
+export const INSECURE_HELP = 'serve plain HTTP, without TLS (local use only; otherwise --tls-cert/--tls-key/--tls-ca are required)';
+
+/** The client commands' TLS: flags, else environment; files checked and read (clear errors). */
+export function clientTls(cmd: Command, env: NodeJS.ProcessEnv = process.env): ClientTls | undefined {
+  const g = cmd.optsWithGlobals() as TlsFlags;
+  const ca = g.tlsCa ?? (env.CORRAL_TLS_CA || undefined);
+  const cert = g.tlsCert ?? (env.CORRAL_TLS_CERT || undefined);
+  const key = g.tlsKey ?? (env.CORRAL_TLS_KEY || undefined);
+  if (!ca && !cert && !key) return undefined;
+  const m = loadTls({ ca, cert, key }, g.tlsCa || g.tlsCert ? '--tls' : 'CORRAL_TLS');
+  return { ca: m.ca, cert: m.cert, key: m.key };
+}
