@@ -48,7 +48,7 @@ async function rate(seconds: number, concurrency: number, op: (i: number) => Pro
 }
 
 async function bench(name: string, store: StoreConfigInput, dir: string): Promise<Row> {
-  const d = await startDiscovery({ workDir: dir, store, dns: { port: 0, workers: 0 }, http: { port: 0 } });
+  const d = await startDiscovery({ insecure: true, workDir: dir, store, dns: { port: 0, workers: 0 }, http: { port: 0 } });
   const pool = new Pool(d.httpUrl, { connections: CONCURRENCY + 2 });
   const put = async (key: string, body: string): Promise<void> => {
     const r = await pool.request({ path: `/v1/kv/${key}`, method: 'PUT', body });

@@ -10,6 +10,7 @@ import { loadSecurity } from '../core-scheduler/src/index.js';
 import { OperatorClient } from '../contracts/client/operator-client.js';
 import { masterSpecProblem } from '../contracts/client/masters.js';
 import { CorralError } from '../contracts/errors.js';
+import { clientTls } from './tls-options.js';
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
 
@@ -68,5 +69,5 @@ export function operatorClient(cmd: Command): OperatorClient {
   const g = globals(cmd);
   const problem = masterSpecProblem(g.master);
   if (problem) throw new CorralError('INVALID_ARGUMENT', `--master (or CORRAL_MASTER): ${problem}`);
-  return new OperatorClient({ master: g.master, ...identity(g) });
+  return new OperatorClient({ master: g.master, ...identity(g), tls: clientTls(cmd) });
 }

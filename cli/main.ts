@@ -17,6 +17,7 @@ import { registerServices } from './commands/services.js';
 import { registerApp } from './commands/app.js';
 import { registerAgent } from './commands/agent.js';
 import { registerNode } from './commands/node.js';
+import { addTlsOptions } from './tls-options.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -28,7 +29,8 @@ function buildProgram(): Command {
     .option('--principal <name>', 'principal to authenticate as (env CORRAL_PRINCIPAL)')
     .option('--secret-file <file>', "file holding the principal's secret (env CORRAL_SECRET_FILE, or the secret itself in CORRAL_SECRET; never on the command line)")
     .option('--credentials <file>', 'security file to take an operator credential from (env CORRAL_CREDENTIALS)')
-    .option('--json', 'print JSON instead of tables')
+    .option('--json', 'print JSON instead of tables');
+  addTlsOptions(program)
     .showHelpAfterError()
     .exitOverride();
   registerMaster(program);

@@ -27,6 +27,7 @@ export async function runLabServices(o: LabServicesOptions): Promise<{ close(): 
       port: o.port,
       workDir: join(o.dir, 'master'),
       noAuth: true,
+      insecure: true,
       store: { backend: 'embedded', path: join(o.dir, 'master', 'registry.db'), sync: 'normal' },
       agents: { heartbeatIntervalMs: 1000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 60_000 },
     }),

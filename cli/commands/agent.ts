@@ -9,6 +9,7 @@ import { agentConfigSchema } from '../../core-scheduler/src/index.js';
 import { startAgent } from '../../core-scheduler/src/index.js';
 import { createContainerizers } from '../compose/containerizers.js';
 import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -27,6 +28,7 @@ export function registerAgent(program: Command): void {
     .option('--volume-socket <path>', 'volume plugin daemon socket')
     .option('--credentials <file>', "security file (this agent's credential; operators for the agent API)")
     .option('--no-auth', 'agent API without authentication (local use only)')
+    .option('--insecure', INSECURE_HELP)
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
@@ -34,6 +36,7 @@ export function registerAgent(program: Command): void {
       // The master URL is the global --master (or CORRAL_MASTER).
       const master = (cmd.optsWithGlobals() as { master?: string }).master ?? process.env.CORRAL_MASTER;
       const flags: Record<string, unknown> = {
+        ...daemonTlsFlags(cmd, o),
         limits: o.limit,
         master,
         workDir: o.workDir,

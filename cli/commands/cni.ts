@@ -14,6 +14,7 @@ import type { SessionInfo } from '../../plugins/cni-calico-like/src/index.js';
 import { globals } from '../context.js';
 import { output } from '../output.js';
 import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { daemonTlsFlags } from '../tls-options.js';
 
 const DEFAULT_SOCKET = '/run/corral/cni.sock';
 
@@ -43,8 +44,9 @@ export function registerCni(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
-    .action(async (o: { config: string; socket?: string; node?: string; stateDir?: string; logLevel?: string; logFile?: string; limit?: Record<string, number> }) => {
-      const flags: Record<string, unknown> = { socket: o.socket, node: o.node, stateDir: o.stateDir, limits: o.limit };
+    .option('--insecure', 'reach a remote store over plain HTTP and serve metrics without TLS (local use only)')
+    .action(async (o: { config: string; insecure?: boolean; socket?: string; node?: string; stateDir?: string; logLevel?: string; logFile?: string; limit?: Record<string, number> }, cmd: Command) => {
+      const flags: Record<string, unknown> = { ...daemonTlsFlags(cmd, o), socket: o.socket, node: o.node, stateDir: o.stateDir, limits: o.limit };
       if (o.logLevel || o.logFile) flags.log = { level: o.logLevel, file: o.logFile };
       const config = loadConfig(daemonConfigSchema, { file: o.config, flags, env: cniEnv(process.env) });
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });

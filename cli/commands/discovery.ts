@@ -13,6 +13,7 @@ import type { ServedRecord } from '../../discovery/src/index.js';
 import { globals, identity } from '../context.js';
 import { output } from '../output.js';
 import { intOption, parseArgument, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 const DEFAULT_DISCOVERY = 'http://127.0.0.1:8500';
 
@@ -51,11 +52,13 @@ export function registerDiscovery(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
+    .option('--insecure', INSECURE_HELP)
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const g = globals(cmd);
       const cred = identity(g);
       const workers = o.dnsWorkers === undefined ? undefined : o.dnsWorkers === 'auto' ? 'auto' : parseArgument(intOption('--dns-workers', 0, 64), String(o.dnsWorkers));
       const flags: Record<string, unknown> = {
+        ...daemonTlsFlags(cmd, o),
         domain: o.domain,
         workDir: o.workDir,
         nodeName: o.nodeName,

@@ -7,6 +7,7 @@ import { configureLogging } from '../../common/log.js';
 import { masterConfigSchema } from '../../core-scheduler/src/index.js';
 import { startMaster } from '../../core-scheduler/src/index.js';
 import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 export function registerMaster(program: Command): void {
   program
@@ -19,14 +20,16 @@ export function registerMaster(program: Command): void {
     .option('--work-dir <dir>', 'state directory (default /var/lib/corral/master)')
     .option('--credentials <file>', 'security file: credentials and ACLs')
     .option('--no-auth', 'turn authentication off (local use only)')
+    .option('--insecure', INSECURE_HELP)
     .option('--store-backend <name>', 'embedded or etcd')
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
     .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
-    .action(async (o: Record<string, unknown>) => {
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
       const flags: Record<string, unknown> = {
+        ...daemonTlsFlags(cmd, o),
         host: o.host,
         port: o.port,
         advertiseHost: o.advertiseHost,

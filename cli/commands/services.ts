@@ -10,6 +10,7 @@ import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/
 import { startServices } from '../../core-scheduler/src/index.js';
 import { globals } from '../context.js';
 import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 /** A credential the security file allows to register frameworks, for the daemon's own subscription. */
 function frameworkCredential(sec: SecurityConfig): { principal: string; secret: string } | undefined {
@@ -28,6 +29,7 @@ export function registerServices(program: Command): void {
     .option('--work-dir <dir>', 'state directory (default /var/lib/corral/services)')
     .option('--credentials <file>', 'security file: operators may use the API; a framework credential in it is used at the master')
     .option('--no-auth', 'turn API authentication off (local use only)')
+    .option('--insecure', INSECURE_HELP)
     .option('--name <name>', 'framework name, also its DNS label (default corral-services)')
     .option('--store-backend <name>', "embedded, etcd or remote (the master's Store)")
     .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
@@ -41,6 +43,7 @@ export function registerServices(program: Command): void {
       const principal = g.principal && g.secret ? { principal: g.principal, secret: g.secret } : fromFile;
       const master = cmd.optsWithGlobals().master !== undefined || process.env.CORRAL_MASTER ? { url: g.master } : {};
       const flags: Record<string, unknown> = {
+        ...daemonTlsFlags(cmd, o),
         limits: o.limit,
         host: o.host,
         port: o.port,

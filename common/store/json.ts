@@ -9,6 +9,7 @@ import { EmbeddedStore } from './embedded.js';
 import { EtcdStore, type EtcdStoreOptions } from './etcd.js';
 import { ETCD_PASSWORD_ENV } from './etcd-connection.js';
 import { masterUrlSchema, RemoteStore } from './remote.js';
+import type { ClientTls } from '../../contracts/client/tls.js';
 import type { KeyValue, PutOptions, Store } from '../../contracts/store/types.js';
 
 export const storeConfigSchema = z
@@ -75,10 +76,12 @@ export function etcdConnectionOf(c: z.output<typeof storeConfigSchema>, env: Nod
 }
 
 /** Opens the configured backend; INVALID_ARGUMENT for a bad config, UNAVAILABLE if it cannot be reached or locked. */
-export async function openStore(config: StoreConfigInput): Promise<Store> {
+export async function openStore(config: StoreConfigInput, opts: { remoteTls?: ClientTls | undefined } = {}): Promise<Store> {
   const c = parseInput(storeConfigSchema, config, 'store config');
   if (c.backend === 'remote') {
+    // An https master: the daemon's own CA and certificate (its `tls` block), given by the caller.
     return RemoteStore.open({
+      ...(opts.remoteTls && { tls: opts.remoteTls }),
       url: c.url!,
       ...(c.principal !== undefined && { principal: c.principal }),
       ...(c.secret !== undefined && { secret: c.secret }),

@@ -31,6 +31,7 @@ import { formatIssues, parseInput, z } from '../validate.js';
 import { V1Connection } from '../../contracts/client/connection.js';
 import { basicAuthHeader } from '../../contracts/client/auth-header.js';
 import { LeaderRedirect, LeaderTracker, MasterUnreachable, redirectTarget, transportFailure, viaLeader } from '../../contracts/client/masters.js';
+import { tlsConnect, tlsFailure, type ClientTls } from '../../contracts/client/tls.js';
 import * as check from '../../contracts/store/check.js';
 import { compareToWire, kvFromWire, opToWire, replySchemas, resultFromWire, STORE_API_PATH, type Reply, type ReplyType, type StoreCall } from '../../contracts/store/wire.js';
 import { RemoteWatch } from './remote-watch.js';
@@ -74,7 +75,8 @@ const optionsSchema = z
   })
   .refine((o) => (o.principal === undefined) === (o.secret === undefined), { message: 'principal and secret go together', path: ['secret'] });
 
-type RemoteStoreOptions = z.input<typeof optionsSchema>;
+/** `tls`: CA and client certificate for an https master (PEM contents, checked by whoever read the files). */
+type RemoteStoreOptions = z.input<typeof optionsSchema> & { tls?: ClientTls | undefined };
 
 /** Codes the master sends that mean the same to the caller. */
 const PASS_THROUGH = new Set<string>(['STORE_CONFLICT', 'STORE_COMPACTED', 'LEASE_NOT_FOUND', 'INVALID_ARGUMENT', 'FORBIDDEN', 'UNAUTHENTICATED', 'UNAVAILABLE']);
@@ -89,7 +91,7 @@ export class RemoteStore implements Store {
   private readonly timeoutMs: number;
   /** Call pools by master origin (one while the leader stays put). */
   private readonly calls = new Map<string, Pool>();
-  private readonly callPool: { connections: number; keepAliveTimeout: number; connectTimeout: number; pipelining: number };
+  private readonly callPool: Pool.Options;
   /** Every watch's stream, on whichever master leads. */
   private readonly streams: Agent;
   private readonly headers: Record<string, string>;
@@ -121,7 +123,7 @@ export class RemoteStore implements Store {
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (o.principal !== undefined && o.secret !== undefined) this.headers.authorization = basicAuthHeader(o.principal, o.secret);
     this.log = logger('store').child({ backend: 'remote', master: this.leader.masters.join(','), namespace: this.ns });
-    const pool = { keepAliveTimeout: 60_000, connectTimeout: o.timeoutMs };
+    const pool = { keepAliveTimeout: 60_000, connectTimeout: o.timeoutMs, ...tlsConnect(opts.tls) };
     this.callPool = { ...pool, connections: o.connections, pipelining: 8 };
     this.callsAt(this.leader.url);
     // Unbounded: every watch holds one connection for its whole life.
@@ -340,6 +342,8 @@ export class RemoteStore implements Store {
       } catch (err) {
         if (this.closed) throw check.closedError();
         if (err instanceof CorralError) throw err;
+        const tls = tlsFailure(err, origin);
+        if (tls) throw tls;
         if (idempotent && attempt === 0) continue;
         const message = `cannot reach the store API of the master at ${origin}: ${errorMessage(err)}`;
         throw new MasterUnreachable(message, transportFailure(err) !== 'refused', err);

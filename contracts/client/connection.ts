@@ -13,6 +13,7 @@ import { CorralError, type ErrorCode } from '../errors.js';
 import { RecordIODecoder } from '../recordio.js';
 import { basicAuthHeader } from './auth-header.js';
 import { LeaderRedirect, LeaderTracker, redirectTarget, trackerFor, viaLeader, type MasterSpec } from './masters.js';
+import { tlsAgent, tlsConnect, tlsFailure, type ClientTls } from './tls.js';
 
 export interface ConnectionOptions {
   /**
@@ -39,6 +40,8 @@ export interface ConnectionOptions {
    * for a free connection.
    */
   streamDispatcher?: Dispatcher;
+  /** CA to trust and client certificate to present (https masters); applies to the pools made here, not to a given dispatcher. */
+  tls?: ClientTls | undefined;
 }
 
 export class CallError extends CorralError {
@@ -133,7 +136,7 @@ class CallHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
-    this.reject(err);
+    this.reject(tlsFailure(err, this.url) ?? err);
   }
 }
 
@@ -215,6 +218,7 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    err = tlsFailure(err, this.url) ?? err;
     this.settleOpen.reject(err);
     if (err instanceof StreamAborted) this.settleDone.resolve();
     else this.settleDone.reject(err);
@@ -238,6 +242,8 @@ export class V1Connection {
   /** Pools by master URL (one while the leader stays where it is). */
   private readonly pools = new Map<string, Pools>();
   private readonly ownsPool: boolean;
+  /** The event stream's dispatcher when TLS is configured and none was given (the global one has no CA). */
+  private tlsStreams: Dispatcher | undefined;
   private readonly headers: Record<string, string>;
   streamId: string | undefined;
   private stream: StreamHandler | undefined;
@@ -263,8 +269,8 @@ export class V1Connection {
       p = o.dispatcher
         ? { calls: o.dispatcher, acks: undefined }
         : {
-            calls: new Pool(url, { connections: o.connections ?? 2, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000 }),
-            acks: new Pool(url, { connections: 1, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000 }),
+            calls: new Pool(url, { connections: o.connections ?? 2, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000, ...tlsConnect(o.tls) }),
+            acks: new Pool(url, { connections: 1, pipelining: o.pipelining ?? 1, keepAliveTimeout: 60_000, ...tlsConnect(o.tls) }),
           };
       this.pools.set(url, p);
     }
@@ -287,7 +293,7 @@ export class V1Connection {
     // The first records may arrive with the headers and be handled before `opened` settles.
     const stream = new StreamHandler(onEvent, (streamId) => ((this.streamId = streamId), (this.streamMaster = url)), url);
     this.stream = stream;
-    const dispatcher = this.opts.streamDispatcher ?? this.opts.dispatcher ?? getGlobalDispatcher();
+    const dispatcher = this.opts.streamDispatcher ?? this.opts.dispatcher ?? (this.opts.tls ? (this.tlsStreams ??= tlsAgent(this.opts.tls)) : getGlobalDispatcher());
     const { origin, pathname } = new URL(this.opts.path, url);
     dispatcher.dispatch({ origin, path: pathname, method: 'POST', headers: this.headers, body, bodyTimeout: 0, headersTimeout: 30_000 }, stream);
     const streamId = await stream.opened;
@@ -335,5 +341,6 @@ export class V1Connection {
     this.closed = true;
     this.disconnect();
     if (this.ownsPool) await Promise.all([...this.pools.values()].flatMap((p) => [p.calls.close(), p.acks?.close()]));
+    await this.tlsStreams?.close();
   }
 }

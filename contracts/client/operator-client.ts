@@ -7,12 +7,15 @@ import { basicAuthHeader } from './auth-header.js';
 import { CallError } from './connection.js';
 import { LeaderRedirect, MasterUnreachable, redirectTarget, trackerFor, transportFailure, viaLeader, type LeaderTracker, type MasterSpec } from './masters.js';
 import { CorralError } from '../errors.js';
+import { tlsConnect, tlsFailure, type ClientTls } from './tls.js';
 
 interface OperatorClientOptions {
   /** One master URL, several (array or comma-separated), or a tracker shared with other clients. */
   master: MasterSpec | LeaderTracker;
   principal?: string | undefined;
   secret?: string | undefined;
+  /** CA to trust and client certificate to present (https masters). */
+  tls?: ClientTls | undefined;
 }
 
 export class OperatorClient {
@@ -21,8 +24,10 @@ export class OperatorClient {
   private readonly pools = new Map<string, Pool>();
   private readonly headers: Record<string, string>;
   private closed = false;
+  private readonly tls: ClientTls | undefined;
 
   constructor(opts: OperatorClientOptions) {
+    this.tls = opts.tls;
     this.leader = trackerFor(opts.master);
     this.poolFor(this.leader.url);
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
@@ -33,7 +38,7 @@ export class OperatorClient {
     let pool = this.pools.get(url);
     if (!pool) {
       if (this.closed) throw new CorralError('UNAVAILABLE', 'the operator client is closed');
-      pool = new Pool(url, { connections: 1 });
+      pool = new Pool(url, { connections: 1, ...tlsConnect(this.tls) });
       this.pools.set(url, pool);
     }
     return pool;
@@ -51,6 +56,8 @@ export class OperatorClient {
       res = await this.poolFor(url).request({ path: '/api/v1', method: 'POST', headers: this.headers, body: payload });
     } catch (err) {
       if (err instanceof CorralError) throw err;
+      const tls = tlsFailure(err, url);
+      if (tls) throw tls;
       throw new MasterUnreachable(`cannot reach the master at ${url}: ${(err as Error).message}`, transportFailure(err) !== 'refused', err);
     }
     const text = await res.body.text();

@@ -3,12 +3,18 @@
  */
 import { hostname } from 'node:os';
 import { masterUrlsSchema, z } from '../../common/validate.js';
+import { tlsConfigFields } from '../../common/tls/config.js';
 import { httpLimitsSchema } from '../../common/http/limits.js';
 import { storeConfigSchema } from '../../common/store/json.js';
 
 const label = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lower-case DNS label');
 
 export const discoveryConfigSchema = z.object({
+  /**
+   * HTTPS for the Consul-compatible API: `tls: { ca, cert, key }`; the CA also verifies the master the
+   * feed follows. Plain HTTP only with `insecure: true` (--insecure). DNS is unchanged (UDP/TCP 53).
+   */
+  ...tlsConfigFields,
   /** DNS zone served, e.g. "corral" for task.framework.corral. */
   domain: z
     .string()

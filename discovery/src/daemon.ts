@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { HttpServer, type ErrorFormatter } from '../../common/http/server.js';
+import { daemonClientTls, daemonTls } from '../../common/tls/config.js';
 import { CorralError } from '../../contracts/errors.js';
 import { Metrics } from '../../common/metrics.js';
 import { logger } from '../../common/log.js';
@@ -86,9 +87,11 @@ function nsAddress(c: DiscoveryConfig): string {
 export async function startDiscovery(input: DiscoveryConfigInput): Promise<RunningDiscovery> {
   const config = parseInput(discoveryConfigSchema, input, 'discovery config');
   const log = logger('discovery');
+  const tls = daemonTls(config, { daemon: 'the discovery daemon', envPrefix: 'CORRAL_' });
+  const clientTls = daemonClientTls(config);
   const upstreams = config.dns.upstreams.map(parseUpstream);
   mkdirSync(config.workDir, { recursive: true });
-  const store = await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'discovery.db') });
+  const store = await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'discovery.db') }, { remoteTls: clientTls });
   const cleanups: Array<() => Promise<unknown> | unknown> = [() => store.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch((err: unknown) => log.warn({ err }, 'error while stopping'));
@@ -180,6 +183,7 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
         url: config.master.url,
         principal: config.master.principal,
         secret: config.master.secret,
+        tls: clientTls,
         initialBackoffMs: config.master.initialBackoffMs,
         maxBackoffMs: config.master.maxBackoffMs,
         log,
@@ -199,6 +203,7 @@ export async function startDiscovery(input: DiscoveryConfigInput): Promise<Runni
       formatError: consulErrors,
       limits: config.http.limits,
       limitsHint: { configPath: 'http.limits', envPrefix: 'CORRAL_' },
+      tls: tls && { material: tls },
     });
     const kvMetrics = {
       blockingWaiting: metrics.gauge('kv_blocking_queries', 'Blocking KV reads waiting for a change'),

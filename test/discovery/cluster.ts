@@ -122,6 +122,7 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
     cleanups.push(() => framework.close());
     const frameworkId = await framework.subscribe();
     const discovery = await startDiscovery({
+      insecure: true,
       workDir: join(dir, 'discovery'),
       store: { backend: 'embedded', path: join(dir, 'discovery', 'kv.db'), sync: 'normal' },
       nodeName: 'discovery-node',
@@ -165,5 +166,5 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
 
 /** A second discovery replica on the cluster's Store, following the same master (DNS on a port of its own). */
 export function startReplica(c: TestCluster, store: NonNullable<DiscoveryConfigInput['store']>, extra: Partial<DiscoveryConfigInput> = {}): Promise<RunningDiscovery> {
-  return startDiscovery({ workDir: join(c.dir, 'discovery2'), store, nodeName: 'control2', http: { port: 0 }, master: { url: c.master.url }, dns: { port: 0, workers: 0 }, ...extra });
+  return startDiscovery({ insecure: true, workDir: join(c.dir, 'discovery2'), store, nodeName: 'control2', http: { port: 0 }, master: { url: c.master.url }, dns: { port: 0, workers: 0 }, ...extra });
 }

@@ -189,6 +189,7 @@ describe('forwarding', () => {
     );
     const dir = (fwdDir = testDir('discovery-fwd'));
     forwarding = await startDiscovery({
+      insecure: true,
       workDir: dir,
       store: { backend: 'embedded', path: join(dir, 'kv.db'), sync: 'normal' },
       dns: { port: 0, workers: 0, upstreams: [`127.0.0.1:${knot.port}`], forwardTimeoutMs: 500 },

@@ -23,6 +23,7 @@ let url: string;
 beforeAll(async () => {
   dir = testDir('discovery-limits');
   discovery = await startDiscovery({
+    insecure: true,
     workDir: join(dir, 'discovery'),
     store: { backend: 'embedded', path: join(dir, 'discovery', 'kv.db'), sync: 'normal' },
     nodeName: 'limits-node',

@@ -55,6 +55,8 @@ export class AgentProcess {
         host: '127.0.0.1',
         port: 0,
         noAuth: true,
+        // Plain HTTP, said explicitly, unless the test gives the agent a certificate.
+        ...(opts.extra?.tls ? {} : { insecure: true }),
         resources: opts.resources ?? 'cpus:4;mem:4096;disk:10000;ports:[31000-31100]',
         containerizers: opts.containerizers ?? ['MESOS'],
         ...(opts.dockerSocket ? { docker: { socket: opts.dockerSocket } } : {}),

@@ -11,7 +11,8 @@ export class MasterProcess extends DaemonProcess {
     super(workDir, port, {
       kind: 'master',
       label: 'master',
-      args: ['master', '--port', String(port), '--work-dir', workDir, '--log-level', 'warn', ...extraArgs],
+      // Plain HTTP, said explicitly, unless the test gives the master a certificate.
+      args: ['master', '--port', String(port), '--work-dir', workDir, '--log-level', 'warn', ...(extraArgs.includes('--tls-cert') ? [] : ['--insecure']), ...extraArgs],
       env: () => ({ ...process.env, CORRAL_MASTER_ALLOCATION__INTERVAL_MS: '100', CORRAL_MASTER_ALLOCATION__BATCH_MS: '1' }),
       readyTimeoutMs: 20_000,
     });

@@ -21,6 +21,8 @@ export function testMasterConfig(workDir: string, overrides: Partial<MasterConfi
     port: 0,
     workDir,
     noAuth: true,
+    // Plain HTTP, said explicitly (a master without TLS refuses to start otherwise); TLS tests pass `tls`.
+    ...(overrides.tls ? {} : { insecure: true }),
     store: { backend: 'embedded', path: join(workDir, 'registry.db'), sync: 'normal' },
     allocation: { intervalMs: 100, batchMs: 1, defaultRefuseSeconds: 5 },
     agents: { heartbeatIntervalMs: 200, maxMissedHeartbeats: 3, unreachableTimeoutMs: 1000, reregisterTimeoutMs: 5000 },

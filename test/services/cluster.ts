@@ -86,6 +86,7 @@ export async function startServicesCluster(opts: ClusterOptions = {}): Promise<S
       port: 0,
       workDir: join(dir, 'services'),
       noAuth: true,
+      insecure: true,
       store: { backend: 'embedded', path: join(dir, 'services', 'services.db'), sync: 'normal' },
       master: { url: master.url, reconnectInitialMs: 50, reconnectMaxMs: 500 },
       offers: { refuseSeconds: 0.2, idleRefuseSeconds: 2 },

@@ -56,6 +56,7 @@ async function setup(name: string): Promise<Setup> {
   };
   const config = (): ServicesConfigInput => ({
     noAuth: true,
+    insecure: true,
     store: { backend: 'etcd', etcdEndpoints: [etcd().endpoint], namespace },
     master: { url: master.url, reconnectInitialMs: 50, reconnectMaxMs: 500 },
     offers: { refuseSeconds: 0.2, idleRefuseSeconds: 1 },
@@ -321,6 +322,6 @@ describe('replicated service framework daemons on etcd', () => {
   it('refuses ha without an etcd Store, with a clear message', async () => {
     const root = testDir('services-ha-config');
     cleanup.push(async () => rmSync(root, { recursive: true, force: true }));
-    await expect(startServices({ noAuth: true, port: 0, workDir: root, ha: { enabled: true } })).rejects.toThrow(/elect their leader in etcd/);
+    await expect(startServices({ noAuth: true, insecure: true, port: 0, workDir: root, ha: { enabled: true } })).rejects.toThrow(/elect their leader in etcd/);
   });
 });

@@ -196,6 +196,7 @@ describe('RemoteStore', () => {
     cleanups.push(() => master.dispose());
     const startOne = async (name: string): Promise<{ d: RunningDiscovery; consul: Consul }> => {
       const d = await startDiscovery({
+        insecure: true,
         workDir: join(dir, name),
         store: { backend: 'remote', url: master.url, ...CREDS.agent },
         nodeName: name,

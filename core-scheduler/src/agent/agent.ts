@@ -26,6 +26,8 @@ interface AgentOptions {
   url: string;
   hostname: string;
   credential?: { principal: string; secret: string };
+  /** CA and client certificate for the master link (mutual TLS). */
+  tls?: import('../../../contracts/client/tls.js').ClientTls | undefined;
   containerizers: Containerizer[];
   metrics: Metrics;
 }
@@ -105,6 +107,7 @@ export class Agent {
       master: this.opts.config.master,
       principal: this.opts.credential?.principal,
       secret: this.opts.credential?.secret,
+      tls: this.opts.tls,
       agentId: state.agentId,
       info: { hostname: this.opts.hostname, url: this.opts.url, resources: this.opts.resources.toV1(), attributes: this.opts.attributes },
       version: 'corral-agent',

@@ -4,6 +4,7 @@
 import { z } from '../../../common/validate.js';
 import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { masterSpecProblem } from '../../../contracts/client/masters.js';
+import { tlsConfigFields } from '../../../common/tls/config.js';
 
 export const agentConfigSchema = z.object({
   /** Master URL, or several (an array, or separated by commas): the agent registers with the leader among them. */
@@ -94,6 +95,12 @@ export const agentConfigSchema = z.object({
     .default({ maxAgeMs: 24 * 3_600_000, diskHighWatermark: 0.9, intervalMs: 60_000 }),
   /** Agent API without authentication (local use only). */
   noAuth: z.boolean().default(false),
+  /**
+   * HTTPS for the agent API and mutual TLS towards the master: `tls: { ca, cert, key }` (the certificate
+   * is for server and client use; its CN is the agent's principal at the master). Plain HTTP only with
+   * `insecure: true` (--insecure).
+   */
+  ...tlsConfigFields,
   /** The agent API server's timeouts and caps (docs/security.md, "Server limits"). */
   limits: httpLimitsSchema({ maxConnections: 1024, maxConnectionsPerClient: 256, maxStreams: 256, maxStreamsPerClient: 32 }),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), file: z.string().optional() }).default({ level: 'info' }),

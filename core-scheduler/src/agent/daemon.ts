@@ -15,6 +15,7 @@ import { collectSandboxes } from './gc.js';
 import { agentResources, parseAttributes, type AgentResources } from './host-resources.js';
 import type { AgentConfig } from './config.js';
 import type { Containerizer } from '../../../contracts/containerizer.js';
+import { daemonTls } from '../../../common/tls/config.js';
 
 interface RunningAgent {
   agent: Agent;
@@ -39,20 +40,22 @@ function security(config: AgentConfig): { credential?: { principal: string; secr
 export async function startAgent(config: AgentConfig, containerizers: Containerizer[], own: AgentResources = agentResources(config.workDir, config.resources)): Promise<RunningAgent> {
   mkdirSync(config.workDir, { recursive: true });
   const { credential, api } = security(config);
+  // Its certificate serves the agent API and is its client certificate at the master.
+  const tls = daemonTls(config, { daemon: 'the agent', envPrefix: 'CORRAL_AGENT_' });
   const resources = own.advertised;
   // Trusted, as Mesos trusts --resources, but said at start so the hardware's limits stay visible.
   for (const o of own.overcommitted)
     logger('agent').warn(o, `the agent advertises more ${o.resource} than this host has (${o.advertised} advertised, ${o.physical} physical); tasks are checked against the advertised figure`);
   const attributes = parseAttributes(config.attributes);
   const metrics = new Metrics('corral_agent');
-  const server = new HttpServer({ name: 'agent', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_AGENT_' } });
+  const server = new HttpServer({ name: 'agent', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_AGENT_' }, tls: tls && { material: tls } });
   const listening = await server.listen({ host: config.host, port: config.port });
   if (config.apiSocket) await server.listen({ socketPath: config.apiSocket });
   const hostname = config.advertiseHost ?? (config.host === '0.0.0.0' ? osHostname() : config.host);
-  const url = `http://${hostname}:${server.port}`;
+  const url = `${tls ? 'https' : 'http'}://${hostname}:${server.port}`;
   let agent: Agent;
   try {
-    agent = await Agent.start({ config, resources, attributes, url, hostname, ...(credential ? { credential } : {}), containerizers, metrics });
+    agent = await Agent.start({ config, resources, attributes, url, hostname, ...(credential ? { credential } : {}), ...(tls && { tls }), containerizers, metrics });
   } catch (err) {
     await server.close();
     throw err;

@@ -49,6 +49,8 @@ interface AgentSessionOptions {
   dispatcher?: import('undici').Dispatcher;
   /** Shared dispatcher for the event streams, apart from the calls' (see ConnectionOptions). */
   streamDispatcher?: import('undici').Dispatcher;
+  /** CA to trust and this agent's client certificate (mutual TLS with an https master). */
+  tls?: import('../../../contracts/client/tls.js').ClientTls | undefined;
   /** Reconnect after the stream breaks (default true). */
   reconnect?: boolean;
   maxBackoffMs?: number;
@@ -75,6 +77,7 @@ export class AgentSession {
       pipelining: 4,
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     });
   }
 

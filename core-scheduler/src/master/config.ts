@@ -4,6 +4,7 @@
 import { z } from '../../../common/validate.js';
 import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
+import { tlsConfigFields } from '../../../common/tls/config.js';
 
 /** Event streams one principal may hold: frameworks it subscribes, and operator event streams. */
 const DEFAULT_SUBSCRIPTION_CAPS = { maxSchedulerSubscriptionsPerPrincipal: 128, maxOperatorSubscriptionsPerPrincipal: 32 };
@@ -34,6 +35,12 @@ export const masterConfigSchema = z
     credentials: z.string().optional(),
     /** Turn authentication off: for local use only, never by default. */
     noAuth: z.boolean().default(false),
+    /**
+     * HTTPS: `tls: { ca, cert, key }`, or plain HTTP with `insecure: true` (one is required). The port asks
+     * clients for a certificate: agents must present one (mutual TLS; its CN is the agent's principal),
+     * frameworks and operators may.
+     */
+    ...tlsConfigFields,
     /**
      * The HTTP server's timeouts and caps (docs/security.md, "Server limits"); a fleet of 10,000 agents fits the totals.
      * Plus the master's own caps per authenticated principal: scheduler SUBSCRIBE streams (frameworks) and operator SUBSCRIBE streams.

@@ -24,6 +24,7 @@ import { mountStoreApi } from './http/store-api.js';
 import { LeaderGatedServer } from './http/leader-gate.js';
 import { masterLeadership, type Leadership } from './leadership.js';
 import { logger } from '../../../common/log.js';
+import { daemonTls } from '../../../common/tls/config.js';
 
 export interface RunningMaster {
   /** The core's state (read-only use: tests and views). */
@@ -52,6 +53,8 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
   if (config.noAuth) auth = new Authority(undefined);
   else if (config.credentials) auth = new Authority(loadSecurity(config.credentials));
   else throw new CorralError('INVALID_ARGUMENT', 'authentication is on but no security file was given: pass --credentials FILE, or --no-auth for local use only');
+  // Agents and frameworks share the port: a client certificate is asked for, required by the agent API (agent-api.ts).
+  const tls = daemonTls(config, { daemon: 'the master', envPrefix: 'CORRAL_MASTER_' });
 
   mkdirSync(config.workDir, { recursive: true });
   const store = await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'registry.db') });
@@ -77,7 +80,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
       else end(reason);
     });
     if (snapshot) await shell.run((m) => m.recover(snapshot));
-    const serverOptions = { name: 'master', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_MASTER_' } };
+    const serverOptions = { name: 'master', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_MASTER_' }, tls: tls && { material: tls, clientCerts: 'request' as const } };
     const server = ha ? new LeaderGatedServer(serverOptions, () => leadership) : new HttpServer(serverOptions);
     mountSchedulerApi(server, shell);
     mountAgentApi(server, shell);
@@ -91,7 +94,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     master.info.pid = `master@${master.info.address.ip}:${server.port}`;
     if (!ha) {
       shell.start();
-      master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled }, 'master listening');
+      master.log.info({ url, cluster: registry.clusterId, auth: auth.enabled, tls: tls?.subject ?? false }, 'master listening');
     } else {
       const host = master.info.hostname.includes(':') ? `[${master.info.hostname}]` : master.info.hostname;
       const s = config.store!;
@@ -100,7 +103,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
         electionName: config.ha.electionName,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
         crashDetection: config.ha.crashDetection,
-        self: { id: master.info.id, hostname: master.info.hostname, ip: master.info.ip, port: server.port, url: `http://${host}:${server.port}` },
+        self: { id: master.info.id, hostname: master.info.hostname, ip: master.info.ip, port: server.port, url: `${tls ? 'https' : 'http'}://${host}:${server.port}` },
         async onElected(fence) {
           // Recovery as after a restart, every write from here on fenced by the election key.
           registry.setFence(fence);

@@ -4,6 +4,7 @@
  * CORRAL_SERVICES_UNREACHABLE__REPLACE_AFTER_SECONDS).
  */
 import { masterUrlsSchema, z } from '../../../common/validate.js';
+import { tlsConfigFields } from '../../../common/tls/config.js';
 import { httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { roleSchema } from '../../../contracts/v1/v1-schema.js';
@@ -21,6 +22,11 @@ export const servicesConfigSchema = z
     credentials: z.string().optional(),
     /** Turn API authentication off: for local use only. */
     noAuth: z.boolean().default(false),
+    /**
+     * HTTPS for the API: `tls: { ca, cert, key }`; the same CA and certificate are used towards the master
+     * (and its store API). Plain HTTP only with `insecure: true` (--insecure).
+     */
+    ...tlsConfigFields,
     master: z
       .object({
         /** The master, or several separated by commas: the framework subscribes to the leader among them. */

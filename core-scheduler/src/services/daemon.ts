@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CorralError } from '../../../contracts/errors.js';
 import { HttpServer } from '../../../common/http/server.js';
+import { daemonClientTls, daemonTls } from '../../../common/tls/config.js';
 import { logger, type Logger } from '../../../common/log.js';
 import { Metrics } from '../../../common/metrics.js';
 import { etcdConnectionOf, openStore } from '../../../common/store/json.js';
@@ -88,6 +89,7 @@ function registerGauges(metrics: Metrics, term: () => Term | undefined, leadersh
 
 /** Load the state and start the framework: what a daemon alone does at once, and a leader once elected. */
 async function startTerm(config: ServicesConfig, store: Store, url: string, metrics: Metrics, log: Logger, fence?: WriteFence): Promise<Term> {
+  const tls = daemonClientTls(config);
   const state = new ServicesState(store, `corral/services/${config.framework.name}`, log, fence);
   const loaded = await state.load();
   const manager = new ServiceManager({ state, log, unreachableReplaceMs: config.unreachable.replaceAfterSeconds * 1000, baseRoles: config.framework.roles });
@@ -103,6 +105,7 @@ async function startTerm(config: ServicesConfig, store: Store, url: string, metr
     master: config.master.url,
     principal: config.master.principal,
     secret: config.master.secret,
+    ...(tls && { tls }),
     info: {
       name: config.framework.name,
       user: config.framework.user,
@@ -149,15 +152,17 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
   const config = parseInput(servicesConfigSchema, input, 'services config');
   const log = logger('services');
   const auth = authority(config);
+  const tls = daemonTls(config, { daemon: 'the service framework', envPrefix: 'CORRAL_SERVICES_' });
+  const clientTls = daemonClientTls(config);
   mkdirSync(config.workDir, { recursive: true });
-  const store = opts.store ?? (await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'services.db') }));
+  const store = opts.store ?? (await openStore(config.store ?? { backend: 'embedded', path: join(config.workDir, 'services.db') }, { remoteTls: clientTls }));
   const cleanups: Array<() => Promise<unknown> | unknown> = opts.store ? [] : [() => store.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of cleanups.splice(0).reverse()) await Promise.resolve(c()).catch((err: unknown) => log.warn({ err }, 'error while stopping'));
   };
   try {
     const metrics = new Metrics('corral_services');
-    const server = new HttpServer({ name: 'services', metrics, log, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_SERVICES_' } });
+    const server = new HttpServer({ name: 'services', metrics, log, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_SERVICES_' }, tls: tls && { material: tls } });
     let term: Term | undefined;
     let leadership: ServicesLeadership | undefined;
     // A leader serves once it has loaded its state; a daemon alone as soon as its term exists.

@@ -20,6 +20,8 @@ interface FrameworkLinkOptions {
   master: MasterSpec;
   principal?: string | undefined;
   secret?: string | undefined;
+  /** CA and client certificate for an https master. */
+  tls?: import('../../../contracts/client/tls.js').ClientTls | undefined;
   /** Everything but id and roles, which the link manages. */
   info: Omit<V1FrameworkInfo, 'id' | 'roles' | 'role'>;
   roles: string[];
@@ -112,6 +114,7 @@ export class FrameworkLink {
       master: this.leader,
       principal: this.opts.principal,
       secret: this.opts.secret,
+      tls: this.opts.tls,
       framework: info,
       onEvent: (e) => this.onClientEvent(client, roles, e),
     });

@@ -19,6 +19,8 @@ interface MasterFeedOptions {
   url: string;
   principal?: string | undefined;
   secret?: string | undefined;
+  /** CA and client certificate for an https master. */
+  tls?: import('../../../contracts/client/tls.js').ClientTls | undefined;
   initialBackoffMs: number;
   maxBackoffMs: number;
   log: Logger;
@@ -91,7 +93,7 @@ export class MasterFeed {
   }
 
   private async session(): Promise<void> {
-    const cred = { principal: this.opts.principal, secret: this.opts.secret };
+    const cred = { principal: this.opts.principal, secret: this.opts.secret, tls: this.opts.tls };
     await this.resolveLeader(cred);
     this.conn = new V1Connection({ master: this.leader, path: '/api/v1', ...cred });
     try {

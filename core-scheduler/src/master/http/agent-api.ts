@@ -4,7 +4,8 @@
  * KILL, ACKNOWLEDGE, …); UPDATE, HEARTBEAT and the rest answer 202.
  */
 import { CorralError } from '../../../../contracts/errors.js';
-import type { HttpServer } from '../../../../common/http/server.js';
+import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
+import type { Authority } from '../auth.js';
 import { Resources } from '../../resources/resources.js';
 import type { MasterShell } from '../shell.js';
 import { randomUUID } from 'node:crypto';
@@ -17,7 +18,7 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
   const m = shell.core;
   const streamIds = new Map<string, string>();
   server.route('POST', '/api/v1/agent', async (ctx) => {
-    const principal = await m.auth.authenticate(ctx.req);
+    const principal = await agentPrincipal(server, ctx, m.auth);
     const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
     if (call.type === 'REGISTER') {
       const a = await shell.run((m) => m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress));
@@ -64,4 +65,29 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
     }
     accepted(ctx);
   });
+}
+
+/**
+ * Who an agent call comes from. Over TLS the agent API is mutual TLS: the
+ * agent presents a certificate of the cluster CA, and its CN is the agent's
+ * principal. With HTTP Basic credentials too, both must name the same
+ * principal (a stolen certificate cannot speak as another agent, nor stolen
+ * credentials without the certificate). Plain HTTP (--insecure) keeps Basic
+ * authentication alone.
+ */
+async function agentPrincipal(server: HttpServer, ctx: RequestContext, auth: Authority): Promise<string | undefined> {
+  if (!server.tls) return auth.authenticate(ctx.req);
+  const peer = ctx.peer();
+  if (!peer?.authorized || !peer.commonName) {
+    throw new CorralError('UNAUTHENTICATED', "the agent API requires mutual TLS: the agent must present a client certificate issued by the cluster's CA (the agent's tls.cert and tls.key)");
+  }
+  if (!ctx.req.headers.authorization) {
+    if (auth.enabled) auth.authorizeAgent(peer.commonName);
+    return peer.commonName;
+  }
+  const principal = await auth.authenticate(ctx.req);
+  if (principal !== undefined && principal !== peer.commonName) {
+    throw new CorralError('FORBIDDEN', `the client certificate is for "${peer.commonName}" but the credentials are for principal "${principal}"; an agent's certificate CN must be its principal`);
+  }
+  return principal ?? peer.commonName;
 }

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { z } from '../../../../common/validate.js';
 import { httpLimitsSchema } from '../../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../../common/store/index.js';
+import { tlsConfigFields } from '../../../../common/tls/config.js';
 import { isIp } from '../../../../common/netkit/ipv4.js';
 import { poolSchema } from '../ipam/types.js';
 import { masterSpecProblem } from '../../../../contracts/client/masters.js';
@@ -71,6 +72,12 @@ export const daemonConfigSchema = z
     socket: z.string().startsWith('/').max(107).default('/run/corral/cni.sock'),
     stateDir: z.string().startsWith('/').default('/var/lib/corral/cni'),
     store: storeConfigSchema,
+    /**
+     * TLS towards the master's store API (remote backend) and for the metrics listener: `tls: { ca, cert, key }`.
+     * The CNI API itself is a unix socket (mode 0600), never TCP. Plain HTTP to a remote store or for metrics
+     * only with `insecure: true`.
+     */
+    ...tlsConfigFields,
     storePrefix: z.string().default('corral/ipam/'),
     pools: z.array(poolSchema).min(1),
     /** Pools a network config without `pools` uses (default: the first pool). */

@@ -14,7 +14,8 @@ import { logger } from '../../../../common/log.js';
 import { Metrics } from '../../../../common/metrics.js';
 import { HttpServer } from '../../../../common/http/server.js';
 import { openStore, type Store } from '../../../../common/store/index.js';
-import { errorMessage } from '../../../../contracts/errors.js';
+import { daemonClientTls, daemonTls } from '../../../../common/tls/config.js';
+import { CorralError, errorMessage } from '../../../../contracts/errors.js';
 import { Rtnl } from '../../../../common/netkit/rtnl.js';
 import { LinkReaper } from '../../../../common/netkit/reaper.js';
 import { parseCidr } from '../../../../common/netkit/ipv4.js';
@@ -47,7 +48,7 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     for (const c of closers.reverse()) await Promise.resolve(c()).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'error while stopping'));
   };
   try {
-    const cluster: Store = await openStore(config.store);
+    const cluster: Store = await openStore(config.store, { remoteTls: storeTls(config) });
     closers.push(() => cluster.close());
     const local: Store = await openStore({ backend: 'embedded', path: join(config.stateDir, 'local.db'), sync: 'normal' });
     closers.push(() => local.close());
@@ -147,7 +148,8 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     await server.listen({ socketPath: config.socket, mode: 0o600 });
     closers.push(() => server.close());
     if (config.metrics) {
-      const tcp = new HttpServer({ name: 'cni-metrics', log });
+      const tls = daemonTls(config, { daemon: 'the CNI daemon (metrics listener)', envPrefix: 'CORRAL_CNI_' });
+      const tcp = new HttpServer({ name: 'cni-metrics', log, tls: tls && { material: tls } });
       metrics.serve(tcp);
       await tcp.listen({ host: config.metrics.host, port: config.metrics.port });
       closers.push(() => tcp.close());
@@ -159,4 +161,14 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     await closeAll();
     throw err;
   }
+}
+
+/** The remote store's TLS: https masters need the CA; a plain http:// master only with `insecure`. */
+function storeTls(config: DaemonConfig): ReturnType<typeof daemonClientTls> {
+  if (config.store.backend !== 'remote') return undefined;
+  const plain = (config.store.url ?? '').split(',').some((u) => u.trim().startsWith('http://'));
+  if (plain && !config.insecure) {
+    throw new CorralError('INVALID_ARGUMENT', `the CNI daemon will not reach the store API over plain HTTP (${config.store.url}) unless told to: use the master's https:// URL with tls.ca, or pass insecure: true (CORRAL_CNI_INSECURE=true) for local use only`);
+  }
+  return daemonClientTls(config);
 }
