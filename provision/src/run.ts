@@ -134,7 +134,11 @@ export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
   const listed = (list: 'ANY' | string[] | undefined, p: string): boolean => list === 'ANY' || (list ?? []).includes(p);
   const cred = (use: keyof PlanSecrets, acl: string, allowed: (p: string) => boolean): { principal: string; secret: string } => {
     const c = ownCredential(sec, (p) => p === use) ?? ownCredential(sec, allowed);
-    if (!c) throw new CorralError('INVALID_ARGUMENT', `node ${config.name}: the security file ${config.security!.file} has no credential for "${use}" (a principal with its secret in plain text, allowed by ${acl})`);
+    if (!c)
+      throw new CorralError(
+        'INVALID_ARGUMENT',
+        `node ${config.name}: the security file ${config.security!.file} has no credential for "${use}" (a principal with its secret in plain text, allowed by ${acl})`,
+      );
     return c;
   };
   return {

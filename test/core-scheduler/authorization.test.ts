@@ -26,7 +26,10 @@ interface Reply {
 
 async function post(url: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  if (res.headers.get('mesos-stream-id') || (res.status === 200 && (res.headers.get('transfer-encoding') ?? '').includes('chunked') && path === '/api/v1' && (body as { type: string }).type === 'SUBSCRIBE')) {
+  if (
+    res.headers.get('mesos-stream-id') ||
+    (res.status === 200 && (res.headers.get('transfer-encoding') ?? '').includes('chunked') && path === '/api/v1' && (body as { type: string }).type === 'SUBSCRIBE')
+  ) {
     await res.body?.cancel();
     return { status: res.status, text: '', headers: res.headers };
   }
@@ -148,7 +151,18 @@ describe('operator actions', () => {
       [
         {
           type: 'CREATE_VOLUMES',
-          create_volumes: { agent_id: { value: 'no-such-agent' }, volumes: [{ name: 'disk', type: 'SCALAR', scalar: { value: 8 }, reservations: [{ type: 'DYNAMIC', role: 'web' }], disk: { persistence: { id: 'v1' }, volume: { container_path: 'data', mode: 'RW' } } }] },
+          create_volumes: {
+            agent_id: { value: 'no-such-agent' },
+            volumes: [
+              {
+                name: 'disk',
+                type: 'SCALAR',
+                scalar: { value: 8 },
+                reservations: [{ type: 'DYNAMIC', role: 'web' }],
+                disk: { persistence: { id: 'v1' }, volume: { container_path: 'data', mode: 'RW' } },
+              },
+            ],
+          },
         },
         'create_volumes',
       ],
@@ -261,7 +275,9 @@ describe('run_tasks: the user and capabilities of a task', () => {
     expect(f.updates('root-admin')[0]!.message).toMatch(/capabilities SYS_ADMIN/);
     // A principal with no capability in its rules cannot ask for one, even for the default user.
     const g = await framework('anyfw', '');
-    await launch(g, (o) => [task(o, 'default-raw', { container: { type: 'MESOS', linux_info: { bounding_capabilities: { capabilities: ['NET_RAW'] } } } as V1TaskInfo['container'] })], { 'default-raw': 'TASK_ERROR' });
+    await launch(g, (o) => [task(o, 'default-raw', { container: { type: 'MESOS', linux_info: { bounding_capabilities: { capabilities: ['NET_RAW'] } } } as V1TaskInfo['container'] })], {
+      'default-raw': 'TASK_ERROR',
+    });
   });
 });
 
@@ -349,11 +365,15 @@ describe('subscription caps per principal', () => {
     // Once a stream closes, its slot is free again.
     b.close();
     let d: Awaited<ReturnType<typeof openStream>> | undefined;
-    await until(async () => {
-      d?.close();
-      d = await openStream(master.url, '/api/v1/scheduler', subscribe('d'), as('capped'));
-      return d.status === 200;
-    }, 10_000, 'a slot freed');
+    await until(
+      async () => {
+        d?.close();
+        d = await openStream(master.url, '/api/v1/scheduler', subscribe('d'), as('capped'));
+        return d.status === 200;
+      },
+      10_000,
+      'a slot freed',
+    );
     d!.close();
     again.close();
     const metrics = await (await fetch(`${master.url}/metrics`)).text();

@@ -81,7 +81,11 @@ const credentialSchema = z
   .superRefine((c, ctx) => {
     if ((c.secret === undefined) === (c.secret_hash === undefined)) ctx.addIssue({ code: 'custom', message: `credential of "${c.principal}": give exactly one of secret and secret_hash` });
     if (c.secret_hash !== undefined && !parseSecretHash(c.secret_hash)) {
-      ctx.addIssue({ code: 'custom', path: ['secret_hash'], message: 'expected scrypt$N$r$p$salt$hash (N a power of two up to 2^20, r ≤ 32, p ≤ 16, salt and hash in base64url), as `corral up` writes it' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret_hash'],
+        message: 'expected scrypt$N$r$p$salt$hash (N a power of two up to 2^20, r ≤ 32, p ≤ 16, salt and hash in base64url), as `corral up` writes it',
+      });
     }
   });
 
@@ -388,10 +392,7 @@ const userText = (user: string): string => (user === '' ? "the agent's default u
  * (Mesos's LinuxInfo: effective_capabilities, bounding_capabilities, and the
  * deprecated capability_info).
  */
-export function taskIdentity(
-  frameworkUser: string | undefined,
-  task: { command?: { user?: string | undefined } | undefined; container?: { linux_info?: unknown } | undefined },
-): TaskIdentity {
+export function taskIdentity(frameworkUser: string | undefined, task: { command?: { user?: string | undefined } | undefined; container?: { linux_info?: unknown } | undefined }): TaskIdentity {
   const user = task.command?.user ?? frameworkUser ?? '';
   const linux = task.container?.linux_info as Record<string, { capabilities?: unknown } | undefined> | undefined;
   if (!linux) return { user, capabilities: [] };

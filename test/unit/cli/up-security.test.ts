@@ -69,7 +69,18 @@ describe("corral up's credentials", () => {
   });
 
   it("hands each daemon's config its own secret only; the master and the APIs get the hashes", () => {
-    const up = makePlan({ workDir: dir, name: 'cx', masterPort: 15050, agentPort: 15051, servicesPort: 15052, dnsPort: 18600, discoveryPort: 18500, pool: '100.96.0.0/12', blockSize: 26, hostNetwork: false });
+    const up = makePlan({
+      workDir: dir,
+      name: 'cx',
+      masterPort: 15050,
+      agentPort: 15051,
+      servicesPort: 15052,
+      dnsPort: 18600,
+      discoveryPort: 18500,
+      pool: '100.96.0.0/12',
+      blockSize: 26,
+      hostNetwork: false,
+    });
     const plan = planNode(nodeConfigSchema.parse(upNodeConfig(up)), planSecretsOf(sec));
     const own: Record<string, string | undefined> = { agent: 'agent', services: 'services', discovery: 'discovery' };
     for (const d of plan.daemons) {

@@ -118,7 +118,9 @@ describe('run_tasks', () => {
     expect(taskIdentity('fwuser', { command: {} })).toEqual({ user: 'fwuser', capabilities: [] });
     expect(taskIdentity(undefined, {})).toEqual({ user: '', capabilities: [] });
     const id = taskIdentity('', {
-      container: { linux_info: { effective_capabilities: { capabilities: ['CAP_NET_ADMIN'] }, bounding_capabilities: { capabilities: ['net_admin', 'CHOWN'] }, capability_info: { capabilities: ['KILL'] } } },
+      container: {
+        linux_info: { effective_capabilities: { capabilities: ['CAP_NET_ADMIN'] }, bounding_capabilities: { capabilities: ['net_admin', 'CHOWN'] }, capability_info: { capabilities: ['KILL'] } },
+      },
     });
     expect(id.capabilities.sort()).toEqual(['CHOWN', 'KILL', 'NET_ADMIN']);
   });

@@ -36,7 +36,8 @@ export class SubscriptionCaps {
   ) {
     // Counted with the server's own refusals (http_refused_total{reason}), which the kit registers.
     const name = `${metrics.prefix}_http_refused_total`;
-    this.refused = (metrics.registry.getSingleMetric(name) as Refusals | undefined) ?? metrics.counter('http_refused_total', 'HTTP connections and requests refused or cut by a server limit', ['reason']);
+    this.refused =
+      (metrics.registry.getSingleMetric(name) as Refusals | undefined) ?? metrics.counter('http_refused_total', 'HTTP connections and requests refused or cut by a server limit', ['reason']);
   }
 
   /**
