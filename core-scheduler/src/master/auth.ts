@@ -217,9 +217,13 @@ export interface TaskIdentity {
   capabilities: string[];
 }
 
-/** scrypt verifications at once (each ~16 MiB on libuv's pool) and waiting: beyond, 503. */
-const MAX_HASHING = 2;
-const MAX_HASH_QUEUE = 64;
+/**
+ * scrypt verifications at once (each ~16 MiB on libuv's pool of 4) and waiting: beyond, 503 (the
+ * client retries). A fleet whose agents each have a principal of their own checks them all once
+ * after a master restart: 1,024 waiting at ~50 ms each over 4 threads is some 13 s of checks.
+ */
+const MAX_HASHING = 4;
+const MAX_HASH_QUEUE = 1024;
 /** Wrong secrets remembered per principal, so a client retrying a stale secret costs a digest, not an scrypt. */
 const MAX_FAILED = 16;
 
@@ -228,6 +232,8 @@ export class Authority {
   private readonly failed = new Map<string, Set<string>>();
   private hashing = 0;
   private readonly hashQueue: Array<() => void> = [];
+  /** Checks under way, by principal and secret digest. */
+  private readonly pending = new Map<string, Promise<boolean>>();
   /** run_tasks decisions without capabilities, per principal and user ("" = allowed). */
   private readonly runDecisions = new Map<string, Map<string, string>>();
 
@@ -272,18 +278,32 @@ export class Authority {
     const open = list.filter((v) => v.hash && !v.verified);
     const key = d.toString('base64');
     if (open.length === 0 || this.failed.get(principal)?.has(key)) throw invalid();
-    for (const v of open) {
-      const got = await this.throttled(() => scryptAsync(Buffer.from(secret, 'utf8'), v.hash!));
-      if (timingSafeEqual(got, v.hash!.hash)) {
-        v.verified = d;
-        return principal;
-      }
+    // Requests that arrive together with the same credential (a fleet of agents sharing a principal,
+    // reconnecting after a master restart) wait for one check instead of each running its own.
+    const pendingKey = `${principal}\0${key}`;
+    let check = this.pending.get(pendingKey);
+    if (!check) {
+      check = this.verify(open, secret, d).finally(() => this.pending.delete(pendingKey));
+      this.pending.set(pendingKey, check);
     }
+    if (await check) return principal;
     const failed = this.failed.get(principal) ?? new Set<string>();
     if (failed.size >= MAX_FAILED) failed.delete(failed.values().next().value!);
     failed.add(key);
     this.failed.set(principal, failed);
     throw invalid();
+  }
+
+  /** Whether `secret` matches one of the hashes; the one it matches remembers its digest. */
+  private async verify(open: Verifier[], secret: string, d: Buffer): Promise<boolean> {
+    for (const v of open) {
+      const got = await this.throttled(() => scryptAsync(Buffer.from(secret, 'utf8'), v.hash!));
+      if (timingSafeEqual(got, v.hash!.hash)) {
+        v.verified = d;
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Runs an scrypt when one of the few slots is free; a long queue is refused (a flood of first logins or guesses). */

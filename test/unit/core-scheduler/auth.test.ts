@@ -40,6 +40,15 @@ describe('secrets', () => {
     await expect(auth.authenticate({ headers: {} } as IncomingMessage)).rejects.toThrow(/authentication required/);
   });
 
+  it('many requests at once with one credential share one check (a fleet reconnecting): none is turned away', async () => {
+    const auth = authority({ credentials: [{ principal: 'fleet', secret_hash: hashSecret('shared', CHEAP) }] });
+    // More than the checks that may wait (1,024): each running its own scrypt, some would get 503.
+    const all = await Promise.all(Array.from({ length: 2000 }, () => auth.authenticate(request('fleet', 'shared'))));
+    expect(new Set(all)).toEqual(new Set(['fleet']));
+    const wrong = await Promise.allSettled(Array.from({ length: 2000 }, () => auth.authenticate(request('fleet', 'stale'))));
+    expect(wrong.every((r) => r.status === 'rejected' && /invalid credentials/.test(String(r.reason)))).toBe(true);
+  });
+
   it('a principal listed twice (a rotation under way) is accepted with either secret', async () => {
     const auth = authority({
       credentials: [
