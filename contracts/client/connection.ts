@@ -325,7 +325,12 @@ export class V1Connection {
       return;
     }
     const pool = lane === 'acknowledgements' ? (pools.acks ?? pools.calls) : pools.calls;
-    pool.dispatch({ origin: url, path: this.opts.path, method: 'POST', headers, body: payload }, new CallHandler(resolve, reject, url));
+    // undici pipelines only calls that are idempotent and not blocking (a POST is neither by default): without
+    // both it holds every call until the one before it is answered, whatever `pipelining` says. The v1 calls are
+    // delivered at least once already (a call whose connection fails is sent again, above), which is what undici's
+    // resending of idempotent calls needs. A slow answer delays the calls behind it on its connection: that is what
+    // asking for pipelining accepts (the default is 1).
+    pool.dispatch({ origin: url, path: this.opts.path, method: 'POST', headers, body: payload, idempotent: true, blocking: false }, new CallHandler(resolve, reject, url));
   }
 
   /** Drop the stream (the master sees the scheduler or agent disconnect). */

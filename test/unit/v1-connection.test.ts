@@ -130,4 +130,23 @@ describe('V1Connection', () => {
     await expect(done).rejects.toThrow(/bad RecordIO length prefix/);
     expect(got).toEqual([{ type: 'SUBSCRIBED' }]);
   });
+  it('pipelines calls on one connection up to `pipelining`, POSTs included', async () => {
+    // The server holds every answer until four calls are in (or a generous deadline passes, so a client
+    // that sends one call at a time fails the assertion instead of hanging).
+    const held: ServerResponse[] = [];
+    let mostInFlight = 0;
+    const release = (): void => void held.splice(0).forEach((r) => r.writeHead(202).end());
+    let deadline: NodeJS.Timeout | undefined;
+    const conn = await connect((_req, res) => {
+      held.push(res);
+      mostInFlight = Math.max(mostInFlight, held.length);
+      deadline ??= setTimeout(release, 10_000);
+      if (held.length === 4) release();
+    });
+    const single = new V1Connection({ master: (conn as unknown as { opts: { master: string } }).opts.master, path: '/api/v1/scheduler', connections: 1, pipelining: 4 });
+    connections.push(single);
+    await Promise.all([1, 2, 3, 4].map((i) => single.call({ type: 'ACKNOWLEDGE', i })));
+    clearTimeout(deadline);
+    expect(mostInFlight).toBe(4);
+  });
 });
