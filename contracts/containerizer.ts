@@ -116,6 +116,14 @@ export interface ResourceUsage {
   pids?: number;
 }
 
+/** What a command run inside a container (a COMMAND health check) came to. */
+export interface ExecResult {
+  /** Exit code (128 + signal when killed); null when it was killed at its deadline. */
+  exitCode: number | null;
+  /** The first few KiB of its stdout and stderr. */
+  output: string;
+}
+
 export interface Containerizer {
   readonly type: ContainerizerType;
   /**
@@ -137,6 +145,12 @@ export interface Containerizer {
    */
   recover(known: ContainerConfig[]): Promise<RecoveredContainer[]>;
   usage(containerId: string): Promise<ResourceUsage | undefined>;
+  /**
+   * Run `argv` inside the running container as its task runs: its namespaces, user, capabilities,
+   * no_new_privs and seccomp profile (COMMAND health checks, as Mesos runs them). Killed after
+   * `timeoutMs`.
+   */
+  exec?(containerId: string, argv: string[], timeoutMs: number): Promise<ExecResult>;
 }
 
 /** Attaching external volumes; implemented over the volume plugin's library/daemon. */

@@ -11,6 +11,9 @@
  *                 the task has exec'd
  *   netns-create  path=FILE: a new network namespace (loopback up) bound onto FILE
  *   netns-delete  path=FILE: unmount and remove it
+ *   exec          pid=PID arg=… [env=… cwd=… uid= gid= groups= caps_…=
+ *                 timeout_ms=]: run a command in that process's container as
+ *                 its task (exec.c); "ok STATUS OUTPUT" or "ok timeout OUTPUT"
  *   ping          "ok" (start-up handshake)
  * The launcher exits when stdin closes (the agent went away); supervisors
  * and their tasks carry on without it.
@@ -69,6 +72,16 @@ static void handle(struct request *r) {
     pid_t pid = fork_worker();
     if (pid < 0) reply_line(1, req, "err fork: %s", strerror(errno));
     else if (pid == 0) run_supervisor(&spec, 1);
+  } else if (strcmp(op, "exec") == 0) {
+    pid_t target;
+    long long timeout_ms;
+    if (parse_exec(r, &spec, &target, &timeout_ms, err, sizeof err)) {
+      reply_line(1, req, "err %s", err);
+      return;
+    }
+    pid_t pid = fork_worker();
+    if (pid < 0) reply_line(1, req, "err fork: %s", strerror(errno));
+    else if (pid == 0) run_exec(&spec, target, timeout_ms, 1);
   } else if (strcmp(op, "netns-create") == 0) {
     const char *path = field(r, "path");
     if (!path) return reply_line(1, req, "err netns-create needs path");

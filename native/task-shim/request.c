@@ -169,3 +169,50 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
   if ((s->nbinds || s->nmasks) && !s->ns_mnt) return fmt_err(err, errlen, "bind and mask need a mount namespace"), -1;
   return 0;
 }
+
+/* An `exec` request: pid (a process of the container), arg…, env…, cwd, the identity fields of a launch, timeout_ms. */
+int parse_exec(const struct request *r, struct launch_spec *s, pid_t *target, long long *timeout_ms, char *err, size_t errlen) {
+  memset(s, 0, sizeof *s);
+  s->seccomp = 1;
+  *target = 0;
+  *timeout_ms = 20000;
+  for (int i = 0; i < r->count; i++) {
+    const char *k = r->fields[i].key;
+    const char *v = r->fields[i].value;
+    long long n;
+    if (strcmp(k, "op") == 0) continue;
+    else if (strcmp(k, "req") == 0) s->req = v;
+    else if (strcmp(k, "pid") == 0) {
+      if (parse_ll(v, &n) || n < 1) return fmt_err(err, errlen, "bad pid"), -1;
+      *target = (pid_t)n;
+    } else if (strcmp(k, "timeout_ms") == 0) {
+      if (parse_ll(v, &n) || n < 1) return fmt_err(err, errlen, "bad timeout_ms"), -1;
+      *timeout_ms = n;
+    } else if (strcmp(k, "cwd") == 0) s->cwd = v;
+    else if (strcmp(k, "arg") == 0) {
+      if (s->argc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
+      s->argv[s->argc++] = v;
+    } else if (strcmp(k, "env") == 0) {
+      if (s->envc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
+      s->envp[s->envc++] = v;
+    } else if (strcmp(k, "uid") == 0) {
+      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad uid"), -1;
+      s->uid = (uid_t)n;
+      s->has_user = 1;
+    } else if (strcmp(k, "gid") == 0) {
+      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad gid"), -1;
+      s->gid = (gid_t)n;
+    } else if (strcmp(k, "groups") == 0) {
+      if (parse_groups(v, s)) return fmt_err(err, errlen, "bad groups"), -1;
+    } else if (strcmp(k, "caps_effective") == 0) {
+      if (parse_hex(v, &s->cap_effective)) return fmt_err(err, errlen, "bad caps_effective (hex mask)"), -1;
+      s->has_caps = 1;
+    } else if (strcmp(k, "caps_bounding") == 0) {
+      if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
+      s->has_caps = 1;
+    } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
+  }
+  if (!*target || s->argc == 0) return fmt_err(err, errlen, "exec needs pid and at least one arg"), -1;
+  s->exec_file = s->argv[0];
+  return 0;
+}

@@ -110,6 +110,10 @@ void run_container(const struct launch_spec *s, const struct child_pipes *p) __a
 int seccomp_compile(char *err, size_t errlen);
 int apply_identity(const struct launch_spec *s, char *err, size_t errlen);
 
+/* exec.c: runs in a worker the launcher forks; never returns. */
+void run_exec(const struct launch_spec *s, pid_t target, long long timeout_ms, int reply_fd) __attribute__((noreturn));
+int parse_exec(const struct request *r, struct launch_spec *s, pid_t *target, long long *timeout_ms, char *err, size_t errlen);
+
 /* netns.c */
 int create_netns(const char *path, char *err, size_t errlen);
 int delete_netns(const char *path, char *err, size_t errlen);

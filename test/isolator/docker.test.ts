@@ -130,6 +130,17 @@ describe('Docker task privileges', () => {
     await z.destroy('d-caps');
   });
 
+  it('a command run in the container (a COMMAND health check) runs as the task: its user and privileges', async () => {
+    const c = dtask('d-exec', { command: { ...shell('sleep 30'), user: '65534' } });
+    await z.launch(c);
+    const r = await z.exec('d-exec', ['/bin/sh', '-c', STATUS], 10_000);
+    expect(r.exitCode, r.output).toBe(0);
+    expect(r.output.split('\n')).toEqual(['65534', 'CapEff:0000000000000000', `CapBnd:${defaultSet}`, 'NoNewPrivs:1', 'Seccomp:2']);
+    expect((await z.exec('d-exec', ['false'], 10_000)).exitCode).toBe(1);
+    expect((await z.exec('d-exec', ['sleep', '30'], 500)).exitCode).toBeNull();
+    await z.destroy('d-exec');
+  });
+
   it('a root task is refused when the launch denies root: by command.user or by the image user', async () => {
     await expect(z.launch(dtask('d-deny', { command: { ...shell('true'), user: 'root' }, security: { denyRoot: true } }))).rejects.toThrow(/would run as root \(user "root"\)/);
     await expect(z.launch(dtask('d-deny2', { command: shell('true'), security: { denyRoot: true } }))).rejects.toThrow(/would run as root \(image .* runs as root\)/);

@@ -3,7 +3,8 @@
  * probe (fixtures/escape-probe.c) inside tasks on the real kernel: read
  * corral's state and credentials, mount, become root, open raw sockets,
  * write cgroupfs or kernel tunables, enter or make namespaces, see host
- * processes. Then who the task is: the default user, command.user, root with
+ * processes. A command run in the running container (a COMMAND health check)
+ * gets exactly the task's identity. Then who the task is: the default user, command.user, root with
  * the reduced capability set, capabilities named by the launch, an unknown
  * user and root refused by the agent's policy.
  */
@@ -14,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { ContainerConfig } from '../../contracts/containerizer.js';
 import { capabilityMask, DEFAULT_ROOT_CAPABILITIES } from '../../plugins/isolator/src/common/capabilities.js';
 import { run } from '../harness/resources.js';
-import { NONE, forceCleanup, leftovers, nativeEnv, removeCgroupRoot, task, type NativeEnv } from './helpers.js';
+import { NONE, eventually, forceCleanup, leftovers, nativeEnv, removeCgroupRoot, task, type NativeEnv } from './helpers.js';
 
 let env: NativeEnv;
 let probe: string;
@@ -143,6 +144,29 @@ describe('a task as the default user cannot get out', () => {
   it('holds no capability in any set, with no_new_privs and a seccomp filter', () => {
     const s = status(r.lines);
     expect(s).toEqual({ CapInh: '0', CapPrm: '0', CapEff: '0', CapBnd: '0', CapAmb: '0', NoNewPrivs: '1', Seccomp: '2' });
+  });
+});
+
+describe('a command run in a running container (COMMAND health checks)', () => {
+  it('runs as the task: its namespaces, user, capability sets, no_new_privs and seccomp, in its sandbox', async () => {
+    const sandbox = env.sandbox('exec');
+    copyFileSync(probe, join(sandbox, 'escape-probe'));
+    await env.z.launch(task('exec', sandbox, { command: { shell: true, value: 'echo marker > /tmp/mine; sleep 30', environment: { GREETING: 'hi' } } }));
+    await eventually(async () => expect((await env.z.exec('exec', ['cat', '/tmp/mine'], 5000)).output).toBe('marker'));
+    // The reply comes on one line: status lines without their tab are single words.
+    const r = await env.z.exec('exec', ['/bin/sh', '-c', `id -u; echo $GREETING; pwd; ${STATUS} | tr -d '\\t'; ./escape-probe mount unshare-user read=${stateDir} procs`], 10_000);
+    expect(r.exitCode, r.output).toBe(0);
+    expect(r.output).toMatch(new RegExp(`^65534 hi ${sandbox} `));
+    expect(status(r.output.split(/\s+/))).toEqual({ CapInh: '0', CapPrm: '0', CapEff: '0', CapBnd: '0', CapAmb: '0', NoNewPrivs: '1', Seccomp: '2' });
+    expect(r.output).toContain('mount EPERM');
+    expect(r.output).toContain('unshare-user EPERM');
+    expect(r.output).toContain(`read:${stateDir} ENOENT`);
+    expect(Number(/procs (\d+)/.exec(r.output)![1])).toBeLessThanOrEqual(5); // the task's, plus the check's shell and probe
+    const slow = await env.z.exec('exec', ['sleep', '30'], 300);
+    expect(slow.exitCode).toBeNull();
+    expect((await env.z.exec('exec', ['false'], 5000)).exitCode).toBe(1);
+    await env.z.destroy('exec');
+    await expect(env.z.exec('exec', ['true'], 1000)).rejects.toThrow(/no container exec/);
   });
 });
 

@@ -5,9 +5,12 @@
  * status update whenever it changes; after `consecutive_failures` failures in
  * a row (0 = never) the task is killed.
  *
- * A task with its own namespaces is probed from inside them (nsenter), so a
- * task in a private network namespace is checked there: on its own IP when it
- * has one (CNI), else on its loopback.
+ * A COMMAND check runs inside the task's container as the task runs (its
+ * namespaces, user, capabilities, no_new_privs, seccomp), through the
+ * containerizer's exec, as Mesos runs it: never on the host as the agent's
+ * root. HTTP and TCP probes of a task in a private network namespace are
+ * made from inside it (nsenter --net): on its own IP when it has one (CNI),
+ * else on its loopback.
  */
 import { connect } from 'node:net';
 import { request } from 'node:http';
@@ -23,8 +26,10 @@ interface HealthTarget {
   netns?: string;
   /** Its own IP (CNI), else checks go to 127.0.0.1 in its network namespace. */
   ip?: string;
-  /** Own mount/pid/uts/ipc namespaces: run COMMAND checks inside them. */
+  /** Own mount/pid/uts/ipc namespaces. */
   isolated: boolean;
+  /** Runs a command in the task's container as the task (Containerizer.exec). */
+  exec?: (argv: string[], timeoutMs: number) => Promise<{ exitCode: number | null; output: string }>;
 }
 
 interface HealthEvents {
@@ -128,12 +133,15 @@ export class HealthChecker {
   async once(): Promise<{ ok: boolean; message: string }> {
     const timeoutMs = (this.check.timeout_seconds ?? 20) * 1000;
     const type = this.check.type ?? (this.check.http ? 'HTTP' : this.check.tcp ? 'TCP' : 'COMMAND');
-    const { pid, netns, ip, isolated } = this.target;
+    const { netns, ip } = this.target;
     if (type === 'COMMAND') {
       const cmd = this.check.command;
       const argv = cmd?.shell === false && cmd.value ? [cmd.value, ...(cmd.arguments ?? [])] : ['/bin/sh', '-c', cmd?.value ?? 'false'];
-      const r = isolated && pid ? await runCheck('nsenter', ['-t', String(pid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], timeoutMs) : await runCheck(argv[0]!, argv.slice(1), timeoutMs);
-      return { ok: r.ok, message: r.ok ? 'command succeeded' : `command failed: ${r.output}` };
+      if (!this.target.exec) return { ok: false, message: 'command checks need a containerizer that runs commands in the container' };
+      const r = await this.target.exec(argv, timeoutMs).catch((err: unknown) => ({ exitCode: -1, output: err instanceof Error ? err.message : String(err) }));
+      const ok = r.exitCode === 0;
+      const why = r.exitCode === null ? `timed out after ${timeoutMs} ms` : r.output || `exit ${r.exitCode}`;
+      return { ok, message: ok ? 'command succeeded' : `command failed: ${why.slice(0, 500)}` };
     }
     const port = type === 'HTTP' ? this.check.http?.port : this.check.tcp?.port;
     if (!port) return { ok: false, message: `${type} check without a port` };

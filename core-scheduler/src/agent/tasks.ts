@@ -195,6 +195,7 @@ export class AgentTasks {
     if (!check) return;
     const c = t.cp.container;
     const launched = t.launched;
+    const containerizer = this.ctx.containerizers.get(t.cp.containerizer);
     t.health = new HealthChecker(
       check,
       {
@@ -202,6 +203,7 @@ export class AgentTasks {
         ...(launched?.netns ? { netns: launched.netns } : {}),
         ...(launched?.ipAddresses?.[0] ? { ip: launched.ipAddresses[0] } : {}),
         isolated: t.cp.containerizer === 'DOCKER' || c.network.mode !== 'host' || c.image !== undefined,
+        ...(containerizer?.exec ? { exec: (argv: string[], ms: number) => containerizer.exec!(c.containerId, argv, ms) } : {}),
       },
       {
         onChange: (healthy, message) => {

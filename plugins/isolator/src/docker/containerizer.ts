@@ -11,10 +11,12 @@
  */
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Dockerode from 'dockerode';
+import { signalProcess } from '../../../../common/sys/process.js';
 import { CorralError, conflict, errorMessage, invalid, notFound } from '../../../../contracts/errors.js';
 import { logger, type Logger } from '../../../../common/log.js';
-import type { ContainerConfig, Containerizer, Launched, NetworkHook, NetworkSpec, RecoveredContainer, ResourceUsage, Termination } from '../../../../contracts/containerizer.js';
+import type { ContainerConfig, Containerizer, ExecResult, Launched, NetworkHook, NetworkSpec, RecoveredContainer, ResourceUsage, Termination } from '../../../../contracts/containerizer.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';
@@ -293,6 +295,33 @@ export class DockerContainerizer implements Containerizer {
       if (e) await this.release({ state: { ...e.state, dockerId: '' } }).catch(() => undefined);
     }
     return out;
+  }
+
+  /** `docker exec`: the container's user, capabilities, no-new-privileges and seccomp profile apply to it as to the task. */
+  async exec(containerId: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const e = this.containers.get(containerId);
+    if (!e?.state.dockerId) throw conflict(`container ${containerId} is not running`);
+    const ex = await this.docker.getContainer(e.state.dockerId).exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Privileged: false });
+    const stream = await ex.start({ hijack: true, stdin: false });
+    let output = '';
+    const sink = new PassThrough();
+    sink.on('data', (b: Buffer) => {
+      if (output.length < 4096) output += b.toString('utf8');
+    });
+    this.docker.modem.demuxStream(stream, sink, sink);
+    const ended = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      stream.on('end', () => (clearTimeout(timer), resolve(true)));
+      stream.on('error', () => (clearTimeout(timer), resolve(true)));
+    });
+    const info = await ex.inspect();
+    if (!ended) {
+      // Docker has no call to kill an exec: its process, by the pid dockerd reports.
+      if (info.Pid > 0) signalProcess(info.Pid, 'SIGKILL');
+      stream.destroy();
+      return { exitCode: null, output: output.slice(0, 4096).trim() };
+    }
+    return { exitCode: info.ExitCode ?? null, output: output.slice(0, 4096).trim() };
   }
 
   async usage(containerId: string): Promise<ResourceUsage | undefined> {

@@ -41,6 +41,8 @@ export interface ContainerRecord {
   volumes: Array<{ source: Extract<VolumeSource, { type: 'external' }>; referenceId: string; mountpoint?: string }>;
   /** Host paths bound as volumes (a persistent volume is handed to a task's user only when no other container uses it). */
   hostVolumes?: string[];
+  /** How the task runs, for commands run in its container later (health checks). */
+  exec?: { cwd: string; env: Record<string, string>; user?: { uid: number; gid: number; groups: number[] }; capabilities?: { effective: string; bounding: string } };
   /** Overlay upper/work directories of a root filesystem. */
   rootfsState?: string;
   supervisor?: ProcessIdentity;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CorralError, conflict, errorMessage, notFound } from '../../../../contracts/errors.js';
 import { logger, type Logger } from '../../../../common/log.js';
 import { parseInput } from '../../../../common/validate.js';
-import type { ContainerConfig, Containerizer, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../contracts/containerizer.js';
+import type { ContainerConfig, Containerizer, ExecResult, Launched, NetworkHook, RecoveredContainer, ResourceUsage, Termination, VolumeHook } from '../../../../contracts/containerizer.js';
 import { KeyedMutex } from '../../../../common/mutex.js';
 import { openCgroups } from '../cgroups/detect.js';
 import type { CgroupDriver } from '../cgroups/types.js';
@@ -29,7 +29,7 @@ import { NetworkIsolator } from './isolators/network.js';
 import type { Isolator, IsolatorContext, LaunchPlan } from './isolators/types.js';
 import { VolumesIsolator } from './isolators/volumes.js';
 import { launchFields } from './launch-request.js';
-import { TaskLauncher } from './launcher.js';
+import { TaskLauncher, type Field } from './launcher.js';
 import { lostTermination, readStatus, toTermination } from './termination.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -175,6 +175,7 @@ export class MesosContainerizer implements Containerizer {
           exitLink: this.checkpoints.exitFile(id),
           supervisorFile: this.checkpoints.supervisorFile(id),
         };
+        record.exec = { cwd: plan.cwd, env: plan.env, ...(plan.user ? { user: plan.user } : {}), ...(plan.capabilities ? { capabilities: plan.capabilities } : {}) };
         Object.assign(record, identities(await this.launcher.request('launch', launchFields(id, command, plan, files))));
       } catch (err) {
         this.containers.delete(id);
@@ -363,6 +364,20 @@ export class MesosContainerizer implements Containerizer {
       if (knownIds.has(id) || this.containers.has(id)) continue;
       await this.launcher.request('netns-delete', [['path', join(netnsDir, file)]]).catch((err: unknown) => this.log.error({ err, netns: file }, 'cannot remove an orphan network namespace'));
     }
+  }
+
+  async exec(containerId: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const e = this.entry(containerId);
+    const { task, exec } = e.record;
+    if (e.termination || !task || !isSameProcess(task.pid, task.startTime)) throw conflict(`container ${containerId} is not running`);
+    const fields: Field[] = [['pid', String(task.pid)], ['timeout_ms', String(Math.max(1, Math.round(timeoutMs)))], ...argv.map((a): Field => ['arg', a])];
+    if (exec) {
+      fields.push(['cwd', exec.cwd], ...Object.entries(exec.env).map(([k, v]): Field => ['env', `${k}=${v}`]));
+      if (exec.user) fields.push(['uid', String(exec.user.uid)], ['gid', String(exec.user.gid)], ['groups', exec.user.groups.join(',')]);
+      if (exec.capabilities) fields.push(['caps_effective', exec.capabilities.effective], ['caps_bounding', exec.capabilities.bounding]);
+    }
+    const [status, ...rest] = await this.launcher.request('exec', fields);
+    return { exitCode: status === 'timeout' ? null : Number(status), output: rest.join(' ').trim() };
   }
 
   async usage(containerId: string): Promise<ResourceUsage | undefined> {
