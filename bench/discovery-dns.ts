@@ -79,7 +79,7 @@ interface Daemon {
  * Ready when it answers every large name in full over TCP.
  */
 async function startDaemon(masterUrl: string, workDir: string, workers: string, probe: { names: string[]; records: number }): Promise<Daemon> {
-  const args = ['cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error'];
+  const args = ['cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error', '--insecure'];
   const { port: dnsPort, stop } = await startServingChild('discovery-bench', args, /DNS on [^\s]+:(\d+)/, 60_000);
   try {
     const deadline = Date.now() + 30_000;

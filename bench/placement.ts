@@ -112,6 +112,7 @@ async function main(): Promise<void> {
         ...script('cli/corral'),
         'master',
         '--no-auth',
+        '--insecure',
         '--port',
         String(port),
         '--work-dir',
