@@ -4,7 +4,7 @@
  * with a grace period, and nothing left behind.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 import { TestFramework, resourcesJson } from '../harness/framework.js';
@@ -119,8 +119,8 @@ describe('agent: native tasks', () => {
   });
 
   it("kills with a grace period that honours the task's SIGTERM handler", async () => {
-    const marker = join(dir, 'got-term');
-    await launch({ id: 'graceful', command: { value: `trap 'echo bye > ${marker}; exit 0' TERM; echo ready; while :; do sleep 0.1; done` }, kill_policy: { grace_period: { nanoseconds: 5e9 } } });
+    // The task sees the host read-only (and a /tmp of its own): its handler leaves its word in its own log.
+    await launch({ id: 'graceful', command: { value: `trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.1; done` }, kill_policy: { grace_period: { nanoseconds: 5e9 } } });
     await fw.update('graceful', 'TASK_RUNNING', 15_000);
     // Kill only once the trap is set.
     const logs = async (): Promise<string> => (await fetch(`${agent.url}/api/v1/logs?task_id=graceful`)).text();
@@ -129,17 +129,21 @@ describe('agent: native tasks', () => {
     await fw.update('graceful', 'TASK_KILLING', 5000);
     const killed = await fw.update('graceful', 'TASK_KILLED', 15_000);
     expect(killed.state).toBe('TASK_KILLED');
-    expect(existsSync(marker) && readFileSync(marker, 'utf8').trim()).toBe('bye');
+    expect((await logs()).split('\n')).toContain('bye');
   });
 
   it('runs health checks: results travel in updates, and the task is killed after repeated failures', async () => {
-    const flag = join(dir, 'healthy');
-    // The flag exists before the task starts: the first check (at once, no grace period) must pass.
+    const flagDir = join(dir, 'health-flag');
+    const flag = join(flagDir, 'healthy');
+    mkdirSync(flagDir, { recursive: true });
+    // The flag exists before the task starts: the first check (at once, no grace period) must pass. The check runs in the
+    // task's container, which sees the flag's directory through a read-only host volume.
     writeFileSync(flag, '');
     await launch({
       id: 'checked',
       command: { value: 'sleep 600' },
-      health_check: { type: 'COMMAND', command: { value: `test -f ${flag}` }, delay_seconds: 0, interval_seconds: 0.3, timeout_seconds: 2, grace_period_seconds: 0, consecutive_failures: 2 },
+      container: { type: 'MESOS', volumes: [{ container_path: 'flag', mode: 'RO', host_path: flagDir }] } as V1TaskInfo['container'],
+      health_check: { type: 'COMMAND', command: { value: 'test -f flag/healthy' }, delay_seconds: 0, interval_seconds: 0.3, timeout_seconds: 2, grace_period_seconds: 0, consecutive_failures: 2 },
     });
     const healthy = await new Promise<boolean>((resolve) => {
       const t = setInterval(() => {
