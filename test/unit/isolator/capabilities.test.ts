@@ -25,7 +25,7 @@ describe('taskCapabilities', () => {
 
   it('refuses unknown names and an effective set outside the bounding set', () => {
     expect(() => taskCapabilities(0, { effectiveCapabilities: ['NET_FLY'] })).toThrow(/unknown effective capability NET_FLY/);
-    expect(taskCapabilities(0, { effectiveCapabilities: ['CAP_NET_RAW'] }).effective).toEqual(['NET_RAW']); // the kernel's spelling is read too
+    expect(taskCapabilities(0, { effectiveCapabilities: ['CAP_NET_RAW', 'cap_chown', 'kill'] }).effective).toEqual(['NET_RAW', 'CHOWN', 'KILL']); // the kernel's spellings are read too
     expect(() => taskCapabilities(0, { boundingCapabilities: ['FLY', 'SWIM'] })).toThrow(/unknown bounding capabilities FLY, SWIM/);
     expect(() => taskCapabilities(0, { effectiveCapabilities: ['SYS_ADMIN'], boundingCapabilities: ['CHOWN'] })).toThrow(/SYS_ADMIN are not in the bounding set/);
   });

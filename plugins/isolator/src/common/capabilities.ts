@@ -82,8 +82,8 @@ export interface TaskCapabilities {
 export function taskCapabilities(uid: number, security: SecuritySpec | undefined): TaskCapabilities {
   const check = (raw: string[] | undefined, what: string): CapabilityName[] | undefined => {
     if (!raw) return undefined;
-    // The kernel's spelling (CAP_CHOWN) is read as Mesos's (CHOWN).
-    const list = raw.map((n) => n.replace(/^CAP_/, ''));
+    // The kernel's spelling (CAP_CHOWN, cap_chown) is read as Mesos's (CHOWN), as the master's ACL reads it.
+    const list = raw.map((n) => n.toUpperCase().replace(/^CAP_/, ''));
     const bad = list.filter((n) => !isCapabilityName(n));
     if (bad.length) throw invalid(`unknown ${what} capabilit${bad.length > 1 ? 'ies' : 'y'} ${bad.join(', ')} (Mesos CapabilityInfo names, e.g. NET_BIND_SERVICE)`);
     return [...new Set(list as CapabilityName[])];
