@@ -13,6 +13,11 @@ import { CorralError } from '../contracts/errors.js';
 import { clientTls } from './tls-options.js';
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
+/** The default `corral up` instance's cluster CA: with it present the clients' default URLs are https. */
+export const DEFAULT_TLS_CA = '/var/lib/corral/tls/ca.crt';
+
+/** http or https for a client's default URL (a flag or variable naming a URL says for itself). */
+export const defaultScheme = (): 'http' | 'https' => (existsSync(DEFAULT_TLS_CA) ? 'https' : 'http');
 
 interface GlobalOptions {
   /** One master URL, or several separated by commas. */
@@ -27,7 +32,7 @@ export function globals(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions> & { secretFile?: string };
   const secret = secretOf(o.secretFile ?? process.env.CORRAL_SECRET_FILE, process.env.CORRAL_SECRET);
   return {
-    master: o.master ?? process.env.CORRAL_MASTER ?? 'http://127.0.0.1:5050',
+    master: o.master ?? process.env.CORRAL_MASTER ?? `${defaultScheme()}://127.0.0.1:5050`,
     json: o.json ?? false,
     ...((o.principal ?? process.env.CORRAL_PRINCIPAL) ? { principal: o.principal ?? process.env.CORRAL_PRINCIPAL } : {}),
     ...(secret ? { secret } : {}),

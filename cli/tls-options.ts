@@ -4,7 +4,10 @@
  * name PEM files; the daemons take them as their `tls` block and add
  * `--insecure` for plain HTTP.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+/** Kept here, not imported from context.ts, so context.ts can import this module. */
+const DEFAULT_TLS_CA = '/var/lib/corral/tls/ca.crt';
 import { loadTls } from '../common/tls/load.js';
 import type { ClientTls } from '../contracts/client/tls.js';
 
@@ -37,7 +40,10 @@ export function clientTls(cmd: Command, env: NodeJS.ProcessEnv = process.env): C
   const ca = g.tlsCa ?? (env.CORRAL_TLS_CA || undefined);
   const cert = g.tlsCert ?? (env.CORRAL_TLS_CERT || undefined);
   const key = g.tlsKey ?? (env.CORRAL_TLS_KEY || undefined);
-  if (!ca && !cert && !key) return undefined;
+  if (!ca && !cert && !key) {
+    // The default `corral up` instance's CA, as the security file is found by itself.
+    return existsSync(DEFAULT_TLS_CA) ? { ca: loadTls({ ca: DEFAULT_TLS_CA }, DEFAULT_TLS_CA).ca } : undefined;
+  }
   const m = loadTls({ ca, cert, key }, g.tlsCa || g.tlsCert ? '--tls' : 'CORRAL_TLS');
   return { ca: m.ca, cert: m.cert, key: m.key };
 }

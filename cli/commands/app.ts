@@ -8,13 +8,15 @@ import { CorralError } from '../../contracts/errors.js';
 import { parseAppSpec, readAppText, MAX_APP_FILE_BYTES } from '../../core-scheduler/src/index.js';
 import { DEFAULT_SERVICES_URL, ServicesClient } from '../../core-scheduler/src/index.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/index.js';
-import { globals, identity } from '../context.js';
+import { defaultScheme, globals, identity } from '../context.js';
+import { clientTls } from '../tls-options.js';
 import { output, progress, renderKeyValue } from '../output.js';
 import { intOption, parseArgument } from '../parse.js';
 
 function client(cmd: Command): ServicesClient {
   const o = cmd.optsWithGlobals() as { services?: string };
-  return new ServicesClient({ url: o.services ?? process.env.CORRAL_SERVICES ?? DEFAULT_SERVICES_URL, ...identity(globals(cmd)) });
+  const url = o.services ?? process.env.CORRAL_SERVICES ?? DEFAULT_SERVICES_URL.replace(/^http:/, `${defaultScheme()}:`);
+  return new ServicesClient({ url, ...identity(globals(cmd)), tls: clientTls(cmd) });
 }
 
 function readFile(file: string): string {

@@ -10,23 +10,28 @@ import { CorralError } from '../../contracts/errors.js';
 import { discoveryConfigSchema } from '../../discovery/src/index.js';
 import { startDiscovery } from '../../discovery/src/index.js';
 import type { ServedRecord } from '../../discovery/src/index.js';
-import { globals, identity } from '../context.js';
+import { defaultScheme, globals, identity } from '../context.js';
 import { output } from '../output.js';
 import { intOption, parseArgument, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
-import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
+import { clientTls, daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
+import { tlsAgent, tlsFailure, type ClientTls } from '../../contracts/client/tls.js';
+import { fetch as undiciFetch } from 'undici';
 
 const DEFAULT_DISCOVERY = 'http://127.0.0.1:8500';
 
 function discoveryUrl(cmd: Command): string {
   const o = cmd.optsWithGlobals() as { discovery?: string };
-  return o.discovery ?? process.env.CORRAL_DISCOVERY ?? DEFAULT_DISCOVERY;
+  return o.discovery ?? process.env.CORRAL_DISCOVERY ?? DEFAULT_DISCOVERY.replace(/^http:/, `${defaultScheme()}:`);
 }
 
-async function getJson<T>(url: string): Promise<T> {
+async function getJson<T>(url: string, tls: ClientTls | undefined): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    // With a CA to trust, undici's fetch with a dispatcher that trusts it.
+    res = tls ? ((await undiciFetch(url, { signal: AbortSignal.timeout(10_000), dispatcher: tlsAgent(tls) })) as unknown as Response) : await fetch(url, { signal: AbortSignal.timeout(10_000) });
   } catch (err) {
+    const t = tlsFailure(err, new URL(url).origin);
+    if (t) throw t;
     throw new CorralError('UNAVAILABLE', `cannot reach the discovery daemon at ${new URL(url).origin}: ${(err as Error).message}`);
   }
   if (!res.ok) throw new CorralError('UNAVAILABLE', `discovery daemon answered ${res.status} for ${new URL(url).pathname}`);
@@ -88,7 +93,7 @@ export function registerDiscovery(program: Command): void {
     .description('list every record the daemon serves')
     .option('--name <suffix>', 'only names ending with this')
     .action(async (o: { name?: string }, cmd: Command) => {
-      const all = await getJson<ServedRecord[]>(`${discoveryUrl(cmd)}/v1/corral/dns/records`);
+      const all = await getJson<ServedRecord[]>(`${discoveryUrl(cmd)}/v1/corral/dns/records`, clientTls(cmd));
       const rows = o.name ? all.filter((r) => r.name === o.name || r.name.endsWith(`.${o.name}`) || r.name.endsWith(o.name!)) : all;
       output(globals(cmd), rows, [
         { header: 'NAME', value: (r) => r.name },
@@ -105,7 +110,7 @@ export function registerDiscovery(program: Command): void {
         master: { url: string; connected: boolean; staleSeconds: number; reconnects: number } | null;
         dns: { port: number; names: number; workers: number; stats: Record<string, number> };
         catalogIndex: number;
-      }>(`${discoveryUrl(cmd)}/v1/corral/status`);
+      }>(`${discoveryUrl(cmd)}/v1/corral/status`, clientTls(cmd));
       const rows = [
         { key: 'zone', value: s.domain },
         { key: 'master', value: s.master ? `${s.master.url} (${s.master.connected ? 'following' : `unreachable, state ${s.master.staleSeconds.toFixed(1)} s old`})` : 'none configured' },

@@ -18,6 +18,7 @@ import { childEnv, instanceScope, readStatus, selfCommand, superviseSimulated, s
 import { tail } from '../../common/sys/process.js';
 import { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from '../../provision/src/index.js';
 import { ensureSecurityFile, credentialOf } from '../up/security.js';
+import { ensureUpCertificates } from '../up/tls.js';
 import { narrate } from '../up/watch.js';
 import { simulatedSummary } from '../up/summary.js';
 import { preflight } from '../up/preflight.js';
@@ -78,7 +79,8 @@ function whereToLook(plan: UpPlan, demo: boolean): string {
     ? []
     : [
         `  clients:       export CORRAL_CREDENTIALS=${plan.paths.security} CORRAL_MASTER=${plan.urls.master} CORRAL_SERVICES=${plan.urls.services} \\`,
-        `                        CORRAL_DISCOVERY=${plan.urls.discovery} CORRAL_VOLUME_SOCKET=${plan.paths.volumeSocket} CORRAL_CNI_SOCKET=${plan.paths.cniSocket}`,
+        `                        CORRAL_DISCOVERY=${plan.urls.discovery} CORRAL_VOLUME_SOCKET=${plan.paths.volumeSocket} CORRAL_CNI_SOCKET=${plan.paths.cniSocket}${plan.tls ? ' \\' : ''}`,
+        ...(plan.tls ? [`                        CORRAL_TLS_CA=${plan.tls.caFile}`] : []),
       ];
   const down = `corral down${plan.workDir === DEFAULT_WORK_DIR ? '' : ` --work-dir ${plan.workDir}`}`;
   if (plan.simulate) {
@@ -102,6 +104,7 @@ function whereToLook(plan: UpPlan, demo: boolean): string {
     `  network:       ${plan.hostNetwork ? 'host namespace' : `netns ${plan.netns.node}`}, pool ${plan.pool.cidr}  (corral cni ipam)`,
     `  volumes:       ${plan.paths.volumes}  (corral volume ls)`,
     `  credentials:   ${plan.paths.security}  (operator principal "admin")`,
+    plan.tls ? `  TLS:           every API is HTTPS; cluster CA ${plan.tls.caFile} (curl --cacert), daemons' certificates in ${plan.tls.dir}` : '  TLS:           off (--insecure): plain HTTP',
     `  logs:          ${plan.paths.log}, ${plan.paths.logs}/<daemon>.log`,
     ...env,
     `  try:           corral app ls | corral app show ${demo ? DEMO_APP_ID : '<app>'} | corral app scale ${demo ? DEMO_APP_ID : '<app>'} 3 | corral tasks ls | corral dns records`,
@@ -128,6 +131,7 @@ interface UpOptions {
   wait: number;
   simulate?: boolean;
   agents: number;
+  insecure?: boolean;
 }
 
 async function up(o: UpOptions): Promise<void> {
@@ -147,6 +151,7 @@ async function up(o: UpOptions): Promise<void> {
     blockSize: o.blockSize,
     agentResources: o.agentResources,
     hostNetwork: o.hostNetwork ?? false,
+    insecure: o.insecure ?? false,
     ...(o.simulate ? { simulate: { agents: o.agents, agentResources: o.agentResources ?? SIM_RESOURCES } } : {}),
   });
   const saved = loadPlan(plan.workDir);
@@ -179,6 +184,8 @@ async function up(o: UpOptions): Promise<void> {
   mkdirSync(plan.workDir, { recursive: true, mode: 0o700 });
   savePlan(plan);
   ensureSecurityFile(plan.paths.security);
+  const issued = await ensureUpCertificates(plan);
+  if (issued.length) progress(`issued TLS certificates for ${issued.join(', ')} (cluster CA ${plan.tls!.caFile})`);
   rmSync(plan.paths.status, { force: true });
   progress(`starting corral in ${plan.workDir} (logs: ${plan.paths.log}, ${plan.paths.logs}/)`);
   const log = openSync(plan.paths.log, 'a');
@@ -290,6 +297,7 @@ export function registerUp(program: Command): void {
     .option('--pool <cidr>', 'container IP pool', '100.96.0.0/12')
     .option('--block-size <n>', "prefix length of the pool's blocks", intOption('--block-size', 20, 30), 26)
     .option('--agent-resources <text>', 'override the agent\'s detected resources, e.g. "cpus:8;mem:8192" (with --simulate: each simulated agent\'s)')
+    .option('--insecure', 'plain HTTP on every API instead of TLS with a cluster CA of its own (local use only)')
     .option('--host-network', 'route containers in the host network namespace (changes its routes: for real deployments only)')
     .option('--no-demo', 'do not deploy the demo app')
     .option('--wait <seconds>', 'how long to wait for the demo app', intOption('--wait', 1, 3600), 120)

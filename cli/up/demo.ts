@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { ServicesClient } from '../../core-scheduler/src/index.js';
+import { upClientTls } from './tls.js';
 import type { AppView, InstanceView } from '../../core-scheduler/src/index.js';
 import { VolumeClient } from '../../plugins/volume-driver/src/index.js';
 import { exec } from '../../common/sys/exec.js';
@@ -48,7 +49,7 @@ function writeDemoFile(plan: UpPlan): string {
 
 /** Deploys the demo app (idempotent) and waits until it runs; prints each instance's progress. */
 export async function deployDemo(plan: UpPlan, admin: Credential, waitSeconds: number, print: (line: string) => void): Promise<AppView> {
-  const client = new ServicesClient({ url: plan.urls.services, ...admin });
+  const client = new ServicesClient({ url: plan.urls.services, ...admin, tls: upClientTls(plan) });
   writeDemoFile(plan);
   const existing = await client.get(DEMO_APP_ID).catch(() => undefined);
   if (!existing) {
@@ -95,7 +96,7 @@ function inNodeNetns(plan: UpPlan, argv: string[]): string[] {
 }
 
 export async function takeTour(plan: UpPlan, admin: Credential): Promise<Tour> {
-  const client = new ServicesClient({ url: plan.urls.services, ...admin });
+  const client = new ServicesClient({ url: plan.urls.services, ...admin, tls: upClientTls(plan) });
   const view = await client.get(DEMO_APP_ID);
   const task = view.tasks.find((t) => t.phase === 'running' && t.ips.length) ?? view.tasks[0];
   if (!task?.ips[0]) throw new CorralError('FAILED_PRECONDITION', `app ${DEMO_APP_ID} has no running instance with an address (corral app show ${DEMO_APP_ID})`);

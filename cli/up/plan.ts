@@ -57,6 +57,8 @@ const upFlagsSchema = z.strictObject({
   blockSize: z.number().int().min(20).max(30),
   agentResources: z.string().min(1).max(4096).optional(),
   hostNetwork: z.boolean(),
+  /** Plain HTTP instead of TLS on every API (--insecure). */
+  insecure: z.boolean().default(false),
   /** Simulated agents and demo frameworks instead of the real stack (no root needed). */
   simulate: z.strictObject({ agents: z.number().int().min(1).max(1000), agentResources: z.string().min(1).max(4096) }).optional(),
 });
@@ -70,6 +72,11 @@ export interface UpPlan {
   marker: string;
   hostNetwork: boolean;
   simulate?: { agents: number; agentResources: string };
+  /**
+   * TLS (unless --insecure): the CA's directory (its key stays there), the daemons' certificate
+   * directory, and the CA certificate clients trust.
+   */
+  tls?: { caDir: string; dir: string; caFile: string };
   /** Directories outside the work dir that did not exist before this instance (removed by down when empty). */
   madeDirs: string[];
   netns: { node: string; nodePath: string; taskPrefix: string };
@@ -120,6 +127,7 @@ const FLAG_OF: Record<string, string> = {
   blockSize: '--block-size',
   agentResources: '--agent-resources',
   hostNetwork: '--host-network',
+  insecure: '--insecure',
   simulate: '--simulate',
 };
 
@@ -143,7 +151,9 @@ export function makePlan(input: unknown): UpPlan {
     if (Buffer.byteLength(s) > 107) throw new CorralError('INVALID_ARGUMENT', `socket path ${s} is longer than 107 bytes: choose a shorter --run-dir`);
   }
   const node = `${f.name}-node`;
-  const http = (p: number): string => `http://127.0.0.1:${p}`;
+  // The simulated cluster stays plain HTTP: an in-process demo of the scheduler, not a deployment.
+  const secure = !f.insecure && !f.simulate;
+  const http = (p: number): string => `${secure ? 'https' : 'http'}://127.0.0.1:${p}`;
   return {
     version: 1,
     workDir,
@@ -152,6 +162,7 @@ export function makePlan(input: unknown): UpPlan {
     marker: workDir,
     hostNetwork: f.hostNetwork,
     ...(f.simulate ? { simulate: f.simulate } : {}),
+    ...(secure ? { tls: { caDir: join(workDir, 'ca'), dir: join(workDir, 'tls'), caFile: join(workDir, 'tls', 'ca.crt') } } : {}),
     madeDirs: [],
     netns: { node, nodePath: `/run/netns/${node}`, taskPrefix: `${f.name}-` },
     cgroupRoot: f.cgroupRoot ?? f.name,
@@ -230,6 +241,7 @@ export function upNodeConfig(plan: UpPlan): NodeConfigInput {
     runDir: plan.runDir,
     // The master's file (hashes and ACLs); the operator's own is plan.paths.security (cli/up/security.ts).
     security: { file: masterSecurityFile(plan.paths.security) },
+    ...(plan.tls ? { tls: { dir: plan.tls.dir } } : {}),
     control: { address: '127.0.0.1', masterPort: plan.ports.master, servicesPort: plan.ports.services, dnsPort: plan.ports.dns, discoveryHttpPort: plan.ports.discovery },
     discovery: { domain: 'corral', dnsWorkers: 'auto' },
     cni: {

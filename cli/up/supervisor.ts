@@ -15,6 +15,7 @@ import { errorMessage } from '../../contracts/errors.js';
 import { masterConfigSchema } from '../../core-scheduler/src/index.js';
 import { startMaster } from '../../core-scheduler/src/index.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
+import { upClientTls } from './tls.js';
 import type { V1FrameworkSummary } from '../../contracts/v1/v1.js';
 import { Demo } from '../../core-scheduler/src/index.js';
 import { repoRoot } from '../../common/sys/paths.js';
@@ -47,7 +48,7 @@ export function selfCommand(): string[] {
 }
 
 /** Variables a user's shell may hold for the CLI as a client; the daemons get their settings from their files instead. */
-const CLIENT_ENV = ['CORRAL_MASTER', 'CORRAL_PRINCIPAL', 'CORRAL_SECRET', 'CORRAL_CREDENTIALS', 'CORRAL_SERVICES', 'CORRAL_DISCOVERY', 'CORRAL_VOLUME_SOCKET', 'CORRAL_CNI_SOCKET'];
+const CLIENT_ENV = ['CORRAL_TLS_CA', 'CORRAL_TLS_CERT', 'CORRAL_TLS_KEY', 'CORRAL_MASTER', 'CORRAL_PRINCIPAL', 'CORRAL_SECRET', 'CORRAL_CREDENTIALS', 'CORRAL_SERVICES', 'CORRAL_DISCOVERY', 'CORRAL_VOLUME_SOCKET', 'CORRAL_CNI_SOCKET'];
 
 export function childEnv(plan: UpPlan): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [MARKER_ENV]: plan.marker };
@@ -166,7 +167,7 @@ export async function superviseStack(plan: UpPlan): Promise<void> {
  * containerizer has no container left (its checkpoint goes last in destroy).
  */
 async function drain(plan: UpPlan, admin: { principal: string; secret: string }, agentUp: boolean, log: ReturnType<typeof logger>): Promise<void> {
-  const ops = new OperatorClient({ master: plan.urls.master, ...admin });
+  const ops = new OperatorClient({ master: plan.urls.master, ...admin, tls: upClientTls(plan) });
   try {
     const fws = (await ops.call<{ get_frameworks: { frameworks: V1FrameworkSummary[] } }>('GET_FRAMEWORKS')).get_frameworks.frameworks;
     for (const f of fws) {
@@ -197,6 +198,8 @@ export async function superviseSimulated(plan: UpPlan, o: { agents: number; agen
       port: plan.ports.master,
       workDir: plan.paths.master,
       credentials: security.masterFile,
+      // The simulated cluster is a local demo of the scheduler: plain HTTP, said explicitly.
+      insecure: true,
       log: { level: 'info', file: plan.paths.log },
       // Up to 1,000 simulated agents share this host's address: each has a stream and a connection or two.
       limits: { maxConnectionsPerClient: 4096, maxStreamsPerClient: 2048 },

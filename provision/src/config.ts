@@ -49,6 +49,13 @@ export const nodeConfigSchema = z
      * on a private network).
      */
     security: z.strictObject({ file: absPath }).optional(),
+    /**
+     * TLS: the directory holding this node's certificates — ca.crt, and <daemon>.crt with its
+     * <daemon>.key (0600) for each daemon it runs (provision/src/tls.ts issues them; the CA's key
+     * is never there). Every API is then HTTPS, and agents use mutual TLS towards the master.
+     * Unset: plain HTTP, each daemon started with `insecure: true` (a lab on a private network).
+     */
+    tls: z.strictObject({ dir: absPath }).optional(),
     /** Which daemons to run; default by role (a lab's CNI-only hosts run just `cni`). `ceph` is only for control nodes of labs. */
     components: z.array(z.enum(COMPONENTS)).min(1).optional(),
     /** Where the control node's services are (agents use it; a control node defaults it to its own address). */

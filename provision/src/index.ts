@@ -11,3 +11,4 @@ export { cephClientFiles, planNode, type NodePlan } from './plan.js';
 export { daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
 export { loadNodeState, ours, startDaemon, stopProcesses, superviseNode, type NodeProcess, type NodeState, type Supervision } from './lifecycle.js';
 export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';
+export { ensureClusterCa, issueNodeCertificates, nodeTlsFiles, type TlsDaemon } from './tls.js';

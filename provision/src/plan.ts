@@ -17,13 +17,14 @@ import { componentsOf, etcdEndpoints, type Component, type NodeConfig } from './
 const ETCD_BINARY = process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd';
 import type { NodeScope } from './scope.js';
 import { CorralError } from '../../contracts/errors.js';
+import { nodeTlsFiles, type TlsDaemon } from './tls.js';
 
 /**
  * How to tell a daemon serves: a 2xx answer, and (`expect`) a JSON field
  * with the given value — an agent registered, discovery following the
  * master. `show` names the field a progress line quotes ("{}" is replaced).
  */
-export type Readiness = ({ kind: 'http'; url: string } | { kind: 'unix'; socket: string; path: string }) & {
+export type Readiness = ({ kind: 'http'; url: string; /** CA file to verify an https daemon by. */ ca?: string } | { kind: 'unix'; socket: string; path: string }) & {
   expect?: { field: string[]; equals: unknown; waiting: string };
   show?: { field: string[]; text: string };
 };
@@ -111,15 +112,19 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   if (n.security && !secrets) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: a node with a security file needs its credentials to plan`);
   const sec = n.security ? secrets : undefined;
   const auth = (client?: { principal: string; secret: string }) => (n.security ? { credentials: n.security.file, ...(client ?? {}) } : { noAuth: true });
+  // TLS: each daemon its own certificate from the node's directory (tls.ts), or plain HTTP said explicitly.
+  const tlsOf = (daemon: TlsDaemon) => (n.tls ? { tls: nodeTlsFiles(n.tls.dir, daemon) } : { insecure: true });
+  const scheme = n.tls ? 'https' : 'http';
+  const ca = n.tls ? { ca: nodeTlsFiles(n.tls.dir, 'master').ca } : {};
   // Replicated masters: the daemons that are clients get the whole list and follow the leader.
   const masterIps = n.control.addresses ?? [controlIp];
-  const ownMaster = `http://${n.address}:${n.control.masterPort}`;
+  const ownMaster = `${scheme}://${n.address}:${n.control.masterPort}`;
   // Replicated control plane: a services daemon (one leading) and a discovery replica on every control node.
   const servicesIps = n.master.ha ? masterIps : [controlIp];
   const urls = {
-    master: masterIps.map((a) => `http://${a}:${n.control.masterPort}`).join(','),
-    services: servicesIps.map((a) => `http://${a}:${n.control.servicesPort}`).join(','),
-    discoveryHttp: `http://${controlIp}:${n.control.discoveryHttpPort}`,
+    master: masterIps.map((a) => `${scheme}://${a}:${n.control.masterPort}`).join(','),
+    services: servicesIps.map((a) => `${scheme}://${a}:${n.control.servicesPort}`).join(','),
+    discoveryHttp: `${scheme}://${controlIp}:${n.control.discoveryHttpPort}`,
     dns: `${controlIp}:${n.control.dnsPort}`,
   };
   // With log.dir, a daemon logs to its output, which goes to LOGDIR/<daemon>.log; else to DIR/<daemon>/<file>.log beside its .out.
@@ -177,6 +182,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       workDir: dir,
       // Without a security file, a lab on a private network: no credentials (documented in provision/README.md).
       ...auth(),
+      ...tlsOf('master'),
       store: n.master.registry === 'etcd' ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
       // Replicated masters: one leads, elected in etcd; the others redirect to it.
       ...(n.master.ha ? { ha: { enabled: true } } : {}),
@@ -184,13 +190,13 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       agents: { heartbeatIntervalMs: n.master.heartbeatIntervalMs, maxMissedHeartbeats: n.master.maxMissedHeartbeats, unreachableTimeoutMs: n.master.unreachableTimeoutMs },
       log: logFile(dir, 'master'),
     };
-    add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, show: { field: [], text: ownMaster } });
+    add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, ...ca, show: { field: [], text: ownMaster } });
   }
   // With the registry on etcd, the service framework and discovery keep their state there too: every replica shares it.
   const sharedStore = n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : undefined;
   if (has('services')) {
     const dir = join(n.dir, 'services');
-    const ownServices = `http://${n.address}:${n.control.servicesPort}`;
+    const ownServices = `${scheme}://${n.address}:${n.control.servicesPort}`;
     const config: ServicesConfigInput = {
       host: n.address,
       port: n.control.servicesPort,
@@ -199,6 +205,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       // Replicated: every control node's daemon stands for election; the leader runs the framework, the others redirect to it.
       ...(n.master.ha ? { ha: { enabled: true } } : {}),
       ...(n.security ? { credentials: n.security.file } : { noAuth: true }),
+      ...tlsOf('services'),
       master: { url: urls.master, reconnectInitialMs: 100, reconnectMaxMs: 2000, ...(sec ? sec.frameworks : {}) },
       offers: { refuseSeconds: n.services.refuseSeconds, idleRefuseSeconds: n.services.idleRefuseSeconds },
       reconcile: { intervalSeconds: n.services.reconcileSeconds },
@@ -208,6 +215,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     add('services', n.master.ha ? `service framework daemon on ${ownServices} (one of ${servicesIps.length}, one leading)` : `service framework on ${ownServices}`, dir, ['services'], config, {
       kind: 'http',
       url: `${ownServices}/health`,
+      ...ca,
       // ready: the leader (or a daemon alone) is subscribed, or a standby knows the leader.
       expect: { field: ['ready'], equals: true, waiting: n.master.ha ? 'service framework: no subscribed leader known yet' : 'service framework not subscribed yet' },
       show: { field: [], text: n.master.ha ? 'leading or following the leader' : 'subscribed to the master' },
@@ -219,6 +227,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       domain: n.discovery.domain,
       nodeName: n.name,
       workDir: dir,
+      ...tlsOf('discovery'),
       // Replicas serve the same KV, sessions and registrations: they share the Store.
       ...(sharedStore ? { store: sharedStore } : {}),
       master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000, ...(sec ? sec.admin : {}) },
@@ -231,6 +240,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     add('discovery', `discovery: DNS on ${urls.dns}, Consul API on ${urls.discoveryHttp}`, dir, ['discovery'], config, {
       kind: 'http',
       url: `${urls.discoveryHttp}/v1/corral/status`,
+      ...ca,
       expect: { field: ['master', 'connected'], equals: true, waiting: 'discovery not following the master yet' },
       show: { field: ['domain'], text: 'zone {}' },
     });
@@ -255,6 +265,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       socket: cni.socket,
       stateDir: n.cni.stateDir ?? join(dir, 'state'),
       store,
+      ...tlsOf('cni'),
       pools: n.cni.pools.map((p) => ({ name: p.name, cidr: p.cidr, blockSize: p.blockSize })),
       reconcile: { intervalMs: n.cni.reconcileIntervalMs, graceMs: 5_000, releaseEmptyBlocksAfterMs: 60_000, keepEmptyBlocks: 1, sources },
       bgp: !n.cni.bgp
@@ -335,6 +346,8 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       volumeSocket,
       // Its own credential in its own config file (0600); the security file only verifies operators on its API.
       ...auth(sec?.agents),
+      // Its certificate serves its API and is its client certificate at the master (CN = its principal).
+      ...tlsOf('agent'),
       mesos: {
         runDir: join(runDir, 'containerizer'),
         workDir: join(n.dir, 'containerizer'),
@@ -346,9 +359,10 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       tasks: { defaultGracePeriodMs: 2000, pidsLimit: 4096 },
       log: logFile(dir, 'agent'),
     };
-    add('agent', `agent on http://${n.address}:${n.agent.port}`, dir, ['agent'], config, {
+    add('agent', `agent on ${scheme}://${n.address}:${n.agent.port}`, dir, ['agent'], config, {
       kind: 'http',
-      url: `http://${n.address}:${n.agent.port}/health`,
+      url: `${scheme}://${n.address}:${n.agent.port}/health`,
+      ...ca,
       expect: { field: ['connected'], equals: true, waiting: 'agent not registered with the master yet' },
       show: { field: ['agent_id'], text: 'agent {} registered' },
     });

@@ -13,9 +13,10 @@
  * here inherits the host's namespace, exactly as on a VM every daemon runs in
  * the machine's own.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import http from 'node:http';
+import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { installCni } from '../../plugins/cni-calico-like/src/index.js';
 import { loadSecurity, ownCredential } from '../../core-scheduler/src/index.js';
@@ -27,14 +28,19 @@ import type { NodeConfig } from './config.js';
 import { planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
 import { killNodeProcesses, loadNodeState, ours, reconcileNode, saveNodeState, startDaemon, type DaemonSpec, type NodeState } from './lifecycle.js';
 
-function httpGet(o: { url?: string; socketPath?: string; path?: string }, timeoutMs: number): Promise<{ status: number; body: string }> {
+function httpGet(o: { url?: string; ca?: string | undefined; socketPath?: string; path?: string }, timeoutMs: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const onRes = (res: http.IncomingMessage): void => {
       let body = '';
       res.setEncoding('utf8').on('data', (c: string) => (body += c.length + body.length <= 65536 ? c : ''));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     };
-    const req = o.url ? http.get(o.url, { timeout: timeoutMs }, onRes) : http.get({ socketPath: o.socketPath, path: o.path, timeout: timeoutMs }, onRes);
+    // An https daemon is checked against the node's CA (readiness.ca), as its clients check it.
+    const req = o.url
+      ? o.url.startsWith('https:')
+        ? https.get(o.url, { timeout: timeoutMs, ...(o.ca !== undefined && { ca: readFileSync(o.ca) }) }, onRes)
+        : http.get(o.url, { timeout: timeoutMs }, onRes)
+      : http.get({ socketPath: o.socketPath, path: o.path, timeout: timeoutMs }, onRes);
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
@@ -54,7 +60,7 @@ const field = (body: string, path: string[]): unknown => {
 /** Throws while the daemon does not serve as its plan says; resolves with a short description once it does. */
 async function checkReady(r: Readiness, timeoutMs = 2000): Promise<string> {
   if (r.kind === 'unix' && !existsSync(r.socket)) throw new Error(`no socket ${r.socket} yet`);
-  const res = r.kind === 'http' ? await httpGet({ url: r.url }, timeoutMs) : await httpGet({ socketPath: r.socket, path: r.path }, timeoutMs);
+  const res = r.kind === 'http' ? await httpGet({ url: r.url, ca: r.ca }, timeoutMs) : await httpGet({ socketPath: r.socket, path: r.path }, timeoutMs);
   if (res.status < 200 || res.status >= 300) throw new Error(`HTTP ${res.status}`);
   if (r.expect && field(res.body, r.expect.field) !== r.expect.equals) throw new Error(r.expect.waiting);
   const shown = r.show ? field(res.body, r.show.field) : undefined;

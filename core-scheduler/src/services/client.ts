@@ -11,12 +11,16 @@
 import { CorralError, errorMessage, type ErrorCode } from '../../../contracts/errors.js';
 import { basicAuthHeader } from '../../../contracts/client/auth-header.js';
 import { LeaderRedirect, LeaderTracker, redirectTarget, viaLeader, type MasterSpec } from '../../../contracts/client/masters.js';
+import { tlsAgent, tlsFailure, type ClientTls } from '../../../contracts/client/tls.js';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { RestartStrategy } from './model.js';
 import type { AppSummary, AppView } from './views.js';
 
 export const DEFAULT_SERVICES_URL = 'http://127.0.0.1:5052';
 
 interface ServicesClientOptions {
+  /** CA to trust (and client certificate) for an https service framework. */
+  tls?: ClientTls | undefined;
   /** The daemon, or several (the leader among them is used). */
   url: MasterSpec;
   principal?: string | undefined;
@@ -64,7 +68,11 @@ export class ServicesClient {
   private readonly headers: Record<string, string> = { accept: 'application/json' };
   private readonly tracker: LeaderTracker;
 
+  /** With TLS: undici's fetch with a dispatcher that trusts the cluster CA. */
+  private readonly dispatcher: Dispatcher | undefined;
+
   constructor(private readonly opts: ServicesClientOptions) {
+    this.dispatcher = opts.tls ? tlsAgent(opts.tls) : undefined;
     if (opts.principal !== undefined && opts.secret !== undefined) this.headers.authorization = basicAuthHeader(opts.principal, opts.secret);
     this.tracker = new LeaderTracker(opts.url);
   }
@@ -88,14 +96,20 @@ export class ServicesClient {
   }
 
   private async attempt(base: string, method: string, path: string, body: string | undefined, contentType: string): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(new URL(path, base), {
+    const init = {
       method,
       headers: body === undefined ? this.headers : { ...this.headers, 'content-type': contentType },
       ...(body === undefined ? {} : { body }),
       // Followed by hand: fetch would drop the Authorization header on the way to another origin.
-      redirect: 'manual',
+      redirect: 'manual' as const,
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
-    });
+    };
+    let res: Response;
+    try {
+      res = this.dispatcher ? ((await undiciFetch(new URL(path, base), { ...init, dispatcher: this.dispatcher })) as unknown as Response) : await fetch(new URL(path, base), init);
+    } catch (err) {
+      throw tlsFailure(err, base) ?? err;
+    }
     const leader = redirectTarget(res.status, res.headers.get('location') ?? undefined, base);
     if (leader) {
       await res.body?.cancel();

@@ -1,0 +1,89 @@
+/**
+ * The certificates of a node: one per daemon, issued by the cluster CA, in the
+ * node's TLS directory (`tls.dir` of its node file) with keys 0600. The CA's key
+ * stays where the CA was made (`corral node init` on the control node, or
+ * `corral up`'s state directory); a node only ever holds the CA certificate and
+ * its own daemons' pairs.
+ *
+ * Every certificate names the node's address (and localhost) in its SANs. The
+ * daemons that are clients of the master (agent, services, discovery, CNI
+ * daemon) get certificates for both uses; the agent's CN is its principal at
+ * the master, which the master's agent API checks (mutual TLS).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { createClusterCa, issueCertificate, writeTlsFiles, type CertUsage, type TlsPair } from '../../common/tls/index.js';
+import { componentsOf, type NodeConfig } from './config.js';
+
+export type TlsDaemon = 'master' | 'services' | 'discovery' | 'agent' | 'cni';
+
+const USAGE: Record<TlsDaemon, CertUsage> = { master: 'server', services: 'both', discovery: 'both', agent: 'both', cni: 'both' };
+
+/** Days a daemon's certificate is valid; re-issued by node up / corral up when less than a tenth is left. */
+export const CERT_DAYS = 365;
+export const CA_DAYS = 3650;
+
+/** The files of `daemon` in a node's TLS directory. */
+export function nodeTlsFiles(dir: string, daemon: TlsDaemon): { ca: string; cert: string; key: string } {
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, `${daemon}.crt`), key: join(dir, `${daemon}.key`) };
+}
+
+/** The cluster CA in `caDir` (ca.crt, ca.key 0600), made on first use. */
+export async function ensureClusterCa(caDir: string, commonName: string): Promise<TlsPair> {
+  const cert = join(caDir, 'ca.crt');
+  const key = join(caDir, 'ca.key');
+  if (existsSync(cert) && existsSync(key)) return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
+  const ca = await createClusterCa({ commonName, validDays: CA_DAYS });
+  writeTlsFiles(caDir, 'ca', ca);
+  return ca;
+}
+
+/** Whether the certificate file is missing, expires within a tenth of its life, or names other hosts than `names`. */
+function needsIssuing(file: string, caPem: string, names: string[]): boolean {
+  if (!existsSync(file)) return true;
+  try {
+    const c = new X509Certificate(readFileSync(file));
+    const from = Date.parse(c.validFrom);
+    const to = Date.parse(c.validTo);
+    if (Date.now() > to - (to - from) / 10) return true;
+    if (!c.checkIssued(new X509Certificate(caPem))) return true;
+    const san = c.subjectAltName ?? '';
+    return !names.every((n) => san.includes(`IP Address:${n}`));
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Issue what the node's daemons need into `n.tls.dir`: ca.crt and a pair per
+ * daemon it runs (kept while valid for the same names). `principals.agent`:
+ * the agent's principal at the master (its certificate's CN).
+ */
+export async function issueNodeCertificates(ca: TlsPair, n: NodeConfig, principals: { agent?: string } = {}): Promise<string[]> {
+  if (!n.tls) return [];
+  const dir = n.tls.dir;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Only the CA's certificate belongs on a node, never its key.
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem, { mode: 0o644 });
+  const ipAddresses = [...new Set([n.address, '127.0.0.1'])];
+  const dnsNames = ['localhost', n.name.toLowerCase()];
+  const issued: string[] = [];
+  const daemons = componentsOf(n).filter((c): c is TlsDaemon => c in USAGE);
+  for (const d of daemons) {
+    const cn = d === 'agent' ? (principals.agent ?? `agent-${n.name}`) : `${d}-${n.name}`;
+    const files = nodeTlsFiles(dir, d);
+    if (!needsIssuing(files.cert, ca.certPem, ipAddresses) && readCn(files.cert) === cn && existsSync(files.key)) continue;
+    writeTlsFiles(dir, d, await issueCertificate(ca, { commonName: cn, dnsNames, ipAddresses, usage: USAGE[d], validDays: CERT_DAYS }));
+    issued.push(d);
+  }
+  return issued;
+}
+
+function readCn(file: string): string | undefined {
+  try {
+    return /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(readFileSync(file)).subject)?.[1];
+  } catch {
+    return undefined;
+  }
+}
