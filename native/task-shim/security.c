@@ -46,7 +46,7 @@ static const char *const denied[] = {
     "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
     "kexec_load", "kexec_file_load", "reboot", "init_module", "finit_module", "delete_module", "create_module", "query_module", "get_kernel_syms",
     "bpf", "perf_event_open", "fanotify_init", "lookup_dcookie", "keyctl", "add_key", "request_key", "ptrace", "process_vm_readv", "process_vm_writev",
-    "kcmp", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "setns", "unshare", "userfaultfd", "open_by_handle_at", "name_to_handle_at",
+    "kcmp", "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "setns", "unshare", "userfaultfd", "open_by_handle_at",
     "iopl", "ioperm", "nfsservctl", "uselib", "sysfs", "_sysctl", "ustat", "vm86", "vm86old", "settimeofday", "stime", "clock_settime",
     "clock_adjtime", "adjtimex", "syslog", "vhangup", "pciconfig_read", "pciconfig_write", "pciconfig_iobase", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "mbind", "set_mempolicy", "move_pages", "migrate_pages",
