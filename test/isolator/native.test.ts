@@ -95,7 +95,10 @@ describe('native lifecycle', () => {
 
 describe('namespaces', () => {
   it('gives the task its own pid, uts, ipc and mount namespaces', async () => {
-    const { sandbox, launched: l } = await start('ns', { hostname: 'task-host', command: shell('echo $$; hostname; mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused; cat /proc/1/comm; sleep 30') });
+    const { sandbox, launched: l } = await start('ns', {
+      hostname: 'task-host',
+      command: shell('echo $$; hostname; mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo refused; cat /proc/1/comm; sleep 30'),
+    });
     await eventually(() => expect(readFileSync(join(sandbox, 'stdout'), 'utf8').trim().split('\n')).toHaveLength(4));
     const [pidInside, host, mounted, initComm] = readFileSync(join(sandbox, 'stdout'), 'utf8').trim().split('\n');
     expect(pidInside).toBe('2'); // pid 1 is the namespace init

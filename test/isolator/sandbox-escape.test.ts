@@ -60,7 +60,17 @@ const results = (lines: string[]): Record<string, string> => Object.fromEntries(
 
 /** The Cap* lines of /proc/self/status as hex strings without leading zeros. */
 const status = (lines: string[]): Record<string, string> =>
-  Object.fromEntries(lines.filter((l) => /^(Cap\w+|NoNewPrivs|Seccomp):/.test(l)).map((l) => [l.split(':')[0]!, l.split(':')[1]!.trim().replace(/^0+(?=.)/, '')]));
+  Object.fromEntries(
+    lines
+      .filter((l) => /^(Cap\w+|NoNewPrivs|Seccomp):/.test(l))
+      .map((l) => [
+        l.split(':')[0]!,
+        l
+          .split(':')[1]!
+          .trim()
+          .replace(/^0+(?=.)/, ''),
+      ]),
+  );
 
 const cgroupDir = existsSync('/sys/fs/cgroup/memory') ? '/sys/fs/cgroup/memory/ct-escape' : '/sys/fs/cgroup/ct-escape';
 const STATUS = "grep -E '^(Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status";
@@ -202,9 +212,13 @@ describe('who the task is', () => {
   });
 
   it('an unknown user, an unknown capability and an effective set outside the bounding set are refused before anything runs', async () => {
-    await expect(env.z.launch(task('nouser', env.sandbox('nouser'), { command: { shell: true, value: 'true', environment: {}, user: 'no-such-user' } }))).rejects.toThrow(/unknown user "no-such-user"/);
+    await expect(env.z.launch(task('nouser', env.sandbox('nouser'), { command: { shell: true, value: 'true', environment: {}, user: 'no-such-user' } }))).rejects.toThrow(
+      /unknown user "no-such-user"/,
+    );
     await expect(env.z.launch(task('badcap', env.sandbox('badcap'), { security: { effectiveCapabilities: ['FLY'] } }))).rejects.toThrow(/unknown effective capability FLY/);
-    await expect(env.z.launch(task('outside', env.sandbox('outside'), { security: { effectiveCapabilities: ['SYS_ADMIN'], boundingCapabilities: ['CHOWN'] } }))).rejects.toThrow(/SYS_ADMIN are not in the bounding set/);
+    await expect(env.z.launch(task('outside', env.sandbox('outside'), { security: { effectiveCapabilities: ['SYS_ADMIN'], boundingCapabilities: ['CHOWN'] } }))).rejects.toThrow(
+      /SYS_ADMIN are not in the bounding set/,
+    );
     for (const id of ['nouser', 'badcap', 'outside']) expect(env.z.cgroups.exists(id)).toBe(false);
   });
 
@@ -212,6 +226,8 @@ describe('who the task is', () => {
     await expect(env.z.launch(task('denied', env.sandbox('denied'), { command: { shell: true, value: 'true', environment: {}, user: 'root' }, security: { denyRoot: true } }))).rejects.toThrow(
       /would run as root .*allowRootTasks: false/,
     );
-    await expect(env.z.launch(task('denied0', env.sandbox('denied0'), { command: { shell: true, value: 'true', environment: {}, user: '0' }, security: { denyRoot: true } }))).rejects.toThrow(/would run as root/);
+    await expect(env.z.launch(task('denied0', env.sandbox('denied0'), { command: { shell: true, value: 'true', environment: {}, user: '0' }, security: { denyRoot: true } }))).rejects.toThrow(
+      /would run as root/,
+    );
   });
 });

@@ -72,7 +72,10 @@ describe('host and sandbox volumes', () => {
   it('binds a host directory read-write; the task writes into it', async () => {
     const hostDir = join(env.dir, 'host-data');
     mkdirSync(hostDir, { recursive: true });
-    const r = await runTask('host-rw', { volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: hostDir } }], command: { ...shell('echo hello > data/f && ls data'), user: 'root' } }); // a root-owned host directory: root writes
+    const r = await runTask('host-rw', {
+      volumes: [{ containerPath: 'data', mode: 'RW', source: { type: 'host', path: hostDir } }],
+      command: { ...shell('echo hello > data/f && ls data'), user: 'root' },
+    }); // a root-owned host directory: root writes
     expect(r.t.exitCode).toBe(0);
     expect(readFileSync(join(hostDir, 'f'), 'utf8')).toBe('hello\n');
     // The bind lived in the task's mount namespace only.

@@ -110,7 +110,10 @@ export class DockerContainerizer implements Containerizer {
   /** With denyRoot: the command's user, else the image's USER, must not be root (an empty USER is). */
   private async refuseRoot(config: ContainerConfig, imageName: string): Promise<void> {
     const user = config.command?.user ?? (await this.docker.getImage(imageName).inspect()).Config?.User;
-    if (isRootUserSpec(user)) throw invalid(`the task would run as root (${config.command?.user ? `user "${user}"` : `image ${imageName} runs as ${user || 'root'}`}), which this agent does not allow (allowRootTasks: false)`);
+    if (isRootUserSpec(user))
+      throw invalid(
+        `the task would run as root (${config.command?.user ? `user "${user}"` : `image ${imageName} runs as ${user || 'root'}`}), which this agent does not allow (allowRootTasks: false)`,
+      );
   }
 
   async launch(input: ContainerConfig): Promise<Launched> {
