@@ -63,13 +63,13 @@ export const CAPABILITY_NAMES = [
   'CHECKPOINT_RESTORE',
 ] as const;
 
-export type CapabilityName = (typeof CAPABILITY_NAMES)[number];
+type CapabilityName = (typeof CAPABILITY_NAMES)[number];
 
 export const DEFAULT_ROOT_CAPABILITIES: readonly CapabilityName[] = ['CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'SETGID', 'SETUID', 'SETPCAP', 'NET_BIND_SERVICE', 'KILL', 'AUDIT_WRITE'];
 
-export const isCapabilityName = (n: string): n is CapabilityName => (CAPABILITY_NAMES as readonly string[]).includes(n);
+const isCapabilityName = (n: string): n is CapabilityName => (CAPABILITY_NAMES as readonly string[]).includes(n);
 
-export interface TaskCapabilities {
+interface TaskCapabilities {
   effective: CapabilityName[];
   bounding: CapabilityName[];
 }
