@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -151,17 +152,22 @@ static void detach_under(const char *const *prefixes, int nprefixes) {
   }
 }
 
+/*
+ * Device nodes of the task's own (mknod, as runc does): a bind of the host's node would share its
+ * inode, which a root task owning it could chmod for the whole host.
+ */
 static void make_dev(const char *root) {
-  static const char *nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
-  char path[4200], src[64];
+  static const struct {
+    const char *name;
+    unsigned major, minor;
+  } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  char path[4200];
   pathf(path, sizeof path, "%s/dev", root);
   if (mkdir_p(path, 0755)) die("create %s: %s", path, strerror(errno));
   do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
   for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
-    pathf(src, sizeof src, "/dev/%s", nodes[i]);
-    pathf(path, sizeof path, "%s/dev/%s", root, nodes[i]);
-    if (access(src, F_OK)) continue;
-    bind(src, path, 0);
+    pathf(path, sizeof path, "%s/dev/%s", root, nodes[i].name);
+    if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) || chmod(path, 0666)) die("create %s: %s", path, strerror(errno));
   }
   static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
   for (size_t i = 0; i < sizeof links / sizeof *links; i++) {

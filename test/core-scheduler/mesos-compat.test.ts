@@ -246,7 +246,7 @@ describe('Mesos v1 compatibility of the master', () => {
   it('UPDATE_FRAMEWORK changes roles and capabilities of a subscribed framework; principal, user and checkpoint stay', async () => {
     master = await startTestMaster();
     await agent(master.url);
-    const f = framework(master.url, { name: 'before', roles: ['a'], capabilities: [{ type: 'MULTI_ROLE' }] });
+    const f = framework(master.url, { user: 'test', name: 'before', roles: ['a'], capabilities: [{ type: 'MULTI_ROLE' }] });
     await f.subscribe();
     const info = { user: 'test', name: 'after', id: { value: f.id }, roles: ['a', 'b'], capabilities: [{ type: 'MULTI_ROLE' }, { type: 'PARTITION_AWARE' }, { type: 'SOME_FUTURE_CAPABILITY' }] };
     expect(await f.client.conn.call({ type: 'UPDATE_FRAMEWORK', framework_id: { value: f.id }, update_framework: { framework_info: info, suppressed_roles: ['b'] } })).toBeUndefined();

@@ -15,8 +15,9 @@ export class TestFramework {
     this.client = new SchedulerClient({
       master,
       ...auth,
-      // An account of this host: agents run a framework's tasks as its user (unknown users fail the task).
-      framework: { user: 'nobody', name: 'test-framework', ...info },
+      // No user: tasks run as the agent's default (unprivileged) user, which every principal may use. Agents run a
+      // framework's tasks as the user it names, and fail them when that user does not exist on the host.
+      framework: { user: '', name: 'test-framework', ...info },
       onEvent: (e, c) => {
         this.events.push(e);
         if (this.autoAck && e.type === 'UPDATE' && e.update.status.uuid && !this.holdAck(e.update.status)) void c.acknowledge(e.update.status).catch(() => undefined);

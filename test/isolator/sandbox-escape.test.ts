@@ -188,7 +188,7 @@ describe('who the task is', () => {
   });
 
   it('root runs with the reduced capability set: no raw sockets, no mount, a read-only host', async () => {
-    const r = await runTask('root', `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} chown=escape-probe`, {}, 'root');
+    const r = await runTask('root', `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} chown=escape-probe; chmod 600 /dev/null && echo dev-null $(stat -c %a /dev/null); chmod 600 /proc/kcore 2>/dev/null || echo kcore refused`, {}, 'root');
     expect(r.exitCode, r.stderr).toBe(0);
     const expected = capabilityMask(DEFAULT_ROOT_CAPABILITIES);
     expect(r.lines[0]).toBe('0');
@@ -201,6 +201,10 @@ describe('who the task is', () => {
     expect(res[`mkdir:${cgroupDir}`]).toBe('EROFS');
     expect(res['write:/proc/sys/kernel/hostname']).toBe('EROFS');
     expect(res['chown:escape-probe']).toBe('ok'); // CHOWN is in the default set: its own sandbox files
+    // Its /dev nodes are its own: changing them changes nothing on the host; masks are read-only.
+    expect(r.lines).toContain('dev-null 600');
+    expect(r.lines).toContain('kcore refused');
+    expect(statSync('/dev/null').mode & 0o777).toBe(0o666);
     expect(existsSync('/etc/ct-escape')).toBe(false);
   });
 
