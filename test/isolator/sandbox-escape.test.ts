@@ -188,7 +188,12 @@ describe('who the task is', () => {
   });
 
   it('root runs with the reduced capability set: no raw sockets, no mount, a read-only host', async () => {
-    const r = await runTask('root', `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} chown=escape-probe; chmod 600 /dev/null && echo dev-null $(stat -c %a /dev/null); chmod 600 /proc/kcore 2>/dev/null || echo kcore refused`, {}, 'root');
+    const r = await runTask(
+      'root',
+      `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} chown=escape-probe; chmod 600 /dev/null && echo dev-null $(stat -c %a /dev/null); chmod 600 /proc/kcore 2>/dev/null || echo kcore refused`,
+      {},
+      'root',
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     const expected = capabilityMask(DEFAULT_ROOT_CAPABILITIES);
     expect(r.lines[0]).toBe('0');
