@@ -105,7 +105,7 @@ describe('planNode with a security file', () => {
 });
 
 describe("corral up's node file", () => {
-  const up = makePlan({
+  const upFlags = {
     workDir: '/var/lib/corral-x',
     name: 'cx',
     masterPort: 15050,
@@ -116,16 +116,31 @@ describe("corral up's node file", () => {
     pool: '100.96.0.0/12',
     blockSize: 26,
     hostNetwork: false,
-  });
+  };
+  const up = makePlan(upFlags);
   const p = planNode(nodeConfigSchema.parse(upNodeConfig(up)), SECRETS);
 
   it("runs the six daemons on 127.0.0.1 with the instance's ports, each once the one before is ready", () => {
     expect(p.daemons.map((d) => d.name)).toEqual(['master', 'services', 'discovery', 'cni', 'volumes', 'agent']);
     // The master's file holds hashes only; the operator's (up.paths.security) is the CLI's.
     expect(config(p, 'master')).toMatchObject({ host: '127.0.0.1', port: 15050, credentials: masterSecurityFile(up.paths.security) });
-    expect(config(p, 'agent')).toMatchObject({ host: '127.0.0.1', port: 15051, apiSocket: up.paths.agentSocket, master: 'http://127.0.0.1:15050', mesos: { cgroupRoot: 'cx', netnsPrefix: 'cx-' } });
+    expect(config(p, 'agent')).toMatchObject({ host: '127.0.0.1', port: 15051, apiSocket: up.paths.agentSocket, master: 'https://127.0.0.1:15050', mesos: { cgroupRoot: 'cx', netnsPrefix: 'cx-' } });
     expect(config(p, 'discovery')).toMatchObject({ dns: { host: '127.0.0.1', port: 18600, workers: 'auto' }, http: { host: '127.0.0.1', port: 18500 } });
     expect(p.daemons.find((d) => d.name === 'agent')!.ready).toMatchObject({ expect: { field: ['connected'], equals: true } });
+  });
+
+  it('serves every API over TLS with a certificate per daemon from the instance, readiness checked against its CA', () => {
+    const tlsDir = join(up.workDir, 'tls');
+    for (const d of ['master', 'services', 'discovery', 'agent', 'cni']) {
+      expect(config(p, d)).toMatchObject({ tls: { ca: join(tlsDir, 'ca.crt'), cert: join(tlsDir, `${d}.crt`), key: join(tlsDir, `${d}.key`) } });
+      expect(config(p, d)).not.toHaveProperty('insecure');
+    }
+    for (const d of p.daemons.filter((x) => x.ready.kind === 'http')) expect(d.ready).toMatchObject({ url: expect.stringMatching(/^https:/), ca: join(tlsDir, 'ca.crt') });
+    expect(p.urls.master).toBe('https://127.0.0.1:15050');
+    // --insecure: plain HTTP, said explicitly in every daemon's config.
+    const plain = planNode(nodeConfigSchema.parse(upNodeConfig(makePlan({ ...upFlags, insecure: true }))), SECRETS);
+    for (const d of ['master', 'services', 'discovery', 'agent', 'cni']) expect(config(plain, d)).toMatchObject({ insecure: true });
+    expect(plain.urls.master).toBe('http://127.0.0.1:15050');
   });
 
   it('keeps the CNI daemon in the node namespace with its own Store, no BGP, reclaiming against the agent socket', () => {
