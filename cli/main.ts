@@ -17,6 +17,7 @@ import { registerServices } from './commands/services.js';
 import { registerApp } from './commands/app.js';
 import { registerAgent } from './commands/agent.js';
 import { registerNode } from './commands/node.js';
+import { registerSecurity } from './commands/security.js';
 import { addTlsOptions } from './tls-options.js';
 
 function buildProgram(): Command {
@@ -45,6 +46,7 @@ function buildProgram(): Command {
   registerServices(program);
   registerApp(program);
   registerNode(program);
+  registerSecurity(program);
   return program;
 }
 

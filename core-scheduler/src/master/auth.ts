@@ -58,7 +58,7 @@ function parseSecretHash(text: string): SecretHash | undefined {
 
 const scryptOptions = (h: { N: number; r: number; p: number }) => ({ N: h.N, r: h.r, p: h.p, maxmem: 256 * h.N * h.r + (1 << 20) });
 
-/** The security file's form of a secret: scrypt with a random salt (for `corral up`, provisioning, `corral secret hash`). */
+/** The security file's form of a secret: scrypt with a random salt (`corral up`, `corral security hash-secret`). */
 export function hashSecret(secret: string, cost: { N: number; r: number; p: number } = SCRYPT_DEFAULT): string {
   const salt = randomBytes(16);
   const hash = scryptSync(secret, salt, HASH_BYTES, scryptOptions(cost));
