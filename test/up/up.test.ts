@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent as UndiciAgent, request } from 'undici';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -88,8 +89,9 @@ const dig = async (qname: string, type = 'A'): Promise<string[]> =>
     .filter(Boolean);
 
 const catalogAddresses = async (service: string): Promise<string[]> => {
-  const res = await fetch(`http://127.0.0.1:${ports.discovery}/v1/catalog/service/${service}`);
-  return ((await res.json()) as Array<{ ServiceAddress: string }>).map((e) => e.ServiceAddress).sort();
+  // corral up serves every API over TLS: the Consul API is checked against the instance's CA.
+  const res = await request(`https://127.0.0.1:${ports.discovery}/v1/catalog/service/${service}`, { dispatcher: new UndiciAgent({ connect: { ca: readFileSync(join(work, 'tls', 'ca.crt')) } }) });
+  return ((await res.body.json()) as Array<{ ServiceAddress: string }>).map((e) => e.ServiceAddress).sort();
 };
 
 const running = (v: AppView): AppView['tasks'] => v.tasks.filter((t) => t.phase === 'running');
@@ -122,9 +124,10 @@ beforeAll(async () => {
   env = {
     ...process.env,
     CORRAL_CREDENTIALS: join(work, 'security.yaml'),
-    CORRAL_MASTER: `http://127.0.0.1:${ports.master}`,
-    CORRAL_SERVICES: `http://127.0.0.1:${ports.services}`,
-    CORRAL_DISCOVERY: `http://127.0.0.1:${ports.discovery}`,
+    CORRAL_MASTER: `https://127.0.0.1:${ports.master}`,
+    CORRAL_SERVICES: `https://127.0.0.1:${ports.services}`,
+    CORRAL_DISCOVERY: `https://127.0.0.1:${ports.discovery}`,
+    CORRAL_TLS_CA: join(work, 'tls', 'ca.crt'),
     CORRAL_VOLUME_SOCKET: join(dir, 'run', 'plugins', 'corral.sock'),
     CORRAL_CNI_SOCKET: join(dir, 'run', 'cni.sock'),
   };
@@ -159,7 +162,7 @@ beforeAll(async () => {
   if (r.code !== 0) throw new Error(`corral up failed (${r.code}):\n${upOutput}`);
   plan = loadPlan(work)!;
   const admin = loadSecurity(plan.paths.security).credentials.find((c) => c.principal === 'admin')!;
-  services = new ServicesClient({ url: plan.urls.services, principal: admin.principal, secret: admin.secret });
+  services = new ServicesClient({ url: plan.urls.services, principal: admin.principal, secret: admin.secret, tls: { ca: readFileSync(plan.tls!.caFile, 'utf8') } });
 }, 300_000);
 
 afterAll(async () => {
