@@ -226,6 +226,8 @@ const MAX_HASHING = 4;
 const MAX_HASH_QUEUE = 1024;
 /** Wrong secrets remembered per principal, so a client retrying a stale secret costs a digest, not an scrypt. */
 const MAX_FAILED = 16;
+/** run_tasks decisions remembered per principal. */
+const MAX_CACHED_USERS = 256;
 
 export class Authority {
   private readonly verifiers = new Map<string, Verifier[]>();
@@ -377,7 +379,11 @@ export class Authority {
       let mine = this.runDecisions.get(who);
       if (!mine) this.runDecisions.set(who, (mine = new Map()));
       let decision = mine.get(task.user);
-      if (decision === undefined) mine.set(task.user, (decision = this.userRefusal(who, task.user) ?? ''));
+      if (decision === undefined) {
+        decision = this.userRefusal(who, task.user) ?? '';
+        // Users are the framework's to name: only so many are remembered, the rest are decided each time.
+        if (mine.size < MAX_CACHED_USERS) mine.set(task.user, decision);
+      }
       return decision || undefined;
     }
     const refusal = task.user === '' ? undefined : this.userRefusal(who, task.user);
