@@ -11,6 +11,7 @@ import { planNode } from '../../provision/src/index.js';
 import { nodeFileFor, initNode, type NodeInitOptions } from '../../provision/src/index.js';
 import { intOption } from '../parse.js';
 import { nodeDown, nodeStatus, nodeUp } from '../../provision/src/index.js';
+import { ensureClusterCa, issueNodeCertificates } from '../../provision/src/index.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
 
@@ -46,6 +47,9 @@ export function registerNode(program: Command): void {
     .option('--hold-time <s>', 'agent: BGP hold time (default 9)', intOption('--hold-time', 3, 65535))
     .option('--resources <text>', 'agent: resources to offer (default: detected)')
     .option('--attributes <text>', 'agent: extra attributes, e.g. "rack:r1"')
+    .option('--tls', 'TLS on every API: certificates in DIR/tls; a control node keeps the cluster CA in DIR/ca and issues them at node up')
+    .option('--tls-dir <dir>', "with --tls: this node's certificate directory (default DIR/tls)")
+    .option('--ca-dir <dir>', 'with --tls: the cluster CA directory on this node (default DIR/ca on a control node; agents have none)')
     .option('--control-plane <list>', 'control: every control node as name=address, comma-separated (3 for replicated masters: each runs an etcd member and a master)')
     .action((o: Record<string, unknown>) => {
       if (o.role !== 'control' && o.role !== 'agent') throw new Error('--role must be control or agent');
@@ -66,9 +70,24 @@ export function registerNode(program: Command): void {
         resources: o.resources as string | undefined,
         attributes: o.attributes as string | undefined,
         ...(o.controlPlane ? { controlPlane: parseControlPlane(o.controlPlane as string) } : {}),
+        ...(o.tls ? { tls: { ...(o.tlsDir ? { dir: o.tlsDir as string } : {}), ...(o.caDir ? { caDir: o.caDir as string } : {}) } } : {}),
       };
       initNode(opts); // validate before printing
       process.stdout.write(JSON.stringify(nodeFileFor(opts), null, 2) + '\n');
+    });
+
+  node
+    .command('certs')
+    .description("on the node holding the cluster CA: issue another node's certificates (from its node file) into a directory to hand over to that node alone")
+    .requiredOption('--config <file>', "the other node's node file")
+    .requiredOption('--ca-dir <dir>', 'the cluster CA directory (ca.crt, ca.key)')
+    .requiredOption('--out <dir>', 'where to write ca.crt and its daemons\' pairs (keys 0600); copy them to its tls.dir over an authenticated channel')
+    .option('--agent-principal <name>', "the agent's principal at the master (its certificate's CN)")
+    .action(async (o: { config: string; caDir: string; out: string; agentPrincipal?: string }) => {
+      const config = load(o.config);
+      const ca = await ensureClusterCa(o.caDir, 'corral cluster CA');
+      const issued = await issueNodeCertificates(ca, { ...config, tls: { dir: o.out } }, o.agentPrincipal ? { agent: o.agentPrincipal } : {});
+      progress(`issued ${issued.length ? issued.join(', ') : 'nothing (all current)'} for node ${config.name} in ${o.out}`);
     });
 
   node

@@ -54,8 +54,11 @@ export const nodeConfigSchema = z
      * <daemon>.key (0600) for each daemon it runs (provision/src/tls.ts issues them; the CA's key
      * is never there). Every API is then HTTPS, and agents use mutual TLS towards the master.
      * Unset: plain HTTP, each daemon started with `insecure: true` (a lab on a private network).
+     * `caDir`: where the cluster CA lives (ca.crt, ca.key 0600) on the node that holds it — the
+     * control node made by `corral node init --tls`: `corral node up` makes the CA there if absent and
+     * issues this node's certificates from it. A node without it must be given its certificates.
      */
-    tls: z.strictObject({ dir: absPath }).optional(),
+    tls: z.strictObject({ dir: absPath, caDir: absPath.optional() }).optional(),
     /** Which daemons to run; default by role (a lab's CNI-only hosts run just `cni`). `ceph` is only for control nodes of labs. */
     components: z.array(z.enum(COMPONENTS)).min(1).optional(),
     /** Where the control node's services are (agents use it; a control node defaults it to its own address). */

@@ -40,11 +40,19 @@ export interface NodeInitOptions {
    * daemon keeping its state there (one of each leading), and discovery.
    */
   controlPlane?: Array<{ name: string; address: string }>;
+  /**
+   * TLS on every API: the node's certificate directory (default DIR/tls) and, on the node that
+   * keeps the cluster CA (a control node), the CA's directory (default DIR/ca): `corral node up`
+   * makes the CA there and issues the node's certificates. Other nodes get `caDir` unset and must be
+   * handed their certificates (`corral node certs` on the CA's node).
+   */
+  tls?: { dir?: string; caDir?: string | false };
 }
 
 export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
   const dir = o.dir ?? '/var/lib/corral/node';
-  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node' };
+  const tls = o.tls && { dir: o.tls.dir ?? `${dir}/tls`, ...(o.tls.caDir !== false && (o.tls.caDir ?? o.role === 'control') ? { caDir: typeof o.tls.caDir === 'string' ? o.tls.caDir : `${dir}/ca` } : {}) };
+  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node', ...(tls ? { tls } : {}) };
   if (o.role === 'control') {
     return {
       role: 'control',

@@ -26,6 +26,7 @@ import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';
 import type { NodeConfig } from './config.js';
 import { planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
+import { ensureNodeCertificates } from './tls.js';
 import { killNodeProcesses, loadNodeState, ours, reconcileNode, saveNodeState, startDaemon, type DaemonSpec, type NodeState } from './lifecycle.js';
 
 function httpGet(o: { url?: string; ca?: string | undefined; socketPath?: string; path?: string }, timeoutMs: number): Promise<{ status: number; body: string }> {
@@ -155,7 +156,9 @@ export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
 }
 
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {
-  const plan = planNode(config, o.secrets ?? secretsOf(config));
+  const secrets = o.secrets ?? secretsOf(config);
+  await ensureNodeCertificates(config, secrets?.agents.principal);
+  const plan = planNode(config, secrets);
   const corral = o.corral ?? corralCommand();
   writeNodeFiles(plan);
   const previous = loadNodeState(plan.stateFile);

@@ -13,7 +13,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { createClusterCa, issueCertificate, writeTlsFiles, type CertUsage, type TlsPair } from '../../common/tls/index.js';
+import { createClusterCa, issueCertificate, loadTls, writeTlsFiles, type CertUsage, type TlsPair } from '../../common/tls/index.js';
+import { CorralError } from '../../contracts/errors.js';
 import { componentsOf, type NodeConfig } from './config.js';
 
 export type TlsDaemon = 'master' | 'services' | 'discovery' | 'agent' | 'cni';
@@ -78,6 +79,27 @@ export async function issueNodeCertificates(ca: TlsPair, n: NodeConfig, principa
     issued.push(d);
   }
   return issued;
+}
+
+/**
+ * Before a node's daemons start: with the CA at hand (tls.caDir), issue what is
+ * missing or expiring; without it, check the certificates the node was given
+ * (every daemon's pair present, valid and of the CA), with errors naming the file.
+ */
+export async function ensureNodeCertificates(n: NodeConfig, agentPrincipal?: string): Promise<void> {
+  if (!n.tls) return;
+  if (n.tls.caDir) {
+    await issueNodeCertificates(await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`), n, agentPrincipal ? { agent: agentPrincipal } : {});
+    return;
+  }
+  for (const d of componentsOf(n).filter((c): c is TlsDaemon => c in USAGE)) {
+    const f = nodeTlsFiles(n.tls.dir, d);
+    try {
+      loadTls(f, `node ${n.name}: ${d} tls`);
+    } catch (err) {
+      throw new CorralError('FAILED_PRECONDITION', `${(err as Error).message} (this node has no CA key: its certificates must be issued on the node holding the cluster CA and copied here, keys 0600)`);
+    }
+  }
 }
 
 function readCn(file: string): string | undefined {
