@@ -8,8 +8,9 @@
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
  *        [--connections 4] [--pipelining 32] [--accept-batch 64] [--verbose] [--profile DIR]
- *        [--master-log FILE] [--etcd-endpoints URL] [--recover]   (--recover: then SIGKILL the master and time its recovery)   (the registry on etcd instead of the embedded Store;
- *        bench/placement-stores.ts starts an etcd and runs both side by side)
+ *        [--master-log FILE] [--etcd-endpoints URL] [--recover] [--tls]   (--recover: then SIGKILL the master and time its recovery)   (the registry on etcd instead of the embedded Store;
+ *        bench/placement-stores.ts starts an etcd and runs both side by side)   (--tls: every connection HTTPS, the agents with client
+ *        certificates as real agents; bench/placement-tls.ts runs it beside plain HTTP)
  * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +23,17 @@ import { SchedulerClient } from '../contracts/client/scheduler-client.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import type { V1TaskInfo } from '../contracts/v1/v1.js';
 import { flag } from './volume-common.js';
+import { createClusterCa, issueCertificate, writeTlsFiles } from '../common/tls/index.js';
+
+/** --tls: a CA, the master's certificate and the fleet's client certificate (its agents use mutual TLS, as real agents do). */
+const TLS = process.argv.includes('--tls');
+async function benchTls(dir: string): Promise<{ masterFlags: string[]; fleetEnv: Record<string, string>; ca: string }> {
+  const ca = await createClusterCa({ commonName: 'bench CA', validDays: 2 });
+  const caFile = writeTlsFiles(dir, 'ca', ca).cert;
+  const m = writeTlsFiles(dir, 'master', await issueCertificate(ca, { commonName: 'master', ipAddresses: ['127.0.0.1'], usage: 'server', validDays: 1 }));
+  const f = writeTlsFiles(dir, 'fleet', await issueCertificate(ca, { commonName: 'fleet', usage: 'client', validDays: 1 }));
+  return { masterFlags: ['--tls-ca', caFile, '--tls-cert', m.cert, '--tls-key', m.key], fleetEnv: { BENCH_TLS_CA: caFile, BENCH_TLS_CERT: f.cert, BENCH_TLS_KEY: f.key }, ca: ca.certPem };
+}
 
 const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
 const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
@@ -86,7 +98,8 @@ function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promi
 async function main(): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'corral-bench-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${TLS ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const tls = TLS ? await benchTls(join(workDir, 'tls')) : undefined;
   // The fleet is one process on one address: its agents' streams would pass the per-client caps meant for one host.
   const env = {
     ...process.env,
@@ -110,9 +123,10 @@ async function main(): Promise<void> {
         ...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         ...profile('master'),
         ...script('cli/corral'),
+        ...(tls ? tls.masterFlags : []),
         'master',
         '--no-auth',
-        '--insecure',
+        ...(tls ? [] : ['--insecure']),
         '--port',
         String(port),
         '--work-dir',
@@ -147,7 +161,7 @@ async function main(): Promise<void> {
         String(AGENTS),
         `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...tls?.fleetEnv } },
     );
     children.push(fleet);
     await waitFor(fleet, /ready \d+/, 600_000);
@@ -172,6 +186,7 @@ async function main(): Promise<void> {
     const errors: string[] = [];
     const client = new SchedulerClient({
       master: url,
+      ...(tls ? { tls: { ca: tls.ca } } : {}),
       connections: CONNECTIONS,
       pipelining: PIPELINING,
       ...(ACCEPT_BATCH === 0 ? { batchAccepts: false } : { acceptBatchSize: ACCEPT_BATCH }),

@@ -1,0 +1,79 @@
+/**
+ * Placement with TLS on every connection beside plain HTTP, in one sitting:
+ * runs `dist/bench/placement.js` alternately without and with `--tls` (the
+ * master on HTTPS, the simulated agents presenting client certificates as
+ * real agents do, the framework verifying the master) and prints every run
+ * and the ratio of medians.
+ *
+ * Usage: npx tsc -p tsconfig.build.json && npx tsx bench/placement-tls.ts [--runs 3] [--agents 10000] [--cpus 10] [--json]
+ * Goal (issue: security): TLS ≥ 0.8× plain.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = arg('--runs', 3);
+const AGENTS = arg('--agents', 10_000);
+const CPUS = arg('--cpus', 10);
+
+interface Figure {
+  metric: string;
+  value: number;
+  unit: string;
+}
+
+function placement(extra: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [join(root, 'dist', 'bench', 'placement.js'), '--agents', String(AGENTS), '--cpus', String(CPUS), '--json', ...extra],
+      { maxBuffer: 16 * 1024 * 1024, timeout: 900_000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`placement failed: ${err.message}\n${stderr}`));
+        const start = stdout.indexOf('[');
+        const end = stdout.indexOf('\n]', start) + 2;
+        const figures = JSON.parse(stdout.slice(start, end)) as Figure[];
+        resolve(figures.find((f) => f.unit === 'tasks/s')!.value);
+      },
+    );
+  });
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const plain: number[] = [];
+  const tls: number[] = [];
+  for (let run = 1; run <= RUNS; run++) {
+    plain.push(await placement([]));
+    tls.push(await placement(['--tls']));
+    console.error(`run ${run}: plain ${plain.at(-1)!.toFixed(0)} tasks/s, TLS ${tls.at(-1)!.toFixed(0)} tasks/s`);
+  }
+  const ratio = median(tls) / median(plain);
+  const rows = [
+    { transport: 'plain HTTP (--insecure)', runs: plain.map((v) => Math.round(v)), median: Math.round(median(plain)) },
+    { transport: 'TLS (mutual for agents)', runs: tls.map((v) => Math.round(v)), median: Math.round(median(tls)) },
+  ];
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ rows, ratio }, null, 2));
+  else {
+    console.log(`placement, ${AGENTS} agents × ${CPUS} CPUs, ${RUNS} alternating runs each`);
+    for (const r of rows) console.log(`${r.transport.padEnd(26)} runs ${r.runs.join(' / ').padEnd(26)} median ${String(r.median).padStart(6)} tasks/s`);
+    console.log(`TLS / plain (medians): ${ratio.toFixed(2)}×   goal ≥ 0.8×: ${ratio >= 0.8 ? 'met' : 'not met'}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
