@@ -9,6 +9,7 @@
 import type { Logger } from '../../../../common/log.js';
 import { errorMessage } from '../../../../contracts/errors.js';
 import { OperatorClient } from '../../../../contracts/client/operator-client.js';
+import type { ClientTls } from '../../../../contracts/client/tls.js';
 import { isIp, parseIp } from '../../../../common/netkit/ipv4.js';
 import type { BgpConfig } from '../daemon/config.js';
 import type { Neighbor } from './exabgp.js';
@@ -39,10 +40,11 @@ export class MasterMesh {
     private readonly master: NonNullable<BgpConfig['master']>,
     private readonly log: Logger,
     private readonly onChange: (addresses: string[]) => void,
+    private readonly tls?: ClientTls,
   ) {}
 
   private connect(): OperatorClient {
-    this.client ??= new OperatorClient({ master: this.master.url, principal: this.master.principal, secret: this.master.secret });
+    this.client ??= new OperatorClient({ master: this.master.url, principal: this.master.principal, secret: this.master.secret, tls: this.tls });
     return this.client;
   }
 

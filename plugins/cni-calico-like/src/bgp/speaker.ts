@@ -7,6 +7,7 @@
  * agent list, static peers, reflectors, external peers) by reloading exabgp
  * (its `reload` API command: sessions of unchanged peers stay up).
  */
+import type { ClientTls } from '../../../../contracts/client/tls.js';
 import { createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ import { Supervisor } from './supervisor.js';
 
 interface SpeakerOptions {
   config: BgpConfig;
+  /** CA (and client certificate) for an https master the mesh is learned from. */
+  masterTls?: ClientTls | undefined;
   dir: string;
   pools: Cidr[];
   routes: RouteProgrammer;
@@ -106,7 +109,7 @@ export class BgpSpeaker {
     this.bootSweep.unref();
     this.neighbors = desiredNeighbors(this.o.config, []);
     if (this.o.config.master) {
-      this.mesh = new MasterMesh(this.o.config.master, this.o.log, (hosts) => this.setNeighbors(desiredNeighbors(this.o.config, hosts)));
+      this.mesh = new MasterMesh(this.o.config.master, this.o.log, (hosts) => this.setNeighbors(desiredNeighbors(this.o.config, hosts)), this.o.masterTls);
       // Start exabgp with the mesh already known when the master answers quickly: no reload while sessions come up.
       const first = await this.mesh.initial(2000);
       if (first) this.neighbors = desiredNeighbors(this.o.config, first);

@@ -66,7 +66,7 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     const own = (): Set<string> => new Set([...ipam.ownedBlocks().map((b) => b.cidr), ...ipam.borrowedAddresses().map((ip) => `${ip}/32`)]);
     let speaker: BgpSpeaker | undefined;
     if (config.bgp.enabled) {
-      speaker = await BgpSpeaker.start({ config: config.bgp, dir: join(config.stateDir, 'bgp'), pools: config.pools.map((p) => parseCidr(p.cidr)), routes, log, own });
+      speaker = await BgpSpeaker.start({ config: config.bgp, dir: join(config.stateDir, 'bgp'), pools: config.pools.map((p) => parseCidr(p.cidr)), routes, log, own, masterTls: daemonClientTls(config) });
       closers.push(() => speaker!.stop());
     }
     let syncing: Promise<void> = Promise.resolve();
