@@ -12,7 +12,7 @@
  * contents.
  */
 import { readFileSync } from 'node:fs';
-import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdInvalidAuthTokenError, type Etcd3, type IOptions } from 'etcd3';
+import { EtcdAuthenticationFailedError, EtcdPermissionDeniedError, EtcdInvalidAuthTokenError, type Etcd3, type IOptions, type IWatchResponse } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { loadTls } from '../tls/index.js';
 
@@ -157,11 +157,31 @@ export function etcdCredentialError(err: unknown, endpoints: string[], username?
       { cause: err },
     );
   }
-  if (err instanceof EtcdInvalidAuthTokenError) return undefined;
+  // A stale token is renewed and the call made again: not the caller's problem.
+  if (err instanceof EtcdInvalidAuthTokenError || msg.includes('invalid auth token')) return undefined;
   for (const [re, cause] of TLS_CAUSES) {
     if (re.test(msg)) return new CorralError('UNAUTHENTICATED', `${at}: TLS failed: ${cause} (${msg})`, { endpoints, cause: 'tls' }, { cause: err });
   }
   return undefined;
+}
+
+interface PoolLike {
+  authenticator?: AuthenticatorLike;
+  withConnection?: (service: string, fn: (...args: never[]) => unknown, ...rest: unknown[]) => Promise<unknown>;
+}
+
+/** The client's connection pool (internal to etcd3; shared by all its namespaces). */
+const poolOf = (client: Etcd3): PoolLike | undefined => (client as unknown as { pool?: PoolLike }).pool;
+
+/** The client's authenticator (internal to etcd3; undefined if another version has none). */
+function authenticatorOf(client: Etcd3): AuthenticatorLike | undefined {
+  const a = poolOf(client)?.authenticator;
+  return a && typeof a.getMetadata === 'function' && typeof a.invalidateMetadata === 'function' ? a : undefined;
+}
+
+/** Make the client fetch a new auth token before its next call or stream (etcd no longer knows the current one). */
+export function dropEtcdToken(client: Etcd3): void {
+  authenticatorOf(client)?.invalidateMetadata();
 }
 
 interface AuthenticatorLike {
@@ -169,28 +189,51 @@ interface AuthenticatorLike {
   invalidateMetadata(): void;
 }
 
+/** grpc's status code for a call its own side cancelled. */
+const GRPC_CANCELLED = 1;
+
 /**
- * Keep etcd auth tokens fresh for streams. etcd drops a token that has not
- * been used for a while (--auth-token-ttl, 5 minutes); the etcd3 client
- * fetches a new one only when a unary call is refused, never for a watch or
- * keepalive stream, so a stream re-established after a quiet spell would be
- * refused for good. Every token is therefore fetched again once it is older
- * than `maxAgeMs` (a stream set-up or call after that asks etcd anew; one
- * authentication per minute at most, and none while nothing connects).
+ * Keep etcd auth tokens fresh for streams. etcd forgets a token when it
+ * restarts, and drops one unused for a while (--auth-token-ttl, 5 minutes);
+ * the etcd3 client fetches a new one only when a unary call is refused, never
+ * for a watch, whose creation etcd then cancels with "invalid auth token" on
+ * every attempt (and the client's election recipe then waits forever). So:
+ * a watch stream that breaks (etcd may have restarted) or is refused for its
+ * token drops the token, and a token older than `maxAgeMs` is fetched again
+ * before the next call or stream (one authentication a minute at most, none
+ * while idle). Applies to every namespace of `client`: they share its pool.
  */
-export function refreshEtcdTokens(client: Etcd3, maxAgeMs = 60_000): void {
-  // The client's authenticator is internal; without it (another client version) tokens are left as they are.
-  const authenticator = (client as unknown as { pool?: { authenticator?: AuthenticatorLike } }).pool?.authenticator;
-  if (!authenticator || typeof authenticator.getMetadata !== 'function' || typeof authenticator.invalidateMetadata !== 'function') return;
+export function keepEtcdTokensFresh(client: Etcd3, maxAgeMs = 60_000): void {
+  // The pool and authenticator are internal; without them (another client version) tokens are left as they are.
+  const authenticator = authenticatorOf(client);
+  const pool = poolOf(client);
+  if (!authenticator || !pool || typeof pool.withConnection !== 'function') return;
   const get = authenticator.getMetadata.bind(authenticator);
   let fetchedAt = 0;
+  const drop = (): void => {
+    authenticator.invalidateMetadata();
+    fetchedAt = 0;
+  };
   authenticator.getMetadata = () => {
     const now = Date.now();
-    if (fetchedAt !== 0 && now - fetchedAt > maxAgeMs) {
-      authenticator.invalidateMetadata();
-      fetchedAt = 0;
-    }
+    if (fetchedAt !== 0 && now - fetchedAt > maxAgeMs) drop();
     if (fetchedAt === 0) fetchedAt = now;
     return get();
+  };
+  const withConnection = pool.withConnection.bind(pool);
+  pool.withConnection = async (service, fn, ...rest) => {
+    const made = await withConnection(service, fn, ...rest);
+    const stream = made as { on?: (event: string, listener: (arg: never) => void) => void } | undefined;
+    if (service === 'Watch' && typeof stream?.on === 'function') {
+      // Registered before the caller's listeners: the token is gone by the time it reconnects.
+      stream.on('data', (res: IWatchResponse) => {
+        if (res.canceled && res.cancel_reason?.includes('invalid auth token')) drop();
+      });
+      // Every end of a grpc call reports its status; only our own cancel says nothing about etcd.
+      stream.on('status', (status: { code?: number }) => {
+        if (status?.code !== GRPC_CANCELLED) drop();
+      });
+    }
+    return made;
   };
 }

@@ -20,7 +20,7 @@ import type { EventEmitter } from 'node:events';
 import { Etcd3, EtcdLeaseInvalidError, type Election, type Namespace, type Watcher } from 'etcd3';
 import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger } from '../log.js';
-import { etcdClientOptions, etcdCredentialError, refreshEtcdTokens, type EtcdConnectionOptions } from './etcd-connection.js';
+import { etcdClientOptions, etcdCredentialError, keepEtcdTokensFresh, type EtcdConnectionOptions } from './etcd-connection.js';
 
 /** Connects as the Store does (endpoints, TLS, auth: the same options). */
 interface EtcdElectionOptions extends EtcdConnectionOptions {
@@ -81,9 +81,9 @@ export class EtcdElection {
   constructor(private readonly opts: EtcdElectionOptions) {
     if (!Number.isInteger(opts.ttlSeconds) || opts.ttlSeconds < 1) throw new CorralError('INVALID_ARGUMENT', 'election lease TTL must be a whole number of seconds, at least 1');
     this.client = new Etcd3(etcdClientOptions(opts));
-    if (opts.auth) refreshEtcdTokens(this.client);
     this.prefix = opts.namespace ?? '';
     this.ns = this.prefix === '' ? this.client : this.client.namespace(this.prefix);
+    if (opts.auth) keepEtcdTokensFresh(this.client);
     this.election = this.ns.election(opts.name, opts.ttlSeconds);
   }
 

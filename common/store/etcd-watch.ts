@@ -22,6 +22,8 @@ interface EtcdWatchDeps {
   onDone(w: EtcdWatch): void;
   /** A failure no retry can mend (TLS, credentials, permission) as its typed error, else undefined. */
   fatal?(err: unknown): CorralError | undefined;
+  /** Drop the client's auth token so the next stream fetches a new one. */
+  reauthenticate?(): void;
 }
 
 const RETRY_BUDGET_MS = 30_000;
@@ -136,6 +138,13 @@ export class EtcdWatch implements Watch {
       return;
     }
     if (res.canceled) {
+      // etcd forgot the token this stream was made with (it restarted, or the token expired unused):
+      // the client would offer it again forever, as it renews tokens only for unary calls.
+      if (res.cancel_reason?.includes('invalid auth token') && this.deps.reauthenticate) {
+        this.deps.reauthenticate();
+        this.onBroken(stream, new Error(res.cancel_reason));
+        return;
+      }
       this.fail(this.deps.fatal?.(new Error(res.cancel_reason)) ?? new CorralError('UNAVAILABLE', `etcd canceled the watch${res.cancel_reason ? `: ${res.cancel_reason}` : ''}`));
       return;
     }

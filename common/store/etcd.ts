@@ -27,7 +27,7 @@ import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { logger, type Logger } from '../log.js';
 import * as check from '../../contracts/store/check.js';
 import type { CheckedCompare, CheckedOp } from '../../contracts/store/check.js';
-import { etcdClientOptions, etcdCredentialError, refreshEtcdTokens, type EtcdConnectionOptions } from './etcd-connection.js';
+import { dropEtcdToken, etcdClientOptions, etcdCredentialError, keepEtcdTokensFresh, type EtcdConnectionOptions } from './etcd-connection.js';
 import { EtcdWatch } from './etcd-watch.js';
 import type { KeyValue, OpResult, PutOptions, RangeOptions, Store, Txn, TxnResult, Value, Watch, WatchOptions } from '../../contracts/store/types.js';
 
@@ -75,7 +75,7 @@ export class EtcdStore implements Store {
     this.username = opts.auth?.username;
     this.log = logger('store').child({ backend: 'etcd', namespace });
     this.client = new Etcd3(clientOptions);
-    if (opts.auth) refreshEtcdTokens(this.client);
+    if (opts.auth) keepEtcdTokensFresh(this.client);
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -138,6 +138,7 @@ export class EtcdStore implements Store {
         log: this.log,
         onDone: (done) => this.watches.delete(done),
         fatal: (err) => etcdCredentialError(err, this.endpoints, this.username),
+        ...(this.username !== undefined && { reauthenticate: () => dropEtcdToken(this.client) }),
       },
       opts,
       start,

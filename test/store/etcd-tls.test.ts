@@ -198,6 +198,63 @@ describe('etcd TLS and authentication refusals', () => {
   });
 });
 
+describe('etcd restarts with authentication on', () => {
+  it('a watch resumes after an etcd restart (which forgets every auth token) without losing or repeating a revision', { timeout: 90_000 }, async () => {
+    const opts = conn({ namespace: `${NS}restart-${randomUUID()}/`, dialTimeoutMs: 1000 });
+    const watcher = await EtcdStore.open(opts);
+    const w = new Recorder().start(watcher, '');
+    let writer: EtcdStore | undefined;
+    try {
+      const r1 = (await watcher.put('a', '1')).revision;
+      await w.waitEvents(1);
+      await etcd!.kill();
+      await etcd!.restart();
+      writer = await untilValue('etcd back', () => EtcdStore.open(opts).catch(() => undefined), 30_000, 200);
+      const r2 = (await writer.put('b', '2')).revision;
+      await w.waitEvents(2, 45_000);
+      expect(w.summary).toEqual([`put a=1@${r1}`, `put b=2@${r2}`]);
+      expect(w.errors).toEqual([]);
+      // Its own unary calls work again too (a new token fetched on the refusal of the old one).
+      expect((await watcher.get('b'))?.value.toString()).toBe('2');
+      await writer.deletePrefix('');
+    } finally {
+      await writer?.close();
+      await watcher.close();
+    }
+  });
+});
+
+describe('the election across an etcd restart with authentication on', () => {
+  it('after the restart, the leader resigns and the other candidate is elected (its watches fetch a new token)', { timeout: 120_000 }, async () => {
+    const namespace = `${NS}election-restart-${randomUUID()}/`;
+    const c = { ...conn({ dialTimeoutMs: 2000 }), namespace };
+    const elections = [0, 1].map(() => new EtcdElection({ ...c, name: 'm', ttlSeconds: 10 }));
+    try {
+      const won: Array<{ key: string } | undefined> = [undefined, undefined];
+      const errors: Array<Error | undefined> = [undefined, undefined];
+      const candidacies = elections.map((e, i) => e.campaign(`candidate-${i}`, { onElected: (k) => (won[i] = k), onError: (err) => (errors[i] = err) }));
+      const observed: Array<string | undefined> = [];
+      elections[0]!.observe((v) => observed.push(v));
+      const leader = await untilValue('a candidate elected', async () => (won[0] ? 0 : won[1] ? 1 : undefined), 20_000);
+      // Both stand (both keys written) before etcd goes: the other is then waiting for the leader's key to go.
+      const store = await EtcdStore.open(c);
+      await untilValue('both candidates standing', async () => (await store.range('election/m/')).kvs.length === 2, 20_000);
+      await store.close();
+      await etcd!.kill();
+      await etcd!.restart();
+      // The restarted etcd forgot every token; the leases survive (their TTL starts over).
+      await untilValue('etcd back', async () => (await elections[0]!.leaderKey().catch(() => undefined))?.value, 30_000, 200);
+      await candidacies[leader]!.resign();
+      const next = await untilValue('the other candidate elected', async () => won[1 - leader], 60_000);
+      expect(next).toBeDefined();
+      expect(errors[1 - leader]).toBeUndefined();
+      await untilValue('the observer saw the new leader', async () => observed.at(-1) === `candidate-${1 - leader}`, 30_000);
+    } finally {
+      await Promise.all(elections.map((e) => e.close()));
+    }
+  });
+});
+
 describe('etcd TLS and authentication through the store config', () => {
   it('openStore takes etcdTls and etcdAuth (password from the file, or from CORRAL_ETCD_PASSWORD)', async () => {
     const base = { backend: 'etcd' as const, etcdEndpoints: [etcd!.endpoint], namespace: `${NS}${randomUUID()}/`, etcdTls: { ca: pki!.caFile, ...masterCert! } };
