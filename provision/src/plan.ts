@@ -32,7 +32,8 @@ export type Readiness = ({ kind: 'http'; url: string; /** CA file to verify an h
 /**
  * Credentials the daemons that are clients use, by use: `admin` discovery
  * (follows the master: needs acls.view), `frameworks` the services daemon,
- * `agents` the agent and the CNI daemon's store access. Each goes only into
+ * `agents` the agent, `cni` the CNI daemon's store access on the master
+ * (default: the agent's). Each goes only into
  * the config file (0600) of the daemons that use it; the master and the
  * daemons' APIs read the node's security file, which on a provisioned host
  * holds hashes for every principal and plain text only for the host's own
@@ -42,6 +43,7 @@ export interface PlanSecrets {
   admin: { principal: string; secret: string };
   frameworks: { principal: string; secret: string };
   agents: { principal: string; secret: string };
+  cni?: { principal: string; secret: string } | undefined;
 }
 
 export interface DaemonPlan {
@@ -252,7 +254,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     cni = { binDir: join(dir, 'bin'), confDir: join(dir, 'net.d'), network: n.cni.network, socket: join(runDir, 'cni.sock') };
     const store: DaemonConfigInput['store'] =
       n.cni.store === 'master'
-        ? { backend: 'remote', url: urls.master, ...(sec ? sec.agents : {}) }
+        ? { backend: 'remote', url: urls.master, ...(sec ? (sec.cni ?? sec.agents) : {}) }
         : n.cni.store === 'embedded'
           ? // Blocks claimed in a Store of the node's own: a node alone shares its pool with nobody.
             { backend: 'embedded', path: join(dir, 'cluster.db') }

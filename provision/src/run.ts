@@ -130,10 +130,12 @@ interface NodeUpOptions {
  * The credentials a node's client daemons use, from its security file: a host
  * holds the secrets of its own principals in plain text and everyone else's
  * as hashes only, so the plain-text credential the ACLs allow each use is
- * this host's. By use: `agents` (agent, CNI daemon) in acls.agents,
- * `frameworks` (services daemon) in register_frameworks, `admin` (discovery,
- * which follows the master) in acls.view or acls.operators. A principal named
- * like the use (the older layout: admin, frameworks, agents) comes first.
+ * this host's. By use: `agents` (agent) in acls.agents, `frameworks`
+ * (services daemon) in register_frameworks, `admin` (discovery, which follows
+ * the master) in acls.view or acls.operators, `cni` (the CNI daemon's store
+ * access) one named `cni` or in an explicit acls.store, else the agent's. A
+ * principal named like the use (the older layout: admin, frameworks, agents)
+ * comes first.
  */
 export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
   if (!config.security) return undefined;
@@ -148,11 +150,13 @@ export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
       );
     return c;
   };
-  return {
-    admin: cred('admin', 'acls.view or acls.operators', (p) => listed(sec.acls.view, p) || listed(sec.acls.operators, p)),
-    frameworks: cred('frameworks', 'acls.register_frameworks', (p) => sec.acls.register_frameworks.some((r) => listed(r.principals, p))),
-    agents: cred('agents', 'acls.agents', (p) => listed(sec.acls.agents, p)),
-  };
+  const admin = cred('admin', 'acls.view or acls.operators', (p) => listed(sec.acls.view, p) || listed(sec.acls.operators, p));
+  const frameworks = cred('frameworks', 'acls.register_frameworks', (p) => sec.acls.register_frameworks.some((r) => listed(r.principals, p)));
+  const agents = cred('agents', 'acls.agents', (p) => listed(sec.acls.agents, p));
+  // Its own: not one another daemon of the host already uses.
+  const taken = new Set([admin.principal, frameworks.principal, agents.principal]);
+  const cni = ownCredential(sec, (p) => p === 'cni') ?? (sec.acls.store ? ownCredential(sec, (p) => !taken.has(p) && listed(sec.acls.store, p)) : undefined);
+  return { admin, frameworks, agents, ...(cni ? { cni } : {}) };
 }
 
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {

@@ -77,6 +77,14 @@ describe('planNode with a security file', () => {
       frameworks: { principal: 'services-c1', secret: 's1' },
       agents: { principal: 'agent-c1', secret: 'a1' },
     });
+    // The CNI daemon's store access: its own principal where acls.store names one, else the agent's.
+    const withStore = JSON.parse(readFileSync(file, 'utf8')) as { credentials: unknown[]; acls: Record<string, unknown> };
+    withStore.credentials.push({ principal: 'cni-c1', secret: 'c1' }, { principal: 'cni-c0', secret_hash: h('y') });
+    withStore.acls.store = ['cni-c0', 'cni-c1', 'services-c1'];
+    writeFileSync(file, JSON.stringify(withStore));
+    const secrets = secretsOf({ ...node, security: { file } })!;
+    expect(secrets.cni).toEqual({ principal: 'cni-c1', secret: 'c1' });
+    expect(config(planNode(node, secrets), 'cni')).toMatchObject({ store: { backend: 'remote', principal: 'cni-c1', secret: 'c1' } });
     rmSync(dir, { recursive: true, force: true });
   });
 
