@@ -38,6 +38,8 @@ export interface LeaderProbeOptions {
   intervalMs?: number;
   confirmAfterMs?: number;
   timeoutMs?: number;
+  /** PEM of the CA an https leader's certificate is checked against (the cluster's). */
+  ca?: string | undefined;
   /**
    * The leader's crash is confirmed: act on it (revoke its lease). Resolves
    * true when done with this leader, false to be asked again after the next
@@ -49,7 +51,7 @@ export interface LeaderProbeOptions {
 const MAX_HEALTH_BYTES = 64 * 1024;
 
 /** One look at `target`: what answers at its URL. */
-export function probeOnce(target: ProbeTarget, timeoutMs: number, idField = 'master'): Promise<ProbeResult> {
+export function probeOnce(target: ProbeTarget, timeoutMs: number, idField = 'master', ca?: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let url: URL;
     try {
@@ -68,7 +70,7 @@ export function probeOnce(target: ProbeTarget, timeoutMs: number, idField = 'mas
       resolve(r);
     };
     // A fresh connection every time (no keep-alive): it is the listening socket that is probed.
-    const req = request(url, { method: 'GET', agent: false, headers: { accept: 'application/json' } }, (res: IncomingMessage) => {
+    const req = request(url, { method: 'GET', agent: false, headers: { accept: 'application/json' }, ...(ca !== undefined && { ca }) }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
@@ -167,7 +169,7 @@ export class LeaderProbe {
   private async step(): Promise<number> {
     const target = this.target;
     if (this.stopped || !target || this.reported === target.id) return this.intervalMs;
-    const result = await probeOnce(target, this.timeoutMs, this.opts.idField);
+    const result = await probeOnce(target, this.timeoutMs, this.opts.idField, this.opts.ca);
     this.probes++;
     // The leader changed while the probe ran: its answer is about somebody else.
     if (this.target !== target) return 0;

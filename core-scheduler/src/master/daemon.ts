@@ -103,6 +103,8 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
         electionName: config.ha.electionName,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
         crashDetection: config.ha.crashDetection,
+        // An https leader is probed as its clients reach it: against the cluster CA.
+        ...(tls?.ca !== undefined && { probe: { ca: tls.ca } }),
         self: { id: master.info.id, hostname: master.info.hostname, ip: master.info.ip, port: server.port, url: `${tls ? 'https' : 'http'}://${host}:${server.port}` },
         async onElected(fence) {
           // Recovery as after a restart, every write from here on fenced by the election key.

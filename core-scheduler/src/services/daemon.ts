@@ -190,6 +190,7 @@ export async function startServices(input: ServicesConfigInput, opts: StartOptio
         electionName: config.ha.electionName ?? `services-${config.framework.name}`,
         leaseTtlSeconds: config.ha.leaseTtlSeconds,
         crashDetection: config.ha.crashDetection,
+        ...(tls?.ca !== undefined && { probe: { ca: tls.ca } }),
         self: { id, url: config.ha.advertiseUrl ?? url },
         onElected: async (fence) => {
           term = await startTerm(config, store, url, metrics, log, fence);
