@@ -83,6 +83,8 @@ export const nodeConfigSchema = z
         members: z.array(z.strictObject({ name: z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/), address: ip })).default([]),
         clientPort: port.default(2379),
         peerPort: port.default(2380),
+        /** With TLS: where a member serves /health and /metrics in plain HTTP (its client port wants a client certificate). */
+        metricsPort: port.default(2381),
         /** Distinguishes this cluster's members from another's on the same network. */
         token: z
           .string()
@@ -237,7 +239,7 @@ export type NodeConfig = z.output<typeof nodeConfigSchema>;
 export type NodeConfigInput = z.input<typeof nodeConfigSchema>;
 
 /** The etcd cluster's client URLs, as every daemon that uses it names them. */
-export const etcdEndpoints = (c: NodeConfig): string[] => c.etcd.members.map((m) => `http://${m.address}:${c.etcd.clientPort}`);
+export const etcdEndpoints = (c: NodeConfig): string[] => c.etcd.members.map((m) => `${c.tls ? 'https' : 'http'}://${m.address}:${c.etcd.clientPort}`);
 
 export function componentsOf(c: NodeConfig): Component[] {
   return c.components ?? ROLE_COMPONENTS[c.role];

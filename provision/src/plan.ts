@@ -18,6 +18,7 @@ const ETCD_BINARY = process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd';
 import type { NodeScope } from './scope.js';
 import { CorralError } from '../../contracts/errors.js';
 import { nodeTlsFiles, type TlsDaemon } from './tls.js';
+import { ETCD_NAMESPACE, etcdClientStore, etcdHealthBase, etcdMemberTlsConfig } from './etcd-tls.js';
 
 /**
  * How to tell a daemon serves: a 2xx answer, and (`expect`) a JSON field
@@ -148,8 +149,10 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
 
   if (has('etcd')) {
     const dir = join(n.dir, 'etcd');
-    const peer = (address: string): string => `http://${address}:${n.etcd.peerPort}`;
-    const client = `http://${n.address}:${n.etcd.clientPort}`;
+    // With TLS, clients and peers alike: certificates of the cluster CA on both sides (etcd-tls.ts).
+    const etcdScheme = n.tls ? 'https' : 'http';
+    const peer = (address: string): string => `${etcdScheme}://${address}:${n.etcd.peerPort}`;
+    const client = `${etcdScheme}://${n.address}:${n.etcd.clientPort}`;
     // etcd's own configuration file (YAML; JSON is YAML): one member of the control plane's cluster.
     const config = {
       name: n.name,
@@ -162,6 +165,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       'initial-cluster-token': n.etcd.token,
       'initial-cluster-state': 'new',
       'log-level': n.log.level === 'debug' || n.log.level === 'trace' ? 'debug' : 'warn',
+      ...etcdMemberTlsConfig(n),
     };
     const configFile = join(dir, 'etcd.json');
     daemons.push({
@@ -173,7 +177,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       config,
       outFile: n.log.dir ? join(n.log.dir, 'etcd.log') : join(dir, 'etcd.out'),
       // A member is ready once the cluster has a leader (its /health says true): with 3 members, once 2 run.
-      ready: { kind: 'http', url: `${client}/health`, expect: { field: ['health'], equals: 'true', waiting: 'the etcd cluster has no quorum yet' }, show: { field: [], text: client } },
+      ready: { kind: 'http', url: `${etcdHealthBase(n)}/health`, expect: { field: ['health'], equals: 'true', waiting: 'the etcd cluster has no quorum yet' }, show: { field: [], text: client } },
     });
   }
   if (has('master')) {
@@ -185,7 +189,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       // Without a security file, a lab on a private network: no credentials (documented in provision/README.md).
       ...auth(),
       ...tlsOf('master'),
-      store: n.master.registry === 'etcd' ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
+      store: n.master.registry === 'etcd' ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n) } : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
       // Replicated masters: one leads, elected in etcd; the others redirect to it.
       ...(n.master.ha ? { ha: { enabled: true } } : {}),
       allocation: { intervalMs: n.master.allocationIntervalMs },
@@ -195,7 +199,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, ...ca, show: { field: [], text: ownMaster } });
   }
   // With the registry on etcd, the service framework and discovery keep their state there too: every replica shares it.
-  const sharedStore = n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: 'corral/' } : undefined;
+  const sharedStore = n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n) } : undefined;
   if (has('services')) {
     const dir = join(n.dir, 'services');
     const ownServices = `${scheme}://${n.address}:${n.control.servicesPort}`;

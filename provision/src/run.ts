@@ -27,6 +27,7 @@ import { bootstrapCeph } from './ceph.js';
 import type { NodeConfig } from './config.js';
 import { planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
 import { ensureNodeCertificates } from './tls.js';
+import { ensureEtcdCertificates, secureEtcd } from './etcd-tls.js';
 import { killNodeProcesses, loadNodeState, ours, reconcileNode, saveNodeState, startDaemon, type DaemonSpec, type NodeState } from './lifecycle.js';
 
 function httpGet(o: { url?: string; ca?: string | undefined; socketPath?: string; path?: string }, timeoutMs: number): Promise<{ status: number; body: string }> {
@@ -162,6 +163,7 @@ export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {
   const secrets = o.secrets ?? secretsOf(config);
   await ensureNodeCertificates(config, secrets?.agents.principal);
+  await ensureEtcdCertificates(config);
   const plan = planNode(config, secrets);
   const corral = o.corral ?? corralCommand();
   writeNodeFiles(plan);
@@ -178,6 +180,8 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
     ...(o.onPid ? { onPid: o.onPid } : {}),
     logOf: (d) => (plan.daemons.find((x) => x.name === d.name)?.config as { log?: { file?: string } } | undefined)?.log?.file,
   });
+  // The etcd cluster has quorum (its members are ready): authentication on, corral's daemons confined to their prefix.
+  await secureEtcd(config);
   return plan;
 }
 

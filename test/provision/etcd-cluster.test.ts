@@ -3,15 +3,22 @@
  * `etcd` component on loopback addresses, each brought up by the one node
  * lifecycle (`nodeUp`); the cluster has a leader and takes writes, keeps
  * working without one member, refuses writes without quorum (a clear error,
- * nothing lost) and takes them again when a member returns.
+ * nothing lost) and takes them again when a member returns. With TLS in the
+ * node files, the members speak TLS to clients and peers, want certificates
+ * of the cluster CA, and have authentication on with corral confined to its
+ * prefix.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { freePort } from '../harness/ports.js';
 import { recordPid, testDir } from '../harness/resources.js';
-import { nodeConfigSchema, type NodeConfig } from '../../provision/src/config.js';
+import { etcdEndpoints, nodeConfigSchema, type NodeConfig } from '../../provision/src/config.js';
+import { ETCD_NAMESPACE, etcdClientFiles, secureEtcd } from '../../provision/src/etcd-tls.js';
+import { ensureClusterCa } from '../../provision/src/tls.js';
+import { EtcdStore } from '../../common/store/etcd.js';
+import { isCorralError } from '../../contracts/errors.js';
 import { nodeDown, nodeUp } from '../../provision/src/run.js';
 import { requireEtcdBinary } from '../harness/etcd.js';
 
@@ -74,5 +81,78 @@ describe('a three-member etcd through corral node up', () => {
     await put('corral/test/d', '4');
     expect(await client.get('corral/test/b').string()).toBe('2');
     expect(await client.get('corral/test/d').string()).toBe('4');
+  }, 300_000);
+});
+
+describe('a three-member etcd with TLS through corral node up', () => {
+  const tlsRoot = testDir('etcd3-tls');
+  const tlsMembers = [
+    { name: 't1', address: '127.0.0.24' },
+    { name: 't2', address: '127.0.0.25' },
+    { name: 't3', address: '127.0.0.26' },
+  ];
+  let tlsNodes: NodeConfig[] = [];
+  afterAll(async () => {
+    for (const n of tlsNodes) await nodeDown(n.dir, { purge: true });
+    rmSync(tlsRoot, { recursive: true, force: true });
+  });
+
+  it('members speak TLS to clients and peers, require certificates of the cluster CA, and confine corral to its prefix', async () => {
+    requireEtcdBinary();
+    const [clientPort, peerPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    // One CA for the three (a control node would hold it; here they share the directory): made before they come up together.
+    const caDir = join(tlsRoot, 'ca');
+    await ensureClusterCa(caDir, 'corral test cluster CA');
+    tlsNodes = tlsMembers.map((m) =>
+      nodeConfigSchema.parse({
+        role: 'control',
+        name: m.name,
+        address: m.address,
+        dir: join(tlsRoot, m.name),
+        components: ['etcd'],
+        tls: { dir: join(tlsRoot, m.name, 'tls'), caDir },
+        etcd: { members: tlsMembers, clientPort, peerPort, metricsPort, token: `ct-${clientPort}` },
+      }),
+    );
+    const onPid = (name: string, pid: number): void => recordPid(`etcd3-tls-${name}`, pid);
+    await Promise.all(tlsNodes.map((n) => nodeUp(n, { timeoutMs: 120_000, onPid })));
+
+    const n1 = tlsNodes[0]!;
+    const endpoints = etcdEndpoints(n1);
+    expect(endpoints.every((e) => e.startsWith('https://'))).toBe(true);
+    const clientTls = etcdClientFiles(n1.tls!.dir);
+    const rootFile = join(caDir, 'etcd-root.password');
+    expect(statSync(rootFile).mode & 0o777).toBe(0o600);
+
+    // Peers: every member advertises https peer and client URLs.
+    const root = new Etcd3({
+      hosts: endpoints,
+      credentials: { rootCertificate: readFileSync(clientTls.ca), certChain: readFileSync(clientTls.cert), privateKey: readFileSync(clientTls.key) },
+      auth: { username: 'root', password: readFileSync(rootFile, 'utf8').trim() },
+    });
+    try {
+      const list = await root.cluster.memberList({});
+      expect(list.members.map((m) => m.name).sort()).toEqual(['t1', 't2', 't3']);
+      for (const m of list.members) expect([...m.peerURLs, ...m.clientURLs].every((u) => u.startsWith('https://'))).toBe(true);
+    } finally {
+      root.close();
+    }
+
+    // corral's daemons: the client certificate (CN corral-master) is their etcd user; read and write under corral/ only.
+    const store = await EtcdStore.open({ endpoints, namespace: ETCD_NAMESPACE, tls: clientTls });
+    try {
+      await store.put('probe', 'ok');
+      expect((await store.get('probe'))?.value.toString()).toBe('ok');
+      await store.delete('probe');
+    } finally {
+      await store.close();
+    }
+    const outside = await EtcdStore.open({ endpoints, namespace: 'elsewhere/', tls: clientTls }).catch((e: unknown) => e);
+    expect(isCorralError(outside, 'FORBIDDEN'), String(outside)).toBe(true);
+    // No client certificate: the handshake is refused.
+    const anonymous = await EtcdStore.open({ endpoints, namespace: ETCD_NAMESPACE, tls: { ca: clientTls.ca }, dialTimeoutMs: 3000 }).catch((e: unknown) => e);
+    expect(isCorralError(anonymous, 'UNAUTHENTICATED'), String(anonymous)).toBe(true);
+    // Idempotent: another node up of the first member changes nothing.
+    expect(await secureEtcd(n1)).toEqual({ enabled: false });
   }, 300_000);
 });
