@@ -45,16 +45,21 @@ export function parseArgument<T>(parse: (v: string) => T, v: string): T {
 }
 
 /**
- * `--limit name=value`, repeatable: one of the HTTP server's limits
- * (common/http/limits.ts; docs/security.md, "Server limits"), gathered into
- * the daemon's `limits` config section.
+ * `--limit name=value`, repeatable: one of the daemon's limits — the HTTP
+ * server's (common/http/limits.ts; docs/security.md, "Server limits") and any
+ * of its own (`keys`, e.g. the master's subscription caps) — gathered into the
+ * daemon's `limits` config section.
  */
-export function limitOption(v: string, previous: Partial<HttpLimits> | undefined): Partial<HttpLimits> {
-  const m = /^([A-Za-z]+)=(\d+)$/.exec(v.trim());
-  if (!m) throw new InvalidArgumentError(`--limit: expected name=integer (e.g. maxConnections=2048), got "${v}"`);
-  const name = m[1] as keyof HttpLimits;
-  if (!HTTP_LIMIT_KEYS.includes(name)) throw new InvalidArgumentError(`--limit: unknown limit "${m[1]}"; one of ${HTTP_LIMIT_KEYS.join(', ')}`);
-  return { ...previous, [name]: Number(m[2]) };
+export function limitOptionFor(keys: readonly string[]) {
+  return (v: string, previous: Partial<HttpLimits> | undefined): Partial<HttpLimits> => {
+    const m = /^([A-Za-z]+)=(\d+)$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`--limit: expected name=integer (e.g. maxConnections=2048), got "${v}"`);
+    if (!keys.includes(m[1]!)) throw new InvalidArgumentError(`--limit: unknown limit "${m[1]}"; one of ${keys.join(', ')}`);
+    return { ...previous, [m[1]!]: Number(m[2]) };
+  };
 }
+
+/** `--limit` of a daemon whose limits are the HTTP server's only. */
+export const limitOption = limitOptionFor(HTTP_LIMIT_KEYS);
 
 export const LIMIT_FLAG_HELP = 'HTTP server limit, repeatable, e.g. --limit maxConnections=2048 (names and defaults: docs/security.md)';

@@ -4,9 +4,9 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../common/config.js';
 import { configureLogging } from '../../common/log.js';
-import { masterConfigSchema } from '../../core-scheduler/src/index.js';
+import { masterConfigSchema, MASTER_LIMIT_KEYS } from '../../core-scheduler/src/index.js';
 import { startMaster } from '../../core-scheduler/src/index.js';
-import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { intOption, limitOptionFor, LIMIT_FLAG_HELP } from '../parse.js';
 import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 export function registerMaster(program: Command): void {
@@ -26,7 +26,7 @@ export function registerMaster(program: Command): void {
     .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
-    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
+    .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOptionFor(MASTER_LIMIT_KEYS))
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const flags: Record<string, unknown> = {
         ...daemonTlsFlags(cmd, o),

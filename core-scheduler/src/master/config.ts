@@ -2,12 +2,14 @@
  * Master configuration: defaults < --config file < CORRAL_* environment < flags.
  */
 import { z } from '../../../common/validate.js';
-import { httpLimitsSchema } from '../../../common/http/limits.js';
+import { HTTP_LIMIT_KEYS, httpLimitsSchema } from '../../../common/http/limits.js';
 import { storeConfigSchema } from '../../../common/store/json.js';
 import { tlsConfigFields } from '../../../common/tls/config.js';
 
 /** Event streams one principal may hold: frameworks it subscribes, and operator event streams. */
 const DEFAULT_SUBSCRIPTION_CAPS = { maxSchedulerSubscriptionsPerPrincipal: 128, maxOperatorSubscriptionsPerPrincipal: 32 };
+/** Every key of the master's `limits`: the server's and its own (what `--limit` accepts). */
+export const MASTER_LIMIT_KEYS: readonly string[] = [...HTTP_LIMIT_KEYS, ...Object.keys(DEFAULT_SUBSCRIPTION_CAPS)];
 const httpLimits = httpLimitsSchema({ maxConnections: 16_384, maxStreams: 16_384 });
 /** The server's limits plus the master's own; one object, so each key has its environment variable (CORRAL_MASTER_LIMITS__…). */
 const masterLimitsSchema = httpLimits
