@@ -58,7 +58,12 @@ static void pathf(char *out, size_t n, const char *fmt, ...) {
   if (len < 0 || (size_t)len >= n) die("path too long: %.200s…", out);
 }
 
-static void harden_kernel_files(const char *root);
+/* The first read-only directory and file cover of a view, which the next ones bind (see cover()). */
+struct covers {
+  char dir[4200], file[4200];
+};
+static void harden_kernel_files(const char *root, struct covers *c);
+static int privileged(const struct launch_spec *s);
 static void enter_root(const char *root);
 
 static void join_cgroups(const struct launch_spec *s) {
@@ -205,7 +210,8 @@ static void setup_rootfs(const struct launch_spec *s) {
     pathf(path, sizeof path, "%s%s", root, s->binds[i].target);
     bind(s->binds[i].source, path, s->binds[i].readonly);
   }
-  harden_kernel_files(root);
+  struct covers c = {"", ""};
+  if (privileged(s)) harden_kernel_files(root, &c);
   enter_root(root);
 }
 
@@ -224,25 +230,46 @@ struct corral_mount_attr {
   unsigned long long attr_set, attr_clr, propagation, userns_fd;
 };
 
-/* An empty read-only directory (tmpfs) or /dev/null over `path`, whatever it is; nothing when it does not exist. */
-static void cover(const char *path, int *is_dir) {
+/*
+ * Covers: an empty read-only directory or /dev/null over a path. The first of each kind is mounted
+ * and made read-only; the next ones are binds of it (a bind keeps the mount's read-only flag), one
+ * mount call each instead of two — a view has a dozen of them, and every mount call of every
+ * launch on the host queues on the kernel's one namespace lock. A cover the task's own binds go
+ * into (its sandbox lives under the agent's masked work directory) gets a tmpfs of its own,
+ * made read-only once those binds are in place.
+ */
+static void remount_ro(const char *path, int tmpfs) {
+  if (tmpfs) do_mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+  else do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/* Covers `path` (nothing when it does not exist or is a symlink); returns 1 when it is a writable tmpfs left to remount_ro. */
+static int cover(struct covers *c, const char *path, int writable) {
   struct stat st;
-  *is_dir = 0;
-  if (lstat(path, &st)) return;
+  if (lstat(path, &st) || S_ISLNK(st.st_mode)) return 0;
   if (S_ISDIR(st.st_mode)) {
-    do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
-    *is_dir = 1;
-  } else if (!S_ISLNK(st.st_mode)) {
+    if (writable || !c->dir[0]) {
+      do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+      if (writable) return 1;
+      remount_ro(path, 1);
+      pathf(c->dir, sizeof c->dir, "%s", path);
+    } else do_mount(c->dir, path, NULL, MS_BIND, NULL);
+  } else if (!c->file[0]) {
     do_mount("/dev/null", path, NULL, MS_BIND, NULL);
-    do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  }
+    remount_ro(path, 0);
+    pathf(c->file, sizeof c->file, "%s", path);
+  } else do_mount(c->file, path, NULL, MS_BIND, NULL);
+  return 0;
 }
 
 /*
  * /proc and /sys as Docker leaves them to a container: kernel tunables (/proc/sys), sysrq and irq
  * settings read-only; kernel memory, key lists and timer dumps masked; firmware tables hidden.
+ * Only for a task with capabilities (root's DAC_OVERRIDE would open root-only files there, and
+ * some tunables check nothing else): a task without any meets the kernel's own permission checks
+ * there as any unprivileged user of the host does, and is spared some thirty mount calls.
  */
-static void harden_kernel_files(const char *root) {
+static void harden_kernel_files(const char *root, struct covers *c) {
   static const char *readonly[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"};
   static const char *masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
                                  "/proc/acpi", "/proc/scsi", "/proc/asound", "/sys/firmware", "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security"};
@@ -251,15 +278,15 @@ static void harden_kernel_files(const char *root) {
     pathf(path, sizeof path, "%s%s", root, readonly[i]);
     if (access(path, F_OK)) continue;
     do_mount(path, path, NULL, MS_BIND | MS_REC, NULL);
-    do_mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    remount_ro(path, 0);
   }
   for (size_t i = 0; i < sizeof masked / sizeof *masked; i++) {
-    int dir;
     pathf(path, sizeof path, "%s%s", root, masked[i]);
-    cover(path, &dir);
-    if (dir) do_mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+    (void)cover(c, path, 0);
   }
 }
+
+static int privileged(const struct launch_spec *s) { return !s->has_user || s->uid == 0 || !s->has_caps || s->cap_effective || s->cap_bounding; }
 
 /* pivot_root(".", ".") stacks the old root under the new one; detaching "." then drops every host mount. */
 static void enter_root(const char *root) {
@@ -300,8 +327,14 @@ static void setup_host_view(const struct launch_spec *s) {
   if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &attr, sizeof attr)) die("make the host view read-only: %s", strerror(errno));
   pathf(path, sizeof path, "%s/tmp", root);
   do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  int covered[256];
-  for (int i = 0; i < s->nmasks; i++) cover(prefixed[i], &covered[i]);
+  /* A mask the task's own binds go into needs a tmpfs of its own (writable until they are in place). */
+  int own[256];
+  struct covers c = {"", ""};
+  for (int i = 0; i < s->nmasks; i++) {
+    int hosts = under(s->sandbox, s->masks[i]);
+    for (int b = 0; b < s->nbinds && !hosts; b++) hosts = under(s->binds[b].target, s->masks[i]);
+    own[i] = cover(&c, prefixed[i], hosts);
+  }
   /* Binds after the covers: the sandbox usually lives under the agent's (masked) work directory. */
   pathf(path, sizeof path, "%s%s", root, s->sandbox);
   bind(s->sandbox, path, 0);
@@ -310,13 +343,13 @@ static void setup_host_view(const struct launch_spec *s) {
     bind(s->binds[i].source, path, s->binds[i].readonly);
   }
   for (int i = 0; i < s->nmasks; i++) {
-    if (covered[i]) do_mount(NULL, prefixed[i], NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k");
+    if (own[i]) remount_ro(prefixed[i], 1);
     free((void *)prefixed[i]);
   }
   make_dev(root);
   pathf(path, sizeof path, "%s/proc", root);
   do_mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  harden_kernel_files(root);
+  if (privileged(s)) harden_kernel_files(root, &c);
   enter_root(root);
 }
 

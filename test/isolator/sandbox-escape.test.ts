@@ -190,7 +190,7 @@ describe('who the task is', () => {
   it('root runs with the reduced capability set: no raw sockets, no mount, a read-only host', async () => {
     const r = await runTask(
       'root',
-      `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} chown=escape-probe; chmod 600 /dev/null && echo dev-null $(stat -c %a /dev/null); chmod 600 /proc/kcore 2>/dev/null || echo kcore refused`,
+      `id -u; ${STATUS}; ./escape-probe raw-socket mount mkdir=/etc/ct-escape write=/proc/sys/kernel/hostname mkdir=${cgroupDir} mkdir=/var/lib/corral/planted mkdir=/var/lib/docker/planted chown=escape-probe; chmod 600 /dev/null && echo dev-null $(stat -c %a /dev/null); chmod 600 /proc/kcore 2>/dev/null || echo kcore refused`,
       {},
       'root',
     );
@@ -205,6 +205,9 @@ describe('who the task is', () => {
     expect(res['mkdir:/etc/ct-escape']).toBe('EROFS');
     expect(res[`mkdir:${cgroupDir}`]).toBe('EROFS');
     expect(res['write:/proc/sys/kernel/hostname']).toBe('EROFS');
+    expect(res['mkdir:/var/lib/corral/planted']).toBe('EROFS'); // masks are read-only, the shared ones too
+    if (existsSync('/var/lib/docker')) expect(res['mkdir:/var/lib/docker/planted']).toBe('EROFS');
+    expect(existsSync('/var/lib/corral/planted')).toBe(false);
     expect(res['chown:escape-probe']).toBe('ok'); // CHOWN is in the default set: its own sandbox files
     // Its /dev nodes are its own: changing them changes nothing on the host; masks are read-only.
     expect(r.lines).toContain('dev-null 600');

@@ -19,6 +19,7 @@ import type { Isolator, IsolatorContext, Namespace } from './types.js';
 
 export class NamespacesIsolator implements Isolator {
   readonly name = 'namespaces';
+  private canonicalMasks: string[] | undefined;
 
   constructor(
     private readonly namespaces: Namespace[],
@@ -40,7 +41,9 @@ export class NamespacesIsolator implements Isolator {
       plan.hostname = config.hostname;
     }
     if (!this.namespaces.includes('mnt')) return;
-    plan.masks = [...new Set([...this.maskedPaths, ...this.volumeMountpoints()].map(canonical))];
+    // The configured paths once (a launch must not pay a realpath per mask); volume mount points as they come.
+    this.canonicalMasks ??= this.maskedPaths.map(canonical);
+    plan.masks = [...new Set([...this.canonicalMasks, ...this.volumeMountpoints().map(canonical)])];
     plan.viewRoot = this.viewRoot;
   }
 
