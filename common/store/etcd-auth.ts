@@ -24,9 +24,9 @@ import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { bytesPrefixEnd } from '../../contracts/store/check.js';
 import { etcdClientOptions, etcdCredentialError, type EtcdConnectionOptions } from './etcd-connection.js';
 
-export type EtcdPermission = 'read' | 'write' | 'readwrite';
+type EtcdPermission = 'read' | 'write' | 'readwrite';
 
-export interface EtcdUserSpec {
+interface EtcdUserSpec {
   /** etcd user name, also its role's name (a certificate with this CN acts as it). */
   name: string;
   /** Its password; omitted, the user authenticates by client certificate only. */

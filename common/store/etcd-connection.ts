@@ -17,7 +17,7 @@ import { CorralError, errorMessage } from '../../contracts/errors.js';
 import { loadTls } from '../tls/index.js';
 
 /** PEM files of a TLS connection to etcd. */
-export interface EtcdTlsFiles {
+interface EtcdTlsFiles {
   /** CA that signed etcd's server certificates (required: corral never falls back to the system's CAs for etcd). */
   ca: string;
   /** Client certificate and key, when etcd asks for one (`--client-cert-auth`). Both or neither. */
@@ -26,7 +26,7 @@ export interface EtcdTlsFiles {
 }
 
 /** etcd user authentication. The password comes from `passwordFile`, else from `password` (set by code, e.g. from the environment). */
-export interface EtcdAuthOptions {
+interface EtcdAuthOptions {
   username: string;
   passwordFile?: string;
   password?: string;
@@ -68,7 +68,7 @@ function loadEtcdTls(tls: EtcdTlsFiles): NonNullable<IOptions['credentials']> {
 }
 
 /** The password of `auth`: its file's first line, else `password`; never echoed in an error. */
-export function etcdPassword(auth: EtcdAuthOptions): string {
+function etcdPassword(auth: EtcdAuthOptions): string {
   if (auth.passwordFile !== undefined) {
     let text: string;
     try {

@@ -28,12 +28,12 @@ import { CERT_DAYS, ensureClusterCa } from './tls.js';
 /** The key prefix corral's daemons keep their state under in etcd (their Store namespace). */
 export const ETCD_NAMESPACE = 'corral/';
 /** The etcd user corral's control-plane daemons act as (their client certificate's CN). */
-export const ETCD_CLIENT_USER = 'corral-master';
+const ETCD_CLIENT_USER = 'corral-master';
 
 const files = (dir: string, name: string) => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
 
 /** The member's TLS files and the CA, in the node's TLS directory. */
-export const etcdMemberFiles = (tlsDir: string) => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, 'etcd') });
+const etcdMemberFiles = (tlsDir: string) => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, 'etcd') });
 /** What corral's daemons present to etcd. */
 export const etcdClientFiles = (tlsDir: string) => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, 'etcd-client') });
 
