@@ -2,13 +2,14 @@
  * The container side of a launch, run in the child the supervisor forks:
  * join the cgroups (before anything else, so every later step is accounted),
  * join the network namespace, unshare mount/uts/ipc, set up the filesystem
- * (an overlay root filesystem from an image, or a read-only view of the host
- * without corral's own files; either way pivot_root into it, so no host mount
- * is left to pin or see), then drop to the task's identity (security.c) and
- * exec the task. With a pid namespace this process is the namespace's init:
- * it forks the task, forwards signals to it (a task's SIGTERM handler works
- * as it would outside a container), reaps orphans, hands the task's exact
- * wait status to the supervisor and exits, which ends the whole namespace.
+ * (an overlay root filesystem from an image, pivoted into so no host mount is
+ * left, or a read-only view of the host without corral's own files, none of
+ * the mounts it must not pin, and its own /tmp, /dev and /proc), then drop to
+ * the task's identity (security.c) and exec the task. With a pid namespace
+ * this process is the namespace's init: it forks the task, forwards signals
+ * to it (a task's SIGTERM handler works as it would outside a container),
+ * reaps orphans, hands the task's exact wait status to the supervisor and
+ * exits, which ends the whole namespace.
  *
  * Any failure before exec is written to the error pipe (CLOEXEC, so a
  * successful exec closes it and the supervisor sees EOF = running).
@@ -215,21 +216,6 @@ static void setup_rootfs(const struct launch_spec *s) {
   enter_root(root);
 }
 
-#ifndef MOUNT_ATTR_RDONLY
-#define MOUNT_ATTR_RDONLY 0x00000001
-#define MOUNT_ATTR_NOSUID 0x00000002
-#define MOUNT_ATTR_NODEV 0x00000004
-#endif
-#ifndef AT_RECURSIVE
-#define AT_RECURSIVE 0x8000
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-struct corral_mount_attr {
-  unsigned long long attr_set, attr_clr, propagation, userns_fd;
-};
-
 /*
  * Covers: an empty read-only directory or /dev/null over a path. The first of each kind is mounted
  * and made read-only; the next ones are binds of it (a bind keeps the mount's read-only flag), one
@@ -298,68 +284,66 @@ static void enter_root(const char *root) {
 
 /*
  * A task without an image sees the host's files, read-only, without what it must not see or pin.
- * The view is a recursive bind of "/" on `view_root`, then:
+ * In its own mount namespace (a copy of the host's mounts, as unshare made it):
+ *  - its sandbox and volume sources are cloned first (open_tree), while their paths are visible;
  *  - every mount under a masked path (corral's run, work and state directories, credentials,
- *    network namespace files, other containers' volumes) is detached from the copy, and the path
- *    itself covered by an empty read-only directory or /dev/null;
- *  - everything is read-only, nosuid and nodev in one mount_setattr (cgroupfs, /sys included);
+ *    network namespace files, other containers' volumes) and under /tmp is detached;
+ *  - everything left is read-only, nosuid and nodev in one mount_setattr (cgroupfs, /sys included);
  *  - /tmp is a private tmpfs (its pages are charged to the task's memory cgroup);
- *  - the sandbox and the volumes are bound read-write (or as asked) at their usual paths, so the
- *    task's paths (cwd, MESOS_SANDBOX) are the same as outside;
- *  - a fresh /dev (null, zero, random…, its own devpts and shm) and /proc for its pid namespace;
- * and the task pivots into it: the host's root and every host mount are gone from its namespace.
+ *  - masked paths are covered by an empty read-only directory or /dev/null;
+ *  - the clones are attached at their usual paths (move_mount), so the task's paths (cwd,
+ *    MESOS_SANDBOX) are the same as outside;
+ *  - a fresh /dev (its own nodes, devpts and shm) and /proc of its pid namespace go on top.
+ * Done in place rather than by a recursive bind of "/" and pivot_root: the same view with half the
+ * mount work, which every launch on the host queues for on the kernel's one namespace lock.
  */
-static void setup_host_view(const struct launch_spec *s) {
-  const char *root = s->view_root;
-  char path[4200];
-  if (mkdir_p(root, 0755)) die("create %s: %s", root, strerror(errno));
-  do_mount("/", root, NULL, MS_BIND | MS_REC, NULL);
-  const char *prefixed[257];
-  for (int i = 0; i < s->nmasks; i++) {
-    pathf(path, sizeof path, "%s%s", root, s->masks[i]);
-    prefixed[i] = strdup(path);
+static int clone_tree(const char *source, int *is_dir) {
+  struct stat st;
+  if (stat(source, &st)) die("volume source %s: %s", source, strerror(errno));
+  *is_dir = S_ISDIR(st.st_mode);
+  int fd = open_tree(AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (fd < 0) die("clone the mount of %s: %s", source, strerror(errno));
+  return fd;
+}
+
+static void attach_tree(int fd, int is_dir, const char *target, int readonly) {
+  /* ensure_target creates a directory or a file as the source is (a stand-in of the right kind). */
+  ensure_target(is_dir ? "/" : "/proc/self/exe", target);
+  if (readonly) {
+    struct mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr)) die("make %s read-only: %s", target, strerror(errno));
   }
+  if (move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)) die("mount on %s: %s", target, strerror(errno));
+  close(fd);
+}
+
+static void setup_host_view(const struct launch_spec *s) {
+  int sandbox_dir, sandbox_fd = clone_tree(s->sandbox, &sandbox_dir);
+  int bind_fd[MAX_BINDS], bind_dir[MAX_BINDS];
+  for (int i = 0; i < s->nbinds; i++) bind_fd[i] = clone_tree(s->binds[i].source, &bind_dir[i]);
+  const char *detach[257];
+  for (int i = 0; i < s->nmasks; i++) detach[i] = s->masks[i];
   /* The host's /tmp and what is mounted under it are replaced by the task's own /tmp below. */
-  pathf(path, sizeof path, "%s/tmp", root);
-  prefixed[s->nmasks] = path;
-  detach_under(prefixed, s->nmasks + 1);
-  struct corral_mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
-  if (syscall(SYS_mount_setattr, AT_FDCWD, root, AT_RECURSIVE, &attr, sizeof attr)) die("make the host view read-only: %s", strerror(errno));
-  pathf(path, sizeof path, "%s/tmp", root);
-  do_mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  /* A mask the task's own binds go into needs a tmpfs of its own (writable until they are in place). */
+  detach[s->nmasks] = "/tmp";
+  detach_under(detach, s->nmasks + 1);
+  struct mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+  if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &attr, sizeof attr)) die("make the host view read-only: %s", strerror(errno));
+  do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  /* A mask the task's own mounts go into needs a tmpfs of its own (writable until they are in place). */
   int own[256];
   struct covers c = {"", ""};
   for (int i = 0; i < s->nmasks; i++) {
     int hosts = under(s->sandbox, s->masks[i]);
     for (int b = 0; b < s->nbinds && !hosts; b++) hosts = under(s->binds[b].target, s->masks[i]);
-    own[i] = cover(&c, prefixed[i], hosts);
+    own[i] = cover(&c, s->masks[i], hosts);
   }
-  /* Binds after the covers: the sandbox usually lives under the agent's (masked) work directory. */
-  pathf(path, sizeof path, "%s%s", root, s->sandbox);
-  bind(s->sandbox, path, 0);
-  for (int i = 0; i < s->nbinds; i++) {
-    pathf(path, sizeof path, "%s%s", root, s->binds[i].target);
-    bind(s->binds[i].source, path, s->binds[i].readonly);
-  }
-  for (int i = 0; i < s->nmasks; i++) {
-    if (own[i]) remount_ro(prefixed[i], 1);
-    free((void *)prefixed[i]);
-  }
-  make_dev(root);
-  pathf(path, sizeof path, "%s/proc", root);
-  do_mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  if (privileged(s)) harden_kernel_files(root, &c);
-  enter_root(root);
-}
-
-/* Without pivoting (the old layout, kept for tasks launched with a mount namespace but no view root). */
-static void setup_shared_view(const struct launch_spec *s) {
-  for (int i = 0; i < s->nbinds; i++) bind(s->binds[i].source, s->binds[i].target, s->binds[i].readonly);
-  if (s->ns_ipc) do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
-  if (s->ns_pid) do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-  /* After the binds, whose sources may live under a masked path (volume mount points). */
-  detach_under(s->masks, s->nmasks);
+  attach_tree(sandbox_fd, sandbox_dir, s->sandbox, 0);
+  for (int i = 0; i < s->nbinds; i++) attach_tree(bind_fd[i], bind_dir[i], s->binds[i].target, s->binds[i].readonly);
+  for (int i = 0; i < s->nmasks; i++)
+    if (own[i]) remount_ro(s->masks[i], 1);
+  make_dev("");
+  do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  if (privileged(s)) harden_kernel_files("", &c);
 }
 
 static void exec_task(const struct launch_spec *s) __attribute__((noreturn));
@@ -422,8 +406,7 @@ void run_container(const struct launch_spec *s, const struct child_pipes *p) {
     /* Nothing mounted here may propagate back to the host. */
     do_mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL);
     if (s->rootfs) setup_rootfs(s);
-    else if (s->view_root) setup_host_view(s);
-    else setup_shared_view(s);
+    else setup_host_view(s);
   }
   if (s->hostname && s->ns_uts && sethostname(s->hostname, strlen(s->hostname))) die("sethostname: %s", strerror(errno));
   if (!s->ns_pid) exec_task(s);

@@ -155,9 +155,6 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
       if (strcmp(v, "default") == 0) s->seccomp = 1;
       else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
       else return fmt_err(err, errlen, "bad seccomp \"%s\" (default, unconfined)", v), -1;
-    } else if (strcmp(k, "view_root") == 0) {
-      if (v[0] != '/') return fmt_err(err, errlen, "bad view_root (an absolute path)"), -1;
-      s->view_root = v;
     } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
   }
   if (!s->id || !s->sandbox || !s->status_path || !s->stdout_path || !s->stderr_path || s->argc == 0)
@@ -165,7 +162,6 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
   if (!s->exec_file) s->exec_file = s->argv[0];
   if (!s->cwd) s->cwd = s->sandbox;
   if (s->rootfs && (!s->rootfs_state || !s->ns_mnt)) return fmt_err(err, errlen, "rootfs needs rootfs_state and a mount namespace"), -1;
-  if (s->view_root && (s->rootfs || !s->ns_mnt)) return fmt_err(err, errlen, "view_root needs a mount namespace and no rootfs"), -1;
   if ((s->nbinds || s->nmasks) && !s->ns_mnt) return fmt_err(err, errlen, "bind and mask need a mount namespace"), -1;
   return 0;
 }

@@ -76,8 +76,6 @@ struct launch_spec {
   const char *exit_link;
   /* "SUPERVISOR_PID SUPERVISOR_START TASK_PID TASK_START", written once the task runs. */
   const char *supervisor_file;
-  /* Without an image: the directory the task's read-only view of the host is assembled on (see container.c). */
-  const char *view_root;
   int has_user;
   uid_t uid;
   gid_t gid;

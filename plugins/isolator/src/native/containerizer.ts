@@ -91,12 +91,7 @@ export class MesosContainerizer implements Containerizer {
     this.isolators = [
       new FilesystemIsolator(new ImageCache(join(config.workDir, 'images')), join(config.workDir, 'rootfs'), hasMnt, config.defaultUser),
       new CgroupsIsolator(cgroups, config.cfsQuota),
-      new NamespacesIsolator(
-        config.namespaces,
-        [config.runDir, config.netnsDir, config.workDir, ...BUILTIN_MASKED_PATHS, ...config.maskedPaths],
-        () => this.volumeMountpoints(),
-        join(config.runDir, 'view'),
-      ),
+      new NamespacesIsolator(config.namespaces, [config.runDir, config.netnsDir, config.workDir, ...BUILTIN_MASKED_PATHS, ...config.maskedPaths], () => this.volumeMountpoints()),
       new VolumesIsolator(deps.volumeHook, (path, id) => this.hostVolumeInUse(path, id)),
       new NetworkIsolator(this.launcher, (id) => join(config.netnsDir, config.netnsPrefix + id), deps.networkHook),
     ];

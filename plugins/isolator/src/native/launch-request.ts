@@ -41,10 +41,7 @@ export function launchFields(containerId: string, command: { file: string; argv:
   if (plan.hostname) f.push(['hostname', plan.hostname]);
   if (plan.rootfs) f.push(['rootfs', plan.rootfs], ['rootfs_state', plan.rootfsState!], ['sandbox_target', plan.sandboxTarget]);
   for (const b of plan.binds) f.push(['bind', `${b.readonly ? 'ro' : 'rw'}\t${b.source}\t${b.target}`]);
-  if (!plan.rootfs) {
-    for (const m of plan.masks) f.push(['mask', m]);
-    if (plan.viewRoot) f.push(['view_root', plan.viewRoot]);
-  }
+  if (!plan.rootfs) for (const m of plan.masks) f.push(['mask', m]);
   if (plan.user) f.push(['uid', String(plan.user.uid)], ['gid', String(plan.user.gid)], ['groups', plan.user.groups.join(',')]);
   if (plan.capabilities) f.push(['caps_effective', plan.capabilities.effective], ['caps_bounding', plan.capabilities.bounding]);
   return f;

@@ -27,8 +27,6 @@ export class NamespacesIsolator implements Isolator {
     private readonly maskedPaths: string[],
     /** Mount points of external volumes in use by any container right now. */
     private readonly volumeMountpoints: () => string[],
-    /** The directory each task's view of the host is assembled on (one for all: each mounts in its own namespace). */
-    private readonly viewRoot: string,
   ) {}
 
   record(): void {}
@@ -44,7 +42,6 @@ export class NamespacesIsolator implements Isolator {
     // The configured paths once (a launch must not pay a realpath per mask); volume mount points as they come.
     this.canonicalMasks ??= this.maskedPaths.map(canonical);
     plan.masks = [...new Set([...this.canonicalMasks, ...this.volumeMountpoints().map(canonical)])];
-    plan.viewRoot = this.viewRoot;
   }
 
   async cleanup(_record: ContainerRecord): Promise<void> {}

@@ -40,10 +40,8 @@ export interface LaunchPlan {
   /** Where the sandbox appears inside a root filesystem. */
   sandboxTarget: string;
   binds: BindMount[];
-  /** Host paths the task must neither see nor pin (canonical paths). */
+  /** Without an image: host paths the task must neither see nor pin (canonical paths). */
   masks: string[];
-  /** Without an image: where the task's read-only view of the host is assembled (needs the mount namespace). */
-  viewRoot?: string;
   cwd: string;
   env: Record<string, string>;
   user?: { uid: number; gid: number; groups: number[] };
