@@ -27,7 +27,15 @@ interface Figure {
   unit: string;
 }
 
-function placement(extra: string[]): Promise<number> {
+interface Run {
+  tasksPerSecond: number;
+  /** CPU seconds during placement. */
+  cpu: { master: number; fleet: number; framework: number };
+}
+
+const figure = (figures: Figure[], prefix: string): number => figures.find((f) => f.metric.startsWith(prefix))?.value ?? NaN;
+
+function placement(extra: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
@@ -38,7 +46,10 @@ function placement(extra: string[]): Promise<number> {
         const start = stdout.indexOf('[');
         const end = stdout.indexOf('\n]', start) + 2;
         const figures = JSON.parse(stdout.slice(start, end)) as Figure[];
-        resolve(figures.find((f) => f.unit === 'tasks/s')!.value);
+        resolve({
+          tasksPerSecond: figures.find((f) => f.unit === 'tasks/s')!.value,
+          cpu: { master: figure(figures, 'CPU during placement: master'), fleet: figure(figures, 'CPU during placement: simulated agents'), framework: figure(figures, 'CPU during placement: framework') },
+        });
       },
     );
   });
@@ -50,22 +61,26 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const plain: number[] = [];
-  const tls: number[] = [];
+  const plainRuns: Run[] = [];
+  const tlsRuns: Run[] = [];
   for (let run = 1; run <= RUNS; run++) {
-    plain.push(await placement([]));
-    tls.push(await placement(['--tls']));
-    console.error(`run ${run}: plain ${plain.at(-1)!.toFixed(0)} tasks/s, TLS ${tls.at(-1)!.toFixed(0)} tasks/s`);
+    plainRuns.push(await placement([]));
+    tlsRuns.push(await placement(['--tls']));
+    console.error(`run ${run}: plain ${plainRuns.at(-1)!.tasksPerSecond.toFixed(0)} tasks/s, TLS ${tlsRuns.at(-1)!.tasksPerSecond.toFixed(0)} tasks/s`);
   }
+  const plain = plainRuns.map((r) => r.tasksPerSecond);
+  const tls = tlsRuns.map((r) => r.tasksPerSecond);
   const ratio = median(tls) / median(plain);
+  // Where the CPU goes (medians, seconds during placement): the simulated agents share the master's 2 cores here.
+  const cpu = (runs: Run[]): string => (['master', 'fleet', 'framework'] as const).map((k) => `${k} ${median(runs.map((r) => r.cpu[k])).toFixed(1)} s`).join(', ');
   const rows = [
-    { transport: 'plain HTTP (--insecure)', runs: plain.map((v) => Math.round(v)), median: Math.round(median(plain)) },
-    { transport: 'TLS (mutual for agents)', runs: tls.map((v) => Math.round(v)), median: Math.round(median(tls)) },
+    { transport: 'plain HTTP (--insecure)', runs: plain.map((v) => Math.round(v)), median: Math.round(median(plain)), cpu: cpu(plainRuns) },
+    { transport: 'TLS (mutual for agents)', runs: tls.map((v) => Math.round(v)), median: Math.round(median(tls)), cpu: cpu(tlsRuns) },
   ];
   if (process.argv.includes('--json')) console.log(JSON.stringify({ rows, ratio }, null, 2));
   else {
     console.log(`placement, ${AGENTS} agents × ${CPUS} CPUs, ${RUNS} alternating runs each`);
-    for (const r of rows) console.log(`${r.transport.padEnd(26)} runs ${r.runs.join(' / ').padEnd(26)} median ${String(r.median).padStart(6)} tasks/s`);
+    for (const r of rows) console.log(`${r.transport.padEnd(26)} runs ${r.runs.join(' / ').padEnd(26)} median ${String(r.median).padStart(6)} tasks/s   CPU ${r.cpu}`);
     console.log(`TLS / plain (medians): ${ratio.toFixed(2)}×   goal ≥ 0.8×: ${ratio >= 0.8 ? 'met' : 'not met'}`);
   }
 }

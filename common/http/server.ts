@@ -329,13 +329,25 @@ export class HttpServer {
   }
 }
 
+/**
+ * The peer of each TLS connection, judged once: getPeerCertificate() builds a
+ * fresh object from the certificate on every call, and an agent makes
+ * thousands of calls on one connection (TLS 1.3 has no renegotiation, so the
+ * peer cannot change under it).
+ */
+const peers = new WeakMap<TLSSocket, PeerCertificate | null>();
+
 /** The certificate a TLS client presented, if any; plain HTTP and unix sockets have none. */
 function peerOf(socket: TLSSocket): PeerCertificate | undefined {
   if (!socket.encrypted) return undefined;
-  const cert = socket.getPeerCertificate();
-  if (!cert || Object.keys(cert).length === 0) return undefined;
-  const cn = cert.subject?.CN;
-  return { authorized: socket.authorized, commonName: Array.isArray(cn) ? cn[0] : cn };
+  let peer = peers.get(socket);
+  if (peer === undefined) {
+    const cert = socket.getPeerCertificate();
+    const cn = cert && Object.keys(cert).length > 0 ? cert.subject?.CN : undefined;
+    peer = cert && Object.keys(cert).length > 0 ? { authorized: socket.authorized, commonName: Array.isArray(cn) ? cn[0] : cn } : null;
+    peers.set(socket, peer);
+  }
+  return peer ?? undefined;
 }
 
 /** OpenSSL's verification codes, in words an operator acts on. */
