@@ -309,10 +309,9 @@ static int clone_tree(const char *source, int *is_dir) {
 static void attach_tree(int fd, int is_dir, const char *target, int readonly) {
   /* ensure_target creates a directory or a file as the source is (a stand-in of the right kind). */
   ensure_target(is_dir ? "/" : "/proc/self/exe", target);
-  if (readonly) {
-    struct mount_attr attr = {MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
-    if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr)) die("make %s read-only: %s", target, strerror(errno));
-  }
+  /* nosuid and nodev in the task's view, whatever the source's mount allows (the view's other mounts are too). */
+  struct mount_attr attr = {(readonly ? MOUNT_ATTR_RDONLY : 0) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0};
+  if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr)) die("set the mount flags of %s: %s", target, strerror(errno));
   if (move_mount(fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH)) die("mount on %s: %s", target, strerror(errno));
   close(fd);
 }
