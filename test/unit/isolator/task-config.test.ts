@@ -163,6 +163,7 @@ describe('the launcher wire format', () => {
       cwd: '/sb',
       env: { PATH: '/bin', A: 'b=c' },
       user: { uid: 1, gid: 2, groups: [2, 3] },
+      capabilities: { effective: '400', bounding: '401' },
       ipAddresses: [],
     };
     const files = {
@@ -187,6 +188,8 @@ describe('the launcher wire format', () => {
     expect(get('mask')).toEqual(['/run/netns']);
     expect(get('ns')).toEqual(['mnt,pid']);
     expect(get('groups')).toEqual(['2,3']);
+    expect(get('caps_effective')).toEqual(['400']);
+    expect(get('caps_bounding')).toEqual(['401']);
     expect(get('rootfs')).toEqual([]);
     const withImage = launchFields('c1', { file: 'sh', argv: ['sh'] }, { ...plan, rootfs: '/img', rootfsState: '/st' }, files);
     expect(withImage.filter(([k]) => k === 'mask')).toEqual([]); // pivot_root drops every host mount anyway
