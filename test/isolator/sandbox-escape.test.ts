@@ -180,6 +180,25 @@ describe('a command run in a running container (COMMAND health checks)', () => {
   });
 });
 
+describe('legitimate services still run', () => {
+  it('busybox httpd: root binds port 80 (NET_BIND_SERVICE is in its set), nobody serves on 8080 and cannot take 81', async () => {
+    for (const [id, user, port] of [
+      ['httpd-root', 'root', 80],
+      ['httpd-nobody', 'nobody', 8080],
+    ] as const) {
+      const sandbox = env.sandbox(id);
+      await env.z.launch(
+        task(id, sandbox, { network: { mode: 'isolated' }, command: { shell: true, value: `echo hello from ${user} > index.html; exec busybox httpd -f -p ${port} -h .`, environment: {}, user } }),
+      );
+      await eventually(async () => expect((await env.z.exec(id, ['busybox', 'wget', '-q', '-O', '-', `http://127.0.0.1:${port}/index.html`], 5000)).output).toBe(`hello from ${user}`));
+    }
+    const low = await env.z.exec('httpd-nobody', ['busybox', 'httpd', '-f', '-p', '81', '-h', '.'], 5000);
+    expect(low.exitCode).not.toBe(0);
+    expect(low.output).toMatch(/bind.*[Pp]ermission denied/);
+    for (const id of ['httpd-root', 'httpd-nobody']) await env.z.destroy(id);
+  });
+});
+
 describe('who the task is', () => {
   it('command.user is honoured, with its groups', async () => {
     const r = await runTask('daemon', 'id -u; id -g', {}, 'daemon');
