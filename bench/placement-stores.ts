@@ -89,15 +89,21 @@ async function main(): Promise<void> {
   const pkiDir = mkdtempSync(join(tmpdir(), 'corral-bench-etcd-pki-'));
   const pki = await makeEtcdPki(pkiDir);
   try {
+    const columns: Array<() => Promise<void>> = [
+      async () => void embedded.push(await placement([])),
+      async () => {
+        const e = await startEtcd();
+        try {
+          etcd.push(await placement(['--etcd-endpoints', e.endpoint]));
+        } finally {
+          await e.stop();
+        }
+      },
+      async () => void etcdTls.push(await securePlacement(pki)),
+    ];
     for (let run = 1; run <= RUNS; run++) {
-      embedded.push(await placement([]));
-      const e = await startEtcd();
-      try {
-        etcd.push(await placement(['--etcd-endpoints', e.endpoint]));
-      } finally {
-        await e.stop();
-      }
-      etcdTls.push(await securePlacement(pki));
+      // Each run starts with another column: none always runs first (or last) on a machine whose load drifts.
+      for (let c = 0; c < columns.length; c++) await columns[(run - 1 + c) % columns.length]!();
       console.error(`run ${run}: embedded ${embedded.at(-1)!.toFixed(0)} tasks/s, etcd ${etcd.at(-1)!.toFixed(0)} tasks/s, etcd+TLS ${etcdTls.at(-1)!.toFixed(0)} tasks/s`);
     }
   } finally {

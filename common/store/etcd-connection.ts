@@ -131,7 +131,7 @@ const TLS_CAUSES: Array<[RegExp, string]> = [
     /certificate required|alert number 116|handshake failure|alert number 40|bad certificate|alert number 42|unknown ca|alert number 48/i,
     'etcd refused the TLS handshake: it requires a client certificate signed by its trusted CA (tls.cert, tls.key)',
   ],
-  [/wrong version number|packet length too long|http\/1|Protocol error|unexpected eof/i, 'TLS and plain connections do not match (an https:// endpoint on a plain etcd, or the reverse)'],
+  [/wrong version number|packet length too long/i, 'etcd does not speak TLS on this endpoint (an https:// endpoint on a plain etcd)'],
 ];
 
 /**
@@ -159,6 +159,8 @@ export function etcdCredentialError(err: unknown, endpoints: string[], username?
   }
   // A stale token is renewed and the call made again: not the caller's problem.
   if (err instanceof EtcdInvalidAuthTokenError || msg.includes('invalid auth token')) return undefined;
+  // Only a TLS connection can fail for TLS (and https:// endpoints are TLS, as etcdClientOptions insists).
+  if (!endpoints.every((e) => e.startsWith('https://'))) return undefined;
   for (const [re, cause] of TLS_CAUSES) {
     if (re.test(msg)) return new CorralError('UNAUTHENTICATED', `${at}: TLS failed: ${cause} (${msg})`, { endpoints, cause: 'tls' }, { cause: err });
   }
