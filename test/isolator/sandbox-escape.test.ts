@@ -24,7 +24,11 @@ const stateDir = `/var/lib/corral/ct-escape-${randomBytes(3).toString('hex')}`;
 const credDir = `/srv/ct-escape-${randomBytes(3).toString('hex')}`;
 const credFile = join(credDir, 'agent.secret');
 
+/** /var/lib/corral is removed again if this file made it. */
+let madeCorralDir = false;
+
 beforeAll(async () => {
+  madeCorralDir = !existsSync('/var/lib/corral');
   mkdirSync(join(stateDir, 'checkpoints'), { recursive: true });
   writeFileSync(join(stateDir, 'checkpoints', 'agent.db'), 'state');
   mkdirSync(credDir, { recursive: true });
@@ -36,6 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
+  if (madeCorralDir) rmSync('/var/lib/corral', { recursive: true, force: true });
   rmSync(credDir, { recursive: true, force: true });
   if (!env) return;
   await env.z.close();
