@@ -1,0 +1,79 @@
+/**
+ * A control node's plan with TLS and the registry on etcd: the etcd member's
+ * own configuration has TLS for clients and peers with client certificates
+ * required, readiness on the plain metrics port, and every daemon that keeps
+ * state in etcd (master, service framework, discovery) gets the etcd client
+ * certificate in its store settings, each accepted by its daemon's schema.
+ * Without TLS the plan is as before (plain URLs, no TLS settings).
+ */
+import { describe, expect, it } from 'vitest';
+import { nodeConfigSchema } from '../../provision/src/config.js';
+import { planNode, type NodePlan } from '../../provision/src/plan.js';
+import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
+import { servicesConfigSchema } from '../../core-scheduler/src/services/config.js';
+import { discoveryConfigSchema } from '../../discovery/src/config.js';
+
+const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
+const members = [
+  { name: 'c1', address: '198.18.0.1' },
+  { name: 'c2', address: '198.18.0.2' },
+  { name: 'c3', address: '198.18.0.3' },
+];
+const node = (tls: boolean) =>
+  nodeConfigSchema.parse({
+    role: 'control',
+    name: 'c1',
+    address: '198.18.0.1',
+    dir: '/var/lib/corral/node',
+    components: ['etcd', 'master', 'services', 'discovery'],
+    etcd: { members },
+    master: { registry: 'etcd', ha: true },
+    control: { addresses: members.map((m) => m.address) },
+    ...(tls ? { tls: { dir: '/var/lib/corral/node/tls', caDir: '/var/lib/corral/node/ca' } } : {}),
+  });
+
+describe('the control plane etcd in a node plan', () => {
+  it('with TLS: members on https with client and peer certificate auth; the daemons carry the etcd client certificate', () => {
+    const p = planNode(node(true));
+    const etcd = config(p, 'etcd');
+    const transport = {
+      'cert-file': '/var/lib/corral/node/tls/etcd.crt',
+      'key-file': '/var/lib/corral/node/tls/etcd.key',
+      'trusted-ca-file': '/var/lib/corral/node/tls/ca.crt',
+      'client-cert-auth': true,
+    };
+    expect(etcd).toMatchObject({
+      'listen-client-urls': 'https://198.18.0.1:2379',
+      'listen-peer-urls': 'https://198.18.0.1:2380',
+      'initial-cluster': members.map((m) => `${m.name}=https://${m.address}:2380`).join(','),
+      'client-transport-security': transport,
+      'peer-transport-security': transport,
+      'listen-metrics-urls': 'http://198.18.0.1:2381',
+    });
+    expect(p.daemons.find((d) => d.name === 'etcd')!.ready).toMatchObject({ kind: 'http', url: 'http://198.18.0.1:2381/health' });
+    const store = {
+      backend: 'etcd',
+      namespace: 'corral/',
+      etcdEndpoints: members.map((m) => `https://${m.address}:2379`),
+      etcdTls: { ca: '/var/lib/corral/node/tls/ca.crt', cert: '/var/lib/corral/node/tls/etcd-client.crt', key: '/var/lib/corral/node/tls/etcd-client.key' },
+    };
+    for (const [name, schema] of [
+      ['master', masterConfigSchema],
+      ['services', servicesConfigSchema],
+      ['discovery', discoveryConfigSchema],
+    ] as const) {
+      const c = config(p, name);
+      expect(c.store, name).toEqual(store);
+      expect(schema.safeParse(c).success, name).toBe(true);
+    }
+  });
+
+  it('without TLS: plain URLs and no TLS settings, as before', () => {
+    const p = planNode(node(false));
+    const etcd = config(p, 'etcd');
+    expect(etcd['listen-client-urls']).toBe('http://198.18.0.1:2379');
+    expect(etcd).not.toHaveProperty('client-transport-security');
+    expect(p.daemons.find((d) => d.name === 'etcd')!.ready).toMatchObject({ url: 'http://198.18.0.1:2379/health' });
+    expect(config(p, 'master').store).toEqual({ backend: 'etcd', namespace: 'corral/', etcdEndpoints: members.map((m) => `http://${m.address}:2379`) });
+  });
+});
