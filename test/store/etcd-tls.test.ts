@@ -255,6 +255,39 @@ describe('the election across an etcd restart with authentication on', () => {
   });
 });
 
+describe('auth tokens that expire while streams run', () => {
+  it('with a 2 s token TTL, a leader keeps its lease, watches deliver and calls succeed long after the first token expired', { timeout: 90_000 }, async () => {
+    // An etcd of its own: tokens unused for 2 s are dropped (the default is 5 minutes).
+    const short = await startEtcd({ tls: pki!.server, extraArgs: ['--auth-token-ttl', '2'] });
+    const elections: EtcdElection[] = [];
+    let store: EtcdStore | undefined;
+    try {
+      await setupEtcdAuth({ endpoints: [short.endpoint], tls: { ca: pki!.caFile, ...(await pki!.client('corral-setup')) } }, { rootPassword: 'root-pw', users: [corralMasterUser(NS, password)] });
+      const c = { ...conn({ endpoints: [short.endpoint] }), namespace: `${NS}ttl-${randomUUID()}/` };
+      store = await EtcdStore.open(c);
+      const w = new Recorder().start(store, 'w/');
+      elections.push(new EtcdElection({ ...c, name: 'm', ttlSeconds: 3 }));
+      let won: { key: string } | undefined;
+      let lost: Error | undefined;
+      const candidacy = elections[0]!.campaign('only', { onElected: (k) => (won = k), onError: (err) => (lost = err) });
+      await untilValue('elected', async () => won, 20_000);
+      const start = Date.now();
+      // Keepalives go on for 10 s, five token lifetimes, without any other call in between.
+      await untilValue('the lease renewed for 10 s', async () => lost ?? candidacy.leaseValidUntil() > start + 10_000, 40_000, 250);
+      expect(lost).toBeUndefined();
+      const r = await store.put('w/a', '1');
+      await w.waitEvents(1, 20_000);
+      expect(w.summary).toEqual([`put w/a=1@${r.revision}`]);
+      expect(w.errors).toEqual([]);
+      await store.deletePrefix('');
+    } finally {
+      await Promise.all(elections.map((e) => e.close()));
+      await store?.close();
+      await short.stop();
+    }
+  });
+});
+
 describe('etcd TLS and authentication through the store config', () => {
   it('openStore takes etcdTls and etcdAuth (password from the file, or from CORRAL_ETCD_PASSWORD)', async () => {
     const base = { backend: 'etcd' as const, etcdEndpoints: [etcd!.endpoint], namespace: `${NS}${randomUUID()}/`, etcdTls: { ca: pki!.caFile, ...masterCert! } };
