@@ -11,7 +11,7 @@ import { planNode } from '../../provision/src/index.js';
 import { nodeFileFor, initNode, type NodeInitOptions } from '../../provision/src/index.js';
 import { intOption } from '../parse.js';
 import { nodeDown, nodeStatus, nodeUp } from '../../provision/src/index.js';
-import { ensureClusterCa, issueNodeCertificates } from '../../provision/src/index.js';
+import { ensureClusterCa, issueEtcdCertificates, issueNodeCertificates } from '../../provision/src/index.js';
 import { globals } from '../context.js';
 import { output, progress } from '../output.js';
 
@@ -86,7 +86,8 @@ export function registerNode(program: Command): void {
     .action(async (o: { config: string; caDir: string; out: string; agentPrincipal?: string }) => {
       const config = load(o.config);
       const ca = await ensureClusterCa(o.caDir, 'corral cluster CA');
-      const issued = await issueNodeCertificates(ca, { ...config, tls: { dir: o.out } }, o.agentPrincipal ? { agent: o.agentPrincipal } : {});
+      const target = { ...config, tls: { dir: o.out } };
+      const issued = [...(await issueNodeCertificates(ca, target, o.agentPrincipal ? { agent: o.agentPrincipal } : {})), ...(await issueEtcdCertificates(ca, target))];
       progress(`issued ${issued.length ? issued.join(', ') : 'nothing (all current)'} for node ${config.name} in ${o.out}`);
     });
 

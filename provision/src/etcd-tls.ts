@@ -16,11 +16,11 @@
  * a generated password kept beside the CA's key (etcd-root.password, 0600);
  * it is used for this set-up only.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { corralMasterUser, ensureRootPassword, setupEtcdAuth } from '../../common/store/etcd-auth.js';
-import { issueCertificate, loadTls, writeTlsFiles } from '../../common/tls/index.js';
+import { issueCertificate, loadTls, writeTlsFiles, type TlsPair } from '../../common/tls/index.js';
 import { CorralError } from '../../contracts/errors.js';
 import { componentsOf, etcdEndpoints, type NodeConfig } from './config.js';
 import { CERT_DAYS, ensureClusterCa } from './tls.js';
@@ -80,36 +80,54 @@ function needsIssuing(file: string, caPem: string, ip?: string): boolean {
 }
 
 /**
- * Before the daemons start: with the CA at hand (tls.caDir), issue the
- * member's and the client's certificates when missing or expiring; without it,
- * check the ones the node was handed.
+ * Issue the node's etcd certificates from `ca` into its TLS directory when
+ * missing or expiring: the member's (if it runs one) and corral's client
+ * certificate (if it uses etcd). Returns what was issued. Also what
+ * `corral node certs` hands another node.
+ */
+export async function issueEtcdCertificates(ca: TlsPair, n: NodeConfig): Promise<string[]> {
+  if (!n.tls || !usesEtcd(n)) return [];
+  const dir = n.tls.dir;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // The CA's certificate verifies etcd (and etcd its clients); never its key.
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem, { mode: 0o644 });
+  const issued: string[] = [];
+  if (componentsOf(n).includes('etcd') && needsIssuing(etcdMemberFiles(dir).cert, ca.certPem, n.address)) {
+    const pair = await issueCertificate(ca, {
+      commonName: `etcd-${n.name}`,
+      dnsNames: ['localhost', n.name.toLowerCase()],
+      ipAddresses: [...new Set([n.address, '127.0.0.1'])],
+      usage: 'both',
+      validDays: CERT_DAYS,
+    });
+    writeTlsFiles(dir, 'etcd', pair);
+    issued.push('etcd');
+  }
+  if (needsIssuing(etcdClientFiles(dir).cert, ca.certPem)) {
+    writeTlsFiles(dir, 'etcd-client', await issueCertificate(ca, { commonName: ETCD_CLIENT_USER, usage: 'client', validDays: CERT_DAYS }));
+    issued.push('etcd-client');
+  }
+  return issued;
+}
+
+/**
+ * Before the daemons start: with the CA at hand (tls.caDir), issue what is
+ * missing or expiring; without it, check the certificates the node was handed.
  */
 export async function ensureEtcdCertificates(n: NodeConfig): Promise<void> {
   if (!n.tls || !usesEtcd(n)) return;
-  const dir = n.tls.dir;
-  const member = componentsOf(n).includes('etcd');
   if (n.tls.caDir) {
-    const ca = await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`);
-    if (member && needsIssuing(etcdMemberFiles(dir).cert, ca.certPem, n.address)) {
-      const pair = await issueCertificate(ca, {
-        commonName: `etcd-${n.name}`,
-        dnsNames: ['localhost', n.name.toLowerCase()],
-        ipAddresses: [...new Set([n.address, '127.0.0.1'])],
-        usage: 'both',
-        validDays: CERT_DAYS,
-      });
-      writeTlsFiles(dir, 'etcd', pair);
-    }
-    if (needsIssuing(etcdClientFiles(dir).cert, ca.certPem)) writeTlsFiles(dir, 'etcd-client', await issueCertificate(ca, { commonName: ETCD_CLIENT_USER, usage: 'client', validDays: CERT_DAYS }));
+    await issueEtcdCertificates(await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`), n);
     return;
   }
-  for (const [what, f] of [...(member ? [['etcd member', etcdMemberFiles(dir)] as const] : []), ['etcd client', etcdClientFiles(dir)] as const]) {
+  const member = componentsOf(n).includes('etcd');
+  for (const [what, f] of [...(member ? [['etcd member', etcdMemberFiles(n.tls.dir)] as const] : []), ['etcd client', etcdClientFiles(n.tls.dir)] as const]) {
     try {
       loadTls(f, `node ${n.name}: ${what} tls`);
     } catch (err) {
       throw new CorralError(
         'FAILED_PRECONDITION',
-        `${(err as Error).message} (this node has no CA key: its etcd certificates must be issued on the node holding the cluster CA and copied here, keys 0600)`,
+        `${(err as Error).message} (this node has no CA key: its etcd certificates must be issued on the node holding the cluster CA — corral node certs — and copied here, keys 0600)`,
       );
     }
   }

@@ -12,3 +12,4 @@ export { daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } fr
 export { loadNodeState, ours, startDaemon, stopProcesses, superviseNode, type NodeProcess, type NodeState, type Supervision } from './lifecycle.js';
 export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';
 export { ensureClusterCa, issueNodeCertificates, nodeTlsFiles, type TlsDaemon } from './tls.js';
+export { issueEtcdCertificates } from './etcd-tls.js';

@@ -4,9 +4,16 @@
  * required, readiness on the plain metrics port, and every daemon that keeps
  * state in etcd (master, service framework, discovery) gets the etcd client
  * certificate in its store settings, each accepted by its daemon's schema.
- * Without TLS the plan is as before (plain URLs, no TLS settings).
+ * Without TLS the plan is as before (plain URLs, no TLS settings). A node
+ * without the CA key gets its etcd certificates from the CA's node.
  */
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureEtcdCertificates, issueEtcdCertificates } from '../../provision/src/etcd-tls.js';
+import { ensureClusterCa } from '../../provision/src/tls.js';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
@@ -75,5 +82,36 @@ describe('the control plane etcd in a node plan', () => {
     expect(etcd).not.toHaveProperty('client-transport-security');
     expect(p.daemons.find((d) => d.name === 'etcd')!.ready).toMatchObject({ url: 'http://198.18.0.1:2379/health' });
     expect(config(p, 'master').store).toEqual({ backend: 'etcd', namespace: 'corral/', etcdEndpoints: members.map((m) => `http://${m.address}:2379`) });
+  });
+});
+
+describe("a control node's etcd certificates", () => {
+  it('node certs issues them for a node without the CA key; that node starts with them and refuses to without', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-etcd-certs-'));
+    try {
+      const ca = await ensureClusterCa(join(dir, 'ca'), 'test CA');
+      // c2 holds no CA: its certificates are issued where the CA is (corral node certs) and handed over.
+      const c2 = nodeConfigSchema.parse({
+        role: 'control',
+        name: 'c2',
+        address: '198.18.0.2',
+        dir: join(dir, 'c2'),
+        components: ['etcd', 'master'],
+        etcd: { members },
+        master: { registry: 'etcd', ha: true },
+        tls: { dir: join(dir, 'c2', 'tls') },
+      });
+      await expect(ensureEtcdCertificates(c2)).rejects.toThrow(/corral node certs/);
+      expect(await issueEtcdCertificates(ca, c2)).toEqual(['etcd', 'etcd-client']);
+      await ensureEtcdCertificates(c2);
+      const member = new X509Certificate(readFileSync(join(dir, 'c2', 'tls', 'etcd.crt')));
+      expect(member.subjectAltName).toContain('IP Address:198.18.0.2');
+      expect(new X509Certificate(readFileSync(join(dir, 'c2', 'tls', 'etcd-client.crt'))).subject).toContain('CN=corral-master');
+      expect(statSync(join(dir, 'c2', 'tls', 'etcd-client.key')).mode & 0o777).toBe(0o600);
+      // Current ones are kept.
+      expect(await issueEtcdCertificates(ca, c2)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
