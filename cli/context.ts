@@ -10,15 +10,11 @@ import { loadSecurity } from '../core-scheduler/src/index.js';
 import { OperatorClient } from '../contracts/client/operator-client.js';
 import { masterSpecProblem } from '../contracts/client/masters.js';
 import { CorralError } from '../contracts/errors.js';
-import { clientTls } from './tls-options.js';
+import { clientTls, defaultScheme } from './tls-options.js';
+
+export { defaultScheme };
 
 export const DEFAULT_SECURITY_FILE = '/var/lib/corral/security.yaml';
-/** The default `corral up` instance's cluster CA: with it present the clients' default URLs are https. */
-export const DEFAULT_TLS_CA = '/var/lib/corral/tls/ca.crt';
-
-/** http or https for a client's default URL (a flag or variable naming a URL says for itself). */
-export const defaultScheme = (): 'http' | 'https' => (existsSync(DEFAULT_TLS_CA) ? 'https' : 'http');
-
 interface GlobalOptions {
   /** One master URL, or several separated by commas. */
   master: string;

@@ -4,12 +4,28 @@
  * name PEM files; the daemons take them as their `tls` block and add
  * `--insecure` for plain HTTP.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-/** Kept here, not imported from context.ts, so context.ts can import this module. */
-const DEFAULT_TLS_CA = '/var/lib/corral/tls/ca.crt';
 import { loadTls } from '../common/tls/load.js';
 import type { ClientTls } from '../contracts/client/tls.js';
+
+/** The default `corral up` instance's cluster CA: with it present the clients' default URLs are https. */
+export const DEFAULT_TLS_CA = '/var/lib/corral/tls/ca.crt';
+
+/** http or https for a client's default URL (a flag or variable naming a URL says for itself). */
+export const defaultScheme = (): 'http' | 'https' => (defaultInstanceTls() ? 'https' : 'http');
+
+/**
+ * Whether the default `corral up` instance serves TLS: its plan says so (an instance brought up
+ * again with --insecure keeps its old certificates on disk), else its CA file is there.
+ */
+export function defaultInstanceTls(): boolean {
+  try {
+    return (JSON.parse(readFileSync('/var/lib/corral/up.json', 'utf8')) as { tls?: unknown }).tls !== undefined;
+  } catch {
+    return existsSync(DEFAULT_TLS_CA);
+  }
+}
 
 interface TlsFlags {
   tlsCa?: string;
@@ -42,7 +58,7 @@ export function clientTls(cmd: Command, env: NodeJS.ProcessEnv = process.env): C
   const key = g.tlsKey ?? (env.CORRAL_TLS_KEY || undefined);
   if (!ca && !cert && !key) {
     // The default `corral up` instance's CA, as the security file is found by itself.
-    return existsSync(DEFAULT_TLS_CA) ? { ca: loadTls({ ca: DEFAULT_TLS_CA }, DEFAULT_TLS_CA).ca } : undefined;
+    return defaultInstanceTls() && existsSync(DEFAULT_TLS_CA) ? { ca: loadTls({ ca: DEFAULT_TLS_CA }, DEFAULT_TLS_CA).ca } : undefined;
   }
   const m = loadTls({ ca, cert, key }, g.tlsCa || g.tlsCert ? '--tls' : 'CORRAL_TLS');
   return { ca: m.ca, cert: m.cert, key: m.key };
