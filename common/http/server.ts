@@ -12,7 +12,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import { CorralError, isCorralError, errorMessage } from '../../contracts/errors.js';
 import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
@@ -156,7 +156,10 @@ export class HttpServer {
     // After the limiter's own listener: a connection it refused has had its answer.
     if (clientCerts !== 'off') server.on('secureConnection', (socket: TLSSocket) => this.judgeClientCertificate(socket, clientCerts));
     // Handshakes that fail (a client that distrusts our certificate, port scans) are the client's problem: logged at debug.
-    server.on('tlsClientError', (err: Error, socket: TLSSocket) => this.log.debug({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed'));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.log.debug({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
+      if (err.code === 'ERR_SSL_HTTP_REQUEST') answerPlainHttp(socket);
+    });
     return server;
   }
 
@@ -348,6 +351,20 @@ function peerOf(socket: TLSSocket): PeerCertificate | undefined {
     peers.set(socket, peer);
   }
   return peer ?? undefined;
+}
+
+/**
+ * A plain HTTP request on the TLS port: answered in plain HTTP on the
+ * connection under the TLS layer (node's TLSSocket keeps it as `_parent`), so
+ * `curl http://…` reads what to do instead of an empty reply.
+ */
+function answerPlainHttp(socket: TLSSocket): void {
+  const raw = (socket as TLSSocket & { _parent?: unknown })._parent;
+  if (!(raw instanceof Socket) || !raw.writable) return;
+  writeRaw(raw, 400, 'Bad Request', {
+    code: 'MALFORMED_REQUEST',
+    message: "this port serves HTTPS: use an https:// URL and trust the cluster's CA (--tls-ca, CORRAL_TLS_CA or tls.ca; curl --cacert)",
+  });
 }
 
 /** OpenSSL's verification codes, in words an operator acts on. */

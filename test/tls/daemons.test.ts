@@ -81,6 +81,15 @@ describe('master over HTTPS', () => {
     }
   });
 
+  it('a plain HTTP request on the TLS port is answered in plain HTTP, saying to use https and the CA', async () => {
+    const res = await request(`${master.url.replace('https:', 'http:')}/health`);
+    expect(res.statusCode).toBe(400);
+    expect(await res.body.json()).toEqual({
+      code: 'MALFORMED_REQUEST',
+      message: "this port serves HTTPS: use an https:// URL and trust the cluster's CA (--tls-ca, CORRAL_TLS_CA or tls.ca; curl --cacert)",
+    });
+  });
+
   it('a client trusting another CA is refused, with an error naming the CA setting', async () => {
     const ops = new OperatorClient({ master: master.url, tls: { ca: other.certPem } });
     try {
