@@ -258,6 +258,8 @@ export function upNodeConfig(plan: UpPlan): NodeConfigInput {
       ...(plan.agentResources ? { resources: plan.agentResources } : {}),
       cgroupRoot: plan.cgroupRoot,
       netnsPrefix: plan.netns.taskPrefix,
+      // One host, one user's demo: the demo app's volume goes to the user its task runs as (nobody).
+      externalVolumeChown: true,
     },
     log: { level: 'info', dir: plan.paths.logs },
   };

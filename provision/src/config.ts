@@ -214,6 +214,8 @@ export const nodeConfigSchema = z
           .optional(),
         /** More paths whose mounts tasks must not pin (a lab masks its whole directory: every host's volumes). */
         maskedPaths: z.array(absPath).default([]),
+        /** Hand an external volume's mount point to the task's user when no other task uses it (Mesos's --docker_volume_chown; off by default). */
+        externalVolumeChown: z.boolean().default(false),
       })
       .prefault({}),
     log: z

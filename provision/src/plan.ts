@@ -189,7 +189,10 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       // Without a security file, a lab on a private network: no credentials (documented in provision/README.md).
       ...auth(),
       ...tlsOf('master'),
-      store: n.master.registry === 'etcd' ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n) } : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
+      store:
+        n.master.registry === 'etcd'
+          ? { backend: 'etcd', etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n) }
+          : { backend: 'embedded', path: join(dir, 'registry.db'), sync: 'normal' },
       // Replicated masters: one leads, elected in etcd; the others redirect to it.
       ...(n.master.ha ? { ha: { enabled: true } } : {}),
       allocation: { intervalMs: n.master.allocationIntervalMs },
@@ -361,6 +364,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
         netnsPrefix: agentNetnsPrefix,
         // Volume mounts of this node (and of any other node sharing the kernel) must not be pinned by tasks.
         maskedPaths: ['/run/netns', volumesDir, ...n.agent.maskedPaths],
+        externalVolumeChown: n.agent.externalVolumeChown,
       },
       tasks: { defaultGracePeriodMs: 2000, pidsLimit: 4096 },
       log: logFile(dir, 'agent'),

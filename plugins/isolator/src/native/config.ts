@@ -44,6 +44,13 @@ export const mesosContainerizerConfigSchema = z.object({
    * agent's work directory, credential files and TLS keys here when they are elsewhere.
    */
   maskedPaths: z.array(absPath).max(200).default(['/var/lib/corral/volumes']),
+  /**
+   * Hand an external volume's mount point (the directory only, not what is in it) to the task's
+   * user when no other container of this containerizer uses the volume, as Mesos's
+   * --docker_volume_chown does. Off by default, as there: a volume that tasks of different users
+   * share would change hands with each launch.
+   */
+  externalVolumeChown: z.boolean().default(false),
   /** Who a task runs as when its launch names no user (the agent always names one). */
   defaultUser: z
     .string()

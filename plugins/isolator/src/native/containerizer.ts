@@ -92,7 +92,7 @@ export class MesosContainerizer implements Containerizer {
       new FilesystemIsolator(new ImageCache(join(config.workDir, 'images')), join(config.workDir, 'rootfs'), hasMnt, config.defaultUser),
       new CgroupsIsolator(cgroups, config.cfsQuota),
       new NamespacesIsolator(config.namespaces, [config.runDir, config.netnsDir, config.workDir, ...BUILTIN_MASKED_PATHS, ...config.maskedPaths], () => this.volumeMountpoints()),
-      new VolumesIsolator(deps.volumeHook, (path, id) => this.hostVolumeInUse(path, id)),
+      new VolumesIsolator(deps.volumeHook, (path, id) => this.volumeInUse(path, id), config.externalVolumeChown),
       new NetworkIsolator(this.launcher, (id) => join(config.netnsDir, config.netnsPrefix + id), deps.networkHook),
     ];
     this.exits = new ExitWatcher(
@@ -112,9 +112,12 @@ export class MesosContainerizer implements Containerizer {
     await this.launcher.close();
   }
 
-  /** Whether another live container of this containerizer binds the host path `path`. */
-  private hostVolumeInUse(path: string, except: string): boolean {
-    for (const [id, e] of this.containers) if (id !== except && !e.termination && e.record.hostVolumes?.includes(path)) return true;
+  /** Whether another live container of this containerizer binds `path`: a host volume, or an external volume's mount point. */
+  private volumeInUse(path: string, except: string): boolean {
+    for (const [id, e] of this.containers) {
+      if (id === except || e.termination) continue;
+      if (e.record.hostVolumes?.includes(path) || e.record.volumes.some((v) => v.mountpoint === path)) return true;
+    }
     return false;
   }
 

@@ -41,10 +41,22 @@ export class NamespacesIsolator implements Isolator {
     if (!this.namespaces.includes('mnt')) return;
     // The configured paths once (a launch must not pay a realpath per mask); volume mount points as they come.
     this.canonicalMasks ??= this.maskedPaths.map(canonical);
-    plan.masks = [...new Set([...this.canonicalMasks, ...this.volumeMountpoints().map(canonical)])];
+    plan.masks = outermost([...this.canonicalMasks, ...this.volumeMountpoints().map(canonical)]);
   }
 
   async cleanup(_record: ContainerRecord): Promise<void> {}
+}
+
+/**
+ * The masks without those inside another: a covered path hides everything under it, and the shim
+ * reuses its first cover as the source of the next ones, which a later cover of a parent would hide
+ * (the agent's run directory /run/corral/containerizer, then /run/corral, then /run/docker failed so).
+ */
+export function outermost(paths: string[]): string[] {
+  const unique = [...new Set(paths)].sort((a, b) => a.length - b.length);
+  const kept: string[] = [];
+  for (const p of unique) if (!kept.some((k) => p.startsWith(k.endsWith('/') ? k : `${k}/`))) kept.push(p);
+  return kept;
 }
 
 function canonical(path: string): string {

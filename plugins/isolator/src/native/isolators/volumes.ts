@@ -10,7 +10,9 @@
  * A persistent volume (`owned`) is handed to the task's user — its root
  * directory chowned — unless another container uses it at the same time, as
  * Mesos does: a shared volume keeps its owner, so one task cannot take it
- * from another. Plain host paths are never chowned.
+ * from another. Plain host paths are never chowned. An external volume's
+ * mount point is handed over the same way only when the containerizer is
+ * configured so (`externalVolumeChown`, Mesos's --docker_volume_chown).
  */
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -26,8 +28,9 @@ export class VolumesIsolator implements Isolator {
 
   constructor(
     private readonly hook: VolumeHook | undefined,
-    /** Whether another live container binds this host path. */
+    /** Whether another live container binds this path (a host volume or an external volume's mount point). */
     private readonly inUse: (path: string, containerId: string) => boolean = () => false,
+    private readonly chownExternal = false,
   ) {}
 
   record(ctx: IsolatorContext): void {
@@ -44,7 +47,8 @@ export class VolumesIsolator implements Isolator {
     for (const [i, v] of config.volumes.entries()) {
       const source = await this.source(v, config.sandbox, plan.user, () => record.volumes.find((e) => e.referenceId === volumeReference(config.containerId, i))!);
       plan.binds.push({ readonly: v.mode === 'RO', source, target: this.target(v, ctx, source) });
-      if (v.source.type === 'host' && v.source.owned && plan.user && !this.inUse(source, config.containerId)) {
+      const handOver = (v.source.type === 'host' && v.source.owned) || (v.source.type === 'external' && this.chownExternal);
+      if (handOver && plan.user && !this.inUse(source, config.containerId)) {
         const st = statSync(source);
         if (st.uid !== plan.user.uid || st.gid !== plan.user.gid) chownSync(source, plan.user.uid, plan.user.gid);
       }
