@@ -11,9 +11,7 @@ const [master, countText, resources] = process.argv.slice(2);
 const count = Number(countText);
 // Each agent's event stream holds a connection of its own; the calls (status updates) share a few.
 // With BENCH_TLS_* (placement --tls): HTTPS, each connection presenting the fleet's client certificate.
-const tls = process.env.BENCH_TLS_CA
-  ? { connect: { ca: readFileSync(process.env.BENCH_TLS_CA), cert: readFileSync(process.env.BENCH_TLS_CERT!), key: readFileSync(process.env.BENCH_TLS_KEY!) } }
-  : {};
+const tls = process.env.BENCH_TLS_CA ? { connect: { ca: readFileSync(process.env.BENCH_TLS_CA), cert: readFileSync(process.env.BENCH_TLS_CERT!), key: readFileSync(process.env.BENCH_TLS_KEY!) } } : {};
 const streamDispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 600_000, ...tls });
 const dispatcher = new Pool(master!, { connections: 32, pipelining: 8, keepAliveTimeout: 600_000, ...tls });
 const agents: SimAgent[] = [];

@@ -48,7 +48,11 @@ function placement(extra: string[]): Promise<Run> {
         const figures = JSON.parse(stdout.slice(start, end)) as Figure[];
         resolve({
           tasksPerSecond: figures.find((f) => f.unit === 'tasks/s')!.value,
-          cpu: { master: figure(figures, 'CPU during placement: master'), fleet: figure(figures, 'CPU during placement: simulated agents'), framework: figure(figures, 'CPU during placement: framework') },
+          cpu: {
+            master: figure(figures, 'CPU during placement: master'),
+            fleet: figure(figures, 'CPU during placement: simulated agents'),
+            framework: figure(figures, 'CPU during placement: framework'),
+          },
         });
       },
     );

@@ -31,9 +31,7 @@ function buildProgram(): Command {
     .option('--secret-file <file>', "file holding the principal's secret (env CORRAL_SECRET_FILE, or the secret itself in CORRAL_SECRET; never on the command line)")
     .option('--credentials <file>', 'security file to take an operator credential from (env CORRAL_CREDENTIALS)')
     .option('--json', 'print JSON instead of tables');
-  addTlsOptions(program)
-    .showHelpAfterError()
-    .exitOverride();
+  addTlsOptions(program).showHelpAfterError().exitOverride();
   registerMaster(program);
   registerCluster(program);
   registerUp(program);

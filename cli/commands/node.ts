@@ -81,7 +81,7 @@ export function registerNode(program: Command): void {
     .description("on the node holding the cluster CA: issue another node's certificates (from its node file) into a directory to hand over to that node alone")
     .requiredOption('--config <file>', "the other node's node file")
     .requiredOption('--ca-dir <dir>', 'the cluster CA directory (ca.crt, ca.key)')
-    .requiredOption('--out <dir>', 'where to write ca.crt and its daemons\' pairs (keys 0600); copy them to its tls.dir over an authenticated channel')
+    .requiredOption('--out <dir>', "where to write ca.crt and its daemons' pairs (keys 0600); copy them to its tls.dir over an authenticated channel")
     .option('--agent-principal <name>', "the agent's principal at the master (its certificate's CN)")
     .action(async (o: { config: string; caDir: string; out: string; agentPrincipal?: string }) => {
       const config = load(o.config);

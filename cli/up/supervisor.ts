@@ -48,7 +48,19 @@ export function selfCommand(): string[] {
 }
 
 /** Variables a user's shell may hold for the CLI as a client; the daemons get their settings from their files instead. */
-const CLIENT_ENV = ['CORRAL_TLS_CA', 'CORRAL_TLS_CERT', 'CORRAL_TLS_KEY', 'CORRAL_MASTER', 'CORRAL_PRINCIPAL', 'CORRAL_SECRET', 'CORRAL_CREDENTIALS', 'CORRAL_SERVICES', 'CORRAL_DISCOVERY', 'CORRAL_VOLUME_SOCKET', 'CORRAL_CNI_SOCKET'];
+const CLIENT_ENV = [
+  'CORRAL_TLS_CA',
+  'CORRAL_TLS_CERT',
+  'CORRAL_TLS_KEY',
+  'CORRAL_MASTER',
+  'CORRAL_PRINCIPAL',
+  'CORRAL_SECRET',
+  'CORRAL_CREDENTIALS',
+  'CORRAL_SERVICES',
+  'CORRAL_DISCOVERY',
+  'CORRAL_VOLUME_SOCKET',
+  'CORRAL_CNI_SOCKET',
+];
 
 export function childEnv(plan: UpPlan): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [MARKER_ENV]: plan.marker };

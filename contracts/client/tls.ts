@@ -30,7 +30,14 @@ export function tlsAgent(tls: ClientTls | undefined, opts: Agent.Options = {}): 
   return new Agent({ ...opts, ...tlsConnect(tls) });
 }
 
-const UNTRUSTED = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE']);
+const UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+]);
 
 function codeChain(err: unknown): { code: string; message: string }[] {
   const out: { code: string; message: string }[] = [];
@@ -53,7 +60,8 @@ export function tlsFailure(err: unknown, url: string): CorralError | undefined {
     else if (code === 'CERT_HAS_EXPIRED') what = `its certificate has expired (${code}); the server needs a new certificate`;
     else if (code === 'CERT_NOT_YET_VALID') what = `its certificate is not valid yet (${code}); check the clocks`;
     else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') what = `its certificate does not name this host (${message}); connect by a name or address in the certificate`;
-    else if (/wrong version number|packet length too long|http request/i.test(message) && (code === 'EPROTO' || code.startsWith('ERR_SSL'))) what = 'it does not speak TLS; use an http:// URL for a server started with --insecure';
+    else if (/wrong version number|packet length too long|http request/i.test(message) && (code === 'EPROTO' || code.startsWith('ERR_SSL')))
+      what = 'it does not speak TLS; use an http:// URL for a server started with --insecure';
     else if (/alert certificate required/i.test(message)) what = 'it requires a client certificate (mutual TLS); configure tls.cert and tls.key';
     else if (/alert (certificate expired|bad certificate|unknown ca|certificate unknown)/i.test(message)) what = `it refused this client's certificate (${message.trim()})`;
     if (what) return new CorralError('FAILED_PRECONDITION', `TLS with ${url} failed: ${what}`, { tls: code || message }, { cause: err });

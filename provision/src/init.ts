@@ -51,7 +51,10 @@ export interface NodeInitOptions {
 
 export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
   const dir = o.dir ?? '/var/lib/corral/node';
-  const tls = o.tls && { dir: o.tls.dir ?? `${dir}/tls`, ...(o.tls.caDir !== false && (o.tls.caDir ?? o.role === 'control') ? { caDir: typeof o.tls.caDir === 'string' ? o.tls.caDir : `${dir}/ca` } : {}) };
+  const tls = o.tls && {
+    dir: o.tls.dir ?? `${dir}/tls`,
+    ...(o.tls.caDir !== false && (o.tls.caDir ?? o.role === 'control') ? { caDir: typeof o.tls.caDir === 'string' ? o.tls.caDir : `${dir}/ca` } : {}),
+  };
   const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node', ...(tls ? { tls } : {}) };
   if (o.role === 'control') {
     return {

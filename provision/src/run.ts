@@ -24,7 +24,7 @@ import { CorralError } from '../../contracts/errors.js';
 import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
 import { bootstrapCeph } from './ceph.js';
-import type { NodeConfig } from './config.js';
+import { componentsOf, type NodeConfig } from './config.js';
 import { planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
 import { ensureNodeCertificates } from './tls.js';
 import { ensureEtcdCertificates, secureEtcd } from './etcd-tls.js';
@@ -136,7 +136,8 @@ interface NodeUpOptions {
  * the master) in acls.view or acls.operators, `cni` (the CNI daemon's store
  * access) one named `cni` or in an explicit acls.store, else the agent's. A
  * principal named like the use (the older layout: admin, frameworks, agents)
- * comes first.
+ * comes first. Only the uses of the daemons the node runs are looked for: an
+ * agent host holds no framework's or discovery's secret.
  */
 export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
   if (!config.security) return undefined;
@@ -151,18 +152,20 @@ export function secretsOf(config: NodeConfig): PlanSecrets | undefined {
       );
     return c;
   };
-  const admin = cred('admin', 'acls.view or acls.operators', (p) => listed(sec.acls.view, p) || listed(sec.acls.operators, p));
-  const frameworks = cred('frameworks', 'acls.register_frameworks', (p) => sec.acls.register_frameworks.some((r) => listed(r.principals, p)));
-  const agents = cred('agents', 'acls.agents', (p) => listed(sec.acls.agents, p));
+  // Only the uses of the daemons this node runs: a host is handed its own credentials, not the control plane's.
+  const runs = componentsOf(config);
+  const admin = runs.includes('discovery') ? cred('admin', 'acls.view or acls.operators', (p) => listed(sec.acls.view, p) || listed(sec.acls.operators, p)) : undefined;
+  const frameworks = runs.includes('services') ? cred('frameworks', 'acls.register_frameworks', (p) => sec.acls.register_frameworks.some((r) => listed(r.principals, p))) : undefined;
+  const agents = runs.includes('agent') ? cred('agents', 'acls.agents', (p) => listed(sec.acls.agents, p)) : undefined;
   // Its own: not one another daemon of the host already uses.
-  const taken = new Set([admin.principal, frameworks.principal, agents.principal]);
-  const cni = ownCredential(sec, (p) => p === 'cni') ?? (sec.acls.store ? ownCredential(sec, (p) => !taken.has(p) && listed(sec.acls.store, p)) : undefined);
-  return { admin, frameworks, agents, ...(cni ? { cni } : {}) };
+  const taken = new Set([admin?.principal, frameworks?.principal, agents?.principal]);
+  const cni = runs.includes('cni') ? (ownCredential(sec, (p) => p === 'cni') ?? (sec.acls.store ? ownCredential(sec, (p) => !taken.has(p) && listed(sec.acls.store, p)) : undefined)) : undefined;
+  return { ...(admin ? { admin } : {}), ...(frameworks ? { frameworks } : {}), ...(agents ? { agents } : {}), ...(cni ? { cni } : {}) };
 }
 
 export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise<NodePlan> {
   const secrets = o.secrets ?? secretsOf(config);
-  await ensureNodeCertificates(config, secrets?.agents.principal);
+  await ensureNodeCertificates(config, secrets?.agents?.principal);
   await ensureEtcdCertificates(config);
   const plan = planNode(config, secrets);
   const corral = o.corral ?? corralCommand();

@@ -97,7 +97,10 @@ export async function ensureNodeCertificates(n: NodeConfig, agentPrincipal?: str
     try {
       loadTls(f, `node ${n.name}: ${d} tls`);
     } catch (err) {
-      throw new CorralError('FAILED_PRECONDITION', `${(err as Error).message} (this node has no CA key: its certificates must be issued on the node holding the cluster CA and copied here, keys 0600)`);
+      throw new CorralError(
+        'FAILED_PRECONDITION',
+        `${(err as Error).message} (this node has no CA key: its certificates must be issued on the node holding the cluster CA and copied here, keys 0600)`,
+      );
     }
   }
 }

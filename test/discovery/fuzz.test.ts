@@ -18,7 +18,14 @@ let dir: string;
 
 beforeAll(async () => {
   dir = testDir('discovery-fuzz');
-  d = await startDiscovery({ insecure: true, workDir: dir, store: { backend: 'embedded', path: join(dir, 'kv.db'), sync: 'normal' }, dns: { port: 0, workers: 0 }, http: { port: 0 }, nodeName: 'fuzz-node' });
+  d = await startDiscovery({
+    insecure: true,
+    workDir: dir,
+    store: { backend: 'embedded', path: join(dir, 'kv.db'), sync: 'normal' },
+    dns: { port: 0, workers: 0 },
+    http: { port: 0 },
+    nodeName: 'fuzz-node',
+  });
 });
 
 afterAll(async () => {

@@ -129,7 +129,11 @@ describe('TLS files', () => {
     expect(() => loadTls({ ca: caFile, cert: a.cert, key: b.key })).toThrow(/the key .*b\.key does not belong to the certificate .*a\.crt \("a"\)/);
     const old = writeTlsFiles(dir, 'old', await issueCertificate(ca, { commonName: 'old', dnsNames: ['localhost'], usage: 'server', validDays: 1, notBefore: new Date(Date.now() - 2 * 86_400_000) }));
     expect(() => loadTls({ ca: caFile, cert: old.cert, key: old.key })).toThrow(/tls\.cert: the certificate "old" expired on \d{4}-/);
-    const early = writeTlsFiles(dir, 'early', await issueCertificate(ca, { commonName: 'early', dnsNames: ['localhost'], usage: 'server', validDays: 1, notBefore: new Date(Date.now() + 86_400_000) }));
+    const early = writeTlsFiles(
+      dir,
+      'early',
+      await issueCertificate(ca, { commonName: 'early', dnsNames: ['localhost'], usage: 'server', validDays: 1, notBefore: new Date(Date.now() + 86_400_000) }),
+    );
     expect(() => loadTls({ ca: caFile, cert: early.cert, key: early.key })).toThrow(/"early" is not valid yet: valid from .*check this host's clock/);
     const other = await createClusterCa({ commonName: 'other', validDays: 10 });
     const otherCa = writeTlsFiles(dir, 'other', other).cert;

@@ -95,7 +95,9 @@ describe('master over HTTPS', () => {
     try {
       await expect(ops.call('GET_HEALTH')).rejects.toMatchObject({
         code: 'FAILED_PRECONDITION',
-        message: expect.stringMatching(/^TLS with https:\/\/127\.0\.0\.1:\d+ failed: its certificate is not signed by the CA this client trusts \(SELF_SIGNED_CERT_IN_CHAIN.*give the cluster's CA certificate \(tls\.ca, --tls-ca or CORRAL_TLS_CA\)/),
+        message: expect.stringMatching(
+          /^TLS with https:\/\/127\.0\.0\.1:\d+ failed: its certificate is not signed by the CA this client trusts \(SELF_SIGNED_CERT_IN_CHAIN.*give the cluster's CA certificate \(tls\.ca, --tls-ca or CORRAL_TLS_CA\)/,
+        ),
       });
     } finally {
       await ops.close();
@@ -134,7 +136,15 @@ describe('master over HTTPS', () => {
     const secured = await startTestMaster({ noAuth: false, credentials: security, tls: files('master') }, join(dir, 'auth-master-work'));
     const agentCert = { ca: ca.certPem, cert: readFileSync(files('agent').cert, 'utf8'), key: readFileSync(files('agent').key, 'utf8') };
     const session = (creds: { principal?: string; secret?: string; agentId?: string }, hostname: string) =>
-      new AgentSession({ master: secured.url, info: { hostname, resources: [], attributes: [] }, tls: agentCert, reconnect: false, onEvent: () => undefined, snapshot: () => ({ tasks: [], frameworks: [] }), ...creds });
+      new AgentSession({
+        master: secured.url,
+        info: { hostname, resources: [], attributes: [] },
+        tls: agentCert,
+        reconnect: false,
+        onEvent: () => undefined,
+        snapshot: () => ({ tasks: [], frameworks: [] }),
+        ...creds,
+      });
     try {
       const byCert = session({}, 'by-cert');
       const id = await byCert.start();

@@ -80,7 +80,13 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
       else end(reason);
     });
     if (snapshot) await shell.run((m) => m.recover(snapshot));
-    const serverOptions = { name: 'master', metrics, limits: config.limits, limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_MASTER_' }, tls: tls && { material: tls, clientCerts: 'request' as const } };
+    const serverOptions = {
+      name: 'master',
+      metrics,
+      limits: config.limits,
+      limitsHint: { configPath: 'limits', envPrefix: 'CORRAL_MASTER_' },
+      tls: tls && { material: tls, clientCerts: 'request' as const },
+    };
     const server = ha ? new LeaderGatedServer(serverOptions, () => leadership) : new HttpServer(serverOptions);
     mountSchedulerApi(server, shell);
     mountAgentApi(server, shell);

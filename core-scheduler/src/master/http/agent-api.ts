@@ -36,7 +36,8 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
     m.auth.authorizeAgent(principal);
     const a = m.agents.get(call.agent_id.value);
     if (!a || a.status !== 'connected') throw new CorralError('FORBIDDEN', `agent ${call.agent_id.value} is not registered; REGISTER first`);
-    if (a.principal !== undefined && a.principal !== principal) throw new CorralError('FORBIDDEN', `agent ${a.id} registered with principal "${a.principal}"; principal "${principal}" may not speak for it`);
+    if (a.principal !== undefined && a.principal !== principal)
+      throw new CorralError('FORBIDDEN', `agent ${a.id} registered with principal "${a.principal}"; principal "${principal}" may not speak for it`);
     if (streamIdOf(ctx) !== streamIds.get(a.id)) throw new CorralError('INVALID_ARGUMENT', "the 'Mesos-Stream-Id' header does not match the agent's current stream");
     shell.fire((m) => m.agentManager.seen(a));
     switch (call.type) {

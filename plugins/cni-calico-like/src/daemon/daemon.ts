@@ -66,7 +66,15 @@ export async function startNodeDaemon(config: DaemonConfig): Promise<NodeDaemon>
     const own = (): Set<string> => new Set([...ipam.ownedBlocks().map((b) => b.cidr), ...ipam.borrowedAddresses().map((ip) => `${ip}/32`)]);
     let speaker: BgpSpeaker | undefined;
     if (config.bgp.enabled) {
-      speaker = await BgpSpeaker.start({ config: config.bgp, dir: join(config.stateDir, 'bgp'), pools: config.pools.map((p) => parseCidr(p.cidr)), routes, log, own, masterTls: daemonClientTls(config) });
+      speaker = await BgpSpeaker.start({
+        config: config.bgp,
+        dir: join(config.stateDir, 'bgp'),
+        pools: config.pools.map((p) => parseCidr(p.cidr)),
+        routes,
+        log,
+        own,
+        masterTls: daemonClientTls(config),
+      });
       closers.push(() => speaker!.stop());
     }
     let syncing: Promise<void> = Promise.resolve();
@@ -168,7 +176,10 @@ function storeTls(config: DaemonConfig): ReturnType<typeof daemonClientTls> {
   if (config.store.backend !== 'remote') return undefined;
   const plain = (config.store.url ?? '').split(',').some((u) => u.trim().startsWith('http://'));
   if (plain && !config.insecure) {
-    throw new CorralError('INVALID_ARGUMENT', `the CNI daemon will not reach the store API over plain HTTP (${config.store.url}) unless told to: use the master's https:// URL with tls.ca, or pass insecure: true (CORRAL_CNI_INSECURE=true) for local use only`);
+    throw new CorralError(
+      'INVALID_ARGUMENT',
+      `the CNI daemon will not reach the store API over plain HTTP (${config.store.url}) unless told to: use the master's https:// URL with tls.ca, or pass insecure: true (CORRAL_CNI_INSECURE=true) for local use only`,
+    );
   }
   return daemonClientTls(config);
 }
