@@ -35,6 +35,7 @@ import { join } from 'node:path';
 import { parseCgroupMounts } from '../plugins/isolator/src/cgroups/detect.js';
 import { cgroupLimits } from '../plugins/isolator/src/cgroups/limits.js';
 import { flag, ms, type Figure } from './volume-common.js';
+import { CAPABILITY_NAMES } from '../plugins/isolator/src/common/capabilities.js';
 
 export type PeerRuntime = 'runc' | 'crun';
 
@@ -64,56 +65,11 @@ export interface PeerRound {
   leftCgroups: number;
 }
 
-/** Capability names by number (CAP_0 …). */
-const CAPS = [
-  'CHOWN',
-  'DAC_OVERRIDE',
-  'DAC_READ_SEARCH',
-  'FOWNER',
-  'FSETID',
-  'KILL',
-  'SETGID',
-  'SETUID',
-  'SETPCAP',
-  'LINUX_IMMUTABLE',
-  'NET_BIND_SERVICE',
-  'NET_BROADCAST',
-  'NET_ADMIN',
-  'NET_RAW',
-  'IPC_LOCK',
-  'IPC_OWNER',
-  'SYS_MODULE',
-  'SYS_RAWIO',
-  'SYS_CHROOT',
-  'SYS_PTRACE',
-  'SYS_PACCT',
-  'SYS_ADMIN',
-  'SYS_BOOT',
-  'SYS_NICE',
-  'SYS_RESOURCE',
-  'SYS_TIME',
-  'SYS_TTY_CONFIG',
-  'MKNOD',
-  'LEASE',
-  'AUDIT_WRITE',
-  'AUDIT_CONTROL',
-  'SETFCAP',
-  'MAC_OVERRIDE',
-  'MAC_ADMIN',
-  'SYSLOG',
-  'WAKE_ALARM',
-  'BLOCK_SUSPEND',
-  'AUDIT_READ',
-  'PERFMON',
-  'BPF',
-  'CHECKPOINT_RESTORE',
-];
-
 /** The capabilities in this process's bounding set: what a corral task, run as root, holds. */
 function callerCaps(): string[] {
   const m = /^CapBnd:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
   const bnd = BigInt(`0x${m?.[1] ?? '0'}`);
-  return CAPS.filter((_, i) => (bnd >> BigInt(i)) & 1n).map((c) => `CAP_${c}`);
+  return CAPABILITY_NAMES.filter((_, i) => (bnd >> BigInt(i)) & 1n).map((c) => `CAP_${c}`);
 }
 
 /** A minimal root filesystem: busybox-static and its `sleep`, plus the mount points the config uses. */
