@@ -76,6 +76,28 @@ static int parse_groups(const char *v, struct launch_spec *s) {
   return 0;
 }
 
+/* A field of the task's identity, shared by launch and exec: 1 when `k` is one (parsed), 0 when not, -1 on a bad value. */
+static int parse_identity(const char *k, const char *v, struct launch_spec *s, char *err, size_t errlen) {
+  long long n;
+  if (strcmp(k, "uid") == 0) {
+    if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad uid"), -1;
+    s->uid = (uid_t)n;
+    s->has_user = 1;
+  } else if (strcmp(k, "gid") == 0) {
+    if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad gid"), -1;
+    s->gid = (gid_t)n;
+  } else if (strcmp(k, "groups") == 0) {
+    if (parse_groups(v, s)) return fmt_err(err, errlen, "bad groups"), -1;
+  } else if (strcmp(k, "caps_effective") == 0) {
+    if (parse_hex(v, &s->cap_effective)) return fmt_err(err, errlen, "bad caps_effective (hex mask)"), -1;
+    s->has_caps = 1;
+  } else if (strcmp(k, "caps_bounding") == 0) {
+    if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
+    s->has_caps = 1;
+  } else return 0;
+  return 1;
+}
+
 int parse_launch(const struct request *r, struct launch_spec *s, char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
   s->seccomp = 1;
@@ -85,6 +107,7 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
     const char *k = r->fields[i].key;
     char *v = (char *)r->fields[i].value;
     long long n;
+    int handled;
     if (strcmp(k, "op") == 0) continue;
     else if (strcmp(k, "req") == 0) s->req = v;
     else if (strcmp(k, "id") == 0) s->id = v;
@@ -136,21 +159,8 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
       s->log_max_files = (int)n;
     } else if (strcmp(k, "status") == 0) s->status_path = v;
     else if (strcmp(k, "exit_link") == 0) s->exit_link = v;
-    else if (strcmp(k, "uid") == 0) {
-      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad uid"), -1;
-      s->uid = (uid_t)n;
-      s->has_user = 1;
-    } else if (strcmp(k, "gid") == 0) {
-      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad gid"), -1;
-      s->gid = (gid_t)n;
-    } else if (strcmp(k, "groups") == 0) {
-      if (parse_groups(v, s)) return fmt_err(err, errlen, "bad groups"), -1;
-    } else if (strcmp(k, "caps_effective") == 0) {
-      if (parse_hex(v, &s->cap_effective)) return fmt_err(err, errlen, "bad caps_effective (hex mask)"), -1;
-      s->has_caps = 1;
-    } else if (strcmp(k, "caps_bounding") == 0) {
-      if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
-      s->has_caps = 1;
+    else if ((handled = parse_identity(k, v, s, err, errlen)) != 0) {
+      if (handled < 0) return -1;
     } else if (strcmp(k, "seccomp") == 0) {
       if (strcmp(v, "default") == 0) s->seccomp = 1;
       else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
@@ -176,6 +186,7 @@ int parse_exec(const struct request *r, struct launch_spec *s, pid_t *target, lo
     const char *k = r->fields[i].key;
     const char *v = r->fields[i].value;
     long long n;
+    int handled;
     if (strcmp(k, "op") == 0) continue;
     else if (strcmp(k, "req") == 0) s->req = v;
     else if (strcmp(k, "pid") == 0) {
@@ -191,21 +202,8 @@ int parse_exec(const struct request *r, struct launch_spec *s, pid_t *target, lo
     } else if (strcmp(k, "env") == 0) {
       if (s->envc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
       s->envp[s->envc++] = v;
-    } else if (strcmp(k, "uid") == 0) {
-      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad uid"), -1;
-      s->uid = (uid_t)n;
-      s->has_user = 1;
-    } else if (strcmp(k, "gid") == 0) {
-      if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad gid"), -1;
-      s->gid = (gid_t)n;
-    } else if (strcmp(k, "groups") == 0) {
-      if (parse_groups(v, s)) return fmt_err(err, errlen, "bad groups"), -1;
-    } else if (strcmp(k, "caps_effective") == 0) {
-      if (parse_hex(v, &s->cap_effective)) return fmt_err(err, errlen, "bad caps_effective (hex mask)"), -1;
-      s->has_caps = 1;
-    } else if (strcmp(k, "caps_bounding") == 0) {
-      if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
-      s->has_caps = 1;
+    } else if ((handled = parse_identity(k, v, s, err, errlen)) != 0) {
+      if (handled < 0) return -1;
     } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
   }
   if (!*target || s->argc == 0) return fmt_err(err, errlen, "exec needs pid and at least one arg"), -1;
