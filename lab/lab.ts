@@ -33,7 +33,8 @@ import { inNamespace, signalProcess as signal, tail, waitDead } from '../common/
 import { waitUntil } from '../common/sys/wait.js';
 import { run } from '../common/sys/exec.js';
 import { ip } from '../common/sys/ip.js';
-import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
+import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, labSecure, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
+import { machinePrincipals, secureLab } from './security.js';
 import { cable, createUnderlay } from './underlay.js';
 import { killNode, loadNodeState, nodeDown, ours, startDaemon, stopProcesses, type NodeProcess, type NodeState } from '../provision/src/index.js';
 
@@ -124,6 +125,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   if (plan.reflector) await cable({ underlay: plan.underlayNetns, node: plan.reflector.netns, port: 'prr', address: plan.reflector.ip, prefixLen });
   const svc = plan.services;
   mkdirSync(svc.dir, { recursive: true });
+  // The secure configuration, before any machine starts: the CA in the operator's directory, each machine its own
+  // certificates and credentials (lab/security.ts).
+  if (labSecure(plan.options)) {
+    await secureLab(
+      plan.options.dir,
+      [...plan.controls.map((c) => controlNodeConfig(plan, c)), ...plan.hosts.map((h) => hostNodeConfig(plan, h))].map((node) => ({ node, own: machinePrincipals(node) })),
+    );
+  }
   if (full) {
     // 2. The control nodes (Ceph, master, services, discovery; with three, an etcd member each): all at once, since
     // an etcd member is ready only once the cluster has a quorum.

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { formatIp, parseCidr } from '../common/netkit/ipv4.js';
 import type { NodeConfigInput } from '../provision/src/index.js';
 import { cephClientFiles } from '../provision/src/index.js';
+import { labOperatorFiles } from './security.js';
 
 export interface LabOptions {
   /** Namespace name prefix ("ct-…" in tests). */
@@ -46,6 +47,12 @@ export interface LabOptions {
   agentResources: string;
   /** Full lab: control nodes, 1 or 3 (replicated masters on a three-member etcd). */
   controls: number;
+  /**
+   * Full lab: plain HTTP and no authentication (for debugging only). By default every
+   * daemon speaks HTTPS with a certificate of the lab's CA and checks credentials
+   * (lab/security.ts), each machine holding only its own.
+   */
+  insecure: boolean;
 }
 
 export const LAB_DEFAULTS = {
@@ -63,6 +70,7 @@ export const LAB_DEFAULTS = {
   unreachableMs: 1000,
   agentResources: 'cpus:2;mem:1024;disk:2048;ports:[31000-31999]',
   controls: 1,
+  insecure: false,
 };
 
 export interface ControlPlan {
@@ -111,7 +119,16 @@ export interface LabPlan {
   /** Every discovery replica's DNS server (one per control node). */
   dnsServers: Array<{ address: string; port: number }>;
   discoveryUrl: string;
+  /**
+   * The operator's side of a secure lab (undefined with `insecure` or the CNI-only lab): the
+   * cluster CA's certificate, the operator credential file and curl's config (`curl -K`: CA and
+   * admin's credentials), all in DIR/operator, which holds the CA's key and is no machine's.
+   */
+  operator: { ca: string; credentials: string; curlrc: string } | undefined;
 }
+
+/** Whether the lab's daemons run with TLS and authentication (the full lab unless `insecure`). */
+export const labSecure = (o: LabOptions): boolean => o.full && !o.insecure;
 
 export function planLab(o: LabOptions): LabPlan {
   const ul = parseCidr(o.underlay);
@@ -122,6 +139,9 @@ export function planLab(o: LabOptions): LabPlan {
   if (o.controls > 1 && !o.full) throw new Error('replicated masters (3 control nodes) need the full lab');
   const at = (n: number): string => formatIp((ul.base + n) >>> 0);
   const servicesIp = at(1);
+  // The CNI-only lab's master and etcd are the lab's own, on plain HTTP; the full lab's are provisioned, secure unless asked.
+  const scheme = labSecure(o) ? 'https' : 'http';
+  const op = labOperatorFiles(o.dir);
   const hosts: HostPlan[] = Array.from({ length: o.hosts }, (_, i) => {
     const dir = join(o.dir, `h${i + 1}`);
     return {
@@ -135,7 +155,7 @@ export function planLab(o: LabOptions): LabPlan {
       binDir: join(dir, 'cni', 'bin'),
       confDir: join(dir, 'cni', 'net.d'),
       cgroupRoot: `${o.prefix}-h${i + 1}`,
-      agentUrl: `http://${at(10 + i)}:5051`,
+      agentUrl: `${scheme}://${at(10 + i)}:5051`,
     };
   });
   const servicesDir = join(o.dir, 'services');
@@ -152,17 +172,18 @@ export function planLab(o: LabOptions): LabPlan {
     underlayNetns: `${o.prefix}-ul`,
     services,
     controls,
-    masterUrls: controls.map((c) => `http://${c.ip}:${o.masterPort}`),
+    masterUrls: controls.map((c) => `${scheme}://${c.ip}:${o.masterPort}`),
     reflector: o.routeReflector ? { netns: `${o.prefix}-rr`, ip: at(250), dir: join(o.dir, 'rr') } : undefined,
     hosts,
     prefixLen: ul.prefix,
     etcdUrl: `http://${servicesIp}:${o.etcdPort}`,
-    masterUrl: `http://${servicesIp}:${o.masterPort}`,
-    servicesUrl: `http://${servicesIp}:5052`,
-    servicesUrls: controls.map((c) => `http://${c.ip}:5052`),
+    masterUrl: `${scheme}://${servicesIp}:${o.masterPort}`,
+    servicesUrl: `${scheme}://${servicesIp}:5052`,
+    servicesUrls: controls.map((c) => `${scheme}://${c.ip}:5052`),
     dns: { address: servicesIp, port: 8600 },
     dnsServers: controls.map((c) => ({ address: c.ip, port: 8600 })),
-    discoveryUrl: `http://${servicesIp}:8500`,
+    discoveryUrl: `${scheme}://${servicesIp}:8500`,
+    operator: labSecure(o) ? { ca: op.ca, credentials: op.credentials, curlrc: op.curlrc } : undefined,
   };
 }
 
@@ -195,6 +216,9 @@ export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[
     // Replace an instance as soon as its agent is unreachable; offers come back quickly in a lab.
     services: { replaceAfterSeconds: 0, refuseSeconds: 0.5, idleRefuseSeconds: 2, reconcileSeconds: 10 },
     ...(first ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'] } } } : {}),
+    // With three control nodes the first turns etcd's authentication on, which takes the CA's directory (etcd's
+    // root password is kept there): the operator's, never under the node's own directory.
+    ...secureNode(plan, c.dir, first && replicated),
   };
 }
 
@@ -234,9 +258,21 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
             // Every host shares this kernel: no task may pin another host's volume mounts. (Not the whole lab
             // dir: a task's own sandbox, and the volume bound into it, live under it.)
             maskedPaths: plan.hosts.filter((x) => x !== h).map((x) => join(x.dir, 'volumes')),
+            // Tasks run as the agent's unprivileged default user: their rbd volumes' mount points are given to it.
+            externalVolumeChown: true,
           },
         }
       : {}),
+    ...secureNode(plan, h.dir, false),
+  };
+}
+
+/** A machine's TLS directory and security file in its own directory (lab/security.ts fills them), unless the lab is insecure. */
+function secureNode(plan: LabPlan, machineDir: string, holdsCa: boolean): Pick<NodeConfigInput, 'tls' | 'security'> {
+  if (!labSecure(plan.options)) return {};
+  return {
+    tls: { dir: join(machineDir, 'tls'), ...(holdsCa ? { caDir: labOperatorFiles(plan.options.dir).caDir } : {}) },
+    security: { file: join(machineDir, 'security.yaml') },
   };
 }
 

@@ -41,9 +41,9 @@ export type Readiness = ({ kind: 'http'; url: string; /** CA file to verify an h
  * (provision/src/run.ts secretsOf picks them).
  */
 export interface PlanSecrets {
-  admin: { principal: string; secret: string };
-  frameworks: { principal: string; secret: string };
-  agents: { principal: string; secret: string };
+  admin?: { principal: string; secret: string } | undefined;
+  frameworks?: { principal: string; secret: string } | undefined;
+  agents?: { principal: string; secret: string } | undefined;
   cni?: { principal: string; secret: string } | undefined;
 }
 
@@ -285,7 +285,10 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
             localAddress: n.address,
             holdTime: n.cni.holdTime,
             restart: { initialMs: 100, maxMs: 5000 },
-            ...(n.cni.routeReflectors.length ? { routeReflectors: n.cni.routeReflectors } : { master: { url: n.cni.meshMaster ?? urls.master, pollMs: n.cni.meshPollMs } }),
+            // The mesh reads the master's agent list (GET_AGENTS): with authentication, as the CNI daemon's principal (acls.view).
+            ...(n.cni.routeReflectors.length
+              ? { routeReflectors: n.cni.routeReflectors }
+              : { master: { url: n.cni.meshMaster ?? urls.master, pollMs: n.cni.meshPollMs, ...(sec ? (sec.cni ?? sec.agents) : {}) } }),
           },
       log: logFile(dir, 'daemon'),
     };

@@ -27,6 +27,8 @@ import {
   instanceUrl,
   learnedRoutes,
   nsRun,
+  discoveryCurl,
+  operatorCurl,
   runningWithIp,
   startFullLab,
   storeApp,
@@ -59,7 +61,17 @@ describe('4-host lab with a master and a real Ceph', () => {
 
   it('provisions every host with the same per-machine step: agents registered with their host attribute, each daemon in its own namespace', async () => {
     const agents = JSON.parse(
-      await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', '-X', 'POST', '-H', 'content-type: application/json', '--data', '{"type":"GET_AGENTS"}', `${lab.state.plan.masterUrl}/api/v1`]),
+      await nsRun(lab.state.plan.services.netns, 'curl', [
+        ...operatorCurl(lab.state),
+        '-sS',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/json',
+        '--data',
+        '{"type":"GET_AGENTS"}',
+        `${lab.state.plan.masterUrl}/api/v1`,
+      ]),
     ) as {
       get_agents: { agents: Array<{ active: boolean; agent_info: { hostname: string; attributes?: Array<{ name: string; text?: { value: string } }> } }> };
     };
@@ -96,7 +108,9 @@ describe('4-host lab with a master and a real Ceph', () => {
     // Each instance also has a name of its own.
     for (const t of deployed.tasks) expect(await lab.dig(lab.netnsOf(observer), instanceName('kv', t.index))).toEqual([t.ips[0]]);
     // The catalog entry (Consul API) lists the same addresses.
-    const catalog = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`])) as Array<{ ServiceAddress: string }>;
+    const catalog = JSON.parse(
+      await nsRun(lab.state.plan.services.netns, 'curl', [...operatorCurl(lab.state), ...discoveryCurl(lab.state), '-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`]),
+    ) as Array<{ ServiceAddress: string }>;
     expect(catalog.map((c) => c.ServiceAddress).sort()).toEqual(deployed.tasks.map((t) => t.ips[0]).sort());
     process.stdout.write(`lab deploy: 3 instances RUNNING in ${deployed.runningMs} ms, resolvable in ${deployed.resolvableMs} ms\n`);
   }, 120_000);
@@ -164,7 +178,9 @@ describe('4-host lab with a master and a real Ceph', () => {
     }
     await until('DNS name removed', async () => (await lab.dig(lab.netnsOf(result.observer), appName('kv'))).length === 0, 10_000);
     expect(await lab.dig(lab.netnsOf(result.observer), instanceName('kv', 1))).toEqual([]);
-    const catalog = JSON.parse(await nsRun(lab.state.plan.services.netns, 'curl', ['-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`])) as unknown[];
+    const catalog = JSON.parse(
+      await nsRun(lab.state.plan.services.netns, 'curl', [...operatorCurl(lab.state), ...discoveryCurl(lab.state), '-sS', `${lab.state.plan.discoveryUrl}/v1/catalog/service/kv`]),
+    ) as unknown[];
     expect(catalog).toEqual([]);
   }, 120_000);
 });

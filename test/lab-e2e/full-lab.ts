@@ -11,7 +11,9 @@
  * `data/payload` (its rbd volume, fsynced), GET answers its instance index
  * and what the volume holds.
  */
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DISCOVERY_TOKEN_FILE } from '../../provision/src/plan.js';
 import { labStatus, labUp, type LabState, type LabUpOptions } from '../../lab/lab.js';
 import { run } from '../harness/resources.js';
 
@@ -20,6 +22,25 @@ import { sleep, untilValue as until } from '../harness/wait.js';
 
 /** A program run inside a lab namespace (argument arrays only). */
 export const nsRun = (netns: string, cmd: string, args: string[], timeoutMs = 10_000): Promise<string> => run('nsenter', [`--net=/run/netns/${netns}`, '--', cmd, ...args], { timeoutMs });
+
+/**
+ * curl's arguments for the lab operator: its config file (the lab CA and admin's Basic credentials, read by
+ * `curl -K`, so no secret is on a command line). Every lab API is HTTPS with authentication by default.
+ */
+export const operatorCurl = (state: LabState): string[] => (state.plan.operator ? ['-K', state.plan.operator.curlrc] : []);
+
+/**
+ * curl's arguments for a discovery API call with the control node's management token (node up writes it 0600 in
+ * discovery's directory): a header file read by `curl -H @FILE`, beside the operator's files.
+ */
+export function discoveryCurl(state: LabState): string[] {
+  const token = join(state.plan.services.nodeDir, 'discovery', DISCOVERY_TOKEN_FILE);
+  if (!existsSync(token)) return [];
+  const header = join(state.plan.options.dir, 'operator', 'consul-token.header');
+  mkdirSync(dirname(header), { recursive: true, mode: 0o700 });
+  writeFileSync(header, `X-Consul-Token: ${readFileSync(token, 'utf8').trim()}\n`, { mode: 0o600 });
+  return ['-H', `@${header}`];
+}
 
 export const STORE_SCRIPT = [
   "const h=require('http'),fs=require('fs');",
@@ -82,7 +103,7 @@ export function fullLab(state: LabState): FullLab {
       const urls = plan.servicesUrls ?? [plan.servicesUrl];
       let lastError: unknown;
       for (const url of urls) {
-        const args = ['-sS', '-L', '--max-time', '5', '-X', method, '-H', 'content-type: application/json', `${url}${path}`];
+        const args = [...operatorCurl(state), '-sS', '-L', '--max-time', '5', '-X', method, '-H', 'content-type: application/json', `${url}${path}`];
         if (body !== undefined) args.push('--data-binary', JSON.stringify(body));
         let out: string;
         try {

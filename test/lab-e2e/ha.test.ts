@@ -11,13 +11,15 @@
  * follower.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { forgetPid, recordPid, testDir } from '../harness/resources.js';
 import { labDown, provisionNode } from '../../lab/lab.js';
 import { loadNodeState, ours } from '../../provision/src/lifecycle.js';
 import { signalProcess } from '../../common/sys/process.js';
 import type { ControlPlan } from '../../lab/topology.js';
-import { deployAndWait, nsRun, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
+import { deployAndWait, nsRun, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -26,6 +28,8 @@ const remember = (name: string, pid: number): void => {
 };
 
 let lab: FullLab;
+/** http or https: the lab's (https unless it was brought up insecure). */
+const scheme = (): string => new URL(lab.state.plan.masterUrl).protocol.replace(':', '');
 const dir = testDir('lab-ha');
 
 beforeAll(async () => {
@@ -44,7 +48,7 @@ interface Health {
 
 const health = async (c: ControlPlan): Promise<Health | undefined> => {
   try {
-    return JSON.parse(await nsRun(c.netns, 'curl', ['-s', '--max-time', '2', `http://${c.ip}:5050/health`])) as Health;
+    return JSON.parse(await nsRun(c.netns, 'curl', [...operatorCurl(lab.state), '-s', '--max-time', '2', `${scheme()}://${c.ip}:5050/health`])) as Health;
   } catch {
     return undefined;
   }
@@ -59,12 +63,82 @@ const leaders = async (): Promise<ControlPlan[]> => {
 
 /** An operator call to whichever master answers, following its redirect to the leader (curl -L keeps the POST). */
 const operator = async <T>(from: ControlPlan, type: string): Promise<T> =>
-  JSON.parse(await nsRun(from.netns, 'curl', ['-sSL', '--max-time', '5', '-X', 'POST', '-H', 'content-type: application/json', '-d', JSON.stringify({ type }), `http://${from.ip}:5050/api/v1`])) as T;
+  JSON.parse(
+    await nsRun(from.netns, 'curl', [
+      ...operatorCurl(lab.state),
+      '-sSL',
+      '--max-time',
+      '5',
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      JSON.stringify({ type }),
+      `${scheme()}://${from.ip}:5050/api/v1`,
+    ]),
+  ) as T;
 
 const activeAgents = async (from: ControlPlan): Promise<number> =>
   (await operator<{ get_agents: { agents: Array<{ active: boolean }> } }>(from, 'GET_AGENTS')).get_agents.agents.filter((a) => a.active).length;
 
 describe('three control nodes: replicated masters on a three-member etcd', () => {
+  it('runs with TLS and authentication by default: https URLs, plain HTTP, a client without the lab CA and an unauthenticated call refused', async () => {
+    const { plan } = lab.state;
+    for (const url of [plan.masterUrl, ...plan.masterUrls, ...plan.servicesUrls, plan.discoveryUrl, ...plan.hosts.map((h) => h.agentUrl)]) expect(url).toMatch(/^https:\/\//);
+    const c = plan.controls[0]!;
+    const op = plan.operator!;
+    const call = (args: string[]): Promise<string> => nsRun(c.netns, 'curl', ['-s', '--max-time', '5', ...args]);
+    const getAgents = ['-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-H', 'content-type: application/json', '-d', '{"type":"GET_AGENTS"}', `${plan.masterUrl}/api/v1`];
+    // Plain HTTP on the HTTPS port: a plain 400 saying to use https://.
+    expect(await call(['-w', ' %{http_code}', `http://${c.ip}:5050/health`])).toMatch(/https:\/\/[\s\S]* 400$/);
+    // A client that does not trust the lab's CA: the handshake fails (curl 60: peer certificate cannot be authenticated).
+    await expect(call([`${plan.masterUrl}/health`])).rejects.toThrow(/failed/);
+    expect(await call(['-o', '/dev/null', '-w', '%{http_code}', '--cacert', op.ca, `${plan.masterUrl}/health`])).toBe('200');
+    // Trusting the CA but without credentials, or with a wrong secret: 401.
+    expect(await call(['--cacert', op.ca, ...getAgents])).toBe('401');
+    const wrong = join(plan.options.dir, 'operator', 'wrong-secret.curlrc');
+    writeFileSync(wrong, `cacert = "${op.ca}"\nuser = "admin:not-the-secret"\n`, { mode: 0o600 });
+    expect(await call(['-K', wrong, ...getAgents])).toBe('401');
+    expect(await call(['-K', op.curlrc, ...getAgents])).toMatch(/^(200|307)$/);
+    // The agent API of the master wants a client certificate of the lab CA (mutual TLS): the operator's Basic credentials are not enough.
+    const leader = await until('one leading master', async () => (await leaders())[0], 60_000, 200);
+    const register = await call(['-K', op.curlrc, '-w', ' %{http_code}', '-X', 'POST', '-H', 'content-type: application/json', '-d', '{}', `https://${leader.ip}:5050/api/v1/agent`]);
+    expect(register).toMatch(/requires mutual TLS[\s\S]* 401$/);
+  });
+
+  it('hands each machine only its own certificates and credentials; the CA key stays in the operator directory', async () => {
+    const { plan } = lab.state;
+    const machines = [...plan.controls.map((c) => ({ name: c.name, dir: c.dir })), ...plan.hosts.map((h) => ({ name: h.name, dir: h.dir }))];
+    const files = (d: string): string[] =>
+      readdirSync(d, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name));
+    for (const m of machines) {
+      const all = files(m.dir);
+      expect(
+        all.filter((f) => f.endsWith('ca.key')),
+        `${m.name} holds no CA key`,
+      ).toEqual([]);
+      for (const key of all.filter((f) => f.endsWith('.key') || f.endsWith('security.yaml'))) expect(statSync(key).mode & 0o077, `${key} is 0600`).toBe(0);
+      const sec = parseYaml(readFileSync(join(m.dir, 'security.yaml'), 'utf8')) as { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }> };
+      const plain = sec.credentials
+        .filter((x) => x.secret !== undefined)
+        .map((x) => x.principal)
+        .sort();
+      const host = plan.hosts.some((h) => h.name === m.name);
+      expect(plain, `${m.name}'s plain-text secrets`).toEqual(host ? [`agent-${m.name}`, `cni-${m.name}`] : [`discovery-${m.name}`, 'services']);
+      expect(sec.credentials.every((x) => x.secret !== undefined || x.secret_hash?.startsWith('scrypt$'))).toBe(true);
+      // Only its own daemons' key pairs (the etcd ones only on control nodes).
+      const keys = readdirSync(join(m.dir, 'tls'))
+        .filter((f) => f.endsWith('.key'))
+        .sort();
+      expect(keys).toEqual(host ? ['agent.key', 'cni.key'] : ['discovery.key', 'etcd-client.key', 'etcd.key', 'master.key', 'services.key']);
+    }
+    expect(existsSync(join(plan.options.dir, 'operator', 'ca', 'ca.key'))).toBe(true);
+    expect(statSync(join(plan.options.dir, 'operator')).mode & 0o077).toBe(0);
+  });
+
   it('elects exactly one leading master; the others redirect to it', async () => {
     const leader = await until(
       'one leading master',
@@ -76,7 +150,7 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
       200,
     );
     for (const c of lab.state.plan.controls.filter((x) => x !== leader)) {
-      const headers = await nsRun(c.netns, 'curl', ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '2', `http://${c.ip}:5050/master/redirect`]);
+      const headers = await nsRun(c.netns, 'curl', [...operatorCurl(lab.state), '-s', '-o', '/dev/null', '-D', '-', '--max-time', '2', `${scheme()}://${c.ip}:5050/master/redirect`]);
       expect(headers).toMatch(/^HTTP\/1\.1 307/);
       // Scheme-relative, as a Mesos master sends it.
       expect(headers).toMatch(new RegExp(`location: //${leader.ip.replace(/\./g, '\\.')}:5050`, 'i'));
@@ -138,7 +212,7 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
       'the old leader following',
       async () => {
         const h = await health(leader!);
-        return h && !h.leading && h.leader?.url === `http://${next.ip}:5050` ? h : undefined;
+        return h && !h.leading && h.leader?.url === `${scheme()}://${next.ip}:5050` ? h : undefined;
       },
       60_000,
       200,
@@ -160,6 +234,7 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
     // A write sent to any master, redirects followed, is not taken while there is no quorum.
     const write = (c: ControlPlan): Promise<string> =>
       nsRun(c.netns, 'curl', [
+        ...operatorCurl(lab.state),
         '-sL',
         '--max-time',
         '3',
@@ -171,7 +246,7 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
         'content-type: application/json',
         '-d',
         JSON.stringify({ type: 'UPDATE_WEIGHTS', update_weights: { weight_infos: [{ role: 'quorum', weight: 5 }] } }),
-        `http://${c.ip}:5050/api/v1`,
+        `${scheme()}://${c.ip}:5050/api/v1`,
       ]).catch(() => 'no answer');
     for (const c of lab.state.plan.controls) expect(await write(c)).not.toMatch(/ 20[02]$/);
     // The masters still running cannot see the election any more: they name no leader (a clear 503), not the dead one.
@@ -179,7 +254,9 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
     const answers = await until(
       'the other masters naming no leader',
       async () => {
-        const a = await Promise.all(alive.map((c) => nsRun(c.netns, 'curl', ['-s', '--max-time', '3', '-w', ' %{http_code}', `http://${c.ip}:5050/master/redirect`]).catch(() => 'no answer')));
+        const a = await Promise.all(
+          alive.map((c) => nsRun(c.netns, 'curl', [...operatorCurl(lab.state), '-s', '--max-time', '3', '-w', ' %{http_code}', `${scheme()}://${c.ip}:5050/master/redirect`]).catch(() => 'no answer')),
+        );
         return a.every((x) => x.endsWith(' 503')) ? a : undefined;
       },
       30_000,

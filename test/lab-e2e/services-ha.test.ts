@@ -14,7 +14,7 @@ import { labDown, provisionNode } from '../../lab/lab.js';
 import { loadNodeState, ours } from '../../provision/src/lifecycle.js';
 import { signalProcess } from '../../common/sys/process.js';
 import type { ControlPlan } from '../../lab/topology.js';
-import { appName, deployAndWait, nsRun, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
+import { appName, deployAndWait, nsRun, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -23,6 +23,8 @@ const remember = (name: string, pid: number): void => {
 };
 
 let lab: FullLab;
+/** http or https: the lab's (https unless it was brought up insecure). */
+const scheme = (): string => new URL(lab.state.plan.masterUrl).protocol.replace(':', '');
 const dir = testDir('lab-svcha');
 
 beforeAll(async () => {
@@ -43,7 +45,7 @@ interface ServicesHealth {
 
 const servicesHealth = async (c: ControlPlan): Promise<ServicesHealth | undefined> => {
   try {
-    return JSON.parse(await nsRun(c.netns, 'curl', ['-s', '--max-time', '2', `http://${c.ip}:5052/health`])) as ServicesHealth;
+    return JSON.parse(await nsRun(c.netns, 'curl', [...operatorCurl(lab.state), '-s', '--max-time', '2', `${scheme()}://${c.ip}:5052/health`])) as ServicesHealth;
   } catch {
     return undefined;
   }
@@ -54,7 +56,7 @@ const servicesLeader = async (live: ControlPlan[]): Promise<ControlPlan | undefi
   const hs = await Promise.all(live.map(servicesHealth));
   const leaders = live.filter((_, i) => hs[i]?.leading && hs[i]?.connected);
   if (leaders.length !== 1) return undefined;
-  const url = `http://${leaders[0]!.ip}:5052`;
+  const url = `${scheme()}://${leaders[0]!.ip}:5052`;
   return hs.every((h) => h?.leader?.url === url) ? leaders[0] : undefined;
 };
 
@@ -82,7 +84,21 @@ interface MasterTask {
 
 const masterTasks = async (from: ControlPlan): Promise<MasterTask[]> =>
   (
-    JSON.parse(await nsRun(from.netns, 'curl', ['-sSL', '--max-time', '5', '-X', 'POST', '-H', 'content-type: application/json', '-d', '{"type":"GET_TASKS"}', `http://${from.ip}:5050/api/v1`])) as {
+    JSON.parse(
+      await nsRun(from.netns, 'curl', [
+        ...operatorCurl(lab.state),
+        '-sSL',
+        '--max-time',
+        '5',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        '{"type":"GET_TASKS"}',
+        `${scheme()}://${from.ip}:5050/api/v1`,
+      ]),
+    ) as {
       get_tasks: { tasks: MasterTask[] };
     }
   ).get_tasks.tasks;
@@ -92,9 +108,9 @@ describe('three control nodes: a replicated service framework and discovery', ()
     const controls = lab.state.plan.controls;
     const leader = await until('one service framework leader named by all', () => servicesLeader(controls), 90_000, 200);
     for (const c of controls.filter((x) => x !== leader)) {
-      const headers = await nsRun(c.netns, 'curl', ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '2', `http://${c.ip}:5052/v1/apps`]);
+      const headers = await nsRun(c.netns, 'curl', [...operatorCurl(lab.state), '-s', '-o', '/dev/null', '-D', '-', '--max-time', '2', `${scheme()}://${c.ip}:5052/v1/apps`]);
       expect(headers).toMatch(/^HTTP\/1\.1 307/);
-      expect(headers).toMatch(new RegExp(`location: http://${leader.ip.replace(/\./g, '\\.')}:5052/v1/apps`, 'i'));
+      expect(headers).toMatch(new RegExp(`location: ${scheme()}://${leader.ip.replace(/\./g, '\\.')}:5052/v1/apps`, 'i'));
     }
     const { tasks } = await deployAndWait(lab, { ...storeApp('first', 2), volumes: [] }, 'h1');
     const ips = tasks.map((t) => t.ips[0]!).sort();
@@ -153,7 +169,7 @@ describe('three control nodes: a replicated service framework and discovery', ()
 
     // Both come back with their nodes' lifecycle: the killed daemon as a standby, the replica serving the same names.
     for (const c of [leader, dnsVictim]) await provisionNode(c.netns, c.nodeFile, join(c.dir, 'node-up-again.log'), remember);
-    await until('the old leader following the new one', async () => ((await servicesHealth(leader))?.leader?.url === `http://${next.ip}:5052` ? true : undefined), 60_000, 200);
+    await until('the old leader following the new one', async () => ((await servicesHealth(leader))?.leader?.url === `${scheme()}://${next.ip}:5052` ? true : undefined), 60_000, 200);
     await until(
       `${dnsVictim.name}'s discovery back and answering web`,
       async () => (JSON.stringify(await digAt(from, dnsVictim, appName('web'))) === JSON.stringify(webIps) ? true : undefined),

@@ -20,7 +20,12 @@ import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../
 import { REPO } from '../volume-driver/helpers.js';
 import { testDir } from '../harness/resources.js';
 
-const plan = (input: unknown): NodePlan => planNode(nodeConfigSchema.parse(input));
+const SECRET = (principal: string) => ({ principal, secret: `s-${principal}` });
+// A lab node's security file is written by lab/security.ts at lab up; the plan only needs the credentials it would hold.
+const plan = (input: unknown): NodePlan => {
+  const n = nodeConfigSchema.parse(input);
+  return planNode(n, n.security ? { admin: SECRET(`discovery-${n.name}`), frameworks: SECRET('services'), agents: SECRET(`agent-${n.name}`), cni: SECRET(`cni-${n.name}`) } : undefined);
+};
 const daemon = (p: NodePlan, name: string) => p.daemons.find((d) => d.name === name)!;
 // The planned configurations are plain JSON read field by field below.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -106,6 +111,13 @@ describe('the namespace lab runs the same step per host', () => {
     expect(hosts[0]!.cni!.socket).toBe(lab.hosts[0]!.socket);
     expect(cfg(hosts[0]!, 'agent').mesos.maskedPaths).toEqual(['/run/netns', '/tmp/lab/h1/volumes', '/tmp/lab/h2/volumes', '/tmp/lab/h3/volumes', '/tmp/lab/h4/volumes']);
     expect(cfg(hosts[1]!, 'volumes').rbd).toMatchObject({ confFile: '/tmp/lab/services/control/ceph/ceph.client.conf', keyring: '/tmp/lab/services/control/ceph/keyring' });
+    // Secure by default: every daemon on HTTPS with its own certificate, the agent and the CNI daemon each with the host's credential.
+    expect(cfg(hosts[0]!, 'agent')).toMatchObject({ master: 'https://198.18.0.1:5050', principal: 'agent-h1', credentials: '/tmp/lab/h1/security.yaml', tls: { cert: '/tmp/lab/h1/tls/agent.crt' } });
+    expect(cfg(hosts[0]!, 'cni').bgp.master).toMatchObject({ url: 'https://198.18.0.1:5050', principal: 'cni-h1' });
+    expect(cfg(c, 'master')).toMatchObject({ credentials: '/tmp/lab/services/security.yaml', tls: { key: '/tmp/lab/services/tls/master.key' } });
+    expect(cfg(c, 'master')).not.toHaveProperty('insecure');
+    const insecure = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 1, dir: '/tmp/lab', routeReflector: false, full: true, insecure: true });
+    expect(cfg(plan(hostNodeConfig(insecure, insecure.hosts[0]!)), 'agent')).toMatchObject({ master: 'http://198.18.0.1:5050', insecure: true, noAuth: true });
     // CNI-only lab: just the node daemon, IPAM in the lab's etcd.
     const cniOnly = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 2, dir: '/tmp/lab', routeReflector: false });
     const h = plan(hostNodeConfig(cniOnly, cniOnly.hosts[0]!));
