@@ -7,7 +7,8 @@
  *                            nodes also etcd's root password (etcd-root.password)
  *     admin.yaml             the operator credential (corral --credentials FILE)
  *     curlrc                 curl's config for the operator: the CA and admin's
- *                            Basic credentials (`curl -K`), so tests and people
+ *                            Basic credentials, also sent on a redirect to the
+ *                            leader (`curl -K`), so tests and people
  *                            call the lab over HTTPS without a secret on a command line
  *
  * Each machine gets only what it needs, in its own directory (files 0600):
@@ -105,7 +106,9 @@ export async function secureLab(dir: string, machines: LabMachine[]): Promise<Cr
   }
   const admin = { principal: 'admin', secret: secrets.get('admin')! };
   writePrivate(op.credentials, `# the lab's operator credential (corral --credentials FILE)\n${stringify({ credentials: [admin], acls: { operators: ['admin'] } })}`);
-  // curl's config syntax: quoted values, backslash escapes (the secret is base64url, nothing to escape).
-  writePrivate(op.curlrc, `cacert = "${op.ca}"\nuser = "${admin.principal}:${admin.secret}"\n`);
+  // curl's config syntax: quoted values, backslash escapes (the secret is base64url, nothing to escape). A standby
+  // master or service framework daemon redirects to the leader on another address: the credentials follow the
+  // redirect (location-trusted), which only ever leads to a lab machine proving itself with the lab CA.
+  writePrivate(op.curlrc, `cacert = "${op.ca}"\nuser = "${admin.principal}:${admin.secret}"\nlocation-trusted\n`);
   return admin;
 }

@@ -36,7 +36,7 @@ describe('lab security: the CA with the operator, each machine its own certifica
     expect(plan.operator).toEqual({ ca: op.ca, credentials: op.credentials, curlrc: op.curlrc });
     expect(existsSync(join(op.caDir, 'ca.key'))).toBe(true);
     expect(statSync(op.dir).mode & 0o077).toBe(0);
-    expect(readFileSync(op.curlrc, 'utf8')).toBe(`cacert = "${op.ca}"\nuser = "admin:${admin.secret}"\n`);
+    expect(readFileSync(op.curlrc, 'utf8')).toBe(`cacert = "${op.ca}"\nuser = "admin:${admin.secret}"\nlocation-trusted\n`);
     const machineDirs = [...plan.controls.map((c) => c.dir), ...plan.hosts.map((h) => h.dir)];
     for (const d of machineDirs) {
       const files = readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
