@@ -15,12 +15,20 @@
  * Goal: ≥ 0.5× knot on both workloads (≥ 100k qps on 2 cores for small).
  * Peers quoted: Mesos-DNS ~8.5k qps per core, CoreDNS ~17k per core.
  *
+ * --tls: instead, the small workload against two `corral discovery`
+ * daemons side by side, serving the same records: one following a master on
+ * HTTPS (its own Consul API on HTTPS too, the cluster CA and its
+ * certificate), one following a plain-HTTP master (--insecure). Runs
+ * alternate which one goes first. Goal (issue: security): DNS unchanged —
+ * answers come from memory over UDP and never touch TLS.
+ *
  * Usage: npx tsx bench/discovery-dns.ts [--tasks 200] [--large 60] [--seconds 10] [--only small|large] [--json]
+ *        npx tsx bench/discovery-dns.ts --tls [--runs 3] [--tasks 200] [--seconds 10] [--json]
  */
 import { availableParallelism } from 'node:os';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startCluster } from '../test/discovery/cluster.js';
+import { startCluster, type TestCluster } from '../test/discovery/cluster.js';
 import { startKnot, zoneFile } from '../test/discovery/knot.js';
 import { run, testDir } from '../test/harness/resources.js';
 import { servedRecords } from '../discovery/src/status.js';
@@ -34,6 +42,8 @@ const LARGE = flag('--large', 60);
 const LARGE_NAMES = 3;
 const SECONDS = flag('--seconds', 10);
 const JSON_OUT = process.argv.includes('--json');
+const TLS = process.argv.includes('--tls');
+const RUNS = flag('--runs', 3);
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 
 interface Run {
@@ -78,8 +88,9 @@ interface Daemon {
  * this process, which also runs the master and the simulated agents).
  * Ready when it answers every large name in full over TCP.
  */
-async function startDaemon(masterUrl: string, workDir: string, workers: string, probe: { names: string[]; records: number }): Promise<Daemon> {
-  const args = ['cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error', '--insecure'];
+async function startDaemon(masterUrl: string, workDir: string, workers: string, probe: { names: string[]; records: number }, tls?: { ca: string; cert: string; key: string }): Promise<Daemon> {
+  const security = tls ? ['--tls-ca', tls.ca, '--tls-cert', tls.cert, '--tls-key', tls.key] : ['--insecure'];
+  const args = ['cli/corral.ts', 'discovery', '--master', masterUrl, '--dns-port', '0', '--http-port', '0', '--work-dir', workDir, '--dns-workers', workers, '--log-level', 'error', ...security];
   const { port: dnsPort, stop } = await startServingChild('discovery-bench', args, /DNS on [^\s]+:(\d+)/, 60_000);
   try {
     const deadline = Date.now() + 30_000;
@@ -93,7 +104,7 @@ async function startDaemon(masterUrl: string, workDir: string, workers: string, 
         ),
       );
       if (counts.every((c) => c === probe.records)) break;
-      if (Date.now() > deadline) throw new Error(`corral discovery did not serve the large names within 30 s (${counts.join(', ')})`);
+      if (Date.now() > deadline) throw new Error(`corral discovery did not serve the probe names in full within 30 s (${counts.join(', ')})`);
       await new Promise((r) => setTimeout(r, 100));
     }
     return { dnsPort, stop };
@@ -132,7 +143,100 @@ async function measureLarge(server: string, port: number, mixed: string, large: 
   };
 }
 
+/** The same small-workload tasks on a cluster: 20 services, names with 1..n answers, A and SRV. */
+async function launchSmall(cluster: TestCluster): Promise<void> {
+  const launches = [];
+  for (let i = 0; i < TASKS; i++)
+    launches.push(cluster.launch({ id: `t-${i}`, name: `svc${i % 20}`, discovery: { name: `svc${i % 20}`, ports: { ports: [{ number: 8000 + (i % 20), name: 'http' }] } } }));
+  await Promise.all(launches);
+}
+
+/** --tls: discovery following an https master beside one following a plain master, same records, alternating, RUNS times. */
+async function tlsMain(): Promise<void> {
+  configureLogging({ level: 'error' });
+  const plain = await startCluster({ agents: 2 });
+  const secure = await startCluster({ agents: 2, tls: true }).catch(async (err: unknown) => {
+    await plain.dispose();
+    throw err;
+  });
+  const dir = testDir('bench-dns-tls');
+  const daemons: Daemon[] = [];
+  try {
+    await Promise.all([launchSmall(plain), launchSmall(secure)]);
+    await new Promise((r) => setTimeout(r, 500));
+    const served = (c: TestCluster): string[] =>
+      [
+        ...new Set(
+          servedRecords(c.discovery.projector)
+            .filter((r) => r.type === 'A' || r.type === 'SRV')
+            .map((r) => `${r.name} ${r.type}`),
+        ),
+      ].sort();
+    // Same names and the same number of records under each; only the per-address names (<hex IP>.addr.) differ,
+    // since each cluster hands out its own addresses: each daemon gets a query file of its own names.
+    const shape = (c: TestCluster): string =>
+      JSON.stringify(
+        servedRecords(c.discovery.projector)
+          .filter((r) => r.type === 'A' || r.type === 'SRV')
+          .map((r) => `${r.name.replace(/^[0-9a-f]{8}\.addr\./, 'IP.addr.')} ${r.type}`)
+          .sort(),
+      );
+    if (shape(secure) !== shape(plain)) throw new Error('the two clusters do not serve the same records');
+    const names = served(plain);
+    const queries = join(dir, 'queries-http.txt');
+    writeFileSync(queries, names.join('\n') + '\n');
+    const secureQueries = join(dir, 'queries-https.txt');
+    writeFileSync(secureQueries, served(secure).join('\n') + '\n');
+    // Ready when the largest small name answers in full.
+    const aCounts = new Map<string, number>();
+    for (const r of servedRecords(plain.discovery.projector)) if (r.type === 'A') aCounts.set(r.name, (aCounts.get(r.name) ?? 0) + 1);
+    const [probeName, probeRecords] = [...aCounts].sort((a, b) => b[1] - a[1])[0]!;
+    const probe = { names: [probeName], records: probeRecords };
+    const http = await startDaemon(plain.master.url, join(dir, 'disc-http'), 'auto', probe);
+    daemons.push(http);
+    const https = await startDaemon(secure.master.url, join(dir, 'disc-https'), 'auto', probe, secure.tls!.discovery);
+    daemons.push(https);
+    const httpName = `discovery ← http master (${availableParallelism()} procs)`;
+    const httpsName = `discovery ← https master, API https (${availableParallelism()} procs)`;
+    const runs: Array<{ run: number; http: Run; https: Run }> = [];
+    for (let run = 1; run <= RUNS; run++) {
+      // Alternate which goes first, so neither always meets the machine in the same state.
+      if (run % 2) {
+        const h = await measure(httpName, http.dnsPort, queries);
+        runs.push({ run, http: h, https: await measure(httpsName, https.dnsPort, secureQueries) });
+      } else {
+        const t = await measure(httpsName, https.dnsPort, secureQueries);
+        runs.push({ run, http: await measure(httpName, http.dnsPort, queries), https: t });
+      }
+      const last = runs.at(-1)!;
+      process.stderr.write(`run ${run}: http ${last.http.qps.toFixed(0)} qps, https ${last.https.qps.toFixed(0)} qps\n`);
+    }
+    if (JSON_OUT) {
+      process.stdout.write(JSON.stringify({ tasks: TASKS, names: names.length, runs }, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write(`small answers, TLS on vs off — dnsperf, UDP, ${SECONDS} s a run, ${names.length} names (A/SRV) of ${TASKS} tasks, 8 clients × 2 threads\n`);
+    process.stdout.write('run  server                                             qps   avg ms  p50 ms  p99 ms  lost\n');
+    for (const r of runs)
+      for (const x of [r.http, r.https])
+        process.stdout.write(
+          `${String(r.run).padStart(3)}  ${x.server.padEnd(48)} ${x.qps.toFixed(0).padStart(7)}  ${x.avgMs.toFixed(3).padStart(6)}  ${x.p50Ms.toFixed(3).padStart(6)}  ${x.p99Ms.toFixed(3).padStart(6)}  ${x.lost}\n`,
+        );
+    const range = (xs: number[]): string => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
+    const h = runs.map((r) => r.http.qps);
+    const t = runs.map((r) => r.https.qps);
+    const overlap = Math.max(Math.min(...h), Math.min(...t)) <= Math.min(Math.max(...h), Math.max(...t));
+    process.stdout.write(`qps range: http ${range(h)}, https ${range(t)}; ${overlap ? 'the ranges overlap' : 'the ranges do not overlap'}\n`);
+  } finally {
+    for (const d of daemons.reverse()) await d.stop();
+    await secure.dispose();
+    await plain.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
+  if (TLS) return tlsMain();
   configureLogging({ level: 'error' });
   const cluster = await startCluster({ agents: 2 });
   const dir = testDir('bench-dns');
@@ -140,9 +244,7 @@ async function main(): Promise<void> {
   const largeRuns: LargeRun[] = [];
   try {
     // Tasks of 20 services: names with 1..n answers, A and SRV.
-    const launches = [];
-    for (let i = 0; i < TASKS; i++)
-      launches.push(cluster.launch({ id: `t-${i}`, name: `svc${i % 20}`, discovery: { name: `svc${i % 20}`, ports: { ports: [{ number: 8000 + (i % 20), name: 'http' }] } } }));
+    const launches: Array<Promise<unknown>> = [launchSmall(cluster)];
     // Three services of LARGE instances each: A RRsets of LARGE records.
     for (let b = 0; b < LARGE_NAMES; b++) for (let i = 0; i < LARGE; i++) launches.push(cluster.launch({ id: `big${b}-${i}`, name: `big${b}` }));
     await Promise.all(launches);

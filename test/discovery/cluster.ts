@@ -15,6 +15,15 @@ import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import type { V1TaskInfo, V1TaskStatus } from '../../contracts/v1/v1.js';
 import { startDiscovery, type RunningDiscovery } from '../../discovery/src/daemon.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/config.js';
+import { Agent as UndiciAgent } from 'undici';
+import { createClusterCa, issueCertificate, writeTlsFiles } from '../../common/tls/index.js';
+
+/** PEM files of one daemon, as a `tls` config block. */
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
 
 export interface TaskSpec {
   id: string;
@@ -33,6 +42,8 @@ export interface TestCluster {
   frameworkId: string;
   discovery: RunningDiscovery;
   dir: string;
+  /** With `tls: true`: the cluster CA's PEM and the discovery daemons' files (client and server use). */
+  tls?: { caPem: string; discovery: TlsFiles };
   /** IP the task with this id got (deterministic per id). */
   ipOf(taskId: string): string;
   /** Queue a task; the framework launches it on the next fitting offer. Resolves when RUNNING reaches the framework. */
@@ -45,7 +56,13 @@ export interface TestCluster {
 
 let ipCounter = 0;
 
-export async function startCluster(opts: { agents?: number; framework?: string; discovery?: Partial<DiscoveryConfigInput> } = {}): Promise<TestCluster> {
+/**
+ * `tls: true`: a cluster CA of the test's own, the master on HTTPS, the
+ * simulated agents presenting a client certificate, the framework verifying
+ * the master, discovery's API on HTTPS following the master over HTTPS.
+ * Default: plain HTTP everywhere (`insecure`).
+ */
+export async function startCluster(opts: { agents?: number; framework?: string; discovery?: Partial<DiscoveryConfigInput>; tls?: boolean } = {}): Promise<TestCluster> {
   const dir = testDir('discovery');
   const cleanups: Array<() => Promise<unknown>> = [];
   const dispose = async (): Promise<void> => {
@@ -54,7 +71,8 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
   };
   const cluster: Partial<TestCluster> = {};
   try {
-    const master = await startTestMaster({}, join(dir, 'master'));
+    const tls = opts.tls ? await clusterTls(join(dir, 'tls')) : undefined;
+    const master = await startTestMaster(tls ? { tls: tls.master } : {}, join(dir, 'master'));
     // A test may swap in a restarted master: dispose whichever is current.
     cleanups.push(() => (cluster.master ?? master).dispose());
     const ips = new Map<string, string>();
@@ -69,11 +87,15 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
       return ip;
     };
     const agents: SimAgent[] = [];
+    // Agents speak mutual TLS to an https master: one dispatcher with the agents' client certificate.
+    const agentDispatcher = tls ? new UndiciAgent({ connect: { ca: tls.caPem, cert: tls.agentPem.cert, key: tls.agentPem.key } }) : undefined;
+    if (agentDispatcher) cleanups.push(() => agentDispatcher.close());
     for (let i = 0; i < (opts.agents ?? 1); i++) {
       const agent = new SimAgent({
         master: master.url,
         hostname: `198.18.0.${i + 1}`,
         resources: 'cpus:64;mem:65536;ports:[31000-32000]',
+        ...(agentDispatcher ? { dispatcher: agentDispatcher, streamDispatcher: agentDispatcher } : {}),
         statusExtras: (task, state) => {
           cluster.onReport?.(task.task_id.value, state);
           if (hostNet.has(task.task_id.value)) return {};
@@ -89,6 +111,7 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
     const need = parseResources('cpus:0.01;mem:1;ports:[31000-31000]');
     const framework = new SchedulerClient({
       master: master.url,
+      ...(tls ? { tls: { ca: tls.caPem } } : {}),
       framework: { user: 'test', name: opts.framework ?? 'marathon' },
       onEvent: (e, c) => {
         if (e.type === 'OFFERS') {
@@ -122,7 +145,7 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
     cleanups.push(() => framework.close());
     const frameworkId = await framework.subscribe();
     const discovery = await startDiscovery({
-      insecure: true,
+      ...(tls ? { tls: tls.discovery } : { insecure: true }),
       workDir: join(dir, 'discovery'),
       store: { backend: 'embedded', path: join(dir, 'discovery', 'kv.db'), sync: 'normal' },
       nodeName: 'discovery-node',
@@ -140,6 +163,7 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
       frameworkId,
       discovery,
       dir,
+      ...(tls ? { tls: { caPem: tls.caPem, discovery: tls.discovery } } : {}),
       ipOf,
       agentOf: (taskId: string) => agents.find((a) => [...a.tasks.values()].some((t) => t.info.task_id.value === taskId))!,
       launch: (spec: TaskSpec) => {
@@ -162,6 +186,17 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
     await dispose();
     throw err;
   }
+}
+
+/** The CA and the master's, the agents' and discovery's certificates, valid a day, for 127.0.0.1. */
+async function clusterTls(dir: string): Promise<{ caPem: string; master: TlsFiles; discovery: TlsFiles; agentPem: { cert: string; key: string } }> {
+  const ca = await createClusterCa({ commonName: 'discovery test CA', validDays: 2 });
+  const caFile = writeTlsFiles(dir, 'ca', ca).cert;
+  const names = { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], validDays: 1 };
+  const master = writeTlsFiles(dir, 'master', await issueCertificate(ca, { commonName: 'master', ...names, usage: 'server' }));
+  const discovery = writeTlsFiles(dir, 'discovery', await issueCertificate(ca, { commonName: 'discovery', ...names, usage: 'both' }));
+  const agent = await issueCertificate(ca, { commonName: 'agent', ...names, usage: 'client' });
+  return { caPem: ca.certPem, master: { ca: caFile, ...master }, discovery: { ca: caFile, ...discovery }, agentPem: { cert: agent.certPem, key: agent.keyPem } };
 }
 
 /** A second discovery replica on the cluster's Store, following the same master (DNS on a port of its own). */
