@@ -72,6 +72,13 @@ const stolenSeconds = (): number => {
   return Number(f[8] ?? 0) / 100;
 };
 
+/** Read and write system calls a process has made so far (/proc/PID/io): how well its writes are coalesced. */
+const syscalls = (pid: number): { reads: number; writes: number } => {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const n = (key: string): number => Number(new RegExp(`${key}: (\\d+)`).exec(io)?.[1] ?? NaN);
+  return { reads: n('syscr'), writes: n('syscw') };
+};
+
 const rssMiB = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -181,6 +188,8 @@ async function main(): Promise<void> {
     let runningSeen = 0;
     const phase: Record<string, number> = {};
     let firstOffer = 0;
+    /** The master's CPU when the first offers arrive: what subscribing and the first round of offers cost it. */
+    let masterCpuAtFirstOffer: { user: number; system: number } | undefined;
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
     const errors: string[] = [];
@@ -193,7 +202,10 @@ async function main(): Promise<void> {
       framework: { user: 'bench', name: 'placement', failover_timeout: 3600 },
       onEvent: (e, c) => {
         if (e.type === 'OFFERS') {
-          firstOffer ||= performance.now();
+          if (!firstOffer) {
+            firstOffer = performance.now();
+            masterCpuAtFirstOffer = cpuTimes(master.pid!);
+          }
           offersPending += e.offers.offers.length;
           // Answer a large OFFERS event a slice at a time, so the first ACCEPTs
           // are on the wire while the rest are still being planned.
@@ -231,7 +243,7 @@ async function main(): Promise<void> {
         }
       },
     });
-    const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage(), stolen: stolenSeconds() };
+    const cpu0 = { master: cpuTimes(master.pid!), fleet: cpuTimes(fleet.pid!), self: process.cpuUsage(), stolen: stolenSeconds(), io: syscalls(master.pid!) };
     // A master or fleet that dies mid-run ends the run at once, with its last words.
     const died = new Promise<never>((_, reject) => {
       for (const [name, child] of [
@@ -286,6 +298,7 @@ async function main(): Promise<void> {
       console.log('phases (ms after first offer):', Object.fromEntries(Object.entries(phase).map(([k, v]) => [k, Math.round(v - firstOffer)])), 'running events seen', runningSeen);
     const stolen = stolenSeconds() - cpu0.stolen;
     const rssTasks = rssMiB(master.pid!);
+    const io1 = syscalls(master.pid!);
     const selfCpu = process.cpuUsage(cpu0.self);
     const since = (pid: number, t0: { user: number; system: number }): { user: number; system: number } => {
       const t = cpuTimes(pid);
@@ -307,6 +320,13 @@ async function main(): Promise<void> {
       { metric: 'CPU during placement: master', value: cpu.master, unit: 's' },
       { metric: 'CPU during placement: simulated agents', value: cpu.fleet, unit: 's' },
       { metric: 'CPU during placement: framework', value: cpu.framework, unit: 's' },
+      {
+        metric: 'CPU before the first offer: master (framework subscribed, first offers made)',
+        value: masterCpuAtFirstOffer ? masterCpuAtFirstOffer.user + masterCpuAtFirstOffer.system - cpu0.master.user - cpu0.master.system : NaN,
+        unit: 's',
+      },
+      { metric: 'master write system calls during placement', value: io1.writes - cpu0.io.writes, unit: 'calls' },
+      { metric: 'master read system calls during placement', value: io1.reads - cpu0.io.reads, unit: 'calls' },
       { metric: 'CPU stolen by the hypervisor during placement (both cores)', value: stolen, unit: 's' },
       { metric: `agent registration (${AGENTS} agents)`, value: registerSeconds, unit: 's' },
       { metric: `master RSS with ${AGENTS} agents`, value: rssAgents, unit: 'MiB' },
