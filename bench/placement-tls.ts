@@ -5,14 +5,15 @@
  * real agents do, the framework verifying the master) and prints every run
  * and the ratio of medians.
  *
- * Usage: npx tsc -p tsconfig.build.json && npx tsx bench/placement-tls.ts [--runs 3] [--agents 10000] [--cpus 10] [--json]
+ * Usage: npx tsc -p tsconfig.build.json && node dist/bench/placement-tls.js [--runs 3] [--agents 10000] [--cpus 10] [--json]
  * Goal (issue: security): TLS ≥ 0.8× plain.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+// The repository root, from bench/ under tsx or from dist/bench/ once compiled.
+const root = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? '../..' : '..', import.meta.url));
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
