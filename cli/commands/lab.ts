@@ -67,7 +67,11 @@ export function registerLab(program: Command): void {
         });
         if (o.full) {
           progress(`master ${state.plan.masterUrls.join(',')}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
-          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')} agents ls`);
+          // A secure lab (the default) is reached with its CA and the operator's credential file; neither secret goes on the command line.
+          const op = state.plan.operator;
+          const secure = op ? ` --tls-ca ${op.ca} --credentials ${op.credentials}` : '';
+          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')}${secure} agents ls`);
+          if (op) progress(`curl with the CA and the operator's credentials: curl -K ${op.curlrc} ${state.plan.masterUrls[0]}/master/state`);
         }
         output(
           globals(cmd),
