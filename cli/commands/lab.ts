@@ -71,7 +71,7 @@ export function registerLab(program: Command): void {
           const op = state.plan.operator;
           const secure = op ? ` --tls-ca ${op.ca} --credentials ${op.credentials}` : '';
           progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')}${secure} agents ls`);
-          if (op) progress(`curl with the CA and the operator's credentials: curl -K ${op.curlrc} ${state.plan.masterUrls[0]}/master/state`);
+          if (op) progress(`curl with the CA and the operator's credentials: curl -K ${op.curlrc} -H 'Content-Type: application/json' -d '{"type":"GET_AGENTS"}' ${state.plan.masterUrls[0]}/api/v1`);
         }
         output(
           globals(cmd),
