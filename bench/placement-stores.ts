@@ -19,15 +19,12 @@ import { tmpdir } from 'node:os';
 import { corralMasterUser, setupEtcdAuth } from '../common/store/etcd-auth.js';
 import { startEtcd } from '../test/harness/etcd.js';
 import { makeEtcdPki, type EtcdPki } from '../test/harness/etcd-pki.js';
+import { flag } from './volume-common.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RUNS = arg('--runs', 3);
-const AGENTS = arg('--agents', 10_000);
-const CPUS = arg('--cpus', 10);
+const RUNS = flag('--runs', 3, { whole: true, min: 1 });
+const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
+const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
 
 interface Figure {
   metric: string;

@@ -11,16 +11,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { flag } from './volume-common.js';
 
 // The repository root, from bench/ under tsx or from dist/bench/ once compiled.
 const root = fileURLToPath(new URL(import.meta.url.endsWith('.js') ? '../..' : '..', import.meta.url));
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RUNS = arg('--runs', 3);
-const AGENTS = arg('--agents', 10_000);
-const CPUS = arg('--cpus', 10);
+const RUNS = flag('--runs', 3, { whole: true, min: 1 });
+const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
+const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
 
 interface Figure {
   metric: string;
