@@ -90,3 +90,28 @@ export class Recorder {
     return waitFor(() => this.errors.length > 0, 'a watch error', timeoutMs);
   }
 }
+
+/**
+ * The handle of a backend whose keys live under a namespace of their own (etcd): reopening is
+ * closing and opening again, and cleanup removes the test's keys so a lease it left behind cannot
+ * change the revision under a later test.
+ */
+export async function namespacedHandle(open: () => Promise<Store>): Promise<StoreHandle> {
+  const handle: StoreHandle = {
+    store: await open(),
+    reopen: async () => {
+      await handle.store.close();
+      return open();
+    },
+    cleanup: async () => {
+      const admin = await open();
+      try {
+        await admin.deletePrefix('');
+      } finally {
+        await admin.close();
+        await handle.store.close();
+      }
+    },
+  };
+  return handle;
+}

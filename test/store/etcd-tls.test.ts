@@ -17,13 +17,12 @@ import { ETCD_PASSWORD_ENV, type EtcdConnectionOptions } from '../../common/stor
 import { EtcdStore, type EtcdStoreOptions } from '../../common/store/etcd.js';
 import { etcdConnectionOf, openStore, storeConfigSchema } from '../../common/store/json.js';
 import { isCorralError } from '../../contracts/errors.js';
-import type { Store } from '../../contracts/store/types.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { makeEtcdPki, type EtcdPki } from '../harness/etcd-pki.js';
 import { testDir } from '../harness/resources.js';
 import { untilValue } from '../harness/wait.js';
 import { storeContract } from './contract.js';
-import { Recorder } from './contract-util.js';
+import { namespacedHandle, Recorder } from './contract-util.js';
 
 if (!process.env.CORRAL_LOG_LEVEL) configureLogging({ level: 'warn' });
 
@@ -79,23 +78,7 @@ async function refusal(action: Promise<unknown>): Promise<Error & { code?: strin
 storeContract('etcd over TLS with authentication', async () => {
   const namespace = `${NS}${randomUUID()}/`;
   const open = () => EtcdStore.open(conn({ namespace }));
-  const handle = {
-    store: (await open()) as Store,
-    reopen: async () => {
-      await handle.store.close();
-      return open();
-    },
-    cleanup: async () => {
-      const admin = await open();
-      try {
-        await admin.deletePrefix('');
-      } finally {
-        await admin.close();
-        await handle.store.close();
-      }
-    },
-  };
-  return handle;
+  return namespacedHandle(open);
 });
 
 describe('etcd TLS and authentication refusals', () => {

@@ -9,11 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureLogging } from '../../common/log.js';
 import { EtcdStore } from '../../common/store/etcd.js';
 import { openStore } from '../../common/store/json.js';
-import type { Store } from '../../contracts/store/types.js';
 import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { freePort } from '../harness/ports.js';
 import { storeContract } from './contract.js';
-import { expectCode, Recorder, sleep } from './contract-util.js';
+import { expectCode, namespacedHandle, Recorder, sleep } from './contract-util.js';
 
 if (!process.env.CORRAL_LOG_LEVEL) configureLogging({ level: 'warn' });
 
@@ -80,24 +79,7 @@ function endpoint(): string {
 storeContract('etcd', async () => {
   const namespace = `corral-test/${randomUUID()}/`;
   const open = () => EtcdStore.open({ endpoints: [endpoint()], namespace });
-  const handle = {
-    store: (await open()) as Store,
-    reopen: async () => {
-      await handle.store.close();
-      return open();
-    },
-    cleanup: async () => {
-      // Remove this test's keys so a lease it left behind cannot change the revision under a later test.
-      const admin = await open();
-      try {
-        await admin.deletePrefix('');
-      } finally {
-        await admin.close();
-        await handle.store.close();
-      }
-    },
-  };
-  return handle;
+  return namespacedHandle(open);
 });
 
 describe('EtcdStore', () => {
