@@ -29,6 +29,14 @@ export const nsRun = (netns: string, cmd: string, args: string[], timeoutMs = 10
  */
 export const operatorCurl = (state: LabState): string[] => (state.plan.operator ? ['-K', state.plan.operator.curlrc] : []);
 
+/** An operator call made from a control node to the master on it, following a redirect to the leader (curl -L keeps the POST). */
+export async function operatorCall<T>(state: LabState, from: { netns: string; ip: string }, type: string): Promise<T> {
+  const scheme = new URL(state.plan.masterUrl).protocol;
+  const body = JSON.stringify({ type });
+  const args = [...operatorCurl(state), '-sSL', '--max-time', '5', '-X', 'POST', '-H', 'content-type: application/json', '-d', body, `${scheme}//${from.ip}:5050/api/v1`];
+  return JSON.parse(await nsRun(from.netns, 'curl', args)) as T;
+}
+
 /**
  * curl's arguments for a discovery API call with the control node's management token (node up writes it 0600 in
  * discovery's directory): a header file read by `curl -H @FILE`, beside the operator's files.

@@ -19,7 +19,7 @@ import { labDown, provisionNode } from '../../lab/lab.js';
 import { loadNodeState, ours } from '../../provision/src/lifecycle.js';
 import { signalProcess } from '../../common/sys/process.js';
 import type { ControlPlan } from '../../lab/topology.js';
-import { deployAndWait, nsRun, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
+import { deployAndWait, nsRun, operatorCall, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -62,22 +62,7 @@ const leaders = async (): Promise<ControlPlan[]> => {
 };
 
 /** An operator call to whichever master answers, following its redirect to the leader (curl -L keeps the POST). */
-const operator = async <T>(from: ControlPlan, type: string): Promise<T> =>
-  JSON.parse(
-    await nsRun(from.netns, 'curl', [
-      ...operatorCurl(lab.state),
-      '-sSL',
-      '--max-time',
-      '5',
-      '-X',
-      'POST',
-      '-H',
-      'content-type: application/json',
-      '-d',
-      JSON.stringify({ type }),
-      `${scheme()}://${from.ip}:5050/api/v1`,
-    ]),
-  ) as T;
+const operator = <T>(from: ControlPlan, type: string): Promise<T> => operatorCall<T>(lab.state, from, type);
 
 const activeAgents = async (from: ControlPlan): Promise<number> =>
   (await operator<{ get_agents: { agents: Array<{ active: boolean }> } }>(from, 'GET_AGENTS')).get_agents.agents.filter((a) => a.active).length;

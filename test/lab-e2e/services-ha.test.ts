@@ -14,7 +14,7 @@ import { labDown, provisionNode } from '../../lab/lab.js';
 import { loadNodeState, ours } from '../../provision/src/lifecycle.js';
 import { signalProcess } from '../../common/sys/process.js';
 import type { ControlPlan } from '../../lab/topology.js';
-import { appName, deployAndWait, nsRun, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
+import { appName, deployAndWait, nsRun, operatorCall, operatorCurl, runningWithIp, startFullLab, storeApp, until, type FullLab } from './full-lab.js';
 
 const recorded: Array<[string, number]> = [];
 const remember = (name: string, pid: number): void => {
@@ -82,26 +82,7 @@ interface MasterTask {
   state: string;
 }
 
-const masterTasks = async (from: ControlPlan): Promise<MasterTask[]> =>
-  (
-    JSON.parse(
-      await nsRun(from.netns, 'curl', [
-        ...operatorCurl(lab.state),
-        '-sSL',
-        '--max-time',
-        '5',
-        '-X',
-        'POST',
-        '-H',
-        'content-type: application/json',
-        '-d',
-        '{"type":"GET_TASKS"}',
-        `${scheme()}://${from.ip}:5050/api/v1`,
-      ]),
-    ) as {
-      get_tasks: { tasks: MasterTask[] };
-    }
-  ).get_tasks.tasks;
+const masterTasks = async (from: ControlPlan): Promise<MasterTask[]> => (await operatorCall<{ get_tasks: { tasks: MasterTask[] } }>(lab.state, from, 'GET_TASKS')).get_tasks.tasks;
 
 describe('three control nodes: a replicated service framework and discovery', () => {
   it('runs one service framework leader; the other daemons redirect to it; every discovery replica answers the same names', async () => {
