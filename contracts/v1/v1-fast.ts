@@ -11,7 +11,8 @@
  * Bodies come here without nulls (the master strips them first, see
  * v1-json.ts, as zod's call schemas do): a null is an unset field to both.
  */
-import { MAX_ACCEPTS, MAX_REFUSE_SECONDS, MAX_ACKNOWLEDGEMENTS, MAX_STATUS_UPDATES, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
+import { MAX_ACCEPTS, MAX_REFUSE_SECONDS, MAX_ACKNOWLEDGEMENTS, RESOURCE_NAME_PATTERN, taskSourceSchema, taskStateSchema, validateRoleName } from './v1-schema.js';
+import { MAX_STATUS_UPDATES } from './agent-schema.js';
 
 type Obj = Record<string, unknown>;
 

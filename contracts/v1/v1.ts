@@ -2,8 +2,10 @@
  * Mesos v1 JSON shapes as corral emits them. Inputs are defined (and
  * validated) in v1-schema.ts; this file adds what only flows outward.
  */
-export type { V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Operation, V1AgentInfo, V1QuotaConfig } from './v1-schema.js';
-import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1AgentInfo } from './v1-schema.js';
+export type { V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Operation, V1QuotaConfig } from './v1-schema.js';
+export type { V1AgentInfo } from './agent-schema.js';
+import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState } from './v1-schema.js';
+import type { V1AgentInfo } from './agent-schema.js';
 
 export interface V1Offer {
   id: V1Id;

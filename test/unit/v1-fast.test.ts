@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { agentCallSchema, schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { agentCallSchema } from '../../contracts/v1/agent-schema.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../../contracts/v1/v1-fast.js';
 import { stripNulls } from '../../contracts/v1/v1-json.js';
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { mayHoldNull, stripNulls } from '../../contracts/v1/v1-json.js';
-import { agentCallSchema, operatorCallSchema, schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { operatorCallSchema, schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { agentCallSchema } from '../../contracts/v1/agent-schema.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../../contracts/v1/v1-fast.js';
 import { readCall } from '../../core-scheduler/src/master/http/calls.js';
 import { SCHEDULER_CALL_TYPES } from '../../contracts/v1/v1-schema.js';

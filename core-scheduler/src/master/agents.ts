@@ -9,7 +9,7 @@ import type { Master } from './master.js';
 import { keptTaskInfo, withLatestStatus, type AgentRecord, type TaskRecord } from './records.js';
 import type { PersistedAgent } from './registry.js';
 import { isTerminal, nanos, type AgentEvent, type V1FrameworkInfo } from '../../../contracts/v1/v1.js';
-import type { V1AgentCall } from '../../../contracts/v1/v1-schema.js';
+import type { V1AgentCall } from '../../../contracts/v1/agent-schema.js';
 import { agentUrl } from './addresses.js';
 
 type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];

@@ -13,7 +13,7 @@ import { masterConfigSchema } from '../../../core-scheduler/src/master/config.js
 import type { Effect, RegistryWrite, TimerName } from '../../../core-scheduler/src/master/effects.js';
 import type { Registry, RegistrySnapshot } from '../../../core-scheduler/src/master/registry.js';
 import type { AgentEvent, SchedulerEvent, V1FrameworkInfo, V1TaskState } from '../../../contracts/v1/v1.js';
-import type { V1AgentCall } from '../../../contracts/v1/v1-schema.js';
+import type { V1AgentCall } from '../../../contracts/v1/agent-schema.js';
 
 type RegisterCall = Extract<V1AgentCall, { type: 'REGISTER' }>['register'];
 

@@ -9,7 +9,7 @@ import type { Authority } from '../auth.js';
 import { Resources } from '../../resources/resources.js';
 import type { MasterShell } from '../shell.js';
 import { randomUUID } from 'node:crypto';
-import { agentCallSchema, AGENT_CALL_TYPES } from '../../../../contracts/v1/v1-schema.js';
+import { agentCallSchema, AGENT_CALL_TYPES } from '../../../../contracts/v1/agent-schema.js';
 import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { isQuickAgentCall } from '../../../../contracts/v1/v1-fast.js';
