@@ -76,10 +76,18 @@ static int parse_groups(const char *v, struct launch_spec *s) {
   return 0;
 }
 
-/* A field of the task's identity, shared by launch and exec: 1 when `k` is one (parsed), 0 when not, -1 on a bad value. */
-static int parse_identity(const char *k, const char *v, struct launch_spec *s, char *err, size_t errlen) {
+/* A field of the process and its identity (arg, env, cwd, uid, gid, groups, capability masks), shared by
+   launch and exec: 1 when `k` is one (parsed), 0 when not, -1 on a bad value. */
+static int parse_process(const char *k, const char *v, struct launch_spec *s, char *err, size_t errlen) {
   long long n;
-  if (strcmp(k, "uid") == 0) {
+  if (strcmp(k, "cwd") == 0) s->cwd = v;
+  else if (strcmp(k, "arg") == 0) {
+    if (s->argc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
+    s->argv[s->argc++] = v;
+  } else if (strcmp(k, "env") == 0) {
+    if (s->envc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
+    s->envp[s->envc++] = v;
+  } else if (strcmp(k, "uid") == 0) {
     if (parse_ll(v, &n)) return fmt_err(err, errlen, "bad uid"), -1;
     s->uid = (uid_t)n;
     s->has_user = 1;
@@ -112,14 +120,9 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
     else if (strcmp(k, "req") == 0) s->req = v;
     else if (strcmp(k, "id") == 0) s->id = v;
     else if (strcmp(k, "sandbox") == 0) s->sandbox = v;
-    else if (strcmp(k, "cwd") == 0) s->cwd = v;
     else if (strcmp(k, "exec") == 0) s->exec_file = v;
-    else if (strcmp(k, "arg") == 0) {
-      if (s->argc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
-      s->argv[s->argc++] = v;
-    } else if (strcmp(k, "env") == 0) {
-      if (s->envc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
-      s->envp[s->envc++] = v;
+    else if ((handled = parse_process(k, v, s, err, errlen)) != 0) {
+      if (handled < 0) return -1;
     } else if (strcmp(k, "cgroup") == 0) {
       if (s->ncgroups >= 16) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
       s->cgroups[s->ncgroups++] = v;
@@ -159,9 +162,7 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
       s->log_max_files = (int)n;
     } else if (strcmp(k, "status") == 0) s->status_path = v;
     else if (strcmp(k, "exit_link") == 0) s->exit_link = v;
-    else if ((handled = parse_identity(k, v, s, err, errlen)) != 0) {
-      if (handled < 0) return -1;
-    } else if (strcmp(k, "seccomp") == 0) {
+    else if (strcmp(k, "seccomp") == 0) {
       if (strcmp(v, "default") == 0) s->seccomp = 1;
       else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
       else return fmt_err(err, errlen, "bad seccomp \"%s\" (default, unconfined)", v), -1;
@@ -195,14 +196,7 @@ int parse_exec(const struct request *r, struct launch_spec *s, pid_t *target, lo
     } else if (strcmp(k, "timeout_ms") == 0) {
       if (parse_ll(v, &n) || n < 1) return fmt_err(err, errlen, "bad timeout_ms"), -1;
       *timeout_ms = n;
-    } else if (strcmp(k, "cwd") == 0) s->cwd = v;
-    else if (strcmp(k, "arg") == 0) {
-      if (s->argc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
-      s->argv[s->argc++] = v;
-    } else if (strcmp(k, "env") == 0) {
-      if (s->envc >= MAX_ITEMS) return fmt_err(err, errlen, "too many \"%s\" fields", k), -1;
-      s->envp[s->envc++] = v;
-    } else if ((handled = parse_identity(k, v, s, err, errlen)) != 0) {
+    } else if ((handled = parse_process(k, v, s, err, errlen)) != 0) {
       if (handled < 0) return -1;
     } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
   }
