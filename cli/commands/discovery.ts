@@ -13,6 +13,7 @@ import type { ServedRecord } from '../../discovery/src/index.js';
 import { defaultScheme, globals, identity } from '../context.js';
 import { output } from '../output.js';
 import { intOption, parseArgument, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { addEtcdOptions, etcdStoreFlags } from '../etcd-options.js';
 import { clientTls, daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 import { tlsAgent, tlsFailure, type ClientTls } from '../../contracts/client/tls.js';
 import { fetch as undiciFetch } from 'undici';
@@ -39,21 +40,22 @@ async function getJson<T>(url: string, tls: ClientTls | undefined): Promise<T> {
 }
 
 export function registerDiscovery(program: Command): void {
-  program
-    .command('discovery')
-    .description('run the discovery daemon: DNS for tasks and services, Consul-compatible KV/catalog/health API')
-    .option('--config <file>', 'YAML/JSON config file')
-    .option('--domain <name>', 'DNS zone served (default corral)')
-    .option('--dns-host <addr>', 'DNS listen address (default 127.0.0.1)')
-    .option('--dns-port <n>', 'DNS port, UDP and TCP (default 8600; 53 for the standard port)', intOption('--dns-port', 0, 65535))
-    .addOption(new Option('--dns-workers <n|auto>', 'extra processes answering DNS over UDP and TCP (default auto: one per extra core)'))
-    .option('--upstream <addr...>', 'forward names outside the zone to these resolvers (ip or ip:port)')
-    .option('--http-host <addr>', 'HTTP API listen address (default 127.0.0.1)')
-    .option('--http-port <n>', 'HTTP API port (default 8500)', intOption('--http-port', 0, 65535))
-    .option('--work-dir <dir>', 'state directory (default /var/lib/corral/discovery)')
-    .option('--node-name <name>', 'this node in the catalog (default the host name)')
-    .option('--store-backend <name>', 'embedded or etcd')
-    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
+  addEtcdOptions(
+    program
+      .command('discovery')
+      .description('run the discovery daemon: DNS for tasks and services, Consul-compatible KV/catalog/health API')
+      .option('--config <file>', 'YAML/JSON config file')
+      .option('--domain <name>', 'DNS zone served (default corral)')
+      .option('--dns-host <addr>', 'DNS listen address (default 127.0.0.1)')
+      .option('--dns-port <n>', 'DNS port, UDP and TCP (default 8600; 53 for the standard port)', intOption('--dns-port', 0, 65535))
+      .addOption(new Option('--dns-workers <n|auto>', 'extra processes answering DNS over UDP and TCP (default auto: one per extra core)'))
+      .option('--upstream <addr...>', 'forward names outside the zone to these resolvers (ip or ip:port)')
+      .option('--http-host <addr>', 'HTTP API listen address (default 127.0.0.1)')
+      .option('--http-port <n>', 'HTTP API port (default 8500)', intOption('--http-port', 0, 65535))
+      .option('--work-dir <dir>', 'state directory (default /var/lib/corral/discovery)')
+      .option('--node-name <name>', 'this node in the catalog (default the host name)')
+      .option('--store-backend <name>', 'embedded or etcd'),
+  )
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
@@ -73,7 +75,7 @@ export function registerDiscovery(program: Command): void {
         http: { host: o.httpHost, port: o.httpPort, limits: o.limit },
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
       };
-      if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
+      flags.store = etcdStoreFlags(o);
       const config = loadConfig(discoveryConfigSchema, { file: o.config as string | undefined, flags });
       config.master.url ??= g.master;
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });

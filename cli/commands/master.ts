@@ -7,22 +7,24 @@ import { configureLogging } from '../../common/log.js';
 import { masterConfigSchema, MASTER_LIMIT_KEYS } from '../../core-scheduler/src/index.js';
 import { startMaster } from '../../core-scheduler/src/index.js';
 import { intOption, limitOptionFor, LIMIT_FLAG_HELP } from '../parse.js';
+import { addEtcdOptions, etcdStoreFlags } from '../etcd-options.js';
 import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 export function registerMaster(program: Command): void {
-  program
-    .command('master')
-    .description('run the master: allocator, scheduler/operator/agent APIs, registry')
-    .option('--config <file>', 'YAML/JSON config file (env: CORRAL_MASTER_<KEY>, e.g. CORRAL_MASTER_ALLOCATION__INTERVAL_MS)')
-    .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
-    .option('--port <n>', 'port to listen on (default 5050)', intOption('--port', 0, 65535))
-    .option('--advertise-host <name>', 'host name agents and frameworks see')
-    .option('--work-dir <dir>', 'state directory (default /var/lib/corral/master)')
-    .option('--credentials <file>', 'security file: credentials and ACLs')
-    .option('--no-auth', 'turn authentication off (local use only)')
-    .option('--insecure', INSECURE_HELP)
-    .option('--store-backend <name>', 'embedded or etcd')
-    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
+  addEtcdOptions(
+    program
+      .command('master')
+      .description('run the master: allocator, scheduler/operator/agent APIs, registry')
+      .option('--config <file>', 'YAML/JSON config file (env: CORRAL_MASTER_<KEY>, e.g. CORRAL_MASTER_ALLOCATION__INTERVAL_MS)')
+      .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
+      .option('--port <n>', 'port to listen on (default 5050)', intOption('--port', 0, 65535))
+      .option('--advertise-host <name>', 'host name agents and frameworks see')
+      .option('--work-dir <dir>', 'state directory (default /var/lib/corral/master)')
+      .option('--credentials <file>', 'security file: credentials and ACLs')
+      .option('--no-auth', 'turn authentication off (local use only)')
+      .option('--insecure', INSECURE_HELP)
+      .option('--store-backend <name>', 'embedded or etcd'),
+  )
     .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
@@ -40,7 +42,7 @@ export function registerMaster(program: Command): void {
         agents: o.agentUnreachableTimeout !== undefined ? { unreachableTimeoutMs: o.agentUnreachableTimeout } : undefined,
         limits: o.limit,
       };
-      if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
+      flags.store = etcdStoreFlags(o);
       const config = loadConfig(masterConfigSchema, { file: o.config as string | undefined, flags, envPrefix: 'CORRAL_MASTER_' });
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
       const running = await startMaster(config);

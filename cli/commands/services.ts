@@ -10,6 +10,7 @@ import { SERVICES_ENV_PREFIX, servicesConfigSchema } from '../../core-scheduler/
 import { startServices } from '../../core-scheduler/src/index.js';
 import { globals } from '../context.js';
 import { intOption, limitOption, LIMIT_FLAG_HELP } from '../parse.js';
+import { addEtcdOptions, etcdStoreFlags } from '../etcd-options.js';
 import { daemonTlsFlags, INSECURE_HELP } from '../tls-options.js';
 
 /** A credential the security file allows to register frameworks, for the daemon's own subscription. */
@@ -20,19 +21,20 @@ function frameworkCredential(sec: SecurityConfig): { principal: string; secret: 
 }
 
 export function registerServices(program: Command): void {
-  program
-    .command('services')
-    .description('run the service framework: keeps apps (corral app …) running on the cluster')
-    .option('--config <file>', `YAML/JSON config file (env: ${SERVICES_ENV_PREFIX}<KEY>, e.g. ${SERVICES_ENV_PREFIX}MASTER__URL)`)
-    .option('--host <addr>', 'API listen address (default 127.0.0.1)')
-    .option('--port <n>', 'API port (default 5052)', intOption('--port', 0, 65535))
-    .option('--work-dir <dir>', 'state directory (default /var/lib/corral/services)')
-    .option('--credentials <file>', 'security file: operators may use the API; a framework credential in it is used at the master')
-    .option('--no-auth', 'turn API authentication off (local use only)')
-    .option('--insecure', INSECURE_HELP)
-    .option('--name <name>', 'framework name, also its DNS label (default corral-services)')
-    .option('--store-backend <name>', "embedded, etcd or remote (the master's Store)")
-    .option('--etcd-endpoints <urls>', 'comma-separated etcd URLs', (v: string) => v.split(',').filter(Boolean))
+  addEtcdOptions(
+    program
+      .command('services')
+      .description('run the service framework: keeps apps (corral app …) running on the cluster')
+      .option('--config <file>', `YAML/JSON config file (env: ${SERVICES_ENV_PREFIX}<KEY>, e.g. ${SERVICES_ENV_PREFIX}MASTER__URL)`)
+      .option('--host <addr>', 'API listen address (default 127.0.0.1)')
+      .option('--port <n>', 'API port (default 5052)', intOption('--port', 0, 65535))
+      .option('--work-dir <dir>', 'state directory (default /var/lib/corral/services)')
+      .option('--credentials <file>', 'security file: operators may use the API; a framework credential in it is used at the master')
+      .option('--no-auth', 'turn API authentication off (local use only)')
+      .option('--insecure', INSECURE_HELP)
+      .option('--name <name>', 'framework name, also its DNS label (default corral-services)')
+      .option('--store-backend <name>', "embedded, etcd or remote (the master's Store)"),
+  )
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
     .option('--limit <name=value>', LIMIT_FLAG_HELP, limitOption)
@@ -55,7 +57,7 @@ export function registerServices(program: Command): void {
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
       };
       if (o.storeBackend === 'remote') flags.store = { backend: 'remote', url: g.master, ...(principal ?? {}) };
-      else if (o.storeBackend || o.etcdEndpoints) flags.store = { backend: o.storeBackend ?? 'etcd', etcdEndpoints: o.etcdEndpoints };
+      else flags.store = etcdStoreFlags(o);
       const config = loadConfig(servicesConfigSchema, { file: o.config as string | undefined, flags, envPrefix: SERVICES_ENV_PREFIX });
       configureLogging({ level: config.log.level, ...(config.log.file ? { file: config.log.file } : {}) });
       const running = await startServices(config);

@@ -1,8 +1,9 @@
 /**
  * Least privilege on etcd: the users and roles corral's daemons connect as,
  * and etcd's authentication switched on. Each corral user gets a role of its
- * own name that may touch only its key prefixes (the master's role: read and
- * write under the cluster's namespace, nothing else). etcd refuses to enable
+ * own name that may touch only its key prefixes: each kind of daemon (master,
+ * service framework, discovery, CNI daemon) has a user of its own, confined to
+ * the keys it keeps (corralEtcdUsers). etcd refuses to enable
  * authentication without a `root` user holding the `root` role; root's
  * password is generated here, kept in a file only its owner may read, and
  * used for nothing but this set-up.
@@ -26,7 +27,7 @@ import { etcdClientOptions, etcdCredentialError, type EtcdConnectionOptions } fr
 
 type EtcdPermission = 'read' | 'write' | 'readwrite';
 
-interface EtcdUserSpec {
+export interface EtcdUserSpec {
   /** etcd user name, also its role's name (a certificate with this CN acts as it). */
   name: string;
   /** Its password; omitted, the user authenticates by client certificate only. */
@@ -35,10 +36,78 @@ interface EtcdUserSpec {
   grants: Array<{ prefix: string; permission: EtcdPermission }>;
 }
 
-/** The role corral's masters (and the daemons sharing their namespace) hold: read and write under that namespace only. */
+/** The role corral's masters hold: read and write under the cluster's namespace only. */
 export function corralMasterUser(namespace: string, password?: string): EtcdUserSpec {
   if (namespace === '') throw new CorralError('INVALID_ARGUMENT', 'a corral etcd user needs a non-empty namespace: an empty prefix would grant the whole keyspace');
-  return { name: 'corral-master', ...(password !== undefined && { password }), grants: [{ prefix: namespace, permission: 'readwrite' }] };
+  return { name: ETCD_USERS.master, ...(password !== undefined && { password }), grants: [{ prefix: namespace, permission: 'readwrite' }] };
+}
+
+/** The etcd user of each kind of corral daemon (its client certificate's CN). */
+export const ETCD_USERS = { master: 'corral-master', services: 'corral-services', discovery: 'corral-discovery', cni: 'corral-cni' } as const;
+export type EtcdDaemonKind = keyof typeof ETCD_USERS;
+
+/**
+ * Where each daemon keeps its state, as Store keys (the components own these
+ * constants; test/etcd/daemon-users.test.ts holds them to the components'):
+ *  - the master's registry: core-scheduler/src/master/registry.ts;
+ *  - the service framework's state (`corral/services/<framework>`):
+ *    core-scheduler/src/services/daemon.ts;
+ *  - discovery's catalog, KV, sessions, locks and ACLs:
+ *    discovery/src/catalog/registrations.ts, discovery/src/consul/kv.ts;
+ *  - the CNI daemon's IPAM (its `storePrefix` default):
+ *    plugins/cni-calico-like/src/daemon/config.ts.
+ * Elections live under `election/<name>/` of the Store's namespace
+ * (etcd-election.ts); the service framework's default name is
+ * `services-<framework>`.
+ */
+export const ETCD_KEY_LAYOUT = {
+  registry: 'corral/registry/',
+  servicesState: 'corral/services/',
+  servicesElection: 'election/services-',
+  discovery: 'corral/discovery/',
+  ipam: 'corral/ipam/',
+} as const;
+
+/**
+ * The key every Store reads at open (and for its current revision) in its
+ * namespace: never written, read-only for everyone, so a daemon confined to
+ * its own prefixes can still open a Store on the shared namespace (etcd.ts).
+ */
+export const storeProbeKey = (namespace: string): string => `${namespace}\u0000`;
+
+/**
+ * Every corral daemon's etcd user and its grants, for daemons whose Store
+ * namespace is `namespace` (provisioning: `corral/`) and CNI daemons whose
+ * IPAM store has the namespace `cniNamespace` (a node file's default: none).
+ *
+ * - corral-master: read and write under the whole namespace. Not only its
+ *   registry and election: the master serves the Store to daemons that reach
+ *   it over its store API (agents, CNI daemons and discovery with a `remote`
+ *   store keep their keys there under any prefix but the registry). It is
+ *   also what daemons of a cluster set up before per-daemon users connect as,
+ *   so they keep working until their node is brought up again.
+ * - corral-services: its state and its elections only.
+ * - corral-discovery: its own state only (it follows the master over HTTP,
+ *   never through etcd).
+ * - corral-cni: the IPAM blocks and loans only.
+ * No daemon but the master needs another's keys, so none is granted any.
+ * Each also reads its namespace's probe key (storeProbeKey).
+ */
+export function corralEtcdUsers(namespace: string, opts: { cniNamespace?: string; passwords?: Partial<Record<EtcdDaemonKind, string>> } = {}): EtcdUserSpec[] {
+  const ns = namespace;
+  const cniNs = opts.cniNamespace ?? '';
+  const pw = (k: EtcdDaemonKind) => (opts.passwords?.[k] !== undefined ? { password: opts.passwords[k] } : {});
+  const probe = (n: string) => ({ prefix: storeProbeKey(n), permission: 'read' as const });
+  return [
+    corralMasterUser(ns, opts.passwords?.master),
+    {
+      name: ETCD_USERS.services,
+      ...pw('services'),
+      grants: [{ prefix: `${ns}${ETCD_KEY_LAYOUT.servicesState}`, permission: 'readwrite' }, { prefix: `${ns}${ETCD_KEY_LAYOUT.servicesElection}`, permission: 'readwrite' }, probe(ns)],
+    },
+    { name: ETCD_USERS.discovery, ...pw('discovery'), grants: [{ prefix: `${ns}${ETCD_KEY_LAYOUT.discovery}`, permission: 'readwrite' }, probe(ns)] },
+    { name: ETCD_USERS.cni, ...pw('cni'), grants: [{ prefix: `${cniNs}${ETCD_KEY_LAYOUT.ipam}`, permission: 'readwrite' }, probe(cniNs)] },
+  ];
 }
 
 /**

@@ -8,10 +8,15 @@
  * Files in the node's TLS directory, beside the daemons' own:
  *  - etcd.crt / etcd.key: the member's certificate (server for clients and
  *    peers, client towards peers), naming the node's address;
- *  - etcd-client.crt / etcd-client.key: what corral's daemons present to
- *    etcd, CN `corral-master`. With client certificate auth etcd takes the
- *    CN for the user: no password to hand out or keep. That user's role may
- *    read and write under corral's namespace (`corral/`) only.
+ *  - etcd-client.crt / etcd-client.key: what the master presents to etcd,
+ *    CN `corral-master` (also used by the set-up before authentication is on);
+ *  - etcd-services.crt, etcd-discovery.crt, etcd-cni.crt (and keys): the
+ *    service framework's, discovery's and the CNI daemon's, CN
+ *    `corral-services`, `corral-discovery`, `corral-cni`; a node gets only
+ *    those of the daemons it runs.
+ * With client certificate auth etcd takes the CN for the user: no password
+ * to hand out or keep. Each user's role may touch only its daemon's keys
+ * (common/store/etcd-auth.ts, corralEtcdUsers).
  * etcd's `root` user, which it requires before authentication can be on, gets
  * a generated password kept beside the CA's key (etcd-root.password, 0600);
  * it is used for this set-up only.
@@ -19,30 +24,44 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { corralMasterUser, ensureRootPassword, setupEtcdAuth } from '../../common/store/etcd-auth.js';
+import { corralEtcdUsers, ensureRootPassword, ETCD_USERS, setupEtcdAuth, type EtcdDaemonKind } from '../../common/store/etcd-auth.js';
+import { CorralError, isCorralError } from '../../contracts/errors.js';
 import { issueCertificate, loadTls, writeTlsFiles, type TlsPair } from '../../common/tls/index.js';
-import { CorralError } from '../../contracts/errors.js';
 import { componentsOf, etcdEndpoints, type NodeConfig } from './config.js';
 import { CERT_DAYS, ensureClusterCa } from './tls.js';
 
 /** The key prefix corral's daemons keep their state under in etcd (their Store namespace). */
 export const ETCD_NAMESPACE = 'corral/';
-/** The etcd user corral's control-plane daemons act as (their client certificate's CN). */
-const ETCD_CLIENT_USER = 'corral-master';
 
 const files = (dir: string, name: string) => ({ cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) });
 
 /** The member's TLS files and the CA, in the node's TLS directory. */
 const etcdMemberFiles = (tlsDir: string) => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, 'etcd') });
-/** What corral's daemons present to etcd. */
-export const etcdClientFiles = (tlsDir: string) => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, 'etcd-client') });
+/** The name of each daemon's etcd client pair in the TLS directory (the master's keeps its first name). */
+const CLIENT_FILE: Record<EtcdDaemonKind, string> = { master: 'etcd-client', services: 'etcd-services', discovery: 'etcd-discovery', cni: 'etcd-cni' };
 
-/** Whether this node talks to the control plane's etcd (runs a member, or keeps the registry there). */
-const usesEtcd = (n: NodeConfig): boolean => componentsOf(n).includes('etcd') || n.master.registry === 'etcd';
+/** What `daemon` presents to etcd (default: the master, whose certificate the set-up uses too). */
+export const etcdClientFiles = (tlsDir: string, daemon: EtcdDaemonKind = 'master') => ({ ca: join(tlsDir, 'ca.crt'), ...files(tlsDir, CLIENT_FILE[daemon]) });
 
-/** The store settings that reach the control plane's etcd from this node: TLS with the client certificate, or nothing without TLS. */
-export function etcdClientStore(n: NodeConfig): { etcdTls?: { ca: string; cert: string; key: string } } {
-  return n.tls ? { etcdTls: etcdClientFiles(n.tls.dir) } : {};
+/** Whether the node's CNI daemon keeps its IPAM in an etcd over TLS (the cluster CA's: its endpoints are https). */
+const cniOnEtcdTls = (n: NodeConfig): boolean => componentsOf(n).includes('cni') && typeof n.cni.store === 'object' && n.cni.store.etcdEndpoints.every((e) => e.startsWith('https://'));
+
+/** The daemons of this node that connect to etcd, each with a certificate of its own: a host holds only its own daemons'. */
+function etcdClientsOf(n: NodeConfig): EtcdDaemonKind[] {
+  const runs = componentsOf(n);
+  const registry = n.master.registry === 'etcd';
+  return [
+    // A member's node runs the set-up (with this certificate, before authentication is on).
+    ...(runs.includes('etcd') || (registry && runs.includes('master')) ? ['master' as const] : []),
+    ...(registry && runs.includes('services') ? ['services' as const] : []),
+    ...(registry && runs.includes('discovery') ? ['discovery' as const] : []),
+    ...(cniOnEtcdTls(n) ? ['cni' as const] : []),
+  ];
+}
+
+/** The store settings that reach etcd from `daemon` on this node: TLS with its own client certificate, or nothing without TLS. */
+export function etcdClientStore(n: NodeConfig, daemon: EtcdDaemonKind = 'master'): { etcdTls?: { ca: string; cert: string; key: string } } {
+  return n.tls ? { etcdTls: etcdClientFiles(n.tls.dir, daemon) } : {};
 }
 
 /**
@@ -86,7 +105,8 @@ function needsIssuing(file: string, caPem: string, ip?: string): boolean {
  * `corral node certs` hands another node.
  */
 export async function issueEtcdCertificates(ca: TlsPair, n: NodeConfig): Promise<string[]> {
-  if (!n.tls || !usesEtcd(n)) return [];
+  const clients = etcdClientsOf(n);
+  if (!n.tls || (clients.length === 0 && !componentsOf(n).includes('etcd'))) return [];
   const dir = n.tls.dir;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The CA's certificate verifies etcd (and etcd its clients); never its key.
@@ -103,9 +123,11 @@ export async function issueEtcdCertificates(ca: TlsPair, n: NodeConfig): Promise
     writeTlsFiles(dir, 'etcd', pair);
     issued.push('etcd');
   }
-  if (needsIssuing(etcdClientFiles(dir).cert, ca.certPem)) {
-    writeTlsFiles(dir, 'etcd-client', await issueCertificate(ca, { commonName: ETCD_CLIENT_USER, usage: 'client', validDays: CERT_DAYS }));
-    issued.push('etcd-client');
+  for (const d of clients) {
+    const f = etcdClientFiles(dir, d);
+    if (!needsIssuing(f.cert, ca.certPem) && readCn(f.cert) === ETCD_USERS[d]) continue;
+    writeTlsFiles(dir, CLIENT_FILE[d], await issueCertificate(ca, { commonName: ETCD_USERS[d], usage: 'client', validDays: CERT_DAYS }));
+    issued.push(CLIENT_FILE[d]);
   }
   return issued;
 }
@@ -115,13 +137,15 @@ export async function issueEtcdCertificates(ca: TlsPair, n: NodeConfig): Promise
  * missing or expiring; without it, check the certificates the node was handed.
  */
 export async function ensureEtcdCertificates(n: NodeConfig): Promise<void> {
-  if (!n.tls || !usesEtcd(n)) return;
+  const clients = etcdClientsOf(n);
+  if (!n.tls || (clients.length === 0 && !componentsOf(n).includes('etcd'))) return;
   if (n.tls.caDir) {
     await issueEtcdCertificates(await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`), n);
     return;
   }
   const member = componentsOf(n).includes('etcd');
-  for (const [what, f] of [...(member ? [['etcd member', etcdMemberFiles(n.tls.dir)] as const] : []), ['etcd client', etcdClientFiles(n.tls.dir)] as const]) {
+  const needed = [...(member ? [['etcd member', etcdMemberFiles(n.tls.dir)] as const] : []), ...clients.map((d) => [`etcd client (${d})`, etcdClientFiles(n.tls!.dir, d)] as const)];
+  for (const [what, f] of needed) {
     try {
       loadTls(f, `node ${n.name}: ${what} tls`);
     } catch (err) {
@@ -134,14 +158,37 @@ export async function ensureEtcdCertificates(n: NodeConfig): Promise<void> {
 }
 
 /**
- * Once the cluster is up: switch etcd's authentication on, with corral's user
- * (certificate-authenticated, confined to `corral/`) and root (password kept
- * beside the CA key). Done by the first member holding the CA only, so
+ * Switch etcd's authentication on, with a user per kind of daemon (each
+ * certificate-authenticated, confined to its own keys) and root (password
+ * kept beside the CA key). Done by the first member holding the CA only, so
  * members coming up together never race; idempotent across node ups.
+ *
+ * `ifRunning`: before the daemons are (re)started, on a cluster that already
+ * runs — a node brought up again, possibly after an upgrade that gave the
+ * daemons users of their own — the users are made first, so a daemon never
+ * starts as a user etcd does not know yet. An etcd not up (a first start)
+ * is no error then: the call after the start does it.
  */
-export async function secureEtcd(n: NodeConfig): Promise<{ enabled: boolean } | undefined> {
+export async function secureEtcd(n: NodeConfig, opts: { ifRunning?: boolean } = {}): Promise<{ enabled: boolean } | undefined> {
   if (!n.tls?.caDir || !componentsOf(n).includes('etcd') || n.etcd.members[0]?.name !== n.name) return undefined;
   const rootPassword = ensureRootPassword(join(n.tls.caDir, 'etcd-root.password'));
-  // The set-up connects with the client certificate: before auth is on, it may do anything; after, root's password is used.
-  return setupEtcdAuth({ endpoints: etcdEndpoints(n), tls: etcdClientFiles(n.tls.dir), dialTimeoutMs: 10_000 }, { rootPassword, users: [corralMasterUser(ETCD_NAMESPACE)] });
+  const users = corralEtcdUsers(ETCD_NAMESPACE);
+  // The set-up connects with the master's certificate: before auth is on, it may do anything; after, root's password is used.
+  const conn = { endpoints: etcdEndpoints(n), tls: etcdClientFiles(n.tls.dir), dialTimeoutMs: opts.ifRunning ? 3_000 : 10_000 };
+  if (!opts.ifRunning) return setupEtcdAuth(conn, { rootPassword, users });
+  if (!existsSync(conn.tls.cert)) return undefined;
+  try {
+    return await setupEtcdAuth(conn, { rootPassword, users });
+  } catch (err) {
+    if (isCorralError(err, 'UNAVAILABLE')) return undefined;
+    throw err;
+  }
+}
+
+function readCn(file: string): string | undefined {
+  try {
+    return /(?:^|\n)CN=([^\n]*)/.exec(new X509Certificate(readFileSync(file)).subject)?.[1];
+  } catch {
+    return undefined;
+  }
 }

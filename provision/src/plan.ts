@@ -202,7 +202,9 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, ...ca, show: { field: [], text: ownMaster } });
   }
   // With the registry on etcd, the service framework and discovery keep their state there too: every replica shares it.
-  const sharedStore = n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n) } : undefined;
+  // Each connects as its own etcd user (its own client certificate), confined to its own keys.
+  const sharedStore = (daemon: 'services' | 'discovery') =>
+    n.master.registry === 'etcd' ? { backend: 'etcd' as const, etcdEndpoints: etcdEndpoints(n), namespace: ETCD_NAMESPACE, ...etcdClientStore(n, daemon) } : undefined;
   if (has('services')) {
     const dir = join(n.dir, 'services');
     const ownServices = `${scheme}://${n.address}:${n.control.servicesPort}`;
@@ -210,7 +212,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       host: n.address,
       port: n.control.servicesPort,
       workDir: dir,
-      ...(sharedStore ? { store: sharedStore } : {}),
+      ...(sharedStore('services') ? { store: sharedStore('services') } : {}),
       // Replicated: every control node's daemon stands for election; the leader runs the framework, the others redirect to it.
       ...(n.master.ha ? { ha: { enabled: true } } : {}),
       ...(n.security ? { credentials: n.security.file } : { noAuth: true }),
@@ -238,7 +240,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       workDir: dir,
       ...tlsOf('discovery'),
       // Replicas serve the same KV, sessions and registrations: they share the Store.
-      ...(sharedStore ? { store: sharedStore } : {}),
+      ...(sharedStore('discovery') ? { store: sharedStore('discovery') } : {}),
       master: { url: urls.master, initialBackoffMs: 100, maxBackoffMs: 2000, ...(sec ? sec.admin : {}) },
       dns: { host: n.address, port: n.control.dnsPort, workers: n.discovery.dnsWorkers },
       http: { host: n.address, port: n.control.discoveryHttpPort },
@@ -265,7 +267,13 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
         : n.cni.store === 'embedded'
           ? // Blocks claimed in a Store of the node's own: a node alone shares its pool with nobody.
             { backend: 'embedded', path: join(dir, 'cluster.db') }
-          : { backend: 'etcd', etcdEndpoints: n.cni.store.etcdEndpoints, namespace: n.cni.store.namespace };
+          : // An https etcd is the cluster CA's: the daemon presents its own certificate (user corral-cni, the IPAM keys only).
+            {
+              backend: 'etcd',
+              etcdEndpoints: n.cni.store.etcdEndpoints,
+              namespace: n.cni.store.namespace,
+              ...(n.cni.store.etcdEndpoints.every((e) => e.startsWith('https://')) ? etcdClientStore(n, 'cni') : {}),
+            };
     // Leaked addresses are reclaimed against the containers' namespaces and, over its unix socket, the agent's live containers.
     const agentSocket = has('agent') ? n.agent.apiSocket : undefined;
     const sources = [{ type: 'netns' as const }, ...(agentSocket ? [{ type: 'http' as const, url: 'http://agent/api/v1/containers', socketPath: agentSocket }] : [])];

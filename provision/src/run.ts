@@ -171,6 +171,8 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
   const corral = o.corral ?? corralCommand();
   writeNodeFiles(plan);
   const previous = loadNodeState(plan.stateFile);
+  // A cluster already running (a node brought up again): etcd learns its users before daemons start as them.
+  await secureEtcd(config, { ifRunning: true });
   if (plan.ceph && !previous?.processes.some((p) => p.name === 'ceph-mon.a' && ours(p))) await bootstrapNodeCeph(plan, previous, o.onPid);
   await reconcileNode('running', {
     stateFile: plan.stateFile,
@@ -183,7 +185,7 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
     ...(o.onPid ? { onPid: o.onPid } : {}),
     logOf: (d) => (plan.daemons.find((x) => x.name === d.name)?.config as { log?: { file?: string } } | undefined)?.log?.file,
   });
-  // The etcd cluster has quorum (its members are ready): authentication on, corral's daemons confined to their prefix.
+  // The etcd cluster has quorum (its members are ready): authentication on, each daemon confined to its own keys.
   await secureEtcd(config);
   return plan;
 }

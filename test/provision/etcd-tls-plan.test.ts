@@ -2,8 +2,10 @@
  * A control node's plan with TLS and the registry on etcd: the etcd member's
  * own configuration has TLS for clients and peers with client certificates
  * required, readiness on the plain metrics port, and every daemon that keeps
- * state in etcd (master, service framework, discovery) gets the etcd client
- * certificate in its store settings, each accepted by its daemon's schema.
+ * state in etcd (master, service framework, discovery, and the CNI daemon with
+ * an https IPAM etcd) gets a client certificate of its own (CN = its etcd
+ * user) in its store settings, each accepted by its daemon's schema; a host
+ * holds only the certificates of the daemons it runs.
  * Without TLS the plan is as before (plain URLs, no TLS settings). A node
  * without the CA key gets its etcd certificates from the CA's node.
  */
@@ -19,6 +21,7 @@ import { planNode, type NodePlan } from '../../provision/src/plan.js';
 import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
 import { servicesConfigSchema } from '../../core-scheduler/src/services/config.js';
 import { discoveryConfigSchema } from '../../discovery/src/config.js';
+import { daemonConfigSchema } from '../../plugins/cni-calico-like/src/daemon/config.js';
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
 const members = [
@@ -40,7 +43,7 @@ const node = (tls: boolean) =>
   });
 
 describe('the control plane etcd in a node plan', () => {
-  it('with TLS: members on https with client and peer certificate auth; the daemons carry the etcd client certificate', () => {
+  it('with TLS: members on https with client and peer certificate auth; each daemon carries its own etcd client certificate', () => {
     const p = planNode(node(true));
     const etcd = config(p, 'etcd');
     const transport = {
@@ -58,19 +61,20 @@ describe('the control plane etcd in a node plan', () => {
       'listen-metrics-urls': 'http://198.18.0.1:2381',
     });
     expect(p.daemons.find((d) => d.name === 'etcd')!.ready).toMatchObject({ kind: 'http', url: 'http://198.18.0.1:2381/health' });
-    const store = {
+    // Each daemon presents its own certificate (its own etcd user); the master keeps the first one's name.
+    const store = (pair: string) => ({
       backend: 'etcd',
       namespace: 'corral/',
       etcdEndpoints: members.map((m) => `https://${m.address}:2379`),
-      etcdTls: { ca: '/var/lib/corral/node/tls/ca.crt', cert: '/var/lib/corral/node/tls/etcd-client.crt', key: '/var/lib/corral/node/tls/etcd-client.key' },
-    };
-    for (const [name, schema] of [
-      ['master', masterConfigSchema],
-      ['services', servicesConfigSchema],
-      ['discovery', discoveryConfigSchema],
+      etcdTls: { ca: '/var/lib/corral/node/tls/ca.crt', cert: `/var/lib/corral/node/tls/${pair}.crt`, key: `/var/lib/corral/node/tls/${pair}.key` },
+    });
+    for (const [name, schema, pair] of [
+      ['master', masterConfigSchema, 'etcd-client'],
+      ['services', servicesConfigSchema, 'etcd-services'],
+      ['discovery', discoveryConfigSchema, 'etcd-discovery'],
     ] as const) {
       const c = config(p, name);
-      expect(c.store, name).toEqual(store);
+      expect(c.store, name).toEqual(store(pair));
       expect(schema.safeParse(c).success, name).toBe(true);
     }
   });
@@ -110,6 +114,52 @@ describe("a control node's etcd certificates", () => {
       expect(statSync(join(dir, 'c2', 'tls', 'etcd-client.key')).mode & 0o777).toBe(0o600);
       // Current ones are kept.
       expect(await issueEtcdCertificates(ca, c2)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('each daemon its own certificate, CN = its etcd user; a host gets only those of the daemons it runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-etcd-certs-'));
+    const cn = (f: string) => new X509Certificate(readFileSync(f)).subject.match(/CN=(.*)/)?.[1];
+    try {
+      const ca = await ensureClusterCa(join(dir, 'ca'), 'test CA');
+      const control = nodeConfigSchema.parse({
+        role: 'control',
+        name: 'c1',
+        address: '198.18.0.1',
+        dir: join(dir, 'c1'),
+        components: ['etcd', 'master', 'services', 'discovery'],
+        etcd: { members },
+        master: { registry: 'etcd', ha: true },
+        tls: { dir: join(dir, 'c1', 'tls') },
+      });
+      expect(await issueEtcdCertificates(ca, control)).toEqual(['etcd', 'etcd-client', 'etcd-services', 'etcd-discovery']);
+      const t = (f: string) => join(dir, 'c1', 'tls', f);
+      expect([cn(t('etcd-client.crt')), cn(t('etcd-services.crt')), cn(t('etcd-discovery.crt'))]).toEqual(['corral-master', 'corral-services', 'corral-discovery']);
+      expect(statSync(t('etcd-services.key')).mode & 0o777).toBe(0o600);
+
+      // An agent host whose CNI daemon keeps its IPAM in the control plane's etcd: the CNI's certificate, nothing of the control plane's.
+      const agentNode = nodeConfigSchema.parse({
+        role: 'agent',
+        name: 'a1',
+        address: '198.18.0.9',
+        dir: join(dir, 'a1'),
+        components: ['cni', 'agent'],
+        control: { address: '198.18.0.1' },
+        cni: { store: { etcdEndpoints: members.map((m) => `https://${m.address}:2379`) } },
+        tls: { dir: join(dir, 'a1', 'tls') },
+      });
+      expect(await issueEtcdCertificates(ca, agentNode)).toEqual(['etcd-cni']);
+      expect(cn(join(dir, 'a1', 'tls', 'etcd-cni.crt'))).toBe('corral-cni');
+      const cni = config(planNode(agentNode), 'cni');
+      expect(cni.store).toEqual({
+        backend: 'etcd',
+        namespace: '',
+        etcdEndpoints: members.map((m) => `https://${m.address}:2379`),
+        etcdTls: { ca: join(dir, 'a1', 'tls', 'ca.crt'), cert: join(dir, 'a1', 'tls', 'etcd-cni.crt'), key: join(dir, 'a1', 'tls', 'etcd-cni.key') },
+      });
+      expect(daemonConfigSchema.safeParse(cni).success).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
