@@ -30,7 +30,8 @@ import { stringify } from 'yaml';
 import { hashSecret, type SecurityConfigInput } from '../../core-scheduler/src/index.js';
 import { parseInput } from '../../common/validate.js';
 import { CorralError } from '../../contracts/errors.js';
-import { nodeConfigSchema, type Component, type NodeConfigInput } from './config.js';
+import { componentsOf, nodeConfigSchema, type Component, type NodeConfigInput } from './config.js';
+import { nodeFileFor } from './init.js';
 import { ensureClusterCa, issueNodeCertificates } from './tls.js';
 import { issueEtcdCertificates } from './etcd-tls.js';
 
@@ -85,6 +86,24 @@ function secretOf(secretsDir: string, principal: string): string {
   const secret = randomBytes(18).toString('base64url');
   writePrivate(file, `${secret}\n`);
   return secret;
+}
+
+/** Where a bundle keeps its parts: what `corral node init --bundle DIR` names in the node file. */
+export const bundleFiles = (dir: string): { tls: string; security: string } => ({ tls: join(dir, 'tls'), security: join(dir, 'security.yaml') });
+
+/** The principals of a host of this role, with the daemons a role runs by default. */
+export function rolePrincipals(name: string, role: 'control' | 'agent'): string[] {
+  return hostPrincipals(name, componentsOf(parseInput(nodeConfigSchema, { role, name, address: '127.0.0.1', dir: '/' }, `host ${name}`)));
+}
+
+/**
+ * The host a bundle in `out` is for, with the node file `corral node init --bundle` would write
+ * there (the same daemons, so the same certificates and principals). An agent's control address does
+ * not enter its bundle: its own stands in.
+ */
+export function bundleHostFor(o: { role: 'control' | 'agent'; name: string; address: string; out: string; controlPlane?: Array<{ name: string; address: string }> }): BundleHost {
+  const node = nodeFileFor({ role: o.role, name: o.name, address: o.address, dir: o.out, bundle: o.out, ...(o.role === 'agent' ? { control: o.address } : {}), ...(o.controlPlane ? { controlPlane: o.controlPlane } : {}) });
+  return { node, own: hostPrincipals(o.name, componentsOf(parseInput(nodeConfigSchema, node, `node file ${o.name}`))) };
 }
 
 /** The principals the operator directory already holds secrets for (hosts bundled before). */

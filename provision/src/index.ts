@@ -13,4 +13,4 @@ export { loadNodeState, ours, startDaemon, stopProcesses, superviseNode, type No
 export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';
 export { ensureClusterCa, issueNodeCertificates, nodeTlsFiles, type TlsDaemon } from './tls.js';
 export { issueEtcdCertificates } from './etcd-tls.js';
-export { clusterAcls, hostPrincipals, operatorFiles, writeHostBundles, type BundleHost } from './bundle.js';
+export { bundleFiles, bundleHostFor, clusterAcls, hostPrincipals, operatorFiles, rolePrincipals, writeHostBundles, type BundleHost } from './bundle.js';

@@ -1,12 +1,16 @@
 /**
  * A node file from a few facts about a machine (`corral node init`): its
- * role, name and address, and where the control node is. vagrant/provision.sh
+ * role, name and address, and where the control node is. Secure by default:
+ * TLS on every API and authentication against the node's security file
+ * (docs/security.md); plain HTTP without authentication only with `insecure`. vagrant/provision.sh
  * writes each VM's /etc/corral/node.json with it; the namespace lab builds
  * its node files from its own plan (lab/topology.ts).
  * Either way `corral node up` is what runs them.
  */
 import { parseInput } from '../../common/validate.js';
+import { CorralError } from '../../contracts/errors.js';
 import { nodeConfigSchema, type NodeConfig, type NodeConfigInput } from './config.js';
+import { bundleFiles } from './bundle.js';
 
 export interface NodeInitOptions {
   role: 'control' | 'agent';
@@ -20,7 +24,9 @@ export interface NodeInitOptions {
   runDir?: string;
   /** Control: bootstrap the lab Ceph (one mon, one memstore OSD) on this node. */
   ceph?: boolean;
-  /** Agent: the cluster's Ceph client files (rbd volumes); without them volumes are local. */
+  /** Control with `ceph`: the agents whose volume drivers use it, each given its own least-privilege client and keyring. */
+  cephClients?: string[];
+  /** Agent: the cluster's Ceph client files (rbd volumes); without them volumes are local. The keyring is the agent's own (client.corral-volumes-<name>). */
   cephConf?: string;
   cephKeyring?: string;
   /** Container address pool (default 100.96.0.0/16, /26 blocks). */
@@ -41,21 +47,50 @@ export interface NodeInitOptions {
    */
   controlPlane?: Array<{ name: string; address: string }>;
   /**
-   * TLS on every API: the node's certificate directory (default DIR/tls) and, on the node that
-   * keeps the cluster CA (a control node), the CA's directory (default DIR/ca): `corral node up`
-   * makes the CA there and issues the node's certificates. Other nodes get `caDir` unset and must be
-   * handed their certificates (`corral node certs` on the CA's node).
+   * TLS on every API (the default): the node's certificate directory (default DIR/tls) and, on the
+   * node that keeps the cluster CA (a control node), the CA's directory (default DIR/ca): `corral
+   * node up` makes the CA there and issues the node's certificates. `caDir: false` leaves it unset:
+   * the node is handed its certificates (an operator's bundle, `corral node bundle`).
    */
   tls?: { dir?: string; caDir?: string | false };
+  /** Authentication (the default): the node's security file (default DIR/security.yaml). */
+  security?: string;
+  /**
+   * A host provisioned from the operator's bundle (`corral node bundle --out DIR`, copied here):
+   * certificates in DIR/tls, the security file DIR/security.yaml, no CA on the node.
+   */
+  bundle?: string;
+  /** Plain HTTP without authentication (a lab on a private network, debugging): no TLS and no security file. */
+  insecure?: boolean;
+}
+
+/** Options that contradict each other, each pair named as on the command line. */
+function contradiction(o: NodeInitOptions): string | undefined {
+  const given = (k: keyof NodeInitOptions): boolean => o[k] !== undefined && o[k] !== false;
+  const tlsParts = [...(o.tls?.dir !== undefined ? ['--tls-dir'] : []), ...(o.tls?.caDir !== undefined ? [o.tls.caDir === false ? '--no-ca-dir' : '--ca-dir'] : [])];
+  if (o.insecure) {
+    const secure = [...tlsParts, ...(given('security') ? ['--security'] : []), ...(given('bundle') ? ['--bundle'] : [])];
+    if (secure.length) return `--insecure (plain HTTP, no authentication) contradicts ${secure.join(', ')}: leave --insecure out for a secure node`;
+  }
+  if (given('bundle')) {
+    const set = [...tlsParts, ...(given('security') ? ['--security'] : [])];
+    if (set.length) return `--bundle sets the certificate directory, the security file and no CA: it contradicts ${set.join(', ')}`;
+  }
+  return undefined;
 }
 
 export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
+  const problem = contradiction(o);
+  if (problem) throw new CorralError('INVALID_ARGUMENT', problem);
   const dir = o.dir ?? '/var/lib/corral/node';
-  const tls = o.tls && {
-    dir: o.tls.dir ?? `${dir}/tls`,
-    ...(o.tls.caDir !== false && (o.tls.caDir ?? o.role === 'control') ? { caDir: typeof o.tls.caDir === 'string' ? o.tls.caDir : `${dir}/ca` } : {}),
+  // Secure by default: TLS and authentication unless asked for plain HTTP.
+  const t = o.bundle ? { dir: bundleFiles(o.bundle).tls, caDir: false as const } : (o.tls ?? {});
+  const tls = !o.insecure && {
+    dir: t.dir ?? `${dir}/tls`,
+    ...(t.caDir !== false && (t.caDir ?? o.role === 'control') ? { caDir: typeof t.caDir === 'string' ? t.caDir : `${dir}/ca` } : {}),
   };
-  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node', ...(tls ? { tls } : {}) };
+  const security = !o.insecure && { file: o.bundle ? bundleFiles(o.bundle).security : (o.security ?? `${dir}/security.yaml`) };
+  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node', ...(tls ? { tls } : {}), ...(security ? { security } : {}) };
   if (o.role === 'control') {
     return {
       role: 'control',
@@ -70,10 +105,10 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
         ...(o.controlPlane ? { registry: 'etcd' as const, ha: true } : {}),
       },
       services: { replaceAfterSeconds: 0, refuseSeconds: 1, idleRefuseSeconds: 5, reconcileSeconds: 30 },
-      ...(o.ceph ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 1024, pools: ['corral'] } } } : {}),
+      ...(o.ceph ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 1024, pools: ['corral'], clients: (o.cephClients ?? []).map((host) => ({ host })) } } } : {}),
     };
   }
-  if (!o.control) throw new Error("an agent node needs the control node's address (--control)");
+  if (!o.control) throw new CorralError('INVALID_ARGUMENT', "an agent node needs the control node's address (--control)");
   return {
     role: 'agent',
     ...common,

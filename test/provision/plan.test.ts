@@ -233,7 +233,8 @@ describe('a control plane of three nodes with etcd', () => {
   });
 
   it('keeps a node alone as it was: one services daemon on its embedded Store, no election', () => {
-    const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1' }));
+    // Plain HTTP asked for (--insecure): the URLs below are http.
+    const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1', insecure: true }));
     const c = config(p, 'services') as Record<string, unknown>;
     expect(c.store).toBeUndefined();
     expect(c.ha).toBeUndefined();
@@ -268,7 +269,7 @@ describe('corral node init --control-plane', () => {
 
 describe('an agent of replicated masters', () => {
   it('gives every daemon that is a client the list of masters, and probes its own master by its own address', () => {
-    const agent = initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3' });
+    const agent = initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3', insecure: true });
     const p = planNode(agent);
     const list = 'http://198.18.0.1:5050,http://198.18.0.2:5050,http://198.18.0.3:5050';
     expect(config(p, 'agent')).toMatchObject({ master: list });
@@ -278,6 +279,7 @@ describe('an agent of replicated masters', () => {
         role: 'control',
         name: 'c2',
         address: '198.18.0.2',
+        insecure: true,
         controlPlane: [
           { name: 'c1', address: '198.18.0.1' },
           { name: 'c2', address: '198.18.0.2' },
@@ -294,7 +296,7 @@ describe('discovery ACLs on provisioned nodes', () => {
   it('are on with default deny and a bootstrap token file that node up writes once, 0600', () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-acl-'));
     try {
-      const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }));
+      const p = planNode(initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }), SECRETS);
       const tokenFile = join(dir, 'discovery', 'acl-bootstrap-token');
       expect(config(p, 'discovery')).toMatchObject({ acl: { enabled: true, defaultPolicy: 'deny', bootstrapTokenFile: tokenFile } });
       // Never on a command line.
@@ -305,7 +307,7 @@ describe('discovery ACLs on provisioned nodes', () => {
       expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
       writeNodeFiles(p);
       expect(readFileSync(tokenFile, 'utf8').trim()).toBe(token);
-      const off = planNode(nodeConfigSchema.parse({ ...initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }), discovery: { acl: { enabled: false } } }));
+      const off = planNode(nodeConfigSchema.parse({ ...initNode({ role: 'control', name: 'c0', address: '198.18.0.1', dir }), discovery: { acl: { enabled: false } } }), SECRETS);
       expect(config(off, 'discovery')).not.toHaveProperty('acl');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -327,14 +329,24 @@ describe('every planned configuration is one its daemon accepts', () => {
     { name: 'c2', address: '198.18.0.2' },
     { name: 'c3', address: '198.18.0.3' },
   ];
+  // Secure by default (TLS, authentication: each client daemon with the host's own credential), and plain HTTP with insecure.
+  const own = { admin: cred('discovery-c1'), frameworks: cred('services'), agents: cred('agent-h1'), cni: cred('cni-h1') };
   const nodes = {
     'a control node of three': initNode({ role: 'control', name: 'c1', address: '198.18.0.1', controlPlane: plane }),
     'an agent of three masters': initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3' }),
     'a single control node': initNode({ role: 'control', name: 'c0', address: '198.18.0.1' }),
+    'an agent from a bundle': initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1', bundle: '/etc/corral/bundle' }),
+    'a control node of three, insecure': initNode({ role: 'control', name: 'c1', address: '198.18.0.1', controlPlane: plane, insecure: true }),
+    'an agent of three masters, insecure': initNode({ role: 'agent', name: 'h1', address: '198.18.0.11', control: '198.18.0.1,198.18.0.2,198.18.0.3', insecure: true }),
   };
   for (const [what, node] of Object.entries(nodes)) {
     it(what, () => {
-      for (const d of planNode(node).daemons) if (schemas[d.name]) expect(() => schemas[d.name]!.parse(d.config), d.name).not.toThrow();
+      const p = planNode(node, node.security ? own : undefined);
+      for (const d of p.daemons) {
+        if (schemas[d.name]) expect(() => schemas[d.name]!.parse(d.config), d.name).not.toThrow();
+        if (d.name === 'master' || d.name === 'services' || d.name === 'agent') expect(d.config, d.name).toHaveProperty(node.security ? 'credentials' : 'noAuth');
+        if (schemas[d.name] && d.name !== 'volumes') expect(d.config, d.name).toHaveProperty(node.tls ? 'tls' : 'insecure');
+      }
     });
   }
 });

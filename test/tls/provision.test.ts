@@ -1,5 +1,5 @@
 /**
- * Provisioning with TLS: `corral node init --tls` makes a node file whose
+ * Provisioning with TLS: `corral node init` (TLS by default) makes a node file whose
  * control node keeps the cluster CA; node up issues each node's certificates
  * (keys 0600, the CA's key never in a node's certificate directory); an agent
  * node without the CA needs certificates handed over, and says so.
@@ -17,14 +17,14 @@ import { loadTls } from '../../common/tls/index.js';
 const root = mkdtempSync(join(tmpdir(), 'corral-tls-provision-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const control = initNode({ role: 'control', name: 'c1', address: '198.18.0.1', dir: join(root, 'c1'), tls: {} });
-const agent = initNode({ role: 'agent', name: 'a1', address: '198.18.0.2', control: '198.18.0.1', dir: join(root, 'a1'), tls: {} });
+const control = initNode({ role: 'control', name: 'c1', address: '198.18.0.1', dir: join(root, 'c1') });
+const agent = initNode({ role: 'agent', name: 'a1', address: '198.18.0.2', control: '198.18.0.1', dir: join(root, 'a1') });
 
 describe('node files with TLS', () => {
   it('a control node keeps the CA; an agent node only a certificate directory', () => {
     expect(control.tls).toEqual({ dir: join(root, 'c1', 'tls'), caDir: join(root, 'c1', 'ca') });
     expect(agent.tls).toEqual({ dir: join(root, 'a1', 'tls') });
-    const p = planNode(agent);
+    const p = planNode(agent, { agents: { principal: 'agent-a1', secret: 's' }, cni: { principal: 'cni-a1', secret: 's' } });
     expect(p.urls.master).toBe('https://198.18.0.1:5050');
     expect(p.daemons.find((d) => d.name === 'agent')!.config).toMatchObject({ tls: { ca: join(root, 'a1', 'tls', 'ca.crt'), cert: join(root, 'a1', 'tls', 'agent.crt') } });
   });
