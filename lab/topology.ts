@@ -215,12 +215,16 @@ export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[
     },
     // Replace an instance as soon as its agent is unreachable; offers come back quickly in a lab.
     services: { replaceAfterSeconds: 0, refuseSeconds: 0.5, idleRefuseSeconds: 2, reconcileSeconds: 10 },
-    ...(first ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'] } } } : {}),
+    // Each host its own least-privilege Ceph client, its keyring written into the host's own directory.
+    ...(first ? { ceph: { bootstrap: { monPort: 3300, memstoreMiB: 512, pools: ['corral'], clients: plan.hosts.map((h) => ({ host: h.name, dir: hostCephDir(h) })) } } } : {}),
     // With three control nodes the first turns etcd's authentication on, which takes the CA's directory (etcd's
     // root password is kept there): the operator's, never under the node's own directory.
     ...secureNode(plan, c.dir, first && replicated),
   };
 }
+
+/** Where the control node writes a host's Ceph client files: the host's own directory (never client.admin's keyring). */
+const hostCephDir = (h: HostPlan): string => join(h.dir, 'ceph');
 
 /** The node file of one lab host: CNI only, or (full lab) the whole agent stack. */
 export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
@@ -249,7 +253,7 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
     },
     ...(o.full
       ? {
-          ceph: cephClientFiles(plan.services.nodeDir),
+          ceph: cephClientFiles(hostCephDir(h)),
           volumes: { attach: 'rbd-fuse' as const, timeoutSeconds: 5 },
           agent: {
             resources: o.agentResources,

@@ -169,7 +169,7 @@ export function registerVolume(program: Command): void {
     .option('--default-backend <name>', 'local or rbd')
     .option('--ceph-conf <file>', 'ceph.conf (rbd is enabled when it exists)')
     .option('--keyring <file>', 'Ceph keyring')
-    .option('--ceph-client <name>', 'Ceph client name, e.g. client.corral')
+    .option('--ceph-client <name>', 'Ceph client of every rbd/rados call: client.<id> or the bare id (as ceph --id); default client.admin')
     .option('--pool <pool>', 'rbd pool of the registry and of images by default')
     .option('--attach <method>', 'auto, krbd or rbd-fuse')
     .option('--no-rbd', 'disable the rbd backend')

@@ -14,13 +14,17 @@
  * every path under the one directory, lowered `mon data avail` thresholds,
  * and a timeout on every ceph call.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { exec } from '../../common/sys/exec.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];
+
+/** The least-privilege client a host's volume driver uses: one per host, so each can be revoked alone. */
+export const VOLUME_CLIENT_PREFIX = 'client.corral-volumes-';
+export const volumeClientName = (host: string): string => `${VOLUME_CLIENT_PREFIX}${host}`;
 
 interface CephBootstrapOptions {
   /** Every file of the cluster lives here. */
@@ -126,6 +130,63 @@ function cephClientConfText(o: { fsid: string; address: string; basePort: number
     'admin socket =',
     '',
   ].join('\n');
+}
+
+/** The ceph CLI as client.admin of a cluster bootstrapped in `dir` (only the node that made it holds these files). */
+export const cephAdminArgs = (dir: string): string[] => ['-c', join(dir, 'ceph.conf'), '--keyring', join(dir, 'keyring'), '--connect-timeout', '10'];
+
+const runCeph = (cliArgs: string[], args: string[], timeoutMs = 20_000): Promise<string> =>
+  exec('/usr/bin/timeout', [String(Math.ceil(timeoutMs / 1000)), 'ceph', ...cliArgs, ...args], { timeoutMs: timeoutMs + 2000 });
+
+/**
+ * The caps Ceph documents for an RBD client (docs.ceph.com, "Block Device" /
+ * "Create a Ceph user"): `profile rbd` on the mon (read the maps, and
+ * blocklist a dead client, which corral's fencing needs) and rbd's object
+ * classes and read-write on these pools only, on the OSDs and the mgr. No
+ * auth, config or pool-management rights.
+ */
+export function rbdClientCaps(pools: string[]): string[] {
+  if (pools.length === 0) throw new Error('an rbd client needs at least one pool');
+  const onPools = pools.map((p) => `profile rbd pool=${p}`).join(', ');
+  return ['mon', 'profile rbd', 'osd', onPools, 'mgr', onPools];
+}
+
+/**
+ * Makes (or finds) an rbd client limited to `pools` and returns its keyring
+ * text, with client.admin's CLI arguments. Idempotent: the same key comes
+ * back every time; a client whose caps differ (the pools changed) gets the
+ * new caps and keeps its key.
+ */
+export async function ensureRbdClient(adminArgs: string[], name: string, pools: string[]): Promise<string> {
+  if (!/^client\.[a-zA-Z0-9_.-]+$/.test(name)) throw new Error(`not a Ceph client name: ${name}`);
+  const caps = rbdClientCaps(pools);
+  try {
+    return await runCeph(adminArgs, ['auth', 'get-or-create', name, ...caps]);
+  } catch (err) {
+    // "key for client.x exists but cap osd does not match": set the caps, keep the key.
+    if (!/does not match/.test((err as Error).message)) throw err;
+    await runCeph(adminArgs, ['auth', 'caps', name, ...caps]);
+    return runCeph(adminArgs, ['auth', 'get', name]);
+  }
+}
+
+/** Revokes a client: its key is gone, so it cannot authenticate again (a live session is fenced by blocklisting it). */
+export async function removeRbdClient(adminArgs: string[], name: string): Promise<void> {
+  await runCeph(adminArgs, ['auth', 'rm', name]);
+}
+
+/** Every corral volume client the cluster knows (to revoke hosts no longer listed). */
+export async function listVolumeClients(adminArgs: string[]): Promise<string[]> {
+  const out = JSON.parse(await runCeph(adminArgs, ['auth', 'ls', '--format', 'json'])) as { auth_dump?: Array<{ entity: string }> };
+  return (out.auth_dump ?? []).map((e) => e.entity).filter((e) => e.startsWith(VOLUME_CLIENT_PREFIX));
+}
+
+/** Writes a keyring readable by its owner only (0600 from the start, never briefly wider). */
+export function writeKeyring(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text.endsWith('\n') ? text : `${text}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
 }
 
 /** Creates the cluster's keys and maps, starts the mon and the OSD through `spawn`, creates the pools, and returns once a rados round trip works. */

@@ -22,6 +22,9 @@ const absPath = z
   .refine((p) => !/[\0\n]/.test(p), 'no NUL or newline');
 const cidr = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'an IPv4 CIDR');
 const port = z.number().int().min(1).max(65535);
+const nodeName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/, 'a lower-case DNS label of at most 32 characters');
+// Pool names go into Ceph caps ("profile rbd pool=NAME"): nothing that could widen them.
+const cephPool = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'letters, digits, _ . - (max 63)');
 
 export const COMPONENTS = ['ceph', 'etcd', 'master', 'services', 'discovery', 'cni', 'volumes', 'agent'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -139,15 +142,26 @@ export const nodeConfigSchema = z
           .strictObject({
             monPort: port.default(3300),
             memstoreMiB: z.number().int().min(64).max(65536).default(1024),
-            pools: z.array(z.string()).default(['corral']),
-            /** Also copy the client conf and keyring here (e.g. /vagrant/.corral for the other VMs). */
+            pools: z.array(cephPool).default(['corral']),
+            /**
+             * The hosts whose volume drivers use this Ceph: each gets its own client
+             * (client.corral-volumes-<host>, `profile rbd` on `pools` only) and its own keyring, written
+             * with the client conf into `dir` (default PUBLISHDIR/<host>, else DIR/ceph/clients/<host>).
+             * A client no longer listed is revoked at the next node up.
+             */
+            clients: z.array(z.strictObject({ host: nodeName, dir: absPath.optional() })).default([]),
+            /** Also copy the client conf here, and each client's files into a directory named after its host. */
             publishDir: absPath.optional(),
           })
           .optional(),
         confFile: absPath.optional(),
         keyring: absPath.optional(),
-        clientName: z.string().default('client.admin'),
-        pool: z.string().default('corral'),
+        /** The volume driver's Ceph client (default client.corral-volumes-<name>, the node's own least-privilege client). */
+        clientName: z
+          .string()
+          .regex(/^client\.[a-zA-Z0-9_.-]+$/, 'client.<id>')
+          .optional(),
+        pool: cephPool.default('corral'),
       })
       .prefault({}),
     cni: z

@@ -90,7 +90,8 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
     ...(t.caDir !== false && (t.caDir ?? o.role === 'control') ? { caDir: typeof t.caDir === 'string' ? t.caDir : `${dir}/ca` } : {}),
   };
   const security = !o.insecure && { file: o.bundle ? bundleFiles(o.bundle).security : (o.security ?? `${dir}/security.yaml`) };
-  const common = { name: o.name, address: o.address, dir, runDir: o.runDir ?? '/run/corral/node', ...(tls ? { tls } : {}), ...(security ? { security } : {}) };
+  const runDir = o.runDir ?? '/run/corral/node';
+  const common = { name: o.name, address: o.address, dir, runDir, ...(tls ? { tls } : {}), ...(security ? { security } : {}) };
   if (o.role === 'control') {
     return {
       role: 'control',
@@ -116,7 +117,9 @@ export function nodeFileFor(o: NodeInitOptions): NodeConfigInput {
     control: o.control.includes(',') ? { address: o.control.split(',')[0]!.trim(), addresses: o.control.split(',').map((a) => a.trim()) } : { address: o.control },
     cni: { network: 'corral', pools: [{ name: 'default', cidr: o.pool ?? '100.96.0.0/16', blockSize: 26 }], holdTime: o.holdTime ?? 9 },
     ...(o.cephConf ? { ceph: { confFile: o.cephConf, ...(o.cephKeyring ? { keyring: o.cephKeyring } : {}) } } : {}),
-    agent: { ...(o.resources ? { resources: o.resources } : {}), attributes: o.attributes ?? '' },
+    // The agent API also on a unix socket: node-local readers of its live containers (the volume driver, the CNI
+    // daemon's reconciler) reach it there in plain HTTP, guarded by the socket's mode, whether or not its port is HTTPS.
+    agent: { ...(o.resources ? { resources: o.resources } : {}), attributes: o.attributes ?? '', apiSocket: `${runDir}/agent.sock` },
   };
 }
 

@@ -11,6 +11,7 @@ import type { MasterConfigInput } from '../../core-scheduler/src/index.js';
 import type { ServicesConfigInput } from '../../core-scheduler/src/index.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/index.js';
 import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/index.js';
+import { volumeClientName } from './ceph.js';
 import { componentsOf, etcdEndpoints, type Component, type NodeConfig } from './config.js';
 
 /** The etcd server program (Debian's etcd-server). */
@@ -71,6 +72,16 @@ export interface CephPlan {
   memstoreBytes: number;
   pools: string[];
   publishDir: string | undefined;
+  /** Each volume host's least-privilege client and where its conf and keyring go (nothing of client.admin). */
+  clients: CephClientPlan[];
+}
+
+export interface CephClientPlan {
+  host: string;
+  /** client.corral-volumes-<host>. */
+  name: string;
+  /** Receives ceph.client.conf and keyring (0600). */
+  dir: string;
 }
 
 export interface CniInstallPlan {
@@ -97,10 +108,10 @@ export interface NodePlan {
   scope: NodeScope;
 }
 
-/** Where a control node's bootstrapped Ceph puts its client files (so other nodes of the same machine can name them). */
-export const cephClientFiles = (controlDir: string): { confFile: string; keyring: string } => ({
-  confFile: join(controlDir, 'ceph', 'ceph.client.conf'),
-  keyring: join(controlDir, 'ceph', 'keyring'),
+/** A host's own Ceph client files, in the directory the control node writes them to (the host's `ceph/` by default). */
+export const cephClientFiles = (clientDir: string): { confFile: string; keyring: string } => ({
+  confFile: join(clientDir, 'ceph.client.conf'),
+  keyring: join(clientDir, 'keyring'),
 });
 
 /** The discovery daemon's management token, in its directory (written by node up, mode 0600). */
@@ -142,10 +153,20 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   let ceph: CephPlan | undefined;
   if (has('ceph')) {
     if (n.role !== 'control') throw new Error(`node ${n.name}: only a control node runs the lab Ceph`);
-    const b = n.ceph.bootstrap ?? { monPort: 3300, memstoreMiB: 1024, pools: [n.ceph.pool] };
-    ceph = { dir: join(n.dir, 'ceph'), address: n.address, monPort: b.monPort, memstoreBytes: b.memstoreMiB * 1024 * 1024, pools: b.pools, publishDir: 'publishDir' in b ? b.publishDir : undefined };
+    const b = n.ceph.bootstrap ?? { monPort: 3300, memstoreMiB: 1024, pools: [n.ceph.pool], clients: [] };
+    const dir = join(n.dir, 'ceph');
+    const publishDir = 'publishDir' in b ? b.publishDir : undefined;
+    // Each host its own client; this node too when it runs a volume driver itself.
+    const hosts = [...b.clients, ...(has('volumes') && !b.clients.some((c) => c.host === n.name) ? [{ host: n.name }] : [])];
+    const clients = hosts.map((c) => ({
+      host: c.host,
+      name: volumeClientName(c.host),
+      dir: ('dir' in c ? c.dir : undefined) ?? (publishDir ? join(publishDir, c.host) : join(dir, 'clients', c.host)),
+    }));
+    ceph = { dir, address: n.address, monPort: b.monPort, memstoreBytes: b.memstoreMiB * 1024 * 1024, pools: b.pools, publishDir, clients };
   }
-  const cephClient = ceph ? cephClientFiles(n.dir) : n.ceph.confFile ? { confFile: n.ceph.confFile, keyring: n.ceph.keyring ?? join(n.dir, 'ceph', 'keyring') } : undefined;
+  const ownClient = ceph?.clients.find((c) => c.host === n.name);
+  const cephClient = ownClient ? cephClientFiles(ownClient.dir) : n.ceph.confFile ? { confFile: n.ceph.confFile, keyring: n.ceph.keyring ?? join(n.dir, 'ceph', 'keyring') } : undefined;
 
   if (has('etcd')) {
     const dir = join(n.dir, 'etcd');
@@ -326,7 +347,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
             enabled: true,
             confFile: cephClient.confFile,
             keyring: cephClient.keyring,
-            clientName: n.ceph.clientName,
+            clientName: n.ceph.clientName ?? volumeClientName(n.name),
             pool: n.ceph.pool,
             attach: n.volumes.attach,
             timeoutSeconds: n.volumes.timeoutSeconds,

@@ -23,9 +23,9 @@ import { loadSecurity, ownCredential } from '../../core-scheduler/src/index.js';
 import { CorralError } from '../../contracts/errors.js';
 import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
-import { bootstrapCeph } from './ceph.js';
+import { bootstrapCeph, cephAdminArgs, ensureRbdClient, listVolumeClients, removeRbdClient, writeKeyring } from './ceph.js';
 import { componentsOf, type NodeConfig } from './config.js';
-import { planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
+import { cephClientFiles, planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
 import { ensureNodeCertificates } from './tls.js';
 import { ensureEtcdCertificates, secureEtcd } from './etcd-tls.js';
 import { killNodeProcesses, loadNodeState, ours, reconcileNode, saveNodeState, startDaemon, type DaemonSpec, type NodeState } from './lifecycle.js';
@@ -174,6 +174,7 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
   // A cluster already running (a node brought up again): etcd learns its users before daemons start as them.
   await secureEtcd(config, { ifRunning: true });
   if (plan.ceph && !previous?.processes.some((p) => p.name === 'ceph-mon.a' && ours(p))) await bootstrapNodeCeph(plan, previous, o.onPid);
+  if (plan.ceph) await handOutCephClients(plan);
   await reconcileNode('running', {
     stateFile: plan.stateFile,
     name: config.name,
@@ -205,11 +206,38 @@ async function bootstrapNodeCeph(plan: NodePlan, previous: NodeState | undefined
     onPid?.(p.name, p.pid);
     return { pid: p.pid, exited: () => (processAlive(p.pid) ? undefined : `exited: ${tail(p.logFile)}`) };
   });
+  // The cluster's keyring (mon., client.admin, osd.0) never leaves this node.
   chmodSync(cluster.keyring, 0o600);
+}
+
+/**
+ * Each volume host its own client (`profile rbd` on the lab's pools) and its
+ * own keyring, written with the client conf into that host's directory, on
+ * every node up (get-or-create: the same key again; a rebootstrapped cluster
+ * gets new ones). A corral volume client no longer listed is revoked. The
+ * publish directory gets the client conf only: keyrings go per host.
+ */
+async function handOutCephClients(plan: NodePlan): Promise<void> {
+  const c = plan.ceph!;
+  const admin = cephAdminArgs(c.dir);
+  const conf = readFileSync(join(c.dir, 'ceph.client.conf'));
+  for (const client of c.clients) {
+    const keyring = await ensureRbdClient(admin, client.name, c.pools);
+    mkdirSync(client.dir, { recursive: true, mode: 0o700 });
+    chmodSync(client.dir, 0o700);
+    const files = cephClientFiles(client.dir);
+    writeFileSync(files.confFile, conf);
+    writeKeyring(files.keyring, keyring);
+  }
+  const wanted = new Set(c.clients.map((x) => x.name));
+  for (const name of await listVolumeClients(admin)) {
+    if (!wanted.has(name)) await removeRbdClient(admin, name);
+  }
   if (c.publishDir) {
     mkdirSync(c.publishDir, { recursive: true });
-    copyFileSync(cluster.clientConfFile, join(c.publishDir, 'ceph.client.conf'));
-    copyFileSync(cluster.keyring, join(c.publishDir, 'keyring'));
+    copyFileSync(join(c.dir, 'ceph.client.conf'), join(c.publishDir, 'ceph.client.conf'));
+    // Earlier versions published client.admin's keyring here.
+    rmSync(join(c.publishDir, 'keyring'), { force: true });
   }
 }
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { forgetPid, recordPid, run, testDir } from './resources.js';
 import { until } from './wait.js';
-import { bootstrapCeph, createRbdPool, CEPH_PACKAGES } from '../../provision/src/ceph.js';
+import { bootstrapCeph, createRbdPool, ensureRbdClient, volumeClientName, writeKeyring, CEPH_PACKAGES } from '../../provision/src/ceph.js';
 import { procState, processAlive as isAlive } from '../../common/sys/process.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -58,6 +58,11 @@ export interface CephCluster {
   /** Run `rados …` as a new client whose Ceph round trips time out after 3 s (a paused cluster fails it, not hangs it). */
   rados(args: string[], timeoutMs?: number): Promise<string>;
   createPool(name: string): Promise<void>;
+  /**
+   * A host's own least-privilege client (client.corral-volumes-<host>, `profile rbd` on `pools`), made as node
+   * provisioning makes it; its keyring is written (0600) into a directory of its own.
+   */
+  volumeClient(host: string, pools: string[]): Promise<{ clientName: string; keyring: string }>;
   /** Stop answering (SIGSTOP both daemons); data stays. */
   pause(): Promise<void>;
   resume(): Promise<void>;
@@ -219,6 +224,14 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
     rbd,
     rados,
     createPool,
+    volumeClient: async (host, pools) => {
+      const clientName = volumeClientName(host);
+      const clientDir = join(dir, 'clients', host);
+      mkdirSync(clientDir, { recursive: true, mode: 0o700 });
+      const file = join(clientDir, 'keyring');
+      writeKeyring(file, await ensureRbdClient(cliArgs, clientName, pools));
+      return { clientName, keyring: file };
+    },
     pause: async () => {
       signalAll('SIGSTOP');
       // SIGSTOP lands asynchronously: a busy daemon thread may still answer one more request. Paused means every thread stopped.

@@ -10,6 +10,8 @@
  *    another host took over;
  *  - two hosts racing for one volume: exactly one wins;
  *  - Ceph down: clear errors, no fallback, nothing lost.
+ * Every host uses its own least-privilege Ceph client (client.corral-volumes-<host>, `profile rbd` on its
+ * pool only), as provisioned hosts do: fencing included.
  * Before these, the volume backend contract (backend-contract.ts: create,
  * data across detach and a hard restart, references, size limit, growth,
  * snapshots, removal, typed errors, one host attached at a time) runs once per
@@ -50,7 +52,8 @@ beforeAll(async () => {
   // the 64M log of its 320M xfs volume, fits the OSD's RAM store many times over).
   ceph = await startCeph({ pools: ['corral', CONTRACT_POOLS['rbd-fuse'], ...(kernelHasRbd() ? [CONTRACT_POOLS.krbd] : [])] });
   for (const h of ['a', 'b', 'c']) {
-    hosts[h] = await startDriver({ hostId: `host-${h}`, dir: dirOf(h), ceph, defaultBackend: 'rbd', ...(h === 'a' ? { socket: socketA } : {}) });
+    const own = await ceph.volumeClient(`host-${h}`, ['corral']);
+    hosts[h] = await startDriver({ hostId: `host-${h}`, dir: dirOf(h), ceph, defaultBackend: 'rbd', rbd: own, ...(h === 'a' ? { socket: socketA } : {}) });
   }
   dockerd = await startDockerd();
 }, 180_000);
@@ -81,7 +84,8 @@ function contractHosts(method: 'rbd-fuse' | 'krbd'): () => Promise<BackendFixtur
     };
     try {
       for (const [i, dir] of dirs.entries()) {
-        const driver = await startDriver({ hostId: `contract-${method}-${i}`, dir, ceph, defaultBackend: 'rbd', rbd: { pool, attach: method } });
+        const own = await ceph.volumeClient(`contract-${method}-${i}`, [pool]);
+        const driver = await startDriver({ hostId: `contract-${method}-${i}`, dir, ceph, defaultBackend: 'rbd', rbd: { pool, attach: method, ...own } });
         hosts.push({ driver, dataPath: (name) => [...dataPathUnder(join(driver.dataDir, 'rbd', name)), ...krbdMappings(pool, name)] });
       }
     } catch (err) {
@@ -140,7 +144,8 @@ describe('rbd volumes across hosts', () => {
     await dockerd.docker(['run', '--rm', '--network', 'none', '--volume-driver', DRIVER, '-v', 'shared:/data', image, 'sh', '-c', 'echo written-by-docker > /data/note && sync']);
     // Docker's Unmount detaches the volume; a detach a transient holder made fail is retried by the plugin until it goes through.
     await until(async () => (await hosts.a!.client.get('shared')).attachedTo === undefined, 60_000, 'shared detached from host-a after the container');
-    const config = loadConfig(volumeDriverConfigSchema, { flags: { ...driverConfig({ hostId: 'host-iso', dir: dirOf('iso'), ceph, defaultBackend: 'rbd' }), log: { level: 'warn' } } });
+    const own = await ceph.volumeClient('host-iso', ['corral']);
+    const config = loadConfig(volumeDriverConfigSchema, { flags: { ...driverConfig({ hostId: 'host-iso', dir: dirOf('iso'), ceph, defaultBackend: 'rbd', rbd: own }), log: { level: 'warn' } } });
     iso = await openVolumeService(config);
     const mp = await iso.service.mount('shared', 'task-1');
     expect(readFileSync(join(mp, 'note'), 'utf8')).toBe('written-by-docker\n');

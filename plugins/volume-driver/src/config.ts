@@ -29,10 +29,15 @@ export const volumeDriverConfigSchema = z.object({
       /** Unset: rbd is enabled when confFile exists. */
       enabled: z.boolean().optional(),
       confFile: z.string().min(1).default('/etc/ceph/ceph.conf'),
+      /** The keyring of `clientName` (default: Ceph's own search path, /etc/ceph/ceph.<name>.keyring…). */
       keyring: z.string().min(1).optional(),
+      /**
+       * The Ceph client every rbd, rados and librados call of the driver uses: `client.<id>`, or the bare id
+       * as Ceph's `--id` takes it. Provisioned hosts use their own least-privilege client
+       * (client.corral-volumes-<host>: `profile rbd` on the volume pools); client.admin when nothing is given.
+       */
       clientName: z
-        .string()
-        .regex(/^client\.[a-zA-Z0-9_.-]+$/)
+        .preprocess((v) => (typeof v === 'string' && v !== '' && !v.startsWith('client.') ? `client.${v}` : v), z.string().regex(/^client\.[a-zA-Z0-9_.-]+$/, 'client.<id> or <id>'))
         .default('client.admin'),
       /** Pool of the registry, locks and beacons, and the default pool of images. */
       pool: z

@@ -30,6 +30,9 @@ export const hostOid = (host: string): string => `corral_host.${host}`;
 /** Errors meaning "Ceph is not reachable / this client is unusable", as opposed to answers like ENOENT. */
 const CONNECTION_ERRORS = new Set(['ETIMEDOUT', 'ESHUTDOWN', 'ENOTCONN', 'ECONNREFUSED', 'EHOSTUNREACH', 'ECONNRESET']);
 
+/** Errors meaning "this client's caps do not allow it". */
+const PERMISSION_ERRORS = new Set(['EPERM', 'EACCES']);
+
 /** Strip a messenger type prefix ("v1:", "v2:", "any:") from an entity address, as blocklist entries name it bare. */
 export const bareAddr = (addr: string): string =>
   addr
@@ -108,6 +111,15 @@ export class CephConnection {
               ? 'this host was blocklisted by Ceph (fenced); reconnecting'
               : 'the connection to Ceph failed';
         throw new CorralError('UNAVAILABLE', `${what}: ${why} (${err.message})`, { errno: err.errnoName }, { cause: err });
+      }
+      // A least-privilege client (profile rbd on its pools) is refused anything else: say so, as a 403, not a 500.
+      if (isRadosError(err) && PERMISSION_ERRORS.has(err.errnoName)) {
+        throw new CorralError(
+          'FORBIDDEN',
+          `${what}: Ceph refused ${this.settings.clientName} (${err.errnoName}); its caps do not allow this (a corral volume client has profile rbd on its own pools only)`,
+          { errno: err.errnoName, client: this.settings.clientName },
+          { cause: err },
+        );
       }
       throw err;
     }
