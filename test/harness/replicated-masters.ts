@@ -28,6 +28,8 @@ export interface ReplicatedMastersOptions {
   dir: string;
   /** Names their namespace of the etcd (`<name>-<time>/`). */
   name: string;
+  /** Their namespace, when the test must know it before they start (etcd users granted on it); default from `name`. */
+  namespace?: string;
   leaseTtlSeconds: number;
   n: number;
   /** More master config (beside the store and ha sections). */
@@ -39,7 +41,7 @@ export interface ReplicatedMastersOptions {
 /** `n` masters sharing a fresh namespace of the etcd, all started; their stops (and the dir's removal) queued on `cleanup`. */
 export async function startReplicatedMasters(cleanup: Array<() => Promise<unknown>>, opts: ReplicatedMastersOptions): Promise<{ masters: MasterProcess[]; namespace: string }> {
   cleanup.push(async () => rmSync(opts.dir, { recursive: true, force: true }));
-  const namespace = `${opts.name}-${Date.now()}/`;
+  const namespace = opts.namespace ?? `${opts.name}-${Date.now()}/`;
   const masters: MasterProcess[] = [];
   for (let i = 0; i < opts.n; i++) {
     const workDir = join(opts.dir, `m${i}`);
