@@ -5,8 +5,8 @@
  * working without one member, refuses writes without quorum (a clear error,
  * nothing lost) and takes them again when a member returns. With TLS in the
  * node files, the members speak TLS to clients and peers, want certificates
- * of the cluster CA, and have authentication on with corral confined to its
- * prefix.
+ * of the cluster CA, and have authentication on with a user per kind of
+ * daemon, the master's confined to corral's prefix.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync, statSync } from 'node:fs';
@@ -134,6 +134,8 @@ describe('a three-member etcd with TLS through corral node up', () => {
       const list = await root.cluster.memberList({});
       expect(list.members.map((m) => m.name).sort()).toEqual(['t1', 't2', 't3']);
       for (const m of list.members) expect([...m.peerURLs, ...m.clientURLs].every((u) => u.startsWith('https://'))).toBe(true);
+      // Every kind of daemon has a user of its own (each confined to its keys: test/etcd/daemon-users.test.ts).
+      expect((await root.getUsers()).map((u) => u.name).sort()).toEqual(['corral-cni', 'corral-discovery', 'corral-master', 'corral-services', 'root']);
     } finally {
       root.close();
     }
@@ -152,7 +154,8 @@ describe('a three-member etcd with TLS through corral node up', () => {
     // No client certificate: the handshake is refused.
     const anonymous = await EtcdStore.open({ endpoints, namespace: ETCD_NAMESPACE, tls: { ca: clientTls.ca }, dialTimeoutMs: 3000 }).catch((e: unknown) => e);
     expect(isCorralError(anonymous, 'UNAUTHENTICATED'), String(anonymous)).toBe(true);
-    // Idempotent: another node up of the first member changes nothing.
+    // Idempotent: another node up of the first member changes nothing (before its daemons restart, and after).
+    expect(await secureEtcd(n1, { ifRunning: true })).toEqual({ enabled: false });
     expect(await secureEtcd(n1)).toEqual({ enabled: false });
   }, 300_000);
 });
