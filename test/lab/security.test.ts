@@ -94,7 +94,7 @@ describe('lab security: the CA with the operator, each machine its own certifica
       readdirSync(c2.tls!.dir)
         .filter((f) => f.endsWith('.key'))
         .sort(),
-    ).toEqual(['discovery.key', 'etcd-client.key', 'etcd.key', 'master.key', 'services.key']);
+    ).toEqual(['discovery.key', 'etcd-client.key', 'etcd-discovery.key', 'etcd-services.key', 'etcd.key', 'master.key', 'services.key']);
   });
 
   it("the master's checks: every principal verifies against its hash, with the ACLs each needs", async () => {
