@@ -25,7 +25,7 @@ import { corralCommand } from '../../common/sys/paths.js';
 import { processAlive, signalProcess, tail } from '../../common/sys/process.js';
 import { bootstrapCeph, cephAdminArgs, ensureRbdClient, listVolumeClients, removeRbdClient, writeKeyring } from './ceph.js';
 import { componentsOf, type NodeConfig } from './config.js';
-import { cephClientFiles, planNode, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
+import { cephClientFiles, planNode, type CephPlan, type DaemonPlan, type NodePlan, type PlanSecrets, type Readiness } from './plan.js';
 import { ensureNodeCertificates } from './tls.js';
 import { ensureEtcdCertificates, secureEtcd } from './etcd-tls.js';
 import { killNodeProcesses, loadNodeState, ours, reconcileNode, saveNodeState, startDaemon, type DaemonSpec, type NodeState } from './lifecycle.js';
@@ -174,7 +174,7 @@ export async function nodeUp(config: NodeConfig, o: NodeUpOptions = {}): Promise
   // A cluster already running (a node brought up again): etcd learns its users before daemons start as them.
   await secureEtcd(config, { ifRunning: true });
   if (plan.ceph && !previous?.processes.some((p) => p.name === 'ceph-mon.a' && ours(p))) await bootstrapNodeCeph(plan, previous, o.onPid);
-  if (plan.ceph) await handOutCephClients(plan);
+  if (plan.ceph) await handOutCephClients(plan.ceph);
   await reconcileNode('running', {
     stateFile: plan.stateFile,
     name: config.name,
@@ -217,8 +217,7 @@ async function bootstrapNodeCeph(plan: NodePlan, previous: NodeState | undefined
  * gets new ones). A corral volume client no longer listed is revoked. The
  * publish directory gets the client conf only: keyrings go per host.
  */
-async function handOutCephClients(plan: NodePlan): Promise<void> {
-  const c = plan.ceph!;
+export async function handOutCephClients(c: CephPlan): Promise<void> {
   const admin = cephAdminArgs(c.dir);
   const conf = readFileSync(join(c.dir, 'ceph.client.conf'));
   for (const client of c.clients) {

@@ -110,7 +110,10 @@ describe('the namespace lab runs the same step per host', () => {
     expect(unique((p) => cfg(p, 'agent').workDir)).toBe(4);
     expect(hosts[0]!.cni!.socket).toBe(lab.hosts[0]!.socket);
     expect(cfg(hosts[0]!, 'agent').mesos.maskedPaths).toEqual(['/run/netns', '/tmp/lab/h1/volumes', '/tmp/lab/h2/volumes', '/tmp/lab/h3/volumes', '/tmp/lab/h4/volumes']);
-    expect(cfg(hosts[1]!, 'volumes').rbd).toMatchObject({ confFile: '/tmp/lab/services/control/ceph/ceph.client.conf', keyring: '/tmp/lab/services/control/ceph/keyring' });
+    // Ceph: each host its own least-privilege client, its files in its own directory; client.admin's keyring stays with the control node.
+    expect(cfg(hosts[1]!, 'volumes').rbd).toMatchObject({ confFile: '/tmp/lab/h2/ceph/ceph.client.conf', keyring: '/tmp/lab/h2/ceph/keyring', clientName: 'client.corral-volumes-h2' });
+    expect(c.ceph?.clients).toEqual(lab.hosts.map((h) => ({ host: h.name, name: `client.corral-volumes-${h.name}`, dir: `${h.dir}/ceph` })));
+    expect(hosts.every((p) => !JSON.stringify(p.daemons.map((d) => d.config)).includes(c.ceph!.dir))).toBe(true);
     // Secure by default: every daemon on HTTPS with its own certificate, the agent and the CNI daemon each with the host's credential.
     expect(cfg(hosts[0]!, 'agent')).toMatchObject({ master: 'https://198.18.0.1:5050', principal: 'agent-h1', credentials: '/tmp/lab/h1/security.yaml', tls: { cert: '/tmp/lab/h1/tls/agent.crt' } });
     expect(cfg(hosts[0]!, 'cni').bgp.master).toMatchObject({ url: 'https://198.18.0.1:5050', principal: 'cni-h1' });
