@@ -71,6 +71,10 @@ export const daemonConfigSchema = z
     node: z.string().min(1).max(253).default(hostname()),
     socket: z.string().startsWith('/').max(107).default('/run/corral/cni.sock'),
     stateDir: z.string().startsWith('/').default('/var/lib/corral/cni'),
+    /**
+     * The cluster store of the IPAM, read as every Store's (common/store/json.ts): an etcd one takes
+     * `etcdTls` and `etcdAuth` alike (provisioning gives the daemon its own certificate, user corral-cni).
+     */
     store: storeConfigSchema,
     /**
      * TLS towards the master's store API (remote backend) and for the metrics listener: `tls: { ca, cert, key }`.
