@@ -115,11 +115,11 @@ describe('three control nodes: replicated masters on a three-member etcd', () =>
       const host = plan.hosts.some((h) => h.name === m.name);
       expect(plain, `${m.name}'s plain-text secrets`).toEqual(host ? [`agent-${m.name}`, `cni-${m.name}`] : [`discovery-${m.name}`, 'services']);
       expect(sec.credentials.every((x) => x.secret !== undefined || x.secret_hash?.startsWith('scrypt$'))).toBe(true);
-      // Only its own daemons' key pairs (the etcd ones only on control nodes).
+      // Only its own daemons' key pairs (the etcd ones only on control nodes: each daemon's own etcd user).
       const keys = readdirSync(join(m.dir, 'tls'))
         .filter((f) => f.endsWith('.key'))
         .sort();
-      expect(keys).toEqual(host ? ['agent.key', 'cni.key'] : ['discovery.key', 'etcd-client.key', 'etcd.key', 'master.key', 'services.key']);
+      expect(keys).toEqual(host ? ['agent.key', 'cni.key'] : ['discovery.key', 'etcd-client.key', 'etcd-discovery.key', 'etcd-services.key', 'etcd.key', 'master.key', 'services.key']);
     }
     expect(existsSync(join(plan.options.dir, 'operator', 'ca', 'ca.key'))).toBe(true);
     expect(statSync(join(plan.options.dir, 'operator')).mode & 0o077).toBe(0);
