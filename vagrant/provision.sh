@@ -2,15 +2,15 @@
 # Provisions one VM of the Vagrant lab as a corral node, with the same
 # per-machine step the namespace lab runs in each host namespace:
 #   1. packages, Node.js 20, npm dependencies and the build (scripts/setup.sh);
-#   2. the node file: `corral node init` → /etc/corral/node.json;
+#   2. the node file: `corral node init --bundle` → /etc/corral/node.json, from
+#      the bundle the operator (the host running vagrant, handover.sh) made for
+#      this VM alone and handed over in /etc/corral/bundle: its certificates and
+#      its security file (every principal hashed, its own secrets in plain
+#      text), never the CA's key. Every daemon then runs on HTTPS with
+#      authentication. An agent's bundle also holds the Ceph client files
+#      (ceph/), installed into /etc/corral/ceph;
 #   3. `corral node up --config /etc/corral/node.json`, run by a systemd unit
 #      (corral-node.service) so the node comes back after a reboot.
-# The control node publishes its Ceph client files in its own Consul KV
-# (discovery, port 8500); agents fetch them from there before their node up.
-# Discovery's ACLs deny anonymous KV access: the control node writes with its
-# management token (the 0600 file `corral node up` made) and creates a token
-# that reads only the lab's KV prefix, whose secret the Vagrantfile hands
-# every VM as CORRAL_LAB_KV_TOKEN; agents read with it.
 #
 # Usage: provision.sh control|agent NAME ADDRESS CONTROL_ADDRESS [AGENT_TIMEOUT_MS] [CONTROL_PLANE]
 #   CONTROL_ADDRESS: the (first) control node; for an agent of replicated
@@ -19,10 +19,11 @@
 #   every control node, comma-separated; each runs an etcd member and a
 #   master, the first also Ceph and the service framework.
 # Environment: CORRAL_ROOT (the repository, default /corral), CORRAL_ETC
-# (default /etc/corral), CORRAL_LAB_KV_TOKEN (the lab's KV read token; the
-# Vagrantfile sets it), CORRAL_DRY_RUN=1 (only write the node file: no
-# packages, no build, no systemd, no network; what the repository's test
-# runs, test/provision/vagrant.test.ts).
+# (default /etc/corral), CORRAL_BUNDLE (this VM's bundle, default
+# $CORRAL_ETC/bundle), CORRAL_CEPH_CLIENTS (control node with Ceph: the
+# agents, comma-separated, each given its own Ceph client; the Vagrantfile sets it), CORRAL_DRY_RUN=1 (only check the bundle and write the
+# node file and the Ceph client files: no packages, no build, no systemd, no
+# network; what the repository's test runs, test/provision/vagrant.test.ts).
 set -euo pipefail
 
 if [ "$#" -lt 4 ]; then
@@ -35,7 +36,7 @@ ADDRESS=$3
 CONTROL=$4
 AGENT_TIMEOUT_MS=${5:-5000}
 CONTROL_PLANE=${6:-}
-# The control node that serves Ceph's client files (the first of a list).
+# The first control node (of a list): it runs Ceph.
 FIRST_CONTROL=${CONTROL%%,*}
 case "$ROLE" in
   control | agent) ;;
@@ -49,7 +50,9 @@ CORRAL_ROOT=${CORRAL_ROOT:-/corral}
 export CORRAL_ROOT
 ETC=${CORRAL_ETC:-/etc/corral}
 NODE_FILE=$ETC/node.json
-KV_PREFIX=corral/lab
+BUNDLE=${CORRAL_BUNDLE:-$ETC/bundle}
+CEPH_CONF=$ETC/ceph/ceph.client.conf
+CEPH_KEYRING=$ETC/ceph/keyring
 # shellcheck source=../scripts/setup.sh
 source "$CORRAL_ROOT/scripts/setup.sh"
 
@@ -58,7 +61,7 @@ COMMON_PACKAGES=(
   util-linux      # nsenter, setpriv (exabgp dies with the CNI daemon), losetup
   mount           # umount: volume teardown
   e2fsprogs       # mkfs.ext4 on rbd volumes
-  curl            # the Ceph client files from the control node's KV
+  curl            # try the APIs (with the operator's curl config, on the host)
   dnsutils        # dig: try the discovery DNS
   build-essential # the CNI shim and the task launcher (native/)
   python3         # exabgp's API bridge
@@ -89,66 +92,43 @@ corral() {
   fi
 }
 
-# token_header FILE TOKEN: a curl header file carrying an ACL token (0600: a
-# token on curl's command line would show in the process list).
-token_header() {
-  (umask 077 && printf 'X-Consul-Token: %s\n' "$2" >"$1")
-}
-
-# fetch_from_control KEY FILE: waits (up to 10 min) for the control node to publish KEY.
-fetch_from_control() {
-  local url="http://$FIRST_CONTROL:8500/v1/kv/$KV_PREFIX/$1?raw" tries=0
-  if [ -z "${CORRAL_LAB_KV_TOKEN:-}" ]; then
-    echo "CORRAL_LAB_KV_TOKEN is not set: the control node's KV needs a token (the Vagrantfile sets it)" >&2
+# The bundle must be there, this VM's only, and root's alone (the synced folder
+# keeps the host's modes; enforced again here). A CA key is never part of it.
+check_bundle() {
+  local missing=()
+  for f in security.yaml tls/ca.crt; do [ -f "$BUNDLE/$f" ] || missing+=("$f"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "this VM's bundle is incomplete in $BUNDLE (missing: ${missing[*]}): the host running vagrant makes it (vagrant/handover.sh, into vagrant/.corral/$NAME) and syncs it here" >&2
     exit 1
   fi
-  local header=$ETC/.kv-read-token
-  token_header "$header" "$CORRAL_LAB_KV_TOKEN"
-  until curl -sSf --max-time 5 -H "@$header" -o "$2.tmp" "$url"; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 300 ]; then
-      echo "the control node ($FIRST_CONTROL) did not publish $1" >&2
-      exit 1
-    fi
-    sleep 2
-  done
-  mv "$2.tmp" "$2"
+  if [ -n "$(find "$BUNDLE" -name ca.key -print -quit)" ]; then
+    echo "$BUNDLE holds a CA key: the CA's key stays with the operator; remake the bundle with vagrant/handover.sh" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -eq 0 ]; then chown -R root:root "$BUNDLE"; fi
+  find "$BUNDLE" -type d -exec chmod 700 {} +
+  find "$BUNDLE" -type f \( -name '*.key' -o -name security.yaml -o -name keyring \) -exec chmod 600 {} +
 }
 
-# The management token of this node's discovery daemon, as a curl header file.
-management_header() {
-  local file
-  file=$(corral node plan --config "$NODE_FILE" | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>{const d=JSON.parse(s).daemons.find((x)=>x.name==="discovery");process.stdout.write(d?.config?.acl?.bootstrapTokenFile??"")})')
-  [ -n "$file" ] || return 0
-  token_header "$ETC/.kv-management-token" "$(cat "$file")"
-  echo "-H" "@$ETC/.kv-management-token"
-}
-
-publish_to_kv() {
-  # shellcheck disable=SC2046 # the header arguments split on purpose (none when ACLs are off)
-  curl -sSf --max-time 10 $(management_header) -X PUT --data-binary "@$2" "http://$ADDRESS:8500/v1/kv/$KV_PREFIX/$1" >/dev/null
-}
-
-# The token agents read the lab's KV with: a policy reading $KV_PREFIX/ only, and a token with the
-# Vagrantfile's secret. Again on a re-provision: an existing policy or token is a 400, taken as done.
-create_kv_read_token() {
-  [ -n "${CORRAL_LAB_KV_TOKEN:-}" ] || return 0
-  local api="http://$ADDRESS:8500/v1/acl" code
-  # shellcheck disable=SC2046
-  code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' $(management_header) -X PUT "$api/policy" \
-    --data "{\"Name\":\"lab-kv-read\",\"Description\":\"agents read the Ceph client files\",\"Rules\":\"key_prefix \\\"$KV_PREFIX/\\\" { policy = \\\"read\\\" }\"}")
-  case "$code" in 200 | 400) ;; *) echo "creating the lab KV policy failed ($code)" >&2 && exit 1 ;; esac
-  # The secret goes in a body read from a 0600 file, not on the command line.
-  local body=$ETC/.kv-read-token.json
-  (umask 077 && printf '{"Description":"lab agents: KV read","SecretID":"%s","Policies":[{"Name":"lab-kv-read"}]}' "$CORRAL_LAB_KV_TOKEN" >"$body")
-  # shellcheck disable=SC2046
-  code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' $(management_header) -X PUT "$api/token" --data-binary "@$body")
-  rm -f "$body"
-  case "$code" in 200 | 400) ;; *) echo "creating the lab KV token failed ($code)" >&2 && exit 1 ;; esac
+# THE HOST'S CEPH KEYRING: the Ceph client files an agent uses come in its
+# bundle (ceph/ceph.client.conf and ceph/keyring: its own client's, which the
+# control node made, fetched by the Vagrantfile over Vagrant's ssh channel)
+# and are installed here, the keyring 0600 in a 0700 directory.
+install_ceph_client_files() {
+  local from=$BUNDLE/ceph
+  if [ ! -f "$from/ceph.client.conf" ] || [ ! -f "$from/keyring" ]; then
+    echo "this agent's bundle has no Ceph client files ($from/ceph.client.conf, $from/keyring): the Vagrantfile fetches them from the control node, which must be up first" >&2
+    exit 1
+  fi
+  (umask 077 && mkdir -p "$ETC/ceph")
+  chmod 700 "$ETC/ceph"
+  install -m 0644 "$from/ceph.client.conf" "$CEPH_CONF"
+  install -m 0600 "$from/keyring" "$CEPH_KEYRING"
 }
 
 write_node_file() {
   mkdir -p "$ETC"
+  check_bundle
   if [ "$ROLE" = control ]; then
     local extra=(--ceph)
     # Replicated masters: Ceph only on the first control node.
@@ -156,17 +136,12 @@ write_node_file() {
       extra=(--control-plane "$CONTROL_PLANE")
       if [ "$ADDRESS" = "$FIRST_CONTROL" ]; then extra+=(--ceph); fi
     fi
-    corral node init --role control --name "$NAME" --address "$ADDRESS" "${extra[@]}" --agent-timeout-ms "$AGENT_TIMEOUT_MS" >"$NODE_FILE.tmp"
+    # The agents given their own Ceph client each (the Vagrantfile hands each its files).
+    if [ -n "${CORRAL_CEPH_CLIENTS:-}" ] && [[ " ${extra[*]} " == *" --ceph "* ]]; then extra+=(--ceph-clients "$CORRAL_CEPH_CLIENTS"); fi
+    corral node init --role control --name "$NAME" --address "$ADDRESS" --bundle "$BUNDLE" "${extra[@]}" --agent-timeout-ms "$AGENT_TIMEOUT_MS" >"$NODE_FILE.tmp"
   else
-    local conf=$ETC/ceph/ceph.client.conf keyring=$ETC/ceph/keyring
-    if [ "${CORRAL_DRY_RUN:-0}" != 1 ]; then
-      mkdir -p "$ETC/ceph"
-      chmod 700 "$ETC/ceph"
-      fetch_from_control ceph.client.conf "$conf"
-      fetch_from_control keyring "$keyring"
-      chmod 600 "$keyring"
-    fi
-    corral node init --role agent --name "$NAME" --address "$ADDRESS" --control "$CONTROL" --ceph-conf "$conf" --ceph-keyring "$keyring" >"$NODE_FILE.tmp"
+    install_ceph_client_files
+    corral node init --role agent --name "$NAME" --address "$ADDRESS" --control "$CONTROL" --bundle "$BUNDLE" --ceph-conf "$CEPH_CONF" --ceph-keyring "$CEPH_KEYRING" >"$NODE_FILE.tmp"
   fi
   mv "$NODE_FILE.tmp" "$NODE_FILE"
 }
@@ -209,11 +184,5 @@ build
 write_node_file
 install_unit
 systemctl restart corral-node.service
-if [ "$ROLE" = control ] && [ "$ADDRESS" = "$FIRST_CONTROL" ]; then
-  ceph_dir=$(corral node plan --config "$NODE_FILE" | node -e 'let s="";process.stdin.on("data",(c)=>s+=c).on("end",()=>process.stdout.write(JSON.parse(s).ceph.dir))')
-  create_kv_read_token
-  publish_to_kv ceph.client.conf "$ceph_dir/ceph.client.conf"
-  publish_to_kv keyring "$ceph_dir/keyring"
-fi
 corral node status --config "$NODE_FILE"
 say "$ROLE node $NAME is up at $ADDRESS"

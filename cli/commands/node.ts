@@ -61,9 +61,9 @@ export function registerNode(program: Command): void {
     .option('--dir <dir>', 'state root (default /var/lib/corral/node)')
     .option('--run-dir <dir>', 'sockets (default /run/corral/node)')
     .option('--ceph', 'control: bootstrap a one-mon, one-OSD memstore Ceph for rbd volumes (a lab, not production)')
-    .option('--ceph-clients <hosts>', "control with --ceph: the agents (names, comma-separated) each given its own least-privilege Ceph client, files in DIR/ceph/clients/<host>")
+    .option('--ceph-clients <hosts>', 'control with --ceph: the agents (names, comma-separated) each given its own least-privilege Ceph client, files in DIR/ceph/clients/<host>')
     .option('--ceph-conf <file>', "agent: the cluster's Ceph client configuration (rbd volumes)")
-    .option('--ceph-keyring <file>', "agent: its own keyring (client.corral-volumes-<name>)")
+    .option('--ceph-keyring <file>', 'agent: its own keyring (client.corral-volumes-<name>)')
     .option('--pool <cidr>', 'container address pool (default 100.96.0.0/16)')
     .option('--agent-timeout-ms <ms>', "control: a silent agent's tasks are unreachable after 3 heartbeats + this (default 5000)", intOption('--agent-timeout-ms', 0, 3_600_000))
     .option('--heartbeat-ms <ms>', 'control: agent heartbeat period (default 1000)', intOption('--heartbeat-ms', 50, 600_000))
@@ -82,7 +82,10 @@ export function registerNode(program: Command): void {
       if (o.role !== 'control' && o.role !== 'agent') throw new CorralError('INVALID_ARGUMENT', '--role must be control or agent');
       if (o.tls && o.insecure) throw new CorralError('INVALID_ARGUMENT', '--tls contradicts --insecure (TLS is the default: leave both out for a secure node)');
       // commander: `--ca-dir <dir>` gives a string, `--no-ca-dir` false, neither undefined.
-      const tls = o.tlsDir !== undefined || o.caDir !== undefined ? { ...(o.tlsDir ? { dir: resolve(o.tlsDir as string) } : {}), ...(o.caDir !== undefined ? { caDir: o.caDir === false ? (false as const) : resolve(o.caDir as string) } : {}) } : undefined;
+      const tls =
+        o.tlsDir !== undefined || o.caDir !== undefined
+          ? { ...(o.tlsDir ? { dir: resolve(o.tlsDir as string) } : {}), ...(o.caDir !== undefined ? { caDir: o.caDir === false ? (false as const) : resolve(o.caDir as string) } : {}) }
+          : undefined;
       const opts: NodeInitOptions = {
         role: o.role,
         name: o.name as string,
@@ -91,6 +94,14 @@ export function registerNode(program: Command): void {
         dir: o.dir as string | undefined,
         runDir: o.runDir as string | undefined,
         ceph: !!o.ceph,
+        ...(o.cephClients
+          ? {
+              cephClients: (o.cephClients as string)
+                .split(',')
+                .map((h) => h.trim())
+                .filter(Boolean),
+            }
+          : {}),
         cephConf: o.cephConf as string | undefined,
         cephKeyring: o.cephKeyring as string | undefined,
         pool: o.pool as string | undefined,
@@ -135,7 +146,9 @@ export function registerNode(program: Command): void {
       const peers = (o.peers ? parsePeers(o.peers) : []).filter((p) => p.name !== o.name).flatMap((p) => rolePrincipals(p.name, p.role));
       const admin = await writeHostBundles(operatorDir, [host], { caName: 'corral cluster CA', peers });
       const op = operatorFiles(operatorDir);
-      progress(`bundle for ${o.role} node ${o.name} in ${out} (its own principals: ${host.own.join(', ')}); operator files in ${op.dir}: CA ${op.ca}, credential ${op.credentials} (${admin.principal}), curl config ${op.curlrc}`);
+      progress(
+        `bundle for ${o.role} node ${o.name} in ${out} (its own principals: ${host.own.join(', ')}); operator files in ${op.dir}: CA ${op.ca}, credential ${op.credentials} (${admin.principal}), curl config ${op.curlrc}`,
+      );
     });
 
   node

@@ -102,7 +102,15 @@ export function rolePrincipals(name: string, role: 'control' | 'agent'): string[
  * not enter its bundle: its own stands in.
  */
 export function bundleHostFor(o: { role: 'control' | 'agent'; name: string; address: string; out: string; controlPlane?: Array<{ name: string; address: string }> }): BundleHost {
-  const node = nodeFileFor({ role: o.role, name: o.name, address: o.address, dir: o.out, bundle: o.out, ...(o.role === 'agent' ? { control: o.address } : {}), ...(o.controlPlane ? { controlPlane: o.controlPlane } : {}) });
+  const node = nodeFileFor({
+    role: o.role,
+    name: o.name,
+    address: o.address,
+    dir: o.out,
+    bundle: o.out,
+    ...(o.role === 'agent' ? { control: o.address } : {}),
+    ...(o.controlPlane ? { controlPlane: o.controlPlane } : {}),
+  });
   return { node, own: hostPrincipals(o.name, componentsOf(parseInput(nodeConfigSchema, node, `node file ${o.name}`))) };
 }
 
