@@ -176,12 +176,24 @@ export async function secureEtcd(n: NodeConfig, opts: { ifRunning?: boolean } = 
   // The set-up connects with the master's certificate: before auth is on, it may do anything; after, root's password is used.
   const conn = { endpoints: etcdEndpoints(n), tls: etcdClientFiles(n.tls.dir), dialTimeoutMs: opts.ifRunning ? 3_000 : 10_000 };
   if (!opts.ifRunning) return setupEtcdAuth(conn, { rootPassword, users });
-  if (!existsSync(conn.tls.cert)) return undefined;
+  // This node's member not running: a first start (or one after node down), nothing to prepare and no time to lose
+  // (the other members' daemons wait for this member).
+  if (!existsSync(conn.tls.cert) || !(await memberAnswers(n))) return undefined;
   try {
     return await setupEtcdAuth(conn, { rootPassword, users });
   } catch (err) {
     if (isCorralError(err, 'UNAVAILABLE')) return undefined;
     throw err;
+  }
+}
+
+/** Whether this node's etcd member answers its plain /health at all (healthy or not). */
+async function memberAnswers(n: NodeConfig): Promise<boolean> {
+  try {
+    await fetch(`${etcdHealthBase(n)}/health`, { signal: AbortSignal.timeout(2_000) });
+    return true;
+  } catch {
+    return false;
   }
 }
 
