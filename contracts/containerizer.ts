@@ -35,6 +35,11 @@ export interface SecuritySpec {
   boundingCapabilities?: string[];
   /** Refuse to start the task as uid 0 (the agent's `allowRootTasks: false`). */
   denyRoot?: boolean;
+  /**
+   * `unconfined`: no seccomp filter (Mesos's SeccompInfo.unconfined; the master allows it only by
+   * acls.run_tasks). Absent: the containerizer's default profile. no_new_privs stays either way.
+   */
+  seccomp?: 'unconfined';
 }
 
 export type VolumeSource =

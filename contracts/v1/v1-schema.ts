@@ -188,12 +188,18 @@ const networkInfoSchema = z.looseObject({
 /** Mesos's CapabilityInfo: Linux capabilities by name ("NET_BIND_SERVICE", "SYS_ADMIN"…). */
 const capabilityInfoSchema = z.looseObject({ capabilities: z.array(z.string().min(1).max(64)).max(64).optional() });
 
-/** Mesos's LinuxInfo, the capability part (the master checks it against acls.run_tasks). */
+/** Mesos's SeccompInfo: a named profile of the agent, or none at all (`unconfined`). */
+const seccompInfoSchema = z
+  .looseObject({ profile_name: z.string().min(1).max(255).optional(), unconfined: z.boolean().optional() })
+  .refine((s) => !(s.unconfined === true && s.profile_name !== undefined), 'seccomp: give "profile_name" or "unconfined", not both');
+
+/** Mesos's LinuxInfo, the capability and seccomp part (the master checks both against acls.run_tasks). */
 const linuxInfoSchema = z.looseObject({
   effective_capabilities: capabilityInfoSchema.optional(),
   bounding_capabilities: capabilityInfoSchema.optional(),
   /** Deprecated in Mesos in favour of effective_capabilities; read the same way. */
   capability_info: capabilityInfoSchema.optional(),
+  seccomp: seccompInfoSchema.optional(),
 });
 
 const containerInfoSchema = z.looseObject({

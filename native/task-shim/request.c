@@ -102,6 +102,10 @@ static int parse_process(const char *k, const char *v, struct launch_spec *s, ch
   } else if (strcmp(k, "caps_bounding") == 0) {
     if (parse_hex(v, &s->cap_bounding)) return fmt_err(err, errlen, "bad caps_bounding (hex mask)"), -1;
     s->has_caps = 1;
+  } else if (strcmp(k, "seccomp") == 0) {
+    if (strcmp(v, "default") == 0) s->seccomp = 1;
+    else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
+    else return fmt_err(err, errlen, "bad seccomp \"%s\" (default, unconfined)", v), -1;
   } else return 0;
   return 1;
 }
@@ -162,11 +166,7 @@ int parse_launch(const struct request *r, struct launch_spec *s, char *err, size
       s->log_max_files = (int)n;
     } else if (strcmp(k, "status") == 0) s->status_path = v;
     else if (strcmp(k, "exit_link") == 0) s->exit_link = v;
-    else if (strcmp(k, "seccomp") == 0) {
-      if (strcmp(v, "default") == 0) s->seccomp = 1;
-      else if (strcmp(v, "unconfined") == 0) s->seccomp = 0;
-      else return fmt_err(err, errlen, "bad seccomp \"%s\" (default, unconfined)", v), -1;
-    } else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
+    else return fmt_err(err, errlen, "unknown field \"%s\"", k), -1;
   }
   if (!s->id || !s->sandbox || !s->status_path || !s->stdout_path || !s->stderr_path || s->argc == 0)
     return fmt_err(err, errlen, "launch needs id, sandbox, status, stdout, stderr and at least one arg"), -1;

@@ -1,7 +1,7 @@
 /**
  * The master's ACLs and credentials through its HTTP APIs (a real master on
  * loopback, simulated agents speaking the agent protocol): run_tasks (a
- * task's user and capabilities), the operator actions, hashed and plain
+ * task's user, capabilities and seccomp), the operator actions, hashed and plain
  * secrets, an agent credential bound to its agents, and the per-principal
  * subscription caps.
  */
@@ -75,6 +75,7 @@ function writeSecurity(dir: string): string {
         run_tasks: [
           { principals: ['fw'], users: ['www'] },
           { principals: ['anyfw'], users: 'ANY' },
+          { principals: ['anyfw'], users: ['builder'], seccomp_unconfined: true },
           { principals: ['rootfw'], users: ['root'], capabilities: ['NET_BIND_SERVICE', 'CAP_CHOWN'] },
         ],
         operators: ['ops'],
@@ -278,6 +279,32 @@ describe('run_tasks: the user and capabilities of a task', () => {
     await launch(g, (o) => [task(o, 'default-raw', { container: { type: 'MESOS', linux_info: { bounding_capabilities: { capabilities: ['NET_RAW'] } } } as V1TaskInfo['container'] })], {
       'default-raw': 'TASK_ERROR',
     });
+  });
+
+  it('a task without seccomp is refused unless a rule of the principal for its user says seccomp_unconfined', async () => {
+    const f = await framework('anyfw', '');
+    const seccomp = (s: Record<string, unknown>): Partial<V1TaskInfo> => ({ container: { type: 'MESOS', linux_info: { seccomp: s } } as V1TaskInfo['container'] });
+    await launch(
+      f,
+      (o) => [
+        task(o, 'free-builder', seccomp({ unconfined: true }), 'builder'),
+        task(o, 'free-alice', seccomp({ unconfined: true }), 'alice'),
+        task(o, 'filtered-alice', seccomp({ unconfined: false }), 'alice'),
+      ],
+      {
+        'free-builder': 'TASK_RUNNING',
+        'free-alice': 'TASK_ERROR',
+        'filtered-alice': 'TASK_RUNNING',
+      },
+    );
+    expect(f.updates('free-alice')[0]!.message).toMatch(/not allowed to run tasks as user "alice" without seccomp \(acls.run_tasks: .*seccomp_unconfined: true\)/);
+    // A profile by name and unconfined at once is refused at the boundary, as Mesos's validation does.
+    const g = await framework('anyfw', '');
+    const [offer] = await g.offers(10_000);
+    await expect(g.client.accept([offer!.id.value], [{ type: 'LAUNCH', launch: { task_infos: [task(offer!, 'both', seccomp({ profile_name: 'x', unconfined: true }))] } }], 0)).rejects.toThrow(
+      /give "profile_name" or "unconfined", not both/,
+    );
+    await g.client.teardown();
   });
 });
 

@@ -11,9 +11,12 @@
  * says (a framework's host account means nothing inside an image).
  * Capabilities come from ContainerInfo.linux_info (effective_capabilities,
  * bounding_capabilities, or the deprecated capability_info as the effective
- * set), by Mesos CapabilityInfo name. Whether the framework may ask for that
- * user or those capabilities is the master's decision (run_tasks ACL); the
- * agent refuses root only when its own `allowRootTasks` is false.
+ * set), by Mesos CapabilityInfo name. LinuxInfo.seccomp.unconfined runs the
+ * task without the containerizer's seccomp filter; a `profile_name` is
+ * refused (this agent has one profile, the default). Whether the framework
+ * may ask for that user, those capabilities or no seccomp is the master's
+ * decision (run_tasks ACL); the agent refuses root only when its own
+ * `allowRootTasks` is false.
  */
 import { join, isAbsolute, normalize } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -65,6 +68,20 @@ function capabilityNames(taskId: string, raw: unknown, field: string): string[] 
   if (list === undefined) return [];
   if (!Array.isArray(list) || !list.every((c) => typeof c === 'string')) throw bad(taskId, `container.linux_info.${field}.capabilities must be a list of capability names`);
   return list as string[];
+}
+
+/** LinuxInfo.seccomp as Mesos sends it: `{ unconfined: true }` or `{ profile_name: "…" }`. */
+function seccompMode(taskId: string, raw: unknown): 'unconfined' | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const { profile_name: name, unconfined } = raw as { profile_name?: unknown; unconfined?: unknown };
+  if (name !== undefined && name !== null) {
+    if (unconfined === true) throw bad(taskId, 'container.linux_info.seccomp: give "profile_name" or "unconfined", not both');
+    throw bad(
+      taskId,
+      `container.linux_info.seccomp.profile_name ${JSON.stringify(String(name).slice(0, 64))} is not available: this agent has only its default profile (leave seccomp unset) or none (unconfined: true, if acls.run_tasks allows it)`,
+    );
+  }
+  return unconfined === true ? 'unconfined' : undefined;
 }
 
 function driverOptions(raw: unknown): Record<string, string> {
@@ -174,10 +191,12 @@ export function containerConfigFor(task: V1TaskInfo, containerId: string, ctx: S
   const linux = (c as { linux_info?: Record<string, unknown> } | undefined)?.linux_info;
   const effective = capabilityNames(taskId, linux?.effective_capabilities, 'effective_capabilities') ?? capabilityNames(taskId, linux?.capability_info, 'capability_info');
   const bounding = capabilityNames(taskId, linux?.bounding_capabilities, 'bounding_capabilities');
+  const seccomp = seccompMode(taskId, linux?.seccomp);
   const security: NonNullable<ContainerConfig['security']> = {
     ...(effective ? { effectiveCapabilities: effective } : {}),
     ...(bounding ? { boundingCapabilities: bounding } : {}),
     ...(ctx.allowRootTasks ? {} : { denyRoot: true }),
+    ...(seccomp ? { seccomp } : {}),
   };
 
   const config: ContainerConfig = {

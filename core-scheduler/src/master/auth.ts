@@ -13,6 +13,7 @@
  *     run_tasks:                                    # default: the agent's default user only
  *       - { principals: [marathon], users: [www-data, nobody] }
  *       - { principals: [infra], users: [root], capabilities: [NET_BIND_SERVICE] }
+ *       - { principals: [ci], users: [builder], seccomp_unconfined: true }
  *     operators: [admin]                            # every operator action
  *     view: [monitoring]                            # one action (see OPERATOR_ACTIONS)
  *     agents: [agent-node1, agent-node2]
@@ -165,6 +166,8 @@ const runTasksRule = z.object({
   users: z.union([z.literal('ANY'), z.array(z.string().min(1).max(256))]),
   /** Linux capabilities the principal's tasks of these users may ask for (ContainerInfo.linux_info); default none. */
   capabilities: z.union([z.literal('ANY'), z.array(capabilityName).max(64)]).optional(),
+  /** Whether these tasks may run without a seccomp filter (LinuxInfo.seccomp.unconfined); default no. */
+  seccomp_unconfined: z.boolean().optional(),
 });
 
 const operatorActionAcls = Object.fromEntries(Object.keys(OPERATOR_ACTIONS).map((a) => [a, principals.optional()])) as Record<OperatorAction, z.ZodOptional<typeof principals>>;
@@ -215,6 +218,8 @@ export interface TaskIdentity {
   user: string;
   /** Capabilities asked for in ContainerInfo.linux_info (effective and bounding). */
   capabilities: string[];
+  /** Asks to run without a seccomp filter (LinuxInfo.seccomp.unconfined). */
+  seccompUnconfined?: boolean;
 }
 
 /**
@@ -368,12 +373,19 @@ export class Authority {
   /**
    * Why `principal` may not launch a task of this identity (run_tasks), or
    * undefined if it may. The agent's default user ("") is always allowed;
-   * any other user needs a rule, "ANY" never covers root, and capabilities
-   * need a rule of the principal for that user that lists them.
+   * any other user needs a rule, "ANY" never covers root, capabilities
+   * need a rule of the principal for that user that lists them, and running
+   * without seccomp a rule that says `seccomp_unconfined: true`.
    */
   taskRefusal(principal: string | undefined, task: TaskIdentity): string | undefined {
     if (!this.config) return undefined;
     const who = principal ?? '';
+    if (task.seccompUnconfined) {
+      const refusal = task.user === '' ? undefined : this.userRefusal(who, task.user);
+      if (refusal) return refusal;
+      if (!this.rulesFor(who, task.user).some((r) => r.seccomp_unconfined === true))
+        return `principal "${who}" is not allowed to run tasks as ${userText(task.user)} without seccomp (acls.run_tasks: a rule for this principal and user must say seccomp_unconfined: true)`;
+    }
     if (task.capabilities.length === 0) {
       if (task.user === '') return undefined;
       let mine = this.runDecisions.get(who);
@@ -416,18 +428,18 @@ const userText = (user: string): string => (user === '' ? "the agent's default u
  * What run_tasks checks of a task: its user (command.user, else the
  * framework's) and the capabilities its ContainerInfo.linux_info asks for
  * (Mesos's LinuxInfo: effective_capabilities, bounding_capabilities, and the
- * deprecated capability_info).
+ * deprecated capability_info), and whether it asks to run without seccomp.
  */
 export function taskIdentity(frameworkUser: string | undefined, task: { command?: { user?: string | undefined } | undefined; container?: { linux_info?: unknown } | undefined }): TaskIdentity {
   const user = task.command?.user ?? frameworkUser ?? '';
-  const linux = task.container?.linux_info as Record<string, { capabilities?: unknown } | undefined> | undefined;
+  const linux = task.container?.linux_info as Record<string, { capabilities?: unknown; unconfined?: unknown } | undefined> | undefined;
   if (!linux) return { user, capabilities: [] };
   const caps = new Set<string>();
   for (const field of ['effective_capabilities', 'bounding_capabilities', 'capability_info']) {
     const list = linux[field]?.capabilities;
     if (Array.isArray(list)) for (const c of list) if (typeof c === 'string') caps.add(normalizeCapability(c));
   }
-  return { user, capabilities: [...caps] };
+  return { user, capabilities: [...caps], ...(linux.seccomp?.unconfined === true && { seccompUnconfined: true }) };
 }
 
 function basicPrincipal(header: string): string | undefined {

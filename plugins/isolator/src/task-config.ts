@@ -76,6 +76,7 @@ const securitySchema = z.object({
   effectiveCapabilities: capabilityList.optional(),
   boundingCapabilities: capabilityList.optional(),
   denyRoot: z.boolean().optional(),
+  seccomp: z.literal('unconfined').optional(),
 });
 
 const configSchema = z.object({

@@ -61,6 +61,14 @@ describe('privileges', () => {
     expect(containerConfigFor(taskInfo(), 'c1', ctx).config.security).toBeUndefined();
   });
 
+  it('LinuxInfo.seccomp.unconfined runs the task without seccomp; a named profile is refused, naming the field', () => {
+    const withSeccomp = (seccomp: unknown): V1TaskInfo => taskInfo({ container: { type: 'MESOS', linux_info: { seccomp } } } as unknown as Partial<V1TaskInfo>);
+    expect(containerConfigFor(withSeccomp({ unconfined: true }), 'c1', ctx).config.security).toEqual({ seccomp: 'unconfined' });
+    expect(containerConfigFor(withSeccomp({ unconfined: false }), 'c1', ctx).config.security).toBeUndefined();
+    expect(() => containerConfigFor(withSeccomp({ profile_name: 'strict.json' }), 'c1', ctx)).toThrow(/seccomp.profile_name "strict.json" is not available: this agent has only its default profile/);
+    expect(() => containerConfigFor(withSeccomp({ profile_name: 'x', unconfined: true }), 'c1', ctx)).toThrow(/give "profile_name" or "unconfined", not both/);
+  });
+
   it('a malformed capability list is a bad task', () => {
     const bad = taskInfo({ container: { type: 'MESOS', linux_info: { effective_capabilities: { capabilities: 'ALL' } } } } as unknown as Partial<V1TaskInfo>);
     expect(() => containerConfigFor(bad, 'c1', ctx)).toThrow(/linux_info.effective_capabilities.capabilities must be a list/);

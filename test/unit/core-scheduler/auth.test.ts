@@ -79,6 +79,8 @@ describe('run_tasks', () => {
         { principals: ['batch'], users: 'ANY' },
         { principals: ['infra'], users: ['root'], capabilities: ['cap_net_admin', 'NET_BIND_SERVICE'] },
         { principals: 'ANY', users: ['shared'] },
+        { principals: ['ci'], users: ['builder'], seccomp_unconfined: true },
+        { principals: ['ci'], users: ['tester'] },
       ],
     },
   });
@@ -112,6 +114,20 @@ describe('run_tasks', () => {
     expect(refusal('web', '', ['NET_ADMIN'])).toMatch(/the agent's default user the capabilities NET_ADMIN/);
   });
 
+  it('running without seccomp needs a rule of the principal for that user that says seccomp_unconfined', () => {
+    const unconfined = (principal: string, user: string): string | undefined => auth.taskRefusal(principal, { user, capabilities: [], seccompUnconfined: true });
+    expect(unconfined('ci', 'builder')).toBeUndefined();
+    // The default user: any rule of the principal that allows it.
+    expect(unconfined('ci', '')).toBeUndefined();
+    expect(unconfined('ci', 'tester')).toMatch(/principal "ci" is not allowed to run tasks as user "tester" without seccomp \(acls.run_tasks: .*seccomp_unconfined: true\)/);
+    expect(unconfined('batch', 'alice')).toMatch(/without seccomp/);
+    expect(unconfined('web', '')).toMatch(/the agent's default user without seccomp/);
+    // The user is checked first, with its own message; the cached decision for the plain task is not reused.
+    expect(unconfined('ci', 'alice')).toMatch(/not allowed to run tasks as user "alice" \(acls.run_tasks\)/);
+    expect(refusal('ci', 'tester')).toBeUndefined();
+    expect(unconfined('ci', 'tester')).toMatch(/without seccomp/);
+  });
+
   it('with no run_tasks rule at all, only the default user', () => {
     const none = authority({ credentials: [] });
     expect(none.taskRefusal('anyone', { user: '', capabilities: [] })).toBeUndefined();
@@ -132,6 +148,9 @@ describe('run_tasks', () => {
       },
     });
     expect(id.capabilities.sort()).toEqual(['CHOWN', 'KILL', 'NET_ADMIN']);
+    expect(id.seccompUnconfined).toBeUndefined();
+    expect(taskIdentity('', { container: { linux_info: { seccomp: { unconfined: true } } } })).toEqual({ user: '', capabilities: [], seccompUnconfined: true });
+    expect(taskIdentity('', { container: { linux_info: { seccomp: { unconfined: false } } } })).toEqual({ user: '', capabilities: [] });
   });
 });
 

@@ -96,6 +96,10 @@ describe('createOptions: privileges', () => {
     expect(o.HostConfig!.SecurityOpt).not.toContain('seccomp=unconfined'); // Docker's default profile stays
   });
 
+  it('a task allowed to run without seccomp gets seccomp=unconfined beside no-new-privileges', () => {
+    expect(createOptions({ ...config, security: { seccomp: 'unconfined' } }, opts).HostConfig!.SecurityOpt).toEqual(['no-new-privileges', 'seccomp=unconfined']);
+  });
+
   it("the image's user when the command names none", () => {
     const { user: _user, ...command } = config.command!;
     expect(createOptions({ ...config, command }, opts).User).toBeUndefined();

@@ -191,6 +191,8 @@ describe('the launcher wire format', () => {
     expect(get('caps_effective')).toEqual(['400']);
     expect(get('caps_bounding')).toEqual(['401']);
     expect(get('rootfs')).toEqual([]);
+    expect(get('seccomp')).toEqual([]); // the launcher's default profile
+    expect(launchFields('c1', { file: 'sh', argv: ['sh'] }, { ...plan, seccomp: 'unconfined' }, files).filter(([k]) => k === 'seccomp')).toEqual([['seccomp', 'unconfined']]);
     const withImage = launchFields('c1', { file: 'sh', argv: ['sh'] }, { ...plan, rootfs: '/img', rootfsState: '/st' }, files);
     expect(withImage.filter(([k]) => k === 'mask')).toEqual([]); // pivot_root drops every host mount anyway
     expect(withImage.find(([k]) => k === 'sandbox_target')![1]).toBe('/mnt/mesos/sandbox');

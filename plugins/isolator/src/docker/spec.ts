@@ -8,7 +8,8 @@
  *
  * Privileges: the task's user when its command names one (else the image's
  * USER), `no-new-privileges`, Docker's default seccomp profile (left in
- * place), and every capability dropped but the task's set — by default the
+ * place unless the task runs unconfined, which the master's run_tasks ACL
+ * must allow), and every capability dropped but the task's set — by default the
  * same reduced root set as native tasks (common/capabilities.ts), which is
  * Docker's default without NET_RAW, MKNOD, SYS_CHROOT and SETFCAP. Docker
  * has a single set: the effective set when the launch names one, else its
@@ -69,7 +70,8 @@ export function createOptions(c: ContainerConfig, o: DockerSpecOptions): Dockero
     ...(limits.memoryBytes !== undefined ? { Memory: limits.memoryBytes, MemorySwap: limits.memoryBytes } : {}),
     ...(limits.pids !== undefined ? { PidsLimit: limits.pids } : {}),
     ...(o.cgroupParent ? { CgroupParent: o.cgroupParent } : {}),
-    SecurityOpt: ['no-new-privileges'],
+    // Docker's default seccomp profile unless the task runs unconfined (allowed by the master's run_tasks ACL).
+    SecurityOpt: c.security?.seccomp === 'unconfined' ? ['no-new-privileges', 'seccomp=unconfined'] : ['no-new-privileges'],
     CapDrop: ['ALL'],
     CapAdd: dockerCapabilities(c),
   };

@@ -42,7 +42,7 @@ export interface ContainerRecord {
   /** Host paths bound as volumes (a persistent volume is handed to a task's user only when no other container uses it). */
   hostVolumes?: string[];
   /** How the task runs, for commands run in its container later (health checks). */
-  exec?: { cwd: string; env: Record<string, string>; user?: { uid: number; gid: number; groups: number[] }; capabilities?: { effective: string; bounding: string } };
+  exec?: { cwd: string; env: Record<string, string>; user?: { uid: number; gid: number; groups: number[] }; capabilities?: { effective: string; bounding: string }; seccomp?: 'unconfined' };
   /** Overlay upper/work directories of a root filesystem. */
   rootfsState?: string;
   supervisor?: ProcessIdentity;

@@ -173,7 +173,13 @@ export class MesosContainerizer implements Containerizer {
           exitLink: this.checkpoints.exitFile(id),
           supervisorFile: this.checkpoints.supervisorFile(id),
         };
-        record.exec = { cwd: plan.cwd, env: plan.env, ...(plan.user ? { user: plan.user } : {}), ...(plan.capabilities ? { capabilities: plan.capabilities } : {}) };
+        record.exec = {
+          cwd: plan.cwd,
+          env: plan.env,
+          ...(plan.user ? { user: plan.user } : {}),
+          ...(plan.capabilities ? { capabilities: plan.capabilities } : {}),
+          ...(plan.seccomp ? { seccomp: plan.seccomp } : {}),
+        };
         Object.assign(record, identities(await this.launcher.request('launch', launchFields(id, command, plan, files))));
       } catch (err) {
         this.containers.delete(id);
@@ -373,6 +379,7 @@ export class MesosContainerizer implements Containerizer {
       fields.push(['cwd', exec.cwd], ...Object.entries(exec.env).map(([k, v]): Field => ['env', `${k}=${v}`]));
       if (exec.user) fields.push(['uid', String(exec.user.uid)], ['gid', String(exec.user.gid)], ['groups', exec.user.groups.join(',')]);
       if (exec.capabilities) fields.push(['caps_effective', exec.capabilities.effective], ['caps_bounding', exec.capabilities.bounding]);
+      if (exec.seccomp) fields.push(['seccomp', exec.seccomp]);
     }
     const [status, ...rest] = await this.launcher.request('exec', fields);
     return { exitCode: status === 'timeout' ? null : Number(status), output: rest.join(' ').trim() };

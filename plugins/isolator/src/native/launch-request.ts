@@ -44,5 +44,6 @@ export function launchFields(containerId: string, command: { file: string; argv:
   if (!plan.rootfs) for (const m of plan.masks) f.push(['mask', m]);
   if (plan.user) f.push(['uid', String(plan.user.uid)], ['gid', String(plan.user.gid)], ['groups', plan.user.groups.join(',')]);
   if (plan.capabilities) f.push(['caps_effective', plan.capabilities.effective], ['caps_bounding', plan.capabilities.bounding]);
+  if (plan.seccomp) f.push(['seccomp', plan.seccomp]);
   return f;
 }

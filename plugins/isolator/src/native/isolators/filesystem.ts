@@ -67,6 +67,7 @@ export class FilesystemIsolator implements Isolator {
     plan.user = user;
     const caps = taskCapabilities(user.uid, config.security);
     plan.capabilities = { effective: capabilityMask(caps.effective), bounding: capabilityMask(caps.bounding) };
+    if (config.security?.seccomp === 'unconfined') plan.seccomp = 'unconfined';
     // The sandbox is the task's; the launcher's own files in it (logs, .corral/) stay root's.
     chownSync(config.sandbox, user.uid, user.gid);
   }

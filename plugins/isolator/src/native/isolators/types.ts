@@ -47,6 +47,8 @@ export interface LaunchPlan {
   user?: { uid: number; gid: number; groups: number[] };
   /** Capability sets as the launcher's hex masks. */
   capabilities?: { effective: string; bounding: string };
+  /** No seccomp filter (the task asked and the master allowed it); absent: the launcher's default profile. */
+  seccomp?: 'unconfined';
   ipAddresses: string[];
 }
 
