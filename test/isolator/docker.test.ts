@@ -130,6 +130,14 @@ describe('Docker task privileges', () => {
     await z.destroy('d-caps');
   });
 
+  it('a task allowed to run unconfined has no seccomp filter; no-new-privileges and its capabilities stay', async () => {
+    const c = dtask('d-unconfined', { command: { ...shell(STATUS), user: '65534' }, security: { seccomp: 'unconfined' } });
+    await z.launch(c);
+    expect(await z.wait('d-unconfined')).toMatchObject({ exitCode: 0 });
+    expect(out(c).trim().split('\n')).toEqual(['65534', 'CapEff:0000000000000000', `CapBnd:${defaultSet}`, 'NoNewPrivs:1', 'Seccomp:0']);
+    await z.destroy('d-unconfined');
+  });
+
   it('a command run in the container (a COMMAND health check) runs as the task: its user and privileges', async () => {
     const c = dtask('d-exec', { command: { ...shell('sleep 30'), user: '65534' } });
     await z.launch(c);
