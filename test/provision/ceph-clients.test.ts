@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { startCeph, type CephCluster } from '../harness/ceph.js';
 import { testDir } from '../harness/resources.js';
 import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../lab/topology.js';
-import { nodeConfigSchema } from '../../provision/src/config.js';
+import { nodeConfigSchema, type NodeConfig } from '../../provision/src/config.js';
 import { planNode, type CephPlan, type NodePlan } from '../../provision/src/plan.js';
 import { handOutCephClients } from '../../provision/src/run.js';
+import { initNode } from '../../provision/src/init.js';
 import { listVolumeClients } from '../../provision/src/ceph.js';
 
 let ceph: CephCluster;
@@ -117,6 +118,21 @@ describe("provisioning hands each host only its own Ceph client", () => {
     const both = planNode(nodeConfigSchema.parse({ role: 'control', name: 'solo', address: '127.0.0.1', dir: '/n', components: ['ceph', 'volumes', 'master', 'services', 'discovery'] }));
     expect(both.ceph!.clients).toEqual([{ host: 'solo', name: 'client.corral-volumes-solo', dir: '/n/ceph/clients/solo' }]);
     expect(both.cephClient).toEqual({ confFile: '/n/ceph/clients/solo/ceph.client.conf', keyring: '/n/ceph/clients/solo/keyring' });
+  });
+
+  it('node init lists the control node\'s clients; an agent plans with its own client unless told another', () => {
+    // The Ceph part only: without the node's TLS and credentials.
+    const plain = (n: NodeConfig): NodeConfig => ({ ...n, tls: undefined, security: undefined });
+    const control = planNode(plain(initNode({ role: 'control', name: 'control', address: '192.168.56.10', ceph: true, cephClients: ['agent1', 'agent2'] })));
+    expect(control.ceph!.clients).toEqual([
+      { host: 'agent1', name: 'client.corral-volumes-agent1', dir: '/var/lib/corral/node/ceph/clients/agent1' },
+      { host: 'agent2', name: 'client.corral-volumes-agent2', dir: '/var/lib/corral/node/ceph/clients/agent2' },
+    ]);
+    const agentFile = { role: 'agent' as const, name: 'agent1', address: '192.168.56.11', control: '192.168.56.10', cephConf: '/etc/corral/ceph/ceph.client.conf', cephKeyring: '/etc/corral/ceph/keyring' };
+    const rbdOf = (p: NodePlan) => (p.daemons.find((d) => d.name === 'volumes')!.config as { rbd: Record<string, unknown> }).rbd;
+    expect(rbdOf(planNode(plain(initNode(agentFile))))).toMatchObject({ clientName: 'client.corral-volumes-agent1', keyring: '/etc/corral/ceph/keyring' });
+    const told = plain(nodeConfigSchema.parse({ ...initNode(agentFile), ceph: { confFile: '/c', keyring: '/k', clientName: 'client.vols' } }));
+    expect(rbdOf(planNode(told))).toMatchObject({ clientName: 'client.vols', keyring: '/k' });
   });
 
   it('refuses a pool name that could widen the caps', () => {
