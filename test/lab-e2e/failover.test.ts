@@ -11,6 +11,7 @@
  * routes converge, and removing the app undoes each placement tie.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { forgetPid, recordPid, run, testDir } from '../harness/resources.js';
 import { killHost, labDown } from '../../lab/lab.js';
@@ -84,6 +85,18 @@ describe('4-host lab with a master and a real Ceph', () => {
         // nsenter --net: the daemon's network namespace is the host's (same inode as the named namespace).
         const [nsOfPid, nsOfHost] = await Promise.all([run('stat', ['-L', '-c', '%i', `/proc/${p.pid}/ns/net`]), run('stat', ['-L', '-c', '%i', `/run/netns/${h.netns}`])]);
         expect(nsOfPid.trim(), `${h.name} ${p.name}`).toBe(nsOfHost.trim());
+      }
+    }
+    // Ceph: each host's volume driver uses its own least-privilege client, from its own directory; client.admin's
+    // key is in none of a host's files.
+    const adminKey = /\[client\.admin\][^[]*?key = (\S+)/.exec(readFileSync(join(lab.state.plan.services.nodeDir, 'ceph', 'keyring'), 'utf8'))![1]!;
+    const clients = JSON.parse(await nsRun(lab.state.plan.services.netns, 'ceph', [...cephClientArgs(lab.state), 'auth', 'ls', '--format', 'json'], 20_000)) as { auth_dump: Array<{ entity: string; caps: Record<string, string> }> };
+    for (const h of lab.state.plan.hosts) {
+      const rbd = (JSON.parse(readFileSync(join(h.dir, 'volumes', 'volumes.json'), 'utf8')) as { rbd: { clientName: string; keyring: string } }).rbd;
+      expect(rbd).toMatchObject({ clientName: `client.corral-volumes-${h.name}`, keyring: join(h.dir, 'ceph', 'keyring') });
+      expect(clients.auth_dump.find((e) => e.entity === rbd.clientName)?.caps).toEqual({ mon: 'profile rbd', osd: 'profile rbd pool=corral', mgr: 'profile rbd pool=corral' });
+      for (const e of readdirSync(h.dir, { recursive: true, withFileTypes: true }).filter((x) => x.isFile() && statSync(join(x.parentPath, x.name)).size < 1024 * 1024)) {
+        expect(readFileSync(join(e.parentPath, e.name), 'utf8').includes(adminKey), join(e.parentPath, e.name)).toBe(false);
       }
     }
   });
