@@ -48,18 +48,20 @@ export const nodeConfigSchema = z
     /**
      * Authentication: the security file (credentials and ACLs) the master,
      * the service framework and the agent check callers against, and whose
-     * principals the clients among them use. Unset: no authentication (a lab
-     * on a private network).
+     * principals the clients among them use (`corral node init` names one by
+     * default; a host's comes in its bundle, `corral node bundle`). Unset: no
+     * authentication (`corral node init --insecure`: a lab on a private network).
      */
     security: z.strictObject({ file: absPath }).optional(),
     /**
      * TLS: the directory holding this node's certificates — ca.crt, and <daemon>.crt with its
      * <daemon>.key (0600) for each daemon it runs (provision/src/tls.ts issues them; the CA's key
      * is never there). Every API is then HTTPS, and agents use mutual TLS towards the master.
-     * Unset: plain HTTP, each daemon started with `insecure: true` (a lab on a private network).
+     * Unset: plain HTTP, each daemon started with `insecure: true` (`corral node init --insecure`).
      * `caDir`: where the cluster CA lives (ca.crt, ca.key 0600) on the node that holds it — the
-     * control node made by `corral node init --tls`: `corral node up` makes the CA there if absent and
-     * issues this node's certificates from it. A node without it must be given its certificates.
+     * control node made by `corral node init` without a bundle: `corral node up` makes the CA there if
+     * absent and issues this node's certificates from it. A node without it must be given its
+     * certificates (its bundle).
      */
     tls: z.strictObject({ dir: absPath, caDir: absPath.optional() }).optional(),
     /** Which daemons to run; default by role (a lab's CNI-only hosts run just `cni`). `ceph` is only for control nodes of labs. */
