@@ -90,7 +90,9 @@ describe('4-host lab with a master and a real Ceph', () => {
     // Ceph: each host's volume driver uses its own least-privilege client, from its own directory; client.admin's
     // key is in none of a host's files.
     const adminKey = /\[client\.admin\][^[]*?key = (\S+)/.exec(readFileSync(join(lab.state.plan.services.nodeDir, 'ceph', 'keyring'), 'utf8'))![1]!;
-    const clients = JSON.parse(await nsRun(lab.state.plan.services.netns, 'ceph', [...cephClientArgs(lab.state), 'auth', 'ls', '--format', 'json'], 20_000)) as { auth_dump: Array<{ entity: string; caps: Record<string, string> }> };
+    const clients = JSON.parse(await nsRun(lab.state.plan.services.netns, 'ceph', [...cephClientArgs(lab.state), 'auth', 'ls', '--format', 'json'], 20_000)) as {
+      auth_dump: Array<{ entity: string; caps: Record<string, string> }>;
+    };
     for (const h of lab.state.plan.hosts) {
       const rbd = (JSON.parse(readFileSync(join(h.dir, 'volumes', 'volumes.json'), 'utf8')) as { rbd: { clientName: string; keyring: string } }).rbd;
       expect(rbd).toMatchObject({ clientName: `client.corral-volumes-${h.name}`, keyring: join(h.dir, 'ceph', 'keyring') });

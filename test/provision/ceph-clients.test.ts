@@ -50,8 +50,8 @@ function labCeph(plan: ReturnType<typeof planLab>): CephPlan {
   return { ...control.ceph!, dir: ceph.dir };
 }
 
-describe("provisioning hands each host only its own Ceph client", () => {
-  it('namespace lab: each host its own keyring in its own directory, client.admin nowhere in any host\'s files', async () => {
+describe('provisioning hands each host only its own Ceph client', () => {
+  it("namespace lab: each host its own keyring in its own directory, client.admin nowhere in any host's files", async () => {
     const lab = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 3, dir: join(root, 'lab'), routeReflector: false, full: true, insecure: true });
     for (const h of lab.hosts) mkdirSync(h.dir, { recursive: true });
     const c = labCeph(lab);
@@ -78,7 +78,9 @@ describe("provisioning hands each host only its own Ceph client", () => {
     }
     expect(new Set(keys).size).toBe(3);
     for (const h of lab.hosts) {
-      const text = filesUnder(h.dir).map((f) => f.text).join('\n');
+      const text = filesUnder(h.dir)
+        .map((f) => f.text)
+        .join('\n');
       for (const k of keys.filter((k) => !readFileSync(join(h.dir, 'ceph', 'keyring'), 'utf8').includes(k))) expect(text).not.toContain(k);
     }
     // The admin keyring: only in the control node's Ceph directory, 0600.
@@ -90,7 +92,7 @@ describe("provisioning hands each host only its own Ceph client", () => {
     expect(await ceph.ceph(['auth', 'print-key', 'client.corral-volumes-h1'])).toContain(keys[0]!);
   });
 
-  it('a publish directory gets the client conf and each host\'s own directory, never a client.admin keyring', async () => {
+  it("a publish directory gets the client conf and each host's own directory, never a client.admin keyring", async () => {
     const publishDir = join(root, 'publish');
     mkdirSync(publishDir, { recursive: true });
     // An earlier version left client.admin's keyring here: it goes.
@@ -120,7 +122,7 @@ describe("provisioning hands each host only its own Ceph client", () => {
     expect(both.cephClient).toEqual({ confFile: '/n/ceph/clients/solo/ceph.client.conf', keyring: '/n/ceph/clients/solo/keyring' });
   });
 
-  it('node init lists the control node\'s clients; an agent plans with its own client unless told another', () => {
+  it("node init lists the control node's clients; an agent plans with its own client unless told another", () => {
     // The Ceph part only: without the node's TLS and credentials.
     const plain = (n: NodeConfig): NodeConfig => ({ ...n, tls: undefined, security: undefined });
     const control = planNode(plain(initNode({ role: 'control', name: 'control', address: '192.168.56.10', ceph: true, cephClients: ['agent1', 'agent2'] })));
@@ -128,7 +130,14 @@ describe("provisioning hands each host only its own Ceph client", () => {
       { host: 'agent1', name: 'client.corral-volumes-agent1', dir: '/var/lib/corral/node/ceph/clients/agent1' },
       { host: 'agent2', name: 'client.corral-volumes-agent2', dir: '/var/lib/corral/node/ceph/clients/agent2' },
     ]);
-    const agentFile = { role: 'agent' as const, name: 'agent1', address: '192.168.56.11', control: '192.168.56.10', cephConf: '/etc/corral/ceph/ceph.client.conf', cephKeyring: '/etc/corral/ceph/keyring' };
+    const agentFile = {
+      role: 'agent' as const,
+      name: 'agent1',
+      address: '192.168.56.11',
+      control: '192.168.56.10',
+      cephConf: '/etc/corral/ceph/ceph.client.conf',
+      cephKeyring: '/etc/corral/ceph/keyring',
+    };
     const rbdOf = (p: NodePlan) => (p.daemons.find((d) => d.name === 'volumes')!.config as { rbd: Record<string, unknown> }).rbd;
     expect(rbdOf(planNode(plain(initNode(agentFile))))).toMatchObject({ clientName: 'client.corral-volumes-agent1', keyring: '/etc/corral/ceph/keyring' });
     const told = plain(nodeConfigSchema.parse({ ...initNode(agentFile), ceph: { confFile: '/c', keyring: '/k', clientName: 'client.vols' } }));

@@ -66,7 +66,7 @@ async function refusal(p: Promise<unknown>): Promise<CorralError> {
   throw new Error('expected the call to be refused, but it succeeded');
 }
 
-describe('a host\'s least-privilege Ceph client', () => {
+describe("a host's least-privilege Ceph client", () => {
   it('has the documented rbd caps on its pool only, a 0600 keyring with its own key alone, and is made idempotently', async () => {
     const auth = JSON.parse(await ceph.ceph(['auth', 'get', h1.clientName, '--format', 'json'])) as Array<{ entity: string; key: string; caps: Record<string, string> }>;
     expect(auth[0]!.caps).toEqual({ mon: 'profile rbd', osd: 'profile rbd pool=corral', mgr: 'profile rbd pool=corral' });
