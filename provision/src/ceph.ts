@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 export const CEPH_PACKAGES = ['ceph-mon', 'ceph-osd', 'ceph-common'];
 
 /** The least-privilege client a host's volume driver uses: one per host, so each can be revoked alone. */
-export const VOLUME_CLIENT_PREFIX = 'client.corral-volumes-';
+const VOLUME_CLIENT_PREFIX = 'client.corral-volumes-';
 export const volumeClientName = (host: string): string => `${VOLUME_CLIENT_PREFIX}${host}`;
 
 interface CephBootstrapOptions {

@@ -76,7 +76,7 @@ export interface CephPlan {
   clients: CephClientPlan[];
 }
 
-export interface CephClientPlan {
+interface CephClientPlan {
   host: string;
   /** client.corral-volumes-<host>. */
   name: string;
