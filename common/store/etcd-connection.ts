@@ -56,6 +56,33 @@ const passthrough = {
 } as unknown as Policy;
 
 /**
+ * grpc's answer for a call it never sent: it has no connection to the host it picked (refused,
+ * unreachable, TLS not up yet). Nothing reached etcd, so the call may go to another host.
+ */
+const neverSent = (err: unknown): boolean => errorMessage(err).includes('No connection established');
+
+/**
+ * A unary call whose host is down goes to the next of the others (each attempt of the client
+ * takes the next host of its shuffled order), so one member down — or not up yet, while the
+ * others have a quorum — fails no call. Only calls that were never sent are tried again: one
+ * that reached etcd, even if it failed, never applies twice.
+ */
+function otherHostsPolicy(hosts: number): Policy {
+  return {
+    ...passthrough,
+    execute: async <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn({ signal: new AbortController().signal });
+        } catch (err) {
+          if (attempt >= hosts || !neverSent(err)) throw err;
+        }
+      }
+    },
+  } as unknown as Policy;
+}
+
+/**
  * The PEM files of `tls`, checked as every corral TLS client checks them (each
  * file readable and PEM, the key the certificate's, both valid now). The CA
  * and the client certificate are loaded apart: etcd may trust another CA for
@@ -113,7 +140,7 @@ export function etcdClientOptions(conn: EtcdConnectionOptions): IOptions {
     }),
     // Streams (watch, keepalive) live long; only unary calls get a deadline.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
-    faultHandling: { global: passthrough, host: () => passthrough },
+    faultHandling: { global: otherHostsPolicy(endpoints.length), host: () => passthrough },
     // grpc-js caps received messages at 4 MiB; a range over many large values is legitimate.
     grpcOptions: { 'grpc.max_receive_message_length': -1 },
   };

@@ -21,6 +21,7 @@ import { startEtcd, type EtcdHandle } from '../harness/etcd.js';
 import { makeEtcdPki, type EtcdPki } from '../harness/etcd-pki.js';
 import { testDir } from '../harness/resources.js';
 import { untilValue } from '../harness/wait.js';
+import { freePort } from '../harness/ports.js';
 import { storeContract } from './contract.js';
 import { namespacedHandle, Recorder } from './contract-util.js';
 
@@ -178,6 +179,24 @@ describe('etcd TLS and authentication refusals', () => {
     const err = await refusal(EtcdStore.open({ endpoints: [etcd!.endpoint], namespace: NS, tls: { ca: pki!.caFile, ...(await pki!.client('stranger')) } }));
     expect(isCorralError(err, 'UNAUTHENTICATED') || isCorralError(err, 'FORBIDDEN'), String(err)).toBe(true);
     expect(err.message).toContain(etcd!.endpoint);
+  });
+});
+
+describe('an endpoint down among several', () => {
+  it('every call goes to a member that answers: none fails for the one refusing connections, and a CAS applies once', async () => {
+    // Nothing listens there: a member down, or not up yet while the others have a quorum.
+    const down = `https://127.0.0.1:${await freePort()}`;
+    const store = await EtcdStore.open(conn({ endpoints: [down, etcd!.endpoint], namespace: `${NS}${randomUUID()}/`, dialTimeoutMs: 3000 }));
+    try {
+      let rev = 0;
+      for (let i = 0; i < 20; i++) {
+        rev = (await store.put('k', String(i), rev ? { ifModRevision: rev } : {})).revision;
+        expect((await store.get('k'))?.value.toString()).toBe(String(i));
+      }
+      expect((await store.get('k'))?.version).toBe(20);
+    } finally {
+      await store.close();
+    }
   });
 });
 
