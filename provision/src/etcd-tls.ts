@@ -3,7 +3,7 @@
  * file): members speak TLS to clients and to each other, and accept only
  * certificates of the cluster CA on both sides (client and peer certificate
  * auth); once the cluster is up, etcd's authentication is switched on with
- * corral's least-privilege user.
+ * a least-privilege user per kind of corral daemon.
  *
  * Files in the node's TLS directory, beside the daemons' own:
  *  - etcd.crt / etcd.key: the member's certificate (server for clients and
