@@ -121,6 +121,9 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   const components = componentsOf(n);
   const has = (c: Component): boolean => components.includes(c);
   const runDir = n.runDir ?? join(n.dir, 'run');
+  // The node's own daemons (the volume driver's fencing, the CNI daemon's address reclaim) ask the agent over its unix socket:
+  // no TLS or credentials to hand them, and the agent's TCP port may be HTTPS.
+  const agentApiSocket = n.agent.apiSocket ?? join(runDir, 'agent.sock');
   const controlIp = n.control.address ?? (n.role === 'control' ? n.address : undefined);
   if (!controlIp) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: control.address is required for an agent node`);
   if (n.security && !secrets) throw new CorralError('INVALID_ARGUMENT', `node ${n.name}: a node with a security file needs its credentials to plan`);
@@ -296,7 +299,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
               ...(n.cni.store.etcdEndpoints.every((e) => e.startsWith('https://')) ? etcdClientStore(n, 'cni') : {}),
             };
     // Leaked addresses are reclaimed against the containers' namespaces and, over its unix socket, the agent's live containers.
-    const agentSocket = has('agent') ? n.agent.apiSocket : undefined;
+    const agentSocket = has('agent') ? agentApiSocket : undefined;
     const sources = [{ type: 'netns' as const }, ...(agentSocket ? [{ type: 'http' as const, url: 'http://agent/api/v1/containers', socketPath: agentSocket }] : [])];
     const config: DaemonConfigInput = {
       node: n.name,
@@ -357,7 +360,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       ...(has('agent')
         ? {
             reconcile: {
-              liveContainers: n.agent.apiSocket ? { url: 'http://agent/api/v1/containers', socketPath: n.agent.apiSocket } : { url: `http://${n.address}:${n.agent.port}/api/v1/containers` },
+              liveContainers: { url: 'http://agent/api/v1/containers', socketPath: agentApiSocket },
             },
           }
         : {}),
@@ -377,7 +380,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       master: urls.master,
       host: n.address,
       port: n.agent.port,
-      ...(n.agent.apiSocket ? { apiSocket: n.agent.apiSocket } : {}),
+      apiSocket: agentApiSocket,
       advertiseHost: n.address,
       workDir: dir,
       ...(n.agent.resources ? { resources: n.agent.resources } : {}),
@@ -414,7 +417,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
     ...(has('volumes') ? { volumesDir } : {}),
     ...(has('agent') ? { cgroupRoots: [agentCgroupRoot], netnsPrefix: agentNetnsPrefix } : {}),
     ...(n.cni.netns && has('cni') ? { netns: [n.cni.netns] } : {}),
-    sockets: [...(cni ? [cni.socket] : []), ...(has('volumes') ? [volumeSocket] : []), ...(has('agent') && n.agent.apiSocket ? [n.agent.apiSocket] : [])],
+    sockets: [...(cni ? [cni.socket] : []), ...(has('volumes') ? [volumeSocket] : []), ...(has('agent') ? [agentApiSocket] : [])],
   };
   return { node: n, components, runDir, stateFile: join(n.dir, 'node-state.json'), ceph, cni, daemons, urls, cephClient, scope };
 }
