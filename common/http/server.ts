@@ -145,6 +145,7 @@ export class HttpServer {
         ...(material.ca !== undefined && { ca: material.ca }),
         ...(material.cert !== undefined && { cert: material.cert }),
         ...(material.key !== undefined && { key: material.key }),
+        ...(material.crl !== undefined && { crl: material.crl }),
         // A connection that never finishes its handshake is closed as one that never sends its headers.
         handshakeTimeout: limits.headersTimeout,
         requestCert: clientCerts !== 'off',
@@ -385,6 +386,8 @@ function describeVerifyError(code: string, socket: TLSSocket): string {
       return `${who} was not issued by this cluster's CA (${code})`;
     case 'INVALID_PURPOSE':
       return `${who} is not for client use (no clientAuth in extendedKeyUsage) (INVALID_PURPOSE)`;
+    case 'CERT_REVOKED':
+      return `${who} (serial ${cert.serialNumber}) has been revoked by the cluster CA (CERT_REVOKED)`;
     default:
       return `${who} failed verification (${code})`;
   }

@@ -165,3 +165,50 @@ export async function issueCertificate(ca: TlsPair, opts: IssueOptions): Promise
   });
   return { certPem: cert.toString('pem'), keyPem: await exportKeyPem(keys.privateKey) };
 }
+
+/** Why a certificate was revoked (RFC 5280 CRLReason, the ones an operator has use for). */
+export type RevocationReason = 'unspecified' | 'keyCompromise' | 'affiliationChanged' | 'superseded' | 'cessationOfOperation';
+
+export interface RevokedCertificate {
+  /** Serial number, hexadecimal as `openssl x509 -serial` and node's X509Certificate print it. */
+  serial: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+}
+
+/**
+ * A certificate revocation list signed by the CA, naming every certificate in
+ * `revoked`, valid `validDays` (a peer holding an expired list refuses every
+ * certificate, so the list outlives a year's certificates by default).
+ */
+export async function createRevocationList(ca: TlsPair, revoked: RevokedCertificate[], validDays: number): Promise<string> {
+  checkDays(validDays);
+  const issuer = await openCa(ca);
+  for (const r of revoked) if (!/^[0-9a-fA-F]{1,40}$/.test(r.serial)) throw new CorralError('INVALID_ARGUMENT', `serial ${JSON.stringify(r.serial)} is not a hexadecimal serial number`);
+  const now = new Date();
+  const nextUpdate = new Date(now.getTime() + validDays * DAY_MS);
+  if (nextUpdate > issuer.cert.notAfter)
+    throw new CorralError('INVALID_ARGUMENT', `a revocation list valid ${validDays} days would outlive its CA (valid until ${issuer.cert.notAfter.toISOString()})`);
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: issuer.cert.subject,
+    thisUpdate: new Date(now.getTime() - BACKDATE_MS),
+    nextUpdate,
+    signingAlgorithm: SIGN_ALG,
+    signingKey: issuer.key,
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(issuer.cert.publicKey)],
+    entries: revoked.map((r) => ({ serialNumber: r.serial.toLowerCase(), revocationDate: r.revokedAt, reason: x509.X509CrlReason[r.reason] })),
+  });
+  // RFC 7468 names the label "X509 CRL", which OpenSSL requires; the library writes "CRL".
+  return crl.toString('pem').replace(/-----(BEGIN|END) CRL-----/g, '-----$1 X509 CRL-----');
+}
+
+/** The entries of a revocation list made by createRevocationList (to add to it). */
+export function revokedIn(crlPem: string): RevokedCertificate[] {
+  let crl: x509.X509Crl;
+  try {
+    crl = new x509.X509Crl(crlPem);
+  } catch (err) {
+    throw new CorralError('INVALID_ARGUMENT', `not a PEM certificate revocation list: ${(err as Error).message}`);
+  }
+  return crl.entries.map((e) => ({ serial: e.serialNumber.toLowerCase(), revokedAt: e.revocationDate, reason: (x509.X509CrlReason[e.reason ?? 0] ?? 'unspecified') as RevocationReason }));
+}

@@ -16,6 +16,8 @@ export const tlsConfigSchema = z
     /** This daemon's certificate and its key (0600). */
     cert: z.string().min(1).optional(),
     key: z.string().min(1).optional(),
+    /** The CA's certificate revocation list (PEM, `corral security revoke`): peers it names are refused. */
+    crl: z.string().min(1).optional(),
   })
   .strict()
   .optional();
@@ -55,7 +57,7 @@ export function daemonTls(config: { tls?: TlsConfig | undefined; insecure: boole
         `or pass --insecure (insecure: true, ${where.envPrefix}INSECURE=true) for local use only`,
     );
   }
-  return loadTls({ ca: t?.ca, cert: t?.cert, key: t?.key }, 'tls');
+  return loadTls({ ca: t?.ca, cert: t?.cert, key: t?.key, crl: t?.crl }, 'tls');
 }
 
 /**
@@ -66,5 +68,5 @@ export function daemonTls(config: { tls?: TlsConfig | undefined; insecure: boole
 export function daemonClientTls(config: { tls?: TlsConfig | undefined }): TlsMaterial | undefined {
   const t = config.tls;
   if (!t?.ca && !t?.cert) return undefined;
-  return loadTls({ ca: t.ca, cert: t.cert, key: t.key }, 'tls');
+  return loadTls({ ca: t.ca, cert: t.cert, key: t.key, crl: t.crl }, 'tls');
 }

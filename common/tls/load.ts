@@ -9,14 +9,16 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { CorralError } from '../../contracts/errors.js';
 import type { TlsPair } from './certs.js';
 
-/** File paths as configured: `ca` to verify peers; `cert` and `key` to present (both or neither). */
+/** File paths as configured: `ca` to verify peers; `cert` and `key` to present (both or neither); `crl`, the CA's revocation list. */
 export interface TlsFiles {
   ca?: string | undefined;
   cert?: string | undefined;
   key?: string | undefined;
+  crl?: string | undefined;
 }
 
 /** PEM contents ready for tls.createServer / tls.connect / undici's `connect`. */
@@ -24,6 +26,10 @@ export interface TlsMaterial {
   ca?: string;
   cert?: string;
   key?: string;
+  /** PEM revocation list of the CA: peers whose certificate it names are refused. */
+  crl?: string;
+  /** How many certificates the revocation list names, for logs. */
+  revoked?: number;
   /** The certificate's subject CN and validity, for logs (never the key). */
   subject?: string;
   validTo?: Date;
@@ -107,7 +113,48 @@ export function loadTls(files: TlsFiles, where = 'tls'): TlsMaterial {
     out.subject = cnOf(cert);
     out.validTo = new Date(cert.validTo);
   }
+  if (files.crl) {
+    if (!files.ca || !caCert) throw new CorralError('INVALID_ARGUMENT', `${where}.crl: a revocation list needs the CA that signed it (${where}.ca)`);
+    out.crl = readPem(files.crl, 'revocation list', `${where}.crl`);
+    out.revoked = checkRevocationList(out.crl, files.crl, caCert, `${where}.crl`);
+  }
   return out;
+}
+
+/** @peculiar/x509 takes ~90 ms to load: only a daemon given a revocation list pays for it. */
+let x509Lib: typeof import('@peculiar/x509') | undefined;
+function x509(): typeof import('@peculiar/x509') {
+  if (!x509Lib) {
+    const require = createRequire(import.meta.url);
+    require('reflect-metadata');
+    x509Lib = require('@peculiar/x509') as typeof import('@peculiar/x509');
+  }
+  return x509Lib;
+}
+
+/**
+ * A revocation list OpenSSL would choke on at the first handshake fails here
+ * instead, saying why: with a list of another CA, or one past its nextUpdate,
+ * every peer certificate would be refused. Returns how many it revokes.
+ */
+function checkRevocationList(pem: string, path: string, caCert: X509Certificate, where: string): number {
+  const lib = x509();
+  let crl: InstanceType<typeof lib.X509Crl>;
+  try {
+    crl = new lib.X509Crl(pem);
+  } catch (err) {
+    throw new CorralError('INVALID_ARGUMENT', `${where}: ${path} is not a PEM certificate revocation list: ${(err as Error).message}`);
+  }
+  const caSubject = new lib.X509Certificate(caCert.raw).subject;
+  if (crl.issuer !== caSubject) throw new CorralError('INVALID_ARGUMENT', `${where}: the revocation list ${path} was issued by "${crl.issuer}", not by the CA "${caSubject}"`);
+  const now = new Date();
+  if (crl.nextUpdate && crl.nextUpdate < now) {
+    throw new CorralError(
+      'FAILED_PRECONDITION',
+      `${where}: the revocation list ${path} expired on ${crl.nextUpdate.toISOString()}; make a new one (corral security revoke) — with it, every certificate would be refused`,
+    );
+  }
+  return crl.entries.length;
 }
 
 /** The CN of a peer certificate's subject as node:tls reports it (getPeerCertificate().subject.CN). */

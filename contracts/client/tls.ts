@@ -17,12 +17,21 @@ export interface ClientTls {
   /** PEM client certificate and key, presented when the server asks for one. */
   cert?: string | undefined;
   key?: string | undefined;
+  /** PEM revocation list of the CA: a server whose certificate it names is refused. */
+  crl?: string | undefined;
 }
 
 /** undici's `connect` options for `tls` (empty without). */
-export function tlsConnect(tls: ClientTls | undefined): { connect?: { ca?: string; cert?: string; key?: string } } {
+export function tlsConnect(tls: ClientTls | undefined): { connect?: { ca?: string; cert?: string; key?: string; crl?: string } } {
   if (!tls || (tls.ca === undefined && tls.cert === undefined)) return {};
-  return { connect: { ...(tls.ca !== undefined && { ca: tls.ca }), ...(tls.cert !== undefined && { cert: tls.cert }), ...(tls.key !== undefined && { key: tls.key }) } };
+  return {
+    connect: {
+      ...(tls.ca !== undefined && { ca: tls.ca }),
+      ...(tls.cert !== undefined && { cert: tls.cert }),
+      ...(tls.key !== undefined && { key: tls.key }),
+      ...(tls.crl !== undefined && { crl: tls.crl }),
+    },
+  };
 }
 
 /** A dispatcher for any origin with `tls` (for event streams, whose origin follows the leader). */
@@ -57,13 +66,14 @@ export function tlsFailure(err: unknown, url: string): CorralError | undefined {
   for (const { code, message } of codeChain(err)) {
     let what: string | undefined;
     if (UNTRUSTED.has(code)) what = `its certificate is not signed by the CA this client trusts (${code}: ${message}); give the cluster's CA certificate (tls.ca, --tls-ca or CORRAL_TLS_CA)`;
+    else if (code === 'CERT_REVOKED') what = `its certificate has been revoked by the cluster CA (${code}); the server needs a new certificate`;
     else if (code === 'CERT_HAS_EXPIRED') what = `its certificate has expired (${code}); the server needs a new certificate`;
     else if (code === 'CERT_NOT_YET_VALID') what = `its certificate is not valid yet (${code}); check the clocks`;
     else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') what = `its certificate does not name this host (${message}); connect by a name or address in the certificate`;
     else if (/wrong version number|packet length too long|http request/i.test(message) && (code === 'EPROTO' || code.startsWith('ERR_SSL')))
       what = 'it does not speak TLS; use an http:// URL for a server started with --insecure';
     else if (/alert certificate required/i.test(message)) what = 'it requires a client certificate (mutual TLS); configure tls.cert and tls.key';
-    else if (/alert (certificate expired|bad certificate|unknown ca|certificate unknown)/i.test(message)) what = `it refused this client's certificate (${message.trim()})`;
+    else if (/alert (certificate expired|bad certificate|unknown ca|certificate unknown|certificate revoked)/i.test(message)) what = `it refused this client's certificate (${message.trim()})`;
     if (what) return new CorralError('FAILED_PRECONDITION', `TLS with ${url} failed: ${what}`, { tls: code || message }, { cause: err });
   }
   return undefined;

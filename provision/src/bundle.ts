@@ -156,7 +156,7 @@ export async function writeHostBundles(operatorDir: string, hosts: BundleHost[],
   for (const h of hosts) {
     const node = parseInput(nodeConfigSchema, h.node, `node file ${h.node.name}`);
     if (node.tls) {
-      await issueNodeCertificates(ca, node, h.own.some((p) => p.startsWith('agent-')) ? { agent: `agent-${node.name}` } : {});
+      await issueNodeCertificates(ca, node, h.own.some((p) => p.startsWith('agent-')) ? { agent: `agent-${node.name}` } : {}, op.caDir);
       await issueEtcdCertificates(ca, node);
     }
     if (node.security) {

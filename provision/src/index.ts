@@ -11,6 +11,6 @@ export { cephClientFiles, planNode, type NodePlan } from './plan.js';
 export { daemonSpec, killNode, nodeDown, nodeStatus, nodeUp, writeNodeFiles } from './run.js';
 export { loadNodeState, ours, startDaemon, stopProcesses, superviseNode, type NodeProcess, type NodeState, type Supervision } from './lifecycle.js';
 export { isClean, killScope, scopeLeftovers, sweepScope, type NodeScope } from './scope.js';
-export { ensureClusterCa, issueNodeCertificates, nodeTlsFiles, type TlsDaemon } from './tls.js';
+export { ensureClusterCa, issueNodeCertificates, nodeTlsFiles, revokeCertificates, REVOCATION_LIST, type TlsDaemon } from './tls.js';
 export { issueEtcdCertificates } from './etcd-tls.js';
 export { bundleFiles, bundleHostFor, clusterAcls, hostPrincipals, operatorFiles, rolePrincipals, writeHostBundles, type BundleHost } from './bundle.js';

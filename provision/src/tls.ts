@@ -10,10 +10,21 @@
  * daemon) get certificates for both uses; the agent's CN is its principal at
  * the master, which the master's agent API checks (mutual TLS).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { createClusterCa, issueCertificate, loadTls, writeTlsFiles, type CertUsage, type TlsPair } from '../../common/tls/index.js';
+import {
+  createClusterCa,
+  createRevocationList,
+  issueCertificate,
+  loadTls,
+  revokedIn,
+  writeTlsFiles,
+  type CertUsage,
+  type RevocationReason,
+  type RevokedCertificate,
+  type TlsPair,
+} from '../../common/tls/index.js';
 import { CorralError } from '../../contracts/errors.js';
 import { componentsOf, type NodeConfig } from './config.js';
 
@@ -25,9 +36,13 @@ const USAGE: Record<TlsDaemon, CertUsage> = { master: 'server', services: 'both'
 export const CERT_DAYS = 365;
 export const CA_DAYS = 3650;
 
-/** The files of `daemon` in a node's TLS directory. */
-export function nodeTlsFiles(dir: string, daemon: TlsDaemon): { ca: string; cert: string; key: string } {
-  return { ca: join(dir, 'ca.crt'), cert: join(dir, `${daemon}.crt`), key: join(dir, `${daemon}.key`) };
+/** The CA's revocation list in a CA or node TLS directory (corral security revoke writes it). */
+export const REVOCATION_LIST = 'ca.crl';
+
+/** The files of `daemon` in a node's TLS directory, with the CA's revocation list when the node holds one. */
+export function nodeTlsFiles(dir: string, daemon: TlsDaemon): { ca: string; cert: string; key: string; crl?: string } {
+  const crl = join(dir, REVOCATION_LIST);
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, `${daemon}.crt`), key: join(dir, `${daemon}.key`), ...(existsSync(crl) && { crl }) };
 }
 
 /** The cluster CA in `caDir` (ca.crt, ca.key 0600), made on first use. */
@@ -61,12 +76,13 @@ function needsIssuing(file: string, caPem: string, names: string[]): boolean {
  * daemon it runs (kept while valid for the same names). `principals.agent`:
  * the agent's principal at the master (its certificate's CN).
  */
-export async function issueNodeCertificates(ca: TlsPair, n: NodeConfig, principals: { agent?: string } = {}): Promise<string[]> {
+export async function issueNodeCertificates(ca: TlsPair, n: NodeConfig, principals: { agent?: string } = {}, caDir?: string): Promise<string[]> {
   if (!n.tls) return [];
   const dir = n.tls.dir;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // Only the CA's certificate belongs on a node, never its key.
+  // Only the CA's certificate belongs on a node, never its key; its revocation list too, when there is one.
   writeFileSync(join(dir, 'ca.crt'), ca.certPem, { mode: 0o644 });
+  if (caDir && existsSync(join(caDir, REVOCATION_LIST))) copyFileSync(join(caDir, REVOCATION_LIST), join(dir, REVOCATION_LIST));
   const ipAddresses = [...new Set([n.address, '127.0.0.1'])];
   const dnsNames = ['localhost', n.name.toLowerCase()];
   const issued: string[] = [];
@@ -89,7 +105,7 @@ export async function issueNodeCertificates(ca: TlsPair, n: NodeConfig, principa
 export async function ensureNodeCertificates(n: NodeConfig, agentPrincipal?: string): Promise<void> {
   if (!n.tls) return;
   if (n.tls.caDir) {
-    await issueNodeCertificates(await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`), n, agentPrincipal ? { agent: agentPrincipal } : {});
+    await issueNodeCertificates(await ensureClusterCa(n.tls.caDir, `corral cluster CA (${n.name})`), n, agentPrincipal ? { agent: agentPrincipal } : {}, n.tls.caDir);
     return;
   }
   for (const d of componentsOf(n).filter((c): c is TlsDaemon => c in USAGE)) {
@@ -111,4 +127,46 @@ function readCn(file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Add certificates to the CA's revocation list (`caDir/ca.crl`), made anew
+ * and signed by the CA; certificates already on it keep their date and
+ * reason. Returns every entry of the new list. Daemons refuse the listed
+ * certificates once the list is in their node's tls directory and they have
+ * restarted (docs/security.md, "Revoking a certificate").
+ */
+export async function revokeCertificates(caDir: string, o: { certs?: string[]; serials?: string[]; reason: RevocationReason; validDays: number; now?: Date }): Promise<RevokedCertificate[]> {
+  const certFile = join(caDir, 'ca.crt');
+  const keyFile = join(caDir, 'ca.key');
+  if (!existsSync(keyFile)) throw new CorralError('INVALID_ARGUMENT', `${caDir} holds no CA key (ca.key): revoke on the machine that keeps the cluster CA`);
+  const ca: TlsPair = { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+  const caCert = new X509Certificate(ca.certPem);
+  const serials: string[] = [...(o.serials ?? []).map((s) => s.replace(/:/g, '').toLowerCase())];
+  for (const file of o.certs ?? []) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(readFileSync(file));
+    } catch (err) {
+      throw new CorralError('INVALID_ARGUMENT', `--cert ${file}: not a readable PEM certificate (${(err as Error).message})`);
+    }
+    if (!cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) throw new CorralError('INVALID_ARGUMENT', `--cert ${file}: not issued by the CA in ${caDir}; its list cannot revoke it`);
+    serials.push(cert.serialNumber.toLowerCase());
+  }
+  if (serials.length === 0) throw new CorralError('INVALID_ARGUMENT', 'nothing to revoke: give --cert FILE or --serial HEX');
+  const listFile = join(caDir, REVOCATION_LIST);
+  const entries = existsSync(listFile) ? revokedIn(readFileSync(listFile, 'utf8')) : [];
+  const known = new Set(entries.map((e) => e.serial.replace(/^0+/, '')));
+  const at = o.now ?? new Date();
+  for (const serial of serials) {
+    if (known.has(serial.replace(/^0+/, ''))) continue;
+    known.add(serial.replace(/^0+/, ''));
+    entries.push({ serial, revokedAt: at, reason: o.reason });
+  }
+  const pem = await createRevocationList(ca, entries, o.validDays);
+  // Written beside and renamed: a daemon starting meanwhile reads the old list or the new one, never half of one.
+  const tmp = `${listFile}.${process.pid}.tmp`;
+  writeFileSync(tmp, pem, { mode: 0o644 });
+  renameSync(tmp, listFile);
+  return entries;
 }

@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureClusterCa, initNode, issueNodeCertificates, planNode } from '../../provision/src/index.js';
+import { ensureClusterCa, initNode, issueNodeCertificates, planNode, revokeCertificates } from '../../provision/src/index.js';
 import { ensureNodeCertificates } from '../../provision/src/tls.js';
 import { loadTls } from '../../common/tls/index.js';
 
@@ -56,5 +56,17 @@ describe('node files with TLS', () => {
     const m = loadTls({ ca: join(root, 'a1', 'tls', 'ca.crt'), cert: join(root, 'a1', 'tls', 'agent.crt'), key: join(root, 'a1', 'tls', 'agent.key') });
     expect(m.subject).toBe('agent-a1');
     expect(existsSync(join(root, 'a1', 'tls', 'ca.key'))).toBe(false);
+  });
+
+  it("the CA's revocation list travels with the certificates (node up on the CA's node, node certs) and every daemon of the node is given it", async () => {
+    const caDir = join(root, 'c1', 'ca');
+    await revokeCertificates(caDir, { certs: [join(root, 'a1', 'tls', 'cni.crt')], reason: 'superseded', validDays: 30 });
+    await ensureNodeCertificates(control);
+    expect(readFileSync(join(root, 'c1', 'tls', 'ca.crl'), 'utf8')).toBe(readFileSync(join(caDir, 'ca.crl'), 'utf8'));
+    await issueNodeCertificates(await ensureClusterCa(caDir, 'unused'), agent, { agent: 'agent-a1' }, caDir);
+    const p = planNode(agent, { agents: { principal: 'agent-a1', secret: 's' }, cni: { principal: 'cni-a1', secret: 's' } });
+    for (const d of p.daemons.filter((d) => (d.config as { tls?: unknown }).tls)) expect((d.config as { tls: { crl?: string } }).tls.crl, d.name).toBe(join(root, 'a1', 'tls', 'ca.crl'));
+    // The agent's own certificate still loads; the revoked one is on the list every daemon of the node now holds.
+    expect(loadTls({ ca: join(root, 'a1', 'tls', 'ca.crt'), crl: join(root, 'a1', 'tls', 'ca.crl') }).revoked).toBe(1);
   });
 });
