@@ -27,7 +27,7 @@ import { etcdClientOptions, etcdCredentialError, type EtcdConnectionOptions } fr
 
 type EtcdPermission = 'read' | 'write' | 'readwrite';
 
-export interface EtcdUserSpec {
+interface EtcdUserSpec {
   /** etcd user name, also its role's name (a certificate with this CN acts as it). */
   name: string;
   /** Its password; omitted, the user authenticates by client certificate only. */
@@ -73,7 +73,7 @@ export const ETCD_KEY_LAYOUT = {
  * namespace: never written, read-only for everyone, so a daemon confined to
  * its own prefixes can still open a Store on the shared namespace (etcd.ts).
  */
-export const storeProbeKey = (namespace: string): string => `${namespace}\u0000`;
+const storeProbeKey = (namespace: string): string => `${namespace}\u0000`;
 
 /**
  * Every corral daemon's etcd user and its grants, for daemons whose Store
