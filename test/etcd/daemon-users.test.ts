@@ -7,7 +7,9 @@
  * over it as their own users and do their jobs; the CNI daemon's IPAM
  * assigns addresses as corral-cni; every user is refused (FORBIDDEN) outside
  * its own keys; a grant added by hand is revoked by the next set-up, and
- * corral-master keeps what daemons of an older cluster need. The CLI's etcd
+ * corral-master keeps what daemons of an older cluster need: on a cluster set
+ * up with that one user, a daemon still connected as it works on while the
+ * users are added, and restarted as its own user finds its state. The CLI's etcd
  * flags reach the same etcd over TLS, by certificate and by password.
  */
 import { randomUUID } from 'node:crypto';
@@ -260,6 +262,39 @@ describe('each user is refused outside its own keys', () => {
     await m.put(`${KV_PREFIX}legacy`, 'x');
     await m.put(`${ETCD_KEY_LAYOUT.servicesState}legacy`, 'x');
   });
+});
+
+describe('upgrading a cluster set up with one shared user', () => {
+  it('daemons still connected as corral-master keep working while the per-daemon users are added; the new users work at once', async () => {
+    const old = await startEtcd({ tls: pki!.server });
+    cleanup.push(() => old.stop());
+    const admin = await pki!.client('corral-setup');
+    const conn = { endpoints: [old.endpoint], tls: { ca: pki!.caFile, ...admin } };
+    const rootPw = `root-${randomUUID()}`;
+    // The set-up before per-daemon users: corral-master alone, on the whole namespace.
+    expect(await setupEtcdAuth(conn, { rootPassword: rootPw, users: [corralEtcdUsers(NS)[0]!] })).toEqual({ enabled: true });
+    const open = async (k: EtcdDaemonKind): Promise<Store> => {
+      const s = await EtcdStore.open({ endpoints: [old.endpoint], namespace: NS, tls: tlsOf(k), dialTimeoutMs: 5000 });
+      cleanup.push(() => s.close());
+      return s;
+    };
+    // A service framework daemon of that cluster, as corral-master.
+    const legacy = await open('master');
+    await legacy.put(`${ETCD_KEY_LAYOUT.servicesState}corral-services/apps/web`, 'v1');
+    // Its own user does not exist yet: a daemon started as it is refused, so node up makes the users first.
+    const early = await EtcdStore.open({ endpoints: [old.endpoint], namespace: NS, tls: tlsOf('services'), dialTimeoutMs: 3000 }).catch((e: unknown) => e);
+    // (etcd takes a certificate CN that names no user for a user without rights.)
+    expect(isCorralError(early, 'FORBIDDEN'), String(early)).toBe(true);
+
+    expect(await setupEtcdAuth(conn, { rootPassword: rootPw, users: corralEtcdUsers(NS) })).toEqual({ enabled: false });
+    // The connection of the daemon not yet restarted goes on.
+    await legacy.put(`${ETCD_KEY_LAYOUT.servicesState}corral-services/apps/web`, 'v2');
+    // Restarted as its own user, it reads what it kept and writes on.
+    const upgraded = await open('services');
+    expect((await upgraded.get(`${ETCD_KEY_LAYOUT.servicesState}corral-services/apps/web`))?.value.toString()).toBe('v2');
+    await upgraded.put(`${ETCD_KEY_LAYOUT.servicesState}corral-services/apps/web`, 'v3');
+    await forbidden('the upgraded service framework reads the registry', () => upgraded.range(REGISTRY_PREFIX));
+  }, 60_000);
 });
 
 describe('the CLI etcd flags', () => {
