@@ -39,6 +39,14 @@ export class EventStream {
   private readonly maxBuffered: number;
   /** The body is chunked and this stream writes the chunk framing (node's is turned off after the headers). */
   private readonly framing: boolean;
+  /**
+   * Over TLS records are written as Buffers. Node writes a string to a plain
+   * socket in place, but to a TLS socket only after copying it into a native
+   * buffer of its own for each write; converted here instead, the 10,000-agent
+   * placement bench's master spent 5.8 s of CPU against 6.1–6.4 s (and as
+   * Buffers over plain TCP 3.8–4.1 s against 3.4–3.6 s, so plain stays strings).
+   */
+  private readonly binary: boolean;
 
   constructor(
     private readonly res: ServerResponse,
@@ -63,6 +71,7 @@ export class EventStream {
       } catch (err) {
         if (!isCorralError(err)) throw err;
         this.framing = false;
+        this.binary = false;
         const body = JSON.stringify(err.toJSON());
         res.writeHead(err.httpStatus, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Retry-After': '1' });
         res.end(body);
@@ -80,6 +89,7 @@ export class EventStream {
     // with the connection). From here node writes the body as given; the chunks are framed below.
     this.framing = res.chunkedEncoding;
     res.chunkedEncoding = false;
+    this.binary = (res.socket as { encrypted?: boolean } | null)?.encrypted === true;
     res.socket?.setNoDelay(true);
   }
 
@@ -104,7 +114,8 @@ export class EventStream {
 
   send(event: unknown): boolean {
     if (!this.writable()) return false;
-    this.res.write(this.encode(event));
+    const record = this.encode(event);
+    this.res.write(this.binary ? Buffer.from(record, 'utf8') : record);
     return true;
   }
 
@@ -114,7 +125,7 @@ export class EventStream {
     if (!this.writable()) return false;
     let out = '';
     for (const e of events) out += this.encode(e);
-    this.res.write(out);
+    this.res.write(this.binary ? Buffer.from(out, 'utf8') : out);
     return true;
   }
 
