@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { principalsBySecret, readSecurityFile } from '../harness/security-file.js';
 import { nodeFileFor, type NodeInitOptions } from '../../provision/src/init.js';
 import { REPO } from '../volume-driver/helpers.js';
 import { testDir } from '../harness/resources.js';
@@ -96,19 +96,8 @@ describe('corral node init and corral node bundle (the CLI)', () => {
     expect(statSync(join(out, 'tls', 'agent.key')).mode & 0o777).toBe(0o600);
     expect(statSync(join(out, 'security.yaml')).mode & 0o777).toBe(0o600);
     expect(existsSync(join(op, 'ca', 'ca.key'))).toBe(true);
-    const sec = parseYaml(readFileSync(join(out, 'security.yaml'), 'utf8')) as { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }>; acls: Record<string, unknown> };
-    expect(
-      sec.credentials
-        .filter((c) => c.secret)
-        .map((c) => c.principal)
-        .sort(),
-    ).toEqual(['agent-h1', 'cni-h1']);
-    expect(
-      sec.credentials
-        .filter((c) => c.secret_hash)
-        .map((c) => c.principal)
-        .sort(),
-    ).toEqual(['admin', 'agent-h2', 'cni-h2', 'discovery-c1', 'services']);
+    const sec = readSecurityFile(join(out, 'security.yaml'));
+    expect(principalsBySecret(sec)).toEqual({ plain: ['agent-h1', 'cni-h1'], hashed: ['admin', 'agent-h2', 'cni-h2', 'discovery-c1', 'services'] });
     expect(sec.acls).toMatchObject({ operators: ['admin'], agents: ['agent-h1', 'agent-h2'] });
     // Its own secret is the one the operator directory keeps for that principal.
     expect(sec.credentials.find((c) => c.principal === 'agent-h1')!.secret).toBe(readFileSync(join(op, 'secrets', 'agent-h1.secret'), 'utf8').trim());

@@ -16,6 +16,7 @@ import { Agent as UndiciAgent, request } from 'undici';
 import { createClusterCa, issueCertificate, writeTlsFiles, type TlsPair } from '../../common/tls/index.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { AgentSession } from '../../core-scheduler/src/agent/session.js';
+import { registerOverTls } from '../harness/tls-agent.js';
 import { agentConfigSchema, startAgent } from '../../core-scheduler/src/index.js';
 import { startServices } from '../../core-scheduler/src/index.js';
 import { startDiscovery } from '../../discovery/src/index.js';
@@ -52,21 +53,7 @@ afterAll(async () => {
 const pem = (p: TlsPair): { cert: string; key: string } => ({ cert: p.certPem, key: p.keyPem });
 
 /** The agent protocol's first call, as an agent makes it (no reconnect: the first refusal is the answer). */
-async function registerAs(tls: { ca: string; cert?: string; key?: string }): Promise<string> {
-  const session = new AgentSession({
-    master: master.url,
-    info: { hostname: 'probe', resources: [], attributes: [] },
-    tls,
-    reconnect: false,
-    onEvent: () => undefined,
-    snapshot: () => ({ tasks: [], frameworks: [] }),
-  });
-  try {
-    return await session.start();
-  } finally {
-    await session.stop().catch(() => undefined);
-  }
-}
+const registerAs = (tls: { ca: string; cert?: string; key?: string }): Promise<string> => registerOverTls(master.url, tls);
 
 describe('master over HTTPS', () => {
   it('serves HTTPS only: its URL is https and a client trusting the cluster CA is answered', async () => {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { X509Certificate, webcrypto } from 'node:crypto';
 import { request, Agent as UndiciAgent } from 'undici';
 import { createClusterCa, createRevocationList, issueCertificate, loadTls, revokedIn, writeTlsFiles, type TlsPair } from '../../common/tls/index.js';
-import { AgentSession } from '../../core-scheduler/src/agent/session.js';
+import { registerOverTls } from '../harness/tls-agent.js';
 import { nodeTlsFiles, revokeCertificates } from '../../provision/src/index.js';
 import { startTestMaster, type TestMaster } from '../harness/master.js';
 
@@ -34,21 +34,7 @@ function corral(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-async function registerAs(pair: TlsPair): Promise<string> {
-  const session = new AgentSession({
-    master: master!.url,
-    info: { hostname: 'probe', resources: [], attributes: [] },
-    tls: { ca: ca.certPem, cert: pair.certPem, key: pair.keyPem },
-    reconnect: false,
-    onEvent: () => undefined,
-    snapshot: () => ({ tasks: [], frameworks: [] }),
-  });
-  try {
-    return await session.start();
-  } finally {
-    await session.stop().catch(() => undefined);
-  }
-}
+const registerAs = (pair: TlsPair): Promise<string> => registerOverTls(master!.url, { ca: ca.certPem, cert: pair.certPem, key: pair.keyPem });
 
 const serialOf = (pem: string): string => new X509Certificate(pem).serialNumber.toLowerCase();
 
