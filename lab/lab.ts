@@ -10,7 +10,8 @@
  * and hides the cgroup tree the agent needs), exactly as vagrant/ runs it on
  * each VM:
  *  - CNI-only lab (default): hosts run the node daemon + exabgp; the
- *    services namespace holds etcd and a master with simulated agents.
+ *    services namespace holds etcd (provisioned) and a master with
+ *    simulated agents (the lab's own process).
  *  - Full lab (`full`): the services namespace is a control node (master,
  *    services daemon, discovery, a memstore Ceph bound to its underlay
  *    address); each host runs the node daemon, the rbd volume driver and a
@@ -33,12 +34,13 @@ import { inNamespace, signalProcess as signal, tail, waitDead } from '../common/
 import { waitUntil } from '../common/sys/wait.js';
 import { run } from '../common/sys/exec.js';
 import { ip } from '../common/sys/ip.js';
-import { planLab, hostNodeConfig, controlNodeConfig, birdReflectorConfig, labSecure, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
+import { planLab, hostNodeConfig, controlNodeConfig, servicesNodeConfig, servicesBundleNode, birdReflectorConfig, labSecure, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
 import { machinePrincipals, secureLab } from './security.js';
 import { cable, createUnderlay } from './underlay.js';
+import { writeLabServicesSettings } from './services.js';
 import { killNode, loadNodeState, nodeDown, ours, startDaemon, stopProcesses, type NodeProcess, type NodeState } from '../provision/src/index.js';
 
-/** The lab's own processes (etcd, the simulated-agent master, bird), recorded as the node lifecycle records daemons. */
+/** The lab's own processes (the simulated-agent master, bird), recorded as the node lifecycle records daemons. */
 export type LabProcess = NodeProcess;
 
 export interface LabContainer {
@@ -128,9 +130,10 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   // The secure configuration, before any machine starts: the CA in the operator's directory, each machine its own
   // certificates and credentials (lab/security.ts).
   if (labSecure(plan.options)) {
+    const controls = full ? plan.controls.map((c) => controlNodeConfig(plan, c)) : [servicesBundleNode(plan)];
     await secureLab(
       plan.options.dir,
-      [...plan.controls.map((c) => controlNodeConfig(plan, c)), ...plan.hosts.map((h) => hostNodeConfig(plan, h))].map((node) => ({ node, own: machinePrincipals(node) })),
+      [...controls, ...plan.hosts.map((h) => hostNodeConfig(plan, h))].map((node) => ({ node, own: machinePrincipals(node) })),
     );
   }
   if (full) {
@@ -144,38 +147,13 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       }),
     );
   } else {
-    // 2. Services: etcd and the master with one simulated agent per host.
-    const etcdUrl = plan.etcdUrl;
-    const peerUrl = `http://${svc.ip}:${plan.options.etcdPort + 1}`;
-    const etcdData = join(svc.dir, 'etcd');
-    state.processes.push(
-      launch(
-        'etcd',
-        svc.netns,
-        [
-          process.env.CORRAL_ETCD_BIN ?? '/usr/bin/etcd',
-          '--name',
-          'lab',
-          '--data-dir',
-          etcdData,
-          '--listen-client-urls',
-          etcdUrl,
-          '--advertise-client-urls',
-          etcdUrl,
-          '--listen-peer-urls',
-          peerUrl,
-          '--initial-advertise-peer-urls',
-          peerUrl,
-          '--initial-cluster',
-          `lab=${peerUrl}`,
-          '--log-level',
-          'warn',
-        ],
-        join(svc.dir, 'etcd.log'),
-        o.onPid,
-      ),
-    );
+    // 2. Services: etcd, provisioned like any machine (secure unless the lab is insecure), then the lab's master with
+    // one simulated agent per host, with the services machine's certificates and security file.
+    const node = servicesNodeConfig(plan);
+    writeFileSync(svc.nodeFile, JSON.stringify(node, null, 2));
+    await provisionNode(svc.netns, svc.nodeFile, join(svc.dir, 'node-up.log'), o.onPid);
     const servicesDir = join(svc.dir, 'cluster');
+    writeLabServicesSettings(servicesDir, node.tls && node.security ? { tlsDir: node.tls.dir, security: node.security.file } : { insecure: true });
     state.processes.push(
       launch(
         'master',
@@ -186,7 +164,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       ),
     );
     saveLab(state);
-    await waitUntil(() => inNetnsFetch(svc.netns, `${etcdUrl}/health`), { what: 'etcd to answer', timeoutMs: 20_000, detail: () => tail(join(svc.dir, 'etcd.log')) });
+    // The hosts' daemons would wait for it too; a master that cannot start is said here, with its log.
+    const trust = plan.operator ? ['--cacert', plan.operator.ca] : [];
+    await waitUntil(() => inNetnsFetch(svc.netns, [...trust, `${plan.masterUrl}/health`]), { what: 'the lab master to answer', timeoutMs: 30_000, detail: () => tail(join(svc.dir, 'services.log')) });
   }
   // 3. Optional route reflector.
   if (plan.reflector) {
@@ -212,8 +192,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   return state;
 }
 
-async function inNetnsFetch(netns: string, url: string): Promise<boolean> {
-  const argv = inNamespace(netns, ['curl', '-sf', '--max-time', '1', url]);
+async function inNetnsFetch(netns: string, curlArgs: string[]): Promise<boolean> {
+  const argv = inNamespace(netns, ['curl', '-sf', '--max-time', '1', ...curlArgs]);
   return (await run(argv[0]!, argv.slice(1), { timeoutMs: 5000 })).code === 0;
 }
 

@@ -5,8 +5,9 @@
  * namespace: the same step vagrant/ runs on each VM.
  *
  *   underlay 198.18.0.0/24 (a bridge in its own namespace)
- *     .1    services. CNI-only lab: etcd (IPAM store) and a master with one
- *           simulated agent per host. Full lab (`full`): the control node
+ *     .1    services. CNI-only lab: etcd (IPAM store; provisioned, see
+ *           servicesNodeConfig) and a master with one simulated agent per
+ *           host (the lab's own process, lab/services.ts). Full lab (`full`): the control node
  *           (master, services, discovery, a memstore Ceph).
  *     .2-.3 full lab with `controls: 3`: two more control nodes; each of the
  *           three runs an etcd member, a master and a service framework daemon
@@ -48,9 +49,10 @@ export interface LabOptions {
   /** Full lab: control nodes, 1 or 3 (replicated masters on a three-member etcd). */
   controls: number;
   /**
-   * Full lab: plain HTTP and no authentication (for debugging only). By default every
-   * daemon speaks HTTPS with a certificate of the lab's CA and checks credentials
-   * (lab/security.ts), each machine holding only its own.
+   * Plain HTTP and no authentication (for debugging only). By default every daemon
+   * speaks HTTPS with a certificate of the lab's CA and checks credentials
+   * (lab/security.ts), each machine holding only its own; in the CNI-only lab,
+   * etcd too (client certificates, authentication on).
    */
   insecure: boolean;
 }
@@ -120,15 +122,15 @@ export interface LabPlan {
   dnsServers: Array<{ address: string; port: number }>;
   discoveryUrl: string;
   /**
-   * The operator's side of a secure lab (undefined with `insecure` or the CNI-only lab): the
+   * The operator's side of a secure lab (undefined with `insecure`): the
    * cluster CA's certificate, the operator credential file and curl's config (`curl -K`: CA and
    * admin's credentials), all in DIR/operator, which holds the CA's key and is no machine's.
    */
   operator: { ca: string; credentials: string; curlrc: string } | undefined;
 }
 
-/** Whether the lab's daemons run with TLS and authentication (the full lab unless `insecure`). */
-export const labSecure = (o: LabOptions): boolean => o.full && !o.insecure;
+/** Whether the lab's daemons (and the CNI-only lab's etcd) run with TLS and authentication: unless `insecure`. */
+export const labSecure = (o: LabOptions): boolean => !o.insecure;
 
 export function planLab(o: LabOptions): LabPlan {
   const ul = parseCidr(o.underlay);
@@ -139,7 +141,7 @@ export function planLab(o: LabOptions): LabPlan {
   if (o.controls > 1 && !o.full) throw new Error('replicated masters (3 control nodes) need the full lab');
   const at = (n: number): string => formatIp((ul.base + n) >>> 0);
   const servicesIp = at(1);
-  // The CNI-only lab's master and etcd are the lab's own, on plain HTTP; the full lab's are provisioned, secure unless asked.
+  // Every daemon of the lab (and the CNI-only lab's etcd) speaks TLS unless the lab is insecure.
   const scheme = labSecure(o) ? 'https' : 'http';
   const op = labOperatorFiles(o.dir);
   const hosts: HostPlan[] = Array.from({ length: o.hosts }, (_, i) => {
@@ -176,7 +178,7 @@ export function planLab(o: LabOptions): LabPlan {
     reflector: o.routeReflector ? { netns: `${o.prefix}-rr`, ip: at(250), dir: join(o.dir, 'rr') } : undefined,
     hosts,
     prefixLen: ul.prefix,
-    etcdUrl: `http://${servicesIp}:${o.etcdPort}`,
+    etcdUrl: `${scheme}://${servicesIp}:${o.etcdPort}`,
     masterUrl: `${scheme}://${servicesIp}:${o.masterPort}`,
     servicesUrl: `${scheme}://${servicesIp}:5052`,
     servicesUrls: controls.map((c) => `${scheme}://${c.ip}:5052`),
@@ -226,6 +228,40 @@ export function controlNodeConfig(plan: LabPlan, c: ControlPlan = plan.controls[
 /** Where the control node writes a host's Ceph client files: the host's own directory (never client.admin's keyring). */
 const hostCephDir = (h: HostPlan): string => join(h.dir, 'ceph');
 
+/**
+ * The node file of the CNI-only lab's services machine: `corral node up`
+ * starts its etcd (TLS with client certificates, and authentication with a
+ * user per daemon, unless the lab is insecure: provision/src/etcd-tls.ts);
+ * the CA's directory is the operator's, where etcd's root password is kept.
+ * The master and the simulated agents beside it are the lab's own process
+ * (`corral lab services`, lab/services.ts), which reads this machine's
+ * certificates and security file: see servicesBundleNode.
+ */
+export function servicesNodeConfig(plan: LabPlan): NodeConfigInput {
+  const o = plan.options;
+  const svc = plan.services;
+  return {
+    role: 'control',
+    name: 'control',
+    address: svc.ip,
+    dir: svc.nodeDir,
+    components: ['etcd'],
+    etcd: { members: [{ name: 'control', address: svc.ip }], clientPort: o.etcdPort, peerPort: o.etcdPort + 1, metricsPort: o.etcdPort + 2, token: o.prefix },
+    ...secureNode(plan, svc.dir, true),
+  };
+}
+
+/**
+ * What the CNI-only lab's services machine is bundled as (lab/security.ts):
+ * its etcd, and the master and simulated agents `corral lab services` runs,
+ * so it gets the master's server certificate and an agent certificate (CN
+ * `agent-control`, the principal every simulated agent presents).
+ */
+export function servicesBundleNode(plan: LabPlan): NodeConfigInput {
+  const node = servicesNodeConfig(plan);
+  return { ...node, components: [...(node.components ?? []), 'master', 'agent'] };
+}
+
 /** The node file of one lab host: CNI only, or (full lab) the whole agent stack. */
 export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
   const o = plan.options;
@@ -243,7 +279,8 @@ export function hostNodeConfig(plan: LabPlan, h: HostPlan): NodeConfigInput {
         { name: 'lab', cidr: o.pool, blockSize: o.blockSize },
         { name: 'lab2', cidr: o.pool2, blockSize: o.blockSize },
       ],
-      store: o.full ? 'master' : { etcdEndpoints: [plan.etcdUrl], namespace: `${o.prefix}/` },
+      // CNI-only: the lab's own etcd, its keys where etcd's corral-cni user may write them (corral/ipam/, no namespace).
+      store: o.full ? 'master' : { etcdEndpoints: [plan.etcdUrl] },
       asn: o.asn,
       holdTime: o.holdTime,
       routeReflectors: plan.reflector ? [plan.reflector.ip] : [],
