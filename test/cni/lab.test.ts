@@ -2,14 +2,19 @@
  * The multi-host lab with real exabgp, a real master (mesh from its agent
  * list), real etcd and a real bird2 route reflector: containers on different
  * hosts reach each other over plain routing, a killed speaker's routes vanish
- * from its peers within a second and come back with it.
+ * from its peers within a second and come back with it. Secure by default:
+ * etcd wants a client certificate of the lab's CA and confines each CNI
+ * daemon to the IPAM keys; the master speaks HTTPS and checks credentials;
+ * each machine holds only its own secrets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { testDir, recordPid, forgetPid, run } from '../harness/resources.js';
 import { labDown, labStatus, labUp, type LabState } from '../../lab/lab.js';
 import { upLinkKinds } from '../../lab/underlay.js';
+import { inNamespace } from '../../common/sys/process.js';
 import { ipJson, ping } from './helpers.js';
 
 const recorded: Array<[string, number]> = [];
@@ -40,6 +45,28 @@ async function waitConverged(dir: string, hosts: number, timeoutMs = 60_000): Pr
   throw new Error(`lab did not converge: ${JSON.stringify(last)}`);
 }
 
+/** A command inside a lab namespace (nsenter, as the lab runs its machines). */
+const nsRun = (netns: string, cmd: string, args: string[]): Promise<string> => {
+  const argv = inNamespace(netns, [cmd, ...args]);
+  return run(argv[0]!, argv.slice(1), { timeoutMs: 20_000 });
+};
+
+/**
+ * What etcd lets a client with this certificate do, asked from inside `netns` with the etcd3 client:
+ * list the IPAM keys, and write a key outside them.
+ */
+const ETCD_PROBE = `
+import { Etcd3 } from 'etcd3';
+import { readFileSync } from 'node:fs';
+const o = JSON.parse(process.argv[1]);
+const c = new Etcd3({ hosts: o.url, dialTimeout: 5000, credentials: { rootCertificate: readFileSync(o.ca), certChain: readFileSync(o.cert), privateKey: readFileSync(o.key) } });
+const out = {};
+try { out.ipamKeys = (await c.getAll().prefix('corral/ipam/').keys()).length; } catch (e) { out.ipamKeys = e.message; }
+try { await c.put('corral/registry/intruder').value('x'); out.outside = 'written'; } catch (e) { out.outside = e.message; }
+c.close();
+process.stdout.write(JSON.stringify(out));
+`;
+
 const routesVia = async (netns: string, gateway: string): Promise<Route[]> => (await ipJson<Route[]>(netns, ['route', 'show'])).filter((r) => r.gateway === gateway);
 
 describe('3-host lab, full mesh from the master', () => {
@@ -69,6 +96,76 @@ describe('3-host lab, full mesh from the master', () => {
       expect(learned).toHaveLength(2);
       for (const r of learned) expect(r).toMatchObject({ dev: 'ul0' });
     }
+  });
+
+  it('etcd wants a client certificate of the lab CA and confines each CNI daemon to the IPAM keys; its root password stays with the operator', async () => {
+    const { plan } = lab;
+    const op = plan.operator!;
+    expect(plan.etcdUrl).toMatch(/^https:\/\//);
+    const svc = plan.services.netns;
+    // Trusting the CA but presenting no certificate: etcd ends the handshake (client-cert-auth).
+    await expect(nsRun(svc, 'curl', ['-s', '--max-time', '5', '--cacert', op.ca, `${plan.etcdUrl}/version`])).rejects.toThrow(/failed/);
+    // h1's CNI daemon's own certificate (user corral-cni): the IPAM blocks its containers hold, and nothing else.
+    const tls = join(plan.hosts[0]!.dir, 'tls');
+    const probe = JSON.parse(
+      await nsRun(plan.hosts[0]!.netns, process.execPath, ['--input-type=module', '-e', ETCD_PROBE, JSON.stringify({ url: plan.etcdUrl, ca: join(tls, 'ca.crt'), cert: join(tls, 'etcd-cni.crt'), key: join(tls, 'etcd-cni.key') })]),
+    ) as { ipamKeys: number | string; outside: string };
+    expect(probe.ipamKeys).toBeGreaterThan(0);
+    expect(probe.outside).toMatch(/permission denied/i);
+    // etcd's root password: in the operator's CA directory (0600), in no machine's files (but etcd's own data: etcd 3.4
+    // logs the user-add request, password included, in its write-ahead log).
+    const rootPassword = join(plan.options.dir, 'operator', 'ca', 'etcd-root.password');
+    expect(statSync(rootPassword).mode & 0o077).toBe(0);
+    const secret = readFileSync(rootPassword, 'utf8').trim();
+    const etcdData = join(plan.services.nodeDir, 'etcd', 'data');
+    for (const d of [plan.services.dir, ...plan.hosts.map((h) => h.dir)]) {
+      const files = readdirSync(d, { recursive: true, withFileTypes: true })
+        .filter((x) => x.isFile() && !x.parentPath.startsWith(etcdData))
+        .map((x) => join(x.parentPath, x.name));
+      expect(files.filter((f) => readFileSync(f).includes(secret))).toEqual([]);
+    }
+  });
+
+  it('the master speaks HTTPS only and answers no unauthenticated call; its simulated agents registered over mutual TLS', async () => {
+    const { plan } = lab;
+    const op = plan.operator!;
+    expect(plan.masterUrl).toMatch(/^https:\/\//);
+    const call = (args: string[]): Promise<string> => nsRun(plan.hosts[0]!.netns, 'curl', ['-s', '--max-time', '5', ...args]);
+    const getAgents = ['-H', 'content-type: application/json', '-d', '{"type":"GET_AGENTS"}', `${plan.masterUrl}/api/v1`];
+    // Plain HTTP on the HTTPS port: 400.
+    expect(await call(['-o', '/dev/null', '-w', '%{http_code}', `http://${plan.services.ip}:${plan.options.masterPort}/health`])).toBe('400');
+    // Trusting the CA but without credentials: 401.
+    expect(await call(['-o', '/dev/null', '-w', '%{http_code}', '--cacert', op.ca, ...getAgents])).toBe('401');
+    // The agent API wants a client certificate (mutual TLS): the operator's Basic credentials are not enough.
+    expect(await call(['-K', op.curlrc, '-w', ' %{http_code}', '-H', 'content-type: application/json', '-d', '{}', `${plan.masterUrl}/api/v1/agent`])).toMatch(/requires mutual TLS[\s\S]* 401$/);
+    const agents = (JSON.parse(await call(['-K', op.curlrc, ...getAgents])) as { get_agents: { agents: Array<{ active: boolean; agent_info: { hostname: string } }> } }).get_agents.agents;
+    expect(agents.filter((a) => a.active).map((a) => a.agent_info.hostname).sort()).toEqual(plan.hosts.map((h) => h.ip).sort());
+  });
+
+  it('each machine holds only its own secrets and key pairs; the CA key stays in the operator directory', () => {
+    const { plan } = lab;
+    const machines = [{ name: 'control', dir: plan.services.dir, own: ['agent-control'], keys: ['agent.key', 'etcd-client.key', 'etcd.key', 'master.key'] }, ...plan.hosts.map((h) => ({ name: h.name, dir: h.dir, own: [`cni-${h.name}`], keys: ['cni.key', 'etcd-cni.key'] }))];
+    for (const m of machines) {
+      const files = readdirSync(m.dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name));
+      expect(files.filter((f) => f.endsWith('ca.key')), `${m.name} holds no CA key`).toEqual([]);
+      for (const f of files.filter((x) => x.endsWith('.key') || x.endsWith('security.yaml'))) expect(statSync(f).mode & 0o077, `${f} is 0600`).toBe(0);
+      const sec = parseYaml(readFileSync(join(m.dir, 'security.yaml'), 'utf8')) as { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }> };
+      const plain = sec.credentials
+        .filter((c) => c.secret !== undefined)
+        .map((c) => c.principal)
+        .sort();
+      expect(plain, `${m.name}'s plain-text secrets`).toEqual(m.own);
+      expect(sec.credentials.every((c) => c.secret !== undefined || c.secret_hash?.startsWith('scrypt$'))).toBe(true);
+      expect(
+        readdirSync(join(m.dir, 'tls'))
+          .filter((f) => f.endsWith('.key'))
+          .sort(),
+        `${m.name}'s key pairs`,
+      ).toEqual(m.keys);
+    }
+    expect(existsSync(join(plan.options.dir, 'operator', 'ca', 'ca.key'))).toBe(true);
   });
 
   it('each host peers with every other host the master lists', async () => {
