@@ -237,3 +237,34 @@ describe('3-host lab through a bird2 route reflector', () => {
     expect(await ping(c!.netns, a!.ip)).toContain(' 0% packet loss');
   });
 });
+
+describe('2-host lab with insecure: the plain lab, for debugging', () => {
+  let lab: LabState;
+  const dir = testDir('cni-labin');
+
+  beforeAll(async () => {
+    lab = await labUp({ prefix: 'ct-cniin', hosts: 2, dir, containers: 1, insecure: true, onPid: (name, pid) => remember(`cni-labin-${name}`, pid) });
+    await waitConverged(dir, 2);
+  }, 120_000);
+
+  afterAll(async () => {
+    await labDown(dir);
+    forgetAll();
+  }, 60_000);
+
+  it('etcd and the master on plain HTTP without credentials, no operator files, and containers reach each other', async () => {
+    const { plan } = lab;
+    expect(plan.operator).toBeUndefined();
+    expect([plan.etcdUrl, plan.masterUrl].every((u) => u.startsWith('http://'))).toBe(true);
+    const h1 = plan.hosts[0]!.netns;
+    expect(JSON.parse(await nsRun(h1, 'curl', ['-sf', '--max-time', '5', `${plan.etcdUrl}/health`]))).toMatchObject({ health: 'true' });
+    const agents = JSON.parse(await nsRun(h1, 'curl', ['-sf', '--max-time', '5', '-H', 'content-type: application/json', '-d', '{"type":"GET_AGENTS"}', `${plan.masterUrl}/api/v1`])) as {
+      get_agents: { agents: unknown[] };
+    };
+    expect(agents.get_agents.agents).toHaveLength(2);
+    expect(existsSync(join(dir, 'operator'))).toBe(false);
+    expect(plan.hosts.every((h) => !existsSync(join(h.dir, 'security.yaml')))).toBe(true);
+    const [a, b] = lab.containers;
+    expect(await ping(a!.netns, b!.ip)).toContain(' 0% packet loss');
+  });
+});
