@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseYaml } from 'yaml';
-import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../lab/topology.js';
+import { controlNodeConfig, hostNodeConfig, planLab, servicesBundleNode, servicesNodeConfig, LAB_DEFAULTS } from '../../lab/topology.js';
 import { labOperatorFiles, machinePrincipals, secureLab } from '../../lab/security.js';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode } from '../../provision/src/plan.js';
@@ -108,5 +108,33 @@ describe('lab security: the CA with the operator, each machine its own certifica
     const acls = (parseYaml(readFileSync(nodes[0]!.security!.file, 'utf8')) as Sec).acls;
     expect(acls).toMatchObject({ operators: ['admin'], agents: ['agent-h1', 'agent-h2'] });
     expect(acls.view).toEqual(expect.arrayContaining(['cni-h1', 'cni-h2', 'discovery-control']));
+  });
+});
+
+describe('lab security, CNI-only lab: etcd and the lab master secured with the same CA and bundles', () => {
+  const cniDir = join(dir, 'cni-only');
+  const plan = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 2, dir: cniDir, routeReflector: false });
+
+  it("the services machine holds the CA's directory for etcd's set-up, its master and agent certificates and agent-control's secret; each host its CNI daemon's", async () => {
+    expect(plan.operator).toEqual({ ca: labOperatorFiles(cniDir).ca, credentials: labOperatorFiles(cniDir).credentials, curlrc: labOperatorFiles(cniDir).curlrc });
+    expect([plan.etcdUrl, plan.masterUrl, ...plan.masterUrls].every((u) => u.startsWith('https://'))).toBe(true);
+    const svc = servicesNodeConfig(plan);
+    // Provisioned: etcd only (the master and the simulated agents are the lab's own process), its root password with the CA.
+    expect(svc.components).toEqual(['etcd']);
+    expect(svc.tls).toEqual({ dir: join(plan.services.dir, 'tls'), caDir: labOperatorFiles(cniDir).caDir });
+    const hosts = plan.hosts.map((h) => hostNodeConfig(plan, h));
+    await secureLab(cniDir, [servicesBundleNode(plan), ...hosts].map((node) => ({ node, own: machinePrincipals(node) })));
+    const cn = (file: string): string => new X509Certificate(readFileSync(file)).subject;
+    expect(cn(join(plan.services.dir, 'tls', 'agent.crt'))).toContain('CN=agent-control');
+    expect(new X509Certificate(readFileSync(join(plan.services.dir, 'tls', 'master.crt'))).subjectAltName).toContain(`IP Address:${plan.services.ip}`);
+    expect(cn(join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.crt'))).toContain('CN=corral-cni');
+    const svcSec = parseYaml(readFileSync(svc.security!.file, 'utf8')) as Sec;
+    expect(svcSec.credentials.filter((c) => c.secret).map((c) => c.principal)).toEqual(['agent-control']);
+    expect(svcSec.acls).toMatchObject({ agents: ['agent-control'], view: ['cni-h1', 'cni-h2'] });
+    // The host's CNI daemon: its own credential for the master's agent list, its own certificate (corral-cni) for etcd.
+    const p = planNode(nodeConfigSchema.parse(hosts[0]), secretsOf(nodeConfigSchema.parse(hosts[0]))!);
+    const cni = p.daemons.find((d) => d.name === 'cni')!.config as { store: Record<string, unknown>; bgp: { master: Record<string, unknown> } };
+    expect(cni.store).toEqual({ backend: 'etcd', etcdEndpoints: [plan.etcdUrl], namespace: '', etcdTls: { ca: join(plan.hosts[0]!.dir, 'tls', 'ca.crt'), cert: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.crt'), key: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.key') } });
+    expect(cni.bgp.master).toMatchObject({ url: plan.masterUrl, principal: 'cni-h1' });
   });
 });
