@@ -111,6 +111,7 @@ export interface LabPlan {
   reflector: { netns: string; ip: string; dir: string } | undefined;
   hosts: HostPlan[];
   prefixLen: number;
+  /** The CNI-only lab's etcd (the IPAM store): https, client certificates required, unless `insecure`. */
   etcdUrl: string;
   masterUrl: string;
   servicesUrl: string;
