@@ -34,7 +34,19 @@ import { inNamespace, signalProcess as signal, tail, waitDead } from '../common/
 import { waitUntil } from '../common/sys/wait.js';
 import { run } from '../common/sys/exec.js';
 import { ip } from '../common/sys/ip.js';
-import { planLab, hostNodeConfig, controlNodeConfig, servicesNodeConfig, servicesBundleNode, birdReflectorConfig, labSecure, LAB_DEFAULTS, type LabOptions, type LabPlan, type HostPlan } from './topology.js';
+import {
+  planLab,
+  hostNodeConfig,
+  controlNodeConfig,
+  servicesNodeConfig,
+  servicesBundleNode,
+  birdReflectorConfig,
+  labSecure,
+  LAB_DEFAULTS,
+  type LabOptions,
+  type LabPlan,
+  type HostPlan,
+} from './topology.js';
 import { machinePrincipals, secureLab } from './security.js';
 import { cable, createUnderlay } from './underlay.js';
 import { writeLabServicesSettings } from './services.js';

@@ -7,8 +7,9 @@
  *   underlay 198.18.0.0/24 (a bridge in its own namespace)
  *     .1    services. CNI-only lab: etcd (IPAM store; provisioned, see
  *           servicesNodeConfig) and a master with one simulated agent per
- *           host (the lab's own process, lab/services.ts). Full lab (`full`): the control node
- *           (master, services, discovery, a memstore Ceph).
+ *           host (the lab's own process, lab/services.ts). Full lab
+ *           (`full`): the control node (master, services, discovery, a
+ *           memstore Ceph).
  *     .2-.3 full lab with `controls: 3`: two more control nodes; each of the
  *           three runs an etcd member, a master and a service framework daemon
  *           (replicated, one of each leading) and a discovery replica; Ceph

@@ -107,10 +107,17 @@ describe('3-host lab, full mesh from the master', () => {
     // Trusting the CA but presenting no certificate: etcd drops the connection in the handshake (client-cert-auth; curl's
     // error varies with when it notices: 35, 55 or 56); the same call with a certificate of the CA is answered.
     await expect(nsRun(svc, 'curl', ['-sS', '--max-time', '5', '--cacert', op.ca, `${plan.etcdUrl}/version`])).rejects.toThrow(/curl: \((35|55|56)\)/);
-    expect(await nsRun(svc, 'curl', ['-sS', '--max-time', '5', '--cacert', op.ca, '--cert', join(tls, 'etcd-cni.crt'), '--key', join(tls, 'etcd-cni.key'), `${plan.etcdUrl}/version`])).toContain('etcdserver');
+    expect(await nsRun(svc, 'curl', ['-sS', '--max-time', '5', '--cacert', op.ca, '--cert', join(tls, 'etcd-cni.crt'), '--key', join(tls, 'etcd-cni.key'), `${plan.etcdUrl}/version`])).toContain(
+      'etcdserver',
+    );
     // h1's CNI daemon's own certificate (user corral-cni): the IPAM blocks its containers hold, and nothing else.
     const probe = JSON.parse(
-      await nsRun(plan.hosts[0]!.netns, process.execPath, ['--input-type=module', '-e', ETCD_PROBE, JSON.stringify({ url: plan.etcdUrl, ca: join(tls, 'ca.crt'), cert: join(tls, 'etcd-cni.crt'), key: join(tls, 'etcd-cni.key') })]),
+      await nsRun(plan.hosts[0]!.netns, process.execPath, [
+        '--input-type=module',
+        '-e',
+        ETCD_PROBE,
+        JSON.stringify({ url: plan.etcdUrl, ca: join(tls, 'ca.crt'), cert: join(tls, 'etcd-cni.crt'), key: join(tls, 'etcd-cni.key') }),
+      ]),
     ) as { ipamKeys: number | string; outside: string };
     expect(probe.ipamKeys).toBeGreaterThan(0);
     expect(probe.outside).toMatch(/permission denied/i);
@@ -141,17 +148,28 @@ describe('3-host lab, full mesh from the master', () => {
     // The agent API wants a client certificate (mutual TLS): the operator's Basic credentials are not enough.
     expect(await call(['-K', op.curlrc, '-w', ' %{http_code}', '-H', 'content-type: application/json', '-d', '{}', `${plan.masterUrl}/api/v1/agent`])).toMatch(/requires mutual TLS[\s\S]* 401$/);
     const agents = (JSON.parse(await call(['-K', op.curlrc, ...getAgents])) as { get_agents: { agents: Array<{ active: boolean; agent_info: { hostname: string } }> } }).get_agents.agents;
-    expect(agents.filter((a) => a.active).map((a) => a.agent_info.hostname).sort()).toEqual(plan.hosts.map((h) => h.ip).sort());
+    expect(
+      agents
+        .filter((a) => a.active)
+        .map((a) => a.agent_info.hostname)
+        .sort(),
+    ).toEqual(plan.hosts.map((h) => h.ip).sort());
   });
 
   it('each machine holds only its own secrets and key pairs; the CA key stays in the operator directory', () => {
     const { plan } = lab;
-    const machines = [{ name: 'control', dir: plan.services.dir, own: ['agent-control'], keys: ['agent.key', 'etcd-client.key', 'etcd.key', 'master.key'] }, ...plan.hosts.map((h) => ({ name: h.name, dir: h.dir, own: [`cni-${h.name}`], keys: ['cni.key', 'etcd-cni.key'] }))];
+    const machines = [
+      { name: 'control', dir: plan.services.dir, own: ['agent-control'], keys: ['agent.key', 'etcd-client.key', 'etcd.key', 'master.key'] },
+      ...plan.hosts.map((h) => ({ name: h.name, dir: h.dir, own: [`cni-${h.name}`], keys: ['cni.key', 'etcd-cni.key'] })),
+    ];
     for (const m of machines) {
       const files = readdirSync(m.dir, { recursive: true, withFileTypes: true })
         .filter((e) => e.isFile())
         .map((e) => join(e.parentPath, e.name));
-      expect(files.filter((f) => f.endsWith('ca.key')), `${m.name} holds no CA key`).toEqual([]);
+      expect(
+        files.filter((f) => f.endsWith('ca.key')),
+        `${m.name} holds no CA key`,
+      ).toEqual([]);
       for (const f of files.filter((x) => x.endsWith('.key') || x.endsWith('security.yaml'))) expect(statSync(f).mode & 0o077, `${f} is 0600`).toBe(0);
       const sec = parseYaml(readFileSync(join(m.dir, 'security.yaml'), 'utf8')) as { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }> };
       const plain = sec.credentials

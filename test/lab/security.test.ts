@@ -123,7 +123,10 @@ describe('lab security, CNI-only lab: etcd and the lab master secured with the s
     expect(svc.components).toEqual(['etcd']);
     expect(svc.tls).toEqual({ dir: join(plan.services.dir, 'tls'), caDir: labOperatorFiles(cniDir).caDir });
     const hosts = plan.hosts.map((h) => hostNodeConfig(plan, h));
-    await secureLab(cniDir, [servicesBundleNode(plan), ...hosts].map((node) => ({ node, own: machinePrincipals(node) })));
+    await secureLab(
+      cniDir,
+      [servicesBundleNode(plan), ...hosts].map((node) => ({ node, own: machinePrincipals(node) })),
+    );
     const cn = (file: string): string => new X509Certificate(readFileSync(file)).subject;
     expect(cn(join(plan.services.dir, 'tls', 'agent.crt'))).toContain('CN=agent-control');
     expect(new X509Certificate(readFileSync(join(plan.services.dir, 'tls', 'master.crt'))).subjectAltName).toContain(`IP Address:${plan.services.ip}`);
@@ -134,7 +137,12 @@ describe('lab security, CNI-only lab: etcd and the lab master secured with the s
     // The host's CNI daemon: its own credential for the master's agent list, its own certificate (corral-cni) for etcd.
     const p = planNode(nodeConfigSchema.parse(hosts[0]), secretsOf(nodeConfigSchema.parse(hosts[0]))!);
     const cni = p.daemons.find((d) => d.name === 'cni')!.config as { store: Record<string, unknown>; bgp: { master: Record<string, unknown> } };
-    expect(cni.store).toEqual({ backend: 'etcd', etcdEndpoints: [plan.etcdUrl], namespace: '', etcdTls: { ca: join(plan.hosts[0]!.dir, 'tls', 'ca.crt'), cert: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.crt'), key: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.key') } });
+    expect(cni.store).toEqual({
+      backend: 'etcd',
+      etcdEndpoints: [plan.etcdUrl],
+      namespace: '',
+      etcdTls: { ca: join(plan.hosts[0]!.dir, 'tls', 'ca.crt'), cert: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.crt'), key: join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.key') },
+    });
     expect(cni.bgp.master).toMatchObject({ url: plan.masterUrl, principal: 'cni-h1' });
   });
 });
