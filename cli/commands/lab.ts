@@ -35,6 +35,7 @@ export function registerLab(program: Command): void {
     .option('--agent-timeout <ms>', 'with --full: how long a silent agent stays "disconnected" before its tasks are unreachable (default 1000)', intOption('--agent-timeout', 0, 3_600_000))
     .option('--heartbeat <ms>', 'with --full: agent heartbeat period; 2 missed = disconnected (default 500)', intOption('--heartbeat', 50, 600_000))
     .option('--controls <n>', 'with --full: control nodes, 1 or 3 (three: replicated masters on a three-member etcd)', intOption('--controls', 1, 3), 1)
+    .option('--insecure', 'plain HTTP, no authentication and an open etcd, for debugging (by default every daemon and etcd use TLS and authentication)')
     .action(
       async (
         o: {
@@ -48,6 +49,7 @@ export function registerLab(program: Command): void {
           agentTimeout?: number;
           heartbeat?: number;
           controls: number;
+          insecure?: boolean;
         },
         cmd: Command,
       ) => {
@@ -61,18 +63,19 @@ export function registerLab(program: Command): void {
           routeReflector: !!o.routeReflector,
           full: !!o.full,
           controls: o.controls,
+          insecure: !!o.insecure,
           ...(holdTime !== undefined ? { holdTime } : {}),
           ...(o.agentTimeout !== undefined ? { unreachableMs: o.agentTimeout } : {}),
           ...(o.heartbeat !== undefined ? { heartbeatMs: o.heartbeat } : {}),
         });
-        if (o.full) {
+        if (o.full)
           progress(`master ${state.plan.masterUrls.join(',')}, services ${state.plan.servicesUrl}, DNS ${state.plan.dns.address}:${state.plan.dns.port}, discovery ${state.plan.discoveryUrl}`);
-          // A secure lab (the default) is reached with its CA and the operator's credential file; neither secret goes on the command line.
-          const op = state.plan.operator;
-          const secure = op ? ` --tls-ca ${op.ca} --credentials ${op.credentials}` : '';
-          progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')}${secure} agents ls`);
-          if (op) progress(`curl with the CA and the operator's credentials: curl -K ${op.curlrc} -H 'Content-Type: application/json' -d '{"type":"GET_AGENTS"}' ${state.plan.masterUrls[0]}/api/v1`);
-        }
+        else progress(`master ${state.plan.masterUrls.join(',')} (simulated agents), IPAM in etcd ${state.plan.etcdUrl}`);
+        // A secure lab (the default) is reached with its CA and the operator's credential file; neither secret goes on the command line.
+        const op = state.plan.operator;
+        const secure = op ? ` --tls-ca ${op.ca} --credentials ${op.credentials}` : '';
+        progress(`e.g. corral lab exec h1 -- corral --master ${state.plan.masterUrls.join(',')}${secure} agents ls`);
+        if (op) progress(`curl with the CA and the operator's credentials: curl -K ${op.curlrc} -H 'Content-Type: application/json' -d '{"type":"GET_AGENTS"}' ${state.plan.masterUrls[0]}/api/v1`);
         output(
           globals(cmd),
           state.containers,

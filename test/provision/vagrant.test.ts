@@ -171,11 +171,16 @@ describe('the namespace lab runs the same step per host', () => {
     expect(cfg(c, 'master')).not.toHaveProperty('insecure');
     const insecure = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 1, dir: '/tmp/lab', routeReflector: false, full: true, insecure: true });
     expect(cfg(plan(hostNodeConfig(insecure, insecure.hosts[0]!)), 'agent')).toMatchObject({ master: 'http://198.18.0.1:5050', insecure: true, noAuth: true });
-    // CNI-only lab: just the node daemon, IPAM in the lab's etcd.
+    // CNI-only lab: just the node daemon, IPAM in the lab's etcd over TLS, as the host's corral-cni user.
     const cniOnly = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 2, dir: '/tmp/lab', routeReflector: false });
     const h = plan(hostNodeConfig(cniOnly, cniOnly.hosts[0]!));
     expect(h.daemons.map((d) => d.name)).toEqual(['cni']);
-    expect(cfg(h, 'cni').store).toEqual({ backend: 'etcd', etcdEndpoints: ['http://198.18.0.1:2379'], namespace: 'ct-x/' });
+    expect(cfg(h, 'cni').store).toEqual({
+      backend: 'etcd',
+      etcdEndpoints: ['https://198.18.0.1:2379'],
+      namespace: '',
+      etcdTls: { ca: '/tmp/lab/h1/tls/ca.crt', cert: '/tmp/lab/h1/tls/etcd-cni.crt', key: '/tmp/lab/h1/tls/etcd-cni.key' },
+    });
   });
 });
 
