@@ -66,6 +66,13 @@ export interface CephCluster {
   /** Stop answering (SIGSTOP both daemons); data stays. */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /**
+   * Have the mon mark the OSD down, as an operator does with an OSD that is up but serves nothing: the OSD
+   * (still running, its memstore data kept) sees itself wrongly marked down, rebinds and boots again.
+   */
+  nudgeOsd(): Promise<void>;
+  /** The last lines of a daemon's log ("osd.0", "mon.a"), for failure messages. */
+  logTail(name: string, lines?: number): string;
   /** Stop the daemons (OSD first) and remove everything; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -239,6 +246,20 @@ async function bootstrap(dir: string, daemons: Daemon[], stopAll: () => Promise<
       await until(() => pids.every(allThreadsStopped), 5000, 'Ceph daemons stopped', 5);
     },
     resume: async () => signalAll('SIGCONT'),
+    nudgeOsd: async () => {
+      await ceph(['osd', 'down', '0']);
+    },
+    logTail: (name, lines = 40) => {
+      try {
+        return readFileSync(join(dir, 'log', `${name}.log`), 'utf8')
+          .trimEnd()
+          .split('\n')
+          .slice(-lines)
+          .join('\n');
+      } catch (err) {
+        return `(no log: ${(err as Error).message})`;
+      }
+    },
     stop: () =>
       (stopped ??= (async () => {
         await stopAll();
