@@ -9,7 +9,6 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { parse as parseYaml } from 'yaml';
 import { controlNodeConfig, hostNodeConfig, planLab, servicesBundleNode, servicesNodeConfig, LAB_DEFAULTS } from '../../lab/topology.js';
 import { labOperatorFiles, machinePrincipals, secureLab } from '../../lab/security.js';
 import { nodeConfigSchema } from '../../provision/src/config.js';
@@ -17,11 +16,10 @@ import { planNode } from '../../provision/src/plan.js';
 import { secretsOf } from '../../provision/src/run.js';
 import { Authority, loadSecurity } from '../../core-scheduler/src/master/auth.js';
 import { testDir } from '../harness/resources.js';
+import { principalsBySecret, readSecurityFile } from '../harness/security-file.js';
 
 const dir = testDir('lab-security');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-type Sec = { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }>; acls: Record<string, unknown> };
 
 describe('lab security: the CA with the operator, each machine its own certificates and credentials', () => {
   const plan = planLab({ ...LAB_DEFAULTS, prefix: 'ct-x', hosts: 2, dir, routeReflector: false, full: true, controls: 3 });
@@ -51,19 +49,10 @@ describe('lab security: the CA with the operator, each machine its own certifica
 
   it("a host's file: its own principals in plain text, every other a hash; provisioning picks the host's own", () => {
     const h1 = nodes.find((n) => n.name === 'h1')!;
-    const sec = parseYaml(readFileSync(h1.security!.file, 'utf8')) as Sec;
-    expect(
-      sec.credentials
-        .filter((c) => c.secret)
-        .map((c) => c.principal)
-        .sort(),
-    ).toEqual(['agent-h1', 'cni-h1']);
-    expect(
-      sec.credentials
-        .filter((c) => c.secret_hash)
-        .map((c) => c.principal)
-        .sort(),
-    ).toEqual(['admin', 'agent-h2', 'cni-h2', 'discovery-control', 'discovery-control2', 'discovery-control3', 'services'].sort());
+    expect(principalsBySecret(readSecurityFile(h1.security!.file))).toEqual({
+      plain: ['agent-h1', 'cni-h1'],
+      hashed: ['admin', 'agent-h2', 'cni-h2', 'discovery-control', 'discovery-control2', 'discovery-control3', 'services'].sort(),
+    });
     const node = nodeConfigSchema.parse(h1);
     const secrets = secretsOf(node)!;
     expect(Object.keys(secrets).sort()).toEqual(['agents', 'cni']);
@@ -79,13 +68,7 @@ describe('lab security: the CA with the operator, each machine its own certifica
 
   it("a control node's file: the services framework's and its discovery's secrets only", () => {
     const c2 = nodes.find((n) => n.name === 'control2')!;
-    const sec = parseYaml(readFileSync(c2.security!.file, 'utf8')) as Sec;
-    expect(
-      sec.credentials
-        .filter((c) => c.secret)
-        .map((c) => c.principal)
-        .sort(),
-    ).toEqual(['discovery-control2', 'services']);
+    expect(principalsBySecret(readSecurityFile(c2.security!.file)).plain).toEqual(['discovery-control2', 'services']);
     const secrets = secretsOf(nodeConfigSchema.parse(c2))!;
     expect(secrets.admin!.principal).toBe('discovery-control2');
     expect(secrets.frameworks!.principal).toBe('services');
@@ -99,13 +82,13 @@ describe('lab security: the CA with the operator, each machine its own certifica
 
   it("the master's checks: every principal verifies against its hash, with the ACLs each needs", async () => {
     const master = new Authority(loadSecurity(nodes[0]!.security!.file));
-    const h2 = parseYaml(readFileSync(nodes.find((n) => n.name === 'h2')!.security!.file, 'utf8')) as Sec;
+    const h2 = readSecurityFile(nodes.find((n) => n.name === 'h2')!.security!.file);
     const own = (p: string) => h2.credentials.find((c) => c.principal === p)!.secret!;
     const basic = (p: string, s: string) => ({ headers: { authorization: `Basic ${Buffer.from(`${p}:${s}`).toString('base64')}` } }) as unknown as IncomingMessage;
     expect(await master.authenticate(basic('agent-h2', own('agent-h2')))).toBe('agent-h2');
     expect(await master.authenticate(basic('cni-h2', own('cni-h2')))).toBe('cni-h2');
     await expect(master.authenticate(basic('agent-h2', own('cni-h2')))).rejects.toThrow();
-    const acls = (parseYaml(readFileSync(nodes[0]!.security!.file, 'utf8')) as Sec).acls;
+    const acls = readSecurityFile(nodes[0]!.security!.file).acls;
     expect(acls).toMatchObject({ operators: ['admin'], agents: ['agent-h1', 'agent-h2'] });
     expect(acls.view).toEqual(expect.arrayContaining(['cni-h1', 'cni-h2', 'discovery-control']));
   });
@@ -131,7 +114,7 @@ describe('lab security, CNI-only lab: etcd and the lab master secured with the s
     expect(cn(join(plan.services.dir, 'tls', 'agent.crt'))).toContain('CN=agent-control');
     expect(new X509Certificate(readFileSync(join(plan.services.dir, 'tls', 'master.crt'))).subjectAltName).toContain(`IP Address:${plan.services.ip}`);
     expect(cn(join(plan.hosts[0]!.dir, 'tls', 'etcd-cni.crt'))).toContain('CN=corral-cni');
-    const svcSec = parseYaml(readFileSync(svc.security!.file, 'utf8')) as Sec;
+    const svcSec = readSecurityFile(svc.security!.file);
     expect(svcSec.credentials.filter((c) => c.secret).map((c) => c.principal)).toEqual(['agent-control']);
     expect(svcSec.acls).toMatchObject({ agents: ['agent-control'], view: ['cni-h1', 'cni-h2'] });
     // The host's CNI daemon: its own credential for the master's agent list, its own certificate (corral-cni) for etcd.

@@ -18,7 +18,6 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { nodeFileFor } from '../../provision/src/init.js';
@@ -27,6 +26,7 @@ import { secretsOf } from '../../provision/src/run.js';
 import { Authority, loadSecurity } from '../../core-scheduler/src/master/auth.js';
 import { controlNodeConfig, hostNodeConfig, planLab, LAB_DEFAULTS } from '../../lab/topology.js';
 import { REPO } from '../volume-driver/helpers.js';
+import { principalsBySecret, readSecurityFile } from '../harness/security-file.js';
 import { testDir } from '../harness/resources.js';
 
 const SECRET = (principal: string) => ({ principal, secret: `s-${principal}` });
@@ -184,17 +184,8 @@ describe('the namespace lab runs the same step per host', () => {
   });
 });
 
-type Sec = { credentials: Array<{ principal: string; secret?: string; secret_hash?: string }>; acls: Record<string, unknown> };
-const secretsIn = (file: string) =>
-  (parseYaml(readFileSync(file, 'utf8')) as Sec).credentials
-    .filter((c) => c.secret)
-    .map((c) => c.principal)
-    .sort();
-const hashesIn = (file: string) =>
-  (parseYaml(readFileSync(file, 'utf8')) as Sec).credentials
-    .filter((c) => c.secret_hash)
-    .map((c) => c.principal)
-    .sort();
+const secretsIn = (file: string) => principalsBySecret(readSecurityFile(file)).plain;
+const hashesIn = (file: string) => principalsBySecret(readSecurityFile(file)).hashed;
 const mode = (file: string) => statSync(file).mode & 0o777;
 const filesUnder = (dir: string) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -288,11 +279,11 @@ describe('vagrant/: the operator hands each VM its own bundle', () => {
       }
       // The control node's master verifies each agent's own secret against the hash it was given, and the operator's.
       const master = new Authority(loadSecurity(join(handover, 'control', 'security.yaml')));
-      const secretOf = (vm: string, p: string) => (parseYaml(readFileSync(join(handover, vm, 'security.yaml'), 'utf8')) as Sec).credentials.find((c) => c.principal === p)!.secret!;
+      const secretOf = (vm: string, p: string) => readSecurityFile(join(handover, vm, 'security.yaml')).credentials.find((c) => c.principal === p)!.secret!;
       const basic = (p: string, s: string) => ({ headers: { authorization: `Basic ${Buffer.from(`${p}:${s}`).toString('base64')}` } }) as unknown as IncomingMessage;
       expect(await master.authenticate(basic('agent-agent2', secretOf('agent2', 'agent-agent2')))).toBe('agent-agent2');
       await expect(master.authenticate(basic('agent-agent2', secretOf('agent1', 'agent-agent1')))).rejects.toThrow();
-      const admin = (parseYaml(readFileSync(join(op, 'admin.yaml'), 'utf8')) as Sec).credentials[0]!;
+      const admin = readSecurityFile(join(op, 'admin.yaml')).credentials[0]!;
       expect(await master.authenticate(basic('admin', admin.secret!))).toBe('admin');
       expect(readFileSync(join(op, 'curlrc'), 'utf8')).toBe(`cacert = "${join(op, 'ca', 'ca.crt')}"\nuser = "admin:${admin.secret}"\nlocation-trusted\n`);
       // Again (vagrant up or reload once more): the same secrets, so the VMs already provisioned keep working.
