@@ -154,6 +154,13 @@ export class HttpServer {
       onRequest,
     );
     this.limiter.attach(server, true);
+    // Node's HTTP parser reads a TLS connection straight from its TLS layer. When it stops reading
+    // because a client pipelines calls faster than their answers leave (over 16 KB queued), that
+    // layer still hands it what it had already decrypted, the parser fails with HPE_PAUSED and node
+    // cuts the connection: a framework pipelining ACCEPTs lost its connection every few hundred ms
+    // (node 20; test/tls/pipelining.test.ts). With a 'data' listener on the socket, node feeds the
+    // parser from the socket's stream instead, which holds what arrives while it is paused.
+    server.on('secureConnection', (socket: TLSSocket) => socket.on('data', ignoreData));
     // After the limiter's own listener: a connection it refused has had its answer.
     if (clientCerts !== 'off') server.on('secureConnection', (socket: TLSSocket) => this.judgeClientCertificate(socket, clientCerts));
     // Handshakes that fail (a client that distrusts our certificate, port scans) are the client's problem: logged at debug.
@@ -392,6 +399,9 @@ function describeVerifyError(code: string, socket: TLSSocket): string {
       return `${who} failed verification (${code})`;
   }
 }
+
+/** A 'data' listener that leaves the data to node's HTTP parser (see createNodeServer). */
+const ignoreData = (): void => undefined;
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
