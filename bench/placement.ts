@@ -11,7 +11,8 @@
  *        [--master-log FILE] [--etcd-endpoints URL] [--recover] [--tls]   (--recover: then SIGKILL the master and time its recovery)   (the registry on etcd instead of the embedded Store;
  *        bench/placement-stores.ts starts an etcd and runs both side by side)   (--tls: every connection HTTPS, the agents with client
  *        certificates as real agents; bench/placement-tls.ts runs it beside plain HTTP)
- * MASTER_NODE_FLAGS="--flag …" passes V8/Node flags to the master process.
+ * The master runs with the node flags a deployed master gets (MASTER_NODE_FLAGS of core-scheduler);
+ * MASTER_NODE_FLAGS="--flag …" in the environment adds to them (a later flag wins).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { SchedulerClient } from '../contracts/client/scheduler-client.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
+import { MASTER_NODE_FLAGS } from '../core-scheduler/src/master/config.js';
 import type { V1TaskInfo } from '../contracts/v1/v1.js';
 import { flag } from './volume-common.js';
 import { createClusterCa, issueCertificate, writeTlsFiles } from '../common/tls/index.js';
@@ -127,6 +129,7 @@ async function main(): Promise<void> {
     spawn(
       process.execPath,
       [
+        ...MASTER_NODE_FLAGS,
         ...(process.env.MASTER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
         ...profile('master'),
         ...script('cli/corral'),

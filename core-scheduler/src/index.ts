@@ -2,7 +2,7 @@ export { type AgentConfig, type AgentConfigInput, agentConfigSchema } from './ag
 export { startAgent } from './agent/daemon.js';
 export { type AgentResources, agentResources, taskCapacity } from './agent/host-resources.js';
 export { type SecurityConfig, type SecurityConfigInput, loadSecurity, hashSecret, ownCredential } from './master/auth.js';
-export { type MasterConfigInput, masterConfigSchema, MASTER_LIMIT_KEYS } from './master/config.js';
+export { type MasterConfigInput, masterConfigSchema, MASTER_LIMIT_KEYS, MASTER_NODE_FLAGS } from './master/config.js';
 export { startMaster } from './master/daemon.js';
 export { VERSION } from './master/master.js';
 export { parseResources } from './resources/parse.js';

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { AgentConfigInput } from '../../core-scheduler/src/index.js';
-import type { MasterConfigInput } from '../../core-scheduler/src/index.js';
+import { MASTER_NODE_FLAGS, type MasterConfigInput } from '../../core-scheduler/src/index.js';
 import type { ServicesConfigInput } from '../../core-scheduler/src/index.js';
 import type { DiscoveryConfigInput } from '../../discovery/src/index.js';
 import type { DaemonConfigInput } from '../../plugins/cni-calico-like/src/index.js';
@@ -58,6 +58,8 @@ export interface DaemonPlan {
   args: string[];
   /** A program other than corral (an etcd member), with the arguments after it. */
   program?: string;
+  /** Flags for the node process that runs a corral daemon (before the CLI's script), e.g. the master's heap sizing. */
+  nodeFlags?: readonly string[];
   configFile: string;
   config: unknown;
   /** stdout and stderr of the process (the daemon's own structured log goes to its log file). */
@@ -147,10 +149,20 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
   // With log.dir, a daemon logs to its output, which goes to LOGDIR/<daemon>.log; else to DIR/<daemon>/<file>.log beside its .out.
   const logFile = (dir: string, name: string) => (n.log.dir ? { level: n.log.level } : { level: n.log.level, file: join(dir, `${name}.log`) });
   const daemons: DaemonPlan[] = [];
-  const add = (name: Component, what: string, dir: string, subcommand: string[], config: unknown, ready: Readiness, netns?: string): void => {
+  const add = (name: Component, what: string, dir: string, subcommand: string[], config: unknown, ready: Readiness, o: { netns?: string | undefined; nodeFlags?: readonly string[] } = {}): void => {
     const configFile = join(dir, `${name}.json`);
     const outFile = n.log.dir ? join(n.log.dir, `${name}.log`) : join(dir, `${name}.out`);
-    daemons.push({ name, what, args: [...subcommand, '--config', configFile], configFile, config, outFile, ready, ...(netns ? { netns } : {}) });
+    daemons.push({
+      name,
+      what,
+      args: [...subcommand, '--config', configFile],
+      configFile,
+      config,
+      outFile,
+      ready,
+      ...(o.netns ? { netns: o.netns } : {}),
+      ...(o.nodeFlags ? { nodeFlags: o.nodeFlags } : {}),
+    });
   };
 
   let ceph: CephPlan | undefined;
@@ -223,7 +235,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       agents: { heartbeatIntervalMs: n.master.heartbeatIntervalMs, maxMissedHeartbeats: n.master.maxMissedHeartbeats, unreachableTimeoutMs: n.master.unreachableTimeoutMs },
       log: logFile(dir, 'master'),
     };
-    add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, ...ca, show: { field: [], text: ownMaster } });
+    add('master', `master on ${ownMaster}`, dir, ['master'], config, { kind: 'http', url: `${ownMaster}/health`, ...ca, show: { field: [], text: ownMaster } }, { nodeFlags: MASTER_NODE_FLAGS });
   }
   // With the registry on etcd, the service framework and discovery keep their state there too: every replica shares it.
   // Each connects as its own etcd user (its own client certificate), confined to its own keys.
@@ -331,7 +343,7 @@ export function planNode(n: NodeConfig, secrets?: PlanSecrets): NodePlan {
       ['cni', 'daemon'],
       config,
       { kind: 'unix', socket: cni.socket, path: '/v1/status', show: { field: [], text: `pools ${n.cni.pools.map((p) => `${p.cidr} (/${p.blockSize} blocks)`).join(', ')}, socket ${cni.socket}` } },
-      n.cni.netns ? `/run/netns/${n.cni.netns}` : undefined,
+      { netns: n.cni.netns ? `/run/netns/${n.cni.netns}` : undefined },
     );
   }
   const agentCgroupRoot = n.agent.cgroupRoot ?? `corral-${n.name}`;

@@ -87,7 +87,8 @@ export function daemonSpec(d: DaemonPlan, corral: string[], o: { env?: NodeJS.Pr
   return {
     name: d.name,
     what: d.what,
-    argv: d.program ? [d.program, ...d.args] : [...corral, ...(o.globalArgs ?? []), ...d.args],
+    // `corral` starts with the node executable (corralCommand, the CLI's own command line): node's flags go right after it.
+    argv: d.program ? [d.program, ...d.args] : [corral[0]!, ...(d.nodeFlags ?? []), ...corral.slice(1), ...(o.globalArgs ?? []), ...d.args],
     outFile: d.outFile,
     ...(d.netns ? { netns: d.netns } : {}),
     env: o.env ?? daemonEnv(),

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nodeConfigSchema } from '../../provision/src/config.js';
 import { planNode, type NodePlan } from '../../provision/src/plan.js';
-import { secretsOf, writeNodeFiles } from '../../provision/src/run.js';
+import { daemonSpec, secretsOf, writeNodeFiles } from '../../provision/src/run.js';
 import { initNode } from '../../provision/src/init.js';
-import { masterConfigSchema } from '../../core-scheduler/src/master/config.js';
+import { MASTER_NODE_FLAGS, masterConfigSchema } from '../../core-scheduler/src/master/config.js';
 import { agentConfigSchema } from '../../core-scheduler/src/agent/config.js';
 import { servicesConfigSchema } from '../../core-scheduler/src/services/config.js';
 import { discoveryConfigSchema } from '../../discovery/src/config.js';
@@ -34,6 +34,22 @@ describe('planNode with a security file', () => {
     dir: '/var/lib/corral/node',
     security: { file: '/etc/corral/security.yaml' },
     components: ['master', 'services', 'discovery', 'cni', 'volumes', 'agent'],
+  });
+
+  it("starts the master's node process with the master's node flags, right after the node executable; other daemons without", () => {
+    const p = planNode(node, SECRETS);
+    const corral = ['/usr/bin/node', '/opt/corral/dist/cli/corral.js'];
+    const master = daemonSpec(
+      p.daemons.find((d) => d.name === 'master')!,
+      corral,
+    );
+    expect(MASTER_NODE_FLAGS).toContain('--max-semi-space-size=32');
+    expect(master.argv.slice(0, 3 + MASTER_NODE_FLAGS.length)).toEqual(['/usr/bin/node', ...MASTER_NODE_FLAGS, '/opt/corral/dist/cli/corral.js', 'master']);
+    const agent = daemonSpec(
+      p.daemons.find((d) => d.name === 'agent')!,
+      corral,
+    );
+    expect(agent.argv.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/corral/dist/cli/corral.js', 'agent']);
   });
 
   it('turns authentication on and gives each client daemon its principal', () => {

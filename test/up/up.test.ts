@@ -28,6 +28,7 @@ import { readPid } from '../../cli/up/procs.js';
 import { MARKER_ENV } from '../../cli/up/plan.js';
 import { loadNodeState } from '../../provision/src/lifecycle.js';
 import { markedPids } from '../../provision/src/scope.js';
+import { MASTER_NODE_FLAGS } from '../../core-scheduler/src/master/config.js';
 
 const daemonPids = (): Array<{ name: string; pid: number }> => loadNodeState(join(work, 'node-state.json'))?.processes ?? [];
 const markedProcesses = (marker: string): number[] => markedPids({ dirs: [], marker: { env: MARKER_ENV, value: marker } });
@@ -175,6 +176,9 @@ describe('corral up: the real single-node stack', () => {
   it('brings the demo app to RUNNING with its volume, a routed IP and a DNS name', async () => {
     expect(upOutput).toContain('The demo app "web" is RUNNING');
     for (const d of ['master', 'volume plugin', 'CNI node daemon', 'agent', 'discovery', 'service framework']) expect(upOutput).toContain(`ready: ${d}`);
+    // The master's node process runs with the master's node flags (its young generation sized for bursts of calls).
+    const masterPid = daemonPids().find((p) => p.name === 'master')!.pid;
+    expect(readFileSync(`/proc/${masterPid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...MASTER_NODE_FLAGS]));
     const v = JSON.parse(await ok(['--json', 'app', 'show', 'web'])) as AppView;
     expect(v.status).toBe('running');
     const t = running(v)[0]!;
