@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { SchedulerClient } from '../contracts/client/scheduler-client.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import { MASTER_NODE_FLAGS } from '../core-scheduler/src/master/config.js';
@@ -146,6 +147,9 @@ async function main(): Promise<void> {
       ],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
+  // The master's metrics (over HTTPS with --tls: the bench's CA verifies it).
+  const metricsDispatcher = tls ? new Agent({ connect: { ca: tls.ca } }) : undefined;
+  const metricsText = async (): Promise<string> => (await undiciFetch(`${url}/metrics`, metricsDispatcher ? { dispatcher: metricsDispatcher } : {})).text();
   const master = spawnMaster();
   const children: ChildProcess[] = [master];
   const stop = (): void => {
@@ -265,7 +269,7 @@ async function main(): Promise<void> {
      */
     const recoverAfterKill = async (): Promise<void> => {
       const gauge = async (name: string, label: string): Promise<number> => {
-        const text = await (await fetch(`${url}/metrics`)).text();
+        const text = await metricsText();
         const line = text.split('\n').find((l) => l.startsWith(`corral_master_${name}{`) && l.includes(label));
         return line ? Number(line.split(' ').at(-1)) : 0;
       };
@@ -340,7 +344,7 @@ async function main(): Promise<void> {
     if (errors.length) console.log(`errors during the run: ${errors.length} (first: ${errors[0]})`);
     if (process.argv.includes('--recover')) await recoverAfterKill();
     if (process.argv.includes('--verbose')) {
-      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const metrics = await metricsText();
       console.log(
         metrics
           .split('\n')
