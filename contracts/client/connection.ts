@@ -246,6 +246,8 @@ export class V1Connection {
   private tlsStreams: Dispatcher | undefined;
   private readonly headers: Record<string, string>;
   streamId: string | undefined;
+  /** The calls' headers with the current stream's id, made once per stream (every call carries them). */
+  private withStreamId: { streamId: string; headers: Record<string, string> } | undefined;
   private stream: StreamHandler | undefined;
   /** The master the current stream was opened at. */
   streamMaster: string | undefined;
@@ -315,8 +317,13 @@ export class V1Connection {
     return new Promise((resolve, reject) => this.dispatchCall(url, payload, lane, resolve, reject));
   }
 
+  private streamHeaders(streamId: string): Record<string, string> {
+    if (this.withStreamId?.streamId !== streamId) this.withStreamId = { streamId, headers: { ...this.headers, 'mesos-stream-id': streamId } };
+    return this.withStreamId.headers;
+  }
+
   private dispatchCall(url: string, payload: string, lane: 'calls' | 'acknowledgements', resolve: (v: unknown) => void, reject: (err: Error) => void): void {
-    const headers = this.streamId ? { ...this.headers, 'mesos-stream-id': this.streamId } : this.headers;
+    const headers = this.streamId ? this.streamHeaders(this.streamId) : this.headers;
     let pools: Pools;
     try {
       pools = this.poolsFor(url);

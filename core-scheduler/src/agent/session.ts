@@ -164,7 +164,9 @@ export class AgentSession {
   }
 
   call(body: Record<string, unknown>): Promise<unknown> {
-    return this.conn.call({ ...body, agent_id: { value: this.agentId } });
+    const call = Object.assign({}, body); // not { ...body, agent_id }: see StatusUpdateManager.add
+    call.agent_id = { value: this.agentId };
+    return this.conn.call(call);
   }
 
   /** Leave without telling the master (as a crash would). */
