@@ -33,6 +33,8 @@ interface Run {
   registration: number;
   /** The master's write system calls during placement (how well its writes were coalesced). */
   writes: number;
+  /** The framework's calls that failed (a sound run has none). */
+  failedCalls: number;
 }
 
 const figure = (figures: Figure[], prefix: string): number => figures.find((f) => f.metric.startsWith(prefix))?.value ?? NaN;
@@ -57,6 +59,7 @@ function placement(extra: string[]): Promise<Run> {
           },
           registration: figure(figures, 'agent registration'),
           writes: figure(figures, 'master write system calls'),
+          failedCalls: figure(figures, 'framework calls failed'),
         });
       },
     );
@@ -74,7 +77,8 @@ async function main(): Promise<void> {
   for (let run = 1; run <= RUNS; run++) {
     plainRuns.push(await placement([]));
     tlsRuns.push(await placement(['--tls']));
-    const line = (r: Run): string => `${r.tasksPerSecond.toFixed(0)} tasks/s, master ${r.cpu.master.toFixed(2)} s CPU, ${r.writes} writes, registration ${r.registration.toFixed(1)} s`;
+    const line = (r: Run): string =>
+      `${r.tasksPerSecond.toFixed(0)} tasks/s, master ${r.cpu.master.toFixed(2)} s CPU, ${r.writes} writes, ${r.failedCalls} failed calls, registration ${r.registration.toFixed(1)} s`;
     console.error(`run ${run}: plain ${line(plainRuns.at(-1)!)}; TLS ${line(tlsRuns.at(-1)!)}`);
   }
   const plain = plainRuns.map((r) => r.tasksPerSecond);

@@ -334,6 +334,8 @@ async function main(): Promise<void> {
       },
       { metric: 'master write system calls during placement', value: io1.writes - cpu0.io.writes, unit: 'calls' },
       { metric: 'master read system calls during placement', value: io1.reads - cpu0.io.reads, unit: 'calls' },
+      // Calls the framework saw fail (a connection cut, an offer already used by a resent call): 0 in a sound run.
+      { metric: 'framework calls failed during placement', value: errors.length, unit: 'calls' },
       { metric: 'CPU stolen by the hypervisor during placement (both cores)', value: stolen, unit: 's' },
       { metric: `agent registration (${AGENTS} agents)`, value: registerSeconds, unit: 's' },
       { metric: `master RSS with ${AGENTS} agents`, value: rssAgents, unit: 'MiB' },
