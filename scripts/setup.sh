@@ -81,6 +81,12 @@ build() {
     (cd "$CORRAL_ROOT" && { [ -f native/dns/build/Makefile ] || "${dnsgyp[@]}" configure; } && "${dnsgyp[@]}" build -j 2 >/dev/null) ||
       say "the DNS fast path (native/dns) did not build; DNS is served by node:dgram"
   fi
+  # V8's external-memory count (corral_memory.node, libc only); without it servers leave open TLS connections' buffers in that count.
+  if command -v c++ >/dev/null 2>&1; then
+    local memgyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native/memory" --nodedir="$nodedir" --loglevel=error)
+    (cd "$CORRAL_ROOT" && { [ -f native/memory/build/Makefile ] || "${memgyp[@]}" configure; } && "${memgyp[@]}" build -j 2 >/dev/null) ||
+      say "native/memory did not build; TLS servers leave their connections' buffers in V8's external-memory count"
+  fi
   # The Ceph binding (corral_rados.node) when librados/librbd headers are installed; without it corral runs and reports rbd unavailable.
   if [ -f /usr/include/rados/librados.h ] && [ -f /usr/include/rbd/librbd.h ]; then
     local gyp=(npx --no-install node-gyp --directory "$CORRAL_ROOT/native" --nodedir="$nodedir" --loglevel=error)

@@ -18,6 +18,7 @@ import { parseJson } from '../validate.js';
 import { logger, type Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { corkForThisTurn } from './cork.js';
+import { discountTlsBuffers } from './tls-buffers.js';
 import { HTTP_LIMIT_DEFAULTS, isRefusedSocket, limiterOf, ServerLimiter, writeRaw, type HttpLimits, type LimitsHint, type StreamKind } from './limits.js';
 import type { TlsMaterial } from '../tls/load.js';
 
@@ -114,6 +115,7 @@ export class HttpServer {
   private readonly maxBody: number;
   private readonly defaultFormatError: ErrorFormatter;
   private readonly requestCounter;
+  private readonly metrics: Metrics | undefined;
   private readonly extraServers: http.Server[] = [];
   private readonly socketPaths: string[] = [];
   readonly limiter: ServerLimiter;
@@ -125,6 +127,7 @@ export class HttpServer {
     this.log = opts.log ?? logger(opts.name);
     this.maxBody = opts.maxBodyBytes ?? 4 * 1024 * 1024;
     this.defaultFormatError = opts.formatError ?? jsonErrorFormatter;
+    this.metrics = opts.metrics;
     this.requestCounter = opts.metrics?.counter('http_requests_total', 'HTTP requests served', ['route', 'code']);
     this.server = this.createNodeServer();
   }
@@ -161,6 +164,8 @@ export class HttpServer {
     // (node 20; test/tls/pipelining.test.ts). With a 'data' listener on the socket, node feeds the
     // parser from the socket's stream instead, which holds what arrives while it is paused.
     server.on('secureConnection', (socket: TLSSocket) => socket.on('data', ignoreData));
+    // Open connections' TLS buffers are freed at close, never by a collection: V8 is not to count them (tls-buffers.ts).
+    discountTlsBuffers(server, this.metrics);
     // After the limiter's own listener: a connection it refused has had its answer.
     if (clientCerts !== 'off') server.on('secureConnection', (socket: TLSSocket) => this.judgeClientCertificate(socket, clientCerts));
     // Handshakes that fail (a client that distrusts our certificate, port scans) are the client's problem: logged at debug.
