@@ -14,7 +14,7 @@
  * threads taking ~1.3 s of CPU.
  *
  * So a server discounts up to PER_CONNECTION bytes per open TLS connection:
- * every DISCOUNT_INTERVAL_MS it takes out of V8's count what the count has
+ * every few milliseconds it takes out of V8's count what the count has
  * grown by since the first connection, up to that bound. Growth beyond it
  * (Buffers, other native memory) is left in the count and collected as before.
  * The count is read and adjusted through native/memory; without that addon
@@ -27,10 +27,13 @@ import type { Metrics } from '../metrics.js';
 /** The most taken out of the count per open connection: above the ~140 KB measured, below what bursts of MBs grow to. */
 export const PER_CONNECTION = 160 * 1024;
 /**
- * V8 starts a collection after 64 MB of growth; a busy master's connections grew by ~5 MB per
- * 100 ms (10,000 agents registering or being handed 100,000 tasks).
+ * How often the count is looked at. V8 starts a collection after 64 MB of growth; a busy master's
+ * connections grew by 20–35 MB between looks 300 ms apart (10,000 agents being handed 100,000
+ * tasks), so while the count moves it is looked at every 20 ms, and every 200 ms once it is still.
  */
-export const DISCOUNT_INTERVAL_MS = 100;
+export const DISCOUNT_INTERVAL_MS = { moving: 20, still: 200 };
+/** A look that changed the count by more than this (bytes) makes the next come sooner. */
+const MOVING = 1024 * 1024;
 
 /** The pure core: how far to adjust V8's count, given what it reads and how many connections are open. */
 export class TlsBufferDiscount {
@@ -70,13 +73,16 @@ const gauged = new WeakSet<Metrics>();
 // One per process: V8's count is the isolate's, shared by every server in it.
 let state: State | undefined;
 
-function tick(s: State): void {
+function look(s: State): void {
+  s.timer = undefined;
   const delta = s.discount.next(s.memory.adjust(0), s.open);
   if (delta !== 0) s.memory.adjust(delta);
-  if (s.open === 0 && s.discount.discounted === 0 && s.timer) {
-    clearInterval(s.timer);
-    s.timer = undefined;
-  }
+  if (s.open > 0 || s.discount.discounted > 0) schedule(s, Math.abs(delta) > MOVING ? DISCOUNT_INTERVAL_MS.moving : DISCOUNT_INTERVAL_MS.still);
+}
+
+function schedule(s: State, ms: number): void {
+  s.timer = setTimeout(() => look(s), ms);
+  s.timer.unref();
 }
 
 /** Discount the buffers of this server's open TLS connections; false (and nothing done) without the addon. */
@@ -92,10 +98,7 @@ export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): boolea
     const s = (state ??= { memory, discount: new TlsBufferDiscount(memory.adjust(0)), open: 0 });
     s.open++;
     socket.once('close', () => s.open--);
-    if (!s.timer) {
-      s.timer = setInterval(() => tick(s), DISCOUNT_INTERVAL_MS);
-      s.timer.unref();
-    }
+    if (!s.timer) schedule(s, DISCOUNT_INTERVAL_MS.moving);
   });
   return true;
 }
