@@ -17,8 +17,8 @@
  * every few milliseconds it takes out of V8's count what the count has
  * grown by since the first connection, up to that bound. Growth beyond it
  * (Buffers, other native memory) is left in the count and collected as before.
- * The count is read and adjusted through native/memory; without that addon
- * nothing changes.
+ * The count is read and adjusted through native/memory; without that addon,
+ * or with CORRAL_TLS_BUFFER_DISCOUNT=0 in the environment, nothing changes.
  */
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { externalMemory, type ExternalMemory } from '../../native/lib/external-memory.js';
@@ -85,8 +85,9 @@ function schedule(s: State, ms: number): void {
   s.timer.unref();
 }
 
-/** Discount the buffers of this server's open TLS connections; false (and nothing done) without the addon. */
+/** Discount the buffers of this server's open TLS connections; false (and nothing done) without the addon or with CORRAL_TLS_BUFFER_DISCOUNT=0. */
 export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): boolean {
+  if (process.env.CORRAL_TLS_BUFFER_DISCOUNT === '0') return false;
   const addon = externalMemory();
   if (!('memory' in addon)) return false;
   const { memory } = addon;
