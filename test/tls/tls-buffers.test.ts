@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import tls from 'node:tls';
 import { HttpServer } from '../../common/http/server.js';
-import { PER_CONNECTION, tlsBufferDiscount } from '../../common/http/tls-buffers.js';
+import { discountTlsBuffers, PER_CONNECTION, tlsBufferDiscount } from '../../common/http/tls-buffers.js';
 import { createClusterCa, issueCertificate, type TlsPair } from '../../common/tls/index.js';
 import { externalMemory, type ExternalMemory } from '../../native/lib/external-memory.js';
 
@@ -76,5 +76,21 @@ describe("open TLS connections' buffers", () => {
     await until('every connection to close and what was taken to be given back', () => tlsBufferDiscount().open === 0 && tlsBufferDiscount().discounted === 0);
     // Node freed the buffers at close, with no collection needed: the count is back near where it was.
     expect(Math.abs(memory.adjust(0) - before)).toBeLessThan(CONNECTIONS * 64 * KB);
+  });
+
+  it('is off with CORRAL_TLS_BUFFER_DISCOUNT=0, and on otherwise', () => {
+    const other = tls.createServer();
+    const saved = process.env.CORRAL_TLS_BUFFER_DISCOUNT;
+    try {
+      process.env.CORRAL_TLS_BUFFER_DISCOUNT = '0';
+      expect(discountTlsBuffers(other)).toBe(false);
+      expect(other.listenerCount('secureConnection')).toBe(0);
+      delete process.env.CORRAL_TLS_BUFFER_DISCOUNT;
+      expect(discountTlsBuffers(other)).toBe(true);
+      expect(other.listenerCount('secureConnection')).toBe(1);
+    } finally {
+      if (saved === undefined) delete process.env.CORRAL_TLS_BUFFER_DISCOUNT;
+      else process.env.CORRAL_TLS_BUFFER_DISCOUNT = saved;
+    }
   });
 });
