@@ -165,7 +165,8 @@ export class HttpServer {
     // parser from the socket's stream instead, which holds what arrives while it is paused.
     server.on('secureConnection', (socket: TLSSocket) => socket.on('data', ignoreData));
     // Open connections' TLS buffers are freed at close, never by a collection: V8 is not to count them (tls-buffers.ts).
-    discountTlsBuffers(server, this.metrics);
+    const noDiscount = discountTlsBuffers(server, this.metrics);
+    if (noDiscount) this.log.debug(`open TLS connections' buffers stay in V8's external-memory count: ${noDiscount}`);
     // After the limiter's own listener: a connection it refused has had its answer.
     if (clientCerts !== 'off') server.on('secureConnection', (socket: TLSSocket) => this.judgeClientCertificate(socket, clientCerts));
     // Handshakes that fail (a client that distrusts our certificate, port scans) are the client's problem: logged at debug.

@@ -85,11 +85,14 @@ function schedule(s: State, ms: number): void {
   s.timer.unref();
 }
 
-/** Discount the buffers of this server's open TLS connections; false (and nothing done) without the addon or with CORRAL_TLS_BUFFER_DISCOUNT=0. */
-export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): boolean {
-  if (process.env.CORRAL_TLS_BUFFER_DISCOUNT === '0') return false;
+/**
+ * Discount the buffers of this server's open TLS connections. Undefined when it does; otherwise why
+ * not (the addon is not built or did not load, or CORRAL_TLS_BUFFER_DISCOUNT=0), and nothing is done.
+ */
+export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): string | undefined {
+  if (process.env.CORRAL_TLS_BUFFER_DISCOUNT === '0') return 'CORRAL_TLS_BUFFER_DISCOUNT=0';
   const addon = externalMemory();
-  if (!('memory' in addon)) return false;
+  if (!('memory' in addon)) return addon.reason;
   const { memory } = addon;
   if (metrics && !gauged.has(metrics)) {
     gauged.add(metrics);
@@ -101,7 +104,7 @@ export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): boolea
     socket.once('close', () => s.open--);
     if (!s.timer) schedule(s, DISCOUNT_INTERVAL_MS.moving);
   });
-  return true;
+  return undefined;
 }
 
 /** What is discounted now (tests, metrics). */
