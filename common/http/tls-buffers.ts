@@ -28,8 +28,9 @@ import type { Metrics } from '../metrics.js';
 export const PER_CONNECTION = 160 * 1024;
 /**
  * How often the count is looked at. V8 starts a collection after 64 MB of growth; a busy master's
- * connections grew by 20–35 MB between looks 300 ms apart (10,000 agents being handed 100,000
- * tasks), so while the count moves it is looked at every 20 ms, and every 200 ms once it is still.
+ * connections grew by up to 35 MB between two looks meant to be 100 ms apart (10,000 agents being
+ * handed 100,000 tasks, the event loop busy), so while the count moves it is looked at every 20 ms,
+ * and every 200 ms once it is still.
  */
 export const DISCOUNT_INTERVAL_MS = { moving: 20, still: 200 };
 /** A look that changed the count by more than this (bytes) makes the next come sooner. */
@@ -96,7 +97,7 @@ export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): string
   const { memory } = addon;
   if (metrics && !gauged.has(metrics)) {
     gauged.add(metrics);
-    metrics.gauge('tls_buffer_bytes_discounted', "Bytes of open TLS connections' buffers taken out of V8's external memory count", [], (g) => g.set(state?.discount.discounted ?? 0));
+    metrics.gauge('tls_buffer_bytes_discounted', "Bytes of open TLS connections' buffers taken out of V8's external memory count", [], (g) => g.set(tlsBufferDiscount().discounted));
   }
   server.on('secureConnection', (socket: TLSSocket) => {
     const s = (state ??= { memory, discount: new TlsBufferDiscount(memory.adjust(0)), open: 0 });
@@ -107,7 +108,7 @@ export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): string
   return undefined;
 }
 
-/** What is discounted now (tests, metrics). */
+/** What is discounted now, and over how many open connections. */
 export function tlsBufferDiscount(): { discounted: number; open: number } {
   return { discounted: state?.discount.discounted ?? 0, open: state?.open ?? 0 };
 }
