@@ -4,10 +4,9 @@
  * a full collection. Optional: when the addon is not built or fails to load,
  * `externalMemory()` says why and callers carry on without it.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { findAddon } from './addon-path.js';
 import { errorMessage } from '../../contracts/errors.js';
 
 export interface ExternalMemory {
@@ -22,9 +21,7 @@ let loaded: { memory: ExternalMemory } | { reason: string } | undefined;
 /** The binding, or why not. Looked up under the checkout from the sources and from dist/ alike. */
 export function externalMemory(): { memory: ExternalMemory } | { reason: string } {
   if (loaded) return loaded;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  let file: string | undefined;
-  for (let i = 0; i < 5 && !file; i++, dir = dirname(dir)) if (existsSync(join(dir, ADDON_REL))) file = join(dir, ADDON_REL);
+  const file = findAddon(ADDON_REL);
   if (!file) return (loaded = { reason: 'corral_memory.node is not built (scripts/setup.sh builds it)' });
   try {
     const addon = createRequire(import.meta.url)(file) as { adjustExternalMemory(delta: number): number };

@@ -11,6 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { findAddon } from './addon-path.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CorralError, type ErrorCode } from '../../contracts/errors.js';
@@ -220,14 +221,7 @@ const ADDON_REL = join('native', 'build', 'Release', 'corral_rados.node');
 
 /** Where the addon is expected: CORRAL_RADOS_ADDON, else native/build under the checkout (source or dist). */
 function addonPath(): string {
-  if (process.env.CORRAL_RADOS_ADDON) return process.env.CORRAL_RADOS_ADDON;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, ADDON_REL);
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'corral_rados.node');
+  return process.env.CORRAL_RADOS_ADDON || (findAddon(ADDON_REL) ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'Release', 'corral_rados.node'));
 }
 
 let loaded: RadosModule | undefined;

@@ -5,10 +5,9 @@
  * datagram up here in batches. Optional: when the addon is not built, fails
  * to load, or is switched off (`CORRAL_DNS_FAST_PATH=0`), node:dgram serves.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../../contracts/errors.js';
+import { findAddon } from '../../../native/lib/addon-path.js';
 
 export interface NativeUdpServer {
   start(): void;
@@ -32,9 +31,7 @@ let loaded: { addon: DnsAddon } | { reason: string } | undefined;
 /** The addon, or why not. Looked up from the sources (discovery/src/dns) and from dist/ alike. */
 export function loadDnsAddon(): { addon: DnsAddon } | { reason: string } {
   if (loaded) return loaded;
-  const here = fileURLToPath(new URL('.', import.meta.url));
-  const candidates = ['../../../native/dns/build/Release/corral_dns.node', '../../../../native/dns/build/Release/corral_dns.node'].map((p) => fileURLToPath(new URL(p, `file://${here}`)));
-  const file = candidates.find((p) => existsSync(p));
+  const file = findAddon('native/dns/build/Release/corral_dns.node');
   if (!file) return (loaded = { reason: 'corral_dns.node is not built (scripts/setup.sh builds it)' });
   try {
     return (loaded = { addon: createRequire(import.meta.url)(file) as DnsAddon });
