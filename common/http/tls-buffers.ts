@@ -86,26 +86,44 @@ function schedule(s: State, ms: number): void {
   s.timer.unref();
 }
 
+/** The addon when the discount is on; otherwise why it is off (not built, did not load, or CORRAL_TLS_BUFFER_DISCOUNT=0). */
+function discountMemory(): { memory: ExternalMemory } | { reason: string } {
+  if (process.env.CORRAL_TLS_BUFFER_DISCOUNT === '0') return { reason: 'CORRAL_TLS_BUFFER_DISCOUNT=0' };
+  return externalMemory();
+}
+
+/** Count one open TLS connection until it closes. */
+function track(memory: ExternalMemory, socket: TLSSocket): void {
+  const s = (state ??= { memory, discount: new TlsBufferDiscount(memory.adjust(0)), open: 0 });
+  s.open++;
+  socket.once('close', () => s.open--);
+  if (!s.timer) schedule(s, DISCOUNT_INTERVAL_MS.moving);
+}
+
 /**
  * Discount the buffers of this server's open TLS connections. Undefined when it does; otherwise why
  * not (the addon is not built or did not load, or CORRAL_TLS_BUFFER_DISCOUNT=0), and nothing is done.
  */
 export function discountTlsBuffers(server: TlsServer, metrics?: Metrics): string | undefined {
-  if (process.env.CORRAL_TLS_BUFFER_DISCOUNT === '0') return 'CORRAL_TLS_BUFFER_DISCOUNT=0';
-  const addon = externalMemory();
-  if (!('memory' in addon)) return addon.reason;
-  const { memory } = addon;
+  const on = discountMemory();
+  if (!('memory' in on)) return on.reason;
   if (metrics && !gauged.has(metrics)) {
     gauged.add(metrics);
     metrics.gauge('tls_buffer_bytes_discounted', "Bytes of open TLS connections' buffers taken out of V8's external memory count", [], (g) => g.set(tlsBufferDiscount().discounted));
   }
-  server.on('secureConnection', (socket: TLSSocket) => {
-    const s = (state ??= { memory, discount: new TlsBufferDiscount(memory.adjust(0)), open: 0 });
-    s.open++;
-    socket.once('close', () => s.open--);
-    if (!s.timer) schedule(s, DISCOUNT_INTERVAL_MS.moving);
-  });
+  server.on('secureConnection', (socket: TLSSocket) => track(on.memory, socket));
   return undefined;
+}
+
+/**
+ * The same for a client's connections, in a process that holds thousands of them (the placement
+ * bench's simulated agents): the function to call with each connected TLS socket, or why the
+ * discount is off.
+ */
+export function clientTlsBufferDiscount(): ((socket: TLSSocket) => void) | string {
+  const on = discountMemory();
+  if (!('memory' in on)) return on.reason;
+  return (socket) => track(on.memory, socket);
 }
 
 /** What is discounted now, and over how many open connections. */

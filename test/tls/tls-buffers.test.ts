@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import tls from 'node:tls';
 import { HttpServer } from '../../common/http/server.js';
-import { discountTlsBuffers, PER_CONNECTION, tlsBufferDiscount } from '../../common/http/tls-buffers.js';
+import { clientTlsBufferDiscount, discountTlsBuffers, PER_CONNECTION, tlsBufferDiscount } from '../../common/http/tls-buffers.js';
 import { createClusterCa, issueCertificate, type TlsPair } from '../../common/tls/index.js';
 import { externalMemory, type ExternalMemory } from '../../native/lib/external-memory.js';
 
@@ -78,12 +78,46 @@ describe("open TLS connections' buffers", () => {
     expect(Math.abs(memory.adjust(0) - before)).toBeLessThan(CONNECTIONS * 64 * KB);
   });
 
+  it("takes a client's connections out of the count when it counts each one, and gives them back when they close", async () => {
+    // A server that does not discount its side: only the clients' connections are counted here.
+    const plain = tls.createServer({ cert: ca.certPem, key: ca.keyPem }, (socket) => socket.write('x'.repeat(20_000)));
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const port = (plain.address() as { port: number }).port;
+    try {
+      const count = clientTlsBufferDiscount();
+      if (typeof count === 'string') throw new Error(count);
+      const before = tlsBufferDiscount();
+      const sockets: tls.TLSSocket[] = [];
+      for (let i = 0; i < CONNECTIONS; i++)
+        sockets.push(
+          await new Promise<tls.TLSSocket>((resolve, reject) => {
+            const socket = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem, checkServerIdentity: () => undefined });
+            socket.on('error', reject);
+            socket.on('secureConnect', () => count(socket));
+            let got = 0;
+            socket.on('data', (d: Buffer) => {
+              got += d.length;
+              if (got === 20_000) resolve(socket);
+            });
+          }),
+        );
+      expect(tlsBufferDiscount().open).toBe(before.open + CONNECTIONS);
+      await until("the clients' connections to be taken out of the count", () => tlsBufferDiscount().discounted >= before.discounted + CONNECTIONS * 64 * KB);
+      expect(tlsBufferDiscount().discounted).toBeLessThanOrEqual(tlsBufferDiscount().open * PER_CONNECTION);
+      for (const s of sockets) s.destroy();
+      await until('the closed connections to be given back', () => tlsBufferDiscount().open === before.open && tlsBufferDiscount().discounted <= before.discounted);
+    } finally {
+      await new Promise((resolve) => plain.close(resolve));
+    }
+  });
+
   it('is off with CORRAL_TLS_BUFFER_DISCOUNT=0, and on otherwise', () => {
     const other = tls.createServer();
     const saved = process.env.CORRAL_TLS_BUFFER_DISCOUNT;
     try {
       process.env.CORRAL_TLS_BUFFER_DISCOUNT = '0';
       expect(discountTlsBuffers(other)).toBe('CORRAL_TLS_BUFFER_DISCOUNT=0');
+      expect(clientTlsBufferDiscount()).toBe('CORRAL_TLS_BUFFER_DISCOUNT=0');
       expect(other.listenerCount('secureConnection')).toBe(0);
       delete process.env.CORRAL_TLS_BUFFER_DISCOUNT;
       expect(discountTlsBuffers(other)).toBeUndefined();
