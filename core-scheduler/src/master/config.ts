@@ -13,9 +13,18 @@ import { tlsConfigFields } from '../../../common/tls/config.js';
  * handled, records queued on sockets) and copied it; with twice the room, most of it has died
  * before the next one. The 10,000-agent placement bench's master used 2.8–3.1 s of CPU against
  * 3.4–3.9 s (alternating runs, docs/benchmarks.md); 24, 48, 64 and 128 MB did less.
- * A flag V8 reads only at start: it cannot be set from inside the daemon.
+ *
+ * An old generation of 512 MB from the start, as a JVM master is given -Xms. V8 otherwise sets
+ * the point of its next full collection from the heap's size after the last one, so a master that
+ * grew while 10,000 agents registered over TLS marked its whole heap (~300 MB, ~0.5 s of CPU) in
+ * the middle of the next burst of placements: in 4 of 5 runs. With the floor, in none of 13 (8 at
+ * 512 MB, 5 at 1 GB); it ran one full collection a run instead of four (docs/benchmarks.md). Full
+ * collections still run when the heap reaches it, and when native memory grows by 64 MB (over plain
+ * HTTP that now happens once during a placement: request buffers kept past two scavenges).
+ *
+ * Flags V8 reads only at start: they cannot be set from inside the daemon.
  */
-export const MASTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32'];
+export const MASTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--initial-old-space-size=512'];
 
 /** Event streams one principal may hold: frameworks it subscribes, and operator event streams. */
 const DEFAULT_SUBSCRIPTION_CAPS = { maxSchedulerSubscriptionsPerPrincipal: 128, maxOperatorSubscriptionsPerPrincipal: 32 };
