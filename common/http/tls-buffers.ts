@@ -13,10 +13,11 @@
  * 10,000 agents connected and four more during a placement, their marking
  * threads taking ~1.3 s of CPU.
  *
- * So a server discounts up to PER_CONNECTION bytes per open TLS connection:
- * every few milliseconds it takes out of V8's count what the count has
- * grown by since the first connection, up to that bound. Growth beyond it
- * (Buffers, other native memory) is left in the count and collected as before.
+ * So a server (and a client that holds thousands: clientTlsBufferDiscount) takes out of V8's
+ * count, every few milliseconds, what it has grown by since the first connection, up to
+ * PER_CONNECTION bytes per open TLS connection. The bound is above the buffers' size, so other
+ * growth within what is left of it (Buffers kept past two scavenges) is taken out too; beyond the
+ * bound, growth stays in the count and is collected as before.
  * The count is read and adjusted through native/memory; without that addon,
  * or with CORRAL_TLS_BUFFER_DISCOUNT=0 in the environment, nothing changes.
  */
