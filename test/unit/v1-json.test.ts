@@ -67,6 +67,8 @@ describe('JSON null is an unset field in v1 input', () => {
   it('finds the token cheaply in the raw body; a body without it is left alone', () => {
     expect(mayHoldNull(Buffer.from('{"a":null}'))).toBe(true);
     expect(mayHoldNull(Buffer.from('{"a":"nul","b":1}'))).toBe(false);
+    expect(mayHoldNull('{"a":null}')).toBe(true);
+    expect(mayHoldNull('{"a":"nul","b":1}')).toBe(false);
   });
 
   it("accepts the mesos-framework package's SUBSCRIBE, ACCEPT and DECLINE exactly as it sends them", () => {
@@ -142,9 +144,9 @@ describe('JSON null is an unset field in v1 input', () => {
 
   it('a deeply nested body holding a null reaches validation: the walk does not run out of stack', async () => {
     const depth = 20_000;
-    const raw = Buffer.from(`{"type":"DECLINE","framework_id":{"value":"f"},"decline":{"offer_ids":[{"value":"o"}]},"x":${'['.repeat(depth)}null${']'.repeat(depth)}}`);
+    const raw = `{"type":"DECLINE","framework_id":{"value":"f"},"decline":{"offer_ids":[{"value":"o"}]},"x":${'['.repeat(depth)}null${']'.repeat(depth)}}`;
     // The request boundary faked: headers and the body readCall reads.
-    const ctx = { req: { headers: { 'content-type': 'application/json' } }, body: async () => raw, json: async () => JSON.parse(raw.toString('utf8')) as unknown } as unknown as RequestContext;
+    const ctx = { req: { headers: { 'content-type': 'application/json' } }, text: async () => raw, json: async () => JSON.parse(raw) as unknown } as unknown as RequestContext;
     const call = (await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { nullIsUnset: true }).catch((err: unknown) => err)) as Record<string, unknown>;
     expect(call instanceof RangeError).toBe(false);
     // An unknown member is dropped by validation; the call itself is whole.

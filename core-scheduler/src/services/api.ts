@@ -61,7 +61,7 @@ function appId(raw: string): string {
 async function appBody(ctx: RequestContext): Promise<unknown> {
   const type = String(ctx.req.headers['content-type'] ?? '');
   if (/yaml/i.test(type)) {
-    const text = (await ctx.body()).toString('utf8');
+    const text = await ctx.text();
     if (!text.trim()) throw new CorralError('MALFORMED_REQUEST', 'request body is empty; expected an app definition');
     return readAppText(text, 'request body');
   }
@@ -70,8 +70,7 @@ async function appBody(ctx: RequestContext): Promise<unknown> {
 
 /** A body that may be left out (restart). */
 async function optionalJson(ctx: RequestContext): Promise<unknown> {
-  const buf = await ctx.body();
-  return buf.length === 0 ? {} : ctx.json();
+  return (await ctx.text()).length === 0 ? {} : ctx.json();
 }
 
 /** A standby's answer: 307 to the leader, else 503. */

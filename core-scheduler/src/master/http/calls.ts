@@ -31,7 +31,7 @@ export async function readCall<S extends z.ZodType>(ctx: RequestContext, schema:
   const body = await ctx.json();
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CorralError('INVALID_ARGUMENT', `${api}: the call must be a JSON object`);
   // The byte search keeps the walk off bodies without a null (all of corral's own clients' calls).
-  if (opts.nullIsUnset && mayHoldNull(await ctx.body())) stripNulls(body);
+  if (opts.nullIsUnset && mayHoldNull(await ctx.text())) stripNulls(body);
   const type = (body as { type?: unknown }).type;
   if (typeof type !== 'string') throw new CorralError('INVALID_ARGUMENT', `${api}: the call needs a "type" field`);
   if (!types.includes(type)) throw new CorralError('INVALID_ARGUMENT', `${api}: unknown call type "${type.slice(0, 64)}"; expected one of ${types.join(', ')}`);

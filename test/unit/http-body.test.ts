@@ -1,0 +1,97 @@
+/**
+ * Request bodies as the router reads them: as text decoded chunk by chunk
+ * (what ctx.json() parses), or as bytes. A body that arrives in many pieces,
+ * with UTF-8 characters cut between them, reads whole either way; one over
+ * the limit is refused whether or not it declares its length.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { HttpServer } from '../../common/http/server.js';
+
+let server: HttpServer;
+
+beforeAll(async () => {
+  server = new HttpServer({ name: 'http-body', maxBodyBytes: 64 * 1024 });
+  server.route('POST', '/json', async (ctx) => ({ got: ((await ctx.json()) as { s: string }).s }));
+  // Both readings of one body: text first, then bytes.
+  server.route('POST', '/both', async (ctx) => {
+    const text = await ctx.text();
+    const bytes = await ctx.body();
+    return { text, hex: bytes.toString('hex') };
+  });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+/** Send one request in pieces of `piece` bytes, each in a write of its own after the last was flushed; resolve with the raw answer. */
+async function sendInPieces(path: string, body: Buffer, piece: number, chunked = false): Promise<{ status: number; body: string }> {
+  const socket = net.connect({ host: '127.0.0.1', port: server.port });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  let received = '';
+  const answered = new Promise<void>((resolve) => {
+    socket.on('data', (d: Buffer) => {
+      received += d.toString('utf8');
+      const head = received.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(received)?.[1];
+      if (head !== -1 && length !== undefined && Buffer.byteLength(received.slice(head + 4)) >= Number(length)) resolve();
+    });
+    socket.on('close', () => resolve());
+  });
+  const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length}`;
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: corral\r\nContent-Type: application/json\r\n${framing}\r\n\r\n`);
+  for (let at = 0; at < body.length && !socket.destroyed; at += piece) {
+    const part = body.subarray(at, at + piece);
+    const data = chunked ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]) : part;
+    await new Promise<void>((resolve) => socket.write(data, () => resolve()));
+  }
+  if (chunked && !socket.destroyed) socket.write('0\r\n\r\n');
+  await answered;
+  socket.destroy();
+  const status = Number(/^HTTP\/1\.1 (\d+)/.exec(received)?.[1]);
+  return { status, body: received.slice(received.indexOf('\r\n\r\n') + 4) };
+}
+
+describe('request bodies', () => {
+  // Two-, three- and four-byte characters: pieces of 1, 2 and 5 bytes cut through every one of them.
+  const s = 'Zürich · 東京 · 🐄 '.repeat(40);
+
+  it('a JSON body sent a few bytes at a time, characters cut between pieces, is parsed whole', async () => {
+    for (const piece of [1, 2, 5]) {
+      const answer = await sendInPieces('/json', Buffer.from(JSON.stringify({ s })), piece);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toEqual({ got: s });
+    }
+  });
+
+  it('the same with a chunked body', async () => {
+    const answer = await sendInPieces('/json', Buffer.from(JSON.stringify({ s })), 3, true);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({ got: s });
+  });
+
+  it('a route may read a body as text and then as bytes: both are the body', async () => {
+    const raw = Buffer.from(JSON.stringify({ s }));
+    const answer = await sendInPieces('/both', raw, 7);
+    expect(answer.status).toBe(200);
+    const { text, hex } = JSON.parse(answer.body) as { text: string; hex: string };
+    expect(text).toBe(raw.toString('utf8'));
+    expect(hex).toBe(raw.toString('hex'));
+  });
+
+  it('a body over the limit is refused with 413, declared or not', async () => {
+    const big = Buffer.from(JSON.stringify({ s: 'x'.repeat(70 * 1024) }));
+    for (const chunked of [false, true]) {
+      const answer = await sendInPieces('/json', big, 16 * 1024, chunked);
+      expect(answer.status).toBe(413);
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    }
+  });
+
+  it('an empty body is a clear error, not a crash', async () => {
+    const answer = await sendInPieces('/json', Buffer.alloc(0), 1);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toContain('request body is empty');
+  });
+});
