@@ -61,7 +61,7 @@ export interface RequestContext {
   route: string;
   /** The body's bytes. */
   body(): Promise<Buffer>;
-  /** The body decoded as UTF-8 as it arrives (see readText); what json() parses. */
+  /** The body as UTF-8 text (see readText); what json() parses. */
   text(): Promise<string>;
   json(): Promise<unknown>;
   /**
@@ -454,24 +454,55 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 /**
- * A body as text, each chunk decoded the moment it arrives. Node hands every
- * body chunk over in an ArrayBuffer of its own, memory V8 counts as external;
- * a large body arrives over several turns of a busy daemon, and its chunks,
- * if kept until the end, outlive two young collections and are promoted, to
- * be freed only by a full collection. 64 MB of them start one ("external
- * memory pressure"): the 10,000-agent placement bench's master read ~20 MB/s
- * of calls and ran one inside nearly every placement (~0.1–0.3 s of its
- * CPU). Decoded at once, a chunk dies young; the text lives on V8's heap,
- * where it counts towards the old generation's far larger limit.
+ * Buffers that bodies arriving in pieces are gathered into, reused from one
+ * body to the next. Node hands every body chunk over in an ArrayBuffer of its
+ * own, memory V8 counts as external. A large body arrives over several turns
+ * of a busy daemon; its chunks, kept until the end (and then joined into one
+ * more buffer), outlive two young collections and are promoted, to be freed
+ * only by a full collection, which 64 MB of them start ("external memory
+ * pressure"). Copied into a reused buffer at once, a chunk dies young, and
+ * the body is decoded once, at its end. Bounded: a few buffers are kept, a
+ * body larger than one is decoded piece by piece instead.
  */
+const GATHER_BYTES = 256 * 1024;
+const GATHER_KEPT = 8;
+const gatherPool: Buffer[] = [];
+
+/** A body as text: a body in one piece is decoded from it, a larger one gathered (or, past a gather buffer's size or of unknown length, decoded piece by piece). */
 function readText(req: IncomingMessage, limit: number): Promise<string> {
-  const decoder = new StringDecoder('utf8');
+  const declared = Number(req.headers['content-length'] ?? -1);
+  let whole: Buffer | undefined;
+  let gather: Buffer | undefined;
+  let used = 0;
+  let decoder: StringDecoder | undefined;
   let text = '';
   return readChunks(
     req,
     limit,
-    (chunk) => (text += decoder.write(chunk)),
-    () => text + decoder.end(),
+    (chunk) => {
+      if (decoder) {
+        text += decoder.write(chunk);
+      } else if (used === 0 && chunk.length === declared) {
+        whole = chunk;
+      } else if (declared > 0 && declared <= GATHER_BYTES) {
+        gather ??= gatherPool.pop() ?? Buffer.allocUnsafeSlow(GATHER_BYTES);
+        used += chunk.copy(gather, used);
+      } else {
+        decoder = new StringDecoder('utf8');
+        text = decoder.write(chunk);
+      }
+    },
+    () => {
+      if (decoder) return text + decoder.end();
+      // Let go of the bytes: the request (a stream's, say) may live long after its body.
+      const [one, many] = [whole, gather];
+      whole = gather = undefined;
+      if (one) return one.toString('utf8');
+      if (!many) return '';
+      const out = many.toString('utf8', 0, used);
+      if (gatherPool.length < GATHER_KEPT) gatherPool.push(many);
+      return out;
+    },
   );
 }
 

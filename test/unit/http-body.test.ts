@@ -1,8 +1,10 @@
 /**
- * Request bodies as the router reads them: as text decoded chunk by chunk
- * (what ctx.json() parses), or as bytes. A body that arrives in many pieces,
- * with UTF-8 characters cut between them, reads whole either way; one over
- * the limit is refused whether or not it declares its length.
+ * Request bodies as the router reads them: as text (what ctx.json() parses;
+ * a body in pieces is gathered into a reused buffer, or decoded piece by
+ * piece when it is chunked or larger than that buffer), or as bytes. A body
+ * that arrives in many pieces, with UTF-8 characters cut between them, reads
+ * whole every way; one over the limit is refused whether or not it declares
+ * its length.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
@@ -11,7 +13,7 @@ import { HttpServer } from '../../common/http/server.js';
 let server: HttpServer;
 
 beforeAll(async () => {
-  server = new HttpServer({ name: 'http-body', maxBodyBytes: 64 * 1024 });
+  server = new HttpServer({ name: 'http-body', maxBodyBytes: 1024 * 1024 });
   server.route('POST', '/json', async (ctx) => ({ got: ((await ctx.json()) as { s: string }).s }));
   // Both readings of one body: text first, then bytes.
   server.route('POST', '/both', async (ctx) => {
@@ -65,6 +67,19 @@ describe('request bodies', () => {
     }
   });
 
+  it('a body larger than a gather buffer (256 KiB), in pieces, is parsed whole', async () => {
+    const large = s.repeat(40);
+    const answer = await sendInPieces('/json', Buffer.from(JSON.stringify({ s: large })), 16 * 1024 + 3);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({ got: large });
+  });
+
+  it('ten bodies arriving at once, each in pieces, share the gather buffers and stay apart', async () => {
+    const answers = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'].map((c) => sendInPieces('/json', Buffer.from(JSON.stringify({ s: c.repeat(5000) + s })), 4096)));
+    expect(answers.map((a) => (JSON.parse(a.body) as { got: string }).got[0])).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']);
+    expect(answers.every((a, i) => (JSON.parse(a.body) as { got: string }).got === 'abcdefghij'[i]!.repeat(5000) + s)).toBe(true);
+  });
+
   it('the same with a chunked body', async () => {
     const answer = await sendInPieces('/json', Buffer.from(JSON.stringify({ s })), 3, true);
     expect(answer.status).toBe(200);
@@ -81,9 +96,9 @@ describe('request bodies', () => {
   });
 
   it('a body over the limit is refused with 413, declared or not', async () => {
-    const big = Buffer.from(JSON.stringify({ s: 'x'.repeat(70 * 1024) }));
+    const big = Buffer.from(JSON.stringify({ s: 'x'.repeat(1100 * 1024) }));
     for (const chunked of [false, true]) {
-      const answer = await sendInPieces('/json', big, 16 * 1024, chunked);
+      const answer = await sendInPieces('/json', big, 64 * 1024, chunked);
       expect(answer.status).toBe(413);
       expect(JSON.parse(answer.body)).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     }
