@@ -46,12 +46,10 @@ function strip(root: object): void {
   }
 }
 
-const NULL_TOKEN = Buffer.from('null');
-
 /**
- * Whether a raw JSON body (bytes or text) may hold a null: a search, far
- * cheaper than a walk of the parsed body, so bodies without the token (every
- * call corral's own clients send) skip stripNulls. A "null" inside a string
- * only costs a walk.
+ * Whether a raw JSON body may hold a null: a search of its text, far cheaper
+ * than a walk of the parsed body, so bodies without the token (every call
+ * corral's own clients send) skip stripNulls. A "null" inside a string only
+ * costs a walk.
  */
-export const mayHoldNull = (raw: Buffer | string): boolean => (typeof raw === 'string' ? raw.includes('null') : raw.includes(NULL_TOKEN));
+export const mayHoldNull = (raw: string): boolean => raw.includes('null');

@@ -65,8 +65,6 @@ describe('JSON null is an unset field in v1 input', () => {
   });
 
   it('finds the token cheaply in the raw body; a body without it is left alone', () => {
-    expect(mayHoldNull(Buffer.from('{"a":null}'))).toBe(true);
-    expect(mayHoldNull(Buffer.from('{"a":"nul","b":1}'))).toBe(false);
     expect(mayHoldNull('{"a":null}')).toBe(true);
     expect(mayHoldNull('{"a":"nul","b":1}')).toBe(false);
   });

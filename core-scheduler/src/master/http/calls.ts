@@ -30,7 +30,7 @@ export async function readCall<S extends z.ZodType>(ctx: RequestContext, schema:
   }
   const body = await ctx.json();
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CorralError('INVALID_ARGUMENT', `${api}: the call must be a JSON object`);
-  // The byte search keeps the walk off bodies without a null (all of corral's own clients' calls).
+  // A search of the raw text keeps the walk off bodies without a null (all of corral's own clients' calls).
   if (opts.nullIsUnset && mayHoldNull(await ctx.text())) stripNulls(body);
   const type = (body as { type?: unknown }).type;
   if (typeof type !== 'string') throw new CorralError('INVALID_ARGUMENT', `${api}: the call needs a "type" field`);
