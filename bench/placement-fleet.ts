@@ -1,16 +1,18 @@
 /**
  * A fleet of simulated agents in one process (sharing HTTP dispatchers),
  * for the placement benchmark. Prints "ready N" once all have registered.
- * Usage: placement-fleet <master-url> <count> <resources>
+ * Usage: placement-fleet <master-url> <count> <resources> [channel|http]
  */
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
 import { Agent, Pool, buildConnector } from 'undici';
 import { SimAgent } from '../core-scheduler/src/sim/sim-agent.js';
 import { clientTlsBufferDiscount } from '../common/http/tls-buffers.js';
 
-const [master, countText, resources] = process.argv.slice(2);
+const [master, countText, resources, transportText] = process.argv.slice(2);
 const count = Number(countText);
+const transport = transportText === 'http' ? 'http' : 'channel';
 
 /**
  * With BENCH_TLS_* (placement --tls): HTTPS, each connection presenting the fleet's client certificate.
@@ -21,25 +23,27 @@ const count = Number(countText);
  * them: 17 in one run, some during the placement. The fleet takes them out of the count as corral's
  * servers do (common/http/tls-buffers.ts).
  */
+const tlsFiles = process.env.BENCH_TLS_CA
+  ? { ca: readFileSync(process.env.BENCH_TLS_CA, 'utf8'), cert: readFileSync(process.env.BENCH_TLS_CERT!, 'utf8'), key: readFileSync(process.env.BENCH_TLS_KEY!, 'utf8') }
+  : undefined;
+const discount = tlsFiles ? clientTlsBufferDiscount() : undefined;
+if (typeof discount === 'string') process.stderr.write(`fleet: TLS buffers stay in V8's count: ${discount}\n`);
+const discountSocket = typeof discount === 'function' ? (socket: Socket): void => discount(socket as TLSSocket) : undefined;
+
 function connector(): { connect?: buildConnector.connector } {
-  if (!process.env.BENCH_TLS_CA) return {};
-  const secureContext = createSecureContext({ ca: readFileSync(process.env.BENCH_TLS_CA), cert: readFileSync(process.env.BENCH_TLS_CERT!), key: readFileSync(process.env.BENCH_TLS_KEY!) });
-  const connect = buildConnector({ secureContext });
-  const discount = clientTlsBufferDiscount();
-  if (typeof discount === 'string') {
-    process.stderr.write(`fleet: TLS buffers stay in V8's count: ${discount}\n`);
-    return { connect };
-  }
+  if (!tlsFiles) return {};
+  const connect = buildConnector({ secureContext: createSecureContext(tlsFiles) });
+  if (!discountSocket) return { connect };
   return {
     connect: (options, callback) =>
       connect(options, (...result) => {
-        if (result[1]) discount(result[1] as TLSSocket);
+        if (result[1]) discountSocket(result[1] as TLSSocket);
         callback(...result);
       }),
   };
 }
 
-// Each agent's event stream holds a connection of its own; the calls (status updates) share a few.
+// Over HTTP (transport http) each agent's event stream holds a connection of its own; the calls (status updates) share a few.
 const tls = connector();
 const streamDispatcher = new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 600_000, ...tls });
 const dispatcher = new Pool(master!, { connections: 32, pipelining: 8, keepAliveTimeout: 600_000, ...tls });
@@ -50,7 +54,18 @@ async function main(): Promise<void> {
   for (let i = 0; i < count; i += batch) {
     const group: Promise<string>[] = [];
     for (let j = i; j < Math.min(count, i + batch); j++) {
-      const a = new SimAgent({ master: master!, hostname: `fleet-${j}`, resources: resources!, dispatcher, streamDispatcher, keepEvents: false });
+      const a = new SimAgent({
+        master: master!,
+        hostname: `fleet-${j}`,
+        resources: resources!,
+        dispatcher,
+        streamDispatcher,
+        keepEvents: false,
+        transport,
+        // The channels' connections: one secure context for all (the agent channel shares one per ClientTls) and the same discount.
+        ...(tlsFiles ? { tls: tlsFiles } : {}),
+        ...(discountSocket ? { onChannelSocket: discountSocket } : {}),
+      });
       agents.push(a);
       group.push(a.start());
     }

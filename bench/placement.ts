@@ -8,6 +8,7 @@
  *
  * Usage: node dist/bench/placement.js [--agents 10000] [--cpus 10] [--json]
  *        [--connections 4] [--pipelining 32] [--accept-batch 64] [--verbose] [--profile DIR]
+ *        [--transport channel|http]   (the agents' transport: one WebSocket each, the default; or an event stream and a POST per call)
  *        [--master-log FILE] [--etcd-endpoints URL] [--recover] [--tls]   (--recover: then SIGKILL the master and time its recovery)   (the registry on etcd instead of the embedded Store;
  *        bench/placement-stores.ts starts an etcd and runs both side by side)   (--tls: every connection HTTPS, the agents with client
  *        certificates as real agents; bench/placement-tls.ts runs it beside plain HTTP)
@@ -46,6 +47,13 @@ const PIPELINING = flag('--pipelining', 32, { whole: true, min: 1 });
 // ACCEPTs per ACCEPT_BATCH call (the scheduler client's default, 64); 0 sends one plain ACCEPT per offer, as a Mesos framework does.
 const ACCEPT_BATCH = flag('--accept-batch', 64, { whole: true });
 const TASKS = AGENTS * CPUS;
+/** How the simulated agents speak to the master: "channel" (one WebSocket each, the default) or "http" (an event stream and POSTs). */
+const TRANSPORT = (() => {
+  const at = process.argv.indexOf('--transport');
+  const t = at > 0 ? process.argv[at + 1] : 'channel';
+  if (t !== 'channel' && t !== 'http') throw new Error(`--transport takes "channel" or "http", not "${t}"`);
+  return t;
+})();
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const compiled = import.meta.url.endsWith('.js');
@@ -180,6 +188,7 @@ async function main(): Promise<void> {
         url,
         String(AGENTS),
         `cpus:${CPUS};mem:${CPUS * 1024};disk:100000;ports:[31000-32000]`,
+        TRANSPORT,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...tls?.fleetEnv } },
     );
@@ -323,7 +332,7 @@ async function main(): Promise<void> {
       console.log('CPU seconds (user / kernel):', Object.fromEntries(Object.entries(split).map(([k, v]) => [k, `${v.user.toFixed(1)} / ${v.system.toFixed(1)}`])));
     const figures = [
       {
-        metric: `placement: ${TASKS} tasks on ${AGENTS} agents, offer→all RUNNING acknowledged`,
+        metric: `placement: ${TASKS} tasks on ${AGENTS} agents (${TRANSPORT === 'channel' ? 'agent channels' : 'agents over POST'}), offer→all RUNNING acknowledged`,
         value: TASKS / seconds,
         unit: 'tasks/s',
         goal: '≥ 20,000 tasks/s',

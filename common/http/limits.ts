@@ -278,7 +278,7 @@ export const limiterOf = (socket: Socket | null | undefined): ServerLimiter | un
 export function writeRaw(socket: Socket, status: number, reason: string, body: unknown): void {
   refusedSockets.add(socket);
   const text = JSON.stringify(body);
-  const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n${status === 408 ? '' : 'Retry-After: 1\r\n'}\r\n`;
+  const head = `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n${status === 429 || status === 503 ? 'Retry-After: 1\r\n' : ''}\r\n`;
   socket.end(head + text);
   // What the client still sends is read and dropped (closing with unread input would reset the
   // connection, and could lose the answer on its way); the socket is cut after a short grace.

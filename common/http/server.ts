@@ -20,6 +20,7 @@ import type { Metrics } from '../metrics.js';
 import { corkForThisTurn } from './cork.js';
 import { readBody, readText } from './body.js';
 import { discountTlsBuffers } from './tls-buffers.js';
+import { acceptWebSocket, refuseUpgradeWithBody, type WebSocket } from './websocket.js';
 import { HTTP_LIMIT_DEFAULTS, isRefusedSocket, limiterOf, ServerLimiter, writeRaw, type HttpLimits, type LimitsHint, type StreamKind } from './limits.js';
 import type { TlsMaterial } from '../tls/load.js';
 
@@ -73,6 +74,14 @@ export interface RequestContext {
   admit(kind: StreamKind, principal?: string): void;
   /** The verified client certificate (TLS servers asking for one); undefined when none was presented or TLS is off. */
   peer(): PeerCertificate | undefined;
+  /**
+   * Take the connection as a WebSocket (RFC 6455), on a server that serves
+   * upgrades (HttpServer.serveUpgrades) and a GET that asked for one; throws
+   * UPGRADE_REQUIRED (426) otherwise. What the route checked before
+   * (authentication, leadership) was answered over HTTP as on any route;
+   * from here the route owns the connection.
+   */
+  webSocket(opts?: { maxPayload?: number }): WebSocket;
 }
 
 type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
@@ -122,6 +131,9 @@ export class HttpServer {
   private readonly metrics: Metrics | undefined;
   private readonly extraServers: http.Server[] = [];
   private readonly socketPaths: string[] = [];
+  /** Requests that asked to switch protocols, with what the client sent past their headers. */
+  private readonly upgrades = new WeakMap<IncomingMessage, Buffer>();
+  private servesUpgrades = false;
   readonly limiter: ServerLimiter;
   readonly tls: HttpTlsOptions | undefined;
 
@@ -142,6 +154,7 @@ export class HttpServer {
     if (!this.tls || plain) {
       const server = http.createServer(this.limiter.nodeOptions(), onRequest);
       this.limiter.attach(server);
+      if (this.servesUpgrades) this.listenForUpgrades(server);
       return server;
     }
     const { material, clientCerts = 'off' } = this.tls;
@@ -178,7 +191,48 @@ export class HttpServer {
       this.log.debug({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake failed');
       if (err.code === 'ERR_SSL_HTTP_REQUEST') answerPlainHttp(socket);
     });
+    if (this.servesUpgrades) this.listenForUpgrades(server);
     return server;
+  }
+
+  /**
+   * Let routes take their connection as a WebSocket (ctx.webSocket()). With
+   * this on, node hands every request that asks to switch protocols to
+   * onUpgrade rather than to the router, so it is on only for daemons that
+   * serve one.
+   */
+  serveUpgrades(): this {
+    if (this.servesUpgrades) return this;
+    this.servesUpgrades = true;
+    for (const server of [this.server, ...this.extraServers]) this.listenForUpgrades(server);
+    return this;
+  }
+
+  private listenForUpgrades(server: http.Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
+  }
+
+  /**
+   * A request that asks to switch protocols goes through the router like any
+   * other, answered on its connection, which ends with the answer unless the
+   * route takes it (ctx.webSocket()): node's parser has left it.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    // Refused over a cap or its certificate: answered already, and cut after a grace (writeRaw); what it sends is dropped.
+    if (isRefusedSocket(socket)) {
+      socket.resume();
+      return;
+    }
+    // Its body would be read by nobody: node's parser stopped at the headers.
+    if (refuseUpgradeWithBody(req, socket)) return;
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.once('finish', () => socket.end());
+    this.upgrades.set(req, head);
+    // Nothing more arrives for the request itself: handlers that read a body read an empty one.
+    req.push(null);
+    void this.dispatch(req, res);
   }
 
   /** Refuse, with a readable 401, a connection whose client certificate is invalid (or missing where required). */
@@ -236,6 +290,8 @@ export class HttpServer {
     // A body is read once, as bytes or as text; asked for the other way too, it is converted.
     let bodyPromise: Promise<Buffer> | undefined;
     let textPromise: Promise<string> | undefined;
+    /** The route took the connection as a WebSocket: nothing more is written here. */
+    let taken = false;
     const ctx: RequestContext = {
       req,
       res,
@@ -258,6 +314,11 @@ export class HttpServer {
         res.once('close', release);
       },
       peer: () => peerOf(req.socket as TLSSocket),
+      webSocket: (opts) => {
+        const ws = acceptWebSocket(req, res, this.upgrades.get(req), { maxPayload: opts?.maxPayload ?? this.maxBody, log: this.log });
+        taken = true;
+        return ws;
+      },
     };
     let formatError = this.defaultFormatError;
     try {
@@ -270,6 +331,7 @@ export class HttpServer {
       ctx.route = found.route.name;
       formatError = found.route.formatError;
       const out = await found.route.handler(ctx);
+      if (taken) return;
       if (!res.headersSent && !res.writableEnded) {
         if (out === undefined) {
           res.statusCode = res.statusCode === 200 ? 204 : res.statusCode;
@@ -282,7 +344,9 @@ export class HttpServer {
       const cerr = isCorralError(err) ? err : new CorralError('INTERNAL', 'internal error', undefined, { cause: err });
       if (cerr.code === 'INTERNAL') this.log.error({ err, path, method }, 'request failed: %s', errorMessage(err));
       else this.log.debug({ path, method, code: cerr.code }, 'request rejected: %s', cerr.message);
-      if (isRefusedSocket(req.socket)) {
+      if (taken) {
+        // The connection is a WebSocket now; its route closes it.
+      } else if (isRefusedSocket(req.socket)) {
         // Timed out while the handler read the body: the 408 is sent, nothing more goes out.
       } else if (!res.headersSent) {
         const { status, body, contentType } = formatError(cerr, ctx);

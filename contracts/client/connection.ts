@@ -63,7 +63,7 @@ function codeFor(status: number): ErrorCode {
   return 'FAILED_PRECONDITION';
 }
 
-function errorText(body: string): string {
+export function errorText(body: string): string {
   try {
     const j = JSON.parse(body) as { message?: string };
     if (j.message) return j.message;

@@ -128,6 +128,8 @@ export type AgentEvent =
   | { type: 'MESSAGE'; message: { framework_id: V1Id; executor_id: V1Id; data: string } }
   | { type: 'RECONCILE_TASKS'; reconcile_tasks: { tasks: { framework_id: V1Id; task_id: V1Id }[] } }
   | { type: 'SHUTDOWN'; shutdown: { message: string } }
+  /** A call on the agent's channel failed (over HTTP the call's answer says so instead). */
+  | { type: 'ERROR'; error: { code: string; message: string } }
   | { type: 'HEARTBEAT' };
 
 /**

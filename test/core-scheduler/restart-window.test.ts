@@ -159,7 +159,7 @@ describe('right after a master restart, before the agent re-registers', () => {
     await until(() => c.agent.updates.latestPending(f.id, 'k') === undefined, 10_000, 'acknowledgement reaches the agent');
 
     // The agent's stream breaks (no master restart here): the master sees it disconnected, the task stays known.
-    (c.agent.session as unknown as { conn: { disconnect(): void } }).conn.disconnect();
+    c.agent.session.disconnect();
     const active = async (): Promise<boolean | undefined> =>
       (await c.ops.call<{ get_agents: { agents: Array<{ active: boolean; agent_info: { id: { value: string } } }> } }>('GET_AGENTS')).get_agents.agents.find((a) => a.agent_info.id.value === c.agentId)
         ?.active;

@@ -108,6 +108,26 @@ describe('master over HTTPS', () => {
     }
   });
 
+  it('the agent channel runs over TLS (wss) with the client certificate (the refusals below come through it too)', async () => {
+    const good = await issueCertificate(ca, { commonName: 'agent-wss', usage: 'client', validDays: 5 });
+    const session = new AgentSession({
+      master: master.url,
+      info: { hostname: 'wss', resources: [], attributes: [] },
+      tls: { ca: ca.certPem, ...pem(good) },
+      reconnect: false,
+      onEvent: () => undefined,
+      snapshot: () => ({ tasks: [], frameworks: [] }),
+    });
+    try {
+      const id = await session.start();
+      expect(session.transport).toBe('channel');
+      expect(master.master.agents.get(id)?.status).toBe('connected');
+      await session.sendUpdates([]);
+    } finally {
+      await session.stop();
+    }
+  });
+
   it('with authentication on, the certificate CN is the agent principal: alone it authenticates, with Basic credentials both must agree', async () => {
     const security = join(dir, 'security.yaml');
     writeFileSync(

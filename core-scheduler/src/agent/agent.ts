@@ -105,6 +105,7 @@ export class Agent {
     if (state.tasks.length) this.log.info({ tasks: state.tasks.length, updates: state.updates.length }, 'recovered from checkpoint');
     this.session = new AgentSession({
       master: this.opts.config.master,
+      transport: this.opts.config.transport,
       principal: this.opts.credential?.principal,
       secret: this.opts.credential?.secret,
       tls: this.opts.tls,

@@ -15,6 +15,12 @@ export const agentConfigSchema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .default('http://127.0.0.1:5050'),
+  /**
+   * How the agent speaks to the master: "channel", one WebSocket for calls and events (falling back to
+   * POST where the master serves none); "http", an event stream and a POST per call (as through a proxy
+   * that passes no WebSocket).
+   */
+  transport: z.enum(['channel', 'http']).default('channel'),
   /** Security file to take this agent's credential from (a principal in acls.agents); or principal+secret. */
   credentials: z.string().optional(),
   principal: z.string().optional(),

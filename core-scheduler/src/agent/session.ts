@@ -3,10 +3,15 @@
  * tasks after any break), the event stream, heartbeats, reconnect with backoff.
  * With several masters, every registration looks for the leader among them
  * (redirects followed, unreachable masters skipped: contracts/client/masters.ts).
+ *
+ * Calls and events go over the agent channel (one WebSocket, calls one-way)
+ * where the master serves one, else over the POST transport: an event stream
+ * and a request per call. Each registration tries the channel first.
  */
 import { logger, type Logger } from '../../../common/log.js';
 import { errorMessage } from '../../../contracts/errors.js';
 import { V1Connection } from '../../../contracts/client/connection.js';
+import { AgentChannelClient, ChannelUnavailable } from '../../../contracts/client/agent-channel.js';
 import type { LeaderTracker, MasterSpec } from '../../../contracts/client/masters.js';
 import {
   AGENT_CAPABILITIES,
@@ -51,13 +56,22 @@ interface AgentSessionOptions {
   streamDispatcher?: import('undici').Dispatcher;
   /** CA to trust and this agent's client certificate (mutual TLS with an https master). */
   tls?: import('../../../contracts/client/tls.js').ClientTls | undefined;
+  /** Called with each agent channel's connection once open (many simulated agents in one process adjust theirs). */
+  onChannelSocket?: (socket: import('node:net').Socket) => void;
+  /** "channel" (default): the agent channel where the master serves one; "http": always the POST transport. */
+  transport?: AgentTransport;
   /** Reconnect after the stream breaks (default true). */
   reconnect?: boolean;
   maxBackoffMs?: number;
 }
 
+export type AgentTransport = 'channel' | 'http';
+
 export class AgentSession {
   private conn: V1Connection;
+  private readonly channel: AgentChannelClient | undefined;
+  /** The current registration went over the channel: calls go there too. */
+  private onChannel = false;
   agentId: string | undefined;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private running = false;
@@ -79,6 +93,14 @@ export class AgentSession {
       ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
     });
+    if ((opts.transport ?? 'channel') === 'channel') {
+      this.channel = new AgentChannelClient({ leader: this.conn.leader, path: '/api/v1/agent', principal: opts.principal, secret: opts.secret, tls: opts.tls, onSocket: opts.onChannelSocket });
+    }
+  }
+
+  /** Which transport the current registration uses. */
+  get transport(): AgentTransport {
+    return this.onChannel ? 'channel' : 'http';
   }
 
   /** Register and keep the session up; resolves after the first successful registration. */
@@ -126,7 +148,7 @@ export class AgentSession {
         frameworks: snap.frameworks,
       },
     };
-    return this.conn.subscribe(call, (raw) => {
+    const onEvent = (raw: Record<string, unknown>): void => {
       const e = raw as unknown as AgentEvent;
       if (e.type === 'REGISTERED') {
         this.agentId = e.registered.agent_id.value;
@@ -141,8 +163,21 @@ export class AgentSession {
       if (e.type === 'SHUTDOWN') {
         this.log.warn({ message: e.shutdown.message }, 'master asked this agent to shut down');
       }
+      if (e.type === 'ERROR') this.log.warn({ code: e.error.code }, 'the master refused a call: %s', e.error.message);
       this.opts.onEvent(e);
-    });
+    };
+    if (this.channel) {
+      try {
+        const opened = await this.channel.subscribe(call, onEvent);
+        this.onChannel = true;
+        return opened;
+      } catch (err) {
+        if (!(err instanceof ChannelUnavailable)) throw err;
+        this.log.info({ reason: err.message }, 'the master serves no agent channel; registering over POST');
+      }
+    }
+    this.onChannel = false;
+    return this.conn.subscribe(call, onEvent);
   }
 
   private startHeartbeat(ms: number): void {
@@ -166,7 +201,13 @@ export class AgentSession {
   call(body: Record<string, unknown>): Promise<unknown> {
     const call = Object.assign({}, body); // not { ...body, agent_id }: see StatusUpdateManager.add
     call.agent_id = { value: this.agentId };
-    return this.conn.call(call);
+    return this.onChannel && this.channel ? this.channel.send(call) : this.conn.call(call);
+  }
+
+  /** Break the connection to the master as a network failure would; a session that reconnects comes back. */
+  disconnect(): void {
+    this.channel?.disconnect();
+    this.conn.disconnect();
   }
 
   /** Leave without telling the master (as a crash would). */
@@ -174,12 +215,15 @@ export class AgentSession {
     this.running = false;
     this.stopHeartbeat();
     this.connected = false;
+    this.channel?.close();
     await this.conn.close();
   }
 
   /** Leave for good: the master forgets this agent. */
   async unregister(): Promise<void> {
     if (this.connected) await this.call({ type: 'UNREGISTER' }).catch(() => undefined);
+    // The channel's last call leaves before it closes.
+    this.channel?.close(true);
     await this.stop();
   }
 }

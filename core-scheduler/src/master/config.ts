@@ -96,8 +96,13 @@ export const masterConfigSchema = z
           .default(600_000),
         /** Acknowledgements are forwarded to an agent in batches gathered over this long (one write instead of many). */
         ackBatchMs: z.number().int().min(0).max(1000).default(10),
+        /**
+         * Serve agents a channel (a WebSocket on GET /api/v1/agent) carrying their calls and events on one
+         * connection; off, agents use the POST transport (as behind a proxy that passes no WebSocket).
+         */
+        channel: z.boolean().default(true),
       })
-      .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000, ackBatchMs: 10 }),
+      .default({ heartbeatIntervalMs: 5000, maxMissedHeartbeats: 3, unreachableTimeoutMs: 10_000, reregisterTimeoutMs: 600_000, ackBatchMs: 10, channel: true }),
     frameworks: z
       .object({
         heartbeatIntervalSeconds: z.number().min(0.05).max(3600).default(15),

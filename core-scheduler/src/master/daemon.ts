@@ -89,7 +89,7 @@ export async function startMaster(config: MasterConfig, opts: StartOptions = {})
     };
     const server = ha ? new LeaderGatedServer(serverOptions, () => leadership) : new HttpServer(serverOptions);
     mountSchedulerApi(server, shell);
-    mountAgentApi(server, shell);
+    mountAgentApi(server, shell, { webSocket: config.agents.channel });
     mountOperatorApi(server, shell);
     mountStoreApi(server, master, store);
     if (server instanceof LeaderGatedServer) server.mountLeaderRoutes(() => ({ master: master.info.id, uptime_seconds: Math.round((master.clock.now() - master.startedAt) / 1000) }));

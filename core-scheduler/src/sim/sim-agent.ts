@@ -32,6 +32,12 @@ export interface SimAgentOptions {
   keepEvents?: boolean;
   /** Agent protocol features to announce (default: all this release has); tests pass [] to act as an older agent. */
   capabilities?: readonly AgentCapability[];
+  /** CA to trust and client certificate (an https master); the channel's connections use it (the HTTP transport's come from the dispatchers). */
+  tls?: import('../../../contracts/client/tls.js').ClientTls;
+  /** See AgentSessionOptions.onChannelSocket. */
+  onChannelSocket?: (socket: import('node:net').Socket) => void;
+  /** How the session speaks to the master (default: the agent channel where the master serves one). */
+  transport?: import('../agent/session.js').AgentTransport;
   /** Extra fields for a task's status updates, e.g. container_status with the task's IP. */
   statusExtras?: (task: V1TaskInfo, state: V1TaskState) => Partial<V1TaskStatus>;
 }
@@ -71,6 +77,9 @@ export class SimAgent {
       info: { hostname: opts.hostname, resources: parseResources(opts.resources).toV1(), attributes: opts.attributes ?? [] },
       version: 'corral-sim',
       ...(opts.capabilities ? { capabilities: opts.capabilities } : {}),
+      ...(opts.transport ? { transport: opts.transport } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
+      ...(opts.onChannelSocket ? { onChannelSocket: opts.onChannelSocket } : {}),
       reconnect: opts.reconnect ?? true,
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
       ...(opts.streamDispatcher ? { streamDispatcher: opts.streamDispatcher } : {}),

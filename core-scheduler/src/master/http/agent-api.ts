@@ -1,22 +1,36 @@
 /**
- * POST /api/v1/agent — corral's agent protocol, shaped like the v1 APIs:
- * REGISTER answers with a RecordIO stream of master→agent events (LAUNCH,
- * KILL, ACKNOWLEDGE, …); UPDATE, HEARTBEAT and the rest answer 202.
+ * /api/v1/agent — corral's agent protocol, shaped like the v1 APIs, over
+ * either of two transports:
+ * - POST: REGISTER answers with a RecordIO stream of master→agent events
+ *   (LAUNCH, KILL, ACKNOWLEDGE, …); UPDATE, HEARTBEAT and the rest are POSTs
+ *   of their own that answer 202.
+ * - GET with a WebSocket upgrade (agent-channel.ts): one connection carries
+ *   the same calls one way and the same events the other.
  */
 import { CorralError } from '../../../../contracts/errors.js';
 import type { HttpServer, RequestContext } from '../../../../common/http/server.js';
 import type { Authority } from '../auth.js';
-import { Resources } from '../../resources/resources.js';
 import type { MasterShell } from '../shell.js';
 import { randomUUID } from 'node:crypto';
 import { agentCallSchema, AGENT_CALL_TYPES } from '../../../../contracts/v1/agent-schema.js';
-import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js';
+import type { AgentEvent } from '../../../../contracts/v1/v1.js';
+import { serveAgentChannel } from './agent-channel.js';
+import { handleAgentCall, speakerFor } from './agent-calls.js';
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { isQuickAgentCall } from '../../../../contracts/v1/v1-fast.js';
 
-export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
+export function mountAgentApi(server: HttpServer, shell: MasterShell, opts: { webSocket: boolean }): void {
   const m = shell.core;
   const streamIds = new Map<string, string>();
+  if (opts.webSocket) {
+    server.serveUpgrades();
+    server.route('GET', '/api/v1/agent', async (ctx) => {
+      // A browser sends Origin, and may send cached credentials with it: no page may speak for an agent.
+      if (ctx.req.headers.origin !== undefined) throw new CorralError('FORBIDDEN', 'the agent channel is not for browsers: the request has an Origin header');
+      const principal = await agentPrincipal(server, ctx, m.auth);
+      serveAgentChannel(ctx.webSocket(), ctx.req.socket, shell, principal);
+    });
+  }
   server.route('POST', '/api/v1/agent', async (ctx) => {
     const principal = await agentPrincipal(server, ctx, m.auth);
     const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
@@ -33,37 +47,10 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
       shell.fire((m) => m.agentManager.attach(a, conn));
       return;
     }
-    m.auth.authorizeAgent(principal);
-    const a = m.agents.get(call.agent_id.value);
-    if (!a || a.status !== 'connected') throw new CorralError('FORBIDDEN', `agent ${call.agent_id.value} is not registered; REGISTER first`);
-    if (a.principal !== undefined && a.principal !== principal)
-      throw new CorralError('FORBIDDEN', `agent ${a.id} registered with principal "${a.principal}"; principal "${principal}" may not speak for it`);
+    const a = speakerFor(shell, call.agent_id.value, principal);
     if (streamIdOf(ctx) !== streamIds.get(a.id)) throw new CorralError('INVALID_ARGUMENT', "the 'Mesos-Stream-Id' header does not match the agent's current stream");
-    shell.fire((m) => m.agentManager.seen(a));
-    switch (call.type) {
-      case 'UPDATE':
-        // The per-status form becomes groups of one: the master handles one shape.
-        await shell.run((m) => m.taskManager.fromAgent(a, call.update.frameworks ?? call.update.updates!.map((u) => ({ framework_id: u.framework_id, statuses: [u.status] }))));
-        break;
-      case 'HEARTBEAT':
-        break;
-      case 'UPDATE_OVERSUBSCRIBED':
-        {
-          const rev = Resources.fromV1(call.update_oversubscribed.resources);
-          for (const e of rev) if (!e.revocable) throw new CorralError('INVALID_ARGUMENT', `oversubscribed resource ${e.name} must be marked revocable`);
-          await shell.run((m) => m.agentManager.updateOversubscribed(a, rev));
-        }
-        break;
-      case 'UNREGISTER':
-        await shell.run((m) => m.agentManager.remove(a, false));
-        streamIds.delete(a.id);
-        break;
-      case 'MESSAGE': {
-        const f = m.frameworks.get(call.message.framework_id.value);
-        await shell.run((m) => m.send(f?.conn, { type: 'MESSAGE', message: { agent_id: { value: a.id }, executor_id: call.message.executor_id, data: call.message.data } } satisfies SchedulerEvent));
-        break;
-      }
-    }
+    await handleAgentCall(shell, a, call);
+    if (call.type === 'UNREGISTER') streamIds.delete(a.id);
     accepted(ctx);
   });
 }
@@ -76,7 +63,7 @@ export function mountAgentApi(server: HttpServer, shell: MasterShell): void {
  * credentials without the certificate). Plain HTTP (--insecure) keeps Basic
  * authentication alone.
  */
-async function agentPrincipal(server: HttpServer, ctx: RequestContext, auth: Authority): Promise<string | undefined> {
+export async function agentPrincipal(server: HttpServer, ctx: RequestContext, auth: Authority): Promise<string | undefined> {
   if (!server.tls) return auth.authenticate(ctx.req);
   const peer = ctx.peer();
   if (!peer?.authorized || !peer.commonName) {

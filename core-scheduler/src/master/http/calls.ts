@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { CorralError } from '../../../../contracts/errors.js';
-import { parseInput } from '../../../../common/validate.js';
+import { parseInput, parseJson } from '../../../../common/validate.js';
 import type { RequestContext } from '../../../../common/http/server.js';
 import { EventStream } from '../../../../common/http/stream.js';
 import type { Outbox } from '../shell.js';
@@ -28,10 +28,17 @@ export async function readCall<S extends z.ZodType>(ctx: RequestContext, schema:
   if (accept.includes('protobuf') && !accept.includes('json') && !accept.includes('*/*')) {
     throw new CorralError('NOT_ACCEPTABLE', `${api}: responses are JSON; send Accept: application/json`);
   }
-  const body = await ctx.json();
+  const text = await ctx.text();
+  if (text.length === 0) throw new CorralError('MALFORMED_REQUEST', 'request body is empty; expected JSON');
+  return parseCall(text, schema, types, api, opts);
+}
+
+/** Parse and validate a call's JSON text (a request body, or a message of an agent's channel). */
+export function parseCall<S extends z.ZodType>(text: string, schema: S, types: readonly string[], api: string, opts: ReadCallOptions & { what?: string } = {}): z.output<S> {
+  const body = parseJson(text, opts.what);
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CorralError('INVALID_ARGUMENT', `${api}: the call must be a JSON object`);
   // A search of the raw text keeps the walk off bodies without a null (all of corral's own clients' calls).
-  if (opts.nullIsUnset && mayHoldNull(await ctx.text())) stripNulls(body);
+  if (opts.nullIsUnset && mayHoldNull(text)) stripNulls(body);
   const type = (body as { type?: unknown }).type;
   if (typeof type !== 'string') throw new CorralError('INVALID_ARGUMENT', `${api}: the call needs a "type" field`);
   if (!types.includes(type)) throw new CorralError('INVALID_ARGUMENT', `${api}: unknown call type "${type.slice(0, 64)}"; expected one of ${types.join(', ')}`);
