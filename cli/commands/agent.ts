@@ -26,6 +26,7 @@ export function registerAgent(program: Command): void {
     .option('--docker-socket <path>', 'dockerd socket for DOCKER tasks')
     .option('--cni-conf-dir <dir>', 'CNI network configurations')
     .option('--volume-socket <path>', 'volume plugin daemon socket')
+    .option('--transport <kind>', 'channel (one WebSocket to the master, the default) or http (an event stream and a POST per call)')
     .option('--credentials <file>', "security file (this agent's credential; operators for the agent API)")
     .option('--no-auth', 'agent API without authentication (local use only)')
     .option('--insecure', INSECURE_HELP)
@@ -39,6 +40,7 @@ export function registerAgent(program: Command): void {
         ...daemonTlsFlags(cmd, o),
         limits: o.limit,
         master,
+        transport: o.transport,
         workDir: o.workDir,
         host: o.host,
         port: o.port,

@@ -25,6 +25,7 @@ export function registerMaster(program: Command): void {
       .option('--insecure', INSECURE_HELP)
       .option('--store-backend <name>', 'embedded or etcd'),
   )
+    .option('--no-agent-channel', 'serve agents over POST only, no WebSocket channel (e.g. behind a proxy that passes no WebSocket)')
     .option('--agent-unreachable-timeout <ms>', 'disconnected agents become unreachable after this long', intOption('--agent-unreachable-timeout', 0, 3_600_000))
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
     .option('--log-file <file>', 'append logs to this file instead of stderr')
@@ -39,7 +40,10 @@ export function registerMaster(program: Command): void {
         credentials: o.credentials,
         noAuth: o.auth === false ? true : undefined,
         log: o.logLevel || o.logFile ? { level: o.logLevel, file: o.logFile } : undefined,
-        agents: o.agentUnreachableTimeout !== undefined ? { unreachableTimeoutMs: o.agentUnreachableTimeout } : undefined,
+        agents:
+          o.agentUnreachableTimeout !== undefined || o.agentChannel === false
+            ? { ...(o.agentUnreachableTimeout !== undefined && { unreachableTimeoutMs: o.agentUnreachableTimeout }), ...(o.agentChannel === false && { channel: false }) }
+            : undefined,
         limits: o.limit,
       };
       flags.store = etcdStoreFlags(o);
