@@ -134,6 +134,8 @@ export class HttpServer {
   /** Requests that asked to switch protocols, with what the client sent past their headers. */
   private readonly upgrades = new WeakMap<IncomingMessage, Buffer>();
   private servesUpgrades = false;
+  /** Connections node's HTTP server has let go of (upgraded): close() ends them too. */
+  private readonly upgradedSockets = new Set<Socket>();
   readonly limiter: ServerLimiter;
   readonly tls: HttpTlsOptions | undefined;
 
@@ -225,6 +227,8 @@ export class HttpServer {
     }
     // Its body would be read by nobody: node's parser stopped at the headers.
     if (refuseUpgradeWithBody(req, socket)) return;
+    this.upgradedSockets.add(socket);
+    socket.once('close', () => this.upgradedSockets.delete(socket));
     const res = new http.ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
@@ -412,6 +416,8 @@ export class HttpServer {
           new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeAllConnections();
+            // node's closeAllConnections() knows only the connections its HTTP parser still holds.
+            for (const socket of this.upgradedSockets) socket.destroy();
           }),
       ),
     );

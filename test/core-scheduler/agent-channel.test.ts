@@ -254,3 +254,25 @@ describe('a master that serves no agent channel', () => {
     }
   });
 });
+
+describe('a master shutting down', () => {
+  it('ends its agent channels, even one whose peer never answers', async () => {
+    const master = await startTestMaster();
+    // A peer that completes the handshake and then reads nothing and answers nothing.
+    const socket = connect(master.port, '127.0.0.1');
+    const switched = new Promise<string>((resolve, reject) => {
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.includes('\r\n\r\n')) resolve(text.slice(0, text.indexOf('\r\n')));
+      });
+      socket.on('error', reject);
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('GET /api/v1/agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    expect(await switched).toBe('HTTP/1.1 101 Switching Protocols');
+    socket.pause();
+    await master.dispose();
+    await closed;
+  });
+});
