@@ -112,6 +112,9 @@ describe('the agent channel', () => {
     // The upgrade is the agent's one request: its updates and heartbeats were not POSTs.
     expect(await posts()).toBe(before);
     expect(await metric(master.url, /http_requests_total\{route="\/api\/v1\/agent",code="101"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    // They are counted as calls of the channel, and the channel as open.
+    expect(await metric(master.url, /agent_calls_total\{type="UPDATE",transport="channel"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(await metric(master.url, /agent_channels (\d+)/)).toBeGreaterThanOrEqual(1);
     await fw.client.teardown();
   });
 
@@ -247,6 +250,7 @@ describe('a master that serves no agent channel', () => {
       await fw.launch(offer!, [{ id: 'p1', resources: 'cpus:1;mem:128' }]);
       await fw.update('p1', 'TASK_RUNNING');
       await until(() => agent.updates.latestPending(fw.id, 'p1') === undefined, 10_000, 'the acknowledgement reaches the agent');
+      expect(await metric(master.url, /agent_calls_total\{type="UPDATE",transport="http"\} (\d+)/)).toBeGreaterThanOrEqual(1);
     } finally {
       await fw.client.close();
       await agent.stop();

@@ -22,18 +22,27 @@ import { isQuickAgentCall } from '../../../../contracts/v1/v1-fast.js';
 export function mountAgentApi(server: HttpServer, shell: MasterShell, opts: { webSocket: boolean }): void {
   const m = shell.core;
   const streamIds = new Map<string, string>();
+  const calls = m.metrics.counter('agent_calls_total', 'Agent protocol calls, by type and transport', ['type', 'transport']);
+  const counted = (transport: 'channel' | 'http') => (type: string) => calls.inc({ type, transport });
+  const countHttp = counted('http');
   if (opts.webSocket) {
+    let channels = 0;
+    m.metrics.gauge('agent_channels', 'Open agent channels (WebSockets)', [], (g) => g.set(channels));
     server.serveUpgrades();
     server.route('GET', '/api/v1/agent', async (ctx) => {
       // A browser sends Origin, and may send cached credentials with it: no page may speak for an agent.
       if (ctx.req.headers.origin !== undefined) throw new CorralError('FORBIDDEN', 'the agent channel is not for browsers: the request has an Origin header');
       const principal = await agentPrincipal(server, ctx, m.auth);
-      serveAgentChannel(ctx.webSocket(), ctx.req.socket, shell, principal);
+      const ws = ctx.webSocket();
+      channels++;
+      ws.once('close', () => channels--);
+      serveAgentChannel(ws, ctx.req.socket, shell, principal, counted('channel'));
     });
   }
   server.route('POST', '/api/v1/agent', async (ctx) => {
     const principal = await agentPrincipal(server, ctx, m.auth);
     const call = await readCall(ctx, agentCallSchema, AGENT_CALL_TYPES, 'agent API', { quick: isQuickAgentCall, nullIsUnset: true });
+    countHttp(call.type);
     if (call.type === 'REGISTER') {
       const a = await shell.run((m) => m.agentManager.register(call.register, principal, ctx.req.socket.remoteAddress));
       const streamId = randomUUID();

@@ -31,8 +31,8 @@ const POLICY_VIOLATION = 1008;
 
 const log = logger('agent-channel');
 let channels = 0;
-
-export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterShell, principal: string | undefined): void {
+/** Serve an agent's channel on `ws`; `count` is told the type of each call it carries. */
+export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterShell, principal: string | undefined, count: (type: string) => void): void {
   const id = `channel-${++channels}`;
   let agent: AgentRecord | undefined;
   /** Calls that arrive while REGISTER is being made durable wait for it, in order. */
@@ -101,6 +101,7 @@ export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterSh
     } catch (err) {
       return refuse(err, false);
     }
+    count(call.type);
     if (call.type === 'REGISTER') return register(call);
     if (!agent) return refuse(new CorralError('FAILED_PRECONDITION', `a ${call.type} call before REGISTER: an agent channel's first call registers the agent`), true);
     let a: AgentRecord;
