@@ -9,8 +9,8 @@
  * off) answers the upgrade 404, 405 or 426: ChannelUnavailable, and the
  * agent registers over POST instead (V1Connection).
  */
-import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { isIP, type createConnection, type Socket } from 'node:net';
+import { connect as tlsConnectTo, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { WebSocket } from 'ws';
 import { CorralError } from '../errors.js';
 import { basicAuthHeader } from './auth-header.js';
@@ -35,6 +35,33 @@ export interface AgentChannelOptions {
  * agent reconnecting) share theirs.
  */
 const contexts = new WeakMap<ClientTls, SecureContext>();
+
+/**
+ * The last TLS session each ClientTls got from each master, to resume: a
+ * channel that breaks comes back without a full handshake (undici does the
+ * same for the POST transport).
+ */
+const sessions = new WeakMap<ClientTls, Map<string, Buffer>>();
+
+/** tls.connect as `ws` makes it (servername unless an IP), with the shared context and session resumption. */
+function tlsConnector(tls: ClientTls, origin: string): (options: ConnectionOptions) => Socket {
+  let byOrigin = sessions.get(tls);
+  if (!byOrigin) sessions.set(tls, (byOrigin = new Map()));
+  const known = byOrigin;
+  return (options) => {
+    const host = options.host ?? '';
+    const session = known.get(origin);
+    const socket = tlsConnectTo({
+      ...options,
+      path: undefined,
+      servername: options.servername || (isIP(host) ? '' : host),
+      secureContext: secureContextFor(tls),
+      ...(session && { session }),
+    });
+    socket.on('session', (s: Buffer) => known.set(origin, s));
+    return socket;
+  };
+}
 
 function secureContextFor(tls: ClientTls): SecureContext {
   let context = contexts.get(tls);
@@ -94,7 +121,8 @@ export class AgentChannelClient {
       perMessageDeflate: false,
       handshakeTimeout: 30_000,
       maxPayload: MAX_EVENT_BYTES,
-      ...(tls && target.protocol === 'wss:' && { secureContext: secureContextFor(tls) }),
+      // `ws` calls it with one options object only; its typing is node's overloaded net.createConnection.
+      ...(tls && target.protocol === 'wss:' && { createConnection: tlsConnector(tls, target.origin) as unknown as typeof createConnection }),
     });
     this.ws = ws;
     return new Promise((resolve, reject) => {

@@ -16,6 +16,7 @@ import { Agent as UndiciAgent, request } from 'undici';
 import { createClusterCa, issueCertificate, writeTlsFiles, type TlsPair } from '../../common/tls/index.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 import { AgentSession } from '../../core-scheduler/src/agent/session.js';
+import type { TLSSocket } from 'node:tls';
 import { registerOverTls } from '../harness/tls-agent.js';
 import { agentConfigSchema, startAgent } from '../../core-scheduler/src/index.js';
 import { startServices } from '../../core-scheduler/src/index.js';
@@ -110,22 +111,33 @@ describe('master over HTTPS', () => {
 
   it('the agent channel runs over TLS (wss) with the client certificate (the refusals below come through it too)', async () => {
     const good = await issueCertificate(ca, { commonName: 'agent-wss', usage: 'client', validDays: 5 });
-    const session = new AgentSession({
-      master: master.url,
-      info: { hostname: 'wss', resources: [], attributes: [] },
-      tls: { ca: ca.certPem, ...pem(good) },
-      reconnect: false,
-      onEvent: () => undefined,
-      snapshot: () => ({ tasks: [], frameworks: [] }),
-    });
-    try {
-      const id = await session.start();
-      expect(session.transport).toBe('channel');
-      expect(master.master.agents.get(id)?.status).toBe('connected');
-      await session.sendUpdates([]);
-    } finally {
-      await session.stop();
-    }
+    const tls = { ca: ca.certPem, ...pem(good) };
+    const resumed: boolean[] = [];
+    const connectOnce = async (agentId?: string): Promise<string> => {
+      const session = new AgentSession({
+        master: master.url,
+        agentId,
+        info: { hostname: 'wss', resources: [], attributes: [] },
+        tls,
+        reconnect: false,
+        onChannelSocket: (socket) => resumed.push((socket as TLSSocket).isSessionReused()),
+        onEvent: () => undefined,
+        snapshot: () => ({ tasks: [], frameworks: [] }),
+      });
+      try {
+        const id = await session.start();
+        expect(session.transport).toBe('channel');
+        expect(master.master.agents.get(id)?.status).toBe('connected');
+        await session.sendUpdates([]);
+        return id;
+      } finally {
+        await session.stop();
+      }
+    };
+    const id = await connectOnce();
+    // Coming back with the same configuration resumes the TLS session, and the master still knows the certificate.
+    expect(await connectOnce(id)).toBe(id);
+    expect(resumed).toEqual([false, true]);
   });
 
   it('with authentication on, the certificate CN is the agent principal: alone it authenticates, with Basic credentials both must agree', async () => {
