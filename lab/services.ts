@@ -65,14 +65,16 @@ export async function runLabServices(o: LabServicesOptions): Promise<{ close(): 
   );
   let credential: { principal: string; secret: string } | undefined;
   let dispatchers: ReturnType<typeof tlsAgent>[] = [];
+  let agentTls: ReturnType<typeof loadTls> | undefined;
   if (secure) {
     const sec = loadSecurity(secure.security);
     const allowed = sec.acls.agents;
     credential = ownCredential(sec, (p) => allowed === 'ANY' || allowed.includes(p));
     if (!credential) throw new CorralError('INVALID_ARGUMENT', `${secure.security} holds no agent credential in plain text (a principal of acls.agents)`);
     // The agent certificate (CN = the principal) is the client certificate at the master; one dispatcher for calls, one for streams.
-    const tls = loadTls(nodeTlsFiles(secure.tlsDir, 'agent'), 'lab services: agent tls');
-    dispatchers = [tlsAgent(tls), tlsAgent(tls)];
+    // The agent channel's connections present it too (the dispatchers are the POST transport's).
+    agentTls = loadTls(nodeTlsFiles(secure.tlsDir, 'agent'), 'lab services: agent tls');
+    dispatchers = [tlsAgent(agentTls), tlsAgent(agentTls)];
   }
   const agents = o.agents.map(
     (ip) =>
@@ -82,6 +84,7 @@ export async function runLabServices(o: LabServicesOptions): Promise<{ close(): 
         resources: 'cpus:4;mem:8192;disk:20000;ports:[31000-32000]',
         ...(credential ? { principal: credential.principal, secret: credential.secret } : {}),
         ...(dispatchers.length ? { dispatcher: dispatchers[0]!, streamDispatcher: dispatchers[1]! } : {}),
+        ...(agentTls ? { tls: agentTls } : {}),
       }),
   );
   for (const a of agents) await a.start();

@@ -96,6 +96,8 @@ export async function startCluster(opts: { agents?: number; framework?: string; 
         hostname: `198.18.0.${i + 1}`,
         resources: 'cpus:64;mem:65536;ports:[31000-32000]',
         ...(agentDispatcher ? { dispatcher: agentDispatcher, streamDispatcher: agentDispatcher } : {}),
+        // The agent channel's connection presents the certificate too.
+        ...(tls ? { tls: { ca: tls.caPem, cert: tls.agentPem.cert, key: tls.agentPem.key } } : {}),
         statusExtras: (task, state) => {
           cluster.onReport?.(task.task_id.value, state);
           if (hostNet.has(task.task_id.value)) return {};
