@@ -179,10 +179,6 @@ export class AgentChannelClient {
     });
   }
 
-  get isOpen(): boolean {
-    return this.ws?.readyState === WebSocket.OPEN;
-  }
-
   /** Send a call; it is not answered (a refusal comes back as an ERROR event). */
   send(call: unknown): Promise<void> {
     const ws = this.ws;
