@@ -28,9 +28,12 @@ import { handleAgentCall, speakerFor } from './agent-calls.js';
 const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 /** RFC 6455 close code for a message the connection may not send. */
 const POLICY_VIOLATION = 1008;
+/** Calls held while REGISTER is made durable (an agent sends a few: its heartbeat, its pending updates). */
+const MAX_BACKLOG = 1000;
 
 const log = logger('agent-channel');
 let channels = 0;
+
 /** Serve an agent's channel on `ws`; `count` is told the type of each call it carries. */
 export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterShell, principal: string | undefined, count: (type: string) => void): void {
   const id = `channel-${++channels}`;
@@ -82,8 +85,11 @@ export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterSh
           agent = a;
           shell.open(outbox);
           shell.fire((m) => m.agentManager.attach(a, id));
-          if (ws.readyState !== WebSocket.OPEN) closed();
           registering = false;
+          if (ws.readyState !== WebSocket.OPEN) {
+            closed();
+            backlog.length = 0;
+          }
           while (backlog.length > 0 && !registering) onCall(backlog.shift()!);
         },
         (err: unknown) => {
@@ -119,8 +125,9 @@ export function serveAgentChannel(ws: WebSocket, socket: Socket, shell: MasterSh
   ws.on('message', (data) => {
     // Binary messages are taken as UTF-8 text too; with ws's default binaryType every message is one Buffer.
     const text = (data as Buffer).toString('utf8');
-    if (registering) backlog.push(text);
-    else onCall(text);
+    if (!registering) return onCall(text);
+    if (backlog.length >= MAX_BACKLOG) return refuse(new CorralError('RESOURCE_EXHAUSTED', `more than ${MAX_BACKLOG} calls sent before REGISTER was answered`), true);
+    backlog.push(text);
   });
 
   let ended = false;
