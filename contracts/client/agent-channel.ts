@@ -14,7 +14,7 @@ import { connect as tlsConnectTo, createSecureContext, type ConnectionOptions, t
 import { WebSocket } from 'ws';
 import { CorralError } from '../errors.js';
 import { basicAuthHeader } from './auth-header.js';
-import { CallError, errorText } from './connection.js';
+import { BodyText, CallError, errorText } from './connection.js';
 import { LeaderRedirect, redirectTarget, viaLeader, type LeaderTracker } from './masters.js';
 import { tlsFailure, type ClientTls } from './tls.js';
 
@@ -133,19 +133,15 @@ export class AgentChannelClient {
       // Nobody awaits `done` when opening fails.
       done.catch(() => undefined);
       ws.on('unexpected-response', (req, res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size <= MAX_REFUSAL_BYTES) chunks.push(c);
-        });
+        const body = new BodyText(MAX_REFUSAL_BYTES);
+        res.on('data', (c: Buffer) => body.add(c));
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const location = res.headers.location;
           const leader = redirectTarget(status, location, url);
           if (leader !== undefined) failure = new LeaderRedirect(status, leader, String(location));
           else if (status === 404 || status === 405 || status === 426) failure = new ChannelUnavailable(url, status);
-          else failure = new CallError(status, errorText(Buffer.concat(chunks).toString('utf8')));
+          else failure = new CallError(status, errorText(body.text()));
           reject(failure);
           req.destroy();
         });

@@ -79,7 +79,7 @@ const MAX_CALL_RESPONSE_BYTES = 16 * 1024 * 1024;
 const MAX_STREAM_ERROR_BYTES = 64 * 1024;
 
 /** A response body gathered up to a limit. */
-class BodyText {
+export class BodyText {
   private readonly chunks: Buffer[] = [];
   private size = 0;
 
