@@ -182,6 +182,28 @@ describe('the agent channel', () => {
     await until(() => master.master.agents.get(impostorId)?.status !== 'connected', 10_000, 'the impostor is disconnected');
   });
 
+  it('calls held behind a pending REGISTER are bounded: past 1,000 the channel is closed (1008, RESOURCE_EXHAUSTED)', async () => {
+    // Client frames by hand (FIN, text, masked with a zero key): REGISTER and 1,001 one-byte calls in one write, so the
+    // master reads them in one go, before the REGISTER is durable.
+    const frame = (text: string): Buffer => {
+      const payload = Buffer.from(text);
+      const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff]);
+      return Buffer.concat([head, Buffer.alloc(4), payload]);
+    };
+    const socket = connect(master.port, '127.0.0.1');
+    cleanup.push(() => void socket.destroy());
+    let received = Buffer.alloc(0);
+    socket.on('data', (c: Buffer) => (received = Buffer.concat([received, c])));
+    socket.write('GET /api/v1/agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await until(() => received.includes('\r\n\r\n'), 10_000, 'the 101');
+    expect(received.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+    socket.write(Buffer.concat([frame(JSON.stringify(agentInfo('flood'))), ...Array.from({ length: 1001 }, () => frame('x'))]));
+    // The server's close frame: opcode 8, then the code 1008 and the reason.
+    const close = Buffer.concat([Buffer.from([0x03, 0xf0]), Buffer.from('RESOURCE_EXHAUSTED')]);
+    await until(() => received.includes(close), 10_000, 'the close frame');
+    expect(received.toString('latin1')).toContain('more than 1000 calls sent before REGISTER was answered');
+  });
+
   it('a message over the body limit (4 MiB) closes the channel (1009) without harm to the master', async () => {
     const big = await rawChannel(master.url);
     big.ws.send('x'.repeat(4 * 1024 * 1024 + 1));
