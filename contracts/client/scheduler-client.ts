@@ -2,7 +2,8 @@
  * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
  * Framework authors (and corral's own service framework) build on it.
  */
-import type { SchedulerEvent, V1FrameworkInfo, V1Operation, V1TaskStatus } from '../v1/v1.js';
+import { hasCapability, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskStatus } from '../v1/v1.js';
+import { factorTaskDefaults, type V1TaskDefaults } from '../v1/task-defaults.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';
 import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
@@ -24,6 +25,12 @@ interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
    */
   batchAccepts?: boolean;
   acceptBatchSize?: number;
+  /**
+   * What the tasks of an ACCEPT_BATCH share (resources, command) is sent once,
+   * as its task_defaults (see v1/task-defaults.ts), to a master that announces
+   * TASK_DEFAULTS (default on).
+   */
+  taskDefaults?: boolean;
 }
 
 type Ack = { agent_id: V1TaskStatus['agent_id']; task_id: V1TaskStatus['task_id']; uuid: V1TaskStatus['uuid'] };
@@ -65,6 +72,7 @@ export class SchedulerClient {
       const e = raw as unknown as SchedulerEvent;
       if (e.type === 'SUBSCRIBED') {
         this.frameworkId = e.subscribed.framework_id.value;
+        this.masterTakesDefaults = hasCapability(e.subscribed.master_info, 'TASK_DEFAULTS');
         resolveSubscribed(this.frameworkId);
       }
       this.opts.onEvent?.(e, this);
@@ -114,6 +122,8 @@ export class SchedulerClient {
   }
 
   private accepts: PendingAccept[] = [];
+  /** The master of the current subscription announced TASK_DEFAULTS. */
+  private masterTakesDefaults = false;
   /** The master answered ACCEPT_BATCH with "unknown call type": it is not a corral master. */
   private acceptBatchUnknown = false;
 
@@ -128,7 +138,7 @@ export class SchedulerClient {
         for (const p of batch) this.call('ACCEPT', 'accept', p.accept).then(p.resolve, p.reject);
         continue;
       }
-      this.call('ACCEPT_BATCH', 'accept_batch', { accepts: batch.map((p) => p.accept) }).then(
+      this.call('ACCEPT_BATCH', 'accept_batch', this.acceptBatch(batch.map((p) => p.accept))).then(
         (answer) => {
           const results = (answer as { accept_batch?: { results?: V1AcceptResult[] } } | undefined)?.accept_batch?.results ?? [];
           batch.forEach((p, k) => {
@@ -149,6 +159,24 @@ export class SchedulerClient {
         },
       );
     }
+  }
+
+  /** An ACCEPT_BATCH body: what its tasks share sent once, when the master takes it. */
+  private acceptBatch(accepts: V1Accept[]): { accepts: V1Accept[]; task_defaults?: V1TaskDefaults } {
+    if (this.opts.taskDefaults === false || !this.masterTakesDefaults) return { accepts };
+    const launches = accepts.flatMap((a) => a.operations.filter((op) => op.type === 'LAUNCH' && op.launch));
+    const { defaults, tasks } = factorTaskDefaults(
+      launches.flatMap((op) => op.launch!.task_infos),
+      'content',
+    );
+    if (!defaults) return { accepts };
+    // The factored tasks in the order they were taken, put back into copies of their operations.
+    let next = 0;
+    const trimmed = accepts.map((a) => ({
+      ...a,
+      operations: a.operations.map((op) => (op.type === 'LAUNCH' && op.launch ? { ...op, launch: { ...op.launch, task_infos: op.launch.task_infos.map(() => tasks[next++]!) } } : op)),
+    }));
+    return { accepts: trimmed, task_defaults: defaults };
   }
 
   decline(offerIds: string[], refuseSeconds?: number): Promise<unknown> {

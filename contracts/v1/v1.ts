@@ -6,6 +6,7 @@ export type { V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1Framew
 export type { V1AgentInfo } from './agent-schema.js';
 import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState } from './v1-schema.js';
 import type { V1AgentInfo } from './agent-schema.js';
+import { fillTaskDefaults, type V1TaskDefaults } from './task-defaults.js';
 
 export interface V1Offer {
   id: V1Id;
@@ -37,11 +38,13 @@ export interface V1MasterInfo {
 export const hasCapability = (info: { capabilities?: ReadonlyArray<{ type?: string }> | undefined } | undefined, type: string): boolean => (info?.capabilities ?? []).some((c) => c.type === type);
 
 /**
- * Features of this master's agent protocol, announced in master_info: an agent
- * uses one only with a master that announced it, so agents can be upgraded
- * before or after their master.
+ * Features of this master's agent and scheduler protocols, announced in
+ * master_info: an agent or a framework uses one only with a master that
+ * announced it, so either can be upgraded before or after their master.
+ * GROUPED_STATUS_UPDATES: an agent's UPDATE call may group its statuses by
+ * framework. TASK_DEFAULTS: an ACCEPT_BATCH call may carry task_defaults.
  */
-export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES'] as const;
+export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'] as const;
 
 /** An agent's statuses of one framework, as an UPDATE call's `frameworks` form carries them. */
 export interface StatusUpdateGroup {
@@ -115,10 +118,11 @@ export type AgentEvent =
    * Tasks to run. To an agent that announced COMPACT_LAUNCH the tasks come
    * without what every task of the event shares: `allocation_role` stands for
    * each resource's allocation_info, an unreserved resource has no role ("*"),
-   * and a task has no agent_id (the agent's own). expandCompactLaunch() gives
-   * back the full TaskInfos.
+   * and a task has no agent_id (the agent's own). To an agent that announced
+   * LAUNCH_DEFAULTS, what the tasks share may come once, as `task_defaults`
+   * (see task-defaults.ts). expandCompactLaunch() gives back the full TaskInfos.
    */
-  | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[]; allocation_role?: string } }
+  | { type: 'LAUNCH'; launch: { framework_info: V1FrameworkInfo & { id: V1Id }; tasks: V1TaskInfo[]; allocation_role?: string; task_defaults?: V1TaskDefaults } }
   | { type: 'KILL'; kill: { framework_id: V1Id; task_id: V1Id; kill_policy?: V1TaskInfo['kill_policy'] } }
   | { type: 'ACKNOWLEDGE'; acknowledge: { framework_id: V1Id; task_id: V1Id; uuid: string } }
   /** Many acknowledgements of one framework in one record: sent only to agents that announce ACKNOWLEDGE_BATCH. */
@@ -137,7 +141,7 @@ export type AgentEvent =
  * uses a feature only with agents that announced it, so agents of an older
  * release keep working during an upgrade.
  */
-export const AGENT_CAPABILITIES = ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH'] as const;
+export const AGENT_CAPABILITIES = ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH', 'LAUNCH_DEFAULTS'] as const;
 export type AgentCapability = (typeof AGENT_CAPABILITIES)[number];
 
 /**
@@ -146,6 +150,11 @@ export type AgentCapability = (typeof AGENT_CAPABILITIES)[number];
  * full TaskInfos. A LAUNCH without allocation_role is already full.
  */
 export function expandCompactLaunch(launch: Extract<AgentEvent, { type: 'LAUNCH' }>['launch'], agentId: V1Id): void {
+  const defaults = launch.task_defaults;
+  if (defaults !== undefined) {
+    for (const task of launch.tasks) fillTaskDefaults(task, defaults);
+    delete launch.task_defaults;
+  }
   const role = launch.allocation_role;
   if (role === undefined) return;
   // One shared allocation_info: the tasks only read it.

@@ -7,7 +7,9 @@ import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { SchedulerClient } from '../../contracts/client/scheduler-client.js';
 import { CallError } from '../../contracts/client/connection.js';
 import { MAX_ACCEPTS } from '../../contracts/v1/v1-schema.js';
-import type { V1Offer, V1Operation } from '../../contracts/v1/v1.js';
+import type { V1Offer, V1Operation, V1TaskInfo } from '../../contracts/v1/v1.js';
+import { until } from '../harness/wait.js';
+import { OperatorClient } from '../../contracts/client/operator-client.js';
 
 let master: TestMaster | undefined;
 const cleanup = stopsAfterEach(async () => {
@@ -15,19 +17,21 @@ const cleanup = stopsAfterEach(async () => {
   master = undefined;
 });
 
-async function cluster(agents: number): Promise<{ fw: TestFramework; offers: V1Offer[] }> {
+async function cluster(agents: number): Promise<{ fw: TestFramework; offers: V1Offer[]; sims: SimAgent[] }> {
   master = await startTestMaster();
+  const sims: SimAgent[] = [];
   for (let i = 0; i < agents; i++) {
     const a = new SimAgent({ master: master.url, hostname: `h${i}`, resources: 'cpus:2;mem:1024' });
     cleanup.push(() => a.stop());
     await a.start();
+    sims.push(a);
   }
   const fw = new TestFramework(master.url);
   cleanup.push(() => fw.client.close());
   await fw.subscribe();
   const offers: V1Offer[] = [];
   while (offers.length < agents) offers.push(...(await fw.offers()));
-  return { fw, offers };
+  return { fw, offers, sims };
 }
 
 const launch = (offer: V1Offer, id: string, resources = 'cpus:1;mem:64'): V1Operation[] => [
@@ -121,6 +125,168 @@ describe('ACCEPT_BATCH: many ACCEPTs in one call, each on its own', () => {
     // Nothing was taken: the offer is still good.
     await fw.launch(offers[0]!, [{ id: 'after', resources: 'cpus:1;mem:64' }]);
     await fw.update('after', 'TASK_RUNNING');
+  });
+});
+
+describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => {
+  it("fills in each task that leaves them out; the agents get full TaskInfos and the master counts each task's own resources", async () => {
+    const { fw, offers, sims } = await cluster(2);
+    const [a, b] = offers as [V1Offer, V1Offer];
+    const role = a.allocation_info.role;
+    const bare = (offer: V1Offer, id: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({ name: id, task_id: { value: id }, agent_id: offer.agent_id, ...more });
+    const docker = { container: { type: 'DOCKER', docker: { image: 'busybox' } } };
+    const r = await post(
+      master!.url,
+      {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fw.id },
+        accept_batch: {
+          task_defaults: { resources: resourcesJson('cpus:1;mem:64', role), command: { value: 'sleep 1000' } },
+          accepts: [
+            { offer_ids: [a.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(a, 'plain'), bare(a, 'bigger', { resources: resourcesJson('cpus:1;mem:512', role) })] } }] },
+            { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(b, 'own-command', { command: { value: 'echo hi' } }), bare(b, 'image', docker)] } }] },
+          ],
+        },
+      },
+      fw.client.conn.streamId!,
+    );
+    expect(r.json).toEqual({ accept_batch: { results: [{ accepted: true }, { accepted: true }] } });
+    const launched = new Map<string, V1TaskInfo>();
+    await until(() => {
+      for (const sim of sims) for (const e of sim.received) if (e.type === 'LAUNCH') for (const t of e.launch.tasks) launched.set(t.task_id.value, t);
+      return launched.size === 4;
+    });
+    const mem = (t: V1TaskInfo | undefined): number | undefined => t?.resources.find((x) => x.name === 'mem')?.scalar?.value;
+    expect(mem(launched.get('plain'))).toBe(64);
+    expect(launched.get('plain')!.command).toEqual({ value: 'sleep 1000' });
+    expect(launched.get('plain')!.agent_id).toEqual(a.agent_id);
+    expect(mem(launched.get('bigger'))).toBe(512);
+    expect(launched.get('own-command')!.command).toEqual({ value: 'echo hi' });
+    // A task with a container may run without a command (its image's entrypoint): it never takes the defaults'.
+    expect(launched.get('image')!.command).toBeUndefined();
+    expect(mem(launched.get('image'))).toBe(64);
+    // The master's tasks hold their own resources, the defaults' or their own.
+    const ops = new OperatorClient({ master: master!.url });
+    try {
+      const { tasks } = (await ops.call<{ get_tasks: { tasks: Array<{ task_id: { value: string }; resources: V1TaskInfo['resources'] }> } }>('GET_TASKS')).get_tasks;
+      const held = Object.fromEntries(tasks.map((t) => [t.task_id.value, t.resources.find((x) => x.name === 'mem')?.scalar?.value]));
+      expect(held).toEqual({ plain: 64, bigger: 512, 'own-command': 64, image: 64 });
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it('refuses malformed task_defaults with a 400 that names them, and nothing is launched', async () => {
+    const { fw, offers } = await cluster(1);
+    const offer = offers[0]!;
+    for (const [defaults, why] of [
+      [{ resources: [{ name: 'cpus', type: 'SCALAR' }] }, /accept_batch\.task_defaults: resources\.0/],
+      [{ resources: resourcesJson('cpus:1;mem:64'), container: { type: 'DOCKER' } }, /accept_batch\.task_defaults: .*container/],
+      ['cpus:1', /accept_batch\.task_defaults/],
+    ] as const) {
+      const r = await post(
+        master!.url,
+        {
+          type: 'ACCEPT_BATCH',
+          framework_id: { value: fw.id },
+          accept_batch: {
+            task_defaults: defaults,
+            accepts: [{ offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'x', task_id: { value: 'x' }, agent_id: offer.agent_id }] } }] }],
+          },
+        },
+        fw.client.conn.streamId!,
+      );
+      expect(r.status).toBe(400);
+      expect(r.json.message).toMatch(why);
+    }
+    // Without defaults a task that leaves out its resources and command is refused as before.
+    const r = await post(
+      master!.url,
+      {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fw.id },
+        accept_batch: { accepts: [{ offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 'x', task_id: { value: 'x' }, agent_id: offer.agent_id }] } }] }] },
+      },
+      fw.client.conn.streamId!,
+    );
+    expect(r.status).toBe(400);
+    await fw.launch(offer, [{ id: 'after', resources: 'cpus:1;mem:64' }]);
+    await fw.update('after', 'TASK_RUNNING');
+  });
+});
+
+/** A master that serves SUBSCRIBE (announcing `capabilities`) and answers every ACCEPT_BATCH entry as accepted, keeping the bodies. */
+async function fakeMaster(capabilities: string[]): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>> }> {
+  const batches: Array<Record<string, unknown>> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const call = JSON.parse(body) as { type: string; accept_batch?: { accepts: unknown[] } };
+      if (call.type === 'SUBSCRIBE') {
+        const event = JSON.stringify({
+          type: 'SUBSCRIBED',
+          subscribed: {
+            framework_id: { value: 'f1' },
+            heartbeat_interval_seconds: 15,
+            master_info: { id: 'm', ip: 0, port: 0, hostname: 'fake', version: '0', capabilities: capabilities.map((type) => ({ type })) },
+          },
+        });
+        res.writeHead(200, { 'content-type': 'application/json', 'mesos-stream-id': 's1' });
+        res.write(`${Buffer.byteLength(event)}\n${event}`);
+        return;
+      }
+      if (call.type === 'ACCEPT_BATCH') {
+        batches.push(call.accept_batch as Record<string, unknown>);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ accept_batch: { results: call.accept_batch!.accepts.map(() => ({ accepted: true })) } }));
+      } else res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches };
+}
+
+describe('the scheduler client and task_defaults', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  const operations = (agent: string, ids: string[], resources: V1TaskInfo['resources']): V1Operation[] => [
+    { type: 'LAUNCH', launch: { task_infos: ids.map((id) => ({ name: id, task_id: { value: id }, agent_id: { value: agent }, resources, command: { value: 'sleep 1000' } })) } },
+  ];
+
+  it('sends what the tasks of a batch share once, to a master that announces TASK_DEFAULTS, and in full to one that does not', async () => {
+    for (const announced of [true, false]) {
+      const fake = await fakeMaster(announced ? ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'] : ['GROUPED_STATUS_UPDATES']);
+      servers.push(fake.server);
+      const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'defaults' } });
+      try {
+        await client.subscribe();
+        // Equal in content, not the same objects: the client compares what it sends.
+        await Promise.all([
+          client.accept(['o1'], operations('a1', ['t1', 't2'], resourcesJson('cpus:1;mem:64'))),
+          client.accept(['o2'], operations('a2', ['t3'], resourcesJson('cpus:1;mem:64'))),
+          client.accept(['o3'], operations('a3', ['t4'], resourcesJson('cpus:2;mem:64'))),
+        ]);
+        const [batch] = fake.batches as [{ task_defaults?: unknown; accepts: Array<{ offer_ids: unknown; operations: V1Operation[] }> }];
+        const sent = batch.accepts.flatMap((a) => a.operations[0]!.launch!.task_infos);
+        expect(batch.accepts.map((a) => a.offer_ids)).toEqual([[{ value: 'o1' }], [{ value: 'o2' }], [{ value: 'o3' }]]);
+        if (announced) {
+          expect(batch.task_defaults).toEqual({ resources: resourcesJson('cpus:1;mem:64'), command: { value: 'sleep 1000' } });
+          expect(sent.map((t) => Object.keys(t).sort().join(','))).toEqual(['agent_id,name,task_id', 'agent_id,name,task_id', 'agent_id,name,task_id', 'agent_id,name,resources,task_id']);
+          expect(sent[3]!.resources).toEqual(resourcesJson('cpus:2;mem:64'));
+        } else {
+          expect(batch.task_defaults).toBeUndefined();
+          expect(sent.every((t) => t.resources.length === 2 && t.command?.value === 'sleep 1000')).toBe(true);
+        }
+      } finally {
+        await client.close();
+      }
+    }
   });
 });
 

@@ -32,6 +32,17 @@ function seeds(fwId: string, agentId: string): Array<{ path: string; body: Recor
         accept_batch: { accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }, { offer_ids: [{ value: 'p' }] }] },
       },
     },
+    {
+      path: '/api/v1/scheduler',
+      body: {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fwId },
+        accept_batch: {
+          task_defaults: { resources: res, command: { value: 'true' } },
+          accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't', task_id: { value: 't' }, agent_id: { value: agentId } }, task] } }] }],
+        },
+      },
+    },
     { path: '/api/v1/scheduler', body: { type: 'DECLINE', framework_id: { value: fwId }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: 1 } } } },
     {
       path: '/api/v1/scheduler',

@@ -217,6 +217,58 @@ describe('framework lifecycle over the v1 scheduler API', () => {
     expect(task?.resources.every((r) => r.allocation_info?.role === 'dev')).toBe(true);
   });
 
+  it('sends what the tasks of a LAUNCH share once (task_defaults) to an agent that announces LAUNCH_DEFAULTS; its session restores the TaskInfos an older agent gets', async () => {
+    master = await startTestMaster();
+    const resources = 'cpus:4;mem:4096';
+    const current = await agent(master.url, { hostname: 'current', resources });
+    const older = await agent(master.url, { hostname: 'older', resources, capabilities: ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH'] });
+    const { events: wire, id: rawId } = await rawAgent(master.url, resources, ['COMPACT_LAUNCH', 'LAUNCH_DEFAULTS']);
+
+    const f = framework(master.url);
+    await f.subscribe();
+    const offers = await f.offers();
+    expect(offers).toHaveLength(3);
+    const hosts = new Map([
+      [current.id, 'c'],
+      [older.id, 'o'],
+      [rawId, 'w'],
+    ]);
+    for (const offer of offers) {
+      const h = hosts.get(offer.agent_id.value)!;
+      await f.launch(offer, [
+        { id: `${h}1`, resources: 'cpus:1;mem:64' },
+        { id: `${h}2`, resources: 'cpus:1;mem:64' },
+        { id: `${h}3`, resources: 'cpus:1;mem:128' },
+      ]);
+    }
+    const launchOf = (events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] => {
+      const e = events.find((x) => x.type === 'LAUNCH');
+      if (e?.type !== 'LAUNCH') throw new Error('no LAUNCH yet');
+      return e.launch;
+    };
+    await until(() => [current.received, older.received, wire].every((events) => events.some((e) => e.type === 'LAUNCH')));
+
+    // On the wire: the tasks' shared resource list once; the third task, which differs, carries its own.
+    const sent = launchOf(wire);
+    expect(sent.task_defaults?.resources?.map((r) => `${r.name}:${r.scalar?.value}`)).toEqual(['cpus:1', 'mem:64']);
+    expect(sent.tasks.map((t) => t.resources?.map((r) => `${r.name}:${r.scalar?.value}`))).toEqual([undefined, undefined, ['cpus:1', 'mem:128']]);
+    // Commands are compared by reference only (the master does not pay for a deep comparison): the first task's is
+    // the defaults', the others' are objects of their own and are sent.
+    expect(sent.task_defaults?.command).toEqual({ value: 'sleep 1000' });
+    expect(sent.tasks.map((t) => t.command?.value)).toEqual([undefined, 'sleep 1000', 'sleep 1000']);
+
+    // An agent without LAUNCH_DEFAULTS gets every task in full; the current agent's session restores exactly that.
+    expect(launchOf(older.received).task_defaults).toBeUndefined();
+    const plain = (events: AgentEvent[], h: string, agentId: string | undefined): unknown =>
+      JSON.parse(
+        JSON.stringify(
+          launchOf(events).tasks.map((t) => ({ ...t, name: t.name.replace(h, ''), task_id: { value: t.task_id.value.replace(h, '') }, agent_id: t.agent_id?.value === agentId ? 'own' : t.agent_id })),
+        ),
+      );
+    expect(plain(current.received, 'c', current.id)).toEqual(plain(older.received, 'o', older.id));
+    expect(launchOf(current.received).task_defaults).toBeUndefined();
+  });
+
   it("takes an agent's status updates one entry per status or grouped by framework, the form it announces in master_info", async () => {
     master = await startTestMaster();
     const { conn: raw, events, id } = await rawAgent(master.url, 'cpus:4;mem:1024');

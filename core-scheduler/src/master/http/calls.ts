@@ -18,6 +18,8 @@ interface ReadCallOptions {
    * APIs' bodies lose their nulls before either validator sees them.
    */
   nullIsUnset?: boolean;
+  /** Completes a call's shorthand (e.g. ACCEPT_BATCH's task_defaults) before it is validated. */
+  expand?: (type: string, body: Record<string, unknown>) => void;
 }
 
 /** Read and validate a call. */
@@ -42,6 +44,7 @@ export function parseCall<S extends z.ZodType>(text: string, schema: S, types: r
   const type = (body as { type?: unknown }).type;
   if (typeof type !== 'string') throw new CorralError('INVALID_ARGUMENT', `${api}: the call needs a "type" field`);
   if (!types.includes(type)) throw new CorralError('INVALID_ARGUMENT', `${api}: unknown call type "${type.slice(0, 64)}"; expected one of ${types.join(', ')}`);
+  opts.expand?.(type, body as Record<string, unknown>);
   if (opts.quick?.(type, body as Record<string, unknown>)) return body as z.output<S>;
   return parseInput(schema, body, `${type} call`);
 }

@@ -14,6 +14,12 @@ import type { AgentEvent, SchedulerEvent } from '../../../../contracts/v1/v1.js'
 import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { SubscriptionCaps } from './subscription-caps.js';
 import { isQuickSchedulerCall } from '../../../../contracts/v1/v1-fast.js';
+import { applyAcceptBatchDefaults } from './accept-batch-defaults.js';
+
+/** A call's shorthand, completed before it is validated. */
+const expandCall = (type: string, body: Record<string, unknown>): void => {
+  if (type === 'ACCEPT_BATCH') applyAcceptBatchDefaults(body);
+};
 
 export function mountSchedulerApi(server: HttpServer, shell: MasterShell): void {
   const m = shell.core;
@@ -21,7 +27,7 @@ export function mountSchedulerApi(server: HttpServer, shell: MasterShell): void 
   const caps = new SubscriptionCaps('scheduler', m.config.limits.maxSchedulerSubscriptionsPerPrincipal, m.metrics);
   server.route('POST', '/api/v1/scheduler', async (ctx) => {
     const principal = await m.auth.authenticate(ctx.req);
-    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { quick: isQuickSchedulerCall, nullIsUnset: true });
+    const call = await readCall(ctx, schedulerCallSchema, SCHEDULER_CALL_TYPES, 'scheduler API', { quick: isQuickSchedulerCall, nullIsUnset: true, expand: expandCall });
     calls.inc({ type: call.type });
     if (call.type === 'SUBSCRIBE') return subscribe(ctx, shell, call, principal, caps);
     const f = framework(ctx, m, call.framework_id.value, principal);
