@@ -62,7 +62,19 @@ function isResource(r: unknown): boolean {
   return false;
 }
 
-const isResourceList = (v: unknown): boolean => isArr(v, 0, 1000) && v.every(isResource);
+/**
+ * The resource list last found good in the call being checked: the tasks of
+ * a call filled from its task_defaults share one list, checked once. Reset
+ * for each call, so nothing outlives the body it was found in.
+ */
+let checkedList: unknown;
+
+function isResourceList(v: unknown): boolean {
+  if (checkedList !== undefined && v === checkedList) return true;
+  if (!(isArr(v, 0, 1000) && v.every(isResource))) return false;
+  checkedList = v;
+  return true;
+}
 
 /** Known fields of a task info that only zod checks; their presence means "not sure". */
 const TASK_SLOW_KEYS = new Set(['container', 'executor', 'health_check', 'kill_policy', 'labels', 'discovery']);
@@ -189,10 +201,20 @@ function isAgentUpdate(c: Obj): boolean {
  * a valid scheduler call that zod would return unchanged; false means "ask zod".
  */
 export function isQuickSchedulerCall(type: string, body: Obj): boolean {
-  if (type === 'ACCEPT') return isAccept(body);
-  if (type === 'ACCEPT_BATCH') return isAcceptBatch(body);
-  if (type === 'ACKNOWLEDGE_BATCH') return isAckBatch(body);
-  return false;
+  checkedList = undefined;
+  const quick = type === 'ACCEPT' ? isAccept(body) : type === 'ACCEPT_BATCH' ? isAcceptBatch(body) : type === 'ACKNOWLEDGE_BATCH' && isAckBatch(body);
+  checkedList = undefined;
+  return quick;
+}
+
+const TASK_DEFAULTS_KEYS = new Set(['resources', 'command']);
+
+/** The same for an ACCEPT_BATCH's task_defaults (see task-defaults.ts). */
+export function isQuickTaskDefaults(d: unknown): boolean {
+  checkedList = undefined;
+  const quick = isObj(d) && keysWithin(d, TASK_DEFAULTS_KEYS) && (d.resources === undefined || isResourceList(d.resources)) && (d.command === undefined || isCommand(d.command));
+  checkedList = undefined;
+  return quick;
 }
 
 /** The same for agent calls: only UPDATE has a quick form. */

@@ -289,7 +289,7 @@ export type V1Operation = z.infer<typeof operationSchema>;
 const offerIds = z.array(idSchema).min(1, 'at least one offer id is required').max(10000);
 
 /** What an ACCEPT_BATCH's tasks share, given once (see task-defaults.ts); a field it does not know is an error, not ignored. */
-export const taskDefaultsSchema = z.strictObject({ resources: v1ResourceListSchema.optional(), command: commandInfoSchema.optional() });
+export const taskDefaultsSchema = z.preprocess(stripNulls, z.strictObject({ resources: v1ResourceListSchema.optional(), command: commandInfoSchema.optional() }));
 
 /** Most ACCEPTs one ACCEPT_BATCH call may carry. */
 export const MAX_ACCEPTS = 1000;

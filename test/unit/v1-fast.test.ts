@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { schedulerCallSchema } from '../../contracts/v1/v1-schema.js';
+import { schedulerCallSchema, taskDefaultsSchema } from '../../contracts/v1/v1-schema.js';
 import { agentCallSchema } from '../../contracts/v1/agent-schema.js';
-import { isQuickAgentCall, isQuickSchedulerCall } from '../../contracts/v1/v1-fast.js';
+import { isQuickAgentCall, isQuickSchedulerCall, isQuickTaskDefaults } from '../../contracts/v1/v1-fast.js';
 import { stripNulls } from '../../contracts/v1/v1-json.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+/** What is checked: a scheduler call, an agent call, or an ACCEPT_BATCH's task_defaults. */
+type Api = 'scheduler' | 'agent' | 'defaults';
 
 const cpus = (v: number): Json => ({ name: 'cpus', type: 'SCALAR', scalar: { value: v } });
 const task = (i: number, extra: Record<string, Json> = {}): Json => ({
@@ -17,7 +19,7 @@ const task = (i: number, extra: Record<string, Json> = {}): Json => ({
 });
 
 /** Valid calls in the shapes corral's own clients send, and a few richer ones. */
-const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
+const bases: Array<{ api: Api; body: Json }> = [
   {
     api: 'scheduler',
     body: {
@@ -128,13 +130,16 @@ const bases: Array<{ api: 'scheduler' | 'agent'; body: Json }> = [
       },
     },
   },
+  { api: 'defaults', body: { resources: [cpus(1), { name: 'mem', type: 'SCALAR', scalar: { value: 256 } }], command: { value: 'sleep 3600' } } },
+  { api: 'defaults', body: { command: { value: 'sleep 3600', shell: false, arguments: ['a'] } } },
 ];
 
-const quick = (api: 'scheduler' | 'agent', body: Json): boolean => {
+const quick = (api: Api, body: Json): boolean => {
   const b = body as Record<string, unknown>;
+  if (api === 'defaults') return isQuickTaskDefaults(body);
   return api === 'scheduler' ? isQuickSchedulerCall(String(b.type), b) : isQuickAgentCall(String(b.type), b);
 };
-const zod = (api: 'scheduler' | 'agent', body: Json) => (api === 'scheduler' ? schedulerCallSchema : agentCallSchema).safeParse(body);
+const zod = (api: Api, body: Json) => (api === 'defaults' ? taskDefaultsSchema : api === 'scheduler' ? schedulerCallSchema : agentCallSchema).safeParse(body);
 
 function seeded(seed: number): () => number {
   return () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
@@ -257,7 +262,7 @@ describe('quick acceptance of the hot calls', () => {
    * unset fields), then the quick check; vouched for means zod, given its own
    * copy with the nulls in, accepts it and returns the body the quick path keeps.
    */
-  function agree(api: 'scheduler' | 'agent', m: Json, tally: { vouched: number; rejected: number }): void {
+  function agree(api: Api, m: Json, tally: { vouched: number; rejected: number }): void {
     const z = zod(api, JSON.parse(JSON.stringify(m)) as Json);
     if (!z.success) tally.rejected++;
     const body = stripNulls(JSON.parse(JSON.stringify(m)) as Json);

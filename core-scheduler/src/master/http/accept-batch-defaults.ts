@@ -6,6 +6,7 @@ import { CorralError } from '../../../../contracts/errors.js';
 import { formatIssues } from '../../../../common/validate.js';
 import { taskDefaultsSchema } from '../../../../contracts/v1/v1-schema.js';
 import { fillTaskDefaults, type V1TaskDefaults } from '../../../../contracts/v1/task-defaults.js';
+import { isQuickTaskDefaults } from '../../../../contracts/v1/v1-fast.js';
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -18,9 +19,13 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 export function applyAcceptBatchDefaults(call: Record<string, unknown>): void {
   const batch = call.accept_batch;
   if (!isObj(batch) || batch.task_defaults === undefined) return;
-  const checked = taskDefaultsSchema.safeParse(batch.task_defaults);
-  if (!checked.success) throw new CorralError('INVALID_ARGUMENT', `invalid ACCEPT_BATCH call: accept_batch.task_defaults: ${formatIssues(checked.error)}`);
-  const defaults: V1TaskDefaults = checked.data;
+  let defaults: V1TaskDefaults;
+  if (isQuickTaskDefaults(batch.task_defaults)) defaults = batch.task_defaults as V1TaskDefaults;
+  else {
+    const checked = taskDefaultsSchema.safeParse(batch.task_defaults);
+    if (!checked.success) throw new CorralError('INVALID_ARGUMENT', `invalid ACCEPT_BATCH call: accept_batch.task_defaults: ${formatIssues(checked.error)}`);
+    defaults = checked.data;
+  }
   delete batch.task_defaults;
   if (!Array.isArray(batch.accepts)) return;
   for (const accept of batch.accepts) {
