@@ -16,7 +16,7 @@ import { CorralError } from '../errors.js';
 import { basicAuthHeader } from './auth-header.js';
 import { BodyText, CallError, errorText } from './connection.js';
 import { LeaderRedirect, redirectTarget, viaLeader, type LeaderTracker } from './masters.js';
-import { tlsFailure, type ClientTls } from './tls.js';
+import { tlsConnect, tlsFailure, type ClientTls } from './tls.js';
 
 export interface AgentChannelOptions {
   /** Where the leader is (shared with the agent's POST transport, so both follow the same one). */
@@ -66,12 +66,8 @@ function tlsConnector(tls: ClientTls, origin: string): (options: ConnectionOptio
 function secureContextFor(tls: ClientTls): SecureContext {
   let context = contexts.get(tls);
   if (!context) {
-    context = createSecureContext({
-      ...(tls.ca !== undefined && { ca: tls.ca }),
-      ...(tls.cert !== undefined && { cert: tls.cert }),
-      ...(tls.key !== undefined && { key: tls.key }),
-      ...(tls.crl !== undefined && { crl: tls.crl }),
-    });
+    // The options undici's connections get (tlsConnect), so both transports trust and present the same.
+    context = createSecureContext(tlsConnect(tls).connect ?? {});
     contexts.set(tls, context);
   }
   return context;
