@@ -4,7 +4,7 @@ import { stopsAfterEach } from '../harness/teardown.js';
 import { TestFramework } from '../harness/framework.js';
 import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
-import { agentUpdateCall, type AgentEvent, type V1Task } from '../../contracts/v1/v1.js';
+import { agentUpdateCall, type AgentEvent, type AgentCapability, type V1Offer, type V1Task } from '../../contracts/v1/v1.js';
 import { V1Connection } from '../../contracts/client/connection.js';
 import { parseResources } from '../../core-scheduler/src/resources/parse.js';
 import { until } from '../harness/wait.js';
@@ -34,6 +34,42 @@ async function rawAgent(url: string, resources: string, capabilities?: string[])
   await until(() => events.some((e) => e.type === 'REGISTERED'));
   const registered = events.find((e) => e.type === 'REGISTERED') as Extract<AgentEvent, { type: 'REGISTERED' }>;
   return { conn, events, id: registered.registered.agent_id.value };
+}
+
+/** The first LAUNCH among `events`. */
+function launchOf(events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] {
+  const e = events.find((x) => x.type === 'LAUNCH');
+  if (e?.type !== 'LAUNCH') throw new Error('no LAUNCH yet');
+  return e.launch;
+}
+
+/**
+ * Three agents with the same resources, to compare what each is sent: one of
+ * this release, an older one announcing `olderCapabilities`, and a raw one
+ * announcing `rawCapabilities` whose records are kept as they came over the
+ * wire; a framework subscribed with an offer for each, and each agent's
+ * letter for task names (c, o, w).
+ */
+async function threeAgents(
+  url: string,
+  resources: string,
+  olderCapabilities: AgentCapability[],
+  rawCapabilities: string[],
+  info: ConstructorParameters<typeof TestFramework>[1] = {},
+): Promise<{ current: SimAgent; older: SimAgent; wire: AgentEvent[]; offers: V1Offer[]; hosts: Map<string | undefined, string>; f: TestFramework }> {
+  const current = await agent(url, { hostname: 'current', resources });
+  const older = await agent(url, { hostname: 'older', resources, capabilities: olderCapabilities });
+  const { events: wire, id: rawId } = await rawAgent(url, resources, rawCapabilities);
+  const f = framework(url, info);
+  await f.subscribe();
+  const offers = await f.offers();
+  expect(offers).toHaveLength(3);
+  const hosts = new Map<string | undefined, string>([
+    [current.id, 'c'],
+    [older.id, 'o'],
+    [rawId, 'w'],
+  ]);
+  return { current, older, wire, offers, hosts, f };
 }
 
 function framework(url: string, info: ConstructorParameters<typeof TestFramework>[1] = {}): TestFramework {
@@ -161,26 +197,11 @@ describe('framework lifecycle over the v1 scheduler API', () => {
   it('sends a compact LAUNCH to an agent that announces COMPACT_LAUNCH, which its session expands to the TaskInfos an older agent gets', async () => {
     master = await startTestMaster();
     const resources = 'cpus(dev):2;cpus:2;mem:4096';
-    const current = await agent(master.url, { hostname: 'current', resources });
-    const older = await agent(master.url, { hostname: 'older', resources, capabilities: ['ACKNOWLEDGE_BATCH'] });
-    const { events: wire, id: rawId } = await rawAgent(master.url, resources, ['COMPACT_LAUNCH']);
-
-    const f = framework(master.url, { roles: ['dev'], capabilities: [{ type: 'MULTI_ROLE' }] });
-    await f.subscribe();
-    const offers = await f.offers();
-    expect(offers).toHaveLength(3);
-    const hosts = new Map([
-      [current.id, 'c'],
-      [older.id, 'o'],
-      [rawId, 'w'],
-    ]);
+    const { current, older, wire, offers, hosts, f } = await threeAgents(master.url, resources, ['ACKNOWLEDGE_BATCH'], ['COMPACT_LAUNCH'], {
+      roles: ['dev'],
+      capabilities: [{ type: 'MULTI_ROLE' }],
+    });
     for (const offer of offers) await f.launch(offer, [{ id: `${hosts.get(offer.agent_id.value)}1`, resources: 'cpus(dev):1;cpus:1;mem:64' }]);
-
-    const launchOf = (events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] => {
-      const e = events.find((x) => x.type === 'LAUNCH');
-      if (e?.type !== 'LAUNCH') throw new Error('no LAUNCH yet');
-      return e.launch;
-    };
     await until(() => [current.received, older.received, wire].every((events) => events.some((e) => e.type === 'LAUNCH')));
 
     // On the wire: the shared allocation role once, no agent_id, no role on the unreserved resources.
@@ -219,20 +240,7 @@ describe('framework lifecycle over the v1 scheduler API', () => {
 
   it('sends what the tasks of a LAUNCH share once (task_defaults) to an agent that announces LAUNCH_DEFAULTS; its session restores the TaskInfos an older agent gets', async () => {
     master = await startTestMaster();
-    const resources = 'cpus:4;mem:4096';
-    const current = await agent(master.url, { hostname: 'current', resources });
-    const older = await agent(master.url, { hostname: 'older', resources, capabilities: ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH'] });
-    const { events: wire, id: rawId } = await rawAgent(master.url, resources, ['COMPACT_LAUNCH', 'LAUNCH_DEFAULTS']);
-
-    const f = framework(master.url);
-    await f.subscribe();
-    const offers = await f.offers();
-    expect(offers).toHaveLength(3);
-    const hosts = new Map([
-      [current.id, 'c'],
-      [older.id, 'o'],
-      [rawId, 'w'],
-    ]);
+    const { current, older, wire, offers, hosts, f } = await threeAgents(master.url, 'cpus:4;mem:4096', ['ACKNOWLEDGE_BATCH', 'COMPACT_LAUNCH'], ['COMPACT_LAUNCH', 'LAUNCH_DEFAULTS']);
     for (const offer of offers) {
       const h = hosts.get(offer.agent_id.value)!;
       await f.launch(offer, [
@@ -241,11 +249,6 @@ describe('framework lifecycle over the v1 scheduler API', () => {
         { id: `${h}3`, resources: 'cpus:1;mem:128' },
       ]);
     }
-    const launchOf = (events: AgentEvent[]): Extract<AgentEvent, { type: 'LAUNCH' }>['launch'] => {
-      const e = events.find((x) => x.type === 'LAUNCH');
-      if (e?.type !== 'LAUNCH') throw new Error('no LAUNCH yet');
-      return e.launch;
-    };
     await until(() => [current.received, older.received, wire].every((events) => events.some((e) => e.type === 'LAUNCH')));
 
     // On the wire: the tasks' shared resource list once; the third task, which differs, carries its own.
