@@ -28,7 +28,7 @@ export interface V1TaskDefaults {
 type TaskLike = { resources?: unknown; command?: unknown; executor?: unknown; container?: unknown };
 
 /** Whether a task without a command takes the defaults' (see above). */
-export const takesDefaultCommand = (t: TaskLike): boolean => t.executor === undefined && t.container === undefined;
+const takesDefaultCommand = (t: TaskLike): boolean => t.executor === undefined && t.container === undefined;
 
 /** Complete `task` in place from `defaults` (the parsed message is the receiver's own). */
 export function fillTaskDefaults(task: TaskLike, defaults: V1TaskDefaults): void {

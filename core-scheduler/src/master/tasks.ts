@@ -3,7 +3,7 @@
  * least once until acknowledged), acknowledgements, reconciliation and kill.
  */
 import { CorralError } from '../../../contracts/errors.js';
-import { takesDefaultCommand, type V1TaskDefaults } from '../../../contracts/v1/task-defaults.js';
+import { factorTaskDefaults } from '../../../contracts/v1/task-defaults.js';
 import { isUuidBase64 } from '../../../common/uuid.js';
 import type { Resources } from '../resources/resources.js';
 import type { Master } from './master.js';
@@ -79,8 +79,6 @@ export class TaskManager {
     const infos: V1TaskInfo[] = [];
     // A compact LAUNCH leaves out what all its tasks share (see AgentEvent LAUNCH): about a third fewer bytes to encode and parse.
     const compact = agent.capabilities.has('COMPACT_LAUNCH');
-    // What the tasks share (the same resource list, the same command object) goes once, as task_defaults.
-    const defaults: V1TaskDefaults | undefined = compact && tasks.length >= 2 && agent.capabilities.has('LAUNCH_DEFAULTS') ? {} : undefined;
     let lastResources: Resources | undefined;
     let lastV1: V1Resource[] = [];
     for (const { info, resources } of tasks) {
@@ -104,18 +102,14 @@ export class TaskManager {
       // Tasks sharing one parsed resource list (see planAccept) share its v1 form too.
       if (!lastResources?.sharesEntriesWith(resources)) lastV1 = compact ? compactV1(resources) : resources.toV1(role);
       lastResources = resources;
-      // An undefined field is left out of the JSON.
-      if (defaults) {
-        if (infos.length === 0) {
-          defaults.resources = lastV1;
-          if (info.command !== undefined && takesDefaultCommand(info)) defaults.command = info.command;
-        }
-        const command = info.command !== undefined && info.command === defaults.command && takesDefaultCommand(info) ? undefined : info.command;
-        infos.push({ ...info, agent_id: undefined as never, resources: (lastV1 === defaults.resources ? undefined : lastV1) as never, command });
-      } else infos.push(compact ? { ...info, agent_id: undefined as never, resources: lastV1 } : { ...info, resources: lastV1 });
+      // An undefined agent_id is left out of the JSON.
+      infos.push(compact ? { ...info, agent_id: undefined as never, resources: lastV1 } : { ...info, resources: lastV1 });
       this.m.events.taskAdded(t);
     }
-    const launch = compact ? { framework_info: f.info, tasks: infos, allocation_role: role, ...(defaults ? { task_defaults: defaults } : {}) } : { framework_info: f.info, tasks: infos };
+    // What the tasks share goes once, as task_defaults: compared by reference only, as tasks that asked for
+    // the same resources share one list and tasks filled from a batch's defaults share one command.
+    const { defaults, tasks: sentInfos } = compact && agent.capabilities.has('LAUNCH_DEFAULTS') ? factorTaskDefaults(infos, 'reference') : { defaults: undefined, tasks: infos };
+    const launch = compact ? { framework_info: f.info, tasks: sentInfos, allocation_role: role, ...(defaults ? { task_defaults: defaults } : {}) } : { framework_info: f.info, tasks: infos };
     const sent = agent.status === 'connected' && this.m.send(agent.conn, { type: 'LAUNCH', launch } satisfies AgentEvent);
     if (!sent) {
       for (const info of infos)

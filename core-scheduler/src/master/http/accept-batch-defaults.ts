@@ -6,9 +6,7 @@ import { CorralError } from '../../../../contracts/errors.js';
 import { formatIssues } from '../../../../common/validate.js';
 import { taskDefaultsSchema } from '../../../../contracts/v1/v1-schema.js';
 import { fillTaskDefaults, type V1TaskDefaults } from '../../../../contracts/v1/task-defaults.js';
-import { isQuickTaskDefaults } from '../../../../contracts/v1/v1-fast.js';
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+import { isObj, isQuickTaskDefaults } from '../../../../contracts/v1/v1-fast.js';
 
 /**
  * The receiving side of an ACCEPT_BATCH call's task_defaults: checked, then
