@@ -30,11 +30,13 @@ function readFile(file: string): string {
   }
 }
 
-function detail(t: InstanceView): string {
-  if (t.waiting) return t.waiting;
+/** The INFO column of `corral app show`: why an instance is not running, or what it last reported. */
+export function instanceDetail(t: InstanceView): string {
   if (t.phase === 'backoff') return `retry at ${t.retryAt}: ${t.lastError?.message ?? ''}`;
-  if (t.lastError) return `last error: ${t.lastError.state} ${t.lastError.message}`;
-  return t.message ?? '';
+  const lastError = t.lastError ? `last error: ${t.lastError.state} ${t.lastError.message}` : '';
+  // An instance waiting again after a failure keeps its last error in view: the wait alone does not say why it is not running.
+  if (t.waiting) return lastError ? `${t.waiting}; ${lastError}` : t.waiting;
+  return lastError || (t.message ?? '');
 }
 
 function printView(json: boolean, v: AppView): void {
@@ -61,7 +63,7 @@ function printView(json: boolean, v: AppView): void {
     { header: 'PORTS', value: (t) => t.ports.join(',') },
     { header: 'HEALTHY', value: (t) => (t.healthy === undefined ? '' : t.healthy) },
     { header: 'VOLUMES', value: (t) => t.volumes.join(',') },
-    { header: 'INFO', value: detail },
+    { header: 'INFO', value: instanceDetail },
   ]);
 }
 
