@@ -4,7 +4,7 @@
  * to print a plan), and `corral up`'s one-node node file — the same daemons
  * and settings the single-node stack runs.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,12 @@ import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config
 import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
 import { masterSecurityFile } from '../../cli/up/security.js';
 import { hashSecret } from '../../core-scheduler/src/master/auth.js';
+
+/** Every temporary directory the tests make, removed at the end. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
 const cred = (principal: string) => ({ principal, secret: `s-${principal}` });
@@ -73,6 +79,7 @@ describe('planNode with a security file', () => {
 
   it("on a host whose file holds its own secrets in plain text and the others' hashes, the ACLs pick the host's credentials", () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
+    tempDirs.push(dir);
     const file = join(dir, 'security.yaml');
     const h = (s: string): string => hashSecret(s, { N: 1024, r: 8, p: 1 });
     writeFileSync(
@@ -101,7 +108,6 @@ describe('planNode with a security file', () => {
     const secrets = secretsOf({ ...node, security: { file } })!;
     expect(secrets.cni).toEqual({ principal: 'cni-c1', secret: 'c1' });
     expect(config(planNode(node, secrets), 'cni')).toMatchObject({ store: { backend: 'remote', principal: 'cni-c1', secret: 'c1' } });
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses to plan without the credentials, with a clear error', () => {
@@ -110,6 +116,7 @@ describe('planNode with a security file', () => {
 
   it('reads the credentials from the security file, naming a missing principal', () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
+    tempDirs.push(dir);
     const file = join(dir, 'security.yaml');
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n  - { principal: frameworks, secret: f }\n  - { principal: agents, secret: g }\n');
     expect(secretsOf({ ...node, security: { file } })).toEqual({

@@ -1,10 +1,16 @@
 import { Command } from 'commander';
-import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { globals, operatorClient } from '../../../cli/context.js';
 import type { OperatorClient } from '../../../contracts/client/operator-client.js';
+
+/** Every temporary directory the tests make, removed at the end. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
 
 const clients: OperatorClient[] = [];
 afterEach(async () => {
@@ -44,6 +50,7 @@ describe('cli context: --master / CORRAL_MASTER', () => {
 
 describe('cli context: the secret comes from a file or the environment, never a flag', () => {
   const dir = mkdtempSync(join(tmpdir(), 'corral-secret-'));
+  tempDirs.push(dir);
   afterEach(() => {
     delete process.env.CORRAL_SECRET;
     delete process.env.CORRAL_SECRET_FILE;

@@ -15,8 +15,14 @@ import { nodeConfigSchema } from '../../../provision/src/config.js';
 import { planNode } from '../../../provision/src/plan.js';
 import { basicAuthHeader } from '../../../contracts/client/auth-header.js';
 
+/** Every temporary directory the tests make, removed at the end. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
 const dir = mkdtempSync(join(tmpdir(), 'corral-up-sec-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+tempDirs.push(dir);
 const mode = (f: string): number => statSync(f).mode & 0o777;
 
 describe("corral up's credentials", () => {
@@ -93,11 +99,11 @@ describe("corral up's credentials", () => {
 
   it('a work directory from before keeps its operator secret', () => {
     const old = mkdtempSync(join(tmpdir(), 'corral-up-old-'));
+    tempDirs.push(old);
     const file = join(old, 'security.yaml');
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: kept }\n  - { principal: agents, secret: gone }\nacls: { operators: [admin], agents: [agents] }\n');
     const s = ensureSecurityFile(file);
     expect(s.credentials.admin.secret).toBe('kept');
     expect(readFileSync(file, 'utf8')).not.toContain('gone');
-    rmSync(old, { recursive: true, force: true });
   });
 });

@@ -4,14 +4,20 @@
  * driver name), network mode, command, labels, user and privileges; and how a volume driver is
  * found before dockerd would spend 15 s looking for it.
  */
-import { describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../../contracts/containerizer.js';
 import { createOptions, isRootUserSpec, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins/isolator/src/docker/spec.js';
 import { DEFAULT_ROOT_CAPABILITIES } from '../../../plugins/isolator/src/common/capabilities.js';
 import { legacyPluginExists } from '../../../plugins/isolator/src/docker/volume-drivers.js';
+
+/** Every temporary directory the tests make, removed at the end. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
 
 const config: ContainerConfig = {
   containerId: 'web.1',
@@ -74,7 +80,9 @@ describe('createOptions', () => {
 describe('volume driver discovery', () => {
   it('finds legacy plugins by socket or spec file, as dockerd does', () => {
     const sockets = mkdtempSync(join(tmpdir(), 'corral-plugins-'));
+    tempDirs.push(sockets);
     const specs = mkdtempSync(join(tmpdir(), 'corral-specs-'));
+    tempDirs.push(specs);
     writeFileSync(join(sockets, 'a.sock'), '');
     mkdirSync(join(sockets, 'b'));
     writeFileSync(join(sockets, 'b', 'b.sock'), '');

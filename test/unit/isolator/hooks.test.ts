@@ -6,8 +6,8 @@
  * volume library (create-on-first-mount, unknown drivers, errors keeping
  * their code). The real daemons are exercised in test/isolator.
  */
-import { describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CorralError, isCorralError } from '../../../contracts/errors.js';
@@ -34,8 +34,15 @@ const calls = (binDir: string) =>
 
 const RESULT = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/ns' }], ips: [{ address: '100.96.0.5/32', gateway: '169.254.1.1', interface: 0 }] };
 
+/** Every temporary directory the tests make, removed at the end. */
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
 function setup(secondResult: object | 'fail' = RESULT) {
   const binDir = mkdtempSync(join(tmpdir(), 'corral-cnibin-'));
+  tempDirs.push(binDir);
   fakePlugin(binDir, 'first', RESULT);
   fakePlugin(binDir, 'second', secondResult);
   const net = {
@@ -100,6 +107,7 @@ describe('CNI network hook', () => {
 
   it('reads conflists and single confs from a directory, skipping broken files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'corral-cniconf-'));
+    tempDirs.push(dir);
     writeFileSync(join(dir, '10-a.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'a', plugins: [{ type: 'corral' }] }));
     writeFileSync(join(dir, '20-b.conf'), JSON.stringify({ cniVersion: '0.4.0', name: 'b', type: 'bridge', bridge: 'br0' }));
     writeFileSync(join(dir, '30-broken.conf'), '{');
