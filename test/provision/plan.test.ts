@@ -4,7 +4,7 @@
  * to print a plan), and `corral up`'s one-node node file — the same daemons
  * and settings the single-node stack runs.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +21,9 @@ import { volumeDriverConfigSchema } from '../../plugins/volume-driver/src/config
 import { makePlan, upNodeConfig, upScope } from '../../cli/up/plan.js';
 import { masterSecurityFile } from '../../cli/up/security.js';
 import { hashSecret } from '../../core-scheduler/src/master/auth.js';
+import { tempDirsRemovedAfterAll } from '../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 const config = (p: NodePlan, name: string): Record<string, unknown> => p.daemons.find((d) => d.name === name)!.config as Record<string, unknown>;
 const cred = (principal: string) => ({ principal, secret: `s-${principal}` });
@@ -78,8 +75,7 @@ describe('planNode with a security file', () => {
   });
 
   it("on a host whose file holds its own secrets in plain text and the others' hashes, the ACLs pick the host's credentials", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-plan-');
     const file = join(dir, 'security.yaml');
     const h = (s: string): string => hashSecret(s, { N: 1024, r: 8, p: 1 });
     writeFileSync(
@@ -115,8 +111,7 @@ describe('planNode with a security file', () => {
   });
 
   it('reads the credentials from the security file, naming a missing principal', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-plan-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-plan-');
     const file = join(dir, 'security.yaml');
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: a }\n  - { principal: frameworks, secret: f }\n  - { principal: agents, secret: g }\n');
     expect(secretsOf({ ...node, security: { file } })).toEqual({

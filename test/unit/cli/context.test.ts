@@ -1,16 +1,12 @@
 import { Command } from 'commander';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { globals, operatorClient } from '../../../cli/context.js';
 import type { OperatorClient } from '../../../contracts/client/operator-client.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 const clients: OperatorClient[] = [];
 afterEach(async () => {
@@ -49,8 +45,7 @@ describe('cli context: --master / CORRAL_MASTER', () => {
 });
 
 describe('cli context: the secret comes from a file or the environment, never a flag', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-secret-'));
-  tempDirs.push(dir);
+  const dir = tempDir('corral-secret-');
   afterEach(() => {
     delete process.env.CORRAL_SECRET;
     delete process.env.CORRAL_SECRET_FILE;

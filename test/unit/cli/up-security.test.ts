@@ -3,9 +3,8 @@
  * the master's file with hashes only, and each daemon's config file with its
  * own secret and no other.
  */
-import { describe, expect, it, afterAll } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { ensureSecurityFile, masterSecurityFile, planSecretsOf, UP_PRINCIPALS } from '../../../cli/up/security.js';
@@ -14,15 +13,11 @@ import { Authority, loadSecurity } from '../../../core-scheduler/src/master/auth
 import { nodeConfigSchema } from '../../../provision/src/config.js';
 import { planNode } from '../../../provision/src/plan.js';
 import { basicAuthHeader } from '../../../contracts/client/auth-header.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
-const dir = mkdtempSync(join(tmpdir(), 'corral-up-sec-'));
-tempDirs.push(dir);
+const dir = tempDir('corral-up-sec-');
 const mode = (f: string): number => statSync(f).mode & 0o777;
 
 describe("corral up's credentials", () => {
@@ -98,8 +93,7 @@ describe("corral up's credentials", () => {
   });
 
   it('a work directory from before keeps its operator secret', () => {
-    const old = mkdtempSync(join(tmpdir(), 'corral-up-old-'));
-    tempDirs.push(old);
+    const old = tempDir('corral-up-old-');
     const file = join(old, 'security.yaml');
     writeFileSync(file, 'credentials:\n  - { principal: admin, secret: kept }\n  - { principal: agents, secret: gone }\nacls: { operators: [admin], agents: [agents] }\n');
     const s = ensureSecurityFile(file);

@@ -4,20 +4,16 @@
  * driver name), network mode, command, labels, user and privileges; and how a volume driver is
  * found before dockerd would spend 15 s looking for it.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../../contracts/containerizer.js';
 import { createOptions, isRootUserSpec, LABEL_CONTAINER, LABEL_INSTANCE } from '../../../plugins/isolator/src/docker/spec.js';
 import { DEFAULT_ROOT_CAPABILITIES } from '../../../plugins/isolator/src/common/capabilities.js';
 import { legacyPluginExists } from '../../../plugins/isolator/src/docker/volume-drivers.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 const config: ContainerConfig = {
   containerId: 'web.1',
@@ -79,10 +75,8 @@ describe('createOptions', () => {
 
 describe('volume driver discovery', () => {
   it('finds legacy plugins by socket or spec file, as dockerd does', () => {
-    const sockets = mkdtempSync(join(tmpdir(), 'corral-plugins-'));
-    tempDirs.push(sockets);
-    const specs = mkdtempSync(join(tmpdir(), 'corral-specs-'));
-    tempDirs.push(specs);
+    const sockets = tempDir('corral-plugins-');
+    const specs = tempDir('corral-specs-');
     writeFileSync(join(sockets, 'a.sock'), '');
     mkdirSync(join(sockets, 'b'));
     writeFileSync(join(sockets, 'b', 'b.sock'), '');

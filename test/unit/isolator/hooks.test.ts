@@ -6,15 +6,15 @@
  * volume library (create-on-first-mount, unknown drivers, errors keeping
  * their code). The real daemons are exercised in test/isolator.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorralError, isCorralError } from '../../../contracts/errors.js';
 import { CniNetworkHook } from '../../../plugins/isolator/src/hooks/network-hook.js';
 import { loadConfDir, pluginConfig, toConfList } from '../../../common/cni-runtime/index.js';
 import { VolumeLibraryHook } from '../../../plugins/volume-driver/src/hook.js';
 import type { Volumes } from '../../../plugins/volume-driver/src/index.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
 /** A plugin that appends "COMMAND TYPE <stdin>" to calls.log and answers with a result (or fails). */
 function fakePlugin(binDir: string, type: string, result: object | 'fail'): void {
@@ -34,15 +34,10 @@ const calls = (binDir: string) =>
 
 const RESULT = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/ns' }], ips: [{ address: '100.96.0.5/32', gateway: '169.254.1.1', interface: 0 }] };
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 function setup(secondResult: object | 'fail' = RESULT) {
-  const binDir = mkdtempSync(join(tmpdir(), 'corral-cnibin-'));
-  tempDirs.push(binDir);
+  const binDir = tempDir('corral-cnibin-');
   fakePlugin(binDir, 'first', RESULT);
   fakePlugin(binDir, 'second', secondResult);
   const net = {
@@ -106,8 +101,7 @@ describe('CNI network hook', () => {
   });
 
   it('reads conflists and single confs from a directory, skipping broken files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-cniconf-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-cniconf-');
     writeFileSync(join(dir, '10-a.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'a', plugins: [{ type: 'corral' }] }));
     writeFileSync(join(dir, '20-b.conf'), JSON.stringify({ cniVersion: '0.4.0', name: 'b', type: 'bridge', bridge: 'br0' }));
     writeFileSync(join(dir, '30-broken.conf'), '{');

@@ -3,23 +3,18 @@
  * rules as the native shim, Docker's multiplexed stream framing, and the
  * timestamps that let a restarted agent resume following.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RotatingFile } from '../../../plugins/isolator/src/common/rotating-file.js';
 import { FrameParser, timestampNs } from '../../../plugins/isolator/src/docker/log-follower.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 describe('RotatingFile', () => {
   it('rotates at maxBytes, splits chunks, keeps maxFiles files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-rot-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-rot-');
     const f = new RotatingFile(join(dir, 'out'), 10, 3);
     for (let i = 0; i < 5; i++) f.write(Buffer.from('0123456789'.slice(0, 7)));
     f.close();
@@ -31,8 +26,7 @@ describe('RotatingFile', () => {
   });
 
   it('appends to an existing file and truncates when only one file is kept', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-rot-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-rot-');
     writeFileSync(join(dir, 'out'), 'abc');
     const f = new RotatingFile(join(dir, 'out'), 5, 1);
     f.write(Buffer.from('defgh'));
@@ -44,8 +38,7 @@ describe('RotatingFile', () => {
 
 describe('RotatingFile in a sandbox subdirectory', () => {
   it('makes the directory a task names for its logs (logs/out), as the native shim does', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-rot-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-rot-');
     const f = new RotatingFile(join(dir, 'logs', 'deep', 'out'), 1024, 2);
     f.write(Buffer.from('hello\n'));
     f.close();

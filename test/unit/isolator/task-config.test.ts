@@ -4,9 +4,9 @@
  * launcher's request/reply wire format and the launch request built from a
  * plan.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerConfig } from '../../../contracts/containerizer.js';
 import { checkTask, commandArgv, logPath } from '../../../plugins/isolator/src/task-config.js';
@@ -14,15 +14,11 @@ import { resolveUser } from '../../../plugins/isolator/src/common/user.js';
 import { encodeRequest, parseReply } from '../../../plugins/isolator/src/native/launcher.js';
 import { launchFields } from '../../../plugins/isolator/src/native/launch-request.js';
 import type { LaunchPlan } from '../../../plugins/isolator/src/native/isolators/types.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
-const sandbox = mkdtempSync(join(tmpdir(), 'corral-task-'));
-tempDirs.push(sandbox);
+const sandbox = tempDir('corral-task-');
 /** What the agent advertises: tasks are checked against this, whatever the hardware has. */
 const host = { cpus: 2, memMb: 4096, gpus: 0 };
 const base = (o: Partial<ContainerConfig> = {}): ContainerConfig => ({
@@ -115,8 +111,7 @@ describe('commandArgv and logPath', () => {
 });
 
 describe('resolveUser', () => {
-  const root = mkdtempSync(join(tmpdir(), 'corral-user-'));
-  tempDirs.push(root);
+  const root = tempDir('corral-user-');
   mkdirSync(join(root, 'etc'));
   writeFileSync(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\n');
   writeFileSync(join(root, 'etc', 'group'), 'root:x:0:\nweb:x:1000:\ndocker:x:999:web,other\n');

@@ -3,18 +3,14 @@
  * file and from Docker's inspect state — exit codes, signals, OOM kills and
  * the memory-limit reason.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lostTermination, readStatus, toTermination } from '../../../plugins/isolator/src/native/termination.js';
 import { dockerTermination } from '../../../plugins/isolator/src/docker/containerizer.js';
+import { tempDirsRemovedAfterAll } from '../../harness/temp-dirs.js';
 
-/** Every temporary directory the tests make, removed at the end. */
-const tempDirs: string[] = [];
-afterAll(() => {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-});
+const tempDir = tempDirsRemovedAfterAll();
 
 const status = (o: object) => ({ exitCode: null, signal: null, oomKills: 0, finishedAt: 1, pid: 10, error: null, ...o });
 
@@ -34,8 +30,7 @@ describe('native terminations', () => {
   });
 
   it('a missing, half-written or foreign status file reads as no status', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'corral-status-'));
-    tempDirs.push(dir);
+    const dir = tempDir('corral-status-');
     expect(readStatus(join(dir, 'none'))).toBeUndefined();
     writeFileSync(join(dir, 'half'), '{"exitCode":');
     expect(readStatus(join(dir, 'half'))).toBeUndefined();
