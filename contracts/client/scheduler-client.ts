@@ -2,18 +2,19 @@
  * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
  * Framework authors (and corral's own service framework) build on it.
  */
-import { hasCapability, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskStatus } from '../v1/v1.js';
-import { factorTaskDefaults, type V1TaskDefaults } from '../v1/task-defaults.js';
+import { hasCapability, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskInfo, type V1TaskStatus } from '../v1/v1.js';
+import { factorTaskDefaults, omitImpliedTaskFields, type V1TaskDefaults } from '../v1/task-defaults.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult, type V1AgentAcknowledgements } from '../v1/v1-schema.js';
 
 interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
   onEvent?: (event: SchedulerEvent, client: SchedulerClient) => void;
   /**
    * Acknowledgements made in the same event-loop turn travel in one
-   * ACKNOWLEDGE_BATCH call (a corral extension; default on). Off: one
+   * ACKNOWLEDGE_BATCH call (a corral extension; default on), grouped by agent
+   * to a master that announces GROUPED_ACKNOWLEDGEMENTS. Off: one
    * ACKNOWLEDGE per update, as against a Mesos master.
    */
   batchAcknowledgements?: boolean;
@@ -28,7 +29,9 @@ interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   /**
    * What the tasks of an ACCEPT_BATCH share (resources, command) is sent once,
    * as its task_defaults (see v1/task-defaults.ts), to a master that announces
-   * TASK_DEFAULTS (default on).
+   * TASK_DEFAULTS; and to one that announces IMPLIED_TASK_FIELDS, each ACCEPT
+   * names its agent once and its tasks leave out a name equal to their id
+   * (default on).
    */
   taskDefaults?: boolean;
 }
@@ -38,6 +41,17 @@ interface PendingAccept {
   accept: V1Accept;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+}
+
+/** Acknowledgements grouped by the agent they name, each agent named once (GROUPED_ACKNOWLEDGEMENTS). */
+function groupByAgent(acks: readonly Ack[]): V1AgentAcknowledgements[] {
+  const groups = new Map<string, V1AgentAcknowledgements>();
+  for (const a of acks) {
+    let g = groups.get(a.agent_id!.value);
+    if (!g) groups.set(a.agent_id!.value, (g = { agent_id: a.agent_id!, acknowledgements: [] }));
+    g.acknowledgements.push({ task_id: a.task_id, uuid: a.uuid! });
+  }
+  return [...groups.values()];
 }
 
 interface PendingAck {
@@ -73,6 +87,8 @@ export class SchedulerClient {
       if (e.type === 'SUBSCRIBED') {
         this.frameworkId = e.subscribed.framework_id.value;
         this.masterTakesDefaults = hasCapability(e.subscribed.master_info, 'TASK_DEFAULTS');
+        this.masterImpliesFields = hasCapability(e.subscribed.master_info, 'IMPLIED_TASK_FIELDS');
+        this.masterGroupsAcks = hasCapability(e.subscribed.master_info, 'GROUPED_ACKNOWLEDGEMENTS');
         resolveSubscribed(this.frameworkId);
       }
       this.opts.onEvent?.(e, this);
@@ -124,6 +140,10 @@ export class SchedulerClient {
   private accepts: PendingAccept[] = [];
   /** The master of the current subscription announced TASK_DEFAULTS. */
   private masterTakesDefaults = false;
+  /** The master of the current subscription announced IMPLIED_TASK_FIELDS. */
+  private masterImpliesFields = false;
+  /** The master of the current subscription announced GROUPED_ACKNOWLEDGEMENTS. */
+  private masterGroupsAcks = false;
   /** The master answered ACCEPT_BATCH with "unknown call type": it is not a corral master. */
   private acceptBatchUnknown = false;
 
@@ -161,9 +181,16 @@ export class SchedulerClient {
     }
   }
 
-  /** An ACCEPT_BATCH body: what its tasks share sent once, when the master takes it. */
-  private acceptBatch(accepts: V1Accept[]): { accepts: V1Accept[]; task_defaults?: V1TaskDefaults } {
-    if (this.opts.taskDefaults === false || !this.masterTakesDefaults) return { accepts };
+  /** An ACCEPT_BATCH body: what its tasks share, or imply, sent once, when the master takes it. */
+  private acceptBatch(given: V1Accept[]): { accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }>; task_defaults?: V1TaskDefaults } {
+    if (this.opts.taskDefaults === false) return { accepts: given };
+    const accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }> = this.masterImpliesFields
+      ? given.map((a) => {
+          const { agentId, operations } = omitImpliedTaskFields(a.operations);
+          return { ...a, operations, ...(agentId ? { agent_id: agentId } : {}) };
+        })
+      : given;
+    if (!this.masterTakesDefaults) return { accepts };
     const launches = accepts.flatMap((a) => a.operations.filter((op) => op.type === 'LAUNCH' && op.launch));
     const { defaults, tasks } = factorTaskDefaults(
       launches.flatMap((op) => op.launch!.task_infos),
@@ -204,7 +231,10 @@ export class SchedulerClient {
         this.call('ACKNOWLEDGE', 'acknowledge', one!.ack).then(one!.resolve, one!.reject);
         continue;
       }
-      this.call('ACKNOWLEDGE_BATCH', 'acknowledge_batch', { acknowledgements: batch.map((p) => p.ack) }).then(
+      const acks = batch.map((p) => p.ack);
+      // An acknowledgement without its agent or uuid cannot be grouped; sent as given, the master words what is wrong.
+      const grouped = this.masterGroupsAcks && acks.every((a) => a.agent_id !== undefined && a.uuid !== undefined);
+      this.call('ACKNOWLEDGE_BATCH', 'acknowledge_batch', grouped ? { agents: groupByAgent(acks) } : { acknowledgements: acks }).then(
         (v) => batch.forEach((p) => p.resolve(v)),
         // The batch is all or nothing: one by one, each acknowledgement gets its own answer.
         () => batch.forEach((p) => this.call('ACKNOWLEDGE', 'acknowledge', p.ack).then(p.resolve, p.reject)),

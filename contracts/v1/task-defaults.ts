@@ -16,9 +16,16 @@
  * `command` takes the defaults' unless it has an executor or a container (it
  * may run without a command, e.g. a docker image's entrypoint). A task that
  * differs says so in full, e.g. `"resources": []`.
+ *
+ * Implied task fields (an ACCEPT_BATCH to a master whose master_info names
+ * IMPLIED_TASK_FIELDS): the offers of one ACCEPT are all of one agent, and a
+ * task is usually named by its id. An entry of the batch may name its agent
+ * once (`accepts[i].agent_id`); its LAUNCH tasks that leave out `agent_id`
+ * take it, and those that leave out `name` are named by their task id. The
+ * agent id was more than half of each task's bytes in such a call.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { V1Resource, V1TaskInfo } from './v1-schema.js';
+import type { V1Operation, V1Resource, V1TaskInfo } from './v1-schema.js';
 
 export interface V1TaskDefaults {
   resources?: V1Resource[];
@@ -34,6 +41,41 @@ const takesDefaultCommand = (t: TaskLike): boolean => t.executor === undefined &
 export function fillTaskDefaults(task: TaskLike, defaults: V1TaskDefaults): void {
   if (task.resources === undefined && defaults.resources !== undefined) task.resources = defaults.resources;
   if (task.command === undefined && defaults.command !== undefined && takesDefaultCommand(task)) task.command = defaults.command;
+}
+
+type ImpliedLike = { agent_id?: unknown; name?: unknown; task_id?: unknown };
+
+/** Complete `task` in place with its implied fields (see above); `agentId` is its ACCEPT's, when it named one. */
+export function fillImpliedTaskFields(task: ImpliedLike, agentId: unknown): void {
+  if (task.agent_id === undefined && agentId !== undefined) task.agent_id = agentId;
+  if (task.name === undefined && typeof task.task_id === 'object' && task.task_id !== null) {
+    const id = (task.task_id as { value?: unknown }).value;
+    if (typeof id === 'string') task.name = id;
+  }
+}
+
+/**
+ * One ACCEPT's LAUNCH operations with the implied fields left out of their
+ * tasks: the agent id when all of them name the same one (returned, for the
+ * entry to name once), and each name equal to its task id. Copies; the
+ * ACCEPT given is not changed.
+ */
+export function omitImpliedTaskFields(operations: readonly V1Operation[]): { agentId: V1TaskInfo['agent_id'] | undefined; operations: V1Operation[] } {
+  const tasks = operations.flatMap((op) => (op.type === 'LAUNCH' && op.launch ? op.launch.task_infos : []));
+  const agentId = tasks[0]?.agent_id;
+  const oneAgent = agentId !== undefined && tasks.every((t) => t.agent_id?.value === agentId.value);
+  const omit = (t: V1TaskInfo): V1TaskInfo => {
+    const out: Record<string, unknown> = {};
+    for (const k in t) {
+      if ((oneAgent && k === 'agent_id') || (k === 'name' && t.name === t.task_id.value)) continue;
+      out[k] = (t as Record<string, unknown>)[k];
+    }
+    return out as V1TaskInfo;
+  };
+  return {
+    agentId: oneAgent ? agentId : undefined,
+    operations: operations.map((op) => (op.type === 'LAUNCH' && op.launch ? { ...op, launch: { ...op.launch, task_infos: op.launch.task_infos.map(omit) } } : op)),
+  };
 }
 
 /** How two values are compared: by reference only (cheap, for a master), or also by content. */

@@ -27,7 +27,7 @@ function keysWithin(o: Obj, allowed: ReadonlySet<string>): boolean {
 }
 
 const ID_KEYS = new Set(['value']);
-const isId = (v: unknown): boolean => isObj(v) && keysWithin(v, ID_KEYS) && isStr(v.value, 1, 255);
+export const isId = (v: unknown): boolean => isObj(v) && keysWithin(v, ID_KEYS) && isStr(v.value, 1, 255);
 
 const RESOURCE_KEYS = new Set(['name', 'type', 'scalar', 'ranges', 'role', 'allocation_info']);
 const SCALAR_KEYS = new Set(['value']);
@@ -139,15 +139,31 @@ function isAcceptBatch(c: Obj): boolean {
 }
 
 const ACK_BATCH_CALL_KEYS = new Set(['type', 'framework_id', 'acknowledge_batch']);
-const ACK_BATCH_KEYS = new Set(['acknowledgements']);
+const ACK_BATCH_KEYS = new Set(['acknowledgements', 'agents']);
 const ACK_KEYS = new Set(['agent_id', 'task_id', 'uuid']);
+const AGENT_ACKS_KEYS = new Set(['agent_id', 'acknowledgements']);
+const AGENT_ACK_KEYS = new Set(['task_id', 'uuid']);
 
 const isAck = (a: unknown): boolean => isObj(a) && keysWithin(a, ACK_KEYS) && isId(a.agent_id) && isId(a.task_id) && isStr(a.uuid, 1, 256);
+const isAgentAck = (a: unknown): boolean => isObj(a) && keysWithin(a, AGENT_ACK_KEYS) && isId(a.task_id) && isStr(a.uuid, 1, 256);
 
 function isAckBatch(c: Obj): boolean {
   if (!keysWithin(c, ACK_BATCH_CALL_KEYS) || !isId(c.framework_id)) return false;
   const b = c.acknowledge_batch;
-  return isObj(b) && keysWithin(b, ACK_BATCH_KEYS) && isArr(b.acknowledgements, 1, MAX_ACKNOWLEDGEMENTS) && b.acknowledgements.every(isAck);
+  if (!isObj(b) || !keysWithin(b, ACK_BATCH_KEYS)) return false;
+  let total = 0;
+  if (b.acknowledgements !== undefined) {
+    if (!isArr(b.acknowledgements, 0, MAX_ACKNOWLEDGEMENTS) || !b.acknowledgements.every(isAck)) return false;
+    total += b.acknowledgements.length;
+  }
+  if (b.agents !== undefined) {
+    if (!isArr(b.agents, 0, MAX_ACKNOWLEDGEMENTS)) return false;
+    for (const g of b.agents) {
+      if (!isObj(g) || !keysWithin(g, AGENT_ACKS_KEYS) || !isId(g.agent_id) || !isArr(g.acknowledgements, 1, MAX_ACKNOWLEDGEMENTS) || !g.acknowledgements.every(isAgentAck)) return false;
+      total += g.acknowledgements.length;
+    }
+  }
+  return total >= 1 && total <= MAX_ACKNOWLEDGEMENTS;
 }
 
 const STATES = new Set<string>(taskStateSchema.options);

@@ -301,6 +301,20 @@ export type V1AcceptResult = { accepted: true } | { error: { code: string; messa
 /** Most acknowledgements one ACKNOWLEDGE_BATCH call may carry. */
 export const MAX_ACKNOWLEDGEMENTS = 10_000;
 const acknowledgementSchema = z.object({ agent_id: idSchema, task_id: idSchema, uuid: z.string().min(1).max(256) });
+/** The acknowledgements of one agent's updates, the agent named once (GROUPED_ACKNOWLEDGEMENTS). */
+const agentAcknowledgementsSchema = z.object({
+  agent_id: idSchema,
+  acknowledgements: z
+    .array(z.object({ task_id: idSchema, uuid: z.string().min(1).max(256) }))
+    .min(1, 'at least one acknowledgement is required')
+    .max(MAX_ACKNOWLEDGEMENTS),
+});
+export type V1AgentAcknowledgements = z.infer<typeof agentAcknowledgementsSchema>;
+/** ACKNOWLEDGE_BATCH's body: acknowledgements each naming its agent, or grouped by agent, or both; 1 to MAX_ACKNOWLEDGEMENTS in all. */
+const acknowledgeBatchSchema = z
+  .object({ acknowledgements: z.array(acknowledgementSchema).max(MAX_ACKNOWLEDGEMENTS).optional(), agents: z.array(agentAcknowledgementsSchema).max(MAX_ACKNOWLEDGEMENTS).optional() })
+  .refine((b) => (b.acknowledgements?.length ?? 0) + (b.agents ?? []).reduce((n, a) => n + a.acknowledgements.length, 0) >= 1, 'at least one acknowledgement is required')
+  .refine((b) => (b.acknowledgements?.length ?? 0) + (b.agents ?? []).reduce((n, a) => n + a.acknowledgements.length, 0) <= MAX_ACKNOWLEDGEMENTS, `at most ${MAX_ACKNOWLEDGEMENTS} acknowledgements in all`);
 
 const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
@@ -322,7 +336,7 @@ const schedulerCalls = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('ACKNOWLEDGE_BATCH'),
     framework_id: idSchema,
-    acknowledge_batch: z.object({ acknowledgements: z.array(acknowledgementSchema).min(1, 'at least one acknowledgement is required').max(MAX_ACKNOWLEDGEMENTS) }),
+    acknowledge_batch: acknowledgeBatchSchema,
   }),
   z.object({
     type: z.literal('RECONCILE'),

@@ -43,8 +43,12 @@ export const hasCapability = (info: { capabilities?: ReadonlyArray<{ type?: stri
  * announced it, so either can be upgraded before or after their master.
  * GROUPED_STATUS_UPDATES: an agent's UPDATE call may group its statuses by
  * framework. TASK_DEFAULTS: an ACCEPT_BATCH call may carry task_defaults.
+ * IMPLIED_TASK_FIELDS: an ACCEPT_BATCH entry may name its agent once, and
+ * its LAUNCH tasks may leave out agent_id and a name equal to their id (see
+ * task-defaults.ts). GROUPED_ACKNOWLEDGEMENTS: an ACKNOWLEDGE_BATCH call may
+ * group its acknowledgements by agent (`acknowledge_batch.agents`).
  */
-export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'] as const;
+export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS', 'IMPLIED_TASK_FIELDS', 'GROUPED_ACKNOWLEDGEMENTS'] as const;
 
 /** An agent's statuses of one framework, as an UPDATE call's `frameworks` form carries them. */
 export interface StatusUpdateGroup {

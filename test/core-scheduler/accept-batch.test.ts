@@ -7,7 +7,7 @@ import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 import { SchedulerClient } from '../../contracts/client/scheduler-client.js';
 import { CallError } from '../../contracts/client/connection.js';
 import { MAX_ACCEPTS } from '../../contracts/v1/v1-schema.js';
-import type { V1Offer, V1Operation, V1TaskInfo } from '../../contracts/v1/v1.js';
+import type { V1Offer, V1Operation, V1TaskInfo, V1TaskStatus } from '../../contracts/v1/v1.js';
 import { until } from '../harness/wait.js';
 import { OperatorClient } from '../../contracts/client/operator-client.js';
 
@@ -215,14 +215,20 @@ describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => 
   });
 });
 
-/** A master that serves SUBSCRIBE (announcing `capabilities`) and answers every ACCEPT_BATCH entry as accepted, keeping the bodies. */
-async function fakeMaster(capabilities: string[]): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>> }> {
+/** A master that serves SUBSCRIBE (announcing `capabilities`), answers every ACCEPT_BATCH entry as accepted and every other call with 202, keeping the bodies. */
+async function fakeMaster(
+  capabilities: string[],
+): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>>; ackBatches: Array<Record<string, unknown>>; sizes: Map<string, number> }> {
   const batches: Array<Record<string, unknown>> = [];
+  const ackBatches: Array<Record<string, unknown>> = [];
+  const sizes = new Map<string, number>();
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      const call = JSON.parse(body) as { type: string; accept_batch?: { accepts: unknown[] } };
+      const call = JSON.parse(body) as { type: string; accept_batch?: { accepts: unknown[] }; acknowledge_batch?: Record<string, unknown> };
+      sizes.set(call.type, (sizes.get(call.type) ?? 0) + Buffer.byteLength(body));
+      if (call.type === 'ACKNOWLEDGE_BATCH') ackBatches.push(call.acknowledge_batch!);
       if (call.type === 'SUBSCRIBE') {
         const event = JSON.stringify({
           type: 'SUBSCRIBED',
@@ -243,7 +249,7 @@ async function fakeMaster(capabilities: string[]): Promise<{ server: Server; url
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches };
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches, ackBatches, sizes };
 }
 
 describe('the scheduler client and task_defaults', () => {
@@ -282,6 +288,222 @@ describe('the scheduler client and task_defaults', () => {
         } else {
           expect(batch.task_defaults).toBeUndefined();
           expect(sent.every((t) => t.resources.length === 2 && t.command?.value === 'sleep 1000')).toBe(true);
+        }
+      } finally {
+        await client.close();
+      }
+    }
+  });
+});
+
+describe('implied task fields and grouped acknowledgements, against the master', () => {
+  it("completes tasks from their entry's agent_id and their own ids; a task's own name and agent are kept", async () => {
+    const { fw, offers, sims } = await cluster(2);
+    const [a, b] = offers as [V1Offer, V1Offer];
+    const role = a.allocation_info.role;
+    const r = await post(
+      master!.url,
+      {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fw.id },
+        accept_batch: {
+          task_defaults: { resources: resourcesJson('cpus:1;mem:64', role), command: { value: 'sleep 1000' } },
+          accepts: [
+            { offer_ids: [a.id], agent_id: a.agent_id, operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i1' } }, { task_id: { value: 'i2' }, name: 'web server' }] } }] },
+            // An entry without agent_id: its tasks name their agent, as in a plain ACCEPT.
+            { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i3' }, agent_id: b.agent_id }] } }] },
+          ],
+        },
+      },
+      fw.client.conn.streamId!,
+    );
+    expect(r.json).toEqual({ accept_batch: { results: [{ accepted: true }, { accepted: true }] } });
+    const launched = new Map<string, V1TaskInfo>();
+    await until(() => {
+      for (const sim of sims) for (const e of sim.received) if (e.type === 'LAUNCH') for (const t of e.launch.tasks) launched.set(t.task_id.value, t);
+      return launched.size === 3;
+    });
+    expect(launched.get('i1')).toMatchObject({ name: 'i1', agent_id: a.agent_id });
+    expect(launched.get('i2')).toMatchObject({ name: 'web server', agent_id: a.agent_id });
+    expect(launched.get('i3')).toMatchObject({ name: 'i3', agent_id: b.agent_id });
+    const ops = new OperatorClient({ master: master!.url });
+    try {
+      const { tasks } = (await ops.call<{ get_tasks: { tasks: Array<{ task_id: { value: string }; name: string; agent_id: { value: string } }> } }>('GET_TASKS')).get_tasks;
+      expect(Object.fromEntries(tasks.map((t) => [t.task_id.value, [t.name, t.agent_id.value]]))).toEqual({
+        i1: ['i1', a.agent_id.value],
+        i2: ['web server', a.agent_id.value],
+        i3: ['i3', b.agent_id.value],
+      });
+    } finally {
+      await ops.close();
+    }
+  });
+
+  it("refuses a malformed entry agent_id with a 400 that names it; an agent other than the offers' fails that entry alone", async () => {
+    const { fw, offers } = await cluster(2);
+    const [a, b] = offers as [V1Offer, V1Offer];
+    const task = { task_id: { value: 'x' }, resources: resourcesJson('cpus:1;mem:64', a.allocation_info.role), command: { value: 'sleep 1000' } };
+    const call = (accepts: unknown[]): Promise<{ status: number; json: Record<string, unknown> }> =>
+      post(master!.url, { type: 'ACCEPT_BATCH', framework_id: { value: fw.id }, accept_batch: { accepts } }, fw.client.conn.streamId!);
+    for (const bad of ['agent-1', { id: 'agent-1' }, { value: '' }]) {
+      const r = await call([{ offer_ids: [a.id], agent_id: bad, operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }]);
+      expect(r.status).toBe(400);
+      expect(r.json.message).toMatch(/accept_batch\.accepts\[0\]\.agent_id/);
+    }
+    const r = await call([
+      { offer_ids: [a.id], agent_id: b.agent_id, operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] },
+      { offer_ids: [b.id], agent_id: b.agent_id, operations: [{ type: 'LAUNCH', launch: { task_infos: [{ ...task, task_id: { value: 'y' } }] } }] },
+    ]);
+    expect(r.status).toBe(200);
+    const results = (r.json.accept_batch as { results: Array<Record<string, { message: string }>> }).results;
+    expect(results[0]!.error!.message).toMatch(/agent/);
+    expect(results[1]).toEqual({ accepted: true });
+    await fw.update('y', 'TASK_RUNNING');
+  });
+
+  it('takes acknowledgements grouped by agent: each reaches its agent; a bad one refuses the call and names where it is', async () => {
+    const { fw, offers, sims } = await cluster(2);
+    fw.autoAck = false;
+    const [a, b] = offers as [V1Offer, V1Offer];
+    await Promise.all([
+      fw.launch(a, [
+        { id: 'g1', resources: 'cpus:1;mem:64' },
+        { id: 'g2', resources: 'cpus:1;mem:64' },
+      ]),
+      fw.launch(b, [{ id: 'g3', resources: 'cpus:1;mem:64' }]),
+    ]);
+    const running = await Promise.all(['g1', 'g2', 'g3'].map((id) => fw.update(id, 'TASK_RUNNING')));
+    const sid = fw.client.conn.streamId!;
+    const group = (agent: V1Offer, statuses: typeof running) => ({ agent_id: agent.agent_id, acknowledgements: statuses.map((st) => ({ task_id: st.task_id, uuid: st.uuid })) });
+    let r = await post(
+      master!.url,
+      {
+        type: 'ACKNOWLEDGE_BATCH',
+        framework_id: { value: fw.id },
+        acknowledge_batch: { agents: [group(a, running.slice(0, 2)), { agent_id: { value: 'no-such-agent' }, acknowledgements: [{ task_id: { value: 'g3' }, uuid: running[2]!.uuid }] }] },
+      },
+      sid,
+    );
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/agents\[1\]: unknown agent no-such-agent/);
+    r = await post(
+      master!.url,
+      { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { agents: [{ agent_id: a.agent_id, acknowledgements: [{ task_id: { value: 'g1' }, uuid: 'not-a-uuid' }] }] } },
+      sid,
+    );
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/agents\[0\]\.acknowledgements\[0\]: uuid "not-a-uuid"/);
+    r = await post(master!.url, { type: 'ACKNOWLEDGE_BATCH', framework_id: { value: fw.id }, acknowledge_batch: { agents: [] } }, sid);
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/at least one acknowledgement/);
+    // Nothing of the refused calls reached an agent.
+    const acked = (sim: SimAgent): string[] =>
+      sim.received.flatMap((e) => (e.type === 'ACKNOWLEDGE_BATCH' ? e.acknowledge_batch.acknowledgements.map((x) => x.uuid) : e.type === 'ACKNOWLEDGE' ? [e.acknowledge.uuid] : []));
+    const simOf = (offer: V1Offer): SimAgent => sims.find((sim) => sim.id === offer.agent_id.value)!;
+    expect([...acked(simOf(a)), ...acked(simOf(b))]).toEqual([]);
+    // Grouped and flat in one call.
+    r = await post(
+      master!.url,
+      {
+        type: 'ACKNOWLEDGE_BATCH',
+        framework_id: { value: fw.id },
+        acknowledge_batch: { agents: [group(a, running.slice(0, 2))], acknowledgements: [{ agent_id: b.agent_id, task_id: running[2]!.task_id, uuid: running[2]!.uuid }] },
+      },
+      sid,
+    );
+    expect(r.status).toBe(202);
+    await until(() => acked(simOf(a)).length === 2 && acked(simOf(b)).length === 1);
+    expect(acked(simOf(a)).sort()).toEqual([running[0]!.uuid, running[1]!.uuid].sort());
+    expect(acked(simOf(b))).toEqual([running[2]!.uuid]);
+  });
+});
+
+describe('the scheduler client: implied task fields and grouped acknowledgements', () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+  const ALL = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS', 'IMPLIED_TASK_FIELDS', 'GROUPED_ACKNOWLEDGEMENTS'];
+  const OLDER = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'];
+
+  it("names each ACCEPT's agent once and leaves out names equal to task ids, only to a master that announces IMPLIED_TASK_FIELDS", async () => {
+    const bytesPerTask: number[] = [];
+    for (const caps of [ALL, OLDER]) {
+      const fake = await fakeMaster(caps);
+      servers.push(fake.server);
+      const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'implied' } });
+      try {
+        await client.subscribe();
+        const resources = resourcesJson('cpus:1;mem:64');
+        const task = (agent: string, id: string, name = id): V1TaskInfo => ({ name, task_id: { value: id }, agent_id: { value: agent }, resources, command: { value: 'sleep 1' } });
+        const accepts: Array<Promise<unknown>> = [];
+        for (let k = 0; k < 10; k++) {
+          const agent = `0b1f3c2e-6a7d-4c8e-9f00-1234567890ab-S${k}`;
+          accepts.push(
+            client.accept([`o${k}`], [{ type: 'LAUNCH', launch: { task_infos: Array.from({ length: 10 }, (_, i) => task(agent, `t${k}-${i}`, k === 0 && i === 0 ? 'named' : undefined)) } }]),
+          );
+        }
+        // One ACCEPT whose tasks are on two agents (refused by a master, but the client sends it as given).
+        accepts.push(client.accept(['mixed'], [{ type: 'LAUNCH', launch: { task_infos: [task('a1', 'm1'), task('a2', 'm2')] } }]));
+        await Promise.all(accepts);
+        const entries = fake.batches.flatMap((b) => (b as { accepts: Array<{ agent_id?: { value: string }; operations: V1Operation[] }> }).accepts);
+        const tasks = entries.map((e) => e.operations[0]!.launch!.task_infos);
+        if (caps === ALL) {
+          expect(entries.slice(0, 10).map((e) => e.agent_id?.value)).toEqual(Array.from({ length: 10 }, (_, k) => `0b1f3c2e-6a7d-4c8e-9f00-1234567890ab-S${k}`));
+          expect(tasks[0]![0]).toEqual({ name: 'named', task_id: { value: 't0-0' } });
+          expect(tasks[0]![1]).toEqual({ task_id: { value: 't0-1' } });
+          expect(entries[10]!.agent_id).toBeUndefined();
+          expect(tasks[10]).toEqual([
+            { task_id: { value: 'm1' }, agent_id: { value: 'a1' } },
+            { task_id: { value: 'm2' }, agent_id: { value: 'a2' } },
+          ]);
+        } else {
+          expect(entries.every((e) => e.agent_id === undefined)).toBe(true);
+          expect(tasks[0]![1]).toEqual({ name: 't0-1', task_id: { value: 't0-1' }, agent_id: { value: '0b1f3c2e-6a7d-4c8e-9f00-1234567890ab-S0' } });
+        }
+        bytesPerTask.push(fake.sizes.get('ACCEPT_BATCH')! / 102);
+      } finally {
+        await client.close();
+      }
+    }
+    // The agent id was most of a task's bytes.
+    expect(bytesPerTask[0]!).toBeLessThan(bytesPerTask[1]! * 0.6);
+  });
+
+  it('groups the acknowledgements of one turn by agent, only to a master that announces GROUPED_ACKNOWLEDGEMENTS', async () => {
+    for (const caps of [ALL, OLDER]) {
+      const fake = await fakeMaster(caps);
+      servers.push(fake.server);
+      const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'acks' } });
+      try {
+        await client.subscribe();
+        const status = (agent: string, task: string, uuid: string): V1TaskStatus => ({ task_id: { value: task }, agent_id: { value: agent }, state: 'TASK_RUNNING', uuid });
+        await Promise.all([client.acknowledge(status('a1', 't1', 'u1')), client.acknowledge(status('a2', 't2', 'u2')), client.acknowledge(status('a1', 't3', 'u3'))]);
+        expect(fake.ackBatches).toHaveLength(1);
+        if (caps === ALL) {
+          expect(fake.ackBatches[0]).toEqual({
+            agents: [
+              {
+                agent_id: { value: 'a1' },
+                acknowledgements: [
+                  { task_id: { value: 't1' }, uuid: 'u1' },
+                  { task_id: { value: 't3' }, uuid: 'u3' },
+                ],
+              },
+              { agent_id: { value: 'a2' }, acknowledgements: [{ task_id: { value: 't2' }, uuid: 'u2' }] },
+            ],
+          });
+        } else {
+          expect(fake.ackBatches[0]).toEqual({
+            acknowledgements: [
+              { agent_id: { value: 'a1' }, task_id: { value: 't1' }, uuid: 'u1' },
+              { agent_id: { value: 'a2' }, task_id: { value: 't2' }, uuid: 'u2' },
+              { agent_id: { value: 'a1' }, task_id: { value: 't3' }, uuid: 'u3' },
+            ],
+          });
         }
       } finally {
         await client.close();

@@ -20,6 +20,7 @@ import {
   type V1TaskState,
   type V1TaskStatus,
 } from '../../../contracts/v1/v1.js';
+import type { V1AgentAcknowledgements, V1Id } from '../../../contracts/v1/v1-schema.js';
 
 /** An acknowledgement on its way to the agent. */
 interface Ack {
@@ -205,21 +206,39 @@ export class TaskManager {
     this.m.send(f?.conn, { type: 'UPDATE', update: { status } } satisfies SchedulerEvent);
   }
 
-  /** Acknowledgements of one call: all are checked before any is applied, so a bad one changes nothing. */
-  acknowledge(f: FrameworkRecord, acks: Array<{ agent_id: { value: string }; task_id: { value: string }; uuid: string }>): void {
+  /**
+   * Acknowledgements of one call, each naming its agent or grouped by agent:
+   * all are checked before any is applied, so a bad one changes nothing.
+   */
+  acknowledge(f: FrameworkRecord, acks: ReadonlyArray<{ agent_id: V1Id; task_id: V1Id; uuid: string }>, groups: readonly V1AgentAcknowledgements[] = []): void {
     const agents: AgentRecord[] = [];
+    const all: Array<{ task_id: V1Id; uuid: string }> = [];
     // Error texts are built only for the acknowledgement that fails: a batch holds thousands.
-    const where = (i: number): string => (acks.length > 1 ? `acknowledgement ${i}: ` : '');
+    const badUuid = (uuid: string, where: string): CorralError => new CorralError('INVALID_ARGUMENT', `${where}uuid "${uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+    const unknownAgent = (id: string, where: string): CorralError => new CorralError('INVALID_ARGUMENT', `${where}unknown agent ${id}`);
+    const many = acks.length + groups.length > 1;
     for (let i = 0; i < acks.length; i++) {
       const ack = acks[i]!;
-      if (!isUuidBase64(ack.uuid)) throw new CorralError('INVALID_ARGUMENT', `${where(i)}uuid "${ack.uuid.slice(0, 64)}" is not a base64-encoded 16-byte UUID`);
+      if (!isUuidBase64(ack.uuid)) throw badUuid(ack.uuid, many ? `acknowledgement ${i}: ` : '');
       const agent = this.m.agents.get(ack.agent_id.value);
-      if (!agent) throw new CorralError('INVALID_ARGUMENT', `${where(i)}unknown agent ${ack.agent_id.value}`);
+      if (!agent) throw unknownAgent(ack.agent_id.value, many ? `acknowledgement ${i}: ` : '');
       agents.push(agent);
+      all.push(ack);
+    }
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g]!;
+      const agent = this.m.agents.get(group.agent_id.value);
+      if (!agent) throw unknownAgent(group.agent_id.value, `agents[${g}]: `);
+      for (let j = 0; j < group.acknowledgements.length; j++) {
+        const ack = group.acknowledgements[j]!;
+        if (!isUuidBase64(ack.uuid)) throw badUuid(ack.uuid, `agents[${g}].acknowledgements[${j}]: `);
+        agents.push(agent);
+        all.push(ack);
+      }
     }
     const frameworkId = { value: f.id };
-    for (let i = 0; i < acks.length; i++) {
-      const ack = acks[i]!;
+    for (let i = 0; i < all.length; i++) {
+      const ack = all[i]!;
       const t = f.tasks.get(ack.task_id.value);
       if (t && t.pending?.uuid === ack.uuid) {
         t.pending = undefined;

@@ -118,7 +118,7 @@ async function handle(ctx: RequestContext, shell: MasterShell, f: FrameworkRecor
       await shell.run((m) => m.taskManager.acknowledge(f, [call.acknowledge]));
       break;
     case 'ACKNOWLEDGE_BATCH':
-      await shell.run((m) => m.taskManager.acknowledge(f, call.acknowledge_batch.acknowledgements));
+      await shell.run((m) => m.taskManager.acknowledge(f, call.acknowledge_batch.acknowledgements ?? [], call.acknowledge_batch.agents));
       break;
     case 'RECONCILE':
       await shell.run((m) => m.taskManager.reconcile(f, call.reconcile?.tasks ?? []));
