@@ -43,6 +43,34 @@ function seeds(fwId: string, agentId: string): Array<{ path: string; body: Recor
         },
       },
     },
+    {
+      path: '/api/v1/scheduler',
+      body: {
+        type: 'ACCEPT_BATCH',
+        framework_id: { value: fwId },
+        accept_batch: {
+          task_defaults: { resources: res, command: { value: 'true' } },
+          accepts: [
+            {
+              offer_ids: [{ value: 'o' }],
+              agent_id: { value: agentId },
+              operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 't' } }, { task_id: { value: 'u' }, name: 'n' }] } }],
+            },
+          ],
+        },
+      },
+    },
+    {
+      path: '/api/v1/scheduler',
+      body: {
+        type: 'ACKNOWLEDGE_BATCH',
+        framework_id: { value: fwId },
+        acknowledge_batch: {
+          agents: [{ agent_id: { value: agentId }, acknowledgements: [{ task_id: { value: 't' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' }] }],
+          acknowledgements: [{ agent_id: { value: agentId }, task_id: { value: 'u' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' }],
+        },
+      },
+    },
     { path: '/api/v1/scheduler', body: { type: 'DECLINE', framework_id: { value: fwId }, decline: { offer_ids: [{ value: 'o' }], filters: { refuse_seconds: 1 } } } },
     {
       path: '/api/v1/scheduler',

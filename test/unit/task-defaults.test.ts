@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { factorTaskDefaults, fillTaskDefaults } from '../../contracts/v1/task-defaults.js';
+import { factorTaskDefaults, fillImpliedTaskFields, fillTaskDefaults, omitImpliedTaskFields } from '../../contracts/v1/task-defaults.js';
 import { applyAcceptBatchDefaults } from '../../core-scheduler/src/master/http/accept-batch-defaults.js';
 import type { V1TaskInfo } from '../../contracts/v1/v1.js';
 import { CorralError } from '../../contracts/errors.js';
@@ -74,5 +74,29 @@ describe('task defaults', () => {
     }
     // Whatever else is wrong is left to the call's validation.
     expect(() => applyAcceptBatchDefaults({ type: 'ACCEPT_BATCH', accept_batch: { task_defaults: {}, accepts: 'x' } })).not.toThrow();
+  });
+});
+
+describe('implied task fields', () => {
+  it("leaves out one ACCEPT's agent and names equal to task ids, and a receiver gives every task back exactly as it was", () => {
+    const tasks = [task('a'), task('b', { name: 'web' }), task('c', { resources: cpus(2) })];
+    const operations = [{ type: 'LAUNCH' as const, launch: { task_infos: tasks } }];
+    const given = copy(operations);
+    const { agentId, operations: sent } = omitImpliedTaskFields(operations);
+    expect(operations).toEqual(given);
+    expect(agentId).toEqual({ value: 'a1' });
+    const wire = copy(sent[0]!.launch!.task_infos);
+    expect(wire.map((t) => Object.keys(t).sort().join(','))).toEqual(['command,resources,task_id', 'command,name,resources,task_id', 'command,resources,task_id']);
+    for (const t of wire) fillImpliedTaskFields(t, copy(agentId));
+    expect(wire).toEqual(tasks);
+  });
+
+  it('keeps each agent_id when the tasks name different agents, and leaves what it cannot complete to validation', () => {
+    const { agentId, operations } = omitImpliedTaskFields([{ type: 'LAUNCH', launch: { task_infos: [task('a'), task('b', { agent_id: { value: 'a2' } })] } }]);
+    expect(agentId).toBeUndefined();
+    expect(operations[0]!.launch!.task_infos.map((t) => t.agent_id?.value)).toEqual(['a1', 'a2']);
+    const noId: Record<string, unknown> = { task_id: 'not-an-id' };
+    fillImpliedTaskFields(noId, undefined);
+    expect(noId).toEqual({ task_id: 'not-an-id' });
   });
 });

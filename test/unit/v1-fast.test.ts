@@ -78,6 +78,17 @@ const bases: Array<{ api: Api; body: Json }> = [
     },
   },
   {
+    api: 'scheduler',
+    body: {
+      type: 'ACKNOWLEDGE_BATCH',
+      framework_id: { value: 'fw-1' },
+      acknowledge_batch: {
+        agents: [1, 2].map((a) => ({ agent_id: { value: `agent-${a}` }, acknowledgements: [1, 2].map((i) => ({ task_id: { value: `t${a}-${i}` }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' })) })),
+        acknowledgements: [{ agent_id: { value: 'agent-3' }, task_id: { value: 't3' }, uuid: 'AAAAAAAAAAAAAAAAAAAAAA==' }],
+      },
+    },
+  },
+  {
     api: 'agent',
     body: {
       type: 'UPDATE',
@@ -222,26 +233,28 @@ function nodes(v: Json, out: Array<Json[] | Record<string, Json>> = []): Array<J
 function mutate(body: Json, random: () => number): Json {
   const copy = JSON.parse(JSON.stringify(body)) as Json;
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  // A copy of a sample value each time: a shared one changed later in the body could come to hold itself.
+  const anyValue = (): Json => structuredClone(pick(VALUES));
   for (let n = 1 + Math.floor(random() * 2); n > 0; n--) {
     const node = pick(nodes(copy));
     if (Array.isArray(node)) {
       const op = random();
-      if (op < 0.3 && node.length) node[Math.floor(random() * node.length)] = pick(VALUES);
+      if (op < 0.3 && node.length) node[Math.floor(random() * node.length)] = anyValue();
       else if (op < 0.6 && node.length) node.push(JSON.parse(JSON.stringify(node[0])) as Json);
       else node.length = 0;
     } else {
       const keys = Object.keys(node);
       const op = random();
       if (op < 0.25 && keys.length) delete node[pick(keys)];
-      else if (op < 0.5 && keys.length) node[pick(keys)] = pick(VALUES);
+      else if (op < 0.5 && keys.length) node[pick(keys)] = anyValue();
       else if (op < 0.85 && keys.length) {
         // Push a leaf to or past a limit: string lengths around the schema's maxima, numbers out of range.
         const k = pick(keys);
         const v = node[k];
         if (typeof v === 'string') node[k] = 'x'.repeat(pick(LENGTHS));
         else if (typeof v === 'number') node[k] = pick([-v, v + 0.5, v * 1e12, v - 1, 0, -1]);
-        else node[k] = pick(VALUES);
-      } else node[pick(KEYS)] = pick(VALUES);
+        else node[k] = anyValue();
+      } else node[pick(KEYS)] = anyValue();
     }
   }
   return JSON.parse(JSON.stringify(copy)) as Json;
