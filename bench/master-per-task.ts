@@ -1,16 +1,21 @@
 /**
  * The master's own cost per task, without HTTP or sockets: a master in this
  * process is driven through the placement benchmark's calls — 10,000 agents
- * register, a framework ACCEPTs one offer per agent with 10 LAUNCHes, every
- * agent reports TASK_RUNNING in one UPDATE, the framework acknowledges in
- * ACKNOWLEDGE_BATCH calls — with each call's body parsed from JSON and each
- * event the master sends encoded as RecordIO, as over the wire. It prints
- * CPU per task for each step and the heap the master keeps per task, the
- * figure that decides how much every young-generation collection copies.
- * Compare the CPU with the master's share in `placement.js` to see what
- * node:http and the sockets add.
+ * register, a framework ACCEPTs one offer per agent with 10 LAUNCHes in
+ * ACCEPT_BATCH calls of 64, every agent reports TASK_RUNNING in one UPDATE,
+ * the framework acknowledges in ACKNOWLEDGE_BATCH calls — with each call's
+ * body parsed from JSON, completed and checked as the master's HTTP layer
+ * does, and each event the master sends encoded as RecordIO, as over the
+ * wire. The bodies are those corral's own clients send to this master: task
+ * defaults and implied task fields in the ACCEPT_BATCH, acknowledgements
+ * grouped by agent; `--plain` sends them without these shorthands (full
+ * tasks, flat acknowledgements), to measure what the shorthands save. It prints CPU per
+ * task for each step, the bytes per task of each step's calls, and the heap
+ * the master keeps per task, the figure that decides how much every
+ * young-generation collection copies. Compare the CPU with the master's
+ * share in `placement.js` to see what node:http and the sockets add.
  *
- * Usage: node dist/bench/master-per-task.js [--agents 10000] [--cpus 10] [--json]
+ * Usage: node dist/bench/master-per-task.js [--agents 10000] [--cpus 10] [--plain] [--json]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,12 +33,18 @@ import { MasterShell, type Outbox } from '../core-scheduler/src/master/shell.js'
 import { masterConfigSchema } from '../core-scheduler/src/master/config.js';
 import { isQuickAgentCall, isQuickSchedulerCall } from '../contracts/v1/v1-fast.js';
 import { parseResources } from '../core-scheduler/src/resources/parse.js';
-import { AGENT_CAPABILITIES, type AgentEvent, type SchedulerEvent, type StatusUpdateGroup, type V1Offer } from '../contracts/v1/v1.js';
+import { AGENT_CAPABILITIES, agentUpdateCall, groupAcknowledgementsByAgent, type AgentEvent, type SchedulerEvent, type StatusUpdateGroup, type V1Offer } from '../contracts/v1/v1.js';
+import type { V1Accept, V1AgentAcknowledgements } from '../contracts/v1/v1-schema.js';
+import { acceptBatchBody } from '../contracts/v1/task-defaults.js';
+import { applyAcceptBatchDefaults } from '../core-scheduler/src/master/http/accept-batch-defaults.js';
 import { flag, jsonOutput, printFigures, type Figure } from './volume-common.js';
 
 const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
 const CPUS = flag('--cpus', 10, { whole: true, min: 1 });
 const TASKS = AGENTS * CPUS;
+const PLAIN = process.argv.includes('--plain');
+/** ACCEPTs per ACCEPT_BATCH call, as the scheduler client sends them by default. */
+const ACCEPT_BATCH = 64;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -99,52 +110,44 @@ async function main(): Promise<void> {
     const offers: V1Offer[] = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
     if (offers.length !== AGENTS) throw new Error(`expected ${AGENTS} offers, got ${offers.length}`);
 
-    // The call bodies, as the framework and the agents would send them (built before the clock starts).
+    // The call bodies, as the framework and the agents send them (built before the clock starts).
     const taskResources = parseResources('cpus:1;mem:256').toV1();
     let n = 0;
-    const acceptBodies = offers.map((o) => {
-      const task_infos = Array.from({ length: CPUS }, () => {
-        const id = `t${n++}`;
-        return { name: id, task_id: { value: id }, agent_id: o.agent_id, resources: taskResources, command: { value: 'sleep 3600' } };
+    const acceptBodies: string[] = [];
+    for (let i = 0; i < offers.length; i += ACCEPT_BATCH) {
+      const accepts: V1Accept[] = offers.slice(i, i + ACCEPT_BATCH).map((o) => {
+        const task_infos = Array.from({ length: CPUS }, () => {
+          const id = `t${n++}`;
+          return { name: id, task_id: { value: id }, agent_id: o.agent_id, resources: taskResources, command: { value: 'sleep 3600' } };
+        });
+        return { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos } }], filters: { refuse_seconds: 3600 } };
       });
-      return JSON.stringify({
-        type: 'ACCEPT',
-        framework_id: { value: f.id },
-        accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos } }], filters: { refuse_seconds: 3600 } },
-      });
-    });
+      acceptBodies.push(JSON.stringify({ type: 'ACCEPT_BATCH', framework_id: { value: f.id }, accept_batch: acceptBatchBody(accepts, { impliedFields: !PLAIN, taskDefaults: !PLAIN }) }));
+    }
 
     gc();
     const heapBefore = process.memoryUsage().heapUsed;
-    const steps: Array<{ step: string; micros: number }> = [];
+    const steps: Array<{ step: string; micros: number; bytes: number }> = [];
     const step = async (name: string, bodies: string[], run: (call: Record<string, unknown>) => Promise<void> | void): Promise<void> => {
       gc();
       const c0 = cpuMicros();
       for (const body of bodies) await run(JSON.parse(body) as Record<string, unknown>);
-      steps.push({ step: name, micros: cpuMicros() - c0 });
+      steps.push({ step: name, micros: cpuMicros() - c0, bytes: bodies.reduce((sum, b) => sum + Buffer.byteLength(b), 0) });
     };
 
     events = [];
-    await step('ACCEPT with LAUNCH → task records, LAUNCH events', acceptBodies, async (call) => {
-      if (!isQuickSchedulerCall('ACCEPT', call)) throw new Error('ACCEPT body not in its plain shape');
-      await shell.run((core) => core.offerManager.accept(f, (call as { accept: Parameters<Master['offerManager']['accept']>[1] }).accept));
+    await step('ACCEPT_BATCH with LAUNCH → task records, LAUNCH events', acceptBodies, async (call) => {
+      applyAcceptBatchDefaults(call);
+      if (!isQuickSchedulerCall('ACCEPT_BATCH', call)) throw new Error('ACCEPT_BATCH body not in its plain shape');
+      for (const accept of (call as { accept_batch: { accepts: V1Accept[] } }).accept_batch.accepts) await shell.run((core) => core.offerManager.accept(f, accept));
     });
     if (launches.size !== AGENTS) throw new Error(`expected ${AGENTS} launches, got ${launches.size}`);
 
-    const updateBodies = agentIds.map((id) =>
-      JSON.stringify({
-        type: 'UPDATE',
-        agent_id: { value: id },
-        update: {
-          frameworks: [
-            {
-              framework_id: { value: f.id },
-              statuses: launches.get(id)!.launch.tasks.map((t) => ({ task_id: t.task_id, state: 'TASK_RUNNING', source: 'SOURCE_EXECUTOR', uuid: randomUuidBase64(), timestamp: Date.now() / 1000 })),
-            },
-          ],
-        },
-      }),
-    );
+    const timestamp = Date.now() / 1000;
+    const updateBodies = agentIds.map((id) => {
+      const statuses = launches.get(id)!.launch.tasks.map((t) => ({ task_id: t.task_id, state: 'TASK_RUNNING' as const, source: 'SOURCE_EXECUTOR' as const, uuid: randomUuidBase64(), timestamp }));
+      return JSON.stringify({ ...agentUpdateCall([{ framework_id: { value: f.id }, statuses }], true), agent_id: { value: id } });
+    });
     launches.clear();
     events = [];
     await step('agent UPDATE → UPDATE events to the framework', updateBodies, (call) => {
@@ -162,16 +165,17 @@ async function main(): Promise<void> {
     // The scheduler client sends the acknowledgements of one event-loop turn together; ~60 per call in the placement run.
     const ackBodies: string[] = [];
     for (let i = 0; i < updates.length; i += 60) {
-      const acknowledgements = updates.slice(i, i + 60).map((s) => ({ agent_id: s.agent_id, task_id: s.task_id, uuid: s.uuid }));
-      ackBodies.push(JSON.stringify({ type: 'ACKNOWLEDGE_BATCH', framework_id: { value: f.id }, acknowledge_batch: { acknowledgements } }));
+      const acks = updates.slice(i, i + 60).map((st) => ({ agent_id: st.agent_id!, task_id: st.task_id, uuid: st.uuid! }));
+      ackBodies.push(
+        JSON.stringify({ type: 'ACKNOWLEDGE_BATCH', framework_id: { value: f.id }, acknowledge_batch: PLAIN ? { acknowledgements: acks } : { agents: groupAcknowledgementsByAgent(acks) } }),
+      );
     }
     updates.length = 0;
     events = [];
     await step('ACKNOWLEDGE_BATCH → acknowledgements to the agents', ackBodies, async (call) => {
       if (!isQuickSchedulerCall('ACKNOWLEDGE_BATCH', call)) throw new Error('ACKNOWLEDGE_BATCH body not in its plain shape');
-      shell.fire((core) =>
-        core.taskManager.acknowledge(f, (call as { acknowledge_batch: { acknowledgements: Parameters<Master['taskManager']['acknowledge']>[1] } }).acknowledge_batch.acknowledgements),
-      );
+      const batch = (call as { acknowledge_batch: { acknowledgements?: Parameters<Master['taskManager']['acknowledge']>[1]; agents?: V1AgentAcknowledgements[] } }).acknowledge_batch;
+      shell.fire((core) => core.taskManager.acknowledge(f, batch.acknowledgements ?? [], batch.agents));
     });
     // Forwarded acknowledgements leave in batches after agents.ackBatchMs.
     const c0 = cpuMicros();
@@ -191,11 +195,12 @@ async function main(): Promise<void> {
     const total = steps.reduce((s, x) => s + x.micros, 0);
     const figures: Figure[] = [
       ...steps.map((s) => ({ what: `CPU per task: ${s.step}`, corral: `${(s.micros / TASKS).toFixed(1)} µs`, peer: '—', goal: '—', verdict: '—' })),
+      ...steps.map((s) => ({ what: `call bytes per task: ${s.step.split(' ')[0]}`, corral: `${(s.bytes / TASKS).toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' })),
       // 20,000 tasks/s on one core leaves 50 µs per task for everything, node:http and the sockets included.
       { what: 'CPU per task, all three steps (no HTTP)', corral: `${(total / TASKS).toFixed(1)} µs`, peer: '—', goal: '— (50 µs per task is 20,000/s on one core, HTTP included)', verdict: '—' },
       { what: 'heap the master keeps per RUNNING task', corral: `${keptPerTask.toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' },
     ];
-    printFigures(`master cost per task without HTTP: ${AGENTS} agents × ${CPUS} tasks`, figures, jsonOutput());
+    printFigures(`master cost per task without HTTP: ${AGENTS} agents × ${CPUS} tasks, ${PLAIN ? 'plain bodies' : "corral's shorthands"}`, figures, jsonOutput());
   } finally {
     await store.close();
     rmSync(workDir, { recursive: true, force: true });

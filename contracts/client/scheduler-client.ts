@@ -2,11 +2,11 @@
  * A Mesos v1 HTTP scheduler client: subscribe, react to events, call.
  * Framework authors (and corral's own service framework) build on it.
  */
-import { hasCapability, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskInfo, type V1TaskStatus } from '../v1/v1.js';
-import { factorTaskDefaults, omitImpliedTaskFields, type V1TaskDefaults } from '../v1/task-defaults.js';
+import { groupAcknowledgementsByAgent, hasCapability, type GroupableAck, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskStatus } from '../v1/v1.js';
+import { acceptBatchBody } from '../v1/task-defaults.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';
-import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult, type V1AgentAcknowledgements } from '../v1/v1-schema.js';
+import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
 
 interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
   framework: V1FrameworkInfo;
@@ -41,17 +41,6 @@ interface PendingAccept {
   accept: V1Accept;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-}
-
-/** Acknowledgements grouped by the agent they name, each agent named once (GROUPED_ACKNOWLEDGEMENTS). */
-function groupByAgent(acks: readonly Ack[]): V1AgentAcknowledgements[] {
-  const groups = new Map<string, V1AgentAcknowledgements>();
-  for (const a of acks) {
-    let g = groups.get(a.agent_id!.value);
-    if (!g) groups.set(a.agent_id!.value, (g = { agent_id: a.agent_id!, acknowledgements: [] }));
-    g.acknowledgements.push({ task_id: a.task_id, uuid: a.uuid! });
-  }
-  return [...groups.values()];
 }
 
 interface PendingAck {
@@ -182,28 +171,9 @@ export class SchedulerClient {
   }
 
   /** An ACCEPT_BATCH body: what its tasks share, or imply, sent once, when the master takes it. */
-  private acceptBatch(given: V1Accept[]): { accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }>; task_defaults?: V1TaskDefaults } {
-    if (this.opts.taskDefaults === false) return { accepts: given };
-    const accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }> = this.masterImpliesFields
-      ? given.map((a) => {
-          const { agentId, operations } = omitImpliedTaskFields(a.operations);
-          return { ...a, operations, ...(agentId ? { agent_id: agentId } : {}) };
-        })
-      : given;
-    if (!this.masterTakesDefaults) return { accepts };
-    const launches = accepts.flatMap((a) => a.operations.filter((op) => op.type === 'LAUNCH' && op.launch));
-    const { defaults, tasks } = factorTaskDefaults(
-      launches.flatMap((op) => op.launch!.task_infos),
-      'content',
-    );
-    if (!defaults) return { accepts };
-    // The factored tasks in the order they were taken, put back into copies of their operations.
-    let next = 0;
-    const trimmed = accepts.map((a) => ({
-      ...a,
-      operations: a.operations.map((op) => (op.type === 'LAUNCH' && op.launch ? { ...op, launch: { ...op.launch, task_infos: op.launch.task_infos.map(() => tasks[next++]!) } } : op)),
-    }));
-    return { accepts: trimmed, task_defaults: defaults };
+  private acceptBatch(given: V1Accept[]): ReturnType<typeof acceptBatchBody> {
+    const on = this.opts.taskDefaults !== false;
+    return acceptBatchBody(given, { impliedFields: on && this.masterImpliesFields, taskDefaults: on && this.masterTakesDefaults });
   }
 
   decline(offerIds: string[], refuseSeconds?: number): Promise<unknown> {
@@ -234,7 +204,7 @@ export class SchedulerClient {
       const acks = batch.map((p) => p.ack);
       // An acknowledgement without its agent or uuid cannot be grouped; sent as given, the master words what is wrong.
       const grouped = this.masterGroupsAcks && acks.every((a) => a.agent_id !== undefined && a.uuid !== undefined);
-      this.call('ACKNOWLEDGE_BATCH', 'acknowledge_batch', grouped ? { agents: groupByAgent(acks) } : { acknowledgements: acks }).then(
+      this.call('ACKNOWLEDGE_BATCH', 'acknowledge_batch', grouped ? { agents: groupAcknowledgementsByAgent(acks as GroupableAck[]) } : { acknowledgements: acks }).then(
         (v) => batch.forEach((p) => p.resolve(v)),
         // The batch is all or nothing: one by one, each acknowledgement gets its own answer.
         () => batch.forEach((p) => this.call('ACKNOWLEDGE', 'acknowledge', p.ack).then(p.resolve, p.reject)),

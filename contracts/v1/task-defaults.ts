@@ -25,7 +25,7 @@
  * agent id was more than half of each task's bytes in such a call.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { V1Operation, V1Resource, V1TaskInfo } from './v1-schema.js';
+import type { V1Accept, V1Operation, V1Resource, V1TaskInfo } from './v1-schema.js';
 
 export interface V1TaskDefaults {
   resources?: V1Resource[];
@@ -111,4 +111,36 @@ function without(t: V1TaskInfo, resources: boolean, command: boolean): V1TaskInf
     out[k] = (t as Record<string, unknown>)[k];
   }
   return out as V1TaskInfo;
+}
+
+/**
+ * An ACCEPT_BATCH body with the shorthands a master announced: with implied
+ * task fields, each ACCEPT names its agent once and its tasks leave out what
+ * it implies; with task defaults, what the tasks share goes once. The
+ * ACCEPTs given are not changed.
+ */
+export function acceptBatchBody(
+  given: V1Accept[],
+  takes: { impliedFields: boolean; taskDefaults: boolean },
+): { accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }>; task_defaults?: V1TaskDefaults } {
+  const accepts: Array<V1Accept & { agent_id?: V1TaskInfo['agent_id'] }> = takes.impliedFields
+    ? given.map((a) => {
+        const { agentId, operations } = omitImpliedTaskFields(a.operations);
+        return { ...a, operations, ...(agentId ? { agent_id: agentId } : {}) };
+      })
+    : given;
+  if (!takes.taskDefaults) return { accepts };
+  const launches = accepts.flatMap((a) => a.operations.filter((op) => op.type === 'LAUNCH' && op.launch));
+  const { defaults, tasks } = factorTaskDefaults(
+    launches.flatMap((op) => op.launch!.task_infos),
+    'content',
+  );
+  if (!defaults) return { accepts };
+  // The factored tasks in the order they were taken, put back into copies of their operations.
+  let next = 0;
+  const trimmed = accepts.map((a) => ({
+    ...a,
+    operations: a.operations.map((op) => (op.type === 'LAUNCH' && op.launch ? { ...op, launch: { ...op.launch, task_infos: op.launch.task_infos.map(() => tasks[next++]!) } } : op)),
+  }));
+  return { accepts: trimmed, task_defaults: defaults };
 }

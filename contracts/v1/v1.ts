@@ -4,7 +4,7 @@
  */
 export type { V1Id, V1Resource, V1Reservation, V1DiskInfo, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState, V1Operation, V1QuotaConfig } from './v1-schema.js';
 export type { V1AgentInfo } from './agent-schema.js';
-import type { V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState } from './v1-schema.js';
+import type { V1AgentAcknowledgements, V1Id, V1Resource, V1Attribute, V1FrameworkInfo, V1TaskInfo, V1TaskStatus, V1TaskState } from './v1-schema.js';
 import type { V1AgentInfo } from './agent-schema.js';
 import { fillTaskDefaults, type V1TaskDefaults } from './task-defaults.js';
 
@@ -60,6 +60,24 @@ export interface StatusUpdateGroup {
 export function agentUpdateCall(groups: StatusUpdateGroup[], grouped: boolean): Record<string, unknown> {
   if (grouped) return { type: 'UPDATE', update: { frameworks: groups } };
   return { type: 'UPDATE', update: { updates: groups.flatMap((g) => g.statuses.map((status) => ({ framework_id: g.framework_id, status }))) } };
+}
+
+/** An acknowledgement that names its agent, as ACKNOWLEDGE and the flat ACKNOWLEDGE_BATCH carry it. */
+export interface GroupableAck {
+  agent_id: V1Id;
+  task_id: V1Id;
+  uuid: string;
+}
+
+/** Acknowledgements grouped by the agent they name, each agent named once (GROUPED_ACKNOWLEDGEMENTS). */
+export function groupAcknowledgementsByAgent(acks: readonly GroupableAck[]): V1AgentAcknowledgements[] {
+  const groups = new Map<string, V1AgentAcknowledgements>();
+  for (const a of acks) {
+    let g = groups.get(a.agent_id.value);
+    if (!g) groups.set(a.agent_id.value, (g = { agent_id: a.agent_id, acknowledgements: [] }));
+    g.acknowledgements.push({ task_id: a.task_id, uuid: a.uuid });
+  }
+  return [...groups.values()];
 }
 
 export type SchedulerEvent =
