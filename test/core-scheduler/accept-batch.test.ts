@@ -52,6 +52,35 @@ const schedulerCalls = async (url: string, type: string): Promise<number> => {
   return Number(new RegExp(`scheduler_calls_total\\{type="${type}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
 };
 
+/** POST an ACCEPT_BATCH whose task_defaults are 1 CPU, 64 MB and `sleep 1000`. */
+const postWithDefaults = (fw: TestFramework, role: string, accepts: unknown[]): Promise<{ status: number; json: Record<string, unknown> }> =>
+  post(
+    master!.url,
+    { type: 'ACCEPT_BATCH', framework_id: { value: fw.id }, accept_batch: { task_defaults: { resources: resourcesJson('cpus:1;mem:64', role), command: { value: 'sleep 1000' } }, accepts } },
+    fw.client.conn.streamId!,
+  );
+
+/** The tasks the agents were sent, once `count` of them have arrived. */
+async function launchedTasks(sims: SimAgent[], count: number): Promise<Map<string, V1TaskInfo>> {
+  const launched = new Map<string, V1TaskInfo>();
+  await until(() => {
+    for (const sim of sims) for (const e of sim.received) if (e.type === 'LAUNCH') for (const t of e.launch.tasks) launched.set(t.task_id.value, t);
+    return launched.size === count;
+  });
+  return launched;
+}
+
+/** The master's tasks, as GET_TASKS lists them. */
+async function masterTasks(): Promise<Array<{ task_id: { value: string }; name: string; agent_id: { value: string }; resources: V1TaskInfo['resources'] }>> {
+  const ops = new OperatorClient({ master: master!.url });
+  try {
+    return (await ops.call<{ get_tasks: { tasks: Array<{ task_id: { value: string }; name: string; agent_id: { value: string }; resources: V1TaskInfo['resources'] }> } }>('GET_TASKS')).get_tasks
+      .tasks;
+  } finally {
+    await ops.close();
+  }
+}
+
 describe('ACCEPT_BATCH: many ACCEPTs in one call, each on its own', () => {
   it('applies each entry as its own ACCEPT and answers, in order, which were refused and why', async () => {
     const { fw, offers } = await cluster(2);
@@ -135,27 +164,12 @@ describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => 
     const role = a.allocation_info.role;
     const bare = (offer: V1Offer, id: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({ name: id, task_id: { value: id }, agent_id: offer.agent_id, ...more });
     const docker = { container: { type: 'DOCKER', docker: { image: 'busybox' } } };
-    const r = await post(
-      master!.url,
-      {
-        type: 'ACCEPT_BATCH',
-        framework_id: { value: fw.id },
-        accept_batch: {
-          task_defaults: { resources: resourcesJson('cpus:1;mem:64', role), command: { value: 'sleep 1000' } },
-          accepts: [
-            { offer_ids: [a.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(a, 'plain'), bare(a, 'bigger', { resources: resourcesJson('cpus:1;mem:512', role) })] } }] },
-            { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(b, 'own-command', { command: { value: 'echo hi' } }), bare(b, 'image', docker)] } }] },
-          ],
-        },
-      },
-      fw.client.conn.streamId!,
-    );
+    const r = await postWithDefaults(fw, role, [
+      { offer_ids: [a.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(a, 'plain'), bare(a, 'bigger', { resources: resourcesJson('cpus:1;mem:512', role) })] } }] },
+      { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [bare(b, 'own-command', { command: { value: 'echo hi' } }), bare(b, 'image', docker)] } }] },
+    ]);
     expect(r.json).toEqual({ accept_batch: { results: [{ accepted: true }, { accepted: true }] } });
-    const launched = new Map<string, V1TaskInfo>();
-    await until(() => {
-      for (const sim of sims) for (const e of sim.received) if (e.type === 'LAUNCH') for (const t of e.launch.tasks) launched.set(t.task_id.value, t);
-      return launched.size === 4;
-    });
+    const launched = await launchedTasks(sims, 4);
     const mem = (t: V1TaskInfo | undefined): number | undefined => t?.resources.find((x) => x.name === 'mem')?.scalar?.value;
     expect(mem(launched.get('plain'))).toBe(64);
     expect(launched.get('plain')!.command).toEqual({ value: 'sleep 1000' });
@@ -166,14 +180,8 @@ describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => 
     expect(launched.get('image')!.command).toBeUndefined();
     expect(mem(launched.get('image'))).toBe(64);
     // The master's tasks hold their own resources, the defaults' or their own.
-    const ops = new OperatorClient({ master: master!.url });
-    try {
-      const { tasks } = (await ops.call<{ get_tasks: { tasks: Array<{ task_id: { value: string }; resources: V1TaskInfo['resources'] }> } }>('GET_TASKS')).get_tasks;
-      const held = Object.fromEntries(tasks.map((t) => [t.task_id.value, t.resources.find((x) => x.name === 'mem')?.scalar?.value]));
-      expect(held).toEqual({ plain: 64, bigger: 512, 'own-command': 64, image: 64 });
-    } finally {
-      await ops.close();
-    }
+    const held = Object.fromEntries((await masterTasks()).map((t) => [t.task_id.value, t.resources.find((x) => x.name === 'mem')?.scalar?.value]));
+    expect(held).toEqual({ plain: 64, bigger: 512, 'own-command': 64, image: 64 });
   });
 
   it('refuses malformed task_defaults with a 400 that names them, and nothing is launched', async () => {
@@ -216,7 +224,7 @@ describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => 
 });
 
 /** A master that serves SUBSCRIBE (announcing `capabilities`), answers every ACCEPT_BATCH entry as accepted and every other call with 202, keeping the bodies. */
-async function fakeMaster(
+async function startFakeMaster(
   capabilities: string[],
 ): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>>; ackBatches: Array<Record<string, unknown>>; sizes: Map<string, number> }> {
   const batches: Array<Record<string, unknown>> = [];
@@ -252,7 +260,8 @@ async function fakeMaster(
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches, ackBatches, sizes };
 }
 
-describe('the scheduler client and task_defaults', () => {
+/** Fake masters for one describe block, each closed after its test. */
+function fakeMastersClosedAfterEach(): typeof startFakeMaster {
   const servers: Server[] = [];
   afterEach(async () => {
     for (const s of servers.splice(0)) {
@@ -260,6 +269,15 @@ describe('the scheduler client and task_defaults', () => {
       await new Promise<void>((r) => s.close(() => r()));
     }
   });
+  return async (capabilities) => {
+    const fake = await startFakeMaster(capabilities);
+    servers.push(fake.server);
+    return fake;
+  };
+}
+
+describe('the scheduler client and task_defaults', () => {
+  const fakeMaster = fakeMastersClosedAfterEach();
 
   const operations = (agent: string, ids: string[], resources: V1TaskInfo['resources']): V1Operation[] => [
     { type: 'LAUNCH', launch: { task_infos: ids.map((id) => ({ name: id, task_id: { value: id }, agent_id: { value: agent }, resources, command: { value: 'sleep 1000' } })) } },
@@ -268,7 +286,6 @@ describe('the scheduler client and task_defaults', () => {
   it('sends what the tasks of a batch share once, to a master that announces TASK_DEFAULTS, and in full to one that does not', async () => {
     for (const announced of [true, false]) {
       const fake = await fakeMaster(announced ? ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'] : ['GROUPED_STATUS_UPDATES']);
-      servers.push(fake.server);
       const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'defaults' } });
       try {
         await client.subscribe();
@@ -301,42 +318,21 @@ describe('implied task fields and grouped acknowledgements, against the master',
     const { fw, offers, sims } = await cluster(2);
     const [a, b] = offers as [V1Offer, V1Offer];
     const role = a.allocation_info.role;
-    const r = await post(
-      master!.url,
-      {
-        type: 'ACCEPT_BATCH',
-        framework_id: { value: fw.id },
-        accept_batch: {
-          task_defaults: { resources: resourcesJson('cpus:1;mem:64', role), command: { value: 'sleep 1000' } },
-          accepts: [
-            { offer_ids: [a.id], agent_id: a.agent_id, operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i1' } }, { task_id: { value: 'i2' }, name: 'web server' }] } }] },
-            // An entry without agent_id: its tasks name their agent, as in a plain ACCEPT.
-            { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i3' }, agent_id: b.agent_id }] } }] },
-          ],
-        },
-      },
-      fw.client.conn.streamId!,
-    );
+    const r = await postWithDefaults(fw, role, [
+      { offer_ids: [a.id], agent_id: a.agent_id, operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i1' } }, { task_id: { value: 'i2' }, name: 'web server' }] } }] },
+      // An entry without agent_id: its tasks name their agent, as in a plain ACCEPT.
+      { offer_ids: [b.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 'i3' }, agent_id: b.agent_id }] } }] },
+    ]);
     expect(r.json).toEqual({ accept_batch: { results: [{ accepted: true }, { accepted: true }] } });
-    const launched = new Map<string, V1TaskInfo>();
-    await until(() => {
-      for (const sim of sims) for (const e of sim.received) if (e.type === 'LAUNCH') for (const t of e.launch.tasks) launched.set(t.task_id.value, t);
-      return launched.size === 3;
-    });
+    const launched = await launchedTasks(sims, 3);
     expect(launched.get('i1')).toMatchObject({ name: 'i1', agent_id: a.agent_id });
     expect(launched.get('i2')).toMatchObject({ name: 'web server', agent_id: a.agent_id });
     expect(launched.get('i3')).toMatchObject({ name: 'i3', agent_id: b.agent_id });
-    const ops = new OperatorClient({ master: master!.url });
-    try {
-      const { tasks } = (await ops.call<{ get_tasks: { tasks: Array<{ task_id: { value: string }; name: string; agent_id: { value: string } }> } }>('GET_TASKS')).get_tasks;
-      expect(Object.fromEntries(tasks.map((t) => [t.task_id.value, [t.name, t.agent_id.value]]))).toEqual({
-        i1: ['i1', a.agent_id.value],
-        i2: ['web server', a.agent_id.value],
-        i3: ['i3', b.agent_id.value],
-      });
-    } finally {
-      await ops.close();
-    }
+    expect(Object.fromEntries((await masterTasks()).map((t) => [t.task_id.value, [t.name, t.agent_id.value]]))).toEqual({
+      i1: ['i1', a.agent_id.value],
+      i2: ['web server', a.agent_id.value],
+      i3: ['i3', b.agent_id.value],
+    });
   });
 
   it("refuses a malformed entry agent_id with a 400 that names it; an agent other than the offers' fails that entry alone", async () => {
@@ -419,13 +415,7 @@ describe('implied task fields and grouped acknowledgements, against the master',
 });
 
 describe('the scheduler client: implied task fields and grouped acknowledgements', () => {
-  const servers: Server[] = [];
-  afterEach(async () => {
-    for (const s of servers.splice(0)) {
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
-  });
+  const fakeMaster = fakeMastersClosedAfterEach();
   const ALL = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS', 'IMPLIED_TASK_FIELDS', 'GROUPED_ACKNOWLEDGEMENTS'];
   const OLDER = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS'];
 
@@ -433,7 +423,6 @@ describe('the scheduler client: implied task fields and grouped acknowledgements
     const bytesPerTask: number[] = [];
     for (const caps of [ALL, OLDER]) {
       const fake = await fakeMaster(caps);
-      servers.push(fake.server);
       const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'implied' } });
       try {
         await client.subscribe();
@@ -476,7 +465,6 @@ describe('the scheduler client: implied task fields and grouped acknowledgements
   it('groups the acknowledgements of one turn by agent, only to a master that announces GROUPED_ACKNOWLEDGEMENTS', async () => {
     for (const caps of [ALL, OLDER]) {
       const fake = await fakeMaster(caps);
-      servers.push(fake.server);
       const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'acks' } });
       try {
         await client.subscribe();

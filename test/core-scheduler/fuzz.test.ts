@@ -8,6 +8,10 @@ import { SimAgent } from '../../core-scheduler/src/sim/sim-agent.js';
 function seeds(fwId: string, agentId: string): Array<{ path: string; body: Record<string, unknown> }> {
   const res = resourcesJson('cpus:1;mem:64');
   const task = { name: 't', task_id: { value: 't' }, agent_id: { value: agentId }, resources: res, command: { value: 'true' } };
+  const acceptBatchWithDefaults = (accepts: unknown[]) => ({
+    path: '/api/v1/scheduler',
+    body: { type: 'ACCEPT_BATCH', framework_id: { value: fwId }, accept_batch: { task_defaults: { resources: res, command: { value: 'true' } }, accepts } },
+  });
   return [
     { path: '/api/v1/scheduler', body: { type: 'SUBSCRIBE', subscribe: { framework_info: { user: 'u', name: 'fuzz', roles: ['*'] } } } },
     {
@@ -32,34 +36,11 @@ function seeds(fwId: string, agentId: string): Array<{ path: string; body: Recor
         accept_batch: { accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [task] } }] }, { offer_ids: [{ value: 'p' }] }] },
       },
     },
-    {
-      path: '/api/v1/scheduler',
-      body: {
-        type: 'ACCEPT_BATCH',
-        framework_id: { value: fwId },
-        accept_batch: {
-          task_defaults: { resources: res, command: { value: 'true' } },
-          accepts: [{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't', task_id: { value: 't' }, agent_id: { value: agentId } }, task] } }] }],
-        },
-      },
-    },
-    {
-      path: '/api/v1/scheduler',
-      body: {
-        type: 'ACCEPT_BATCH',
-        framework_id: { value: fwId },
-        accept_batch: {
-          task_defaults: { resources: res, command: { value: 'true' } },
-          accepts: [
-            {
-              offer_ids: [{ value: 'o' }],
-              agent_id: { value: agentId },
-              operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 't' } }, { task_id: { value: 'u' }, name: 'n' }] } }],
-            },
-          ],
-        },
-      },
-    },
+    // With task defaults: tasks in full and filled in; then with an entry's agent and implied names.
+    acceptBatchWithDefaults([{ offer_ids: [{ value: 'o' }], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't', task_id: { value: 't' }, agent_id: { value: agentId } }, task] } }] }]),
+    acceptBatchWithDefaults([
+      { offer_ids: [{ value: 'o' }], agent_id: { value: agentId }, operations: [{ type: 'LAUNCH', launch: { task_infos: [{ task_id: { value: 't' } }, { task_id: { value: 'u' }, name: 'n' }] } }] },
+    ]),
     {
       path: '/api/v1/scheduler',
       body: {
