@@ -147,7 +147,15 @@ export class SchedulerClient {
         for (const p of batch) this.call('ACCEPT', 'accept', p.accept).then(p.resolve, p.reject);
         continue;
       }
-      this.call('ACCEPT_BATCH', 'accept_batch', this.acceptBatch(batch.map((p) => p.accept))).then(
+      let body: ReturnType<typeof acceptBatchBody>;
+      try {
+        body = this.acceptBatch(batch.map((p) => p.accept));
+      } catch {
+        // An ACCEPT malformed by an untyped caller: each goes on its own, for the master to answer.
+        for (const p of batch) this.call('ACCEPT', 'accept', p.accept).then(p.resolve, p.reject);
+        continue;
+      }
+      this.call('ACCEPT_BATCH', 'accept_batch', body).then(
         (answer) => {
           const results = (answer as { accept_batch?: { results?: V1AcceptResult[] } } | undefined)?.accept_batch?.results ?? [];
           batch.forEach((p, k) => {

@@ -66,8 +66,10 @@ export function omitImpliedTaskFields(operations: readonly V1Operation[]): { age
   const oneAgent = agentId !== undefined && tasks.every((t) => t.agent_id?.value === agentId.value);
   const omit = (t: V1TaskInfo): V1TaskInfo => {
     const out: Record<string, unknown> = {};
+    // A malformed task (from an untyped caller) goes as given, for the master to word what is wrong.
+    const id = (t.task_id as V1TaskInfo['task_id'] | undefined)?.value;
     for (const k in t) {
-      if ((oneAgent && k === 'agent_id') || (k === 'name' && t.name === t.task_id.value)) continue;
+      if ((oneAgent && k === 'agent_id') || (k === 'name' && id !== undefined && t.name === id)) continue;
       out[k] = (t as Record<string, unknown>)[k];
     }
     return out as V1TaskInfo;

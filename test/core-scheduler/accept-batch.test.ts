@@ -226,16 +226,18 @@ describe("ACCEPT_BATCH's task_defaults: what the tasks share, sent once", () => 
 /** A master that serves SUBSCRIBE (announcing `capabilities`), answers every ACCEPT_BATCH entry as accepted and every other call with 202, keeping the bodies. */
 async function startFakeMaster(
   capabilities: string[],
-): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>>; ackBatches: Array<Record<string, unknown>>; sizes: Map<string, number> }> {
+): Promise<{ server: Server; url: string; batches: Array<Record<string, unknown>>; ackBatches: Array<Record<string, unknown>>; sizes: Map<string, number>; types: string[] }> {
   const batches: Array<Record<string, unknown>> = [];
   const ackBatches: Array<Record<string, unknown>> = [];
   const sizes = new Map<string, number>();
+  const types: string[] = [];
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       const call = JSON.parse(body) as { type: string; accept_batch?: { accepts: unknown[] }; acknowledge_batch?: Record<string, unknown> };
       sizes.set(call.type, (sizes.get(call.type) ?? 0) + Buffer.byteLength(body));
+      types.push(call.type);
       if (call.type === 'ACKNOWLEDGE_BATCH') ackBatches.push(call.acknowledge_batch!);
       if (call.type === 'SUBSCRIBE') {
         const event = JSON.stringify({
@@ -257,7 +259,7 @@ async function startFakeMaster(
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches, ackBatches, sizes };
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, batches, ackBatches, sizes, types };
 }
 
 /** Fake masters for one describe block, each closed after its test. */
@@ -460,6 +462,20 @@ describe('the scheduler client: implied task fields and grouped acknowledgements
     }
     // The agent id was most of a task's bytes.
     expect(bytesPerTask[0]!).toBeLessThan(bytesPerTask[1]! * 0.6);
+  });
+
+  it("sends the ACCEPTs of a turn one by one when one is malformed (an untyped caller's), for the master to answer each", async () => {
+    const fake = await fakeMaster(ALL);
+    const client = new SchedulerClient({ master: fake.url, framework: { user: 'u', name: 'untyped' } });
+    try {
+      await client.subscribe();
+      await Promise.all([client.accept(['o1'], null as unknown as V1Operation[]), client.accept(['o2'], [])]);
+      expect(fake.types.filter((t) => t.startsWith('ACCEPT'))).toEqual(['ACCEPT', 'ACCEPT']);
+      await Promise.all([client.accept(['o3'], []), client.accept(['o4'], [])]);
+      expect(fake.types.filter((t) => t.startsWith('ACCEPT'))).toEqual(['ACCEPT', 'ACCEPT', 'ACCEPT_BATCH']);
+    } finally {
+      await client.close();
+    }
   });
 
   it('groups the acknowledgements of one turn by agent, only to a master that announces GROUPED_ACKNOWLEDGEMENTS', async () => {

@@ -95,6 +95,9 @@ describe('implied task fields', () => {
     const { agentId, operations } = omitImpliedTaskFields([{ type: 'LAUNCH', launch: { task_infos: [task('a'), task('b', { agent_id: { value: 'a2' } })] } }]);
     expect(agentId).toBeUndefined();
     expect(operations[0]!.launch!.task_infos.map((t) => t.agent_id?.value)).toEqual(['a1', 'a2']);
+    // A task without an id (an untyped caller) is sent as given: the master words what is wrong.
+    const broken = { name: 'x', agent_id: { value: 'a1' } } as unknown as V1TaskInfo;
+    expect(omitImpliedTaskFields([{ type: 'LAUNCH', launch: { task_infos: [broken] } }]).operations[0]!.launch!.task_infos).toEqual([{ name: 'x' }]);
     const noId: Record<string, unknown> = { task_id: 'not-an-id' };
     fillImpliedTaskFields(noId, undefined);
     expect(noId).toEqual({ task_id: 'not-an-id' });
