@@ -313,11 +313,11 @@ export type V1AgentAcknowledgements = z.infer<typeof agentAcknowledgementsSchema
 /** ACKNOWLEDGE_BATCH's body: acknowledgements each naming its agent, or grouped by agent, or both; 1 to MAX_ACKNOWLEDGEMENTS in all. */
 const acknowledgeBatchSchema = z
   .object({ acknowledgements: z.array(acknowledgementSchema).max(MAX_ACKNOWLEDGEMENTS).optional(), agents: z.array(agentAcknowledgementsSchema).max(MAX_ACKNOWLEDGEMENTS).optional() })
-  .refine((b) => (b.acknowledgements?.length ?? 0) + (b.agents ?? []).reduce((n, a) => n + a.acknowledgements.length, 0) >= 1, 'at least one acknowledgement is required')
-  .refine(
-    (b) => (b.acknowledgements?.length ?? 0) + (b.agents ?? []).reduce((n, a) => n + a.acknowledgements.length, 0) <= MAX_ACKNOWLEDGEMENTS,
-    `at most ${MAX_ACKNOWLEDGEMENTS} acknowledgements in all`,
-  );
+  .superRefine((b, ctx) => {
+    const total = (b.acknowledgements?.length ?? 0) + (b.agents ?? []).reduce((n, a) => n + a.acknowledgements.length, 0);
+    if (total < 1) ctx.addIssue({ code: 'custom', message: 'at least one acknowledgement is required' });
+    if (total > MAX_ACKNOWLEDGEMENTS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_ACKNOWLEDGEMENTS} acknowledgements in all` });
+  });
 
 const schedulerCalls = z.discriminatedUnion('type', [
   z.object({ type: z.literal('SUBSCRIBE'), framework_id: idSchema.optional(), subscribe: z.object({ framework_info: frameworkInfoSchema, suppressed_roles: z.array(roleSchema).optional() }) }),
