@@ -8,8 +8,10 @@
  * does, and each event the master sends encoded as RecordIO, as over the
  * wire. The bodies are those corral's own clients send to this master: task
  * defaults and implied task fields in the ACCEPT_BATCH, acknowledgements
- * grouped by agent; `--plain` sends them without these shorthands (full
- * tasks, flat acknowledgements), to measure what the shorthands save. It prints CPU per
+ * grouped by agent; and the framework's stream carries update batches, as
+ * the scheduler client asks. `--plain` does without these shorthands (full
+ * tasks, flat acknowledgements, one UPDATE record a task), to measure what
+ * they save. It prints CPU per
  * task for each step, the bytes per task of each step's calls, and the heap
  * the master keeps per task, the figure that decides how much every
  * young-generation collection copies. Compare the CPU with the master's
@@ -37,6 +39,7 @@ import { AGENT_CAPABILITIES, agentUpdateCall, groupAcknowledgementsByAgent, type
 import type { V1Accept, V1AgentAcknowledgements } from '../contracts/v1/v1-schema.js';
 import { acceptBatchBody } from '../contracts/v1/task-defaults.js';
 import { applyAcceptBatchDefaults } from '../core-scheduler/src/master/http/accept-batch-defaults.js';
+import { batchUpdateEvents } from '../contracts/v1/update-batch.js';
 import { flag, jsonOutput, printFigures, type Figure } from './volume-common.js';
 
 const AGENTS = flag('--agents', 10_000, { whole: true, min: 1 });
@@ -49,24 +52,29 @@ const ACCEPT_BATCH = 64;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** An outbox that encodes what it is given, as a stream would, and hands the events on. */
+/**
+ * An outbox that encodes what it is given, as a stream would (with `encodeAll`, as the
+ * framework's stream turns a burst into records), counts the bytes and hands the events on.
+ */
 let outboxes = 0;
-function encodingOutbox<E>(sink: (e: E) => void): Outbox<E> {
-  return {
+function encodingOutbox<E>(sink: (e: E) => void, encodeAll: (es: E[]) => unknown[] = (es) => es): Outbox<E> & { bytes: number } {
+  const outbox = {
     id: `bench-${++outboxes}`,
     isOpen: true,
-    send(e) {
-      encodeRecord(e);
+    bytes: 0,
+    send(e: E) {
+      outbox.bytes += encodeRecord(e).length;
       sink(e);
       return true;
     },
-    sendAll(es) {
-      es.map(encodeRecord).join('');
+    sendAll(es: E[]) {
+      outbox.bytes += encodeAll(es).map(encodeRecord).join('').length;
       for (const e of es) sink(e);
       return true;
     },
     close() {},
   };
+  return outbox;
 }
 
 const cpuMicros = (): number => {
@@ -104,7 +112,9 @@ async function main(): Promise<void> {
     }
     let events: SchedulerEvent[] = [];
     const f = await shell.run((core) => core.frameworkManager.subscribe({ user: 'bench', name: 'master-per-task', failover_timeout: 3600 }, undefined, undefined, undefined));
-    const fconn = shell.open(encodingOutbox<SchedulerEvent>((e) => events.push(e)));
+    // corral's scheduler client asks for update batches; `--plain` streams plain UPDATEs, as to any other framework.
+    const frameworkOutbox = encodingOutbox<SchedulerEvent>((e) => events.push(e), PLAIN ? undefined : batchUpdateEvents);
+    const fconn = shell.open(frameworkOutbox);
     shell.fire((core) => core.frameworkManager.attach(f, fconn, 'bench-stream'));
     shell.fire((core) => core.offerManager.allocate());
     const offers: V1Offer[] = events.flatMap((e) => (e.type === 'OFFERS' ? e.offers.offers : []));
@@ -150,6 +160,7 @@ async function main(): Promise<void> {
     });
     launches.clear();
     events = [];
+    const streamBytesBefore = frameworkOutbox.bytes;
     await step('agent UPDATE → UPDATE events to the framework', updateBodies, (call) => {
       if (!isQuickAgentCall('UPDATE', call)) throw new Error('UPDATE body not in its plain shape');
       const { agent_id, update } = call as { agent_id: { value: string }; update: { frameworks: StatusUpdateGroup[] } };
@@ -159,6 +170,7 @@ async function main(): Promise<void> {
         core.taskManager.fromAgent(a, update.frameworks);
       });
     });
+    const updateEventBytes = frameworkOutbox.bytes - streamBytesBefore;
     const updates = events.flatMap((e) => (e.type === 'UPDATE' ? [e.update.status] : []));
     if (updates.length !== TASKS) throw new Error(`expected ${TASKS} updates, got ${updates.length}`);
 
@@ -196,6 +208,7 @@ async function main(): Promise<void> {
     const figures: Figure[] = [
       ...steps.map((s) => ({ what: `CPU per task: ${s.step}`, corral: `${(s.micros / TASKS).toFixed(1)} µs`, peer: '—', goal: '—', verdict: '—' })),
       ...steps.map((s) => ({ what: `call bytes per task: ${s.step.split(' ')[0]}`, corral: `${(s.bytes / TASKS).toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' })),
+      { what: `event bytes per task: the framework's UPDATE${PLAIN ? '' : '_BATCH'} records`, corral: `${(updateEventBytes / TASKS).toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' },
       // 20,000 tasks/s on one core leaves 50 µs per task for everything, node:http and the sockets included.
       { what: 'CPU per task, all three steps (no HTTP)', corral: `${(total / TASKS).toFixed(1)} µs`, peer: '—', goal: '— (50 µs per task is 20,000/s on one core, HTTP included)', verdict: '—' },
       { what: 'heap the master keeps per RUNNING task', corral: `${keptPerTask.toFixed(0)} B`, peer: '—', goal: '—', verdict: '—' },

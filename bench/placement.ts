@@ -27,6 +27,7 @@ import { parseResources } from '../core-scheduler/src/resources/parse.js';
 import { MASTER_NODE_FLAGS } from '../core-scheduler/src/master/config.js';
 import type { V1TaskInfo } from '../contracts/v1/v1.js';
 import { flag } from './volume-common.js';
+import { referenceWorkMs } from './machine-speed.js';
 import { createClusterCa, issueCertificate, writeTlsFiles } from '../common/tls/index.js';
 
 /** --tls: a CA, the master's certificate and the fleet's client certificate (its agents use mutual TLS, as real agents do). */
@@ -114,6 +115,7 @@ function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promi
 }
 
 async function main(): Promise<void> {
+  const speedBefore = referenceWorkMs();
   const workDir = mkdtempSync(join(tmpdir(), 'corral-bench-'));
   const port = await freePort();
   const url = `${TLS ? 'https' : 'http'}://127.0.0.1:${port}`;
@@ -328,6 +330,7 @@ async function main(): Promise<void> {
     };
     const split = { master: since(master.pid!, cpu0.master), fleet: since(fleet.pid!, cpu0.fleet), framework: { user: selfCpu.user / 1e6, system: selfCpu.system / 1e6 } };
     const cpu = { master: split.master.user + split.master.system, fleet: split.fleet.user + split.fleet.system, framework: split.framework.user + split.framework.system };
+    const speedAfter = referenceWorkMs();
     if (process.argv.includes('--verbose'))
       console.log('CPU seconds (user / kernel):', Object.fromEntries(Object.entries(split).map(([k, v]) => [k, `${v.user.toFixed(1)} / ${v.system.toFixed(1)}`])));
     const figures = [
@@ -356,6 +359,9 @@ async function main(): Promise<void> {
       // Calls the framework saw fail (a connection cut, an offer already used by a resent call): 0 in a sound run.
       { metric: 'framework calls failed during placement', value: errors.length, unit: 'calls' },
       { metric: 'CPU stolen by the hypervisor during placement (both cores)', value: stolen, unit: 's' },
+      // The machine's speed around the run (bench/machine-speed.ts): the same fixed work, so a slow run on a slow machine shows as such.
+      { metric: 'reference work (fixed JSON, one thread) before the run; lower is faster', value: speedBefore, unit: 'ms' },
+      { metric: 'reference work (fixed JSON, one thread) after the run', value: speedAfter, unit: 'ms' },
       { metric: `agent registration (${AGENTS} agents)`, value: registerSeconds, unit: 's' },
       { metric: `master RSS with ${AGENTS} agents`, value: rssAgents, unit: 'MiB' },
       { metric: `master RSS with ${AGENTS} agents and ${TASKS} tasks`, value: rssTasks, unit: 'MiB', goal: '≤ 1024 MiB' },

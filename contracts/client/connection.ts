@@ -284,20 +284,27 @@ export class V1Connection {
    * the list of masters); `onEvent` gets each record in order; resolves when
    * the stream is open, with `done` settling when it ends.
    */
-  async subscribe(call: unknown, onEvent: (event: Record<string, unknown>) => void): Promise<{ streamId: string; done: Promise<void> }> {
+  async subscribe(call: unknown, onEvent: (event: Record<string, unknown>) => void, extraHeaders?: Record<string, string>): Promise<{ streamId: string; done: Promise<void> }> {
     const body = JSON.stringify(call);
     const generation = this.generation;
-    return viaLeader(this.leader, (url) => this.openStream(url, body, onEvent, generation), { what: `to ${this.opts.path}` });
+    const headers = extraHeaders ? { ...this.headers, ...extraHeaders } : this.headers;
+    return viaLeader(this.leader, (url) => this.openStream(url, body, headers, onEvent, generation), { what: `to ${this.opts.path}` });
   }
 
-  private async openStream(url: string, body: string, onEvent: (event: Record<string, unknown>) => void, generation: number): Promise<{ streamId: string; done: Promise<void> }> {
+  private async openStream(
+    url: string,
+    body: string,
+    headers: Record<string, string>,
+    onEvent: (event: Record<string, unknown>) => void,
+    generation: number,
+  ): Promise<{ streamId: string; done: Promise<void> }> {
     if (this.closed || generation !== this.generation) throw new StreamAborted('event stream closed by the client');
     // The first records may arrive with the headers and be handled before `opened` settles.
     const stream = new StreamHandler(onEvent, (streamId) => ((this.streamId = streamId), (this.streamMaster = url)), url);
     this.stream = stream;
     const dispatcher = this.opts.streamDispatcher ?? this.opts.dispatcher ?? (this.opts.tls ? (this.tlsStreams ??= tlsAgent(this.opts.tls)) : getGlobalDispatcher());
     const { origin, pathname } = new URL(this.opts.path, url);
-    dispatcher.dispatch({ origin, path: pathname, method: 'POST', headers: this.headers, body, bodyTimeout: 0, headersTimeout: 30_000 }, stream);
+    dispatcher.dispatch({ origin, path: pathname, method: 'POST', headers, body, bodyTimeout: 0, headersTimeout: 30_000 }, stream);
     const streamId = await stream.opened;
     return { streamId, done: stream.done };
   }

@@ -4,6 +4,7 @@
  */
 import { groupAcknowledgementsByAgent, hasCapability, type GroupableAck, type SchedulerEvent, type V1FrameworkInfo, type V1Operation, type V1TaskStatus } from '../v1/v1.js';
 import { acceptBatchBody } from '../v1/task-defaults.js';
+import { expandUpdateBatch, UPDATE_BATCHES_HEADER } from '../v1/update-batch.js';
 import { CallError, V1Connection, type ConnectionOptions } from './connection.js';
 import { ErrorCodes, type ErrorCode } from '../errors.js';
 import { MAX_ACCEPTS, MAX_ACKNOWLEDGEMENTS, type V1Accept, type V1AcceptResult } from '../v1/v1-schema.js';
@@ -34,6 +35,13 @@ interface SchedulerClientOptions extends Omit<ConnectionOptions, 'path'> {
    * (default on).
    */
   taskDefaults?: boolean;
+  /**
+   * Ask the master for the updates of one agent call as one UPDATE_BATCH
+   * record (a corral extension, see v1/update-batch.ts; default on). The
+   * client hands on each update as its own UPDATE event either way; a master
+   * that does not know the request header sends plain UPDATEs.
+   */
+  updateBatches?: boolean;
 }
 
 type Ack = { agent_id: V1TaskStatus['agent_id']; task_id: V1TaskStatus['task_id']; uuid: V1TaskStatus['uuid'] };
@@ -71,7 +79,16 @@ export class SchedulerClient {
       ...(this.frameworkId ? { framework_id: { value: this.frameworkId } } : {}),
       subscribe: { framework_info: info, ...(extra.suppressedRoles ? { suppressed_roles: extra.suppressedRoles } : {}) },
     };
-    const { done } = await this.conn.subscribe(call, (raw) => {
+    const deliver = (e: SchedulerEvent): void => {
+      this.opts.onEvent?.(e, this);
+      for (const l of this.listeners) l(e);
+    };
+    const onRecord = (raw: Record<string, unknown>): void => {
+      const updates = expandUpdateBatch(raw);
+      if (updates) {
+        for (const u of updates) deliver(u);
+        return;
+      }
       const e = raw as unknown as SchedulerEvent;
       if (e.type === 'SUBSCRIBED') {
         this.frameworkId = e.subscribed.framework_id.value;
@@ -80,9 +97,9 @@ export class SchedulerClient {
         this.masterGroupsAcks = hasCapability(e.subscribed.master_info, 'GROUPED_ACKNOWLEDGEMENTS');
         resolveSubscribed(this.frameworkId);
       }
-      this.opts.onEvent?.(e, this);
-      for (const l of this.listeners) l(e);
-    });
+      deliver(e);
+    };
+    const { done } = await this.conn.subscribe(call, onRecord, this.opts.updateBatches === false ? undefined : { [UPDATE_BATCHES_HEADER]: '1' });
     this.done = done;
     done.catch(rejectSubscribed);
     return subscribed;

@@ -47,8 +47,10 @@ export const hasCapability = (info: { capabilities?: ReadonlyArray<{ type?: stri
  * its LAUNCH tasks may leave out agent_id and a name equal to their id (see
  * task-defaults.ts). GROUPED_ACKNOWLEDGEMENTS: an ACKNOWLEDGE_BATCH call may
  * group its acknowledgements by agent (`acknowledge_batch.agents`).
+ * UPDATE_BATCHES: a framework that asks for it when it subscribes gets the
+ * updates of one agent call as one UPDATE_BATCH record (see update-batch.ts).
  */
-export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS', 'IMPLIED_TASK_FIELDS', 'GROUPED_ACKNOWLEDGEMENTS'] as const;
+export const MASTER_CAPABILITIES = ['GROUPED_STATUS_UPDATES', 'TASK_DEFAULTS', 'IMPLIED_TASK_FIELDS', 'GROUPED_ACKNOWLEDGEMENTS', 'UPDATE_BATCHES'] as const;
 
 /** An agent's statuses of one framework, as an UPDATE call's `frameworks` form carries them. */
 export interface StatusUpdateGroup {

@@ -51,14 +51,17 @@ export function parseCall<S extends z.ZodType>(text: string, schema: S, types: r
 
 let streams = 0;
 
-/** Open a RecordIO response stream and wrap it as an outbox. */
-export function openStream<E>(ctx: RequestContext, headers: Record<string, string>, onClose: (outbox: Outbox<E>) => void): Outbox<E> {
+/**
+ * Open a RecordIO response stream and wrap it as an outbox; `encodeAll`, if
+ * given, turns each burst of events into the records sent (e.g. update batches).
+ */
+export function openStream<E>(ctx: RequestContext, headers: Record<string, string>, onClose: (outbox: Outbox<E>) => void, encodeAll?: (events: E[]) => unknown[]): Outbox<E> {
   let outbox: Outbox<E> | undefined;
   const stream = new EventStream(ctx.res, { headers, onClose: () => outbox && onClose(outbox) });
   outbox = {
     id: `stream-${++streams}`,
     send: (e) => stream.send(e),
-    sendAll: (es) => stream.sendAll(es),
+    sendAll: encodeAll ? (es) => stream.sendAll(encodeAll(es)) : (es) => stream.sendAll(es),
     close: (last) => stream.end(last),
     get isOpen() {
       return stream.isOpen;

@@ -15,6 +15,7 @@ import { readCall, openStream, streamIdOf, accepted } from './calls.js';
 import { SubscriptionCaps } from './subscription-caps.js';
 import { isQuickSchedulerCall } from '../../../../contracts/v1/v1-fast.js';
 import { applyAcceptBatchDefaults } from './accept-batch-defaults.js';
+import { batchUpdateEvents, UPDATE_BATCHES_HEADER } from '../../../../contracts/v1/update-batch.js';
 
 /** A call's shorthand, completed before it is validated. */
 const expandCall = (type: string, body: Record<string, unknown>): void => {
@@ -49,12 +50,23 @@ async function subscribe(ctx: RequestContext, shell: MasterShell, call: Extract<
   }
   const streamId = randomUUID();
   const conn = shell.open(
-    openStream<SchedulerEvent>(ctx, { 'Mesos-Stream-Id': streamId }, (o) => {
-      shell.closed(o.id);
-      shell.fire((m) => m.frameworkManager.disconnected(f, o.id));
-    }),
+    openStream<SchedulerEvent>(
+      ctx,
+      { 'Mesos-Stream-Id': streamId },
+      (o) => {
+        shell.closed(o.id);
+        shell.fire((m) => m.frameworkManager.disconnected(f, o.id));
+      },
+      asksForUpdateBatches(ctx) ? batchUpdateEvents : undefined,
+    ),
   );
   shell.fire((m) => m.frameworkManager.attach(f, conn, streamId));
+}
+
+/** The SUBSCRIBE request asked for update batches (see update-batch.ts); any other value of the header is plain UPDATEs. */
+function asksForUpdateBatches(ctx: RequestContext): boolean {
+  const h = ctx.req.headers[UPDATE_BATCHES_HEADER];
+  return (Array.isArray(h) ? h[0] : h)?.trim() === '1';
 }
 
 function framework(ctx: RequestContext, m: Master, id: string, principal: string | undefined): FrameworkRecord {
