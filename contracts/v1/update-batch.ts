@@ -21,6 +21,7 @@
  * client expands each batch into the UPDATE events it stands for, in order,
  * so a framework's own code only ever meets UPDATEs.
  */
+import { CorralError } from '../errors.js';
 import type { V1TaskStatus } from './v1-schema.js';
 import type { SchedulerEvent } from './v1.js';
 
@@ -91,11 +92,11 @@ function updateBatch(statuses: readonly V1TaskStatus[]): UpdateBatchEvent {
 export function expandUpdateBatch(record: Record<string, unknown>): SchedulerEvent[] | undefined {
   if (record.type !== 'UPDATE_BATCH') return undefined;
   const batch = record.update_batch as { status_defaults?: unknown; statuses?: unknown } | undefined;
-  if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.statuses)) throw new Error('UPDATE_BATCH record without update_batch.statuses');
+  if (typeof batch !== 'object' || batch === null || !Array.isArray(batch.statuses)) throw new CorralError('MALFORMED_REQUEST', 'UPDATE_BATCH record without update_batch.statuses');
   const defaults = typeof batch.status_defaults === 'object' && batch.status_defaults !== null ? (batch.status_defaults as Record<string, unknown>) : {};
   const events: SchedulerEvent[] = [];
   for (const own of batch.statuses as unknown[]) {
-    if (typeof own !== 'object' || own === null) throw new Error('UPDATE_BATCH record with a status that is not an object');
+    if (typeof own !== 'object' || own === null) throw new CorralError('MALFORMED_REQUEST', 'UPDATE_BATCH record with a status that is not an object');
     // Copied key by key: object spread was three times slower here (a framework expands 100,000 of these at once).
     const status: Record<string, unknown> = {};
     for (const key in defaults) status[key] = defaults[key];

@@ -72,6 +72,7 @@ describe('update batches', () => {
   it('refuses a malformed batch record with a clear error, and leaves every other record to its reader', () => {
     expect(expandUpdateBatch({ type: 'UPDATE', update: { status: status('t') } })).toBeUndefined();
     expect(() => expandUpdateBatch({ type: 'UPDATE_BATCH' })).toThrow(/without update_batch.statuses/);
+    expect(() => expandUpdateBatch({ type: 'UPDATE_BATCH' })).toThrow(expect.objectContaining({ code: 'MALFORMED_REQUEST' }));
     expect(() => expandUpdateBatch({ type: 'UPDATE_BATCH', update_batch: { statuses: {} } })).toThrow(/without update_batch.statuses/);
     expect(() => expandUpdateBatch({ type: 'UPDATE_BATCH', update_batch: { statuses: [null] } })).toThrow(/not an object/);
     // No defaults: each status is taken as it is.
